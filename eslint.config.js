@@ -1,0 +1,18 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', '.penny/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      // Money never passes through a float.
+      'no-restricted-globals': ['error', { name: 'parseFloat', message: 'Money is integer minor units.' }],
+      'no-restricted-properties': ['error', { property: 'toFixed', message: 'Money is integer minor units.' }],
+      'no-warning-comments': ['error', { terms: ['fixme'], location: 'anywhere' }],
+      'max-len': ['error', { code: 120, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true }],
+    },
+  },
+);

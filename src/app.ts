@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { limits, type PennyConfig } from './config.js';
+import { openDatabase, type OpenDatabase } from './db/database.js';
+import { migrate } from './db/migrate.js';
+import { createPool } from './db/pool.js';
+import { buildServer } from './http/server.js';
+import { sealPending } from './ledger/ledger-sealer.js';
+import { LedgerService } from './ledger/ledger-service.js';
+import { resolveOperatorKey } from './operator-key.js';
+import { startWorker, type Worker } from './workers.js';
+
+/** The composition root: configuration, database, migrations, services, HTTP, workers. */
+export interface RunningPenny {
+  readonly server: FastifyInstance;
+  readonly pool: pg.Pool;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startPenny(config: PennyConfig, logger: Logger): Promise<RunningPenny> {
+  const database = await openDatabase(config, { logger, ownsServer: true });
+  let pool: pg.Pool | undefined;
+  try {
+    const migrated = await migrate(database.url, logger);
+    if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'migrations applied');
+    pool = createPool({ connectionString: database.url, sizeMax: config.databasePoolSizeMax });
+    const ledger = new LedgerService(pool);
+    const operatorKey = await resolveOperatorKey(config, logger);
+    const server = buildServer({ pool, logger, ledger, operatorKey, amountMaxMinor: config.amountMaxMinor });
+    const workers = startLedgerWorkers(pool, ledger, config, logger);
+    await server.listen({ port: config.port, host: config.host });
+    return { server, pool, url: database.url, stop: stopper(server, workers, pool, database) };
+  } catch (error) {
+    await pool?.end();
+    await database.close();
+    throw error;
+  }
+}
+
+function startLedgerWorkers(pool: pg.Pool, ledger: LedgerService, config: PennyConfig, logger: Logger): Worker[] {
+  return [
+    startWorker('ledger-sealer', limits.sealIntervalMs,
+      () => sealPending(pool, { logger, anchorFile: config.ledgerAnchorFile }), logger),
+    startWorker('ledger-compaction', limits.compactionIntervalMs, () => ledger.compactBalances(), logger),
+    startWorker('ledger-hold-expiry', limits.holdExpiryIntervalMs, () => ledger.expireDueHolds(), logger),
+  ];
+}
+
+/** In-flight requests finish, workers finish their task, then the pool and the database stop. */
+function stopper(server: FastifyInstance, workers: Worker[], pool: pg.Pool, database: OpenDatabase) {
+  let stopping: Promise<void> | undefined;
+  return () => {
+    stopping ??= (async () => {
+      await server.close();
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await pool.end();
+      await database.close();
+    })();
+    return stopping;
+  };
+}

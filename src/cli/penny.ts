@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { loadConfig } from '../config.js';
+import { PennyError } from '../errors.js';
+import { registerLedgerCommands } from './ledger-commands.js';
+import { registerServeCommands } from './serve-commands.js';
+
+/**
+ * `penny`: thin commands over the services. Exit 0 on success, 1 on a failure it explains,
+ * 2 on wrong usage. Every command honours DATABASE_URL and PENNY_DATA_DIR.
+ */
+const program = new Command('penny')
+  .description('Penny: payments moved correctly, to the penny.')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerServeCommands(program);
+registerLedgerCommands(program);
+
+try {
+  loadConfig();
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = exitCodeFor(error);
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
+    return 2;
+  }
+  if (error instanceof PennyError) {
+    process.stderr.write(`penny: ${error.message}\n`);
+    return 1;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`penny: ${message}\n`);
+  return 1;
+}

@@ -1,0 +1,141 @@
+import path from 'node:path';
+import { PennyError } from './errors.js';
+
+/**
+ * Configuration comes from environment variables, validated once at start. A bad value stops
+ * Penny with a message naming the variable. Every limit Penny enforces is named here.
+ */
+export interface PennyConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string | undefined;
+  readonly dataDirectory: string;
+  readonly embeddedPostgresPort: number;
+  readonly embeddedPostgresDirectory: string;
+  readonly operatorKey: string | undefined;
+  readonly logLevel: string;
+  readonly ledgerAnchorFile: string | undefined;
+  readonly amountMaxMinor: bigint;
+  readonly databasePoolSizeMax: number;
+}
+
+/** Bounds that are not configurable: each says what it bounds and why it is this size. */
+export const limits = {
+  /** Merchant API bodies (decisions.md). */
+  requestBodyBytesMax: 1024 * 1024,
+  /** The ledger batch endpoint carries up to 1,000 entries. */
+  ledgerBatchBodyBytesMax: 16 * 1024 * 1024,
+  ledgerBatchEntriesMax: 1000,
+  ledgerPostingsPerEntryMax: 100,
+  listPageSizeMax: 100,
+  listPageSizeDefault: 10,
+  metadataKeysMax: 50,
+  metadataKeyLengthMax: 40,
+  metadataValueLengthMax: 500,
+  descriptionLengthMax: 1000,
+  externalReferenceLengthMax: 255,
+  accountCodeLengthMax: 255,
+  sealBatchEntriesMax: 1000,
+  sealIntervalMs: 500,
+  compactionBatchDeltasMax: 5000,
+  compactionIntervalMs: 1000,
+  holdExpiryBatchMax: 100,
+  holdExpiryIntervalMs: 1000,
+  /** Verification reports entries left unsealed longer than this as a failure of the sealer. */
+  sealLagSecondsMax: 30,
+  shutdownGraceMs: 10_000,
+} as const;
+
+export const amountMaxSafeMinor = BigInt(Number.MAX_SAFE_INTEGER);
+
+type Environment = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(environment: Environment = process.env): PennyConfig {
+  const dataDirectory = path.resolve(environment.PENNY_DATA_DIR || './.penny');
+  return {
+    port: readPort(environment, 'PORT', 4242),
+    host: readNonEmpty(environment, 'HOST', '127.0.0.1'),
+    databaseUrl: readDatabaseUrl(environment, 'DATABASE_URL'),
+    dataDirectory,
+    embeddedPostgresPort: readPort(environment, 'PENNY_PG_PORT', 54329),
+    embeddedPostgresDirectory: path.resolve(
+      environment.PENNY_PG_DIR || path.join(dataDirectory, 'postgres'),
+    ),
+    operatorKey: readOperatorKey(environment),
+    logLevel: readLogLevel(environment),
+    ledgerAnchorFile: environment.PENNY_LEDGER_ANCHOR_FILE || undefined,
+    amountMaxMinor: readAmountMax(environment),
+    databasePoolSizeMax: readInteger(environment, 'PENNY_DB_POOL_SIZE', 8, { min: 1, max: 100 }),
+  };
+}
+
+export function configError(variable: string, message: string): PennyError {
+  return new PennyError({
+    code: 'invalid_configuration',
+    param: variable,
+    message: `${variable}: ${message}`,
+  });
+}
+
+function readPort(environment: Environment, name: string, fallback: number): number {
+  return readInteger(environment, name, fallback, { min: 0, max: 65535 });
+}
+
+function readInteger(
+  environment: Environment,
+  name: string,
+  fallback: number,
+  range: { min: number; max: number },
+): number {
+  const raw = environment[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw configError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < range.min || value > range.max) {
+    throw configError(name, `must be between ${range.min} and ${range.max}, got ${raw}`);
+  }
+  return value;
+}
+
+function readNonEmpty(environment: Environment, name: string, fallback: string): string {
+  const raw = environment[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw.trim() !== raw) throw configError(name, 'must not start or end with spaces');
+  return raw;
+}
+
+function readDatabaseUrl(environment: Environment, name: string): string | undefined {
+  const raw = environment[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^postgres(ql)?:\/\//.test(raw)) {
+    throw configError(name, 'must be a postgres:// or postgresql:// connection URL');
+  }
+  return raw;
+}
+
+function readOperatorKey(environment: Environment): string | undefined {
+  const raw = environment.PENNY_OPERATOR_KEY;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 24) throw configError('PENNY_OPERATOR_KEY', 'must be at least 24 characters');
+  return raw;
+}
+
+function readLogLevel(environment: Environment): string {
+  const raw = environment.PENNY_LOG_LEVEL || 'info';
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(raw)) throw configError('PENNY_LOG_LEVEL', `must be one of ${levels.join(', ')}`);
+  return raw;
+}
+
+function readAmountMax(environment: Environment): bigint {
+  const raw = environment.PENNY_AMOUNT_MAX_MINOR;
+  if (raw === undefined || raw === '') return amountMaxSafeMinor;
+  if (!/^[1-9]\d*$/.test(raw)) {
+    throw configError('PENNY_AMOUNT_MAX_MINOR', `must be a positive whole number, got "${raw}"`);
+  }
+  const value = BigInt(raw);
+  if (value > amountMaxSafeMinor) {
+    throw configError('PENNY_AMOUNT_MAX_MINOR', `must be at most ${amountMaxSafeMinor}`);
+  }
+  return value;
+}

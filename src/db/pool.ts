@@ -1,0 +1,113 @@
+import pg from 'pg';
+
+/**
+ * One pg pool per process. BIGINT (int8) and NUMERIC come back as bigint, so money never passes
+ * through a float; SQL sums are NUMERIC, so they are parsed the same way.
+ */
+const int8Oid = 20;
+const numericOid = 1700;
+const timestamptzOid = 1184;
+
+export function parseBigint(text: string): bigint {
+  return BigInt(text);
+}
+
+function parseNumeric(text: string): bigint {
+  if (!/^-?\d+$/.test(text)) throw new Error(`NUMERIC value ${text} is not a whole number`);
+  return BigInt(text);
+}
+
+const bigintTypes = {
+  getTypeParser(oid: number, format?: string) {
+    if (oid === int8Oid) return parseBigint;
+    if (oid === numericOid) return parseNumeric;
+    if (oid === timestamptzOid) return toIsoTimestamp;
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+} as pg.CustomTypesConfig;
+
+/**
+ * Timestamps stay strings, so PostgreSQL's microseconds survive (a JS Date keeps milliseconds).
+ * Sessions run in UTC, so the text is `2026-01-31 12:00:00.123456+00`; we answer ISO 8601.
+ */
+export function toIsoTimestamp(text: string): string {
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(\.\d+)?\+00$/.exec(text);
+  if (match === null) throw new Error(`unexpected timestamp text from PostgreSQL: ${text}`);
+  const fraction = (match[3] ?? '.').slice(1).padEnd(6, '0');
+  return `${match[1]}T${match[2]}.${fraction}Z`;
+}
+
+export interface PoolOptions {
+  readonly connectionString: string;
+  readonly sizeMax: number;
+  readonly applicationName?: string;
+}
+
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.sizeMax,
+    types: bigintTypes,
+    application_name: options.applicationName ?? 'penny',
+    options: '-c TimeZone=UTC',
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client that loses its connection emits here; without a listener Node would crash.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export function createClient(connectionString: string): pg.Client {
+  return new pg.Client({
+    connectionString, types: bigintTypes, application_name: 'penny', options: '-c TimeZone=UTC',
+  });
+}
+
+export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
+
+/** Runs `work` in one transaction on one connection; rolls back on any error. */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Rewrites the database name of a connection URL. */
+export function withDatabase(connectionString: string, database: string): string {
+  const url = new URL(connectionString);
+  url.pathname = `/${encodeURIComponent(database)}`;
+  return url.toString();
+}
+
+export async function ensureDatabase(serverUrl: string, database: string): Promise<void> {
+  const client = createClient(serverUrl);
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (found.rowCount === 0) {
+      await client.query(`CREATE DATABASE ${quoteIdentifier(database)}`).catch((error: { code?: string }) => {
+        // Two processes starting at once may both try; the loser finds it created.
+        if (error.code !== '42P04' && error.code !== '23505') throw error;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

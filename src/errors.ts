@@ -1,0 +1,42 @@
+/**
+ * Errors are values with codes. Every operating error Penny can answer with is a PennyError;
+ * src/http/http-errors.ts maps each code to an HTTP status, in one place.
+ */
+export type PennyErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'idempotency_error'
+  | 'rate_limit_error'
+  | 'api_error';
+
+export interface PennyErrorOptions {
+  readonly code: string;
+  readonly message: string;
+  readonly type?: PennyErrorType;
+  readonly param?: string;
+  readonly cause?: unknown;
+}
+
+export class PennyError extends Error {
+  readonly code: string;
+  readonly type: PennyErrorType;
+  readonly param: string | undefined;
+
+  constructor(options: PennyErrorOptions) {
+    super(options.message, { cause: options.cause });
+    this.name = 'PennyError';
+    this.code = options.code;
+    this.type = options.type ?? 'invalid_request_error';
+    this.param = options.param;
+  }
+}
+
+export function invalidParameter(param: string, code: string, message: string): PennyError {
+  return new PennyError({ code, param, message });
+}
+
+/** Normalises anything thrown into an Error, keeping the original as `cause`. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(`non-error thrown: ${String(thrown)}`, { cause: thrown });
+}

@@ -1,0 +1,71 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { limits } from '../config.js';
+import { listMigrationFiles, migrationsTable } from '../db/migrate.js';
+import { PennyError } from '../errors.js';
+import { newId } from '../ids.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
+import { handleError } from './http-errors.js';
+import { stringifyJson } from './json.js';
+import { registerLedgerRoutes } from './ledger-routes.js';
+import { createOperatorCheck } from './operator-auth.js';
+
+export interface ServerDependencies {
+  readonly pool: pg.Pool;
+  readonly logger: Logger;
+  readonly ledger: LedgerService;
+  readonly operatorKey: string;
+  readonly amountMaxMinor: bigint;
+}
+
+/** Builds the HTTP API. Routes are thin: parse, call a service, present. */
+export function buildServer(dependencies: ServerDependencies): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: dependencies.logger as FastifyBaseLogger,
+    genReqId: () => newId('req'),
+    requestIdLogLabel: 'request_id',
+    bodyLimit: limits.requestBodyBytesMax,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  app.setReplySerializer((payload) => stringifyJson(payload));
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request) => {
+    throw new PennyError({
+      code: 'route_not_found',
+      message: `Unrecognized request URL (${request.method}: ${request.url.split('?')[0]}).`,
+    });
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('Request-Id', request.id);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const reason = await readinessProblem(dependencies.pool);
+    if (reason === undefined) return { status: 'ready' };
+    return reply.status(503).send({ status: 'not_ready', reason });
+  });
+
+  registerLedgerRoutes(app, {
+    ledger: dependencies.ledger,
+    checkOperator: createOperatorCheck(dependencies.operatorKey),
+    amountMaxMinor: dependencies.amountMaxMinor,
+  });
+  return app;
+}
+
+/** Ready means: the database answers and every migration on disk has been applied. */
+async function readinessProblem(pool: pg.Pool): Promise<string | undefined> {
+  try {
+    const applied = await pool.query<{ name: string }>(`SELECT name FROM ${migrationsTable}`);
+    const names = new Set(applied.rows.map((row) => row.name));
+    const missing = (await listMigrationFiles()).filter((file) => !names.has(file));
+    return missing.length === 0 ? undefined : `migrations not applied: ${missing.join(', ')}`;
+  } catch (error) {
+    return `database unreachable: ${(error as Error).message}`;
+  }
+}

@@ -1,0 +1,382 @@
+import assert from 'node:assert/strict';
+import type pg from 'pg';
+import { limits } from '../config.js';
+import { withTransaction, type Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
+import { newId } from '../ids.js';
+import { paramName } from '../validation.js';
+import {
+  accountNotFound, entryNotFound, fromDatabaseError, holdAlreadyResolved, isDatabaseError,
+  isPostingAccountViolation, isUniqueViolation, referenceConflict,
+} from './ledger-errors.js';
+import * as store from './ledger-store.js';
+import type {
+  Account, Balances, CreateAccountCommand, CreateEntryCommand, Entry, EntryKind, Posting,
+} from './ledger-types.js';
+import { fingerprint } from './ledger-validation.js';
+
+export interface CreatedEntries {
+  readonly entries: readonly Entry[];
+  /** True when every entry already existed (an idempotent replay). */
+  readonly replayed: boolean;
+}
+
+export interface Page<T> {
+  readonly data: readonly T[];
+  readonly hasMore: boolean;
+}
+
+/**
+ * The ledger: accounts, entries, holds, reversals and balances. Every invariant is also enforced
+ * by the database (0001_ledger.sql); this service validates first so that refusals name the
+ * parameter, and translates what the database refuses.
+ */
+export class LedgerService {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async createAccount(command: CreateAccountCommand): Promise<Account> {
+    const id = newId('lacc');
+    try {
+      await store.insertAccount(this.pool, id, command);
+    } catch (error) {
+      if (isUniqueViolation(error, 'ledger_accounts_owner_code')) {
+        throw new PennyError({
+          code: 'account_code_taken',
+          param: 'code',
+          message: `An account with code "${command.code}" already exists for this owner.`,
+        });
+      }
+      throw error;
+    }
+    return this.getAccount(id);
+  }
+
+  async getAccount(id: string): Promise<Account> {
+    const [account] = await store.selectAccounts(this.pool, [id]);
+    if (account === undefined) throw accountNotFound(id, 'id');
+    return account;
+  }
+
+  async listAccounts(query: store.AccountListQuery): Promise<Page<Account>> {
+    if (query.startingAfter !== undefined) await this.getAccount(query.startingAfter);
+    return toPage(await store.selectAccountPage(this.pool, query), query.limit);
+  }
+
+  /** One entry: one statement, one round trip. A replay returns the original entry. */
+  async createEntry(command: CreateEntryCommand): Promise<CreatedEntries> {
+    return this.createEntries([command], this.pool);
+  }
+
+  /** Up to 1,000 entries, all or nothing, in one transaction. */
+  async createEntryBatch(commands: readonly CreateEntryCommand[]): Promise<CreatedEntries> {
+    assert.ok(commands.length >= 1 && commands.length <= limits.ledgerBatchEntriesMax);
+    return withTransaction(this.pool, (client) => this.createEntries(commands, client));
+  }
+
+  private async createEntries(commands: readonly CreateEntryCommand[], db: Queryable): Promise<CreatedEntries> {
+    const rows = commands.map(toEntryRow);
+    let inserted: Map<string, store.InsertedEntry>;
+    try {
+      inserted = await store.insertEntries(db, rows);
+    } catch (error) {
+      throw await this.explainInsertFailure(error, rows, commands.length > 1);
+    }
+    if (inserted.size === rows.length) {
+      return { entries: rows.map((row) => toEntry(row, inserted.get(row.id))), replayed: false };
+    }
+    const existing = await this.assertReplaysMatch(db, rows, inserted, commands.length > 1);
+    const earlier = await store.selectEntries(db, [...existing.values()]);
+    const byId = new Map(earlier.map((entry) => [entry.id, entry]));
+    const entries = rows.map((row) => {
+      const found = inserted.get(row.id);
+      return found === undefined ? byId.get(existing.get(row.externalReference) as string) : toEntry(row, found);
+    });
+    return { entries: entries as Entry[], replayed: inserted.size === 0 };
+  }
+
+  /** Every skipped entry must be the same request as the one that used its reference first. */
+  private async assertReplaysMatch(
+    db: Queryable,
+    rows: readonly store.EntryRow[],
+    inserted: ReadonlyMap<string, store.InsertedEntry>,
+    batch: boolean,
+  ): Promise<Map<string, string>> {
+    const skipped = rows.filter((row) => !inserted.has(row.id));
+    const found = await store.selectFingerprints(db, skipped.map((row) => row.externalReference));
+    const existing = new Map<string, string>();
+    for (const row of skipped) {
+      const earlier = found.get(row.externalReference);
+      assert.ok(earlier !== undefined, 'an entry was skipped without an earlier one to conflict with');
+      if (earlier.requestFingerprint !== row.requestFingerprint) {
+        const index = rows.indexOf(row);
+        const param = batch ? paramName(paramName('entries', index), 'external_reference') : 'external_reference';
+        throw referenceConflict(row.externalReference, param);
+      }
+      existing.set(row.externalReference, earlier.id);
+    }
+    return existing;
+  }
+
+  /** Turns a refusal by the database into an error that names the request's parameter. */
+  private async explainInsertFailure(error: unknown, rows: readonly store.EntryRow[], batch: boolean) {
+    const prefix = (index: number) => (batch ? paramName('entries', index) : '');
+    if (isPostingAccountViolation(error)) {
+      const ids = rows.flatMap((row) => row.postings.map((posting) => posting.accountId));
+      const currencies = await store.selectAccountCurrencies(this.pool, ids);
+      for (const [index, row] of rows.entries()) {
+        for (const [position, posting] of row.postings.entries()) {
+          const param = paramName(paramName(paramName(prefix(index), 'postings'), position), 'account');
+          const currency = currencies.get(posting.accountId);
+          if (currency === undefined) return accountNotFound(posting.accountId, param);
+          if (posting.currency !== null && posting.currency !== currency) {
+            return new PennyError({
+              code: 'currency_mismatch',
+              param: param.replace(/\[account\]$/, '[currency]'),
+              message: `Account ${posting.accountId} holds ${currency}, not ${posting.currency}.`,
+            });
+          }
+        }
+      }
+    }
+    const mapped = fromDatabaseError(error);
+    if (mapped === undefined) return error;
+    if (batch && isDatabaseError(error) && error.detail !== undefined) {
+      const index = rows.findIndex((row) => error.detail?.includes(row.id));
+      if (index >= 0) {
+        return new PennyError({ code: mapped.code, param: paramName(prefix(index), 'postings'), message: mapped.message });
+      }
+    }
+    return mapped;
+  }
+
+  async getEntry(id: string): Promise<Entry> {
+    const [entry] = await store.selectEntries(this.pool, [id]);
+    if (entry === undefined) throw entryNotFound(id);
+    return entry;
+  }
+
+  async listEntries(query: store.EntryListQuery): Promise<Page<Entry>> {
+    if (query.account !== undefined && !(await store.accountExists(this.pool, query.account))) {
+      throw accountNotFound(query.account);
+    }
+    if (query.startingAfter !== undefined) await this.getEntry(query.startingAfter);
+    return toPage(await store.selectEntryPage(this.pool, query), query.limit);
+  }
+
+  async listPostings(query: store.PostingListQuery): Promise<Page<Posting>> {
+    await this.getAccount(query.account);
+    return toPage(await store.selectPostingPage(this.pool, query), query.limit);
+  }
+
+  async balanceAsOf(accountId: string, asOf: string): Promise<{ account: Account; balances: Balances }> {
+    const account = await this.getAccount(accountId);
+    return { account, balances: await store.selectBalanceAsOf(this.pool, accountId, asOf) };
+  }
+
+  async trialBalance(asOf: string | undefined): Promise<store.TrialBalanceRow[]> {
+    return store.selectTrialBalance(this.pool, asOf);
+  }
+
+  /** Posts a hold in full, or in part (two-posting holds) with the remainder released. */
+  async postHold(holdId: string, amountMinor: bigint | undefined): Promise<Entry> {
+    const hold = await this.loadOpenHold(holdId);
+    const postings = hold.postings.map((posting) => ({ ...posting, phase: 'posted' as const }));
+    if (amountMinor !== undefined) {
+      if (hold.postings.length !== 2) {
+        throw new PennyError({
+          code: 'partial_post_unsupported',
+          param: 'amount',
+          message: 'Only a hold of two postings can be posted in part; post it in full or void it.',
+        });
+      }
+      const held = hold.postings[0]?.amountMinor ?? 0n;
+      if (amountMinor > held) {
+        throw new PennyError({
+          code: 'amount_exceeds_hold',
+          param: 'amount',
+          message: `The hold is for ${held}; at most that can be posted.`,
+        });
+      }
+      postings.forEach((posting, index) => { postings[index] = { ...posting, amountMinor }; });
+    }
+    return this.resolveHold(hold, 'hold_post', postings);
+  }
+
+  async voidHold(holdId: string): Promise<Entry> {
+    return this.resolveHold(await this.loadOpenHold(holdId), 'hold_void', []);
+  }
+
+  /** Expires every due hold (bounded per call); returns how many it expired. */
+  async expireDueHolds(): Promise<number> {
+    const ids = await store.selectExpiredHoldIds(this.pool, limits.holdExpiryBatchMax);
+    let expired = 0;
+    for (const id of ids) {
+      const [hold] = await store.selectEntries(this.pool, [id]);
+      if (hold === undefined || hold.resolution !== null) continue;
+      await this.resolveHold(hold, 'hold_expiry', []).then(() => { expired += 1; }, (error: unknown) => {
+        if (!(error instanceof PennyError)) throw error;
+      });
+    }
+    return expired;
+  }
+
+  private async loadOpenHold(holdId: string): Promise<Entry> {
+    const hold = await this.getEntry(holdId);
+    if (hold.kind !== 'hold') {
+      throw new PennyError({ code: 'entry_not_a_hold', param: 'id', message: `Entry ${holdId} is not a hold.` });
+    }
+    if (hold.resolution !== null) throw holdAlreadyResolved(holdId, hold.resolution.kind);
+    if (hold.expiresAt !== null && Date.parse(hold.expiresAt) <= Date.now()) {
+      await this.resolveHold(hold, 'hold_expiry', []).catch((error: unknown) => {
+        if (!(error instanceof PennyError)) throw error;
+      });
+      throw holdAlreadyResolved(holdId, 'hold_expiry');
+    }
+    return hold;
+  }
+
+  /**
+   * Writes the one entry that resolves a hold: it releases the hold's postings and posts what is
+   * posted. The unique index on hold_entry_id lets exactly one resolution exist.
+   */
+  private async resolveHold(hold: Entry, kind: EntryKind, posted: readonly Posting[]): Promise<Entry> {
+    const release = hold.postings.map((posting) => ({ ...posting, phase: 'release' as const }));
+    const row: store.EntryRow = {
+      id: newId('lent'),
+      externalReference: `${hold.id}/resolution`,
+      requestFingerprint: fingerprint({ hold: hold.id, kind }),
+      kind,
+      holdEntryId: hold.id,
+      reversesEntryId: null,
+      description: null,
+      metadata: {},
+      effectiveAt: null,
+      expiresAt: null,
+      postings: [...release, ...posted].map(toPostingRow),
+    };
+    try {
+      const inserted = await store.insertEntries(this.pool, [row]);
+      const found = inserted.get(row.id);
+      if (found !== undefined) return toEntry(row, found);
+    } catch (error) {
+      if (!isUniqueViolation(error, 'ledger_entries_one_resolution_per_hold')) {
+        throw fromDatabaseError(error) ?? error;
+      }
+    }
+    const current = await this.getEntry(hold.id);
+    assert.ok(current.resolution !== null, 'a hold resolution was refused but the hold is open');
+    throw holdAlreadyResolved(hold.id, current.resolution.kind);
+  }
+
+  /** A correction: a new entry mirroring the posted postings of another, pointing at it. */
+  async reverseEntry(
+    id: string,
+    options: { externalReference: string | undefined; description: string | undefined },
+  ): Promise<CreatedEntries> {
+    const original = await this.getEntry(id);
+    const posted = original.postings.filter((posting) => posting.phase === 'posted');
+    if (posted.length === 0) {
+      throw new PennyError({
+        code: 'entry_not_reversible',
+        param: 'id',
+        message: `Entry ${id} posts nothing to reverse (a hold is voided, not reversed).`,
+      });
+    }
+    const externalReference = options.externalReference ?? `${id}/reversal`;
+    const row: store.EntryRow = {
+      id: newId('lent'),
+      externalReference,
+      requestFingerprint: fingerprint({ reverses: id, external_reference: externalReference,
+        description: options.description ?? null }),
+      kind: 'reversal',
+      holdEntryId: null,
+      reversesEntryId: id,
+      description: options.description ?? `Reversal of ${id}`,
+      metadata: {},
+      effectiveAt: null,
+      expiresAt: null,
+      postings: posted.map((posting) => toPostingRow({
+        ...posting, direction: posting.direction === 'debit' ? 'credit' : 'debit',
+      })),
+    };
+    try {
+      return await this.createPrepared(row);
+    } catch (error) {
+      if (isUniqueViolation(error, 'ledger_entries_one_reversal_per_entry')) {
+        throw new PennyError({ code: 'entry_already_reversed', param: 'id', message: `Entry ${id} was already reversed.` });
+      }
+      throw fromDatabaseError(error) ?? error;
+    }
+  }
+
+  private async createPrepared(row: store.EntryRow): Promise<CreatedEntries> {
+    const inserted = await store.insertEntries(this.pool, [row]);
+    const found = inserted.get(row.id);
+    if (found !== undefined) return { entries: [toEntry(row, found)], replayed: false };
+    const existing = await this.assertReplaysMatch(this.pool, [row], inserted, false);
+    return { entries: [await this.getEntry(existing.get(row.externalReference) as string)], replayed: true };
+  }
+
+  /** Folds balance deltas into balance rows; returns how many deltas it folded. */
+  async compactBalances(): Promise<number> {
+    return store.compactBalances(this.pool, limits.compactionBatchDeltasMax);
+  }
+}
+
+function toEntryRow(command: CreateEntryCommand): store.EntryRow {
+  return {
+    id: newId('lent'),
+    externalReference: command.externalReference,
+    requestFingerprint: command.requestFingerprint,
+    kind: command.pending ? 'hold' : 'standard',
+    holdEntryId: null,
+    reversesEntryId: null,
+    description: command.description ?? null,
+    metadata: command.metadata,
+    effectiveAt: command.effectiveAt ?? null,
+    expiresAt: command.expiresAt ?? null,
+    postings: command.postings.map((posting) => ({
+      accountId: posting.account,
+      currency: posting.currency ?? null,
+      direction: posting.direction,
+      phase: command.pending ? 'pending' : 'posted',
+      amountMinor: posting.amountMinor,
+      mustNotOverdraw: posting.mustNotOverdraw,
+    })),
+  };
+}
+
+function toPostingRow(posting: Posting): store.PostingRow {
+  return {
+    accountId: posting.accountId,
+    currency: posting.currency,
+    direction: posting.direction,
+    phase: posting.phase,
+    amountMinor: posting.amountMinor,
+    mustNotOverdraw: false,
+  };
+}
+
+function toEntry(row: store.EntryRow, inserted: store.InsertedEntry | undefined): Entry {
+  assert.ok(inserted !== undefined);
+  assert.equal(inserted.postings.length, row.postings.length, 'every posting was written');
+  return {
+    id: row.id,
+    sequence: inserted.sequence,
+    externalReference: row.externalReference,
+    kind: row.kind,
+    holdEntryId: row.holdEntryId,
+    reversesEntryId: row.reversesEntryId,
+    description: row.description,
+    metadata: row.metadata,
+    effectiveAt: inserted.effectiveAt,
+    expiresAt: inserted.expiresAt,
+    createdAt: inserted.createdAt,
+    resolution: null,
+    postings: inserted.postings,
+  };
+}
+
+function toPage<T>(rows: readonly T[], limit: number): Page<T> {
+  return { data: rows.slice(0, limit), hasMore: rows.length > limit };
+}

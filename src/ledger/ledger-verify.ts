@@ -1,0 +1,189 @@
+import type { Queryable } from '../db/pool.js';
+import { limits } from '../config.js';
+import { entryHash, genesisHash, selectCanonicalEntries } from './ledger-chain.js';
+
+/**
+ * Recomputes what the ledger claims, from the raw rows: the hash chain, every entry's balance,
+ * every stored balance against its postings, and the accounts' limits. It reads with plain
+ * SELECTs, so it catches rows changed behind Penny's back (for example with triggers disabled).
+ */
+export interface VerifyFailure {
+  readonly check: 'chain' | 'entry_balance' | 'stored_balance' | 'limit' | 'seal_lag' | 'anchor';
+  readonly message: string;
+  readonly entry?: string;
+  readonly account?: string;
+  readonly position?: string;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly sealsChecked: number;
+  readonly accountsChecked: number;
+  readonly head: { readonly position: string; readonly hash: string } | null;
+  readonly failures: readonly VerifyFailure[];
+}
+
+const sealPageSize = 1000;
+
+export async function verifyLedger(
+  db: Queryable,
+  options: { anchor?: string | undefined } = {},
+): Promise<VerifyReport> {
+  const chain = await verifyChain(db, options.anchor);
+  const balances = await checkStoredBalances(db);
+  const failures = [
+    ...chain.failures,
+    ...(await checkEntriesBalance(db)),
+    ...balances.failures,
+    ...(await checkLimits(db)),
+    ...(await checkSealLag(db)),
+  ];
+  return {
+    ok: failures.length === 0,
+    sealsChecked: chain.sealsChecked,
+    accountsChecked: balances.accountsChecked,
+    head: chain.head,
+    failures,
+  };
+}
+
+interface ChainResult {
+  readonly sealsChecked: number;
+  readonly head: VerifyReport['head'];
+  readonly failures: VerifyFailure[];
+}
+
+/** Walks the seals in position order, recomputing each hash; stops at the first that differs. */
+async function verifyChain(db: Queryable, anchor: string | undefined): Promise<ChainResult> {
+  let previous = genesisHash;
+  let position = 0n;
+  let anchorSeen = anchor === undefined;
+  for (let page = 0; ; page += 1) {
+    const seals = await db.query<{ position: bigint; entry_id: string; previous_hash: string; hash: string }>(
+      `SELECT position, entry_id, previous_hash, hash FROM ledger_entry_seals
+       WHERE position > $1 ORDER BY position LIMIT $2`,
+      [position.toString(), sealPageSize],
+    );
+    const entries = await selectCanonicalEntries(db, seals.rows.map((seal) => seal.entry_id));
+    for (const seal of seals.rows) {
+      const failure = checkSeal(seal, position, previous, entries.get(seal.entry_id));
+      if (failure !== undefined) return { sealsChecked: Number(position), head: null, failures: [failure] };
+      position = seal.position;
+      previous = seal.hash;
+      if (seal.hash === anchor) anchorSeen = true;
+    }
+    if (seals.rows.length < sealPageSize) break;
+  }
+  const head = position === 0n ? null : { position: position.toString(), hash: previous };
+  const failures: VerifyFailure[] = anchorSeen ? [] : [{
+    check: 'anchor',
+    message: `the published anchor ${anchor} is not in the recomputed chain: history was rewritten`,
+  }];
+  return { sealsChecked: Number(position), head, failures };
+}
+
+function checkSeal(
+  seal: { position: bigint; entry_id: string; previous_hash: string; hash: string },
+  lastPosition: bigint,
+  previous: string,
+  entry: Parameters<typeof entryHash>[1] | undefined,
+): VerifyFailure | undefined {
+  const at = { entry: seal.entry_id, position: seal.position.toString() };
+  if (seal.position !== lastPosition + 1n) {
+    return { check: 'chain', ...at, message: `seal positions jump from ${lastPosition} to ${seal.position}` };
+  }
+  if (seal.previous_hash !== previous) {
+    return { check: 'chain', ...at, message: `entry ${seal.entry_id} does not link to the seal before it` };
+  }
+  if (entry === undefined) {
+    return { check: 'chain', ...at, message: `sealed entry ${seal.entry_id} is missing` };
+  }
+  if (entryHash(previous, entry) !== seal.hash) {
+    return { check: 'chain', ...at, message: `entry ${seal.entry_id} differs from what was sealed` };
+  }
+  return undefined;
+}
+
+async function checkEntriesBalance(db: Queryable): Promise<VerifyFailure[]> {
+  const result = await db.query<{ entry_id: string; currency: string }>(
+    `SELECT entry_id, currency FROM ledger_postings GROUP BY entry_id, currency, phase
+     HAVING sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) <> 0
+     ORDER BY entry_id LIMIT 10`,
+  );
+  return result.rows.map((row) => ({
+    check: 'entry_balance' as const,
+    entry: row.entry_id,
+    message: `entry ${row.entry_id} does not balance in ${row.currency}`,
+  }));
+}
+
+/** Invariant 5: every stored balance (row plus deltas) equals the sum of the account's postings. */
+export async function checkStoredBalances(
+  db: Queryable,
+): Promise<{ accountsChecked: number; failures: VerifyFailure[] }> {
+  const result = await db.query<{ account_id: string; checked: bigint; stored: string; summed: string }>(
+    `WITH summed AS (
+       SELECT account_id,
+         coalesce(sum(amount_minor) FILTER (WHERE direction = 'debit' AND phase = 'posted'), 0) AS dp,
+         coalesce(sum(amount_minor) FILTER (WHERE direction = 'credit' AND phase = 'posted'), 0) AS cp,
+         coalesce(sum(CASE phase WHEN 'pending' THEN amount_minor WHEN 'release' THEN -amount_minor END)
+           FILTER (WHERE direction = 'debit' AND phase <> 'posted'), 0) AS dpend,
+         coalesce(sum(CASE phase WHEN 'pending' THEN amount_minor WHEN 'release' THEN -amount_minor END)
+           FILTER (WHERE direction = 'credit' AND phase <> 'posted'), 0) AS cpend
+       FROM ledger_postings GROUP BY account_id
+     ),
+     compared AS (
+       SELECT b.account_id,
+         format('%s/%s/%s/%s', b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending) AS stored,
+         format('%s/%s/%s/%s', coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dpend, 0),
+                coalesce(s.cpend, 0)) AS summed
+       FROM ledger_current_balances b LEFT JOIN summed s ON s.account_id = b.account_id
+     )
+     SELECT account_id, (SELECT count(*) FROM compared) AS checked, stored, summed FROM compared
+     WHERE stored <> summed
+     UNION ALL
+     SELECT NULL, (SELECT count(*) FROM compared), NULL, NULL
+     ORDER BY account_id NULLS LAST LIMIT 11`,
+  );
+  const accountsChecked = Number(result.rows.at(-1)?.checked ?? 0n);
+  const failures = result.rows.filter((row) => row.account_id !== null).slice(0, 10).map((row) => ({
+    check: 'stored_balance' as const,
+    account: row.account_id,
+    message: `account ${row.account_id}: stored balance ${row.stored} (debits/credits posted, ` +
+      `debits/credits pending) but its postings sum to ${row.summed}`,
+  }));
+  return { accountsChecked, failures };
+}
+
+async function checkLimits(db: Queryable): Promise<VerifyFailure[]> {
+  const result = await db.query<{ id: string; balance_limit: string }>(
+    `SELECT a.id, a.balance_limit FROM ledger_accounts a
+     JOIN ledger_current_balances b ON b.account_id = a.id
+     WHERE (a.balance_limit = 'debits_must_not_exceed_credits'
+            AND b.debits_posted + b.debits_pending > b.credits_posted)
+        OR (a.balance_limit = 'credits_must_not_exceed_debits'
+            AND b.credits_posted + b.credits_pending > b.debits_posted)
+     ORDER BY a.id LIMIT 10`,
+  );
+  return result.rows.map((row) => ({
+    check: 'limit' as const,
+    account: row.id,
+    message: `account ${row.id} breaks its limit ${row.balance_limit}`,
+  }));
+}
+
+async function checkSealLag(db: Queryable): Promise<VerifyFailure[]> {
+  const result = await db.query<{ count: bigint; oldest: string | null }>(
+    `SELECT count(*) AS count, min(e.created_at) AS oldest FROM ledger_entries e
+     WHERE NOT EXISTS (SELECT 1 FROM ledger_entry_seals s WHERE s.entry_id = e.id)
+       AND e.created_at < now() - make_interval(secs => $1)`,
+    [limits.sealLagSecondsMax],
+  );
+  const row = result.rows[0];
+  if (row === undefined || row.count === 0n) return [];
+  return [{
+    check: 'seal_lag',
+    message: `${row.count} entries older than ${limits.sealLagSecondsMax}s are not sealed ` +
+      `(oldest created ${row.oldest}); is the sealer running?`,
+  }];
+}
