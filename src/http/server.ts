@@ -24,7 +24,6 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   const app = Fastify({
     loggerInstance: dependencies.logger as FastifyBaseLogger,
     genReqId: () => newId('req'),
-    requestIdLogLabel: 'request_id',
     bodyLimit: limits.requestBodyBytesMax,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

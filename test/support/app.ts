@@ -1,0 +1,60 @@
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { afterAll } from 'vitest';
+import { amountMaxSafeMinor } from '../../src/config.js';
+import { buildServer } from '../../src/http/server.js';
+import { LedgerService } from '../../src/ledger/ledger-service.js';
+import { createLogger } from '../../src/logger.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export const operatorKey = 'op_test_0123456789abcdefghijklmnop';
+
+export interface TestLedger extends TestDatabase {
+  readonly ledger: LedgerService;
+  readonly app: FastifyInstance;
+  /** Calls the operator API in-process (no socket), authenticated with the operator key. */
+  request(options: { method: string; url: string; body?: unknown; headers?: Record<string, string> }): Promise<{
+    status: number;
+    body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON under test
+    headers: Record<string, unknown>;
+  }>;
+}
+
+/** A fresh database, a LedgerService over it, and the HTTP API built on them. */
+export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}): Promise<TestLedger> {
+  const database = await createTestDatabase();
+  const ledger = new LedgerService(database.pool);
+  const app = buildServer({
+    pool: database.pool,
+    logger: createLogger('silent'),
+    ledger,
+    operatorKey,
+    amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
+  });
+  await app.ready();
+  afterAll(async () => {
+    await app.close();
+  });
+  return {
+    ...database,
+    ledger,
+    app,
+    async request({ method, url, body, headers }) {
+      const injectOptions: InjectOptions = {
+        method: method as InjectOptions['method'],
+        url,
+        headers: { authorization: `Bearer ${operatorKey}`, ...headers },
+      };
+      if (body !== undefined) {
+        injectOptions.payload = typeof body === 'string' ? body : JSON.stringify(body);
+        injectOptions.headers = { 'content-type': 'application/json', ...injectOptions.headers };
+      }
+      const response = await app.inject(injectOptions);
+      const text = response.body;
+      return {
+        status: response.statusCode,
+        body: text.length > 0 && response.headers['content-type']?.toString().includes('json') ? JSON.parse(text) : text,
+        headers: response.headers,
+      };
+    },
+  };
+}
