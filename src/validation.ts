@@ -94,8 +94,9 @@ export function readEnum<T extends string>(
 export function readCurrency(value: unknown, param: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') throw invalid(param, `${param} must be a currency code.`, 'currency_invalid');
-  const code = value.toUpperCase();
-  if (!/^[A-Z]{3}$/.test(code) || !isCurrency(code)) {
+  // Check ASCII before upper-casing: 'uſd'.toUpperCase() is 'USD'.
+  const code = /^[A-Za-z]{3}$/.test(value) ? value.toUpperCase() : '';
+  if (!isCurrency(code)) {
     throw invalid(param, `${param}: "${value}" is not a supported ISO 4217 currency.`, 'currency_invalid');
   }
   return code;
@@ -104,12 +105,28 @@ export function readCurrency(value: unknown, param: string): string | undefined 
 /** An instant as ISO 8601 with a time zone; microseconds are kept (PostgreSQL's precision). */
 export function readTimestamp(value: unknown, param: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  const pattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
-  if (typeof value !== 'string' || !pattern.test(value) || Number.isNaN(Date.parse(value))) {
+  if (typeof value !== 'string' || !isRealTimestamp(value)) {
     throw invalid(param, `${param} must be an ISO 8601 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z.`,
       'parameter_invalid_timestamp');
   }
   return value;
+}
+
+const timestampPattern =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|([+-])(\d{2}):(\d{2}))$/;
+
+/** A calendar date that exists (no 30 February), a real time, a year from 1, an offset within ±14:00. */
+function isRealTimestamp(value: string): boolean {
+  const match = timestampPattern.exec(value);
+  if (match === null) return false;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as number[];
+  const offsetHours = match[10] === undefined ? 0 : Number(match[10]);
+  const offsetMinutes = match[11] === undefined ? 0 : Number(match[11]);
+  if (year === undefined || year < 1 || offsetHours > 14 || offsetMinutes > 59) return false;
+  const date = new Date(Date.UTC(year, (month ?? 0) - 1, day, hour, minute, second));
+  date.setUTCFullYear(year);
+  return date.getUTCMonth() === (month ?? 0) - 1 && date.getUTCDate() === day &&
+    date.getUTCHours() === hour && date.getUTCMinutes() === minute && date.getUTCSeconds() === second;
 }
 
 /** Metadata within Stripe's limits: 50 keys, keys up to 40 characters, string values up to 500. */
@@ -120,7 +137,8 @@ export function readMetadata(value: unknown, param: string): Record<string, stri
   if (entries.length > limits.metadataKeysMax) {
     throw invalid(param, `${param} can have at most ${limits.metadataKeysMax} keys.`, 'metadata_invalid');
   }
-  const metadata: Record<string, string> = {};
+  // Own data properties only: assigning to a "__proto__" key would silently drop it.
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [key, item] of entries) {
     const name = paramName(param, key);
     if (key.length === 0 || key.length > limits.metadataKeyLengthMax) {

@@ -53,7 +53,8 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
     scope.get<IdParams>('/v1/ledger/accounts/:id/postings', async (request) => {
       const query = readObject(request.query, '', ['limit', 'starting_after', 'from', 'to']);
       const startingAfter = readString(query.starting_after, 'starting_after', { lengthMax: 20 });
-      if (startingAfter !== undefined && !/^\d{1,19}$/.test(startingAfter)) {
+      const postingIdMax = 9223372036854775807n;
+      if (startingAfter !== undefined && (!/^\d{1,19}$/.test(startingAfter) || BigInt(startingAfter) > postingIdMax)) {
         throw invalid('starting_after', 'starting_after must be a posting id.');
       }
       const page = await ledger.listPostings({

@@ -30,6 +30,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
+  // JSON only: a text/plain body is refused as such, not parsed into a string.
+  app.removeContentTypeParser('text/plain');
   app.setReplySerializer((payload) => stringifyJson(payload));
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request) => {

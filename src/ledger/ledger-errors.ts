@@ -64,6 +64,13 @@ export function fromDatabaseError(error: unknown): PennyError | undefined {
         param: 'postings',
         message: `Account ${error.detail ?? ''} has insufficient funds for this entry; nothing was written.`,
       });
+    case 'PN009':
+      return new PennyError({
+        code: 'currency_mismatch',
+        message: `A posting's currency differs from its account's (account ${error.detail ?? ''}).`,
+      });
+    case 'PN010':
+      return accountNotFound(error.detail ?? '(unknown)', 'postings');
     case 'PN003':
     case 'PN007':
       return new PennyError({
@@ -77,9 +84,4 @@ export function fromDatabaseError(error: unknown): PennyError | undefined {
 
 export function isUniqueViolation(error: unknown, constraint: string): boolean {
   return isDatabaseError(error) && error.code === '23505' && error.constraint === constraint;
-}
-
-export function isPostingAccountViolation(error: unknown): boolean {
-  return isDatabaseError(error) && error.code === '23503' &&
-    error.constraint === 'ledger_postings_account_id_currency_fkey';
 }

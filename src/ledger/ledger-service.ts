@@ -7,7 +7,7 @@ import { newId } from '../ids.js';
 import { paramName } from '../validation.js';
 import {
   accountNotFound, entryNotFound, fromDatabaseError, holdAlreadyResolved, isDatabaseError,
-  isPostingAccountViolation, isUniqueViolation, referenceConflict,
+  isUniqueViolation, referenceConflict,
 } from './ledger-errors.js';
 import * as store from './ledger-store.js';
 import type {
@@ -64,27 +64,34 @@ export class LedgerService {
 
   /** One entry: one statement, one round trip. A replay returns the original entry. */
   async createEntry(command: CreateEntryCommand): Promise<CreatedEntries> {
-    return this.createEntries([command], this.pool);
+    const rows = [toEntryRow(command)];
+    try {
+      return await this.createEntries(rows, this.pool);
+    } catch (error) {
+      throw await this.explainInsertFailure(error, rows, false);
+    }
   }
 
-  /** Up to 1,000 entries, all or nothing, in one transaction. */
+  /**
+   * Up to 1,000 entries, all or nothing, in one transaction. The balance check runs at COMMIT,
+   * so its refusal is explained here, around the whole transaction.
+   */
   async createEntryBatch(commands: readonly CreateEntryCommand[]): Promise<CreatedEntries> {
     assert.ok(commands.length >= 1 && commands.length <= limits.ledgerBatchEntriesMax);
-    return withTransaction(this.pool, (client) => this.createEntries(commands, client));
+    const rows = commands.map(toEntryRow);
+    try {
+      return await withTransaction(this.pool, (client) => this.createEntries(rows, client));
+    } catch (error) {
+      throw await this.explainInsertFailure(error, rows, rows.length > 1);
+    }
   }
 
-  private async createEntries(commands: readonly CreateEntryCommand[], db: Queryable): Promise<CreatedEntries> {
-    const rows = commands.map(toEntryRow);
-    let inserted: Map<string, store.InsertedEntry>;
-    try {
-      inserted = await store.insertEntries(db, rows);
-    } catch (error) {
-      throw await this.explainInsertFailure(error, rows, commands.length > 1);
-    }
+  private async createEntries(rows: readonly store.EntryRow[], db: Queryable): Promise<CreatedEntries> {
+    const inserted = await store.insertEntries(db, rows);
     if (inserted.size === rows.length) {
       return { entries: rows.map((row) => toEntry(row, inserted.get(row.id))), replayed: false };
     }
-    const existing = await this.assertReplaysMatch(db, rows, inserted, commands.length > 1);
+    const existing = await this.assertReplaysMatch(db, rows, inserted, rows.length > 1);
     const earlier = await store.selectEntries(db, [...existing.values()]);
     const byId = new Map(earlier.map((entry) => [entry.id, entry]));
     const entries = rows.map((row) => {
@@ -119,32 +126,23 @@ export class LedgerService {
 
   /** Turns a refusal by the database into an error that names the request's parameter. */
   private async explainInsertFailure(error: unknown, rows: readonly store.EntryRow[], batch: boolean) {
-    const prefix = (index: number) => (batch ? paramName('entries', index) : '');
-    if (isPostingAccountViolation(error)) {
-      const ids = rows.flatMap((row) => row.postings.map((posting) => posting.accountId));
-      const currencies = await store.selectAccountCurrencies(this.pool, ids);
-      for (const [index, row] of rows.entries()) {
-        for (const [position, posting] of row.postings.entries()) {
-          const param = paramName(paramName(paramName(prefix(index), 'postings'), position), 'account');
-          const currency = currencies.get(posting.accountId);
-          if (currency === undefined) return accountNotFound(posting.accountId, param);
-          if (posting.currency !== null && posting.currency !== currency) {
-            return new PennyError({
-              code: 'currency_mismatch',
-              param: param.replace(/\[account\]$/, '[currency]'),
-              message: `Account ${posting.accountId} holds ${currency}, not ${posting.currency}.`,
-            });
-          }
-        }
-      }
-    }
     const mapped = fromDatabaseError(error);
-    if (mapped === undefined) return error;
-    if (batch && isDatabaseError(error) && error.detail !== undefined) {
-      const index = rows.findIndex((row) => error.detail?.includes(row.id));
-      if (index >= 0) {
-        return new PennyError({ code: mapped.code, param: paramName(prefix(index), 'postings'), message: mapped.message });
+    if (mapped === undefined || !isDatabaseError(error)) return error;
+    const prefix = (index: number) => (batch ? paramName('entries', index) : '');
+    const postingParam = (field: string) => {
+      for (const [index, row] of rows.entries()) {
+        const position = row.postings.findIndex((posting) => posting.accountId === error.detail);
+        if (position >= 0) return paramName(paramName(paramName(prefix(index), 'postings'), position), field);
       }
+      return undefined;
+    };
+    if (mapped.code === 'account_not_found' || mapped.code === 'currency_mismatch') {
+      const field = mapped.code === 'account_not_found' ? 'account' : 'currency';
+      return new PennyError({ code: mapped.code, param: postingParam(field) ?? 'postings', message: mapped.message });
+    }
+    const index = rows.findIndex((row) => error.detail?.includes(row.id));
+    if (batch && index >= 0) {
+      return new PennyError({ code: mapped.code, param: paramName(prefix(index), 'postings'), message: mapped.message });
     }
     return mapped;
   }

@@ -106,8 +106,10 @@ export async function insertEntries(
   entries: readonly EntryRow[],
 ): Promise<Map<string, InsertedEntry>> {
   const postings = entries.flatMap((entry) => entry.postings.map((posting) => ({ entry, posting })));
-  const result = await db.query(
-    `WITH entry_input AS (
+  const result = await db.query({
+    // Named, so each connection plans this statement once.
+    name: 'ledger_insert_entries',
+    text: `WITH entry_input AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                             $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
          AS t(id, external_reference, request_fingerprint, kind, hold_entry_id, reverses_entry_id,
@@ -134,7 +136,9 @@ export async function insertEntries(
          p.phase, p.amount_minor, p.must_not_overdraw, i.effective_at
        FROM posting_input p
        JOIN inserted i ON i.id = p.entry_id
-       LEFT JOIN ledger_accounts a ON a.id = p.account_id
+       LEFT JOIN LATERAL (
+         SELECT currency FROM ledger_accounts WHERE id = p.account_id LIMIT 1
+       ) a ON true
        ORDER BY p.ordinal
        RETURNING id, entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw
      )
@@ -144,7 +148,7 @@ export async function insertEntries(
           'amount_minor', p.amount_minor, 'must_not_overdraw', p.must_not_overdraw) ORDER BY p.id)
         FROM posted p WHERE p.entry_id = i.id) AS postings
      FROM inserted i`,
-    [
+    values: [
       entries.map((entry) => entry.id),
       entries.map((entry) => entry.externalReference),
       entries.map((entry) => entry.requestFingerprint),
@@ -163,7 +167,7 @@ export async function insertEntries(
       postings.map((item) => item.posting.amountMinor.toString()),
       postings.map((item) => item.posting.mustNotOverdraw),
     ],
-  );
+  });
   return new Map(result.rows.map((row) => [row.id, {
     id: row.id,
     sequence: row.sequence,

@@ -5,7 +5,8 @@
 -- Error codes raised here are custom SQLSTATEs of class PN; src/ledger/ledger-errors.ts maps them:
 --   PN001 unbalanced_entry        PN002 insufficient_funds     PN003 history_is_append_only
 --   PN004 entry_postings_closed   PN005 invalid_hold_resolution PN006 invalid_reversal
---   PN007 balance_write_refused   PN008 invalid_entry_phases
+--   PN007 balance_write_refused   PN008 invalid_entry_phases    PN009 currency_mismatch
+--   PN010 account_not_found
 
 CREATE TABLE ledger_accounts (
   id text PRIMARY KEY CHECK (id ~ '^lacc_[A-Za-z0-9]{8,64}$'),
@@ -17,8 +18,6 @@ CREATE TABLE ledger_accounts (
   balance_limit text CHECK (balance_limit IN ('debits_must_not_exceed_credits',
                                               'credits_must_not_exceed_debits')),
   created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-  -- The target of the postings' (account, currency) foreign key: a posting's currency is its
-  -- account's currency, enforced by the database.
   UNIQUE (id, currency)
 );
 CREATE UNIQUE INDEX ledger_accounts_owner_code ON ledger_accounts (coalesce(owner, ''), code)
@@ -51,7 +50,7 @@ CREATE INDEX ledger_balance_deltas_account ON ledger_balance_deltas (account_id)
 CREATE TABLE ledger_entries (
   id text PRIMARY KEY CHECK (id ~ '^lent_[A-Za-z0-9]{8,64}$'),
   -- Commit order is not id order; `sequence` gives lists and the sealer a deterministic order.
-  sequence bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+  sequence bigint GENERATED ALWAYS AS IDENTITY,
   external_reference text NOT NULL UNIQUE CHECK (length(external_reference) BETWEEN 1 AND 255),
   request_fingerprint text NOT NULL,
   kind text NOT NULL CHECK (kind IN ('standard', 'hold', 'hold_post', 'hold_void', 'hold_expiry',
@@ -82,15 +81,17 @@ CREATE INDEX ledger_entries_effective ON ledger_entries (effective_at, sequence)
 -- hold's pending amount back out (when it is posted, voided or expires).
 CREATE TABLE ledger_postings (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  entry_id text NOT NULL REFERENCES ledger_entries (id),
+  -- entry_id and (account_id, currency) are checked once per statement by ledger_apply_postings
+  -- rather than by foreign keys, whose per-row share lock on a hot account row would make every
+  -- transfer through it contend (accounts and entries are never deleted, which keys would guard).
+  entry_id text NOT NULL,
   account_id text NOT NULL,
   currency char(3) NOT NULL,
   direction text NOT NULL CHECK (direction IN ('debit', 'credit')),
   phase text NOT NULL CHECK (phase IN ('posted', 'pending', 'release')),
   amount_minor bigint NOT NULL CHECK (amount_minor > 0),
   must_not_overdraw boolean NOT NULL DEFAULT false,
-  effective_at timestamptz NOT NULL,
-  FOREIGN KEY (account_id, currency) REFERENCES ledger_accounts (id, currency)
+  effective_at timestamptz NOT NULL
 );
 CREATE INDEX ledger_postings_account ON ledger_postings (account_id, effective_at, id);
 CREATE INDEX ledger_postings_entry ON ledger_postings (entry_id);
@@ -148,11 +149,14 @@ END $$;
 CREATE TRIGGER ledger_accounts_identity_fixed BEFORE UPDATE ON ledger_accounts
   FOR EACH ROW EXECUTE FUNCTION ledger_refuse_account_identity_change();
 
--- Invariant 5: balance rows and deltas are written only by the ledger's own functions, which set
--- a transaction-local flag. Anything else (a stray UPDATE) is refused.
+-- Invariant 5: balance rows and deltas are written only by the ledger's own trigger and the
+-- compactor. Anything else (a stray UPDATE) is refused.
 CREATE FUNCTION ledger_refuse_balance_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF coalesce(current_setting('penny.ledger_balance_writer', true), '') <> 'on' THEN
+  -- Allowed: the ledger's own trigger (trigger depth 2: this guard inside it) or the compactor,
+  -- which sets a transaction-local flag.
+  IF pg_trigger_depth() < 2
+     AND coalesce(current_setting('penny.ledger_balance_writer', true), '') <> 'on' THEN
     RAISE EXCEPTION USING ERRCODE = 'PN007', MESSAGE = 'balance_write_refused',
       DETAIL = format('%s on %s: balances change only through postings', TG_OP, TG_TABLE_NAME);
   END IF;
@@ -190,24 +194,45 @@ END $$;
 CREATE TRIGGER ledger_account_balances_start_at_zero BEFORE INSERT ON ledger_account_balances
   FOR EACH ROW EXECUTE FUNCTION ledger_refuse_balance_insert();
 
--- Invariant 4 and the bookkeeping of balances: after each statement that inserts postings,
--- (a) refuse postings that join an entry of an earlier transaction, (b) append one delta per
--- account, and (c) lock, in id order, every account that has a limit or receives a guarded
--- posting, and check it with the statement's deltas included. Other accounts take no lock.
--- Invariant 3 (currencies agree) is the postings' foreign key on (account_id, currency).
+-- Invariants 3 and 4, and the bookkeeping of balances. After each statement that inserts
+-- postings, in one pass over the new rows: (a) every posting joins an entry created in this
+-- transaction, names an account that exists, and carries that account's currency; (b) one delta
+-- per account is appended; (c) every account that has a limit or receives a guarded posting is
+-- locked, in id order, and checked with the statement's deltas included. Other accounts take no
+-- lock at all, so a hot account is not a queue.
 CREATE FUNCTION ledger_apply_postings() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+  summary record;
   violation record;
 BEGIN
-  IF EXISTS (
-    SELECT 1 FROM new_postings p JOIN ledger_entries e ON e.id = p.entry_id
-    WHERE e.created_transaction_id <> pg_current_xact_id()
-  ) THEN
+  SELECT bool_or(e.id IS NULL OR e.created_transaction_id <> pg_current_xact_id()) AS foreign_entry,
+         (array_agg(p.account_id) FILTER (WHERE a.id IS NULL))[1] AS missing_account,
+         (array_agg(p.account_id) FILTER (WHERE a.currency <> p.currency))[1] AS wrong_currency,
+         bool_or(p.must_not_overdraw OR a.balance_limit IS NOT NULL) AS guarded
+    INTO summary
+  -- LATERAL ... LIMIT 1 keeps these index lookups per new row: the planner cannot estimate a
+  -- transition table and would otherwise hash-join the whole entries and accounts tables.
+  FROM new_postings p
+  LEFT JOIN LATERAL (
+    SELECT id, created_transaction_id FROM ledger_entries WHERE id = p.entry_id LIMIT 1
+  ) e ON true
+  LEFT JOIN LATERAL (
+    SELECT id, currency, balance_limit FROM ledger_accounts WHERE id = p.account_id LIMIT 1
+  ) a ON true;
+
+  IF summary.foreign_entry THEN
     RAISE EXCEPTION USING ERRCODE = 'PN004', MESSAGE = 'entry_postings_closed',
       DETAIL = 'postings can only be added in the transaction that creates their entry';
   END IF;
+  IF summary.missing_account IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PN010', MESSAGE = 'account_not_found',
+      DETAIL = summary.missing_account;
+  END IF;
+  IF summary.wrong_currency IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PN009', MESSAGE = 'currency_mismatch',
+      DETAIL = summary.wrong_currency;
+  END IF;
 
-  PERFORM set_config('penny.ledger_balance_writer', 'on', true);
   INSERT INTO ledger_balance_deltas
     (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
   SELECT account_id,
@@ -218,16 +243,12 @@ BEGIN
     coalesce(sum(amount_minor) FILTER (WHERE direction = 'credit' AND phase = 'pending'), 0)
       - coalesce(sum(amount_minor) FILTER (WHERE direction = 'credit' AND phase = 'release'), 0)
   FROM new_postings GROUP BY account_id;
-  PERFORM set_config('penny.ledger_balance_writer', 'off', true);
 
   INSERT INTO ledger_unsealed_entries (entry_id)
     SELECT DISTINCT entry_id FROM new_postings
     ON CONFLICT DO NOTHING;
 
-  IF NOT EXISTS (
-    SELECT 1 FROM new_postings p JOIN ledger_accounts a ON a.id = p.account_id
-    WHERE p.must_not_overdraw OR a.balance_limit IS NOT NULL
-  ) THEN
+  IF NOT summary.guarded THEN
     RETURN NULL;
   END IF;
 
@@ -269,6 +290,7 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
+
 CREATE TRIGGER ledger_postings_apply AFTER INSERT ON ledger_postings
   REFERENCING NEW TABLE AS new_postings
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_apply_postings();
@@ -278,38 +300,44 @@ CREATE TRIGGER ledger_postings_apply AFTER INSERT ON ledger_postings
 -- resolutions release exactly the hold's postings; reversals mirror exactly what they reverse.
 CREATE FUNCTION ledger_check_entry() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  posting_count integer;
-  effective_times_agree boolean;
-  phases text[];
+  found record;
 BEGIN
-  SELECT count(*), bool_and(effective_at = NEW.effective_at), array_agg(DISTINCT phase ORDER BY phase)
-    INTO posting_count, effective_times_agree, phases
-  FROM ledger_postings WHERE entry_id = NEW.id;
-
-  IF posting_count < 2 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
-      DETAIL = format('entry %s has %s posting(s); an entry needs at least two', NEW.id, posting_count);
-  END IF;
-  IF EXISTS (
-    SELECT 1 FROM ledger_postings WHERE entry_id = NEW.id
+  SELECT coalesce(sum(g.postings), 0) AS postings,
+         coalesce(bool_and(g.signed_sum = 0), true) AS balanced,
+         coalesce(bool_and(g.same_time), true) AS same_time,
+         coalesce(bool_or(g.phase = 'posted'), false) AS has_posted,
+         coalesce(bool_or(g.phase = 'pending'), false) AS has_pending,
+         coalesce(bool_or(g.phase = 'release'), false) AS has_release
+    INTO found
+  FROM (
+    SELECT phase, count(*) AS postings,
+           sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) AS signed_sum,
+           bool_and(effective_at = NEW.effective_at) AS same_time
+    FROM ledger_postings WHERE entry_id = NEW.id
     GROUP BY currency, phase
-    HAVING sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) <> 0
-  ) THEN
+  ) g;
+
+  IF found.postings < 2 THEN
+    RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
+      DETAIL = format('entry %s has %s posting(s); an entry needs at least two', NEW.id, found.postings);
+  END IF;
+  IF NOT found.balanced THEN
     RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
       DETAIL = format('entry %s: debits and credits differ in some currency', NEW.id);
   END IF;
-  IF NOT effective_times_agree THEN
+  IF NOT found.same_time THEN
     RAISE EXCEPTION USING ERRCODE = 'PN008', MESSAGE = 'invalid_entry_phases',
       DETAIL = format('entry %s: postings must share the entry''s effective_at', NEW.id);
   END IF;
   IF NOT (
-    (NEW.kind IN ('standard', 'reversal') AND phases = ARRAY['posted'])
-    OR (NEW.kind = 'hold' AND phases = ARRAY['pending'])
-    OR (NEW.kind = 'hold_post' AND phases IN (ARRAY['posted', 'release'], ARRAY['release']))
-    OR (NEW.kind IN ('hold_void', 'hold_expiry') AND phases = ARRAY['release'])
+    (NEW.kind IN ('standard', 'reversal') AND found.has_posted AND NOT found.has_pending AND NOT found.has_release)
+    OR (NEW.kind = 'hold' AND found.has_pending AND NOT found.has_posted AND NOT found.has_release)
+    OR (NEW.kind = 'hold_post' AND found.has_release AND NOT found.has_pending)
+    OR (NEW.kind IN ('hold_void', 'hold_expiry') AND found.has_release AND NOT found.has_posted
+        AND NOT found.has_pending)
   ) THEN
     RAISE EXCEPTION USING ERRCODE = 'PN008', MESSAGE = 'invalid_entry_phases',
-      DETAIL = format('entry %s of kind %s has phases %s', NEW.id, NEW.kind, phases);
+      DETAIL = format('entry %s of kind %s has postings of the wrong phases', NEW.id, NEW.kind);
   END IF;
   IF NEW.hold_entry_id IS NOT NULL THEN
     PERFORM ledger_check_hold_resolution(NEW);

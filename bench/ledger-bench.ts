@@ -1,0 +1,250 @@
+/**
+ * `npm run bench:ledger`: transfers (two-posting entries) per second through the ledger service,
+ * at 1, 8 and 32 concurrent clients, accounts spread uniformly or all touching one hot account,
+ * single entries and batches of 100. In the same run, a plain-SQL baseline writes the same rows
+ * into twin tables with no checks; Penny's rate is printed as a ratio of it, so the figure means
+ * the same on any machine. Tables are prefilled and analysed before measuring.
+ *
+ * BENCH_SECONDS (default 3) sets each measurement's length; BENCH_DATABASE_URL a server of your own.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded-postgres.js';
+import { migrate } from '../src/db/migrate.js';
+import { createPool, ensureDatabase, withDatabase, withTransaction } from '../src/db/pool.js';
+import { newId } from '../src/ids.js';
+import { LedgerService } from '../src/ledger/ledger-service.js';
+import type { CreateEntryCommand } from '../src/ledger/ledger-types.js';
+
+const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 3);
+const clientCounts = [1, 8, 32] as const;
+const poolSizeMax = 8;
+const accountCount = 1000;
+const prefillTransfers = 50_000;
+const batchSize = 100;
+
+type Pattern = 'uniform' | 'hot';
+type Mode = 'single' | 'batch100';
+type Writer = (transfers: readonly Transfer[]) => Promise<void>;
+
+interface Transfer {
+  readonly reference: string;
+  readonly debit: string;
+  readonly credit: string;
+  readonly amountMinor: bigint;
+}
+
+interface Measurement {
+  readonly system: 'penny' | 'baseline';
+  readonly pattern: Pattern;
+  readonly mode: Mode;
+  readonly clients: number;
+  readonly transfersPerSecond: number;
+  readonly latencyMsP50: number;
+  readonly latencyMsP99: number;
+}
+
+async function main(): Promise<void> {
+  const { url, stop } = await openBenchDatabase();
+  const pool = createPool({ connectionString: url, sizeMax: poolSizeMax, applicationName: 'penny-bench' });
+  try {
+    const accounts = await prepare(pool, url);
+    const ledger = new LedgerService(pool);
+    const results: Measurement[] = [];
+    for (const mode of ['single', 'batch100'] as const) {
+      for (const pattern of ['uniform', 'hot'] as const) {
+        for (const clients of clientCounts) {
+          for (const system of ['baseline', 'penny'] as const) {
+            const writer = system === 'penny' ? pennyWriter(ledger) : baselineWriter(pool);
+            const measured = await measure(writer, { accounts, pattern, mode, clients });
+            results.push({ system, pattern, mode, clients, ...measured });
+            process.stderr.write(`${system} ${mode} ${pattern} ${clients}: ${measured.transfersPerSecond}/s\n`);
+          }
+          await ledger.compactBalances();
+        }
+      }
+    }
+    report(results);
+  } finally {
+    await pool.end();
+    await stop();
+  }
+}
+
+async function openBenchDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
+  if (process.env.BENCH_DATABASE_URL) {
+    return { url: process.env.BENCH_DATABASE_URL, stop: async () => undefined };
+  }
+  const directory = await fs.mkdtemp(path.join('/var/tmp', 'penny-bench-'));
+  await fs.chmod(directory, 0o755);
+  const server: RunningPostgres = await startEmbeddedPostgres({ directory: path.join(directory, 'pg'), port: 54391 });
+  await ensureDatabase(server.serverUrl, 'penny_bench');
+  return {
+    url: withDatabase(server.serverUrl, 'penny_bench'),
+    stop: async () => {
+      await server.stop();
+      await fs.rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+interface Accounts {
+  readonly uniform: readonly string[];
+  readonly hot: string;
+}
+
+/** Migrates, creates the baseline twin tables, creates accounts, prefills and analyses. */
+async function prepare(pool: pg.Pool, url: string): Promise<Accounts> {
+  await migrate(url);
+  await pool.query(`
+    CREATE TABLE IF NOT EXISTS baseline_entries (
+      id text PRIMARY KEY, sequence bigint GENERATED ALWAYS AS IDENTITY, external_reference text,
+      request_fingerprint text, kind text, description text, metadata jsonb, effective_at timestamptz,
+      created_at timestamptz DEFAULT clock_timestamp());
+    CREATE TABLE IF NOT EXISTS baseline_postings (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, entry_id text, account_id text,
+      currency char(3), direction text, phase text, amount_minor bigint, effective_at timestamptz);`);
+  const ledger = new LedgerService(pool);
+  const uniform: string[] = [];
+  for (let index = 0; index < accountCount; index += 1) {
+    const account = await ledger.createAccount({
+      currency: 'USD', type: index % 2 === 0 ? 'asset' : 'liability', code: undefined, owner: undefined,
+      metadata: {}, limit: undefined,
+    });
+    uniform.push(account.id);
+  }
+  const hot = await ledger.createAccount({
+    currency: 'USD', type: 'revenue', code: 'platform_fees', owner: undefined, metadata: {}, limit: undefined,
+  });
+  const accounts = { uniform, hot: hot.id };
+  const prefill = Array.from({ length: prefillTransfers }, () => nextTransfer(accounts, 'uniform'));
+  for (let start = 0; start < prefill.length; start += 1000) {
+    const slice = prefill.slice(start, start + 1000);
+    await pennyWriter(ledger)(slice);
+    await baselineWriter(pool)(slice);
+  }
+  await ledger.compactBalances();
+  await pool.query('ANALYZE');
+  return accounts;
+}
+
+function pennyWriter(ledger: LedgerService): Writer {
+  return async (transfers) => {
+    const commands = transfers.map(toCommand);
+    if (commands.length === 1) await ledger.createEntry(commands[0] as CreateEntryCommand);
+    else await ledger.createEntryBatch(commands);
+  };
+}
+
+function toCommand(transfer: Transfer): CreateEntryCommand {
+  return {
+    externalReference: transfer.reference,
+    requestFingerprint: transfer.reference,
+    description: undefined,
+    metadata: {},
+    effectiveAt: undefined,
+    pending: false,
+    expiresAt: undefined,
+    postings: [
+      { account: transfer.debit, direction: 'debit', amountMinor: transfer.amountMinor, currency: undefined,
+        mustNotOverdraw: false },
+      { account: transfer.credit, direction: 'credit', amountMinor: transfer.amountMinor, currency: undefined,
+        mustNotOverdraw: false },
+    ],
+  };
+}
+
+/** The same rows, one statement per call, no constraints, no triggers, no checks. */
+function baselineWriter(pool: pg.Pool): Writer {
+  const write = (db: pg.Pool | pg.PoolClient, transfers: readonly Transfer[]) => db.query(
+    `WITH e AS (
+       INSERT INTO baseline_entries (id, external_reference, request_fingerprint, kind, metadata, effective_at)
+       SELECT id, ref, ref, 'standard', '{}'::jsonb, now() FROM unnest($1::text[], $2::text[]) AS t(id, ref)
+       RETURNING id, effective_at)
+     INSERT INTO baseline_postings (entry_id, account_id, currency, direction, phase, amount_minor, effective_at)
+     SELECT e.id, p.account_id, 'USD', p.direction, 'posted', p.amount_minor, e.effective_at
+     FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]) AS p(entry_id, account_id, direction, amount_minor)
+     JOIN e ON e.id = p.entry_id`,
+    [
+      transfers.map((transfer) => transfer.reference),
+      transfers.map((transfer) => transfer.reference),
+      transfers.flatMap((transfer) => [transfer.reference, transfer.reference]),
+      transfers.flatMap((transfer) => [transfer.debit, transfer.credit]),
+      transfers.flatMap(() => ['debit', 'credit']),
+      transfers.flatMap((transfer) => [transfer.amountMinor.toString(), transfer.amountMinor.toString()]),
+    ],
+  );
+  return async (transfers) => {
+    if (transfers.length === 1) await write(pool, transfers);
+    else await withTransaction(pool, (client) => write(client, transfers));
+  };
+}
+
+function nextTransfer(accounts: Accounts, pattern: Pattern): Transfer {
+  const pick = () => accounts.uniform[Math.floor(Math.random() * accounts.uniform.length)] as string;
+  const debit = pick();
+  let credit = pattern === 'hot' ? accounts.hot : pick();
+  while (credit === debit) credit = pick();
+  return { reference: newId('lent'), debit, credit, amountMinor: BigInt(1 + Math.floor(Math.random() * 10_000)) };
+}
+
+async function measure(
+  writer: Writer,
+  options: { accounts: Accounts; pattern: Pattern; mode: Mode; clients: number },
+): Promise<Omit<Measurement, 'system' | 'pattern' | 'mode' | 'clients'>> {
+  const size = options.mode === 'single' ? 1 : batchSize;
+  const latenciesMs: number[] = [];
+  let transfers = 0;
+  const deadline = performance.now() + secondsPerRun * 1000;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: options.clients }, async () => {
+    while (performance.now() < deadline) {
+      const batch = Array.from({ length: size }, () => nextTransfer(options.accounts, options.pattern));
+      const begin = performance.now();
+      await writer(batch);
+      latenciesMs.push(performance.now() - begin);
+      transfers += size;
+    }
+  }));
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  latenciesMs.sort((left, right) => left - right);
+  return {
+    transfersPerSecond: Math.round(transfers / elapsedSeconds),
+    latencyMsP50: round(percentile(latenciesMs, 0.5)),
+    latencyMsP99: round(percentile(latenciesMs, 0.99)),
+  };
+}
+
+function percentile(sorted: readonly number[], fraction: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+function report(results: readonly Measurement[]): void {
+  const lines = [
+    `ledger benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores (${os.cpus()[0]?.model}), ` +
+      `node ${process.version}, pool ${poolSizeMax}, ${secondsPerRun}s per run, ` +
+      `${accountCount} accounts, ${prefillTransfers} prefilled transfers`,
+    '',
+    '| mode | pattern | clients | penny transfers/s | baseline transfers/s | ratio | penny p50 ms | penny p99 ms |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const penny of results.filter((result) => result.system === 'penny')) {
+    const baseline = results.find((result) => result.system === 'baseline' && result.mode === penny.mode &&
+      result.pattern === penny.pattern && result.clients === penny.clients);
+    const ratio = baseline === undefined ? 0 : penny.transfersPerSecond / baseline.transfersPerSecond;
+    lines.push(`| ${penny.mode} | ${penny.pattern} | ${penny.clients} | ${penny.transfersPerSecond} | ` +
+      `${baseline?.transfersPerSecond ?? '-'} | ${round(ratio)} | ${penny.latencyMsP50} | ${penny.latencyMsP99} |`);
+  }
+  const rssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  lines.push('', `peak RSS of the benchmark process (Node, client side): ${rssMiB} MiB`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${JSON.stringify({ results, peak_rss_mib: rssMiB })}\n`);
+}
+
+await main();

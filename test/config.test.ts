@@ -1,0 +1,131 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { PennyError } from '../src/errors.js';
+
+/** Loads a configuration that must be refused and returns the PennyError it threw. */
+function refusal(environment: Record<string, string>): PennyError {
+  try {
+    loadConfig(environment);
+  } catch (error) {
+    expect(error).toBeInstanceOf(PennyError);
+    return error as PennyError;
+  }
+  throw new Error('expected the configuration to be refused, but it loaded');
+}
+
+describe('loadConfig', () => {
+  it('uses the defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 4242,
+      host: '127.0.0.1',
+      databaseUrl: undefined,
+      operatorKey: undefined,
+      embeddedPostgresPort: 54329,
+      logLevel: 'info',
+      ledgerAnchorFile: undefined,
+      amountMaxMinor: 9007199254740991n,
+      databasePoolSizeMax: 8,
+    });
+    expect(config.dataDirectory).toBe(path.resolve('.penny'));
+    expect(config.embeddedPostgresDirectory).toBe(path.resolve('.penny', 'postgres'));
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ PORT: '', HOST: '', DATABASE_URL: '', PENNY_OPERATOR_KEY: '' })).toMatchObject({
+      port: 4242, host: '127.0.0.1', databaseUrl: undefined, operatorKey: undefined,
+    });
+  });
+
+  it('reads every variable it is given', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      DATABASE_URL: 'postgres://penny@db:5432/penny',
+      PENNY_DATA_DIR: '/srv/penny',
+      PENNY_PG_PORT: '6543',
+      PENNY_OPERATOR_KEY: 'k'.repeat(24),
+      PENNY_LOG_LEVEL: 'debug',
+      PENNY_LEDGER_ANCHOR_FILE: '/srv/anchor.json',
+      PENNY_AMOUNT_MAX_MINOR: '100000000',
+      PENNY_DB_POOL_SIZE: '20',
+    });
+    expect(config).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      databaseUrl: 'postgres://penny@db:5432/penny',
+      dataDirectory: '/srv/penny',
+      embeddedPostgresPort: 6543,
+      embeddedPostgresDirectory: '/srv/penny/postgres',
+      operatorKey: 'k'.repeat(24),
+      logLevel: 'debug',
+      ledgerAnchorFile: '/srv/anchor.json',
+      amountMaxMinor: 100000000n,
+      databasePoolSizeMax: 20,
+    });
+  });
+
+  it.each(['abc', '70000', '65536', '-1', '80.5', ' 80', '0x50'])('refuses PORT=%j, naming PORT', (value) => {
+    const error = refusal({ PORT: value });
+    expect(error).toMatchObject({ code: 'invalid_configuration', param: 'PORT' });
+    expect(error.message).toMatch(/^PORT: /);
+  });
+
+  it('accepts PORT=65535', () => {
+    expect(loadConfig({ PORT: '65535' }).port).toBe(65535);
+  });
+
+  it('refuses a bad PENNY_PG_PORT, naming PENNY_PG_PORT', () => {
+    expect(refusal({ PENNY_PG_PORT: '99999' })).toMatchObject({ param: 'PENNY_PG_PORT' });
+  });
+
+  it.each(['mysql://x', 'x', 'http://localhost/penny', 'postgres:/missing-slash'])(
+    'refuses DATABASE_URL=%j, naming DATABASE_URL',
+    (value) => {
+      const error = refusal({ DATABASE_URL: value });
+      expect(error).toMatchObject({ code: 'invalid_configuration', param: 'DATABASE_URL' });
+      expect(error.message).toContain('DATABASE_URL');
+    },
+  );
+
+  it.each(['postgres://u@h/d', 'postgresql://u:p@h:5432/d'])('accepts DATABASE_URL=%j', (value) => {
+    expect(loadConfig({ DATABASE_URL: value }).databaseUrl).toBe(value);
+  });
+
+  it('refuses a PENNY_OPERATOR_KEY shorter than 24 characters', () => {
+    const error = refusal({ PENNY_OPERATOR_KEY: 'k'.repeat(23) });
+    expect(error).toMatchObject({ code: 'invalid_configuration', param: 'PENNY_OPERATOR_KEY' });
+    expect(error.message).toContain('PENNY_OPERATOR_KEY');
+  });
+
+  it('accepts a PENNY_OPERATOR_KEY of 24 characters', () => {
+    expect(loadConfig({ PENNY_OPERATOR_KEY: 'k'.repeat(24) }).operatorKey).toBe('k'.repeat(24));
+  });
+
+  it('refuses PENNY_AMOUNT_MAX_MINOR above 2^53 − 1', () => {
+    const error = refusal({ PENNY_AMOUNT_MAX_MINOR: '9007199254740992' });
+    expect(error).toMatchObject({ code: 'invalid_configuration', param: 'PENNY_AMOUNT_MAX_MINOR' });
+    expect(error.message).toContain('PENNY_AMOUNT_MAX_MINOR');
+  });
+
+  it('accepts PENNY_AMOUNT_MAX_MINOR of exactly 2^53 − 1, as a bigint', () => {
+    expect(loadConfig({ PENNY_AMOUNT_MAX_MINOR: '9007199254740991' }).amountMaxMinor).toBe(9007199254740991n);
+  });
+
+  it.each(['0', '-5', '1.5', '01', 'lots', '1e6'])('refuses PENNY_AMOUNT_MAX_MINOR=%j', (value) => {
+    expect(refusal({ PENNY_AMOUNT_MAX_MINOR: value })).toMatchObject({ param: 'PENNY_AMOUNT_MAX_MINOR' });
+  });
+
+  it('refuses an unknown PENNY_LOG_LEVEL, naming it', () => {
+    expect(refusal({ PENNY_LOG_LEVEL: 'verbose' })).toMatchObject({ param: 'PENNY_LOG_LEVEL' });
+  });
+
+  it.each(['0', '101', 'ten'])('refuses PENNY_DB_POOL_SIZE=%j', (value) => {
+    expect(refusal({ PENNY_DB_POOL_SIZE: value })).toMatchObject({ param: 'PENNY_DB_POOL_SIZE' });
+  });
+
+  it('refuses a HOST with surrounding spaces', () => {
+    expect(refusal({ HOST: ' localhost' })).toMatchObject({ param: 'HOST' });
+  });
+});
