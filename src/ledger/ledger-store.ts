@@ -142,12 +142,14 @@ export async function insertEntries(
        ORDER BY p.ordinal
        RETURNING id, entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw
      )
-     SELECT i.id, i.effective_at, i.created_at, i.sequence, i.expires_at,
-       (SELECT json_agg(json_build_object('id', p.id, 'account_id', p.account_id,
-          'currency', p.currency, 'direction', p.direction, 'phase', p.phase,
-          'amount_minor', p.amount_minor, 'must_not_overdraw', p.must_not_overdraw) ORDER BY p.id)
-        FROM posted p WHERE p.entry_id = i.id) AS postings
-     FROM inserted i`,
+     SELECT i.id, i.effective_at, i.created_at, i.sequence, i.expires_at, g.postings
+     FROM inserted i
+     JOIN (
+       SELECT entry_id, json_agg(json_build_object('id', id, 'account_id', account_id,
+         'currency', currency, 'direction', direction, 'phase', phase,
+         'amount_minor', amount_minor, 'must_not_overdraw', must_not_overdraw) ORDER BY id) AS postings
+       FROM posted GROUP BY entry_id
+     ) g ON g.entry_id = i.id`,
     values: [
       entries.map((entry) => entry.id),
       entries.map((entry) => entry.externalReference),

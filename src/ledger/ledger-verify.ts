@@ -104,16 +104,25 @@ function checkSeal(
   return undefined;
 }
 
+/** Every entry: at least two postings, balanced per currency and phase, at the entry's time. */
 async function checkEntriesBalance(db: Queryable): Promise<VerifyFailure[]> {
-  const result = await db.query<{ entry_id: string; currency: string }>(
-    `SELECT entry_id, currency FROM ledger_postings GROUP BY entry_id, currency, phase
+  const result = await db.query<{ entry_id: string; problem: string }>(
+    `SELECT entry_id, 'does not balance in ' || currency AS problem
+     FROM ledger_postings GROUP BY entry_id, currency, phase
      HAVING sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) <> 0
+     UNION ALL
+     SELECT e.id, 'has fewer than two postings' FROM ledger_entries e
+     WHERE (SELECT count(*) FROM ledger_postings p WHERE p.entry_id = e.id) < 2
+     UNION ALL
+     SELECT p.entry_id, 'has a posting whose effective_at differs from the entry''s'
+     FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
+     WHERE p.effective_at <> e.effective_at
      ORDER BY entry_id LIMIT 10`,
   );
   return result.rows.map((row) => ({
     check: 'entry_balance' as const,
     entry: row.entry_id,
-    message: `entry ${row.entry_id} does not balance in ${row.currency}`,
+    message: `entry ${row.entry_id} ${row.problem}`,
   }));
 }
 

@@ -55,8 +55,10 @@ CREATE TABLE ledger_entries (
   request_fingerprint text NOT NULL,
   kind text NOT NULL CHECK (kind IN ('standard', 'hold', 'hold_post', 'hold_void', 'hold_expiry',
                                      'reversal')),
-  hold_entry_id text REFERENCES ledger_entries (id),
-  reverses_entry_id text REFERENCES ledger_entries (id),
+  -- Both links are checked at commit by ledger_check_entry (the hold must be a hold, a reversal
+  -- must mirror its original), which also proves the row they point at exists.
+  hold_entry_id text,
+  reverses_entry_id text,
   description text CHECK (length(description) <= 1000),
   metadata jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(metadata) = 'object'),
   effective_at timestamptz NOT NULL,
