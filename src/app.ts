@@ -53,11 +53,27 @@ function stopper(server: FastifyInstance, workers: Worker[], pool: pg.Pool, data
   let stopping: Promise<void> | undefined;
   return () => {
     stopping ??= (async () => {
-      await server.close();
+      await closeServer(server);
       await Promise.all(workers.map((worker) => worker.stop()));
       await pool.end();
       await database.close();
     })();
     return stopping;
   };
+}
+
+/**
+ * Stops accepting connections and waits for in-flight requests. A keep-alive connection turns
+ * idle only after its response, so idle connections are closed as they appear; after the grace
+ * period, whatever is left is cut.
+ */
+async function closeServer(server: FastifyInstance): Promise<void> {
+  const sweeper = setInterval(() => server.server.closeIdleConnections(), 50);
+  const deadline = setTimeout(() => server.server.closeAllConnections(), limits.shutdownGraceMs);
+  try {
+    await server.close();
+  } finally {
+    clearInterval(sweeper);
+    clearTimeout(deadline);
+  }
 }

@@ -1,0 +1,267 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LedgerService } from '../../src/ledger/ledger-service.js';
+import { parseCreateEntry } from '../../src/ledger/ledger-validation.js';
+import { freePort } from '../global-setup.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+/** The `penny` command as a user runs it: the built bin, in its own process. */
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = path.join(root, 'dist', 'src', 'cli', 'penny.js');
+const operatorKey = 'op_cli_test_0123456789abcdefghij';
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function penny(args: string[], environment: Record<string, string | undefined>): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: cleanEnvironment(environment) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function cleanEnvironment(environment: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  for (const [key, value] of Object.entries(environment)) if (value !== undefined) base[key] = value;
+  return base;
+}
+
+let database: TestDatabase;
+let dataDirectory: string;
+let environment: Record<string, string>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  dataDirectory = await fs.mkdtemp(path.join('/var/tmp', 'penny-cli-'));
+  environment = { DATABASE_URL: database.url, PENNY_DATA_DIR: dataDirectory, PENNY_OPERATOR_KEY: operatorKey };
+  const ledger = new LedgerService(database.pool);
+  const cash = await ledger.createAccount({ currency: 'EUR', type: 'asset', code: undefined, owner: undefined, metadata: {}, limit: undefined });
+  const owed = await ledger.createAccount({ currency: 'EUR', type: 'liability', code: undefined, owner: undefined, metadata: {}, limit: undefined });
+  for (let index = 0; index < 3; index += 1) {
+    await ledger.createEntry(parseCreateEntry({
+      external_reference: `cli-${index}`,
+      postings: [
+        { account: cash.id, direction: 'debit', amount: 100 + index },
+        { account: owed.id, direction: 'credit', amount: 100 + index },
+      ],
+    }, { amountMaxMinor: 1_000_000n }));
+  }
+});
+
+afterAll(async () => {
+  await fs.rm(dataDirectory, { recursive: true, force: true });
+});
+
+describe('penny migrate', () => {
+  it('reports an up-to-date database as JSON', async () => {
+    const run = await penny(['migrate', '--json'], environment);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ applied: [] });
+  });
+
+  it('explains an unreachable database and exits 1', async () => {
+    const run = await penny(['migrate'], { ...environment, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^penny: /);
+  });
+});
+
+describe('penny ledger', () => {
+  it('verifies an untouched ledger: chain, entries and balances', async () => {
+    const run = await penny(['ledger', 'verify', '--json'], environment);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.ok).toBe(true);
+    expect(report.sealsChecked).toBe(3);
+    expect(report.head.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('prints a readable report without --json', async () => {
+    const run = await penny(['ledger', 'verify'], environment);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Ledger verified: 3 sealed entries/);
+  });
+
+  it('prints the trial balance per currency with a zero difference', async () => {
+    const run = await penny(['ledger', 'trial-balance', '--json'], environment);
+    expect(run.code).toBe(0);
+    const trial = JSON.parse(run.stdout);
+    expect(trial.currencies).toHaveLength(1);
+    expect(trial.currencies[0]).toMatchObject({ currency: 'EUR', debits_posted: 303, credits_posted: 303, difference: 0 });
+  });
+
+  it('checks stored balances against postings', async () => {
+    const run = await penny(['ledger', 'check-balances', '--json'], environment);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, accountsChecked: 2 });
+  });
+
+  it('fails verification, exit 1, when a posting was edited behind Penny\'s back', async () => {
+    const tampered = await createTestDatabase();
+    const ledger = new LedgerService(tampered.pool);
+    const cash = await ledger.createAccount({ currency: 'USD', type: 'asset', code: undefined, owner: undefined, metadata: {}, limit: undefined });
+    const owed = await ledger.createAccount({ currency: 'USD', type: 'liability', code: undefined, owner: undefined, metadata: {}, limit: undefined });
+    const created = await ledger.createEntry(parseCreateEntry({
+      external_reference: 'to-tamper',
+      postings: [{ account: cash.id, direction: 'debit', amount: 500 }, { account: owed.id, direction: 'credit', amount: 500 }],
+    }, { amountMaxMinor: 1_000_000n }));
+    const sealed = await penny(['ledger', 'seal', '--json'], { ...environment, DATABASE_URL: tampered.url });
+    expect(sealed.code).toBe(0);
+    const client = await tampered.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL session_replication_role = replica');
+      await client.query('UPDATE ledger_postings SET amount_minor = 5 WHERE entry_id = $1', [created.entries[0]?.id]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const run = await penny(['ledger', 'verify'], { ...environment, DATABASE_URL: tampered.url });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(created.entries[0]?.id);
+  });
+});
+
+describe('usage and configuration', () => {
+  it('exits 2 on an unknown command', async () => {
+    const run = await penny(['no-such-command'], environment);
+    expect(run.code).toBe(2);
+  });
+
+  it('exits 1 naming the variable when configuration is invalid', async () => {
+    const run = await penny(['migrate'], { ...environment, PORT: 'not-a-port' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('PORT');
+  });
+});
+
+describe('penny serve', () => {
+  it('serves health and readiness, logs a request id per line without the key, and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const server = startServe({ ...environment, PORT: String(port) });
+    try {
+      await waitForHealth(port);
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+      expect(ready.status).toBe(200);
+      const accounts = await fetch(`http://127.0.0.1:${port}/v1/ledger/accounts`, {
+        headers: { authorization: `Bearer ${operatorKey}` },
+      });
+      expect(accounts.status).toBe(200);
+      expect(accounts.headers.get('request-id')).toMatch(/^req_/);
+    } finally {
+      server.process.kill('SIGTERM');
+    }
+    const code = await server.exited;
+    expect(code).toBe(0);
+    const lines = server.output().split('\n').filter((line) => line.includes('"url":"/v1/ledger/accounts"'));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(JSON.parse(line).reqId).toMatch(/^req_/);
+    expect(server.output()).not.toContain(operatorKey);
+  });
+
+  it('lets an in-flight request finish when told to stop', async () => {
+    const port = await freePort();
+    const server = startServe({ ...environment, PORT: String(port) });
+    await waitForHealth(port);
+    const entries = Array.from({ length: 1000 }, (_, index) => ({
+      external_reference: `inflight-${port}-${index}`,
+      postings: [
+        { account: 'lacc_doesnotexist000', direction: 'debit', amount: 1 },
+        { account: 'lacc_doesnotexist001', direction: 'credit', amount: 1 },
+      ],
+    }));
+    const inFlight = fetch(`http://127.0.0.1:${port}/v1/ledger/entries/batch`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ entries }),
+    });
+    await waitFor(() => server.output().includes('"url":"/v1/ledger/entries/batch"'));
+    server.process.kill('SIGTERM');
+    const response = await inFlight;
+    expect(response.status).toBe(404);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('account_not_found');
+    expect(await server.exited).toBe(0);
+  });
+});
+
+describe('penny serve on the embedded PostgreSQL', () => {
+  it('starts without DATABASE_URL, keeps its data across a restart, and stops the database on SIGTERM', async () => {
+    const embeddedEnvironment = {
+      PENNY_DATA_DIR: path.join(dataDirectory, 'embedded'),
+      PENNY_PG_PORT: String(await freePort()),
+      PENNY_OPERATOR_KEY: operatorKey,
+    };
+    const first = await serveUntilHealthy(embeddedEnvironment);
+    const created = await fetch(`http://127.0.0.1:${first.port}/v1/ledger/accounts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ currency: 'JPY', type: 'asset', code: 'survives' }),
+    });
+    const account = (await created.json()) as { id: string };
+    first.server.process.kill('SIGTERM');
+    expect(await first.server.exited).toBe(0);
+    expect(await portOpen(Number(embeddedEnvironment.PENNY_PG_PORT))).toBe(false);
+
+    const second = await serveUntilHealthy(embeddedEnvironment);
+    try {
+      const again = await fetch(`http://127.0.0.1:${second.port}/v1/ledger/accounts/${account.id}`, {
+        headers: { authorization: `Bearer ${operatorKey}` },
+      });
+      expect(again.status).toBe(200);
+      expect(((await again.json()) as { code: string }).code).toBe('survives');
+    } finally {
+      second.server.process.kill('SIGTERM');
+    }
+    expect(await second.server.exited).toBe(0);
+  }, 60_000);
+});
+
+async function serveUntilHealthy(serveEnvironment: Record<string, string>) {
+  const port = await freePort();
+  const server = startServe({ ...serveEnvironment, PORT: String(port) });
+  await waitForHealth(port);
+  return { port, server };
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 400 && !condition(); attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function startServe(serveEnvironment: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, [bin, 'serve'], { env: cleanEnvironment(serveEnvironment) });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { process: child, exited, output: () => output };
+}
+
+async function waitForHealth(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 600; attempt += 1) {
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((response) => response.ok, () => false);
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`penny serve did not answer on port ${port}`);
+}
