@@ -1,7 +1,9 @@
+import assert from 'node:assert/strict';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { limits } from '../config.js';
 import { presentAccount, presentBalances, presentEntry, presentPosting, presentTrialBalance } from '../ledger/ledger-presenter.js';
 import type { LedgerService, Page } from '../ledger/ledger-service.js';
+import type { Entry } from '../ledger/ledger-types.js';
 import {
   parseCreateAccount, parseCreateEntry, parseCreateEntryBatch, parseHoldPost, parseReverse,
 } from '../ledger/ledger-validation.js';
@@ -69,7 +71,7 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
 
     scope.post('/v1/ledger/entries', async (request) => {
       const created = await ledger.createEntry(parseCreateEntry(request.body, rules));
-      return presentEntry(created.entries[0] as never);
+      return presentEntry(onlyEntry(created.entries));
     });
 
     scope.post('/v1/ledger/entries/batch', { bodyLimit: limits.ledgerBatchBodyBytesMax }, async (request) => {
@@ -107,7 +109,7 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
 
     scope.post<IdParams>('/v1/ledger/entries/:id/reverse', async (request) => {
       const created = await ledger.reverseEntry(request.params.id, parseReverse(request.body));
-      return presentEntry(created.entries[0] as never);
+      return presentEntry(onlyEntry(created.entries));
     });
 
     scope.get('/v1/ledger/trial_balance', async (request) => {
@@ -116,6 +118,11 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
       return presentTrialBalance(await ledger.trialBalance(asOf), asOf);
     });
   });
+}
+
+function onlyEntry(entries: readonly Entry[]): Entry {
+  assert.equal(entries.length, 1, 'a single-entry request returns one entry');
+  return entries[0] as Entry;
 }
 
 function presentList<T>(page: Page<T>, url: string, present: (item: T) => unknown) {

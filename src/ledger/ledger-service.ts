@@ -58,7 +58,9 @@ export class LedgerService {
   }
 
   async listAccounts(query: store.AccountListQuery): Promise<Page<Account>> {
-    if (query.startingAfter !== undefined) await this.getAccount(query.startingAfter);
+    if (query.startingAfter !== undefined && !(await store.accountExists(this.pool, query.startingAfter))) {
+      throw accountNotFound(query.startingAfter, 'starting_after');
+    }
     return toPage(await store.selectAccountPage(this.pool, query), query.limit);
   }
 
@@ -157,7 +159,10 @@ export class LedgerService {
     if (query.account !== undefined && !(await store.accountExists(this.pool, query.account))) {
       throw accountNotFound(query.account);
     }
-    if (query.startingAfter !== undefined) await this.getEntry(query.startingAfter);
+    if (query.startingAfter !== undefined) {
+      const [cursor] = await store.selectEntries(this.pool, [query.startingAfter]);
+      if (cursor === undefined) throw entryNotFound(query.startingAfter, 'starting_after');
+    }
     return toPage(await store.selectEntryPage(this.pool, query), query.limit);
   }
 
