@@ -31,10 +31,6 @@ export class PennyError extends Error {
   }
 }
 
-export function invalidParameter(param: string, code: string, message: string): PennyError {
-  return new PennyError({ code, param, message });
-}
-
 /** Normalises anything thrown into an Error, keeping the original as `cause`. */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;

@@ -3,7 +3,7 @@ import { PennyError } from '../errors.js';
 
 /**
  * The one place where error codes become HTTP statuses. A code missing here is a bug, caught by
- * test/http/http-errors.test.ts, which also checks that docs/errors.md lists every code.
+ * test/http/errors-doc.test.ts, which also checks that docs/errors.md lists every code.
  */
 export const statusByCode: Readonly<Record<string, number>> = {
   // The request can never succeed as sent.

@@ -46,7 +46,13 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
 
     scope.get<IdParams>('/v1/ledger/accounts/:id/balance', async (request) => {
       const query = readObject(request.query, '', ['as_of']);
-      const asOf = readTimestamp(query.as_of, 'as_of') ?? new Date().toISOString();
+      const asOf = readTimestamp(query.as_of, 'as_of');
+      if (asOf === undefined) {
+        // Without as_of: the balance now, including entries dated in the future (as the account shows).
+        const account = await ledger.getAccount(request.params.id);
+        return { object: 'ledger.balance', account: account.id, currency: account.currency, as_of: null,
+          ...presentBalances(account, account.balances) };
+      }
       const { account, balances } = await ledger.balanceAsOf(request.params.id, asOf);
       return { object: 'ledger.balance', account: account.id, currency: account.currency, as_of: asOf,
         ...presentBalances(account, balances) };

@@ -15,6 +15,9 @@ import type {
 } from './ledger-types.js';
 import { fingerprint } from './ledger-validation.js';
 
+/** References Penny writes itself start with this; clients may not use it (see validation). */
+export const internalReferencePrefix = 'penny:';
+
 export interface CreatedEntries {
   readonly entries: readonly Entry[];
   /** True when every entry already existed (an idempotent replay). */
@@ -43,7 +46,7 @@ export class LedgerService {
         throw new PennyError({
           code: 'account_code_taken',
           param: 'code',
-          message: `An account with code "${command.code}" already exists for this owner.`,
+          message: `An account with code "${command.code}" already exists for this owner in ${command.currency}.`,
         });
       }
       throw error;
@@ -246,7 +249,7 @@ export class LedgerService {
     const release = hold.postings.map((posting) => ({ ...posting, phase: 'release' as const }));
     const row: store.EntryRow = {
       id: newId('lent'),
-      externalReference: `${hold.id}/resolution`,
+      externalReference: `${internalReferencePrefix}resolution:${hold.id}`,
       requestFingerprint: fingerprint({ hold: hold.id, kind }),
       kind,
       holdEntryId: hold.id,
@@ -285,7 +288,7 @@ export class LedgerService {
         message: `Entry ${id} posts nothing to reverse (a hold is voided, not reversed).`,
       });
     }
-    const externalReference = options.externalReference ?? `${id}/reversal`;
+    const externalReference = options.externalReference ?? `${internalReferencePrefix}reversal:${id}`;
     const row: store.EntryRow = {
       id: newId('lent'),
       externalReference,
@@ -305,10 +308,14 @@ export class LedgerService {
     try {
       return await this.createPrepared(row);
     } catch (error) {
-      if (isUniqueViolation(error, 'ledger_entries_one_reversal_per_entry')) {
-        throw new PennyError({ code: 'entry_already_reversed', param: 'id', message: `Entry ${id} was already reversed.` });
+      if (!isUniqueViolation(error, 'ledger_entries_one_reversal_per_entry')) throw fromDatabaseError(error) ?? error;
+      // A concurrent identical request may have won the race on the reversal index rather than on
+      // the reference: the same request is a replay, a different one a conflict.
+      const earlier = (await store.selectFingerprints(this.pool, [externalReference])).get(externalReference);
+      if (earlier?.requestFingerprint === row.requestFingerprint) {
+        return { entries: [await this.getEntry(earlier.id)], replayed: true };
       }
-      throw fromDatabaseError(error) ?? error;
+      throw new PennyError({ code: 'entry_already_reversed', param: 'id', message: `Entry ${id} was already reversed.` });
     }
   }
 

@@ -43,6 +43,7 @@ export function parseCreateEntry(body: unknown, rules: LedgerValidationRules, pa
     lengthMax: limits.externalReferenceLengthMax,
     required: true,
   });
+  assertClientReference(externalReference, at('external_reference'));
   const pending = readBoolean(object.pending, at('pending')) ?? false;
   const expiresAt = readTimestamp(object.expires_at, at('expires_at'));
   if (expiresAt !== undefined && !pending) {
@@ -155,14 +156,23 @@ export function parseHoldPost(body: unknown, rules: LedgerValidationRules): { am
   return { amountMinor: parseAmountMinor(object.amount, { param: 'amount', amountMaxMinor: rules.amountMaxMinor }) };
 }
 
+/** `penny:` references name entries Penny writes itself (hold resolutions, default reversals). */
+function assertClientReference(reference: string, param: string): void {
+  if (reference.startsWith('penny:')) {
+    throw invalid(param, 'external references starting with "penny:" are reserved for Penny\'s own entries.');
+  }
+}
+
 export function parseReverse(
   body: unknown,
 ): { externalReference: string | undefined; description: string | undefined } {
   const object = readObject(body ?? {}, '', ['external_reference', 'description']);
+  const externalReference = readString(object.external_reference, 'external_reference', {
+    lengthMax: limits.externalReferenceLengthMax,
+  });
+  if (externalReference !== undefined) assertClientReference(externalReference, 'external_reference');
   return {
-    externalReference: readString(object.external_reference, 'external_reference', {
-      lengthMax: limits.externalReferenceLengthMax,
-    }),
+    externalReference,
     description: readString(object.description, 'description', { lengthMax: limits.descriptionLengthMax }),
   };
 }

@@ -78,6 +78,12 @@ describe('penny migrate', () => {
 });
 
 describe('penny ledger', () => {
+  it('seals the committed entries and prints the chain head', async () => {
+    const run = await penny(['ledger', 'seal', '--json'], environment);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ sealed: 3, head: { position: 3 } });
+  });
+
   it('verifies an untouched ledger: chain, entries and balances', async () => {
     const run = await penny(['ledger', 'verify', '--json'], environment);
     expect(run.code).toBe(0);

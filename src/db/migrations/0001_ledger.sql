@@ -20,7 +20,8 @@ CREATE TABLE ledger_accounts (
   created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   UNIQUE (id, currency)
 );
-CREATE UNIQUE INDEX ledger_accounts_owner_code ON ledger_accounts (coalesce(owner, ''), code)
+-- A code names one account per owner and currency (an owner has a 'bank' in USD and in EUR).
+CREATE UNIQUE INDEX ledger_accounts_owner_code ON ledger_accounts (coalesce(owner, ''), code, currency)
   WHERE code IS NOT NULL;
 CREATE INDEX ledger_accounts_list ON ledger_accounts (created_at DESC, id DESC);
 
