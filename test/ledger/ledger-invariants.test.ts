@@ -175,8 +175,8 @@ async function postingsOf(entryId: string): Promise<{ account_id: string; direct
   return result.rows;
 }
 
-describe('invariant 1: every entry balances, checked at commit', () => {
-  it('refuses at COMMIT an entry whose debits and credits differ, and keeps nothing of it', async () => {
+describe('invariant 1: every entry balances (each postings statement at once, presence at commit)', () => {
+  it('refuses, when its postings are inserted, an entry whose debits and credits differ, and keeps nothing of it', async () => {
     const cash = await openAccount('asset');
     const owed = await openAccount('liability');
     const id = newEntryId();
@@ -187,7 +187,7 @@ describe('invariant 1: every entry balances, checked at commit', () => {
         { account: owed, direction: 'credit', amount: 90 },
       ],
     }));
-    expect(outcome).toEqual({ stage: 'commit', code: 'PN001' });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN001' });
     expect(await entryCount(id)).toBe(0);
     expect(await postingsOf(id)).toEqual([]);
     expect(await balancesOf(cash)).toEqual(balances({}));
@@ -200,7 +200,7 @@ describe('invariant 1: every entry balances, checked at commit', () => {
     const outcome = await attempt((client) => insertRawEntry(client, {
       id, legs: [{ account: cash, direction: 'debit', amount: 100 }],
     }));
-    expect(outcome).toEqual({ stage: 'commit', code: 'PN001' });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN001' });
     expect(await entryCount(id)).toBe(0);
     expect(await balancesOf(cash)).toEqual(balances({}));
   });
@@ -223,7 +223,7 @@ describe('invariant 1: every entry balances, checked at commit', () => {
         { account: euros, direction: 'credit', amount: 100, currency: 'EUR' },
       ],
     }));
-    expect(outcome).toEqual({ stage: 'commit', code: 'PN001' });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN001' });
     expect(await entryCount(id)).toBe(0);
     expect(await balancesOf(dollars)).toEqual(balances({}));
     expect(await balancesOf(euros)).toEqual(balances({}));

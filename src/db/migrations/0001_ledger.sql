@@ -99,9 +99,10 @@ CREATE TABLE ledger_postings (
 CREATE INDEX ledger_postings_account ON ledger_postings (account_id, effective_at, id);
 CREATE INDEX ledger_postings_entry ON ledger_postings (entry_id);
 
--- Entries waiting for the sealer; a queue, so the sealer never scans the whole ledger.
+-- Entries waiting for the sealer; a queue, so the sealer never scans the whole ledger. The
+-- queue, unlike a horizon on transaction ids, does not stall behind a long transaction.
 CREATE TABLE ledger_unsealed_entries (
-  entry_id text PRIMARY KEY REFERENCES ledger_entries (id)
+  entry_id text PRIMARY KEY
 );
 
 -- The hash chain, written only by the sealer. Entries and postings are never updated to seal them.
@@ -208,16 +209,22 @@ DECLARE
   summary record;
   violation record;
 BEGIN
+  -- LATERAL ... LIMIT 1 keeps these index lookups per new row: the planner cannot estimate a
+  -- transition table and would otherwise hash-join the whole entries and accounts tables.
   SELECT bool_or(e.id IS NULL OR e.created_transaction_id <> pg_current_xact_id()) AS foreign_entry,
          (array_agg(p.account_id) FILTER (WHERE a.id IS NULL))[1] AS missing_account,
          (array_agg(p.account_id) FILTER (WHERE a.currency <> p.currency))[1] AS wrong_currency,
+         (array_agg(p.entry_id) FILTER (WHERE p.effective_at <> e.effective_at OR NOT (
+            (e.kind IN ('standard', 'reversal') AND p.phase = 'posted')
+            OR (e.kind = 'hold' AND p.phase = 'pending')
+            OR (e.kind = 'hold_post' AND p.phase IN ('posted', 'release'))
+            OR (e.kind IN ('hold_void', 'hold_expiry') AND p.phase = 'release'))))[1] AS misfit_entry,
          bool_or(p.must_not_overdraw OR a.balance_limit IS NOT NULL) AS guarded
     INTO summary
-  -- LATERAL ... LIMIT 1 keeps these index lookups per new row: the planner cannot estimate a
-  -- transition table and would otherwise hash-join the whole entries and accounts tables.
   FROM new_postings p
   LEFT JOIN LATERAL (
-    SELECT id, created_transaction_id FROM ledger_entries WHERE id = p.entry_id LIMIT 1
+    SELECT id, created_transaction_id, effective_at, kind FROM ledger_entries
+    WHERE id = p.entry_id LIMIT 1
   ) e ON true
   LEFT JOIN LATERAL (
     SELECT id, currency, balance_limit FROM ledger_accounts WHERE id = p.account_id LIMIT 1
@@ -234,6 +241,22 @@ BEGIN
   IF summary.wrong_currency IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PN009', MESSAGE = 'currency_mismatch',
       DETAIL = summary.wrong_currency;
+  END IF;
+  IF summary.misfit_entry IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PN008', MESSAGE = 'invalid_entry_phases',
+      DETAIL = format('entry %s: postings must share the entry''s effective_at and fit its kind',
+                      summary.misfit_entry);
+  END IF;
+
+  -- Invariant 1, per statement: the postings a statement adds to an entry balance on their own,
+  -- per currency and phase. (A single posting never balances, since amounts are positive.)
+  SELECT entry_id INTO violation FROM new_postings
+  GROUP BY entry_id, currency, phase
+  HAVING sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) <> 0
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
+      DETAIL = format('entry %s: debits and credits differ in some currency', violation.entry_id);
   END IF;
 
   INSERT INTO ledger_balance_deltas
@@ -279,15 +302,6 @@ BEGIN
          AND t.debits_posted + t.debits_pending > t.credits_posted)
   ORDER BY g.account_id LIMIT 1;
   IF FOUND THEN
-    -- An entry that does not balance can never succeed: say so rather than blame the funds.
-    IF EXISTS (
-      SELECT 1 FROM ledger_postings WHERE entry_id IN (SELECT entry_id FROM new_postings)
-      GROUP BY entry_id, currency, phase
-      HAVING sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) <> 0
-    ) THEN
-      RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
-        DETAIL = 'debits and credits differ in some currency';
-    END IF;
     RAISE EXCEPTION USING ERRCODE = 'PN002', MESSAGE = 'insufficient_funds',
       DETAIL = violation.account_id;
   END IF;
@@ -298,49 +312,14 @@ CREATE TRIGGER ledger_postings_apply AFTER INSERT ON ledger_postings
   REFERENCING NEW TABLE AS new_postings
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_apply_postings();
 
--- Invariant 1, at commit: an entry has at least two postings, they balance per currency and
--- phase, they share the entry's effective time, and their phases fit the entry's kind. Hold
--- resolutions release exactly the hold's postings; reversals mirror exactly what they reverse.
+-- Invariant 1, at commit: every entry has postings (each statement that added them balanced on
+-- its own, so it has at least two). Hold resolutions release exactly the hold's postings;
+-- reversals mirror exactly what they reverse.
 CREATE FUNCTION ledger_check_entry() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  found record;
 BEGIN
-  SELECT coalesce(sum(g.postings), 0) AS postings,
-         coalesce(bool_and(g.signed_sum = 0), true) AS balanced,
-         coalesce(bool_and(g.same_time), true) AS same_time,
-         coalesce(bool_or(g.phase = 'posted'), false) AS has_posted,
-         coalesce(bool_or(g.phase = 'pending'), false) AS has_pending,
-         coalesce(bool_or(g.phase = 'release'), false) AS has_release
-    INTO found
-  FROM (
-    SELECT phase, count(*) AS postings,
-           sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) AS signed_sum,
-           bool_and(effective_at = NEW.effective_at) AS same_time
-    FROM ledger_postings WHERE entry_id = NEW.id
-    GROUP BY currency, phase
-  ) g;
-
-  IF found.postings < 2 THEN
+  IF NOT EXISTS (SELECT 1 FROM ledger_postings WHERE entry_id = NEW.id) THEN
     RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
-      DETAIL = format('entry %s has %s posting(s); an entry needs at least two', NEW.id, found.postings);
-  END IF;
-  IF NOT found.balanced THEN
-    RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
-      DETAIL = format('entry %s: debits and credits differ in some currency', NEW.id);
-  END IF;
-  IF NOT found.same_time THEN
-    RAISE EXCEPTION USING ERRCODE = 'PN008', MESSAGE = 'invalid_entry_phases',
-      DETAIL = format('entry %s: postings must share the entry''s effective_at', NEW.id);
-  END IF;
-  IF NOT (
-    (NEW.kind IN ('standard', 'reversal') AND found.has_posted AND NOT found.has_pending AND NOT found.has_release)
-    OR (NEW.kind = 'hold' AND found.has_pending AND NOT found.has_posted AND NOT found.has_release)
-    OR (NEW.kind = 'hold_post' AND found.has_release AND NOT found.has_pending)
-    OR (NEW.kind IN ('hold_void', 'hold_expiry') AND found.has_release AND NOT found.has_posted
-        AND NOT found.has_pending)
-  ) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PN008', MESSAGE = 'invalid_entry_phases',
-      DETAIL = format('entry %s of kind %s has postings of the wrong phases', NEW.id, NEW.kind);
+      DETAIL = format('entry %s has no postings; an entry needs at least two', NEW.id);
   END IF;
   IF NEW.hold_entry_id IS NOT NULL THEN
     PERFORM ledger_check_hold_resolution(NEW);
