@@ -36,6 +36,8 @@ export const limits = {
   externalReferenceLengthMax: 255,
   accountCodeLengthMax: 255,
   sealBatchEntriesMax: 1000,
+  /** Account currencies never change, so the ledger caches them (oldest evicted first). */
+  accountCurrencyCacheEntriesMax: 100_000,
   sealIntervalMs: 500,
   compactionBatchDeltasMax: 5000,
   compactionIntervalMs: 1000,

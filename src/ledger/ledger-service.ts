@@ -35,7 +35,41 @@ export interface Page<T> {
  * parameter, and translates what the database refuses.
  */
 export class LedgerService {
+  /** Account id → currency. Safe to cache: the database refuses any change of an account's currency. */
+  private readonly accountCurrencies = new Map<string, string>();
+
   constructor(private readonly pool: pg.Pool) {}
+
+  /**
+   * Fills in each posting's currency from its account, so the insert needs no look-up of its own;
+   * the database still checks that the two agree. Unknown accounts stay null and are refused.
+   */
+  private async withCurrencies(rows: readonly store.EntryRow[]): Promise<store.EntryRow[]> {
+    const missing = new Set<string>();
+    for (const row of rows) {
+      for (const posting of row.postings) {
+        if (posting.currency === null && !this.accountCurrencies.has(posting.accountId)) missing.add(posting.accountId);
+      }
+    }
+    if (missing.size > 0) {
+      const found = await store.selectAccountCurrencies(this.pool, [...missing]);
+      for (const [id, currency] of found) this.rememberCurrency(id, currency);
+    }
+    return rows.map((row) => ({
+      ...row,
+      postings: row.postings.map((posting) => posting.currency !== null ? posting : {
+        ...posting, currency: this.accountCurrencies.get(posting.accountId) ?? null,
+      }),
+    }));
+  }
+
+  private rememberCurrency(id: string, currency: string): void {
+    if (this.accountCurrencies.size >= limits.accountCurrencyCacheEntriesMax) {
+      const oldest = this.accountCurrencies.keys().next().value;
+      if (oldest !== undefined) this.accountCurrencies.delete(oldest);
+    }
+    this.accountCurrencies.set(id, currency);
+  }
 
   async createAccount(command: CreateAccountCommand): Promise<Account> {
     const id = newId('lacc');
@@ -51,6 +85,7 @@ export class LedgerService {
       }
       throw error;
     }
+    this.rememberCurrency(id, command.currency);
     return this.getAccount(id);
   }
 
@@ -69,7 +104,7 @@ export class LedgerService {
 
   /** One entry: one statement, one round trip. A replay returns the original entry. */
   async createEntry(command: CreateEntryCommand): Promise<CreatedEntries> {
-    const rows = [toEntryRow(command)];
+    const rows = await this.withCurrencies([toEntryRow(command)]);
     try {
       return await this.createEntries(rows, this.pool);
     } catch (error) {
@@ -83,7 +118,7 @@ export class LedgerService {
    */
   async createEntryBatch(commands: readonly CreateEntryCommand[]): Promise<CreatedEntries> {
     assert.ok(commands.length >= 1 && commands.length <= limits.ledgerBatchEntriesMax);
-    const rows = commands.map(toEntryRow);
+    const rows = await this.withCurrencies(commands.map(toEntryRow));
     try {
       return await withTransaction(this.pool, (client) => this.createEntries(rows, client));
     } catch (error) {

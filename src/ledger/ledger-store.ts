@@ -23,6 +23,7 @@ export interface EntryRow {
 
 export interface PostingRow {
   readonly accountId: string;
+  /** Null only for an account that does not exist; the database then refuses the posting. */
   readonly currency: string | null;
   readonly direction: Direction;
   readonly phase: PostingPhase;
@@ -132,13 +133,10 @@ export async function insertEntries(
      posted AS (
        INSERT INTO ledger_postings (entry_id, account_id, currency, direction, phase, amount_minor,
          must_not_overdraw, effective_at)
-       SELECT p.entry_id, p.account_id, coalesce(p.currency, a.currency, '???'), p.direction,
+       SELECT p.entry_id, p.account_id, coalesce(p.currency, '???'), p.direction,
          p.phase, p.amount_minor, p.must_not_overdraw, i.effective_at
        FROM posting_input p
        JOIN inserted i ON i.id = p.entry_id
-       LEFT JOIN LATERAL (
-         SELECT currency FROM ledger_accounts WHERE id = p.account_id LIMIT 1
-       ) a ON true
        ORDER BY p.ordinal
        RETURNING id, entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw
      )
