@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { PennyError } from '../src/errors.js';
 import {
   readCurrency, readLimit, readMetadata, readObject, readTimestamp,
 } from '../src/validation.js';
-
-/** Runs a read that must be refused and returns the PennyError it threw. */
-function refusal(run: () => unknown): PennyError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PennyError);
-    return error as PennyError;
-  }
-  throw new Error('expected a refusal, but the value was accepted');
-}
+import { refusal } from './support/refusal.js';
 
 function metadataWithKeys(count: number): Record<string, string> {
   return Object.fromEntries(Array.from({ length: count }, (_, index) => [`key_${index}`, 'value']));

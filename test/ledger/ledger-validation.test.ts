@@ -1,24 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { amountMaxSafeMinor } from '../../src/config.js';
-import { PennyError } from '../../src/errors.js';
 import {
   fingerprint, parseCreateAccount, parseCreateEntry, parseCreateEntryBatch,
 } from '../../src/ledger/ledger-validation.js';
+import { refusal } from '../support/refusal.js';
 
 const rules = { amountMaxMinor: amountMaxSafeMinor };
 const cash = 'lacc_cash00000001';
 const owed = 'lacc_owed00000001';
-
-/** Runs a parse that must be refused and returns the PennyError it threw. */
-function refusal(run: () => unknown): PennyError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PennyError);
-    return error as PennyError;
-  }
-  throw new Error('expected a refusal, but the request was accepted');
-}
 
 function transfer(externalReference: string, amount = 500): Record<string, unknown> {
   return {

@@ -1,21 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { amountMaxSafeMinor } from '../../src/config.js';
-import { PennyError } from '../../src/errors.js';
 import { parseAmountMinor } from '../../src/money/amount.js';
+import { refusal } from '../support/refusal.js';
 
 const rules = { param: 'postings[0][amount]', amountMaxMinor: amountMaxSafeMinor };
-
-/** Runs a parse that must be refused and returns the PennyError it threw. */
-function refusal(run: () => unknown): PennyError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PennyError);
-    return error as PennyError;
-  }
-  throw new Error('expected a refusal, but the value was accepted');
-}
 
 describe('parseAmountMinor', () => {
   it('accepts a positive integer and returns it as a bigint', () => {
