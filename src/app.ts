@@ -8,6 +8,8 @@ import { createPool } from './db/pool.js';
 import { buildServer } from './http/server.js';
 import { sealPending } from './ledger/ledger-sealer.js';
 import { LedgerService } from './ledger/ledger-service.js';
+import { MerchantService } from './merchants/merchant-service.js';
+import { resolveSecretKey } from './secret-key.js';
 import { resolveOperatorKey } from './operator-key.js';
 import { startWorker, type Worker } from './workers.js';
 
@@ -28,7 +30,10 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     pool = createPool({ connectionString: database.url, sizeMax: config.databasePoolSizeMax });
     const ledger = new LedgerService(pool);
     const operatorKey = await resolveOperatorKey(config, logger);
-    const server = buildServer({ pool, logger, ledger, operatorKey, amountMaxMinor: config.amountMaxMinor });
+    const merchants = new MerchantService(pool, await resolveSecretKey(config, logger));
+    const server = buildServer({
+      pool, logger, ledger, merchants, operatorKey, amountMaxMinor: config.amountMaxMinor,
+    });
     const workers = startLedgerWorkers(pool, ledger, config, logger);
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, pool, database) };

@@ -13,6 +13,7 @@ export interface PennyConfig {
   readonly embeddedPostgresPort: number;
   readonly embeddedPostgresDirectory: string;
   readonly operatorKey: string | undefined;
+  readonly secretKey: string | undefined;
   readonly logLevel: string;
   readonly ledgerAnchorFile: string | undefined;
   readonly amountMaxMinor: bigint;
@@ -64,6 +65,7 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
       environment.PENNY_PG_DIR || path.join(dataDirectory, 'postgres'),
     ),
     operatorKey: readOperatorKey(environment),
+    secretKey: readSecretKey(environment),
     logLevel: readLogLevel(environment),
     ledgerAnchorFile: environment.PENNY_LEDGER_ANCHOR_FILE || undefined,
     amountMaxMinor: readAmountMax(environment),
@@ -119,6 +121,13 @@ function readOperatorKey(environment: Environment): string | undefined {
   const raw = environment.PENNY_OPERATOR_KEY;
   if (raw === undefined || raw === '') return undefined;
   if (raw.length < 24) throw configError('PENNY_OPERATOR_KEY', 'must be at least 24 characters');
+  return raw;
+}
+
+function readSecretKey(environment: Environment): string | undefined {
+  const raw = environment.PENNY_SECRET_KEY;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 32) throw configError('PENNY_SECRET_KEY', 'must be at least 32 characters');
   return raw;
 }
 

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config.js';
 import { PennyError } from '../errors.js';
 import { registerLedgerCommands } from './ledger-commands.js';
+import { registerMerchantCommands } from './merchant-commands.js';
 import { registerServeCommands } from './serve-commands.js';
 
 /**
@@ -16,6 +17,7 @@ const program = new Command('penny')
 
 registerServeCommands(program);
 registerLedgerCommands(program);
+registerMerchantCommands(program);
 
 try {
   loadConfig();

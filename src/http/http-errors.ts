@@ -20,6 +20,9 @@ export const statusByCode: Readonly<Record<string, number>> = {
   amount_too_small: 400,
   amount_too_large: 400,
   invalid_json: 400,
+  invalid_form_body: 400,
+  card_number_in_request: 400,
+  amount_invalid_for_currency: 400,
   unbalanced_entry: 400,
   currency_mismatch: 400,
   duplicate_external_reference: 400,
@@ -34,6 +37,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   account_not_found: 404,
   entry_not_found: 404,
   route_not_found: 404,
+  resource_missing: 404,
   // Conflicts with the current state.
   insufficient_funds: 409,
   hold_already_posted: 409,

@@ -6,15 +6,18 @@ import { listMigrationFiles, migrationsTable } from '../db/migrate.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
+import type { MerchantService } from '../merchants/merchant-service.js';
 import { handleError } from './http-errors.js';
 import { stringifyJson } from './json.js';
 import { registerLedgerRoutes } from './ledger-routes.js';
+import { registerMerchantApi } from './merchant-routes.js';
 import { createOperatorCheck } from './operator-auth.js';
 
 export interface ServerDependencies {
   readonly pool: pg.Pool;
   readonly logger: Logger;
   readonly ledger: LedgerService;
+  readonly merchants: MerchantService;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
 }
@@ -56,6 +59,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     checkOperator: createOperatorCheck(dependencies.operatorKey),
     amountMaxMinor: dependencies.amountMaxMinor,
   });
+  registerMerchantApi(app, { merchants: dependencies.merchants }, () => undefined);
   return app;
 }
 

@@ -139,6 +139,36 @@ describe('penny ledger', () => {
   });
 });
 
+describe('penny merchants and keys', () => {
+  it('creates a merchant and prints its id and secret key once, as one JSON object', async () => {
+    const run = await penny(['merchants', 'create', '--name', 'CLI Shop', '--json'], environment);
+    expect(run.code).toBe(0);
+    const created = JSON.parse(run.stdout);
+    expect(created.id).toMatch(/^acct_/);
+    expect(created.secret_key).toMatch(/^sk_test_[A-Za-z0-9]{32}$/);
+
+    const listed = await penny(['keys', 'list', '--merchant', created.id, '--json'], environment);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).not.toContain(created.secret_key);
+    expect(JSON.parse(listed.stdout).data[0].key).toBe(`sk_test_****${created.secret_key.slice(-4)}`);
+
+    const revoked = await penny(['keys', 'revoke', created.key_id, '--json'], environment);
+    expect(revoked.code).toBe(0);
+    expect(JSON.parse(revoked.stdout).revoked_at).not.toBeNull();
+  });
+
+  it('explains an unknown merchant and exits 1', async () => {
+    const run = await penny(['keys', 'create', '--merchant', 'acct_doesnotexist00', '--json'], environment);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('acct_doesnotexist00');
+  });
+
+  it('exits 2 when --name is missing', async () => {
+    const run = await penny(['merchants', 'create'], environment);
+    expect(run.code).toBe(2);
+  });
+});
+
 describe('usage and configuration', () => {
   it('exits 2 on an unknown command', async () => {
     const run = await penny(['no-such-command'], environment);

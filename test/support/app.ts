@@ -3,13 +3,16 @@ import { afterAll } from 'vitest';
 import { amountMaxSafeMinor } from '../../src/config.js';
 import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
+import { MerchantService } from '../../src/merchants/merchant-service.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const operatorKey = 'op_test_0123456789abcdefghijklmnop';
+export const testPepper = 'test_pepper_0123456789abcdefghijklmnopqrstuvwxyz';
 
 export interface TestLedger extends TestDatabase {
   readonly ledger: LedgerService;
+  readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
   request(options: { method: string; url: string; body?: unknown; headers?: Record<string, string> }): Promise<{
@@ -23,10 +26,12 @@ export interface TestLedger extends TestDatabase {
 export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}): Promise<TestLedger> {
   const database = await createTestDatabase();
   const ledger = new LedgerService(database.pool);
+  const merchants = new MerchantService(database.pool, testPepper);
   const app = buildServer({
     pool: database.pool,
     logger: createLogger('silent'),
     ledger,
+    merchants,
     operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
   });
@@ -37,6 +42,7 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   return {
     ...database,
     ledger,
+    merchants,
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {

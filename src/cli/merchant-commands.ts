@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import { displayKey } from '../merchants/merchant-keys.js';
+import { MerchantService } from '../merchants/merchant-service.js';
+import { resolveSecretKey } from '../secret-key.js';
+import { printResult, withDatabasePool } from './cli-support.js';
+
+/** `penny merchants create` and `penny keys create|list|revoke`. A secret key is printed once. */
+export function registerMerchantCommands(program: Command): void {
+  const merchants = program.command('merchants').description('manage merchants');
+  merchants.command('create')
+    .description('create a merchant and its first secret key (shown once)')
+    .requiredOption('--name <name>', 'the merchant\'s name')
+    .option('--json', 'print JSON')
+    .action(async (options: { name: string; json?: boolean }) => {
+      await withMerchants(async (service) => {
+        const created = await service.createMerchant(options.name);
+        printResult(options.json === true, {
+          id: created.merchant.id, name: created.merchant.name, secret_key: created.secretKey,
+          key_id: created.keyId, created_at: created.merchant.createdAt,
+        }, `Created merchant ${created.merchant.id} (${created.merchant.name}).\n` +
+          `Secret key (shown only now; store it safely): ${created.secretKey}`);
+      });
+    });
+
+  const keys = program.command('keys').description('manage merchants\' secret API keys');
+  keys.command('create')
+    .description('create another secret key for a merchant (shown once)')
+    .requiredOption('--merchant <id>', 'the merchant (acct_…)')
+    .option('--json', 'print JSON')
+    .action(async (options: { merchant: string; json?: boolean }) => {
+      await withMerchants(async (service) => {
+        const created = await service.createKey(options.merchant);
+        const json = { id: created.keyId, merchant: options.merchant, secret_key: created.secretKey };
+        printResult(options.json === true, json,
+          `Created key ${created.keyId}. Secret key (shown only now): ${created.secretKey}`);
+      });
+    });
+
+  keys.command('list')
+    .description('list a merchant\'s keys, shown as prefix and last four characters')
+    .requiredOption('--merchant <id>', 'the merchant (acct_…)')
+    .option('--json', 'print JSON')
+    .action(async (options: { merchant: string; json?: boolean }) => {
+      await withMerchants(async (service) => {
+        const rows = (await service.listKeys(options.merchant)).map(presentKey);
+        printResult(options.json === true, { object: 'list', data: rows },
+          rows.map((row) => `${row.id}  ${row.key}  created ${row.created_at}` +
+            (row.revoked_at === null ? '' : `  revoked ${row.revoked_at}`)).join('\n') || 'No keys.');
+      });
+    });
+
+  keys.command('revoke')
+    .description('revoke a key; requests with it are refused from now on')
+    .argument('<key-id>', 'the key (key_…)')
+    .option('--json', 'print JSON')
+    .action(async (keyId: string, options: { json?: boolean }) => {
+      await withMerchants(async (service) => {
+        const key = presentKey(await service.revokeKey(keyId));
+        printResult(options.json === true, key, `Revoked ${key.id} (${key.key}) at ${key.revoked_at}.`);
+      });
+    });
+}
+
+async function withMerchants(work: (service: MerchantService) => Promise<void>): Promise<void> {
+  await withDatabasePool(async (pool, config) => work(new MerchantService(pool, await resolveSecretKey(config))));
+}
+
+function presentKey(key: { id: string; merchantId: string; prefix: string; last4: string; createdAt: string;
+  revokedAt: string | null }) {
+  return {
+    id: key.id, merchant: key.merchantId, key: displayKey(key.prefix, key.last4),
+    created_at: key.createdAt, revoked_at: key.revokedAt,
+  };
+}

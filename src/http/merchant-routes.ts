@@ -1,0 +1,74 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { PennyError } from '../errors.js';
+import type { MerchantRow } from '../merchants/merchant-store.js';
+import type { MerchantService } from '../merchants/merchant-service.js';
+import { maskKey, presentedKey } from './operator-auth.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated merchant of a Stripe-compatible request. */
+    merchant: MerchantRow | null;
+  }
+}
+
+/**
+ * The Stripe-compatible API, authenticated by a merchant's secret key (Bearer, or HTTP Basic
+ * with the key as user name, as Stripe accepts). Every object a route touches belongs to
+ * `request.merchant`; another merchant's object is answered as missing.
+ */
+export function registerMerchantApi(
+  app: FastifyInstance,
+  dependencies: { merchants: MerchantService },
+  routes: (scope: FastifyInstance) => void,
+): void {
+  app.decorateRequest('merchant', null);
+  void app.register(async (scope) => {
+    scope.addHook('onRequest', async (request) => {
+      request.merchant = await authenticateMerchant(request, dependencies.merchants);
+    });
+    scope.get('/v1/account', async (request) => presentAccount(merchantOf(request)));
+    routes(scope);
+  });
+}
+
+async function authenticateMerchant(request: FastifyRequest, merchants: MerchantService): Promise<MerchantRow> {
+  const key = presentedKey(request);
+  if (key === undefined) {
+    throw new PennyError({
+      code: 'api_key_missing',
+      message: 'You did not provide an API key. You need to provide your API key in the Authorization ' +
+        "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+    });
+  }
+  const merchant = key.startsWith('sk_') ? await merchants.authenticate(key) : undefined;
+  if (merchant === undefined) {
+    throw new PennyError({ code: 'api_key_invalid', message: `Invalid API Key provided: ${maskKey(key)}` });
+  }
+  return merchant;
+}
+
+export function merchantOf(request: FastifyRequest): MerchantRow {
+  if (request.merchant === null) throw new Error('a merchant route ran without an authenticated merchant');
+  return request.merchant;
+}
+
+/** Stripe's Account object, as far as Penny has its fields; the rest are null as Stripe sends them. */
+function presentAccount(merchant: MerchantRow) {
+  return {
+    id: merchant.id,
+    object: 'account',
+    business_profile: { name: merchant.name },
+    business_type: null,
+    capabilities: {},
+    charges_enabled: true,
+    country: null,
+    created: Math.floor(Date.parse(merchant.createdAt) / 1000),
+    default_currency: null,
+    details_submitted: true,
+    email: null,
+    metadata: {},
+    payouts_enabled: true,
+    settings: null,
+    type: 'standard',
+  };
+}

@@ -1,0 +1,64 @@
+import type pg from 'pg';
+import { withTransaction } from '../db/pool.js';
+import { PennyError } from '../errors.js';
+import { newId } from '../ids.js';
+import { keyDigest, keyPrefix, newSecretKey } from './merchant-keys.js';
+import * as store from './merchant-store.js';
+
+/** Merchants, their secret keys, and authentication by key. */
+export class MerchantService {
+  constructor(private readonly pool: pg.Pool, private readonly pepper: string) {}
+
+  /** Creates a merchant with its first secret key; the key is returned here and never again. */
+  async createMerchant(name: string): Promise<{ merchant: store.MerchantRow; secretKey: string; keyId: string }> {
+    if (name.trim().length === 0 || name.length > 255) {
+      throw new PennyError({ code: 'parameter_invalid', param: 'name', message: 'A merchant name is 1 to 255 characters.' });
+    }
+    return withTransaction(this.pool, async (client) => {
+      const merchant = await store.insertMerchant(client, newId('acct'), name);
+      const { secretKey, keyId } = await this.insertKey(client, merchant.id);
+      return { merchant, secretKey, keyId };
+    });
+  }
+
+  async createKey(merchantId: string): Promise<{ secretKey: string; keyId: string }> {
+    await this.getMerchant(merchantId);
+    return this.insertKey(this.pool, merchantId);
+  }
+
+  async listKeys(merchantId: string): Promise<store.ApiKeyRow[]> {
+    await this.getMerchant(merchantId);
+    return store.selectApiKeys(this.pool, merchantId);
+  }
+
+  async revokeKey(keyId: string): Promise<store.ApiKeyRow> {
+    const key = await store.revokeApiKey(this.pool, keyId);
+    if (key === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'key', message: `No API key ${keyId}.` });
+    }
+    return key;
+  }
+
+  async getMerchant(id: string): Promise<store.MerchantRow> {
+    const merchant = await store.selectMerchant(this.pool, id);
+    if (merchant === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'merchant', message: `No merchant ${id}.` });
+    }
+    return merchant;
+  }
+
+  /** The merchant a secret key belongs to, or undefined for an unknown or revoked key. */
+  async authenticate(secretKey: string): Promise<store.MerchantRow | undefined> {
+    return store.selectMerchantByKeyDigest(this.pool, keyDigest(this.pepper, secretKey));
+  }
+
+  private async insertKey(db: pg.Pool | pg.PoolClient, merchantId: string) {
+    const secretKey = newSecretKey();
+    const keyId = newId('key');
+    await store.insertApiKey(db, {
+      id: keyId, merchantId, digest: keyDigest(this.pepper, secretKey),
+      prefix: keyPrefix(secretKey), last4: secretKey.slice(-4),
+    });
+    return { secretKey, keyId };
+  }
+}

@@ -1,0 +1,88 @@
+import type { Queryable } from '../db/pool.js';
+
+/** The SQL of merchants and their keys, one function per statement. */
+export interface MerchantRow {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: string;
+}
+
+export interface ApiKeyRow {
+  readonly id: string;
+  readonly merchantId: string;
+  readonly prefix: string;
+  readonly last4: string;
+  readonly createdAt: string;
+  readonly revokedAt: string | null;
+}
+
+export async function insertMerchant(db: Queryable, id: string, name: string): Promise<MerchantRow> {
+  const result = await db.query<{ id: string; name: string; created_at: string }>(
+    'INSERT INTO merchants (id, name) VALUES ($1, $2) RETURNING id, name, created_at',
+    [id, name],
+  );
+  const row = result.rows[0];
+  if (row === undefined) throw new Error('INSERT … RETURNING returned no row');
+  return { id: row.id, name: row.name, createdAt: row.created_at };
+}
+
+export async function selectMerchant(db: Queryable, id: string): Promise<MerchantRow | undefined> {
+  const result = await db.query<{ id: string; name: string; created_at: string }>(
+    'SELECT id, name, created_at FROM merchants WHERE id = $1', [id]);
+  const row = result.rows[0];
+  return row === undefined ? undefined : { id: row.id, name: row.name, createdAt: row.created_at };
+}
+
+export async function insertApiKey(
+  db: Queryable,
+  key: { id: string; merchantId: string; digest: Buffer; prefix: string; last4: string },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO merchant_api_keys (merchant_id, id, key_digest, prefix, last4)
+     VALUES ($1, $2, $3, $4, $5)`,
+    [key.merchantId, key.id, key.digest, key.prefix, key.last4],
+  );
+}
+
+/** The merchant whose unrevoked key has this digest. */
+export async function selectMerchantByKeyDigest(db: Queryable, digest: Buffer): Promise<MerchantRow | undefined> {
+  const result = await db.query<{ id: string; name: string; created_at: string }>(
+    `SELECT m.id, m.name, m.created_at FROM merchant_api_keys k JOIN merchants m ON m.id = k.merchant_id
+     WHERE k.key_digest = $1 AND k.revoked_at IS NULL`,
+    [digest],
+  );
+  const row = result.rows[0];
+  return row === undefined ? undefined : { id: row.id, name: row.name, createdAt: row.created_at };
+}
+
+export async function selectApiKeys(db: Queryable, merchantId: string): Promise<ApiKeyRow[]> {
+  const result = await db.query(
+    `SELECT id, merchant_id, prefix, last4, created_at, revoked_at FROM merchant_api_keys
+     WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000`,
+    [merchantId],
+  );
+  return result.rows.map((row) => ({
+    id: row.id, merchantId: row.merchant_id, prefix: row.prefix, last4: row.last4,
+    createdAt: row.created_at, revokedAt: row.revoked_at,
+  }));
+}
+
+/** Revokes a key; returns the key as it is now, or undefined when there is no such key. */
+export async function revokeApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
+  const result = await db.query(
+    `WITH revoked AS (
+       UPDATE merchant_api_keys SET revoked_at = clock_timestamp()
+       WHERE id = $1 AND revoked_at IS NULL
+       RETURNING id, merchant_id, prefix, last4, created_at, revoked_at)
+     SELECT * FROM revoked
+     UNION ALL
+     SELECT id, merchant_id, prefix, last4, created_at, revoked_at FROM merchant_api_keys
+     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM revoked)`,
+    [id],
+  );
+  const row = result.rows[0];
+  return row === undefined ? undefined : {
+    id: row.id, merchantId: row.merchant_id, prefix: row.prefix, last4: row.last4,
+    createdAt: row.created_at, revokedAt: row.revoked_at,
+  };
+}
