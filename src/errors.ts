@@ -15,12 +15,15 @@ export interface PennyErrorOptions {
   readonly type?: PennyErrorType;
   readonly param?: string;
   readonly cause?: unknown;
+  /** Further fields of Stripe's error object (decline_code, payment_intent, …). */
+  readonly details?: Record<string, unknown>;
 }
 
 export class PennyError extends Error {
   readonly code: string;
   readonly type: PennyErrorType;
   readonly param: string | undefined;
+  readonly details: Record<string, unknown>;
 
   constructor(options: PennyErrorOptions) {
     super(options.message, { cause: options.cause });
@@ -28,6 +31,7 @@ export class PennyError extends Error {
     this.code = options.code;
     this.type = options.type ?? 'invalid_request_error';
     this.param = options.param;
+    this.details = options.details ?? {};
   }
 }
 

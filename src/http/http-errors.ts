@@ -30,6 +30,11 @@ export const statusByCode: Readonly<Record<string, number>> = {
   amount_exceeds_hold: 400,
   entry_not_a_hold: 400,
   entry_not_reversible: 400,
+  // Idempotency: the same key with another request can never succeed (never 409: the SDK retries it).
+  idempotency_key_invalid: 400,
+  idempotency_key_reused: 400,
+  payment_intent_unexpected_state: 400,
+  parameter_unsupported: 400,
   // Who is asking.
   api_key_missing: 401,
   api_key_invalid: 401,
@@ -47,6 +52,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   account_code_taken: 409,
   entry_already_reversed: 409,
   history_is_append_only: 409,
+  idempotency_key_in_use: 409,
   balance_write_refused: 409,
   // Transport.
   request_too_large: 413,
@@ -60,6 +66,7 @@ export interface ErrorBody {
     readonly code?: string;
     readonly param?: string;
     readonly message: string;
+    readonly [field: string]: unknown;
   };
 }
 
@@ -70,6 +77,7 @@ export function errorBody(error: PennyError): ErrorBody {
       code: error.code,
       ...(error.param === undefined ? {} : { param: error.param }),
       message: error.message,
+      ...error.details,
     },
   };
 }

@@ -6,8 +6,12 @@ import { listMigrationFiles, migrationsTable } from '../db/migrate.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
+import { IdempotencyService } from '../idempotency/idempotency-service.js';
 import type { MerchantService } from '../merchants/merchant-service.js';
-import { handleError } from './http-errors.js';
+import { PaymentService } from '../payments/payment-service.js';
+import { errorBody, handleError, statusOf } from './http-errors.js';
+import { registerPaymentRoutes } from './payment-routes.js';
+import { parseStripeForm, registerStripeFormParser } from './stripe-form.js';
 import { stringifyJson } from './json.js';
 import { registerLedgerRoutes } from './ledger-routes.js';
 import { registerMerchantApi } from './merchant-routes.js';
@@ -32,6 +36,13 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     onConstructorPoisoning: 'error',
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Stripe's query strings nest like its bodies (created[gte]=…); a refusal is raised in a
+    // hook, because an exception thrown by the parser itself would escape the error handler.
+    routerOptions: { querystringParser: parseQueryString },
+  });
+  app.addHook('onRequest', async (request) => {
+    const refusal = (request.query as Record<symbol, unknown> | undefined)?.[queryRefusal];
+    if (refusal !== undefined) throw refusal;
   });
   // JSON only: a text/plain body is refused as such, not parsed into a string.
   app.removeContentTypeParser('text/plain');
@@ -59,8 +70,23 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     checkOperator: createOperatorCheck(dependencies.operatorKey),
     amountMaxMinor: dependencies.amountMaxMinor,
   });
-  registerMerchantApi(app, { merchants: dependencies.merchants }, () => undefined);
+  registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
+  const idempotency = new IdempotencyService(dependencies.pool,
+    (error) => ({ status: statusOf(error), body: errorBody(error) }));
+  const payments = new PaymentService(dependencies.pool);
+  registerMerchantApi(app, { merchants: dependencies.merchants },
+    (scope) => registerPaymentRoutes(scope, { payments, idempotency }));
   return app;
+}
+
+const queryRefusal = Symbol('query refusal');
+
+function parseQueryString(text: string): Record<string, unknown> {
+  try {
+    return parseStripeForm(text);
+  } catch (error) {
+    return { [queryRefusal]: error } as Record<string, unknown>;
+  }
 }
 
 /** Ready means: the database answers and every migration on disk has been applied. */

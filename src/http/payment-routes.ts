@@ -1,0 +1,111 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IdempotencyService, Work } from '../idempotency/idempotency-service.js';
+import { presentPaymentIntent } from '../payments/payment-presenter.js';
+import type { PaymentService } from '../payments/payment-service.js';
+import { parseCancelPaymentIntent, parseCreatePaymentIntent } from '../payments/payment-validation.js';
+import { cardDataError, inspectCardData } from '../security/card-filter.js';
+import { invalid, readLimit, readObject, readString } from '../validation.js';
+import { merchantOf } from './merchant-routes.js';
+import { readStripeInteger } from './stripe-form.js';
+
+export interface PaymentRouteDependencies {
+  readonly payments: PaymentService;
+  readonly idempotency: IdempotencyService;
+}
+
+type IdParams = { Params: { id: string } };
+
+/** PaymentIntents, as Stripe's API serves them. Routes parse, then run idempotently, then present. */
+export function registerPaymentRoutes(scope: FastifyInstance, dependencies: PaymentRouteDependencies): void {
+  const { payments } = dependencies;
+
+  // Card data is refused before anything else sees the body: nothing about it is stored or logged.
+  scope.addHook('preHandler', async (request) => {
+    if (request.method !== 'POST') return;
+    const finding = inspectCardData(request.body);
+    if (finding !== undefined) throw cardDataError(finding.param, finding.reason);
+  });
+
+  scope.post('/v1/payment_intents', async (request, reply) => {
+    const command = parseCreatePaymentIntent(request.body);
+    const merchant = merchantOf(request);
+    return idempotent(dependencies, request, reply, async ({ client }) => {
+      const intent = await payments.create(client, merchant.id, command);
+      return { status: 200, body: presentPaymentIntent(intent) };
+    });
+  });
+
+  scope.get<IdParams>('/v1/payment_intents/:id', async (request) => {
+    readObject(request.query, '', ['expand', 'client_secret']);
+    return presentPaymentIntent(await payments.retrieve(merchantOf(request).id, request.params.id));
+  });
+
+  scope.get('/v1/payment_intents', async (request) => {
+    const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'customer', 'created',
+      'expand']);
+    const startingAfter = readString(query.starting_after, 'starting_after', { lengthMax: 255 });
+    const endingBefore = readString(query.ending_before, 'ending_before', { lengthMax: 255 });
+    if (startingAfter !== undefined && endingBefore !== undefined) {
+      throw invalid('ending_before', 'You may only specify one of these parameters: starting_after, ending_before.');
+    }
+    const created = readCreatedFilter(query.created);
+    const page = await payments.list({
+      merchantId: merchantOf(request).id,
+      limit: readLimit(query.limit),
+      startingAfter,
+      endingBefore,
+      customer: readString(query.customer, 'customer', { lengthMax: 255 }),
+      ...created,
+    });
+    return { object: 'list', data: page.data.map(presentPaymentIntent), has_more: page.hasMore, url: '/v1/payment_intents' };
+  });
+
+  scope.post<IdParams>('/v1/payment_intents/:id/cancel', async (request, reply) => {
+    const { cancellationReason } = parseCancelPaymentIntent(request.body);
+    const merchant = merchantOf(request);
+    return idempotent(dependencies, request, reply, async ({ client }) => {
+      const intent = await payments.cancel(client, merchant.id, request.params.id, cancellationReason);
+      return { status: 200, body: presentPaymentIntent(intent) };
+    });
+  });
+
+  scope.get<{ Params: { key: string } }>('/v1/idempotency_keys/:key', async (request) =>
+    dependencies.idempotency.describe(merchantOf(request).id, request.params.key));
+}
+
+/** Runs `work` under the request's Idempotency-Key and sends the (possibly replayed) bytes. */
+async function idempotent(
+  dependencies: PaymentRouteDependencies,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  work: Work,
+) {
+  const header = request.headers['idempotency-key'];
+  const response = await dependencies.idempotency.run({
+    merchantId: merchantOf(request).id,
+    key: Array.isArray(header) ? header[0] : header,
+    method: request.method,
+    path: request.url.split('?')[0] ?? request.url,
+    params: (request.body ?? {}) as Record<string, unknown>,
+  }, work);
+  if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
+  return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
+}
+
+/** Stripe's `created` filter: an exact unix time, or `created[gte|gt|lte|lt]`. */
+function readCreatedFilter(value: unknown): { createdGte: string | undefined; createdLte: string | undefined } {
+  if (value === undefined) return { createdGte: undefined, createdLte: undefined };
+  const toIso = (seconds: number | undefined) =>
+    seconds === undefined ? undefined : new Date(seconds * 1000).toISOString();
+  if (typeof value === 'string') {
+    const at = readStripeInteger(value, 'created');
+    return { createdGte: toIso(at), createdLte: toIso(at === undefined ? undefined : at + 0.999) };
+  }
+  const range = readObject(value, 'created', ['gte', 'gt', 'lte', 'lt']);
+  const gt = readStripeInteger(range.gt, 'created[gt]');
+  const lt = readStripeInteger(range.lt, 'created[lt]');
+  return {
+    createdGte: toIso(readStripeInteger(range.gte, 'created[gte]') ?? (gt === undefined ? undefined : gt + 1)),
+    createdLte: toIso(readStripeInteger(range.lte, 'created[lte]') ?? (lt === undefined ? undefined : lt - 0.001)),
+  };
+}

@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type pg from 'pg';
+import { PennyError } from '../errors.js';
+import { stringifyJson } from '../http/json.js';
+
+/**
+ * Stripe's idempotency keys, per merchant. The first request with a key executes; its status and
+ * body, once execution began, are stored and replayed byte for byte for the same key and the same
+ * parameters. While it runs, the key is held by a session-level advisory lock on the request's
+ * own connection, so a second request gets 409 `idempotency_key_in_use`, and a process that dies
+ * mid-request releases the lock with its connection: the retry resumes from the key's recovery
+ * point (see reference/reliability.md, Brandur's recovery points).
+ */
+export interface IdempotentRequest {
+  readonly merchantId: string;
+  readonly key: string | undefined;
+  readonly method: string;
+  readonly path: string;
+  readonly params: Record<string, unknown>;
+}
+
+export interface IdempotentResponse {
+  readonly status: number;
+  /** The serialized body, exactly as sent. */
+  readonly body: string;
+  readonly replayed: boolean;
+}
+
+/** What a request's work sees: its connection and where an earlier run of it stopped. */
+export interface Execution {
+  readonly client: pg.PoolClient;
+  readonly recoveryPoint: string;
+  readonly recoveryData: Record<string, unknown>;
+  /** Records progress, in the caller's transaction on `client`, so a retry resumes after it. */
+  saveRecoveryPoint(point: string, data: Record<string, unknown>): Promise<void>;
+}
+
+export type Work = (execution: Execution) => Promise<{ status: number; body: unknown }>;
+
+export const idempotencyKeyLengthMax = 255;
+
+/** How an operating error becomes a response; given by the HTTP layer, which owns statuses. */
+export type ErrorRenderer = (error: PennyError) => { status: number; body: unknown };
+
+export class IdempotencyService {
+  constructor(private readonly pool: pg.Pool, private readonly renderError: ErrorRenderer) {}
+
+  async run(request: IdempotentRequest, work: Work): Promise<IdempotentResponse> {
+    if (request.key !== undefined && (request.key.length === 0 || request.key.length > idempotencyKeyLengthMax)) {
+      throw new PennyError({
+        code: 'idempotency_key_invalid', param: 'Idempotency-Key',
+        message: `An Idempotency-Key is 1 to ${idempotencyKeyLengthMax} characters.`,
+      });
+    }
+    const client = await this.pool.connect();
+    try {
+      if (request.key === undefined) return await this.execute(client, undefined, work);
+      return await this.runWithKey(client, request as IdempotentRequest & { key: string }, work);
+    } finally {
+      client.release();
+    }
+  }
+
+  private async runWithKey(
+    client: pg.PoolClient,
+    request: IdempotentRequest & { key: string },
+    work: Work,
+  ): Promise<IdempotentResponse> {
+    const lockName = `${request.merchantId}:${request.key}`;
+    const locked = await client.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [lockName]);
+    if (locked.rows[0]?.locked !== true) throw keyInUse(request.key);
+    try {
+      const row = await claimKey(client, request);
+      assertSameRequest(row, request);
+      if (row.response_status !== null && row.response_body !== null) {
+        return { status: row.response_status, body: row.response_body, replayed: true };
+      }
+      return await this.execute(client, { ...request, row }, work);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lockName]);
+    }
+  }
+
+  /**
+   * Runs the work. A PennyError after execution began (a decline, a wrong state) is a response
+   * like any other and is stored; anything else leaves the key unfinished, to resume on retry.
+   */
+  private async execute(
+    client: pg.PoolClient,
+    keyed: (IdempotentRequest & { key: string; row: KeyRow }) | undefined,
+    work: Work,
+  ): Promise<IdempotentResponse> {
+    const execution: Execution = {
+      client,
+      recoveryPoint: keyed?.row.recovery_point ?? 'started',
+      recoveryData: keyed?.row.recovery_data ?? {},
+      saveRecoveryPoint: async (point, data) => {
+        if (keyed === undefined) return;
+        await client.query(
+          `UPDATE idempotency_keys SET recovery_point = $3, recovery_data = $4::jsonb, last_run_at = clock_timestamp()
+           WHERE merchant_id = $1 AND key = $2`,
+          [keyed.merchantId, keyed.key, point, JSON.stringify(data)]);
+      },
+    };
+    let response: { status: number; body: string };
+    try {
+      const result = await work(execution);
+      response = { status: result.status, body: stringifyJson(result.body) };
+    } catch (error) {
+      if (!(error instanceof PennyError)) throw error;
+      const rendered = this.renderError(error);
+      response = { status: rendered.status, body: stringifyJson(rendered.body) };
+    }
+    if (keyed !== undefined) {
+      await client.query(
+        `UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
+           completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`,
+        [keyed.merchantId, keyed.key, response.status, response.body]);
+    }
+    return { ...response, replayed: false };
+  }
+
+  /** What operators and clients see of a key: its state, fingerprint and stored status. */
+  async describe(merchantId: string, key: string) {
+    const result = await this.pool.query<KeyRow & { created_at: string }>(
+      'SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2', [merchantId, key]);
+    const row = result.rows[0];
+    if (row === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'key', message: `No idempotency key ${key}.` });
+    }
+    const inFlight = row.response_status === null && await this.isLocked(`${merchantId}:${key}`);
+    return {
+      object: 'idempotency_key',
+      key,
+      state: row.response_status !== null ? 'completed' : inFlight ? 'in_flight' : 'unfinished',
+      request_method: row.request_method,
+      request_path: row.request_path,
+      request_fingerprint: row.request_fingerprint,
+      recovery_point: row.recovery_point,
+      response_status: row.response_status,
+      created: Math.floor(Date.parse(row.created_at) / 1000),
+    };
+  }
+
+  private async isLocked(lockName: string): Promise<boolean> {
+    const client = await this.pool.connect();
+    try {
+      const got = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [lockName]);
+      if (got.rows[0]?.locked === true) {
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lockName]);
+        return false;
+      }
+      return true;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+interface KeyRow {
+  readonly request_method: string;
+  readonly request_path: string;
+  readonly request_fingerprint: string;
+  readonly request_params: Record<string, unknown>;
+  readonly recovery_point: string;
+  readonly recovery_data: Record<string, unknown>;
+  readonly response_status: number | null;
+  readonly response_body: string | null;
+}
+
+async function claimKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }): Promise<KeyRow> {
+  const result = await client.query<KeyRow>(
+    `WITH inserted AS (
+       INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
+         request_params)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+       ON CONFLICT (merchant_id, key) DO NOTHING
+       RETURNING *)
+     SELECT * FROM inserted
+     UNION ALL
+     SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+    [request.merchantId, request.key, request.method, request.path, requestFingerprint(request),
+      JSON.stringify(request.params)],
+  );
+  const row = result.rows[0];
+  if (row === undefined) throw new Error('an idempotency key was neither inserted nor found');
+  return row;
+}
+
+export function requestFingerprint(request: Pick<IdempotentRequest, 'method' | 'path' | 'params'>): string {
+  const canonical = (canonicalize as unknown as (value: unknown) => string)(
+    { method: request.method, path: request.path, params: request.params });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** Same key, another endpoint or other parameters: 400 idempotency_error, naming what differs. */
+function assertSameRequest(row: KeyRow, request: IdempotentRequest & { key: string }): void {
+  if (row.request_fingerprint === requestFingerprint(request)) return;
+  const param = row.request_method !== request.method || row.request_path !== request.path
+    ? undefined
+    : firstDifferentParam(row.request_params, request.params);
+  throw new PennyError({
+    code: 'idempotency_key_reused',
+    type: 'idempotency_error',
+    ...(param === undefined ? {} : { param }),
+    message: 'Keys for idempotent requests can only be used with the same parameters they were first ' +
+      `used with. Try using a key other than '${request.key}' if you meant to execute a different request.`,
+  });
+}
+
+function firstDifferentParam(stored: Record<string, unknown>, sent: Record<string, unknown>): string | undefined {
+  const canonical = canonicalize as unknown as (value: unknown) => string | undefined;
+  const names = [...new Set([...Object.keys(stored), ...Object.keys(sent)])].sort();
+  return names.find((name) => canonical(stored[name]) !== canonical(sent[name]));
+}
+
+function keyInUse(key: string): PennyError {
+  return new PennyError({
+    code: 'idempotency_key_in_use',
+    type: 'idempotency_error',
+    message: `There is currently another in-progress request using this Idempotent Key (${key}); ` +
+      'retry this request later.',
+  });
+}

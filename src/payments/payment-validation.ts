@@ -1,0 +1,99 @@
+import { readStripeBoolean } from '../http/stripe-form.js';
+import { parseStripeCurrency, validateStripeAmount } from '../money/stripe-currency.js';
+import { PennyError } from '../errors.js';
+import { invalid, missing, readEnum, readObject, readString } from '../validation.js';
+
+/**
+ * Parsing of PaymentIntent requests as Stripe's API takes them (form-encoded strings or JSON).
+ * Refusals here happen before the idempotency layer, so they are never stored.
+ */
+export interface CreatePaymentIntentCommand {
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly paymentMethod: string | undefined;
+  readonly captureMethod: 'automatic' | 'automatic_async' | 'manual';
+  readonly description: string | undefined;
+  readonly customer: string | undefined;
+  readonly receiptEmail: string | undefined;
+  readonly statementDescriptor: string | undefined;
+  readonly metadata: Record<string, string>;
+}
+
+const createKeys = ['amount', 'currency', 'payment_method', 'confirm', 'capture_method', 'description', 'metadata',
+  'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand'];
+
+export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentCommand {
+  const object = readObject(body ?? {}, '', createKeys);
+  if (object.currency === undefined) throw missing('currency');
+  const currency = parseStripeCurrency(object.currency, 'currency');
+  if (object.amount === undefined) throw missing('amount');
+  const amount = BigInt(validateStripeAmount(currency, object.amount, 'amount'));
+  if (readStripeBoolean(object.confirm, 'confirm') === true) {
+    throw new PennyError({
+      code: 'parameter_unsupported',
+      param: 'confirm',
+      message: 'Confirming PaymentIntents is not available in this build of Penny yet; create with confirm=false.',
+    });
+  }
+  readPaymentMethodTypes(object.payment_method_types);
+  return {
+    amount,
+    currency,
+    paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined,
+    captureMethod: readEnum(object.capture_method, 'capture_method', ['automatic', 'automatic_async', 'manual'])
+      ?? 'automatic',
+    description: readString(object.description, 'description', { lengthMax: 1000 }) || undefined,
+    customer: readString(object.customer, 'customer', { lengthMax: 255 }) || undefined,
+    receiptEmail: readString(object.receipt_email, 'receipt_email', { lengthMax: 800 }) || undefined,
+    statementDescriptor: readStatementDescriptor(object.statement_descriptor),
+    metadata: readStripeMetadata(object.metadata),
+  };
+}
+
+export function parseCancelPaymentIntent(body: unknown): { cancellationReason: string | null } {
+  const object = readObject(body ?? {}, '', ['cancellation_reason', 'expand']);
+  const reason = readEnum(object.cancellation_reason, 'cancellation_reason',
+    ['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned']);
+  return { cancellationReason: reason ?? null };
+}
+
+function readPaymentMethodTypes(value: unknown): void {
+  if (value === undefined) return;
+  if (!Array.isArray(value) || value.some((item) => item !== 'card')) {
+    throw invalid('payment_method_types', 'Penny supports the payment method type card.');
+  }
+}
+
+function readStatementDescriptor(value: unknown): string | undefined {
+  const descriptor = readString(value, 'statement_descriptor', { lengthMax: 22 });
+  if (descriptor !== undefined && /[<>\\'"*]/.test(descriptor)) {
+    throw invalid('statement_descriptor', 'A statement descriptor cannot contain <, >, \\, \', " or *.');
+  }
+  return descriptor || undefined;
+}
+
+/**
+ * Stripe's metadata: at most 50 keys of at most 40 characters, string values of at most 500.
+ * An empty value unsets a key; on create there is nothing to unset, so it is simply left out.
+ */
+function readStripeMetadata(value: unknown): Record<string, string> {
+  if (value === undefined || value === '') return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid('metadata', 'metadata must be a set of key-value pairs.', 'metadata_invalid');
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > 50) throw invalid('metadata', 'metadata can have at most 50 keys.', 'metadata_invalid');
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [key, item] of entries) {
+    if (key.length > 40 || /[[\]]/.test(key)) {
+      throw invalid(`metadata[${key}]`, 'metadata keys are at most 40 characters, without [ or ].', 'metadata_invalid');
+    }
+    if (typeof item !== 'string' && typeof item !== 'number') {
+      throw invalid(`metadata[${key}]`, 'metadata values are strings.', 'metadata_invalid');
+    }
+    const text = String(item);
+    if (text.length > 500) throw invalid(`metadata[${key}]`, 'metadata values are at most 500 characters.', 'metadata_invalid');
+    if (text !== '') metadata[key] = text;
+  }
+  return metadata;
+}

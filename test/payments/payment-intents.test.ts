@@ -1,0 +1,234 @@
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestLedger, type TestLedger } from '../support/app.js';
+
+/** PaymentIntents and idempotency keys, driven by the official stripe SDK over HTTP. */
+let penny: TestLedger;
+let port: number;
+let stripe: Stripe;
+let secretKey: string;
+
+beforeAll(async () => {
+  penny = await createTestLedger();
+  await penny.app.listen({ port: 0, host: '127.0.0.1' });
+  const address = penny.app.server.address();
+  port = typeof address === 'object' && address !== null ? address.port : 0;
+  secretKey = (await penny.merchants.createMerchant('Intent Shop')).secretKey;
+  stripe = client(secretKey);
+});
+
+afterAll(async () => {
+  await penny.app.close();
+});
+
+function client(key: string, maxNetworkRetries = 0): Stripe {
+  return new Stripe(key, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries });
+}
+
+async function intentCount(): Promise<number> {
+  const result = await penny.pool.query<{ count: bigint }>('SELECT count(*) AS count FROM payment_intents');
+  return Number(result.rows[0]?.count);
+}
+
+async function rawPost(path: string, body: string, key: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secretKey}`, 'content-type': 'application/x-www-form-urlencoded',
+      'idempotency-key': key, ...headers },
+    body,
+  });
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+describe('creating and reading PaymentIntents', () => {
+  it('creates an intent with Stripe\'s shape and status', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd', metadata: { order: '42' } });
+    expect(intent).toMatchObject({
+      object: 'payment_intent', amount: 2000, currency: 'usd', status: 'requires_payment_method',
+      amount_capturable: 0, amount_received: 0, latest_charge: null, metadata: { order: '42' }, livemode: false,
+    });
+    expect(intent.id).toMatch(/^pi_/);
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toEqual(intent);
+  });
+
+  it('starts in requires_confirmation when a payment method is given', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 500, currency: 'eur', payment_method: 'pm_card_visa' });
+    expect(intent.status).toBe('requires_confirmation');
+  });
+
+  it('refuses an amount below the currency\'s minimum with amount_too_small', async () => {
+    const error = await stripe.paymentIntents.create({ amount: 49, currency: 'usd' }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'amount_too_small', param: 'amount' });
+  });
+
+  it('refuses an unknown parameter, naming it', async () => {
+    const response = await rawPost('/v1/payment_intents', 'amount=1000&currency=usd&colour=red', 'unknown-param-1');
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.text).error).toMatchObject({ code: 'parameter_unknown', param: 'colour' });
+  });
+
+  it('refuses a card number anywhere in the request without echoing it', async () => {
+    const before = await intentCount();
+    const response = await rawPost('/v1/payment_intents',
+      'amount=1000&currency=usd&metadata[note]=4242 4242 4242 4242', 'card-number-1');
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.text).error).toMatchObject({ code: 'card_number_in_request', param: 'metadata[note]' });
+    expect(response.text).not.toContain('4242');
+    expect(await intentCount()).toBe(before);
+  });
+
+  it('answers another merchant\'s intent as missing', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    const other = client((await penny.merchants.createMerchant('Other Shop')).secretKey);
+    const error = await other.paymentIntents.retrieve(intent.id).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 404, code: 'resource_missing' });
+  });
+});
+
+describe('idempotency keys', () => {
+  it('replays the original response byte for byte, with Idempotent-Replayed, and creates one intent', async () => {
+    const before = await intentCount();
+    const first = await rawPost('/v1/payment_intents', 'amount=1500&currency=usd&metadata[k]=v', 'replay-1');
+    const second = await rawPost('/v1/payment_intents', 'amount=1500&currency=usd&metadata[k]=v', 'replay-1');
+    expect(second.status).toBe(first.status);
+    expect(second.text).toBe(first.text);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(await intentCount()).toBe(before + 1);
+  });
+
+  it('refuses the same key with other parameters as an idempotency_error naming the parameter', async () => {
+    await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'mismatch-1' });
+    const before = await intentCount();
+    const error = await stripe.paymentIntents.create({ amount: 1001, currency: 'usd' }, { idempotencyKey: 'mismatch-1' })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
+    expect(error).toMatchObject({ statusCode: 400, param: 'amount' });
+    expect(await intentCount()).toBe(before);
+  });
+
+  it('does not store a request that failed validation: a corrected retry with the same key executes', async () => {
+    const refused = await stripe.paymentIntents.create({ amount: 10, currency: 'usd' }, { idempotencyKey: 'corrected-1' })
+      .catch((caught: unknown) => caught);
+    expect(refused).toMatchObject({ statusCode: 400, code: 'amount_too_small' });
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'corrected-1' });
+    expect(intent.amount).toBe(1000);
+  });
+
+  it('stores and replays an error that happened once execution began', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    await stripe.paymentIntents.cancel(intent.id);
+    const first = await rawPost(`/v1/payment_intents/${intent.id}/cancel`, '', 'stored-error-1');
+    const second = await rawPost(`/v1/payment_intents/${intent.id}/cancel`, '', 'stored-error-1');
+    expect(first.status).toBe(400);
+    expect(JSON.parse(first.text).error.code).toBe('payment_intent_unexpected_state');
+    expect(second.text).toBe(first.text);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('makes one intent from 50 concurrent requests with one key, all answered with it', async () => {
+    const before = await intentCount();
+    const retrying = client(secretKey, 5);
+    const results = await Promise.all(Array.from({ length: 50 }, () =>
+      retrying.paymentIntents.create({ amount: 3000, currency: 'usd' }, { idempotencyKey: 'concurrent-1' })));
+    expect(new Set(results.map((result) => result.id)).size).toBe(1);
+    expect(await intentCount()).toBe(before + 1);
+  });
+
+  it('answers a second request while the first still holds the key with 409 idempotency_key_in_use', async () => {
+    const holder = await penny.pool.connect();
+    try {
+      const merchant = (await penny.pool.query<{ id: string }>(
+        "SELECT id FROM merchants WHERE name = 'Intent Shop'")).rows[0]?.id;
+      await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`${merchant}:held-1`]);
+      const response = await rawPost('/v1/payment_intents', 'amount=1000&currency=usd', 'held-1');
+      expect(response.status).toBe(409);
+      expect(JSON.parse(response.text).error).toMatchObject({ type: 'idempotency_error', code: 'idempotency_key_in_use' });
+      await holder.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [`${merchant}:held-1`]);
+    } finally {
+      holder.release();
+    }
+    const after = await rawPost('/v1/payment_intents', 'amount=1000&currency=usd', 'held-1');
+    expect(after.status).toBe(200);
+  });
+
+  it('shows a key\'s state, fingerprint and stored status', async () => {
+    await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'described-1' });
+    const response = await fetch(`http://127.0.0.1:${port}/v1/idempotency_keys/described-1`, {
+      headers: { authorization: `Bearer ${secretKey}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      object: 'idempotency_key', key: 'described-1', state: 'completed', response_status: 200,
+      request_method: 'POST', request_path: '/v1/payment_intents',
+    });
+  });
+});
+
+describe('cancel', () => {
+  it('cancels from requires_payment_method with the reason given', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    const canceled = await stripe.paymentIntents.cancel(intent.id, { cancellation_reason: 'abandoned' });
+    expect(canceled).toMatchObject({ status: 'canceled', cancellation_reason: 'abandoned' });
+    expect(canceled.canceled_at).toBeGreaterThan(0);
+  });
+
+  it('refuses to cancel twice with payment_intent_unexpected_state, embedding the intent', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    await stripe.paymentIntents.cancel(intent.id);
+    const error = await stripe.paymentIntents.cancel(intent.id).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+    expect((error as { payment_intent?: { id: string } }).payment_intent?.id).toBe(intent.id);
+  });
+
+  it('lets exactly one of ten concurrent cancels win', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => stripe.paymentIntents.cancel(intent.id)));
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+  });
+});
+
+describe('lists', () => {
+  it('walks every page with autoPagingEach, newest first, each intent once', async () => {
+    const merchant = await penny.merchants.createMerchant('Paging Shop');
+    const pager = client(merchant.secretKey);
+    const created: string[] = [];
+    for (let index = 0; index < 25; index += 1) {
+      created.push((await pager.paymentIntents.create({ amount: 1000 + index, currency: 'usd' })).id);
+    }
+    const seen: string[] = [];
+    await pager.paymentIntents.list({ limit: 10 }).autoPagingEach((intent) => { seen.push(intent.id); });
+    expect(seen).toEqual([...created].reverse());
+  });
+
+  it('pages backwards with ending_before', async () => {
+    const merchant = await penny.merchants.createMerchant('Backwards Shop');
+    const pager = client(merchant.secretKey);
+    const ids: string[] = [];
+    for (let index = 0; index < 5; index += 1) ids.push((await pager.paymentIntents.create({ amount: 1000, currency: 'usd' })).id);
+    const page = await pager.paymentIntents.list({ limit: 2, ending_before: ids[1] });
+    expect(page.data.map((intent) => intent.id)).toEqual([ids[3], ids[2]]);
+    expect(page.has_more).toBe(true);
+  });
+
+  it('refuses starting_after together with ending_before, and a limit outside 1 to 100', async () => {
+    const both = await stripe.paymentIntents.list({ starting_after: 'pi_a', ending_before: 'pi_b' })
+      .catch((caught: unknown) => caught);
+    expect(both).toMatchObject({ statusCode: 400 });
+    const tooMany = await stripe.paymentIntents.list({ limit: 101 }).catch((caught: unknown) => caught);
+    expect(tooMany).toMatchObject({ statusCode: 400, param: 'limit' });
+  });
+
+  it('filters by customer and by created', async () => {
+    const merchant = await penny.merchants.createMerchant('Filter Shop');
+    const filtered = client(merchant.secretKey);
+    const mine = await filtered.paymentIntents.create({ amount: 1000, currency: 'usd', customer: 'cus_1' });
+    await filtered.paymentIntents.create({ amount: 1000, currency: 'usd', customer: 'cus_2' });
+    const byCustomer = await filtered.paymentIntents.list({ customer: 'cus_1' });
+    expect(byCustomer.data.map((intent) => intent.id)).toEqual([mine.id]);
+    const future = await filtered.paymentIntents.list({ created: { gte: mine.created + 3600 } });
+    expect(future.data).toEqual([]);
+    const recent = await filtered.paymentIntents.list({ created: { gte: mine.created } });
+    expect(recent.data.length).toBe(2);
+  });
+});
