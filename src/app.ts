@@ -7,6 +7,7 @@ import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { buildServer } from './http/server.js';
 import { sealPending } from './ledger/ledger-sealer.js';
+import { IdempotencyService } from './idempotency/idempotency-service.js';
 import { LedgerService } from './ledger/ledger-service.js';
 import { MerchantService } from './merchants/merchant-service.js';
 import { resolveSecretKey } from './secret-key.js';
@@ -34,7 +35,15 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const server = buildServer({
       pool, logger, ledger, merchants, operatorKey, amountMaxMinor: config.amountMaxMinor,
     });
-    const workers = startLedgerWorkers(pool, ledger, config, logger);
+    const idempotency = new IdempotencyService(pool, () => {
+      throw new Error('the reaper renders no responses');
+    });
+    const workers = [
+      ...startLedgerWorkers(pool, ledger, config, logger),
+      startWorker('idempotency-reaper', limits.idempotencyReapIntervalMs, () => idempotency.reapFinishedKeys({
+        retentionHours: limits.idempotencyKeyRetentionHours, batchMax: limits.idempotencyReapBatchMax,
+      }), logger),
+    ];
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, pool, database) };
   } catch (error) {

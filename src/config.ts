@@ -47,6 +47,10 @@ export const limits = {
   /** Verification reports entries left unsealed longer than this as a failure of the sealer. */
   sealLagSecondsMax: 30,
   shutdownGraceMs: 10_000,
+  /** Idempotency keys are kept at least this long after they finish (Stripe: at least 24 h). */
+  idempotencyKeyRetentionHours: 24,
+  idempotencyReapBatchMax: 1000,
+  idempotencyReapIntervalMs: 60_000,
 } as const;
 
 export const amountMaxSafeMinor = BigInt(Number.MAX_SAFE_INTEGER);

@@ -165,6 +165,28 @@ describe('idempotency keys', () => {
   });
 });
 
+describe('retention of idempotency keys', () => {
+  it('reaps finished keys past the retention, never unfinished ones', async () => {
+    const { IdempotencyService } = await import('../../src/idempotency/idempotency-service.js');
+    const service = new IdempotencyService(penny.pool, () => ({ status: 500, body: {} }));
+    await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'old-finished' });
+    const merchant = (await penny.pool.query<{ merchant_id: string }>(
+      "SELECT merchant_id FROM idempotency_keys WHERE key = 'old-finished'")).rows[0]?.merchant_id;
+    await penny.pool.query(
+      `UPDATE idempotency_keys SET created_at = now() - interval '2 days', completed_at = now() - interval '2 days'
+       WHERE key = 'old-finished'`);
+    await penny.pool.query(
+      `INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
+         request_params, created_at) VALUES ($1, 'old-unfinished', 'POST', '/v1/payment_intents', 'x', '{}',
+         now() - interval '3 days')`, [merchant]);
+    await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'young-finished' });
+    expect(await service.reapFinishedKeys({ retentionHours: 24, batchMax: 100 })).toBe(1);
+    const left = await penny.pool.query<{ key: string }>(
+      "SELECT key FROM idempotency_keys WHERE key IN ('old-finished', 'old-unfinished', 'young-finished') ORDER BY key");
+    expect(left.rows.map((row) => row.key)).toEqual(['old-unfinished', 'young-finished']);
+  });
+});
+
 describe('cancel', () => {
   it('cancels from requires_payment_method with the reason given', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
