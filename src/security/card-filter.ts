@@ -211,7 +211,7 @@ function isFreeTextName(words: readonly string[]): boolean {
  * one separator (a space, a no-break space, a hyphen, a Unicode dash or minus). Two separators in a
  * row, or any other character (a letter, `.`, `/`, `+`), end a run. In each run of 13 or more
  * digits, every window of 13–19 consecutive digits at every start is tested, so a card number is
- * found inside a longer run too: a card followed by its CVC (a 16-digit number followed by its 3-digit CVC) or buried
+ * found inside a longer run too: a card number followed by its CVC, or buried
  * in a 25-digit string. Luhn for a window comes from two prefix sums in O(1), so a run of n digits
  * costs O(n). Digits other than ASCII 0–9 (full-width, Arabic-Indic) are not read as digits.
  *
