@@ -98,7 +98,10 @@ function fromFastifyError(error: FastifyError): PennyError | undefined {
       return new PennyError({ code: 'request_too_large', message: 'The request body is larger than this endpoint accepts.' });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new PennyError({ code: 'unsupported_media_type', message: 'Send the body as application/json.' });
+      return new PennyError({
+        code: 'unsupported_media_type',
+        message: 'Send the body as application/json or application/x-www-form-urlencoded.',
+      });
     default:
       break;
   }

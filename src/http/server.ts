@@ -35,10 +35,23 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // While closing, new requests get 503 in Penny's error shape (the hook below), not Fastify's.
+    return503OnClosing: false,
     // Stripe's query strings nest like its bodies (created[gte]=…); a refusal is raised in a
     // hook, because an exception thrown by the parser itself would escape the error handler.
     routerOptions: { querystringParser: parseQueryString },
+  });
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) {
+      throw new PennyError({
+        code: 'service_unavailable', type: 'api_error',
+        message: 'Penny is shutting down; retry the request in a moment.',
+      });
+    }
   });
   app.addHook('onRequest', async (request) => {
     const refusal = (request.query as Record<symbol, unknown> | undefined)?.[queryRefusal];
