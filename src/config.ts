@@ -47,6 +47,8 @@ export const limits = {
   /** Verification reports entries left unsealed longer than this as a failure of the sealer. */
   sealLagSecondsMax: 30,
   shutdownGraceMs: 10_000,
+  /** Uncaptured authorizations expire after this many days (Stripe: 7). */
+  authorizationExpiryDays: 7,
   /** Idempotency keys are kept at least this long after they finish (Stripe: at least 24 h). */
   idempotencyKeyRetentionHours: 24,
   idempotencyReapBatchMax: 1000,

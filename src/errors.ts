@@ -7,6 +7,7 @@ export type PennyErrorType =
   | 'authentication_error'
   | 'idempotency_error'
   | 'rate_limit_error'
+  | 'card_error'
   | 'api_error';
 
 export interface PennyErrorOptions {

@@ -34,10 +34,16 @@ export const statusByCode: Readonly<Record<string, number>> = {
   idempotency_key_invalid: 400,
   idempotency_key_reused: 400,
   payment_intent_unexpected_state: 400,
-  parameter_unsupported: 400,
+  charge_already_refunded: 400,
+  charge_not_refundable: 400,
   // Who is asking.
   api_key_missing: 401,
   api_key_invalid: 401,
+  // The card was declined (type card_error); the error embeds the PaymentIntent.
+  card_declined: 402,
+  expired_card: 402,
+  incorrect_cvc: 402,
+  processing_error: 402,
   // What is asked for does not exist.
   account_not_found: 404,
   entry_not_found: 404,

@@ -1,8 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IdempotencyService, Work } from '../idempotency/idempotency-service.js';
-import { presentPaymentIntent } from '../payments/payment-presenter.js';
+import { presentCharge, presentPaymentIntent, presentRefund } from '../payments/payment-presenter.js';
 import type { PaymentService } from '../payments/payment-service.js';
-import { parseCancelPaymentIntent, parseCreatePaymentIntent } from '../payments/payment-validation.js';
+import {
+  parseCancelPaymentIntent, parseCapturePaymentIntent, parseConfirmPaymentIntent, parseCreatePaymentIntent,
+  parseCreateRefund,
+} from '../payments/payment-validation.js';
 import { cardDataError, inspectCardData } from '../security/card-filter.js';
 import { invalid, readLimit, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
@@ -29,8 +32,26 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post('/v1/payment_intents', async (request, reply) => {
     const command = parseCreatePaymentIntent(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async ({ client }) => {
-      const intent = await payments.create(client, merchant.id, command);
+    return idempotent(dependencies, request, reply, async (execution) => {
+      const intent = await payments.createAndConfirm(execution, merchant.id, command);
+      return { status: 200, body: presentPaymentIntent(intent) };
+    });
+  });
+
+  scope.post<IdParams>('/v1/payment_intents/:id/confirm', async (request, reply) => {
+    const { paymentMethod } = parseConfirmPaymentIntent(request.body);
+    const merchant = merchantOf(request);
+    return idempotent(dependencies, request, reply, async (execution) => {
+      const intent = await payments.flows.confirm(execution, merchant.id, request.params.id, paymentMethod);
+      return { status: 200, body: presentPaymentIntent(intent) };
+    });
+  });
+
+  scope.post<IdParams>('/v1/payment_intents/:id/capture', async (request, reply) => {
+    const { amountToCapture } = parseCapturePaymentIntent(request.body);
+    const merchant = merchantOf(request);
+    return idempotent(dependencies, request, reply, async (execution) => {
+      const intent = await payments.flows.capture(execution, merchant.id, request.params.id, amountToCapture);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
   });
@@ -63,10 +84,52 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post<IdParams>('/v1/payment_intents/:id/cancel', async (request, reply) => {
     const { cancellationReason } = parseCancelPaymentIntent(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async ({ client }) => {
-      const intent = await payments.cancel(client, merchant.id, request.params.id, cancellationReason);
+    return idempotent(dependencies, request, reply, async (execution) => {
+      const intent = await payments.flows.cancel(execution, merchant.id, request.params.id, cancellationReason);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
+  });
+
+  scope.get<IdParams>('/v1/charges/:id', async (request) => {
+    readObject(request.query, '', ['expand']);
+    return presentCharge(await payments.retrieveCharge(merchantOf(request).id, request.params.id));
+  });
+
+  scope.get('/v1/charges', async (request) => {
+    const query = readObject(request.query, '', ['limit', 'starting_after', 'payment_intent', 'expand']);
+    const page = await payments.listCharges({
+      merchantId: merchantOf(request).id,
+      limit: readLimit(query.limit),
+      startingAfter: readString(query.starting_after, 'starting_after', { lengthMax: 255 }),
+      paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
+    });
+    return { object: 'list', data: page.data.map(presentCharge), has_more: page.hasMore, url: '/v1/charges' };
+  });
+
+  scope.post('/v1/refunds', async (request, reply) => {
+    const command = parseCreateRefund(request.body);
+    const merchant = merchantOf(request);
+    return idempotent(dependencies, request, reply, async (execution) => {
+      const refund = await payments.flows.refund(execution, merchant.id, command);
+      return { status: 200, body: presentRefund(refund) };
+    });
+  });
+
+  scope.get<IdParams>('/v1/refunds/:id', async (request) => {
+    readObject(request.query, '', ['expand']);
+    return presentRefund(await payments.retrieveRefund(merchantOf(request).id, request.params.id));
+  });
+
+  scope.get('/v1/refunds', async (request) => {
+    const query = readObject(request.query, '', ['limit', 'starting_after', 'charge', 'payment_intent', 'expand']);
+    const page = await payments.listRefunds({
+      merchantId: merchantOf(request).id,
+      limit: readLimit(query.limit),
+      startingAfter: readString(query.starting_after, 'starting_after', { lengthMax: 255 }),
+      charge: readString(query.charge, 'charge', { lengthMax: 255 }),
+      paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
+    });
+    return { object: 'list', data: page.data.map(presentRefund), has_more: page.hasMore, url: '/v1/refunds' };
   });
 
   scope.get<{ Params: { key: string } }>('/v1/idempotency_keys/:key', async (request) =>

@@ -8,6 +8,10 @@ import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { IdempotencyService } from '../idempotency/idempotency-service.js';
 import type { MerchantService } from '../merchants/merchant-service.js';
+import { ConnectorRegistry } from '../connectors/connector.js';
+import { SandboxConnector, sandboxConnectorId } from '../connectors/sandbox/sandbox-connector.js';
+import { PaymentFlows } from '../payments/payment-flows.js';
+import { PaymentLedger } from '../payments/payment-ledger.js';
 import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerPaymentRoutes } from './payment-routes.js';
@@ -86,7 +90,12 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
   const idempotency = new IdempotencyService(dependencies.pool,
     (error) => ({ status: statusOf(error), body: errorBody(error) }));
-  const payments = new PaymentService(dependencies.pool);
+  const connectors = new ConnectorRegistry();
+  connectors.register(new SandboxConnector(dependencies.pool));
+  const flows = new PaymentFlows(connectors, new PaymentLedger(dependencies.pool, dependencies.ledger), {
+    connectorId: sandboxConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
+  });
+  const payments = new PaymentService(dependencies.pool, flows);
   registerMerchantApi(app, { merchants: dependencies.merchants },
     (scope) => registerPaymentRoutes(scope, { payments, idempotency }));
   return app;

@@ -113,6 +113,20 @@ export class LedgerService {
   }
 
   /**
+   * Entries written on the caller's connection, inside the caller's transaction: how payments
+   * post their entries atomically with their own state. Replays and conflicts behave as for
+   * createEntry.
+   */
+  async createEntriesIn(db: Queryable, commands: readonly CreateEntryCommand[]): Promise<CreatedEntries> {
+    const rows = await this.withCurrencies(commands.map(toEntryRow));
+    try {
+      return await this.createEntries(rows, db);
+    } catch (error) {
+      throw await this.explainInsertFailure(error, rows, rows.length > 1);
+    }
+  }
+
+  /**
    * Up to 1,000 entries, all or nothing, in one transaction. The balance check runs at COMMIT,
    * so its refusal is explained here, around the whole transaction.
    */
@@ -219,7 +233,7 @@ export class LedgerService {
   }
 
   /** Posts a hold in full, or in part (two-posting holds) with the remainder released. */
-  async postHold(holdId: string, amountMinor: bigint | undefined): Promise<Entry> {
+  async postHold(holdId: string, amountMinor: bigint | undefined, db: Queryable = this.pool): Promise<Entry> {
     const hold = await this.loadOpenHold(holdId);
     const postings = hold.postings.map((posting) => ({ ...posting, phase: 'posted' as const }));
     if (amountMinor !== undefined) {
@@ -240,11 +254,11 @@ export class LedgerService {
       }
       postings.forEach((posting, index) => { postings[index] = { ...posting, amountMinor }; });
     }
-    return this.resolveHold(hold, 'hold_post', postings);
+    return this.resolveHold(hold, 'hold_post', postings, db);
   }
 
-  async voidHold(holdId: string): Promise<Entry> {
-    return this.resolveHold(await this.loadOpenHold(holdId), 'hold_void', []);
+  async voidHold(holdId: string, db: Queryable = this.pool): Promise<Entry> {
+    return this.resolveHold(await this.loadOpenHold(holdId), 'hold_void', [], db);
   }
 
   /** Expires every due hold (bounded per call); returns how many it expired. */
@@ -280,7 +294,12 @@ export class LedgerService {
    * Writes the one entry that resolves a hold: it releases the hold's postings and posts what is
    * posted. The unique index on hold_entry_id lets exactly one resolution exist.
    */
-  private async resolveHold(hold: Entry, kind: EntryKind, posted: readonly Posting[]): Promise<Entry> {
+  private async resolveHold(
+    hold: Entry,
+    kind: EntryKind,
+    posted: readonly Posting[],
+    db: Queryable = this.pool,
+  ): Promise<Entry> {
     const release = hold.postings.map((posting) => ({ ...posting, phase: 'release' as const }));
     const row: store.EntryRow = {
       id: newId('lent'),
@@ -296,7 +315,7 @@ export class LedgerService {
       postings: [...release, ...posted].map(toPostingRow),
     };
     try {
-      const inserted = await store.insertEntries(this.pool, [row]);
+      const inserted = await store.insertEntries(db, [row]);
       const found = inserted.get(row.id);
       if (found !== undefined) return toEntry(row, found);
     } catch (error) {

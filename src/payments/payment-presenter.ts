@@ -1,4 +1,4 @@
-import type { PaymentIntentRow } from './payment-store.js';
+import type { ChargeRow, PaymentIntentRow, RefundRow } from './payment-store.js';
 
 /**
  * Stripe's PaymentIntent object. Every field the official SDK declares as always present is
@@ -50,4 +50,72 @@ export function presentPaymentIntent(intent: PaymentIntentRow) {
 
 export function unixSeconds(iso: string): number {
   return Math.floor(Date.parse(iso) / 1000);
+}
+
+/** Stripe's Charge object. */
+export function presentCharge(charge: ChargeRow) {
+  return {
+    id: charge.id,
+    object: 'charge',
+    amount: charge.amount,
+    amount_captured: charge.amountCaptured,
+    amount_refunded: charge.amountRefunded,
+    application: null,
+    application_fee: null,
+    application_fee_amount: null,
+    balance_transaction: null,
+    billing_details: { address: null, email: null, name: null, phone: null },
+    calculated_statement_descriptor: null,
+    captured: charge.captured,
+    created: unixSeconds(charge.createdAt),
+    currency: charge.currency,
+    customer: null,
+    description: null,
+    disputed: false,
+    failure_balance_transaction: null,
+    failure_code: charge.failureCode,
+    failure_message: charge.failureMessage,
+    fraud_details: {},
+    livemode: false,
+    metadata: {},
+    on_behalf_of: null,
+    outcome: charge.outcome,
+    paid: charge.status === 'succeeded',
+    payment_intent: charge.paymentIntentId,
+    payment_method: charge.paymentMethod,
+    payment_method_details: { type: 'card', card: null },
+    receipt_email: null,
+    receipt_number: null,
+    receipt_url: null,
+    refunded: charge.captured && charge.amountRefunded === charge.amountCaptured,
+    review: null,
+    shipping: null,
+    source_transfer: null,
+    statement_descriptor: null,
+    statement_descriptor_suffix: null,
+    status: charge.status,
+    transfer_data: null,
+    transfer_group: null,
+  };
+}
+
+/** Stripe's Refund object. */
+export function presentRefund(refund: RefundRow) {
+  return {
+    id: refund.id,
+    object: 'refund',
+    amount: refund.amount,
+    balance_transaction: null,
+    charge: refund.chargeId,
+    created: unixSeconds(refund.createdAt),
+    currency: refund.currency,
+    destination_details: null,
+    metadata: { ...refund.metadata },
+    payment_intent: refund.paymentIntentId,
+    reason: refund.reason,
+    receipt_number: null,
+    source_transfer_reversal: null,
+    status: refund.status,
+    transfer_reversal: null,
+  };
 }

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
-import { presentPaymentIntent } from './payment-presenter.js';
-import { assertOperationAllowed, assertTransition, initialStatus } from './payment-state.js';
+import type { Execution } from '../idempotency/idempotency-service.js';
+import type { PaymentFlows } from './payment-flows.js';
+import { initialStatus } from './payment-state.js';
 import * as store from './payment-store.js';
 import type { CreatePaymentIntentCommand } from './payment-validation.js';
 
@@ -12,7 +13,7 @@ import type { CreatePaymentIntentCommand } from './payment-validation.js';
  * one wins.
  */
 export class PaymentService {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: pg.Pool, readonly flows: PaymentFlows) {}
 
   async create(client: pg.PoolClient, merchantId: string, command: CreatePaymentIntentCommand) {
     return store.insertPaymentIntent(client, {
@@ -50,24 +51,70 @@ export class PaymentService {
     return { data: page, hasMore };
   }
 
-  /** Cancels in one transaction, under the intent's row lock. */
-  async cancel(client: pg.PoolClient, merchantId: string, id: string, cancellationReason: string | null) {
-    await client.query('BEGIN');
-    try {
-      const intent = await store.selectPaymentIntent(client, merchantId, id, { forUpdate: true });
-      if (intent === undefined) throw noSuchIntent(id);
-      assertOperationAllowed(intent.status, 'cancel', presentPaymentIntent(intent));
-      assertTransition(intent.status, 'canceled');
-      const canceled = await store.updatePaymentIntentStatus(client, intent, {
-        status: 'canceled', canceledAt: true, cancellationReason,
-      });
-      await client.query('COMMIT');
-      return canceled;
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
+  /**
+   * Create, and with confirm=true confirm in the same idempotent request: the intent is created
+   * with a recovery point, so a resumed request confirms the intent it created, never a second one.
+   */
+  async createAndConfirm(execution: Execution, merchantId: string, command: CreatePaymentIntentCommand) {
+    let intentId = execution.recoveryData.intent as string | undefined;
+    if (intentId === undefined) {
+      await execution.client.query('BEGIN');
+      try {
+        const intent = await this.create(execution.client, merchantId, command);
+        await execution.saveRecoveryPoint('intent_created', { intent: intent.id });
+        await execution.client.query('COMMIT');
+        if (!command.confirm) return intent;
+        intentId = intent.id;
+      } catch (error) {
+        await execution.client.query('ROLLBACK');
+        throw error;
+      }
     }
+    if (!command.confirm) return this.retrieve(merchantId, intentId);
+    return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod);
   }
+
+  async retrieveCharge(merchantId: string, id: string): Promise<store.ChargeRow> {
+    const charge = await store.selectCharge(this.pool, merchantId, id);
+    if (charge === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'id', message: `No such charge: '${id}'` });
+    }
+    return charge;
+  }
+
+  async listCharges(query: { merchantId: string; limit: number; startingAfter: string | undefined;
+    paymentIntent: string | undefined }) {
+    if (query.startingAfter !== undefined) await this.retrieveCharge(query.merchantId, query.startingAfter);
+    const rows = await store.selectChargePage(this.pool, query);
+    return { data: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+  }
+
+  async retrieveRefund(merchantId: string, id: string): Promise<store.RefundRow> {
+    const refund = await store.selectRefund(this.pool, merchantId, id);
+    if (refund === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'id', message: `No such refund: '${id}'` });
+    }
+    return refund;
+  }
+
+  async listRefunds(query: { merchantId: string; limit: number; startingAfter: string | undefined;
+    charge: string | undefined; paymentIntent: string | undefined }) {
+    if (query.startingAfter !== undefined) await this.retrieveRefund(query.merchantId, query.startingAfter);
+    const rows = await store.selectRefundPage(this.pool, query);
+    return { data: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+  }
+}
+
+/**
+ * The confirmation's view of a create-and-confirm request: its points start once the intent
+ * exists, and every point it saves keeps the intent's id, so a resumed request finds it.
+ */
+function confirmStep(execution: Execution, intentId: string): Execution {
+  return {
+    ...execution,
+    recoveryPoint: execution.recoveryPoint === 'attempt_recorded' ? 'attempt_recorded' : 'started',
+    saveRecoveryPoint: (point, data) => execution.saveRecoveryPoint(point, { ...data, intent: intentId }),
+  };
 }
 
 function noSuchIntent(id: string, param = 'intent'): PennyError {

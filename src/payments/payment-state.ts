@@ -31,7 +31,7 @@ export const transitions = {
   requires_confirmation: ['requires_payment_method', 'requires_action', 'processing', 'requires_capture',
     'succeeded', 'canceled'],
   requires_action: ['requires_payment_method', 'processing', 'requires_capture', 'succeeded', 'canceled'],
-  processing: ['requires_payment_method', 'requires_capture', 'succeeded', 'canceled'],
+  processing: ['requires_payment_method', 'requires_action', 'requires_capture', 'succeeded', 'canceled'],
   requires_capture: ['succeeded', 'canceled'],
   succeeded: [],
   canceled: [],

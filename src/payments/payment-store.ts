@@ -124,3 +124,295 @@ function toRow(row: any): PaymentIntentRow {
     canceledAt: row.canceled_at, cancellationReason: row.cancellation_reason, createdAt: row.created_at,
   };
 }
+
+/** Any subset of an intent's mutable fields, in one UPDATE. */
+export async function updatePaymentIntent(
+  db: Queryable,
+  row: Pick<PaymentIntentRow, 'merchantId' | 'id'>,
+  change: {
+    status: PaymentIntentStatus;
+    paymentMethod?: string | null;
+    amountCapturable?: bigint;
+    amountReceived?: bigint;
+    latestCharge?: string | null;
+    lastPaymentError?: Record<string, unknown> | null;
+    nextAction?: Record<string, unknown> | null;
+    canceled?: { reason: string | null };
+  },
+): Promise<PaymentIntentRow> {
+  const has = (key: keyof typeof change) => key in change;
+  const result = await db.query(
+    `UPDATE payment_intents SET status = $3,
+       payment_method = CASE WHEN $4 THEN $5 ELSE payment_method END,
+       amount_capturable = CASE WHEN $6 THEN $7::bigint ELSE amount_capturable END,
+       amount_received = CASE WHEN $8 THEN $9::bigint ELSE amount_received END,
+       latest_charge = CASE WHEN $10 THEN $11 ELSE latest_charge END,
+       last_payment_error = CASE WHEN $12 THEN $13::jsonb ELSE last_payment_error END,
+       next_action = CASE WHEN $14 THEN $15::jsonb ELSE next_action END,
+       canceled_at = CASE WHEN $16 THEN clock_timestamp() ELSE canceled_at END,
+       cancellation_reason = CASE WHEN $16 THEN $17 ELSE cancellation_reason END,
+       updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    [row.merchantId, row.id, change.status,
+      has('paymentMethod'), change.paymentMethod ?? null,
+      has('amountCapturable'), change.amountCapturable?.toString() ?? null,
+      has('amountReceived'), change.amountReceived?.toString() ?? null,
+      has('latestCharge'), change.latestCharge ?? null,
+      has('lastPaymentError'), change.lastPaymentError === undefined ? null : JSON.stringify(change.lastPaymentError),
+      has('nextAction'), change.nextAction === undefined ? null : JSON.stringify(change.nextAction),
+      change.canceled !== undefined, change.canceled?.reason ?? null],
+  );
+  return toRow(result.rows[0]);
+}
+
+export interface AttemptRow {
+  readonly merchantId: string;
+  readonly id: string;
+  readonly paymentIntentId: string;
+  readonly attemptNumber: number;
+  readonly connector: string;
+  readonly pspIdempotencyKey: string;
+  readonly paymentMethod: string;
+  readonly status: string;
+  readonly pspReference: string | null;
+}
+
+export async function insertAttempt(
+  db: Queryable,
+  attempt: Omit<AttemptRow, 'attemptNumber' | 'status' | 'pspReference' | 'pspIdempotencyKey'>,
+): Promise<AttemptRow> {
+  const result = await db.query(
+    `INSERT INTO payment_attempts (merchant_id, id, payment_intent_id, attempt_number, connector,
+       psp_idempotency_key, payment_method, status)
+     SELECT $1, $2, $3, coalesce(max(attempt_number), 0) + 1, $4,
+       'penny:' || $3 || ':attempt:' || (coalesce(max(attempt_number), 0) + 1), $5, 'started'
+     FROM payment_attempts WHERE payment_intent_id = $3
+     RETURNING *`,
+    [attempt.merchantId, attempt.id, attempt.paymentIntentId, attempt.connector, attempt.paymentMethod],
+  );
+  return toAttempt(result.rows[0]);
+}
+
+export async function selectAttempt(db: Queryable, merchantId: string, id: string): Promise<AttemptRow | undefined> {
+  const result = await db.query('SELECT * FROM payment_attempts WHERE merchant_id = $1 AND id = $2', [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
+}
+
+export async function updateAttempt(
+  db: Queryable,
+  attempt: AttemptRow,
+  change: { status: string; pspReference: string; declineCode: string | null },
+): Promise<void> {
+  await db.query(
+    `UPDATE payment_attempts SET status = $3, psp_reference = $4, decline_code = $5, updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2`,
+    [attempt.merchantId, attempt.id, change.status, change.pspReference, change.declineCode]);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toAttempt(row: any): AttemptRow {
+  if (row === undefined) throw new Error('expected a payment_attempts row');
+  return {
+    merchantId: row.merchant_id, id: row.id, paymentIntentId: row.payment_intent_id,
+    attemptNumber: row.attempt_number, connector: row.connector, pspIdempotencyKey: row.psp_idempotency_key,
+    paymentMethod: row.payment_method, status: row.status, pspReference: row.psp_reference,
+  };
+}
+
+export interface ChargeRow {
+  readonly merchantId: string;
+  readonly id: string;
+  readonly paymentIntentId: string;
+  readonly attemptId: string;
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly amountCaptured: bigint;
+  readonly amountRefunded: bigint;
+  readonly captured: boolean;
+  readonly status: 'succeeded' | 'pending' | 'failed';
+  readonly paymentMethod: string;
+  readonly failureCode: string | null;
+  readonly failureMessage: string | null;
+  readonly outcome: Record<string, unknown>;
+  readonly pspReference: string | null;
+  readonly authorizationEntryId: string | null;
+  readonly createdAt: string;
+}
+
+export async function insertCharge(
+  db: Queryable,
+  charge: Omit<ChargeRow, 'amountRefunded' | 'captured' | 'createdAt'>,
+): Promise<ChargeRow> {
+  const result = await db.query(
+    `INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
+       captured, status, payment_method, failure_code, failure_message, outcome, psp_reference,
+       authorization_entry_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14) RETURNING *`,
+    [charge.merchantId, charge.id, charge.paymentIntentId, charge.attemptId, charge.amount.toString(),
+      charge.currency, charge.amountCaptured.toString(), charge.status, charge.paymentMethod, charge.failureCode,
+      charge.failureMessage, JSON.stringify(charge.outcome), charge.pspReference, charge.authorizationEntryId],
+  );
+  return toCharge(result.rows[0]);
+}
+
+export async function selectCharge(
+  db: Queryable,
+  merchantId: string,
+  id: string,
+  options: { forUpdate: boolean } = { forUpdate: false },
+): Promise<ChargeRow | undefined> {
+  const result = await db.query(
+    `SELECT * FROM charges WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`,
+    [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
+}
+
+export async function selectChargePage(
+  db: Queryable,
+  query: { merchantId: string; limit: number; startingAfter: string | undefined; paymentIntent: string | undefined },
+): Promise<ChargeRow[]> {
+  const result = await db.query(
+    `SELECT * FROM charges c WHERE c.merchant_id = $1
+       AND ($3::text IS NULL OR c.payment_intent_id = $3)
+       AND ($4::text IS NULL OR (c.created_at, c.id) <
+            (SELECT created_at, id FROM charges WHERE merchant_id = $1 AND id = $4))
+     ORDER BY c.created_at DESC, c.id DESC LIMIT $2`,
+    [query.merchantId, query.limit + 1, query.paymentIntent ?? null, query.startingAfter ?? null]);
+  return result.rows.map(toCharge);
+}
+
+export async function updateChargeCaptured(
+  db: Queryable,
+  charge: ChargeRow,
+  amountCaptured: bigint,
+): Promise<ChargeRow> {
+  const result = await db.query(
+    `UPDATE charges SET amount_captured = $3, captured = true WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    [charge.merchantId, charge.id, amountCaptured.toString()]);
+  return toCharge(result.rows[0]);
+}
+
+/** Reserves a refund's amount on its charge; the CHECK refuses more than was captured. */
+export async function addChargeRefunded(db: Queryable, charge: ChargeRow, amount: bigint): Promise<ChargeRow> {
+  const result = await db.query(
+    `UPDATE charges SET amount_refunded = amount_refunded + $3 WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    [charge.merchantId, charge.id, amount.toString()]);
+  return toCharge(result.rows[0]);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toCharge(row: any): ChargeRow {
+  if (row === undefined) throw new Error('expected a charges row');
+  return {
+    merchantId: row.merchant_id, id: row.id, paymentIntentId: row.payment_intent_id, attemptId: row.attempt_id,
+    amount: row.amount, currency: row.currency, amountCaptured: row.amount_captured,
+    amountRefunded: row.amount_refunded, captured: row.captured, status: row.status,
+    paymentMethod: row.payment_method, failureCode: row.failure_code, failureMessage: row.failure_message,
+    outcome: row.outcome, pspReference: row.psp_reference, authorizationEntryId: row.authorization_entry_id,
+    createdAt: row.created_at,
+  };
+}
+
+/** Records that an intent is being captured or canceled; false when another finalization won. */
+export async function insertFinalization(
+  db: Queryable,
+  intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>,
+  kind: 'capture' | 'cancel',
+  amount: bigint | null,
+): Promise<{ won: boolean; kind: string; amount: bigint | null }> {
+  const result = await db.query<{ kind: string; amount: bigint | null; inserted: boolean }>(
+    `WITH inserted AS (
+       INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount)
+       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING kind, amount)
+     SELECT kind, amount, true AS inserted FROM inserted
+     UNION ALL
+     SELECT kind, amount, false FROM payment_intent_finalizations
+     WHERE merchant_id = $1 AND payment_intent_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+    [intent.merchantId, intent.id, kind, amount?.toString() ?? null]);
+  const row = result.rows[0];
+  if (row === undefined) throw new Error('a finalization was neither inserted nor found');
+  return { won: row.inserted, kind: row.kind, amount: row.amount };
+}
+
+export interface RefundRow {
+  readonly merchantId: string;
+  readonly id: string;
+  readonly chargeId: string;
+  readonly paymentIntentId: string;
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly reason: string | null;
+  readonly status: 'pending' | 'succeeded' | 'failed';
+  readonly metadata: Record<string, string>;
+  readonly pspReference: string | null;
+  readonly ledgerEntryId: string | null;
+  readonly createdAt: string;
+}
+
+export async function insertRefund(
+  db: Queryable,
+  refund: Pick<RefundRow, 'merchantId' | 'id' | 'chargeId' | 'paymentIntentId' | 'amount' | 'currency' | 'reason' |
+    'metadata'>,
+): Promise<RefundRow> {
+  const result = await db.query(
+    `INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb) RETURNING *`,
+    [refund.merchantId, refund.id, refund.chargeId, refund.paymentIntentId, refund.amount.toString(),
+      refund.currency, refund.reason, JSON.stringify(refund.metadata)]);
+  return toRefund(result.rows[0]);
+}
+
+export async function selectRefund(db: Queryable, merchantId: string, id: string): Promise<RefundRow | undefined> {
+  const result = await db.query('SELECT * FROM refunds WHERE merchant_id = $1 AND id = $2', [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toRefund(result.rows[0]);
+}
+
+export async function completeRefund(
+  db: Queryable,
+  refund: RefundRow,
+  done: { pspReference: string; ledgerEntryId: string },
+): Promise<RefundRow> {
+  const result = await db.query(
+    `UPDATE refunds SET status = 'succeeded', psp_reference = $3, ledger_entry_id = $4
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    [refund.merchantId, refund.id, done.pspReference, done.ledgerEntryId]);
+  return toRefund(result.rows[0]);
+}
+
+export async function selectRefundPage(
+  db: Queryable,
+  query: { merchantId: string; limit: number; startingAfter: string | undefined; charge: string | undefined;
+    paymentIntent: string | undefined },
+): Promise<RefundRow[]> {
+  const result = await db.query(
+    `SELECT * FROM refunds r WHERE r.merchant_id = $1
+       AND ($3::text IS NULL OR r.charge_id = $3)
+       AND ($4::text IS NULL OR r.payment_intent_id = $4)
+       AND ($5::text IS NULL OR (r.created_at, r.id) <
+            (SELECT created_at, id FROM refunds WHERE merchant_id = $1 AND id = $5))
+     ORDER BY r.created_at DESC, r.id DESC LIMIT $2`,
+    [query.merchantId, query.limit + 1, query.charge ?? null, query.paymentIntent ?? null,
+      query.startingAfter ?? null]);
+  return result.rows.map(toRefund);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toRefund(row: any): RefundRow {
+  if (row === undefined) throw new Error('expected a refunds row');
+  return {
+    merchantId: row.merchant_id, id: row.id, chargeId: row.charge_id, paymentIntentId: row.payment_intent_id,
+    amount: row.amount, currency: row.currency, reason: row.reason, status: row.status, metadata: row.metadata,
+    pspReference: row.psp_reference, ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
+  };
+}
+
+export async function selectMerchantPricing(
+  db: Queryable,
+  merchantId: string,
+): Promise<{ basisPoints: number; fixedMinor: bigint }> {
+  const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
+    'SELECT fee_basis_points, fee_fixed_minor FROM merchant_pricing WHERE merchant_id = $1', [merchantId]);
+  const row = result.rows[0];
+  return row === undefined ? { basisPoints: 290, fixedMinor: 30n }
+    : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
+}

@@ -1,6 +1,5 @@
-import { readStripeBoolean } from '../http/stripe-form.js';
+import { readStripeBoolean, readStripeInteger } from '../http/stripe-form.js';
 import { parseStripeCurrency, validateStripeAmount } from '../money/stripe-currency.js';
-import { PennyError } from '../errors.js';
 import { invalid, missing, readEnum, readObject, readString } from '../validation.js';
 
 /**
@@ -8,6 +7,7 @@ import { invalid, missing, readEnum, readObject, readString } from '../validatio
  * Refusals here happen before the idempotency layer, so they are never stored.
  */
 export interface CreatePaymentIntentCommand {
+  readonly confirm: boolean;
   readonly amount: bigint;
   readonly currency: string;
   readonly paymentMethod: string | undefined;
@@ -20,7 +20,7 @@ export interface CreatePaymentIntentCommand {
 }
 
 const createKeys = ['amount', 'currency', 'payment_method', 'confirm', 'capture_method', 'description', 'metadata',
-  'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand'];
+  'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand', 'return_url'];
 
 export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentCommand {
   const object = readObject(body ?? {}, '', createKeys);
@@ -28,15 +28,10 @@ export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentComm
   const currency = parseStripeCurrency(object.currency, 'currency');
   if (object.amount === undefined) throw missing('amount');
   const amount = BigInt(validateStripeAmount(currency, object.amount, 'amount'));
-  if (readStripeBoolean(object.confirm, 'confirm') === true) {
-    throw new PennyError({
-      code: 'parameter_unsupported',
-      param: 'confirm',
-      message: 'Confirming PaymentIntents is not available in this build of Penny yet; create with confirm=false.',
-    });
-  }
   readPaymentMethodTypes(object.payment_method_types);
+  readString(object.return_url, 'return_url', { lengthMax: 2048 });
   return {
+    confirm: readStripeBoolean(object.confirm, 'confirm') ?? false,
     amount,
     currency,
     paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined,
@@ -96,4 +91,49 @@ function readStripeMetadata(value: unknown): Record<string, string> {
     if (text !== '') metadata[key] = text;
   }
   return metadata;
+}
+
+export function parseConfirmPaymentIntent(body: unknown): { paymentMethod: string | undefined } {
+  const object = readObject(body ?? {}, '', ['payment_method', 'return_url', 'expand', 'payment_method_types']);
+  readString(object.return_url, 'return_url', { lengthMax: 2048 });
+  readPaymentMethodTypes(object.payment_method_types);
+  return { paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined };
+}
+
+export function parseCapturePaymentIntent(body: unknown): { amountToCapture: bigint | undefined } {
+  const object = readObject(body ?? {}, '', ['amount_to_capture', 'expand', 'final_capture']);
+  const amount = readStripeInteger(object.amount_to_capture, 'amount_to_capture');
+  if (amount !== undefined && amount <= 0) {
+    throw invalid('amount_to_capture', 'amount_to_capture must be a positive integer.', 'parameter_invalid_integer');
+  }
+  return { amountToCapture: amount === undefined ? undefined : BigInt(amount) };
+}
+
+export interface CreateRefundCommand {
+  readonly paymentIntent: string | undefined;
+  readonly charge: string | undefined;
+  readonly amount: bigint | undefined;
+  readonly reason: string | null;
+  readonly metadata: Record<string, string>;
+}
+
+export function parseCreateRefund(body: unknown): CreateRefundCommand {
+  const object = readObject(body ?? {}, '', ['payment_intent', 'charge', 'amount', 'reason', 'metadata', 'expand']);
+  const paymentIntent = readString(object.payment_intent, 'payment_intent', { lengthMax: 255 }) || undefined;
+  const charge = readString(object.charge, 'charge', { lengthMax: 255 }) || undefined;
+  if (paymentIntent === undefined && charge === undefined) throw missing('payment_intent');
+  if (paymentIntent !== undefined && charge !== undefined) {
+    throw invalid('charge', 'Give either payment_intent or charge, not both.');
+  }
+  const amount = readStripeInteger(object.amount, 'amount');
+  if (amount !== undefined && amount <= 0) {
+    throw invalid('amount', 'amount must be a positive integer.', 'parameter_invalid_integer');
+  }
+  return {
+    paymentIntent,
+    charge,
+    amount: amount === undefined ? undefined : BigInt(amount),
+    reason: readEnum(object.reason, 'reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ?? null,
+    metadata: readStripeMetadata(object.metadata),
+  };
 }

@@ -29,7 +29,7 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   const merchants = new MerchantService(database.pool, testPepper);
   const app = buildServer({
     pool: database.pool,
-    logger: createLogger('silent'),
+    logger: createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent'),
     ledger,
     merchants,
     operatorKey,

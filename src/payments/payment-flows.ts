@@ -1,0 +1,386 @@
+import type pg from 'pg';
+import type { ConnectorRegistry } from '../connectors/connector.js';
+import { PennyError } from '../errors.js';
+import type { Execution } from '../idempotency/idempotency-service.js';
+import { newId } from '../ids.js';
+import { stripeAmountToMinor } from '../money/stripe-currency.js';
+import { feeMinor } from './payment-fees.js';
+import type { PaymentLedger } from './payment-ledger.js';
+import { presentPaymentIntent } from './payment-presenter.js';
+import { assertOperationAllowed, assertTransition } from './payment-state.js';
+import * as store from './payment-store.js';
+
+/**
+ * The operations that move money: confirm, capture, cancel and refund. Each has the same shape
+ * (reference/style.md, rule 24): in one transaction, lock the intent, decide and record the
+ * attempt with a recovery point; call the PSP outside any transaction with Penny's own idempotency
+ * key; in a second transaction, apply the outcome with its ledger entries. A request that dies
+ * part-way is resumed by its retry from the last recovery point, and the PSP call is repeated
+ * with the same key, so the customer is charged once.
+ */
+export interface PaymentFlowOptions {
+  readonly connectorId: string;
+  readonly authorizationExpiryDays: number;
+}
+
+export class PaymentFlows {
+  constructor(
+    private readonly connectors: ConnectorRegistry,
+    private readonly paymentLedger: PaymentLedger,
+    private readonly options: PaymentFlowOptions,
+  ) {}
+
+  async confirm(execution: Execution, merchantId: string, id: string, paymentMethod: string | undefined) {
+    const data = execution.recoveryPoint === 'started'
+      ? await this.confirmRecordAttempt(execution, merchantId, id, paymentMethod)
+      : execution.recoveryData;
+    const attemptId = String(data.attempt);
+    const attempt = await store.selectAttempt(execution.client, merchantId, attemptId);
+    if (attempt === undefined) throw new Error(`attempt ${attemptId} of ${id} is missing`);
+    const intent = await mustIntent(execution.client, merchantId, id);
+    const connector = this.connectors.get(attempt.connector);
+    const outcome = await connector.authorize({
+      reference: attempt.id,
+      idempotencyKey: attempt.pspIdempotencyKey,
+      amountMinor: stripeAmountToMinor(intent.currency, Number(intent.amount)),
+      currency: intent.currency.toUpperCase(),
+      paymentMethod: attempt.paymentMethod,
+      capture: intent.captureMethod !== 'manual',
+      authenticated: data.authenticated === true,
+    });
+    const applied = await inTransaction(execution.client, () => this.confirmApply(execution.client, attempt, outcome));
+    return answerApplied(applied);
+  }
+
+  private async confirmRecordAttempt(execution: Execution, merchantId: string, id: string, method: string | undefined) {
+    return inTransaction(execution.client, async () => {
+      const intent = await mustIntent(execution.client, merchantId, id, true);
+      assertOperationAllowed(intent.status, 'confirm', presentPaymentIntent(intent));
+      const paymentMethod = method ?? intent.paymentMethod ?? undefined;
+      if (paymentMethod === undefined) {
+        throw new PennyError({
+          code: 'payment_intent_unexpected_state', param: 'payment_method',
+          message: 'You cannot confirm this PaymentIntent because it\'s missing a payment method.',
+          details: { payment_intent: presentPaymentIntent(intent) },
+        });
+      }
+      const attempt = await store.insertAttempt(execution.client, {
+        merchantId, id: newId('pa'), paymentIntentId: id, connector: this.options.connectorId, paymentMethod,
+      });
+      assertTransition(intent.status, 'processing');
+      await store.updatePaymentIntent(execution.client, intent, { status: 'processing', paymentMethod });
+      const data = {
+        attempt: attempt.id, authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
+      };
+      await execution.saveRecoveryPoint('attempt_recorded', data);
+      return data;
+    });
+  }
+
+  /** Applies the PSP's answer once; a resumed request finds it applied and answers the same. */
+  private async confirmApply(
+    client: pg.PoolClient,
+    attempt: store.AttemptRow,
+    outcome: Awaited<ReturnType<ReturnType<ConnectorRegistry['get']>['authorize']>>,
+  ): Promise<store.PaymentIntentRow> {
+    const intent = await mustIntent(client, attempt.merchantId, attempt.paymentIntentId, true);
+    const current = await store.selectAttempt(client, attempt.merchantId, attempt.id);
+    if (current?.status !== 'started') return intent;
+    await store.updateAttempt(client, attempt, {
+      status: outcome.outcome, pspReference: outcome.pspReference,
+      declineCode: outcome.outcome === 'declined' ? outcome.declineCode : null,
+    });
+    switch (outcome.outcome) {
+      case 'declined':
+        return this.confirmDeclined(client, intent, attempt, outcome);
+      case 'requires_action':
+        assertTransition(intent.status, 'requires_action');
+        return store.updatePaymentIntent(client, intent, {
+          status: 'requires_action',
+          nextAction: { type: 'redirect_to_url', redirect_to_url: { url: outcome.redirectUrl, return_url: null } },
+        });
+      case 'authorized':
+      case 'captured':
+        return this.confirmSucceeded(client, intent, attempt, outcome.outcome, outcome.pspReference);
+    }
+  }
+
+  private async confirmDeclined(
+    client: pg.PoolClient,
+    intent: store.PaymentIntentRow,
+    attempt: store.AttemptRow,
+    outcome: { code: string; declineCode: string; message: string; pspReference: string },
+  ): Promise<store.PaymentIntentRow> {
+    const charge = await store.insertCharge(client, {
+      merchantId: intent.merchantId, id: newId('ch'), paymentIntentId: intent.id, attemptId: attempt.id,
+      amount: intent.amount, currency: intent.currency, amountCaptured: 0n, status: 'failed',
+      paymentMethod: attempt.paymentMethod, failureCode: outcome.code, failureMessage: outcome.message,
+      outcome: { network_status: 'declined_by_network', reason: outcome.declineCode, type: 'issuer_declined',
+        seller_message: 'The bank did not return any further details with this decline.', risk_level: 'normal' },
+      pspReference: outcome.pspReference, authorizationEntryId: null,
+    });
+    assertTransition(intent.status, 'requires_payment_method');
+    return store.updatePaymentIntent(client, intent, {
+      status: 'requires_payment_method', latestCharge: charge.id, nextAction: null,
+      lastPaymentError: {
+        type: 'card_error', code: outcome.code, decline_code: outcome.declineCode, message: outcome.message,
+        charge: charge.id, payment_method: { id: attempt.paymentMethod, object: 'payment_method', type: 'card' },
+      },
+    });
+  }
+
+  private async confirmSucceeded(
+    client: pg.PoolClient,
+    intent: store.PaymentIntentRow,
+    attempt: store.AttemptRow,
+    outcome: 'authorized' | 'captured',
+    pspReference: string,
+  ): Promise<store.PaymentIntentRow> {
+    const chargeId = newId('ch');
+    const amountMinor = stripeAmountToMinor(intent.currency, Number(intent.amount));
+    const accounts = await this.paymentLedger.accountsFor(intent.merchantId, intent.currency.toUpperCase());
+    let authorizationEntryId: string | null = null;
+    if (outcome === 'authorized') {
+      const expiresAt = new Date(Date.now() + this.options.authorizationExpiryDays * 86_400_000).toISOString();
+      authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
+    } else {
+      await this.paymentLedger.capture(client, {
+        accounts, chargeId, amountMinor, authorizationEntryId: null, ...(await this.fees(client, intent, amountMinor)),
+      });
+    }
+    const charge = await store.insertCharge(client, {
+      merchantId: intent.merchantId, id: chargeId, paymentIntentId: intent.id, attemptId: attempt.id,
+      amount: intent.amount, currency: intent.currency, amountCaptured: outcome === 'captured' ? intent.amount : 0n,
+      status: 'succeeded', paymentMethod: attempt.paymentMethod, failureCode: null, failureMessage: null,
+      outcome: { network_status: 'approved_by_network', reason: null, type: 'authorized',
+        seller_message: 'Payment complete.', risk_level: 'normal' },
+      pspReference, authorizationEntryId,
+    });
+    const status = outcome === 'captured' ? 'succeeded' : 'requires_capture';
+    assertTransition(intent.status, status);
+    return store.updatePaymentIntent(client, intent, {
+      status, latestCharge: charge.id, nextAction: null, lastPaymentError: null,
+      amountCapturable: outcome === 'captured' ? 0n : intent.amount,
+      amountReceived: outcome === 'captured' ? intent.amount : 0n,
+    });
+  }
+
+  private async fees(client: pg.PoolClient, intent: store.PaymentIntentRow, capturedMinor: bigint) {
+    const pricing = await store.selectMerchantPricing(client, intent.merchantId);
+    const connector = this.connectors.get(this.options.connectorId);
+    return {
+      pennyFeeMinor: feeMinor(capturedMinor, pricing),
+      pspFeeMinor: feeMinor(capturedMinor, connector.priceList),
+    };
+  }
+
+  async capture(execution: Execution, merchantId: string, id: string, amountToCapture: bigint | undefined) {
+    let data = execution.recoveryData;
+    if (execution.recoveryPoint === 'started') {
+      data = await inTransaction(execution.client, async () => {
+        const intent = await mustIntent(execution.client, merchantId, id, true);
+        assertOperationAllowed(intent.status, 'capture', presentPaymentIntent(intent));
+        const amount = amountToCapture ?? intent.amountCapturable;
+        if (amount > intent.amountCapturable) {
+          throw new PennyError({
+            code: 'amount_too_large', param: 'amount_to_capture',
+            message: `The amount to capture (${amount}) is more than the amount capturable (${intent.amountCapturable}).`,
+          });
+        }
+        await claimFinalization(execution.client, intent, 'capture', amount);
+        const requested = { amount: amount.toString() };
+        await execution.saveRecoveryPoint('capture_requested', requested);
+        return requested;
+      });
+    }
+    const amount = BigInt(String(data.amount));
+    const intent = await mustIntent(execution.client, merchantId, id);
+    const charge = await mustCharge(execution.client, intent);
+    const connector = this.connectors.get(this.options.connectorId);
+    const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
+    await connector.capture({
+      reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
+      amountMinor,
+    });
+    return inTransaction(execution.client, () => this.captureApply(execution.client, merchantId, id, amount));
+  }
+
+  private async captureApply(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
+    const intent = await mustIntent(client, merchantId, id, true);
+    if (intent.status === 'succeeded') return intent;
+    const charge = await mustCharge(client, intent);
+    const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
+    const accounts = await this.paymentLedger.accountsFor(merchantId, intent.currency.toUpperCase());
+    await this.paymentLedger.capture(client, {
+      accounts, chargeId: charge.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
+      ...(await this.fees(client, intent, amountMinor)),
+    });
+    await store.updateChargeCaptured(client, charge, amount);
+    assertTransition(intent.status, 'succeeded');
+    return store.updatePaymentIntent(client, intent, {
+      status: 'succeeded', amountCapturable: 0n, amountReceived: amount,
+    });
+  }
+
+  async cancel(execution: Execution, merchantId: string, id: string, reason: string | null) {
+    if (execution.recoveryPoint === 'started') {
+      const done = await inTransaction(execution.client, async () => {
+        const intent = await mustIntent(execution.client, merchantId, id, true);
+        assertOperationAllowed(intent.status, 'cancel', presentPaymentIntent(intent));
+        assertTransition(intent.status, 'canceled');
+        if (intent.status !== 'requires_capture') {
+          return store.updatePaymentIntent(execution.client, intent, { status: 'canceled', canceled: { reason } });
+        }
+        await claimFinalization(execution.client, intent, 'cancel', null);
+        await execution.saveRecoveryPoint('cancel_requested', { reason });
+        return undefined;
+      });
+      if (done !== undefined) return done;
+      return this.cancelVoid(execution, merchantId, id, reason);
+    }
+    const savedReason = execution.recoveryData.reason as string | null | undefined;
+    return this.cancelVoid(execution, merchantId, id, savedReason ?? reason);
+  }
+
+  private async cancelVoid(execution: Execution, merchantId: string, id: string, reason: string | null) {
+    const intent = await mustIntent(execution.client, merchantId, id);
+    const charge = await mustCharge(execution.client, intent);
+    await this.connectors.get(this.options.connectorId).void({
+      reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
+    });
+    return inTransaction(execution.client, async () => {
+      const locked = await mustIntent(execution.client, merchantId, id, true);
+      if (locked.status === 'canceled') return locked;
+      if (charge.authorizationEntryId !== null) {
+        await this.paymentLedger.cancelAuthorization(execution.client, charge.authorizationEntryId);
+      }
+      return store.updatePaymentIntent(execution.client, locked, {
+        status: 'canceled', amountCapturable: 0n, canceled: { reason },
+      });
+    });
+  }
+
+  async refund(execution: Execution, merchantId: string, request: RefundRequest): Promise<store.RefundRow> {
+    let data = execution.recoveryData;
+    if (execution.recoveryPoint === 'started') {
+      data = await inTransaction(execution.client, async () => {
+        const refund = await reserveRefund(execution.client, merchantId, request);
+        await execution.saveRecoveryPoint('refund_reserved', { refund: refund.id });
+        return { refund: refund.id };
+      });
+    }
+    const refundId = String(data.refund);
+    const refund = await store.selectRefund(execution.client, merchantId, refundId);
+    if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
+    const charge = await store.selectCharge(execution.client, merchantId, refund.chargeId);
+    if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
+    const amountMinor = stripeAmountToMinor(refund.currency, Number(refund.amount));
+    const done = await this.connectors.get(this.options.connectorId).refund({
+      reference: refund.id, idempotencyKey: `penny:${refund.id}`, pspReference: charge.pspReference ?? '', amountMinor,
+    });
+    return inTransaction(execution.client, async () => {
+      const current = await store.selectRefund(execution.client, merchantId, refundId);
+      if (current?.status === 'succeeded') return current;
+      const accounts = await this.paymentLedger.accountsFor(merchantId, refund.currency.toUpperCase());
+      const entryId = await this.paymentLedger.refund(execution.client, { accounts, refundId, amountMinor });
+      return store.completeRefund(execution.client, refund, {
+        pspReference: done.pspReference, ledgerEntryId: entryId,
+      });
+    });
+  }
+}
+
+export interface RefundRequest {
+  readonly paymentIntent: string | undefined;
+  readonly charge: string | undefined;
+  readonly amount: bigint | undefined;
+  readonly reason: string | null;
+  readonly metadata: Record<string, string>;
+}
+
+/** Under the charge's row lock: concurrent refunds are serialized and never exceed what was captured. */
+async function reserveRefund(client: pg.PoolClient, merchantId: string, request: RefundRequest) {
+  const chargeId = request.charge ?? (await mustIntent(client, merchantId, request.paymentIntent ?? '')).latestCharge;
+  const charge = chargeId === null
+    ? undefined
+    : await store.selectCharge(client, merchantId, chargeId, { forUpdate: true });
+  if (charge === undefined) {
+    throw new PennyError({ code: 'resource_missing', param: request.charge === undefined ? 'payment_intent' : 'charge',
+      message: 'There is no charge to refund.' });
+  }
+  const remaining = charge.amountCaptured - charge.amountRefunded;
+  if (!charge.captured || remaining === 0n) {
+    throw new PennyError({
+      code: charge.captured ? 'charge_already_refunded' : 'charge_not_refundable',
+      message: charge.captured ? `Charge ${charge.id} has already been refunded.`
+        : `Charge ${charge.id} has not been captured; cancel the PaymentIntent instead.`,
+    });
+  }
+  const amount = request.amount ?? remaining;
+  if (amount > remaining) {
+    throw new PennyError({
+      code: 'amount_too_large', param: 'amount',
+      message: `Refund amount (${amount}) is greater than the unrefunded amount on the charge (${remaining}).`,
+    });
+  }
+  await store.addChargeRefunded(client, charge, amount);
+  return store.insertRefund(client, {
+    merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId, amount,
+    currency: charge.currency, reason: request.reason, metadata: request.metadata,
+  });
+}
+
+async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',
+  amount: bigint | null): Promise<void> {
+  const claimed = await store.insertFinalization(client, intent, kind, amount);
+  if (!claimed.won) {
+    throw new PennyError({
+      code: 'payment_intent_unexpected_state',
+      message: `This PaymentIntent is already being ${claimed.kind === 'capture' ? 'captured' : 'canceled'}.`,
+      details: { payment_intent: presentPaymentIntent(intent) },
+    });
+  }
+}
+
+async function mustIntent(client: pg.PoolClient, merchantId: string, id: string, forUpdate = false) {
+  const intent = await store.selectPaymentIntent(client, merchantId, id, { forUpdate });
+  if (intent === undefined) {
+    throw new PennyError({ code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${id}'` });
+  }
+  return intent;
+}
+
+async function mustCharge(client: pg.PoolClient, intent: store.PaymentIntentRow): Promise<store.ChargeRow> {
+  const charge = intent.latestCharge === null ? undefined : await store.selectCharge(client, intent.merchantId,
+    intent.latestCharge);
+  if (charge === undefined) throw new Error(`PaymentIntent ${intent.id} has no charge to act on`);
+  return charge;
+}
+
+/** The answer to a confirmation, first run or resumed: a declined attempt is answered as a decline. */
+function answerApplied(intent: store.PaymentIntentRow): store.PaymentIntentRow {
+  if (intent.status === 'requires_payment_method' && intent.lastPaymentError !== null) throw declineError(intent);
+  return intent;
+}
+
+function declineError(intent: store.PaymentIntentRow): PennyError {
+  const error = intent.lastPaymentError as { code: string; decline_code: string; message: string; charge: string };
+  return new PennyError({
+    code: error.code,
+    type: 'card_error',
+    message: error.message,
+    details: { decline_code: error.decline_code, charge: error.charge, payment_intent: presentPaymentIntent(intent) },
+  });
+}
+
+async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  }
+}
