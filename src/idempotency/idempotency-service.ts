@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type pg from 'pg';
 import { PennyError } from '../errors.js';
+import { failpoint } from '../failpoints.js';
 import { stringifyJson } from '../http/json.js';
 
 /**
@@ -73,6 +74,7 @@ export class IdempotencyService {
     if (locked.rows[0]?.locked !== true) throw keyInUse(request.key);
     try {
       const row = await claimKey(client, request);
+      failpoint('after_key_claim');
       assertSameRequest(row, request);
       if (row.response_status !== null && row.response_body !== null) {
         return { status: row.response_status, body: row.response_body, replayed: true };

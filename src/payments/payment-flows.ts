@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import { PennyError } from '../errors.js';
+import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import { newId } from '../ids.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
@@ -39,6 +40,7 @@ export class PaymentFlows {
     if (attempt === undefined) throw new Error(`attempt ${attemptId} of ${id} is missing`);
     const intent = await mustIntent(execution.client, merchantId, id);
     const connector = this.connectors.get(attempt.connector);
+    failpoint('before_psp_call');
     const outcome = await connector.authorize({
       reference: attempt.id,
       idempotencyKey: attempt.pspIdempotencyKey,
@@ -48,7 +50,12 @@ export class PaymentFlows {
       capture: intent.captureMethod !== 'manual',
       authenticated: data.authenticated === true,
     });
-    const applied = await inTransaction(execution.client, () => this.confirmApply(execution.client, attempt, outcome));
+    const applied = await inTransaction(execution.client, async () => {
+      const result = await this.confirmApply(execution.client, attempt, outcome);
+      failpoint('after_psp_reply');
+      return result;
+    });
+    failpoint('after_commit');
     return answerApplied(applied);
   }
 
