@@ -4,7 +4,7 @@ import { presentCharge, presentPaymentIntent, presentRefund } from '../payments/
 import type { PaymentService } from '../payments/payment-service.js';
 import {
   parseCancelPaymentIntent, parseCapturePaymentIntent, parseConfirmPaymentIntent, parseCreatePaymentIntent,
-  parseCreateRefund,
+  parseCreateRefund, parseUpdatePaymentIntent,
 } from '../payments/payment-validation.js';
 import { cardDataError, inspectCardData } from '../security/card-filter.js';
 import { invalid, readLimit, readObject, readString } from '../validation.js';
@@ -34,6 +34,15 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
     const merchant = merchantOf(request);
     return idempotent(dependencies, request, reply, async (execution) => {
       const intent = await payments.createAndConfirm(execution, merchant.id, command);
+      return { status: 200, body: presentPaymentIntent(intent) };
+    });
+  });
+
+  scope.post<IdParams>('/v1/payment_intents/:id', async (request, reply) => {
+    const command = parseUpdatePaymentIntent(request.body);
+    const merchant = merchantOf(request);
+    return idempotent(dependencies, request, reply, async ({ client }) => {
+      const intent = await payments.update(client, merchant.id, request.params.id, command);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
   });

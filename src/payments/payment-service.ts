@@ -3,9 +3,11 @@ import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import type { PaymentFlows } from './payment-flows.js';
-import { initialStatus } from './payment-state.js';
+import { validateStripeAmount } from '../money/stripe-currency.js';
+import { presentPaymentIntent } from './payment-presenter.js';
+import { assertOperationAllowed, initialStatus } from './payment-state.js';
 import * as store from './payment-store.js';
-import type { CreatePaymentIntentCommand } from './payment-validation.js';
+import type { CreatePaymentIntentCommand, UpdatePaymentIntentCommand } from './payment-validation.js';
 
 /**
  * PaymentIntents. Each operation runs on the connection of its idempotent request and locks the
@@ -72,6 +74,39 @@ export class PaymentService {
     }
     if (!command.confirm) return this.retrieve(merchantId, intentId);
     return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod);
+  }
+
+  /** Updates an intent while its status allows (before confirmation), under its row lock. */
+  async update(client: pg.PoolClient, merchantId: string, id: string, command: UpdatePaymentIntentCommand) {
+    await client.query('BEGIN');
+    try {
+      const intent = await store.selectPaymentIntent(client, merchantId, id, { forUpdate: true });
+      if (intent === undefined) throw noSuchIntent(id);
+      assertOperationAllowed(intent.status, 'update', presentPaymentIntent(intent));
+      const currency = command.currency ?? intent.currency;
+      const amount = command.amount ?? (command.currency === undefined ? undefined : Number(intent.amount));
+      const validAmount = amount === undefined ? null : BigInt(validateStripeAmount(currency, amount, 'amount'));
+      const metadata = command.metadata.clearAll ? {} : { ...intent.metadata };
+      for (const key of command.metadata.unset) delete metadata[key];
+      Object.assign(metadata, command.metadata.set);
+      if (Object.keys(metadata).length > 50) {
+        throw new PennyError({ code: 'metadata_invalid', param: 'metadata', message: 'metadata can have at most 50 keys.' });
+      }
+      const paymentMethod = command.paymentMethod ?? null;
+      const status = paymentMethod !== null && intent.status === 'requires_payment_method'
+        ? 'requires_confirmation' : intent.status;
+      const updated = await store.updatePaymentIntentDetails(client, intent, {
+        amount: validAmount, currency: command.currency ?? null, paymentMethod,
+        captureMethod: command.captureMethod ?? null, description: command.description ?? null,
+        customer: command.customer ?? null, receiptEmail: command.receiptEmail ?? null,
+        statementDescriptor: command.statementDescriptor ?? null, metadata, status,
+      });
+      await client.query('COMMIT');
+      return updated;
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    }
   }
 
   async retrieveCharge(merchantId: string, id: string): Promise<store.ChargeRow> {

@@ -416,3 +416,25 @@ export async function selectMerchantPricing(
   return row === undefined ? { basisPoints: 290, fixedMinor: 30n }
     : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
 }
+
+/** The fields a merchant may change before confirmation; null leaves a field as it is. */
+export async function updatePaymentIntentDetails(
+  db: Queryable,
+  row: PaymentIntentRow,
+  change: { amount: bigint | null; currency: string | null; paymentMethod: string | null; captureMethod: string | null;
+    description: string | null; customer: string | null; receiptEmail: string | null;
+    statementDescriptor: string | null; metadata: Record<string, string>; status: PaymentIntentStatus },
+): Promise<PaymentIntentRow> {
+  const result = await db.query(
+    `UPDATE payment_intents SET
+       amount = coalesce($3::bigint, amount), currency = coalesce($4, currency),
+       payment_method = coalesce($5, payment_method), capture_method = coalesce($6, capture_method),
+       description = coalesce($7, description), customer = coalesce($8, customer),
+       receipt_email = coalesce($9, receipt_email), statement_descriptor = coalesce($10, statement_descriptor),
+       metadata = $11::jsonb, status = $12, updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    [row.merchantId, row.id, change.amount?.toString() ?? null, change.currency, change.paymentMethod,
+      change.captureMethod, change.description, change.customer, change.receiptEmail, change.statementDescriptor,
+      JSON.stringify(change.metadata), change.status]);
+  return toRow(result.rows[0]);
+}

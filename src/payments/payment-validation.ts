@@ -137,3 +137,41 @@ export function parseCreateRefund(body: unknown): CreateRefundCommand {
     metadata: readStripeMetadata(object.metadata),
   };
 }
+
+export interface UpdatePaymentIntentCommand {
+  readonly amount: number | undefined;
+  readonly currency: string | undefined;
+  readonly paymentMethod: string | undefined;
+  readonly captureMethod: 'automatic' | 'automatic_async' | 'manual' | undefined;
+  readonly description: string | undefined;
+  readonly customer: string | undefined;
+  readonly receiptEmail: string | undefined;
+  readonly statementDescriptor: string | undefined;
+  /** Keys to set, and keys to remove (posted with an empty value); `clearAll` for `metadata=`. */
+  readonly metadata: {
+    readonly set: Record<string, string>;
+    readonly unset: readonly string[];
+    readonly clearAll: boolean;
+  };
+}
+
+export function parseUpdatePaymentIntent(body: unknown): UpdatePaymentIntentCommand {
+  const object = readObject(body ?? {}, '', ['amount', 'currency', 'payment_method', 'capture_method', 'description',
+    'metadata', 'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand']);
+  const currency = object.currency === undefined ? undefined : parseStripeCurrency(object.currency, 'currency');
+  readPaymentMethodTypes(object.payment_method_types);
+  const unset = object.metadata !== undefined && object.metadata !== '' && typeof object.metadata === 'object'
+    ? Object.entries(object.metadata as Record<string, unknown>).filter(([, value]) => value === '').map(([key]) => key)
+    : [];
+  return {
+    amount: object.amount === undefined ? undefined : Number(readStripeInteger(object.amount, 'amount')),
+    currency,
+    paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined,
+    captureMethod: readEnum(object.capture_method, 'capture_method', ['automatic', 'automatic_async', 'manual']),
+    description: readString(object.description, 'description', { lengthMax: 1000 }),
+    customer: readString(object.customer, 'customer', { lengthMax: 255 }),
+    receiptEmail: readString(object.receipt_email, 'receipt_email', { lengthMax: 800 }),
+    statementDescriptor: readStatementDescriptor(object.statement_descriptor),
+    metadata: { set: readStripeMetadata(object.metadata), unset, clearAll: object.metadata === '' },
+  };
+}

@@ -85,6 +85,36 @@ describe('creating and reading PaymentIntents', () => {
   });
 });
 
+describe('updating PaymentIntents', () => {
+  it('changes the amount and metadata; an empty value removes a key', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { a: '1', b: '2' } });
+    const updated = await stripe.paymentIntents.update(intent.id, { amount: 1200, metadata: { a: '', c: '3' } });
+    expect(updated).toMatchObject({ amount: 1200, metadata: { b: '2', c: '3' } });
+    expect(updated.metadata).not.toHaveProperty('a');
+  });
+
+  it('moves to requires_confirmation when a payment method is attached', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    const updated = await stripe.paymentIntents.update(intent.id, { payment_method: 'pm_card_visa' });
+    expect(updated.status).toBe('requires_confirmation');
+  });
+
+  it('refuses an update once the intent has succeeded', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
+    });
+    const error = await stripe.paymentIntents.update(intent.id, { description: 'late' }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+  });
+
+  it('refuses an amount below the minimum on update', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    const error = await stripe.paymentIntents.update(intent.id, { amount: 10 }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'amount_too_small' });
+    expect((await stripe.paymentIntents.retrieve(intent.id)).amount).toBe(1000);
+  });
+});
+
 describe('idempotency keys', () => {
   it('replays the original response byte for byte, with Idempotent-Replayed, and creates one intent', async () => {
     const before = await intentCount();
