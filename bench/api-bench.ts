@@ -1,0 +1,375 @@
+/**
+ * `npm run bench:api`: the Stripe-compatible HTTP API under load, driven by autocannon.
+ *
+ * Penny runs as a child process (`node dist/src/cli/penny.js serve`), so the load generator and the
+ * server do not share an event loop, against a fresh embedded PostgreSQL in its own temporary
+ * directory and on its own port. Measured, after a warm-up:
+ *
+ * - payments per second: `POST /v1/payment_intents` with `confirm=true` and automatic capture, a
+ *   unique Idempotency-Key per request, at 1, 16 and 64 connections;
+ * - idempotent replays per second: the same key and the same body every time, after one first
+ *   request, at 16 and 64 connections; and, for comparison, replays spread round-robin over the
+ *   1,000 keys the warm-up completed, so that no two requests in flight share a key;
+ * - p50 and p99 latency (2xx responses only, as autocannon counts them), every non-2xx status,
+ *   the server's peak RSS in each run (VmHWM, reset before each run), the load generator's peak
+ *   RSS, and CPU milliseconds per request spent by the server, by PostgreSQL and by the generator.
+ *
+ * BENCH_SECONDS (default 5) sets each measurement's length; BENCH_LOG_LEVEL (default warn) the
+ * server's PENNY_LOG_LEVEL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded-postgres.js';
+import { createPool, ensureDatabase, withDatabase } from '../src/db/pool.js';
+import { MerchantService } from '../src/merchants/merchant-service.js';
+
+const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
+const serverLogLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
+const paymentConnections = [1, 16, 64] as const;
+const replayConnections = [16, 64] as const;
+const warmupSeconds = 3;
+const replayPoolSize = 1000;
+const paymentBody = 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true';
+const targets = { paymentsPerSecond: 1500, paymentsP99Ms: 100, replaysPerSecond: 6000 } as const;
+const pennyEntry = fileURLToPath(new URL('../src/cli/penny.js', import.meta.url));
+
+type Scenario = 'payments' | 'replays, one key' | 'replays, 1,000 keys';
+
+interface Measurement {
+  readonly scenario: Scenario;
+  readonly connections: number;
+  readonly requestsPerSecond: number;
+  readonly latencyMsP50: number;
+  readonly latencyMsP99: number;
+  readonly responses: number;
+  readonly non2xx: number;
+  readonly statusCounts: Record<string, number>;
+  readonly errors: number;
+  readonly serverPeakRssMiB: number;
+  readonly cpuMsPerRequest: { readonly server: number; readonly postgres: number; readonly generator: number };
+}
+
+interface Target {
+  readonly url: string;
+  readonly secretKey: string;
+  readonly serverPid: number;
+  readonly postmasterPid: number;
+}
+
+async function main(): Promise<void> {
+  const directory = await fs.mkdtemp(path.join('/var/tmp', 'penny-api-bench-'));
+  await fs.chmod(directory, 0o755);
+  let postgres: RunningPostgres | undefined;
+  let server: ChildProcess | undefined;
+  try {
+    postgres = await startEmbeddedPostgres({ directory: path.join(directory, 'pg'), port: await freePort() });
+    await ensureDatabase(postgres.serverUrl, 'penny_bench');
+    const databaseUrl = withDatabase(postgres.serverUrl, 'penny_bench');
+    const pepper = randomBytes(32).toString('hex');
+    const port = await freePort();
+    server = startServer({
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: databaseUrl,
+      PENNY_DATA_DIR: path.join(directory, 'data'),
+      PENNY_SECRET_KEY: pepper,
+      PENNY_OPERATOR_KEY: `pk_operator_${randomBytes(24).toString('hex')}`,
+      PENNY_LOG_LEVEL: serverLogLevel,
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitUntilReady(url, server);
+    const target: Target = {
+      url,
+      secretKey: await createMerchant(databaseUrl, pepper),
+      serverPid: server.pid as number,
+      postmasterPid: await readPostmasterPid(postgres.dataDirectory),
+    };
+
+    const warmupKeys = await warmUp(target);
+    const results: Measurement[] = [];
+    for (const connections of paymentConnections) {
+      results.push(await measure(target, 'payments', connections, uniqueKeys(`pay-${connections}`)));
+    }
+    const replayKey = `replay-${randomBytes(8).toString('hex')}`;
+    const first = await post(target, replayKey);
+    if (first.status !== 200) throw new Error(`the request to replay answered ${first.status}: ${first.body}`);
+    for (const connections of replayConnections) {
+      results.push(await measure(target, 'replays, one key', connections, () => replayKey));
+    }
+    let next = 0;
+    for (const connections of replayConnections) {
+      results.push(await measure(target, 'replays, 1,000 keys', connections,
+        () => warmupKeys[(next++) % warmupKeys.length] as string));
+    }
+    const serverPeakRssMiB = await peakRssMiB(target.serverPid);
+    await countPayments(databaseUrl);
+    report(results, serverPeakRssMiB);
+  } finally {
+    if (server !== undefined) await stopServer(server);
+    await postgres?.stop();
+    await fs.rm(directory, { recursive: true, force: true });
+  }
+}
+
+function startServer(environment: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, [pennyEntry, 'serve'], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+  const forward = (chunk: Buffer) => process.stderr.write(`[penny] ${chunk.toString()}`);
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  return child;
+}
+
+async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`penny serve exited with ${child.exitCode} before it was ready`);
+    const ready = await fetch(`${url}/readyz`).then((response) => response.ok, () => false);
+    if (ready) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('penny serve was not ready within 60 s');
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function createMerchant(databaseUrl: string, pepper: string): Promise<string> {
+  const pool = createPool({ connectionString: databaseUrl, sizeMax: 1, applicationName: 'penny-api-bench' });
+  try {
+    const { secretKey } = await new MerchantService(pool, pepper).createMerchant('API benchmark');
+    return secretKey;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function post(target: Target, idempotencyKey: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`${target.url}/v1/payment_intents`, {
+    method: 'POST',
+    headers: {
+      'authorization': `Bearer ${target.secretKey}`,
+      'content-type': 'application/x-www-form-urlencoded',
+      'idempotency-key': idempotencyKey,
+    },
+    body: paymentBody,
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+/** Payments at 16 connections, not measured; returns the first 1,000 completed keys for replays. */
+async function warmUp(target: Target): Promise<string[]> {
+  const keys: string[] = [];
+  const prefix = `warm-${randomBytes(8).toString('hex')}`;
+  let index = 0;
+  const run = await autocannon({
+    ...requestOptions(target, () => {
+      const key = `${prefix}-${index++}`;
+      if (keys.length < replayPoolSize) keys.push(key);
+      return key;
+    }),
+    connections: 16,
+    duration: warmupSeconds,
+  });
+  if (run.non2xx > 0 || run.errors > 0) {
+    throw new Error(`warm-up: ${run.non2xx} non-2xx responses, ${run.errors} errors`);
+  }
+  for (const key of keys) {
+    const replay = await post(target, key);
+    if (replay.status !== 200) throw new Error(`warm-up key ${key} replayed ${replay.status}: ${replay.body}`);
+  }
+  process.stderr.write(`warm-up: ${run.requests.total} payments in ${warmupSeconds} s\n`);
+  return keys;
+}
+
+function uniqueKeys(label: string): () => string {
+  const prefix = `${label}-${randomBytes(8).toString('hex')}`;
+  let index = 0;
+  return () => `${prefix}-${index++}`;
+}
+
+function requestOptions(target: Target, nextKey: () => string): autocannon.Options {
+  return {
+    url: target.url,
+    requests: [{
+      method: 'POST',
+      path: '/v1/payment_intents',
+      headers: {
+        'authorization': `Bearer ${target.secretKey}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: paymentBody,
+      setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
+    }],
+  };
+}
+
+async function measure(target: Target, scenario: Scenario, connections: number, nextKey: () => string):
+Promise<Measurement> {
+  await resetPeakRss(target.serverPid);
+  const before = await cpuSnapshot(target);
+  const latenciesMs: number[] = [];
+  const running = autocannon({ ...requestOptions(target, nextKey), connections, duration: secondsPerRun });
+  running.on('response', (_client, statusCode, _bytes, responseTime) => {
+    if (statusCode >= 200 && statusCode < 300) latenciesMs.push(responseTime);
+  });
+  const run = await running;
+  const after = await cpuSnapshot(target);
+  latenciesMs.sort((left, right) => left - right);
+  const statusCounts = Object.fromEntries(Object.entries(run.statusCodeStats ?? {})
+    .map(([status, stats]) => [status, stats.count ?? 0]));
+  const responses = Object.values(statusCounts).reduce((sum, count) => sum + count, 0);
+  const perRequest = (milliseconds: number) => round(responses === 0 ? 0 : milliseconds / responses);
+  const measurement: Measurement = {
+    scenario,
+    connections,
+    requestsPerSecond: Math.round(responses / run.duration),
+    latencyMsP50: round(percentile(latenciesMs, 0.5)),
+    latencyMsP99: round(percentile(latenciesMs, 0.99)),
+    responses,
+    non2xx: run.non2xx,
+    statusCounts,
+    errors: run.errors,
+    serverPeakRssMiB: await peakRssMiB(target.serverPid),
+    cpuMsPerRequest: {
+      server: perRequest(after.server - before.server),
+      postgres: perRequest(after.postgres - before.postgres),
+      generator: perRequest(after.generator - before.generator),
+    },
+  };
+  process.stderr.write(`${scenario} ${connections}: ${measurement.requestsPerSecond}/s, ` +
+    `statuses ${JSON.stringify(statusCounts)}, errors ${run.errors}\n`);
+  return measurement;
+}
+
+function percentile(sorted: readonly number[], fraction: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/** Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS. */
+async function resetPeakRss(pid: number): Promise<void> {
+  await fs.writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => undefined);
+}
+
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
+  return Math.round(kib / 1024);
+}
+
+interface CpuSnapshot {
+  readonly server: number;
+  readonly postgres: number;
+  readonly generator: number;
+}
+
+const clockTicksPerSecond = 100;
+
+/** CPU milliseconds so far: the server, PostgreSQL (the postmaster and its children), and this process. */
+async function cpuSnapshot(target: Target): Promise<CpuSnapshot> {
+  const stats = await readProcessStats();
+  const server = stats.find((stat) => stat.pid === target.serverPid);
+  const postgres = stats.filter((stat) => stat.pid === target.postmasterPid || stat.ppid === target.postmasterPid);
+  const usage = process.cpuUsage();
+  return {
+    server: server?.cpuMs ?? 0,
+    postgres: postgres.reduce((sum, stat) => sum + stat.cpuMs, 0),
+    generator: (usage.user + usage.system) / 1000,
+  };
+}
+
+async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: number }[]> {
+  const entries = (await fs.readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  const stats = await Promise.all(entries.map(async (entry) => {
+    const text = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    // The command name may hold spaces and parentheses; the fields after its last ')' do not.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    return { pid: Number(entry), ppid: Number(fields[1]), cpuMs: (ticks * 1000) / clockTicksPerSecond };
+  }));
+  return stats.filter((stat) => stat !== undefined);
+}
+
+async function readPostmasterPid(dataDirectory: string): Promise<number> {
+  const text = await fs.readFile(path.join(dataDirectory, 'postmaster.pid'), 'utf8');
+  return Number(text.split('\n')[0]);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address !== null
+        ? resolve(address.port)
+        : reject(new Error('no free port'))));
+    });
+  });
+}
+
+async function countPayments(databaseUrl: string): Promise<void> {
+  const pool = createPool({ connectionString: databaseUrl, sizeMax: 1, applicationName: 'penny-api-bench' });
+  try {
+    const result = await pool.query<{ status: string; count: string }>(
+      'SELECT status, count(*)::text AS count FROM payment_intents GROUP BY status ORDER BY status');
+    process.stderr.write(`payment intents in the database: ${JSON.stringify(result.rows)}\n`);
+  } finally {
+    await pool.end();
+  }
+}
+
+function targetFor(result: Measurement): string {
+  if (result.scenario === 'payments') {
+    return `≥ ${targets.paymentsPerSecond}/s at p99 < ${targets.paymentsP99Ms} ms`;
+  }
+  return `≥ ${targets.replaysPerSecond}/s`;
+}
+
+function report(results: readonly Measurement[], serverPeakRssMiB: number): void {
+  const generatorPeakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  const lines = [
+    `API benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores (${os.cpus()[0]?.model}), ` +
+      `node ${process.version}, ${secondsPerRun}s per run, Penny as a child process, ` +
+      `log level ${serverLogLevel}`,
+    '',
+    '| scenario | connections | requests/s | p50 ms | p99 ms | non-2xx | server peak RSS MiB | ' +
+      'CPU ms/request: server / PostgreSQL / generator | target |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const result of results) {
+    const cpu = result.cpuMsPerRequest;
+    const statuses = Object.entries(result.statusCounts).filter(([status]) => !status.startsWith('2'))
+      .map(([status, count]) => `${count} × ${status}`).join(', ');
+    lines.push(`| ${result.scenario} | ${result.connections} | ${result.requestsPerSecond} | ` +
+      `${result.latencyMsP50} | ${result.latencyMsP99} | ${result.non2xx}${statuses ? ` (${statuses})` : ''}` +
+      `${result.errors > 0 ? `, ${result.errors} errors` : ''} | ${result.serverPeakRssMiB} | ` +
+      `${cpu.server} / ${cpu.postgres} / ${cpu.generator} | ${targetFor(result)} |`);
+  }
+  lines.push('', `peak RSS: server ${serverPeakRssMiB} MiB (since the last reset, before the last run; ` +
+    `per run in the table), load generator ${generatorPeakRssMiB} MiB (whole run)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${JSON.stringify({
+    results, server_peak_rss_mib: Math.max(...results.map((result) => result.serverPeakRssMiB)),
+    generator_peak_rss_mib: generatorPeakRssMiB, targets,
+  })}\n`);
+}
+
+await main();
