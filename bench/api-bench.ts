@@ -14,8 +14,12 @@
  *   the server's peak RSS in each run (VmHWM, reset before each run), the load generator's peak
  *   RSS, and CPU milliseconds per request spent by the server, by PostgreSQL and by the generator.
  *
+ * Between runs the benchmark waits until the server answers /readyz again, so that requests left
+ * in flight by one run do not load the next. Any non-2xx response or connection error is printed
+ * and makes the exit code 1: such a run does not measure what it claims to.
+ *
  * BENCH_SECONDS (default 5) sets each measurement's length; BENCH_LOG_LEVEL (default warn) the
- * server's PENNY_LOG_LEVEL.
+ * server's PENNY_LOG_LEVEL; BENCH_POOL_SIZE the server's PENNY_DB_POOL_SIZE (default: Penny's own).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -31,9 +35,11 @@ import { MerchantService } from '../src/merchants/merchant-service.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
 const serverLogLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
+const serverPoolSize = process.env.BENCH_POOL_SIZE;
 const paymentConnections = [1, 16, 64] as const;
 const replayConnections = [16, 64] as const;
-const warmupSeconds = 3;
+/** Below Penny's default pool of 8 connections (see docs/benchmarks.md on what happens above). */
+const warmupConnections = 4;
 const replayPoolSize = 1000;
 const paymentBody = 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true';
 const targets = { paymentsPerSecond: 1500, paymentsP99Ms: 100, replaysPerSecond: 6000 } as const;
@@ -47,6 +53,7 @@ interface Measurement {
   readonly requestsPerSecond: number;
   readonly latencyMsP50: number;
   readonly latencyMsP99: number;
+  readonly sent: number;
   readonly responses: number;
   readonly non2xx: number;
   readonly statusCounts: Record<string, number>;
@@ -57,6 +64,7 @@ interface Measurement {
 
 interface Target {
   readonly url: string;
+  readonly server: ChildProcess;
   readonly secretKey: string;
   readonly serverPid: number;
   readonly postmasterPid: number;
@@ -82,17 +90,20 @@ async function main(): Promise<void> {
       PENNY_SECRET_KEY: pepper,
       PENNY_OPERATOR_KEY: `pk_operator_${randomBytes(24).toString('hex')}`,
       PENNY_LOG_LEVEL: serverLogLevel,
+      ...(serverPoolSize === undefined ? {} : { PENNY_DB_POOL_SIZE: serverPoolSize }),
     });
     const url = `http://127.0.0.1:${port}`;
     await waitUntilReady(url, server);
     const target: Target = {
       url,
+      server,
       secretKey: await createMerchant(databaseUrl, pepper),
       serverPid: server.pid as number,
       postmasterPid: await readPostmasterPid(postgres.dataDirectory),
     };
 
     const warmupKeys = await warmUp(target);
+    const startupPeakRssMiB = await peakRssMiB(target.serverPid);
     const results: Measurement[] = [];
     for (const connections of paymentConnections) {
       results.push(await measure(target, 'payments', connections, uniqueKeys(`pay-${connections}`)));
@@ -108,9 +119,14 @@ async function main(): Promise<void> {
       results.push(await measure(target, 'replays, 1,000 keys', connections,
         () => warmupKeys[(next++) % warmupKeys.length] as string));
     }
-    const serverPeakRssMiB = await peakRssMiB(target.serverPid);
     await countPayments(databaseUrl);
-    report(results, serverPeakRssMiB);
+    report(results, Math.max(startupPeakRssMiB, ...results.map((result) => result.serverPeakRssMiB)));
+    const failed = results.filter((result) => result.non2xx > 0 || result.errors > 0);
+    if (failed.length > 0) {
+      process.stderr.write(`non-2xx responses or connection errors in ${failed.length} run(s): ` +
+        `${failed.map((result) => `${result.scenario} at ${result.connections}`).join('; ')}\n`);
+      process.exitCode = 1;
+    }
   } finally {
     if (server !== undefined) await stopServer(server);
     await postgres?.stop();
@@ -126,15 +142,17 @@ function startServer(environment: NodeJS.ProcessEnv): ChildProcess {
   return child;
 }
 
+/** Until /readyz answers 200: at start, and between runs (it needs a free pool connection). */
 async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`penny serve exited with ${child.exitCode} before it was ready`);
-    const ready = await fetch(`${url}/readyz`).then((response) => response.ok, () => false);
+    if (child.exitCode !== null) throw new Error(`penny serve exited with ${child.exitCode}`);
+    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(15_000) })
+      .then((response) => response.ok, () => false);
     if (ready) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error('penny serve was not ready within 60 s');
+  throw new Error('penny serve was not ready within 120 s');
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -169,28 +187,30 @@ async function post(target: Target, idempotencyKey: string): Promise<{ status: n
   return { status: response.status, body: await response.text() };
 }
 
-/** Payments at 16 connections, not measured; returns the first 1,000 completed keys for replays. */
+/** 1,000 payments, not measured; their keys, all completed, are replayed later. */
 async function warmUp(target: Target): Promise<string[]> {
   const keys: string[] = [];
   const prefix = `warm-${randomBytes(8).toString('hex')}`;
-  let index = 0;
+  const started = performance.now();
   const run = await autocannon({
     ...requestOptions(target, () => {
-      const key = `${prefix}-${index++}`;
-      if (keys.length < replayPoolSize) keys.push(key);
+      const key = `${prefix}-${keys.length}`;
+      keys.push(key);
       return key;
     }),
-    connections: 16,
-    duration: warmupSeconds,
+    connections: warmupConnections,
+    amount: replayPoolSize,
   });
   if (run.non2xx > 0 || run.errors > 0) {
     throw new Error(`warm-up: ${run.non2xx} non-2xx responses, ${run.errors} errors`);
   }
+  const seconds = (performance.now() - started) / 1000;
   for (const key of keys) {
     const replay = await post(target, key);
     if (replay.status !== 200) throw new Error(`warm-up key ${key} replayed ${replay.status}: ${replay.body}`);
   }
-  process.stderr.write(`warm-up: ${run.requests.total} payments in ${warmupSeconds} s\n`);
+  process.stderr.write(`warm-up: ${run.requests.total} payments at ${warmupConnections} connections ` +
+    `in ${round(seconds)} s\n`);
   return keys;
 }
 
@@ -218,14 +238,18 @@ function requestOptions(target: Target, nextKey: () => string): autocannon.Optio
 
 async function measure(target: Target, scenario: Scenario, connections: number, nextKey: () => string):
 Promise<Measurement> {
+  await waitUntilReady(target.url, target.server);
   await resetPeakRss(target.serverPid);
   const before = await cpuSnapshot(target);
   const latenciesMs: number[] = [];
-  const running = autocannon({ ...requestOptions(target, nextKey), connections, duration: secondsPerRun });
-  running.on('response', (_client, statusCode, _bytes, responseTime) => {
-    if (statusCode >= 200 && statusCode < 300) latenciesMs.push(responseTime);
+  const run = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon({ ...requestOptions(target, nextKey), connections, duration: secondsPerRun },
+      (error: unknown, result) => (error ? reject(error as Error) : resolve(result)));
+    // autocannon's own histogram keeps whole milliseconds; these keep the fraction.
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode >= 200 && statusCode < 300) latenciesMs.push(responseTime);
+    });
   });
-  const run = await running;
   const after = await cpuSnapshot(target);
   latenciesMs.sort((left, right) => left - right);
   const statusCounts = Object.fromEntries(Object.entries(run.statusCodeStats ?? {})
@@ -238,6 +262,7 @@ Promise<Measurement> {
     requestsPerSecond: Math.round(responses / run.duration),
     latencyMsP50: round(percentile(latenciesMs, 0.5)),
     latencyMsP99: round(percentile(latenciesMs, 0.99)),
+    sent: run.requests.sent,
     responses,
     non2xx: run.non2xx,
     statusCounts,
@@ -250,7 +275,7 @@ Promise<Measurement> {
     },
   };
   process.stderr.write(`${scenario} ${connections}: ${measurement.requestsPerSecond}/s, ` +
-    `statuses ${JSON.stringify(statusCounts)}, errors ${run.errors}\n`);
+    `sent ${run.requests.sent}, statuses ${JSON.stringify(statusCounts)}, errors ${run.errors}\n`);
   return measurement;
 }
 
@@ -348,11 +373,11 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
   const lines = [
     `API benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores (${os.cpus()[0]?.model}), ` +
       `node ${process.version}, ${secondsPerRun}s per run, Penny as a child process, ` +
-      `log level ${serverLogLevel}`,
+      `log level ${serverLogLevel}, database pool ${serverPoolSize ?? 'default'}`,
     '',
-    '| scenario | connections | requests/s | p50 ms | p99 ms | non-2xx | server peak RSS MiB | ' +
-      'CPU ms/request: server / PostgreSQL / generator | target |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| scenario | connections | requests/s | p50 ms | p99 ms | non-2xx | no answer at the end | ' +
+      'server peak RSS MiB | CPU ms/request: server / PostgreSQL / generator | target |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const result of results) {
     const cpu = result.cpuMsPerRequest;
@@ -360,15 +385,15 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
       .map(([status, count]) => `${count} × ${status}`).join(', ');
     lines.push(`| ${result.scenario} | ${result.connections} | ${result.requestsPerSecond} | ` +
       `${result.latencyMsP50} | ${result.latencyMsP99} | ${result.non2xx}${statuses ? ` (${statuses})` : ''}` +
-      `${result.errors > 0 ? `, ${result.errors} errors` : ''} | ${result.serverPeakRssMiB} | ` +
+      `${result.errors > 0 ? `, ${result.errors} errors` : ''} | ${result.sent - result.responses} | ` +
+      `${result.serverPeakRssMiB} | ` +
       `${cpu.server} / ${cpu.postgres} / ${cpu.generator} | ${targetFor(result)} |`);
   }
-  lines.push('', `peak RSS: server ${serverPeakRssMiB} MiB (since the last reset, before the last run; ` +
-    `per run in the table), load generator ${generatorPeakRssMiB} MiB (whole run)`);
+  lines.push('', `peak RSS over the whole run: server ${serverPeakRssMiB} MiB (start-up and warm-up included; ` +
+    `the table gives each run's own peak), load generator ${generatorPeakRssMiB} MiB`);
   process.stdout.write(`${lines.join('\n')}\n`);
   process.stdout.write(`${JSON.stringify({
-    results, server_peak_rss_mib: Math.max(...results.map((result) => result.serverPeakRssMiB)),
-    generator_peak_rss_mib: generatorPeakRssMiB, targets,
+    results, server_peak_rss_mib: serverPeakRssMiB, generator_peak_rss_mib: generatorPeakRssMiB, targets,
   })}\n`);
 }
 

@@ -8,6 +8,8 @@ import { createPool } from './db/pool.js';
 import { buildServer } from './http/server.js';
 import { sealPending } from './ledger/ledger-sealer.js';
 import { IdempotencyService } from './idempotency/idempotency-service.js';
+import { ConnectorRegistry } from './connectors/connector.js';
+import { SandboxConnector, sandboxConnectorId } from './connectors/sandbox/sandbox-connector.js';
 import { LedgerService } from './ledger/ledger-service.js';
 import { MerchantService } from './merchants/merchant-service.js';
 import { resolveSecretKey } from './secret-key.js';
@@ -25,6 +27,7 @@ export interface RunningPenny {
 export async function startPenny(config: PennyConfig, logger: Logger): Promise<RunningPenny> {
   const database = await openDatabase(config, { logger, ownsServer: true });
   let pool: pg.Pool | undefined;
+  let sandboxPool: pg.Pool | undefined;
   try {
     const migrated = await migrate(database.url, logger);
     if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'migrations applied');
@@ -32,8 +35,14 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const ledger = new LedgerService(pool);
     const operatorKey = await resolveOperatorKey(config, logger);
     const merchants = new MerchantService(pool, await resolveSecretKey(config, logger));
+    // The sandbox PSP is a separate party: its own pool, so a request holding Penny's connection
+    // never waits on Penny's pool for the PSP's answer.
+    sandboxPool = createPool({ connectionString: database.url, sizeMax: 4, applicationName: 'penny-sandbox-psp' });
+    const connectors = new ConnectorRegistry();
+    connectors.register(new SandboxConnector(sandboxPool));
     const server = buildServer({
-      pool, logger, ledger, merchants, operatorKey, amountMaxMinor: config.amountMaxMinor,
+      pool, logger, ledger, merchants, connectors, defaultConnectorId: sandboxConnectorId, operatorKey,
+      amountMaxMinor: config.amountMaxMinor,
     });
     const idempotency = new IdempotencyService(pool, () => {
       throw new Error('the reaper renders no responses');
@@ -45,9 +54,10 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       }), logger),
     ];
     await server.listen({ port: config.port, host: config.host });
-    return { server, pool, url: database.url, stop: stopper(server, workers, pool, database) };
+    return { server, pool, url: database.url, stop: stopper(server, workers, [pool, sandboxPool], database) };
   } catch (error) {
     await pool?.end();
+    await sandboxPool?.end();
     await database.close();
     throw error;
   }
@@ -63,13 +73,13 @@ function startLedgerWorkers(pool: pg.Pool, ledger: LedgerService, config: PennyC
 }
 
 /** In-flight requests finish, workers finish their task, then the pool and the database stop. */
-function stopper(server: FastifyInstance, workers: Worker[], pool: pg.Pool, database: OpenDatabase) {
+function stopper(server: FastifyInstance, workers: Worker[], pools: pg.Pool[], database: OpenDatabase) {
   let stopping: Promise<void> | undefined;
   return () => {
     stopping ??= (async () => {
       await closeServer(server);
       await Promise.all(workers.map((worker) => worker.stop()));
-      await pool.end();
+      await Promise.all(pools.map((pool) => pool.end()));
       await database.close();
     })();
     return stopping;

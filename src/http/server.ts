@@ -8,8 +8,7 @@ import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { IdempotencyService } from '../idempotency/idempotency-service.js';
 import type { MerchantService } from '../merchants/merchant-service.js';
-import { ConnectorRegistry } from '../connectors/connector.js';
-import { SandboxConnector, sandboxConnectorId } from '../connectors/sandbox/sandbox-connector.js';
+import type { ConnectorRegistry } from '../connectors/connector.js';
 import { PaymentFlows } from '../payments/payment-flows.js';
 import { PaymentLedger } from '../payments/payment-ledger.js';
 import { PaymentService } from '../payments/payment-service.js';
@@ -26,6 +25,9 @@ export interface ServerDependencies {
   readonly logger: Logger;
   readonly ledger: LedgerService;
   readonly merchants: MerchantService;
+  /** PSP connectors by id; the composition root registers them, the core never imports one. */
+  readonly connectors: ConnectorRegistry;
+  readonly defaultConnectorId: string;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
 }
@@ -90,10 +92,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
   const idempotency = new IdempotencyService(dependencies.pool,
     (error) => ({ status: statusOf(error), body: errorBody(error) }));
-  const connectors = new ConnectorRegistry();
-  connectors.register(new SandboxConnector(dependencies.pool));
-  const flows = new PaymentFlows(connectors, new PaymentLedger(dependencies.pool, dependencies.ledger), {
-    connectorId: sandboxConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
+  const flows = new PaymentFlows(dependencies.connectors, new PaymentLedger(dependencies.ledger), {
+    connectorId: dependencies.defaultConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
   });
   const payments = new PaymentService(dependencies.pool, flows);
   registerMerchantApi(app, { merchants: dependencies.merchants },

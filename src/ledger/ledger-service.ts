@@ -44,7 +44,7 @@ export class LedgerService {
    * Fills in each posting's currency from its account, so the insert needs no look-up of its own;
    * the database still checks that the two agree. Unknown accounts stay null and are refused.
    */
-  private async withCurrencies(rows: readonly store.EntryRow[]): Promise<store.EntryRow[]> {
+  private async withCurrencies(rows: readonly store.EntryRow[], db: Queryable = this.pool): Promise<store.EntryRow[]> {
     const missing = new Set<string>();
     for (const row of rows) {
       for (const posting of row.postings) {
@@ -52,7 +52,7 @@ export class LedgerService {
       }
     }
     if (missing.size > 0) {
-      const found = await store.selectAccountCurrencies(this.pool, [...missing]);
+      const found = await store.selectAccountCurrencies(db, [...missing]);
       for (const [id, currency] of found) this.rememberCurrency(id, currency);
     }
     return rows.map((row) => ({
@@ -118,7 +118,7 @@ export class LedgerService {
    * createEntry.
    */
   async createEntriesIn(db: Queryable, commands: readonly CreateEntryCommand[]): Promise<CreatedEntries> {
-    const rows = await this.withCurrencies(commands.map(toEntryRow));
+    const rows = await this.withCurrencies(commands.map(toEntryRow), db);
     try {
       return await this.createEntries(rows, db);
     } catch (error) {
@@ -201,8 +201,8 @@ export class LedgerService {
     return mapped;
   }
 
-  async getEntry(id: string): Promise<Entry> {
-    const [entry] = await store.selectEntries(this.pool, [id]);
+  async getEntry(id: string, db: Queryable = this.pool): Promise<Entry> {
+    const [entry] = await store.selectEntries(db, [id]);
     if (entry === undefined) throw entryNotFound(id);
     return entry;
   }
@@ -234,7 +234,7 @@ export class LedgerService {
 
   /** Posts a hold in full, or in part (two-posting holds) with the remainder released. */
   async postHold(holdId: string, amountMinor: bigint | undefined, db: Queryable = this.pool): Promise<Entry> {
-    const hold = await this.loadOpenHold(holdId);
+    const hold = await this.loadOpenHold(holdId, db);
     const postings = hold.postings.map((posting) => ({ ...posting, phase: 'posted' as const }));
     if (amountMinor !== undefined) {
       if (hold.postings.length !== 2) {
@@ -258,7 +258,7 @@ export class LedgerService {
   }
 
   async voidHold(holdId: string, db: Queryable = this.pool): Promise<Entry> {
-    return this.resolveHold(await this.loadOpenHold(holdId), 'hold_void', [], db);
+    return this.resolveHold(await this.loadOpenHold(holdId, db), 'hold_void', [], db);
   }
 
   /** Expires every due hold (bounded per call); returns how many it expired. */
@@ -275,8 +275,9 @@ export class LedgerService {
     return expired;
   }
 
-  private async loadOpenHold(holdId: string): Promise<Entry> {
-    const hold = await this.getEntry(holdId);
+  /** The caller's connection is used throughout, so a request holding one never waits for a second. */
+  private async loadOpenHold(holdId: string, db: Queryable = this.pool): Promise<Entry> {
+    const hold = await this.getEntry(holdId, db);
     if (hold.kind !== 'hold') {
       throw new PennyError({ code: 'entry_not_a_hold', param: 'id', message: `Entry ${holdId} is not a hold.` });
     }

@@ -145,7 +145,7 @@ export class PaymentFlows {
   ): Promise<store.PaymentIntentRow> {
     const chargeId = newId('ch');
     const amountMinor = stripeAmountToMinor(intent.currency, Number(intent.amount));
-    const accounts = await this.paymentLedger.accountsFor(intent.merchantId, intent.currency.toUpperCase());
+    const accounts = await this.paymentLedger.accountsFor(client, intent.merchantId, intent.currency.toUpperCase());
     let authorizationEntryId: string | null = null;
     if (outcome === 'authorized') {
       const expiresAt = new Date(Date.now() + this.options.authorizationExpiryDays * 86_400_000).toISOString();
@@ -217,7 +217,7 @@ export class PaymentFlows {
     if (intent.status === 'succeeded') return intent;
     const charge = await mustCharge(client, intent);
     const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
-    const accounts = await this.paymentLedger.accountsFor(merchantId, intent.currency.toUpperCase());
+    const accounts = await this.paymentLedger.accountsFor(client, merchantId, intent.currency.toUpperCase());
     await this.paymentLedger.capture(client, {
       accounts, chargeId: charge.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
       ...(await this.fees(client, intent, amountMinor)),
@@ -288,7 +288,8 @@ export class PaymentFlows {
     return inTransaction(execution.client, async () => {
       const current = await store.selectRefund(execution.client, merchantId, refundId);
       if (current?.status === 'succeeded') return current;
-      const accounts = await this.paymentLedger.accountsFor(merchantId, refund.currency.toUpperCase());
+      const currency = refund.currency.toUpperCase();
+      const accounts = await this.paymentLedger.accountsFor(execution.client, merchantId, currency);
       const entryId = await this.paymentLedger.refund(execution.client, { accounts, refundId, amountMinor });
       return store.completeRefund(execution.client, refund, {
         pspReference: done.pspReference, ledgerEntryId: entryId,

@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { withTransaction, type Queryable } from '../db/pool.js';
+import type { Queryable } from '../db/pool.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import type { CreateEntryCommand, Direction } from '../ledger/ledger-types.js';
@@ -22,38 +21,49 @@ const roleTypes: Record<AccountRole, 'asset' | 'liability' | 'revenue' | 'expens
 
 export type MerchantAccounts = Readonly<Record<AccountRole, string>>;
 
+const roles = Object.keys(roleTypes) as AccountRole[];
+
+async function selectRoles(db: Queryable, merchantId: string, currency: string): Promise<Map<AccountRole, string>> {
+  const result = await db.query<{ role: AccountRole; ledger_account_id: string }>(
+    'SELECT role, ledger_account_id FROM merchant_ledger_accounts WHERE merchant_id = $1 AND currency = $2',
+    [merchantId, currency]);
+  return new Map(result.rows.map((row) => [row.role, row.ledger_account_id]));
+}
+
 export class PaymentLedger {
   /** merchant:currency → accounts. Mappings never change once made. */
   private readonly accounts = new Map<string, MerchantAccounts>();
 
-  constructor(private readonly pool: pg.Pool, private readonly ledger: LedgerService) {}
+  constructor(private readonly ledger: LedgerService) {}
 
-  /** The merchant's accounts in a currency, created on first use under an advisory lock. */
-  async accountsFor(merchantId: string, currency: string): Promise<MerchantAccounts> {
+  /**
+   * The merchant's accounts in a currency, created on first use, inside the caller's transaction
+   * (under an advisory lock, so two first payments create them once). Only accounts found already
+   * committed are cached; new ones are cached the next time they are read.
+   */
+  async accountsFor(db: Queryable, merchantId: string, currency: string): Promise<MerchantAccounts> {
     const cacheKey = `${merchantId}:${currency}`;
     const cached = this.accounts.get(cacheKey);
     if (cached !== undefined) return cached;
-    const accounts = await withTransaction(this.pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`ledger-accounts:${cacheKey}`]);
-      const found = await client.query<{ role: AccountRole; ledger_account_id: string }>(
-        'SELECT role, ledger_account_id FROM merchant_ledger_accounts WHERE merchant_id = $1 AND currency = $2',
-        [merchantId, currency]);
-      const byRole = new Map(found.rows.map((row) => [row.role, row.ledger_account_id]));
-      for (const role of Object.keys(roleTypes) as AccountRole[]) {
-        if (byRole.has(role)) continue;
-        const id = newId('lacc');
-        await client.query(
-          `INSERT INTO ledger_accounts (id, owner, currency, type, code) VALUES ($1, $2, $3, $4, $5)`,
-          [id, merchantId, currency, roleTypes[role], role]);
-        await client.query(
-          `INSERT INTO merchant_ledger_accounts (merchant_id, currency, role, ledger_account_id) VALUES ($1, $2, $3, $4)`,
-          [merchantId, currency, role, id]);
-        byRole.set(role, id);
-      }
-      return Object.fromEntries(byRole) as MerchantAccounts;
-    });
-    this.accounts.set(cacheKey, accounts);
-    return accounts;
+    const found = await selectRoles(db, merchantId, currency);
+    if (found.size === roles.length) {
+      const accounts = Object.fromEntries(found) as MerchantAccounts;
+      this.accounts.set(cacheKey, accounts);
+      return accounts;
+    }
+    await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`ledger-accounts:${cacheKey}`]);
+    const current = await selectRoles(db, merchantId, currency);
+    for (const role of roles) {
+      if (current.has(role)) continue;
+      const id = newId('lacc');
+      await db.query('INSERT INTO ledger_accounts (id, owner, currency, type, code) VALUES ($1, $2, $3, $4, $5)',
+        [id, merchantId, currency, roleTypes[role], role]);
+      await db.query(
+        'INSERT INTO merchant_ledger_accounts (merchant_id, currency, role, ledger_account_id) VALUES ($1, $2, $3, $4)',
+        [merchantId, currency, role, id]);
+      current.set(role, id);
+    }
+    return Object.fromEntries(current) as MerchantAccounts;
   }
 
   /** Authorization: a hold from PSP receivable to the merchant's pending balance. */

@@ -105,6 +105,19 @@ async function count(database: TestDatabase, sql: string, values: unknown[]): Pr
   return Number(result.rows[0]?.count);
 }
 
+/** Waits (up to 5 s) until no session holds an advisory lock in the database; how long it took. */
+async function advisoryLocksReleased(database: TestDatabase): Promise<{ held: number; waitedMs: number }> {
+  const started = Date.now();
+  for (;;) {
+    const held = await count(database,
+      `pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      []);
+    const waitedMs = Date.now() - started;
+    if (held === 0 || waitedMs > 5000) return { held, waitedMs };
+    await delay(10);
+  }
+}
+
 /** What the database holds when the process has died, before the retry: proves where it died. */
 async function stateAtCrash(database: TestDatabase, merchantId: string) {
   const key = await database.pool.query<{ recovery_point: string; response_status: number | null }>(
@@ -174,6 +187,9 @@ describe('a payment survives SIGKILL at each step', () => {
         expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
         await expect(fs.access(failpointFile)).rejects.toThrow();
         expect(await stateAtCrash(database, merchant.id)).toEqual(expectedAtCrash[name]);
+        // The dead process's session held the key's advisory lock; PostgreSQL drops it with the session.
+        const released = await advisoryLocksReleased(database);
+        expect(released.held, `advisory locks still held after ${released.waitedMs} ms`).toBe(0);
 
         // Restarted (the failpoint file is gone), the retry with the same key completes the payment.
         const second = await serveUntilHealthy(environment);

@@ -117,6 +117,18 @@ describe('automatic capture', () => {
   });
 });
 
+describe('many payments at once', () => {
+  it('completes 40 concurrent payments with distinct keys on a pool of 10 connections (no request waits for a second one)', async () => {
+    const results = await Promise.all(Array.from({ length: 40 }, (_, index) => stripe.paymentIntents.create(
+      { amount: 1000 + index, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, capture_method: 'manual' },
+      { idempotencyKey: `many-${index}` })));
+    expect(results.every((result) => result.status === 'requires_capture')).toBe(true);
+    const captured = await Promise.all(results.map((result) => stripe.paymentIntents.capture(result.id)));
+    expect(captured.every((result) => result.status === 'succeeded')).toBe(true);
+    expect((await checkStoredBalances(penny.pool)).failures).toEqual([]);
+  });
+});
+
 describe('manual capture', () => {
   it('holds the amount at authorization and posts only what is captured', async () => {
     const before = await balances();

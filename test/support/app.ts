@@ -4,6 +4,9 @@ import { amountMaxSafeMinor } from '../../src/config.js';
 import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
+import { ConnectorRegistry } from '../../src/connectors/connector.js';
+import { SandboxConnector, sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
+import { createPool } from '../../src/db/pool.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
@@ -27,17 +30,23 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   const database = await createTestDatabase();
   const ledger = new LedgerService(database.pool);
   const merchants = new MerchantService(database.pool, testPepper);
+  const sandboxPool = createPool({ connectionString: database.url, sizeMax: 4 });
+  const connectors = new ConnectorRegistry();
+  connectors.register(new SandboxConnector(sandboxPool));
   const app = buildServer({
     pool: database.pool,
     logger: createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent'),
     ledger,
     merchants,
+    connectors,
+    defaultConnectorId: sandboxConnectorId,
     operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
   });
   await app.ready();
   afterAll(async () => {
     await app.close();
+    await sandboxPool.end();
   });
   return {
     ...database,
