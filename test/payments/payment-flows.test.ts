@@ -184,6 +184,59 @@ describe('manual capture', () => {
   });
 });
 
+describe('cancel from each state that allows it', () => {
+  it('cancels from requires_confirmation', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa' });
+    expect((await stripe.paymentIntents.cancel(intent.id)).status).toBe('canceled');
+  });
+
+  it('cancels from requires_action', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 1000, currency: 'usd', payment_method: 'pm_card_authenticationRequired', confirm: true,
+    });
+    expect(intent.status).toBe('requires_action');
+    expect((await stripe.paymentIntents.cancel(intent.id)).status).toBe('canceled');
+  });
+
+  it('refuses to cancel a succeeded intent', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
+    });
+    const error = await stripe.paymentIntents.cancel(intent.id).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+  });
+});
+
+describe('currencies', () => {
+  it('takes a zero-decimal currency in its own units: JPY 500 is 500 yen in the ledger', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 500, currency: 'jpy', payment_method: 'pm_card_visa', confirm: true,
+    });
+    expect(intent.status).toBe('succeeded');
+    const after = await balances('JPY');
+    // 2.9% of 500 = 14.5, rounded half up to 15, + 30 = 45.
+    expect(after.merchant_pending).toBe(500n - 45n);
+  });
+
+  it('refuses an unsupported currency with 400', async () => {
+    const error = await stripe.paymentIntents.create({ amount: 1000, currency: 'xyz' }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, param: 'currency' });
+  });
+});
+
+describe('isolation of idempotency keys', () => {
+  it('keeps two merchants\' identical keys apart', async () => {
+    const other = new Stripe((await penny.merchants.createMerchant('Key Twin')).secretKey,
+      { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries: 0 });
+    const mine = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'shared-key' });
+    const theirs = await other.paymentIntents.create({ amount: 2000, currency: 'usd' }, { idempotencyKey: 'shared-key' });
+    expect(theirs.id).not.toBe(mine.id);
+    expect(theirs.amount).toBe(2000);
+    const lookup = await other.paymentIntents.retrieve(mine.id).catch((caught: unknown) => caught);
+    expect(lookup).toMatchObject({ statusCode: 404 });
+  });
+});
+
 describe('refunds', () => {
   async function paid(amount: number): Promise<Stripe.PaymentIntent> {
     return stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
