@@ -73,17 +73,10 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.get('/v1/payment_intents', async (request) => {
     const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'customer', 'created',
       'expand']);
-    const startingAfter = readString(query.starting_after, 'starting_after', { lengthMax: 255 });
-    const endingBefore = readString(query.ending_before, 'ending_before', { lengthMax: 255 });
-    if (startingAfter !== undefined && endingBefore !== undefined) {
-      throw invalid('ending_before', 'You may only specify one of these parameters: starting_after, ending_before.');
-    }
     const created = readCreatedFilter(query.created);
     const page = await payments.list({
       merchantId: merchantOf(request).id,
-      limit: readLimit(query.limit),
-      startingAfter,
-      endingBefore,
+      ...readPage(query),
       customer: readString(query.customer, 'customer', { lengthMax: 255 }),
       ...created,
     });
@@ -105,11 +98,10 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   });
 
   scope.get('/v1/charges', async (request) => {
-    const query = readObject(request.query, '', ['limit', 'starting_after', 'payment_intent', 'expand']);
+    const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'payment_intent', 'expand']);
     const page = await payments.listCharges({
       merchantId: merchantOf(request).id,
-      limit: readLimit(query.limit),
-      startingAfter: readString(query.starting_after, 'starting_after', { lengthMax: 255 }),
+      ...readPage(query),
       paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
     });
     return { object: 'list', data: page.data.map(presentCharge), has_more: page.hasMore, url: '/v1/charges' };
@@ -130,11 +122,11 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   });
 
   scope.get('/v1/refunds', async (request) => {
-    const query = readObject(request.query, '', ['limit', 'starting_after', 'charge', 'payment_intent', 'expand']);
+    const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'charge', 'payment_intent',
+      'expand']);
     const page = await payments.listRefunds({
       merchantId: merchantOf(request).id,
-      limit: readLimit(query.limit),
-      startingAfter: readString(query.starting_after, 'starting_after', { lengthMax: 255 }),
+      ...readPage(query),
       charge: readString(query.charge, 'charge', { lengthMax: 255 }),
       paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
     });
@@ -162,6 +154,16 @@ async function idempotent(
   }, work);
   if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
   return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
+}
+
+/** Stripe's page parameters: `limit` 1 to 100 (10), and at most one of the two cursors. */
+function readPage(query: Record<string, unknown>) {
+  const startingAfter = readString(query.starting_after, 'starting_after', { lengthMax: 255 });
+  const endingBefore = readString(query.ending_before, 'ending_before', { lengthMax: 255 });
+  if (startingAfter !== undefined && endingBefore !== undefined) {
+    throw invalid('ending_before', 'You may only specify one of these parameters: starting_after, ending_before.');
+  }
+  return { limit: readLimit(query.limit), startingAfter, endingBefore };
 }
 
 /** Stripe's `created` filter: an exact unix time, or `created[gte|gt|lte|lt]`. */

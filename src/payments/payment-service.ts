@@ -41,16 +41,20 @@ export class PaymentService {
   }
 
   async list(query: store.PaymentIntentListQuery) {
+    await this.assertCursorExists(query, (id) => store.selectPaymentIntent(this.pool, query.merchantId, id));
+    const page = await store.selectPaymentIntentPage(this.pool, query);
+    return { data: page.rows, hasMore: page.hasMore };
+  }
+
+  /** A cursor names an object of this merchant, or the list is refused with 404. */
+  private async assertCursorExists(
+    query: { startingAfter: string | undefined; endingBefore: string | undefined },
+    find: (id: string) => Promise<unknown>,
+  ): Promise<void> {
     const cursor = query.startingAfter ?? query.endingBefore;
-    if (cursor !== undefined && (await store.selectPaymentIntent(this.pool, query.merchantId, cursor)) === undefined) {
-      throw noSuchIntent(cursor, query.startingAfter !== undefined ? 'starting_after' : 'ending_before');
-    }
-    const rows = await store.selectPaymentIntentPage(this.pool, query);
-    const hasMore = rows.length > query.limit;
-    const page = query.endingBefore !== undefined
-      ? rows.slice(hasMore ? 1 : 0)
-      : rows.slice(0, query.limit);
-    return { data: page, hasMore };
+    if (cursor === undefined || (await find(cursor)) !== undefined) return;
+    const param = query.startingAfter !== undefined ? 'starting_after' : 'ending_before';
+    throw new PennyError({ code: 'resource_missing', param, message: `No such object: '${cursor}'` });
   }
 
   /**
@@ -118,10 +122,10 @@ export class PaymentService {
   }
 
   async listCharges(query: { merchantId: string; limit: number; startingAfter: string | undefined;
-    paymentIntent: string | undefined }) {
-    if (query.startingAfter !== undefined) await this.retrieveCharge(query.merchantId, query.startingAfter);
-    const rows = await store.selectChargePage(this.pool, query);
-    return { data: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+    endingBefore: string | undefined; paymentIntent: string | undefined }) {
+    await this.assertCursorExists(query, (id) => store.selectCharge(this.pool, query.merchantId, id));
+    const page = await store.selectChargePage(this.pool, query);
+    return { data: page.rows, hasMore: page.hasMore };
   }
 
   async retrieveRefund(merchantId: string, id: string): Promise<store.RefundRow> {
@@ -133,10 +137,10 @@ export class PaymentService {
   }
 
   async listRefunds(query: { merchantId: string; limit: number; startingAfter: string | undefined;
-    charge: string | undefined; paymentIntent: string | undefined }) {
-    if (query.startingAfter !== undefined) await this.retrieveRefund(query.merchantId, query.startingAfter);
-    const rows = await store.selectRefundPage(this.pool, query);
-    return { data: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+    endingBefore: string | undefined; charge: string | undefined; paymentIntent: string | undefined }) {
+    await this.assertCursorExists(query, (id) => store.selectRefund(this.pool, query.merchantId, id));
+    const page = await store.selectRefundPage(this.pool, query);
+    return { data: page.rows, hasMore: page.hasMore };
   }
 }
 

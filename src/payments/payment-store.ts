@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js';
+import { selectPage, type PageRows } from './payment-pages.js';
 import type { PaymentIntentStatus } from './payment-state.js';
 
 /** The SQL of PaymentIntents, one function per statement. Every statement is merchant-scoped. */
@@ -66,33 +67,15 @@ export interface PaymentIntentListQuery {
   readonly createdLte: string | undefined;
 }
 
-/** Newest first; `ending_before` pages backwards and is returned newest first as well. */
-export async function selectPaymentIntentPage(
+export function selectPaymentIntentPage(
   db: Queryable,
   query: PaymentIntentListQuery,
-): Promise<PaymentIntentRow[]> {
-  const backwards = query.endingBefore !== undefined;
-  const cursor = query.startingAfter ?? query.endingBefore ?? null;
-  const result = await db.query(
-    `SELECT * FROM (
-       SELECT * FROM payment_intents p
-       WHERE p.merchant_id = $1
-         AND ($3::text IS NULL OR p.customer = $3)
-         AND ($4::timestamptz IS NULL OR p.created_at >= $4)
-         AND ($5::timestamptz IS NULL OR p.created_at <= $5)
-         AND ($6::text IS NULL OR (
-           CASE WHEN $7
-             THEN (p.created_at, p.id) > (SELECT created_at, id FROM payment_intents WHERE merchant_id = $1 AND id = $6)
-             ELSE (p.created_at, p.id) < (SELECT created_at, id FROM payment_intents WHERE merchant_id = $1 AND id = $6)
-           END))
-       ORDER BY CASE WHEN $7 THEN p.created_at END ASC, CASE WHEN $7 THEN p.id END ASC,
-                p.created_at DESC, p.id DESC
-       LIMIT $2) page
-     ORDER BY created_at DESC, id DESC`,
-    [query.merchantId, query.limit + 1, query.customer ?? null, query.createdGte ?? null, query.createdLte ?? null,
-      cursor, backwards],
-  );
-  return result.rows.map(toRow);
+): Promise<PageRows<PaymentIntentRow>> {
+  return selectPage(db, 'payment_intents', {
+    merchantId: query.merchantId, limit: query.limit, startingAfter: query.startingAfter,
+    endingBefore: query.endingBefore, equals: { customer: query.customer },
+    createdGte: query.createdGte, createdLte: query.createdLte,
+  }, toRow);
 }
 
 export async function updatePaymentIntentStatus(
@@ -267,18 +250,12 @@ export async function selectCharge(
   return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
 }
 
-export async function selectChargePage(
+export function selectChargePage(
   db: Queryable,
-  query: { merchantId: string; limit: number; startingAfter: string | undefined; paymentIntent: string | undefined },
-): Promise<ChargeRow[]> {
-  const result = await db.query(
-    `SELECT * FROM charges c WHERE c.merchant_id = $1
-       AND ($3::text IS NULL OR c.payment_intent_id = $3)
-       AND ($4::text IS NULL OR (c.created_at, c.id) <
-            (SELECT created_at, id FROM charges WHERE merchant_id = $1 AND id = $4))
-     ORDER BY c.created_at DESC, c.id DESC LIMIT $2`,
-    [query.merchantId, query.limit + 1, query.paymentIntent ?? null, query.startingAfter ?? null]);
-  return result.rows.map(toCharge);
+  query: { merchantId: string; limit: number; startingAfter: string | undefined; endingBefore: string | undefined;
+    paymentIntent: string | undefined },
+): Promise<PageRows<ChargeRow>> {
+  return selectPage(db, 'charges', { ...query, equals: { payment_intent_id: query.paymentIntent } }, toCharge);
 }
 
 export async function updateChargeCaptured(
@@ -379,21 +356,14 @@ export async function completeRefund(
   return toRefund(result.rows[0]);
 }
 
-export async function selectRefundPage(
+export function selectRefundPage(
   db: Queryable,
-  query: { merchantId: string; limit: number; startingAfter: string | undefined; charge: string | undefined;
-    paymentIntent: string | undefined },
-): Promise<RefundRow[]> {
-  const result = await db.query(
-    `SELECT * FROM refunds r WHERE r.merchant_id = $1
-       AND ($3::text IS NULL OR r.charge_id = $3)
-       AND ($4::text IS NULL OR r.payment_intent_id = $4)
-       AND ($5::text IS NULL OR (r.created_at, r.id) <
-            (SELECT created_at, id FROM refunds WHERE merchant_id = $1 AND id = $5))
-     ORDER BY r.created_at DESC, r.id DESC LIMIT $2`,
-    [query.merchantId, query.limit + 1, query.charge ?? null, query.paymentIntent ?? null,
-      query.startingAfter ?? null]);
-  return result.rows.map(toRefund);
+  query: { merchantId: string; limit: number; startingAfter: string | undefined; endingBefore: string | undefined;
+    charge: string | undefined; paymentIntent: string | undefined },
+): Promise<PageRows<RefundRow>> {
+  return selectPage(db, 'refunds', {
+    ...query, equals: { charge_id: query.charge, payment_intent_id: query.paymentIntent },
+  }, toRefund);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row

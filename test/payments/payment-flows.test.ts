@@ -224,6 +224,30 @@ describe('currencies', () => {
   });
 });
 
+describe('charge lists', () => {
+  it('page forwards with starting_after and back with ending_before, newest first', async () => {
+    const merchant = await penny.merchants.createMerchant('Charge List Shop');
+    const client = new Stripe(merchant.secretKey, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries: 0 });
+    const charges: string[] = [];
+    for (let index = 0; index < 5; index += 1) {
+      const intent = await client.paymentIntents.create({
+        amount: 1000 + index, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
+      });
+      charges.push(intent.latest_charge as string);
+    }
+    const newest = [...charges].reverse();
+    const first = await client.charges.list({ limit: 2 });
+    expect(first.data.map((charge) => charge.id)).toEqual(newest.slice(0, 2));
+    const next = await client.charges.list({ limit: 2, starting_after: newest[1] });
+    expect(next.data.map((charge) => charge.id)).toEqual(newest.slice(2, 4));
+    const back = await client.charges.list({ limit: 2, ending_before: newest[2] });
+    expect(back.data.map((charge) => charge.id)).toEqual(newest.slice(0, 2));
+    const seen: string[] = [];
+    await client.charges.list({ limit: 2 }).autoPagingEach((charge) => { seen.push(charge.id); });
+    expect(seen).toEqual(newest);
+  });
+});
+
 describe('isolation of idempotency keys', () => {
   it('keeps two merchants\' identical keys apart', async () => {
     const other = new Stripe((await penny.merchants.createMerchant('Key Twin')).secretKey,

@@ -1,0 +1,64 @@
+import type { Queryable } from '../db/pool.js';
+
+/**
+ * Stripe's list pagination over one merchant's objects, newest first: `starting_after` pages
+ * towards older objects, `ending_before` towards newer ones (the page is still returned newest
+ * first). Table and column names come from this module's callers, never from a request.
+ */
+export type PageTable = 'payment_intents' | 'charges' | 'refunds';
+
+export interface PageQuery {
+  readonly merchantId: string;
+  readonly limit: number;
+  readonly startingAfter: string | undefined;
+  readonly endingBefore: string | undefined;
+  /** Equality filters, column → value; undefined values are ignored. */
+  readonly equals: Readonly<Record<string, string | undefined>>;
+  readonly createdGte?: string | undefined;
+  readonly createdLte?: string | undefined;
+}
+
+export interface PageRows<Row> {
+  readonly rows: Row[];
+  readonly hasMore: boolean;
+}
+
+const filterable: Readonly<Record<PageTable, readonly string[]>> = {
+  payment_intents: ['customer'],
+  charges: ['payment_intent_id'],
+  refunds: ['charge_id', 'payment_intent_id'],
+};
+
+export async function selectPage<Row>(
+  db: Queryable,
+  table: PageTable,
+  query: PageQuery,
+  toRow: (row: Record<string, unknown>) => Row,
+): Promise<PageRows<Row>> {
+  const values: unknown[] = [query.merchantId, query.limit + 1];
+  const conditions = ['t.merchant_id = $1'];
+  for (const [column, value] of Object.entries(query.equals)) {
+    if (!filterable[table].includes(column)) throw new Error(`${table} cannot be filtered by ${column}`);
+    if (value === undefined) continue;
+    values.push(value);
+    conditions.push(`t.${column} = $${values.length}`);
+  }
+  if (query.createdGte !== undefined) conditions.push(`t.created_at >= $${values.push(query.createdGte)}`);
+  if (query.createdLte !== undefined) conditions.push(`t.created_at <= $${values.push(query.createdLte)}`);
+  const backwards = query.endingBefore !== undefined;
+  const cursor = query.startingAfter ?? query.endingBefore;
+  if (cursor !== undefined) {
+    const position = values.push(cursor);
+    conditions.push(`(t.created_at, t.id) ${backwards ? '>' : '<'}
+      (SELECT created_at, id FROM ${table} WHERE merchant_id = $1 AND id = $${position})`);
+  }
+  const order = backwards ? 't.created_at ASC, t.id ASC' : 't.created_at DESC, t.id DESC';
+  const result = await db.query(
+    `SELECT * FROM (SELECT t.* FROM ${table} t WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT $2) page
+     ORDER BY created_at DESC, id DESC`,
+    values,
+  );
+  const hasMore = result.rows.length > query.limit;
+  const rows = backwards ? result.rows.slice(hasMore ? 1 : 0) : result.rows.slice(0, query.limit);
+  return { rows: rows.map(toRow), hasMore };
+}
