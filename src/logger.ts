@@ -26,7 +26,26 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: 'penny' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: redactedPaths, censor: '[redacted]' },
+      // A request is logged without its query string: a query can carry what must never be
+      // logged (a card number sent by mistake), and the path says which route ran.
+      serializers: { req: serializeRequest },
     },
     destination,
   );
+}
+
+interface LoggedRequest {
+  readonly method?: string;
+  readonly url?: string;
+  readonly hostname?: string;
+  readonly ip?: string;
+}
+
+function serializeRequest(request: LoggedRequest) {
+  return {
+    method: request.method,
+    url: request.url?.split('?')[0],
+    host: request.hostname,
+    remoteAddress: request.ip,
+  };
 }

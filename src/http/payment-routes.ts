@@ -22,10 +22,11 @@ type IdParams = { Params: { id: string } };
 export function registerPaymentRoutes(scope: FastifyInstance, dependencies: PaymentRouteDependencies): void {
   const { payments } = dependencies;
 
-  // Card data is refused before anything else sees the body: nothing about it is stored or logged.
+  // Card data is refused before anything else sees the body or the query: nothing about it is
+  // stored, and requests are logged without their query string.
   scope.addHook('preHandler', async (request) => {
-    if (request.method !== 'POST') return;
-    const finding = inspectCardData(request.body);
+    const finding = inspectCardData(request.query)
+      ?? (request.method === 'POST' ? inspectCardData(request.body) : undefined);
     if (finding !== undefined) throw cardDataError(finding.param, finding.reason);
   });
 

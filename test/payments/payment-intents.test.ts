@@ -77,6 +77,16 @@ describe('creating and reading PaymentIntents', () => {
     expect(await intentCount()).toBe(before);
   });
 
+  it('refuses a card number in a query string too', async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/payment_intents?customer=4242424242424242`, {
+      headers: { authorization: `Bearer ${secretKey}` },
+    });
+    expect(response.status).toBe(400);
+    const text = await response.text();
+    expect(JSON.parse(text).error).toMatchObject({ code: 'card_number_in_request', param: 'customer' });
+    expect(text).not.toContain('4242');
+  });
+
   it('answers another merchant\'s intent as missing', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
     const other = client((await penny.merchants.createMerchant('Other Shop')).secretKey);

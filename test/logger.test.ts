@@ -1,0 +1,36 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.js';
+
+/** Secrets and card data never reach a log line. */
+function capture(): { stream: Writable; text: () => string } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+describe('logs', () => {
+  it('log a request without its query string', () => {
+    const output = capture();
+    createLogger('info', output.stream).info({ req: { method: 'GET', url: '/v1/payment_intents?customer=4242424242424242' } }, 'x');
+    expect(output.text()).toContain('"url":"/v1/payment_intents"');
+    expect(output.text()).not.toContain('4242');
+  });
+
+  it('redact Authorization headers and keys', () => {
+    const output = capture();
+    createLogger('info', output.stream).info({
+      req: { headers: { authorization: 'Bearer sk_test_secretsecret' } },
+      headers: { authorization: 'Basic c2tfdGVzdA==' },
+      merchant: { secret_key: 'sk_test_anothersecret' },
+    }, 'x');
+    expect(output.text()).not.toContain('secretsecret');
+    expect(output.text()).not.toContain('c2tfdGVzdA');
+    expect(output.text()).not.toContain('anothersecret');
+  });
+});
