@@ -68,6 +68,12 @@ export class IdempotencyService {
     request: IdempotentRequest & { key: string },
     work: Work,
   ): Promise<IdempotentResponse> {
+    // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
+    const finished = await selectFinishedKey(client, request);
+    if (finished !== undefined) {
+      assertSameRequest(finished, request);
+      return { status: finished.response_status as number, body: finished.response_body as string, replayed: true };
+    }
     const lockName = `${request.merchantId}:${request.key}`;
     const locked = await client.query<{ locked: boolean }>(
       'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [lockName]);
@@ -185,6 +191,18 @@ interface KeyRow {
   readonly recovery_data: Record<string, unknown>;
   readonly response_status: number | null;
   readonly response_body: string | null;
+}
+
+async function selectFinishedKey(
+  client: pg.PoolClient,
+  request: IdempotentRequest & { key: string },
+): Promise<KeyRow | undefined> {
+  const result = await client.query<KeyRow>(
+    `SELECT request_method, request_path, request_fingerprint, request_params, recovery_point, recovery_data,
+            response_status, response_body
+     FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL`,
+    [request.merchantId, request.key]);
+  return result.rows[0];
 }
 
 async function claimKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }): Promise<KeyRow> {

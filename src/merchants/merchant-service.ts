@@ -6,7 +6,17 @@ import { keyDigest, keyPrefix, newSecretKey } from './merchant-keys.js';
 import * as store from './merchant-store.js';
 
 /** Merchants, their secret keys, and authentication by key. */
+/**
+ * Authenticated keys are remembered for `keyCacheTtlMs`, bounded to `keyCacheEntriesMax` keys, so a
+ * busy client does not cost a query per request. A revoked key is forgotten at once in this
+ * process, and within the TTL in any other Penny process sharing the database.
+ */
+const keyCacheTtlMs = 5_000;
+const keyCacheEntriesMax = 10_000;
+
 export class MerchantService {
+  private readonly keyCache = new Map<string, { merchant: store.MerchantRow; keyId: string; expiresAt: number }>();
+
   constructor(private readonly pool: pg.Pool, private readonly pepper: string) {}
 
   /** Creates a merchant with its first secret key; the key is returned here and never again. */
@@ -33,6 +43,7 @@ export class MerchantService {
 
   async revokeKey(keyId: string): Promise<store.ApiKeyRow> {
     const key = await store.revokeApiKey(this.pool, keyId);
+    for (const [cacheKey, entry] of this.keyCache) if (entry.keyId === keyId) this.keyCache.delete(cacheKey);
     if (key === undefined) {
       throw new PennyError({ code: 'resource_missing', param: 'key', message: `No API key ${keyId}.` });
     }
@@ -49,7 +60,19 @@ export class MerchantService {
 
   /** The merchant a secret key belongs to, or undefined for an unknown or revoked key. */
   async authenticate(secretKey: string): Promise<store.MerchantRow | undefined> {
-    return store.selectMerchantByKeyDigest(this.pool, keyDigest(this.pepper, secretKey));
+    const digest = keyDigest(this.pepper, secretKey);
+    const cacheKey = digest.toString('hex');
+    const cached = this.keyCache.get(cacheKey);
+    if (cached !== undefined && cached.expiresAt > Date.now()) return cached.merchant;
+    const found = await store.selectMerchantByKeyDigest(this.pool, digest);
+    if (found === undefined) {
+      this.keyCache.delete(cacheKey);
+      return undefined;
+    }
+    if (this.keyCache.size >= keyCacheEntriesMax) this.keyCache.clear();
+    const expiresAt = Date.now() + keyCacheTtlMs;
+    this.keyCache.set(cacheKey, { merchant: found.merchant, keyId: found.keyId, expiresAt });
+    return found.merchant;
   }
 
   private async insertKey(db: pg.Pool | pg.PoolClient, merchantId: string) {

@@ -44,15 +44,19 @@ export async function insertApiKey(
   );
 }
 
-/** The merchant whose unrevoked key has this digest. */
-export async function selectMerchantByKeyDigest(db: Queryable, digest: Buffer): Promise<MerchantRow | undefined> {
-  const result = await db.query<{ id: string; name: string; created_at: string }>(
-    `SELECT m.id, m.name, m.created_at FROM merchant_api_keys k JOIN merchants m ON m.id = k.merchant_id
+/** The merchant whose unrevoked key has this digest, and the key's id. */
+export async function selectMerchantByKeyDigest(
+  db: Queryable,
+  digest: Buffer,
+): Promise<{ merchant: MerchantRow; keyId: string } | undefined> {
+  const result = await db.query<{ id: string; name: string; created_at: string; key_id: string }>(
+    `SELECT m.id, m.name, m.created_at, k.id AS key_id FROM merchant_api_keys k JOIN merchants m ON m.id = k.merchant_id
      WHERE k.key_digest = $1 AND k.revoked_at IS NULL`,
     [digest],
   );
   const row = result.rows[0];
-  return row === undefined ? undefined : { id: row.id, name: row.name, createdAt: row.created_at };
+  return row === undefined ? undefined
+    : { merchant: { id: row.id, name: row.name, createdAt: row.created_at }, keyId: row.key_id };
 }
 
 export async function selectApiKeys(db: Queryable, merchantId: string): Promise<ApiKeyRow[]> {
