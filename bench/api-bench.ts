@@ -10,9 +10,11 @@
  * - idempotent replays per second: the same key and the same body every time, after one first
  *   request, at 16 and 64 connections; and, for comparison, replays spread round-robin over the
  *   1,000 keys the warm-up completed, so that no two requests in flight share a key;
- * - p50 and p99 latency (2xx responses only, as autocannon counts them), every non-2xx status,
- *   the server's peak RSS in each run (VmHWM, reset before each run), the load generator's peak
- *   RSS, and CPU milliseconds per request spent by the server, by PostgreSQL and by the generator.
+ * - 2xx answers per second (non-2xx answers are counted apart, by status), p50 and p99 latency of
+ *   the 2xx answers, the server's peak RSS in each run (VmHWM, reset before each run), the load
+ *   generator's peak RSS, and CPU milliseconds per answer spent by the server (and, of that, in the
+ *   kernel), by PostgreSQL, by the generator, and by anything else on the machine, which should be
+ *   about nothing: a figure measured while something else ran is not comparable.
  *
  * Between runs the benchmark waits until the server answers /readyz again, so that requests left
  * in flight by one run do not load the next. Any non-2xx response or connection error is printed
@@ -38,7 +40,7 @@ const serverLogLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
 const serverPoolSize = process.env.BENCH_POOL_SIZE;
 const paymentConnections = [1, 16, 64] as const;
 const replayConnections = [16, 64] as const;
-/** Below Penny's default pool of 8 connections (see docs/benchmarks.md on what happens above). */
+/** The warm-up's 1,000 payments fill the server's caches and give the replays their keys. */
 const warmupConnections = 4;
 const replayPoolSize = 1000;
 const paymentBody = 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true';
@@ -50,7 +52,9 @@ type Scenario = 'payments' | 'replays, one key' | 'replays, 1,000 keys';
 interface Measurement {
   readonly scenario: Scenario;
   readonly connections: number;
-  readonly requestsPerSecond: number;
+  /** 2xx answers per second: payments, or replays; non-2xx answers are counted apart. */
+  readonly okPerSecond: number;
+  readonly responsesPerSecond: number;
   readonly latencyMsP50: number;
   readonly latencyMsP99: number;
   readonly sent: number;
@@ -59,7 +63,15 @@ interface Measurement {
   readonly statusCounts: Record<string, number>;
   readonly errors: number;
   readonly serverPeakRssMiB: number;
-  readonly cpuMsPerRequest: { readonly server: number; readonly postgres: number; readonly generator: number };
+  /**
+   * CPU per answer. `kernel` is machine busy time no process accounts for: kernel threads and
+   * interrupts (block I/O of WAL flushes, loopback networking); `otherProcesses` is anything else
+   * running on the machine, which disturbs the measurement when it is not about zero.
+   */
+  readonly cpuMsPerRequest: {
+    readonly server: number; readonly serverKernel: number; readonly postgres: number; readonly generator: number;
+    readonly kernel: number; readonly otherProcesses: number;
+  };
 }
 
 interface Target {
@@ -255,11 +267,11 @@ Promise<Measurement> {
   const statusCounts = Object.fromEntries(Object.entries(run.statusCodeStats ?? {})
     .map(([status, stats]) => [status, stats.count ?? 0]));
   const responses = Object.values(statusCounts).reduce((sum, count) => sum + count, 0);
-  const perRequest = (milliseconds: number) => round(responses === 0 ? 0 : milliseconds / responses);
   const measurement: Measurement = {
     scenario,
     connections,
-    requestsPerSecond: Math.round(responses / run.duration),
+    okPerSecond: Math.round(run['2xx'] / run.duration),
+    responsesPerSecond: Math.round(responses / run.duration),
     latencyMsP50: round(percentile(latenciesMs, 0.5)),
     latencyMsP99: round(percentile(latenciesMs, 0.99)),
     sent: run.requests.sent,
@@ -268,15 +280,30 @@ Promise<Measurement> {
     statusCounts,
     errors: run.errors,
     serverPeakRssMiB: await peakRssMiB(target.serverPid),
-    cpuMsPerRequest: {
-      server: perRequest(after.server - before.server),
-      postgres: perRequest(after.postgres - before.postgres),
-      generator: perRequest(after.generator - before.generator),
-    },
+    cpuMsPerRequest: cpuPerAnswer(before, after, responses),
   };
-  process.stderr.write(`${scenario} ${connections}: ${measurement.requestsPerSecond}/s, ` +
+  process.stderr.write(`${scenario} ${connections}: ${measurement.okPerSecond} 2xx/s, ` +
     `sent ${run.requests.sent}, statuses ${JSON.stringify(statusCounts)}, errors ${run.errors}\n`);
   return measurement;
+}
+
+function cpuPerAnswer(before: CpuSnapshot, after: CpuSnapshot, answers: number): Measurement['cpuMsPerRequest'] {
+  const perAnswer = (milliseconds: number) => round(answers === 0 ? 0 : Math.max(0, milliseconds) / answers);
+  const server = after.server - before.server;
+  const postgres = after.postgres - before.postgres;
+  const generator = after.generator - before.generator;
+  let otherProcesses = 0;
+  for (const [pid, milliseconds] of after.others) {
+    otherProcesses += Math.max(0, milliseconds - (before.others.get(pid) ?? 0));
+  }
+  return {
+    server: perAnswer(server),
+    serverKernel: perAnswer(after.serverKernel - before.serverKernel),
+    postgres: perAnswer(postgres),
+    generator: perAnswer(generator),
+    kernel: perAnswer(after.machine - before.machine - server - postgres - generator - otherProcesses),
+    otherProcesses: perAnswer(otherProcesses),
+  };
 }
 
 function percentile(sorted: readonly number[], fraction: number): number {
@@ -300,26 +327,43 @@ async function peakRssMiB(pid: number): Promise<number> {
 
 interface CpuSnapshot {
   readonly server: number;
+  readonly serverKernel: number;
+  readonly machine: number;
   readonly postgres: number;
   readonly generator: number;
+  /** Every other process by pid, kernel threads (children of kthreadd, pid 2) left out. */
+  readonly others: ReadonlyMap<number, number>;
 }
 
 const clockTicksPerSecond = 100;
 
-/** CPU milliseconds so far: the server, PostgreSQL (the postmaster and its children), and this process. */
+/**
+ * CPU milliseconds so far: the server (and the part of it spent in the kernel), PostgreSQL (the
+ * postmaster and its children), this process, every other process, and the whole machine (busy
+ * time in /proc/stat).
+ */
 async function cpuSnapshot(target: Target): Promise<CpuSnapshot> {
   const stats = await readProcessStats();
+  const cpuLine = (await fs.readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  // cpu user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+  const [user, nice, system, , , irq, softirq, steal] = cpuLine.trim().split(/\s+/).slice(1).map(Number);
+  const busyTicks = [user, nice, system, irq, softirq, steal].reduce((sum: number, ticks) => sum + (ticks ?? 0), 0);
   const server = stats.find((stat) => stat.pid === target.serverPid);
   const postgres = stats.filter((stat) => stat.pid === target.postmasterPid || stat.ppid === target.postmasterPid);
   const usage = process.cpuUsage();
+  const ours = new Set([target.serverPid, process.pid, ...postgres.map((stat) => stat.pid)]);
+  const others = stats.filter((stat) => !ours.has(stat.pid) && stat.pid !== 2 && stat.ppid !== 2);
   return {
+    others: new Map(others.map((stat) => [stat.pid, stat.cpuMs])),
     server: server?.cpuMs ?? 0,
+    serverKernel: server?.kernelMs ?? 0,
+    machine: (busyTicks * 1000) / clockTicksPerSecond,
     postgres: postgres.reduce((sum, stat) => sum + stat.cpuMs, 0),
     generator: (usage.user + usage.system) / 1000,
   };
 }
 
-async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: number }[]> {
+async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: number; kernelMs: number }[]> {
   const entries = (await fs.readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
   const stats = await Promise.all(entries.map(async (entry) => {
     const text = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
@@ -327,7 +371,10 @@ async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: n
     // The command name may hold spaces and parentheses; the fields after its last ')' do not.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    return { pid: Number(entry), ppid: Number(fields[1]), cpuMs: (ticks * 1000) / clockTicksPerSecond };
+    return {
+      pid: Number(entry), ppid: Number(fields[1]), cpuMs: (ticks * 1000) / clockTicksPerSecond,
+      kernelMs: (Number(fields[12]) * 1000) / clockTicksPerSecond,
+    };
   }));
   return stats.filter((stat) => stat !== undefined);
 }
@@ -375,19 +422,21 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
       `node ${process.version}, ${secondsPerRun}s per run, Penny as a child process, ` +
       `log level ${serverLogLevel}, database pool ${serverPoolSize ?? 'default'}`,
     '',
-    '| scenario | connections | requests/s | p50 ms | p99 ms | non-2xx | no answer at the end | ' +
-      'server peak RSS MiB | CPU ms/request: server / PostgreSQL / generator | target |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | connections | 2xx/s | p50 ms | p99 ms | non-2xx | server peak RSS MiB | ' +
+      'CPU ms per answer: server (in kernel) / PostgreSQL / generator / kernel threads, IRQs / other processes | ' +
+      'target |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const result of results) {
     const cpu = result.cpuMsPerRequest;
     const statuses = Object.entries(result.statusCounts).filter(([status]) => !status.startsWith('2'))
       .map(([status, count]) => `${count} × ${status}`).join(', ');
-    lines.push(`| ${result.scenario} | ${result.connections} | ${result.requestsPerSecond} | ` +
+    lines.push(`| ${result.scenario} | ${result.connections} | ${result.okPerSecond} | ` +
       `${result.latencyMsP50} | ${result.latencyMsP99} | ${result.non2xx}${statuses ? ` (${statuses})` : ''}` +
-      `${result.errors > 0 ? `, ${result.errors} errors` : ''} | ${result.sent - result.responses} | ` +
-      `${result.serverPeakRssMiB} | ` +
-      `${cpu.server} / ${cpu.postgres} / ${cpu.generator} | ${targetFor(result)} |`);
+      `${result.errors > 0 ? `, ${result.errors} errors` : ''} | ${result.serverPeakRssMiB} | ` +
+      `${cpu.server} (${cpu.serverKernel}) / ${cpu.postgres} / ${cpu.generator} / ${cpu.kernel} / ` +
+      `${cpu.otherProcesses} | ` +
+      `${targetFor(result)} |`);
   }
   lines.push('', `peak RSS over the whole run: server ${serverPeakRssMiB} MiB (start-up and warm-up included; ` +
     `the table gives each run's own peak), load generator ${generatorPeakRssMiB} MiB`);
