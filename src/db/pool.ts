@@ -66,22 +66,29 @@ export function createClient(connectionString: string): pg.Client {
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
-/** Runs `work` in one transaction on one connection; rolls back on any error. */
+/** Runs `work` in one transaction on a connection of the pool; rolls back on any error. */
 export async function withTransaction<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
-    const result = await work(client);
+    return await inTransaction(client, () => work(client));
+  } finally {
+    client.release();
+  }
+}
+
+/** Runs `work` in one transaction on a connection the caller holds; rolls back on any error. */
+export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await work();
     await client.query('COMMIT');
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
-  } finally {
-    client.release();
   }
 }
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { ConnectorRegistry } from '../connectors/connector.js';
+import { inTransaction } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
@@ -379,16 +380,4 @@ function declineError(intent: store.PaymentIntentRow): PennyError {
     message: error.message,
     details: { decline_code: error.decline_code, charge: error.charge, payment_intent: presentPaymentIntent(intent) },
   });
-}
-
-async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
-  try {
-    const result = await work();
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK');
-    throw error;
-  }
 }

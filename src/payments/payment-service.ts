@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inTransaction } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
@@ -64,17 +65,13 @@ export class PaymentService {
   async createAndConfirm(execution: Execution, merchantId: string, command: CreatePaymentIntentCommand) {
     let intentId = execution.recoveryData.intent as string | undefined;
     if (intentId === undefined) {
-      await execution.client.query('BEGIN');
-      try {
-        const intent = await this.create(execution.client, merchantId, command);
-        await execution.saveRecoveryPoint('intent_created', { intent: intent.id });
-        await execution.client.query('COMMIT');
-        if (!command.confirm) return intent;
-        intentId = intent.id;
-      } catch (error) {
-        await execution.client.query('ROLLBACK');
-        throw error;
-      }
+      const intent = await inTransaction(execution.client, async () => {
+        const created = await this.create(execution.client, merchantId, command);
+        await execution.saveRecoveryPoint('intent_created', { intent: created.id });
+        return created;
+      });
+      if (!command.confirm) return intent;
+      intentId = intent.id;
     }
     if (!command.confirm) return this.retrieve(merchantId, intentId);
     return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod);
@@ -82,8 +79,7 @@ export class PaymentService {
 
   /** Updates an intent while its status allows (before confirmation), under its row lock. */
   async update(client: pg.PoolClient, merchantId: string, id: string, command: UpdatePaymentIntentCommand) {
-    await client.query('BEGIN');
-    try {
+    return inTransaction(client, async () => {
       const intent = await store.selectPaymentIntent(client, merchantId, id, { forUpdate: true });
       if (intent === undefined) throw noSuchIntent(id);
       assertOperationAllowed(intent.status, 'update', presentPaymentIntent(intent));
@@ -105,12 +101,8 @@ export class PaymentService {
         customer: command.customer ?? null, receiptEmail: command.receiptEmail ?? null,
         statementDescriptor: command.statementDescriptor ?? null, metadata, status,
       });
-      await client.query('COMMIT');
       return updated;
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    }
+    });
   }
 
   async retrieveCharge(merchantId: string, id: string): Promise<store.ChargeRow> {
