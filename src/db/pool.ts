@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 /**
@@ -117,4 +118,20 @@ export async function ensureDatabase(serverUrl: string, database: string): Promi
 
 export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A statement with a name derived from its text, so each connection parses and plans it once
+ * (pg prepares named statements per connection). Use for fixed SQL on hot paths:
+ * `db.query(named(\`SELECT …\`), values)`.
+ */
+export function named(text: string): { name: string; text: string } {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `penny_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text };
 }

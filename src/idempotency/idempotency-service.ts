@@ -1,3 +1,4 @@
+import { named } from '../db/pool.js';
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type pg from 'pg';
@@ -76,7 +77,7 @@ export class IdempotencyService {
     }
     const lockName = `${request.merchantId}:${request.key}`;
     const locked = await client.query<{ locked: boolean }>(
-      'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [lockName]);
+      named('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked'), [lockName]);
     if (locked.rows[0]?.locked !== true) throw keyInUse(request.key);
     try {
       const row = await claimKey(client, request);
@@ -87,7 +88,7 @@ export class IdempotencyService {
       }
       return await this.execute(client, { ...request, row }, work);
     } finally {
-      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lockName]);
+      await client.query(named('SELECT pg_advisory_unlock(hashtextextended($1, 0))'), [lockName]);
     }
   }
 
@@ -107,8 +108,8 @@ export class IdempotencyService {
       saveRecoveryPoint: async (point, data) => {
         if (keyed === undefined) return;
         await client.query(
-          `UPDATE idempotency_keys SET recovery_point = $3, recovery_data = $4::jsonb, last_run_at = clock_timestamp()
-           WHERE merchant_id = $1 AND key = $2`,
+          named(`UPDATE idempotency_keys SET recovery_point = $3, recovery_data = $4::jsonb, last_run_at = clock_timestamp()
+           WHERE merchant_id = $1 AND key = $2`),
           [keyed.merchantId, keyed.key, point, JSON.stringify(data)]);
       },
     };
@@ -123,8 +124,8 @@ export class IdempotencyService {
     }
     if (keyed !== undefined) {
       await client.query(
-        `UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
-           completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`,
+        named(`UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
+           completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`),
         [keyed.merchantId, keyed.key, response.status, response.body]);
     }
     return { ...response, replayed: false };
@@ -136,10 +137,10 @@ export class IdempotencyService {
    */
   async reapFinishedKeys(options: { retentionHours: number; batchMax: number }): Promise<number> {
     const result = await this.pool.query(
-      `DELETE FROM idempotency_keys WHERE (merchant_id, key) IN (
+      named(`DELETE FROM idempotency_keys WHERE (merchant_id, key) IN (
          SELECT merchant_id, key FROM idempotency_keys
          WHERE completed_at IS NOT NULL AND completed_at < now() - make_interval(hours => $1)
-         ORDER BY completed_at LIMIT $2)`,
+         ORDER BY completed_at LIMIT $2)`),
       [options.retentionHours, options.batchMax]);
     return result.rowCount ?? 0;
   }
@@ -147,7 +148,7 @@ export class IdempotencyService {
   /** What operators and clients see of a key: its state, fingerprint and stored status. */
   async describe(merchantId: string, key: string) {
     const result = await this.pool.query<KeyRow & { created_at: string }>(
-      'SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2', [merchantId, key]);
+      named('SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2'), [merchantId, key]);
     const row = result.rows[0];
     if (row === undefined) {
       throw new PennyError({ code: 'resource_missing', param: 'key', message: `No idempotency key ${key}.` });
@@ -170,9 +171,9 @@ export class IdempotencyService {
     const client = await this.pool.connect();
     try {
       const got = await client.query<{ locked: boolean }>(
-        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [lockName]);
+        named('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked'), [lockName]);
       if (got.rows[0]?.locked === true) {
-        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lockName]);
+        await client.query(named('SELECT pg_advisory_unlock(hashtextextended($1, 0))'), [lockName]);
         return false;
       }
       return true;
@@ -198,16 +199,16 @@ async function selectFinishedKey(
   request: IdempotentRequest & { key: string },
 ): Promise<KeyRow | undefined> {
   const result = await client.query<KeyRow>(
-    `SELECT request_method, request_path, request_fingerprint, request_params, recovery_point, recovery_data,
+    named(`SELECT request_method, request_path, request_fingerprint, request_params, recovery_point, recovery_data,
             response_status, response_body
-     FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL`,
+     FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL`),
     [request.merchantId, request.key]);
   return result.rows[0];
 }
 
 async function claimKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }): Promise<KeyRow> {
   const result = await client.query<KeyRow>(
-    `WITH inserted AS (
+    named(`WITH inserted AS (
        INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
          request_params)
        VALUES ($1, $2, $3, $4, $5, $6::jsonb)
@@ -215,7 +216,7 @@ async function claimKey(client: pg.PoolClient, request: IdempotentRequest & { ke
        RETURNING *)
      SELECT * FROM inserted
      UNION ALL
-     SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+     SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
     [request.merchantId, request.key, request.method, request.path, requestFingerprint(request),
       JSON.stringify(request.params)],
   );

@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/pool.js';
+import { named, type Queryable } from '../db/pool.js';
 import type {
   Account, Balances, CreateAccountCommand, Direction, Entry, EntryKind, Posting, PostingPhase,
 } from './ledger-types.js';
@@ -33,8 +33,8 @@ export interface PostingRow {
 
 export async function insertAccount(db: Queryable, id: string, command: CreateAccountCommand): Promise<void> {
   await db.query(
-    `INSERT INTO ledger_accounts (id, owner, currency, type, code, metadata, balance_limit)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)`,
+    named(`INSERT INTO ledger_accounts (id, owner, currency, type, code, metadata, balance_limit)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)`),
     [id, command.owner ?? null, command.currency, command.type, command.code ?? null,
       JSON.stringify(command.metadata), command.limit ?? null],
   );
@@ -45,9 +45,9 @@ const accountColumns = `a.id, a.owner, a.currency, a.type, a.code, a.metadata, a
 
 export async function selectAccounts(db: Queryable, ids: readonly string[]): Promise<Account[]> {
   const result = await db.query(
-    `SELECT ${accountColumns} FROM ledger_accounts a
+    named(`SELECT ${accountColumns} FROM ledger_accounts a
      JOIN ledger_current_balances b ON b.account_id = a.id
-     WHERE a.id = ANY($1::text[])`,
+     WHERE a.id = ANY($1::text[])`),
     [ids],
   );
   return result.rows.map(toAccount);
@@ -62,28 +62,28 @@ export interface AccountListQuery {
 
 export async function selectAccountPage(db: Queryable, query: AccountListQuery): Promise<Account[]> {
   const result = await db.query(
-    `SELECT ${accountColumns} FROM ledger_accounts a
+    named(`SELECT ${accountColumns} FROM ledger_accounts a
      JOIN ledger_current_balances b ON b.account_id = a.id
      WHERE ($2::text IS NULL OR a.owner = $2)
        AND ($3::text IS NULL OR a.currency = $3)
        AND ($4::text IS NULL OR (a.created_at, a.id) <
             (SELECT created_at, id FROM ledger_accounts WHERE id = $4))
      ORDER BY a.created_at DESC, a.id DESC
-     LIMIT $1`,
+     LIMIT $1`),
     [query.limit + 1, query.owner ?? null, query.currency ?? null, query.startingAfter ?? null],
   );
   return result.rows.map(toAccount);
 }
 
 export async function accountExists(db: Queryable, id: string): Promise<boolean> {
-  const result = await db.query('SELECT 1 FROM ledger_accounts WHERE id = $1', [id]);
+  const result = await db.query(named('SELECT 1 FROM ledger_accounts WHERE id = $1'), [id]);
   return result.rowCount === 1;
 }
 
 /** Which of these account ids exist, with their currencies. */
 export async function selectAccountCurrencies(db: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
   const result = await db.query<{ id: string; currency: string }>(
-    'SELECT id, currency FROM ledger_accounts WHERE id = ANY($1::text[])',
+    named('SELECT id, currency FROM ledger_accounts WHERE id = ANY($1::text[])'),
     [ids],
   );
   return new Map(result.rows.map((row) => [row.id, row.currency]));
@@ -183,8 +183,8 @@ export async function selectFingerprints(
   externalReferences: readonly string[],
 ): Promise<Map<string, { id: string; requestFingerprint: string }>> {
   const result = await db.query<{ id: string; external_reference: string; request_fingerprint: string }>(
-    `SELECT id, external_reference, request_fingerprint FROM ledger_entries
-     WHERE external_reference = ANY($1::text[])`,
+    named(`SELECT id, external_reference, request_fingerprint FROM ledger_entries
+     WHERE external_reference = ANY($1::text[])`),
     [externalReferences],
   );
   return new Map(result.rows.map((row) => [row.external_reference, {
@@ -202,9 +202,9 @@ const entryColumns = `e.id, e.sequence, e.external_reference, e.kind, e.hold_ent
 
 export async function selectEntries(db: Queryable, ids: readonly string[]): Promise<Entry[]> {
   const result = await db.query(
-    `SELECT ${entryColumns} FROM ledger_entries e
+    named(`SELECT ${entryColumns} FROM ledger_entries e
      LEFT JOIN ledger_entries r ON r.hold_entry_id = e.id
-     WHERE e.id = ANY($1::text[])`,
+     WHERE e.id = ANY($1::text[])`),
     [ids],
   );
   return result.rows.map(toEntry);
@@ -221,7 +221,7 @@ export interface EntryListQuery {
 /** Newest effective first; `from` is inclusive, `to` exclusive. */
 export async function selectEntryPage(db: Queryable, query: EntryListQuery): Promise<Entry[]> {
   const result = await db.query(
-    `SELECT ${entryColumns} FROM ledger_entries e
+    named(`SELECT ${entryColumns} FROM ledger_entries e
      LEFT JOIN ledger_entries r ON r.hold_entry_id = e.id
      WHERE ($2::text IS NULL OR e.id IN (
               SELECT entry_id FROM ledger_postings
@@ -233,7 +233,7 @@ export async function selectEntryPage(db: Queryable, query: EntryListQuery): Pro
        AND ($5::text IS NULL OR (e.effective_at, e.sequence) <
             (SELECT effective_at, sequence FROM ledger_entries WHERE id = $5))
      ORDER BY e.effective_at DESC, e.sequence DESC
-     LIMIT $1`,
+     LIMIT $1`),
     [query.limit + 1, query.account ?? null, query.from ?? null, query.to ?? null,
       query.startingAfter ?? null],
   );
@@ -250,7 +250,7 @@ export interface PostingListQuery {
 
 export async function selectPostingPage(db: Queryable, query: PostingListQuery): Promise<Posting[]> {
   const result = await db.query(
-    `SELECT id, entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw,
+    named(`SELECT id, entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw,
             effective_at
      FROM ledger_postings
      WHERE account_id = $1
@@ -259,7 +259,7 @@ export async function selectPostingPage(db: Queryable, query: PostingListQuery):
        AND ($5::bigint IS NULL OR (effective_at, id) <
             (SELECT effective_at, id FROM ledger_postings WHERE id = $5 AND account_id = $1))
      ORDER BY effective_at DESC, id DESC
-     LIMIT $2`,
+     LIMIT $2`),
     [query.account, query.limit + 1, query.from ?? null, query.to ?? null,
       query.startingAfter?.toString() ?? null],
   );
@@ -273,7 +273,7 @@ export async function selectPostingPage(db: Queryable, query: PostingListQuery):
 /** Balances from the postings themselves, as of an effective instant (inclusive). */
 export async function selectBalanceAsOf(db: Queryable, accountId: string, asOf: string): Promise<Balances> {
   const result = await db.query(
-    `SELECT ${postingSums} FROM ledger_postings WHERE account_id = $1 AND effective_at <= $2`,
+    named(`SELECT ${postingSums} FROM ledger_postings WHERE account_id = $1 AND effective_at <= $2`),
     [accountId, asOf],
   );
   return toBalances(result.rows[0]);
@@ -313,10 +313,10 @@ export async function selectTrialBalance(db: Queryable, asOf: string | undefined
 
 export async function selectExpiredHoldIds(db: Queryable, limit: number): Promise<string[]> {
   const result = await db.query<{ id: string }>(
-    `SELECT h.id FROM ledger_entries h
+    named(`SELECT h.id FROM ledger_entries h
      WHERE h.kind = 'hold' AND h.expires_at <= now()
        AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.hold_entry_id = h.id)
-     ORDER BY h.expires_at LIMIT $1`,
+     ORDER BY h.expires_at LIMIT $1`),
     [limit],
   );
   return result.rows.map((row) => row.id);
@@ -324,7 +324,7 @@ export async function selectExpiredHoldIds(db: Queryable, limit: number): Promis
 
 export async function compactBalances(db: Queryable, deltasMax: number): Promise<number> {
   const result = await db.query<{ folded: number }>(
-    'SELECT ledger_compact_balances($1) AS folded',
+    named('SELECT ledger_compact_balances($1) AS folded'),
     [deltasMax],
   );
   return result.rows[0]?.folded ?? 0;

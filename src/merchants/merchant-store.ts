@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/pool.js';
+import { named, type Queryable } from '../db/pool.js';
 
 /** The SQL of merchants and their keys, one function per statement. */
 export interface MerchantRow {
@@ -18,7 +18,7 @@ export interface ApiKeyRow {
 
 export async function insertMerchant(db: Queryable, id: string, name: string): Promise<MerchantRow> {
   const result = await db.query<{ id: string; name: string; created_at: string }>(
-    'INSERT INTO merchants (id, name) VALUES ($1, $2) RETURNING id, name, created_at',
+    named('INSERT INTO merchants (id, name) VALUES ($1, $2) RETURNING id, name, created_at'),
     [id, name],
   );
   const row = result.rows[0];
@@ -28,7 +28,7 @@ export async function insertMerchant(db: Queryable, id: string, name: string): P
 
 export async function selectMerchant(db: Queryable, id: string): Promise<MerchantRow | undefined> {
   const result = await db.query<{ id: string; name: string; created_at: string }>(
-    'SELECT id, name, created_at FROM merchants WHERE id = $1', [id]);
+    named('SELECT id, name, created_at FROM merchants WHERE id = $1'), [id]);
   const row = result.rows[0];
   return row === undefined ? undefined : { id: row.id, name: row.name, createdAt: row.created_at };
 }
@@ -38,8 +38,8 @@ export async function insertApiKey(
   key: { id: string; merchantId: string; digest: Buffer; prefix: string; last4: string },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO merchant_api_keys (merchant_id, id, key_digest, prefix, last4)
-     VALUES ($1, $2, $3, $4, $5)`,
+    named(`INSERT INTO merchant_api_keys (merchant_id, id, key_digest, prefix, last4)
+     VALUES ($1, $2, $3, $4, $5)`),
     [key.merchantId, key.id, key.digest, key.prefix, key.last4],
   );
 }
@@ -50,8 +50,8 @@ export async function selectMerchantByKeyDigest(
   digest: Buffer,
 ): Promise<{ merchant: MerchantRow; keyId: string } | undefined> {
   const result = await db.query<{ id: string; name: string; created_at: string; key_id: string }>(
-    `SELECT m.id, m.name, m.created_at, k.id AS key_id FROM merchant_api_keys k JOIN merchants m ON m.id = k.merchant_id
-     WHERE k.key_digest = $1 AND k.revoked_at IS NULL`,
+    named(`SELECT m.id, m.name, m.created_at, k.id AS key_id FROM merchant_api_keys k JOIN merchants m ON m.id = k.merchant_id
+     WHERE k.key_digest = $1 AND k.revoked_at IS NULL`),
     [digest],
   );
   const row = result.rows[0];
@@ -61,8 +61,8 @@ export async function selectMerchantByKeyDigest(
 
 export async function selectApiKeys(db: Queryable, merchantId: string): Promise<ApiKeyRow[]> {
   const result = await db.query(
-    `SELECT id, merchant_id, prefix, last4, created_at, revoked_at FROM merchant_api_keys
-     WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000`,
+    named(`SELECT id, merchant_id, prefix, last4, created_at, revoked_at FROM merchant_api_keys
+     WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000`),
     [merchantId],
   );
   return result.rows.map((row) => ({
@@ -74,14 +74,14 @@ export async function selectApiKeys(db: Queryable, merchantId: string): Promise<
 /** Revokes a key; returns the key as it is now, or undefined when there is no such key. */
 export async function revokeApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
   const result = await db.query(
-    `WITH revoked AS (
+    named(`WITH revoked AS (
        UPDATE merchant_api_keys SET revoked_at = clock_timestamp()
        WHERE id = $1 AND revoked_at IS NULL
        RETURNING id, merchant_id, prefix, last4, created_at, revoked_at)
      SELECT * FROM revoked
      UNION ALL
      SELECT id, merchant_id, prefix, last4, created_at, revoked_at FROM merchant_api_keys
-     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM revoked)`,
+     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM revoked)`),
     [id],
   );
   const row = result.rows[0];

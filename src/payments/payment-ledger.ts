@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/pool.js';
+import { named, type Queryable } from '../db/pool.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import type { CreateEntryCommand, Direction } from '../ledger/ledger-types.js';
@@ -25,7 +25,7 @@ const roles = Object.keys(roleTypes) as AccountRole[];
 
 async function selectRoles(db: Queryable, merchantId: string, currency: string): Promise<Map<AccountRole, string>> {
   const result = await db.query<{ role: AccountRole; ledger_account_id: string }>(
-    'SELECT role, ledger_account_id FROM merchant_ledger_accounts WHERE merchant_id = $1 AND currency = $2',
+    named('SELECT role, ledger_account_id FROM merchant_ledger_accounts WHERE merchant_id = $1 AND currency = $2'),
     [merchantId, currency]);
   return new Map(result.rows.map((row) => [row.role, row.ledger_account_id]));
 }
@@ -51,15 +51,15 @@ export class PaymentLedger {
       this.accounts.set(cacheKey, accounts);
       return accounts;
     }
-    await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`ledger-accounts:${cacheKey}`]);
+    await db.query(named('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))'), [`ledger-accounts:${cacheKey}`]);
     const current = await selectRoles(db, merchantId, currency);
     for (const role of roles) {
       if (current.has(role)) continue;
       const id = newId('lacc');
-      await db.query('INSERT INTO ledger_accounts (id, owner, currency, type, code) VALUES ($1, $2, $3, $4, $5)',
+      await db.query(named('INSERT INTO ledger_accounts (id, owner, currency, type, code) VALUES ($1, $2, $3, $4, $5)'),
         [id, merchantId, currency, roleTypes[role], role]);
       await db.query(
-        'INSERT INTO merchant_ledger_accounts (merchant_id, currency, role, ledger_account_id) VALUES ($1, $2, $3, $4)',
+        named('INSERT INTO merchant_ledger_accounts (merchant_id, currency, role, ledger_account_id) VALUES ($1, $2, $3, $4)'),
         [merchantId, currency, role, id]);
       current.set(role, id);
     }

@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/pool.js';
+import { named, type Queryable } from '../db/pool.js';
 import { selectPage, type PageRows } from './payment-pages.js';
 import type { PaymentIntentStatus } from './payment-state.js';
 
@@ -32,10 +32,10 @@ export type NewPaymentIntent = Pick<PaymentIntentRow, 'merchantId' | 'id' | 'amo
 
 export async function insertPaymentIntent(db: Queryable, intent: NewPaymentIntent): Promise<PaymentIntentRow> {
   const result = await db.query(
-    `INSERT INTO payment_intents (merchant_id, id, amount, currency, status, capture_method, payment_method,
+    named(`INSERT INTO payment_intents (merchant_id, id, amount, currency, status, capture_method, payment_method,
        customer, description, receipt_email, statement_descriptor, metadata)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
-     RETURNING *`,
+     RETURNING *`),
     [intent.merchantId, intent.id, intent.amount.toString(), intent.currency, intent.status, intent.captureMethod,
       intent.paymentMethod, intent.customer, intent.description, intent.receiptEmail, intent.statementDescriptor,
       JSON.stringify(intent.metadata)],
@@ -51,7 +51,7 @@ export async function selectPaymentIntent(
   options: { forUpdate: boolean } = { forUpdate: false },
 ): Promise<PaymentIntentRow | undefined> {
   const result = await db.query(
-    `SELECT * FROM payment_intents WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`,
+    named(`SELECT * FROM payment_intents WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`),
     [merchantId, id],
   );
   return result.rows[0] === undefined ? undefined : toRow(result.rows[0]);
@@ -84,12 +84,12 @@ export async function updatePaymentIntentStatus(
   change: { status: PaymentIntentStatus; canceledAt?: boolean; cancellationReason?: string | null },
 ): Promise<PaymentIntentRow> {
   const result = await db.query(
-    `UPDATE payment_intents SET status = $3,
+    named(`UPDATE payment_intents SET status = $3,
        canceled_at = CASE WHEN $4 THEN clock_timestamp() ELSE canceled_at END,
        cancellation_reason = CASE WHEN $4 THEN $5 ELSE cancellation_reason END,
        amount_capturable = CASE WHEN $4 THEN 0 ELSE amount_capturable END,
        updated_at = clock_timestamp()
-     WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [row.merchantId, row.id, change.status, change.canceledAt === true, change.cancellationReason ?? null],
   );
   return toRow(result.rows[0]);
@@ -125,7 +125,7 @@ export async function updatePaymentIntent(
 ): Promise<PaymentIntentRow> {
   const has = (key: keyof typeof change) => key in change;
   const result = await db.query(
-    `UPDATE payment_intents SET status = $3,
+    named(`UPDATE payment_intents SET status = $3,
        payment_method = CASE WHEN $4 THEN $5 ELSE payment_method END,
        amount_capturable = CASE WHEN $6 THEN $7::bigint ELSE amount_capturable END,
        amount_received = CASE WHEN $8 THEN $9::bigint ELSE amount_received END,
@@ -135,7 +135,7 @@ export async function updatePaymentIntent(
        canceled_at = CASE WHEN $16 THEN clock_timestamp() ELSE canceled_at END,
        cancellation_reason = CASE WHEN $16 THEN $17 ELSE cancellation_reason END,
        updated_at = clock_timestamp()
-     WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [row.merchantId, row.id, change.status,
       has('paymentMethod'), change.paymentMethod ?? null,
       has('amountCapturable'), change.amountCapturable?.toString() ?? null,
@@ -165,19 +165,19 @@ export async function insertAttempt(
   attempt: Omit<AttemptRow, 'attemptNumber' | 'status' | 'pspReference' | 'pspIdempotencyKey'>,
 ): Promise<AttemptRow> {
   const result = await db.query(
-    `INSERT INTO payment_attempts (merchant_id, id, payment_intent_id, attempt_number, connector,
+    named(`INSERT INTO payment_attempts (merchant_id, id, payment_intent_id, attempt_number, connector,
        psp_idempotency_key, payment_method, status)
      SELECT $1, $2, $3, coalesce(max(attempt_number), 0) + 1, $4,
        'penny:' || $3 || ':attempt:' || (coalesce(max(attempt_number), 0) + 1), $5, 'started'
      FROM payment_attempts WHERE payment_intent_id = $3
-     RETURNING *`,
+     RETURNING *`),
     [attempt.merchantId, attempt.id, attempt.paymentIntentId, attempt.connector, attempt.paymentMethod],
   );
   return toAttempt(result.rows[0]);
 }
 
 export async function selectAttempt(db: Queryable, merchantId: string, id: string): Promise<AttemptRow | undefined> {
-  const result = await db.query('SELECT * FROM payment_attempts WHERE merchant_id = $1 AND id = $2', [merchantId, id]);
+  const result = await db.query(named('SELECT * FROM payment_attempts WHERE merchant_id = $1 AND id = $2'), [merchantId, id]);
   return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
 }
 
@@ -187,8 +187,8 @@ export async function updateAttempt(
   change: { status: string; pspReference: string; declineCode: string | null },
 ): Promise<void> {
   await db.query(
-    `UPDATE payment_attempts SET status = $3, psp_reference = $4, decline_code = $5, updated_at = clock_timestamp()
-     WHERE merchant_id = $1 AND id = $2`,
+    named(`UPDATE payment_attempts SET status = $3, psp_reference = $4, decline_code = $5, updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2`),
     [attempt.merchantId, attempt.id, change.status, change.pspReference, change.declineCode]);
 }
 
@@ -227,10 +227,10 @@ export async function insertCharge(
   charge: Omit<ChargeRow, 'amountRefunded' | 'captured' | 'createdAt'>,
 ): Promise<ChargeRow> {
   const result = await db.query(
-    `INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
+    named(`INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
        captured, status, payment_method, failure_code, failure_message, outcome, psp_reference,
        authorization_entry_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14) RETURNING *`,
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14) RETURNING *`),
     [charge.merchantId, charge.id, charge.paymentIntentId, charge.attemptId, charge.amount.toString(),
       charge.currency, charge.amountCaptured.toString(), charge.status, charge.paymentMethod, charge.failureCode,
       charge.failureMessage, JSON.stringify(charge.outcome), charge.pspReference, charge.authorizationEntryId],
@@ -245,7 +245,7 @@ export async function selectCharge(
   options: { forUpdate: boolean } = { forUpdate: false },
 ): Promise<ChargeRow | undefined> {
   const result = await db.query(
-    `SELECT * FROM charges WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`,
+    named(`SELECT * FROM charges WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`),
     [merchantId, id]);
   return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
 }
@@ -264,7 +264,7 @@ export async function updateChargeCaptured(
   amountCaptured: bigint,
 ): Promise<ChargeRow> {
   const result = await db.query(
-    `UPDATE charges SET amount_captured = $3, captured = true WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    named(`UPDATE charges SET amount_captured = $3, captured = true WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [charge.merchantId, charge.id, amountCaptured.toString()]);
   return toCharge(result.rows[0]);
 }
@@ -272,7 +272,7 @@ export async function updateChargeCaptured(
 /** Reserves a refund's amount on its charge; the CHECK refuses more than was captured. */
 export async function addChargeRefunded(db: Queryable, charge: ChargeRow, amount: bigint): Promise<ChargeRow> {
   const result = await db.query(
-    `UPDATE charges SET amount_refunded = amount_refunded + $3 WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    named(`UPDATE charges SET amount_refunded = amount_refunded + $3 WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [charge.merchantId, charge.id, amount.toString()]);
   return toCharge(result.rows[0]);
 }
@@ -298,13 +298,13 @@ export async function insertFinalization(
   amount: bigint | null,
 ): Promise<{ won: boolean; kind: string; amount: bigint | null }> {
   const result = await db.query<{ kind: string; amount: bigint | null; inserted: boolean }>(
-    `WITH inserted AS (
+    named(`WITH inserted AS (
        INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount)
        VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING kind, amount)
      SELECT kind, amount, true AS inserted FROM inserted
      UNION ALL
      SELECT kind, amount, false FROM payment_intent_finalizations
-     WHERE merchant_id = $1 AND payment_intent_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+     WHERE merchant_id = $1 AND payment_intent_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
     [intent.merchantId, intent.id, kind, amount?.toString() ?? null]);
   const row = result.rows[0];
   if (row === undefined) throw new Error('a finalization was neither inserted nor found');
@@ -332,15 +332,15 @@ export async function insertRefund(
     'metadata'>,
 ): Promise<RefundRow> {
   const result = await db.query(
-    `INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb) RETURNING *`,
+    named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb) RETURNING *`),
     [refund.merchantId, refund.id, refund.chargeId, refund.paymentIntentId, refund.amount.toString(),
       refund.currency, refund.reason, JSON.stringify(refund.metadata)]);
   return toRefund(result.rows[0]);
 }
 
 export async function selectRefund(db: Queryable, merchantId: string, id: string): Promise<RefundRow | undefined> {
-  const result = await db.query('SELECT * FROM refunds WHERE merchant_id = $1 AND id = $2', [merchantId, id]);
+  const result = await db.query(named('SELECT * FROM refunds WHERE merchant_id = $1 AND id = $2'), [merchantId, id]);
   return result.rows[0] === undefined ? undefined : toRefund(result.rows[0]);
 }
 
@@ -350,8 +350,8 @@ export async function completeRefund(
   done: { pspReference: string; ledgerEntryId: string },
 ): Promise<RefundRow> {
   const result = await db.query(
-    `UPDATE refunds SET status = 'succeeded', psp_reference = $3, ledger_entry_id = $4
-     WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+    named(`UPDATE refunds SET status = 'succeeded', psp_reference = $3, ledger_entry_id = $4
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [refund.merchantId, refund.id, done.pspReference, done.ledgerEntryId]);
   return toRefund(result.rows[0]);
 }
@@ -381,7 +381,7 @@ export async function selectMerchantPricing(
   merchantId: string,
 ): Promise<{ basisPoints: number; fixedMinor: bigint }> {
   const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
-    'SELECT fee_basis_points, fee_fixed_minor FROM merchant_pricing WHERE merchant_id = $1', [merchantId]);
+    named('SELECT fee_basis_points, fee_fixed_minor FROM merchant_pricing WHERE merchant_id = $1'), [merchantId]);
   const row = result.rows[0];
   return row === undefined ? { basisPoints: 290, fixedMinor: 30n }
     : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
@@ -396,13 +396,13 @@ export async function updatePaymentIntentDetails(
     statementDescriptor: string | null; metadata: Record<string, string>; status: PaymentIntentStatus },
 ): Promise<PaymentIntentRow> {
   const result = await db.query(
-    `UPDATE payment_intents SET
+    named(`UPDATE payment_intents SET
        amount = coalesce($3::bigint, amount), currency = coalesce($4, currency),
        payment_method = coalesce($5, payment_method), capture_method = coalesce($6, capture_method),
        description = coalesce($7, description), customer = coalesce($8, customer),
        receipt_email = coalesce($9, receipt_email), statement_descriptor = coalesce($10, statement_descriptor),
        metadata = $11::jsonb, status = $12, updated_at = clock_timestamp()
-     WHERE merchant_id = $1 AND id = $2 RETURNING *`,
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [row.merchantId, row.id, change.amount?.toString() ?? null, change.currency, change.paymentMethod,
       change.captureMethod, change.description, change.customer, change.receiptEmail, change.statementDescriptor,
       JSON.stringify(change.metadata), change.status]);

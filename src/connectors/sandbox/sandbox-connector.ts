@@ -1,3 +1,4 @@
+import { named } from '../../db/pool.js';
 import type pg from 'pg';
 import { newId } from '../../ids.js';
 import type {
@@ -108,7 +109,7 @@ export class SandboxConnector implements Connector {
     currency: string | null; outcome: string; declineCode: string | null;
   }): Promise<{ pspReference: string }> {
     const result = await this.pool.query<{ psp_reference: string }>(
-      `WITH inserted AS (
+      named(`WITH inserted AS (
          INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
            parent_psp_reference, amount_minor, currency, outcome, decline_code)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -117,7 +118,7 @@ export class SandboxConnector implements Connector {
        SELECT psp_reference FROM inserted
        UNION ALL
        SELECT psp_reference FROM sandbox_psp_operations WHERE idempotency_key = $1
-         AND NOT EXISTS (SELECT 1 FROM inserted)`,
+         AND NOT EXISTS (SELECT 1 FROM inserted)`),
       [operation.idempotencyKey, operation.reference, operation.kind, newId('sbx'), operation.parent,
         operation.amountMinor?.toString() ?? null, operation.currency, operation.outcome, operation.declineCode],
     );
