@@ -7,7 +7,7 @@ import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { buildServer } from './http/server.js';
 import { sealPending } from './ledger/ledger-sealer.js';
-import { IdempotencyService } from './idempotency/idempotency-service.js';
+import { IdempotencyService, idempotencyKeyRetentionHours } from './idempotency/idempotency-service.js';
 import { ConnectorRegistry } from './connectors/connector.js';
 import { SandboxConnector, sandboxConnectorId } from './connectors/sandbox/sandbox-connector.js';
 import { LedgerService } from './ledger/ledger-service.js';
@@ -50,7 +50,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const workers = [
       ...startLedgerWorkers(pool, ledger, config, logger),
       startWorker('idempotency-reaper', limits.idempotencyReapIntervalMs, () => idempotency.reapFinishedKeys({
-        retentionHours: limits.idempotencyKeyRetentionHours, batchMax: limits.idempotencyReapBatchMax,
+        retentionHours: idempotencyKeyRetentionHours, batchMax: limits.idempotencyReapBatchMax,
       }), logger),
     ];
     await server.listen({ port: config.port, host: config.host });

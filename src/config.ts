@@ -49,8 +49,6 @@ export const limits = {
   shutdownGraceMs: 10_000,
   /** Uncaptured authorizations expire after this many days (Stripe: 7). */
   authorizationExpiryDays: 7,
-  /** Idempotency keys are kept at least this long after they finish (Stripe: at least 24 h). */
-  idempotencyKeyRetentionHours: 24,
   idempotencyReapBatchMax: 1000,
   idempotencyReapIntervalMs: 60_000,
 } as const;

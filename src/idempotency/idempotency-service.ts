@@ -147,7 +147,7 @@ export class IdempotencyService {
 
   /** What operators and clients see of a key: its state, fingerprint and stored status. */
   async describe(merchantId: string, key: string) {
-    const result = await this.pool.query<KeyRow & { created_at: string }>(
+    const result = await this.pool.query<KeyRow & { created_at: string; completed_at: string | null }>(
       named('SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2'), [merchantId, key]);
     const row = result.rows[0];
     if (row === undefined) {
@@ -157,7 +157,7 @@ export class IdempotencyService {
     return {
       object: 'idempotency_key',
       key,
-      state: row.response_status !== null ? 'completed' : inFlight ? 'in_flight' : 'unfinished',
+      state: keyState(row, inFlight),
       request_method: row.request_method,
       request_path: row.request_path,
       request_fingerprint: row.request_fingerprint,
@@ -182,6 +182,22 @@ export class IdempotencyService {
     }
   }
 }
+
+/**
+ * completed: replayed on retry; expired: finished longer ago than the retention, due to be reaped
+ * (a retry then runs as a new request); in_flight: its first request is running; unfinished: that
+ * request died part-way, and a retry resumes it.
+ */
+function keyState(row: { response_status: number | null; completed_at: string | null }, inFlight: boolean): string {
+  if (row.completed_at !== null) {
+    const ageMs = Date.now() - Date.parse(row.completed_at);
+    return ageMs > idempotencyKeyRetentionHours * 3_600_000 ? 'expired' : 'completed';
+  }
+  return inFlight ? 'in_flight' : 'unfinished';
+}
+
+/** Finished keys are kept at least this long (Stripe: at least 24 hours). */
+export const idempotencyKeyRetentionHours = 24;
 
 interface KeyRow {
   readonly request_method: string;

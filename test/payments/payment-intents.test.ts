@@ -206,6 +206,16 @@ describe('idempotency keys', () => {
 });
 
 describe('retention of idempotency keys', () => {
+  it('shows a finished key past the retention as expired', async () => {
+    await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'aged-1' });
+    await penny.pool.query(
+      "UPDATE idempotency_keys SET completed_at = now() - interval '25 hours' WHERE key = 'aged-1'");
+    const response = await fetch(`http://127.0.0.1:${port}/v1/idempotency_keys/aged-1`, {
+      headers: { authorization: `Bearer ${secretKey}` },
+    });
+    expect(await response.json()).toMatchObject({ key: 'aged-1', state: 'expired' });
+  });
+
   it('reaps finished keys past the retention, never unfinished ones', async () => {
     const { IdempotencyService } = await import('../../src/idempotency/idempotency-service.js');
     const service = new IdempotencyService(penny.pool, () => ({ status: 500, body: {} }));
