@@ -34,8 +34,14 @@ export class PaymentFlows {
 
   async confirm(execution: Execution, merchantId: string, id: string, paymentMethod: string | undefined) {
     const data = execution.recoveryPoint === 'started'
-      ? await this.confirmRecordAttempt(execution, merchantId, id, paymentMethod)
+      ? await inTransaction(execution.client, async () => this.recordAttempt(execution,
+        await mustIntent(execution.client, merchantId, id, true), paymentMethod))
       : execution.recoveryData;
+    return this.confirmRecorded(execution, merchantId, id, data);
+  }
+
+  /** The rest of a confirmation once its attempt is recorded: the PSP call, then the outcome. */
+  async confirmRecorded(execution: Execution, merchantId: string, id: string, data: Record<string, unknown>) {
     const attemptId = String(data.attempt);
     const attempt = await store.selectAttempt(execution.client, merchantId, attemptId);
     if (attempt === undefined) throw new Error(`attempt ${attemptId} of ${id} is missing`);
@@ -60,29 +66,31 @@ export class PaymentFlows {
     return answerApplied(applied);
   }
 
-  private async confirmRecordAttempt(execution: Execution, merchantId: string, id: string, method: string | undefined) {
-    return inTransaction(execution.client, async () => {
-      const intent = await mustIntent(execution.client, merchantId, id, true);
-      assertOperationAllowed(intent.status, 'confirm', presentPaymentIntent(intent));
-      const paymentMethod = method ?? intent.paymentMethod ?? undefined;
-      if (paymentMethod === undefined) {
-        throw new PennyError({
-          code: 'payment_intent_unexpected_state', param: 'payment_method',
-          message: 'You cannot confirm this PaymentIntent because it\'s missing a payment method.',
-          details: { payment_intent: presentPaymentIntent(intent) },
-        });
-      }
-      const attempt = await store.insertAttempt(execution.client, {
-        merchantId, id: newId('pa'), paymentIntentId: id, connector: this.options.connectorId, paymentMethod,
+  /**
+   * Records a confirmation's attempt on an intent the caller's transaction has locked (or just
+   * created), moving it to processing, with the recovery point a resumed request continues from.
+   */
+  async recordAttempt(execution: Execution, intent: store.PaymentIntentRow, method: string | undefined) {
+    assertOperationAllowed(intent.status, 'confirm', presentPaymentIntent(intent));
+    const paymentMethod = method ?? intent.paymentMethod ?? undefined;
+    if (paymentMethod === undefined) {
+      throw new PennyError({
+        code: 'payment_intent_unexpected_state', param: 'payment_method',
+        message: 'You cannot confirm this PaymentIntent because it\'s missing a payment method.',
+        details: { payment_intent: presentPaymentIntent(intent) },
       });
-      assertTransition(intent.status, 'processing');
-      await store.updatePaymentIntent(execution.client, intent, { status: 'processing', paymentMethod });
-      const data = {
-        attempt: attempt.id, authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
-      };
-      await execution.saveRecoveryPoint('attempt_recorded', data);
-      return data;
+    }
+    const attempt = await store.insertAttempt(execution.client, {
+      merchantId: intent.merchantId, id: newId('pa'), paymentIntentId: intent.id,
+      connector: this.options.connectorId, paymentMethod,
     });
+    assertTransition(intent.status, 'processing');
+    await store.updatePaymentIntent(execution.client, intent, { status: 'processing', paymentMethod });
+    const data = {
+      attempt: attempt.id, authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
+    };
+    await execution.saveRecoveryPoint('attempt_recorded', data);
+    return data;
   }
 
   /** Applies the PSP's answer once; a resumed request finds it applied and answers the same. */

@@ -63,18 +63,24 @@ export class PaymentService {
    * with a recovery point, so a resumed request confirms the intent it created, never a second one.
    */
   async createAndConfirm(execution: Execution, merchantId: string, command: CreatePaymentIntentCommand) {
-    let intentId = execution.recoveryData.intent as string | undefined;
-    if (intentId === undefined) {
-      const intent = await inTransaction(execution.client, async () => {
-        const created = await this.create(execution.client, merchantId, command);
-        await execution.saveRecoveryPoint('intent_created', { intent: created.id });
-        return created;
-      });
-      if (!command.confirm) return intent;
-      intentId = intent.id;
+    const intentId = execution.recoveryData.intent as string | undefined;
+    if (intentId !== undefined) {
+      if (!command.confirm) return this.retrieve(merchantId, intentId);
+      return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod);
     }
-    if (!command.confirm) return this.retrieve(merchantId, intentId);
-    return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod);
+    // Creation and, with confirm=true, the attempt's record commit together: one transaction.
+    const created = await inTransaction(execution.client, async () => {
+      const intent = await this.create(execution.client, merchantId, command);
+      if (!command.confirm) {
+        await execution.saveRecoveryPoint('intent_created', { intent: intent.id });
+        return { intent, attempt: undefined };
+      }
+      const attempt = await this.flows.recordAttempt(confirmStep(execution, intent.id), intent, command.paymentMethod);
+      return { intent, attempt };
+    });
+    if (created.attempt === undefined) return created.intent;
+    return this.flows.confirmRecorded(confirmStep(execution, created.intent.id), merchantId, created.intent.id,
+      created.attempt);
   }
 
   /** Updates an intent while its status allows (before confirmation), under its row lock. */
