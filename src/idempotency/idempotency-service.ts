@@ -36,6 +36,11 @@ export interface Execution {
   readonly recoveryData: Record<string, unknown>;
   /** Records progress, in the caller's transaction on `client`, so a retry resumes after it. */
   saveRecoveryPoint(point: string, data: Record<string, unknown>): Promise<void>;
+  /**
+   * Stores the response in the caller's transaction, as its last statement, so the outcome and
+   * its answer commit together (one commit fewer, and no window between them).
+   */
+  complete(result: { status: number; body: unknown } | PennyError): Promise<void>;
 }
 
 export type Work = (execution: Execution) => Promise<{ status: number; body: unknown }>;
@@ -101,6 +106,15 @@ export class IdempotencyService {
     keyed: (IdempotentRequest & { key: string; row: KeyRow }) | undefined,
     work: Work,
   ): Promise<IdempotentResponse> {
+    let stored: { status: number; body: string } | undefined;
+    const storeResponse = async (response: { status: number; body: string }) => {
+      if (keyed !== undefined) {
+        await client.query(
+          named(`UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
+             completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`),
+          [keyed.merchantId, keyed.key, response.status, response.body]);
+      }
+    };
     const execution: Execution = {
       client,
       recoveryPoint: keyed?.row.recovery_point ?? 'started',
@@ -112,22 +126,28 @@ export class IdempotencyService {
            WHERE merchant_id = $1 AND key = $2`),
           [keyed.merchantId, keyed.key, point, JSON.stringify(data)]);
       },
+      complete: async (result) => {
+        const rendered = result instanceof PennyError ? this.renderError(result) : result;
+        const response = { status: rendered.status, body: stringifyJson(rendered.body) };
+        await storeResponse(response);
+        stored = response;
+      },
     };
     let response: { status: number; body: string };
     try {
       const result = await work(execution);
+      // The work stored its response in its last transaction, which returned: it committed.
+      if (stored !== undefined) return { ...stored, replayed: false };
       response = { status: result.status, body: stringifyJson(result.body) };
     } catch (error) {
       if (!(error instanceof PennyError)) throw error;
+      // An operating error raised after the work stored its answer (a decline, thrown once the
+      // transaction that stored it committed) is that answer. A failing COMMIT is not a PennyError.
+      if (stored !== undefined) return { ...stored, replayed: false };
       const rendered = this.renderError(error);
       response = { status: rendered.status, body: stringifyJson(rendered.body) };
     }
-    if (keyed !== undefined) {
-      await client.query(
-        named(`UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
-           completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`),
-        [keyed.merchantId, keyed.key, response.status, response.body]);
-    }
+    await storeResponse(response);
     return { ...response, replayed: false };
   }
 

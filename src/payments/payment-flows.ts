@@ -60,6 +60,7 @@ export class PaymentFlows {
     const applied = await inTransaction(execution.client, async () => {
       const result = await this.confirmApply(execution.client, attempt, outcome);
       failpoint('after_psp_reply');
+      await execution.complete(confirmationAnswer(result));
       return result;
     });
     failpoint('after_commit');
@@ -372,6 +373,12 @@ async function mustCharge(client: pg.PoolClient, intent: store.PaymentIntentRow)
     intent.latestCharge);
   if (charge === undefined) throw new Error(`PaymentIntent ${intent.id} has no charge to act on`);
   return charge;
+}
+
+/** What a confirmation answers: the intent, or for a declined attempt, the decline. */
+function confirmationAnswer(intent: store.PaymentIntentRow): { status: number; body: unknown } | PennyError {
+  if (intent.status === 'requires_payment_method' && intent.lastPaymentError !== null) return declineError(intent);
+  return { status: 200, body: presentPaymentIntent(intent) };
 }
 
 /** The answer to a confirmation, first run or resumed: a declined attempt is answered as a decline. */

@@ -146,8 +146,10 @@ const expectedAtCrash: Record<FailpointName, Awaited<ReturnType<typeof stateAtCr
     key: { recovery_point: 'attempt_recorded', response_status: null },
     intents: 1, attempts: 1, pspAuthorizations: 1, charges: 0,
   },
+  // The response is stored in the transaction that applies the PSP's answer: a crash after that
+  // commit leaves a finished key, and the retry is a replay.
   after_commit: {
-    key: { recovery_point: 'attempt_recorded', response_status: null },
+    key: { recovery_point: 'finished', response_status: 200 },
     intents: 1, attempts: 1, pspAuthorizations: 1, charges: 1,
   },
 };
@@ -198,7 +200,7 @@ describe('a payment survives SIGKILL at each step', () => {
           console.warn(`${name}: 409 idempotency_key_in_use ${retried.conflicts} time(s), ${retried.waitedMs} ms`);
         }
         expect(retried.response.status, `${retried.text} (after ${retried.conflicts} 409s)`).toBe(200);
-        expect(retried.response.headers.get('idempotent-replayed')).toBeNull();
+        expect(retried.response.headers.get('idempotent-replayed')).toBe(name === 'after_commit' ? 'true' : null);
         const intent = JSON.parse(retried.text) as { id: string; status: string; latest_charge: string };
         expect(intent).toMatchObject({ object: 'payment_intent', status: 'succeeded', amount: 5000,
           amount_received: 5000, currency: 'usd' });
