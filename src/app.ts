@@ -7,7 +7,7 @@ import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { buildServer } from './http/server.js';
 import { sealPending } from './ledger/ledger-sealer.js';
-import { IdempotencyService, idempotencyKeyRetentionHours } from './idempotency/idempotency-service.js';
+import { idempotencyKeyRetentionHours, reapFinishedKeys } from './idempotency/idempotency-service.js';
 import { ConnectorRegistry } from './connectors/connector.js';
 import { SandboxConnector, sandboxConnectorId } from './connectors/sandbox/sandbox-connector.js';
 import { LedgerService } from './ledger/ledger-service.js';
@@ -31,7 +31,8 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
   try {
     const migrated = await migrate(database.url, logger);
     if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'migrations applied');
-    pool = createPool({ connectionString: database.url, sizeMax: config.databasePoolSizeMax });
+    const livePool = createPool({ connectionString: database.url, sizeMax: config.databasePoolSizeMax });
+    pool = livePool;
     const ledger = new LedgerService(pool);
     const operatorKey = await resolveOperatorKey(config, logger);
     const merchants = new MerchantService(pool, await resolveSecretKey(config, logger));
@@ -44,12 +45,9 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       pool, logger, ledger, merchants, connectors, defaultConnectorId: sandboxConnectorId, operatorKey,
       amountMaxMinor: config.amountMaxMinor,
     });
-    const idempotency = new IdempotencyService(pool, () => {
-      throw new Error('the reaper renders no responses');
-    });
     const workers = [
       ...startLedgerWorkers(pool, ledger, config, logger),
-      startWorker('idempotency-reaper', limits.idempotencyReapIntervalMs, () => idempotency.reapFinishedKeys({
+      startWorker('idempotency-reaper', limits.idempotencyReapIntervalMs, () => reapFinishedKeys(livePool, {
         retentionHours: idempotencyKeyRetentionHours, batchMax: limits.idempotencyReapBatchMax,
       }), logger),
     ];

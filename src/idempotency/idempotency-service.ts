@@ -151,20 +151,6 @@ export class IdempotencyService {
     return { ...response, replayed: false };
   }
 
-  /**
-   * Deletes finished keys older than the retention (at least 24 hours, as Stripe keeps them),
-   * at most `batchMax` per call. A key whose work is unfinished is never deleted.
-   */
-  async reapFinishedKeys(options: { retentionHours: number; batchMax: number }): Promise<number> {
-    const result = await this.pool.query(
-      named(`DELETE FROM idempotency_keys WHERE (merchant_id, key) IN (
-         SELECT merchant_id, key FROM idempotency_keys
-         WHERE completed_at IS NOT NULL AND completed_at < now() - make_interval(hours => $1)
-         ORDER BY completed_at LIMIT $2)`),
-      [options.retentionHours, options.batchMax]);
-    return result.rowCount ?? 0;
-  }
-
   /** What operators and clients see of a key: its state, fingerprint and stored status. */
   async describe(merchantId: string, key: string) {
     const result = await this.pool.query<KeyRow & { created_at: string; completed_at: string | null }>(
@@ -295,4 +281,21 @@ function keyInUse(key: string): PennyError {
     message: `There is currently another in-progress request using this Idempotent Key (${key}); ` +
       'retry this request later.',
   });
+}
+
+/**
+ * Deletes finished keys older than the retention (at least 24 hours, as Stripe keeps them), at
+ * most `batchMax` per call. A key whose work is unfinished is never deleted.
+ */
+export async function reapFinishedKeys(
+  pool: pg.Pool,
+  options: { retentionHours: number; batchMax: number },
+): Promise<number> {
+  const result = await pool.query(
+    `DELETE FROM idempotency_keys WHERE (merchant_id, key) IN (
+       SELECT merchant_id, key FROM idempotency_keys
+       WHERE completed_at IS NOT NULL AND completed_at < now() - make_interval(hours => $1)
+       ORDER BY completed_at LIMIT $2)`,
+    [options.retentionHours, options.batchMax]);
+  return result.rowCount ?? 0;
 }

@@ -1,25 +1,20 @@
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { keyDigest } from '../../src/merchants/merchant-keys.js';
-import { createTestLedger, testPepper, type TestLedger } from '../support/app.js';
+import { testPepper } from '../support/app.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /** Merchants and keys, and the official stripe SDK authenticating against Penny over HTTP. */
-let penny: TestLedger;
+let penny: ServedLedger;
 let port: number;
 
 beforeAll(async () => {
-  penny = await createTestLedger();
-  await penny.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = penny.app.server.address();
-  port = typeof address === 'object' && address !== null ? address.port : 0;
-});
-
-afterAll(async () => {
-  await penny.app.close();
+  penny = await serveTestLedger();
+  port = penny.port;
 });
 
 function stripeFor(key: string): Stripe {
-  return new Stripe(key, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries: 0 });
+  return penny.stripeFor(key);
 }
 
 describe('merchants and keys', () => {

@@ -1,28 +1,21 @@
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestLedger, type TestLedger } from '../support/app.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * The entries of docs/accounting.md, "Entries per payment event", one test per event: an
  * authorization of 1000 captured for 600 (Penny's fee 47, the sandbox's 32), a void, automatic
  * capture and a refund, checked posting by posting.
  */
-let penny: TestLedger;
+let penny: ServedLedger;
 let stripe: Stripe;
 let merchantId: string;
 
 beforeAll(async () => {
-  penny = await createTestLedger();
-  await penny.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = penny.app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  penny = await serveTestLedger();
   const created = await penny.merchants.createMerchant('Accounting Shop');
   merchantId = created.merchant.id;
-  stripe = new Stripe(created.secretKey, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries: 0 });
-});
-
-afterAll(async () => {
-  await penny.app.close();
+  stripe = penny.stripeFor(created.secretKey);
 });
 
 type Leg = [role: string, direction: string, phase: string, amount: number];

@@ -1,26 +1,20 @@
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { checkStoredBalances } from '../../src/ledger/ledger-verify.js';
-import { createTestLedger, type TestLedger } from '../support/app.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /** Confirm, capture, cancel and refund through the sandbox PSP, with the ledger entries they post. */
-let penny: TestLedger;
+let penny: ServedLedger;
 let port: number;
 let stripe: Stripe;
 let merchantId: string;
 
 beforeAll(async () => {
-  penny = await createTestLedger();
-  await penny.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = penny.app.server.address();
-  port = typeof address === 'object' && address !== null ? address.port : 0;
+  penny = await serveTestLedger();
+  port = penny.port;
   const created = await penny.merchants.createMerchant('Flow Shop');
   merchantId = created.merchant.id;
-  stripe = new Stripe(created.secretKey, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries: 0 });
-});
-
-afterAll(async () => {
-  await penny.app.close();
+  stripe = penny.stripeFor(created.secretKey);
 });
 
 /** Posted balances of the merchant's accounts in a currency, by role, on each account's normal side. */

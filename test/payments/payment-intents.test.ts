@@ -1,28 +1,22 @@
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestLedger, type TestLedger } from '../support/app.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /** PaymentIntents and idempotency keys, driven by the official stripe SDK over HTTP. */
-let penny: TestLedger;
+let penny: ServedLedger;
 let port: number;
 let stripe: Stripe;
 let secretKey: string;
 
 beforeAll(async () => {
-  penny = await createTestLedger();
-  await penny.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = penny.app.server.address();
-  port = typeof address === 'object' && address !== null ? address.port : 0;
+  penny = await serveTestLedger();
+  port = penny.port;
   secretKey = (await penny.merchants.createMerchant('Intent Shop')).secretKey;
   stripe = client(secretKey);
 });
 
-afterAll(async () => {
-  await penny.app.close();
-});
-
 function client(key: string, maxNetworkRetries = 0): Stripe {
-  return new Stripe(key, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries });
+  return penny.stripeFor(key, maxNetworkRetries);
 }
 
 async function intentCount(): Promise<number> {
@@ -217,8 +211,7 @@ describe('retention of idempotency keys', () => {
   });
 
   it('reaps finished keys past the retention, never unfinished ones', async () => {
-    const { IdempotencyService } = await import('../../src/idempotency/idempotency-service.js');
-    const service = new IdempotencyService(penny.pool, () => ({ status: 500, body: {} }));
+    const { reapFinishedKeys } = await import('../../src/idempotency/idempotency-service.js');
     await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'old-finished' });
     const merchant = (await penny.pool.query<{ merchant_id: string }>(
       "SELECT merchant_id FROM idempotency_keys WHERE key = 'old-finished'")).rows[0]?.merchant_id;
@@ -230,7 +223,7 @@ describe('retention of idempotency keys', () => {
          request_params, created_at) VALUES ($1, 'old-unfinished', 'POST', '/v1/payment_intents', 'x', '{}',
          now() - interval '3 days')`, [merchant]);
     await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'young-finished' });
-    expect(await service.reapFinishedKeys({ retentionHours: 24, batchMax: 100 })).toBeGreaterThanOrEqual(1);
+    expect(await reapFinishedKeys(penny.pool, { retentionHours: 24, batchMax: 100 })).toBeGreaterThanOrEqual(1);
     const left = await penny.pool.query<{ key: string }>(
       "SELECT key FROM idempotency_keys WHERE key IN ('old-finished', 'old-unfinished', 'young-finished') ORDER BY key");
     expect(left.rows.map((row) => row.key)).toEqual(['old-unfinished', 'young-finished']);

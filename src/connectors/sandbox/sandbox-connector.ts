@@ -52,14 +52,18 @@ export class SandboxConnector implements Connector {
 
   constructor(private readonly pool: pg.Pool) {}
 
+  /**
+   * A repeated key answers what the sandbox recorded the first time, not what it would decide now:
+   * its own record is the ground truth of what happened to the customer's money.
+   */
   async authorize(input: AuthorizeInput): Promise<AuthorizeOutput> {
-    const outcome = this.decideAuthorization(input);
+    const decided = this.decideAuthorization(input);
     const recorded = await this.record({
       idempotencyKey: input.idempotencyKey, reference: input.reference, kind: 'authorize', parent: null,
-      amountMinor: input.amountMinor, currency: input.currency, outcome: outcome.outcome,
-      declineCode: outcome.outcome === 'declined' ? outcome.declineCode : null,
+      amountMinor: input.amountMinor, currency: input.currency, outcome: decided.outcome,
+      declineCode: decided.outcome === 'declined' ? decided.declineCode : null,
     });
-    return { ...outcome, pspReference: recorded.pspReference };
+    return answerFromRecord(input.reference, recorded);
   }
 
   async capture(input: CaptureInput): Promise<{ pspReference: string }> {
@@ -107,23 +111,47 @@ export class SandboxConnector implements Connector {
   private async record(operation: {
     idempotencyKey: string; reference: string; kind: string; parent: string | null; amountMinor: bigint | null;
     currency: string | null; outcome: string; declineCode: string | null;
-  }): Promise<{ pspReference: string }> {
-    const result = await this.pool.query<{ psp_reference: string }>(
+  }): Promise<RecordedOperation> {
+    const result = await this.pool.query<{ psp_reference: string; outcome: string; decline_code: string | null }>(
       named(`WITH inserted AS (
          INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
            parent_psp_reference, amount_minor, currency, outcome, decline_code)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (idempotency_key) DO NOTHING
-         RETURNING psp_reference)
-       SELECT psp_reference FROM inserted
+         RETURNING psp_reference, outcome, decline_code)
+       SELECT psp_reference, outcome, decline_code FROM inserted
        UNION ALL
-       SELECT psp_reference FROM sandbox_psp_operations WHERE idempotency_key = $1
+       SELECT psp_reference, outcome, decline_code FROM sandbox_psp_operations WHERE idempotency_key = $1
          AND NOT EXISTS (SELECT 1 FROM inserted)`),
       [operation.idempotencyKey, operation.reference, operation.kind, newId('sbx'), operation.parent,
         operation.amountMinor?.toString() ?? null, operation.currency, operation.outcome, operation.declineCode],
     );
     const row = result.rows[0];
     if (row === undefined) throw new Error('the sandbox neither recorded nor found an operation');
-    return { pspReference: row.psp_reference };
+    return { pspReference: row.psp_reference, outcome: row.outcome, declineCode: row.decline_code };
+  }
+}
+
+interface RecordedOperation {
+  readonly pspReference: string;
+  readonly outcome: string;
+  readonly declineCode: string | null;
+}
+
+function answerFromRecord(reference: string, recorded: RecordedOperation): AuthorizeOutput {
+  const pspReference = recorded.pspReference;
+  switch (recorded.outcome) {
+    case 'authorized':
+    case 'captured':
+      return { outcome: recorded.outcome, pspReference };
+    case 'requires_action':
+      return { outcome: 'requires_action', pspReference, redirectUrl: `https://sandbox.penny.invalid/3ds/${reference}` };
+    case 'declined': {
+      const decline = Object.values(declines).find((item) => item.declineCode === recorded.declineCode)
+        ?? { code: 'card_declined', declineCode: recorded.declineCode ?? 'generic_decline', message: 'Your card was declined.' };
+      return { outcome: 'declined', pspReference, ...decline };
+    }
+    default:
+      throw new Error(`the sandbox recorded an authorization with outcome ${recorded.outcome}`);
   }
 }

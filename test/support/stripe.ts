@@ -1,0 +1,24 @@
+import Stripe from 'stripe';
+import { createTestLedger, type TestLedger } from './app.js';
+
+/**
+ * Penny on a real socket (the official stripe SDK speaks HTTP), with a fresh database, and a way
+ * to point the SDK at it. The server closes with the file's other hooks (createTestLedger).
+ */
+export interface ServedLedger extends TestLedger {
+  readonly port: number;
+  stripeFor(secretKey: string, maxNetworkRetries?: number): Stripe;
+}
+
+export async function serveTestLedger(): Promise<ServedLedger> {
+  const penny = await createTestLedger();
+  await penny.app.listen({ port: 0, host: '127.0.0.1' });
+  const address = penny.app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    ...penny,
+    port,
+    stripeFor: (secretKey, maxNetworkRetries = 0) =>
+      new Stripe(secretKey, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries }),
+  };
+}
