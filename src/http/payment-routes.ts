@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { IdempotencyService, Work } from '../idempotency/idempotency-service.js';
+import type { FastifyInstance } from 'fastify';
+import type { IdempotencyService } from '../idempotency/idempotency-service.js';
 import { presentCharge, presentPaymentIntent, presentRefund } from '../payments/payment-presenter.js';
 import type { PaymentService } from '../payments/payment-service.js';
 import {
@@ -7,9 +7,9 @@ import {
   parseCreateRefund, parseUpdatePaymentIntent,
 } from '../payments/payment-validation.js';
 import { cardDataError, inspectCardData } from '../security/card-filter.js';
-import { invalid, readLimit, readObject, readString } from '../validation.js';
+import { readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
-import { readStripeInteger } from './stripe-form.js';
+import { idempotent, readCreatedFilter, readPage } from './route-support.js';
 
 export interface PaymentRouteDependencies {
   readonly payments: PaymentService;
@@ -33,7 +33,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post('/v1/payment_intents', async (request, reply) => {
     const command = parseCreatePaymentIntent(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async (execution) => {
+    return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.createAndConfirm(execution, merchant.id, command);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
@@ -42,7 +42,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post<IdParams>('/v1/payment_intents/:id', async (request, reply) => {
     const command = parseUpdatePaymentIntent(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async ({ client }) => {
+    return idempotent(dependencies.idempotency, request, reply, async ({ client }) => {
       const intent = await payments.update(client, merchant.id, request.params.id, command);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
@@ -51,7 +51,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post<IdParams>('/v1/payment_intents/:id/confirm', async (request, reply) => {
     const { paymentMethod } = parseConfirmPaymentIntent(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async (execution) => {
+    return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.flows.confirm(execution, merchant.id, request.params.id, paymentMethod);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
@@ -60,7 +60,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post<IdParams>('/v1/payment_intents/:id/capture', async (request, reply) => {
     const { amountToCapture } = parseCapturePaymentIntent(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async (execution) => {
+    return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.flows.capture(execution, merchant.id, request.params.id, amountToCapture);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
@@ -87,7 +87,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post<IdParams>('/v1/payment_intents/:id/cancel', async (request, reply) => {
     const { cancellationReason } = parseCancelPaymentIntent(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async (execution) => {
+    return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.flows.cancel(execution, merchant.id, request.params.id, cancellationReason);
       return { status: 200, body: presentPaymentIntent(intent) };
     });
@@ -111,7 +111,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post('/v1/refunds', async (request, reply) => {
     const command = parseCreateRefund(request.body);
     const merchant = merchantOf(request);
-    return idempotent(dependencies, request, reply, async (execution) => {
+    return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const refund = await payments.flows.refund(execution, merchant.id, command);
       return { status: 200, body: presentRefund(refund) };
     });
@@ -136,51 +136,4 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
 
   scope.get<{ Params: { key: string } }>('/v1/idempotency_keys/:key', async (request) =>
     dependencies.idempotency.describe(merchantOf(request).id, request.params.key));
-}
-
-/** Runs `work` under the request's Idempotency-Key and sends the (possibly replayed) bytes. */
-async function idempotent(
-  dependencies: PaymentRouteDependencies,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  work: Work,
-) {
-  const header = request.headers['idempotency-key'];
-  const response = await dependencies.idempotency.run({
-    merchantId: merchantOf(request).id,
-    key: Array.isArray(header) ? header[0] : header,
-    method: request.method,
-    path: request.url.split('?')[0] ?? request.url,
-    params: (request.body ?? {}) as Record<string, unknown>,
-  }, work);
-  if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
-  return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
-}
-
-/** Stripe's page parameters: `limit` 1 to 100 (10), and at most one of the two cursors. */
-function readPage(query: Record<string, unknown>) {
-  const startingAfter = readString(query.starting_after, 'starting_after', { lengthMax: 255 });
-  const endingBefore = readString(query.ending_before, 'ending_before', { lengthMax: 255 });
-  if (startingAfter !== undefined && endingBefore !== undefined) {
-    throw invalid('ending_before', 'You may only specify one of these parameters: starting_after, ending_before.');
-  }
-  return { limit: readLimit(query.limit), startingAfter, endingBefore };
-}
-
-/** Stripe's `created` filter: an exact unix time, or `created[gte|gt|lte|lt]`. */
-function readCreatedFilter(value: unknown): { createdGte: string | undefined; createdLte: string | undefined } {
-  if (value === undefined) return { createdGte: undefined, createdLte: undefined };
-  const toIso = (seconds: number | undefined) =>
-    seconds === undefined ? undefined : new Date(seconds * 1000).toISOString();
-  if (typeof value === 'string') {
-    const at = readStripeInteger(value, 'created');
-    return { createdGte: toIso(at), createdLte: toIso(at === undefined ? undefined : at + 0.999) };
-  }
-  const range = readObject(value, 'created', ['gte', 'gt', 'lte', 'lt']);
-  const gt = readStripeInteger(range.gt, 'created[gt]');
-  const lt = readStripeInteger(range.lt, 'created[lt]');
-  return {
-    createdGte: toIso(readStripeInteger(range.gte, 'created[gte]') ?? (gt === undefined ? undefined : gt + 1)),
-    createdLte: toIso(readStripeInteger(range.lte, 'created[lte]') ?? (lt === undefined ? undefined : lt - 0.001)),
-  };
 }

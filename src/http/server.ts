@@ -13,6 +13,7 @@ import { PaymentFlows } from '../payments/payment-flows.js';
 import { PaymentLedger } from '../payments/payment-ledger.js';
 import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
+import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { parseStripeForm, registerStripeFormParser } from './stripe-form.js';
 import { stringifyJson } from './json.js';
@@ -97,7 +98,10 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   });
   const payments = new PaymentService(dependencies.pool, flows);
   registerMerchantApi(app, { merchants: dependencies.merchants },
-    (scope) => registerPaymentRoutes(scope, { payments, idempotency }));
+    (scope) => {
+      registerPaymentRoutes(scope, { payments, idempotency });
+      registerEventRoutes(scope, dependencies.pool);
+    });
   return app;
 }
 

@@ -6,6 +6,7 @@ import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import { newId } from '../ids.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
+import { recordChargeEvent, recordIntentEvent, recordRefundEvent } from './payment-events.js';
 import { feeMinor } from './payment-fees.js';
 import type { PaymentLedger } from './payment-ledger.js';
 import { presentPaymentIntent } from './payment-presenter.js';
@@ -86,7 +87,7 @@ export class PaymentFlows {
       connector: this.options.connectorId, paymentMethod,
     });
     assertTransition(intent.status, 'processing');
-    await store.updatePaymentIntent(execution.client, intent, { status: 'processing', paymentMethod });
+    await moveIntent(execution.client, intent, { status: 'processing', paymentMethod });
     const data = {
       attempt: attempt.id, authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
     };
@@ -112,7 +113,7 @@ export class PaymentFlows {
         return this.confirmDeclined(client, intent, attempt, outcome);
       case 'requires_action':
         assertTransition(intent.status, 'requires_action');
-        return store.updatePaymentIntent(client, intent, {
+        return moveIntent(client, intent, {
           status: 'requires_action',
           nextAction: { type: 'redirect_to_url', redirect_to_url: { url: outcome.redirectUrl, return_url: null } },
         });
@@ -136,8 +137,9 @@ export class PaymentFlows {
         seller_message: 'The bank did not return any further details with this decline.', risk_level: 'normal' },
       pspReference: outcome.pspReference, authorizationEntryId: null,
     });
+    await recordChargeEvent(client, 'charge.failed', charge);
     assertTransition(intent.status, 'requires_payment_method');
-    return store.updatePaymentIntent(client, intent, {
+    return moveIntent(client, intent, {
       status: 'requires_payment_method', latestCharge: charge.id, nextAction: null,
       lastPaymentError: {
         type: 'card_error', code: outcome.code, decline_code: outcome.declineCode, message: outcome.message,
@@ -173,9 +175,10 @@ export class PaymentFlows {
         seller_message: 'Payment complete.', risk_level: 'normal' },
       pspReference, authorizationEntryId,
     });
+    await recordChargeEvent(client, 'charge.succeeded', charge);
     const status = outcome === 'captured' ? 'succeeded' : 'requires_capture';
     assertTransition(intent.status, status);
-    return store.updatePaymentIntent(client, intent, {
+    return moveIntent(client, intent, {
       status, latestCharge: charge.id, nextAction: null, lastPaymentError: null,
       amountCapturable: outcome === 'captured' ? 0n : intent.amount,
       amountReceived: outcome === 'captured' ? intent.amount : 0n,
@@ -232,9 +235,9 @@ export class PaymentFlows {
       accounts, chargeId: charge.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
       ...(await this.fees(client, intent, amountMinor)),
     });
-    await store.updateChargeCaptured(client, charge, amount);
+    await recordChargeEvent(client, 'charge.captured', await store.updateChargeCaptured(client, charge, amount), charge);
     assertTransition(intent.status, 'succeeded');
-    return store.updatePaymentIntent(client, intent, {
+    return moveIntent(client, intent, {
       status: 'succeeded', amountCapturable: 0n, amountReceived: amount,
     });
   }
@@ -246,7 +249,7 @@ export class PaymentFlows {
         assertOperationAllowed(intent.status, 'cancel', presentPaymentIntent(intent));
         assertTransition(intent.status, 'canceled');
         if (intent.status !== 'requires_capture') {
-          return store.updatePaymentIntent(execution.client, intent, { status: 'canceled', canceled: { reason } });
+          return moveIntent(execution.client, intent, { status: 'canceled', canceled: { reason } });
         }
         await claimFinalization(execution.client, intent, 'cancel', null);
         await execution.saveRecoveryPoint('cancel_requested', { reason });
@@ -271,7 +274,7 @@ export class PaymentFlows {
       if (charge.authorizationEntryId !== null) {
         await this.paymentLedger.cancelAuthorization(execution.client, charge.authorizationEntryId);
       }
-      return store.updatePaymentIntent(execution.client, locked, {
+      return moveIntent(execution.client, locked, {
         status: 'canceled', amountCapturable: 0n, canceled: { reason },
       });
     });
@@ -301,9 +304,13 @@ export class PaymentFlows {
       const currency = refund.currency.toUpperCase();
       const accounts = await this.paymentLedger.accountsFor(execution.client, merchantId, currency);
       const entryId = await this.paymentLedger.refund(execution.client, { accounts, refundId, amountMinor });
-      return store.completeRefund(execution.client, refund, {
+      const completed = await store.completeRefund(execution.client, refund, {
         pspReference: done.pspReference, ledgerEntryId: entryId,
       });
+      await recordRefundEvent(execution.client, 'refund.updated', completed, refund);
+      const refunded = await store.selectCharge(execution.client, merchantId, refund.chargeId);
+      if (refunded !== undefined) await recordChargeEvent(execution.client, 'charge.refunded', refunded);
+      return completed;
     });
   }
 }
@@ -342,10 +349,23 @@ async function reserveRefund(client: pg.PoolClient, merchantId: string, request:
     });
   }
   await store.addChargeRefunded(client, charge, amount);
-  return store.insertRefund(client, {
+  const refund = await store.insertRefund(client, {
     merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId, amount,
     currency: charge.currency, reason: request.reason, metadata: request.metadata,
   });
+  await recordRefundEvent(client, 'refund.created', refund);
+  return refund;
+}
+
+/** Every change of an intent goes through here, so each writes its event in the same transaction. */
+async function moveIntent(
+  client: pg.PoolClient,
+  before: store.PaymentIntentRow,
+  change: Parameters<typeof store.updatePaymentIntent>[2],
+): Promise<store.PaymentIntentRow> {
+  const after = await store.updatePaymentIntent(client, before, change);
+  await recordIntentEvent(client, before, after);
+  return after;
 }
 
 async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',

@@ -5,6 +5,7 @@ import { newId } from '../ids.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import type { PaymentFlows } from './payment-flows.js';
 import { validateStripeAmount } from '../money/stripe-currency.js';
+import { recordIntentEvent } from './payment-events.js';
 import { presentPaymentIntent } from './payment-presenter.js';
 import { assertOperationAllowed, initialStatus } from './payment-state.js';
 import * as store from './payment-store.js';
@@ -19,7 +20,7 @@ export class PaymentService {
   constructor(private readonly pool: pg.Pool, readonly flows: PaymentFlows) {}
 
   async create(client: pg.PoolClient, merchantId: string, command: CreatePaymentIntentCommand) {
-    return store.insertPaymentIntent(client, {
+    const intent = await store.insertPaymentIntent(client, {
       merchantId,
       id: newId('pi'),
       amount: command.amount,
@@ -33,6 +34,8 @@ export class PaymentService {
       statementDescriptor: command.statementDescriptor ?? null,
       metadata: command.metadata,
     });
+    await recordIntentEvent(client, undefined, intent);
+    return intent;
   }
 
   async retrieve(merchantId: string, id: string): Promise<store.PaymentIntentRow> {

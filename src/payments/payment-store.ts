@@ -1,5 +1,5 @@
 import { named, type Queryable } from '../db/pool.js';
-import { selectPage, type PageRows } from './payment-pages.js';
+import { selectPage, type PageRows } from '../db/pages.js';
 import type { PaymentIntentStatus } from './payment-state.js';
 
 /** The SQL of PaymentIntents, one function per statement. Every statement is merchant-scoped. */

@@ -1,11 +1,11 @@
-import type { Queryable } from '../db/pool.js';
+import type { Queryable } from './pool.js';
 
 /**
  * Stripe's list pagination over one merchant's objects, newest first: `starting_after` pages
  * towards older objects, `ending_before` towards newer ones (the page is still returned newest
  * first). Table and column names come from this module's callers, never from a request.
  */
-export type PageTable = 'payment_intents' | 'charges' | 'refunds';
+export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -14,6 +14,8 @@ export interface PageQuery {
   readonly endingBefore: string | undefined;
   /** Equality filters, column → value; undefined values are ignored. */
   readonly equals: Readonly<Record<string, string | undefined>>;
+  /** One column → the values it may take (Stripe's `types[]`); undefined is ignored. */
+  readonly anyOf?: Readonly<Record<string, readonly string[] | undefined>>;
   readonly createdGte?: string | undefined;
   readonly createdLte?: string | undefined;
 }
@@ -27,6 +29,14 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   payment_intents: ['customer'],
   charges: ['payment_intent_id'],
   refunds: ['charge_id', 'payment_intent_id'],
+  events: ['type'],
+  webhook_endpoints: [],
+};
+
+/** Rows a table keeps but lists never show. */
+const hidden: Readonly<Record<PageTable, string | undefined>> = {
+  payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
+  webhook_endpoints: 't.deleted_at IS NULL',
 };
 
 export async function selectPage<Row>(
@@ -43,6 +53,12 @@ export async function selectPage<Row>(
     values.push(value);
     conditions.push(`t.${column} = $${values.length}`);
   }
+  for (const [column, list] of Object.entries(query.anyOf ?? {})) {
+    if (!filterable[table].includes(column)) throw new Error(`${table} cannot be filtered by ${column}`);
+    if (list !== undefined) conditions.push(`t.${column} = ANY($${values.push(list)}::text[])`);
+  }
+  const hiddenCondition = hidden[table];
+  if (hiddenCondition !== undefined) conditions.push(hiddenCondition);
   if (query.createdGte !== undefined) conditions.push(`t.created_at >= $${values.push(query.createdGte)}`);
   if (query.createdLte !== undefined) conditions.push(`t.created_at <= $${values.push(query.createdLte)}`);
   const backwards = query.endingBefore !== undefined;

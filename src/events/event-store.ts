@@ -1,0 +1,123 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { nowIso } from '../clock.js';
+import { selectPage, type PageRows } from '../db/pages.js';
+import { named, type Queryable } from '../db/pool.js';
+import { stringifyJson } from '../http/json.js';
+import { newId } from '../ids.js';
+
+/**
+ * Stripe-shaped events, written in the transaction of the state change they describe (a
+ * transactional outbox): the same statement queues a delivery to every enabled endpoint of the
+ * merchant that listens for the type, so an event is never lost between commit and delivery.
+ */
+export const eventApiVersion = '2024-06-20';
+
+export interface EventRequest {
+  readonly requestId: string;
+  readonly idempotencyKey: string | null;
+}
+
+/** The request a state change happens in; a worker's changes (webhooks, recovery) have none. */
+const currentRequest = new AsyncLocalStorage<EventRequest>();
+
+export function withEventRequest<T>(request: EventRequest, work: () => Promise<T>): Promise<T> {
+  return currentRequest.run(request, work);
+}
+
+export interface NewEvent {
+  readonly merchantId: string;
+  readonly type: string;
+  readonly object: unknown;
+  readonly previousAttributes?: Record<string, unknown> | undefined;
+}
+
+export interface EventRow {
+  readonly merchantId: string;
+  readonly id: string;
+  readonly type: string;
+  readonly apiVersion: string;
+  readonly data: { object: unknown; previous_attributes?: Record<string, unknown> };
+  readonly requestId: string | null;
+  readonly idempotencyKey: string | null;
+  readonly createdAt: string;
+  readonly pendingWebhooks: number;
+}
+
+export async function recordEvent(db: Queryable, event: NewEvent): Promise<string> {
+  const request = currentRequest.getStore();
+  const id = newId('evt');
+  const data = event.previousAttributes === undefined
+    ? { object: event.object }
+    : { object: event.object, previous_attributes: event.previousAttributes };
+  await db.query(
+    named(`WITH event AS (
+       INSERT INTO events (merchant_id, id, type, api_version, data, request_id, idempotency_key, created_at)
+       VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) RETURNING merchant_id, id, created_at)
+     INSERT INTO webhook_deliveries (merchant_id, id, event_id, endpoint_id, next_attempt_at)
+     SELECT e.merchant_id, 'whd_' || replace(gen_random_uuid()::text, '-', ''), e.id, w.id, e.created_at
+       FROM event e JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id
+      WHERE w.status = 'enabled' AND w.deleted_at IS NULL AND w.enabled_events && ARRAY['*', $3]`),
+    [event.merchantId, id, event.type, eventApiVersion, stringifyJson(data), request?.requestId ?? null,
+      request?.idempotencyKey ?? null, nowIso()],
+  );
+  return id;
+}
+
+const pendingWebhooks = `(SELECT count(*)::integer FROM webhook_deliveries d
+  WHERE d.merchant_id = events.merchant_id AND d.event_id = events.id AND d.status = 'pending') AS pending_webhooks`;
+
+export async function selectEvent(db: Queryable, merchantId: string, id: string): Promise<EventRow | undefined> {
+  const result = await db.query(named(`SELECT events.*, ${pendingWebhooks} FROM events
+     WHERE merchant_id = $1 AND id = $2`), [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toEvent(result.rows[0]);
+}
+
+export interface EventListQuery {
+  readonly merchantId: string;
+  readonly limit: number;
+  readonly startingAfter: string | undefined;
+  readonly endingBefore: string | undefined;
+  readonly type: string | undefined;
+  readonly types: readonly string[] | undefined;
+  readonly createdGte: string | undefined;
+  readonly createdLte: string | undefined;
+}
+
+export async function selectEventPage(db: Queryable, query: EventListQuery): Promise<PageRows<EventRow>> {
+  const page = await selectPage(db, 'events', {
+    ...query, equals: { type: query.type }, anyOf: { type: query.types },
+  }, (row) => row);
+  if (page.rows.length === 0) return { rows: [], hasMore: page.hasMore };
+  const counts = await db.query<{ id: string; pending_webhooks: number }>(
+    named(`SELECT events.id, ${pendingWebhooks} FROM events WHERE merchant_id = $1 AND id = ANY($2::text[])`),
+    [query.merchantId, page.rows.map((row) => String(row.id))]);
+  const pending = new Map(counts.rows.map((row) => [row.id, row.pending_webhooks]));
+  return {
+    rows: page.rows.map((row) => toEvent({ ...row, pending_webhooks: pending.get(String(row.id)) ?? 0 })),
+    hasMore: page.hasMore,
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toEvent(row: any): EventRow {
+  return {
+    merchantId: row.merchant_id, id: row.id, type: row.type, apiVersion: row.api_version, data: row.data,
+    requestId: row.request_id, idempotencyKey: row.idempotency_key, createdAt: row.created_at,
+    pendingWebhooks: row.pending_webhooks,
+  };
+}
+
+/** Stripe's Event object. */
+export function presentEvent(event: EventRow) {
+  return {
+    id: event.id,
+    object: 'event',
+    api_version: event.apiVersion,
+    created: Math.floor(Date.parse(event.createdAt) / 1000),
+    data: event.data,
+    livemode: false,
+    pending_webhooks: event.pendingWebhooks,
+    request: { id: event.requestId, idempotency_key: event.idempotencyKey },
+    type: event.type,
+  };
+}

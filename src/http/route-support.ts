@@ -1,0 +1,57 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { withEventRequest } from '../events/event-store.js';
+import type { IdempotencyService, Work } from '../idempotency/idempotency-service.js';
+import { invalid, readLimit, readObject, readString } from '../validation.js';
+import { merchantOf } from './merchant-routes.js';
+import { readStripeInteger } from './stripe-form.js';
+
+/** What the Stripe-compatible routes share: idempotent execution, pages and the `created` filter. */
+/** Runs `work` under the request's Idempotency-Key and sends the (possibly replayed) bytes. */
+export async function idempotent(
+  idempotency: IdempotencyService,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  work: Work,
+) {
+  const header = request.headers['idempotency-key'];
+  const key = Array.isArray(header) ? header[0] : header;
+  // State changes made by this request write events that name it and its key.
+  const response = await withEventRequest({ requestId: request.id, idempotencyKey: key ?? null },
+    () => idempotency.run({
+      merchantId: merchantOf(request).id,
+      key,
+      method: request.method,
+      path: request.url.split('?')[0] ?? request.url,
+      params: (request.body ?? {}) as Record<string, unknown>,
+    }, work));
+  if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
+  return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
+}
+
+/** Stripe's page parameters: `limit` 1 to 100 (10), and at most one of the two cursors. */
+export function readPage(query: Record<string, unknown>) {
+  const startingAfter = readString(query.starting_after, 'starting_after', { lengthMax: 255 });
+  const endingBefore = readString(query.ending_before, 'ending_before', { lengthMax: 255 });
+  if (startingAfter !== undefined && endingBefore !== undefined) {
+    throw invalid('ending_before', 'You may only specify one of these parameters: starting_after, ending_before.');
+  }
+  return { limit: readLimit(query.limit), startingAfter, endingBefore };
+}
+
+/** Stripe's `created` filter: an exact unix time, or `created[gte|gt|lte|lt]`. */
+export function readCreatedFilter(value: unknown): { createdGte: string | undefined; createdLte: string | undefined } {
+  if (value === undefined) return { createdGte: undefined, createdLte: undefined };
+  const toIso = (seconds: number | undefined) =>
+    seconds === undefined ? undefined : new Date(seconds * 1000).toISOString();
+  if (typeof value === 'string') {
+    const at = readStripeInteger(value, 'created');
+    return { createdGte: toIso(at), createdLte: toIso(at === undefined ? undefined : at + 0.999) };
+  }
+  const range = readObject(value, 'created', ['gte', 'gt', 'lte', 'lt']);
+  const gt = readStripeInteger(range.gt, 'created[gt]');
+  const lt = readStripeInteger(range.lt, 'created[lt]');
+  return {
+    createdGte: toIso(readStripeInteger(range.gte, 'created[gte]') ?? (gt === undefined ? undefined : gt + 1)),
+    createdLte: toIso(readStripeInteger(range.lte, 'created[lte]') ?? (lt === undefined ? undefined : lt - 0.001)),
+  };
+}

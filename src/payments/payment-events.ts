@@ -1,0 +1,79 @@
+import type { Queryable } from '../db/pool.js';
+import { recordEvent } from '../events/event-store.js';
+import { stringifyJson } from '../http/json.js';
+import { presentCharge, presentPaymentIntent, presentRefund } from './payment-presenter.js';
+import type { PaymentIntentStatus } from './payment-state.js';
+import type { ChargeRow, PaymentIntentRow, RefundRow } from './payment-store.js';
+
+/**
+ * The events a payment's state changes write, with Stripe's names, in the transaction of the
+ * change. `previous_attributes` holds the fields that changed, as they were before.
+ */
+const intentEventByStatus: Readonly<Partial<Record<PaymentIntentStatus, string>>> = {
+  processing: 'payment_intent.processing',
+  requires_action: 'payment_intent.requires_action',
+  requires_capture: 'payment_intent.amount_capturable_updated',
+  succeeded: 'payment_intent.succeeded',
+  canceled: 'payment_intent.canceled',
+};
+
+/** The event for an intent's change of status; none when the status did not change. */
+export function intentEventType(before: PaymentIntentRow | undefined, after: PaymentIntentRow): string | undefined {
+  if (before === undefined) return 'payment_intent.created';
+  if (before.status === after.status) return undefined;
+  if (after.status === 'requires_payment_method') {
+    return after.lastPaymentError === null ? undefined : 'payment_intent.payment_failed';
+  }
+  return intentEventByStatus[after.status];
+}
+
+export async function recordIntentEvent(
+  db: Queryable,
+  before: PaymentIntentRow | undefined,
+  after: PaymentIntentRow,
+): Promise<void> {
+  const type = intentEventType(before, after);
+  if (type === undefined) return;
+  const object = presentPaymentIntent(after);
+  await recordEvent(db, {
+    merchantId: after.merchantId, type, object,
+    previousAttributes: before === undefined ? undefined : changedAttributes(presentPaymentIntent(before), object),
+  });
+}
+
+export async function recordChargeEvent(
+  db: Queryable,
+  type: 'charge.succeeded' | 'charge.failed' | 'charge.captured' | 'charge.refunded',
+  charge: ChargeRow,
+  before?: ChargeRow,
+): Promise<void> {
+  const object = presentCharge(charge);
+  await recordEvent(db, {
+    merchantId: charge.merchantId, type, object,
+    previousAttributes: before === undefined ? undefined : changedAttributes(presentCharge(before), object),
+  });
+}
+
+export async function recordRefundEvent(
+  db: Queryable,
+  type: 'refund.created' | 'refund.updated' | 'refund.failed',
+  refund: RefundRow,
+  before?: RefundRow,
+): Promise<void> {
+  const object = presentRefund(refund);
+  await recordEvent(db, {
+    merchantId: refund.merchantId, type, object,
+    previousAttributes: before === undefined ? undefined : changedAttributes(presentRefund(before), object),
+  });
+}
+
+/** The top-level fields whose values differ, with their earlier values. */
+export function changedAttributes(before: object, after: object): Record<string, unknown> {
+  const earlier = before as Record<string, unknown>;
+  const later = after as Record<string, unknown>;
+  const changed: Record<string, unknown> = {};
+  for (const key of Object.keys(later)) {
+    if (stringifyJson(earlier[key] ?? null) !== stringifyJson(later[key] ?? null)) changed[key] = earlier[key];
+  }
+  return changed;
+}
