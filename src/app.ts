@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { configureClock } from './clock.js';
 import { limits, type PennyConfig } from './config.js';
 import { openDatabase, type OpenDatabase } from './db/database.js';
 import { migrate } from './db/migrate.js';
@@ -15,6 +16,9 @@ import { MerchantService } from './merchants/merchant-service.js';
 import { resolveSecretKey } from './secret-key.js';
 import { resolveOperatorKey } from './operator-key.js';
 import { startWorker, type Worker } from './workers.js';
+import { SecretBox } from './security/secret-box.js';
+import { WebhookDeliveryWorker } from './webhooks/webhook-deliveries.js';
+import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 
 /** The composition root: configuration, database, migrations, services, HTTP, workers. */
 export interface RunningPenny {
@@ -25,6 +29,7 @@ export interface RunningPenny {
 }
 
 export async function startPenny(config: PennyConfig, logger: Logger): Promise<RunningPenny> {
+  configureClock(config.clockMode);
   const database = await openDatabase(config, { logger, ownsServer: true });
   let pool: pg.Pool | undefined;
   let sandboxPool: pg.Pool | undefined;
@@ -35,7 +40,10 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     pool = livePool;
     const ledger = new LedgerService(pool);
     const operatorKey = await resolveOperatorKey(config, logger);
-    const merchants = new MerchantService(pool, await resolveSecretKey(config, logger));
+    const secretKey = await resolveSecretKey(config, logger);
+    const merchants = new MerchantService(pool, secretKey);
+    const webhookEndpoints = new WebhookEndpoints(pool, new SecretBox(secretKey, 'webhook secrets'),
+      { allowPrivateUrls: config.webhooksAllowPrivateUrls });
     // The sandbox PSP is a separate party: its own pool, so a request holding Penny's connection
     // never waits on Penny's pool for the PSP's answer.
     sandboxPool = createPool({ connectionString: database.url, sizeMax: 4, applicationName: 'penny-sandbox-psp' });
@@ -43,13 +51,16 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     connectors.register(new SandboxConnector(sandboxPool));
     const server = buildServer({
       pool, logger, ledger, merchants, connectors, defaultConnectorId: sandboxConnectorId, operatorKey,
-      amountMaxMinor: config.amountMaxMinor,
+      amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
     });
+    const deliveries = new WebhookDeliveryWorker(livePool, webhookEndpoints,
+      { allowPrivateUrls: config.webhooksAllowPrivateUrls, logger });
     const workers = [
       ...startLedgerWorkers(pool, ledger, config, logger),
       startWorker('idempotency-reaper', limits.idempotencyReapIntervalMs, () => reapFinishedKeys(livePool, {
         retentionHours: idempotencyKeyRetentionHours, batchMax: limits.idempotencyReapBatchMax,
       }), logger),
+      startWorker('webhook-delivery', limits.webhookIntervalMs, () => deliveries.deliverDue(), logger),
     ];
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool, sandboxPool], database) };

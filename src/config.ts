@@ -18,6 +18,11 @@ export interface PennyConfig {
   readonly ledgerAnchorFile: string | undefined;
   readonly amountMaxMinor: bigint;
   readonly databasePoolSizeMax: number;
+  readonly clockMode: 'system' | 'controlled';
+  readonly webhooksAllowPrivateUrls: boolean;
+  readonly sandboxPsp: boolean;
+  readonly sandboxPspPort: number;
+  readonly sandboxPspUrl: string;
 }
 
 /** Bounds that are not configurable: each says what it bounds and why it is this size. */
@@ -51,6 +56,19 @@ export const limits = {
   authorizationExpiryDays: 7,
   idempotencyReapBatchMax: 1000,
   idempotencyReapIntervalMs: 60_000,
+  /** Webhook delivery: one POST waits this long; a claimed delivery is retried after the lease if its worker died. */
+  webhookTimeoutMs: 10_000,
+  webhookLeaseMs: 30_000,
+  webhookClaimBatchMax: 32,
+  webhookConcurrencyMax: 8,
+  webhookIntervalMs: 250,
+  /** Stripe's window: an event is retried for up to 3 days, then given up. */
+  webhookRetryWindowMs: 3 * 86_400_000,
+  webhookFirstRetryDelayMs: 10_000,
+  webhookRetryDelayMaxMs: 12 * 3_600_000,
+  /** An endpoint whose deliveries have failed without a success for this long is disabled. */
+  webhookEndpointDisableAfterMs: 2 * 86_400_000,
+  webhookEndpointsPerMerchantMax: 16,
 } as const;
 
 export const amountMaxSafeMinor = BigInt(Number.MAX_SAFE_INTEGER);
@@ -59,6 +77,7 @@ type Environment = Readonly<Record<string, string | undefined>>;
 
 export function loadConfig(environment: Environment = process.env): PennyConfig {
   const dataDirectory = path.resolve(environment.PENNY_DATA_DIR || './.penny');
+  const sandboxPspPort = readPort(environment, 'PENNY_SANDBOX_PSP_PORT', 4243);
   return {
     port: readPort(environment, 'PORT', 4242),
     host: readNonEmpty(environment, 'HOST', '127.0.0.1'),
@@ -74,6 +93,12 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
     ledgerAnchorFile: environment.PENNY_LEDGER_ANCHOR_FILE || undefined,
     amountMaxMinor: readAmountMax(environment),
     databasePoolSizeMax: readInteger(environment, 'PENNY_DB_POOL_SIZE', 8, { min: 1, max: 100 }),
+    clockMode: readChoice(environment, 'PENNY_CLOCK', ['system', 'controlled'], 'system'),
+    webhooksAllowPrivateUrls: readChoice(environment, 'PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS', ['true', 'false'],
+      'false') === 'true',
+    sandboxPsp: readChoice(environment, 'PENNY_SANDBOX_PSP', ['on', 'off'], 'on') === 'on',
+    sandboxPspPort,
+    sandboxPspUrl: readHttpUrl(environment, 'PENNY_SANDBOX_PSP_URL', `http://127.0.0.1:${sandboxPspPort}`),
   };
 }
 
@@ -103,6 +128,24 @@ function readInteger(
     throw configError(name, `must be between ${range.min} and ${range.max}, got ${raw}`);
   }
   return value;
+}
+
+function readChoice<T extends string>(environment: Environment, name: string, choices: readonly T[], fallback: T): T {
+  const raw = environment[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw configError(name, `must be one of ${choices.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function readHttpUrl(environment: Environment, name: string, fallback: string): string {
+  const raw = environment[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
+    throw configError(name, `must be an http:// or https:// URL, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, '');
 }
 
 function readNonEmpty(environment: Environment, name: string, fallback: string): string {

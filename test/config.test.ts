@@ -50,6 +50,10 @@ describe('loadConfig', () => {
       PENNY_LEDGER_ANCHOR_FILE: '/srv/anchor.json',
       PENNY_AMOUNT_MAX_MINOR: '100000000',
       PENNY_DB_POOL_SIZE: '20',
+      PENNY_CLOCK: 'controlled',
+      PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS: 'true',
+      PENNY_SANDBOX_PSP: 'off',
+      PENNY_SANDBOX_PSP_PORT: '5000',
     });
     expect(config).toEqual({
       port: 8080,
@@ -63,7 +67,17 @@ describe('loadConfig', () => {
       ledgerAnchorFile: '/srv/anchor.json',
       amountMaxMinor: 100000000n,
       databasePoolSizeMax: 20,
+      clockMode: 'controlled',
+      webhooksAllowPrivateUrls: true,
+      sandboxPsp: false,
+      sandboxPspPort: 5000,
+      sandboxPspUrl: 'http://127.0.0.1:5000',
     });
+  });
+
+  it.each([['PENNY_CLOCK', 'frozen'], ['PENNY_SANDBOX_PSP', 'yes'], ['PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS', '1'],
+    ['PENNY_SANDBOX_PSP_URL', 'ftp://psp']])('refuses %s=%j, naming it', (name, value) => {
+    expect(refusal({ [name]: value })).toMatchObject({ code: 'invalid_configuration', param: name });
   });
 
   it.each(['abc', '70000', '65536', '-1', '80.5', ' 80', '0x50'])('refuses PORT=%j, naming PORT', (value) => {

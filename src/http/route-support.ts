@@ -12,6 +12,7 @@ export async function idempotent(
   request: FastifyRequest,
   reply: FastifyReply,
   work: Work,
+  options: { sealResponse?: boolean } = {},
 ) {
   const header = request.headers['idempotency-key'];
   const key = Array.isArray(header) ? header[0] : header;
@@ -23,6 +24,7 @@ export async function idempotent(
       method: request.method,
       path: request.url.split('?')[0] ?? request.url,
       params: (request.body ?? {}) as Record<string, unknown>,
+      sealResponse: options.sealResponse ?? false,
     }, work));
   if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
   return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);

@@ -15,6 +15,9 @@ import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
+import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
+import { SecretBox } from '../security/secret-box.js';
+import type { WebhookEndpoints } from '../webhooks/webhook-endpoints.js';
 import { parseStripeForm, registerStripeFormParser } from './stripe-form.js';
 import { stringifyJson } from './json.js';
 import { registerLedgerRoutes } from './ledger-routes.js';
@@ -31,6 +34,9 @@ export interface ServerDependencies {
   readonly defaultConnectorId: string;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
+  /** PENNY_SECRET_KEY: seals stored secrets (webhook signing secrets, responses that show one). */
+  readonly secretKey: string;
+  readonly webhookEndpoints: WebhookEndpoints;
 }
 
 /** Builds the HTTP API. Routes are thin: parse, call a service, present. */
@@ -92,7 +98,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   });
   registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
   const idempotency = new IdempotencyService(dependencies.pool,
-    (error) => ({ status: statusOf(error), body: errorBody(error) }));
+    (error) => ({ status: statusOf(error), body: errorBody(error) }),
+    new SecretBox(dependencies.secretKey, 'idempotent responses'));
   const flows = new PaymentFlows(dependencies.connectors, new PaymentLedger(dependencies.ledger), {
     connectorId: dependencies.defaultConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
   });
@@ -101,6 +108,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     (scope) => {
       registerPaymentRoutes(scope, { payments, idempotency });
       registerEventRoutes(scope, dependencies.pool);
+      registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
+        idempotency });
     });
   return app;
 }

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { stringifyJson } from '../http/json.js';
+import type { SecretBox } from '../security/secret-box.js';
 
 /**
  * Stripe's idempotency keys, per merchant. The first request with a key executes; its status and
@@ -20,6 +21,8 @@ export interface IdempotentRequest {
   readonly method: string;
   readonly path: string;
   readonly params: Record<string, unknown>;
+  /** The response shows a secret once (a webhook endpoint's): it is stored sealed, never plain. */
+  readonly sealResponse?: boolean;
 }
 
 export interface IdempotentResponse {
@@ -47,11 +50,31 @@ export type Work = (execution: Execution) => Promise<{ status: number; body: unk
 
 export const idempotencyKeyLengthMax = 255;
 
+/** A stored body that starts with this is sealed; a JSON body starts with `{`. */
+const sealedPrefix = 'sealed:';
+
 /** How an operating error becomes a response; given by the HTTP layer, which owns statuses. */
 export type ErrorRenderer = (error: PennyError) => { status: number; body: unknown };
 
 export class IdempotencyService {
-  constructor(private readonly pool: pg.Pool, private readonly renderError: ErrorRenderer) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly renderError: ErrorRenderer,
+    private readonly responseBox?: SecretBox,
+  ) {}
+
+  /** A stored body as it was sent: sealed bodies are opened. */
+  private storedBody(text: string): string {
+    if (!text.startsWith(sealedPrefix)) return text;
+    if (this.responseBox === undefined) throw new Error('a sealed idempotent response needs the secret box');
+    return this.responseBox.open(text.slice(sealedPrefix.length));
+  }
+
+  private bodyToStore(request: IdempotentRequest, text: string): string {
+    if (request.sealResponse !== true) return text;
+    if (this.responseBox === undefined) throw new Error('a sealed idempotent response needs the secret box');
+    return sealedPrefix + this.responseBox.seal(text);
+  }
 
   async run(request: IdempotentRequest, work: Work): Promise<IdempotentResponse> {
     if (request.key !== undefined && (request.key.length === 0 || request.key.length > idempotencyKeyLengthMax)) {
@@ -78,7 +101,8 @@ export class IdempotencyService {
     const finished = await selectFinishedKey(client, request);
     if (finished !== undefined) {
       assertSameRequest(finished, request);
-      return { status: finished.response_status as number, body: finished.response_body as string, replayed: true };
+      return { status: finished.response_status as number, body: this.storedBody(finished.response_body as string),
+        replayed: true };
     }
     const lockName = `${request.merchantId}:${request.key}`;
     const locked = await client.query<{ locked: boolean }>(
@@ -89,7 +113,7 @@ export class IdempotencyService {
       failpoint('after_key_claim');
       assertSameRequest(row, request);
       if (row.response_status !== null && row.response_body !== null) {
-        return { status: row.response_status, body: row.response_body, replayed: true };
+        return { status: row.response_status, body: this.storedBody(row.response_body), replayed: true };
       }
       return await this.execute(client, { ...request, row }, work);
     } finally {
@@ -112,7 +136,7 @@ export class IdempotencyService {
         await client.query(
           named(`UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
              completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`),
-          [keyed.merchantId, keyed.key, response.status, response.body]);
+          [keyed.merchantId, keyed.key, response.status, this.bodyToStore(keyed, response.body)]);
       }
     };
     const execution: Execution = {

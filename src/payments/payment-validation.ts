@@ -71,7 +71,7 @@ function readStatementDescriptor(value: unknown): string | undefined {
  * Stripe's metadata: at most 50 keys of at most 40 characters, string values of at most 500.
  * An empty value unsets a key; on create there is nothing to unset, so it is simply left out.
  */
-function readStripeMetadata(value: unknown): Record<string, string> {
+export function readStripeMetadata(value: unknown): Record<string, string> {
   if (value === undefined || value === '') return {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw invalid('metadata', 'metadata must be a set of key-value pairs.', 'metadata_invalid');

@@ -8,6 +8,8 @@ import { ConnectorRegistry } from '../../src/connectors/connector.js';
 import { SandboxConnector, sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
 import { createPool } from '../../src/db/pool.js';
 import { createLogger } from '../../src/logger.js';
+import { SecretBox } from '../../src/security/secret-box.js';
+import { WebhookEndpoints } from '../../src/webhooks/webhook-endpoints.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const operatorKey = 'op_test_0123456789abcdefghijklmnop';
@@ -15,6 +17,7 @@ export const testPepper = 'test_pepper_0123456789abcdefghijklmnopqrstuvwxyz';
 
 export interface TestLedger extends TestDatabase {
   readonly ledger: LedgerService;
+  readonly webhookEndpoints: WebhookEndpoints;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
@@ -33,6 +36,8 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   const sandboxPool = createPool({ connectionString: database.url, sizeMax: 4 });
   const connectors = new ConnectorRegistry();
   connectors.register(new SandboxConnector(sandboxPool));
+  const webhookEndpoints = new WebhookEndpoints(database.pool, new SecretBox(testPepper, 'webhook secrets'),
+    { allowPrivateUrls: true });
   const app = buildServer({
     pool: database.pool,
     logger: createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent'),
@@ -42,6 +47,8 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
     defaultConnectorId: sandboxConnectorId,
     operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
+    secretKey: testPepper,
+    webhookEndpoints,
   });
   await app.ready();
   afterAll(async () => {
@@ -52,6 +59,7 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
     ...database,
     ledger,
     merchants,
+    webhookEndpoints,
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {
