@@ -11,6 +11,9 @@ import { sealPending } from './ledger/ledger-sealer.js';
 import { idempotencyKeyRetentionHours, reapFinishedKeys } from './idempotency/idempotency-service.js';
 import { ConnectorRegistry } from './connectors/connector.js';
 import { SandboxConnector, sandboxConnectorId } from './connectors/sandbox/sandbox-connector.js';
+import {
+  faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp, type RunningSandboxPsp,
+} from './sandbox-psp/psp-service.js';
 import { LedgerService } from './ledger/ledger-service.js';
 import { MerchantService } from './merchants/merchant-service.js';
 import { resolveSecretKey } from './secret-key.js';
@@ -32,7 +35,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
   configureClock(config.clockMode);
   const database = await openDatabase(config, { logger, ownsServer: true });
   let pool: pg.Pool | undefined;
-  let sandboxPool: pg.Pool | undefined;
+  let sandbox: RunningSandboxPsp | undefined;
   try {
     const migrated = await migrate(database.url, logger);
     if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'migrations applied');
@@ -44,11 +47,16 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const merchants = new MerchantService(pool, secretKey);
     const webhookEndpoints = new WebhookEndpoints(pool, new SecretBox(secretKey, 'webhook secrets'),
       { allowPrivateUrls: config.webhooksAllowPrivateUrls });
-    // The sandbox PSP is a separate party: its own pool, so a request holding Penny's connection
-    // never waits on Penny's pool for the PSP's answer.
-    sandboxPool = createPool({ connectionString: database.url, sizeMax: 4, applicationName: 'penny-sandbox-psp' });
+    // The sandbox PSP is a separate service (its own port and pool); Penny reaches it over HTTP.
+    const webhookSecret = await resolveSandboxWebhookSecret(config);
+    if (config.sandboxPsp) {
+      sandbox = await startSandboxPsp({
+        databaseUrl: database.url, host: '127.0.0.1', port: config.sandboxPspPort, logger, webhookSecret,
+        webhookUrl: config.sandboxPspWebhookUrl, faults: faultProfileFromJson(config.sandboxPspFaults),
+      });
+    }
     const connectors = new ConnectorRegistry();
-    connectors.register(new SandboxConnector(sandboxPool));
+    connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [webhookSecret] }));
     const server = buildServer({
       pool, logger, ledger, merchants, connectors, defaultConnectorId: sandboxConnectorId, operatorKey,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
@@ -63,10 +71,10 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('webhook-delivery', limits.webhookIntervalMs, () => deliveries.deliverDue(), logger),
     ];
     await server.listen({ port: config.port, host: config.host });
-    return { server, pool, url: database.url, stop: stopper(server, workers, [pool, sandboxPool], database) };
+    return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };
   } catch (error) {
     await pool?.end();
-    await sandboxPool?.end();
+    await sandbox?.stop();
     await database.close();
     throw error;
   }
@@ -82,12 +90,14 @@ function startLedgerWorkers(pool: pg.Pool, ledger: LedgerService, config: PennyC
 }
 
 /** In-flight requests finish, workers finish their task, then the pool and the database stop. */
-function stopper(server: FastifyInstance, workers: Worker[], pools: pg.Pool[], database: OpenDatabase) {
+function stopper(server: FastifyInstance, workers: Worker[], pools: pg.Pool[], database: OpenDatabase,
+  sandbox: RunningSandboxPsp | undefined) {
   let stopping: Promise<void> | undefined;
   return () => {
     stopping ??= (async () => {
       await closeServer(server);
       await Promise.all(workers.map((worker) => worker.stop()));
+      await sandbox?.stop();
       await Promise.all(pools.map((pool) => pool.end()));
       await database.close();
     })();

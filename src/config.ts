@@ -23,6 +23,12 @@ export interface PennyConfig {
   readonly sandboxPsp: boolean;
   readonly sandboxPspPort: number;
   readonly sandboxPspUrl: string;
+  /** Signs the sandbox's webhooks; Penny's sandbox connector verifies them with it. */
+  readonly sandboxPspWebhookSecret: string | undefined;
+  /** Where the sandbox sends its webhooks (default: this Penny's connector endpoint). */
+  readonly sandboxPspWebhookUrl: string;
+  /** A fault profile (JSON, as POST /control/faults takes it) the sandbox starts with. */
+  readonly sandboxPspFaults: string | undefined;
 }
 
 /** Bounds that are not configurable: each says what it bounds and why it is this size. */
@@ -78,8 +84,9 @@ type Environment = Readonly<Record<string, string | undefined>>;
 export function loadConfig(environment: Environment = process.env): PennyConfig {
   const dataDirectory = path.resolve(environment.PENNY_DATA_DIR || './.penny');
   const sandboxPspPort = readPort(environment, 'PENNY_SANDBOX_PSP_PORT', 4243);
+  const port = readPort(environment, 'PORT', 4242);
   return {
-    port: readPort(environment, 'PORT', 4242),
+    port,
     host: readNonEmpty(environment, 'HOST', '127.0.0.1'),
     databaseUrl: readDatabaseUrl(environment, 'DATABASE_URL'),
     dataDirectory,
@@ -99,6 +106,10 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
     sandboxPsp: readChoice(environment, 'PENNY_SANDBOX_PSP', ['on', 'off'], 'on') === 'on',
     sandboxPspPort,
     sandboxPspUrl: readHttpUrl(environment, 'PENNY_SANDBOX_PSP_URL', `http://127.0.0.1:${sandboxPspPort}`),
+    sandboxPspWebhookSecret: readSecret(environment, 'PENNY_SANDBOX_PSP_WEBHOOK_SECRET'),
+    sandboxPspWebhookUrl: readHttpUrl(environment, 'PENNY_SANDBOX_PSP_WEBHOOK_URL',
+      `http://127.0.0.1:${port}/v1/connectors/sandbox/webhooks`),
+    sandboxPspFaults: environment.PENNY_SANDBOX_PSP_FAULTS || undefined,
   };
 }
 
@@ -172,9 +183,13 @@ function readOperatorKey(environment: Environment): string | undefined {
 }
 
 function readSecretKey(environment: Environment): string | undefined {
-  const raw = environment.PENNY_SECRET_KEY;
+  return readSecret(environment, 'PENNY_SECRET_KEY');
+}
+
+function readSecret(environment: Environment, name: string): string | undefined {
+  const raw = environment[name];
   if (raw === undefined || raw === '') return undefined;
-  if (raw.length < 32) throw configError('PENNY_SECRET_KEY', 'must be at least 32 characters');
+  if (raw.length < 32) throw configError(name, 'must be at least 32 characters');
   return raw;
 }
 

@@ -18,6 +18,11 @@ export interface PennyErrorOptions {
   readonly cause?: unknown;
   /** Further fields of Stripe's error object (decline_code, payment_intent, …). */
   readonly details?: Record<string, unknown>;
+  /**
+   * The request stopped at a point its retry can resume from (a PSP outcome not known yet): the
+   * answer is not stored under the idempotency key, so the retry continues the work.
+   */
+  readonly resumable?: boolean;
 }
 
 export class PennyError extends Error {
@@ -25,6 +30,7 @@ export class PennyError extends Error {
   readonly type: PennyErrorType;
   readonly param: string | undefined;
   readonly details: Record<string, unknown>;
+  readonly resumable: boolean;
 
   constructor(options: PennyErrorOptions) {
     super(options.message, { cause: options.cause });
@@ -33,6 +39,7 @@ export class PennyError extends Error {
     this.type = options.type ?? 'invalid_request_error';
     this.param = options.param;
     this.details = options.details ?? {};
+    this.resumable = options.resumable ?? false;
   }
 }
 

@@ -72,6 +72,9 @@ describe('loadConfig', () => {
       sandboxPsp: false,
       sandboxPspPort: 5000,
       sandboxPspUrl: 'http://127.0.0.1:5000',
+      sandboxPspWebhookSecret: undefined,
+      sandboxPspWebhookUrl: 'http://127.0.0.1:8080/v1/connectors/sandbox/webhooks',
+      sandboxPspFaults: undefined,
     });
   });
 

@@ -8,6 +8,39 @@ export interface ConnectorCapabilities {
   readonly manualCapture: boolean;
   readonly partialCapture: boolean;
   readonly refunds: boolean;
+  readonly payouts: boolean;
+  readonly webhooks: boolean;
+  readonly settlementReports: boolean;
+  /** How long the PSP keeps an idempotency key: Penny re-sends an operation only within it. */
+  readonly idempotencyKeyRetentionMs: number;
+}
+
+/**
+ * The outcome of a call is unknown: it timed out, the connection failed, the PSP answered 5xx, or
+ * the circuit is open. The money may or may not have moved; only a look-up by Penny's reference
+ * can tell. Never retried with a different key, never guessed.
+ */
+export class ConnectorUnknownOutcomeError extends Error {
+  constructor(readonly connector: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`the outcome of a ${connector} call is unknown: ${reason}`, options);
+    this.name = 'ConnectorUnknownOutcomeError';
+  }
+}
+
+/** The PSP refused the call (a 4xx): nothing happened, definitely. */
+export class ConnectorRefusedError extends Error {
+  constructor(readonly connector: string, readonly status: number, readonly code: string, message: string) {
+    super(message);
+    this.name = 'ConnectorRefusedError';
+  }
+}
+
+/** A webhook whose signature does not verify; nothing is stored. */
+export class ConnectorWebhookError extends Error {
+  constructor(readonly problem: 'missing' | 'malformed' | 'stale' | 'mismatch' | 'unparseable') {
+    super(`the webhook signature is ${problem}`);
+    this.name = 'ConnectorWebhookError';
+  }
 }
 
 /** The PSP's published price: basis points of the amount plus a fixed fee, in minor units. */
@@ -32,6 +65,8 @@ export interface AuthorizeInput {
 
 export type AuthorizeOutput =
   | { readonly outcome: 'authorized' | 'captured'; readonly pspReference: string }
+  /** The PSP has not decided yet (an authorization that goes pending); a webhook or a look-up tells later. */
+  | { readonly outcome: 'pending'; readonly pspReference: string }
   | { readonly outcome: 'requires_action'; readonly pspReference: string; readonly redirectUrl: string }
   | { readonly outcome: 'declined'; readonly pspReference: string; readonly code: string;
       readonly declineCode: string; readonly message: string };
@@ -56,6 +91,33 @@ export interface RefundInput {
   readonly amountMinor: bigint;
 }
 
+export interface PayoutInput {
+  readonly reference: string;
+  readonly idempotencyKey: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly destination: string;
+}
+
+/** One operation the PSP performed for a reference of Penny's, as its own record says. */
+export interface PspOperation {
+  readonly kind: 'authorize' | 'capture' | 'void' | 'refund' | 'payout';
+  readonly pspReference: string;
+  readonly reference: string;
+  /** authorized, captured, requires_action, declined, pending, voided, refunded, paid. */
+  readonly outcome: string;
+  readonly amountMinor: bigint | null;
+  readonly currency: string | null;
+  readonly declineCode: string | null;
+}
+
+/** A verified PSP webhook, in Penny's terms. */
+export interface ConnectorEvent {
+  readonly id: string;
+  readonly type: string;
+  readonly operation: PspOperation;
+}
+
 export interface Connector {
   readonly id: string;
   readonly capabilities: ConnectorCapabilities;
@@ -64,6 +126,14 @@ export interface Connector {
   capture(input: CaptureInput): Promise<{ pspReference: string }>;
   void(input: VoidInput): Promise<{ pspReference: string }>;
   refund(input: RefundInput): Promise<{ pspReference: string }>;
+  payout(input: PayoutInput): Promise<{ pspReference: string }>;
+  /** The operations the PSP performed for Penny's reference: how an unknown outcome is resolved. */
+  lookup(input: { reference: string }): Promise<PspOperation[]>;
+  /** Verifies the signature on the raw bytes, then parses; throws ConnectorWebhookError. */
+  parseWebhook(input: { rawBody: Buffer; headers: Readonly<Record<string, string | string[] | undefined>> }):
+  ConnectorEvent;
+  /** A settlement day's report, as the PSP publishes it (for the sandbox: Adyen's CSV). */
+  fetchSettlementReport(input: { day: string; currency?: string }): Promise<string>;
 }
 
 /** Connectors by id, filled by the composition root. */
@@ -73,6 +143,10 @@ export class ConnectorRegistry {
   register(connector: Connector): void {
     if (this.connectors.has(connector.id)) throw new Error(`connector ${connector.id} registered twice`);
     this.connectors.set(connector.id, connector);
+  }
+
+  has(id: string): boolean {
+    return this.connectors.has(id);
   }
 
   get(id: string): Connector {

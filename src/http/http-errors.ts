@@ -44,6 +44,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   expired_card: 402,
   incorrect_cvc: 402,
   processing_error: 402,
+  psp_refused: 400,
   // What is asked for does not exist.
   account_not_found: 404,
   entry_not_found: 404,
@@ -64,6 +65,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   request_too_large: 413,
   unsupported_media_type: 415,
   service_unavailable: 503,
+  psp_outcome_unknown: 503,
 };
 
 export interface ErrorBody {

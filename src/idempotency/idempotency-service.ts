@@ -164,7 +164,7 @@ export class IdempotencyService {
       if (stored !== undefined) return { ...stored, replayed: false };
       response = { status: result.status, body: stringifyJson(result.body) };
     } catch (error) {
-      if (!(error instanceof PennyError)) throw error;
+      if (!(error instanceof PennyError) || error.resumable) throw error;
       // An operating error raised after the work stored its answer (a decline, thrown once the
       // transaction that stored it committed) is that answer. A failing COMMIT is not a PennyError.
       if (stored !== undefined) return { ...stored, replayed: false };

@@ -1,5 +1,8 @@
 import type pg from 'pg';
-import type { ConnectorRegistry } from '../connectors/connector.js';
+import {
+  ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type ConnectorRegistry,
+} from '../connectors/connector.js';
+import { nowMs } from '../clock.js';
 import { inTransaction } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
@@ -47,25 +50,80 @@ export class PaymentFlows {
     const attempt = await store.selectAttempt(execution.client, merchantId, attemptId);
     if (attempt === undefined) throw new Error(`attempt ${attemptId} of ${id} is missing`);
     const intent = await mustIntent(execution.client, merchantId, id);
-    const connector = this.connectors.get(attempt.connector);
     failpoint('before_psp_call');
-    const outcome = await connector.authorize({
-      reference: attempt.id,
-      idempotencyKey: attempt.pspIdempotencyKey,
-      amountMinor: stripeAmountToMinor(intent.currency, Number(intent.amount)),
-      currency: intent.currency.toUpperCase(),
-      paymentMethod: attempt.paymentMethod,
-      capture: intent.captureMethod !== 'manual',
-      authenticated: data.authenticated === true,
-    });
+    const outcome = await this.sendAuthorization(attempt, intent, data.authenticated === true);
     const applied = await inTransaction(execution.client, async () => {
-      const result = await this.confirmApply(execution.client, attempt, outcome);
+      const result = await this.applyAuthorization(execution.client, attempt, outcome);
       failpoint('after_psp_reply');
       await execution.complete(confirmationAnswer(result));
       return result;
     });
     failpoint('after_commit');
     return answerApplied(applied);
+  }
+
+  /**
+   * Sends (or re-sends, with the same key) an attempt's authorization. A refusal (4xx) is a
+   * definite failure, answered as a processing error; a timeout, a connection error, a 5xx or an
+   * open circuit is an unknown outcome, never a guess.
+   */
+  async sendAuthorization(attempt: store.AttemptRow, intent: store.PaymentIntentRow, authenticated: boolean):
+  Promise<AuthorizationResult> {
+    const connector = this.connectors.get(attempt.connector);
+    try {
+      return await connector.authorize({
+        reference: attempt.id,
+        idempotencyKey: attempt.pspIdempotencyKey,
+        amountMinor: stripeAmountToMinor(intent.currency, Number(intent.amount)),
+        currency: intent.currency.toUpperCase(),
+        paymentMethod: attempt.paymentMethod,
+        capture: intent.captureMethod !== 'manual',
+        authenticated,
+      });
+    } catch (error) {
+      if (error instanceof ConnectorUnknownOutcomeError) return { outcome: 'unknown', reason: error.reason };
+      if (error instanceof ConnectorRefusedError) {
+        return { outcome: 'declined', pspReference: null, code: 'processing_error', declineCode: 'processing_error',
+          message: 'An error occurred while processing your card. Try again in a little bit.' };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Applies an authorization's outcome once, under the intent's row lock, whoever learnt it: the
+   * request's own reply, a PSP webhook or the recovery worker. An attempt already resolved is left
+   * as it is; an unknown outcome leaves the intent processing and queues its recovery.
+   */
+  async applyAuthorization(client: pg.PoolClient, attempt: store.AttemptRow, outcome: AuthorizationResult):
+  Promise<store.PaymentIntentRow> {
+    const intent = await mustIntent(client, attempt.merchantId, attempt.paymentIntentId, true);
+    const current = await store.selectAttempt(client, attempt.merchantId, attempt.id);
+    if (current?.status !== 'started' && current?.status !== 'unknown') return intent;
+    if (outcome.outcome === 'unknown' || outcome.outcome === 'pending') {
+      await store.updateAttempt(client, attempt, {
+        status: 'unknown', pspReference: outcome.outcome === 'pending' ? outcome.pspReference : null, declineCode: null,
+      });
+      if (current.status === 'started') await queueRecovery(client, attempt);
+      return intent;
+    }
+    await store.updateAttempt(client, attempt, {
+      status: outcome.outcome, pspReference: outcome.pspReference,
+      declineCode: outcome.outcome === 'declined' ? outcome.declineCode : null,
+    });
+    switch (outcome.outcome) {
+      case 'declined':
+        return this.confirmDeclined(client, intent, attempt, outcome);
+      case 'requires_action':
+        assertTransition(intent.status, 'requires_action');
+        return moveIntent(client, intent, {
+          status: 'requires_action',
+          nextAction: { type: 'redirect_to_url', redirect_to_url: { url: outcome.redirectUrl, return_url: null } },
+        });
+      case 'authorized':
+      case 'captured':
+        return this.confirmSucceeded(client, intent, attempt, outcome.outcome, outcome.pspReference);
+    }
   }
 
   /**
@@ -95,39 +153,11 @@ export class PaymentFlows {
     return data;
   }
 
-  /** Applies the PSP's answer once; a resumed request finds it applied and answers the same. */
-  private async confirmApply(
-    client: pg.PoolClient,
-    attempt: store.AttemptRow,
-    outcome: Awaited<ReturnType<ReturnType<ConnectorRegistry['get']>['authorize']>>,
-  ): Promise<store.PaymentIntentRow> {
-    const intent = await mustIntent(client, attempt.merchantId, attempt.paymentIntentId, true);
-    const current = await store.selectAttempt(client, attempt.merchantId, attempt.id);
-    if (current?.status !== 'started') return intent;
-    await store.updateAttempt(client, attempt, {
-      status: outcome.outcome, pspReference: outcome.pspReference,
-      declineCode: outcome.outcome === 'declined' ? outcome.declineCode : null,
-    });
-    switch (outcome.outcome) {
-      case 'declined':
-        return this.confirmDeclined(client, intent, attempt, outcome);
-      case 'requires_action':
-        assertTransition(intent.status, 'requires_action');
-        return moveIntent(client, intent, {
-          status: 'requires_action',
-          nextAction: { type: 'redirect_to_url', redirect_to_url: { url: outcome.redirectUrl, return_url: null } },
-        });
-      case 'authorized':
-      case 'captured':
-        return this.confirmSucceeded(client, intent, attempt, outcome.outcome, outcome.pspReference);
-    }
-  }
-
   private async confirmDeclined(
     client: pg.PoolClient,
     intent: store.PaymentIntentRow,
     attempt: store.AttemptRow,
-    outcome: { code: string; declineCode: string; message: string; pspReference: string },
+    outcome: { code: string; declineCode: string; message: string; pspReference: string | null },
   ): Promise<store.PaymentIntentRow> {
     const charge = await store.insertCharge(client, {
       merchantId: intent.merchantId, id: newId('ch'), paymentIntentId: intent.id, attemptId: attempt.id,
@@ -218,10 +248,10 @@ export class PaymentFlows {
     const charge = await mustCharge(execution.client, intent);
     const connector = this.connectors.get(this.options.connectorId);
     const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
-    await connector.capture({
+    await followUp(() => connector.capture({
       reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
       amountMinor,
-    });
+    }));
     return inTransaction(execution.client, () => this.captureApply(execution.client, merchantId, id, amount));
   }
 
@@ -265,9 +295,9 @@ export class PaymentFlows {
   private async cancelVoid(execution: Execution, merchantId: string, id: string, reason: string | null) {
     const intent = await mustIntent(execution.client, merchantId, id);
     const charge = await mustCharge(execution.client, intent);
-    await this.connectors.get(this.options.connectorId).void({
+    await followUp(() => this.connectors.get(this.options.connectorId).void({
       reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
-    });
+    }));
     return inTransaction(execution.client, async () => {
       const locked = await mustIntent(execution.client, merchantId, id, true);
       if (locked.status === 'canceled') return locked;
@@ -295,9 +325,12 @@ export class PaymentFlows {
     const charge = await store.selectCharge(execution.client, merchantId, refund.chargeId);
     if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
     const amountMinor = stripeAmountToMinor(refund.currency, Number(refund.amount));
-    const done = await this.connectors.get(this.options.connectorId).refund({
+    const done = await followUp(() => this.connectors.get(this.options.connectorId).refund({
       reference: refund.id, idempotencyKey: `penny:${refund.id}`, pspReference: charge.pspReference ?? '', amountMinor,
-    });
+    }), 'refund');
+    if (done === 'refused') {
+      return inTransaction(execution.client, () => failRefund(execution.client, merchantId, refundId));
+    }
     return inTransaction(execution.client, async () => {
       const current = await store.selectRefund(execution.client, merchantId, refundId);
       if (current?.status === 'succeeded') return current;
@@ -313,6 +346,59 @@ export class PaymentFlows {
       return completed;
     });
   }
+}
+
+/**
+ * A follow-up call (capture, void, refund) on an authorization Penny knows. An unknown outcome
+ * stops the request where its retry resumes, re-sending the same idempotency key: 503, not stored.
+ * A refusal of a refund fails the refund; of a capture or void, it is answered as the PSP's error.
+ */
+async function followUp<T>(call: () => Promise<T>, kind?: 'refund'): Promise<T | 'refused'> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ConnectorUnknownOutcomeError) {
+      throw new PennyError({
+        code: 'psp_outcome_unknown', type: 'api_error', resumable: true, cause: error,
+        message: 'The payment processor did not answer in time; retry this request with the same Idempotency-Key.',
+      });
+    }
+    if (error instanceof ConnectorRefusedError) {
+      if (kind === 'refund') return 'refused';
+      throw new PennyError({ code: 'psp_refused', cause: error,
+        message: `The payment processor refused the request: ${error.message}` });
+    }
+    throw error;
+  }
+}
+
+/** A refund the PSP refused: it fails, and its amount is released back to the charge. */
+async function failRefund(client: pg.PoolClient, merchantId: string, refundId: string): Promise<store.RefundRow> {
+  const refund = await store.selectRefund(client, merchantId, refundId);
+  if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
+  if (refund.status !== 'pending') return refund;
+  const charge = await store.selectCharge(client, merchantId, refund.chargeId, { forUpdate: true });
+  if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
+  await store.addChargeRefunded(client, charge, -refund.amount);
+  const failed = await store.failRefund(client, refund);
+  await recordRefundEvent(client, 'refund.failed', failed, refund);
+  return failed;
+}
+
+/** What Penny knows of an authorization: the PSP's answer, a refusal, or nothing yet. */
+export type AuthorizationResult =
+  | AuthorizeOutput
+  | { readonly outcome: 'declined'; readonly pspReference: null; readonly code: string; readonly declineCode: string;
+      readonly message: string }
+  | { readonly outcome: 'unknown'; readonly reason: string };
+
+/** The first look-up of an unknown outcome waits this long; the recovery schedule continues from there. */
+export const recoveryFirstDelayMs = 2000;
+
+async function queueRecovery(client: pg.PoolClient, attempt: store.AttemptRow): Promise<void> {
+  await client.query(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at)
+     VALUES ($1, $2, 'authorize', $3, $4) ON CONFLICT (kind, subject_id) DO NOTHING`,
+  [attempt.merchantId, newId('rcv'), attempt.id, new Date(nowMs() + recoveryFirstDelayMs).toISOString()]);
 }
 
 export interface RefundRequest {

@@ -158,11 +158,12 @@ export interface AttemptRow {
   readonly paymentMethod: string;
   readonly status: string;
   readonly pspReference: string | null;
+  readonly createdAt: string;
 }
 
 export async function insertAttempt(
   db: Queryable,
-  attempt: Omit<AttemptRow, 'attemptNumber' | 'status' | 'pspReference' | 'pspIdempotencyKey'>,
+  attempt: Omit<AttemptRow, 'attemptNumber' | 'status' | 'pspReference' | 'pspIdempotencyKey' | 'createdAt'>,
 ): Promise<AttemptRow> {
   const result = await db.query(
     named(`INSERT INTO payment_attempts (merchant_id, id, payment_intent_id, attempt_number, connector,
@@ -181,13 +182,20 @@ export async function selectAttempt(db: Queryable, merchantId: string, id: strin
   return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
 }
 
+/** An attempt by its id alone: PSP webhooks and recovery name it so (ids are unique across merchants). */
+export async function selectAttemptById(db: Queryable, id: string): Promise<AttemptRow | undefined> {
+  const result = await db.query(named('SELECT * FROM payment_attempts WHERE id = $1'), [id]);
+  return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
+}
+
 export async function updateAttempt(
   db: Queryable,
-  attempt: AttemptRow,
-  change: { status: string; pspReference: string; declineCode: string | null },
+  attempt: Pick<AttemptRow, 'merchantId' | 'id'>,
+  change: { status: string; pspReference: string | null; declineCode: string | null },
 ): Promise<void> {
   await db.query(
-    named(`UPDATE payment_attempts SET status = $3, psp_reference = $4, decline_code = $5, updated_at = clock_timestamp()
+    named(`UPDATE payment_attempts SET status = $3, psp_reference = coalesce($4, psp_reference), decline_code = $5,
+       updated_at = clock_timestamp()
      WHERE merchant_id = $1 AND id = $2`),
     [attempt.merchantId, attempt.id, change.status, change.pspReference, change.declineCode]);
 }
@@ -198,7 +206,7 @@ function toAttempt(row: any): AttemptRow {
   return {
     merchantId: row.merchant_id, id: row.id, paymentIntentId: row.payment_intent_id,
     attemptNumber: row.attempt_number, connector: row.connector, pspIdempotencyKey: row.psp_idempotency_key,
-    paymentMethod: row.payment_method, status: row.status, pspReference: row.psp_reference,
+    paymentMethod: row.payment_method, status: row.status, pspReference: row.psp_reference, createdAt: row.created_at,
   };
 }
 
@@ -353,6 +361,12 @@ export async function completeRefund(
     named(`UPDATE refunds SET status = 'succeeded', psp_reference = $3, ledger_entry_id = $4
      WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [refund.merchantId, refund.id, done.pspReference, done.ledgerEntryId]);
+  return toRefund(result.rows[0]);
+}
+
+export async function failRefund(db: Queryable, refund: RefundRow): Promise<RefundRow> {
+  const result = await db.query(named(`UPDATE refunds SET status = 'failed' WHERE merchant_id = $1 AND id = $2
+     RETURNING *`), [refund.merchantId, refund.id]);
   return toRefund(result.rows[0]);
 }
 

@@ -1,43 +1,54 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SandboxConnector } from '../../src/connectors/sandbox/sandbox-connector.js';
-import type { AuthorizeInput } from '../../src/connectors/connector.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { SandboxConnector, sandboxSignatureHeader } from '../../src/connectors/sandbox/sandbox-connector.js';
+import { ConnectorUnknownOutcomeError } from '../../src/connectors/connector.js';
+import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
+import { signPayload } from '../../src/webhooks/signature.js';
+import { createTestDatabase } from '../support/database.js';
+import { sandboxWebhookSecret, startTestSandboxPsp, type TestSandboxPsp } from '../support/sandbox-psp.js';
+import { connectorContract } from './connector-contract.js';
 
-/** The sandbox PSP's own record is the ground truth: a repeated key answers what was done first. */
-let database: TestDatabase;
-let sandbox: SandboxConnector;
+/** The sandbox connector keeps the connector contract, over the network, against the sandbox PSP. */
+let sandbox: TestSandboxPsp;
+let connector: SandboxConnector;
+const rotatedSecret = 'sandbox_rotated_secret_0123456789abcdefghij';
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  sandbox = new SandboxConnector(database.pool);
+  const database = await createTestDatabase();
+  sandbox = await startTestSandboxPsp(database.url);
+  connector = new SandboxConnector({
+    baseUrl: sandbox.url, webhookSecrets: [sandboxWebhookSecret, rotatedSecret], timeoutMs: 1000, retryCountMax: 2,
+    retryDelayInitialMs: 5, retryDelayMaxMs: 20, breakerFailuresMax: 1000, breakerOpenMs: 1000,
+  });
 });
 
-function authorization(key: string, paymentMethod: string): AuthorizeInput {
-  return {
-    reference: `pa_${key}`, idempotencyKey: key, amountMinor: 1000n, currency: 'USD', paymentMethod,
-    capture: true, authenticated: false,
-  };
-}
+connectorContract('sandbox', {
+  connector: () => connector,
+  async injectFault(operation, fault, times) {
+    sandbox.injector.set(parseFaultProfile({ script: Array.from({ length: times }, () => ({ operation, fault })) }));
+  },
+  async clearFaults() {
+    sandbox.resetFaults();
+  },
+  signWebhook: (body, options = {}) => ({
+    [sandboxSignatureHeader]: signPayload(body, options.secret ?? sandboxWebhookSecret,
+      options.timestampSeconds ?? Math.floor(Date.now() / 1000)),
+  }),
+  signatureHeader: sandboxSignatureHeader,
+  rotatedSecret,
+});
 
-describe('the sandbox connector', () => {
-  it('captures with a test card that succeeds, and declines with one that is declined', async () => {
-    expect((await sandbox.authorize(authorization('k-ok', 'pm_card_visa'))).outcome).toBe('captured');
-    expect(await sandbox.authorize(authorization('k-no', 'pm_card_chargeDeclinedExpiredCard')))
-      .toMatchObject({ outcome: 'declined', code: 'expired_card', declineCode: 'expired_card' });
-  });
-
-  it('answers a repeated key with the first outcome and reference, even if asked differently', async () => {
-    const first = await sandbox.authorize(authorization('k-repeat', 'pm_card_visa'));
-    const again = await sandbox.authorize(authorization('k-repeat', 'pm_card_chargeDeclined'));
-    expect(again).toEqual(first);
-    const rows = await database.pool.query("SELECT outcome FROM sandbox_psp_operations WHERE idempotency_key = 'k-repeat'");
-    expect(rows.rows).toEqual([{ outcome: 'captured' }]);
-  });
-
-  it('answers a repeated declined key with the same decline', async () => {
-    const first = await sandbox.authorize(authorization('k-declined', 'pm_card_chargeDeclinedInsufficientFunds'));
-    const again = await sandbox.authorize(authorization('k-declined', 'pm_card_visa'));
-    expect(again).toEqual(first);
-    expect(again).toMatchObject({ outcome: 'declined', declineCode: 'insufficient_funds' });
+describe('the sandbox connector\'s circuit breaker', () => {
+  it('opens after consecutive unknown outcomes and then sends nothing until it half-opens', async () => {
+    const fragile = new SandboxConnector({ baseUrl: sandbox.url, webhookSecrets: [sandboxWebhookSecret],
+      timeoutMs: 500, retryCountMax: 0, retryDelayInitialMs: 1, retryDelayMaxMs: 1, breakerFailuresMax: 2,
+      breakerOpenMs: 60_000 });
+    sandbox.injector.set(parseFaultProfile({ rates: { error_503: 1 } }));
+    const input = (reference: string) => ({ reference, idempotencyKey: reference, amountMinor: 100n, currency: 'USD',
+      paymentMethod: 'pm_card_visa', capture: true, authenticated: false });
+    await expect(fragile.authorize(input('pa_breaker1'))).rejects.toBeInstanceOf(ConnectorUnknownOutcomeError);
+    await expect(fragile.authorize(input('pa_breaker2'))).rejects.toBeInstanceOf(ConnectorUnknownOutcomeError);
+    sandbox.resetFaults();
+    await expect(fragile.authorize(input('pa_breaker3'))).rejects.toThrow(/circuit is open/);
+    expect(await connector.lookup({ reference: 'pa_breaker3' })).toEqual([]);
   });
 });

@@ -5,11 +5,11 @@ import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
 import { ConnectorRegistry } from '../../src/connectors/connector.js';
-import { SandboxConnector, sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
-import { createPool } from '../../src/db/pool.js';
+import { sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
 import { createLogger } from '../../src/logger.js';
 import { SecretBox } from '../../src/security/secret-box.js';
 import { WebhookEndpoints } from '../../src/webhooks/webhook-endpoints.js';
+import { startTestSandboxPsp, type TestSandboxPsp } from './sandbox-psp.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const operatorKey = 'op_test_0123456789abcdefghijklmnop';
@@ -18,6 +18,8 @@ export const testPepper = 'test_pepper_0123456789abcdefghijklmnopqrstuvwxyz';
 export interface TestLedger extends TestDatabase {
   readonly ledger: LedgerService;
   readonly webhookEndpoints: WebhookEndpoints;
+  readonly sandbox: TestSandboxPsp;
+  readonly connectors: ConnectorRegistry;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
@@ -33,9 +35,9 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   const database = await createTestDatabase();
   const ledger = new LedgerService(database.pool);
   const merchants = new MerchantService(database.pool, testPepper);
-  const sandboxPool = createPool({ connectionString: database.url, sizeMax: 4 });
+  const sandbox = await startTestSandboxPsp(database.url);
   const connectors = new ConnectorRegistry();
-  connectors.register(new SandboxConnector(sandboxPool));
+  connectors.register(sandbox.connector);
   const webhookEndpoints = new WebhookEndpoints(database.pool, new SecretBox(testPepper, 'webhook secrets'),
     { allowPrivateUrls: true });
   const app = buildServer({
@@ -53,13 +55,14 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   await app.ready();
   afterAll(async () => {
     await app.close();
-    await sandboxPool.end();
   });
   return {
     ...database,
     ledger,
     merchants,
     webhookEndpoints,
+    sandbox,
+    connectors,
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {

@@ -1,157 +1,165 @@
-import { named } from '../../db/pool.js';
-import type pg from 'pg';
-import { newId } from '../../ids.js';
-import type {
-  AuthorizeInput, AuthorizeOutput, CaptureInput, Connector, RefundInput, VoidInput,
+import { verifySignature } from '../../webhooks/signature.js';
+import {
+  ConnectorWebhookError, type AuthorizeInput, type AuthorizeOutput, type CaptureInput, type Connector,
+  type ConnectorEvent, type PayoutInput, type PspOperation, type RefundInput, type VoidInput,
 } from '../connector.js';
+import { ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
 
 /**
- * The built-in sandbox PSP, in process for now: it keeps its own durable record of every money
- * movement (sandbox_psp_operations) and answers as an acquirer would, deterministically from
- * Stripe's test payment methods. A repeated idempotency key returns what was done the first time.
- * Penny reaches it only through the Connector interface, so moving it out of process changes no
- * caller.
+ * The connector for the sandbox PSP (`penny sandbox-psp`), reached over HTTP like any acquirer.
+ * Penny's reference for an operation is the attempt, charge or refund id; the idempotency key is
+ * derived from it, so every retry, in this process or after a restart, repeats the same key.
  */
 export const sandboxConnectorId = 'sandbox';
+export const sandboxSignatureHeader = 'sandbox-signature';
 
-interface Decline {
-  readonly code: string;
-  readonly declineCode: string;
-  readonly message: string;
+export interface SandboxConnectorOptions extends Partial<Omit<ResilientHttpOptions, 'connector' | 'baseUrl'>> {
+  readonly baseUrl: string;
+  /** Secrets that verify the sandbox's webhooks; more than one during a rotation. */
+  readonly webhookSecrets: readonly string[];
+  readonly webhookToleranceSeconds?: number;
 }
 
-const declines: Readonly<Record<string, Decline>> = {
-  pm_card_chargeDeclined: { code: 'card_declined', declineCode: 'generic_decline', message: 'Your card was declined.' },
-  pm_card_visa_chargeDeclined: { code: 'card_declined', declineCode: 'generic_decline', message: 'Your card was declined.' },
-  pm_card_chargeDeclinedInsufficientFunds: {
-    code: 'card_declined', declineCode: 'insufficient_funds', message: 'Your card has insufficient funds.',
-  },
-  pm_card_visa_chargeDeclinedInsufficientFunds: {
-    code: 'card_declined', declineCode: 'insufficient_funds', message: 'Your card has insufficient funds.',
-  },
-  pm_card_chargeDeclinedExpiredCard: {
-    code: 'expired_card', declineCode: 'expired_card', message: 'Your card has expired.',
-  },
-  pm_card_chargeDeclinedIncorrectCvc: {
-    code: 'incorrect_cvc', declineCode: 'incorrect_cvc', message: 'Your card\'s security code is incorrect.',
-  },
-  pm_card_chargeDeclinedProcessingError: {
-    code: 'processing_error', declineCode: 'processing_error',
-    message: 'An error occurred while processing your card. Try again in a little bit.',
-  },
-};
+interface WireOperation {
+  kind: PspOperation['kind'];
+  psp_reference: string;
+  reference: string;
+  outcome: string;
+  amount_minor: number | null;
+  currency: string | null;
+  decline_code: string | null;
+}
 
-const approved = new Set(['pm_card_visa', 'pm_card_mastercard', 'tok_visa', 'pm_card_amex']);
-const authenticationRequired = new Set(['pm_card_authenticationRequired', 'pm_card_threeDSecure2Required']);
+/** Decline texts as the card networks phrase them (the sandbox sends only the code). */
+const declineTexts: Readonly<Record<string, { code: string; message: string }>> = {
+  generic_decline: { code: 'card_declined', message: 'Your card was declined.' },
+  insufficient_funds: { code: 'card_declined', message: 'Your card has insufficient funds.' },
+  expired_card: { code: 'expired_card', message: 'Your card has expired.' },
+  incorrect_cvc: { code: 'incorrect_cvc', message: 'Your card\'s security code is incorrect.' },
+  processing_error: { code: 'processing_error',
+    message: 'An error occurred while processing your card. Try again in a little bit.' },
+};
 
 export class SandboxConnector implements Connector {
   readonly id = sandboxConnectorId;
-  readonly capabilities = { manualCapture: true, partialCapture: true, refunds: true };
+  readonly capabilities = {
+    manualCapture: true, partialCapture: true, refunds: true, payouts: true, webhooks: true, settlementReports: true,
+    idempotencyKeyRetentionMs: 24 * 3_600_000,
+  };
   /** The sandbox's published price list: 2% + 20 minor units. */
   readonly priceList = { basisPoints: 200, fixedMinor: 20n };
+  private readonly http: ResilientHttp;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly options: SandboxConnectorOptions) {
+    this.http = new ResilientHttp({
+      connector: sandboxConnectorId, baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? 8000,
+      retryCountMax: options.retryCountMax ?? 2, retryDelayInitialMs: options.retryDelayInitialMs ?? 100,
+      retryDelayMaxMs: options.retryDelayMaxMs ?? 2000, breakerFailuresMax: options.breakerFailuresMax ?? 10,
+      breakerOpenMs: options.breakerOpenMs ?? 5000,
+    });
+  }
 
-  /**
-   * A repeated key answers what the sandbox recorded the first time, not what it would decide now:
-   * its own record is the ground truth of what happened to the customer's money.
-   */
   async authorize(input: AuthorizeInput): Promise<AuthorizeOutput> {
-    const decided = this.decideAuthorization(input);
-    const recorded = await this.record({
-      idempotencyKey: input.idempotencyKey, reference: input.reference, kind: 'authorize', parent: null,
-      amountMinor: input.amountMinor, currency: input.currency, outcome: decided.outcome,
-      declineCode: decided.outcome === 'declined' ? decided.declineCode : null,
+    const answer = await this.post('/v1/authorizations', input.idempotencyKey, {
+      reference: input.reference, amount_minor: input.amountMinor, currency: input.currency,
+      payment_method: input.paymentMethod, capture: input.capture, authenticated: input.authenticated,
     });
-    return answerFromRecord(input.reference, recorded);
+    return authorizationOutput(answer);
   }
 
-  async capture(input: CaptureInput): Promise<{ pspReference: string }> {
-    return this.record({
-      idempotencyKey: input.idempotencyKey, reference: input.reference, kind: 'capture', parent: input.pspReference,
-      amountMinor: input.amountMinor, currency: null, outcome: 'captured', declineCode: null,
-    });
+  async capture(input: CaptureInput) {
+    return this.pspReferenceOf(await this.post('/v1/captures', input.idempotencyKey, {
+      reference: input.reference, psp_reference: input.pspReference, amount_minor: input.amountMinor,
+    }));
   }
 
-  async void(input: VoidInput): Promise<{ pspReference: string }> {
-    return this.record({
-      idempotencyKey: input.idempotencyKey, reference: input.reference, kind: 'void', parent: input.pspReference,
-      amountMinor: null, currency: null, outcome: 'voided', declineCode: null,
-    });
+  async void(input: VoidInput) {
+    return this.pspReferenceOf(await this.post('/v1/voids', input.idempotencyKey, {
+      reference: input.reference, psp_reference: input.pspReference,
+    }));
   }
 
-  async refund(input: RefundInput): Promise<{ pspReference: string }> {
-    return this.record({
-      idempotencyKey: input.idempotencyKey, reference: input.reference, kind: 'refund', parent: input.pspReference,
-      amountMinor: input.amountMinor, currency: null, outcome: 'refunded', declineCode: null,
-    });
+  async refund(input: RefundInput) {
+    return this.pspReferenceOf(await this.post('/v1/refunds', input.idempotencyKey, {
+      reference: input.reference, psp_reference: input.pspReference, amount_minor: input.amountMinor,
+    }));
   }
 
-  /** The outcome, before the sandbox assigns its reference (filled in by `authorize`). */
-  private decideAuthorization(input: AuthorizeInput): AuthorizeOutput {
-    const pspReference = '';
-    const decline = declines[input.paymentMethod];
-    if (decline !== undefined) return { outcome: 'declined', pspReference, ...decline };
-    if (authenticationRequired.has(input.paymentMethod) && !input.authenticated) {
-      return {
-        outcome: 'requires_action', pspReference,
-        redirectUrl: `https://sandbox.penny.invalid/3ds/${input.reference}`,
-      };
+  async payout(input: PayoutInput) {
+    return this.pspReferenceOf(await this.post('/v1/payouts', input.idempotencyKey, {
+      reference: input.reference, amount_minor: input.amountMinor, currency: input.currency,
+      destination: input.destination,
+    }));
+  }
+
+  async lookup(input: { reference: string }): Promise<PspOperation[]> {
+    const answer = await this.http.request('GET', `/v1/operations?reference=${encodeURIComponent(input.reference)}`);
+    return (answer as { data: WireOperation[] }).data.map(toOperation);
+  }
+
+  parseWebhook(input: { rawBody: Buffer; headers: Readonly<Record<string, string | string[] | undefined>> }):
+  ConnectorEvent {
+    const header = input.headers[sandboxSignatureHeader];
+    const problem = verifySignature({
+      payload: input.rawBody, header: Array.isArray(header) ? header[0] : header, secrets: this.options.webhookSecrets,
+      nowSeconds: Math.floor(Date.now() / 1000), toleranceSeconds: this.options.webhookToleranceSeconds ?? 300,
+    });
+    if (problem !== undefined) throw new ConnectorWebhookError(problem);
+    let event: { id?: unknown; type?: unknown; data?: unknown };
+    try {
+      event = JSON.parse(input.rawBody.toString('utf8')) as typeof event;
+    } catch {
+      throw new ConnectorWebhookError('unparseable');
     }
-    if (approved.has(input.paymentMethod) || authenticationRequired.has(input.paymentMethod)) {
-      return { outcome: input.capture ? 'captured' : 'authorized', pspReference };
+    if (typeof event.id !== 'string' || typeof event.type !== 'string' || typeof event.data !== 'object') {
+      throw new ConnectorWebhookError('unparseable');
     }
-    return {
-      outcome: 'declined', pspReference, code: 'card_declined', declineCode: 'generic_decline',
-      message: `The sandbox does not know the payment method ${input.paymentMethod}.`,
-    };
+    return { id: event.id, type: event.type, operation: toOperation(event.data as WireOperation) };
   }
 
-  /** Records an operation once per idempotency key; a repeat returns the first record. */
-  private async record(operation: {
-    idempotencyKey: string; reference: string; kind: string; parent: string | null; amountMinor: bigint | null;
-    currency: string | null; outcome: string; declineCode: string | null;
-  }): Promise<RecordedOperation> {
-    const result = await this.pool.query<{ psp_reference: string; outcome: string; decline_code: string | null }>(
-      named(`WITH inserted AS (
-         INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
-           parent_psp_reference, amount_minor, currency, outcome, decline_code)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (idempotency_key) DO NOTHING
-         RETURNING psp_reference, outcome, decline_code)
-       SELECT psp_reference, outcome, decline_code FROM inserted
-       UNION ALL
-       SELECT psp_reference, outcome, decline_code FROM sandbox_psp_operations WHERE idempotency_key = $1
-         AND NOT EXISTS (SELECT 1 FROM inserted)`),
-      [operation.idempotencyKey, operation.reference, operation.kind, newId('sbx'), operation.parent,
-        operation.amountMinor?.toString() ?? null, operation.currency, operation.outcome, operation.declineCode],
-    );
-    const row = result.rows[0];
-    if (row === undefined) throw new Error('the sandbox neither recorded nor found an operation');
-    return { pspReference: row.psp_reference, outcome: row.outcome, declineCode: row.decline_code };
+  async fetchSettlementReport(input: { day: string; currency?: string }): Promise<string> {
+    const query = input.currency === undefined ? '' : `?currency=${encodeURIComponent(input.currency)}`;
+    const response = await fetch(`${this.options.baseUrl}/v1/settlement_reports/${input.day}${query}`,
+      { signal: AbortSignal.timeout(this.options.timeoutMs ?? 8000) });
+    if (!response.ok) throw new Error(`the sandbox answered ${response.status} for the report of ${input.day}`);
+    return response.text();
+  }
+
+  private post(path: string, idempotencyKey: string, body: Record<string, unknown>) {
+    return this.http.request('POST', path, { body, idempotencyKey });
+  }
+
+  private pspReferenceOf(answer: unknown): { pspReference: string } {
+    return { pspReference: (answer as WireOperation).psp_reference };
   }
 }
 
-interface RecordedOperation {
-  readonly pspReference: string;
-  readonly outcome: string;
-  readonly declineCode: string | null;
+function toOperation(wire: WireOperation): PspOperation {
+  return {
+    kind: wire.kind, pspReference: wire.psp_reference, reference: wire.reference, outcome: wire.outcome,
+    amountMinor: wire.amount_minor === null || wire.amount_minor === undefined ? null : BigInt(wire.amount_minor),
+    currency: wire.currency, declineCode: wire.decline_code,
+  };
 }
 
-function answerFromRecord(reference: string, recorded: RecordedOperation): AuthorizeOutput {
-  const pspReference = recorded.pspReference;
-  switch (recorded.outcome) {
+/** An authorization's answer, from the PSP's operation record. */
+export function authorizationOutput(answer: unknown): AuthorizeOutput {
+  const operation = answer as WireOperation;
+  const pspReference = operation.psp_reference;
+  switch (operation.outcome) {
     case 'authorized':
     case 'captured':
-      return { outcome: recorded.outcome, pspReference };
+    case 'pending':
+      return { outcome: operation.outcome, pspReference };
     case 'requires_action':
-      return { outcome: 'requires_action', pspReference, redirectUrl: `https://sandbox.penny.invalid/3ds/${reference}` };
+      return { outcome: 'requires_action', pspReference,
+        redirectUrl: `https://sandbox.penny.invalid/3ds/${operation.reference}` };
     case 'declined': {
-      const decline = Object.values(declines).find((item) => item.declineCode === recorded.declineCode)
-        ?? { code: 'card_declined', declineCode: recorded.declineCode ?? 'generic_decline', message: 'Your card was declined.' };
-      return { outcome: 'declined', pspReference, ...decline };
+      const declineCode = operation.decline_code ?? 'generic_decline';
+      const text = declineTexts[declineCode] ?? { code: 'card_declined', message: 'Your card was declined.' };
+      return { outcome: 'declined', pspReference, declineCode, ...text };
     }
     default:
-      throw new Error(`the sandbox recorded an authorization with outcome ${recorded.outcome}`);
+      throw new Error(`the sandbox answered an authorization with outcome ${operation.outcome}`);
   }
 }

@@ -1,0 +1,106 @@
+import {
+  BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, wrap,
+} from 'cockatiel';
+import { ConnectorRefusedError, ConnectorUnknownOutcomeError } from './connector.js';
+
+/**
+ * Outbound calls to a PSP: a timeout on every call; bounded retries with exponential backoff and
+ * jitter, each carrying the same idempotency key; and a circuit breaker per connector (cockatiel).
+ * A 4xx is a definite refusal; a timeout, a connection error or a 5xx is an unknown outcome.
+ */
+export interface ResilientHttpOptions {
+  readonly connector: string;
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  /** Retries after the first try, for unknown outcomes and 429s. */
+  readonly retryCountMax: number;
+  readonly retryDelayInitialMs: number;
+  readonly retryDelayMaxMs: number;
+  /** Consecutive unknown outcomes that open the circuit, and how long it stays open. */
+  readonly breakerFailuresMax: number;
+  readonly breakerOpenMs: number;
+}
+
+/** A 429: nothing happened, but the PSP asks to try again later; retried, then refused. */
+class RateLimited extends Error {}
+
+export class ResilientHttp {
+  private readonly breaker;
+  private readonly retrying;
+
+  constructor(private readonly options: ResilientHttpOptions) {
+    this.breaker = circuitBreaker(handleWhen((error) => error instanceof ConnectorUnknownOutcomeError), {
+      halfOpenAfter: options.breakerOpenMs, breaker: new ConsecutiveBreaker(options.breakerFailuresMax),
+    });
+    this.retrying = retry(handleWhen((error) => error instanceof ConnectorUnknownOutcomeError
+      || error instanceof RateLimited), {
+      maxAttempts: options.retryCountMax,
+      backoff: new ExponentialBackoff({ initialDelay: options.retryDelayInitialMs, maxDelay: options.retryDelayMaxMs }),
+    });
+  }
+
+  /** Sends one request (retried as above) and returns the parsed JSON of a 2xx. */
+  async request(method: 'GET' | 'POST', path: string, options: { body?: unknown; idempotencyKey?: string } = {}) {
+    try {
+      return await wrap(this.retrying, this.breaker).execute(() => this.once(method, path, options));
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) {
+        throw new ConnectorUnknownOutcomeError(this.options.connector, 'the circuit is open', { cause: error });
+      }
+      if (error instanceof RateLimited) {
+        throw new ConnectorRefusedError(this.options.connector, 429, 'rate_limited', error.message);
+      }
+      throw error;
+    }
+  }
+
+  private async once(method: string, path: string, options: { body?: unknown; idempotencyKey?: string }) {
+    let response: Response;
+    try {
+      response = await fetch(`${this.options.baseUrl}${path}`, {
+        method,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+        headers: {
+          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(options.idempotencyKey === undefined ? {} : { 'idempotency-key': options.idempotencyKey }),
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body, bigintAsNumber) }),
+      });
+    } catch (error) {
+      throw new ConnectorUnknownOutcomeError(this.options.connector, describeFailure(error), { cause: error });
+    }
+    const text = await response.text().catch(() => '');
+    if (response.status === 429) throw new RateLimited(`${this.options.connector} answered 429`);
+    if (response.status >= 500) {
+      throw new ConnectorUnknownOutcomeError(this.options.connector, `it answered ${response.status}`);
+    }
+    const body = parseJson(text);
+    if (response.status >= 400) {
+      const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new ConnectorRefusedError(this.options.connector, response.status, error?.code ?? 'refused',
+        error?.message ?? `${this.options.connector} answered ${response.status}`);
+    }
+    if (body === undefined) throw new ConnectorUnknownOutcomeError(this.options.connector, 'its answer was not JSON');
+    return body;
+  }
+}
+
+function bigintAsNumber(_key: string, value: unknown): unknown {
+  if (typeof value !== 'bigint') return value;
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('an amount above 2^53-1 cannot be sent as JSON');
+  return Number(value);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return 'it timed out';
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return `the connection failed (${cause?.code ?? cause?.message ?? String(error)})`;
+}

@@ -1,0 +1,123 @@
+import { nowIso } from '../clock.js';
+import { named, type Queryable } from '../db/pool.js';
+import { newId } from '../ids.js';
+
+/**
+ * The sandbox acquirer's durable record: every money movement it performed, keyed by the
+ * caller's idempotency key. It is the ground truth of "was the customer charged?".
+ */
+export type OperationKind = 'authorize' | 'capture' | 'void' | 'refund' | 'payout';
+
+export interface OperationRow {
+  readonly idempotencyKey: string;
+  readonly reference: string;
+  readonly kind: OperationKind;
+  readonly pspReference: string;
+  readonly parentPspReference: string | null;
+  readonly amountMinor: bigint | null;
+  readonly currency: string | null;
+  readonly outcome: string;
+  readonly declineCode: string | null;
+  readonly paymentMethod: string | null;
+  readonly requestFingerprint: string | null;
+  readonly resolvesAt: string | null;
+  readonly createdAt: string;
+}
+
+export interface NewOperation {
+  readonly idempotencyKey: string;
+  readonly reference: string;
+  readonly kind: OperationKind;
+  readonly parentPspReference: string | null;
+  readonly amountMinor: bigint | null;
+  readonly currency: string | null;
+  readonly outcome: string;
+  readonly declineCode: string | null;
+  readonly paymentMethod: string | null;
+  readonly requestFingerprint: string;
+  /** A pending authorization: when it resolves, and to what. */
+  readonly pending?: { readonly resolvesAt: string; readonly outcome: string } | undefined;
+}
+
+/** Records an operation once per key; a repeat returns the first record and `created: false`. */
+export async function recordOperation(db: Queryable, operation: NewOperation) {
+  const result = await db.query(named(`WITH inserted AS (
+       INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
+         parent_psp_reference, amount_minor, currency, outcome, decline_code, payment_method, request_fingerprint,
+         resolves_at, resolved_outcome, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+       ON CONFLICT (idempotency_key) DO NOTHING
+       RETURNING *, true AS created)
+     SELECT * FROM inserted
+     UNION ALL
+     SELECT *, false AS created FROM sandbox_psp_operations WHERE idempotency_key = $1
+       AND NOT EXISTS (SELECT 1 FROM inserted)`),
+  [operation.idempotencyKey, operation.reference, operation.kind, newId('sbx'), operation.parentPspReference,
+    operation.amountMinor?.toString() ?? null, operation.currency, operation.pending === undefined
+      ? operation.outcome : 'pending', operation.declineCode, operation.paymentMethod, operation.requestFingerprint,
+    operation.pending?.resolvesAt ?? null, operation.pending?.outcome ?? null, nowIso()]);
+  const row = result.rows[0];
+  if (row === undefined) throw new Error('the sandbox neither recorded nor found an operation');
+  return { operation: toOperation(row), created: row.created === true };
+}
+
+export async function selectOperation(db: Queryable, pspReference: string, options: { forUpdate?: boolean } = {}) {
+  const result = await db.query(named(`SELECT * FROM sandbox_psp_operations WHERE psp_reference = $1
+     ${options.forUpdate === true ? 'FOR UPDATE' : ''}`), [pspReference]);
+  return result.rows[0] === undefined ? undefined : toOperation(result.rows[0]);
+}
+
+export async function selectOperationsByReference(db: Queryable, reference: string): Promise<OperationRow[]> {
+  const result = await db.query(named(`SELECT * FROM sandbox_psp_operations WHERE merchant_reference = $1
+     ORDER BY created_at, psp_reference LIMIT 100`), [reference]);
+  return result.rows.map(toOperation);
+}
+
+export async function selectChildren(db: Queryable, parentPspReference: string): Promise<OperationRow[]> {
+  const result = await db.query(named(`SELECT * FROM sandbox_psp_operations WHERE parent_psp_reference = $1
+     ORDER BY created_at LIMIT 1000`), [parentPspReference]);
+  return result.rows.map(toOperation);
+}
+
+/** Pending authorizations whose time has come take their decided outcome. */
+export async function resolveDuePending(db: Queryable, batchMax: number): Promise<OperationRow[]> {
+  const result = await db.query(named(`UPDATE sandbox_psp_operations SET outcome = resolved_outcome,
+       resolves_at = NULL, updated_at = $1
+     WHERE idempotency_key IN (SELECT idempotency_key FROM sandbox_psp_operations
+       WHERE resolves_at <= $1 ORDER BY resolves_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING *`), [nowIso(), batchMax]);
+  return result.rows.map(toOperation);
+}
+
+/** Operations created on one UTC day, for its settlement. */
+export async function selectOperationsOfDay(db: Queryable, day: string): Promise<OperationRow[]> {
+  const result = await db.query(named(`SELECT * FROM sandbox_psp_operations
+     WHERE created_at >= $1::date AND created_at < $1::date + 1 ORDER BY created_at, psp_reference`), [day]);
+  return result.rows.map(toOperation);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toOperation(row: any): OperationRow {
+  return {
+    idempotencyKey: row.idempotency_key, reference: row.merchant_reference, kind: row.kind,
+    pspReference: row.psp_reference, parentPspReference: row.parent_psp_reference, amountMinor: row.amount_minor,
+    currency: row.currency, outcome: row.outcome, declineCode: row.decline_code, paymentMethod: row.payment_method,
+    requestFingerprint: row.request_fingerprint, resolvesAt: row.resolves_at, createdAt: row.created_at,
+  };
+}
+
+/** The sandbox's answer and webhook payload for an operation. */
+export function presentOperation(operation: OperationRow) {
+  return {
+    object: 'operation',
+    psp_reference: operation.pspReference,
+    reference: operation.reference,
+    kind: operation.kind,
+    outcome: operation.outcome,
+    parent_psp_reference: operation.parentPspReference,
+    amount_minor: operation.amountMinor,
+    currency: operation.currency,
+    decline_code: operation.declineCode,
+    created_at: operation.createdAt,
+  };
+}
