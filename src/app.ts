@@ -21,6 +21,10 @@ import { resolveOperatorKey } from './operator-key.js';
 import { startWorker, type Worker } from './workers.js';
 import { SecretBox } from './security/secret-box.js';
 import { WebhookDeliveryWorker } from './webhooks/webhook-deliveries.js';
+import { ConnectorInbox } from './webhooks/connector-inbox.js';
+import { PaymentFlows } from './payments/payment-flows.js';
+import { PaymentLedger } from './payments/payment-ledger.js';
+import { PaymentRecovery } from './payments/payment-recovery.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 
 /** The composition root: configuration, database, migrations, services, HTTP, workers. */
@@ -57,8 +61,11 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     }
     const connectors = new ConnectorRegistry();
     connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [webhookSecret] }));
+    const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
+      connectorId: sandboxConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
+    });
     const server = buildServer({
-      pool, logger, ledger, merchants, connectors, defaultConnectorId: sandboxConnectorId, operatorKey,
+      pool, logger, ledger, merchants, connectors, flows, operatorKey,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
     });
     const deliveries = new WebhookDeliveryWorker(livePool, webhookEndpoints,
@@ -69,6 +76,10 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
         retentionHours: idempotencyKeyRetentionHours, batchMax: limits.idempotencyReapBatchMax,
       }), logger),
       startWorker('webhook-delivery', limits.webhookIntervalMs, () => deliveries.deliverDue(), logger),
+      startWorker('payment-recovery', limits.recoveryIntervalMs,
+        () => new PaymentRecovery(livePool, connectors, flows, logger).runDue(), logger),
+      startWorker('connector-inbox', limits.inboxIntervalMs,
+        () => new ConnectorInbox(livePool, flows, logger).processDue(), logger),
     ];
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };

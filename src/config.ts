@@ -75,6 +75,8 @@ export const limits = {
   /** An endpoint whose deliveries have failed without a success for this long is disabled. */
   webhookEndpointDisableAfterMs: 2 * 86_400_000,
   webhookEndpointsPerMerchantMax: 16,
+  recoveryIntervalMs: 500,
+  inboxIntervalMs: 100,
 } as const;
 
 export const amountMaxSafeMinor = BigInt(Number.MAX_SAFE_INTEGER);

@@ -45,6 +45,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   incorrect_cvc: 402,
   processing_error: 402,
   psp_refused: 400,
+  webhook_signature_invalid: 400,
   // What is asked for does not exist.
   account_not_found: 404,
   entry_not_found: 404,

@@ -9,8 +9,8 @@ import type { LedgerService } from '../ledger/ledger-service.js';
 import { IdempotencyService } from '../idempotency/idempotency-service.js';
 import type { MerchantService } from '../merchants/merchant-service.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
-import { PaymentFlows } from '../payments/payment-flows.js';
-import { PaymentLedger } from '../payments/payment-ledger.js';
+import type { PaymentFlows } from '../payments/payment-flows.js';
+import { registerConnectorWebhookRoutes } from './connector-webhook-routes.js';
 import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerEventRoutes } from './event-routes.js';
@@ -31,7 +31,7 @@ export interface ServerDependencies {
   readonly merchants: MerchantService;
   /** PSP connectors by id; the composition root registers them, the core never imports one. */
   readonly connectors: ConnectorRegistry;
-  readonly defaultConnectorId: string;
+  readonly flows: PaymentFlows;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
   /** PENNY_SECRET_KEY: seals stored secrets (webhook signing secrets, responses that show one). */
@@ -100,10 +100,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   const idempotency = new IdempotencyService(dependencies.pool,
     (error) => ({ status: statusOf(error), body: errorBody(error) }),
     new SecretBox(dependencies.secretKey, 'idempotent responses'));
-  const flows = new PaymentFlows(dependencies.connectors, new PaymentLedger(dependencies.ledger), {
-    connectorId: dependencies.defaultConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
-  });
-  const payments = new PaymentService(dependencies.pool, flows);
+  const payments = new PaymentService(dependencies.pool, dependencies.flows);
+  registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   registerMerchantApi(app, { merchants: dependencies.merchants },
     (scope) => {
       registerPaymentRoutes(scope, { payments, idempotency });

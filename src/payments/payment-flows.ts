@@ -99,8 +99,10 @@ export class PaymentFlows {
   Promise<store.PaymentIntentRow> {
     const intent = await mustIntent(client, attempt.merchantId, attempt.paymentIntentId, true);
     const current = await store.selectAttempt(client, attempt.merchantId, attempt.id);
-    if (current?.status !== 'started' && current?.status !== 'unknown') return intent;
+    // Resolved already (by the reply, a webhook or a look-up): applied once, left as it is.
+    if (current === undefined || !['started', 'unknown', 'manual_review'].includes(current.status)) return intent;
     if (outcome.outcome === 'unknown' || outcome.outcome === 'pending') {
+      if (current.status === 'manual_review') return intent;
       await store.updateAttempt(client, attempt, {
         status: 'unknown', pspReference: outcome.outcome === 'pending' ? outcome.pspReference : null, declineCode: null,
       });

@@ -1,6 +1,10 @@
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll } from 'vitest';
-import { amountMaxSafeMinor } from '../../src/config.js';
+import { amountMaxSafeMinor, limits } from '../../src/config.js';
+import { PaymentFlows } from '../../src/payments/payment-flows.js';
+import { PaymentLedger } from '../../src/payments/payment-ledger.js';
+import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
+import { ConnectorInbox } from '../../src/webhooks/connector-inbox.js';
 import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
@@ -20,6 +24,8 @@ export interface TestLedger extends TestDatabase {
   readonly webhookEndpoints: WebhookEndpoints;
   readonly sandbox: TestSandboxPsp;
   readonly connectors: ConnectorRegistry;
+  readonly recovery: PaymentRecovery;
+  readonly inbox: ConnectorInbox;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
@@ -40,13 +46,17 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   connectors.register(sandbox.connector);
   const webhookEndpoints = new WebhookEndpoints(database.pool, new SecretBox(testPepper, 'webhook secrets'),
     { allowPrivateUrls: true });
+  const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
+    connectorId: sandboxConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
+  });
+  const logger = createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
   const app = buildServer({
     pool: database.pool,
-    logger: createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent'),
+    logger,
     ledger,
     merchants,
     connectors,
-    defaultConnectorId: sandboxConnectorId,
+    flows,
     operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
     secretKey: testPepper,
@@ -63,6 +73,8 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
     webhookEndpoints,
     sandbox,
     connectors,
+    recovery: new PaymentRecovery(database.pool, connectors, flows, logger),
+    inbox: new ConnectorInbox(database.pool, flows, logger),
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {

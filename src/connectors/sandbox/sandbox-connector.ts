@@ -1,3 +1,4 @@
+import { declineAnswer } from '../../payments/decline-codes.js';
 import { verifySignature } from '../../webhooks/signature.js';
 import {
   ConnectorWebhookError, type AuthorizeInput, type AuthorizeOutput, type CaptureInput, type Connector,
@@ -29,16 +30,6 @@ interface WireOperation {
   currency: string | null;
   decline_code: string | null;
 }
-
-/** Decline texts as the card networks phrase them (the sandbox sends only the code). */
-const declineTexts: Readonly<Record<string, { code: string; message: string }>> = {
-  generic_decline: { code: 'card_declined', message: 'Your card was declined.' },
-  insufficient_funds: { code: 'card_declined', message: 'Your card has insufficient funds.' },
-  expired_card: { code: 'expired_card', message: 'Your card has expired.' },
-  incorrect_cvc: { code: 'incorrect_cvc', message: 'Your card\'s security code is incorrect.' },
-  processing_error: { code: 'processing_error',
-    message: 'An error occurred while processing your card. Try again in a little bit.' },
-};
 
 export class SandboxConnector implements Connector {
   readonly id = sandboxConnectorId;
@@ -154,11 +145,8 @@ export function authorizationOutput(answer: unknown): AuthorizeOutput {
     case 'requires_action':
       return { outcome: 'requires_action', pspReference,
         redirectUrl: `https://sandbox.penny.invalid/3ds/${operation.reference}` };
-    case 'declined': {
-      const declineCode = operation.decline_code ?? 'generic_decline';
-      const text = declineTexts[declineCode] ?? { code: 'card_declined', message: 'Your card was declined.' };
-      return { outcome: 'declined', pspReference, declineCode, ...text };
-    }
+    case 'declined':
+      return { outcome: 'declined', pspReference, ...declineAnswer(operation.decline_code) };
     default:
       throw new Error(`the sandbox answered an authorization with outcome ${operation.outcome}`);
   }

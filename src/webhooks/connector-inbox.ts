@@ -1,0 +1,160 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { nowMs } from '../clock.js';
+import type { ConnectorEvent, PspOperation } from '../connectors/connector.js';
+import { named, type Queryable, withTransaction } from '../db/pool.js';
+import { stringifyJson } from '../http/json.js';
+import type { PaymentFlows } from '../payments/payment-flows.js';
+import { authorizationFromRecord, openCase } from '../payments/payment-recovery.js';
+import * as store from '../payments/payment-store.js';
+
+/**
+ * PSP webhooks in. A verified event is stored once per (connector, event id) and answered at
+ * once; a worker processes each exactly once: it claims the row with FOR UPDATE SKIP LOCKED and,
+ * in the same transaction, locks the payment, applies the event and marks the row processed.
+ * Transitions only move forward: a repeated or late event changes nothing and is noted; an event
+ * for a step Penny has not taken yet is parked and retried; an event that contradicts what Penny
+ * booked opens a case and raises an alert, and rewrites nothing.
+ */
+const processBatchMax = 32;
+const parkCountMax = 20;
+
+export async function receiveConnectorEvent(db: Queryable, connector: string, event: ConnectorEvent) {
+  const result = await db.query(named(`INSERT INTO connector_webhook_inbox (connector, event_id, event_type, payload,
+       next_process_at) VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (connector, event_id) DO NOTHING`),
+  [connector, event.id, event.type, stringifyJson(event.operation), new Date(nowMs()).toISOString()]);
+  return { duplicate: result.rowCount === 0 };
+}
+
+type Decision =
+  | { readonly status: 'processed' | 'ignored'; readonly note: string }
+  | { readonly status: 'parked'; readonly note: string };
+
+export class ConnectorInbox {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly flows: PaymentFlows,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Processes due events one transaction each; returns how many were handled. */
+  async processDue(): Promise<number> {
+    let handled = 0;
+    while (handled < processBatchMax && await this.processOne()) handled += 1;
+    return handled;
+  }
+
+  private processOne(): Promise<boolean> {
+    return withTransaction(this.pool, async (client) => {
+      const claimed = await client.query(named(`SELECT * FROM connector_webhook_inbox
+         WHERE status IN ('received', 'parked') AND next_process_at <= $1
+         ORDER BY next_process_at, received_at LIMIT 1 FOR UPDATE SKIP LOCKED`), [new Date(nowMs()).toISOString()]);
+      const row = claimed.rows[0];
+      if (row === undefined) return false;
+      const operation = toOperation(row.payload);
+      const decision = await this.decide(client, row.event_id, operation);
+      const parkedOut = decision.status === 'parked' && row.process_count + 1 >= parkCountMax;
+      const status = parkedOut ? 'ignored' : decision.status;
+      await client.query(named(`UPDATE connector_webhook_inbox SET status = $3, note = $4,
+           process_count = process_count + 1, next_process_at = $5,
+           processed_at = CASE WHEN $3 IN ('processed', 'ignored') THEN $6::timestamptz END
+         WHERE connector = $1 AND event_id = $2`),
+      [row.connector, row.event_id, status, parkedOut ? `never matched: ${decision.note}` : decision.note,
+        new Date(nowMs() + Math.min(1000 * 2 ** row.process_count, 3_600_000)).toISOString(),
+        new Date(nowMs()).toISOString()]);
+      if (parkedOut) this.logger.warn({ event: row.event_id, note: decision.note }, 'a parked PSP event never matched');
+      return true;
+    });
+  }
+
+  private async decide(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<Decision> {
+    switch (operation.kind) {
+      case 'authorize':
+        return this.authorization(client, eventId, operation);
+      case 'capture':
+        return this.followUp(client, operation, 'captured');
+      case 'void':
+        return this.followUp(client, operation, 'canceled');
+      case 'refund':
+        return this.refund(client, eventId, operation);
+      case 'payout':
+        return { status: 'ignored', note: 'payouts are not booked from PSP events yet' };
+    }
+  }
+
+  private async authorization(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<Decision> {
+    const found = await store.selectAttemptById(client, operation.reference);
+    if (found === undefined) return { status: 'parked', note: `no attempt ${operation.reference} yet` };
+    // The payment's row lock first, then the attempt as it is under that lock.
+    await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId, { forUpdate: true });
+    const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
+    if (['started', 'unknown', 'manual_review'].includes(attempt.status)) {
+      if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
+      await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
+      return { status: 'processed', note: `applied: ${operation.outcome}` };
+    }
+    if (attempt.status === operation.outcome) return { status: 'ignored', note: 'already applied' };
+    const penny = attempt.status;
+    const moneyMoved = (outcome: string) => outcome === 'authorized' || outcome === 'captured';
+    if (moneyMoved(penny) && moneyMoved(operation.outcome)) {
+      return { status: 'ignored', note: `late: ${operation.outcome} after ${penny}` };
+    }
+    return this.contradiction(client, eventId, attempt.merchantId, attempt.paymentIntentId, attempt.id,
+      { penny, psp: operation.outcome });
+  }
+
+  /** A capture or void: applied by Penny's own request; the event confirms it, or waits for it. */
+  private async followUp(client: pg.PoolClient, operation: PspOperation, expected: 'captured' | 'canceled') {
+    const found = await chargeById(client, operation.reference);
+    if (found === undefined) return parked(`no charge ${operation.reference}`);
+    const intent = await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId,
+      { forUpdate: true });
+    // Read again under the payment's lock: Penny's own capture may have just committed.
+    const charge = await store.selectCharge(client, found.merchantId, found.id) ?? found;
+    const done = expected === 'captured' ? charge.captured : intent?.status === 'canceled';
+    return done ? { status: 'ignored' as const, note: 'already applied' } : parked(`${expected} not applied by Penny yet`);
+  }
+
+  private async refund(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<Decision> {
+    const refund = await refundById(client, operation.reference);
+    if (refund === undefined) return parked(`no refund ${operation.reference}`);
+    if (refund.status === 'succeeded') return { status: 'ignored', note: 'already applied' };
+    if (refund.status === 'pending') return parked('the refund is not applied by Penny yet');
+    return this.contradiction(client, eventId, refund.merchantId, refund.paymentIntentId, refund.id,
+      { penny: refund.status, psp: operation.outcome });
+  }
+
+  private async contradiction(client: pg.PoolClient, eventId: string, merchantId: string, paymentIntentId: string,
+    subjectId: string, detail: { penny: string; psp: string }): Promise<Decision> {
+    await openCase(client, { merchantId, kind: 'contradicting_event', paymentIntentId,
+      subjectId: `${subjectId}:${eventId}`, detail: { event: eventId, ...detail } });
+    this.logger.error({ alert: 'psp_event_contradicts_ledger', event: eventId, subject: subjectId, ...detail },
+      'ALERT: a PSP event contradicts what Penny booked; a case is open');
+    return { status: 'ignored', note: `contradiction: Penny has ${detail.penny}, the PSP says ${detail.psp}` };
+  }
+}
+
+function parked(note: string): Decision {
+  return { status: 'parked', note };
+}
+
+async function chargeById(db: Queryable, id: string) {
+  const result = await db.query<{ merchant_id: string }>(named('SELECT merchant_id FROM charges WHERE id = $1'), [id]);
+  const merchantId = result.rows[0]?.merchant_id;
+  return merchantId === undefined ? undefined : store.selectCharge(db, merchantId, id);
+}
+
+async function refundById(db: Queryable, id: string) {
+  const result = await db.query<{ merchant_id: string }>(named('SELECT merchant_id FROM refunds WHERE id = $1'), [id]);
+  const merchantId = result.rows[0]?.merchant_id;
+  return merchantId === undefined ? undefined : store.selectRefund(db, merchantId, id);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the stored operation (JSON)
+function toOperation(payload: any): PspOperation {
+  return {
+    kind: payload.kind, pspReference: payload.pspReference, reference: payload.reference, outcome: payload.outcome,
+    amountMinor: payload.amountMinor === null ? null : BigInt(payload.amountMinor), currency: payload.currency,
+    declineCode: payload.declineCode,
+  };
+}

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import Stripe from 'stripe';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { advanceClock, configureClock } from '../../src/clock.js';
+import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
+import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
+import { signPayload } from '../../src/webhooks/signature.js';
+import { sandboxWebhookSecret } from '../support/sandbox-psp.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+
+/** PSP webhooks in: verified on raw bytes, stored once, applied exactly once and only forward. */
+let penny: ServedLedger;
+let stripe: Stripe;
+let sender: SandboxWebhookSender;
+let webhookUrl: string;
+
+beforeAll(async () => {
+  configureClock('controlled');
+  penny = await serveTestLedger();
+  const created = await penny.merchants.createMerchant('Inbound Shop');
+  stripe = penny.stripeFor(created.secretKey);
+  webhookUrl = `http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`;
+  sender = penny.sandbox.sender(webhookUrl);
+});
+
+afterEach(() => {
+  penny.sandbox.resetFaults();
+});
+
+function signed(event: object, options: { secret?: string; timestampSeconds?: number } = {}) {
+  const body = JSON.stringify(event);
+  const signature = signPayload(body, options.secret ?? sandboxWebhookSecret,
+    options.timestampSeconds ?? Math.floor(Date.now() / 1000));
+  return { body, headers: { 'content-type': 'application/json', 'sandbox-signature': signature } };
+}
+
+function post(request: { body: string; headers: Record<string, string> }) {
+  return fetch(webhookUrl, { method: 'POST', body: request.body, headers: request.headers });
+}
+
+function pspEvent(operation: Record<string, unknown>, type?: string) {
+  return { id: `sbxevt_${randomBytes(8).toString('hex')}`, object: 'event',
+    type: type ?? `${String(operation.kind)}.${String(operation.outcome)}`, created: Math.floor(Date.now() / 1000),
+    data: { object: 'operation', parent_psp_reference: null, created_at: new Date().toISOString(),
+      decline_code: null, currency: 'USD', ...operation } };
+}
+
+async function inboxCount(): Promise<number> {
+  const result = await penny.pool.query<{ count: bigint }>('SELECT count(*) AS count FROM connector_webhook_inbox');
+  return Number(result.rows[0]?.count);
+}
+
+async function attemptOf(intentId: string) {
+  const result = await penny.pool.query<{ id: string; psp_reference: string | null; status: string }>(
+    'SELECT id, psp_reference, status FROM payment_attempts WHERE payment_intent_id = $1', [intentId]);
+  const attempt = result.rows[0];
+  if (attempt === undefined) throw new Error('no attempt');
+  return attempt;
+}
+
+async function noteOf(eventId: string) {
+  const result = await penny.pool.query<{ status: string; note: string }>(
+    'SELECT status, note FROM connector_webhook_inbox WHERE event_id = $1', [eventId]);
+  return result.rows[0];
+}
+
+async function processingIntent(amount: number, options: { captureMethod?: 'manual' } = {}) {
+  penny.sandbox.injector.set(parseFaultProfile({
+    script: Array.from({ length: 3 }, () => ({ operation: 'authorize', fault: 'timeout_after' })),
+  }));
+  const intent = await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa',
+    confirm: true, ...(options.captureMethod === undefined ? {} : { capture_method: options.captureMethod }) });
+  penny.sandbox.resetFaults();
+  expect(intent.status).toBe('processing');
+  return intent;
+}
+
+describe('signatures', () => {
+  const event = pspEvent({ kind: 'payout', psp_reference: 'sbx_x', reference: 'po_x', outcome: 'paid',
+    amount_minor: 100 });
+
+  it('refuses a tampered body with 400, storing nothing', async () => {
+    const before = await inboxCount();
+    const request = signed(event);
+    const response = await post({ ...request, body: request.body.replace('100', '900') });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: 'webhook_signature_invalid' } });
+    expect(await inboxCount()).toBe(before);
+  });
+
+  it('refuses a wrong secret, a stale timestamp and a missing header', async () => {
+    const before = await inboxCount();
+    expect((await post(signed(event, { secret: 'another_secret_0123456789abcdefghijkl' }))).status).toBe(400);
+    expect((await post(signed(event, { timestampSeconds: Math.floor(Date.now() / 1000) - 3600 }))).status).toBe(400);
+    const unsigned = signed(event);
+    expect((await post({ body: unsigned.body, headers: { 'content-type': 'application/json' } })).status).toBe(400);
+    expect(await inboxCount()).toBe(before);
+  });
+
+  it('answers 404 for a connector Penny does not have', async () => {
+    const response = await fetch(webhookUrl.replace('/sandbox/', '/nobody/'), { method: 'POST', body: '{}' });
+    expect(response.status).toBe(404);
+  });
+});
+
+describe('processing', () => {
+  it('a webhook from the sandbox resolves an unknown outcome', async () => {
+    const intent = await processingIntent(4100);
+    while ((await sender.sendDue()) > 0) { /* deliver every due webhook */ }
+    await penny.inbox.processDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    expect((await attemptOf(intent.id)).status).toBe('captured');
+  });
+
+  it('one webhook delivered ten times in parallel is stored once and applied once', async () => {
+    const intent = await processingIntent(4200);
+    const attempt = await attemptOf(intent.id);
+    const [operation] = await penny.sandbox.connector.lookup({ reference: attempt.id });
+    const event = pspEvent({ kind: 'authorize', psp_reference: operation?.pspReference, reference: attempt.id,
+      outcome: 'captured', amount_minor: 4200 });
+    const request = signed(event);
+    const responses = await Promise.all(Array.from({ length: 10 }, () => post(request)));
+    expect(responses.map((response) => response.status)).toEqual(Array.from({ length: 10 }, () => 200));
+    const rows = await penny.pool.query('SELECT 1 FROM connector_webhook_inbox WHERE event_id = $1', [event.id]);
+    expect(rows.rows).toHaveLength(1);
+    await Promise.all([penny.inbox.processDue(), penny.inbox.processDue()]);
+    expect(await noteOf(event.id)).toEqual({ status: 'processed', note: 'applied: captured' });
+    const charges = await penny.pool.query('SELECT 1 FROM charges WHERE payment_intent_id = $1', [intent.id]);
+    expect(charges.rows).toHaveLength(1);
+  });
+
+  it('duplicated webhooks from the sandbox are stored once', async () => {
+    penny.sandbox.injector.set(parseFaultProfile({ webhooks: { duplicate_rate: 1 } }));
+    const intent = await stripe.paymentIntents.create({ amount: 4300, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    while ((await sender.sendDue()) > 0) { /* deliver */ }
+    const attempt = await attemptOf(intent.id);
+    const stored = await penny.pool.query(
+      `SELECT event_id FROM connector_webhook_inbox WHERE payload->>'reference' = $1`, [attempt.id]);
+    expect(stored.rows).toHaveLength(1);
+    await penny.inbox.processDue();
+    expect(await noteOf(stored.rows[0].event_id as string)).toMatchObject({ status: 'ignored', note: 'already applied' });
+  });
+
+  it('a late authorized after captured changes nothing and is recorded', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 4400, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const attempt = await attemptOf(intent.id);
+    const event = pspEvent({ kind: 'authorize', psp_reference: attempt.psp_reference, reference: attempt.id,
+      outcome: 'authorized', amount_minor: 4400 });
+    expect((await post(signed(event))).status).toBe(200);
+    await penny.inbox.processDue();
+    expect(await noteOf(event.id)).toEqual({ status: 'ignored', note: 'late: authorized after captured' });
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+  });
+
+  it('an event for a step Penny has not taken yet is parked, then matched once Penny takes it', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 4500, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    const event = pspEvent({ kind: 'capture', psp_reference: 'sbx_early', reference: intent.latest_charge,
+      outcome: 'captured', amount_minor: 4500 });
+    await post(signed(event));
+    await penny.inbox.processDue();
+    expect(await noteOf(event.id)).toEqual({ status: 'parked', note: 'captured not applied by Penny yet' });
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    await stripe.paymentIntents.capture(intent.id);
+    advanceClock(5000);
+    await penny.inbox.processDue();
+    expect(await noteOf(event.id)).toEqual({ status: 'ignored', note: 'already applied' });
+  });
+
+  it('a contradicting event opens a case and rewrites nothing', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 4600, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const attempt = await attemptOf(intent.id);
+    const event = pspEvent({ kind: 'authorize', psp_reference: attempt.psp_reference, reference: attempt.id,
+      outcome: 'declined', decline_code: 'generic_decline', amount_minor: 4600 });
+    await post(signed(event));
+    await penny.inbox.processDue();
+    expect((await noteOf(event.id))?.note).toBe('contradiction: Penny has captured, the PSP says declined');
+    const cases = await penny.pool.query(`SELECT kind, detail FROM payment_cases WHERE payment_intent_id = $1`,
+      [intent.id]);
+    expect(cases.rows).toEqual([{ kind: 'contradicting_event',
+      detail: { event: event.id, penny: 'captured', psp: 'declined' } }]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+  });
+
+  it('a pending authorization resolves later, by webhook', async () => {
+    penny.sandbox.injector.set(parseFaultProfile({ pending_authorization_rate: 1, pending_resolve_ms: 1000 }));
+    const intent = await stripe.paymentIntents.create({ amount: 4700, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('processing');
+    advanceClock(1500);
+    await sender.resolvePending();
+    while ((await sender.sendDue()) > 0) { /* deliver */ }
+    await penny.inbox.processDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+  });
+});
