@@ -67,6 +67,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const server = buildServer({
       pool, logger, ledger, merchants, connectors, flows, operatorKey,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
+      clockFollowers: config.sandboxPsp ? [] : [config.sandboxPspUrl],
     });
     const deliveries = new WebhookDeliveryWorker(livePool, webhookEndpoints,
       { allowPrivateUrls: config.webhooksAllowPrivateUrls, logger });

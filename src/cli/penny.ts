@@ -4,6 +4,7 @@ import { loadConfig } from '../config.js';
 import { PennyError } from '../errors.js';
 import { registerLedgerCommands } from './ledger-commands.js';
 import { registerMerchantCommands } from './merchant-commands.js';
+import { registerSandboxPspCommands } from './sandbox-psp-commands.js';
 import { registerServeCommands } from './serve-commands.js';
 
 /**
@@ -18,6 +19,7 @@ const program = new Command('penny')
 registerServeCommands(program);
 registerLedgerCommands(program);
 registerMerchantCommands(program);
+registerSandboxPspCommands(program);
 
 try {
   loadConfig();

@@ -46,6 +46,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   processing_error: 402,
   psp_refused: 400,
   webhook_signature_invalid: 400,
+  clock_not_controlled: 400,
   // What is asked for does not exist.
   account_not_found: 404,
   entry_not_found: 404,

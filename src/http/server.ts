@@ -11,6 +11,7 @@ import type { MerchantService } from '../merchants/merchant-service.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { registerConnectorWebhookRoutes } from './connector-webhook-routes.js';
+import { registerClockRoutes } from './clock-routes.js';
 import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerEventRoutes } from './event-routes.js';
@@ -37,6 +38,8 @@ export interface ServerDependencies {
   /** PENNY_SECRET_KEY: seals stored secrets (webhook signing secrets, responses that show one). */
   readonly secretKey: string;
   readonly webhookEndpoints: WebhookEndpoints;
+  /** Other processes' clocks that follow Penny's controlled clock (a separate sandbox PSP). */
+  readonly clockFollowers?: readonly string[];
 }
 
 /** Builds the HTTP API. Routes are thin: parse, call a service, present. */
@@ -96,6 +99,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     checkOperator: createOperatorCheck(dependencies.operatorKey),
     amountMaxMinor: dependencies.amountMaxMinor,
   });
+  registerClockRoutes(app, { checkOperator: createOperatorCheck(dependencies.operatorKey),
+    followers: dependencies.clockFollowers ?? [] });
   registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
   const idempotency = new IdempotencyService(dependencies.pool,
     (error) => ({ status: statusOf(error), body: errorBody(error) }),

@@ -44,7 +44,9 @@ let environment: Record<string, string>;
 beforeAll(async () => {
   database = await createTestDatabase();
   dataDirectory = await fs.mkdtemp(path.join('/var/tmp', 'penny-cli-'));
-  environment = { DATABASE_URL: database.url, PENNY_DATA_DIR: dataDirectory, PENNY_OPERATOR_KEY: operatorKey };
+  // Each serve gets its own sandbox PSP port, so test files running at once never collide.
+  environment = { DATABASE_URL: database.url, PENNY_DATA_DIR: dataDirectory, PENNY_OPERATOR_KEY: operatorKey,
+    PENNY_SANDBOX_PSP_PORT: String(await freePort()) };
   const ledger = new LedgerService(database.pool);
   const cash = await ledger.createAccount({ currency: 'EUR', type: 'asset', code: undefined, owner: undefined, metadata: {}, limit: undefined });
   const owed = await ledger.createAccount({ currency: 'EUR', type: 'liability', code: undefined, owner: undefined, metadata: {}, limit: undefined });
@@ -237,6 +239,7 @@ describe('penny serve on the embedded PostgreSQL', () => {
       PENNY_DATA_DIR: path.join(dataDirectory, 'embedded'),
       PENNY_PG_PORT: String(await freePort()),
       PENNY_OPERATOR_KEY: operatorKey,
+      PENNY_SANDBOX_PSP_PORT: String(await freePort()),
     };
     const first = await serveUntilHealthy(embeddedEnvironment);
     const created = await fetch(`http://127.0.0.1:${first.port}/v1/ledger/accounts`, {

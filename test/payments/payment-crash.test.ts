@@ -181,6 +181,7 @@ describe('a payment survives SIGKILL at each step', () => {
           PENNY_LOG_LEVEL: 'warn',
           PENNY_FAILPOINT: name,
           PENNY_FAILPOINT_FILE: failpointFile,
+          PENNY_SANDBOX_PSP_PORT: String(await freePort()),
         };
 
         // The first request: Penny dies at the failpoint, the client sees the connection drop.
