@@ -25,6 +25,7 @@ import { ConnectorInbox } from './webhooks/connector-inbox.js';
 import { PaymentFlows } from './payments/payment-flows.js';
 import { PaymentLedger } from './payments/payment-ledger.js';
 import { PaymentRecovery } from './payments/payment-recovery.js';
+import { PaymentExpiry } from './payments/payment-expiry.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 
 /** The composition root: configuration, database, migrations, services, HTTP, workers. */
@@ -79,6 +80,8 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('webhook-delivery', limits.webhookIntervalMs, () => deliveries.deliverDue(), logger),
       startWorker('payment-recovery', limits.recoveryIntervalMs,
         () => new PaymentRecovery(livePool, connectors, flows, logger).runDue(), logger),
+      startWorker('payment-authorization-expiry', limits.holdExpiryIntervalMs, () => new PaymentExpiry(livePool, flows,
+        { authorizationExpiryDays: limits.authorizationExpiryDays, logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, flows, logger).processDue(), logger),
     ];

@@ -192,7 +192,7 @@ export class PaymentFlows {
     const accounts = await this.paymentLedger.accountsFor(client, intent.merchantId, intent.currency.toUpperCase());
     let authorizationEntryId: string | null = null;
     if (outcome === 'authorized') {
-      const expiresAt = new Date(Date.now() + this.options.authorizationExpiryDays * 86_400_000).toISOString();
+      const expiresAt = new Date(nowMs() + this.options.authorizationExpiryDays * 86_400_000).toISOString();
       authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
     } else {
       await this.paymentLedger.capture(client, {
@@ -310,6 +310,39 @@ export class PaymentFlows {
         status: 'canceled', amountCapturable: 0n, canceled: { reason },
       });
     });
+  }
+
+  /**
+   * An authorization not captured in time expires, as Stripe's do after 7 days: the PSP voids it
+   * (the same void key a merchant's cancel would use), the hold is released, and the intent is
+   * canceled with reason `automatic`. Claiming the finalization keeps a racing capture out; an
+   * unknown outcome of the void leaves it for the next run.
+   */
+  async expireAuthorization(client: pg.PoolClient, merchantId: string, id: string): Promise<'expired' | 'skipped'> {
+    const claimed = await inTransaction(client, async () => {
+      const intent = await mustIntent(client, merchantId, id, true);
+      if (intent.status !== 'requires_capture') return undefined;
+      const finalization = await store.insertFinalization(client, intent, 'cancel', null);
+      return !finalization.won && finalization.kind !== 'cancel' ? undefined : mustCharge(client, intent);
+    });
+    if (claimed === undefined) return 'skipped';
+    try {
+      await this.connectors.get(this.options.connectorId).void({
+        reference: claimed.id, idempotencyKey: `penny:${claimed.id}:void`, pspReference: claimed.pspReference ?? '',
+      });
+    } catch (error) {
+      if (error instanceof ConnectorUnknownOutcomeError) return 'skipped';
+      throw error;
+    }
+    await inTransaction(client, async () => {
+      const locked = await mustIntent(client, merchantId, id, true);
+      if (locked.status === 'canceled') return;
+      if (claimed.authorizationEntryId !== null) {
+        await this.paymentLedger.cancelAuthorization(client, claimed.authorizationEntryId);
+      }
+      await moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason: 'automatic' } });
+    });
+    return 'expired';
   }
 
   async refund(execution: Execution, merchantId: string, request: RefundRequest): Promise<store.RefundRow> {

@@ -26,6 +26,7 @@ export interface TestLedger extends TestDatabase {
   readonly connectors: ConnectorRegistry;
   readonly recovery: PaymentRecovery;
   readonly inbox: ConnectorInbox;
+  readonly flows: PaymentFlows;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
@@ -75,6 +76,7 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
     connectors,
     recovery: new PaymentRecovery(database.pool, connectors, flows, logger),
     inbox: new ConnectorInbox(database.pool, flows, logger),
+    flows,
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {

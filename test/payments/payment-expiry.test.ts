@@ -1,0 +1,75 @@
+import Stripe from 'stripe';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { advanceClock, configureClock } from '../../src/clock.js';
+import { limits } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { PaymentExpiry } from '../../src/payments/payment-expiry.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+
+/** An uncaptured authorization expires after 7 days by Penny's clock: voided, released, canceled `automatic`. */
+let penny: ServedLedger;
+let stripe: Stripe;
+let expiry: PaymentExpiry;
+
+beforeAll(async () => {
+  configureClock('controlled');
+  penny = await serveTestLedger();
+  const created = await penny.merchants.createMerchant('Expiry Shop');
+  stripe = penny.stripeFor(created.secretKey);
+  expiry = new PaymentExpiry(penny.pool, penny.flows, {
+    authorizationExpiryDays: limits.authorizationExpiryDays, logger: createLogger('silent') });
+});
+
+async function heldAuthorization(amount: number) {
+  return stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
+    capture_method: 'manual' });
+}
+
+async function holdStatus(chargeId: string): Promise<string | undefined> {
+  const response = await penny.request({ method: 'GET',
+    url: `/v1/ledger/entries?limit=100` });
+  const hold = (response.body.data as { external_reference: string; status: string }[])
+    .find((entry) => entry.external_reference === `penny:charge:${chargeId}:authorization`);
+  return hold?.status;
+}
+
+describe('authorization expiry', () => {
+  it('leaves an authorization younger than 7 days alone', async () => {
+    const intent = await heldAuthorization(5100);
+    advanceClock(6 * 86_400_000);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    advanceClock(2 * 86_400_000);
+    await expiry.expireDue();
+  });
+
+  it('cancels it after 7 days with reason automatic, voids it at the PSP and releases the hold', async () => {
+    const intent = await heldAuthorization(5200);
+    advanceClock(7 * 86_400_000 + 1000);
+    expect(await expiry.expireDue()).toBeGreaterThanOrEqual(1);
+    const canceled = await stripe.paymentIntents.retrieve(intent.id);
+    expect(canceled).toMatchObject({ status: 'canceled', cancellation_reason: 'automatic', amount_capturable: 0 });
+    const operations = await penny.sandbox.connector.lookup({ reference: intent.latest_charge as string });
+    expect(operations.map((operation) => operation.kind)).toEqual(['void']);
+    expect(await holdStatus(intent.latest_charge as string)).toBe('voided');
+    const events = await stripe.events.list({ type: 'payment_intent.canceled', limit: 1 });
+    expect(events.data[0]?.data.object).toMatchObject({ id: intent.id, cancellation_reason: 'automatic' });
+  });
+
+  it('an expired authorization can no longer be captured', async () => {
+    const intent = await heldAuthorization(5300);
+    advanceClock(8 * 86_400_000);
+    await expiry.expireDue();
+    await expect(stripe.paymentIntents.capture(intent.id))
+      .rejects.toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+  });
+
+  it('does not expire one that is being captured', async () => {
+    const intent = await heldAuthorization(5400);
+    await penny.pool.query(`INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount)
+      SELECT merchant_id, id, 'capture', amount FROM payment_intents WHERE id = $1`, [intent.id]);
+    advanceClock(8 * 86_400_000);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+  });
+});
