@@ -6,7 +6,8 @@ import fs from 'node:fs';
  * PENNY_FAILPOINT_FILE=<path>: the process dies at the named point only while that file exists,
  * and deletes it first, so the restarted process runs through. Unset, this is a no-op.
  */
-export type FailpointName = 'after_key_claim' | 'before_psp_call' | 'after_psp_reply' | 'after_commit';
+export type FailpointName = 'after_key_claim' | 'before_psp_call' | 'after_psp_reply' | 'after_commit'
+  | 'after_inbox_insert' | 'during_webhook_delivery';
 
 export function failpoint(name: FailpointName): void {
   if (process.env.PENNY_FAILPOINT !== name) return;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { ConnectorWebhookError, type ConnectorRegistry } from '../connectors/connector.js';
 import { PennyError } from '../errors.js';
+import { failpoint } from '../failpoints.js';
 import { receiveConnectorEvent } from '../webhooks/connector-inbox.js';
 
 /**
@@ -34,6 +35,7 @@ export function registerConnectorWebhookRoutes(
           message: `The webhook was refused: its signature is ${error.problem}.` });
       }
       const received = await receiveConnectorEvent(dependencies.pool, id, event);
+      failpoint('after_inbox_insert');
       dependencies.onReceived?.();
       return { received: true, duplicate: received.duplicate };
     });

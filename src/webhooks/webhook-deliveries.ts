@@ -6,6 +6,7 @@ import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import { named, withTransaction, type Queryable } from '../db/pool.js';
 import { presentEvent, recordEvent, type EventRow } from '../events/event-store.js';
+import { failpoint } from '../failpoints.js';
 import { stringifyJson } from '../http/json.js';
 import { guardedLookup } from './endpoint-address.js';
 import { signPayload } from './signature.js';
@@ -92,6 +93,7 @@ export class WebhookDeliveryWorker {
     const result = await postJson(row.url, payload, {
       'Stripe-Signature': signature, 'User-Agent': 'Penny/1.0 (+https://stripe.com/docs/webhooks)',
     }, this.options.allowPrivateUrls);
+    failpoint('during_webhook_delivery');
     const succeeded = result.responseStatus !== null && result.responseStatus >= 200 && result.responseStatus < 300;
     if (succeeded) {
       await this.finish(delivery, 'succeeded', result);

@@ -1,12 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { FailpointName } from '../../src/failpoints.js';
 import { checkStoredBalances } from '../../src/ledger/ledger-verify.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
 import { freePort } from '../global-setup.js';
+import {
+  delay, startChildUntilHealthy, stopAllChildren, stopChild, type ChildPenny,
+} from '../support/child-penny.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 /**
@@ -14,61 +15,15 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
  * payment. The client's retry with the same Idempotency-Key must end with one charge at the PSP,
  * one set of ledger entries, and the stored response replayed byte for byte.
  */
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = path.join(root, 'dist', 'src', 'cli', 'penny.js');
 const operatorKey = 'op_crash_test_0123456789abcdefghij';
 const secretKey = 'crash_test_secret_0123456789abcdefghijklmnopqrstuvwxyz';
 const idempotencyKey = 'crash-test-payment-1';
+type PaymentFailpoint = Extract<FailpointName, 'after_key_claim' | 'before_psp_call' | 'after_psp_reply' | 'after_commit'>;
 const paymentBody = new URLSearchParams({
   amount: '5000', currency: 'usd', payment_method: 'pm_card_visa', confirm: 'true',
 }).toString();
 
-interface Serve {
-  readonly process: ChildProcess;
-  readonly port: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
-
-const running = new Set<Serve>();
-
-afterEach(async () => {
-  for (const server of running) await stop(server);
-});
-
-function startServe(environment: Record<string, string>, port: number): Serve {
-  const child = spawn(process.execPath, [bin, 'serve'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...environment, PORT: String(port) },
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const server = { process: child, port, exited, output: () => output };
-  running.add(server);
-  void exited.then(() => running.delete(server));
-  return server;
-}
-
-async function stop(server: Serve): Promise<void> {
-  if (server.process.exitCode === null && server.process.signalCode === null) server.process.kill('SIGTERM');
-  await server.exited;
-}
-
-async function serveUntilHealthy(environment: Record<string, string>): Promise<Serve> {
-  const server = startServe(environment, await freePort());
-  for (let attempt = 0; attempt < 400; attempt += 1) {
-    const ok = await fetch(`http://127.0.0.1:${server.port}/healthz`).then((response) => response.ok, () => false);
-    if (ok) return server;
-    if (server.process.exitCode !== null) break;
-    await delay(25);
-  }
-  throw new Error(`penny serve did not answer on port ${server.port}:\n${server.output()}`);
-}
-
-function pay(server: Serve, merchantKey: string): Promise<Response> {
+function pay(server: ChildPenny, merchantKey: string): Promise<Response> {
   return fetch(`http://127.0.0.1:${server.port}/v1/payment_intents`, {
     method: 'POST',
     headers: {
@@ -84,7 +39,7 @@ function pay(server: Serve, merchantKey: string): Promise<Response> {
  * The retry, as the stripe SDK would make it: a 409 idempotency_key_in_use (the dead process's
  * advisory lock not yet released by PostgreSQL) is retried after a short wait.
  */
-async function retryPayment(server: Serve, merchantKey: string) {
+async function retryPayment(server: ChildPenny, merchantKey: string) {
   const started = Date.now();
   for (let conflicts = 0; ; conflicts += 1) {
     const response = await pay(server, merchantKey);
@@ -94,10 +49,6 @@ async function retryPayment(server: Serve, merchantKey: string) {
     }
     await delay(50);
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function count(database: TestDatabase, sql: string, values: unknown[]): Promise<number> {
@@ -134,7 +85,7 @@ async function stateAtCrash(database: TestDatabase, merchantId: string) {
   };
 }
 
-const expectedAtCrash: Record<FailpointName, Awaited<ReturnType<typeof stateAtCrash>>> = {
+const expectedAtCrash: Record<PaymentFailpoint, Awaited<ReturnType<typeof stateAtCrash>>> = {
   after_key_claim: {
     key: { recovery_point: 'started', response_status: null }, intents: 0, attempts: 0, pspAuthorizations: 0, charges: 0,
   },
@@ -154,10 +105,10 @@ const expectedAtCrash: Record<FailpointName, Awaited<ReturnType<typeof stateAtCr
   },
 };
 
-const failpoints: FailpointName[] = ['after_key_claim', 'before_psp_call', 'after_psp_reply', 'after_commit'];
+const failpoints: PaymentFailpoint[] = ['after_key_claim', 'before_psp_call', 'after_psp_reply', 'after_commit'];
 
 /** A database per failpoint, created here so that its pool is closed after the file's tests. */
-const databases = new Map<FailpointName, TestDatabase>();
+const databases = new Map<PaymentFailpoint, TestDatabase>();
 
 beforeAll(async () => {
   for (const name of failpoints) databases.set(name, await createTestDatabase(2));
@@ -185,7 +136,7 @@ describe('a payment survives SIGKILL at each step', () => {
         };
 
         // The first request: Penny dies at the failpoint, the client sees the connection drop.
-        const first = await serveUntilHealthy(environment);
+        const first = await startChildUntilHealthy(environment);
         await expect(pay(first, merchantKey)).rejects.toThrow();
         expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
         await expect(fs.access(failpointFile)).rejects.toThrow();
@@ -195,7 +146,7 @@ describe('a payment survives SIGKILL at each step', () => {
         expect(released.held, `advisory locks still held after ${released.waitedMs} ms`).toBe(0);
 
         // Restarted (the failpoint file is gone), the retry with the same key completes the payment.
-        const second = await serveUntilHealthy(environment);
+        const second = await startChildUntilHealthy(environment);
         const retried = await retryPayment(second, merchantKey);
         if (retried.conflicts > 0) {
           console.warn(`${name}: 409 idempotency_key_in_use ${retried.conflicts} time(s), ${retried.waitedMs} ms`);
@@ -237,10 +188,10 @@ describe('a payment survives SIGKILL at each step', () => {
         ]);
         expect((await checkStoredBalances(database.pool)).failures).toEqual([]);
 
-        await stop(second);
+        await stopChild(second);
         expect((await second.exited).code).toBe(0);
       } finally {
-        for (const server of running) await stop(server);
+        await stopAllChildren();
         await fs.rm(dataDirectory, { recursive: true, force: true });
       }
     }, 60_000);
