@@ -63,7 +63,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const connectors = new ConnectorRegistry();
     connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [webhookSecret] }));
     const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
-      connectorId: sandboxConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
+      connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
     });
     const server = buildServer({
       pool, logger, ledger, merchants, connectors, flows, operatorKey,
@@ -81,7 +81,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('payment-recovery', limits.recoveryIntervalMs,
         () => new PaymentRecovery(livePool, connectors, flows, logger).runDue(), logger),
       startWorker('payment-authorization-expiry', limits.holdExpiryIntervalMs, () => new PaymentExpiry(livePool, flows,
-        { authorizationExpiryDays: limits.authorizationExpiryDays, logger }).expireDue(), logger),
+        { authorizationExpiryDays: config.authorizationExpiryDays, logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, flows, logger).processDue(), logger),
     ];

@@ -29,6 +29,8 @@ export interface PennyConfig {
   readonly sandboxPspWebhookUrl: string;
   /** A fault profile (JSON, as POST /control/faults takes it) the sandbox starts with. */
   readonly sandboxPspFaults: string | undefined;
+  /** Uncaptured authorizations expire after this many days (Stripe: 7). */
+  readonly authorizationExpiryDays: number;
 }
 
 /** Bounds that are not configurable: each says what it bounds and why it is this size. */
@@ -58,8 +60,6 @@ export const limits = {
   /** Verification reports entries left unsealed longer than this as a failure of the sealer. */
   sealLagSecondsMax: 30,
   shutdownGraceMs: 10_000,
-  /** Uncaptured authorizations expire after this many days (Stripe: 7). */
-  authorizationExpiryDays: 7,
   idempotencyReapBatchMax: 1000,
   idempotencyReapIntervalMs: 60_000,
   /** Webhook delivery: one POST waits this long; a claimed delivery is retried after the lease if its worker died. */
@@ -112,6 +112,7 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
     sandboxPspWebhookUrl: readHttpUrl(environment, 'PENNY_SANDBOX_PSP_WEBHOOK_URL',
       `http://127.0.0.1:${port}/v1/connectors/sandbox/webhooks`),
     sandboxPspFaults: environment.PENNY_SANDBOX_PSP_FAULTS || undefined,
+    authorizationExpiryDays: readInteger(environment, 'PENNY_AUTHORIZATION_EXPIRY_DAYS', 7, { min: 1, max: 30 }),
   };
 }
 

@@ -54,6 +54,7 @@ describe('loadConfig', () => {
       PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS: 'true',
       PENNY_SANDBOX_PSP: 'off',
       PENNY_SANDBOX_PSP_PORT: '5000',
+      PENNY_AUTHORIZATION_EXPIRY_DAYS: '3',
     });
     expect(config).toEqual({
       port: 8080,
@@ -75,6 +76,7 @@ describe('loadConfig', () => {
       sandboxPspWebhookSecret: undefined,
       sandboxPspWebhookUrl: 'http://127.0.0.1:8080/v1/connectors/sandbox/webhooks',
       sandboxPspFaults: undefined,
+      authorizationExpiryDays: 3,
     });
   });
 

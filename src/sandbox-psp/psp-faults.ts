@@ -29,16 +29,21 @@ export interface FaultProfile {
   /** Chance that an authorization goes pending, and how long until it resolves. */
   readonly pendingAuthorizationRate: number;
   readonly pendingResolveMs: number;
+  /**
+   * `reply`: outcomes come in the reply (and by webhook); `webhook`: authorizations answer pending
+   * and their outcome follows by webhook only.
+   */
+  readonly results: 'reply' | 'webhook';
 }
 
 export const noFaults: FaultProfile = {
   seed: 1, latencyMs: { min: 0, max: 0 }, rates: {}, operations: [], timeoutHangMs: 0, script: [],
   webhooks: { duplicateRate: 0, lostRate: 0, delayMs: { min: 0, max: 0 } },
-  pendingAuthorizationRate: 0, pendingResolveMs: 5000,
+  pendingAuthorizationRate: 0, pendingResolveMs: 5000, results: 'reply',
 };
 
 const profileKeys = ['seed', 'latency_ms', 'rates', 'operations', 'timeout_hang_ms', 'script', 'webhooks',
-  'pending_authorization_rate', 'pending_resolve_ms'];
+  'pending_authorization_rate', 'pending_resolve_ms', 'results'];
 
 /** Reads a profile from JSON (snake_case, as the control endpoint takes it); missing parts are no faults. */
 export function parseFaultProfile(body: unknown): FaultProfile {
@@ -59,6 +64,8 @@ export function parseFaultProfile(body: unknown): FaultProfile {
     pendingAuthorizationRate: readNumber(object.pending_authorization_rate, 'pending_authorization_rate', 0, 1) ?? 0,
     pendingResolveMs: readNumber(object.pending_resolve_ms, 'pending_resolve_ms', 0, 86_400_000)
       ?? noFaults.pendingResolveMs,
+    results: readList(object.results === undefined ? undefined : [object.results], 'results', ['reply', 'webhook'])[0]
+      ?? 'reply',
   };
 }
 
@@ -74,6 +81,7 @@ export function presentFaultProfile(profile: FaultProfile) {
       delay_ms: profile.webhooks.delayMs },
     pending_authorization_rate: profile.pendingAuthorizationRate,
     pending_resolve_ms: profile.pendingResolveMs,
+    results: profile.results,
   };
 }
 
@@ -182,6 +190,7 @@ export class FaultInjector {
   }
 
   authorizationGoesPending(): boolean {
+    if (this.profile.results === 'webhook') return true;
     const rate = this.profile.pendingAuthorizationRate;
     return rate > 0 && this.random() < rate && this.count('authorization_pending') !== undefined;
   }

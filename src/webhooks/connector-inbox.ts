@@ -72,9 +72,9 @@ export class ConnectorInbox {
       case 'authorize':
         return this.authorization(client, eventId, operation);
       case 'capture':
-        return this.followUp(client, operation, 'captured');
+        return this.followUp(client, eventId, operation, 'captured');
       case 'void':
-        return this.followUp(client, operation, 'canceled');
+        return this.followUp(client, eventId, operation, 'voided');
       case 'refund':
         return this.refund(client, eventId, operation);
       case 'payout':
@@ -103,16 +103,25 @@ export class ConnectorInbox {
       { penny, psp: operation.outcome });
   }
 
-  /** A capture or void: applied by Penny's own request; the event confirms it, or waits for it. */
-  private async followUp(client: pg.PoolClient, operation: PspOperation, expected: 'captured' | 'canceled') {
+  /**
+   * A capture or void: applied by Penny's own request; the event confirms it, or waits for it. An
+   * event saying the step failed after Penny booked it is a contradiction.
+   */
+  private async followUp(client: pg.PoolClient, eventId: string, operation: PspOperation,
+    succeeded: 'captured' | 'voided'): Promise<Decision> {
     const found = await chargeById(client, operation.reference);
     if (found === undefined) return parked(`no charge ${operation.reference}`);
     const intent = await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId,
       { forUpdate: true });
     // Read again under the payment's lock: Penny's own capture may have just committed.
     const charge = await store.selectCharge(client, found.merchantId, found.id) ?? found;
-    const done = expected === 'captured' ? charge.captured : intent?.status === 'canceled';
-    return done ? { status: 'ignored' as const, note: 'already applied' } : parked(`${expected} not applied by Penny yet`);
+    const done = succeeded === 'captured' ? charge.captured : intent?.status === 'canceled';
+    if (operation.outcome !== succeeded) {
+      if (!done) return parked(`the PSP reports ${operation.kind} ${operation.outcome}; Penny's request decides`);
+      return this.contradiction(client, eventId, charge.merchantId, charge.paymentIntentId, charge.id,
+        { penny: succeeded, psp: `${operation.kind} ${operation.outcome}` });
+    }
+    return done ? { status: 'ignored', note: 'already applied' } : parked(`${succeeded} not applied by Penny yet`);
   }
 
   private async refund(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<Decision> {

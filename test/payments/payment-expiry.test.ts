@@ -1,7 +1,6 @@
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock } from '../../src/clock.js';
-import { limits } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { PaymentExpiry } from '../../src/payments/payment-expiry.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
@@ -17,7 +16,7 @@ beforeAll(async () => {
   const created = await penny.merchants.createMerchant('Expiry Shop');
   stripe = penny.stripeFor(created.secretKey);
   expiry = new PaymentExpiry(penny.pool, penny.flows, {
-    authorizationExpiryDays: limits.authorizationExpiryDays, logger: createLogger('silent') });
+    authorizationExpiryDays: 7, logger: createLogger('silent') });
 });
 
 async function heldAuthorization(amount: number) {

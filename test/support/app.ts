@@ -1,6 +1,6 @@
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll } from 'vitest';
-import { amountMaxSafeMinor, limits } from '../../src/config.js';
+import { amountMaxSafeMinor } from '../../src/config.js';
 import { PaymentFlows } from '../../src/payments/payment-flows.js';
 import { PaymentLedger } from '../../src/payments/payment-ledger.js';
 import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
@@ -48,7 +48,7 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
   const webhookEndpoints = new WebhookEndpoints(database.pool, new SecretBox(testPepper, 'webhook secrets'),
     { allowPrivateUrls: true });
   const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
-    connectorId: sandboxConnectorId, authorizationExpiryDays: limits.authorizationExpiryDays,
+    connectorId: sandboxConnectorId, authorizationExpiryDays: 7,
   });
   const logger = createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
   const app = buildServer({

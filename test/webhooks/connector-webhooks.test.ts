@@ -185,6 +185,30 @@ describe('processing', () => {
     expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
   });
 
+  it('a PSP saying a capture failed after Penny booked it opens a case', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 4650, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const event = pspEvent({ kind: 'capture', psp_reference: 'sbx_late_fail', reference: intent.latest_charge,
+      outcome: 'failed', amount_minor: 4650 });
+    await post(signed(event));
+    await penny.inbox.processDue();
+    expect((await noteOf(event.id))?.note).toBe('contradiction: Penny has captured, the PSP says capture failed');
+    expect((await stripe.charges.retrieve(intent.latest_charge as string)).captured).toBe(true);
+  });
+
+  it('in webhook mode the reply says pending and the outcome follows by webhook', async () => {
+    penny.sandbox.injector.set(parseFaultProfile({ results: 'webhook', pending_resolve_ms: 0 }));
+    const intent = await stripe.paymentIntents.create({ amount: 4680, currency: 'usd',
+      payment_method: 'pm_card_chargeDeclined', confirm: true });
+    expect(intent.status).toBe('processing');
+    await sender.resolvePending();
+    while ((await sender.sendDue()) > 0) { /* deliver */ }
+    await penny.inbox.processDue();
+    const resolved = await stripe.paymentIntents.retrieve(intent.id);
+    expect(resolved).toMatchObject({ status: 'requires_payment_method',
+      last_payment_error: { code: 'card_declined', decline_code: 'generic_decline' } });
+  });
+
   it('a pending authorization resolves later, by webhook', async () => {
     penny.sandbox.injector.set(parseFaultProfile({ pending_authorization_rate: 1, pending_resolve_ms: 1000 }));
     const intent = await stripe.paymentIntents.create({ amount: 4700, currency: 'usd', payment_method: 'pm_card_visa',
