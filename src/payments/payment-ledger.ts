@@ -1,3 +1,4 @@
+import { PennyError } from '../errors.js';
 import { named, type Queryable } from '../db/pool.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
@@ -112,8 +113,14 @@ export class PaymentLedger {
     if (commands.length > 0) await this.ledger.createEntriesIn(db, commands);
   }
 
+  /** Releases the authorization hold; one the ledger has already expired (or voided) is released already. */
   async cancelAuthorization(db: Queryable, authorizationEntryId: string): Promise<void> {
-    await this.ledger.voidHold(authorizationEntryId, db);
+    try {
+      await this.ledger.voidHold(authorizationEntryId, db);
+    } catch (error) {
+      if (error instanceof PennyError && (error.code === 'hold_expired' || error.code === 'hold_already_voided')) return;
+      throw error;
+    }
   }
 
   /** A refund takes the money back from the merchant (it may go negative) to the PSP. */

@@ -63,6 +63,16 @@ describe('authorization expiry', () => {
       .rejects.toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
   });
 
+  it('cancels it even when its hold was already released in the ledger', async () => {
+    const intent = await heldAuthorization(5350);
+    const hold = await penny.pool.query<{ id: string }>('SELECT id FROM ledger_entries WHERE external_reference = $1',
+      [`penny:charge:${intent.latest_charge}:authorization`]);
+    await penny.ledger.voidHold(hold.rows[0]?.id ?? '');
+    advanceClock(8 * 86_400_000);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('canceled');
+  });
+
   it('does not expire one that is being captured', async () => {
     const intent = await heldAuthorization(5400);
     await penny.pool.query(`INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount)
