@@ -64,14 +64,16 @@ export function registerSandboxPspCommands(program: Command): void {
     .option('--format <format>', 'sdr (Adyen settlement details CSV) or camt053', 'sdr')
     .option('--currency <code>', 'the batch currency (default: the first)')
     .option('--plant <kinds>', `discrepancies to plant: ${settlementDiscrepancies.join(', ')}`)
-    .action(async (options: { date: string; format: string; currency?: string; plant?: string }) => {
+    .option('--batch-fee <minor>', 'a batch-level Fee row of this many minor units')
+    .action(async (options: { date: string; format: string; currency?: string; plant?: string; batchFee?: string }) => {
       const day = readDay(options.date);
+      const batchFeeMinor = readMinor(options.batchFee);
       const planted = readPlanted(options.plant);
       if (options.format !== 'sdr' && options.format !== 'camt053') {
         throw new PennyError({ code: 'parameter_invalid', message: '--format is sdr or camt053.' });
       }
       const text = await withDatabasePool(async (pool) => {
-        const batches = (await settlementBatches(pool, day, planted))
+        const batches = (await settlementBatches(pool, day, planted, batchFeeMinor))
           .filter((batch) => options.currency === undefined || batch.rows[0]?.netCurrency === options.currency);
         return options.format === 'sdr' ? batches.map((batch) => batch.csv).join('')
           : bankStatementFor(day, batches).join('\n');
@@ -119,6 +121,12 @@ async function serveSandbox(options: { faults?: string; seed?: string }): Promis
     process.once('SIGTERM', shutdown);
   });
   await database.close();
+}
+
+function readMinor(value: string | undefined): bigint {
+  if (value === undefined) return 0n;
+  if (!/^\d{1,15}$/.test(value)) throw new PennyError({ code: 'parameter_invalid', message: '--batch-fee takes minor units.' });
+  return BigInt(value);
 }
 
 function readSeed(value: string): number {

@@ -101,10 +101,10 @@ export interface PayoutInput {
 
 /** One operation the PSP performed for a reference of Penny's, as its own record says. */
 export interface PspOperation {
-  readonly kind: 'authorize' | 'capture' | 'void' | 'refund' | 'payout';
+  readonly kind: 'authorize' | 'capture' | 'void' | 'refund' | 'payout' | 'chargeback';
   readonly pspReference: string;
   readonly reference: string;
-  /** authorized, captured, requires_action, declined, pending, voided, refunded, paid. */
+  /** authorized, captured, requires_action, declined, pending, voided, refunded, paid, charged_back. */
   readonly outcome: string;
   readonly amountMinor: bigint | null;
   readonly currency: string | null;

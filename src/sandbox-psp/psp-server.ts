@@ -69,8 +69,10 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     return presentOperation(operation);
   });
   app.get<{ Params: { day: string } }>('/v1/settlement_reports/:day', async (request, reply) => {
-    const batches = await settlementBatches(options.pool, readDay(request.params.day), readPlanted(request.query));
-    const query = readObject(request.query, '', ['currency', 'plant']);
+    const query = readObject(request.query, '', ['currency', 'plant', 'batch_fee_minor']);
+    const batchFeeMinor = query.batch_fee_minor === undefined ? 0n : readAmount(Number(query.batch_fee_minor));
+    const batches = await settlementBatches(options.pool, readDay(request.params.day), readPlanted(request.query),
+      batchFeeMinor);
     const currency = readString(query.currency, 'currency', { lengthMax: 3 });
     const batch = batches.find((item) => currency === undefined || item.rows[0]?.netCurrency === currency);
     return reply.type('text/csv; charset=utf-8').send(batch?.csv ?? '');
@@ -80,6 +82,8 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     const statements = bankStatementFor(day, await settlementBatches(options.pool, day));
     return reply.type('application/xml; charset=utf-8').send(statements[0] ?? '');
   });
+  // A cardholder disputes a captured payment: the acquirer books a chargeback (and tells by webhook).
+  app.post('/control/chargebacks', async (request) => psp.chargeback(request));
   app.get('/control/faults', async () => ({ ...presentFaultProfile(injector.current()),
     injected: Object.fromEntries(injector.injected) }));
   app.post('/control/faults', async (request) => {
@@ -179,6 +183,26 @@ class SandboxPsp {
         .reduce((sum, child) => sum + (child.amountMinor ?? 0n), 0n);
       if (amountMinor > capturedMinor - refundedMinor) throw invalid('amount_minor', 'More than the unrefunded amount.');
       return { kind: 'refund', amountMinor, currency: parent.currency, outcome: 'refunded' };
+    });
+  }
+
+  async chargeback(request: FastifyRequest) {
+    const body = readObject(request.body, '', ['psp_reference', 'amount_minor']);
+    const parentReference = readString(body.psp_reference, 'psp_reference', { lengthMax: 255, required: true });
+    return withTransaction(this.pool, async (client) => {
+      const parent = await selectOperation(client, parentReference, { forUpdate: true });
+      if (parent === undefined) throw notFound(parentReference);
+      const captured = parent.outcome === 'captured' ? parent
+        : (await selectChildren(client, parent.pspReference)).find((child) => child.kind === 'capture');
+      if (captured === undefined) throw invalidState(parent, 'charged back');
+      const amountMinor = body.amount_minor === undefined ? captured.amountMinor : readAmount(body.amount_minor);
+      const recorded = await recordOperation(client, {
+        idempotencyKey: `chargeback:${parent.pspReference}`, reference: parent.reference, kind: 'chargeback',
+        parentPspReference: parent.pspReference, amountMinor, currency: parent.currency, outcome: 'charged_back',
+        declineCode: null, paymentMethod: parent.paymentMethod, requestFingerprint: 'chargeback',
+      });
+      if (recorded.created) await enqueueWebhook(client, recorded.operation, this.injector);
+      return presentOperation(recorded.operation);
     });
   }
 

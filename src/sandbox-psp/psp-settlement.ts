@@ -14,7 +14,7 @@ export const sandboxPriceList = { basisPoints: 200, fixedMinor: 20n } as const;
 export const sandboxBankIban = 'NL91ABNA0417164300';
 
 export async function settlementBatches(db: Queryable, day: string,
-  discrepancies: readonly SettlementDiscrepancy[] = []): Promise<SettlementBatch[]> {
+  discrepancies: readonly SettlementDiscrepancy[] = [], batchFeeMinor = 0n): Promise<SettlementBatch[]> {
   const operations = await selectOperationsOfDay(db, day);
   const byReference = new Map(operations.map((operation) => [operation.pspReference, operation]));
   const settled = operations.flatMap((operation) => settledFrom(operation, byReference));
@@ -25,22 +25,24 @@ export async function settlementBatches(db: Queryable, day: string,
     operations: settled.filter((operation) => operation.currency === currency),
     priceList: sandboxPriceList,
     discrepancies: index === 0 ? discrepancies.map((kind) => ({ kind })) : [],
+    batchFeeMinor,
   }));
 }
 
-/** Captures (and authorizations captured at once) settle as credits; refunds as debits. */
+/** Captures (and authorizations captured at once) settle as credits; refunds and chargebacks as debits. */
 function settledFrom(operation: OperationRow, byReference: Map<string, OperationRow>): SettledOperation[] {
   const captured = (operation.kind === 'authorize' && operation.outcome === 'captured')
     || (operation.kind === 'capture' && operation.outcome === 'captured');
   const refunded = operation.kind === 'refund' && operation.outcome === 'refunded';
-  if (!captured && !refunded) return [];
+  const chargedBack = operation.kind === 'chargeback';
+  if (!captured && !refunded && !chargedBack) return [];
   const authorization = operation.kind === 'authorize' ? operation
     : byReference.get(operation.parentPspReference ?? '') ?? operation;
   const currency = operation.currency ?? authorization.currency;
   if (operation.amountMinor === null || currency === null) return [];
   return [{
     pspReference: operation.pspReference, merchantReference: operation.reference,
-    kind: captured ? 'capture' : 'refund', amountMinor: operation.amountMinor, currency,
+    kind: captured ? 'capture' : chargedBack ? 'chargeback' : 'refund', amountMinor: operation.amountMinor, currency,
     paymentMethod: cardBrand(authorization.paymentMethod ?? 'visa'), createdAt: operation.createdAt,
   }];
 }

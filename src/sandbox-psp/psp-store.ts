@@ -6,7 +6,7 @@ import { newId } from '../ids.js';
  * The sandbox acquirer's durable record: every money movement it performed, keyed by the
  * caller's idempotency key. It is the ground truth of "was the customer charged?".
  */
-export type OperationKind = 'authorize' | 'capture' | 'void' | 'refund' | 'payout';
+export type OperationKind = 'authorize' | 'capture' | 'void' | 'refund' | 'payout' | 'chargeback';
 
 export interface OperationRow {
   readonly idempotencyKey: string;

@@ -65,9 +65,11 @@ export interface SettlementBatchInput {
   readonly operations: readonly SettledOperation[];
   readonly priceList: PspPriceList;
   readonly discrepancies?: readonly { kind: SettlementDiscrepancy; merchantReference?: string }[];
+  /** A batch-level transaction fee, written as a `Fee` row with no PSP reference; none when absent or 0. */
+  readonly batchFeeMinor?: bigint;
 }
 
-export type SettlementRowType = 'Settled' | 'Refunded' | 'Chargeback' | 'MerchantPayout';
+export type SettlementRowType = 'Settled' | 'Refunded' | 'Chargeback' | 'Fee' | 'MerchantPayout';
 
 /** One SDR line as written. Money columns are unsigned minor units of the row's currency; null = empty. */
 export interface SettlementRow {
@@ -143,6 +145,9 @@ export function settlementDetailsReport(input: SettlementBatchInput): Settlement
   const drafts = input.operations.map((operation) => draftRow(operation, input.priceList));
   const { written, planted } = plantDiscrepancies(drafts, input.discrepancies ?? [], input.currency);
   const operationRows = written.map(renderRow);
+  if ((input.batchFeeMinor ?? 0n) > 0n) {
+    operationRows.push(feeRow(input.batchFeeMinor ?? 0n, input.currency, bookingDateTime, input.batchNumber));
+  }
   const payoutReference = `batch-${input.batchNumber}-${input.currency}`;
   const batchNetMinor = batchNetMinorOf(operationRows, input.currency);
   const payoutAmountMinor = batchNetMinor > 0n ? batchNetMinor : 0n;
@@ -196,7 +201,7 @@ const noFees: FeeColumns = { commissionMinor: null, markupMinor: null, schemeFee
 
 /** An operation's line before it is written: the gross amount, its direction, and its fees. */
 interface DraftRow {
-  readonly type: Exclude<SettlementRowType, 'MerchantPayout'>;
+  readonly type: Exclude<SettlementRowType, 'MerchantPayout' | 'Fee'>;
   readonly operation: SettledOperation;
   readonly currency: string;
   readonly grossMinor: bigint;
@@ -306,6 +311,16 @@ function batchNetMinorOf(rows: readonly SettlementRow[], batchCurrency: string):
   return rows
     .filter((row) => row.netCurrency === batchCurrency)
     .reduce((sum, row) => sum + (row.netCreditMinor ?? 0n) - (row.netDebitMinor ?? 0n), 0n);
+}
+
+/** Adyen's batch-level `Fee` line: a Net Debit with no PSP reference (the fee is the line itself). */
+function feeRow(amountMinor: bigint, currency: string, bookedAt: string, batchNumber: number): SettlementRow {
+  return {
+    type: 'Fee', pspReference: '', merchantReference: '', modificationReference: `batch-fee-${batchNumber}`,
+    modificationMerchantReference: '', paymentMethod: '', creationDate: bookedAt, grossCurrency: currency,
+    netCurrency: currency, grossDebitMinor: null, grossCreditMinor: null, netDebitMinor: amountMinor,
+    netCreditMinor: null, ...noFees,
+  };
 }
 
 /**

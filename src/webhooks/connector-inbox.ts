@@ -79,6 +79,8 @@ export class ConnectorInbox {
         return this.refund(client, eventId, operation);
       case 'payout':
         return { status: 'ignored', note: 'payouts are not booked from PSP events yet' };
+      case 'chargeback':
+        return { status: 'ignored', note: 'disputes are not booked from PSP events yet' };
     }
   }
 

@@ -81,6 +81,24 @@ describe('penny sandbox-psp report', () => {
   });
 });
 
+describe('chargebacks and batch fees', () => {
+  it('a chargeback booked at the sandbox is a Chargeback row with its fee in Markup, and a Fee row on request',
+    async () => {
+      const [captured] = (await penny.pool.query<{ psp_reference: string }>(`SELECT psp_reference
+        FROM sandbox_psp_operations WHERE kind = 'authorize' AND amount_minor = 10000`)).rows;
+      const response = await fetch(`${penny.sandbox.url}/control/chargebacks`, { method: 'POST',
+        headers: { 'content-type': 'application/json' }, body: JSON.stringify({ psp_reference: captured?.psp_reference }) });
+      expect(response.status).toBe(200);
+      const result = await run(['sandbox-psp', 'report', '--date', today, '--currency', 'EUR', '--batch-fee', '100']);
+      const rows = parse(result.stdout, { columns: true }) as Row[];
+      expect(rows.find((row) => row.Type === 'Chargeback')).toMatchObject({ 'Gross Debit (GC)': '100.00',
+        'Markup (NC)': '15.00', 'Net Debit (NC)': '115.00' });
+      expect(rows.find((row) => row.Type === 'Fee')).toMatchObject({ 'Psp Reference': '', 'Net Debit (NC)': '1.00' });
+      // 136.60 − 115.00 − 1.00
+      expect(rows.find((row) => row.Type === 'MerchantPayout')?.['Net Debit (NC)']).toBe('20.60');
+    });
+});
+
 describe('the controlled clock', () => {
   it('is refused while the clock is the system clock', async () => {
     const response = await penny.request({ method: 'POST', url: '/v1/test_helpers/clock/advance', body: { by: '3d' } });

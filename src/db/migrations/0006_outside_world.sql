@@ -6,7 +6,7 @@
 -- The sandbox PSP (a separate service; Penny's code never reads these tables).
 ALTER TABLE sandbox_psp_operations DROP CONSTRAINT sandbox_psp_operations_kind_check;
 ALTER TABLE sandbox_psp_operations ADD CONSTRAINT sandbox_psp_operations_kind_check
-  CHECK (kind IN ('authorize', 'capture', 'void', 'refund', 'payout'));
+  CHECK (kind IN ('authorize', 'capture', 'void', 'refund', 'payout', 'chargeback'));
 ALTER TABLE sandbox_psp_operations ADD COLUMN request_fingerprint text;
 ALTER TABLE sandbox_psp_operations ADD COLUMN payment_method text;
 -- An authorization that went pending resolves at this time (to its decided outcome).
