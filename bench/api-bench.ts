@@ -102,6 +102,8 @@ async function main(): Promise<void> {
       PENNY_SECRET_KEY: pepper,
       PENNY_OPERATOR_KEY: `pk_operator_${randomBytes(24).toString('hex')}`,
       PENNY_LOG_LEVEL: serverLogLevel,
+      // The sandbox PSP runs beside Penny in the server process, as npm start runs it.
+      PENNY_SANDBOX_PSP_PORT: String(await freePort()),
       ...(serverPoolSize === undefined ? {} : { PENNY_DB_POOL_SIZE: serverPoolSize }),
     });
     const url = `http://127.0.0.1:${port}`;

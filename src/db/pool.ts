@@ -80,17 +80,39 @@ export async function withTransaction<T>(
   }
 }
 
-/** Runs `work` in one transaction on a connection the caller holds; rolls back on any error. */
+/** Tasks to run at the end of a connection's open transaction, just before its COMMIT. */
+const beforeCommit = new WeakMap<object, (() => Promise<void>)[]>();
+
+/**
+ * Runs `work` in one transaction on a connection the caller holds; rolls back on any error.
+ * Writes deferred with `atCommit` run last, inside the transaction, in the order they were asked.
+ */
 export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  const tasks: (() => Promise<void>)[] = [];
   await client.query('BEGIN');
+  beforeCommit.set(client, tasks);
   try {
     const result = await work();
+    for (const task of tasks.splice(0)) await task();
     await client.query('COMMIT');
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
+  } finally {
+    beforeCommit.delete(client);
   }
+}
+
+/**
+ * Defers a write to the end of the transaction open on `db` (so several writes become one
+ * statement); returns false when `db` has no transaction opened by inTransaction.
+ */
+export function atCommit(db: Queryable, task: () => Promise<void>): boolean {
+  const tasks = beforeCommit.get(db);
+  if (tasks === undefined) return false;
+  tasks.push(task);
+  return true;
 }
 
 /** Rewrites the database name of a connection URL. */

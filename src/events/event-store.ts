@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { nowIso } from '../clock.js';
+import { clockOffsetMs } from '../clock.js';
 import { selectPage, type PageRows } from '../db/pages.js';
-import { named, type Queryable } from '../db/pool.js';
+import { atCommit, named, type Queryable } from '../db/pool.js';
 import { stringifyJson } from '../http/json.js';
 import { newId } from '../ids.js';
 
@@ -43,24 +43,71 @@ export interface EventRow {
   readonly pendingWebhooks: number;
 }
 
+/**
+ * Writes an event in the transaction open on `db`. Events of one transaction are written together
+ * in one statement at its end (before COMMIT), in the order they happened; outside a transaction
+ * opened by inTransaction, at once.
+ */
 export async function recordEvent(db: Queryable, event: NewEvent): Promise<string> {
   const request = currentRequest.getStore();
   const id = newId('evt');
   const data = event.previousAttributes === undefined
     ? { object: event.object }
     : { object: event.object, previous_attributes: event.previousAttributes };
+  const row: EventInsert = { merchantId: event.merchantId, id, type: event.type, data: stringifyJson(data),
+    requestId: request?.requestId ?? null, idempotencyKey: request?.idempotencyKey ?? null };
+  const queued = queuedEvents.get(db);
+  if (queued !== undefined) {
+    queued.push(row);
+    return id;
+  }
+  const batch = [row];
+  if (!atCommit(db, async () => {
+    queuedEvents.delete(db);
+    await insertEvents(db, batch);
+  })) {
+    await insertEvents(db, batch);
+    return id;
+  }
+  queuedEvents.set(db, batch);
+  return id;
+}
+
+interface EventInsert {
+  readonly merchantId: string;
+  readonly id: string;
+  readonly type: string;
+  readonly data: string;
+  readonly requestId: string | null;
+  readonly idempotencyKey: string | null;
+}
+
+/** The events of the transaction open on a connection, not written yet. */
+const queuedEvents = new WeakMap<object, EventInsert[]>();
+
+/**
+ * Inserts events and, in the same statement, a delivery to every enabled endpoint listening for
+ * each. `created_at` is the database's clock_timestamp() (microseconds, increasing row by row, so
+ * events list in the order they happened) moved by the controlled clock's offset.
+ */
+async function insertEvents(db: Queryable, events: readonly EventInsert[]): Promise<void> {
   await db.query(
     named(`WITH event AS (
        INSERT INTO events (merchant_id, id, type, api_version, data, request_id, idempotency_key, created_at)
-       VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) RETURNING merchant_id, id, created_at)
+       SELECT merchant_id, id, type, $7, data::jsonb, request_id, idempotency_key,
+              clock_timestamp() + $8::bigint * interval '1 millisecond'
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+           WITH ORDINALITY AS input(merchant_id, id, type, data, request_id, idempotency_key, position)
+        ORDER BY position
+       RETURNING merchant_id, id, type, created_at)
      INSERT INTO webhook_deliveries (merchant_id, id, event_id, endpoint_id, next_attempt_at)
      SELECT e.merchant_id, 'whd_' || replace(gen_random_uuid()::text, '-', ''), e.id, w.id, e.created_at
        FROM event e JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id
-      WHERE w.status = 'enabled' AND w.deleted_at IS NULL AND w.enabled_events && ARRAY['*', $3]`),
-    [event.merchantId, id, event.type, eventApiVersion, stringifyJson(data), request?.requestId ?? null,
-      request?.idempotencyKey ?? null, nowIso()],
+      WHERE w.status = 'enabled' AND w.deleted_at IS NULL AND w.enabled_events && ARRAY['*', e.type]`),
+    [events.map((event) => event.merchantId), events.map((event) => event.id), events.map((event) => event.type),
+      events.map((event) => event.data), events.map((event) => event.requestId),
+      events.map((event) => event.idempotencyKey), eventApiVersion, clockOffsetMs()],
   );
-  return id;
 }
 
 const pendingWebhooks = `(SELECT count(*)::integer FROM webhook_deliveries d

@@ -37,19 +37,22 @@ export class PaymentFlows {
   ) {}
 
   async confirm(execution: Execution, merchantId: string, id: string, paymentMethod: string | undefined) {
-    const data = execution.recoveryPoint === 'started'
-      ? await inTransaction(execution.client, async () => this.recordAttempt(execution,
-        await mustIntent(execution.client, merchantId, id, true), paymentMethod))
-      : execution.recoveryData;
-    return this.confirmRecorded(execution, merchantId, id, data);
+    if (execution.recoveryPoint !== 'started') return this.confirmRecorded(execution, merchantId, id, execution.recoveryData);
+    const recorded = await inTransaction(execution.client, async () => this.recordAttempt(execution,
+      await mustIntent(execution.client, merchantId, id, true), paymentMethod));
+    return this.confirmRecorded(execution, merchantId, id, recorded.data, recorded);
   }
 
-  /** The rest of a confirmation once its attempt is recorded: the PSP call, then the outcome. */
-  async confirmRecorded(execution: Execution, merchantId: string, id: string, data: Record<string, unknown>) {
+  /**
+   * The rest of a confirmation once its attempt is recorded: the PSP call, then the outcome. A
+   * resumed request reads the attempt and the intent again; the first run passes what it wrote.
+   */
+  async confirmRecorded(execution: Execution, merchantId: string, id: string, data: Record<string, unknown>,
+    known?: { attempt: store.AttemptRow; intent: store.PaymentIntentRow }) {
     const attemptId = String(data.attempt);
-    const attempt = await store.selectAttempt(execution.client, merchantId, attemptId);
+    const attempt = known?.attempt ?? await store.selectAttempt(execution.client, merchantId, attemptId);
     if (attempt === undefined) throw new Error(`attempt ${attemptId} of ${id} is missing`);
-    const intent = await mustIntent(execution.client, merchantId, id);
+    const intent = known?.intent ?? await mustIntent(execution.client, merchantId, id);
     failpoint('before_psp_call');
     const outcome = await this.sendAuthorization(attempt, intent, data.authenticated === true);
     const applied = await inTransaction(execution.client, async () => {
@@ -147,12 +150,12 @@ export class PaymentFlows {
       connector: this.options.connectorId, paymentMethod,
     });
     assertTransition(intent.status, 'processing');
-    await moveIntent(execution.client, intent, { status: 'processing', paymentMethod });
+    const processing = await moveIntent(execution.client, intent, { status: 'processing', paymentMethod });
     const data = {
       attempt: attempt.id, authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
     };
     await execution.saveRecoveryPoint('attempt_recorded', data);
-    return data;
+    return { data, attempt, intent: processing };
   }
 
   private async confirmDeclined(

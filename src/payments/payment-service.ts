@@ -83,7 +83,7 @@ export class PaymentService {
     });
     if (created.attempt === undefined) return created.intent;
     return this.flows.confirmRecorded(confirmStep(execution, created.intent.id), merchantId, created.intent.id,
-      created.attempt);
+      created.attempt.data, created.attempt);
   }
 
   /** Updates an intent while its status allows (before confirmation), under its row lock. */

@@ -87,18 +87,24 @@ export class ConnectorInbox {
   private async authorization(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<Decision> {
     const found = await store.selectAttemptById(client, operation.reference);
     if (found === undefined) return { status: 'parked', note: `no attempt ${operation.reference} yet` };
+    // A resolved attempt never changes again, so the usual echo of an applied outcome needs no lock.
+    if (!isOpen(found.status)) return this.resolvedAlready(client, eventId, found, operation);
     // The payment's row lock first, then the attempt as it is under that lock.
     await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId, { forUpdate: true });
     const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
-    if (['started', 'unknown', 'manual_review'].includes(attempt.status)) {
-      if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
-      await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
-      return { status: 'processed', note: `applied: ${operation.outcome}` };
-    }
+    if (!isOpen(attempt.status)) return this.resolvedAlready(client, eventId, attempt, operation);
+    if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
+    await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
+    return { status: 'processed', note: `applied: ${operation.outcome}` };
+  }
+
+  /** An event about an attempt Penny has resolved: a repeat, a late step, or a contradiction. */
+  private async resolvedAlready(client: pg.PoolClient, eventId: string, attempt: store.AttemptRow,
+    operation: PspOperation): Promise<Decision> {
     if (attempt.status === operation.outcome) return { status: 'ignored', note: 'already applied' };
     const penny = attempt.status;
     const moneyMoved = (outcome: string) => outcome === 'authorized' || outcome === 'captured';
-    if (moneyMoved(penny) && moneyMoved(operation.outcome)) {
+    if (operation.outcome === 'pending' || (moneyMoved(penny) && moneyMoved(operation.outcome))) {
       return { status: 'ignored', note: `late: ${operation.outcome} after ${penny}` };
     }
     return this.contradiction(client, eventId, attempt.merchantId, attempt.paymentIntentId, attempt.id,
@@ -143,6 +149,11 @@ export class ConnectorInbox {
       'ALERT: a PSP event contradicts what Penny booked; a case is open');
     return { status: 'ignored', note: `contradiction: Penny has ${detail.penny}, the PSP says ${detail.psp}` };
   }
+}
+
+/** An attempt whose outcome Penny does not know yet. */
+function isOpen(status: string): boolean {
+  return status === 'started' || status === 'unknown' || status === 'manual_review';
 }
 
 function parked(note: string): Decision {
