@@ -8,7 +8,9 @@ import { PennyError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { parseDurationMs } from '../http/clock-routes.js';
 import { resolveOperatorKey } from '../operator-key.js';
-import { noFaults } from '../sandbox-psp/psp-faults.js';
+import {
+  callFaults, noFaults, parseFaultProfile, presentFaultProfile, type FaultProfile,
+} from '../sandbox-psp/psp-faults.js';
 import { bankStatementFor, sandboxBankIban, settlementBatches } from '../sandbox-psp/psp-settlement.js';
 import { recordOperation } from '../sandbox-psp/psp-store.js';
 import { faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp } from '../sandbox-psp/psp-service.js';
@@ -28,6 +30,8 @@ export function registerSandboxPspCommands(program: Command): void {
     .description('serve the sandbox PSP on PENNY_SANDBOX_PSP_PORT')
     .option('--faults <json>', 'a fault profile, as POST /control/faults takes it')
     .option('--seed <n>', 'the seed of the fault profile')
+    .option('--latency <min-max>', 'latency of every call in ms, e.g. 5-50')
+    .option('--rate <fault=rate...>', `chance per call of a fault (${callFaults.join(', ')}), e.g. timeout_after=0.05`)
     .action(serveSandbox);
 
   sandbox.command('settle')
@@ -101,17 +105,44 @@ export function registerSandboxPspCommands(program: Command): void {
     });
 }
 
-async function serveSandbox(options: { faults?: string; seed?: string }): Promise<void> {
+interface SandboxServeOptions {
+  faults?: string;
+  seed?: string;
+  latency?: string;
+  rate?: string[];
+}
+
+/** The profile from --faults (or PENNY_SANDBOX_PSP_FAULTS), with --seed, --latency and --rate on top. */
+function profileFromFlags(options: SandboxServeOptions, fromEnvironment: string | undefined): FaultProfile {
+  const base = faultProfileFromJson(options.faults ?? fromEnvironment) ?? noFaults;
+  const latency = options.latency === undefined ? undefined : /^(\d{1,6})-(\d{1,6})$/.exec(options.latency);
+  if (options.latency !== undefined && latency === null) {
+    throw new PennyError({ code: 'parameter_invalid', message: '--latency takes min-max in ms, e.g. 5-50.' });
+  }
+  const rates = Object.fromEntries((options.rate ?? []).map((item) => {
+    const [fault, rate] = item.split('=');
+    return [fault ?? '', Number(rate)];
+  }));
+  return parseFaultProfile({
+    ...presentFaultProfile(base),
+    ...(options.seed === undefined ? {} : { seed: readSeed(options.seed) }),
+    ...(latency === null || latency === undefined ? {}
+      : { latency_ms: { min: Number(latency[1]), max: Number(latency[2]) } }),
+    rates: { ...presentFaultProfile(base).rates, ...rates },
+  });
+}
+
+async function serveSandbox(options: SandboxServeOptions): Promise<void> {
   const config = loadConfig();
   configureClock(config.clockMode);
   const logger = createLogger(config.logLevel);
   const database = await openDatabase(config, { logger, ownsServer: true });
   await migrate(database.url, logger);
-  const profile = faultProfileFromJson(options.faults ?? config.sandboxPspFaults) ?? noFaults;
+  const profile = profileFromFlags(options, config.sandboxPspFaults);
   const running = await startSandboxPsp({
     databaseUrl: database.url, host: config.host, port: config.sandboxPspPort, logger,
     webhookUrl: config.sandboxPspWebhookUrl, webhookSecret: await resolveSandboxWebhookSecret(config),
-    faults: options.seed === undefined ? profile : { ...profile, seed: readSeed(options.seed) },
+    faults: profile,
   });
   await new Promise<void>((resolve) => {
     const shutdown = () => {

@@ -7,6 +7,7 @@ import { parse } from 'csv-parse/sync';
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { configureClock } from '../../src/clock.js';
+import { freePort } from '../global-setup.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /** `penny sandbox-psp settle|report` and the clock route, over a database with real payments. */
@@ -78,6 +79,30 @@ describe('penny sandbox-psp report', () => {
     const statement = await run(['sandbox-psp', 'report', '--date', today, '--format', 'camt053']);
     expect(statement.stdout).toContain(`SANDBOX PAYOUT ${settled.payouts[0]?.reference}`);
     expect(statement.stdout).toContain('136.60');
+  });
+});
+
+describe('penny sandbox-psp serve', () => {
+  it('serves with a fault profile from flags, shown by GET /control/faults', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [bin, 'sandbox-psp', '--seed', '3', '--latency', '1-2',
+      '--rate', 'error_503=0.5', 'timeout_after=0.25'], { env: { PATH: process.env.PATH, HOME: process.env.HOME,
+      DATABASE_URL: penny.url, PENNY_DATA_DIR: dataDirectory, PENNY_LOG_LEVEL: 'warn',
+      PENNY_SANDBOX_PSP_PORT: String(port) } });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      let profile: Record<string, unknown> | undefined;
+      for (let attempt = 0; attempt < 200 && profile === undefined; attempt += 1) {
+        profile = await fetch(`http://127.0.0.1:${port}/control/faults`)
+          .then(async (response) => await response.json() as Record<string, unknown>, () => undefined);
+        if (profile === undefined) await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect(profile).toMatchObject({ seed: 3, latency_ms: { min: 1, max: 2 },
+        rates: { error_503: 0.5, timeout_after: 0.25 } });
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });
 
