@@ -41,12 +41,24 @@ export class ResilientHttp {
 
   /** Sends one request (retried as above) and returns the parsed JSON of a 2xx. */
   async request(method: 'GET' | 'POST', path: string, options: { body?: unknown; idempotencyKey?: string } = {}) {
+    // Once any try's outcome was unknown, a later refusal cannot prove nothing happened: that try
+    // may have moved the money. The whole call is then unknown, for a look-up to settle.
+    let unknownTry: ConnectorUnknownOutcomeError | undefined;
+    const once = async () => {
+      try {
+        return await this.once(method, path, options);
+      } catch (error) {
+        if (error instanceof ConnectorUnknownOutcomeError) unknownTry = error;
+        throw error;
+      }
+    };
     try {
-      return await wrap(this.retrying, this.breaker).execute(() => this.once(method, path, options));
+      return await wrap(this.retrying, this.breaker).execute(once);
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         throw new ConnectorUnknownOutcomeError(this.options.connector, 'the circuit is open', { cause: error });
       }
+      if (unknownTry !== undefined && !(error instanceof ConnectorUnknownOutcomeError)) throw unknownTry;
       if (error instanceof RateLimited) {
         throw new ConnectorRefusedError(this.options.connector, 429, 'rate_limited', error.message);
       }

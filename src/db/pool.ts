@@ -105,6 +105,14 @@ export async function inTransaction<T>(client: pg.PoolClient, work: () => Promis
 }
 
 /**
+ * The transaction open on `db` by inTransaction, as an object unique to it (state kept for one
+ * transaction is keyed by it, so nothing of a rolled-back one lingers), or undefined.
+ */
+export function openTransaction(db: Queryable): object | undefined {
+  return beforeCommit.get(db);
+}
+
+/**
  * Defers a write to the end of the transaction open on `db` (so several writes become one
  * statement); returns false when `db` has no transaction opened by inTransaction.
  */

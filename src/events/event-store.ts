@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { clockOffsetMs } from '../clock.js';
 import { selectPage, type PageRows } from '../db/pages.js';
-import { atCommit, named, type Queryable } from '../db/pool.js';
+import { atCommit, named, openTransaction, type Queryable } from '../db/pool.js';
 import { stringifyJson } from '../http/json.js';
 import { newId } from '../ids.js';
 
@@ -56,20 +56,19 @@ export async function recordEvent(db: Queryable, event: NewEvent): Promise<strin
     : { object: event.object, previous_attributes: event.previousAttributes };
   const row: EventInsert = { merchantId: event.merchantId, id, type: event.type, data: stringifyJson(data),
     requestId: request?.requestId ?? null, idempotencyKey: request?.idempotencyKey ?? null };
-  const queued = queuedEvents.get(db);
+  const transaction = openTransaction(db);
+  if (transaction === undefined) {
+    await insertEvents(db, [row]);
+    return id;
+  }
+  const queued = queuedEvents.get(transaction);
   if (queued !== undefined) {
     queued.push(row);
     return id;
   }
   const batch = [row];
-  if (!atCommit(db, async () => {
-    queuedEvents.delete(db);
-    await insertEvents(db, batch);
-  })) {
-    await insertEvents(db, batch);
-    return id;
-  }
-  queuedEvents.set(db, batch);
+  queuedEvents.set(transaction, batch);
+  atCommit(db, () => insertEvents(db, batch));
   return id;
 }
 
@@ -82,7 +81,7 @@ interface EventInsert {
   readonly idempotencyKey: string | null;
 }
 
-/** The events of the transaction open on a connection, not written yet. */
+/** The events of an open transaction, not written yet (keyed by the transaction, not the connection). */
 const queuedEvents = new WeakMap<object, EventInsert[]>();
 
 /**

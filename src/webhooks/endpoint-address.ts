@@ -57,16 +57,23 @@ async function resolveAll(host: string): Promise<string[]> {
   }
 }
 
-/** A `lookup` for http.request that refuses to connect to a private address. */
+/**
+ * A `lookup` for http.request that refuses to connect to a private address. Node asks for one
+ * address or for all of them (`all: true`, to try each family); every address given is checked.
+ */
 export function guardedLookup(allowPrivate: boolean): net.LookupFunction {
-  return (hostname, options, callback) => {
-    dns.lookup(hostname, { ...options, all: false }, (error, address, family) => {
-      if (error !== null) return callback(error, '', 0);
-      if (!allowPrivate && isPrivateAddress(address)) {
-        return callback(Object.assign(new Error(`refused to connect to private address ${address}`),
-          { code: 'EPRIVATEADDRESS' }), '', 0);
+  return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
+    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error !== null) return callback(error, options.all === true ? [] : '', 0);
+      const blocked = allowPrivate ? undefined : addresses.find((entry) => isPrivateAddress(entry.address));
+      if (blocked !== undefined || addresses.length === 0) {
+        const refusal = Object.assign(new Error(`refused to connect to private address ${blocked?.address ?? hostname}`),
+          { code: 'EPRIVATEADDRESS' });
+        return callback(refusal, options.all === true ? [] : '', 0);
       }
-      callback(null, address, family);
+      if (options.all === true) return callback(null, addresses);
+      const [first] = addresses;
+      callback(null, first?.address, first?.family);
     });
-  };
+  }) as net.LookupFunction;
 }

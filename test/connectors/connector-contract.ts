@@ -13,6 +13,9 @@ export interface ContractHarness {
   /** Makes the next `times` calls of an operation fail in the given way. */
   injectFault(operation: 'authorize' | 'capture' | 'refund', fault: 'timeout_after' | 'timeout_before' | 'error_500'
     | 'error_429', times: number): Promise<void>;
+  /** Makes the next calls fail in the given ways, in order. */
+  injectFaults(faults: readonly (readonly ['authorize' | 'capture' | 'refund', 'timeout_after' | 'timeout_before'
+    | 'error_500' | 'error_429'])[]): Promise<void>;
   clearFaults(): Promise<void>;
   /** Headers that sign `body` as the PSP would, with a secret Penny knows or not, at a time. */
   signWebhook(body: string, options?: { secret?: string; timestampSeconds?: number }): Record<string, string>;
@@ -110,6 +113,16 @@ export function connectorContract(name: string, harness: ContractHarness): void 
         expect(await harness.connector().lookup({ reference: input.reference })).toEqual([]);
       }
     });
+
+    it('reports an unknown outcome when a lost reply is followed by refusals: the first try may have charged',
+      async () => {
+        const input = authorization();
+        await harness.injectFaults([['authorize', 'timeout_after'], ['authorize', 'error_429'],
+          ['authorize', 'error_429']]);
+        await expect(harness.connector().authorize(input)).rejects.toBeInstanceOf(ConnectorUnknownOutcomeError);
+        await harness.clearFaults();
+        expect(await harness.connector().lookup({ reference: input.reference })).toHaveLength(1);
+      });
 
     it('treats a 4xx as a definite refusal, including 429 once its retries are spent', async () => {
       await harness.injectFault('authorize', 'error_429', 10);

@@ -26,6 +26,9 @@ connectorContract('sandbox', {
   async injectFault(operation, fault, times) {
     sandbox.injector.set(parseFaultProfile({ script: Array.from({ length: times }, () => ({ operation, fault })) }));
   },
+  async injectFaults(faults) {
+    sandbox.injector.set(parseFaultProfile({ script: faults.map(([operation, fault]) => ({ operation, fault })) }));
+  },
   async clearFaults() {
     sandbox.resetFaults();
   },

@@ -94,6 +94,15 @@ describe('events of a payment', () => {
     expect(chargeTypes).toEqual(['charge.succeeded', 'charge.refunded']);
   });
 
+  it('a request refused part-way leaves the events of later requests intact', async () => {
+    await expect(stripe.paymentIntents.create({ amount: 7100, currency: 'usd', confirm: true }))
+      .rejects.toMatchObject({ statusCode: 400 });
+    for (let index = 0; index < 5; index += 1) {
+      const intent = await stripe.paymentIntents.create({ amount: 7200 + index, currency: 'usd' });
+      expect((await eventsOf(intent.id)).map((event) => event.type)).toEqual(['payment_intent.created']);
+    }
+  });
+
   it('a refused operation writes no event', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 7000, currency: 'usd' });
     await expect(stripe.paymentIntents.capture(intent.id)).rejects.toMatchObject({ statusCode: 400 });

@@ -127,6 +127,27 @@ describe('delivery', () => {
       .toThrow();
   });
 
+  it('delivers to an endpoint named by a host name', async () => {
+    await stripe.webhookEndpoints.create({ url: receiverUrl.replace('127.0.0.1', 'localhost'),
+      enabled_events: ['charge.succeeded'] });
+    await pay(1050);
+    await deliverAll();
+    expect(received.map((item) => (JSON.parse(item.body) as { type: string }).type)).toEqual(['charge.succeeded']);
+  });
+
+  it('refuses, at connect time, a host name that resolves to a private address', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl.replace('127.0.0.1', 'localhost'),
+      enabled_events: ['charge.succeeded'] });
+    const guarded = new WebhookDeliveryWorker(penny.pool, penny.webhookEndpoints,
+      { allowPrivateUrls: false, logger: createLogger('silent') });
+    await pay(1060);
+    while ((await guarded.deliverDue()) > 0) { /* drain */ }
+    expect(received).toEqual([]);
+    const listed = await stripe.rawRequest('GET', `/v1/webhook_deliveries?webhook_endpoint=${endpoint.id}`) as
+      unknown as { data: { attempts: { error: string | null }[] }[] };
+    expect(listed.data[0]?.attempts[0]?.error).toMatch(/private address/);
+  });
+
   it('sends only the events an endpoint listens for', async () => {
     await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['charge.succeeded'] });
     await pay(1100);
