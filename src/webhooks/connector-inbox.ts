@@ -51,8 +51,7 @@ export class ConnectorInbox {
          ORDER BY next_process_at, received_at LIMIT 1 FOR UPDATE SKIP LOCKED`), [new Date(nowMs()).toISOString()]);
       const row = claimed.rows[0];
       if (row === undefined) return false;
-      const operation = toOperation(row.payload);
-      const decision = await this.decide(client, row.event_id, operation);
+      const decision = await this.decideSafely(client, row.event_id, row.payload);
       const parkedOut = decision.status === 'parked' && row.process_count + 1 >= parkCountMax;
       const status = parkedOut ? 'ignored' : decision.status;
       await client.query(named(`UPDATE connector_webhook_inbox SET status = $3, note = $4,
@@ -62,9 +61,30 @@ export class ConnectorInbox {
       [row.connector, row.event_id, status, parkedOut ? `never matched: ${decision.note}` : decision.note,
         new Date(nowMs() + Math.min(1000 * 2 ** row.process_count, 3_600_000)).toISOString(),
         new Date(nowMs()).toISOString()]);
-      if (parkedOut) this.logger.warn({ event: row.event_id, note: decision.note }, 'a parked PSP event never matched');
+      if (parkedOut) {
+        this.logger.error({ alert: 'psp_event_unmatched', event: row.event_id, note: decision.note },
+          'ALERT: a parked PSP event never matched; it is set aside for an operator');
+      }
       return true;
     });
+  }
+
+  /**
+   * Decides under a savepoint: an event that cannot be processed (a bug, a shape Penny does not
+   * know) is parked with the error and retried with backoff, then set aside with an alert, and
+   * never blocks the events behind it.
+   */
+  private async decideSafely(client: pg.PoolClient, eventId: string, payload: unknown): Promise<Decision> {
+    await client.query('SAVEPOINT inbox_event');
+    try {
+      const decision = await this.decide(client, eventId, toOperation(payload));
+      await client.query('RELEASE SAVEPOINT inbox_event');
+      return decision;
+    } catch (error) {
+      await client.query('ROLLBACK TO SAVEPOINT inbox_event');
+      this.logger.error({ err: error, event: eventId }, 'a PSP event could not be processed');
+      return parked(`error: ${error instanceof Error ? error.message.slice(0, 300) : String(error)}`);
+    }
   }
 
   private async decide(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<Decision> {
@@ -81,6 +101,8 @@ export class ConnectorInbox {
         return { status: 'ignored', note: 'payouts are not booked from PSP events yet' };
       case 'chargeback':
         return { status: 'ignored', note: 'disputes are not booked from PSP events yet' };
+      default:
+        return { status: 'ignored', note: `an operation of kind ${String(operation.kind)} is not known to Penny` };
     }
   }
 

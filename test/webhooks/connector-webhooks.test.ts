@@ -97,6 +97,13 @@ describe('signatures', () => {
     expect(await inboxCount()).toBe(before);
   });
 
+  it('refuses a signed event whose data is not an operation, storing nothing', async () => {
+    const before = await inboxCount();
+    const response = await post(signed({ id: 'sbxevt_nodata', object: 'event', type: 'authorize.captured', data: null }));
+    expect(response.status).toBe(400);
+    expect(await inboxCount()).toBe(before);
+  });
+
   it('answers 404 for a connector Penny does not have', async () => {
     const response = await fetch(webhookUrl.replace('/sandbox/', '/nobody/'), { method: 'POST', body: '{}' });
     expect(response.status).toBe(404);
@@ -140,6 +147,22 @@ describe('processing', () => {
     expect(stored.rows).toHaveLength(1);
     await penny.inbox.processDue();
     expect(await noteOf(stored.rows[0].event_id as string)).toMatchObject({ status: 'ignored', note: 'already applied' });
+  });
+
+  it('an event that cannot be processed is parked with its error and does not block the next', async () => {
+    await penny.pool.query(`INSERT INTO connector_webhook_inbox (connector, event_id, event_type, payload)
+      VALUES ('sandbox', 'sbxevt_broken', 'authorize.captured', '{"kind": "authorize", "amountMinor": "abc"}'),
+             ('sandbox', 'sbxevt_strange', 'teleport.done', '{"kind": "teleport", "amountMinor": null}')`);
+    const intent = await processingIntent(4350);
+    const attempt = await attemptOf(intent.id);
+    const event = pspEvent({ kind: 'authorize', psp_reference: 'sbx_after_broken', reference: attempt.id,
+      outcome: 'captured', amount_minor: 4350 });
+    await post(signed(event));
+    await penny.inbox.processDue();
+    expect(await noteOf('sbxevt_broken')).toMatchObject({ status: 'parked' });
+    expect((await noteOf('sbxevt_broken'))?.note).toMatch(/^error: /);
+    expect(await noteOf('sbxevt_strange')).toMatchObject({ status: 'ignored' });
+    expect(await noteOf(event.id)).toEqual({ status: 'processed', note: 'applied: captured' });
   });
 
   it('a late authorized after captured changes nothing and is recorded', async () => {

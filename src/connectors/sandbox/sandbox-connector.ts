@@ -102,10 +102,11 @@ export class SandboxConnector implements Connector {
     } catch {
       throw new ConnectorWebhookError('unparseable');
     }
-    if (typeof event.id !== 'string' || typeof event.type !== 'string' || typeof event.data !== 'object') {
+    if (typeof event.id !== 'string' || event.id.length > 255 || typeof event.type !== 'string'
+      || !isWireOperation(event.data)) {
       throw new ConnectorWebhookError('unparseable');
     }
-    return { id: event.id, type: event.type, operation: toOperation(event.data as WireOperation) };
+    return { id: event.id, type: event.type, operation: toOperation(event.data) };
   }
 
   async fetchSettlementReport(input: { day: string; currency?: string }): Promise<string> {
@@ -125,11 +126,25 @@ export class SandboxConnector implements Connector {
   }
 }
 
+const operationKinds = new Set(['authorize', 'capture', 'void', 'refund', 'payout', 'chargeback']);
+
+/** A signed payload is still checked for shape: a bad one is refused, never half-processed. */
+function isWireOperation(value: unknown): value is WireOperation {
+  if (typeof value !== 'object' || value === null) return false;
+  const data = value as Record<string, unknown>;
+  const text = (field: string) => typeof data[field] === 'string' && (data[field] as string).length <= 255;
+  const amount = data.amount_minor;
+  return operationKinds.has(String(data.kind)) && text('psp_reference') && text('reference') && text('outcome')
+    && (amount === null || amount === undefined || (typeof amount === 'number' && Number.isSafeInteger(amount)))
+    && (data.currency === null || data.currency === undefined || text('currency'))
+    && (data.decline_code === null || data.decline_code === undefined || text('decline_code'));
+}
+
 function toOperation(wire: WireOperation): PspOperation {
   return {
     kind: wire.kind, pspReference: wire.psp_reference, reference: wire.reference, outcome: wire.outcome,
     amountMinor: wire.amount_minor === null || wire.amount_minor === undefined ? null : BigInt(wire.amount_minor),
-    currency: wire.currency, declineCode: wire.decline_code,
+    currency: wire.currency ?? null, declineCode: wire.decline_code ?? null,
   };
 }
 
