@@ -3,7 +3,7 @@ import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type ConnectorRegistry,
 } from '../connectors/connector.js';
 import { nowMs } from '../clock.js';
-import { inTransaction } from '../db/pool.js';
+import { inTransaction, named } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
@@ -54,7 +54,7 @@ export class PaymentFlows {
     if (attempt === undefined) throw new Error(`attempt ${attemptId} of ${id} is missing`);
     const intent = known?.intent ?? await mustIntent(execution.client, merchantId, id);
     failpoint('before_psp_call');
-    const outcome = await this.sendAuthorization(attempt, intent, data.authenticated === true);
+    const outcome = await this.sendAuthorization(attempt, intent);
     const applied = await inTransaction(execution.client, async () => {
       const result = await this.applyAuthorization(execution.client, attempt, outcome);
       failpoint('after_psp_reply');
@@ -70,8 +70,7 @@ export class PaymentFlows {
    * definite failure, answered as a processing error; a timeout, a connection error, a 5xx or an
    * open circuit is an unknown outcome, never a guess.
    */
-  async sendAuthorization(attempt: store.AttemptRow, intent: store.PaymentIntentRow, authenticated: boolean):
-  Promise<AuthorizationResult> {
+  async sendAuthorization(attempt: store.AttemptRow, intent: store.PaymentIntentRow): Promise<AuthorizationResult> {
     const connector = this.connectors.get(attempt.connector);
     try {
       return await connector.authorize({
@@ -81,7 +80,7 @@ export class PaymentFlows {
         currency: intent.currency.toUpperCase(),
         paymentMethod: attempt.paymentMethod,
         capture: intent.captureMethod !== 'manual',
-        authenticated,
+        authenticated: attempt.authenticated,
       });
     } catch (error) {
       if (error instanceof ConnectorUnknownOutcomeError) return { outcome: 'unknown', reason: error.reason };
@@ -109,9 +108,10 @@ export class PaymentFlows {
       await store.updateAttempt(client, attempt, {
         status: 'unknown', pspReference: outcome.outcome === 'pending' ? outcome.pspReference : null, declineCode: null,
       });
-      if (current.status === 'started') await queueRecovery(client, attempt);
+      if (current.status === 'started') await hastenRecovery(client, attempt);
       return intent;
     }
+    await resolveRecovery(client, attempt);
     await store.updateAttempt(client, attempt, {
       status: outcome.outcome, pspReference: outcome.pspReference,
       declineCode: outcome.outcome === 'declined' ? outcome.declineCode : null,
@@ -148,12 +148,13 @@ export class PaymentFlows {
     const attempt = await store.insertAttempt(execution.client, {
       merchantId: intent.merchantId, id: newId('pa'), paymentIntentId: intent.id,
       connector: this.options.connectorId, paymentMethod,
+      authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
     });
+    // Recorded with the attempt, so an attempt whose request dies (and is never retried) is still resolved.
+    await queueRecovery(execution.client, attempt, recoveryGraceMs);
     assertTransition(intent.status, 'processing');
     const processing = await moveIntent(execution.client, intent, { status: 'processing', paymentMethod });
-    const data = {
-      attempt: attempt.id, authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
-    };
+    const data = { attempt: attempt.id, authenticated: attempt.authenticated };
     await execution.saveRecoveryPoint('attempt_recorded', data);
     return { data, attempt, intent: processing };
   }
@@ -432,11 +433,27 @@ export type AuthorizationResult =
 
 /** The first look-up of an unknown outcome waits this long; the recovery schedule continues from there. */
 export const recoveryFirstDelayMs = 2000;
+/** An attempt whose request has not applied an outcome after this long is looked up (the request died). */
+export const recoveryGraceMs = 60_000;
 
-async function queueRecovery(client: pg.PoolClient, attempt: store.AttemptRow): Promise<void> {
-  await client.query(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at)
-     VALUES ($1, $2, 'authorize', $3, $4) ON CONFLICT (kind, subject_id) DO NOTHING`,
-  [attempt.merchantId, newId('rcv'), attempt.id, new Date(nowMs() + recoveryFirstDelayMs).toISOString()]);
+async function queueRecovery(client: pg.PoolClient, attempt: store.AttemptRow, delayMs: number): Promise<void> {
+  await client.query(named(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at)
+     VALUES ($1, $2, 'authorize', $3, $4) ON CONFLICT (kind, subject_id) DO NOTHING`),
+  [attempt.merchantId, newId('rcv'), attempt.id, new Date(nowMs() + delayMs).toISOString()]);
+}
+
+/** The outcome is known to be unknown: the first look-up comes soon, not after the grace. */
+async function hastenRecovery(client: pg.PoolClient, attempt: store.AttemptRow): Promise<void> {
+  await client.query(named(`UPDATE recovery_jobs SET next_run_at = least(next_run_at, $3)
+     WHERE kind = 'authorize' AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
+  [attempt.id, attempt.merchantId, new Date(nowMs() + recoveryFirstDelayMs).toISOString()]);
+}
+
+/** The outcome is applied: the attempt's recovery job has nothing left to do. */
+async function resolveRecovery(client: pg.PoolClient, attempt: store.AttemptRow): Promise<void> {
+  await client.query(named(`UPDATE recovery_jobs SET status = 'resolved', resolved_at = $3
+     WHERE kind = 'authorize' AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
+  [attempt.id, attempt.merchantId, new Date(nowMs()).toISOString()]);
 }
 
 export interface RefundRequest {

@@ -64,8 +64,11 @@ export class PaymentRecovery {
       }
       return this.later(job, 'the PSP has not decided yet');
     } catch (error) {
-      if (!(error instanceof ConnectorUnknownOutcomeError)) throw error;
-      return this.later(job, error.message);
+      // Any failure counts against the bounded schedule, so even a bug ends in manual review.
+      if (!(error instanceof ConnectorUnknownOutcomeError)) {
+        this.logger.error({ err: error, job: job.id, attempt: job.subjectId }, 'a recovery run failed');
+      }
+      return this.later(job, error instanceof Error ? error.message : String(error));
     }
   }
 
@@ -79,7 +82,7 @@ export class PaymentRecovery {
     if (ageMs < connector.capabilities.idempotencyKeyRetentionMs) {
       const intent = await store.selectPaymentIntent(this.pool, attempt.merchantId, attempt.paymentIntentId);
       if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
-      return this.flows.sendAuthorization(attempt, intent, false);
+      return this.flows.sendAuthorization(attempt, intent);
     }
     // Past the key's retention the PSP's record is final: it never performed the authorization.
     return { outcome: 'declined', pspReference: null, code: 'processing_error', declineCode: 'processing_error',

@@ -158,6 +158,7 @@ export interface AttemptRow {
   readonly paymentMethod: string;
   readonly status: string;
   readonly pspReference: string | null;
+  readonly authenticated: boolean;
   readonly createdAt: string;
 }
 
@@ -167,12 +168,13 @@ export async function insertAttempt(
 ): Promise<AttemptRow> {
   const result = await db.query(
     named(`INSERT INTO payment_attempts (merchant_id, id, payment_intent_id, attempt_number, connector,
-       psp_idempotency_key, payment_method, status)
+       psp_idempotency_key, payment_method, status, authenticated)
      SELECT $1, $2, $3, coalesce(max(attempt_number), 0) + 1, $4,
-       'penny:' || $3 || ':attempt:' || (coalesce(max(attempt_number), 0) + 1), $5, 'started'
+       'penny:' || $3 || ':attempt:' || (coalesce(max(attempt_number), 0) + 1), $5, 'started', $6
      FROM payment_attempts WHERE payment_intent_id = $3
      RETURNING *`),
-    [attempt.merchantId, attempt.id, attempt.paymentIntentId, attempt.connector, attempt.paymentMethod],
+    [attempt.merchantId, attempt.id, attempt.paymentIntentId, attempt.connector, attempt.paymentMethod,
+      attempt.authenticated],
   );
   return toAttempt(result.rows[0]);
 }
@@ -206,7 +208,8 @@ function toAttempt(row: any): AttemptRow {
   return {
     merchantId: row.merchant_id, id: row.id, paymentIntentId: row.payment_intent_id,
     attemptNumber: row.attempt_number, connector: row.connector, pspIdempotencyKey: row.psp_idempotency_key,
-    paymentMethod: row.payment_method, status: row.status, pspReference: row.psp_reference, createdAt: row.created_at,
+    paymentMethod: row.payment_method, status: row.status, pspReference: row.psp_reference,
+    authenticated: row.authenticated, createdAt: row.created_at,
   };
 }
 

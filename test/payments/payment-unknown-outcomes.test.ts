@@ -104,6 +104,19 @@ describe('an authorization that never reached the PSP', () => {
   });
 });
 
+describe('3-D Secure through recovery', () => {
+  it('a re-sent authorization says again that the customer authenticated', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 2950, currency: 'usd',
+      payment_method: 'pm_card_authenticationRequired', confirm: true });
+    expect(intent.status).toBe('requires_action');
+    script('authorize', 'timeout_before', 3);
+    const confirmed = await stripe.paymentIntents.confirm(intent.id);
+    expect(confirmed.status).toBe('processing');
+    await recoverAfter(recoveryScheduleMs[0] + 1);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+  });
+});
+
 describe('when the PSP cannot be asked', () => {
   it('moves the attempt to manual review with a case when the schedule runs out, charging nothing', async () => {
     penny.sandbox.injector.set(parseFaultProfile({ rates: { error_503: 1 }, operations: ['authorize', 'lookup'] }));

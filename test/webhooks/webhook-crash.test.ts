@@ -101,6 +101,34 @@ describe('killed between the inbox insert and processing', () => {
   }, 60_000);
 });
 
+describe('killed after the PSP charged, and never retried by the client', () => {
+  it('the recovery job recorded with the attempt completes the payment, charging once', async () => {
+    const env = await environment('after_psp_reply');
+    const first = await startChildUntilHealthy(env);
+    const { key } = await newMerchant('Abandoned Retry Shop');
+    sandbox.resetFaults();
+    await expect(api(first.port, key, '/v1/payment_intents', { amount: '6300', currency: 'usd',
+      payment_method: 'pm_card_visa', confirm: 'true' })).rejects.toThrow();
+    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    const intents = await database.pool.query<{ id: string; status: string }>(
+      `SELECT id, status FROM payment_intents WHERE amount = 6300`);
+    expect(intents.rows.map((row) => row.status)).toEqual(['processing']);
+
+    // No client retry: after the grace the recovery worker looks the attempt up and applies it.
+    const second = await startChildUntilHealthy({ ...env, PENNY_FAILPOINT: '' }, first.port);
+    await fetch(`http://127.0.0.1:${second.port}/v1/test_helpers/clock/advance`, { method: 'POST',
+      headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ by: '2m' }) });
+    const intentId = intents.rows[0]?.id;
+    await eventually(async () => (await database.pool.query<{ status: string }>(
+      'SELECT status FROM payment_intents WHERE id = $1', [intentId])).rows[0]?.status === 'succeeded');
+    const operations = await database.pool.query(`SELECT 1 FROM sandbox_psp_operations
+      WHERE kind = 'authorize' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1)`,
+    [intentId]);
+    expect(operations.rows).toHaveLength(1);
+  }, 60_000);
+});
+
 describe('killed in the middle of an outbound delivery', () => {
   it('delivers every event at least once after the restart', async () => {
     const received: string[] = [];

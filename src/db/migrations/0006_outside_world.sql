@@ -35,6 +35,8 @@ ALTER TABLE payment_attempts ADD CONSTRAINT payment_attempts_status_check
   CHECK (status IN ('started', 'unknown', 'authorized', 'captured', 'requires_action', 'declined', 'failed',
                     'manual_review'));
 CREATE UNIQUE INDEX payment_attempts_id ON payment_attempts (id);
+-- The customer completed the authentication the PSP asked for: a re-send must say so again.
+ALTER TABLE payment_attempts ADD COLUMN authenticated boolean NOT NULL DEFAULT false;
 -- Uncaptured authorizations, oldest first, for their expiry.
 CREATE INDEX payment_intents_requires_capture ON payment_intents (updated_at) WHERE status = 'requires_capture';
 
