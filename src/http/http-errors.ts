@@ -68,6 +68,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   unsupported_media_type: 415,
   service_unavailable: 503,
   psp_outcome_unknown: 503,
+  psp_unavailable: 503,
 };
 
 export interface ErrorBody {

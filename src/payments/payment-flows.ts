@@ -9,6 +9,7 @@ import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import { newId } from '../ids.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
+import { openCase } from './payment-cases.js';
 import { recordChargeEvent, recordIntentEvent, recordRefundEvent } from './payment-events.js';
 import { feeMinor } from './payment-fees.js';
 import type { PaymentLedger } from './payment-ledger.js';
@@ -257,7 +258,7 @@ export class PaymentFlows {
     await followUp(() => connector.capture({
       reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
       amountMinor,
-    }));
+    }), { release: () => releaseFinalization(execution.client, intent, 'capture') });
     return inTransaction(execution.client, () => this.captureApply(execution.client, merchantId, id, amount));
   }
 
@@ -303,7 +304,7 @@ export class PaymentFlows {
     const charge = await mustCharge(execution.client, intent);
     await followUp(() => this.connectors.get(this.options.connectorId).void({
       reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
-    }));
+    }), { release: () => releaseFinalization(execution.client, intent, 'cancel') });
     return inTransaction(execution.client, async () => {
       const locked = await mustIntent(execution.client, merchantId, id, true);
       if (locked.status === 'canceled') return locked;
@@ -336,6 +337,13 @@ export class PaymentFlows {
       });
     } catch (error) {
       if (error instanceof ConnectorUnknownOutcomeError) return 'skipped';
+      // Refused (the PSP moved on without Penny): give the claim back, so the intent is not stuck.
+      if (error instanceof ConnectorRefusedError && error.status !== 429) {
+        await releaseFinalization(client, { merchantId, id }, 'cancel');
+        await inTransaction(client, () => openCase(client, { merchantId, kind: 'unresolved_outcome',
+          paymentIntentId: id, subjectId: `expiry:${id}`, detail: { reason: `the PSP refused the void: ${error.message}` } }));
+      }
+      if (error instanceof ConnectorRefusedError && error.status === 429) return 'skipped';
       throw error;
     }
     await inTransaction(client, async () => {
@@ -388,11 +396,14 @@ export class PaymentFlows {
 }
 
 /**
- * A follow-up call (capture, void, refund) on an authorization Penny knows. An unknown outcome
- * stops the request where its retry resumes, re-sending the same idempotency key: 503, not stored.
- * A refusal of a refund fails the refund; of a capture or void, it is answered as the PSP's error.
+ * A follow-up call (capture, void, refund) on an authorization Penny knows. An unknown outcome, or
+ * a PSP that still rate-limits after the retries, stops the request where its retry resumes,
+ * re-sending the same idempotency key: 503, not stored. A definite refusal of a refund fails the
+ * refund; of a capture or void, `release` gives the intent's finalization back (so it can be
+ * captured, canceled or expire later) and the PSP's refusal is the answer.
  */
-async function followUp<T>(call: () => Promise<T>, kind?: 'refund'): Promise<T | 'refused'> {
+async function followUp<T>(call: () => Promise<T>, onRefused: 'refund' | { release: () => Promise<unknown> }):
+Promise<T | 'refused'> {
   try {
     return await call();
   } catch (error) {
@@ -402,12 +413,17 @@ async function followUp<T>(call: () => Promise<T>, kind?: 'refund'): Promise<T |
         message: 'The payment processor did not answer in time; retry this request with the same Idempotency-Key.',
       });
     }
-    if (error instanceof ConnectorRefusedError) {
-      if (kind === 'refund') return 'refused';
-      throw new PennyError({ code: 'psp_refused', cause: error,
-        message: `The payment processor refused the request: ${error.message}` });
+    if (!(error instanceof ConnectorRefusedError)) throw error;
+    if (error.status === 429) {
+      throw new PennyError({
+        code: 'psp_unavailable', type: 'api_error', resumable: true, cause: error,
+        message: 'The payment processor is busy; retry this request with the same Idempotency-Key in a moment.',
+      });
     }
-    throw error;
+    if (onRefused === 'refund') return 'refused';
+    await onRefused.release();
+    throw new PennyError({ code: 'psp_refused', cause: error,
+      message: `The payment processor refused the request: ${error.message}` });
   }
 }
 
@@ -507,6 +523,11 @@ async function moveIntent(
   const after = await store.updatePaymentIntent(client, before, change);
   await recordIntentEvent(client, before, after);
   return after;
+}
+
+async function releaseFinalization(client: pg.PoolClient, intent: Pick<store.PaymentIntentRow, 'merchantId' | 'id'>,
+  kind: 'capture' | 'cancel'): Promise<void> {
+  await inTransaction(client, () => store.deleteFinalization(client, intent, kind));
 }
 
 async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',

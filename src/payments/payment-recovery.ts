@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation } from '../connectors/connector.js';
 import { named, withTransaction } from '../db/pool.js';
-import { newId } from '../ids.js';
 import { declineAnswer } from './decline-codes.js';
+import { openCase } from './payment-cases.js';
 import type { AuthorizationResult, PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 
@@ -134,12 +134,4 @@ export function authorizationFromRecord(operation: PspOperation): AuthorizationR
     default:
       throw new Error(`an authorization recorded with outcome ${operation.outcome}`);
   }
-}
-
-/** A case for a human, opened once per subject and kind. */
-export async function openCase(client: pg.PoolClient, input: { merchantId: string; kind: string;
-  paymentIntentId: string; subjectId: string; detail: Record<string, unknown> }): Promise<void> {
-  await client.query(named(`INSERT INTO payment_cases (merchant_id, id, kind, payment_intent_id, subject_id, detail)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (kind, subject_id) DO NOTHING`),
-  [input.merchantId, newId('case'), input.kind, input.paymentIntentId, input.subjectId, JSON.stringify(input.detail)]);
 }

@@ -5,7 +5,8 @@ import type { ConnectorEvent, PspOperation } from '../connectors/connector.js';
 import { named, type Queryable, withTransaction } from '../db/pool.js';
 import { stringifyJson } from '../http/json.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
-import { authorizationFromRecord, openCase } from '../payments/payment-recovery.js';
+import { openCase } from '../payments/payment-cases.js';
+import { authorizationFromRecord } from '../payments/payment-recovery.js';
 import * as store from '../payments/payment-store.js';
 
 /**

@@ -40,6 +40,7 @@ describe('authorization expiry', () => {
     expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
     advanceClock(2 * 86_400_000);
     await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('canceled');
   });
 
   it('cancels it after 7 days with reason automatic, voids it at the PSP and releases the hold', async () => {
@@ -71,6 +72,26 @@ describe('authorization expiry', () => {
     advanceClock(8 * 86_400_000);
     await expiry.expireDue();
     expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('canceled');
+  });
+
+  it('one that cannot be expired now (its void refused) does not stop the others', async () => {
+    const stuck = await heldAuthorization(5360);
+    const charge = await stripe.charges.retrieve(stuck.latest_charge as string);
+    // Captured at the PSP behind Penny's back: the PSP refuses the void.
+    const attempt = await penny.pool.query<{ psp_reference: string }>(
+      'SELECT psp_reference FROM payment_attempts WHERE payment_intent_id = $1', [stuck.id]);
+    await penny.sandbox.connector.capture({ reference: charge.id, idempotencyKey: `outside:${charge.id}`,
+      pspReference: attempt.rows[0]?.psp_reference ?? '', amountMinor: 5360n });
+    const other = await heldAuthorization(5370);
+    advanceClock(8 * 86_400_000);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(other.id)).status).toBe('canceled');
+    expect((await stripe.paymentIntents.retrieve(stuck.id)).status).toBe('requires_capture');
+    const claims = await penny.pool.query('SELECT 1 FROM payment_intent_finalizations WHERE payment_intent_id = $1',
+      [stuck.id]);
+    expect(claims.rows).toEqual([]);
+    const cases = await penny.pool.query('SELECT kind FROM payment_cases WHERE subject_id = $1', [`expiry:${stuck.id}`]);
+    expect(cases.rows).toEqual([{ kind: 'unresolved_outcome' }]);
   });
 
   it('does not expire one that is being captured', async () => {

@@ -157,16 +157,44 @@ describe('follow-ups', () => {
     expect(await captureEntries(intent.latest_charge as string)).toBe(1);
   });
 
+  it('a capture the PSP rate-limits answers 503, and its retry with the same key captures', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3150, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    script('capture', 'error_429', 3);
+    await expect(stripe.paymentIntents.capture(intent.id, {}, { idempotencyKey: 'capture-busy-1' }))
+      .rejects.toMatchObject({ statusCode: 503, code: 'psp_unavailable' });
+    expect((await stripe.paymentIntents.capture(intent.id, {}, { idempotencyKey: 'capture-busy-1' })).status)
+      .toBe('succeeded');
+  });
+
+  it('a capture the PSP refuses gives the intent back: it is not stuck as being captured', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3160, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    const charge = await stripe.charges.retrieve(intent.latest_charge as string);
+    const [authorization] = await pspOperations((await attemptOf(intent.id)).id);
+    // Voided at the PSP behind Penny's back: the PSP refuses the capture (409).
+    await penny.sandbox.connector.void({ reference: charge.id, idempotencyKey: `outside:${charge.id}`,
+      pspReference: authorization?.pspReference ?? '' });
+    await expect(stripe.paymentIntents.capture(intent.id))
+      .rejects.toMatchObject({ statusCode: 400, code: 'psp_refused' });
+    const claims = await penny.pool.query('SELECT 1 FROM payment_intent_finalizations WHERE payment_intent_id = $1',
+      [intent.id]);
+    expect(claims.rows).toEqual([]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+  });
+
   it('a refund the PSP refuses fails, releases its amount and says so in an event', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 3200, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true });
-    script('refund', 'error_429', 3);
+    // Refunded in full at the PSP behind Penny's back: the PSP refuses Penny's refund.
+    const [authorization] = await pspOperations((await attemptOf(intent.id)).id);
+    await penny.sandbox.connector.refund({ reference: 're_outside', idempotencyKey: `outside:${intent.id}`,
+      pspReference: authorization?.pspReference ?? '', amountMinor: 3200n });
     const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 1000 });
     expect(refund.status).toBe('failed');
     expect((await stripe.charges.retrieve(intent.latest_charge as string)).amount_refunded).toBe(0);
     const events = await stripe.events.list({ type: 'refund.failed', limit: 1 });
     expect(events.data[0]?.data.object).toMatchObject({ id: refund.id, status: 'failed' });
-    penny.sandbox.resetFaults();
-    expect((await stripe.refunds.create({ payment_intent: intent.id })).status).toBe('succeeded');
+    expect((await stripe.charges.retrieve(intent.latest_charge as string)).refunded).toBe(false);
   });
 });
