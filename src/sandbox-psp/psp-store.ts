@@ -41,6 +41,16 @@ export interface NewOperation {
 
 /** Records an operation once per key; a repeat returns the first record and `created: false`. */
 export async function recordOperation(db: Queryable, operation: NewOperation) {
+  // Two requests with one key at once: the second's insert waits for the first and does nothing,
+  // but its statement's snapshot predates the first's row; a second look (a new snapshot) finds it.
+  for (let look = 0; look < 2; look += 1) {
+    const recorded = await recordOrFind(db, operation);
+    if (recorded !== undefined) return recorded;
+  }
+  throw new Error('the sandbox neither recorded nor found an operation');
+}
+
+async function recordOrFind(db: Queryable, operation: NewOperation) {
   const result = await db.query(named(`WITH inserted AS (
        INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
          parent_psp_reference, amount_minor, currency, outcome, decline_code, payment_method, request_fingerprint,
@@ -57,8 +67,7 @@ export async function recordOperation(db: Queryable, operation: NewOperation) {
       ? operation.outcome : 'pending', operation.declineCode, operation.paymentMethod, operation.requestFingerprint,
     operation.pending?.resolvesAt ?? null, operation.pending?.outcome ?? null, nowIso()]);
   const row = result.rows[0];
-  if (row === undefined) throw new Error('the sandbox neither recorded nor found an operation');
-  return { operation: toOperation(row), created: row.created === true };
+  return row === undefined ? undefined : { operation: toOperation(row), created: row.created === true };
 }
 
 export async function selectOperation(db: Queryable, pspReference: string, options: { forUpdate?: boolean } = {}) {

@@ -15,7 +15,7 @@ for (const [network, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0',
   blocked.addSubnet(network, prefix, 'ipv4');
 }
 for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
-  ['64:ff9b::', 96]] as const) {
+  ['64:ff9b::', 96], ['2002::', 16], ['::', 96]] as const) {
   blocked.addSubnet(network, prefix, 'ipv6');
 }
 

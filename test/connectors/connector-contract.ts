@@ -82,6 +82,18 @@ export function connectorContract(name: string, harness: ContractHarness): void 
         pspReference: other.pspReference, amountMinor: 1n })).rejects.toBeInstanceOf(ConnectorRefusedError);
     });
 
+    it('answers two concurrent calls with one key from one record', async () => {
+      const input = authorization();
+      const answers = await Promise.all(Array.from({ length: 8 }, () => harness.connector().authorize(input)));
+      expect(new Set(answers.map((answer) => answer.pspReference)).size).toBe(1);
+      expect(await harness.connector().lookup({ reference: input.reference })).toHaveLength(1);
+    });
+
+    it('fetches a settlement report', async () => {
+      const report = await harness.connector().fetchSettlementReport({ day: new Date().toISOString().slice(0, 10) });
+      expect(report.split('\n')[0]).toContain('Psp Reference');
+    });
+
     it('pays out', async () => {
       const id = unique();
       const paid = await harness.connector().payout({ reference: `po_${id}`, idempotencyKey: `po:${id}`,

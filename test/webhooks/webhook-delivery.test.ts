@@ -99,7 +99,8 @@ describe('webhook endpoints', () => {
 
   it('refuses loopback and private addresses unless they are allowed', async () => {
     for (const url of ['http://127.0.0.1/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://192.168.0.1/x',
-      'http://169.254.169.254/latest', 'http://localhost/x', 'http://[::ffff:127.0.0.1]/x']) {
+      'http://169.254.169.254/latest', 'http://localhost/x', 'http://[::ffff:127.0.0.1]/x',
+      'http://[2002:7f00:1::]/x', 'http://[::7f00:1]/x']) {
       await expect(validateEndpointUrl(url, { allowPrivate: false })).rejects.toMatchObject({ param: 'url' });
     }
     await expect(validateEndpointUrl('http://127.0.0.1/x', { allowPrivate: true })).resolves.toBe('http://127.0.0.1/x');

@@ -1,8 +1,9 @@
 import { declineAnswer } from '../../payments/decline-codes.js';
 import { verifySignature } from '../../webhooks/signature.js';
 import {
-  ConnectorWebhookError, type AuthorizeInput, type AuthorizeOutput, type CaptureInput, type Connector,
-  type ConnectorEvent, type PayoutInput, type PspOperation, type RefundInput, type VoidInput,
+  ConnectorRefusedError, ConnectorUnknownOutcomeError, ConnectorWebhookError, type AuthorizeInput,
+  type AuthorizeOutput, type CaptureInput, type Connector, type ConnectorEvent, type PayoutInput,
+  type PspOperation, type RefundInput, type VoidInput,
 } from '../connector.js';
 import { ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
 
@@ -111,10 +112,20 @@ export class SandboxConnector implements Connector {
 
   async fetchSettlementReport(input: { day: string; currency?: string }): Promise<string> {
     const query = input.currency === undefined ? '' : `?currency=${encodeURIComponent(input.currency)}`;
-    const response = await fetch(`${this.options.baseUrl}/v1/settlement_reports/${input.day}${query}`,
-      { signal: AbortSignal.timeout(this.options.timeoutMs ?? 8000) });
-    if (!response.ok) throw new Error(`the sandbox answered ${response.status} for the report of ${input.day}`);
-    return response.text();
+    let response: Response;
+    try {
+      response = await fetch(`${this.options.baseUrl}/v1/settlement_reports/${input.day}${query}`,
+        { signal: AbortSignal.timeout(this.options.timeoutMs ?? 8000) });
+    } catch (error) {
+      throw new ConnectorUnknownOutcomeError(sandboxConnectorId, 'the report could not be fetched', { cause: error });
+    }
+    const text = await response.text();
+    if (response.status >= 500) throw new ConnectorUnknownOutcomeError(sandboxConnectorId, `it answered ${response.status}`);
+    if (!response.ok) {
+      throw new ConnectorRefusedError(sandboxConnectorId, response.status, 'report_refused',
+        `the sandbox refused the report of ${input.day}: ${text.slice(0, 200)}`);
+    }
+    return text;
   }
 
   private post(path: string, idempotencyKey: string, body: Record<string, unknown>) {
