@@ -109,10 +109,10 @@ export class PaymentFlows {
       await store.updateAttempt(client, attempt, {
         status: 'unknown', pspReference: outcome.outcome === 'pending' ? outcome.pspReference : null, declineCode: null,
       });
-      if (current.status === 'started') await hastenRecovery(client, attempt);
+      if (current.status === 'started') await hastenRecovery(client, authorizeSubject(attempt));
       return intent;
     }
-    await resolveRecovery(client, attempt);
+    await resolveRecovery(client, authorizeSubject(attempt));
     await store.updateAttempt(client, attempt, {
       status: outcome.outcome, pspReference: outcome.pspReference,
       declineCode: outcome.outcome === 'declined' ? outcome.declineCode : null,
@@ -152,7 +152,7 @@ export class PaymentFlows {
       authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
     });
     // Recorded with the attempt, so an attempt whose request dies (and is never retried) is still resolved.
-    await queueRecovery(execution.client, attempt, recoveryGraceMs);
+    await queueRecovery(execution.client, authorizeSubject(attempt), recoveryGraceMs);
     assertTransition(intent.status, 'processing');
     const processing = await moveIntent(execution.client, intent, { status: 'processing', paymentMethod });
     const data = { attempt: attempt.id, authenticated: attempt.authenticated };
@@ -245,25 +245,48 @@ export class PaymentFlows {
           });
         }
         await claimFinalization(execution.client, intent, 'capture', amount);
+        await queueRecovery(execution.client, { merchantId, kind: 'capture', subjectId: intent.id }, recoveryGraceMs);
         const requested = { amount: amount.toString() };
         await execution.saveRecoveryPoint('capture_requested', requested);
         return requested;
       });
     }
-    const amount = BigInt(String(data.amount));
-    const intent = await mustIntent(execution.client, merchantId, id);
-    const charge = await mustCharge(execution.client, intent);
-    const connector = this.connectors.get(this.options.connectorId);
-    const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
-    await followUp(() => connector.capture({
-      reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
-      amountMinor,
-    }), { release: () => releaseFinalization(execution.client, intent, 'capture') });
-    return inTransaction(execution.client, () => this.captureApply(execution.client, merchantId, id, amount));
+    return this.sendCapture(execution.client, merchantId, id, BigInt(String(data.amount)));
   }
 
-  private async captureApply(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
+  /**
+   * Sends a claimed capture to the PSP (its key derived from the charge, the same every time) and
+   * applies it: the request's own step, and what the recovery worker re-sends.
+   */
+  async sendCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
+    const intent = await mustIntent(client, merchantId, id);
+    const charge = await mustCharge(client, intent);
+    const connector = this.connectors.get(this.options.connectorId);
+    const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
+    const subject: RecoverySubject = { merchantId, kind: 'capture', subjectId: id };
+    await hastenOnUnknown(client, subject, () => followUp(() => connector.capture({
+      reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
+      amountMinor,
+    }), { release: () => inTransaction(client, async () => {
+      await releaseFinalization(client, intent, 'capture');
+      await resolveRecovery(client, subject);
+    }) }));
+    return inTransaction(client, () => this.applyCapture(client, merchantId, id, amount));
+  }
+
+  /** The PSP never captured and no longer keeps the key: the claim is given back to the intent. */
+  async giveBackCapture(client: pg.PoolClient, merchantId: string, id: string): Promise<void> {
+    await inTransaction(client, async () => {
+      await mustIntent(client, merchantId, id, true);
+      await releaseFinalization(client, { merchantId, id }, 'capture');
+      await resolveRecovery(client, { merchantId, kind: 'capture', subjectId: id });
+    });
+  }
+
+  /** Applies a capture the PSP performed, once, under the intent's lock. */
+  async applyCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
     const intent = await mustIntent(client, merchantId, id, true);
+    await resolveRecovery(client, { merchantId, kind: 'capture', subjectId: id });
     if (intent.status === 'succeeded') return intent;
     const charge = await mustCharge(client, intent);
     const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
@@ -304,7 +327,7 @@ export class PaymentFlows {
     const charge = await mustCharge(execution.client, intent);
     await followUp(() => this.connectors.get(this.options.connectorId).void({
       reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
-    }), { release: () => releaseFinalization(execution.client, intent, 'cancel') });
+    }), { release: () => inTransaction(execution.client, () => releaseFinalization(execution.client, intent, 'cancel')) });
     return inTransaction(execution.client, async () => {
       const locked = await mustIntent(execution.client, merchantId, id, true);
       if (locked.status === 'canceled') return locked;
@@ -339,7 +362,7 @@ export class PaymentFlows {
       if (error instanceof ConnectorUnknownOutcomeError) return 'skipped';
       // Refused (the PSP moved on without Penny): give the claim back, so the intent is not stuck.
       if (error instanceof ConnectorRefusedError && error.status !== 429) {
-        await releaseFinalization(client, { merchantId, id }, 'cancel');
+        await inTransaction(client, () => releaseFinalization(client, { merchantId, id }, 'cancel'));
         await inTransaction(client, () => openCase(client, { merchantId, kind: 'unresolved_outcome',
           paymentIntentId: id, subjectId: `expiry:${id}`, detail: { reason: `the PSP refused the void: ${error.message}` } }));
       }
@@ -362,36 +385,46 @@ export class PaymentFlows {
     if (execution.recoveryPoint === 'started') {
       data = await inTransaction(execution.client, async () => {
         const refund = await reserveRefund(execution.client, merchantId, request);
+        await queueRecovery(execution.client, { merchantId, kind: 'refund', subjectId: refund.id }, recoveryGraceMs);
         await execution.saveRecoveryPoint('refund_reserved', { refund: refund.id });
         return { refund: refund.id };
       });
     }
-    const refundId = String(data.refund);
-    const refund = await store.selectRefund(execution.client, merchantId, refundId);
+    return this.sendRefund(execution.client, merchantId, String(data.refund));
+  }
+
+  /** Sends a reserved refund to the PSP (key derived from the refund) and applies the answer. */
+  async sendRefund(client: pg.PoolClient, merchantId: string, refundId: string): Promise<store.RefundRow> {
+    const refund = await store.selectRefund(client, merchantId, refundId);
     if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
-    const charge = await store.selectCharge(execution.client, merchantId, refund.chargeId);
+    const charge = await store.selectCharge(client, merchantId, refund.chargeId);
     if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
     const amountMinor = stripeAmountToMinor(refund.currency, Number(refund.amount));
-    const done = await followUp(() => this.connectors.get(this.options.connectorId).refund({
-      reference: refund.id, idempotencyKey: `penny:${refund.id}`, pspReference: charge.pspReference ?? '', amountMinor,
-    }), 'refund');
-    if (done === 'refused') {
-      return inTransaction(execution.client, () => failRefund(execution.client, merchantId, refundId));
-    }
-    return inTransaction(execution.client, async () => {
-      const current = await store.selectRefund(execution.client, merchantId, refundId);
-      if (current?.status === 'succeeded') return current;
-      const currency = refund.currency.toUpperCase();
-      const accounts = await this.paymentLedger.accountsFor(execution.client, merchantId, currency);
-      const entryId = await this.paymentLedger.refund(execution.client, { accounts, refundId, amountMinor });
-      const completed = await store.completeRefund(execution.client, refund, {
-        pspReference: done.pspReference, ledgerEntryId: entryId,
-      });
-      await recordRefundEvent(execution.client, 'refund.updated', completed, refund);
-      const refunded = await store.selectCharge(execution.client, merchantId, refund.chargeId);
-      if (refunded !== undefined) await recordChargeEvent(execution.client, 'charge.refunded', refunded);
-      return completed;
-    });
+    const done = await hastenOnUnknown(client, { merchantId, kind: 'refund', subjectId: refundId },
+      () => followUp(() => this.connectors.get(this.options.connectorId).refund({
+        reference: refund.id, idempotencyKey: `penny:${refund.id}`, pspReference: charge.pspReference ?? '',
+        amountMinor,
+      }), 'refund'));
+    if (done === 'refused') return inTransaction(client, () => failRefund(client, merchantId, refundId));
+    return inTransaction(client, () => this.applyRefund(client, merchantId, refundId, done.pspReference));
+  }
+
+  /** Applies a refund the PSP performed, once: its ledger entry, its status and its events. */
+  async applyRefund(client: pg.PoolClient, merchantId: string, refundId: string, pspReference: string) {
+    const refund = await store.selectRefund(client, merchantId, refundId);
+    if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
+    await store.selectCharge(client, merchantId, refund.chargeId, { forUpdate: true });
+    await resolveRecovery(client, { merchantId, kind: 'refund', subjectId: refundId });
+    const current = await store.selectRefund(client, merchantId, refundId) ?? refund;
+    if (current.status !== 'pending') return current;
+    const amountMinor = stripeAmountToMinor(refund.currency, Number(refund.amount));
+    const accounts = await this.paymentLedger.accountsFor(client, merchantId, refund.currency.toUpperCase());
+    const entryId = await this.paymentLedger.refund(client, { accounts, refundId, amountMinor });
+    const completed = await store.completeRefund(client, current, { pspReference, ledgerEntryId: entryId });
+    await recordRefundEvent(client, 'refund.updated', completed, current);
+    const refunded = await store.selectCharge(client, merchantId, refund.chargeId);
+    if (refunded !== undefined) await recordChargeEvent(client, 'charge.refunded', refunded);
+    return completed;
   }
 }
 
@@ -428,7 +461,9 @@ Promise<T | 'refused'> {
 }
 
 /** A refund the PSP refused: it fails, and its amount is released back to the charge. */
-async function failRefund(client: pg.PoolClient, merchantId: string, refundId: string): Promise<store.RefundRow> {
+export async function failRefund(client: pg.PoolClient, merchantId: string, refundId: string):
+Promise<store.RefundRow> {
+  await resolveRecovery(client, { merchantId, kind: 'refund', subjectId: refundId });
   const refund = await store.selectRefund(client, merchantId, refundId);
   if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
   if (refund.status !== 'pending') return refund;
@@ -452,24 +487,47 @@ export const recoveryFirstDelayMs = 2000;
 /** An attempt whose request has not applied an outcome after this long is looked up (the request died). */
 export const recoveryGraceMs = 60_000;
 
-async function queueRecovery(client: pg.PoolClient, attempt: store.AttemptRow, delayMs: number): Promise<void> {
-  await client.query(named(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at)
-     VALUES ($1, $2, 'authorize', $3, $4) ON CONFLICT (kind, subject_id) DO NOTHING`),
-  [attempt.merchantId, newId('rcv'), attempt.id, new Date(nowMs() + delayMs).toISOString()]);
+/** What a recovery job resolves: an authorization (its attempt), a capture (its intent) or a refund. */
+interface RecoverySubject {
+  readonly merchantId: string;
+  readonly kind: 'authorize' | 'capture' | 'refund';
+  readonly subjectId: string;
+}
+
+function authorizeSubject(attempt: store.AttemptRow): RecoverySubject {
+  return { merchantId: attempt.merchantId, kind: 'authorize', subjectId: attempt.id };
+}
+
+async function queueRecovery(client: pg.PoolClient, subject: RecoverySubject, delayMs: number): Promise<void> {
+  // created_at by Penny's clock: the PSP's key retention is measured from it.
+  await client.query(named(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, subject_id) DO NOTHING`),
+  [subject.merchantId, newId('rcv'), subject.kind, subject.subjectId, new Date(nowMs() + delayMs).toISOString(),
+    new Date(nowMs()).toISOString()]);
 }
 
 /** The outcome is known to be unknown: the first look-up comes soon, not after the grace. */
-async function hastenRecovery(client: pg.PoolClient, attempt: store.AttemptRow): Promise<void> {
-  await client.query(named(`UPDATE recovery_jobs SET next_run_at = least(next_run_at, $3)
-     WHERE kind = 'authorize' AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
-  [attempt.id, attempt.merchantId, new Date(nowMs() + recoveryFirstDelayMs).toISOString()]);
+async function hastenRecovery(client: pg.PoolClient, subject: RecoverySubject): Promise<void> {
+  await client.query(named(`UPDATE recovery_jobs SET next_run_at = least(next_run_at, $4)
+     WHERE kind = $3 AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
+  [subject.subjectId, subject.merchantId, subject.kind, new Date(nowMs() + recoveryFirstDelayMs).toISOString()]);
 }
 
-/** The outcome is applied: the attempt's recovery job has nothing left to do. */
-async function resolveRecovery(client: pg.PoolClient, attempt: store.AttemptRow): Promise<void> {
-  await client.query(named(`UPDATE recovery_jobs SET status = 'resolved', resolved_at = $3
-     WHERE kind = 'authorize' AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
-  [attempt.id, attempt.merchantId, new Date(nowMs()).toISOString()]);
+/** A follow-up whose outcome is unknown: its recovery job runs soon, whether or not the client retries. */
+async function hastenOnUnknown<T>(client: pg.PoolClient, subject: RecoverySubject, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof PennyError && error.resumable) await hastenRecovery(client, subject);
+    throw error;
+  }
+}
+
+/** The outcome is applied: the recovery job has nothing left to do. */
+async function resolveRecovery(client: pg.PoolClient, subject: RecoverySubject): Promise<void> {
+  await client.query(named(`UPDATE recovery_jobs SET status = 'resolved', resolved_at = $4
+     WHERE kind = $3 AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
+  [subject.subjectId, subject.merchantId, subject.kind, new Date(nowMs()).toISOString()]);
 }
 
 export interface RefundRequest {
@@ -525,9 +583,10 @@ async function moveIntent(
   return after;
 }
 
+/** Gives a claimed finalization back, in the caller's transaction. */
 async function releaseFinalization(client: pg.PoolClient, intent: Pick<store.PaymentIntentRow, 'merchantId' | 'id'>,
   kind: 'capture' | 'cancel'): Promise<void> {
-  await inTransaction(client, () => store.deleteFinalization(client, intent, kind));
+  await store.deleteFinalization(client, intent, kind);
 }
 
 async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',

@@ -5,7 +5,8 @@ import { ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation
 import { named, withTransaction } from '../db/pool.js';
 import { declineAnswer } from './decline-codes.js';
 import { openCase } from './payment-cases.js';
-import type { AuthorizationResult, PaymentFlows } from './payment-flows.js';
+import { PennyError } from '../errors.js';
+import { failRefund, type AuthorizationResult, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 
 /**
@@ -25,6 +26,8 @@ const recoveryBatchMax = 16;
 interface RecoveryJob {
   readonly merchantId: string;
   readonly id: string;
+  readonly kind: 'authorize' | 'capture' | 'refund';
+  readonly createdAt: string;
   readonly subjectId: string;
   readonly runCount: number;
 }
@@ -44,42 +47,103 @@ export class PaymentRecovery {
           ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
        UPDATE recovery_jobs j SET run_count = j.run_count + 1, next_run_at = $3
          FROM due WHERE j.merchant_id = due.merchant_id AND j.id = due.id
-       RETURNING j.merchant_id, j.id, j.subject_id, j.run_count`),
+       RETURNING j.merchant_id, j.id, j.kind, j.subject_id, j.run_count, j.created_at`),
     [new Date(now).toISOString(), recoveryBatchMax, new Date(now + recoveryLeaseMs).toISOString()]);
     for (const row of claimed.rows) {
-      await this.run({ merchantId: row.merchant_id, id: row.id, subjectId: row.subject_id, runCount: row.run_count });
+      await this.run({ merchantId: row.merchant_id, id: row.id, kind: row.kind, subjectId: row.subject_id,
+        runCount: row.run_count, createdAt: row.created_at });
     }
     return claimed.rows.length;
   }
 
   private async run(job: RecoveryJob): Promise<void> {
-    const attempt = await store.selectAttempt(this.pool, job.merchantId, job.subjectId);
-    if (attempt === undefined) throw new Error(`recovery job ${job.id} names a missing attempt ${job.subjectId}`);
-    if (attempt.status !== 'unknown' && attempt.status !== 'started') return this.finish(job, 'resolved');
     try {
-      const result = await this.resolve(attempt);
-      if (result !== undefined) {
-        await withTransaction(this.pool, (client) => this.flows.applyAuthorization(client, attempt, result));
-        if (result.outcome !== 'unknown' && result.outcome !== 'pending') return this.finish(job, 'resolved');
-      }
+      const done = job.kind === 'authorize' ? await this.runAuthorization(job)
+        : job.kind === 'capture' ? await this.runCapture(job) : await this.runRefund(job);
+      if (done) return this.finish(job, 'resolved');
       return this.later(job, 'the PSP has not decided yet');
     } catch (error) {
       // Any failure counts against the bounded schedule, so even a bug ends in manual review.
-      if (!(error instanceof ConnectorUnknownOutcomeError)) {
-        this.logger.error({ err: error, job: job.id, attempt: job.subjectId }, 'a recovery run failed');
+      if (!(error instanceof ConnectorUnknownOutcomeError) && !(error instanceof PennyError && error.resumable)) {
+        this.logger.error({ err: error, job: job.id, subject: job.subjectId }, 'a recovery run failed');
       }
       return this.later(job, error instanceof Error ? error.message : String(error));
     }
   }
 
+  /**
+   * A claimed capture: applied if the PSP captured; re-sent with its key while the PSP keeps it;
+   * after that, the PSP's silence means no capture, and the claim is given back.
+   */
+  private async runCapture(job: RecoveryJob): Promise<boolean> {
+    const intent = await store.selectPaymentIntent(this.pool, job.merchantId, job.subjectId);
+    const claim = await this.pool.query<{ amount: bigint }>(named(`SELECT amount FROM payment_intent_finalizations
+       WHERE merchant_id = $1 AND payment_intent_id = $2 AND kind = 'capture'`), [job.merchantId, job.subjectId]);
+    const amount = claim.rows[0]?.amount;
+    if (intent?.status !== 'requires_capture' || amount === undefined || intent.latestCharge === null) return true;
+    const chargeId = intent.latestCharge;
+    const captured = (await this.connectors.get(followUpConnector(this.connectors)).lookup({ reference: chargeId }))
+      .find((operation) => operation.kind === 'capture');
+    return this.withClient(async (client) => {
+      if (captured !== undefined) {
+        await this.flows.applyCapture(client, job.merchantId, job.subjectId, amount);
+      } else if (this.withinRetention(job)) {
+        await this.flows.sendCapture(client, job.merchantId, job.subjectId, amount);
+      } else {
+        await this.flows.giveBackCapture(client, job.merchantId, job.subjectId);
+      }
+      return true;
+    });
+  }
+
+  /** A reserved refund: completed if the PSP refunded; re-sent while it keeps the key; else failed. */
+  private async runRefund(job: RecoveryJob): Promise<boolean> {
+    const refund = await store.selectRefund(this.pool, job.merchantId, job.subjectId);
+    if (refund?.status !== 'pending') return true;
+    const refunded = (await this.connectors.get(followUpConnector(this.connectors)).lookup({ reference: refund.id }))
+      .find((operation) => operation.kind === 'refund');
+    return this.withClient(async (client) => {
+      if (refunded !== undefined) {
+        await this.flows.applyRefund(client, job.merchantId, refund.id, refunded.pspReference);
+      } else if (this.withinRetention(job)) {
+        await this.flows.sendRefund(client, job.merchantId, refund.id);
+      } else {
+        await withTransaction(this.pool, (other) => failRefund(other, job.merchantId, refund.id));
+      }
+      return true;
+    });
+  }
+
+  private withinRetention(job: RecoveryJob): boolean {
+    const connector = this.connectors.get(followUpConnector(this.connectors));
+    return nowMs() - Date.parse(job.createdAt) < connector.capabilities.idempotencyKeyRetentionMs;
+  }
+
+  private async withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      return await work(client);
+    } finally {
+      client.release();
+    }
+  }
+
+  private async runAuthorization(job: RecoveryJob): Promise<boolean> {
+    const attempt = await store.selectAttempt(this.pool, job.merchantId, job.subjectId);
+    if (attempt === undefined) throw new Error(`recovery job ${job.id} names a missing attempt ${job.subjectId}`);
+    if (attempt.status !== 'unknown' && attempt.status !== 'started') return true;
+    const result = await this.resolve(attempt, job);
+    await withTransaction(this.pool, (client) => this.flows.applyAuthorization(client, attempt, result));
+    return result.outcome !== 'unknown' && result.outcome !== 'pending';
+  }
+
   /** What the PSP says of the attempt: its record, or (not found) a re-send, or its silence after the window. */
-  private async resolve(attempt: store.AttemptRow): Promise<AuthorizationResult | undefined> {
+  private async resolve(attempt: store.AttemptRow, job: RecoveryJob): Promise<AuthorizationResult> {
     const connector = this.connectors.get(attempt.connector);
     const operations = await connector.lookup({ reference: attempt.id });
     const authorization = operations.find((operation) => operation.kind === 'authorize');
     if (authorization !== undefined) return authorizationFromRecord(authorization);
-    const ageMs = nowMs() - Date.parse(attempt.createdAt);
-    if (ageMs < connector.capabilities.idempotencyKeyRetentionMs) {
+    if (this.withinRetention(job)) {
       const intent = await store.selectPaymentIntent(this.pool, attempt.merchantId, attempt.paymentIntentId);
       if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
       return this.flows.sendAuthorization(attempt, intent);
@@ -106,16 +170,25 @@ export class PaymentRecovery {
     await withTransaction(this.pool, async (client) => {
       await client.query(named(`UPDATE recovery_jobs SET status = 'manual_review', last_error = $3
          WHERE merchant_id = $1 AND id = $2`), [job.merchantId, job.id, reason.slice(0, 500)]);
-      const attempt = await store.selectAttempt(client, job.merchantId, job.subjectId);
-      await client.query(named(`UPDATE payment_attempts SET status = 'manual_review', updated_at = clock_timestamp()
-         WHERE merchant_id = $1 AND id = $2 AND status IN ('started', 'unknown')`), [job.merchantId, job.subjectId]);
+      const attempt = job.kind === 'authorize' ? await store.selectAttempt(client, job.merchantId, job.subjectId)
+        : undefined;
+      if (attempt !== undefined) {
+        await client.query(named(`UPDATE payment_attempts SET status = 'manual_review', updated_at = clock_timestamp()
+           WHERE merchant_id = $1 AND id = $2 AND status IN ('started', 'unknown')`), [job.merchantId, job.subjectId]);
+      }
+      const refund = job.kind === 'refund' ? await store.selectRefund(client, job.merchantId, job.subjectId) : undefined;
       await openCase(client, { merchantId: job.merchantId, kind: 'unresolved_outcome',
-        paymentIntentId: attempt?.paymentIntentId ?? '', subjectId: job.subjectId,
-        detail: { reason, runs: job.runCount } });
+        paymentIntentId: attempt?.paymentIntentId ?? refund?.paymentIntentId ?? job.subjectId,
+        subjectId: job.subjectId, detail: { kind: job.kind, reason, runs: job.runCount } });
     });
-    this.logger.error({ alert: 'payment_outcome_unresolved', attempt: job.subjectId, reason },
-      'ALERT: an authorization outcome could not be resolved; it needs manual review');
+    this.logger.error({ alert: 'payment_outcome_unresolved', kind: job.kind, subject: job.subjectId, reason },
+      'ALERT: a PSP outcome could not be resolved; it needs manual review');
   }
+}
+
+/** Follow-ups go to the connector the payments use (one today: the flows' default). */
+function followUpConnector(connectors: ConnectorRegistry): string {
+  return connectors.defaultId();
 }
 
 /** An authorization as the PSP recorded it, in the terms applyAuthorization takes. */

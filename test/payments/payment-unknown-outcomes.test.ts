@@ -95,6 +95,18 @@ describe('an authorization that never reached the PSP', () => {
     }
   });
 
+  it('past the PSP\'s key retention it only looks up: nothing found means nothing charged, never a re-send',
+    async () => {
+      script('authorize', 'timeout_before', 3);
+      const intent = await stripe.paymentIntents.create({
+        amount: 2750, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+      const attempt = await attemptOf(intent.id);
+      await recoverAfter(25 * 3_600_000);
+      expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({ status: 'requires_payment_method',
+        last_payment_error: { code: 'processing_error' } });
+      expect(await pspOperations(attempt.id)).toEqual([]);
+    });
+
   it('a refusal of the authorization itself (429 after retries) is a processing error decline', async () => {
     script('authorize', 'error_429', 3);
     const intent = await stripe.paymentIntents.create({ amount: 2800, currency: 'usd' });
@@ -155,6 +167,33 @@ describe('follow-ups', () => {
     const operations = await pspOperations(intent.latest_charge as string);
     expect(operations.filter((operation) => operation.kind === 'capture')).toHaveLength(1);
     expect(await captureEntries(intent.latest_charge as string)).toBe(1);
+  });
+
+  it('a capture whose reply is lost and that the client never retries is completed by recovery', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3120, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    script('capture', 'timeout_after', 3);
+    await expect(stripe.paymentIntents.capture(intent.id)).rejects.toMatchObject({ statusCode: 503 });
+    penny.sandbox.resetFaults();
+    await recoverAfter(recoveryScheduleMs[0] + 1);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    const operations = await pspOperations(intent.latest_charge as string);
+    expect(operations.filter((operation) => operation.kind === 'capture')).toHaveLength(1);
+    expect(await captureEntries(intent.latest_charge as string)).toBe(1);
+  });
+
+  it('a refund that never reached the PSP and is never retried is sent and completed by recovery', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3130, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    script('refund', 'timeout_before', 3);
+    await expect(stripe.refunds.create({ payment_intent: intent.id, amount: 500 }))
+      .rejects.toMatchObject({ statusCode: 503, code: 'psp_outcome_unknown' });
+    penny.sandbox.resetFaults();
+    await recoverAfter(recoveryScheduleMs[0] + 1);
+    const refunds = await stripe.refunds.list({ payment_intent: intent.id });
+    expect(refunds.data.map((refund) => refund.status)).toEqual(['succeeded']);
+    const operations = await pspOperations(refunds.data[0]?.id ?? '');
+    expect(operations.filter((operation) => operation.kind === 'refund')).toHaveLength(1);
   });
 
   it('a capture the PSP rate-limits answers 503, and its retry with the same key captures', async () => {

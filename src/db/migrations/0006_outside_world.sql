@@ -44,7 +44,8 @@ CREATE INDEX payment_intents_requires_capture ON payment_intents (updated_at) WH
 CREATE TABLE recovery_jobs (
   merchant_id text NOT NULL,
   id text NOT NULL CHECK (id ~ '^rcv_[A-Za-z0-9]{8,64}$'),
-  kind text NOT NULL CHECK (kind IN ('authorize')),
+  -- authorize: an attempt; capture: an intent's claimed capture; refund: a reserved refund.
+  kind text NOT NULL CHECK (kind IN ('authorize', 'capture', 'refund')),
   subject_id text NOT NULL,
   status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'resolved', 'manual_review')),
   run_count integer NOT NULL DEFAULT 0 CHECK (run_count >= 0),
