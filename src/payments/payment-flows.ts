@@ -260,6 +260,14 @@ export class PaymentFlows {
    */
   async sendCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
     const intent = await mustIntent(client, merchantId, id);
+    // Settled already (applied, or the claim given back by recovery): never sent again.
+    if (intent.status !== 'requires_capture') return intent;
+    const claim = await store.selectFinalization(client, intent);
+    if (claim?.kind !== 'capture') {
+      throw new PennyError({ code: 'payment_intent_unexpected_state',
+        message: 'This capture was given up: the payment processor never performed it. Capture again.',
+        details: { payment_intent: presentPaymentIntent(intent) } });
+    }
     const charge = await mustCharge(client, intent);
     const connector = this.connectors.get(this.options.connectorId);
     const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
@@ -397,6 +405,8 @@ export class PaymentFlows {
   async sendRefund(client: pg.PoolClient, merchantId: string, refundId: string): Promise<store.RefundRow> {
     const refund = await store.selectRefund(client, merchantId, refundId);
     if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
+    // Settled already (completed or failed, perhaps by recovery): never sent again.
+    if (refund.status !== 'pending') return refund;
     const charge = await store.selectCharge(client, merchantId, refund.chargeId);
     if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
     const amountMinor = stripeAmountToMinor(refund.currency, Number(refund.amount));
@@ -463,12 +473,14 @@ Promise<T | 'refused'> {
 /** A refund the PSP refused: it fails, and its amount is released back to the charge. */
 export async function failRefund(client: pg.PoolClient, merchantId: string, refundId: string):
 Promise<store.RefundRow> {
+  const found = await store.selectRefund(client, merchantId, refundId);
+  if (found === undefined) throw new Error(`refund ${refundId} is missing`);
+  // The charge's lock first, as applyRefund takes it; then the refund as it is under that lock.
+  const charge = await store.selectCharge(client, merchantId, found.chargeId, { forUpdate: true });
+  if (charge === undefined) throw new Error(`charge ${found.chargeId} is missing`);
   await resolveRecovery(client, { merchantId, kind: 'refund', subjectId: refundId });
-  const refund = await store.selectRefund(client, merchantId, refundId);
-  if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
+  const refund = await store.selectRefund(client, merchantId, refundId) ?? found;
   if (refund.status !== 'pending') return refund;
-  const charge = await store.selectCharge(client, merchantId, refund.chargeId, { forUpdate: true });
-  if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
   await store.addChargeRefunded(client, charge, -refund.amount);
   const failed = await store.failRefund(client, refund);
   await recordRefundEvent(client, 'refund.failed', failed, refund);
@@ -500,8 +512,12 @@ function authorizeSubject(attempt: store.AttemptRow): RecoverySubject {
 
 async function queueRecovery(client: pg.PoolClient, subject: RecoverySubject, delayMs: number): Promise<void> {
   // created_at by Penny's clock: the PSP's key retention is measured from it.
+  // A subject's earlier job, finished (a capture given back, then asked again), is opened anew.
   await client.query(named(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, subject_id) DO NOTHING`),
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (kind, subject_id) DO UPDATE SET status = 'pending', run_count = 0, last_error = NULL,
+       resolved_at = NULL, next_run_at = excluded.next_run_at, created_at = excluded.created_at
+     WHERE recovery_jobs.status <> 'pending'`),
   [subject.merchantId, newId('rcv'), subject.kind, subject.subjectId, new Date(nowMs() + delayMs).toISOString(),
     new Date(nowMs()).toISOString()]);
 }

@@ -63,6 +63,8 @@ export class PaymentRecovery {
       if (done) return this.finish(job, 'resolved');
       return this.later(job, 'the PSP has not decided yet');
     } catch (error) {
+      // A refusal is an answer: the claim was given back (or the refund failed) where it was raised.
+      if (error instanceof PennyError && error.code === 'psp_refused') return this.finish(job, 'resolved');
       // Any failure counts against the bounded schedule, so even a bug ends in manual review.
       if (!(error instanceof ConnectorUnknownOutcomeError) && !(error instanceof PennyError && error.resumable)) {
         this.logger.error({ err: error, job: job.id, subject: job.subjectId }, 'a recovery run failed');
@@ -157,19 +159,20 @@ export class PaymentRecovery {
     const delayMs = recoveryScheduleMs[job.runCount];
     if (delayMs === undefined) return this.toManualReview(job, reason);
     await this.pool.query(named(`UPDATE recovery_jobs SET next_run_at = $3, last_error = $4
-       WHERE merchant_id = $1 AND id = $2`),
+       WHERE merchant_id = $1 AND id = $2 AND status = 'pending'`),
     [job.merchantId, job.id, new Date(nowMs() + delayMs).toISOString(), reason.slice(0, 500)]);
   }
 
   private async finish(job: RecoveryJob, status: 'resolved'): Promise<void> {
     await this.pool.query(named(`UPDATE recovery_jobs SET status = $3, resolved_at = $4
-       WHERE merchant_id = $1 AND id = $2`), [job.merchantId, job.id, status, new Date(nowMs()).toISOString()]);
+       WHERE merchant_id = $1 AND id = $2 AND status = 'pending'`), [job.merchantId, job.id, status, new Date(nowMs()).toISOString()]);
   }
 
   private async toManualReview(job: RecoveryJob, reason: string): Promise<void> {
-    await withTransaction(this.pool, async (client) => {
-      await client.query(named(`UPDATE recovery_jobs SET status = 'manual_review', last_error = $3
-         WHERE merchant_id = $1 AND id = $2`), [job.merchantId, job.id, reason.slice(0, 500)]);
+    const moved = await withTransaction(this.pool, async (client) => {
+      const updated = await client.query(named(`UPDATE recovery_jobs SET status = 'manual_review', last_error = $3
+         WHERE merchant_id = $1 AND id = $2 AND status = 'pending'`), [job.merchantId, job.id, reason.slice(0, 500)]);
+      if (updated.rowCount === 0) return false;
       const attempt = job.kind === 'authorize' ? await store.selectAttempt(client, job.merchantId, job.subjectId)
         : undefined;
       if (attempt !== undefined) {
@@ -180,7 +183,9 @@ export class PaymentRecovery {
       await openCase(client, { merchantId: job.merchantId, kind: 'unresolved_outcome',
         paymentIntentId: attempt?.paymentIntentId ?? refund?.paymentIntentId ?? job.subjectId,
         subjectId: job.subjectId, detail: { kind: job.kind, reason, runs: job.runCount } });
+      return true;
     });
+    if (!moved) return;
     this.logger.error({ alert: 'payment_outcome_unresolved', kind: job.kind, subject: job.subjectId, reason },
       'ALERT: a PSP outcome could not be resolved; it needs manual review');
   }

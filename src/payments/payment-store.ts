@@ -302,6 +302,13 @@ function toCharge(row: any): ChargeRow {
 }
 
 /** Records that an intent is being captured or canceled; false when another finalization won. */
+export async function selectFinalization(db: Queryable, intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>):
+Promise<{ kind: string } | undefined> {
+  const result = await db.query<{ kind: string }>(named(`SELECT kind FROM payment_intent_finalizations
+     WHERE merchant_id = $1 AND payment_intent_id = $2`), [intent.merchantId, intent.id]);
+  return result.rows[0];
+}
+
 /** Gives back a claim whose PSP call was refused (nothing moved), so the intent can be finalized later. */
 export async function deleteFinalization(db: Queryable, intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>,
   kind: 'capture' | 'cancel'): Promise<void> {

@@ -196,6 +196,20 @@ describe('follow-ups', () => {
     expect(operations.filter((operation) => operation.kind === 'refund')).toHaveLength(1);
   });
 
+  it('a refund failed by recovery past the key retention is not sent again by the client\'s late retry',
+    async () => {
+      const intent = await stripe.paymentIntents.create({ amount: 3140, currency: 'usd',
+        payment_method: 'pm_card_visa', confirm: true });
+      script('refund', 'timeout_before', 3);
+      await expect(stripe.refunds.create({ payment_intent: intent.id, amount: 400 }, { idempotencyKey: 'late-1' }))
+        .rejects.toMatchObject({ statusCode: 503 });
+      penny.sandbox.resetFaults();
+      await recoverAfter(25 * 3_600_000);
+      const late = await stripe.refunds.create({ payment_intent: intent.id, amount: 400 }, { idempotencyKey: 'late-1' });
+      expect(late.status).toBe('failed');
+      expect((await pspOperations(late.id)).filter((operation) => operation.kind === 'refund')).toEqual([]);
+    });
+
   it('a capture the PSP rate-limits answers 503, and its retry with the same key captures', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 3150, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true, capture_method: 'manual' });
