@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PennyConfig } from '../config.js';
+import { readOrCreateSecretFile } from '../secret-key.js';
 import { createPool } from '../db/pool.js';
 import { startWorker } from '../workers.js';
 import { buildSandboxPsp } from './psp-server.js';
@@ -63,15 +62,7 @@ export async function startSandboxPsp(options: {
  */
 export async function resolveSandboxWebhookSecret(config: PennyConfig): Promise<string> {
   if (config.sandboxPspWebhookSecret !== undefined) return config.sandboxPspWebhookSecret;
-  const file = path.join(config.dataDirectory, 'sandbox-psp-webhook-secret');
-  const existing = await fs.readFile(file, 'utf8').catch(() => undefined);
-  if (existing !== undefined && existing.trim().length >= 32) return existing.trim();
-  await fs.mkdir(config.dataDirectory, { recursive: true });
-  await fs.writeFile(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
-    .catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-    });
-  return (await fs.readFile(file, 'utf8')).trim();
+  return (await readOrCreateSecretFile(path.join(config.dataDirectory, 'sandbox-psp-webhook-secret'))).secret;
 }
 
 export function faultProfileFromJson(text: string | undefined): FaultProfile | undefined {
