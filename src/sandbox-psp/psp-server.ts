@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import canonicalize from 'canonicalize';
 import { clockMode, followClockOffset, nowMs } from '../clock.js';
-import { withTransaction } from '../db/pool.js';
+import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { stringifyJson } from '../http/json.js';
 import { newId } from '../ids.js';
@@ -15,9 +15,9 @@ import { FaultInjector, parseFaultProfile, presentFaultProfile, type PspOperatio
 import { bankStatementFor, settlementBatches } from './psp-settlement.js';
 import {
   presentOperation, recordOperation, selectChildren, selectOperation, selectOperationsByReference,
-  type NewOperation, type OperationRow,
+  type NewOperation, type OperationRow, type WebhookCopy,
 } from './psp-store.js';
-import { enqueueWebhook } from './psp-webhooks.js';
+import { enqueueWebhook, webhookCopies } from './psp-webhooks.js';
 import { settlementDiscrepancies, type SettlementDiscrepancy } from './settlement-report.js';
 
 /**
@@ -239,19 +239,21 @@ class SandboxPsp {
 
   private async record(request: FastifyRequest, operation: Omit<NewOperation, 'idempotencyKey' | 'reference' |
     'requestFingerprint'>) {
-    return withTransaction(this.pool, (client) => this.insert(client, request, operation));
+    // One statement writes the record and its webhooks: atomic without a transaction of its own.
+    return this.insert(this.pool, request, operation);
   }
 
-  private async insert(client: pg.PoolClient, request: FastifyRequest,
+  private async insert(db: Queryable, request: FastifyRequest,
     operation: Omit<NewOperation, 'idempotencyKey' | 'reference' | 'requestFingerprint'>) {
     const body = request.body as Record<string, unknown>;
     const fingerprint = fingerprintOf(request);
-    const recorded = await recordOperation(client, {
+    // Drawn once (the insert may look twice), and only for an outcome that is final.
+    let copies: readonly WebhookCopy[] | undefined;
+    const recorded = await recordOperation(db, {
       ...operation, idempotencyKey: idempotencyKeyOf(request), requestFingerprint: fingerprint,
       reference: readString(body.reference, 'reference', { lengthMax: 255, required: true }),
-    });
+    }, (row) => (copies ??= row.outcome === 'pending' ? [] : webhookCopies(row, this.injector)));
     if (!recorded.created) return answerRepeat(recorded.operation, fingerprint);
-    if (recorded.operation.outcome !== 'pending') await enqueueWebhook(client, recorded.operation, this.injector);
     return presentOperation(recorded.operation);
   }
 }

@@ -39,33 +39,72 @@ export interface NewOperation {
   readonly pending?: { readonly resolvesAt: string; readonly outcome: string } | undefined;
 }
 
-/** Records an operation once per key; a repeat returns the first record and `created: false`. */
-export async function recordOperation(db: Queryable, operation: NewOperation) {
+/** A webhook copy queued with the operation that caused it (the outbox, written in one statement). */
+export interface WebhookCopy {
+  readonly id: string;
+  readonly copy: number;
+  readonly type: string;
+  readonly payload: string;
+  readonly deliverAt: string;
+}
+
+/**
+ * Records an operation once per key; a repeat returns the first record and `created: false`.
+ * The webhook copies `webhooksFor` gives for the new record are written by the same statement,
+ * and only if the record is new, so an operation and its webhooks commit together.
+ */
+export async function recordOperation(db: Queryable, operation: NewOperation,
+  webhooksFor: (operation: OperationRow) => readonly WebhookCopy[] = () => []) {
+  const pspReference = newId('sbx');
+  const createdAt = nowIso();
+  const copies = webhooksFor(toOperation({
+    idempotency_key: operation.idempotencyKey, merchant_reference: operation.reference, kind: operation.kind,
+    psp_reference: pspReference, parent_psp_reference: operation.parentPspReference,
+    amount_minor: operation.amountMinor, currency: operation.currency,
+    outcome: operation.pending === undefined ? operation.outcome : 'pending', decline_code: operation.declineCode,
+    payment_method: operation.paymentMethod, request_fingerprint: operation.requestFingerprint,
+    resolves_at: operation.pending?.resolvesAt ?? null, created_at: withMicroseconds(createdAt),
+  }));
   // Two requests with one key at once: the second's insert waits for the first and does nothing,
   // but its statement's snapshot predates the first's row; a second look (a new snapshot) finds it.
   for (let look = 0; look < 2; look += 1) {
-    const recorded = await recordOrFind(db, operation);
+    const recorded = await recordOrFind(db, operation, { pspReference, createdAt, copies });
     if (recorded !== undefined) return recorded;
   }
   throw new Error('the sandbox neither recorded nor found an operation');
 }
 
-async function recordOrFind(db: Queryable, operation: NewOperation) {
+/** `2026-01-31T12:00:00.123Z` as PostgreSQL gives it back: `2026-01-31T12:00:00.123000Z`. */
+function withMicroseconds(iso: string): string {
+  return iso.replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+async function recordOrFind(db: Queryable, operation: NewOperation,
+  prepared: { pspReference: string; createdAt: string; copies: readonly WebhookCopy[] }) {
+  const { copies } = prepared;
   const result = await db.query(named(`WITH inserted AS (
        INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
          parent_psp_reference, amount_minor, currency, outcome, decline_code, payment_method, request_fingerprint,
          resolves_at, resolved_outcome, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
        ON CONFLICT (idempotency_key) DO NOTHING
-       RETURNING *, true AS created)
+       RETURNING *, true AS created),
+     webhooks AS (
+       INSERT INTO sandbox_psp_webhooks (id, copy, type, payload, deliver_at)
+       SELECT w.id, w.copy, w.type, w.payload::jsonb, w.deliver_at
+       FROM unnest($15::text[], $16::integer[], $17::text[], $18::text[], $19::timestamptz[])
+         AS w(id, copy, type, payload, deliver_at)
+       WHERE EXISTS (SELECT 1 FROM inserted))
      SELECT * FROM inserted
      UNION ALL
      SELECT *, false AS created FROM sandbox_psp_operations WHERE idempotency_key = $1
        AND NOT EXISTS (SELECT 1 FROM inserted)`),
-  [operation.idempotencyKey, operation.reference, operation.kind, newId('sbx'), operation.parentPspReference,
+  [operation.idempotencyKey, operation.reference, operation.kind, prepared.pspReference, operation.parentPspReference,
     operation.amountMinor?.toString() ?? null, operation.currency, operation.pending === undefined
       ? operation.outcome : 'pending', operation.declineCode, operation.paymentMethod, operation.requestFingerprint,
-    operation.pending?.resolvesAt ?? null, operation.pending?.outcome ?? null, nowIso()]);
+    operation.pending?.resolvesAt ?? null, operation.pending?.outcome ?? null, prepared.createdAt,
+    copies.map((copy) => copy.id), copies.map((copy) => copy.copy), copies.map((copy) => copy.type),
+    copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt)]);
   const row = result.rows[0];
   return row === undefined ? undefined : { operation: toOperation(row), created: row.created === true };
 }

@@ -6,7 +6,7 @@ import { stringifyJson } from '../http/json.js';
 import { newId } from '../ids.js';
 import { signPayload } from '../webhooks/signature.js';
 import type { FaultInjector } from './psp-faults.js';
-import { presentOperation, resolveDuePending, type OperationRow } from './psp-store.js';
+import { presentOperation, resolveDuePending, type OperationRow, type WebhookCopy } from './psp-store.js';
 
 /**
  * The sandbox's webhooks: each finished operation queues an event in the sandbox's own outbox,
@@ -17,18 +17,29 @@ export const sandboxSignatureHeader = 'Sandbox-Signature';
 const deliveryAttemptsMax = 8;
 const deliveryTimeoutMs = 5000;
 
-export async function enqueueWebhook(db: Queryable, operation: OperationRow, injector: FaultInjector): Promise<void> {
-  const delays = injector.webhookCopies();
+/**
+ * The copies of an operation's webhook the fault profile lets through: none (lost), one, or two
+ * (duplicated), each with its delay. Draws from the profile's generator, once per call.
+ */
+export function webhookCopies(operation: OperationRow, injector: FaultInjector): WebhookCopy[] {
   const id = newId('sbxevt');
-  const payload = {
-    id, object: 'event', type: `${operation.kind}.${operation.outcome}`,
-    created: Math.floor(nowMs() / 1000), data: presentOperation(operation),
-  };
-  for (const [index, delayMs] of delays.entries()) {
-    await db.query(named(`INSERT INTO sandbox_psp_webhooks (id, copy, type, payload, deliver_at)
-       VALUES ($1, $2, $3, $4::jsonb, $5)`),
-    [id, index + 1, payload.type, stringifyJson(payload), new Date(nowMs() + delayMs).toISOString()]);
-  }
+  const type = `${operation.kind}.${operation.outcome}`;
+  const payload = stringifyJson({
+    id, object: 'event', type, created: Math.floor(nowMs() / 1000), data: presentOperation(operation),
+  });
+  return injector.webhookCopies().map((delayMs, index) => ({
+    id, copy: index + 1, type, payload, deliverAt: new Date(nowMs() + delayMs).toISOString(),
+  }));
+}
+
+export async function enqueueWebhook(db: Queryable, operation: OperationRow, injector: FaultInjector): Promise<void> {
+  const copies = webhookCopies(operation, injector);
+  if (copies.length === 0) return;
+  await db.query(named(`INSERT INTO sandbox_psp_webhooks (id, copy, type, payload, deliver_at)
+     SELECT w.id, w.copy, w.type, w.payload::jsonb, w.deliver_at
+     FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[]) AS w(id, copy, type, payload, deliver_at)`),
+  [copies.map((copy) => copy.id), copies.map((copy) => copy.copy), copies.map((copy) => copy.type),
+    copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt)]);
 }
 
 export class SandboxWebhookSender {
@@ -58,13 +69,22 @@ export class SandboxWebhookSender {
          ORDER BY deliver_at LIMIT 32 FOR UPDATE SKIP LOCKED)
        RETURNING id, copy, payload, attempt_count`),
     [new Date(nowMs()).toISOString(), new Date(nowMs() + 30_000).toISOString(), deliveryAttemptsMax]);
-    await Promise.all(due.rows.map((row) => this.send(url, row)));
+    const delivered = await Promise.all(due.rows.map((row) => this.send(url, row)));
+    if (due.rows.length === 0) return 0;
+    // Every copy's result in one statement: delivered, or due again after its backoff.
+    const now = nowMs();
+    await this.pool.query(named(`UPDATE sandbox_psp_webhooks w
+       SET delivered_at = CASE WHEN r.delivered THEN $4::timestamptz END, deliver_at = r.retry_at
+       FROM unnest($1::text[], $2::integer[], $3::boolean[], $5::timestamptz[]) AS r(id, copy, delivered, retry_at)
+       WHERE w.id = r.id AND w.copy = r.copy`),
+    [due.rows.map((row) => row.id), due.rows.map((row) => row.copy), delivered, new Date(now).toISOString(),
+      due.rows.map((row) => new Date(now + 1000 * 2 ** Math.min(row.attempt_count, 10)).toISOString())]);
     return due.rows.length;
   }
 
-  private async send(url: string, row: { id: string; copy: number; payload: unknown; attempt_count: number }) {
+  /** POSTs one copy; true when Penny answered 2xx. */
+  private async send(url: string, row: { id: string; copy: number; payload: unknown }): Promise<boolean> {
     const body = JSON.stringify(row.payload);
-    let delivered = false;
     try {
       const response = await fetch(url, {
         method: 'POST', body, signal: AbortSignal.timeout(deliveryTimeoutMs),
@@ -72,14 +92,10 @@ export class SandboxWebhookSender {
           [sandboxSignatureHeader]: signPayload(body, this.options.secret, Math.floor(Date.now() / 1000)) },
       });
       await response.arrayBuffer();
-      delivered = response.ok;
+      return response.ok;
     } catch (error) {
       this.options.logger.debug({ err: error, event: row.id }, 'sandbox webhook not delivered');
+      return false;
     }
-    const retryMs = 1000 * 2 ** Math.min(row.attempt_count, 10);
-    await this.pool.query(named(`UPDATE sandbox_psp_webhooks
-       SET delivered_at = CASE WHEN $3 THEN $4::timestamptz END, deliver_at = $5
-       WHERE id = $1 AND copy = $2`),
-    [row.id, row.copy, delivered, new Date(nowMs()).toISOString(), new Date(nowMs() + retryMs).toISOString()]);
   }
 }

@@ -18,6 +18,8 @@ import * as store from '../payments/payment-store.js';
  * booked opens a case and raises an alert, and rewrites nothing.
  */
 const processBatchMax = 32;
+/** Echoes of applied authorizations settled per statement. */
+const echoBatchMax = 128;
 const parkCountMax = 20;
 
 export async function receiveConnectorEvent(db: Queryable, connector: string, event: ConnectorEvent) {
@@ -38,11 +40,36 @@ export class ConnectorInbox {
     private readonly logger: Logger,
   ) {}
 
-  /** Processes due events one transaction each; returns how many were handled. */
+  /**
+   * Processes due events; returns how many were handled. The usual event, the PSP's echo of an
+   * authorization Penny has already applied, is settled in bulk first; every other event is
+   * processed in a transaction of its own.
+   */
   async processDue(): Promise<number> {
-    let handled = 0;
+    let handled = await this.settleEchoes();
     while (handled < processBatchMax && await this.processOne()) handled += 1;
     return handled;
+  }
+
+  /**
+   * Marks ignored, in one statement, due authorization events whose attempt Penny has resolved
+   * with the very outcome the event reports: what `resolvedAlready` decides for them, without a
+   * transaction and two statements each. A resolved attempt never changes again, so no lock is
+   * needed; the rows themselves are claimed with SKIP LOCKED as the one-by-one path claims them.
+   */
+  private async settleEchoes(): Promise<number> {
+    const now = new Date(nowMs()).toISOString();
+    const result = await this.pool.query(named(`WITH echoes AS (
+         SELECT i.connector, i.event_id FROM connector_webhook_inbox i
+         JOIN payment_attempts a ON a.id = i.payload->>'reference'
+         WHERE i.status IN ('received', 'parked') AND i.next_process_at <= $1
+           AND i.payload->>'kind' = 'authorize' AND a.status = i.payload->>'outcome'
+         ORDER BY i.next_process_at LIMIT $2 FOR UPDATE OF i SKIP LOCKED)
+       UPDATE connector_webhook_inbox t SET status = 'ignored', note = 'already applied',
+         process_count = t.process_count + 1, processed_at = $1
+       FROM echoes e WHERE t.connector = e.connector AND t.event_id = e.event_id`),
+    [now, echoBatchMax]);
+    return result.rowCount ?? 0;
   }
 
   private processOne(): Promise<boolean> {
