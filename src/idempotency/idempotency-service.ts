@@ -97,19 +97,25 @@ export class IdempotencyService {
     request: IdempotentRequest & { key: string },
     work: Work,
   ): Promise<IdempotentResponse> {
-    // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
-    const finished = await selectFinishedKey(client, request);
-    if (finished !== undefined) {
-      assertSameRequest(finished, request);
-      return { status: finished.response_status as number, body: this.storedBody(finished.response_body as string),
-        replayed: true };
-    }
     const lockName = `${request.merchantId}:${request.key}`;
-    const locked = await client.query<{ locked: boolean }>(
-      named('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked'), [lockName]);
-    if (locked.rows[0]?.locked !== true) throw keyInUse(request.key);
+    let opened: OpenedKey | undefined;
     try {
-      const row = await claimKey(client, request);
+      opened = await openKey(client, request, lockName);
+    } finally {
+      // A statement that failed may still have taken the lock: session locks outlive errors.
+      if (opened === undefined) await unlock(client, lockName);
+    }
+    // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
+    if (opened.finished !== null) {
+      assertSameRequest(opened.finished, request);
+      return { status: opened.finished.response_status as number,
+        body: this.storedBody(opened.finished.response_body as string), replayed: true };
+    }
+    if (opened.locked !== true) throw keyInUse(request.key);
+    try {
+      // Not inserted: the key exists. Read it again now that the lock is held (a new snapshot),
+      // since a request that held the lock may have finished it after this statement began.
+      const row = opened.inserted ?? await claimKey(client, request);
       failpoint('after_key_claim');
       assertSameRequest(row, request);
       if (row.response_status !== null && row.response_body !== null) {
@@ -117,7 +123,7 @@ export class IdempotencyService {
       }
       return await this.execute(client, { ...request, row }, work);
     } finally {
-      await client.query(named('SELECT pg_advisory_unlock(hashtextextended($1, 0))'), [lockName]);
+      await unlock(client, lockName);
     }
   }
 
@@ -240,16 +246,47 @@ interface KeyRow {
   readonly response_body: string | null;
 }
 
-async function selectFinishedKey(
-  client: pg.PoolClient,
-  request: IdempotentRequest & { key: string },
-): Promise<KeyRow | undefined> {
-  const result = await client.query<KeyRow>(
-    named(`SELECT request_method, request_path, request_fingerprint, request_params, recovery_point, recovery_data,
-            response_status, response_body
-     FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL`),
-    [request.merchantId, request.key]);
-  return result.rows[0];
+interface OpenedKey {
+  /** The key, finished: the request is a replay (no lock was taken). */
+  readonly finished: KeyRow | null;
+  /** Whether this connection now holds the key's lock; null when the key was finished. */
+  readonly locked: boolean | null;
+  /** The key, claimed by this request: a new request. */
+  readonly inserted: KeyRow | null;
+}
+
+/**
+ * One round trip for what a request needs first: a finished key is returned as it is, without a
+ * lock; otherwise the key's lock is tried and, once held, the key is claimed (inserted).
+ */
+async function openKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }, lockName: string):
+Promise<OpenedKey> {
+  const result = await client.query<OpenedKey>(
+    named(`WITH finished AS MATERIALIZED (
+       SELECT ${keyColumns} FROM idempotency_keys
+       WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL),
+     lock AS MATERIALIZED (
+       SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked WHERE NOT EXISTS (SELECT 1 FROM finished)),
+     inserted AS (
+       INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
+         request_params)
+       SELECT $1, $2, $3, $4, $5, $6::jsonb FROM lock WHERE lock.locked
+       ON CONFLICT (merchant_id, key) DO NOTHING
+       RETURNING ${keyColumns})
+     SELECT (SELECT row_to_json(f) FROM finished f) AS finished, (SELECT locked FROM lock) AS locked,
+       (SELECT row_to_json(i) FROM inserted i) AS inserted`),
+    [request.merchantId, request.key, request.method, request.path, requestFingerprint(request),
+      JSON.stringify(request.params), lockName]);
+  const opened = result.rows[0];
+  if (opened === undefined) throw new Error('opening an idempotency key returned no row');
+  return opened;
+}
+
+const keyColumns = `request_method, request_path, request_fingerprint, request_params, recovery_point, recovery_data,
+  response_status, response_body`;
+
+async function unlock(client: pg.PoolClient, lockName: string): Promise<void> {
+  await client.query(named('SELECT pg_advisory_unlock(hashtextextended($1, 0))'), [lockName]);
 }
 
 async function claimKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }): Promise<KeyRow> {
