@@ -80,27 +80,37 @@ export async function withTransaction<T>(
   }
 }
 
-/** Tasks to run at the end of a connection's open transaction, just before its COMMIT. */
-const beforeCommit = new WeakMap<object, (() => Promise<void>)[]>();
+/** A statement and its values, to run later. */
+export interface Statement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
+/** The writes deferred to the end of a connection's open transaction, by slot. */
+const deferredWrites = new WeakMap<object, Map<string, () => Statement>>();
 
 /**
  * Runs `work` in one transaction on a connection the caller holds; rolls back on any error.
- * Writes deferred with `atCommit` run last, inside the transaction, in the order they were asked.
+ * Writes deferred with `writeAtCommit` run last, inside the transaction, as one statement.
  */
 export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-  const tasks: (() => Promise<void>)[] = [];
+  const writes = new Map<string, () => Statement>();
   await client.query('BEGIN');
-  beforeCommit.set(client, tasks);
+  deferredWrites.set(client, writes);
   try {
     const result = await work();
-    for (const task of tasks.splice(0)) await task();
+    deferredWrites.delete(client);
+    if (writes.size > 0) {
+      const combined = combineWrites([...writes.values()].map((build) => build()));
+      await client.query(named(combined.text), combined.values as unknown[]);
+    }
     await client.query('COMMIT');
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    beforeCommit.delete(client);
+    deferredWrites.delete(client);
   }
 }
 
@@ -109,18 +119,52 @@ export async function inTransaction<T>(client: pg.PoolClient, work: () => Promis
  * transaction is keyed by it, so nothing of a rolled-back one lingers), or undefined.
  */
 export function openTransaction(db: Queryable): object | undefined {
-  return beforeCommit.get(db);
+  return deferredWrites.get(db);
 }
 
 /**
- * Defers a write to the end of the transaction open on `db` (so several writes become one
- * statement); returns false when `db` has no transaction opened by inTransaction.
+ * A write nothing else in the transaction reads: in a transaction opened by inTransaction, it is
+ * deferred to the end, where every deferred write runs in one statement (one round trip);
+ * otherwise it runs at once. A later write to the same `slot` replaces an earlier one, so two
+ * writes of one row never meet in one statement. The statement is built at the end, so it may
+ * gather what the transaction added meanwhile. Its errors surface at commit.
  */
-export function atCommit(db: Queryable, task: () => Promise<void>): boolean {
-  const tasks = beforeCommit.get(db);
-  if (tasks === undefined) return false;
-  tasks.push(task);
-  return true;
+export async function writeAtCommit(db: Queryable, slot: string, build: () => Statement): Promise<void> {
+  const writes = deferredWrites.get(db);
+  if (writes !== undefined) {
+    writes.set(slot, build);
+    return;
+  }
+  const statement = build();
+  await db.query(named(statement.text), statement.values as unknown[]);
+}
+
+/**
+ * Several writes as one statement: each plain INSERT, UPDATE or DELETE becomes a data-modifying
+ * CTE; at most one may itself begin with WITH, and its CTEs and main statement close the list.
+ * Parameters are renumbered in order. PostgreSQL runs every data-modifying CTE, on one snapshot.
+ */
+export function combineWrites(statements: readonly Statement[]): Statement {
+  if (statements.length === 1) return statements[0] as Statement;
+  const parts: string[] = [];
+  const values: unknown[] = [];
+  let main: string | undefined;
+  for (const [index, statement] of statements.entries()) {
+    if (statement.text.includes('$$')) throw new Error('a deferred write cannot hold dollar quotes');
+    const offset = values.length;
+    const text = statement.text.replace(/\$(\d+)/g, (_match, number: string) => `$${Number(number) + offset}`).trim();
+    values.push(...statement.values);
+    const withList = /^WITH\s/i.exec(text);
+    if (withList === null) {
+      parts.push(`deferred_${index} AS (${text})`);
+    } else {
+      if (main !== undefined) throw new Error('only one deferred write may begin with WITH');
+      main = text.slice(withList[0].length);
+    }
+  }
+  return main === undefined
+    ? { text: `WITH ${parts.join(',\n')}\nSELECT 1`, values }
+    : { text: `WITH ${[...parts, main].join(',\n')}`, values };
 }
 
 /** Rewrites the database name of a connection URL. */

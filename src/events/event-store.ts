@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { clockOffsetMs } from '../clock.js';
 import { selectPage, type PageRows } from '../db/pages.js';
-import { atCommit, named, openTransaction, type Queryable } from '../db/pool.js';
+import { named, openTransaction, writeAtCommit, type Queryable, type Statement } from '../db/pool.js';
 import { stringifyJson } from '../http/json.js';
 import { newId } from '../ids.js';
 
@@ -57,18 +57,14 @@ export async function recordEvent(db: Queryable, event: NewEvent): Promise<strin
   const row: EventInsert = { merchantId: event.merchantId, id, type: event.type, data: stringifyJson(data),
     requestId: request?.requestId ?? null, idempotencyKey: request?.idempotencyKey ?? null };
   const transaction = openTransaction(db);
-  if (transaction === undefined) {
-    await insertEvents(db, [row]);
-    return id;
-  }
-  const queued = queuedEvents.get(transaction);
+  const queued = transaction === undefined ? undefined : queuedEvents.get(transaction);
   if (queued !== undefined) {
     queued.push(row);
     return id;
   }
   const batch = [row];
-  queuedEvents.set(transaction, batch);
-  atCommit(db, () => insertEvents(db, batch));
+  if (transaction !== undefined) queuedEvents.set(transaction, batch);
+  await writeAtCommit(db, 'events', () => insertEvents(batch));
   return id;
 }
 
@@ -85,13 +81,13 @@ interface EventInsert {
 const queuedEvents = new WeakMap<object, EventInsert[]>();
 
 /**
- * Inserts events and, in the same statement, a delivery to every enabled endpoint listening for
+ * The statement that inserts events and, with them, a delivery to every enabled endpoint listening for
  * each. `created_at` is the database's clock_timestamp() (microseconds, increasing row by row, so
  * events list in the order they happened) moved by the controlled clock's offset.
  */
-async function insertEvents(db: Queryable, events: readonly EventInsert[]): Promise<void> {
-  await db.query(
-    named(`WITH event AS (
+function insertEvents(events: readonly EventInsert[]): Statement {
+  return {
+    text: `WITH event AS (
        INSERT INTO events (merchant_id, id, type, api_version, data, request_id, idempotency_key, created_at)
        SELECT merchant_id, id, type, $7, data::jsonb, request_id, idempotency_key,
               clock_timestamp() + $8::bigint * interval '1 millisecond'
@@ -102,11 +98,11 @@ async function insertEvents(db: Queryable, events: readonly EventInsert[]): Prom
      INSERT INTO webhook_deliveries (merchant_id, id, event_id, endpoint_id, next_attempt_at)
      SELECT e.merchant_id, 'whd_' || replace(gen_random_uuid()::text, '-', ''), e.id, w.id, e.created_at
        FROM event e JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id
-      WHERE w.status = 'enabled' AND w.deleted_at IS NULL AND w.enabled_events && ARRAY['*', e.type]`),
-    [events.map((event) => event.merchantId), events.map((event) => event.id), events.map((event) => event.type),
-      events.map((event) => event.data), events.map((event) => event.requestId),
+      WHERE w.status = 'enabled' AND w.deleted_at IS NULL AND w.enabled_events && ARRAY['*', e.type]`,
+    values: [events.map((event) => event.merchantId), events.map((event) => event.id),
+      events.map((event) => event.type), events.map((event) => event.data), events.map((event) => event.requestId),
       events.map((event) => event.idempotencyKey), eventApiVersion, clockOffsetMs()],
-  );
+  };
 }
 
 const pendingWebhooks = `(SELECT count(*)::integer FROM webhook_deliveries d

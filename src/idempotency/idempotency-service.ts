@@ -1,4 +1,4 @@
-import { named } from '../db/pool.js';
+import { named, writeAtCommit } from '../db/pool.js';
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type pg from 'pg';
@@ -49,6 +49,9 @@ export interface Execution {
 export type Work = (execution: Execution) => Promise<{ status: number; body: unknown }>;
 
 export const idempotencyKeyLengthMax = 255;
+
+/** The deferred-write slot of a request's key (one key per request, so one per transaction). */
+const keySlot = 'idempotency_key';
 
 /** A stored body that starts with this is sealed; a JSON body starts with `{`. */
 const sealedPrefix = 'sealed:';
@@ -137,13 +140,15 @@ export class IdempotencyService {
     work: Work,
   ): Promise<IdempotentResponse> {
     let stored: { status: number; body: string } | undefined;
+    // Inside the work's transaction, the key's writes go with its deferred writes at the end (the
+    // response replaces a recovery point saved in the same transaction); otherwise at once.
     const storeResponse = async (response: { status: number; body: string }) => {
-      if (keyed !== undefined) {
-        await client.query(
-          named(`UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
-             completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`),
-          [keyed.merchantId, keyed.key, response.status, this.bodyToStore(keyed, response.body)]);
-      }
+      if (keyed === undefined) return;
+      await writeAtCommit(client, keySlot, () => ({
+        text: `UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
+             completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`,
+        values: [keyed.merchantId, keyed.key, response.status, this.bodyToStore(keyed, response.body)],
+      }));
     };
     const execution: Execution = {
       client,
@@ -151,10 +156,11 @@ export class IdempotencyService {
       recoveryData: keyed?.row.recovery_data ?? {},
       saveRecoveryPoint: async (point, data) => {
         if (keyed === undefined) return;
-        await client.query(
-          named(`UPDATE idempotency_keys SET recovery_point = $3, recovery_data = $4::jsonb, last_run_at = clock_timestamp()
-           WHERE merchant_id = $1 AND key = $2`),
-          [keyed.merchantId, keyed.key, point, JSON.stringify(data)]);
+        await writeAtCommit(client, keySlot, () => ({
+          text: `UPDATE idempotency_keys SET recovery_point = $3, recovery_data = $4::jsonb, last_run_at = clock_timestamp()
+           WHERE merchant_id = $1 AND key = $2`,
+          values: [keyed.merchantId, keyed.key, point, JSON.stringify(data)],
+        }));
       },
       complete: async (result) => {
         const rendered = result instanceof PennyError ? this.renderError(result) : result;

@@ -3,7 +3,7 @@ import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type ConnectorRegistry,
 } from '../connectors/connector.js';
 import { nowMs } from '../clock.js';
-import { inTransaction, named } from '../db/pool.js';
+import { inTransaction, named, writeAtCommit } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
@@ -510,16 +510,20 @@ function authorizeSubject(attempt: store.AttemptRow): RecoverySubject {
   return { merchantId: attempt.merchantId, kind: 'authorize', subjectId: attempt.id };
 }
 
+/** Recorded with the claim, in its transaction (deferred to its end: nothing reads it there). */
 async function queueRecovery(client: pg.PoolClient, subject: RecoverySubject, delayMs: number): Promise<void> {
   // created_at by Penny's clock: the PSP's key retention is measured from it.
   // A subject's earlier job, finished (a capture given back, then asked again), is opened anew.
-  await client.query(named(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at, created_at)
+  const values = [subject.merchantId, newId('rcv'), subject.kind, subject.subjectId,
+    new Date(nowMs() + delayMs).toISOString(), new Date(nowMs()).toISOString()];
+  await writeAtCommit(client, `recovery_job:${subject.kind}:${subject.subjectId}`, () => ({
+    text: `INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at, created_at)
      VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (kind, subject_id) DO UPDATE SET status = 'pending', run_count = 0, last_error = NULL,
        resolved_at = NULL, next_run_at = excluded.next_run_at, created_at = excluded.created_at
-     WHERE recovery_jobs.status <> 'pending'`),
-  [subject.merchantId, newId('rcv'), subject.kind, subject.subjectId, new Date(nowMs() + delayMs).toISOString(),
-    new Date(nowMs()).toISOString()]);
+     WHERE recovery_jobs.status <> 'pending'`,
+    values,
+  }));
 }
 
 /** The outcome is known to be unknown: the first look-up comes soon, not after the grace. */
