@@ -100,19 +100,20 @@ export class IdempotencyService {
     request: IdempotentRequest & { key: string },
     work: Work,
   ): Promise<IdempotentResponse> {
+    // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
+    const finished = await selectFinishedKey(client, request);
+    if (finished !== undefined) {
+      assertSameRequest(finished, request);
+      return { status: finished.response_status as number, body: this.storedBody(finished.response_body as string),
+        replayed: true };
+    }
     const lockName = `${request.merchantId}:${request.key}`;
     let opened: OpenedKey | undefined;
     try {
-      opened = await openKey(client, request, lockName);
+      opened = await lockAndInsertKey(client, request, lockName);
     } finally {
       // A statement that failed may still have taken the lock: session locks outlive errors.
       if (opened === undefined) await unlock(client, lockName);
-    }
-    // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
-    if (opened.finished !== null) {
-      assertSameRequest(opened.finished, request);
-      return { status: opened.finished.response_status as number,
-        body: this.storedBody(opened.finished.response_body as string), replayed: true };
     }
     if (opened.locked !== true) throw keyInUse(request.key);
     try {
@@ -253,38 +254,38 @@ interface KeyRow {
 }
 
 interface OpenedKey {
-  /** The key, finished: the request is a replay (no lock was taken). */
-  readonly finished: KeyRow | null;
-  /** Whether this connection now holds the key's lock; null when the key was finished. */
-  readonly locked: boolean | null;
-  /** The key, claimed by this request: a new request. */
+  /** Whether this connection now holds the key's lock. */
+  readonly locked: boolean;
+  /** The key, claimed (inserted) by this request; null when it existed or the lock was busy. */
   readonly inserted: KeyRow | null;
 }
 
-/**
- * One round trip for what a request needs first: a finished key is returned as it is, without a
- * lock; otherwise the key's lock is tried and, once held, the key is claimed (inserted).
- */
-async function openKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }, lockName: string):
-Promise<OpenedKey> {
+async function selectFinishedKey(
+  client: pg.PoolClient,
+  request: IdempotentRequest & { key: string },
+): Promise<KeyRow | undefined> {
+  const result = await client.query<KeyRow>(
+    named(`SELECT ${keyColumns} FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL`),
+    [request.merchantId, request.key]);
+  return result.rows[0];
+}
+
+/** One round trip for a new request: the key's lock is tried and, once held, the key inserted. */
+async function lockAndInsertKey(client: pg.PoolClient, request: IdempotentRequest & { key: string },
+  lockName: string): Promise<OpenedKey> {
   const result = await client.query<OpenedKey>(
-    named(`WITH finished AS MATERIALIZED (
-       SELECT ${keyColumns} FROM idempotency_keys
-       WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL),
-     lock AS MATERIALIZED (
-       SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked WHERE NOT EXISTS (SELECT 1 FROM finished)),
+    named(`WITH lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked),
      inserted AS (
        INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
          request_params)
        SELECT $1, $2, $3, $4, $5, $6::jsonb FROM lock WHERE lock.locked
        ON CONFLICT (merchant_id, key) DO NOTHING
        RETURNING ${keyColumns})
-     SELECT (SELECT row_to_json(f) FROM finished f) AS finished, (SELECT locked FROM lock) AS locked,
-       (SELECT row_to_json(i) FROM inserted i) AS inserted`),
+     SELECT (SELECT locked FROM lock) AS locked, (SELECT row_to_json(i) FROM inserted i) AS inserted`),
     [request.merchantId, request.key, request.method, request.path, requestFingerprint(request),
       JSON.stringify(request.params), lockName]);
   const opened = result.rows[0];
-  if (opened === undefined) throw new Error('opening an idempotency key returned no row');
+  if (opened === undefined) throw new Error('locking an idempotency key returned no row');
   return opened;
 }
 

@@ -76,6 +76,14 @@ describe('merchants and keys', () => {
       .rejects.toMatchObject({ code: 'PN003' });
   });
 
+  it('refuses to delete or truncate a merchant, whose payments and events name it', async () => {
+    const { merchant } = await penny.merchants.createMerchant('Kept Shop');
+    await expect(penny.pool.query('DELETE FROM merchants WHERE id = $1', [merchant.id]))
+      .rejects.toMatchObject({ code: 'PN003' });
+    await expect(penny.pool.query('TRUNCATE merchants CASCADE')).rejects.toMatchObject({ code: 'PN003' });
+    expect((await penny.pool.query('SELECT 1 FROM merchants WHERE id = $1', [merchant.id])).rowCount).toBe(1);
+  });
+
   it('lists keys as prefix and last four characters only', async () => {
     const { secretKey, merchant } = await penny.merchants.createMerchant('Listing Shop');
     const keys = await penny.merchants.listKeys(merchant.id);
