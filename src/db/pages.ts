@@ -5,7 +5,8 @@ import type { Queryable } from './pool.js';
  * towards older objects, `ending_before` towards newer ones (the page is still returned newest
  * first). Table and column names come from this module's callers, never from a request.
  */
-export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints';
+export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints'
+  | 'webhook_deliveries';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -31,12 +32,13 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   refunds: ['charge_id', 'payment_intent_id'],
   events: ['type'],
   webhook_endpoints: [],
+  webhook_deliveries: ['event_id', 'endpoint_id'],
 };
 
 /** Rows a table keeps but lists never show. */
 const hidden: Readonly<Record<PageTable, string | undefined>> = {
   payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
-  webhook_endpoints: 't.deleted_at IS NULL',
+  webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined,
 };
 
 export async function selectPage<Row>(

@@ -59,17 +59,16 @@ export function registerWebhookEndpointRoutes(
   });
 
   scope.get('/v1/webhook_deliveries', async (request) => {
-    const query = readObject(request.query, '', ['limit', 'event', 'webhook_endpoint']);
-    const limit = readPage(query).limit;
-    const rows = await listDeliveries(pool, {
+    const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'event',
+      'webhook_endpoint']);
+    const page = await listDeliveries(pool, {
       merchantId: merchantOf(request).id,
-      limit: limit + 1,
+      ...readPage(query),
       eventId: readString(query.event, 'event', { lengthMax: 255 }),
       endpointId: readString(query.webhook_endpoint, 'webhook_endpoint', { lengthMax: 255 }),
     });
     return {
-      object: 'list', data: rows.slice(0, limit).map(presentDelivery), has_more: rows.length > limit,
-      url: '/v1/webhook_deliveries',
+      object: 'list', data: page.rows.map(presentDelivery), has_more: page.hasMore, url: '/v1/webhook_deliveries',
     };
   });
 }

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
+import { selectPage } from '../db/pages.js';
 import { named, withTransaction, type Queryable } from '../db/pool.js';
 import { presentEvent, recordEvent, type EventRow } from '../events/event-store.js';
 import { failpoint } from '../failpoints.js';
@@ -204,17 +205,22 @@ function postJson(url: string, body: string, headers: Record<string, string>, al
   });
 }
 
+/** A page of a merchant's deliveries, newest first, each with its attempts (Stripe's cursors). */
 export async function listDeliveries(db: Queryable, query: { merchantId: string; limit: number;
-  eventId: string | undefined; endpointId: string | undefined }) {
-  const result = await db.query(named(`SELECT d.*, coalesce((SELECT json_agg(json_build_object(
-         'attempt', a.attempt_number, 'started_at', a.started_at, 'duration_ms', a.duration_ms,
-         'response_status', a.response_status, 'error', a.error) ORDER BY a.attempt_number)
-       FROM webhook_delivery_attempts a WHERE a.merchant_id = d.merchant_id AND a.delivery_id = d.id), '[]') AS attempts
-     FROM webhook_deliveries d
-     WHERE d.merchant_id = $1 AND ($2::text IS NULL OR d.event_id = $2) AND ($3::text IS NULL OR d.endpoint_id = $3)
-     ORDER BY d.created_at DESC, d.id DESC LIMIT $4`),
-  [query.merchantId, query.eventId ?? null, query.endpointId ?? null, query.limit]);
-  return result.rows;
+  startingAfter: string | undefined; endingBefore: string | undefined; eventId: string | undefined;
+  endpointId: string | undefined }) {
+  const page = await selectPage(db, 'webhook_deliveries', {
+    ...query, equals: { event_id: query.eventId, endpoint_id: query.endpointId },
+  }, (row) => row);
+  if (page.rows.length === 0) return page;
+  const attempts = await db.query<{ delivery_id: string; attempts: unknown[] }>(named(`SELECT a.delivery_id,
+       json_agg(json_build_object('attempt', a.attempt_number, 'started_at', a.started_at,
+         'duration_ms', a.duration_ms, 'response_status', a.response_status, 'error', a.error)
+         ORDER BY a.attempt_number) AS attempts
+     FROM webhook_delivery_attempts a WHERE a.merchant_id = $1 AND a.delivery_id = ANY($2::text[])
+     GROUP BY a.delivery_id`), [query.merchantId, page.rows.map((row) => String(row.id))]);
+  const byDelivery = new Map(attempts.rows.map((row) => [row.delivery_id, row.attempts]));
+  return { ...page, rows: page.rows.map((row) => ({ ...row, attempts: byDelivery.get(String(row.id)) ?? [] })) };
 }
 
 /** Penny's record of one event's delivery to one endpoint, with every attempt. */

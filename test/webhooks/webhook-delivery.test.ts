@@ -216,6 +216,37 @@ describe('delivery', () => {
   });
 });
 
+describe('delivery list', () => {
+  type DeliveryList = { data: { id: string; event: string }[]; has_more: boolean };
+  const list = async (query: string) =>
+    await stripe.rawRequest('GET', `/v1/webhook_deliveries?${query}`) as unknown as DeliveryList;
+
+  it('pages through deliveries newest first with starting_after and ending_before', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['*'] });
+    await pay(1500);
+    await pay(1510);
+    const all = await list(`webhook_endpoint=${endpoint.id}&limit=100`);
+    expect(all.data.length).toBeGreaterThanOrEqual(6);
+    expect(all.has_more).toBe(false);
+    const walked: string[] = [];
+    let page = await list(`webhook_endpoint=${endpoint.id}&limit=2`);
+    walked.push(...page.data.map((item) => item.id));
+    while (page.has_more) {
+      page = await list(`webhook_endpoint=${endpoint.id}&limit=2&starting_after=${walked.at(-1)}`);
+      walked.push(...page.data.map((item) => item.id));
+    }
+    expect(walked).toEqual(all.data.map((item) => item.id));
+    const before = await list(`webhook_endpoint=${endpoint.id}&limit=2&ending_before=${all.data[3]?.id}`);
+    expect(before.data.map((item) => item.id)).toEqual(all.data.slice(1, 3).map((item) => item.id));
+    expect(before.has_more).toBe(true);
+  });
+
+  it('refuses starting_after and ending_before together', async () => {
+    await expect(list('starting_after=whd_a&ending_before=whd_b')).rejects.toMatchObject({
+      statusCode: 400, param: 'ending_before' });
+  });
+});
+
 describe('retry schedule', () => {
   it('starts within seconds and grows, with jitter between half and all of the delay', () => {
     expect(retryDelayMs(1, () => 1)).toBe(limits.webhookFirstRetryDelayMs);
