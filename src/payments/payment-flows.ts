@@ -319,32 +319,61 @@ export class PaymentFlows {
         if (intent.status !== 'requires_capture') {
           return moveIntent(execution.client, intent, { status: 'canceled', canceled: { reason } });
         }
-        await claimFinalization(execution.client, intent, 'cancel', null);
+        await claimFinalization(execution.client, intent, 'cancel', null, reason);
+        await queueRecovery(execution.client, cancelSubject(merchantId, id), recoveryGraceMs);
         await execution.saveRecoveryPoint('cancel_requested', { reason });
         return undefined;
       });
       if (done !== undefined) return done;
-      return this.cancelVoid(execution, merchantId, id, reason);
+      return this.sendVoid(execution.client, merchantId, id, reason);
     }
     const savedReason = execution.recoveryData.reason as string | null | undefined;
-    return this.cancelVoid(execution, merchantId, id, savedReason ?? reason);
+    return this.sendVoid(execution.client, merchantId, id, savedReason ?? reason);
   }
 
-  private async cancelVoid(execution: Execution, merchantId: string, id: string, reason: string | null) {
-    const intent = await mustIntent(execution.client, merchantId, id);
-    const charge = await mustCharge(execution.client, intent);
-    await followUp(() => this.connectors.get(this.options.connectorId).void({
+  /**
+   * Sends a claimed cancel's void to the PSP (its key derived from the charge, the same every
+   * time) and applies it: the request's own step, and what the recovery worker re-sends.
+   */
+  async sendVoid(client: pg.PoolClient, merchantId: string, id: string, reason: string | null) {
+    const intent = await mustIntent(client, merchantId, id);
+    // Settled already (applied, or the claim given back by recovery): never sent again.
+    if (intent.status !== 'requires_capture') return intent;
+    const claim = await store.selectFinalization(client, intent);
+    if (claim?.kind !== 'cancel') {
+      throw new PennyError({ code: 'payment_intent_unexpected_state',
+        message: 'This cancel was given up: the payment processor never voided the payment. Cancel again.',
+        details: { payment_intent: presentPaymentIntent(intent) } });
+    }
+    const charge = await mustCharge(client, intent);
+    const subject = cancelSubject(merchantId, id);
+    await hastenOnUnknown(client, subject, () => followUp(() => this.connectors.get(this.options.connectorId).void({
       reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
-    }), { release: () => inTransaction(execution.client, () => releaseFinalization(execution.client, intent, 'cancel')) });
-    return inTransaction(execution.client, async () => {
-      const locked = await mustIntent(execution.client, merchantId, id, true);
-      if (locked.status === 'canceled') return locked;
-      if (charge.authorizationEntryId !== null) {
-        await this.paymentLedger.cancelAuthorization(execution.client, charge.authorizationEntryId);
-      }
-      return moveIntent(execution.client, locked, {
-        status: 'canceled', amountCapturable: 0n, canceled: { reason },
-      });
+    }), { release: () => inTransaction(client, async () => {
+      await releaseFinalization(client, intent, 'cancel');
+      await resolveRecovery(client, subject);
+    }) }));
+    return inTransaction(client, () => this.applyCancel(client, merchantId, id, reason));
+  }
+
+  /** Applies a void the PSP performed, once, under the intent's lock: the hold is voided. */
+  async applyCancel(client: pg.PoolClient, merchantId: string, id: string, reason: string | null) {
+    const locked = await mustIntent(client, merchantId, id, true);
+    await resolveRecovery(client, cancelSubject(merchantId, id));
+    if (locked.status === 'canceled') return locked;
+    const charge = await mustCharge(client, locked);
+    if (charge.authorizationEntryId !== null) {
+      await this.paymentLedger.cancelAuthorization(client, charge.authorizationEntryId);
+    }
+    return moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason } });
+  }
+
+  /** The PSP never voided and no longer keeps the key: the claim is given back to the intent. */
+  async giveBackCancel(client: pg.PoolClient, merchantId: string, id: string): Promise<void> {
+    await inTransaction(client, async () => {
+      await mustIntent(client, merchantId, id, true);
+      await releaseFinalization(client, { merchantId, id }, 'cancel');
+      await resolveRecovery(client, cancelSubject(merchantId, id));
     });
   }
 
@@ -499,11 +528,15 @@ export const recoveryFirstDelayMs = 2000;
 /** An attempt whose request has not applied an outcome after this long is looked up (the request died). */
 export const recoveryGraceMs = 60_000;
 
-/** What a recovery job resolves: an authorization (its attempt), a capture (its intent) or a refund. */
+/** What a recovery job resolves: an authorization (its attempt), a capture or a cancel (its intent), a refund. */
 interface RecoverySubject {
   readonly merchantId: string;
-  readonly kind: 'authorize' | 'capture' | 'refund';
+  readonly kind: 'authorize' | 'capture' | 'cancel' | 'refund';
   readonly subjectId: string;
+}
+
+function cancelSubject(merchantId: string, intentId: string): RecoverySubject {
+  return { merchantId, kind: 'cancel', subjectId: intentId };
 }
 
 function authorizeSubject(attempt: store.AttemptRow): RecoverySubject {
@@ -610,8 +643,8 @@ async function releaseFinalization(client: pg.PoolClient, intent: Pick<store.Pay
 }
 
 async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',
-  amount: bigint | null): Promise<void> {
-  const claimed = await store.insertFinalization(client, intent, kind, amount);
+  amount: bigint | null, cancellationReason: string | null = null): Promise<void> {
+  const claimed = await store.insertFinalization(client, intent, kind, amount, cancellationReason);
   if (!claimed.won) {
     throw new PennyError({
       code: 'payment_intent_unexpected_state',

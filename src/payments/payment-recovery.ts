@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation } from '../connectors/connector.js';
-import { named, withTransaction } from '../db/pool.js';
+import { inTransaction, named, withTransaction } from '../db/pool.js';
 import { declineAnswer } from './decline-codes.js';
 import { openCase } from './payment-cases.js';
 import { PennyError } from '../errors.js';
@@ -26,7 +26,7 @@ const recoveryBatchMax = 16;
 interface RecoveryJob {
   readonly merchantId: string;
   readonly id: string;
-  readonly kind: 'authorize' | 'capture' | 'refund';
+  readonly kind: 'authorize' | 'capture' | 'cancel' | 'refund';
   readonly createdAt: string;
   readonly subjectId: string;
   readonly runCount: number;
@@ -58,8 +58,7 @@ export class PaymentRecovery {
 
   private async run(job: RecoveryJob): Promise<void> {
     try {
-      const done = job.kind === 'authorize' ? await this.runAuthorization(job)
-        : job.kind === 'capture' ? await this.runCapture(job) : await this.runRefund(job);
+      const done = await this.runKind(job);
       if (done) return this.finish(job, 'resolved');
       return this.later(job, 'the PSP has not decided yet');
     } catch (error) {
@@ -71,6 +70,44 @@ export class PaymentRecovery {
       }
       return this.later(job, error instanceof Error ? error.message : String(error));
     }
+  }
+
+  private runKind(job: RecoveryJob): Promise<boolean> {
+    switch (job.kind) {
+      case 'authorize':
+        return this.runAuthorization(job);
+      case 'capture':
+        return this.runCapture(job);
+      case 'cancel':
+        return this.runCancel(job);
+      case 'refund':
+        return this.runRefund(job);
+    }
+  }
+
+  /**
+   * A claimed cancel: applied if the PSP voided; the void re-sent with its key while the PSP keeps
+   * it; after that, the PSP's silence means no void, and the claim is given back (the payment can
+   * be captured, canceled again, or expire).
+   */
+  private async runCancel(job: RecoveryJob): Promise<boolean> {
+    const intent = await store.selectPaymentIntent(this.pool, job.merchantId, job.subjectId);
+    const claim = intent === undefined ? undefined : await store.selectFinalization(this.pool, intent);
+    if (intent?.status !== 'requires_capture' || claim?.kind !== 'cancel' || intent.latestCharge === null) return true;
+    const chargeId = intent.latestCharge;
+    const voided = (await this.connectors.get(followUpConnector(this.connectors)).lookup({ reference: chargeId }))
+      .find((operation) => operation.kind === 'void');
+    return this.withClient(async (client) => {
+      if (voided !== undefined) {
+        await inTransaction(client, () =>
+          this.flows.applyCancel(client, job.merchantId, job.subjectId, claim.cancellationReason));
+      } else if (this.withinRetention(job)) {
+        await this.flows.sendVoid(client, job.merchantId, job.subjectId, claim.cancellationReason);
+      } else {
+        await this.flows.giveBackCancel(client, job.merchantId, job.subjectId);
+      }
+      return true;
+    });
   }
 
   /**
@@ -88,7 +125,8 @@ export class PaymentRecovery {
       .find((operation) => operation.kind === 'capture');
     return this.withClient(async (client) => {
       if (captured !== undefined) {
-        await this.flows.applyCapture(client, job.merchantId, job.subjectId, amount);
+        // Under the intent's lock, in one transaction, as the request applies it.
+        await inTransaction(client, () => this.flows.applyCapture(client, job.merchantId, job.subjectId, amount));
       } else if (this.withinRetention(job)) {
         await this.flows.sendCapture(client, job.merchantId, job.subjectId, amount);
       } else {
@@ -106,7 +144,8 @@ export class PaymentRecovery {
       .find((operation) => operation.kind === 'refund');
     return this.withClient(async (client) => {
       if (refunded !== undefined) {
-        await this.flows.applyRefund(client, job.merchantId, refund.id, refunded.pspReference);
+        await inTransaction(client, () => this.flows.applyRefund(client, job.merchantId, refund.id,
+          refunded.pspReference));
       } else if (this.withinRetention(job)) {
         await this.flows.sendRefund(client, job.merchantId, refund.id);
       } else {

@@ -303,10 +303,13 @@ function toCharge(row: any): ChargeRow {
 
 /** Records that an intent is being captured or canceled; false when another finalization won. */
 export async function selectFinalization(db: Queryable, intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>):
-Promise<{ kind: string } | undefined> {
-  const result = await db.query<{ kind: string }>(named(`SELECT kind FROM payment_intent_finalizations
+Promise<{ kind: string; amount: bigint | null; cancellationReason: string | null } | undefined> {
+  const result = await db.query<{ kind: string; amount: bigint | null; cancellation_reason: string | null }>(
+    named(`SELECT kind, amount, cancellation_reason FROM payment_intent_finalizations
      WHERE merchant_id = $1 AND payment_intent_id = $2`), [intent.merchantId, intent.id]);
-  return result.rows[0];
+  const row = result.rows[0];
+  return row === undefined ? undefined
+    : { kind: row.kind, amount: row.amount, cancellationReason: row.cancellation_reason };
 }
 
 /** Gives back a claim whose PSP call was refused (nothing moved), so the intent can be finalized later. */
@@ -321,16 +324,17 @@ export async function insertFinalization(
   intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>,
   kind: 'capture' | 'cancel',
   amount: bigint | null,
+  cancellationReason: string | null = null,
 ): Promise<{ won: boolean; kind: string; amount: bigint | null }> {
   const result = await db.query<{ kind: string; amount: bigint | null; inserted: boolean }>(
     named(`WITH inserted AS (
-       INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount)
-       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING kind, amount)
+       INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount, cancellation_reason)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING kind, amount)
      SELECT kind, amount, true AS inserted FROM inserted
      UNION ALL
      SELECT kind, amount, false FROM payment_intent_finalizations
      WHERE merchant_id = $1 AND payment_intent_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
-    [intent.merchantId, intent.id, kind, amount?.toString() ?? null]);
+    [intent.merchantId, intent.id, kind, amount?.toString() ?? null, cancellationReason]);
   const row = result.rows[0];
   if (row === undefined) throw new Error('a finalization was neither inserted nor found');
   return { won: row.inserted, kind: row.kind, amount: row.amount };

@@ -251,3 +251,64 @@ describe('follow-ups', () => {
     expect((await stripe.charges.retrieve(intent.latest_charge as string)).refunded).toBe(false);
   });
 });
+
+describe('cancels whose void is unknown', () => {
+  /** Hold entries of a charge's authorization that are voided (the hold released in full). */
+  async function holdVoids(chargeId: string | null): Promise<number> {
+    const result = await penny.pool.query<{ count: bigint }>(
+      `SELECT count(*) AS count FROM ledger_entries WHERE kind = 'hold_void'
+         AND hold_entry_id = (SELECT id FROM ledger_entries WHERE external_reference = $1)`,
+      [`penny:charge:${chargeId}:authorization`]);
+    return Number(result.rows[0]?.count);
+  }
+
+  async function manualIntent(amount: number) {
+    return stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
+      capture_method: 'manual' });
+  }
+
+  it('a void whose reply is lost and that the client never retries is completed by recovery, with the reason asked',
+    async () => {
+      const intent = await manualIntent(3300);
+      script('void', 'timeout_after', 3);
+      await expect(stripe.paymentIntents.cancel(intent.id, { cancellation_reason: 'requested_by_customer' }))
+        .rejects.toMatchObject({ statusCode: 503, code: 'psp_outcome_unknown' });
+      penny.sandbox.resetFaults();
+      await recoverAfter(recoveryScheduleMs[0] + 1);
+      const canceled = await stripe.paymentIntents.retrieve(intent.id);
+      expect(canceled).toMatchObject({ status: 'canceled', cancellation_reason: 'requested_by_customer' });
+      const voids = (await pspOperations(intent.latest_charge as string)).filter((item) => item.kind === 'void');
+      expect(voids).toHaveLength(1);
+      expect(await holdVoids(intent.latest_charge as string)).toBe(1);
+    });
+
+  it('a void that never reached the PSP is sent by recovery with the same key, once', async () => {
+    const intent = await manualIntent(3310);
+    script('void', 'timeout_before', 3);
+    await expect(stripe.paymentIntents.cancel(intent.id)).rejects.toMatchObject({ statusCode: 503 });
+    expect(await pspOperations(intent.latest_charge as string)).not.toContainEqual(
+      expect.objectContaining({ kind: 'void' }));
+    penny.sandbox.resetFaults();
+    await recoverAfter(recoveryScheduleMs[0] + 1);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('canceled');
+    const voids = (await pspOperations(intent.latest_charge as string)).filter((item) => item.kind === 'void');
+    expect(voids).toHaveLength(1);
+    expect(await holdVoids(intent.latest_charge as string)).toBe(1);
+  });
+
+  it('past the key retention a void never performed is given back: the payment can still be captured', async () => {
+    const intent = await manualIntent(3320);
+    script('void', 'timeout_before', 3);
+    await expect(stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: 'void-late-1' }))
+      .rejects.toMatchObject({ statusCode: 503 });
+    penny.sandbox.resetFaults();
+    await recoverAfter(25 * 3_600_000);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    expect(await holdVoids(intent.latest_charge as string)).toBe(0);
+    // The client's late retry is not sent again: the cancel was given up.
+    await expect(stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: 'void-late-1' }))
+      .rejects.toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+    expect((await pspOperations(intent.latest_charge as string)).filter((item) => item.kind === 'void')).toEqual([]);
+    expect((await stripe.paymentIntents.capture(intent.id)).status).toBe('succeeded');
+  });
+});
