@@ -81,7 +81,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('payment-recovery', limits.recoveryIntervalMs,
         () => new PaymentRecovery(livePool, connectors, flows, logger).runDue(), logger),
       startWorker('payment-authorization-expiry', limits.holdExpiryIntervalMs, () => new PaymentExpiry(livePool, flows,
-        { authorizationExpiryDays: config.authorizationExpiryDays, logger }).expireDue(), logger),
+        { logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, flows, logger).processDue(), logger),
     ];

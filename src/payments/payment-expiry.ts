@@ -2,11 +2,13 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { named } from '../db/pool.js';
-import type { PaymentFlows } from './payment-flows.js';
+import { authorizationHoldGraceMs, type PaymentFlows } from './payment-flows.js';
 
 /**
- * Expires uncaptured authorizations after `authorizationExpiryDays` (Stripe: 7) by the one clock,
- * a bounded batch per run. Each expiry is its own short transactions (flows.expireAuthorization).
+ * Expires uncaptured authorizations `PENNY_AUTHORIZATION_EXPIRY_DAYS` (Stripe: 7) after they were
+ * authorized, by the one clock, a bounded batch per run. The period is fixed at authorization
+ * (in the hold's expiry), so changing the setting applies to new authorizations. Each expiry
+ * runs in its own short transactions (flows.expireAuthorization).
  */
 const expiryBatchMax = 32;
 
@@ -14,19 +16,25 @@ export class PaymentExpiry {
   constructor(
     private readonly pool: pg.Pool,
     private readonly flows: PaymentFlows,
-    private readonly options: { authorizationExpiryDays: number; logger: Logger },
+    private readonly options: { logger: Logger },
   ) {}
 
   async expireDue(): Promise<number> {
-    const cutoff = new Date(nowMs() - this.options.authorizationExpiryDays * 86_400_000).toISOString();
+    // Age by Penny's clock, from the authorization: its hold's expiry (written by Penny's clock at
+    // authorization) less the grace the hold has over the payment. Not updated_at, which is the
+    // database's clock and so does not move with a controlled clock.
+    const holdExpiresBy = new Date(nowMs() + authorizationHoldGraceMs).toISOString();
     // An intent being captured is left to its capture, and does not take a place in the batch.
     const due = await this.pool.query<{ merchant_id: string; id: string }>(named(`SELECT p.merchant_id, p.id
-       FROM payment_intents p WHERE p.status = 'requires_capture' AND p.updated_at <= $1
+       FROM payment_intents p
+       JOIN charges c ON c.merchant_id = p.merchant_id AND c.id = p.latest_charge
+       JOIN ledger_entries h ON h.id = c.authorization_entry_id
+       WHERE p.status = 'requires_capture' AND h.expires_at <= $1
         AND NOT EXISTS (SELECT 1 FROM payment_intent_finalizations f
           WHERE f.merchant_id = p.merchant_id AND f.payment_intent_id = p.id AND f.kind = 'capture')
-        AND NOT EXISTS (SELECT 1 FROM payment_cases c
-          WHERE c.kind = 'unresolved_outcome' AND c.subject_id = 'expiry:' || p.id AND c.status = 'open')
-       ORDER BY p.updated_at LIMIT $2`), [cutoff, expiryBatchMax]);
+        AND NOT EXISTS (SELECT 1 FROM payment_cases pc
+          WHERE pc.kind = 'unresolved_outcome' AND pc.subject_id = 'expiry:' || p.id AND pc.status = 'open')
+       ORDER BY p.updated_at LIMIT $2`), [holdExpiresBy, expiryBatchMax]);
     let expired = 0;
     for (const row of due.rows) {
       const client = await this.pool.connect();

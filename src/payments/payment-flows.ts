@@ -197,7 +197,10 @@ export class PaymentFlows {
     const accounts = await this.paymentLedger.accountsFor(client, intent.merchantId, intent.currency.toUpperCase());
     let authorizationEntryId: string | null = null;
     if (outcome === 'authorized') {
-      const expiresAt = new Date(nowMs() + this.options.authorizationExpiryDays * 86_400_000).toISOString();
+      // The hold outlives the payment's expiry by a grace, so Penny's expiry (which voids at the
+      // PSP first) always comes before the ledger's own; the ledger's is the backstop.
+      const expiresAt = new Date(nowMs() + this.options.authorizationExpiryDays * 86_400_000
+        + authorizationHoldGraceMs).toISOString();
       authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
     } else {
       await this.paymentLedger.capture(client, {
@@ -527,6 +530,9 @@ export type AuthorizationResult =
 export const recoveryFirstDelayMs = 2000;
 /** An attempt whose request has not applied an outcome after this long is looked up (the request died). */
 export const recoveryGraceMs = 60_000;
+
+/** How much longer an authorization's ledger hold lasts than the authorization itself. */
+export const authorizationHoldGraceMs = 86_400_000;
 
 /** What a recovery job resolves: an authorization (its attempt), a capture or a cancel (its intent), a refund. */
 interface RecoverySubject {

@@ -1,6 +1,6 @@
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { advanceClock, configureClock } from '../../src/clock.js';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
 import { PaymentExpiry } from '../../src/payments/payment-expiry.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
@@ -15,8 +15,7 @@ beforeAll(async () => {
   penny = await serveTestLedger();
   const created = await penny.merchants.createMerchant('Expiry Shop');
   stripe = penny.stripeFor(created.secretKey);
-  expiry = new PaymentExpiry(penny.pool, penny.flows, {
-    authorizationExpiryDays: 7, logger: createLogger('silent') });
+  expiry = new PaymentExpiry(penny.pool, penny.flows, { logger: createLogger('silent') });
 });
 
 async function heldAuthorization(amount: number) {
@@ -101,5 +100,30 @@ describe('authorization expiry', () => {
     advanceClock(8 * 86_400_000);
     await expiry.expireDue();
     expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+  });
+
+  it('counts 7 days from the authorization by Penny\'s clock, also after the clock was advanced before it', async () => {
+    // Earlier tests moved Penny's clock days ahead of the database's.
+    advanceClock(3 * 86_400_000);
+    const intent = await heldAuthorization(5500);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    advanceClock(7 * 86_400_000 - 60_000);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    advanceClock(120_000);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('canceled');
+  });
+
+  it('keeps the ledger hold a day longer than the authorization, so Penny voids at the PSP first', async () => {
+    const authorizedAt = nowMs();
+    const intent = await heldAuthorization(5600);
+    const hold = await penny.pool.query<{ expires_at: string }>(
+      'SELECT expires_at FROM ledger_entries WHERE external_reference = $1',
+      [`penny:charge:${intent.latest_charge}:authorization`]);
+    const lifetimeMs = Date.parse(hold.rows[0]?.expires_at ?? '') - authorizedAt;
+    expect(lifetimeMs).toBeGreaterThanOrEqual(8 * 86_400_000);
+    expect(lifetimeMs).toBeLessThan(8 * 86_400_000 + 60_000);
   });
 });
