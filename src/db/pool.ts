@@ -86,22 +86,29 @@ export interface Statement {
   readonly values: readonly unknown[];
 }
 
+/** A deferred write: its items so far (one, or a list gathered through the transaction) and how to write them. */
+interface DeferredWrite {
+  readonly items: unknown[];
+  readonly build: (items: readonly unknown[]) => Statement;
+}
+
 /** The writes deferred to the end of a connection's open transaction, by slot. */
-const deferredWrites = new WeakMap<object, Map<string, () => Statement>>();
+const deferredWrites = new WeakMap<object, Map<string, DeferredWrite>>();
 
 /**
  * Runs `work` in one transaction on a connection the caller holds; rolls back on any error.
- * Writes deferred with `writeAtCommit` run last, inside the transaction, as one statement.
+ * Writes deferred with `writeAtCommit` or `appendAtCommit` run last, inside the transaction, as
+ * one statement.
  */
 export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-  const writes = new Map<string, () => Statement>();
+  const writes = new Map<string, DeferredWrite>();
   await client.query('BEGIN');
   deferredWrites.set(client, writes);
   try {
     const result = await work();
     deferredWrites.delete(client);
     if (writes.size > 0) {
-      const combined = combineWrites([...writes.values()].map((build) => build()));
+      const combined = combineWrites([...writes.values()].map((write) => write.build(write.items)));
       await client.query(named(combined.text), combined.values as unknown[]);
     }
     await client.query('COMMIT');
@@ -115,27 +122,59 @@ export async function inTransaction<T>(client: pg.PoolClient, work: () => Promis
 }
 
 /**
- * The transaction open on `db` by inTransaction, as an object unique to it (state kept for one
- * transaction is keyed by it, so nothing of a rolled-back one lingers), or undefined.
+ * Runs `work` under a savepoint of the transaction open on `client`: on an error, both what it
+ * wrote and what it deferred are rolled back, and the error is thrown on.
  */
-export function openTransaction(db: Queryable): object | undefined {
-  return deferredWrites.get(db);
+export async function inSavepoint<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  const writes = deferredWrites.get(client);
+  if (writes === undefined) throw new Error('a savepoint needs a transaction opened by inTransaction');
+  const before = new Map([...writes].map(([slot, write]) => [slot, { ...write, items: [...write.items] }]));
+  await client.query('SAVEPOINT penny_savepoint');
+  try {
+    const result = await work();
+    await client.query('RELEASE SAVEPOINT penny_savepoint');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT penny_savepoint');
+    writes.clear();
+    for (const [slot, write] of before) writes.set(slot, write);
+    throw error;
+  }
 }
 
 /**
  * A write nothing else in the transaction reads: in a transaction opened by inTransaction, it is
  * deferred to the end, where every deferred write runs in one statement (one round trip);
  * otherwise it runs at once. A later write to the same `slot` replaces an earlier one, so two
- * writes of one row never meet in one statement. The statement is built at the end, so it may
- * gather what the transaction added meanwhile. Its errors surface at commit.
+ * writes of one row never meet in one statement. Its errors surface at commit.
  */
 export async function writeAtCommit(db: Queryable, slot: string, build: () => Statement): Promise<void> {
   const writes = deferredWrites.get(db);
   if (writes !== undefined) {
-    writes.set(slot, build);
+    writes.set(slot, { items: [], build: () => build() });
     return;
   }
   const statement = build();
+  await db.query(named(statement.text), statement.values as unknown[]);
+}
+
+/**
+ * Like writeAtCommit, for rows gathered through a transaction (its events): each call adds an
+ * item to the slot, and the slot's one statement writes them all, in the order they were added.
+ */
+export async function appendAtCommit<T>(db: Queryable, slot: string, item: T,
+  build: (items: readonly T[]) => Statement): Promise<void> {
+  const writes = deferredWrites.get(db);
+  const existing = writes?.get(slot);
+  if (existing !== undefined) {
+    existing.items.push(item);
+    return;
+  }
+  if (writes !== undefined) {
+    writes.set(slot, { items: [item], build: build as (items: readonly unknown[]) => Statement });
+    return;
+  }
+  const statement = build([item]);
   await db.query(named(statement.text), statement.values as unknown[]);
 }
 

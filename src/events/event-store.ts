@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { clockOffsetMs } from '../clock.js';
 import { selectPage, type PageRows } from '../db/pages.js';
-import { named, openTransaction, writeAtCommit, type Queryable, type Statement } from '../db/pool.js';
+import { appendAtCommit, named, type Queryable, type Statement } from '../db/pool.js';
 import { stringifyJson } from '../http/json.js';
 import { newId } from '../ids.js';
 
@@ -56,15 +56,7 @@ export async function recordEvent(db: Queryable, event: NewEvent): Promise<strin
     : { object: event.object, previous_attributes: event.previousAttributes };
   const row: EventInsert = { merchantId: event.merchantId, id, type: event.type, data: stringifyJson(data),
     requestId: request?.requestId ?? null, idempotencyKey: request?.idempotencyKey ?? null };
-  const transaction = openTransaction(db);
-  const queued = transaction === undefined ? undefined : queuedEvents.get(transaction);
-  if (queued !== undefined) {
-    queued.push(row);
-    return id;
-  }
-  const batch = [row];
-  if (transaction !== undefined) queuedEvents.set(transaction, batch);
-  await writeAtCommit(db, 'events', () => insertEvents(batch));
+  await appendAtCommit(db, 'events', row, insertEvents);
   return id;
 }
 
@@ -77,8 +69,6 @@ interface EventInsert {
   readonly idempotencyKey: string | null;
 }
 
-/** The events of an open transaction, not written yet (keyed by the transaction, not the connection). */
-const queuedEvents = new WeakMap<object, EventInsert[]>();
 
 /**
  * The statement that inserts events and, with them, a delivery to every enabled endpoint listening for

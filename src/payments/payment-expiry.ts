@@ -2,12 +2,12 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { named } from '../db/pool.js';
-import { authorizationHoldGraceMs, type PaymentFlows } from './payment-flows.js';
+import type { PaymentFlows } from './payment-flows.js';
 
 /**
  * Expires uncaptured authorizations `PENNY_AUTHORIZATION_EXPIRY_DAYS` (Stripe: 7) after they were
  * authorized, by the one clock, a bounded batch per run. The period is fixed at authorization
- * (in the hold's expiry), so changing the setting applies to new authorizations. Each expiry
+ * (the charge's capture_before), so changing the setting applies to new authorizations. Each expiry
  * runs in its own short transactions (flows.expireAuthorization).
  */
 const expiryBatchMax = 32;
@@ -20,21 +20,21 @@ export class PaymentExpiry {
   ) {}
 
   async expireDue(): Promise<number> {
-    // Age by Penny's clock, from the authorization: its hold's expiry (written by Penny's clock at
-    // authorization) less the grace the hold has over the payment. Not updated_at, which is the
-    // database's clock and so does not move with a controlled clock.
-    const holdExpiresBy = new Date(nowMs() + authorizationHoldGraceMs).toISOString();
-    // An intent being captured is left to its capture, and does not take a place in the batch.
+    // Due by Penny's clock: the charge's capture_before, written at authorization (for charges
+    // from before it existed, their hold's expiry, then the same instant). An intent being
+    // captured, or canceled by its merchant (the cancel's recovery job finishes it), is left to
+    // that, and does not take a place in the batch.
     const due = await this.pool.query<{ merchant_id: string; id: string }>(named(`SELECT p.merchant_id, p.id
        FROM payment_intents p
        JOIN charges c ON c.merchant_id = p.merchant_id AND c.id = p.latest_charge
-       JOIN ledger_entries h ON h.id = c.authorization_entry_id
-       WHERE p.status = 'requires_capture' AND h.expires_at <= $1
+       LEFT JOIN ledger_entries h ON h.id = c.authorization_entry_id
+       WHERE p.status = 'requires_capture' AND coalesce(c.capture_before, h.expires_at) <= $1
         AND NOT EXISTS (SELECT 1 FROM payment_intent_finalizations f
-          WHERE f.merchant_id = p.merchant_id AND f.payment_intent_id = p.id AND f.kind = 'capture')
+          WHERE f.merchant_id = p.merchant_id AND f.payment_intent_id = p.id
+            AND (f.kind = 'capture' OR f.cancellation_reason IS DISTINCT FROM 'automatic'))
         AND NOT EXISTS (SELECT 1 FROM payment_cases pc
           WHERE pc.kind = 'unresolved_outcome' AND pc.subject_id = 'expiry:' || p.id AND pc.status = 'open')
-       ORDER BY p.updated_at LIMIT $2`), [holdExpiresBy, expiryBatchMax]);
+       ORDER BY p.updated_at LIMIT $2`), [new Date(nowMs()).toISOString(), expiryBatchMax]);
     let expired = 0;
     for (const row of due.rows) {
       const client = await this.pool.connect();

@@ -172,7 +172,7 @@ export class PaymentFlows {
       paymentMethod: attempt.paymentMethod, failureCode: outcome.code, failureMessage: outcome.message,
       outcome: { network_status: 'declined_by_network', reason: outcome.declineCode, type: 'issuer_declined',
         seller_message: 'The bank did not return any further details with this decline.', risk_level: 'normal' },
-      pspReference: outcome.pspReference, authorizationEntryId: null,
+      pspReference: outcome.pspReference, authorizationEntryId: null, captureBefore: null,
     });
     await recordChargeEvent(client, 'charge.failed', charge);
     assertTransition(intent.status, 'requires_payment_method');
@@ -196,11 +196,13 @@ export class PaymentFlows {
     const amountMinor = stripeAmountToMinor(intent.currency, Number(intent.amount));
     const accounts = await this.paymentLedger.accountsFor(client, intent.merchantId, intent.currency.toUpperCase());
     let authorizationEntryId: string | null = null;
+    let captureBefore: string | null = null;
     if (outcome === 'authorized') {
-      // The hold outlives the payment's expiry by a grace, so Penny's expiry (which voids at the
-      // PSP first) always comes before the ledger's own; the ledger's is the backstop.
-      const expiresAt = new Date(nowMs() + this.options.authorizationExpiryDays * 86_400_000
-        + authorizationHoldGraceMs).toISOString();
+      const captureBeforeMs = nowMs() + this.options.authorizationExpiryDays * 86_400_000;
+      captureBefore = new Date(captureBeforeMs).toISOString();
+      // The hold outlives the authorization by a grace, so Penny's expiry (which voids at the PSP
+      // first) always comes before the ledger's own; the ledger's is the backstop.
+      const expiresAt = new Date(captureBeforeMs + authorizationHoldGraceMs).toISOString();
       authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
     } else {
       await this.paymentLedger.capture(client, {
@@ -213,7 +215,7 @@ export class PaymentFlows {
       status: 'succeeded', paymentMethod: attempt.paymentMethod, failureCode: null, failureMessage: null,
       outcome: { network_status: 'approved_by_network', reason: null, type: 'authorized',
         seller_message: 'Payment complete.', risk_level: 'normal' },
-      pspReference, authorizationEntryId,
+      pspReference, authorizationEntryId, captureBefore,
     });
     await recordChargeEvent(client, 'charge.succeeded', charge);
     const status = outcome === 'captured' ? 'succeeded' : 'requires_capture';
@@ -364,6 +366,8 @@ export class PaymentFlows {
     const locked = await mustIntent(client, merchantId, id, true);
     await resolveRecovery(client, cancelSubject(merchantId, id));
     if (locked.status === 'canceled') return locked;
+    // Only an authorization is voided; anything else here is a contradiction, and fails loudly.
+    if (locked.status !== 'requires_capture') throw new Error(`a void applied to ${locked.id} in ${locked.status}`);
     const charge = await mustCharge(client, locked);
     if (charge.authorizationEntryId !== null) {
       await this.paymentLedger.cancelAuthorization(client, charge.authorizationEntryId);
@@ -390,8 +394,11 @@ export class PaymentFlows {
     const claimed = await inTransaction(client, async () => {
       const intent = await mustIntent(client, merchantId, id, true);
       if (intent.status !== 'requires_capture') return undefined;
-      const finalization = await store.insertFinalization(client, intent, 'cancel', null);
-      return !finalization.won && finalization.kind !== 'cancel' ? undefined : mustCharge(client, intent);
+      // Its claim says `automatic`; a claim of anyone else (a capture, or the merchant's cancel,
+      // which its own recovery job finishes with the merchant's reason) is left alone.
+      const finalization = await store.insertFinalization(client, intent, 'cancel', null, expiryReason);
+      const ours = finalization.won || (finalization.kind === 'cancel' && finalization.cancellationReason === expiryReason);
+      return ours ? mustCharge(client, intent) : undefined;
     });
     if (claimed === undefined) return 'skipped';
     try {
@@ -415,7 +422,7 @@ export class PaymentFlows {
       if (claimed.authorizationEntryId !== null) {
         await this.paymentLedger.cancelAuthorization(client, claimed.authorizationEntryId);
       }
-      await moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason: 'automatic' } });
+      await moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason: expiryReason } });
     });
     return 'expired';
   }
@@ -530,6 +537,9 @@ export type AuthorizationResult =
 export const recoveryFirstDelayMs = 2000;
 /** An attempt whose request has not applied an outcome after this long is looked up (the request died). */
 export const recoveryGraceMs = 60_000;
+
+/** The reason an expired authorization's intent is canceled with (Stripe's); merchants cannot give it. */
+const expiryReason = 'automatic';
 
 /** How much longer an authorization's ledger hold lasts than the authorization itself. */
 export const authorizationHoldGraceMs = 86_400_000;

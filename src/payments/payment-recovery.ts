@@ -96,7 +96,7 @@ export class PaymentRecovery {
     if (intent?.status !== 'requires_capture' || claim?.kind !== 'cancel' || intent.latestCharge === null) return true;
     const chargeId = intent.latestCharge;
     const voided = (await this.connectors.get(followUpConnector(this.connectors)).lookup({ reference: chargeId }))
-      .find((operation) => operation.kind === 'void');
+      .find((operation) => operation.kind === 'void' && operation.outcome === 'voided');
     return this.withClient(async (client) => {
       if (voided !== undefined) {
         await inTransaction(client, () =>

@@ -230,6 +230,8 @@ export interface ChargeRow {
   readonly outcome: Record<string, unknown>;
   readonly pspReference: string | null;
   readonly authorizationEntryId: string | null;
+  /** An uncaptured authorization expires then (Penny's clock); null once captured or for older charges. */
+  readonly captureBefore: string | null;
   readonly createdAt: string;
 }
 
@@ -240,11 +242,12 @@ export async function insertCharge(
   const result = await db.query(
     named(`INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
        captured, status, payment_method, failure_code, failure_message, outcome, psp_reference,
-       authorization_entry_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14) RETURNING *`),
+       authorization_entry_id, capture_before)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14, $15) RETURNING *`),
     [charge.merchantId, charge.id, charge.paymentIntentId, charge.attemptId, charge.amount.toString(),
       charge.currency, charge.amountCaptured.toString(), charge.status, charge.paymentMethod, charge.failureCode,
-      charge.failureMessage, JSON.stringify(charge.outcome), charge.pspReference, charge.authorizationEntryId],
+      charge.failureMessage, JSON.stringify(charge.outcome), charge.pspReference, charge.authorizationEntryId,
+      charge.captureBefore],
   );
   return toCharge(result.rows[0]);
 }
@@ -297,7 +300,7 @@ function toCharge(row: any): ChargeRow {
     amountRefunded: row.amount_refunded, captured: row.captured, status: row.status,
     paymentMethod: row.payment_method, failureCode: row.failure_code, failureMessage: row.failure_message,
     outcome: row.outcome, pspReference: row.psp_reference, authorizationEntryId: row.authorization_entry_id,
-    createdAt: row.created_at,
+    captureBefore: row.capture_before, createdAt: row.created_at,
   };
 }
 
@@ -325,19 +328,20 @@ export async function insertFinalization(
   kind: 'capture' | 'cancel',
   amount: bigint | null,
   cancellationReason: string | null = null,
-): Promise<{ won: boolean; kind: string; amount: bigint | null }> {
-  const result = await db.query<{ kind: string; amount: bigint | null; inserted: boolean }>(
+): Promise<{ won: boolean; kind: string; amount: bigint | null; cancellationReason: string | null }> {
+  const result = await db.query<{ kind: string; amount: bigint | null; cancellation_reason: string | null;
+    inserted: boolean; }>(
     named(`WITH inserted AS (
        INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount, cancellation_reason)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING kind, amount)
-     SELECT kind, amount, true AS inserted FROM inserted
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING kind, amount, cancellation_reason)
+     SELECT kind, amount, cancellation_reason, true AS inserted FROM inserted
      UNION ALL
-     SELECT kind, amount, false FROM payment_intent_finalizations
+     SELECT kind, amount, cancellation_reason, false FROM payment_intent_finalizations
      WHERE merchant_id = $1 AND payment_intent_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
     [intent.merchantId, intent.id, kind, amount?.toString() ?? null, cancellationReason]);
   const row = result.rows[0];
   if (row === undefined) throw new Error('a finalization was neither inserted nor found');
-  return { won: row.inserted, kind: row.kind, amount: row.amount };
+  return { won: row.inserted, kind: row.kind, amount: row.amount, cancellationReason: row.cancellation_reason };
 }
 
 export interface RefundRow {

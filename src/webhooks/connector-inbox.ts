@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import type { ConnectorEvent, PspOperation } from '../connectors/connector.js';
-import { named, type Queryable, withTransaction } from '../db/pool.js';
+import { inSavepoint, named, type Queryable, withTransaction } from '../db/pool.js';
 import { stringifyJson } from '../http/json.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { openCase } from '../payments/payment-cases.js';
@@ -46,9 +46,11 @@ export class ConnectorInbox {
    * processed in a transaction of its own.
    */
   async processDue(): Promise<number> {
-    let handled = await this.settleEchoes();
-    while (handled < processBatchMax && await this.processOne()) handled += 1;
-    return handled;
+    const echoes = await this.settleEchoes();
+    // Its own budget: a flood of echoes never starves the events that need processing.
+    let processed = 0;
+    while (processed < processBatchMax && await this.processOne()) processed += 1;
+    return echoes + processed;
   }
 
   /**
@@ -103,13 +105,10 @@ export class ConnectorInbox {
    * never blocks the events behind it.
    */
   private async decideSafely(client: pg.PoolClient, eventId: string, payload: unknown): Promise<Decision> {
-    await client.query('SAVEPOINT inbox_event');
     try {
-      const decision = await this.decide(client, eventId, toOperation(payload));
-      await client.query('RELEASE SAVEPOINT inbox_event');
-      return decision;
+      // What a failed decision deferred (its events) is rolled back with what it wrote.
+      return await inSavepoint(client, () => this.decide(client, eventId, toOperation(payload)));
     } catch (error) {
-      await client.query('ROLLBACK TO SAVEPOINT inbox_event');
       this.logger.error({ err: error, event: eventId }, 'a PSP event could not be processed');
       return parked(`error: ${error instanceof Error ? error.message.slice(0, 300) : String(error)}`);
     }

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { combineWrites, inTransaction, writeAtCommit } from '../../src/db/pool.js';
+import { appendAtCommit, combineWrites, inSavepoint, inTransaction, writeAtCommit } from '../../src/db/pool.js';
 import { createTestDatabase } from '../support/database.js';
 
 /** Writes deferred to the end of a transaction run as one statement, atomically with it. */
@@ -100,5 +100,37 @@ describe('writeAtCommit', () => {
   it('runs at once outside a transaction', async () => {
     await writeAtCommit(pool, 'now', insertNote('at-once', 'written'));
     expect((await notes())['at-once']).toBe('written');
+  });
+});
+
+describe('inSavepoint', () => {
+  function appendNote(client: pg.PoolClient, slot: string) {
+    return appendAtCommit(client, 'notes', slot, (slots) => ({
+      text: 'INSERT INTO deferred_notes (slot, note) SELECT s, \'appended\' FROM unnest($1::text[]) AS s',
+      values: [slots],
+    }));
+  }
+
+  it('rolls back what a failed savepoint deferred, and keeps what was deferred before it', async () => {
+    await withClient((client) => inTransaction(client, async () => {
+      await appendNote(client, 'before-savepoint');
+      await expect(inSavepoint(client, async () => {
+        await appendNote(client, 'inside-failed-savepoint');
+        await writeAtCommit(client, 'lone', insertNote('lone-inside', 'never'));
+        throw new Error('the step failed');
+      })).rejects.toThrow('the step failed');
+      await appendNote(client, 'after-savepoint');
+    }));
+    const written = await notes();
+    expect(written).toMatchObject({ 'before-savepoint': 'appended', 'after-savepoint': 'appended' });
+    expect(written).not.toHaveProperty('inside-failed-savepoint');
+    expect(written).not.toHaveProperty('lone-inside');
+  });
+
+  it('keeps what a successful savepoint deferred', async () => {
+    await withClient((client) => inTransaction(client, async () => {
+      await inSavepoint(client, () => appendNote(client, 'inside-kept-savepoint'));
+    }));
+    expect((await notes())['inside-kept-savepoint']).toBe('appended');
   });
 });

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
 import { PaymentExpiry } from '../../src/payments/payment-expiry.js';
+import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /** An uncaptured authorization expires after 7 days by Penny's clock: voided, released, canceled `automatic`. */
@@ -125,5 +126,20 @@ describe('authorization expiry', () => {
     const lifetimeMs = Date.parse(hold.rows[0]?.expires_at ?? '') - authorizedAt;
     expect(lifetimeMs).toBeGreaterThanOrEqual(8 * 86_400_000);
     expect(lifetimeMs).toBeLessThan(8 * 86_400_000 + 60_000);
+  });
+
+  it('leaves a merchant\'s cancel in flight to its recovery, which keeps the merchant\'s reason', async () => {
+    const intent = await heldAuthorization(5700);
+    penny.sandbox.injector.set(parseFaultProfile({
+      script: Array.from({ length: 3 }, () => ({ operation: 'void', fault: 'timeout_after' })) }));
+    await expect(stripe.paymentIntents.cancel(intent.id, { cancellation_reason: 'fraudulent' }))
+      .rejects.toMatchObject({ statusCode: 503, code: 'psp_outcome_unknown' });
+    penny.sandbox.resetFaults();
+    advanceClock(8 * 86_400_000);
+    await expiry.expireDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    await penny.recovery.runDue();
+    expect(await stripe.paymentIntents.retrieve(intent.id))
+      .toMatchObject({ status: 'canceled', cancellation_reason: 'fraudulent' });
   });
 });

@@ -165,6 +165,24 @@ describe('processing', () => {
     expect(await noteOf(event.id)).toEqual({ status: 'processed', note: 'applied: captured' });
   });
 
+  it('settles a flood of echoes without starving the event that needs processing', async () => {
+    const echoed = await stripe.paymentIntents.create({ amount: 4370, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const echoedAttempt = await attemptOf(echoed.id);
+    const echoes = Array.from({ length: 40 }, () => pspEvent({ kind: 'authorize',
+      psp_reference: echoedAttempt.psp_reference, reference: echoedAttempt.id, outcome: 'captured', amount_minor: 4370 }));
+    for (const echo of echoes) expect((await post(signed(echo))).status).toBe(200);
+    const waiting = await processingIntent(4380);
+    const waitingAttempt = await attemptOf(waiting.id);
+    const event = pspEvent({ kind: 'authorize', psp_reference: 'sbx_behind_echoes', reference: waitingAttempt.id,
+      outcome: 'captured', amount_minor: 4380 });
+    await post(signed(event));
+    await penny.inbox.processDue();
+    expect(await noteOf(event.id)).toEqual({ status: 'processed', note: 'applied: captured' });
+    for (const echo of echoes) expect(await noteOf(echo.id)).toEqual({ status: 'ignored', note: 'already applied' });
+    expect((await stripe.paymentIntents.retrieve(waiting.id)).status).toBe('succeeded');
+  });
+
   it('a late authorized after captured changes nothing and is recorded', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 4400, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true });
