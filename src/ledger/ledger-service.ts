@@ -267,7 +267,11 @@ export class LedgerService {
     let expired = 0;
     for (const id of ids) {
       const [hold] = await store.selectEntries(this.pool, [id]);
-      if (hold === undefined || hold.resolution !== null) continue;
+      if (hold === undefined || hold.resolution !== null) {
+        // Listed but not open (the list was edited by hand): dropped, so it never fills a batch.
+        await store.forgetOpenHold(this.pool, id);
+        continue;
+      }
       await this.resolveHold(hold, 'hold_expiry', []).then(() => { expired += 1; }, (error: unknown) => {
         if (!(error instanceof PennyError)) throw error;
       });

@@ -313,13 +313,15 @@ export async function selectTrialBalance(db: Queryable, asOf: string | undefined
 
 export async function selectExpiredHoldIds(db: Queryable, limit: number): Promise<string[]> {
   const result = await db.query<{ id: string }>(
-    named(`SELECT h.id FROM ledger_entries h
-     WHERE h.kind = 'hold' AND h.expires_at <= now()
-       AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.hold_entry_id = h.id)
-     ORDER BY h.expires_at LIMIT $1`),
+    named(`SELECT entry_id AS id FROM ledger_open_holds WHERE expires_at <= now()
+     ORDER BY expires_at LIMIT $1`),
     [limit],
   );
   return result.rows.map((row) => row.id);
+}
+
+export async function forgetOpenHold(db: Queryable, id: string): Promise<void> {
+  await db.query(named('DELETE FROM ledger_open_holds WHERE entry_id = $1'), [id]);
 }
 
 export async function compactBalances(db: Queryable, deltasMax: number): Promise<number> {

@@ -549,6 +549,33 @@ describe('holds', () => {
     expect(posted.body.error.code).toBe('hold_expired');
   });
 
+  it('lists a hold with an expiry as open until it is posted, voided or expired', async () => {
+    const { wallet } = await fundedWallet(1000);
+    const merchant = await createAccount('liability');
+    const open = async (id: string) =>
+      (await penny.pool.query('SELECT 1 FROM ledger_open_holds WHERE entry_id = $1', [id])).rowCount;
+    const later = { expires_at: new Date(Date.now() + 3_600_000).toISOString() };
+    const toPost = await hold(wallet, merchant, 100, later);
+    const toVoid = await hold(wallet, merchant, 100, later);
+    const noExpiry = await hold(wallet, merchant, 100);
+    expect([await open(toPost.id), await open(toVoid.id), await open(noExpiry.id)]).toEqual([1, 1, 0]);
+    await penny.request({ method: 'POST', url: `/v1/ledger/entries/${toPost.id}/post`, body: { amount: 60 } });
+    await penny.request({ method: 'POST', url: `/v1/ledger/entries/${toVoid.id}/void` });
+    expect([await open(toPost.id), await open(toVoid.id)]).toEqual([0, 0]);
+  });
+
+  it('drops a listed hold that is no longer open instead of revisiting it', async () => {
+    const { wallet } = await fundedWallet(1000);
+    const merchant = await createAccount('liability');
+    const created = await hold(wallet, merchant, 100);
+    await penny.request({ method: 'POST', url: `/v1/ledger/entries/${created.id}/void` });
+    await penny.pool.query(`INSERT INTO ledger_open_holds (entry_id, expires_at) VALUES ($1, now() - interval '1 day')`,
+      [created.id]);
+    await penny.ledger.expireDueHolds();
+    expect((await penny.pool.query('SELECT 1 FROM ledger_open_holds WHERE entry_id = $1', [created.id])).rowCount)
+      .toBe(0);
+  });
+
   it('counts a hold against a guarded account so a later debit beyond the rest is refused', async () => {
     const { wallet } = await fundedWallet(1000, { limit: 'debits_must_not_exceed_credits' });
     const merchant = await createAccount('liability');
