@@ -1,5 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type pg from 'pg';
 import type { IdempotencyService } from '../idempotency/idempotency-service.js';
+import { expandList, expandObject, readExpand } from '../payments/payment-expansion.js';
 import { presentCharge, presentPaymentIntent, presentRefund } from '../payments/payment-presenter.js';
 import type { PaymentService } from '../payments/payment-service.js';
 import {
@@ -12,6 +14,7 @@ import { merchantOf } from './merchant-routes.js';
 import { idempotent, readCreatedFilter, readPage } from './route-support.js';
 
 export interface PaymentRouteDependencies {
+  readonly pool: pg.Pool;
   readonly payments: PaymentService;
   readonly idempotency: IdempotencyService;
 }
@@ -20,7 +23,7 @@ type IdParams = { Params: { id: string } };
 
 /** PaymentIntents, as Stripe's API serves them. Routes parse, then run idempotently, then present. */
 export function registerPaymentRoutes(scope: FastifyInstance, dependencies: PaymentRouteDependencies): void {
-  const { payments } = dependencies;
+  const { payments, pool } = dependencies;
 
   // Card data is refused before anything else sees the body or the query: nothing about it is
   // stored, and requests are logged without their query string.
@@ -33,47 +36,55 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   scope.post('/v1/payment_intents', async (request, reply) => {
     const command = parseCreatePaymentIntent(request.body);
     const merchant = merchantOf(request);
+    const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.createAndConfirm(execution, merchant.id, command);
       return { status: 200, body: presentPaymentIntent(intent) };
-    });
+    }, expanding(merchant.id, paths));
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id', async (request, reply) => {
     const command = parseUpdatePaymentIntent(request.body);
     const merchant = merchantOf(request);
+    const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async ({ client }) => {
       const intent = await payments.update(client, merchant.id, request.params.id, command);
       return { status: 200, body: presentPaymentIntent(intent) };
-    });
+    }, expanding(merchant.id, paths));
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/confirm', async (request, reply) => {
     const { paymentMethod } = parseConfirmPaymentIntent(request.body);
     const merchant = merchantOf(request);
+    const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.flows.confirm(execution, merchant.id, request.params.id, paymentMethod);
       return { status: 200, body: presentPaymentIntent(intent) };
-    });
+    }, expanding(merchant.id, paths));
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/capture', async (request, reply) => {
     const { amountToCapture } = parseCapturePaymentIntent(request.body);
     const merchant = merchantOf(request);
+    const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.flows.capture(execution, merchant.id, request.params.id, amountToCapture);
       return { status: 200, body: presentPaymentIntent(intent) };
-    });
+    }, expanding(merchant.id, paths));
   });
 
   scope.get<IdParams>('/v1/payment_intents/:id', async (request) => {
-    readObject(request.query, '', ['expand', 'client_secret']);
-    return presentPaymentIntent(await payments.retrieve(merchantOf(request).id, request.params.id));
+    const query = readObject(request.query, '', ['expand', 'client_secret']);
+    const merchant = merchantOf(request);
+    const paths = readExpand(query.expand, 'payment_intent');
+    const intent = await payments.retrieve(merchant.id, request.params.id);
+    return expandObject(pool, merchant.id, presentPaymentIntent(intent), paths);
   });
 
   scope.get('/v1/payment_intents', async (request) => {
     const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'customer', 'created',
       'expand']);
+    const paths = readExpand(query.expand, 'payment_intent', { list: true });
     const created = readCreatedFilter(query.created);
     const page = await payments.list({
       merchantId: merchantOf(request).id,
@@ -81,59 +92,86 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
       customer: readString(query.customer, 'customer', { lengthMax: 255 }),
       ...created,
     });
-    return { object: 'list', data: page.data.map(presentPaymentIntent), has_more: page.hasMore, url: '/v1/payment_intents' };
+    const data = await expandList(pool, merchantOf(request).id, page.data.map(presentPaymentIntent), paths);
+    return { object: 'list', data, has_more: page.hasMore, url: '/v1/payment_intents' };
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/cancel', async (request, reply) => {
     const { cancellationReason } = parseCancelPaymentIntent(request.body);
     const merchant = merchantOf(request);
+    const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const intent = await payments.flows.cancel(execution, merchant.id, request.params.id, cancellationReason);
       return { status: 200, body: presentPaymentIntent(intent) };
-    });
+    }, expanding(merchant.id, paths));
   });
 
   scope.get<IdParams>('/v1/charges/:id', async (request) => {
-    readObject(request.query, '', ['expand']);
-    return presentCharge(await payments.retrieveCharge(merchantOf(request).id, request.params.id));
+    const query = readObject(request.query, '', ['expand']);
+    const merchant = merchantOf(request);
+    const paths = readExpand(query.expand, 'charge');
+    const charge = await payments.retrieveCharge(merchant.id, request.params.id);
+    return expandObject(pool, merchant.id, presentCharge(charge), paths);
   });
 
   scope.get('/v1/charges', async (request) => {
     const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'payment_intent', 'expand']);
+    const paths = readExpand(query.expand, 'charge', { list: true });
     const page = await payments.listCharges({
       merchantId: merchantOf(request).id,
       ...readPage(query),
       paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
     });
-    return { object: 'list', data: page.data.map(presentCharge), has_more: page.hasMore, url: '/v1/charges' };
+    const data = await expandList(pool, merchantOf(request).id, page.data.map(presentCharge), paths);
+    return { object: 'list', data, has_more: page.hasMore, url: '/v1/charges' };
   });
 
   scope.post('/v1/refunds', async (request, reply) => {
     const command = parseCreateRefund(request.body);
     const merchant = merchantOf(request);
+    const paths = bodyExpand(request, 'refund');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
       const refund = await payments.flows.refund(execution, merchant.id, command);
       return { status: 200, body: presentRefund(refund) };
-    });
+    }, expanding(merchant.id, paths));
   });
 
   scope.get<IdParams>('/v1/refunds/:id', async (request) => {
-    readObject(request.query, '', ['expand']);
-    return presentRefund(await payments.retrieveRefund(merchantOf(request).id, request.params.id));
+    const query = readObject(request.query, '', ['expand']);
+    const merchant = merchantOf(request);
+    const paths = readExpand(query.expand, 'refund');
+    const refund = await payments.retrieveRefund(merchant.id, request.params.id);
+    return expandObject(pool, merchant.id, presentRefund(refund), paths);
   });
 
   scope.get('/v1/refunds', async (request) => {
     const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'charge', 'payment_intent',
       'expand']);
+    const paths = readExpand(query.expand, 'refund', { list: true });
     const page = await payments.listRefunds({
       merchantId: merchantOf(request).id,
       ...readPage(query),
       charge: readString(query.charge, 'charge', { lengthMax: 255 }),
       paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
     });
-    return { object: 'list', data: page.data.map(presentRefund), has_more: page.hasMore, url: '/v1/refunds' };
+    const data = await expandList(pool, merchantOf(request).id, page.data.map(presentRefund), paths);
+    return { object: 'list', data, has_more: page.hasMore, url: '/v1/refunds' };
   });
 
   scope.get<{ Params: { key: string } }>('/v1/idempotency_keys/:key', async (request) =>
     dependencies.idempotency.describe(merchantOf(request).id, request.params.key));
+}
+
+/** A POST's `expand`, read (and refused if malformed) before anything runs or is stored. */
+function bodyExpand(request: FastifyRequest, type: 'payment_intent' | 'refund'): string[] {
+  const body = request.body;
+  return readExpand(typeof body === 'object' && body !== null ? (body as Record<string, unknown>).expand : undefined,
+    type);
+}
+
+/** The options that expand a successful answer's `paths` on the request's connection. */
+function expanding(merchantId: string, paths: readonly string[]) {
+  return paths.length === 0 ? {} : {
+    finishBody: (client: pg.PoolClient, body: unknown) => expandObject(client, merchantId, body, paths),
+  };
 }

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { withEventRequest } from '../events/event-store.js';
-import type { IdempotencyService, Work } from '../idempotency/idempotency-service.js';
+import type { IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
 import { invalid, readLimit, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
 import { readStripeInteger } from './stripe-form.js';
@@ -12,7 +12,7 @@ export async function idempotent(
   request: FastifyRequest,
   reply: FastifyReply,
   work: Work,
-  options: { sealResponse?: boolean } = {},
+  options: { sealResponse?: boolean; finishBody?: IdempotentRequest['finishBody'] } = {},
 ) {
   const header = request.headers['idempotency-key'];
   const key = Array.isArray(header) ? header[0] : header;
@@ -25,6 +25,7 @@ export async function idempotent(
       path: request.url.split('?')[0] ?? request.url,
       params: (request.body ?? {}) as Record<string, unknown>,
       sealResponse: options.sealResponse ?? false,
+      ...(options.finishBody === undefined ? {} : { finishBody: options.finishBody }),
     }, work));
   if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
   return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);

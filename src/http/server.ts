@@ -109,7 +109,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   registerMerchantApi(app, { merchants: dependencies.merchants },
     (scope) => {
-      registerPaymentRoutes(scope, { payments, idempotency });
+      registerPaymentRoutes(scope, { pool: dependencies.pool, payments, idempotency });
       registerEventRoutes(scope, dependencies.pool);
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });

@@ -23,6 +23,11 @@ export interface IdempotentRequest {
   readonly params: Record<string, unknown>;
   /** The response shows a secret once (a webhook endpoint's): it is stored sealed, never plain. */
   readonly sealResponse?: boolean;
+  /**
+   * Finishes a successful body before it is sent and stored (Stripe's `expand`), on the request's
+   * connection, in the transaction that stores it when the work stores its own answer.
+   */
+  readonly finishBody?: (client: pg.PoolClient, body: unknown) => Promise<unknown>;
 }
 
 export interface IdempotentResponse {
@@ -88,7 +93,7 @@ export class IdempotencyService {
     }
     const client = await this.pool.connect();
     try {
-      if (request.key === undefined) return await this.execute(client, undefined, work);
+      if (request.key === undefined) return await this.execute(client, undefined, work, request.finishBody);
       return await this.runWithKey(client, request as IdempotentRequest & { key: string }, work);
     } finally {
       client.release();
@@ -125,7 +130,7 @@ export class IdempotencyService {
       if (row.response_status !== null && row.response_body !== null) {
         return { status: row.response_status, body: this.storedBody(row.response_body), replayed: true };
       }
-      return await this.execute(client, { ...request, row }, work);
+      return await this.execute(client, { ...request, row }, work, request.finishBody);
     } finally {
       await unlock(client, lockName);
     }
@@ -139,8 +144,10 @@ export class IdempotencyService {
     client: pg.PoolClient,
     keyed: (IdempotentRequest & { key: string; row: KeyRow }) | undefined,
     work: Work,
+    finishBody: IdempotentRequest['finishBody'],
   ): Promise<IdempotentResponse> {
     let stored: { status: number; body: string } | undefined;
+    const finish = (body: unknown) => finishBody?.(client, body) ?? Promise.resolve(body);
     // Inside the work's transaction, the key's writes go with its deferred writes at the end (the
     // response replaces a recovery point saved in the same transaction); otherwise at once.
     const storeResponse = async (response: { status: number; body: string }) => {
@@ -164,7 +171,8 @@ export class IdempotencyService {
         }));
       },
       complete: async (result) => {
-        const rendered = result instanceof PennyError ? this.renderError(result) : result;
+        const rendered = result instanceof PennyError ? this.renderError(result)
+          : { status: result.status, body: await finish(result.body) };
         const response = { status: rendered.status, body: stringifyJson(rendered.body) };
         await storeResponse(response);
         stored = response;
@@ -175,7 +183,7 @@ export class IdempotencyService {
       const result = await work(execution);
       // The work stored its response in its last transaction, which returned: it committed.
       if (stored !== undefined) return { ...stored, replayed: false };
-      response = { status: result.status, body: stringifyJson(result.body) };
+      response = { status: result.status, body: stringifyJson(await finish(result.body)) };
     } catch (error) {
       if (!(error instanceof PennyError) || error.resumable) throw error;
       // An operating error raised after the work stored its answer (a decline, thrown once the
