@@ -264,35 +264,42 @@ export class PaymentFlows {
    * applies it: the request's own step, and what the recovery worker re-sends.
    */
   async sendCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
-    const intent = await mustIntent(client, merchantId, id);
-    // Settled already (applied, or the claim given back by recovery): never sent again.
+    return this.sendFinalization(client, { merchantId, kind: 'capture', subjectId: id }, (intent, charge) =>
+      this.connectors.get(this.options.connectorId).capture({
+        reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
+        amountMinor: stripeAmountToMinor(intent.currency, Number(amount)),
+      }), () => this.applyCapture(client, merchantId, id, amount));
+  }
+
+  /**
+   * A claimed capture or cancel, sent and applied. Settled already (applied, or the claim given
+   * back by recovery): never sent again. A refusal gives the claim back; an unknown outcome
+   * hastens the claim's recovery job and stops the request where its retry resumes.
+   */
+  private async sendFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' },
+    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow) => Promise<unknown>,
+    apply: () => Promise<store.PaymentIntentRow>): Promise<store.PaymentIntentRow> {
+    const intent = await mustIntent(client, subject.merchantId, subject.subjectId);
     if (intent.status !== 'requires_capture') return intent;
     const claim = await store.selectFinalization(client, intent);
-    if (claim?.kind !== 'capture') {
+    if (claim?.kind !== subject.kind) {
+      const [operation, done] = subject.kind === 'capture' ? ['capture', 'performed it'] : ['cancel', 'voided the payment'];
       throw new PennyError({ code: 'payment_intent_unexpected_state',
-        message: 'This capture was given up: the payment processor never performed it. Capture again.',
+        message: `This ${operation} was given up: the payment processor never ${done}. ${capitalized(operation)} again.`,
         details: { payment_intent: presentPaymentIntent(intent) } });
     }
     const charge = await mustCharge(client, intent);
-    const connector = this.connectors.get(this.options.connectorId);
-    const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
-    const subject: RecoverySubject = { merchantId, kind: 'capture', subjectId: id };
-    await hastenOnUnknown(client, subject, () => followUp(() => connector.capture({
-      reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
-      amountMinor,
-    }), { release: () => inTransaction(client, async () => {
-      await releaseFinalization(client, intent, 'capture');
-      await resolveRecovery(client, subject);
-    }) }));
-    return inTransaction(client, () => this.applyCapture(client, merchantId, id, amount));
+    await hastenOnUnknown(client, subject, () => followUp(() => call(intent, charge), {
+      release: () => this.giveBack(client, subject) }));
+    return inTransaction(client, apply);
   }
 
-  /** The PSP never captured and no longer keeps the key: the claim is given back to the intent. */
-  async giveBackCapture(client: pg.PoolClient, merchantId: string, id: string): Promise<void> {
+  /** The PSP never performed a claimed capture or cancel: the claim is given back to the intent. */
+  async giveBack(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }): Promise<void> {
     await inTransaction(client, async () => {
-      await mustIntent(client, merchantId, id, true);
-      await releaseFinalization(client, { merchantId, id }, 'capture');
-      await resolveRecovery(client, { merchantId, kind: 'capture', subjectId: id });
+      await mustIntent(client, subject.merchantId, subject.subjectId, true);
+      await releaseFinalization(client, { merchantId: subject.merchantId, id: subject.subjectId }, subject.kind);
+      await resolveRecovery(client, subject);
     });
   }
 
@@ -341,24 +348,10 @@ export class PaymentFlows {
    * time) and applies it: the request's own step, and what the recovery worker re-sends.
    */
   async sendVoid(client: pg.PoolClient, merchantId: string, id: string, reason: string | null) {
-    const intent = await mustIntent(client, merchantId, id);
-    // Settled already (applied, or the claim given back by recovery): never sent again.
-    if (intent.status !== 'requires_capture') return intent;
-    const claim = await store.selectFinalization(client, intent);
-    if (claim?.kind !== 'cancel') {
-      throw new PennyError({ code: 'payment_intent_unexpected_state',
-        message: 'This cancel was given up: the payment processor never voided the payment. Cancel again.',
-        details: { payment_intent: presentPaymentIntent(intent) } });
-    }
-    const charge = await mustCharge(client, intent);
-    const subject = cancelSubject(merchantId, id);
-    await hastenOnUnknown(client, subject, () => followUp(() => this.connectors.get(this.options.connectorId).void({
-      reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
-    }), { release: () => inTransaction(client, async () => {
-      await releaseFinalization(client, intent, 'cancel');
-      await resolveRecovery(client, subject);
-    }) }));
-    return inTransaction(client, () => this.applyCancel(client, merchantId, id, reason));
+    return this.sendFinalization(client, cancelSubject(merchantId, id), (_intent, charge) =>
+      this.connectors.get(this.options.connectorId).void({
+        reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
+      }), () => this.applyCancel(client, merchantId, id, reason));
   }
 
   /** Applies a void the PSP performed, once, under the intent's lock: the hold is voided. */
@@ -373,15 +366,6 @@ export class PaymentFlows {
       await this.paymentLedger.cancelAuthorization(client, charge.authorizationEntryId);
     }
     return moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason } });
-  }
-
-  /** The PSP never voided and no longer keeps the key: the claim is given back to the intent. */
-  async giveBackCancel(client: pg.PoolClient, merchantId: string, id: string): Promise<void> {
-    await inTransaction(client, async () => {
-      await mustIntent(client, merchantId, id, true);
-      await releaseFinalization(client, { merchantId, id }, 'cancel');
-      await resolveRecovery(client, cancelSubject(merchantId, id));
-    });
   }
 
   /**
@@ -551,8 +535,12 @@ interface RecoverySubject {
   readonly subjectId: string;
 }
 
-function cancelSubject(merchantId: string, intentId: string): RecoverySubject {
+function cancelSubject(merchantId: string, intentId: string): RecoverySubject & { kind: 'cancel' } {
   return { merchantId, kind: 'cancel', subjectId: intentId };
+}
+
+function capitalized(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1);
 }
 
 function authorizeSubject(attempt: store.AttemptRow): RecoverySubject {

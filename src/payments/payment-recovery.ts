@@ -104,7 +104,7 @@ export class PaymentRecovery {
       } else if (this.withinRetention(job)) {
         await this.flows.sendVoid(client, job.merchantId, job.subjectId, claim.cancellationReason);
       } else {
-        await this.flows.giveBackCancel(client, job.merchantId, job.subjectId);
+        await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'cancel', subjectId: job.subjectId });
       }
       return true;
     });
@@ -130,7 +130,7 @@ export class PaymentRecovery {
       } else if (this.withinRetention(job)) {
         await this.flows.sendCapture(client, job.merchantId, job.subjectId, amount);
       } else {
-        await this.flows.giveBackCapture(client, job.merchantId, job.subjectId);
+        await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'capture', subjectId: job.subjectId });
       }
       return true;
     });
