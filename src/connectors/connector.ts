@@ -109,6 +109,8 @@ export interface PspOperation {
   readonly amountMinor: bigint | null;
   readonly currency: string | null;
   readonly declineCode: string | null;
+  /** Where the customer authenticates, for an authorization that requires action (3-D Secure). */
+  readonly redirectUrl: string | null;
 }
 
 /** A verified PSP webhook, in Penny's terms. */

@@ -1,6 +1,9 @@
+import type { AuthorizeOutput, PspOperation } from '../connectors/connector.js';
+
 /**
- * Stripe's error code and message for each decline code a PSP reports, so a decline reads the
- * same whether Penny learnt it from the reply, a webhook or a look-up.
+ * Stripe's error code and message for each decline code a PSP reports, and an authorization as
+ * the PSP recorded it, so an outcome reads the same whether Penny learnt it from the reply, a
+ * webhook or a look-up.
  */
 const declines: Readonly<Record<string, { code: string; message: string }>> = {
   generic_decline: { code: 'card_declined', message: 'Your card was declined.' },
@@ -14,4 +17,22 @@ const declines: Readonly<Record<string, { code: string; message: string }>> = {
 export function declineAnswer(declineCode: string | null): { code: string; declineCode: string; message: string } {
   const code = declineCode ?? 'generic_decline';
   return { declineCode: code, ...(declines[code] ?? { code: 'card_declined', message: 'Your card was declined.' }) };
+}
+
+/** An authorization as the PSP recorded it, in the terms applyAuthorization takes. */
+export function authorizationFromRecord(operation: PspOperation): AuthorizeOutput {
+  const pspReference = operation.pspReference;
+  switch (operation.outcome) {
+    case 'authorized':
+    case 'captured':
+    case 'pending':
+      return { outcome: operation.outcome, pspReference };
+    case 'requires_action':
+      if (operation.redirectUrl === null) throw new Error(`authorization ${pspReference} requires action but has no URL`);
+      return { outcome: 'requires_action', pspReference, redirectUrl: operation.redirectUrl };
+    case 'declined':
+      return { outcome: 'declined', pspReference, ...declineAnswer(operation.declineCode) };
+    default:
+      throw new Error(`an authorization recorded with outcome ${operation.outcome}`);
+  }
 }

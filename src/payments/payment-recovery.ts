@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
-import { ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation } from '../connectors/connector.js';
+import { ConnectorUnknownOutcomeError, type ConnectorRegistry } from '../connectors/connector.js';
 import { inTransaction, named, withTransaction } from '../db/pool.js';
-import { declineAnswer } from './decline-codes.js';
+import { authorizationFromRecord } from './decline-codes.js';
 import { openCase } from './payment-cases.js';
 import { PennyError } from '../errors.js';
 import { failRefund, type AuthorizationResult, type PaymentFlows } from './payment-flows.js';
@@ -233,22 +233,4 @@ export class PaymentRecovery {
 /** Follow-ups go to the connector the payments use (one today: the flows' default). */
 function followUpConnector(connectors: ConnectorRegistry): string {
   return connectors.defaultId();
-}
-
-/** An authorization as the PSP recorded it, in the terms applyAuthorization takes. */
-export function authorizationFromRecord(operation: PspOperation): AuthorizationResult {
-  const pspReference = operation.pspReference;
-  switch (operation.outcome) {
-    case 'authorized':
-    case 'captured':
-    case 'pending':
-      return { outcome: operation.outcome, pspReference };
-    case 'requires_action':
-      return { outcome: 'requires_action', pspReference,
-        redirectUrl: `https://sandbox.penny.invalid/3ds/${operation.reference}` };
-    case 'declined':
-      return { outcome: 'declined', pspReference, ...declineAnswer(operation.declineCode) };
-    default:
-      throw new Error(`an authorization recorded with outcome ${operation.outcome}`);
-  }
 }

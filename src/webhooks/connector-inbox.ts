@@ -6,7 +6,7 @@ import { inSavepoint, named, type Queryable, withTransaction } from '../db/pool.
 import { stringifyJson } from '../http/json.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { openCase } from '../payments/payment-cases.js';
-import { authorizationFromRecord } from '../payments/payment-recovery.js';
+import { authorizationFromRecord } from '../payments/decline-codes.js';
 import * as store from '../payments/payment-store.js';
 
 /**
@@ -226,6 +226,6 @@ function toOperation(payload: any): PspOperation {
   return {
     kind: payload.kind, pspReference: payload.pspReference, reference: payload.reference, outcome: payload.outcome,
     amountMinor: payload.amountMinor === null ? null : BigInt(payload.amountMinor), currency: payload.currency,
-    declineCode: payload.declineCode,
+    declineCode: payload.declineCode, redirectUrl: payload.redirectUrl ?? null,
   };
 }

@@ -1,4 +1,4 @@
-import { declineAnswer } from '../../payments/decline-codes.js';
+import { authorizationFromRecord } from '../../payments/decline-codes.js';
 import { verifySignature } from '../../webhooks/signature.js';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, ConnectorWebhookError, type AuthorizeInput,
@@ -156,24 +156,11 @@ function toOperation(wire: WireOperation): PspOperation {
     kind: wire.kind, pspReference: wire.psp_reference, reference: wire.reference, outcome: wire.outcome,
     amountMinor: wire.amount_minor === null || wire.amount_minor === undefined ? null : BigInt(wire.amount_minor),
     currency: wire.currency ?? null, declineCode: wire.decline_code ?? null,
+    redirectUrl: wire.outcome === 'requires_action' ? `https://sandbox.penny.invalid/3ds/${wire.reference}` : null,
   };
 }
 
 /** An authorization's answer, from the PSP's operation record. */
 export function authorizationOutput(answer: unknown): AuthorizeOutput {
-  const operation = answer as WireOperation;
-  const pspReference = operation.psp_reference;
-  switch (operation.outcome) {
-    case 'authorized':
-    case 'captured':
-    case 'pending':
-      return { outcome: operation.outcome, pspReference };
-    case 'requires_action':
-      return { outcome: 'requires_action', pspReference,
-        redirectUrl: `https://sandbox.penny.invalid/3ds/${operation.reference}` };
-    case 'declined':
-      return { outcome: 'declined', pspReference, ...declineAnswer(operation.decline_code) };
-    default:
-      throw new Error(`the sandbox answered an authorization with outcome ${operation.outcome}`);
-  }
+  return authorizationFromRecord(toOperation(answer as WireOperation));
 }
