@@ -264,9 +264,9 @@ export class PaymentFlows {
    * applies it: the request's own step, and what the recovery worker re-sends.
    */
   async sendCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
-    return this.sendFinalization(client, { merchantId, kind: 'capture', subjectId: id }, (intent, charge) =>
+    return this.sendFinalization(client, { merchantId, kind: 'capture', subjectId: id }, (intent, charge, key) =>
       this.connectors.get(this.options.connectorId).capture({
-        reference: charge.id, idempotencyKey: `penny:${charge.id}:capture`, pspReference: charge.pspReference ?? '',
+        reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
         amountMinor: stripeAmountToMinor(intent.currency, Number(amount)),
       }), () => this.applyCapture(client, merchantId, id, amount));
   }
@@ -277,7 +277,7 @@ export class PaymentFlows {
    * hastens the claim's recovery job and stops the request where its retry resumes.
    */
   private async sendFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' },
-    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow) => Promise<unknown>,
+    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<unknown>,
     apply: () => Promise<store.PaymentIntentRow>): Promise<store.PaymentIntentRow> {
     const intent = await mustIntent(client, subject.merchantId, subject.subjectId);
     if (intent.status !== 'requires_capture') return intent;
@@ -289,7 +289,8 @@ export class PaymentFlows {
         details: { payment_intent: presentPaymentIntent(intent) } });
     }
     const charge = await mustCharge(client, intent);
-    await hastenOnUnknown(client, subject, () => followUp(() => call(intent, charge), {
+    const idempotencyKey = finalizationKey(claim, charge.id, subject.kind);
+    await hastenOnUnknown(client, subject, () => followUp(() => call(intent, charge, idempotencyKey), {
       release: () => this.giveBack(client, subject) }));
     return inTransaction(client, apply);
   }
@@ -348,9 +349,9 @@ export class PaymentFlows {
    * time) and applies it: the request's own step, and what the recovery worker re-sends.
    */
   async sendVoid(client: pg.PoolClient, merchantId: string, id: string, reason: string | null) {
-    return this.sendFinalization(client, cancelSubject(merchantId, id), (_intent, charge) =>
+    return this.sendFinalization(client, cancelSubject(merchantId, id), (_intent, charge, key) =>
       this.connectors.get(this.options.connectorId).void({
-        reference: charge.id, idempotencyKey: `penny:${charge.id}:void`, pspReference: charge.pspReference ?? '',
+        reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
       }), () => this.applyCancel(client, merchantId, id, reason));
   }
 
@@ -380,14 +381,18 @@ export class PaymentFlows {
       if (intent.status !== 'requires_capture') return undefined;
       // Its claim says `automatic`; a claim of anyone else (a capture, or the merchant's cancel,
       // which its own recovery job finishes with the merchant's reason) is left alone.
-      const finalization = await store.insertFinalization(client, intent, 'cancel', null, expiryReason);
+      const finalization = await store.insertFinalization(client, intent, { kind: 'cancel', amount: null,
+        cancellationReason: expiryReason, pspIdempotencyKey: newFinalizationKey(intent, 'cancel') });
       const ours = finalization.won || (finalization.kind === 'cancel' && finalization.cancellationReason === expiryReason);
-      return ours ? mustCharge(client, intent) : undefined;
+      if (!ours) return undefined;
+      const charge = await mustCharge(client, intent);
+      return { charge, idempotencyKey: finalizationKey(finalization, charge.id, 'cancel') };
     });
     if (claimed === undefined) return 'skipped';
     try {
       await this.connectors.get(this.options.connectorId).void({
-        reference: claimed.id, idempotencyKey: `penny:${claimed.id}:void`, pspReference: claimed.pspReference ?? '',
+        reference: claimed.charge.id, idempotencyKey: claimed.idempotencyKey,
+        pspReference: claimed.charge.pspReference ?? '',
       });
     } catch (error) {
       if (error instanceof ConnectorUnknownOutcomeError) return 'skipped';
@@ -403,8 +408,8 @@ export class PaymentFlows {
     await inTransaction(client, async () => {
       const locked = await mustIntent(client, merchantId, id, true);
       if (locked.status === 'canceled') return;
-      if (claimed.authorizationEntryId !== null) {
-        await this.paymentLedger.cancelAuthorization(client, claimed.authorizationEntryId);
+      if (claimed.charge.authorizationEntryId !== null) {
+        await this.paymentLedger.cancelAuthorization(client, claimed.charge.authorizationEntryId);
       }
       await moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason: expiryReason } });
     });
@@ -640,6 +645,24 @@ async function moveIntent(
   return after;
 }
 
+/**
+ * A claim's own PSP idempotency key, recorded with it: the same for every re-send of this claim
+ * (a resumed request, recovery), and new for the next claim, so a PSP that keeps answers by key
+ * never answers a new capture or cancel with an old claim's refusal.
+ */
+function newFinalizationKey(intent: store.PaymentIntentRow, kind: 'capture' | 'cancel'): string {
+  return `penny:${intent.latestCharge ?? intent.id}:${pspOperationOf(kind)}:${newId('fin')}`;
+}
+
+/** The key of a claim's call: its recorded key, or for claims made before keys were recorded, the charge's. */
+function finalizationKey(claim: store.FinalizationRow, chargeId: string, kind: 'capture' | 'cancel'): string {
+  return claim.pspIdempotencyKey ?? `penny:${chargeId}:${pspOperationOf(kind)}`;
+}
+
+function pspOperationOf(kind: 'capture' | 'cancel'): 'capture' | 'void' {
+  return kind === 'capture' ? 'capture' : 'void';
+}
+
 /** Gives a claimed finalization back, in the caller's transaction. */
 async function releaseFinalization(client: pg.PoolClient, intent: Pick<store.PaymentIntentRow, 'merchantId' | 'id'>,
   kind: 'capture' | 'cancel'): Promise<void> {
@@ -648,7 +671,8 @@ async function releaseFinalization(client: pg.PoolClient, intent: Pick<store.Pay
 
 async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',
   amount: bigint | null, cancellationReason: string | null = null): Promise<void> {
-  const claimed = await store.insertFinalization(client, intent, kind, amount, cancellationReason);
+  const claimed = await store.insertFinalization(client, intent,
+    { kind, amount, cancellationReason, pspIdempotencyKey: newFinalizationKey(intent, kind) });
   if (!claimed.won) {
     throw new PennyError({
       code: 'payment_intent_unexpected_state',

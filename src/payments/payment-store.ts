@@ -305,14 +305,25 @@ function toCharge(row: any): ChargeRow {
 }
 
 /** Records that an intent is being captured or canceled; false when another finalization won. */
+export interface FinalizationRow {
+  readonly kind: string;
+  readonly amount: bigint | null;
+  readonly cancellationReason: string | null;
+  /** The PSP idempotency key of this claim's call; null for claims made before keys were recorded. */
+  readonly pspIdempotencyKey: string | null;
+}
+
 export async function selectFinalization(db: Queryable, intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>):
-Promise<{ kind: string; amount: bigint | null; cancellationReason: string | null } | undefined> {
-  const result = await db.query<{ kind: string; amount: bigint | null; cancellation_reason: string | null }>(
-    named(`SELECT kind, amount, cancellation_reason FROM payment_intent_finalizations
-     WHERE merchant_id = $1 AND payment_intent_id = $2`), [intent.merchantId, intent.id]);
-  const row = result.rows[0];
-  return row === undefined ? undefined
-    : { kind: row.kind, amount: row.amount, cancellationReason: row.cancellation_reason };
+Promise<FinalizationRow | undefined> {
+  const result = await db.query(named(`SELECT kind, amount, cancellation_reason, psp_idempotency_key
+     FROM payment_intent_finalizations WHERE merchant_id = $1 AND payment_intent_id = $2`), [intent.merchantId, intent.id]);
+  return result.rows[0] === undefined ? undefined : toFinalization(result.rows[0]);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toFinalization(row: any): FinalizationRow {
+  return { kind: row.kind, amount: row.amount, cancellationReason: row.cancellation_reason,
+    pspIdempotencyKey: row.psp_idempotency_key };
 }
 
 /** Gives back a claim whose PSP call was refused (nothing moved), so the intent can be finalized later. */
@@ -322,26 +333,28 @@ export async function deleteFinalization(db: Queryable, intent: Pick<PaymentInte
      WHERE merchant_id = $1 AND payment_intent_id = $2 AND kind = $3`), [intent.merchantId, intent.id, kind]);
 }
 
+/** Claims an intent's one finalization; the claim already there is returned when another won. */
 export async function insertFinalization(
   db: Queryable,
   intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>,
-  kind: 'capture' | 'cancel',
-  amount: bigint | null,
-  cancellationReason: string | null = null,
-): Promise<{ won: boolean; kind: string; amount: bigint | null; cancellationReason: string | null }> {
-  const result = await db.query<{ kind: string; amount: bigint | null; cancellation_reason: string | null;
-    inserted: boolean; }>(
+  claim: { kind: 'capture' | 'cancel'; amount: bigint | null; cancellationReason: string | null;
+    pspIdempotencyKey: string },
+): Promise<FinalizationRow & { won: boolean }> {
+  const result = await db.query(
     named(`WITH inserted AS (
-       INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount, cancellation_reason)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING kind, amount, cancellation_reason)
-     SELECT kind, amount, cancellation_reason, true AS inserted FROM inserted
+       INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount, cancellation_reason,
+         psp_idempotency_key)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING
+       RETURNING kind, amount, cancellation_reason, psp_idempotency_key)
+     SELECT *, true AS inserted FROM inserted
      UNION ALL
-     SELECT kind, amount, cancellation_reason, false FROM payment_intent_finalizations
+     SELECT kind, amount, cancellation_reason, psp_idempotency_key, false FROM payment_intent_finalizations
      WHERE merchant_id = $1 AND payment_intent_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
-    [intent.merchantId, intent.id, kind, amount?.toString() ?? null, cancellationReason]);
+    [intent.merchantId, intent.id, claim.kind, claim.amount?.toString() ?? null, claim.cancellationReason,
+      claim.pspIdempotencyKey]);
   const row = result.rows[0];
   if (row === undefined) throw new Error('a finalization was neither inserted nor found');
-  return { won: row.inserted, kind: row.kind, amount: row.amount, cancellationReason: row.cancellation_reason };
+  return { ...toFinalization(row), won: row.inserted === true };
 }
 
 export interface RefundRow {

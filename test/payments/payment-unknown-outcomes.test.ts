@@ -210,6 +210,27 @@ describe('follow-ups', () => {
       expect((await pspOperations(late.id)).filter((operation) => operation.kind === 'refund')).toEqual([]);
     });
 
+  it('a capture claimed again after one was given back goes to the PSP under a new key', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3170, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    script('capture', 'timeout_before', 3);
+    await expect(stripe.paymentIntents.capture(intent.id)).rejects.toMatchObject({ statusCode: 503 });
+    const first = await penny.pool.query<{ psp_idempotency_key: string }>(
+      'SELECT psp_idempotency_key FROM payment_intent_finalizations WHERE payment_intent_id = $1', [intent.id]);
+    const firstKey = first.rows[0]?.psp_idempotency_key;
+    expect(firstKey).toMatch(/^penny:ch_\w+:capture:fin_/);
+    penny.sandbox.resetFaults();
+    await recoverAfter(25 * 3_600_000);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    expect((await stripe.paymentIntents.capture(intent.id)).status).toBe('succeeded');
+    const captures = await penny.pool.query<{ idempotency_key: string }>(
+      `SELECT idempotency_key FROM sandbox_psp_operations WHERE merchant_reference = $1 AND kind = 'capture'`,
+      [intent.latest_charge]);
+    expect(captures.rows).toHaveLength(1);
+    expect(captures.rows[0]?.idempotency_key).toMatch(/^penny:ch_\w+:capture:fin_/);
+    expect(captures.rows[0]?.idempotency_key).not.toBe(firstKey);
+  });
+
   it('a capture the PSP rate-limits answers 503, and its retry with the same key captures', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 3150, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true, capture_method: 'manual' });
