@@ -54,12 +54,18 @@ export function readExpand(value: unknown, type: ObjectType, options: { list?: b
     const inner = options.list === true ? withoutListPrefix(path) : path;
     let current: ObjectType = type;
     for (const field of inner.split('.')) {
-      const next = expandable[current][field];
+      const next = expandableField(current, field);
       if (next === undefined) throw cannotExpand(path);
       current = next.type;
     }
     return inner;
   });
+}
+
+/** A field's expansion, by own properties only (`constructor` or `__proto__` is no field). */
+function expandableField(type: ObjectType, field: string): { type: ObjectType; load: Expander } | undefined {
+  const fields = expandable[type];
+  return Object.hasOwn(fields, field) ? fields[field] : undefined;
 }
 
 function withoutListPrefix(path: string): string {
@@ -76,17 +82,23 @@ export async function expandObject<T>(db: Queryable, merchantId: string, object:
   return copy as T;
 }
 
-/** Expands `paths` (read with `list: true`) in every object of a list page. */
+/**
+ * Expands `paths` (read with `list: true`) in every object of a list page, one object after the
+ * other, so a page of 100 never takes the whole pool at once.
+ */
 export async function expandList<T>(db: Queryable, merchantId: string, data: readonly T[],
   paths: readonly string[]): Promise<T[]> {
-  return Promise.all(data.map((item) => expandObject(db, merchantId, item, paths)));
+  const expanded: T[] = [];
+  for (const item of data) expanded.push(await expandObject(db, merchantId, item, paths));
+  return expanded;
 }
 
 async function expandPath(db: Queryable, merchantId: string, object: Json, segments: readonly string[],
   path: string): Promise<void> {
   const [field, ...rest] = segments;
   if (field === undefined) return;
-  const expander = expandable[object.object as ObjectType]?.[field];
+  const type = object.object as ObjectType;
+  const expander = Object.hasOwn(expandable, type) ? expandableField(type, field) : undefined;
   // Paths were checked by readExpand; an object of another shape here is a bug.
   if (expander === undefined) throw new Error(`expand path ${path} does not fit a ${String(object.object)}`);
   const value = object[field];

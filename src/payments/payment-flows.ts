@@ -249,22 +249,23 @@ export class PaymentFlows {
             message: `The amount to capture (${amount}) is more than the amount capturable (${intent.amountCapturable}).`,
           });
         }
-        await claimFinalization(execution.client, intent, 'capture', amount);
+        const key = await claimFinalization(execution.client, intent, 'capture', amount);
         await queueRecovery(execution.client, { merchantId, kind: 'capture', subjectId: intent.id }, recoveryGraceMs);
-        const requested = { amount: amount.toString() };
+        const requested = { amount: amount.toString(), key };
         await execution.saveRecoveryPoint('capture_requested', requested);
         return requested;
       });
     }
-    return this.sendCapture(execution.client, merchantId, id, BigInt(String(data.amount)));
+    return this.sendCapture(execution.client, merchantId, id, BigInt(String(data.amount)), savedKey(data));
   }
 
   /**
-   * Sends a claimed capture to the PSP (its key derived from the charge, the same every time) and
-   * applies it: the request's own step, and what the recovery worker re-sends.
+   * Sends a claimed capture to the PSP (under its claim's key, the same every time) and applies
+   * it: the request's own step, and what the recovery worker re-sends.
    */
-  async sendCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
-    return this.sendFinalization(client, { merchantId, kind: 'capture', subjectId: id }, (intent, charge, key) =>
+  async sendCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint,
+    claimKey: string | undefined) {
+    return this.sendFinalization(client, { merchantId, kind: 'capture', subjectId: id }, claimKey, (intent, charge, key) =>
       this.connectors.get(this.options.connectorId).capture({
         reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
         amountMinor: stripeAmountToMinor(intent.currency, Number(amount)),
@@ -273,16 +274,19 @@ export class PaymentFlows {
 
   /**
    * A claimed capture or cancel, sent and applied. Settled already (applied, or the claim given
-   * back by recovery): never sent again. A refusal gives the claim back; an unknown outcome
-   * hastens the claim's recovery job and stops the request where its retry resumes.
+   * back by recovery): never sent again. Only the claim the caller made (`claimKey`, its PSP key)
+   * is sent: a stale retry of a claim given back never sends a later claim's key with its own
+   * amount. A refusal gives the claim back; an unknown outcome hastens the claim's recovery job
+   * and stops the request where its retry resumes.
    */
   private async sendFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' },
+    claimKey: string | undefined,
     call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<unknown>,
     apply: () => Promise<store.PaymentIntentRow>): Promise<store.PaymentIntentRow> {
     const intent = await mustIntent(client, subject.merchantId, subject.subjectId);
     if (intent.status !== 'requires_capture') return intent;
     const claim = await store.selectFinalization(client, intent);
-    if (claim?.kind !== subject.kind) {
+    if (claim?.kind !== subject.kind || (claimKey !== undefined && claim.pspIdempotencyKey !== claimKey)) {
       const [operation, done] = subject.kind === 'capture' ? ['capture', 'performed it'] : ['cancel', 'voided the payment'];
       throw new PennyError({ code: 'payment_intent_unexpected_state',
         message: `This ${operation} was given up: the payment processor never ${done}. ${capitalized(operation)} again.`,
@@ -332,24 +336,25 @@ export class PaymentFlows {
         if (intent.status !== 'requires_capture') {
           return moveIntent(execution.client, intent, { status: 'canceled', canceled: { reason } });
         }
-        await claimFinalization(execution.client, intent, 'cancel', null, reason);
+        const key = await claimFinalization(execution.client, intent, 'cancel', null, reason);
         await queueRecovery(execution.client, cancelSubject(merchantId, id), recoveryGraceMs);
-        await execution.saveRecoveryPoint('cancel_requested', { reason });
-        return undefined;
+        await execution.saveRecoveryPoint('cancel_requested', { reason, key });
+        return key;
       });
-      if (done !== undefined) return done;
-      return this.sendVoid(execution.client, merchantId, id, reason);
+      if (typeof done !== 'string') return done;
+      return this.sendVoid(execution.client, merchantId, id, reason, done);
     }
     const savedReason = execution.recoveryData.reason as string | null | undefined;
-    return this.sendVoid(execution.client, merchantId, id, savedReason ?? reason);
+    return this.sendVoid(execution.client, merchantId, id, savedReason ?? reason, savedKey(execution.recoveryData));
   }
 
   /**
-   * Sends a claimed cancel's void to the PSP (its key derived from the charge, the same every
-   * time) and applies it: the request's own step, and what the recovery worker re-sends.
+   * Sends a claimed cancel's void to the PSP (under its claim's key, the same every time) and
+   * applies it: the request's own step, and what the recovery worker re-sends.
    */
-  async sendVoid(client: pg.PoolClient, merchantId: string, id: string, reason: string | null) {
-    return this.sendFinalization(client, cancelSubject(merchantId, id), (_intent, charge, key) =>
+  async sendVoid(client: pg.PoolClient, merchantId: string, id: string, reason: string | null,
+    claimKey: string | undefined) {
+    return this.sendFinalization(client, cancelSubject(merchantId, id), claimKey, (_intent, charge, key) =>
       this.connectors.get(this.options.connectorId).void({
         reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
       }), () => this.applyCancel(client, merchantId, id, reason));
@@ -659,6 +664,11 @@ function finalizationKey(claim: store.FinalizationRow, chargeId: string, kind: '
   return claim.pspIdempotencyKey ?? `penny:${chargeId}:${pspOperationOf(kind)}`;
 }
 
+/** The claim key a request saved with its recovery point; absent for points saved before keys were recorded. */
+function savedKey(data: Record<string, unknown>): string | undefined {
+  return typeof data.key === 'string' ? data.key : undefined;
+}
+
 function pspOperationOf(kind: 'capture' | 'cancel'): 'capture' | 'void' {
   return kind === 'capture' ? 'capture' : 'void';
 }
@@ -669,10 +679,12 @@ async function releaseFinalization(client: pg.PoolClient, intent: Pick<store.Pay
   await store.deleteFinalization(client, intent, kind);
 }
 
+/** Claims the intent's finalization for this request; returns the claim's PSP idempotency key. */
 async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',
-  amount: bigint | null, cancellationReason: string | null = null): Promise<void> {
+  amount: bigint | null, cancellationReason: string | null = null): Promise<string> {
+  const pspIdempotencyKey = newFinalizationKey(intent, kind);
   const claimed = await store.insertFinalization(client, intent,
-    { kind, amount, cancellationReason, pspIdempotencyKey: newFinalizationKey(intent, kind) });
+    { kind, amount, cancellationReason, pspIdempotencyKey });
   if (!claimed.won) {
     throw new PennyError({
       code: 'payment_intent_unexpected_state',
@@ -680,6 +692,7 @@ async function claimFinalization(client: pg.PoolClient, intent: store.PaymentInt
       details: { payment_intent: presentPaymentIntent(intent) },
     });
   }
+  return pspIdempotencyKey;
 }
 
 async function mustIntent(client: pg.PoolClient, merchantId: string, id: string, forUpdate = false) {

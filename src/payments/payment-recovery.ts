@@ -102,7 +102,8 @@ export class PaymentRecovery {
         await inTransaction(client, () =>
           this.flows.applyCancel(client, job.merchantId, job.subjectId, claim.cancellationReason));
       } else if (this.withinRetention(job)) {
-        await this.flows.sendVoid(client, job.merchantId, job.subjectId, claim.cancellationReason);
+        await this.flows.sendVoid(client, job.merchantId, job.subjectId, claim.cancellationReason,
+          claim.pspIdempotencyKey ?? undefined);
       } else {
         await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'cancel', subjectId: job.subjectId });
       }
@@ -116,10 +117,9 @@ export class PaymentRecovery {
    */
   private async runCapture(job: RecoveryJob): Promise<boolean> {
     const intent = await store.selectPaymentIntent(this.pool, job.merchantId, job.subjectId);
-    const claim = await this.pool.query<{ amount: bigint }>(named(`SELECT amount FROM payment_intent_finalizations
-       WHERE merchant_id = $1 AND payment_intent_id = $2 AND kind = 'capture'`), [job.merchantId, job.subjectId]);
-    const amount = claim.rows[0]?.amount;
-    if (intent?.status !== 'requires_capture' || amount === undefined || intent.latestCharge === null) return true;
+    const claim = intent === undefined ? undefined : await store.selectFinalization(this.pool, intent);
+    const amount = claim?.kind === 'capture' ? claim.amount : null;
+    if (intent?.status !== 'requires_capture' || amount === null || intent.latestCharge === null) return true;
     const chargeId = intent.latestCharge;
     const captured = (await this.connectors.get(followUpConnector(this.connectors)).lookup({ reference: chargeId }))
       .find((operation) => operation.kind === 'capture');
@@ -128,7 +128,9 @@ export class PaymentRecovery {
         // Under the intent's lock, in one transaction, as the request applies it.
         await inTransaction(client, () => this.flows.applyCapture(client, job.merchantId, job.subjectId, amount));
       } else if (this.withinRetention(job)) {
-        await this.flows.sendCapture(client, job.merchantId, job.subjectId, amount);
+        // The claim read above, and no other: its key, with its amount.
+        await this.flows.sendCapture(client, job.merchantId, job.subjectId, amount,
+          claim?.pspIdempotencyKey ?? undefined);
       } else {
         await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'capture', subjectId: job.subjectId });
       }

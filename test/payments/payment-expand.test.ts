@@ -71,6 +71,14 @@ describe('expand', () => {
       .rejects.toMatchObject({ statusCode: 400, param: 'expand' });
   });
 
+  it('refuses names every JavaScript object has, as any other unknown property', async () => {
+    const intent = await pay(6800);
+    for (const path of ['constructor', '__proto__', 'toString', 'latest_charge.hasOwnProperty']) {
+      await expect(stripe.paymentIntents.retrieve(intent.id, { expand: [path] }))
+        .rejects.toMatchObject({ statusCode: 400, param: 'expand' });
+    }
+  });
+
   it('refuses a list path without data., more than 20 paths, and more than 4 levels', async () => {
     await expect(stripe.paymentIntents.list({ expand: ['latest_charge'] }))
       .rejects.toMatchObject({ statusCode: 400, param: 'expand' });

@@ -231,6 +231,26 @@ describe('follow-ups', () => {
     expect(captures.rows[0]?.idempotency_key).not.toBe(firstKey);
   });
 
+  it('a stale retry of a capture given back never sends the newer capture\'s key with its own amount', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3180, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    script('capture', 'timeout_before', 3);
+    await expect(stripe.paymentIntents.capture(intent.id, { amount_to_capture: 1000 }, { idempotencyKey: 'stale-1' }))
+      .rejects.toMatchObject({ statusCode: 503 });
+    penny.sandbox.resetFaults();
+    await recoverAfter(25 * 3_600_000);
+    script('capture', 'timeout_before', 3);
+    await expect(stripe.paymentIntents.capture(intent.id, { amount_to_capture: 2000 }, { idempotencyKey: 'newer-1' }))
+      .rejects.toMatchObject({ statusCode: 503 });
+    penny.sandbox.resetFaults();
+    await expect(stripe.paymentIntents.capture(intent.id, { amount_to_capture: 1000 }, { idempotencyKey: 'stale-1' }))
+      .rejects.toMatchObject({ statusCode: 400, code: 'payment_intent_unexpected_state' });
+    expect((await pspOperations(intent.latest_charge as string)).filter((item) => item.kind === 'capture')).toEqual([]);
+    const captured = await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 2000 },
+      { idempotencyKey: 'newer-1' });
+    expect(captured).toMatchObject({ status: 'succeeded', amount_received: 2000 });
+  });
+
   it('a capture the PSP rate-limits answers 503, and its retry with the same key captures', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 3150, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true, capture_method: 'manual' });

@@ -6,6 +6,11 @@
 -- its pending postings are written and removes it when a resolution releases them. It is an index
 -- for the worker, not a record: a row missing from it only delays an automatic expiry, since a
 -- post or void still refuses a hold whose time has passed.
+--
+-- Postings are locked against writers until this migration commits: a hold written meanwhile by
+-- a process still running the old function would be missed by the backfill and never listed.
+LOCK TABLE ledger_postings IN SHARE MODE;
+
 CREATE TABLE ledger_open_holds (
   entry_id text PRIMARY KEY,
   expires_at timestamptz NOT NULL
