@@ -92,6 +92,9 @@ export class ConnectorInbox {
         new Date(nowMs() + Math.min(1000 * 2 ** row.process_count, 3_600_000)).toISOString(),
         new Date(nowMs()).toISOString()]);
       if (parkedOut) {
+        // Under a savepoint: an event too broken to name its payment still gets marked below.
+        await inSavepoint(client, () => this.openUnmatchedCase(client, row.event_id, row.payload, decision.note))
+          .catch((error: unknown) => this.logger.error({ err: error, event: row.event_id }, 'no case for an event'));
         this.logger.error({ alert: 'psp_event_unmatched', event: row.event_id, note: decision.note },
           'ALERT: a parked PSP event never matched; it is set aside for an operator');
       }
@@ -145,6 +148,20 @@ export class ConnectorInbox {
     if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
     await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
     return { status: 'processed', note: `applied: ${operation.outcome}` };
+  }
+
+  /**
+   * A case for an event set aside unmatched, on the payment it names when Penny knows it (a step
+   * the PSP reports and Penny never took). An event naming nothing Penny knows has only the alert.
+   */
+  private async openUnmatchedCase(client: pg.PoolClient, eventId: string, payload: unknown, note: string):
+  Promise<void> {
+    const operation = toOperation(payload);
+    const subject = await subjectOf(client, operation);
+    if (subject === undefined) return;
+    await openCase(client, { merchantId: subject.merchantId, kind: 'unmatched_event',
+      paymentIntentId: subject.paymentIntentId, subjectId: `${operation.reference}:${eventId}`,
+      detail: { event: eventId, kind: operation.kind, outcome: operation.outcome, note } });
   }
 
   /** An event about an attempt Penny has resolved: a repeat, a late step, or a contradiction. */
@@ -207,6 +224,22 @@ function isOpen(status: string): boolean {
 
 function parked(note: string): Decision {
   return { status: 'parked', note };
+}
+
+/** The merchant and payment an operation names, if Penny knows them. */
+async function subjectOf(db: Queryable, operation: PspOperation):
+Promise<{ merchantId: string; paymentIntentId: string } | undefined> {
+  switch (operation.kind) {
+    case 'authorize':
+      return store.selectAttemptById(db, operation.reference);
+    case 'capture':
+    case 'void':
+      return chargeById(db, operation.reference);
+    case 'refund':
+      return refundById(db, operation.reference);
+    default:
+      return undefined;
+  }
 }
 
 async function chargeById(db: Queryable, id: string) {

@@ -210,6 +210,29 @@ describe('processing', () => {
     expect(await noteOf(event.id)).toEqual({ status: 'ignored', note: 'already applied' });
   });
 
+  it('an event still unmatched after its last retry is set aside and opens a case on its payment', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 4550, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    // The PSP reports a capture Penny never asked for (made behind its back): Penny never books it.
+    const event = pspEvent({ kind: 'capture', psp_reference: 'sbx_never', reference: intent.latest_charge,
+      outcome: 'captured', amount_minor: 4550 });
+    await post(signed(event));
+    // And one too broken to name any payment: it is still set aside, with no case.
+    await penny.pool.query(`INSERT INTO connector_webhook_inbox (connector, event_id, event_type, payload)
+      VALUES ('sandbox', 'sbxevt_broken_capture', 'capture.captured', '{"kind": "capture", "amountMinor": "x"}')`);
+    for (let run = 0; run < 25; run += 1) {
+      await penny.inbox.processDue();
+      advanceClock(3_600_000);
+    }
+    expect(await noteOf(event.id)).toMatchObject({ status: 'ignored' });
+    expect((await noteOf(event.id))?.note).toMatch(/^never matched: /);
+    const cases = await penny.pool.query<{ kind: string; payment_intent_id: string }>(
+      'SELECT kind, payment_intent_id FROM payment_cases WHERE subject_id = $1', [`${intent.latest_charge}:${event.id}`]);
+    expect(cases.rows).toEqual([{ kind: 'unmatched_event', payment_intent_id: intent.id }]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    expect(await noteOf('sbxevt_broken_capture')).toMatchObject({ status: 'ignored' });
+  });
+
   it('a contradicting event opens a case and rewrites nothing', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 4600, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true });
