@@ -17,6 +17,7 @@ import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
+import { recordHttpRequest, renderMetrics } from '../metrics.js';
 import { SecretBox } from '../security/secret-box.js';
 import type { WebhookEndpoints } from '../webhooks/webhook-endpoints.js';
 import { parseStripeForm, registerStripeFormParser } from './stripe-form.js';
@@ -87,7 +88,18 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     void reply.header('Request-Id', request.id);
   });
 
+  app.addHook('onResponse', async (request, reply) => {
+    recordHttpRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode,
+      reply.elapsedTime / 1000);
+  });
+
   app.get('/healthz', async () => ({ status: 'ok' }));
+  const checkMetricsOperator = createOperatorCheck(dependencies.operatorKey);
+  app.get('/metrics', async (request, reply) => {
+    checkMetricsOperator(request);
+    const metrics = await renderMetrics(dependencies.pool);
+    return reply.type(metrics.contentType).send(metrics.text);
+  });
   app.get('/readyz', async (_request, reply) => {
     const reason = await readinessProblem(dependencies.pool);
     if (reason === undefined) return { status: 'ready' };

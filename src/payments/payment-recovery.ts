@@ -6,6 +6,7 @@ import { inTransaction, named, withTransaction } from '../db/pool.js';
 import { authorizationFromRecord } from './decline-codes.js';
 import { openCase } from './payment-cases.js';
 import { PennyError } from '../errors.js';
+import { raiseAlert } from '../metrics.js';
 import { failRefund, type AuthorizationResult, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 
@@ -227,8 +228,8 @@ export class PaymentRecovery {
       return true;
     });
     if (!moved) return;
-    this.logger.error({ alert: 'payment_outcome_unresolved', kind: job.kind, subject: job.subjectId, reason },
-      'ALERT: a PSP outcome could not be resolved; it needs manual review');
+    raiseAlert(this.logger, 'payment_outcome_unresolved', { kind: job.kind, subject: job.subjectId, reason },
+      'a PSP outcome could not be resolved; it needs manual review');
   }
 }
 

@@ -4,6 +4,7 @@ import { nowMs } from '../clock.js';
 import type { ConnectorEvent, PspOperation } from '../connectors/connector.js';
 import { inSavepoint, named, type Queryable, withTransaction } from '../db/pool.js';
 import { stringifyJson } from '../http/json.js';
+import { raiseAlert } from '../metrics.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { openCase } from '../payments/payment-cases.js';
 import { authorizationFromRecord } from '../payments/decline-codes.js';
@@ -95,8 +96,8 @@ export class ConnectorInbox {
         // Under a savepoint: an event too broken to name its payment still gets marked below.
         await inSavepoint(client, () => this.openUnmatchedCase(client, row.event_id, row.payload, decision.note))
           .catch((error: unknown) => this.logger.error({ err: error, event: row.event_id }, 'no case for an event'));
-        this.logger.error({ alert: 'psp_event_unmatched', event: row.event_id, note: decision.note },
-          'ALERT: a parked PSP event never matched; it is set aside for an operator');
+        raiseAlert(this.logger, 'psp_event_unmatched', { event: row.event_id, note: decision.note },
+          'a parked PSP event never matched; it is set aside for an operator');
       }
       return true;
     });
@@ -211,8 +212,8 @@ export class ConnectorInbox {
     subjectId: string, detail: { penny: string; psp: string }): Promise<Decision> {
     await openCase(client, { merchantId, kind: 'contradicting_event', paymentIntentId,
       subjectId: `${subjectId}:${eventId}`, detail: { event: eventId, ...detail } });
-    this.logger.error({ alert: 'psp_event_contradicts_ledger', event: eventId, subject: subjectId, ...detail },
-      'ALERT: a PSP event contradicts what Penny booked; a case is open');
+    raiseAlert(this.logger, 'psp_event_contradicts_ledger', { event: eventId, subject: subjectId, ...detail },
+      'a PSP event contradicts what Penny booked; a case is open');
     return { status: 'ignored', note: `contradiction: Penny has ${detail.penny}, the PSP says ${detail.psp}` };
   }
 }

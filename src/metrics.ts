@@ -1,0 +1,73 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import client from 'prom-client';
+import { named } from './db/pool.js';
+
+/**
+ * Penny's metrics, in Prometheus' text format at GET /metrics (operator key). One registry per
+ * process: request counts and latencies, alerts raised, Node's own figures, and, read from the
+ * database at each scrape, what is waiting for a worker or a human. Every label takes a bounded
+ * set of values (route patterns, not URLs).
+ */
+export const metricsRegistry = new client.Registry();
+client.collectDefaultMetrics({ register: metricsRegistry, prefix: 'penny_' });
+
+const httpRequests = new client.Counter({
+  name: 'penny_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status.',
+  labelNames: ['route', 'method', 'status'] as const, registers: [metricsRegistry],
+});
+
+const httpDuration = new client.Histogram({
+  name: 'penny_http_request_duration_seconds', help: 'Time to answer an HTTP request, by route pattern and method.',
+  labelNames: ['route', 'method'] as const, registers: [metricsRegistry],
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+});
+
+const alertsRaised = new client.Counter({
+  name: 'penny_alerts_total', help: 'Alerts raised (each also logged with its `alert` field), by alert.',
+  labelNames: ['alert'] as const, registers: [metricsRegistry],
+});
+
+const waiting = new client.Gauge({
+  name: 'penny_waiting', help: 'What waits for a worker or a human, read from the database at each scrape.',
+  labelNames: ['what'] as const, registers: [metricsRegistry],
+});
+
+const casesOpen = new client.Gauge({
+  name: 'penny_payment_cases_open', help: 'Payment cases open for a human, by kind.',
+  labelNames: ['kind'] as const, registers: [metricsRegistry],
+});
+
+export function recordHttpRequest(route: string, method: string, status: number, durationSeconds: number): void {
+  httpRequests.inc({ route, method, status: String(status) });
+  httpDuration.observe({ route, method }, durationSeconds);
+}
+
+/**
+ * Raises an alert: an error log line carrying `alert` (what log-based alerting matches) and the
+ * alert counter (what metric-based alerting matches).
+ */
+export function raiseAlert(logger: Logger, alert: string, fields: Record<string, unknown>, message: string): void {
+  alertsRaised.inc({ alert });
+  logger.error({ alert, ...fields }, `ALERT: ${message}`);
+}
+
+/** Each count reads an index made for its worker, so a scrape stays cheap as history grows. */
+const waitingCounts = `SELECT
+    (SELECT count(*) FROM recovery_jobs WHERE status = 'pending') AS recovery_jobs_pending,
+    (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'received') AS psp_events_received,
+    (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'parked') AS psp_events_parked,
+    (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS webhook_deliveries_pending,
+    (SELECT count(*) FROM ledger_unsealed_entries) AS ledger_entries_unsealed,
+    (SELECT count(*) FROM ledger_open_holds) AS ledger_holds_open_with_expiry`;
+
+/** The metrics as Prometheus text, with the database's figures read now. */
+export async function renderMetrics(pool: pg.Pool): Promise<{ contentType: string; text: string }> {
+  const counts = await pool.query<Record<string, bigint>>(named(waitingCounts));
+  for (const [what, count] of Object.entries(counts.rows[0] ?? {})) waiting.set({ what }, Number(count));
+  const cases = await pool.query<{ kind: string; count: bigint }>(named(
+    `SELECT kind, count(*) AS count FROM payment_cases WHERE status = 'open' GROUP BY kind`));
+  casesOpen.reset();
+  for (const row of cases.rows) casesOpen.set({ kind: row.kind }, Number(row.count));
+  return { contentType: metricsRegistry.contentType, text: await metricsRegistry.metrics() };
+}
