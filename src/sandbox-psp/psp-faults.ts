@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { invalid, readObject } from '../validation.js';
 
 /**
@@ -180,13 +181,27 @@ export class FaultInjector {
     return this.profile.timeoutHangMs;
   }
 
-  /** How many copies of a webhook to send (0: lost, 2: duplicated) and after what delays. */
-  webhookCopies(): number[] {
+  /**
+   * The fate of an operation's webhook: how many copies (0: lost, 2: duplicated) after what
+   * delays. Drawn from a generator seeded by the profile's seed and the operation's key, so it is
+   * the same whatever order concurrent operations come in, and a repeated key draws nothing from
+   * the shared generator. Not counted: the caller counts the faults once the webhook is queued.
+   */
+  webhookFate(operationKey: string): { delaysMs: number[]; faults: string[] } {
     const { webhooks } = this.profile;
-    if (webhooks.lostRate > 0 && this.random() < webhooks.lostRate) return this.countList('webhook_lost', []);
-    const copies = webhooks.duplicateRate > 0 && this.random() < webhooks.duplicateRate ? 2 : 1;
-    if (copies === 2) this.count('webhook_duplicated');
-    return Array.from({ length: copies }, () => this.between(webhooks.delayMs));
+    const random = seededRandom(createHash('sha256').update(`${this.profile.seed}:${operationKey}`).digest()
+      .readUInt32BE(0));
+    if (webhooks.lostRate > 0 && random() < webhooks.lostRate) return { delaysMs: [], faults: ['webhook_lost'] };
+    const copies = webhooks.duplicateRate > 0 && random() < webhooks.duplicateRate ? 2 : 1;
+    const between = (range: { min: number; max: number }) =>
+      range.max === range.min ? range.min : Math.round(range.min + random() * (range.max - range.min));
+    return { delaysMs: Array.from({ length: copies }, () => between(webhooks.delayMs)),
+      faults: copies === 2 ? ['webhook_duplicated'] : [] };
+  }
+
+  /** Counts faults decided earlier (a webhook's fate, once its operation is recorded). */
+  countInjected(faults: readonly string[]): void {
+    for (const fault of faults) this.count(fault);
   }
 
   authorizationGoesPending(): boolean {
@@ -208,8 +223,4 @@ export class FaultInjector {
     return kind;
   }
 
-  private countList<T>(kind: string, value: T): T {
-    this.count(kind);
-    return value;
-  }
 }

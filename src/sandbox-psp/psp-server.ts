@@ -247,13 +247,16 @@ class SandboxPsp {
     operation: Omit<NewOperation, 'idempotencyKey' | 'reference' | 'requestFingerprint'>) {
     const body = request.body as Record<string, unknown>;
     const fingerprint = fingerprintOf(request);
-    // Drawn once (the insert may look twice), and only for an outcome that is final.
-    let copies: readonly WebhookCopy[] | undefined;
+    // Decided once (the insert may look twice), only for an outcome that is final; its faults
+    // count only if this request recorded the operation.
+    let fate: { copies: WebhookCopy[]; faults: string[] } | undefined;
     const recorded = await recordOperation(db, {
       ...operation, idempotencyKey: idempotencyKeyOf(request), requestFingerprint: fingerprint,
       reference: readString(body.reference, 'reference', { lengthMax: 255, required: true }),
-    }, (row) => (copies ??= row.outcome === 'pending' ? [] : webhookCopies(row, this.injector)));
+    }, (row) => (fate ??= row.outcome === 'pending' ? { copies: [], faults: [] } : webhookCopies(row, this.injector))
+      .copies);
     if (!recorded.created) return answerRepeat(recorded.operation, fingerprint);
+    this.injector.countInjected(fate?.faults ?? []);
     return presentOperation(recorded.operation);
   }
 }

@@ -19,27 +19,37 @@ const deliveryTimeoutMs = 5000;
 
 /**
  * The copies of an operation's webhook the fault profile lets through: none (lost), one, or two
- * (duplicated), each with its delay. Draws from the profile's generator, once per call.
+ * (duplicated), each with its delay, decided by the operation's key (see FaultInjector.webhookFate),
+ * with the faults to count once the copies are queued.
  */
-export function webhookCopies(operation: OperationRow, injector: FaultInjector): WebhookCopy[] {
+export function webhookCopies(operation: OperationRow, injector: FaultInjector):
+{ copies: WebhookCopy[]; faults: string[] } {
   const id = newId('sbxevt');
   const type = `${operation.kind}.${operation.outcome}`;
   const payload = stringifyJson({
     id, object: 'event', type, created: Math.floor(nowMs() / 1000), data: presentOperation(operation),
   });
-  return injector.webhookCopies().map((delayMs, index) => ({
-    id, copy: index + 1, type, payload, deliverAt: new Date(nowMs() + delayMs).toISOString(),
-  }));
+  // A pending authorization's resolution is a second event of the same operation: its own fate.
+  const fate = injector.webhookFate(`${operation.idempotencyKey}:${operation.outcome}`);
+  return {
+    copies: fate.delaysMs.map((delayMs, index) => ({
+      id, copy: index + 1, type, payload, deliverAt: new Date(nowMs() + delayMs).toISOString(),
+    })),
+    faults: fate.faults,
+  };
 }
 
 export async function enqueueWebhook(db: Queryable, operation: OperationRow, injector: FaultInjector): Promise<void> {
-  const copies = webhookCopies(operation, injector);
-  if (copies.length === 0) return;
-  await db.query(named(`INSERT INTO sandbox_psp_webhooks (id, copy, type, payload, deliver_at)
-     SELECT w.id, w.copy, w.type, w.payload::jsonb, w.deliver_at
-     FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[]) AS w(id, copy, type, payload, deliver_at)`),
-  [copies.map((copy) => copy.id), copies.map((copy) => copy.copy), copies.map((copy) => copy.type),
-    copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt)]);
+  const { copies, faults } = webhookCopies(operation, injector);
+  if (copies.length > 0) {
+    await db.query(named(`INSERT INTO sandbox_psp_webhooks (id, copy, type, payload, deliver_at)
+       SELECT w.id, w.copy, w.type, w.payload::jsonb, w.deliver_at
+       FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
+         AS w(id, copy, type, payload, deliver_at)`),
+    [copies.map((copy) => copy.id), copies.map((copy) => copy.copy), copies.map((copy) => copy.type),
+      copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt)]);
+  }
+  injector.countInjected(faults);
 }
 
 export class SandboxWebhookSender {
