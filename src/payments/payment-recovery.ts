@@ -41,20 +41,32 @@ export class PaymentRecovery {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * Runs up to `recoveryBatchMax` due jobs, each claimed just before it runs, so each has the
+   * whole lease: a slow job never lets another process take the jobs queued behind it.
+   */
   async runDue(): Promise<number> {
+    let ran = 0;
+    for (; ran < recoveryBatchMax; ran += 1) {
+      const job = await this.claimNext();
+      if (job === undefined) break;
+      await this.run(job);
+    }
+    return ran;
+  }
+
+  private async claimNext(): Promise<RecoveryJob | undefined> {
     const now = nowMs();
     const claimed = await this.pool.query(named(`WITH due AS (
          SELECT merchant_id, id FROM recovery_jobs WHERE status = 'pending' AND next_run_at <= $1
-          ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-       UPDATE recovery_jobs j SET run_count = j.run_count + 1, next_run_at = $3
+          ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+       UPDATE recovery_jobs j SET run_count = j.run_count + 1, next_run_at = $2
          FROM due WHERE j.merchant_id = due.merchant_id AND j.id = due.id
        RETURNING j.merchant_id, j.id, j.kind, j.subject_id, j.run_count, j.created_at`),
-    [new Date(now).toISOString(), recoveryBatchMax, new Date(now + recoveryLeaseMs).toISOString()]);
-    for (const row of claimed.rows) {
-      await this.run({ merchantId: row.merchant_id, id: row.id, kind: row.kind, subjectId: row.subject_id,
-        runCount: row.run_count, createdAt: row.created_at });
-    }
-    return claimed.rows.length;
+    [new Date(now).toISOString(), new Date(now + recoveryLeaseMs).toISOString()]);
+    const row = claimed.rows[0];
+    return row === undefined ? undefined : { merchantId: row.merchant_id, id: row.id, kind: row.kind,
+      subjectId: row.subject_id, runCount: row.run_count, createdAt: row.created_at };
   }
 
   private async run(job: RecoveryJob): Promise<void> {
