@@ -8,7 +8,7 @@ import { entryHash, genesisHash, selectCanonicalEntries } from './ledger-chain.j
  * SELECTs, so it catches rows changed behind Penny's back (for example with triggers disabled).
  */
 export interface VerifyFailure {
-  readonly check: 'chain' | 'entry_balance' | 'stored_balance' | 'limit' | 'seal_lag' | 'anchor';
+  readonly check: 'chain' | 'entry_balance' | 'stored_balance' | 'limit' | 'seal_lag' | 'anchor' | 'open_holds';
   readonly message: string;
   readonly entry?: string;
   readonly account?: string;
@@ -37,6 +37,7 @@ export async function verifyLedger(
     ...balances.failures,
     ...(await checkLimits(db)),
     ...(await checkSealLag(db)),
+    ...(await checkOpenHolds(db)),
   ];
   return {
     ok: failures.length === 0,
@@ -195,4 +196,29 @@ async function checkSealLag(db: Queryable): Promise<VerifyFailure[]> {
     message: `${row.count} entries older than ${limits.sealLagSecondsMax}s are not sealed ` +
       `(oldest created ${row.oldest}); is the sealer running?`,
   }];
+}
+
+/**
+ * The expiry worker's list of open holds matches the entries: every open hold with an expiry is
+ * listed (an unlisted one would never expire by itself), and nothing else is.
+ */
+async function checkOpenHolds(db: Queryable): Promise<VerifyFailure[]> {
+  const result = await db.query<{ entry_id: string; problem: string }>(
+    `WITH open AS (
+       SELECT h.id FROM ledger_entries h
+       WHERE h.kind = 'hold' AND h.expires_at IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.hold_entry_id = h.id))
+     (SELECT id AS entry_id, 'unlisted' AS problem FROM open
+       WHERE NOT EXISTS (SELECT 1 FROM ledger_open_holds o WHERE o.entry_id = open.id) ORDER BY id LIMIT 10)
+     UNION ALL
+     (SELECT entry_id, 'not open' FROM ledger_open_holds o
+       WHERE NOT EXISTS (SELECT 1 FROM open WHERE open.id = o.entry_id) ORDER BY entry_id LIMIT 10)`,
+  );
+  return result.rows.map((row) => ({
+    check: 'open_holds' as const,
+    entry: row.entry_id,
+    message: row.problem === 'unlisted'
+      ? `hold ${row.entry_id} is open with an expiry but missing from ledger_open_holds, so it would never expire`
+      : `ledger_open_holds lists ${row.entry_id}, which is not an open hold with an expiry`,
+  }));
 }

@@ -330,3 +330,24 @@ describe('concurrent sealers', () => {
     await expectOneContiguousChain(penny, 300);
   });
 });
+
+describe('the open-holds list', () => {
+  it('reports an open hold missing from the list, and a listed entry that is not an open hold', async () => {
+    const { penny, cash, owed, sealed } = await seededLedger(2);
+    const hold = await penny.request({ method: 'POST', url: '/v1/ledger/entries', body: {
+      external_reference: 'listed-hold', pending: true, expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+      postings: [{ account: cash, direction: 'debit', amount: 50 }, { account: owed, direction: 'credit', amount: 50 }],
+    } });
+    expect(hold.status).toBe(200);
+    await sealPending(penny.pool, {});
+    expect((await verifyLedger(penny.pool)).failures).toEqual([]);
+    await penny.pool.query('DELETE FROM ledger_open_holds WHERE entry_id = $1', [hold.body.id]);
+    await penny.pool.query(`INSERT INTO ledger_open_holds (entry_id, expires_at) VALUES ($1, now())`, [sealed[0]]);
+    const report = await verifyLedger(penny.pool);
+    expect(report.ok).toBe(false);
+    expect(report.failures).toEqual([
+      expect.objectContaining({ check: 'open_holds', entry: hold.body.id, message: expect.stringMatching(/never expire/) }),
+      expect.objectContaining({ check: 'open_holds', entry: sealed[0], message: expect.stringMatching(/not an open hold/) }),
+    ]);
+  });
+});
