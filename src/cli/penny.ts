@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config.js';
 import { PennyError } from '../errors.js';
+import { registerCaseCommands } from './case-commands.js';
 import { registerLedgerCommands } from './ledger-commands.js';
 import { registerMerchantCommands } from './merchant-commands.js';
 import { registerSandboxPspCommands } from './sandbox-psp-commands.js';
@@ -20,6 +21,7 @@ registerServeCommands(program);
 registerLedgerCommands(program);
 registerMerchantCommands(program);
 registerSandboxPspCommands(program);
+registerCaseCommands(program);
 
 try {
   loadConfig();

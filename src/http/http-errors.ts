@@ -62,6 +62,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   entry_already_reversed: 409,
   history_is_append_only: 409,
   idempotency_key_in_use: 409,
+  case_already_closed: 409,
   balance_write_refused: 409,
   // Transport.
   request_too_large: 413,

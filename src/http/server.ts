@@ -14,6 +14,7 @@ import { registerConnectorWebhookRoutes } from './connector-webhook-routes.js';
 import { registerClockRoutes } from './clock-routes.js';
 import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
+import { registerCaseRoutes } from './case-routes.js';
 import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
@@ -113,6 +114,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   });
   registerClockRoutes(app, { checkOperator: createOperatorCheck(dependencies.operatorKey),
     followers: dependencies.clockFollowers ?? [] });
+  registerCaseRoutes(app, { pool: dependencies.pool, checkOperator: createOperatorCheck(dependencies.operatorKey) });
   registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
   const idempotency = new IdempotencyService(dependencies.pool,
     (error) => ({ status: statusOf(error), body: errorBody(error) }),

@@ -55,7 +55,8 @@ describe('metrics', () => {
     expect(valueOf(text, 'penny_payment_cases_open{kind="unmatched_event"}')).toBe(2);
     expect(valueOf(text, 'penny_waiting{what="recovery_jobs_pending"}')).toBe(1);
     expect(valueOf(text, 'penny_waiting{what="psp_events_parked"}')).toBe(0);
-    await penny.pool.query(`UPDATE payment_cases SET status = 'closed' WHERE id = 'case_metrics01'`);
+    await penny.pool.query(`UPDATE payment_cases SET status = 'closed', closed_at = now(), resolution = 'checked'
+      WHERE id = 'case_metrics01'`);
     expect(valueOf(await scrape(), 'penny_payment_cases_open{kind="unmatched_event"}')).toBe(1);
   });
 });
