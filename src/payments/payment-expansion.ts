@@ -11,8 +11,8 @@ import * as store from './payment-store.js';
  * as Stripe answers it, checked before the request runs. Bounded as Stripe bounds it: at most 20
  * paths, 4 levels each.
  */
-export const expandPathsMax = 20;
-export const expandDepthMax = 4;
+const expandPathsMax = 20;
+const expandDepthMax = 4;
 
 type Json = Record<string, unknown>;
 type Expander = (db: Queryable, merchantId: string, id: string) => Promise<Json | undefined>;

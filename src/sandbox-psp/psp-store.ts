@@ -24,16 +24,9 @@ export interface OperationRow {
   readonly createdAt: string;
 }
 
-export interface NewOperation {
-  readonly idempotencyKey: string;
-  readonly reference: string;
-  readonly kind: OperationKind;
-  readonly parentPspReference: string | null;
-  readonly amountMinor: bigint | null;
-  readonly currency: string | null;
-  readonly outcome: string;
-  readonly declineCode: string | null;
-  readonly paymentMethod: string | null;
+/** What a caller records: the row's fields less those the record assigns (reference, timestamps). */
+export interface NewOperation extends Pick<OperationRow, 'idempotencyKey' | 'reference' | 'kind' |
+  'parentPspReference' | 'amountMinor' | 'currency' | 'outcome' | 'declineCode' | 'paymentMethod'> {
   readonly requestFingerprint: string;
   /** A pending authorization: when it resolves, and to what. */
   readonly pending?: { readonly resolvesAt: string; readonly outcome: string } | undefined;
