@@ -53,7 +53,9 @@ export const limits = {
   /** Account currencies never change, so the ledger caches them (oldest evicted first). */
   accountCurrencyCacheEntriesMax: 100_000,
   sealIntervalMs: 500,
-  compactionBatchDeltasMax: 5000,
+  /** Balance-change rows (one per posting statement) folded per transaction, and rounds per tick. */
+  compactionBatchRowsMax: 1000,
+  compactionRoundsMax: 10,
   compactionIntervalMs: 1000,
   holdExpiryBatchMax: 100,
   holdExpiryIntervalMs: 1000,

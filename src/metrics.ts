@@ -58,7 +58,7 @@ const waitingCounts = `SELECT
     (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'received') AS psp_events_received,
     (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'parked') AS psp_events_parked,
     (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS webhook_deliveries_pending,
-    (SELECT count(*) FROM ledger_unsealed_entries) AS ledger_entries_unsealed,
+    (SELECT coalesce(sum(cardinality(entry_ids)), 0) FROM ledger_unsealed_statements) AS ledger_entries_unsealed,
     (SELECT count(*) FROM ledger_open_holds) AS ledger_holds_open_with_expiry`;
 
 /** The metrics as Prometheus text, with the database's figures read now. */

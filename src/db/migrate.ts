@@ -16,12 +16,18 @@ export interface MigrationResult {
   readonly applied: string[];
 }
 
-export async function migrate(databaseUrl: string, logger?: Logger): Promise<MigrationResult> {
+/** `count` stops after that many pending files (tests of an upgrade from an older schema). */
+export async function migrate(
+  databaseUrl: string,
+  logger?: Logger,
+  options: { count?: number } = {},
+): Promise<MigrationResult> {
   const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
   const ran = await runner({
     databaseUrl,
     dir: await resolveMigrationsDirectory(),
     direction: 'up',
+    ...(options.count === undefined ? {} : { count: options.count }),
     migrationsTable,
     checkOrder: true,
     singleTransaction: true,

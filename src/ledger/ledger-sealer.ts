@@ -14,6 +14,8 @@ const sealerLockKey = 0x50454e4e59; // "PENNY"
 
 export interface SealResult {
   readonly sealed: number;
+  /** Seal-queue rows consumed (one per posting statement); 0 when nothing waited. */
+  readonly statements: number;
   readonly head: { readonly position: bigint; readonly hash: string } | undefined;
 }
 
@@ -21,19 +23,32 @@ export async function sealBatch(pool: pg.Pool): Promise<SealResult> {
   return withTransaction(pool, async (client) => {
     const locked = await client.query<{ locked: boolean }>(
       'SELECT pg_try_advisory_xact_lock($1) AS locked', [sealerLockKey]);
-    if (locked.rows[0]?.locked !== true) return { sealed: 0, head: undefined };
-    const waiting = await client.query<{ entry_id: string }>(
-      `SELECT u.entry_id FROM ledger_unsealed_entries u
-       JOIN ledger_entries e ON e.id = u.entry_id
-       ORDER BY e.sequence LIMIT $1`,
+    if (locked.rows[0]?.locked !== true) return { sealed: 0, statements: 0, head: undefined };
+    // Queue rows in order, as many as keep the entries under the batch limit (always one); an
+    // entry named by two rows (postings added by a later statement) or sealed already is skipped.
+    const queued = await client.query<{ id: string }>(
+      `SELECT id FROM (
+         SELECT id, sum(cardinality(entry_ids)) OVER (ORDER BY id) - cardinality(entry_ids) AS before
+         FROM (SELECT id, entry_ids FROM ledger_unsealed_statements ORDER BY id LIMIT $1) oldest
+       ) counted WHERE before < $1`,
       [limits.sealBatchEntriesMax],
+    );
+    const queueIds = queued.rows.map((row) => row.id);
+    const waiting = await client.query<{ entry_id: string }>(
+      `SELECT e.id AS entry_id FROM ledger_entries e
+       WHERE e.id IN (SELECT unnest(entry_ids) FROM ledger_unsealed_statements WHERE id = ANY($1::bigint[]))
+         AND NOT EXISTS (SELECT 1 FROM ledger_entry_seals s WHERE s.entry_id = e.id)
+       ORDER BY e.sequence`,
+      [queueIds],
     );
     const head = await client.query<{ position: bigint; hash: string }>(
       'SELECT position, hash FROM ledger_entry_seals ORDER BY position DESC LIMIT 1');
     let position = head.rows[0]?.position ?? 0n;
     let previous = head.rows[0]?.hash ?? genesisHash;
     if (waiting.rows.length === 0) {
-      return { sealed: 0, head: position === 0n ? undefined : { position, hash: previous } };
+      await deleteQueued(client, queueIds);
+      const unchanged = position === 0n ? undefined : { position, hash: previous };
+      return { sealed: 0, statements: queueIds.length, head: unchanged };
     }
     const ids = waiting.rows.map((row) => row.entry_id);
     const entries = await selectCanonicalEntries(client, ids);
@@ -51,9 +66,15 @@ export async function sealBatch(pool: pg.Pool): Promise<SealResult> {
       [seals.map((seal) => seal.position.toString()), seals.map((seal) => seal.entryId),
         seals.map((seal) => seal.previousHash), seals.map((seal) => seal.hash)],
     );
-    await client.query('DELETE FROM ledger_unsealed_entries WHERE entry_id = ANY($1::text[])', [ids]);
-    return { sealed: seals.length, head: { position, hash: previous } };
+    await deleteQueued(client, queueIds);
+    const sealed = seals.length;
+    return { sealed, statements: queueIds.length, head: { position, hash: previous } };
   });
+}
+
+async function deleteQueued(client: pg.PoolClient, queueIds: readonly string[]): Promise<void> {
+  if (queueIds.length === 0) return;
+  await client.query('DELETE FROM ledger_unsealed_statements WHERE id = ANY($1::bigint[])', [queueIds]);
 }
 
 /** Seals until nothing waits (bounded), then publishes the head: a log line and the anchor file. */
@@ -62,14 +83,16 @@ export async function sealPending(
   options: { logger?: Logger | undefined; anchorFile?: string | undefined; batchesMax?: number },
 ): Promise<SealResult> {
   let total = 0;
-  let last: SealResult = { sealed: 0, head: undefined };
+  let statements = 0;
+  let last: SealResult = { sealed: 0, statements: 0, head: undefined };
   for (let batch = 0; batch < (options.batchesMax ?? 100); batch += 1) {
     last = await sealBatch(pool);
     total += last.sealed;
-    if (last.sealed < limits.sealBatchEntriesMax) break;
+    statements += last.statements;
+    if (last.statements === 0) break;
   }
   if (total > 0 && last.head !== undefined) await publishHead(last.head, options);
-  return { sealed: total, head: last.head };
+  return { sealed: total, statements, head: last.head };
 }
 
 async function publishHead(

@@ -386,9 +386,18 @@ export class LedgerService {
     return { entries: [await this.getEntry(existing.get(row.externalReference) as string)], replayed: true };
   }
 
-  /** Folds balance deltas into balance rows; returns how many deltas it folded. */
+  /**
+   * Folds balance-change rows into balance rows, a transaction per round, until a round finds
+   * fewer than a full batch (at most compactionRoundsMax rounds); returns how many rows it folded.
+   */
   async compactBalances(): Promise<number> {
-    return store.compactBalances(this.pool, limits.compactionBatchDeltasMax);
+    let folded = 0;
+    for (let round = 0; round < limits.compactionRoundsMax; round += 1) {
+      const foldedNow = await store.compactBalances(this.pool, limits.compactionBatchRowsMax);
+      folded += foldedNow;
+      if (foldedNow < limits.compactionBatchRowsMax) break;
+    }
+    return folded;
   }
 }
 

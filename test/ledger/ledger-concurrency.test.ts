@@ -381,13 +381,13 @@ describe('ledger under concurrent writers', () => {
 
     // Once everything is folded, the stored row alone holds the exact sum.
     await ledger.compactBalances();
-    const row = await database.pool.query<{ credits_posted: bigint; deltas: bigint }>(
+    const row = await database.pool.query<{ credits_posted: bigint; changes: bigint }>(
       `SELECT credits_posted,
-         (SELECT count(*) FROM ledger_balance_deltas WHERE account_id = $1) AS deltas
+         (SELECT count(*) FROM ledger_balance_changes WHERE $1 = ANY(account_ids)) AS changes
        FROM ledger_account_balances WHERE account_id = $1`,
       [fees.id],
     );
-    expect(row.rows).toEqual([{ credits_posted: expected, deltas: 0n }]);
+    expect(row.rows).toEqual([{ credits_posted: expected, changes: 0n }]);
   });
 
   it('never deadlocks on transfers between two limited accounts in opposite directions', async () => {

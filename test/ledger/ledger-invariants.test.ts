@@ -86,15 +86,35 @@ async function fund(debitAccount: string, creditAccount: string, amount: number)
   });
 }
 
-/** The raw SQL of one entry: the entry row, then all its postings in one statement. */
+/**
+ * The raw SQL of one entry: the entry row and all its postings in one statement, as the database
+ * requires (an entry must have its postings when the statement that inserts it ends).
+ */
 async function insertRawEntry(client: pg.PoolClient, entry: RawEntry): Promise<string> {
   const id = entry.id ?? newEntryId();
+  const legs = entry.legs;
   await client.query(
-    `INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, hold_entry_id, effective_at)
-     VALUES ($1, $2, 'raw', $3, $4, now())`,
-    [id, `raw-${id}`, entry.kind ?? 'standard', entry.holdEntryId ?? null],
+    `WITH inserted AS (
+       INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, hold_entry_id, effective_at)
+       VALUES ($1, 'raw-' || $1, 'raw', $2, $3, now())
+       RETURNING id, effective_at
+     )
+     INSERT INTO ledger_postings
+       (entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw, effective_at)
+     SELECT i.id, l.account_id, l.currency, l.direction, l.phase, l.amount, l.must_not_overdraw, i.effective_at
+     FROM inserted i,
+       unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
+         AS l(account_id, currency, direction, phase, amount, must_not_overdraw)`,
+    [
+      id, entry.kind ?? 'standard', entry.holdEntryId ?? null,
+      legs.map((leg) => leg.account),
+      legs.map((leg) => leg.currency ?? 'USD'),
+      legs.map((leg) => leg.direction),
+      legs.map((leg) => leg.phase ?? 'posted'),
+      legs.map((leg) => leg.amount.toString()),
+      legs.map((leg) => leg.mustNotOverdraw ?? false),
+    ],
   );
-  if (entry.legs.length > 0) await insertRawPostings(client, id, entry.legs);
   return id;
 }
 
@@ -175,7 +195,7 @@ async function postingsOf(entryId: string): Promise<{ account_id: string; direct
   return result.rows;
 }
 
-describe('invariant 1: every entry balances (each postings statement at once, presence at commit)', () => {
+describe('invariant 1: every entry balances (each postings statement at once, presence by the end of its statement)', () => {
   it('refuses, when its postings are inserted, an entry whose debits and credits differ, and keeps nothing of it', async () => {
     const cash = await openAccount('asset');
     const owed = await openAccount('liability');
@@ -205,11 +225,29 @@ describe('invariant 1: every entry balances (each postings statement at once, pr
     expect(await balancesOf(cash)).toEqual(balances({}));
   });
 
-  it('refuses an entry with no postings at all', async () => {
+  it('refuses an entry with no postings at all, at the end of the statement that inserts it', async () => {
     const id = newEntryId();
     const outcome = await attempt((client) => insertRawEntry(client, { id, legs: [] }));
-    expect(outcome).toEqual({ stage: 'commit', code: 'PN001' });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN001' });
     expect(await entryCount(id)).toBe(0);
+  });
+
+  it('refuses an entry inserted alone, even when its postings would follow in the same transaction', async () => {
+    const cash = await openAccount('asset');
+    const owed = await openAccount('liability');
+    const id = newEntryId();
+    const outcome = await attempt(async (client) => {
+      await client.query(
+        `INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, effective_at)
+         VALUES ($1, 'raw-' || $1, 'raw', 'standard', now())`, [id]);
+      await insertRawPostings(client, id, [
+        { account: cash, direction: 'debit', amount: 100 },
+        { account: owed, direction: 'credit', amount: 100 },
+      ]);
+    });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN001' });
+    expect(await entryCount(id)).toBe(0);
+    expect(await balancesOf(cash)).toEqual(balances({}));
   });
 
   it('refuses an entry that balances only across currencies (USD debit 100, EUR credit 100)', async () => {
@@ -572,8 +610,8 @@ describe('invariant 5: stored balances change only through postings', () => {
     await fund(cash, owed, 100);
   });
 
-  async function deltaCount(): Promise<bigint> {
-    const result = await penny.pool.query<{ count: bigint }>('SELECT count(*) AS count FROM ledger_balance_deltas');
+  async function changeCount(): Promise<bigint> {
+    const result = await penny.pool.query<{ count: bigint }>('SELECT count(*) AS count FROM ledger_balance_changes');
     return result.rows[0]?.count ?? -1n;
   }
 
@@ -584,22 +622,22 @@ describe('invariant 5: stored balances change only through postings', () => {
     expect(await balancesOf(owed)).toEqual(balances({ creditsPosted: 100n }));
   });
 
-  it('refuses DELETE of balance deltas', async () => {
-    const before = await deltaCount();
+  it('refuses DELETE of balance-change rows', async () => {
+    const before = await changeCount();
     expect(before).toBeGreaterThan(0n);
-    const outcome = await attemptStatement('DELETE FROM ledger_balance_deltas');
+    const outcome = await attemptStatement('DELETE FROM ledger_balance_changes');
     expect(outcome).toEqual({ stage: 'statement', code: 'PN007' });
-    expect(await deltaCount()).toBe(before);
+    expect(await changeCount()).toBe(before);
     expect(await balancesOf(owed)).toEqual(balances({ creditsPosted: 100n }));
   });
 
-  it('refuses INSERT of a balance delta', async () => {
-    const before = await deltaCount();
+  it('refuses INSERT of a balance-change row', async () => {
+    const before = await changeCount();
     const outcome = await attemptStatement(
-      `INSERT INTO ledger_balance_deltas (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
-       VALUES ($1, 0, 1000, 0, 0)`, [owed]);
+      `INSERT INTO ledger_balance_changes (account_ids, debits_posted, credits_posted, debits_pending, credits_pending)
+       VALUES (ARRAY[$1], '{0}', '{1000}', '{0}', '{0}')`, [owed]);
     expect(outcome).toEqual({ stage: 'statement', code: 'PN007' });
-    expect(await deltaCount()).toBe(before);
+    expect(await changeCount()).toBe(before);
     expect(await balancesOf(owed)).toEqual(balances({ creditsPosted: 100n }));
   });
 
@@ -662,10 +700,10 @@ describe('invariant 5: stored balances equal the sums of postings, before and af
     expect((await checkStoredBalances(penny.pool)).failures).toEqual([]);
   }
 
-  it('agree before compaction, with the deltas not yet folded', async () => {
-    const deltas = await penny.pool.query<{ count: bigint }>(
-      'SELECT count(*) AS count FROM ledger_balance_deltas WHERE account_id = $1', [accounts.wallet]);
-    expect(deltas.rows[0]?.count).toBeGreaterThan(40n);
+  it('agree before compaction, with the balance changes not yet folded', async () => {
+    const changes = await penny.pool.query<{ count: bigint }>(
+      'SELECT count(*) AS count FROM ledger_balance_changes WHERE $1 = ANY(account_ids)', [accounts.wallet]);
+    expect(changes.rows[0]?.count).toBeGreaterThan(40n);
     await expectBalancesAgree();
   });
 
@@ -675,9 +713,9 @@ describe('invariant 5: stored balances equal the sums of postings, before and af
     await expectBalancesAgree();
   });
 
-  it('agree after SELECT ledger_compact_balances(1000), with every delta folded into the balance rows', async () => {
+  it('agree after SELECT ledger_compact_balances(1000), with every change folded into the balance rows', async () => {
     await penny.pool.query('SELECT ledger_compact_balances(1000)');
-    const left = await penny.pool.query('SELECT 1 FROM ledger_balance_deltas');
+    const left = await penny.pool.query('SELECT 1 FROM ledger_balance_changes');
     expect(left.rows).toEqual([]);
     for (const [account, balance] of expected) {
       const row = await penny.pool.query<{ dp: bigint; cp: bigint; dpend: bigint; cpend: bigint }>(
@@ -729,7 +767,7 @@ describe('hold resolutions, attacked with raw SQL', () => {
         { account: merchant, direction: 'credit', amount: 60, phase: 'posted' },
       ],
     }));
-    expect(outcome).toEqual({ stage: 'commit', code: 'PN005' });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN005' });
     expect(await entryCount(id)).toBe(0);
     expect(await holdStatus(hold)).toBe('pending');
     expect(await balancesOf(wallet)).toEqual(balances({ creditsPosted: 500n, debitsPending: 100n }));
@@ -749,7 +787,7 @@ describe('hold resolutions, attacked with raw SQL', () => {
         { account: merchant, direction: 'credit', amount: 150, phase: 'posted' },
       ],
     }));
-    expect(outcome).toEqual({ stage: 'commit', code: 'PN005' });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN005' });
     expect(await entryCount(id)).toBe(0);
     expect(await holdStatus(hold)).toBe('pending');
   });
@@ -768,7 +806,7 @@ describe('hold resolutions, attacked with raw SQL', () => {
         { account: wallet, direction: 'credit', amount: 100, phase: 'release' },
       ],
     }));
-    expect(outcome).toEqual({ stage: 'commit', code: 'PN005' });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN005' });
     expect(await entryCount(id)).toBe(0);
   });
 

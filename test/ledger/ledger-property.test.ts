@@ -464,8 +464,8 @@ async function runOperation(model: Model, real: Real, operation: Operation): Pro
     }
     case 'compact': {
       await real.ledger.compactBalances();
-      const left = await real.pool.query<{ count: bigint }>('SELECT count(*) AS count FROM ledger_balance_deltas');
-      expect(left.rows[0]?.count, 'every delta is folded').toBe(0n);
+      const left = await real.pool.query<{ count: bigint }>('SELECT count(*) AS count FROM ledger_balance_changes');
+      expect(left.rows[0]?.count, 'every balance change is folded').toBe(0n);
       return countOutcome('compacted');
     }
   }

@@ -257,13 +257,14 @@ describe('seal lag', () => {
     try {
       await client.query('BEGIN');
       await client.query(
-        `INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, effective_at, created_at)
-         VALUES ('lent_oldunsealed1', 'old-unsealed', 'raw', 'standard', now(), now() - interval '1 hour')`);
-      await client.query(
-        `INSERT INTO ledger_postings (entry_id, account_id, currency, direction, phase, amount_minor, effective_at)
+        `WITH e AS (
+           INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, effective_at, created_at)
+           VALUES ('lent_oldunsealed1', 'old-unsealed', 'raw', 'standard', now(), now() - interval '1 hour')
+           RETURNING id, effective_at
+         )
+         INSERT INTO ledger_postings (entry_id, account_id, currency, direction, phase, amount_minor, effective_at)
          SELECT e.id, v.account, 'USD', v.direction, 'posted', 100, e.effective_at
-         FROM ledger_entries e, (VALUES ($1, 'debit'), ($2, 'credit')) AS v(account, direction)
-         WHERE e.id = 'lent_oldunsealed1'`,
+         FROM e, (VALUES ($1, 'debit'), ($2, 'credit')) AS v(account, direction)`,
         [cash, owed]);
       await client.query('COMMIT');
     } catch (error) {
@@ -282,13 +283,54 @@ describe('seal lag', () => {
   });
 });
 
+describe('the seal queue', () => {
+  it('seals once an entry whose postings came in two statements of its transaction', async () => {
+    const { penny, cash, owed } = await seededLedger(2);
+    const client = await penny.pool.connect();
+    const columns = 'entry_id, account_id, currency, direction, phase, amount_minor, effective_at';
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `WITH e AS (
+           INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, effective_at)
+           VALUES ('lent_twostatements1', 'two-statements', 'raw', 'standard', now())
+           RETURNING id, effective_at
+         )
+         INSERT INTO ledger_postings (${columns})
+         SELECT e.id, v.account, 'USD', v.direction, 'posted', 100, e.effective_at
+         FROM e, (VALUES ($1, 'debit'), ($2, 'credit')) AS v(account, direction)`,
+        [cash, owed]);
+      await client.query(
+        `INSERT INTO ledger_postings (${columns})
+         SELECT e.id, v.account, 'USD', v.direction, 'posted', 5, e.effective_at
+         FROM ledger_entries e, (VALUES ($1, 'debit'), ($2, 'credit')) AS v(account, direction)
+         WHERE e.id = 'lent_twostatements1'`,
+        [cash, owed]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const queued = await penny.pool.query<{ count: bigint }>(
+      `SELECT count(*) AS count FROM ledger_unsealed_statements WHERE 'lent_twostatements1' = ANY(entry_ids)`);
+    expect(queued.rows[0]?.count).toBe(2n);
+    expect((await sealPending(penny.pool, {})).sealed).toBe(1);
+    const seals = await penny.pool.query<{ position: bigint }>(
+      `SELECT position FROM ledger_entry_seals WHERE entry_id = 'lent_twostatements1'`);
+    expect(seals.rows).toEqual([{ position: 3n }]);
+    expect((await penny.pool.query('SELECT 1 FROM ledger_unsealed_statements')).rows).toEqual([]);
+    const report = await verifyLedger(penny.pool);
+    expect(report.failures).toEqual([]);
+    expect(report.head?.position).toBe('3');
+  });
+});
+
 describe('concurrent sealers', () => {
   async function expectOneContiguousChain(penny: TestLedger, count: number): Promise<void> {
     const seals = await penny.pool.query<{ seals: bigint; first: bigint; last: bigint; entries: bigint }>(
       `SELECT count(*) AS seals, min(position) AS first, max(position) AS last,
               count(DISTINCT entry_id) AS entries FROM ledger_entry_seals`);
     expect(seals.rows[0]).toEqual({ seals: BigInt(count), first: 1n, last: BigInt(count), entries: BigInt(count) });
-    const waiting = await penny.pool.query('SELECT entry_id FROM ledger_unsealed_entries');
+    const waiting = await penny.pool.query('SELECT id FROM ledger_unsealed_statements');
     expect(waiting.rows).toEqual([]);
     const report = await verifyLedger(penny.pool);
     expect(report.failures).toEqual([]);
