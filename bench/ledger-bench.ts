@@ -7,7 +7,10 @@
  * rate is printed as a ratio of it, so the figure means the same on any machine. Tables are
  * prefilled and analysed before measuring.
  *
- * BENCH_SECONDS (default 3) sets each measurement's length; BENCH_DATABASE_URL a server of your own.
+ * Penny and the baseline alternate in slices (BENCH_SLICES, default 6, per measurement), so both
+ * see the same moments of a noisy machine and their ratio is steadier than their rates.
+ * BENCH_SECONDS (default 3) sets each system's total time per measurement; BENCH_DATABASE_URL a
+ * server of your own.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -21,6 +24,7 @@ import { LedgerService } from '../src/ledger/ledger-service.js';
 import type { CreateEntryCommand } from '../src/ledger/ledger-types.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 3);
+const slicesPerRun = Number(process.env.BENCH_SLICES ?? 6);
 const clientCounts = [1, 8, 32] as const;
 const poolSizeMax = 8;
 const accountCount = 1000;
@@ -58,9 +62,15 @@ async function main(): Promise<void> {
     for (const mode of ['single', 'batch100'] as const) {
       for (const pattern of ['uniform', 'hot'] as const) {
         for (const clients of clientCounts) {
+          const samples = { baseline: emptySample(), penny: emptySample() };
+          for (let slice = 0; slice < slicesPerRun; slice += 1) {
+            for (const system of ['baseline', 'penny'] as const) {
+              const writer = system === 'penny' ? pennyWriter(ledger) : baselineWriter(pool);
+              await measure(writer, { accounts, pattern, mode, clients }, samples[system]);
+            }
+          }
           for (const system of ['baseline', 'penny'] as const) {
-            const writer = system === 'penny' ? pennyWriter(ledger) : baselineWriter(pool);
-            const measured = await measure(writer, { accounts, pattern, mode, clients });
+            const measured = summarize(samples[system]);
             results.push({ system, pattern, mode, clients, ...measured });
             process.stderr.write(`${system} ${mode} ${pattern} ${clients}: ${measured.transfersPerSecond}/s\n`);
           }
@@ -195,30 +205,43 @@ function nextTransfer(accounts: Accounts, pattern: Pattern): Transfer {
   return { reference: newId('lent'), debit, credit, amountMinor: BigInt(1 + Math.floor(Math.random() * 10_000)) };
 }
 
+interface Sample {
+  transfers: number;
+  elapsedMs: number;
+  readonly latenciesMs: number[];
+}
+
+function emptySample(): Sample {
+  return { transfers: 0, elapsedMs: 0, latenciesMs: [] };
+}
+
+/** One slice: `secondsPerRun / slicesPerRun` seconds of writing, added to the system's sample. */
 async function measure(
   writer: Writer,
   options: { accounts: Accounts; pattern: Pattern; mode: Mode; clients: number },
-): Promise<Omit<Measurement, 'system' | 'pattern' | 'mode' | 'clients'>> {
+  sample: Sample,
+): Promise<void> {
   const size = options.mode === 'single' ? 1 : batchSize;
-  const latenciesMs: number[] = [];
-  let transfers = 0;
-  const deadline = performance.now() + secondsPerRun * 1000;
   const started = performance.now();
+  const deadline = started + (secondsPerRun * 1000) / slicesPerRun;
   await Promise.all(Array.from({ length: options.clients }, async () => {
     while (performance.now() < deadline) {
       const batch = Array.from({ length: size }, () => nextTransfer(options.accounts, options.pattern));
       const begin = performance.now();
       await writer(batch);
-      latenciesMs.push(performance.now() - begin);
-      transfers += size;
+      sample.latenciesMs.push(performance.now() - begin);
+      sample.transfers += size;
     }
   }));
-  const elapsedSeconds = (performance.now() - started) / 1000;
-  latenciesMs.sort((left, right) => left - right);
+  sample.elapsedMs += performance.now() - started;
+}
+
+function summarize(sample: Sample): Omit<Measurement, 'system' | 'pattern' | 'mode' | 'clients'> {
+  const sorted = [...sample.latenciesMs].sort((left, right) => left - right);
   return {
-    transfersPerSecond: Math.round(transfers / elapsedSeconds),
-    latencyMsP50: round(percentile(latenciesMs, 0.5)),
-    latencyMsP99: round(percentile(latenciesMs, 0.99)),
+    transfersPerSecond: Math.round(sample.transfers / (sample.elapsedMs / 1000)),
+    latencyMsP50: round(percentile(sorted, 0.5)),
+    latencyMsP99: round(percentile(sorted, 0.99)),
   };
 }
 
@@ -233,7 +256,7 @@ function round(value: number): number {
 function report(results: readonly Measurement[]): void {
   const lines = [
     `ledger benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores (${os.cpus()[0]?.model}), ` +
-      `node ${process.version}, pool ${poolSizeMax}, ${secondsPerRun}s per run, ` +
+      `node ${process.version}, pool ${poolSizeMax}, ${secondsPerRun}s per system in ${slicesPerRun} alternating slices, ` +
       `${accountCount} accounts, ${prefillTransfers} prefilled transfers`,
     '',
     '| mode | pattern | clients | penny transfers/s | baseline transfers/s | ratio | penny p50 ms | penny p99 ms |',

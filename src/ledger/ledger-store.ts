@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { named, type Queryable } from '../db/pool.js';
 import type {
   Account, Balances, CreateAccountCommand, Direction, Entry, EntryKind, Posting, PostingPhase,
@@ -138,16 +139,12 @@ export async function insertEntries(
        FROM posting_input p
        JOIN inserted i ON i.id = p.entry_id
        ORDER BY p.ordinal
-       RETURNING id, entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw
+       RETURNING id, entry_id
      )
-     SELECT i.id, i.effective_at, i.created_at, i.sequence, i.expires_at, g.postings
+     SELECT i.id, i.effective_at, i.created_at, i.sequence, i.expires_at, g.posting_ids
      FROM inserted i
-     JOIN (
-       SELECT entry_id, json_agg(json_build_object('id', id, 'account_id', account_id,
-         'currency', currency, 'direction', direction, 'phase', phase,
-         'amount_minor', amount_minor, 'must_not_overdraw', must_not_overdraw) ORDER BY id) AS postings
-       FROM posted GROUP BY entry_id
-     ) g ON g.entry_id = i.id`,
+     JOIN (SELECT entry_id, array_agg(id::text ORDER BY id) AS posting_ids FROM posted GROUP BY entry_id) g
+       ON g.entry_id = i.id`,
     values: [
       entries.map((entry) => entry.id),
       entries.map((entry) => entry.externalReference),
@@ -168,14 +165,28 @@ export async function insertEntries(
       postings.map((item) => item.posting.mustNotOverdraw),
     ],
   });
-  return new Map(result.rows.map((row) => [row.id, {
-    id: row.id,
-    sequence: row.sequence,
-    effectiveAt: row.effective_at,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    postings: toPostings(row.id, row.effective_at, row.postings),
-  }]));
+  // Each entry's postings got their ids in the order they were sent (the insert is ordered by
+  // ordinal), so the written postings are the sent ones with those ids; nothing is read back.
+  const sent = new Map(entries.map((entry) => [entry.id, entry]));
+  return new Map(result.rows.map((row) => {
+    const entry = sent.get(row.id);
+    assert.ok(entry !== undefined && entry.postings.length === row.posting_ids.length, 'every posting was written');
+    return [row.id, {
+      id: row.id,
+      sequence: row.sequence,
+      effectiveAt: row.effective_at,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+      postings: entry.postings.map((posting, index): Posting => {
+        assert.ok(posting.currency !== null, 'a posting without a currency is refused by the database');
+        return {
+          id: BigInt(row.posting_ids[index]), entryId: row.id, accountId: posting.accountId,
+          currency: posting.currency, direction: posting.direction, phase: posting.phase,
+          amountMinor: posting.amountMinor, mustNotOverdraw: posting.mustNotOverdraw, effectiveAt: row.effective_at,
+        };
+      }),
+    }];
+  }));
 }
 
 export async function selectFingerprints(

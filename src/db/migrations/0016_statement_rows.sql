@@ -124,21 +124,29 @@ DROP FUNCTION ledger_check_entry();
 
 CREATE FUNCTION ledger_check_new_entries() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  bare text;
   entry ledger_entries;
 BEGIN
-  SELECT n.id INTO bare FROM new_entries n
-  WHERE NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.entry_id = n.id)
-  LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
-      DETAIL = format('entry %s has no postings; an entry needs at least two, in the statement that inserts it', bare);
-  END IF;
-  FOR entry IN SELECT * FROM new_entries WHERE hold_entry_id IS NOT NULL LOOP
-    PERFORM ledger_check_hold_resolution(entry);
-  END LOOP;
-  FOR entry IN SELECT * FROM new_entries WHERE reverses_entry_id IS NOT NULL LOOP
-    PERFORM ledger_check_reversal(entry);
+  -- One query finds every entry with something to check: none, for plain entries with postings.
+  -- (LATERAL ... LIMIT 1 keeps the look-up per entry; a NOT EXISTS under OR would be planned as a
+  -- hashed subplan over every posting.)
+  FOR entry IN
+    SELECT n.* FROM new_entries n
+    LEFT JOIN LATERAL (
+      SELECT true AS found FROM ledger_postings p WHERE p.entry_id = n.id LIMIT 1
+    ) posting ON true
+    WHERE n.hold_entry_id IS NOT NULL OR n.reverses_entry_id IS NOT NULL OR posting.found IS NULL
+  LOOP
+    IF NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.entry_id = entry.id) THEN
+      RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
+        DETAIL = format('entry %s has no postings; an entry needs at least two, written in the '
+                        'statement that inserts it', entry.id);
+    END IF;
+    IF entry.hold_entry_id IS NOT NULL THEN
+      PERFORM ledger_check_hold_resolution(entry);
+    END IF;
+    IF entry.reverses_entry_id IS NOT NULL THEN
+      PERFORM ledger_check_reversal(entry);
+    END IF;
   END LOOP;
   RETURN NULL;
 END $$;
@@ -153,11 +161,8 @@ DECLARE
   summary record;
   violation record;
 BEGIN
-  -- A statement whose entries were all replays (ON CONFLICT skipped them) inserts no postings.
-  PERFORM 1 FROM new_postings LIMIT 1;
-  IF NOT FOUND THEN
-    RETURN NULL;
-  END IF;
+  -- Every check that reads the statement's postings, in one query (each query a trigger runs
+  -- has a fixed cost, which a single transfer pays in full).
   -- LATERAL ... LIMIT 1 keeps these index lookups per new row: the planner cannot estimate a
   -- transition table and would otherwise hash-join the whole entries and accounts tables.
   SELECT bool_or(e.id IS NULL OR e.created_transaction_id <> pg_current_xact_id()) AS foreign_entry,
@@ -170,7 +175,14 @@ BEGIN
             OR (e.kind IN ('hold_void', 'hold_expiry') AND p.phase = 'release'))))[1] AS misfit_entry,
          bool_or(p.must_not_overdraw OR a.balance_limit IS NOT NULL) AS guarded,
          bool_or(p.phase = 'pending' AND e.expires_at IS NOT NULL) AS opens_expiring_hold,
-         bool_or(p.phase = 'release') AS releases_hold
+         bool_or(p.phase = 'release') AS releases_hold,
+         count(*) AS posting_count,
+         -- Invariant 1, per statement: the postings a statement adds to an entry balance on their
+         -- own, per currency and phase. (A single posting never balances: amounts are positive.)
+         (SELECT entry_id FROM new_postings
+          GROUP BY entry_id, currency, phase
+          HAVING sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) <> 0
+          LIMIT 1) AS unbalanced_entry
     INTO summary
   FROM new_postings p
   LEFT JOIN LATERAL (
@@ -181,6 +193,10 @@ BEGIN
     SELECT id, currency, balance_limit FROM ledger_accounts WHERE id = p.account_id LIMIT 1
   ) a ON true;
 
+  -- A statement whose entries were all replays (ON CONFLICT skipped them) inserts no postings.
+  IF summary.posting_count = 0 THEN
+    RETURN NULL;
+  END IF;
   IF summary.foreign_entry THEN
     RAISE EXCEPTION USING ERRCODE = 'PN004', MESSAGE = 'entry_postings_closed',
       DETAIL = 'postings can only be added in the transaction that creates their entry';
@@ -199,18 +215,17 @@ BEGIN
                       summary.misfit_entry);
   END IF;
 
-  -- Invariant 1, per statement: the postings a statement adds to an entry balance on their own,
-  -- per currency and phase. (A single posting never balances, since amounts are positive.)
-  SELECT entry_id INTO violation FROM new_postings
-  GROUP BY entry_id, currency, phase
-  HAVING sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) <> 0
-  LIMIT 1;
-  IF FOUND THEN
+  IF summary.unbalanced_entry IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
-      DETAIL = format('entry %s: debits and credits differ in some currency', violation.entry_id);
+      DETAIL = format('entry %s: debits and credits differ in some currency', summary.unbalanced_entry);
   END IF;
 
-  -- One row for the whole statement: the accounts it touches and each one's four sums.
+  -- One row each for the whole statement, in one query: the accounts it touches with each one's
+  -- four sums, and the entries it wrote postings for (the seal queue).
+  WITH queued AS (
+    INSERT INTO ledger_unsealed_statements (entry_ids)
+    SELECT array_agg(DISTINCT entry_id) FROM new_postings
+  )
   INSERT INTO ledger_balance_changes
     (account_ids, debits_posted, credits_posted, debits_pending, credits_pending)
   SELECT array_agg(account_id), array_agg(debits_posted), array_agg(credits_posted),
@@ -229,10 +244,6 @@ BEGIN
         AS credits_pending
     FROM new_postings GROUP BY account_id
   ) per_account;
-
-  -- One row for the whole statement: the entries it wrote postings for, for the sealer.
-  INSERT INTO ledger_unsealed_statements (entry_ids)
-    SELECT array_agg(DISTINCT entry_id) FROM new_postings;
 
   -- The open holds with an expiry, for the expiry worker (only statements that write a hold or
   -- a resolution do anything here; a transfer skips both).
