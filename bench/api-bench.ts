@@ -102,6 +102,8 @@ async function main(): Promise<void> {
       PENNY_SECRET_KEY: pepper,
       PENNY_OPERATOR_KEY: `pk_operator_${randomBytes(24).toString('hex')}`,
       PENNY_LOG_LEVEL: serverLogLevel,
+      // The benchmark measures capacity, far above a merchant's default limit of 100 requests a second.
+      PENNY_RATE_LIMIT_PER_SECOND: '0',
       // The sandbox PSP runs beside Penny in the server process, as npm start runs it.
       PENNY_SANDBOX_PSP_PORT: String(await freePort()),
       ...(serverPoolSize === undefined ? {} : { PENNY_DB_POOL_SIZE: serverPoolSize }),

@@ -69,6 +69,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       pool, logger, ledger, merchants, connectors, flows, operatorKey,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
       clockFollowers: config.sandboxPsp ? [] : [config.sandboxPspUrl],
+      merchantRequestsPerSecondMax: config.merchantRequestsPerSecondMax,
     });
     const deliveries = new WebhookDeliveryWorker(livePool, webhookEndpoints,
       { allowPrivateUrls: config.webhooksAllowPrivateUrls, logger });

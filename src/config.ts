@@ -31,6 +31,8 @@ export interface PennyConfig {
   readonly sandboxPspFaults: string | undefined;
   /** Uncaptured authorizations expire after this many days (Stripe: 7). */
   readonly authorizationExpiryDays: number;
+  /** Requests a second each merchant may make on the merchant API (Stripe's live mode: 100); 0 = no limit. */
+  readonly merchantRequestsPerSecondMax: number;
 }
 
 /** Bounds that are not configurable: each says what it bounds and why it is this size. */
@@ -42,6 +44,8 @@ export const limits = {
   ledgerBatchEntriesMax: 1000,
   ledgerPostingsPerEntryMax: 100,
   listPageSizeMax: 100,
+  /** The rate limiter keeps a window for this many merchants at once (least recently seen dropped). */
+  rateLimitMerchantsTrackedMax: 10_000,
   listPageSizeDefault: 10,
   metadataKeysMax: 50,
   metadataKeyLengthMax: 40,
@@ -115,6 +119,8 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
       `http://127.0.0.1:${port}/v1/connectors/sandbox/webhooks`),
     sandboxPspFaults: environment.PENNY_SANDBOX_PSP_FAULTS || undefined,
     authorizationExpiryDays: readInteger(environment, 'PENNY_AUTHORIZATION_EXPIRY_DAYS', 7, { min: 1, max: 30 }),
+    merchantRequestsPerSecondMax: readInteger(environment, 'PENNY_RATE_LIMIT_PER_SECOND', 100,
+      { min: 0, max: 1_000_000 }),
   };
 }
 

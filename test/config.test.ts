@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       ledgerAnchorFile: undefined,
       amountMaxMinor: 9007199254740991n,
       databasePoolSizeMax: 8,
+      merchantRequestsPerSecondMax: 100,
     });
     expect(config.dataDirectory).toBe(path.resolve('.penny'));
     expect(config.embeddedPostgresDirectory).toBe(path.resolve('.penny', 'postgres'));
@@ -55,6 +56,7 @@ describe('loadConfig', () => {
       PENNY_SANDBOX_PSP: 'off',
       PENNY_SANDBOX_PSP_PORT: '5000',
       PENNY_AUTHORIZATION_EXPIRY_DAYS: '3',
+      PENNY_RATE_LIMIT_PER_SECOND: '0',
     });
     expect(config).toEqual({
       port: 8080,
@@ -77,10 +79,11 @@ describe('loadConfig', () => {
       sandboxPspWebhookUrl: 'http://127.0.0.1:8080/v1/connectors/sandbox/webhooks',
       sandboxPspFaults: undefined,
       authorizationExpiryDays: 3,
+      merchantRequestsPerSecondMax: 0,
     });
   });
 
-  it.each([['PENNY_CLOCK', 'frozen'], ['PENNY_SANDBOX_PSP', 'yes'], ['PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS', '1'],
+  it.each([['PENNY_RATE_LIMIT_PER_SECOND', '-1'], ['PENNY_RATE_LIMIT_PER_SECOND', 'many'], ['PENNY_CLOCK', 'frozen'], ['PENNY_SANDBOX_PSP', 'yes'], ['PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS', '1'],
     ['PENNY_SANDBOX_PSP_URL', 'ftp://psp']])('refuses %s=%j, naming it', (name, value) => {
     expect(refusal({ [name]: value })).toMatchObject({ code: 'invalid_configuration', param: name });
   });

@@ -64,6 +64,8 @@ export const statusByCode: Readonly<Record<string, number>> = {
   idempotency_key_in_use: 409,
   case_already_closed: 409,
   balance_write_refused: 409,
+  // Too many requests: nothing ran, so the same request may be sent again later.
+  rate_limit: 429,
   // Transport.
   request_too_large: 413,
   unsupported_media_type: 415,

@@ -1,4 +1,6 @@
+import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { limits } from '../config.js';
 import { PennyError } from '../errors.js';
 import type { MerchantRow } from '../merchants/merchant-store.js';
 import type { MerchantService } from '../merchants/merchant-service.js';
@@ -18,7 +20,7 @@ declare module 'fastify' {
  */
 export function registerMerchantApi(
   app: FastifyInstance,
-  dependencies: { merchants: MerchantService },
+  dependencies: { merchants: MerchantService; requestsPerSecondMax: number },
   routes: (scope: FastifyInstance) => void,
 ): void {
   app.decorateRequest('merchant', null);
@@ -26,8 +28,32 @@ export function registerMerchantApi(
     scope.addHook('onRequest', async (request) => {
       request.merchant = await authenticateMerchant(request, dependencies.merchants);
     });
+    if (dependencies.requestsPerSecondMax > 0) await limitRequestRate(scope, dependencies.requestsPerSecondMax);
     scope.get('/v1/account', async (request) => presentAccount(merchantOf(request)));
     routes(scope);
+  });
+}
+
+/**
+ * Each merchant may make `requestsPerSecondMax` requests a second (a fixed one-second window,
+ * reads and writes together, counted in this process); beyond that Penny answers 429 with code
+ * `rate_limit` and a Retry-After header. The check runs after authentication (a bad key gets its
+ * 401 uncounted) and before the route, so a refused request runs nothing and stores nothing under
+ * its idempotency key: the same request may simply be sent again.
+ */
+async function limitRequestRate(scope: FastifyInstance, requestsPerSecondMax: number): Promise<void> {
+  await scope.register(rateLimit, {
+    max: requestsPerSecondMax,
+    timeWindow: 1000,
+    hook: 'preHandler',
+    keyGenerator: (request) => merchantOf(request).id,
+    // Windows are kept for this many merchants at once (least recently seen dropped first).
+    cache: limits.rateLimitMerchantsTrackedMax,
+    errorResponseBuilder: (_request, context) => new PennyError({
+      code: 'rate_limit',
+      message: `Too many requests hit the API too quickly: this account may make ${context.max} requests ` +
+        `a second. Retry after ${context.after}, with exponential backoff.`,
+    }),
   });
 }
 

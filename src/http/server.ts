@@ -42,6 +42,8 @@ export interface ServerDependencies {
   readonly webhookEndpoints: WebhookEndpoints;
   /** Other processes' clocks that follow Penny's controlled clock (a separate sandbox PSP). */
   readonly clockFollowers?: readonly string[];
+  /** PENNY_RATE_LIMIT_PER_SECOND: each merchant's requests a second; 0 or absent = no limit. */
+  readonly merchantRequestsPerSecondMax?: number;
 }
 
 /** Builds the HTTP API. Routes are thin: parse, call a service, present. */
@@ -121,7 +123,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     new SecretBox(dependencies.secretKey, 'idempotent responses'));
   const payments = new PaymentService(dependencies.pool, dependencies.flows);
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
-  registerMerchantApi(app, { merchants: dependencies.merchants },
+  registerMerchantApi(app,
+    { merchants: dependencies.merchants, requestsPerSecondMax: dependencies.merchantRequestsPerSecondMax ?? 0 },
     (scope) => {
       registerPaymentRoutes(scope, { pool: dependencies.pool, payments, idempotency });
       registerEventRoutes(scope, dependencies.pool);

@@ -38,7 +38,9 @@ export interface TestLedger extends TestDatabase {
 }
 
 /** A fresh database, a LedgerService over it, and the HTTP API built on them. */
-export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}): Promise<TestLedger> {
+export async function createTestLedger(
+  options: { amountMaxMinor?: bigint; merchantRequestsPerSecondMax?: number } = {},
+): Promise<TestLedger> {
   const database = await createTestDatabase();
   const ledger = new LedgerService(database.pool);
   const merchants = new MerchantService(database.pool, testPepper);
@@ -62,6 +64,7 @@ export async function createTestLedger(options: { amountMaxMinor?: bigint } = {}
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
     secretKey: testPepper,
     webhookEndpoints,
+    merchantRequestsPerSecondMax: options.merchantRequestsPerSecondMax ?? 0,
   });
   await app.ready();
   afterAll(async () => {

@@ -10,8 +10,10 @@ export interface ServedLedger extends TestLedger {
   stripeFor(secretKey: string, maxNetworkRetries?: number): Stripe;
 }
 
-export async function serveTestLedger(): Promise<ServedLedger> {
-  const penny = await createTestLedger();
+export async function serveTestLedger(
+  options: { merchantRequestsPerSecondMax?: number } = {},
+): Promise<ServedLedger> {
+  const penny = await createTestLedger(options);
   await penny.app.listen({ port: 0, host: '127.0.0.1' });
   const address = penny.app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
