@@ -24,13 +24,15 @@ export async function sealBatch(pool: pg.Pool): Promise<SealResult> {
     const locked = await client.query<{ locked: boolean }>(
       'SELECT pg_try_advisory_xact_lock($1) AS locked', [sealerLockKey]);
     if (locked.rows[0]?.locked !== true) return { sealed: 0, statements: 0, head: undefined };
-    // Queue rows in order, as many as keep the entries under the batch limit (always one); an
-    // entry named by two rows (postings added by a later statement) or sealed already is skipped.
+    // The oldest queue rows, as many as name at most the batch limit of entries (but always the
+    // oldest, whatever its size); an entry named by two rows (postings added by a later statement)
+    // or sealed already is skipped.
     const queued = await client.query<{ id: string }>(
       `SELECT id FROM (
-         SELECT id, sum(cardinality(entry_ids)) OVER (ORDER BY id) - cardinality(entry_ids) AS before
+         SELECT id, row_number() OVER (ORDER BY id) AS position,
+                sum(cardinality(entry_ids)) OVER (ORDER BY id) AS through
          FROM (SELECT id, entry_ids FROM ledger_unsealed_statements ORDER BY id LIMIT $1) oldest
-       ) counted WHERE before < $1`,
+       ) counted WHERE position = 1 OR through <= $1`,
       [limits.sealBatchEntriesMax],
     );
     const queueIds = queued.rows.map((row) => row.id);

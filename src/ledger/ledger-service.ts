@@ -127,8 +127,8 @@ export class LedgerService {
   }
 
   /**
-   * Up to 1,000 entries, all or nothing, in one transaction. The balance check runs at COMMIT,
-   * so its refusal is explained here, around the whole transaction.
+   * Up to 1,000 entries, all or nothing, in one transaction (one statement), so a refusal of any
+   * entry is explained here, around the whole transaction.
    */
   async createEntryBatch(commands: readonly CreateEntryCommand[]): Promise<CreatedEntries> {
     assert.ok(commands.length >= 1 && commands.length <= limits.ledgerBatchEntriesMax);

@@ -31,6 +31,7 @@ interface RawEntry {
   readonly id?: string;
   readonly kind?: 'standard' | 'hold' | 'hold_post' | 'hold_void' | 'hold_expiry' | 'reversal';
   readonly holdEntryId?: string;
+  readonly reversesEntryId?: string;
   readonly legs: readonly Leg[];
 }
 
@@ -95,8 +96,9 @@ async function insertRawEntry(client: pg.PoolClient, entry: RawEntry): Promise<s
   const legs = entry.legs;
   await client.query(
     `WITH inserted AS (
-       INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, hold_entry_id, effective_at)
-       VALUES ($1, 'raw-' || $1, 'raw', $2, $3, now())
+       INSERT INTO ledger_entries
+         (id, external_reference, request_fingerprint, kind, hold_entry_id, reverses_entry_id, effective_at)
+       VALUES ($1, 'raw-' || $1, 'raw', $2, $3, $10, now())
        RETURNING id, effective_at
      )
      INSERT INTO ledger_postings
@@ -113,6 +115,7 @@ async function insertRawEntry(client: pg.PoolClient, entry: RawEntry): Promise<s
       legs.map((leg) => leg.phase ?? 'posted'),
       legs.map((leg) => leg.amount.toString()),
       legs.map((leg) => leg.mustNotOverdraw ?? false),
+      entry.reversesEntryId ?? null,
     ],
   );
   return id;
@@ -713,6 +716,20 @@ describe('invariant 5: stored balances equal the sums of postings, before and af
     await expectBalancesAgree();
   });
 
+  it('fold only as many change rows as name at most the bound of accounts, and always the oldest', async () => {
+    const oldest = await penny.pool.query<{ accounts: number }>(
+      'SELECT cardinality(account_ids) AS accounts FROM ledger_balance_changes ORDER BY id LIMIT 3');
+    const [first, second, third] = oldest.rows.map((row) => row.accounts ?? 0);
+    expect(third).toBeGreaterThan(0);
+    const belowOldest = await penny.pool.query<{ folded: number }>('SELECT ledger_compact_balances(1000, 1) AS folded');
+    expect(belowOldest.rows[0]?.folded).toBe(1);
+    const exactlyTwo = await penny.pool.query<{ folded: number }>(
+      'SELECT ledger_compact_balances(1000, $1) AS folded', [(second ?? 0) + (third ?? 0)]);
+    expect(first).toBeGreaterThan(1);
+    expect(exactlyTwo.rows[0]?.folded).toBe(2);
+    await expectBalancesAgree();
+  });
+
   it('agree after SELECT ledger_compact_balances(1000), with every change folded into the balance rows', async () => {
     await penny.pool.query('SELECT ledger_compact_balances(1000)');
     const left = await penny.pool.query('SELECT 1 FROM ledger_balance_changes');
@@ -790,6 +807,48 @@ describe('hold resolutions, attacked with raw SQL', () => {
     expect(outcome).toEqual({ stage: 'statement', code: 'PN005' });
     expect(await entryCount(id)).toBe(0);
     expect(await holdStatus(hold)).toBe('pending');
+  });
+
+  it('refuses (PN005) release postings added to a valid void by a later statement of its transaction', async () => {
+    const { wallet, merchant, hold } = await openHold(100);
+    const id = newEntryId();
+    const releaseAgain = [
+      { account: wallet, direction: 'debit' as const, amount: 100, phase: 'release' as const },
+      { account: merchant, direction: 'credit' as const, amount: 100, phase: 'release' as const },
+    ];
+    const outcome = await attempt(async (client) => {
+      await insertRawEntry(client, { id, kind: 'hold_void', holdEntryId: hold, legs: releaseAgain });
+      await insertRawPostings(client, id, releaseAgain);
+    });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN005' });
+    expect(await entryCount(id)).toBe(0);
+    expect(await holdStatus(hold)).toBe('pending');
+    expect(await balancesOf(wallet)).toEqual(balances({ creditsPosted: 500n, debitsPending: 100n }));
+  });
+
+  it('refuses (PN006) postings added to a valid reversal by a later statement of its transaction', async () => {
+    const cash = await openAccount('asset');
+    const wallet = await openAccount('liability');
+    const original = await fund(cash, wallet, 100);
+    const id = newEntryId();
+    const outcome = await attempt(async (client) => {
+      await insertRawEntry(client, {
+        id,
+        kind: 'reversal',
+        reversesEntryId: original.id,
+        legs: [
+          { account: cash, direction: 'credit', amount: 100 },
+          { account: wallet, direction: 'debit', amount: 100 },
+        ],
+      });
+      await insertRawPostings(client, id, [
+        { account: cash, direction: 'debit', amount: 999 },
+        { account: wallet, direction: 'credit', amount: 999 },
+      ]);
+    });
+    expect(outcome).toEqual({ stage: 'statement', code: 'PN006' });
+    expect(await entryCount(id)).toBe(0);
+    expect(await balancesOf(cash)).toEqual(balances({ debitsPosted: 100n }));
   });
 
   it('refuses (PN005) a resolution of an entry that is not a hold', async () => {

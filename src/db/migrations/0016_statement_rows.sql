@@ -11,13 +11,18 @@
 --      checked by one statement-level trigger over the statement's new entries, instead of a
 --      deferred per-row constraint trigger queued for every entry and run at commit. Penny always
 --      writes an entry and its postings in one statement (ledger-store insertEntries); the rule is
---      stricter than before (an entry inserted alone is refused at once, not at commit).
--- Reading a balance now unnests the unfolded change rows instead of an index look-up by account;
--- the compactor folds them every second (5,000 rows per call), which bounds that read.
+--      stricter than before (an entry inserted alone is refused at once, not at commit). The rules
+--      of hold resolutions and reversals move to the posting trigger, which runs them after every
+--      statement that adds postings to such an entry (so a later statement of the same
+--      transaction cannot add postings that break them).
+-- A balance is read through a GIN index on the change rows' accounts (one look-up per account).
 --
--- Writers are locked out until this commits, so no posting is written by the old function after
--- its deltas and queue rows were moved (upgrades are stop-then-start; this is the belt).
-LOCK TABLE ledger_entries, ledger_postings IN SHARE MODE;
+-- Upgrades are stop-then-start; as a belt, the migration first takes every table it changes
+-- exclusively, so no old writer, compactor or sealer runs while deltas and queue rows move (an
+-- old compactor holding deltas is waited for, never skipped), and waits at most a minute.
+SET LOCAL lock_timeout = '60s';
+LOCK TABLE ledger_entries, ledger_postings, ledger_balance_deltas, ledger_unsealed_entries,
+  ledger_account_balances IN ACCESS EXCLUSIVE MODE;
 
 -- 1. Balance changes, one row per posting statement.
 CREATE TABLE ledger_balance_changes (
@@ -33,18 +38,29 @@ CREATE TABLE ledger_balance_changes (
          AND cardinality(debits_pending) = cardinality(account_ids)
          AND cardinality(credits_pending) = cardinality(account_ids))
 );
+-- A balance read finds the change rows of one account through this index.
+CREATE INDEX ledger_balance_changes_accounts ON ledger_balance_changes USING gin (account_ids);
 CREATE TRIGGER ledger_balance_changes_guard BEFORE INSERT OR UPDATE OR DELETE ON ledger_balance_changes
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_balance_write();
 CREATE TRIGGER ledger_balance_changes_no_truncate BEFORE TRUNCATE ON ledger_balance_changes
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_balance_write();
 
--- Fold every old delta into the balance rows, then retire the old table and its readers.
+-- Fold every old delta into the balance rows (the lock above means none is skipped), check that
+-- none is left, then retire the old table and its readers.
 SELECT ledger_compact_balances(2147483647);
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM ledger_balance_deltas) THEN
+    RAISE EXCEPTION 'ledger_balance_deltas still holds rows after folding; refusing to drop them';
+  END IF;
+END $$;
 DROP VIEW ledger_current_balances;
 DROP FUNCTION ledger_compact_balances(integer);
 DROP TABLE ledger_balance_deltas;
 
--- The balance of an account now: its row plus its sums in the unfolded change rows.
+-- The balance of an account now: its row plus its sums in the unfolded change rows, found per
+-- account through the GIN index (LATERAL: one index look-up per account read, not a pass over
+-- every unfolded row).
 CREATE VIEW ledger_current_balances AS
 SELECT b.account_id,
   b.debits_posted + coalesce(d.debits_posted, 0) AS debits_posted,
@@ -52,51 +68,66 @@ SELECT b.account_id,
   b.debits_pending + coalesce(d.debits_pending, 0) AS debits_pending,
   b.credits_pending + coalesce(d.credits_pending, 0) AS credits_pending
 FROM ledger_account_balances b
-LEFT JOIN (
-  SELECT u.account_id, sum(u.debits_posted) AS debits_posted, sum(u.credits_posted) AS credits_posted,
+LEFT JOIN LATERAL (
+  SELECT sum(u.debits_posted) AS debits_posted, sum(u.credits_posted) AS credits_posted,
          sum(u.debits_pending) AS debits_pending, sum(u.credits_pending) AS credits_pending
   FROM ledger_balance_changes c,
     unnest(c.account_ids, c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending)
       AS u(account_id, debits_posted, credits_posted, debits_pending, credits_pending)
-  GROUP BY u.account_id
-) d ON d.account_id = b.account_id;
+  WHERE c.account_ids @> ARRAY[b.account_id] AND u.account_id = b.account_id
+) d ON true;
 
--- Folds up to `changes_max` change rows (oldest first) into the balance rows, locking the
--- accounts in id order (as guarded writers do), so the two never deadlock. Returns the rows folded.
-CREATE FUNCTION ledger_compact_balances(changes_max integer) RETURNS integer
+-- Folds the oldest change rows into the balance rows: up to `changes_max` rows, and only as many
+-- as name at most `account_changes_max` accounts in all (but always the oldest row, whatever its
+-- size), so a round's work and the balance rows it locks stay bounded. Locks
+-- the accounts in id order (as guarded writers do), so the two never deadlock. Returns the rows
+-- folded.
+CREATE FUNCTION ledger_compact_balances(changes_max integer, account_changes_max integer DEFAULT 20000)
+RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   taken bigint[];
+  accounts text[];
+  debits_posted_sums numeric[];
+  credits_posted_sums numeric[];
+  debits_pending_sums numeric[];
+  credits_pending_sums numeric[];
 BEGIN
   SELECT array_agg(id) INTO taken FROM (
-    SELECT id FROM ledger_balance_changes ORDER BY id LIMIT changes_max FOR UPDATE SKIP LOCKED
-  ) oldest;
+    SELECT id, row_number() OVER (ORDER BY id) AS position,
+           sum(cardinality(account_ids)) OVER (ORDER BY id) AS through
+    FROM (
+      SELECT id, account_ids FROM ledger_balance_changes ORDER BY id LIMIT changes_max
+      FOR UPDATE SKIP LOCKED
+    ) oldest
+  ) counted
+  WHERE position = 1 OR through <= account_changes_max;
   IF taken IS NULL THEN
     RETURN 0;
   END IF;
-  PERFORM set_config('penny.ledger_balance_writer', 'on', true);
-  CREATE TEMP TABLE IF NOT EXISTS ledger_compaction_sums (
-    account_id text PRIMARY KEY, debits_posted numeric, credits_posted numeric,
-    debits_pending numeric, credits_pending numeric
-  ) ON COMMIT DROP;
-  DELETE FROM ledger_compaction_sums;
-  INSERT INTO ledger_compaction_sums
-    SELECT u.account_id, sum(u.debits_posted), sum(u.credits_posted), sum(u.debits_pending),
-           sum(u.credits_pending)
+  SELECT array_agg(account_id ORDER BY account_id), array_agg(dp ORDER BY account_id),
+         array_agg(cp ORDER BY account_id), array_agg(dq ORDER BY account_id),
+         array_agg(cq ORDER BY account_id)
+    INTO accounts, debits_posted_sums, credits_posted_sums, debits_pending_sums, credits_pending_sums
+  FROM (
+    SELECT u.account_id, sum(u.debits_posted) AS dp, sum(u.credits_posted) AS cp,
+           sum(u.debits_pending) AS dq, sum(u.credits_pending) AS cq
     FROM ledger_balance_changes c,
       unnest(c.account_ids, c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending)
         AS u(account_id, debits_posted, credits_posted, debits_pending, credits_pending)
     WHERE c.id = ANY(taken)
-    GROUP BY u.account_id;
-  PERFORM 1 FROM ledger_account_balances
-    WHERE account_id IN (SELECT account_id FROM ledger_compaction_sums)
+    GROUP BY u.account_id
+  ) per_account;
+  PERFORM set_config('penny.ledger_balance_writer', 'on', true);
+  PERFORM 1 FROM ledger_account_balances WHERE account_id = ANY(accounts)
     ORDER BY account_id FOR NO KEY UPDATE;
   UPDATE ledger_account_balances b SET
     debits_posted = b.debits_posted + s.debits_posted,
     credits_posted = b.credits_posted + s.credits_posted,
     debits_pending = b.debits_pending + s.debits_pending,
     credits_pending = b.credits_pending + s.credits_pending
-  FROM ledger_compaction_sums s
+  FROM unnest(accounts, debits_posted_sums, credits_posted_sums, debits_pending_sums, credits_pending_sums)
+    AS s(account_id, debits_posted, credits_posted, debits_pending, credits_pending)
   WHERE b.account_id = s.account_id;
   DELETE FROM ledger_balance_changes WHERE id = ANY(taken);
   PERFORM set_config('penny.ledger_balance_writer', 'off', true);
@@ -118,36 +149,28 @@ DROP TABLE ledger_unsealed_entries;
 
 -- 3. Presence, per statement: every entry a statement inserts has postings when it ends (the
 -- postings of the same statement included: AFTER triggers run once the whole statement is done).
--- Hold resolutions and reversals are checked here too, with 0001's functions.
+-- The rules of hold resolutions and reversals run in ledger_apply_postings, after every statement
+-- that adds postings to such an entry.
 DROP TRIGGER ledger_entries_balanced ON ledger_entries;
 DROP FUNCTION ledger_check_entry();
 
 CREATE FUNCTION ledger_check_new_entries() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  entry ledger_entries;
+  bare text;
 BEGIN
-  -- One query finds every entry with something to check: none, for plain entries with postings.
-  -- (LATERAL ... LIMIT 1 keeps the look-up per entry; a NOT EXISTS under OR would be planned as a
-  -- hashed subplan over every posting.)
-  FOR entry IN
-    SELECT n.* FROM new_entries n
-    LEFT JOIN LATERAL (
-      SELECT true AS found FROM ledger_postings p WHERE p.entry_id = n.id LIMIT 1
-    ) posting ON true
-    WHERE n.hold_entry_id IS NOT NULL OR n.reverses_entry_id IS NOT NULL OR posting.found IS NULL
-  LOOP
-    IF NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.entry_id = entry.id) THEN
-      RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
-        DETAIL = format('entry %s has no postings; an entry needs at least two, written in the '
-                        'statement that inserts it', entry.id);
-    END IF;
-    IF entry.hold_entry_id IS NOT NULL THEN
-      PERFORM ledger_check_hold_resolution(entry);
-    END IF;
-    IF entry.reverses_entry_id IS NOT NULL THEN
-      PERFORM ledger_check_reversal(entry);
-    END IF;
-  END LOOP;
+  -- LATERAL ... LIMIT 1 keeps the look-up per entry (a NOT EXISTS the planner turns into a
+  -- hashed subplan would read every posting).
+  SELECT n.id INTO bare FROM new_entries n
+  LEFT JOIN LATERAL (
+    SELECT true AS found FROM ledger_postings p WHERE p.entry_id = n.id LIMIT 1
+  ) posting ON true
+  WHERE posting.found IS NULL
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
+      DETAIL = format('entry %s has no postings; an entry needs at least two, written in the '
+                      'statement that inserts it', bare);
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -155,11 +178,13 @@ CREATE TRIGGER ledger_entries_complete AFTER INSERT ON ledger_entries
   REFERENCING NEW TABLE AS new_entries
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_new_entries();
 
--- The posting trigger of 0012, writing one change row and one queue row per statement.
+-- The posting trigger of 0012, writing one change row and one queue row per statement, and
+-- checking hold resolutions and reversals after every statement that adds postings to one.
 CREATE OR REPLACE FUNCTION ledger_apply_postings() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   summary record;
   violation record;
+  entry ledger_entries;
 BEGIN
   -- Every check that reads the statement's postings, in one query (each query a trigger runs
   -- has a fixed cost, which a single transfer pays in full).
@@ -176,6 +201,7 @@ BEGIN
          bool_or(p.must_not_overdraw OR a.balance_limit IS NOT NULL) AS guarded,
          bool_or(p.phase = 'pending' AND e.expires_at IS NOT NULL) AS opens_expiring_hold,
          bool_or(p.phase = 'release') AS releases_hold,
+         bool_or(e.kind IN ('hold_post', 'hold_void', 'hold_expiry', 'reversal')) AS resolves_or_reverses,
          count(*) AS posting_count,
          -- Invariant 1, per statement: the postings a statement adds to an entry balance on their
          -- own, per currency and phase. (A single posting never balances: amounts are positive.)
@@ -218,6 +244,24 @@ BEGIN
   IF summary.unbalanced_entry IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PN001', MESSAGE = 'unbalanced_entry',
       DETAIL = format('entry %s: debits and credits differ in some currency', summary.unbalanced_entry);
+  END IF;
+
+  -- Hold resolutions and reversals: their rules over all their postings so far, after every
+  -- statement that adds postings to one, so that a later statement of the same transaction
+  -- cannot add postings that break what the first one had right (PN005, PN006).
+  IF summary.resolves_or_reverses THEN
+    FOR entry IN
+      SELECT e.* FROM (SELECT DISTINCT entry_id FROM new_postings) n
+      JOIN LATERAL (SELECT * FROM ledger_entries WHERE id = n.entry_id LIMIT 1) e ON true
+      WHERE e.hold_entry_id IS NOT NULL OR e.reverses_entry_id IS NOT NULL
+    LOOP
+      IF entry.hold_entry_id IS NOT NULL THEN
+        PERFORM ledger_check_hold_resolution(entry);
+      END IF;
+      IF entry.reverses_entry_id IS NOT NULL THEN
+        PERFORM ledger_check_reversal(entry);
+      END IF;
+    END LOOP;
   END IF;
 
   -- One row each for the whole statement, in one query: the accounts it touches with each one's
