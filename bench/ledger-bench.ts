@@ -4,8 +4,11 @@
  * single entries and batches of 100. In the same run, a plain-SQL baseline writes the same rows
  * into twin tables with no checks: the same columns and the same non-unique indexes that reads
  * need, but no unique or check constraints, no triggers, no balances and no seal queue. Penny's
- * rate is printed as a ratio of it, so the figure means the same on any machine. Tables are
- * prefilled and analysed before measuring.
+ * rate is printed as a ratio of it, so the figure means the same on any machine. A third system,
+ * a pure PL/pgSQL ledger of the usual kind (one function call per transfer that locks both
+ * accounts in id order, updates their stored balances and appends the transfer and its two
+ * entries), is the foundation issue's other yardstick ("about twice a pure PL/pgSQL ledger").
+ * Tables are prefilled and analysed before measuring.
  *
  * Penny and the baseline alternate in slices (BENCH_SLICES, default 6, per measurement), so both
  * see the same moments of a noisy machine and their ratio is steadier than their rates.
@@ -32,6 +35,8 @@ const prefillTransfers = 50_000;
 const batchSize = 100;
 
 type Pattern = 'uniform' | 'hot';
+type System = 'baseline' | 'plpgsql' | 'penny';
+const systems: readonly System[] = ['baseline', 'plpgsql', 'penny'];
 type Mode = 'single' | 'batch100';
 type Writer = (transfers: readonly Transfer[]) => Promise<void>;
 
@@ -43,7 +48,7 @@ interface Transfer {
 }
 
 interface Measurement {
-  readonly system: 'penny' | 'baseline';
+  readonly system: System;
   readonly pattern: Pattern;
   readonly mode: Mode;
   readonly clients: number;
@@ -62,14 +67,13 @@ async function main(): Promise<void> {
     for (const mode of ['single', 'batch100'] as const) {
       for (const pattern of ['uniform', 'hot'] as const) {
         for (const clients of clientCounts) {
-          const samples = { baseline: emptySample(), penny: emptySample() };
+          const samples = { baseline: emptySample(), plpgsql: emptySample(), penny: emptySample() };
           for (let slice = 0; slice < slicesPerRun; slice += 1) {
-            for (const system of ['baseline', 'penny'] as const) {
-              const writer = system === 'penny' ? pennyWriter(ledger) : baselineWriter(pool);
-              await measure(writer, { accounts, pattern, mode, clients }, samples[system]);
+            for (const system of systems) {
+              await measure(writerOf(system, ledger, pool), { accounts, pattern, mode, clients }, samples[system]);
             }
           }
-          for (const system of ['baseline', 'penny'] as const) {
+          for (const system of systems) {
             const measured = summarize(samples[system]);
             results.push({ system, pattern, mode, clients, ...measured });
             process.stderr.write(`${system} ${mode} ${pattern} ${clients}: ${measured.transfersPerSecond}/s\n`);
@@ -121,6 +125,7 @@ async function prepare(pool: pg.Pool, url: string): Promise<Accounts> {
     CREATE INDEX IF NOT EXISTS baseline_entries_effective ON baseline_entries (effective_at, sequence);
     CREATE INDEX IF NOT EXISTS baseline_postings_account ON baseline_postings (account_id, effective_at, id);
     CREATE INDEX IF NOT EXISTS baseline_postings_entry ON baseline_postings (entry_id);`);
+  await pool.query(plpgsqlLedgerSql);
   const ledger = new LedgerService(pool);
   const uniform: string[] = [];
   for (let index = 0; index < accountCount; index += 1) {
@@ -134,15 +139,94 @@ async function prepare(pool: pg.Pool, url: string): Promise<Accounts> {
     currency: 'USD', type: 'revenue', code: 'platform_fees', owner: undefined, metadata: {}, limit: undefined,
   });
   const accounts = { uniform, hot: hot.id };
+  await pool.query(
+    `INSERT INTO plpgsql_accounts (id, currency) SELECT unnest($1::text[]), 'USD' ON CONFLICT DO NOTHING`,
+    [[...uniform, hot.id]]);
   const prefill = Array.from({ length: prefillTransfers }, () => nextTransfer(accounts, 'uniform'));
   for (let start = 0; start < prefill.length; start += 1000) {
     const slice = prefill.slice(start, start + 1000);
-    await pennyWriter(ledger)(slice);
-    await baselineWriter(pool)(slice);
+    for (const system of systems) await writerOf(system, ledger, pool)(slice);
   }
   await ledger.compactBalances();
   await pool.query('ANALYZE');
   return accounts;
+}
+
+function writerOf(system: System, ledger: LedgerService, pool: pg.Pool): Writer {
+  if (system === 'penny') return pennyWriter(ledger);
+  return system === 'baseline' ? baselineWriter(pool) : plpgsqlWriter(pool);
+}
+
+/**
+ * The pure PL/pgSQL ledger: accounts hold their balance and a version; a transfer locks both
+ * accounts in id order, moves the amount, and appends the transfer and one entry per account
+ * with the balances before and after, all in one function (one round trip), with foreign keys.
+ */
+const plpgsqlLedgerSql = `
+  CREATE TABLE IF NOT EXISTS plpgsql_accounts (
+    id text PRIMARY KEY, currency char(3) NOT NULL, balance bigint NOT NULL DEFAULT 0,
+    version bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now());
+  CREATE TABLE IF NOT EXISTS plpgsql_transfers (
+    id text PRIMARY KEY, from_account_id text NOT NULL REFERENCES plpgsql_accounts (id),
+    to_account_id text NOT NULL REFERENCES plpgsql_accounts (id), amount bigint NOT NULL CHECK (amount > 0),
+    created_at timestamptz NOT NULL DEFAULT now());
+  CREATE TABLE IF NOT EXISTS plpgsql_entries (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id text NOT NULL REFERENCES plpgsql_accounts (id),
+    transfer_id text NOT NULL REFERENCES plpgsql_transfers (id), amount bigint NOT NULL,
+    account_previous_balance bigint NOT NULL, account_current_balance bigint NOT NULL,
+    account_version bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+  CREATE INDEX IF NOT EXISTS plpgsql_entries_account ON plpgsql_entries (account_id, id);
+  CREATE INDEX IF NOT EXISTS plpgsql_entries_transfer ON plpgsql_entries (transfer_id);
+  CREATE OR REPLACE FUNCTION plpgsql_create_transfer(transfer_id text, from_id text, to_id text, amount bigint)
+  RETURNS void LANGUAGE plpgsql AS $$
+  DECLARE
+    from_after bigint; from_version bigint; to_after bigint; to_version bigint;
+  BEGIN
+    PERFORM 1 FROM plpgsql_accounts WHERE id IN (from_id, to_id) ORDER BY id FOR UPDATE;
+    UPDATE plpgsql_accounts SET balance = balance - amount, version = version + 1 WHERE id = from_id
+      RETURNING balance, version INTO from_after, from_version;
+    UPDATE plpgsql_accounts SET balance = balance + amount, version = version + 1 WHERE id = to_id
+      RETURNING balance, version INTO to_after, to_version;
+    IF from_after IS NULL OR to_after IS NULL THEN
+      RAISE EXCEPTION 'account not found';
+    END IF;
+    INSERT INTO plpgsql_transfers (id, from_account_id, to_account_id, amount)
+      VALUES (transfer_id, from_id, to_id, amount);
+    INSERT INTO plpgsql_entries (account_id, transfer_id, amount, account_previous_balance,
+        account_current_balance, account_version)
+      VALUES (from_id, transfer_id, -amount, from_after + amount, from_after, from_version),
+             (to_id, transfer_id, amount, to_after - amount, to_after, to_version);
+  END $$;
+  -- Several transfers in one transaction: every account is locked first, in id order, or two
+  -- batches would deadlock; then each transfer as above.
+  CREATE OR REPLACE FUNCTION plpgsql_create_transfers(ids text[], from_ids text[], to_ids text[], amounts bigint[])
+  RETURNS void LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM 1 FROM plpgsql_accounts WHERE id = ANY(from_ids || to_ids) ORDER BY id FOR UPDATE;
+    FOR i IN 1 .. cardinality(ids) LOOP
+      PERFORM plpgsql_create_transfer(ids[i], from_ids[i], to_ids[i], amounts[i]);
+    END LOOP;
+  END $$;`;
+
+/** One call per transfer; a batch is one call of the batch function, in one transaction. */
+function plpgsqlWriter(pool: pg.Pool): Writer {
+  const arrays = (transfers: readonly Transfer[]) => [
+    transfers.map((transfer) => transfer.reference),
+    transfers.map((transfer) => transfer.debit),
+    transfers.map((transfer) => transfer.credit),
+    transfers.map((transfer) => transfer.amountMinor.toString()),
+  ];
+  return async (transfers) => {
+    const [transfer] = transfers;
+    if (transfers.length === 1 && transfer !== undefined) {
+      await pool.query('SELECT plpgsql_create_transfer($1, $2, $3, $4)',
+        [transfer.reference, transfer.debit, transfer.credit, transfer.amountMinor.toString()]);
+      return;
+    }
+    await withTransaction(pool, (client) => client.query(
+      'SELECT plpgsql_create_transfers($1::text[], $2::text[], $3::text[], $4::bigint[])', arrays(transfers)));
+  };
 }
 
 function pennyWriter(ledger: LedgerService): Writer {
@@ -259,15 +343,20 @@ function report(results: readonly Measurement[]): void {
       `node ${process.version}, pool ${poolSizeMax}, ${secondsPerRun}s per system in ${slicesPerRun} alternating slices, ` +
       `${accountCount} accounts, ${prefillTransfers} prefilled transfers`,
     '',
-    '| mode | pattern | clients | penny transfers/s | baseline transfers/s | ratio | penny p50 ms | penny p99 ms |',
-    '|---|---|---|---|---|---|---|---|',
+    '| mode | pattern | clients | penny transfers/s | baseline transfers/s | ratio | PL/pgSQL transfers/s | ' +
+      'penny ÷ PL/pgSQL | penny p50 ms | penny p99 ms |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const penny of results.filter((result) => result.system === 'penny')) {
-    const baseline = results.find((result) => result.system === 'baseline' && result.mode === penny.mode &&
-      result.pattern === penny.pattern && result.clients === penny.clients);
-    const ratio = baseline === undefined ? 0 : penny.transfersPerSecond / baseline.transfersPerSecond;
+    const find = (system: System) => results.find((result) => result.system === system &&
+      result.mode === penny.mode && result.pattern === penny.pattern && result.clients === penny.clients);
+    const baseline = find('baseline');
+    const plpgsql = find('plpgsql');
+    const ratio = (other: Measurement | undefined) =>
+      other === undefined ? '-' : String(round(penny.transfersPerSecond / other.transfersPerSecond));
     lines.push(`| ${penny.mode} | ${penny.pattern} | ${penny.clients} | ${penny.transfersPerSecond} | ` +
-      `${baseline?.transfersPerSecond ?? '-'} | ${round(ratio)} | ${penny.latencyMsP50} | ${penny.latencyMsP99} |`);
+      `${baseline?.transfersPerSecond ?? '-'} | ${ratio(baseline)} | ${plpgsql?.transfersPerSecond ?? '-'} | ` +
+      `${ratio(plpgsql)} | ${penny.latencyMsP50} | ${penny.latencyMsP99} |`);
   }
   const rssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   lines.push('', `peak RSS of the benchmark process (Node, client side): ${rssMiB} MiB`);
