@@ -43,20 +43,25 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await run(binaries.initdb, ['-D', dataDirectory, '-U', superuser, '-A', 'trust', '-E', 'UTF8',
       '--locale=C'], owner);
   }
-  const runningPort = await readRunningPort(binaries.pgCtl, dataDirectory, owner);
-  const port = runningPort ?? options.port;
-  if (runningPort === undefined) {
+  const running = await readRunning(binaries.pgCtl, dataDirectory, owner);
+  const port = running?.port ?? options.port;
+  let socketDirectory = running?.socketDirectory;
+  if (running === undefined) {
+    socketDirectory = socketDirectoryFor(dataDirectory, port);
     await run(binaries.pgCtl, ['-D', dataDirectory, '-w', '-t', String(startTimeoutSeconds),
       '-l', path.join(dataDirectory, 'server.log'), '-o',
-      `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`, 'start'], owner);
+      `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='${socketDirectory ?? ''}'`, 'start'],
+    owner);
   } else {
     options.logger?.info({ port }, 'embedded PostgreSQL was already running; reusing it');
   }
   return {
     dataDirectory,
     port,
-    serverUrl: `postgres://${superuser}@127.0.0.1:${port}/postgres`,
-    startedHere: runningPort === undefined,
+    serverUrl: socketDirectory === undefined
+      ? `postgres://${superuser}@127.0.0.1:${port}/postgres`
+      : `postgres://${superuser}@localhost:${port}/postgres?host=${encodeURIComponent(socketDirectory)}`,
+    startedHere: running === undefined,
     stop: () => run(binaries.pgCtl, ['-D', dataDirectory, '-w', '-m', 'fast', 'stop'], owner),
   };
 }
@@ -195,15 +200,37 @@ async function prepareDataDirectory(dataDirectory: string, owner: Owner | undefi
   }
 }
 
-async function readRunningPort(pgCtl: string, dataDirectory: string, owner: Owner | undefined) {
+/** The port and socket directory of a server already running on this data directory, if any. */
+async function readRunning(
+  pgCtl: string,
+  dataDirectory: string,
+  owner: Owner | undefined,
+): Promise<{ port: number; socketDirectory: string | undefined } | undefined> {
   const status = await run(pgCtl, ['-D', dataDirectory, 'status'], owner).then(
     () => true,
     () => false,
   );
   if (!status) return undefined;
-  const pidFile = await fs.readFile(path.join(dataDirectory, 'postmaster.pid'), 'utf8');
-  const port = Number(pidFile.split('\n')[3]);
-  return Number.isInteger(port) && port > 0 ? port : undefined;
+  // postmaster.pid: pid, data directory, start time, port, first socket directory, listen address…
+  const lines = (await fs.readFile(path.join(dataDirectory, 'postmaster.pid'), 'utf8')).split('\n');
+  const port = Number(lines[3]);
+  if (!Number.isInteger(port) || port <= 0) return undefined;
+  return { port, socketDirectory: lines[4]?.trim() || undefined };
+}
+
+/**
+ * Penny reaches its embedded server through a Unix-domain socket in the data directory when it
+ * can: a round trip over it costs less CPU than over loopback TCP (bench:api, payments at 16
+ * connections: about 6 to 10 % more per second). TCP stays on for other tools. The socket is not
+ * used when its path would pass the kernel's limit (108 bytes on Linux) or the directory's name
+ * holds characters the server's option string would need quoting for.
+ */
+const socketPathBytesMax = 100;
+
+function socketDirectoryFor(dataDirectory: string, port: number): string | undefined {
+  if (process.platform === 'win32' || !/^[A-Za-z0-9/._-]+$/.test(dataDirectory)) return undefined;
+  const socketPath = path.join(dataDirectory, `.s.PGSQL.${port}`);
+  return Buffer.byteLength(socketPath) <= socketPathBytesMax ? dataDirectory : undefined;
 }
 
 function run(command: string, args: string[], owner: Owner | undefined): Promise<void> {
