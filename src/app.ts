@@ -15,6 +15,7 @@ import {
   faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp, type RunningSandboxPsp,
 } from './sandbox-psp/psp-service.js';
 import { LedgerService } from './ledger/ledger-service.js';
+import { KeyRevocationListener } from './merchants/key-revocations.js';
 import { MerchantService } from './merchants/merchant-service.js';
 import { resolveSecretKey } from './secret-key.js';
 import { resolveOperatorKey } from './operator-key.js';
@@ -41,6 +42,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
   const database = await openDatabase(config, { logger, ownsServer: true });
   let pool: pg.Pool | undefined;
   let sandbox: RunningSandboxPsp | undefined;
+  let keyRevocations: KeyRevocationListener | undefined;
   try {
     const migrated = await migrate(database.url, logger);
     if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'migrations applied');
@@ -50,6 +52,8 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const operatorKey = await resolveOperatorKey(config, logger);
     const secretKey = await resolveSecretKey(config, logger);
     const merchants = new MerchantService(pool, secretKey);
+    keyRevocations = new KeyRevocationListener(database.url, merchants, logger);
+    await keyRevocations.start();
     const webhookEndpoints = new WebhookEndpoints(pool, new SecretBox(secretKey, 'webhook secrets'),
       { allowPrivateUrls: config.webhooksAllowPrivateUrls });
     // The sandbox PSP is a separate service (its own port and pool); Penny reaches it over HTTP.
@@ -74,6 +78,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     const deliveries = new WebhookDeliveryWorker(livePool, webhookEndpoints,
       { allowPrivateUrls: config.webhooksAllowPrivateUrls, logger });
     const workers = [
+      keyRevocations,
       ...startLedgerWorkers(pool, ledger, config, logger),
       startWorker('idempotency-reaper', limits.idempotencyReapIntervalMs, () => reapFinishedKeys(livePool, {
         retentionHours: idempotencyKeyRetentionHours, batchMax: limits.idempotencyReapBatchMax,
@@ -89,6 +94,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };
   } catch (error) {
+    await keyRevocations?.stop();
     await pool?.end();
     await sandbox?.stop();
     await database.close();

@@ -9,7 +9,8 @@ import * as store from './merchant-store.js';
 /**
  * Authenticated keys are remembered for `keyCacheTtlMs`, bounded to `keyCacheEntriesMax` keys, so a
  * busy client does not cost a query per request. A revoked key is forgotten at once in this
- * process, and within the TTL in any other Penny process sharing the database.
+ * process, at once in every other Penny process that listens for revocations
+ * (KeyRevocationListener), and within the TTL in any process that is not listening.
  */
 const keyCacheTtlMs = 5_000;
 const keyCacheEntriesMax = 10_000;
@@ -43,11 +44,21 @@ export class MerchantService {
 
   async revokeKey(keyId: string): Promise<store.ApiKeyRow> {
     const key = await store.revokeApiKey(this.pool, keyId);
-    for (const [cacheKey, entry] of this.keyCache) if (entry.keyId === keyId) this.keyCache.delete(cacheKey);
+    this.forgetKey(keyId);
     if (key === undefined) {
       throw new PennyError({ code: 'resource_missing', param: 'key', message: `No API key ${keyId}.` });
     }
     return key;
+  }
+
+  /** Drops a key from the cache (it was revoked, here or in another process). */
+  forgetKey(keyId: string): void {
+    for (const [cacheKey, entry] of this.keyCache) if (entry.keyId === keyId) this.keyCache.delete(cacheKey);
+  }
+
+  /** Drops every cached key (revocations may have been missed while not listening). */
+  forgetAllKeys(): void {
+    this.keyCache.clear();
   }
 
   async getMerchant(id: string): Promise<store.MerchantRow> {

@@ -72,13 +72,18 @@ export async function selectApiKeys(db: Queryable, merchantId: string): Promise<
 }
 
 /** Revokes a key; returns the key as it is now, or undefined when there is no such key. */
+/** The channel on which a revoked key's id is announced (NOTIFY), for other processes' caches. */
+export const keyRevocationChannel = 'penny_api_key_revoked';
+
 export async function revokeApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
   const result = await db.query(
+    // Every Penny process listening on the channel forgets the key when this commits.
     named(`WITH revoked AS (
        UPDATE merchant_api_keys SET revoked_at = clock_timestamp()
        WHERE id = $1 AND revoked_at IS NULL
-       RETURNING id, merchant_id, prefix, last4, created_at, revoked_at)
-     SELECT * FROM revoked
+       RETURNING id, merchant_id, prefix, last4, created_at, revoked_at),
+     notified AS (SELECT pg_notify('${keyRevocationChannel}', id) FROM revoked)
+     SELECT id, merchant_id, prefix, last4, created_at, revoked_at FROM revoked, (SELECT count(*) FROM notified) n
      UNION ALL
      SELECT id, merchant_id, prefix, last4, created_at, revoked_at FROM merchant_api_keys
      WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM revoked)`),
