@@ -93,32 +93,34 @@ async function fund(debitAccount: string, creditAccount: string, amount: number)
  */
 async function insertRawEntry(client: pg.PoolClient, entry: RawEntry): Promise<string> {
   const id = entry.id ?? newEntryId();
-  const legs = entry.legs;
   await client.query(
     `WITH inserted AS (
        INSERT INTO ledger_entries
          (id, external_reference, request_fingerprint, kind, hold_entry_id, reverses_entry_id, effective_at)
-       VALUES ($1, 'raw-' || $1, 'raw', $2, $3, $10, now())
+       VALUES ($1, 'raw-' || $1, 'raw', $8, $9, $10, now())
        RETURNING id, effective_at
      )
      INSERT INTO ledger_postings
        (entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw, effective_at)
      SELECT i.id, l.account_id, l.currency, l.direction, l.phase, l.amount, l.must_not_overdraw, i.effective_at
      FROM inserted i,
-       unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
+       unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::boolean[])
          AS l(account_id, currency, direction, phase, amount, must_not_overdraw)`,
-    [
-      id, entry.kind ?? 'standard', entry.holdEntryId ?? null,
-      legs.map((leg) => leg.account),
-      legs.map((leg) => leg.currency ?? 'USD'),
-      legs.map((leg) => leg.direction),
-      legs.map((leg) => leg.phase ?? 'posted'),
-      legs.map((leg) => leg.amount.toString()),
-      legs.map((leg) => leg.mustNotOverdraw ?? false),
-      entry.reversesEntryId ?? null,
-    ],
+    [id, ...legColumns(entry.legs), entry.kind ?? 'standard', entry.holdEntryId ?? null, entry.reversesEntryId ?? null],
   );
   return id;
+}
+
+/** The legs as the six arrays the raw inserts unnest (account, currency, direction, phase, amount, guard). */
+function legColumns(legs: readonly Leg[]): unknown[] {
+  return [
+    legs.map((leg) => leg.account),
+    legs.map((leg) => leg.currency ?? 'USD'),
+    legs.map((leg) => leg.direction),
+    legs.map((leg) => leg.phase ?? 'posted'),
+    legs.map((leg) => leg.amount.toString()),
+    legs.map((leg) => leg.mustNotOverdraw ?? false),
+  ];
 }
 
 async function insertRawPostings(client: pg.PoolClient, entryId: string, legs: readonly Leg[]): Promise<void> {
@@ -130,15 +132,7 @@ async function insertRawPostings(client: pg.PoolClient, entryId: string, legs: r
        unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::boolean[])
          AS l(account_id, currency, direction, phase, amount, must_not_overdraw)
      WHERE e.id = $1`,
-    [
-      entryId,
-      legs.map((leg) => leg.account),
-      legs.map((leg) => leg.currency ?? 'USD'),
-      legs.map((leg) => leg.direction),
-      legs.map((leg) => leg.phase ?? 'posted'),
-      legs.map((leg) => leg.amount.toString()),
-      legs.map((leg) => leg.mustNotOverdraw ?? false),
-    ],
+    [entryId, ...legColumns(legs)],
   );
 }
 
