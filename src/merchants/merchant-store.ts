@@ -71,10 +71,10 @@ export async function selectApiKeys(db: Queryable, merchantId: string): Promise<
   }));
 }
 
-/** Revokes a key; returns the key as it is now, or undefined when there is no such key. */
 /** The channel on which a revoked key's id is announced (NOTIFY), for other processes' caches. */
 export const keyRevocationChannel = 'penny_api_key_revoked';
 
+/** Revokes a key; returns the key as it is now, or undefined when there is no such key. */
 export async function revokeApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
   const result = await db.query(
     // Every Penny process listening on the channel forgets the key when this commits.
