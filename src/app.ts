@@ -43,6 +43,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
   let pool: pg.Pool | undefined;
   let sandbox: RunningSandboxPsp | undefined;
   let keyRevocations: KeyRevocationListener | undefined;
+  const workers: Worker[] = [];
   try {
     const migrated = await migrate(database.url, logger);
     if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'migrations applied');
@@ -77,7 +78,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     });
     const deliveries = new WebhookDeliveryWorker(livePool, webhookEndpoints,
       { allowPrivateUrls: config.webhooksAllowPrivateUrls, logger });
-    const workers = [
+    workers.push(
       keyRevocations,
       ...startLedgerWorkers(pool, ledger, config, logger),
       startWorker('idempotency-reaper', limits.idempotencyReapIntervalMs, () => reapFinishedKeys(livePool, {
@@ -90,10 +91,13 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
         { logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, flows, logger).processDue(), logger),
-    ];
+    );
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };
   } catch (error) {
+    // Workers already started (listen can fail: the port is taken) stop before their pool ends,
+    // or they would keep the process alive, failing on an ended pool.
+    await Promise.all(workers.map((worker) => worker.stop()));
     await keyRevocations?.stop();
     await pool?.end();
     await sandbox?.stop();

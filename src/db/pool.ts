@@ -59,9 +59,9 @@ export function createPool(options: PoolOptions): pg.Pool {
   return pool;
 }
 
-export function createClient(connectionString: string): pg.Client {
+export function createClient(connectionString: string, extra: Partial<pg.ClientConfig> = {}): pg.Client {
   return new pg.Client({
-    connectionString, types: bigintTypes, application_name: 'penny', options: '-c TimeZone=UTC',
+    connectionString, types: bigintTypes, application_name: 'penny', options: '-c TimeZone=UTC', ...extra,
   });
 }
 

@@ -38,14 +38,16 @@ export function registerMerchantApi(
  * Each merchant may make `requestsPerSecondMax` requests a second (a fixed one-second window,
  * reads and writes together, counted in this process); beyond that Penny answers 429 with code
  * `rate_limit` and a Retry-After header. The check runs after authentication (a bad key gets its
- * 401 uncounted) and before the route, so a refused request runs nothing and stores nothing under
- * its idempotency key: the same request may simply be sent again.
+ * 401 uncounted) and before the body is parsed, filtered or handled, so a refused request runs
+ * nothing and stores nothing under its idempotency key: the same request may simply be sent again.
  */
 async function limitRequestRate(scope: FastifyInstance, requestsPerSecondMax: number): Promise<void> {
   await scope.register(rateLimit, {
     max: requestsPerSecondMax,
     timeWindow: 1000,
-    hook: 'preHandler',
+    // The plugin adds its hook to each route, after the scope's own onRequest hook
+    // (authentication), and onRequest runs before the body is parsed or filtered.
+    hook: 'onRequest',
     keyGenerator: (request) => merchantOf(request).id,
     // Windows are kept for this many merchants at once (least recently seen dropped first).
     cache: limits.rateLimitMerchantsTrackedMax,

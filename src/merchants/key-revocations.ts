@@ -7,13 +7,16 @@ import { keyRevocationChannel } from './merchant-store.js';
 
 /** How long to wait before listening again after the connection was lost. */
 const reconnectDelayMs = 1_000;
+/** A connection attempt that hangs (a partitioned external server) is given up after this. */
+const connectTimeoutMs = 10_000;
 
 /**
  * Listens on a connection of its own for keys revoked anywhere (`penny keys revoke`, another
  * Penny process): revokeApiKey announces the key's id with NOTIFY when it commits, and this
  * process forgets the key at once instead of when its cache entry expires. While the connection
  * is down, the cache's TTL still bounds a stale key; once listening again, the whole cache is
- * dropped, since revocations may have been missed meanwhile.
+ * dropped, since revocations may have been missed meanwhile. (Behind a pooler in transaction mode,
+ * such as PgBouncer, LISTEN does not work: point Penny at PostgreSQL itself.)
  */
 export class KeyRevocationListener {
   private client: pg.Client | undefined;
@@ -40,7 +43,10 @@ export class KeyRevocationListener {
   }
 
   private async listen(): Promise<void> {
-    const client = createClient(this.connectionString);
+    // TCP keepalive: the connection only listens, so a silently dropped peer is noticed only this way.
+    const client = createClient(this.connectionString, {
+      connectionTimeoutMillis: connectTimeoutMs, keepAlive: true, application_name: 'penny-key-revocations',
+    });
     client.on('notification', (message) => {
       if (message.channel === keyRevocationChannel && message.payload) this.merchants.forgetKey(message.payload);
     });

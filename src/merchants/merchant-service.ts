@@ -17,6 +17,11 @@ const keyCacheEntriesMax = 10_000;
 
 export class MerchantService {
   private readonly keyCache = new Map<string, { merchant: store.MerchantRow; keyId: string; expiresAt: number }>();
+  /**
+   * Counts revocations heard (here or announced). A key read before a revocation and returned after
+   * it is used for that request but not cached: it may be the revoked one.
+   */
+  private revocationsHeard = 0;
 
   constructor(private readonly pool: pg.Pool, private readonly pepper: string) {}
 
@@ -53,11 +58,13 @@ export class MerchantService {
 
   /** Drops a key from the cache (it was revoked, here or in another process). */
   forgetKey(keyId: string): void {
+    this.revocationsHeard += 1;
     for (const [cacheKey, entry] of this.keyCache) if (entry.keyId === keyId) this.keyCache.delete(cacheKey);
   }
 
   /** Drops every cached key (revocations may have been missed while not listening). */
   forgetAllKeys(): void {
+    this.revocationsHeard += 1;
     this.keyCache.clear();
   }
 
@@ -75,11 +82,13 @@ export class MerchantService {
     const cacheKey = digest.toString('hex');
     const cached = this.keyCache.get(cacheKey);
     if (cached !== undefined && cached.expiresAt > Date.now()) return cached.merchant;
+    const heardBefore = this.revocationsHeard;
     const found = await store.selectMerchantByKeyDigest(this.pool, digest);
     if (found === undefined) {
       this.keyCache.delete(cacheKey);
       return undefined;
     }
+    if (this.revocationsHeard !== heardBefore) return found.merchant;
     if (this.keyCache.size >= keyCacheEntriesMax) this.keyCache.clear();
     const expiresAt = Date.now() + keyCacheTtlMs;
     this.keyCache.set(cacheKey, { merchant: found.merchant, keyId: found.keyId, expiresAt });

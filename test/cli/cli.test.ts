@@ -185,6 +185,20 @@ describe('usage and configuration', () => {
 });
 
 describe('penny serve', () => {
+  it('exits 1, explaining, when its port is taken, instead of hanging with its workers running', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const run = await penny(['serve'], { ...environment, PORT: String(port),
+        PENNY_SANDBOX_PSP_PORT: String(await freePort()) });
+      expect(run.code).toBe(1);
+      expect(run.stderr + run.stdout).toMatch(/EADDRINUSE|address already in use/i);
+    } finally {
+      taken.close();
+    }
+  }, 20_000);
+
   it('serves health and readiness, logs a request id per line without the key, and stops on SIGTERM', async () => {
     const port = await freePort();
     const server = startServe({ ...environment, PORT: String(port) });

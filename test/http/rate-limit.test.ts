@@ -73,6 +73,20 @@ describe('the per-merchant request rate limit', () => {
     expect(await intentCount()).toBe(1);
   });
 
+  it('refuses a request over the limit before its body is read or filtered, and counts refused bodies', async () => {
+    const secretKey = (await penny.merchants.createMerchant('Card Pasting Shop')).secretKey;
+    const stripe = penny.stripeFor(secretKey);
+    const postCard = () => fetch(`http://127.0.0.1:${penny.port}/v1/payment_intents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secretKey}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'amount=2000&currency=usd&card[number]=4242424242424242',
+    });
+    await nextWindow();
+    for (let index = 0; index < requestsPerSecondMax; index += 1) expect((await postCard()).status).toBe(400);
+    expect((await postCard()).status).toBe(429);
+    expect((await refusalOf(stripe.paymentIntents.list({ limit: 1 }))).statusCode).toBe(429);
+  });
+
   it("counts each merchant on its own: one merchant's burst does not limit another", async () => {
     const busy = await newClient('Noisy Neighbour');
     const quiet = await newClient('Quiet Neighbour');

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { KeyRevocationListener } from '../../src/merchants/key-revocations.js';
@@ -57,6 +58,30 @@ describe('revoked keys across processes', () => {
     expect(await deaf.authenticate(secretKey)).toBeDefined();
     await revoking.revokeKey(keyId);
     expect(await deaf.authenticate(secretKey)).toBeDefined();
+  });
+
+  it('are not cached from a read that began before the revocation was heard', async () => {
+    const revoking = new MerchantService(database.pool, pepper);
+    const { secretKey, keyId } = await revoking.createMerchant('Slow Read Shop');
+    // The serving process's reads return 300 ms late: its read of the key starts before the
+    // revocation and ends after the process heard of it.
+    const slowPool = new Proxy(database.pool, {
+      get(target, property, receiver) {
+        if (property !== 'query') return Reflect.get(target, property, receiver);
+        return async (...args: Parameters<pg.Pool['query']>) => {
+          const result = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return result;
+        };
+      },
+    });
+    const serving = new MerchantService(slowPool, pepper);
+    const inFlight = serving.authenticate(secretKey);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await revoking.revokeKey(keyId);
+    serving.forgetKey(keyId);
+    expect(await inFlight).toBeDefined();
+    expect(await serving.authenticate(secretKey)).toBeUndefined();
   });
 
   it('are refused at once again after the listening connection was lost and came back', async () => {
