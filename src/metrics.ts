@@ -52,7 +52,10 @@ export function raiseAlert(logger: Logger, alert: string, fields: Record<string,
   logger.error({ alert, ...fields }, `ALERT: ${message}`);
 }
 
-/** Each count reads an index made for its worker, so a scrape stays cheap as history grows. */
+/**
+ * Each count reads an index made for its worker, or a queue its worker keeps short (the seal queue),
+ * so a scrape stays cheap as history grows.
+ */
 const waitingCounts = `SELECT
     (SELECT count(*) FROM recovery_jobs WHERE status = 'pending') AS recovery_jobs_pending,
     (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'received') AS psp_events_received,

@@ -335,10 +335,11 @@ export async function forgetOpenHold(db: Queryable, id: string): Promise<void> {
   await db.query(named('DELETE FROM ledger_open_holds WHERE entry_id = $1'), [id]);
 }
 
-export async function compactBalances(db: Queryable, deltasMax: number): Promise<number> {
+/** One compaction round: folds up to `rowsMax` balance-change rows (0016's ledger_compact_balances). */
+export async function compactBalances(db: Queryable, rowsMax: number): Promise<number> {
   const result = await db.query<{ folded: number }>(
     named('SELECT ledger_compact_balances($1) AS folded'),
-    [deltasMax],
+    [rowsMax],
   );
   return result.rows[0]?.folded ?? 0;
 }

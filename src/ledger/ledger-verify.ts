@@ -127,7 +127,7 @@ async function checkEntriesBalance(db: Queryable): Promise<VerifyFailure[]> {
   }));
 }
 
-/** Invariant 5: every stored balance (row plus deltas) equals the sum of the account's postings. */
+/** Invariant 5: every stored balance (row plus unfolded balance changes) equals the sum of the account's postings. */
 export async function checkStoredBalances(
   db: Queryable,
 ): Promise<{ accountsChecked: number; failures: VerifyFailure[] }> {
