@@ -167,13 +167,18 @@ async function resolveDataDirectory(
   // Parents are created with the default mode; only the data directory itself is private.
   await fs.mkdir(path.dirname(wanted), { recursive: true }).catch(() => undefined);
   if (await reachableByOthers(path.dirname(wanted))) return wanted;
-  const digest = createHash('sha256').update(wanted).digest('hex').slice(0, 12);
-  const fallback = path.join('/var/tmp', `penny-postgres-${digest}`);
+  const fallback = rootFallbackDirectory(wanted);
   options.logger?.warn(
     { wanted, used: fallback },
     'running as root and the postgres user cannot reach the data directory; using a directory it can',
   );
   return fallback;
+}
+
+/** Where root keeps the database files of a data directory the postgres user cannot reach. */
+export function rootFallbackDirectory(wanted: string): string {
+  const digest = createHash('sha256').update(path.resolve(wanted)).digest('hex').slice(0, 12);
+  return path.join('/var/tmp', `penny-postgres-${digest}`);
 }
 
 /** True when every existing directory from the root down to `directory` lets others enter it. */

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rootFallbackDirectory } from '../../src/db/embedded-postgres.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { parseCreateEntry } from '../../src/ledger/ledger-validation.js';
 import { freePort } from '../global-setup.js';
@@ -63,6 +64,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fs.rm(dataDirectory, { recursive: true, force: true });
+  // As root, the embedded test's database files live outside the (private) data directory.
+  const postgresDirectory = rootFallbackDirectory(path.join(dataDirectory, 'embedded', 'postgres'));
+  await fs.rm(postgresDirectory, { recursive: true, force: true });
 });
 
 describe('penny migrate', () => {
