@@ -8,6 +8,11 @@
  * a pure PL/pgSQL ledger of the usual kind (one function call per transfer that locks both
  * accounts in id order, updates their stored balances and appends the transfer and its two
  * entries), is the foundation issue's other yardstick ("about twice a pure PL/pgSQL ledger").
+ * A fourth, the floor, writes Penny's own rows with Penny's own statement into twins of its tables
+ * made with LIKE ... INCLUDING ALL: every column default, check constraint and index (the unique
+ * external reference too), but no trigger, so no rule that reads other rows, no balance changes
+ * and no seal queue. It bounds what any trigger design can reach: Penny ÷ floor is what the
+ * database-enforced rules cost, floor ÷ baseline what Penny's rows and constraints cost.
  * Tables are prefilled and analysed before measuring.
  *
  * Penny and the baseline alternate in slices (BENCH_SLICES, default 6, per measurement), so both
@@ -24,6 +29,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createPool, ensureDatabase, withDatabase, withTransaction } from '../src/db/pool.js';
 import { newId } from '../src/ids.js';
 import { LedgerService } from '../src/ledger/ledger-service.js';
+import { insertEntries, type EntryRow } from '../src/ledger/ledger-store.js';
 import type { CreateEntryCommand } from '../src/ledger/ledger-types.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 3);
@@ -35,8 +41,8 @@ const prefillTransfers = 50_000;
 const batchSize = 100;
 
 type Pattern = 'uniform' | 'hot';
-type System = 'baseline' | 'plpgsql' | 'penny';
-const systems: readonly System[] = ['baseline', 'plpgsql', 'penny'];
+type System = 'baseline' | 'plpgsql' | 'floor' | 'penny';
+const systems: readonly System[] = ['baseline', 'plpgsql', 'floor', 'penny'];
 type Mode = 'single' | 'batch100';
 type Writer = (transfers: readonly Transfer[]) => Promise<void>;
 
@@ -67,7 +73,7 @@ async function main(): Promise<void> {
     for (const mode of ['single', 'batch100'] as const) {
       for (const pattern of ['uniform', 'hot'] as const) {
         for (const clients of clientCounts) {
-          const samples = { baseline: emptySample(), plpgsql: emptySample(), penny: emptySample() };
+          const samples = emptySamples();
           for (let slice = 0; slice < slicesPerRun; slice += 1) {
             for (const system of systems) {
               await measure(writerOf(system, ledger, pool), { accounts, pattern, mode, clients }, samples[system]);
@@ -124,7 +130,9 @@ async function prepare(pool: pg.Pool, url: string): Promise<Accounts> {
       currency char(3), direction text, phase text, amount_minor bigint, effective_at timestamptz);
     CREATE INDEX IF NOT EXISTS baseline_entries_effective ON baseline_entries (effective_at, sequence);
     CREATE INDEX IF NOT EXISTS baseline_postings_account ON baseline_postings (account_id, effective_at, id);
-    CREATE INDEX IF NOT EXISTS baseline_postings_entry ON baseline_postings (entry_id);`);
+    CREATE INDEX IF NOT EXISTS baseline_postings_entry ON baseline_postings (entry_id);
+    CREATE TABLE IF NOT EXISTS floor_entries (LIKE ledger_entries INCLUDING ALL);
+    CREATE TABLE IF NOT EXISTS floor_postings (LIKE ledger_postings INCLUDING ALL);`);
   await pool.query(plpgsqlLedgerSql);
   const ledger = new LedgerService(pool);
   const uniform: string[] = [];
@@ -154,6 +162,7 @@ async function prepare(pool: pg.Pool, url: string): Promise<Accounts> {
 
 function writerOf(system: System, ledger: LedgerService, pool: pg.Pool): Writer {
   if (system === 'penny') return pennyWriter(ledger);
+  if (system === 'floor') return floorWriter(pool);
   return system === 'baseline' ? baselineWriter(pool) : plpgsqlWriter(pool);
 }
 
@@ -281,6 +290,25 @@ function baselineWriter(pool: pg.Pool): Writer {
   };
 }
 
+/** Penny's insert statement into the trigger-less twins; currencies known, as the service's cache has them. */
+function floorWriter(pool: pg.Pool): Writer {
+  const tables = { entries: 'floor_entries', postings: 'floor_postings' };
+  const rowOf = (transfer: Transfer): EntryRow => ({
+    id: newId('lent'), externalReference: transfer.reference, requestFingerprint: transfer.reference,
+    kind: 'standard', holdEntryId: null, reversesEntryId: null, description: null, metadata: {},
+    effectiveAt: null, expiresAt: null,
+    postings: (['debit', 'credit'] as const).map((direction) => ({
+      accountId: direction === 'debit' ? transfer.debit : transfer.credit, currency: 'USD', direction,
+      phase: 'posted', amountMinor: transfer.amountMinor, mustNotOverdraw: false,
+    })),
+  });
+  return async (transfers) => {
+    const rows = transfers.map(rowOf);
+    if (rows.length === 1) await insertEntries(pool, rows, tables);
+    else await withTransaction(pool, (client) => insertEntries(client, rows, tables));
+  };
+}
+
 function nextTransfer(accounts: Accounts, pattern: Pattern): Transfer {
   const pick = () => accounts.uniform[Math.floor(Math.random() * accounts.uniform.length)] as string;
   const debit = pick();
@@ -293,6 +321,10 @@ interface Sample {
   transfers: number;
   elapsedMs: number;
   readonly latenciesMs: number[];
+}
+
+function emptySamples(): Record<System, Sample> {
+  return Object.fromEntries(systems.map((system) => [system, emptySample()])) as Record<System, Sample>;
 }
 
 function emptySample(): Sample {
@@ -344,19 +376,21 @@ function report(results: readonly Measurement[]): void {
       `${accountCount} accounts, ${prefillTransfers} prefilled transfers`,
     '',
     '| mode | pattern | clients | penny transfers/s | baseline transfers/s | ratio | PL/pgSQL transfers/s | ' +
-      'penny ÷ PL/pgSQL | penny p50 ms | penny p99 ms |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+      'penny ÷ PL/pgSQL | floor transfers/s | floor ÷ baseline | penny p50 ms | penny p99 ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const penny of results.filter((result) => result.system === 'penny')) {
     const find = (system: System) => results.find((result) => result.system === system &&
       result.mode === penny.mode && result.pattern === penny.pattern && result.clients === penny.clients);
     const baseline = find('baseline');
     const plpgsql = find('plpgsql');
-    const ratio = (other: Measurement | undefined) =>
-      other === undefined ? '-' : String(round(penny.transfersPerSecond / other.transfersPerSecond));
+    const floor = find('floor');
+    const ratio = (top: Measurement | undefined, other: Measurement | undefined) =>
+      top === undefined || other === undefined ? '-' : String(round(top.transfersPerSecond / other.transfersPerSecond));
     lines.push(`| ${penny.mode} | ${penny.pattern} | ${penny.clients} | ${penny.transfersPerSecond} | ` +
-      `${baseline?.transfersPerSecond ?? '-'} | ${ratio(baseline)} | ${plpgsql?.transfersPerSecond ?? '-'} | ` +
-      `${ratio(plpgsql)} | ${penny.latencyMsP50} | ${penny.latencyMsP99} |`);
+      `${baseline?.transfersPerSecond ?? '-'} | ${ratio(penny, baseline)} | ${plpgsql?.transfersPerSecond ?? '-'} | ` +
+      `${ratio(penny, plpgsql)} | ${floor?.transfersPerSecond ?? '-'} | ${ratio(floor, baseline)} | ` +
+      `${penny.latencyMsP50} | ${penny.latencyMsP99} |`);
   }
   const rssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   lines.push('', `peak RSS of the benchmark process (Node, client side): ${rssMiB} MiB`);

@@ -103,14 +103,23 @@ export interface InsertedEntry {
   readonly postings: readonly Posting[];
 }
 
+/** Where insertEntries writes: the ledger's tables, or (bench:ledger only) twins without triggers. */
+export interface EntryTables {
+  readonly entries: string;
+  readonly postings: string;
+}
+
+const ledgerTables: EntryTables = { entries: 'ledger_entries', postings: 'ledger_postings' };
+
 export async function insertEntries(
   db: Queryable,
   entries: readonly EntryRow[],
+  tables: EntryTables = ledgerTables,
 ): Promise<Map<string, InsertedEntry>> {
   const postings = entries.flatMap((entry) => entry.postings.map((posting) => ({ entry, posting })));
   const result = await db.query({
     // Named, so each connection plans this statement once.
-    name: 'ledger_insert_entries',
+    name: tables === ledgerTables ? 'ledger_insert_entries' : `ledger_insert_entries_${tables.entries}`,
     text: `WITH entry_input AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                             $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
@@ -118,7 +127,7 @@ export async function insertEntries(
               description, metadata, effective_at, expires_at)
      ),
      inserted AS (
-       INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, hold_entry_id,
+       INSERT INTO ${tables.entries} (id, external_reference, request_fingerprint, kind, hold_entry_id,
          reverses_entry_id, description, metadata, effective_at, expires_at)
        SELECT id, external_reference, request_fingerprint, kind, hold_entry_id, reverses_entry_id,
          description, metadata::jsonb, coalesce(effective_at, now()), expires_at
@@ -132,7 +141,7 @@ export async function insertEntries(
          AS p(entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw, ordinal)
      ),
      posted AS (
-       INSERT INTO ledger_postings (entry_id, account_id, currency, direction, phase, amount_minor,
+       INSERT INTO ${tables.postings} (entry_id, account_id, currency, direction, phase, amount_minor,
          must_not_overdraw, effective_at)
        SELECT p.entry_id, p.account_id, coalesce(p.currency, '???'), p.direction,
          p.phase, p.amount_minor, p.must_not_overdraw, i.effective_at
