@@ -131,8 +131,10 @@ async function prepare(pool: pg.Pool, url: string): Promise<Accounts> {
     CREATE INDEX IF NOT EXISTS baseline_entries_effective ON baseline_entries (effective_at, sequence);
     CREATE INDEX IF NOT EXISTS baseline_postings_account ON baseline_postings (account_id, effective_at, id);
     CREATE INDEX IF NOT EXISTS baseline_postings_entry ON baseline_postings (entry_id);
-    CREATE TABLE IF NOT EXISTS floor_entries (LIKE ledger_entries INCLUDING ALL);
-    CREATE TABLE IF NOT EXISTS floor_postings (LIKE ledger_postings INCLUDING ALL);`);
+    -- Copied afresh each run, so the floor has the constraints of the schema as migrated now.
+    DROP TABLE IF EXISTS floor_entries, floor_postings;
+    CREATE TABLE floor_entries (LIKE ledger_entries INCLUDING ALL);
+    CREATE TABLE floor_postings (LIKE ledger_postings INCLUDING ALL);`);
   await pool.query(plpgsqlLedgerSql);
   const ledger = new LedgerService(pool);
   const uniform: string[] = [];
