@@ -61,6 +61,10 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     // hook, because an exception thrown by the parser itself would escape the error handler.
     routerOptions: { querystringParser: parseQueryString },
   });
+  // First of the onRequest hooks, so that every answer carries it, refusals by later hooks too.
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('Request-Id', request.id);
+  });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -86,9 +90,6 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       code: 'route_not_found',
       message: `Unrecognized request URL (${request.method}: ${request.url.split('?')[0]}).`,
     });
-  });
-  app.addHook('onRequest', async (request, reply) => {
-    void reply.header('Request-Id', request.id);
   });
 
   app.addHook('onResponse', async (request, reply) => {

@@ -56,7 +56,10 @@ describe('request ids', () => {
       penny.request({ method: 'GET', url: '/v1/ledger/accounts', headers: { authorization: '' } }),
       penny.request({ method: 'GET', url: '/no/such/route' }),
       penny.request({ method: 'POST', url: '/v1/ledger/accounts', body: '{not json' }),
+      // Refused by a hook before any route runs.
+      penny.request({ method: 'GET', url: '/v1/ledger/accounts?a%zz=1' }),
     ]);
+    expect(responses.at(-1)?.status).toBe(400);
     for (const response of responses) {
       expect(response.headers['request-id']).toMatch(/^req_[A-Za-z0-9]+$/);
     }
