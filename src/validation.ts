@@ -97,7 +97,9 @@ export function readCurrency(value: unknown, param: string): string | undefined 
   // Check ASCII before upper-casing: 'uſd'.toUpperCase() is 'USD'.
   const code = /^[A-Za-z]{3}$/.test(value) ? value.toUpperCase() : '';
   if (!isCurrency(code)) {
-    throw invalid(param, `${param}: "${value}" is not a supported ISO 4217 currency.`, 'currency_invalid');
+    // Only a three-letter code is quoted back: any other text could hold a card number.
+    const quoted = code === '' ? 'the value' : `"${value}"`;
+    throw invalid(param, `${param}: ${quoted} is not a supported ISO 4217 currency.`, 'currency_invalid');
   }
   return code;
 }

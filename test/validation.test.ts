@@ -214,6 +214,14 @@ describe('readLimit', () => {
 });
 
 describe('readCurrency', () => {
+  it('does not quote a refused value that is not three letters (it could be a card number)', () => {
+    expect(refusal(() => readCurrency('4242424242424242', 'currency')).message).not.toContain('4242');
+  });
+
+  it('quotes a refused three-letter code', () => {
+    expect(refusal(() => readCurrency('abc', 'currency')).message).toContain('"abc"');
+  });
+
   it('normalises a lower-case code to upper case', () => {
     expect(readCurrency('usd', 'currency')).toBe('USD');
   });

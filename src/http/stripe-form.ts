@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import qs from 'qs';
 import { PennyError } from '../errors.js';
+import { containsCardNumber } from '../security/card-filter.js';
 import { invalid } from '../validation.js';
 
 /**
@@ -84,7 +85,8 @@ function decodeComponent(text: string, _defaultDecoder: unknown, _charset: strin
   try {
     decoded = decodeURIComponent(text.replace(/\+/g, ' '));
   } catch (error) {
-    throw formError(`The form body was refused: ${shown(text)} is not valid percent-encoded UTF-8.`, error);
+    // Not quoted: text that does not decode cannot be checked for a card number.
+    throw formError('The form body was refused: a name or value in it is not valid percent-encoded UTF-8.', error);
   }
   if (kind === 'key' && decoded !== '') checkName(decoded);
   return decoded;
@@ -106,7 +108,9 @@ function formError(message: string, cause?: unknown): PennyError {
   return new PennyError({ code: 'invalid_form_body', message, cause });
 }
 
+/** A client's text quoted in an error message, unless it holds a card number (never echoed). */
 function shown(text: string): string {
+  if (containsCardNumber(text)) return 'a text that holds a card number';
   return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
 }
 

@@ -358,3 +358,29 @@ describe('readStripeBoolean', () => {
     },
   );
 });
+
+describe('refusals never echo a card number', () => {
+  const card = '4242424242424242';
+
+  it('does not quote a value that is not valid percent-encoding', () => {
+    const error = refusal(() => parseStripeForm(`metadata[n]=${card}%zz`));
+    expect(error.code).toBe('invalid_form_body');
+    expect(error.message).not.toContain(card);
+  });
+
+  it('does not quote a malformed parameter name that holds a card number', () => {
+    const error = refusal(() => parseStripeForm(`metadata[${card}=1`));
+    expect(error.code).toBe('invalid_form_body');
+    expect(error.message).not.toContain(card);
+  });
+
+  it('does not quote a card number given where a boolean was expected', () => {
+    const error = refusal(() => readStripeBoolean(card, 'confirm'));
+    expect(error.code).toBe('parameter_invalid_boolean');
+    expect(error.message).not.toContain(card);
+  });
+
+  it('still quotes an ordinary malformed name, so the client can find it', () => {
+    expect(refusal(() => parseStripeForm('metadata[a=1')).message).toContain('"metadata[a"');
+  });
+});
