@@ -106,7 +106,7 @@ export class IdempotencyService {
     work: Work,
   ): Promise<IdempotentResponse> {
     // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
-    const finished = await selectFinishedKey(client, request);
+    const finished = await selectKey(client, request, true);
     if (finished !== undefined) {
       assertSameRequest(finished, request);
       return { status: finished.response_status as number, body: this.storedBody(finished.response_body as string),
@@ -120,7 +120,12 @@ export class IdempotencyService {
       // A statement that failed may still have taken the lock: session locks outlive errors.
       if (opened === undefined) await unlock(client, lockName);
     }
-    if (opened.locked !== true) throw keyInUse(request.key);
+    if (opened.locked !== true) {
+      // Different parameters are a client's mistake (400), never a 409 the SDK would retry.
+      const running = await selectKey(client, request, false);
+      if (running !== undefined) assertSameRequest(running, request);
+      throw keyInUse(request.key);
+    }
     try {
       // Not inserted: the key exists. Read it again now that the lock is held (a new snapshot),
       // since a request that held the lock may have finished it after this statement began.
@@ -268,13 +273,16 @@ interface OpenedKey {
   readonly inserted: KeyRow | null;
 }
 
-async function selectFinishedKey(
+/** The key's row, if it exists (and, with `finishedOnly`, is finished); read without any lock. */
+async function selectKey(
   client: pg.PoolClient,
   request: IdempotentRequest & { key: string },
+  finishedOnly: boolean,
 ): Promise<KeyRow | undefined> {
   const result = await client.query<KeyRow>(
-    named(`SELECT ${keyColumns} FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND completed_at IS NOT NULL`),
-    [request.merchantId, request.key]);
+    named(`SELECT ${keyColumns} FROM idempotency_keys WHERE merchant_id = $1 AND key = $2
+       AND (completed_at IS NOT NULL OR NOT $3)`),
+    [request.merchantId, request.key, finishedOnly]);
   return result.rows[0];
 }
 

@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { requestFingerprint } from '../../src/idempotency/idempotency-service.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /** PaymentIntents and idempotency keys, driven by the official stripe SDK over HTTP. */
@@ -184,6 +185,30 @@ describe('idempotency keys', () => {
     }
     const after = await rawPost('/v1/payment_intents', 'amount=1000&currency=usd', 'held-1');
     expect(after.status).toBe(200);
+  });
+
+  it('answers different parameters under a key still in flight with 400, not a 409 the SDK would retry', async () => {
+    const merchant = (await penny.pool.query<{ id: string }>(
+      "SELECT id FROM merchants WHERE name = 'Intent Shop'")).rows[0]?.id as string;
+    const params = { amount: '1000', currency: 'usd' };
+    const fingerprint = requestFingerprint({ method: 'POST', path: '/v1/payment_intents', params });
+    // The first request's row, unfinished, and its lock held, as while it runs.
+    await penny.pool.query(
+      `INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint, request_params)
+       VALUES ($1, 'running-1', 'POST', '/v1/payment_intents', $2, $3::jsonb)`,
+      [merchant, fingerprint, JSON.stringify(params)]);
+    const holder = await penny.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`${merchant}:running-1`]);
+      const different = await rawPost('/v1/payment_intents', 'amount=1001&currency=usd', 'running-1');
+      expect(different.status).toBe(400);
+      expect(JSON.parse(different.text).error).toMatchObject({ type: 'idempotency_error', param: 'amount' });
+      const same = await rawPost('/v1/payment_intents', 'amount=1000&currency=usd', 'running-1');
+      expect(same.status).toBe(409);
+      await holder.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [`${merchant}:running-1`]);
+    } finally {
+      holder.release();
+    }
   });
 
   it('shows a key\'s state, fingerprint and stored status', async () => {
