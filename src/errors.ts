@@ -43,6 +43,23 @@ export class PennyError extends Error {
   }
 }
 
+/** Codes that say the request's parameters are wrong (including for the object's current amounts). */
+const parameterErrorCodes: ReadonlySet<string> = new Set([
+  'parameter_unknown', 'parameter_missing', 'parameter_invalid', 'parameter_invalid_integer',
+  'parameter_invalid_string', 'parameter_invalid_boolean', 'parameter_invalid_object',
+  'parameter_invalid_timestamp', 'metadata_invalid', 'currency_invalid', 'amount_too_small',
+  'amount_too_large', 'amount_invalid_for_currency', 'card_number_in_request',
+]);
+
+/**
+ * A refusal of the request's parameters. Like Stripe, Penny does not store it under the
+ * idempotency key when it comes before the work made any progress, so a corrected retry with the
+ * same key runs (an over-capture found once the intent is read is one too).
+ */
+export function isParameterError(error: PennyError): boolean {
+  return error.type === 'invalid_request_error' && error.param !== undefined && parameterErrorCodes.has(error.code);
+}
+
 /** Normalises anything thrown into an Error, keeping the original as `cause`. */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;

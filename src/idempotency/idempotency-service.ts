@@ -2,7 +2,7 @@ import { named, writeAtCommit } from '../db/pool.js';
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type pg from 'pg';
-import { PennyError } from '../errors.js';
+import { isParameterError, PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { stringifyJson } from '../http/json.js';
 import type { SecretBox } from '../security/secret-box.js';
@@ -196,6 +196,9 @@ export class IdempotencyService {
       if (stored !== undefined) return { ...stored, replayed: false };
       const rendered = this.renderError(error);
       response = { status: rendered.status, body: stringifyJson(rendered.body) };
+      if (keyed !== undefined && isParameterError(error) && await releaseUnstartedKey(client, keyed)) {
+        return { ...response, replayed: false };
+      }
     }
     await storeResponse(response);
     return { ...response, replayed: false };
@@ -284,6 +287,19 @@ async function selectKey(
        AND (completed_at IS NOT NULL OR NOT $3)`),
     [request.merchantId, request.key, finishedOnly]);
   return result.rows[0];
+}
+
+/**
+ * Deletes the key of a request refused for its parameters, if its work made no progress (no
+ * recovery point saved, no response): nothing is stored, and a corrected retry runs. False when
+ * the work had saved progress; the refusal is then stored like any answer. Runs under the key's lock.
+ */
+async function releaseUnstartedKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }) {
+  const result = await client.query(
+    named(`DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND recovery_point = 'started'
+       AND response_status IS NULL`),
+    [request.merchantId, request.key]);
+  return result.rowCount === 1;
 }
 
 /** One round trip for a new request: the key's lock is tried and, once held, the key inserted. */

@@ -121,6 +121,49 @@ describe('updating PaymentIntents', () => {
 });
 
 describe('idempotency keys', () => {
+  it('does not store a parameter refusal found while updating, so the corrected retry with the key runs', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    const refused = await rawPost(`/v1/payment_intents/${intent.id}`, 'amount=10', 'update-fix-1');
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.text).error).toMatchObject({ code: 'amount_too_small', param: 'amount' });
+    const corrected = await rawPost(`/v1/payment_intents/${intent.id}`, 'amount=2000', 'update-fix-1');
+    expect(corrected.status).toBe(200);
+    expect(corrected.headers.get('idempotent-replayed')).toBeNull();
+    expect(JSON.parse(corrected.text)).toMatchObject({ id: intent.id, amount: 2000 });
+  });
+
+  it('does not store an over-capture refusal, so a retry with the key and a smaller amount captures', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    const refused = await rawPost(`/v1/payment_intents/${intent.id}/capture`, 'amount_to_capture=1001', 'capture-fix-1');
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.text).error).toMatchObject({ code: 'amount_too_large', param: 'amount_to_capture' });
+    const corrected = await rawPost(`/v1/payment_intents/${intent.id}/capture`, 'amount_to_capture=600', 'capture-fix-1');
+    expect(corrected.status).toBe(200);
+    expect(JSON.parse(corrected.text)).toMatchObject({ status: 'succeeded', amount_received: 600 });
+  });
+
+  it('does not store an over-refund refusal, so a retry with the key and a smaller amount refunds', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const refused = await rawPost('/v1/refunds', `payment_intent=${intent.id}&amount=1001`, 'refund-fix-1');
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.text).error).toMatchObject({ code: 'amount_too_large', param: 'amount' });
+    const corrected = await rawPost('/v1/refunds', `payment_intent=${intent.id}&amount=400`, 'refund-fix-1');
+    expect(corrected.status).toBe(200);
+    expect(JSON.parse(corrected.text)).toMatchObject({ object: 'refund', amount: 400 });
+  });
+
+  it('stores a refusal of the intent\'s state, which the same key replays', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    await stripe.paymentIntents.cancel(intent.id);
+    const first = await rawPost(`/v1/payment_intents/${intent.id}`, 'amount=2000', 'state-kept-1');
+    expect(JSON.parse(first.text).error).toMatchObject({ code: 'payment_intent_unexpected_state' });
+    const again = await rawPost(`/v1/payment_intents/${intent.id}`, 'amount=2000', 'state-kept-1');
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.text).toBe(first.text);
+  });
+
   it('replays the original response byte for byte, with Idempotent-Replayed, and creates one intent', async () => {
     const before = await intentCount();
     const first = await rawPost('/v1/payment_intents', 'amount=1500&currency=usd&metadata[k]=v', 'replay-1');
