@@ -277,10 +277,17 @@ describe('penny serve on the embedded PostgreSQL', () => {
       });
       expect(again.status).toBe(200);
       expect(((await again.json()) as { code: string }).code).toBe('survives');
+      // A second serve on the same data directory fails (its port is taken) and leaves the
+      // running one's database alone: only the process owning the server stops it.
+      const clash = startServe({ ...embeddedEnvironment, PORT: String(second.port) });
+      expect(await clash.exited).toBe(1);
+      const ready = await fetch(`http://127.0.0.1:${second.port}/readyz`);
+      expect(ready.status).toBe(200);
     } finally {
       second.server.process.kill('SIGTERM');
     }
     expect(await second.server.exited).toBe(0);
+    expect(await portOpen(Number(embeddedEnvironment.PENNY_PG_PORT))).toBe(false);
   }, 60_000);
 });
 
