@@ -8,7 +8,8 @@ import { entryHash, genesisHash, selectCanonicalEntries } from './ledger-chain.j
  * SELECTs, so it catches rows changed behind Penny's back (for example with triggers disabled).
  */
 export interface VerifyFailure {
-  readonly check: 'chain' | 'entry_balance' | 'stored_balance' | 'limit' | 'seal_lag' | 'anchor' | 'open_holds';
+  readonly check: 'chain' | 'entry_balance' | 'currency' | 'stored_balance' | 'limit' | 'seal_lag' | 'anchor'
+    | 'open_holds';
   readonly message: string;
   readonly entry?: string;
   readonly account?: string;
@@ -34,6 +35,7 @@ export async function verifyLedger(
   const failures = [
     ...chain.failures,
     ...(await checkEntriesBalance(db)),
+    ...(await checkPostingCurrencies(db)),
     ...balances.failures,
     ...(await checkLimits(db)),
     ...(await checkSealLag(db)),
@@ -124,6 +126,29 @@ async function checkEntriesBalance(db: Queryable): Promise<VerifyFailure[]> {
     check: 'entry_balance' as const,
     entry: row.entry_id,
     message: `entry ${row.entry_id} ${row.problem}`,
+  }));
+}
+
+/**
+ * Invariant 3: every posting's currency is its account's. Accounts are not hashed into the chain,
+ * so this is what catches an account's currency changed behind Penny's back.
+ */
+async function checkPostingCurrencies(db: Queryable): Promise<VerifyFailure[]> {
+  const result = await db.query<{ account_id: string; entry_id: string; posting_currency: string;
+    account_currency: string | null }>(
+    `SELECT p.account_id, min(p.entry_id) AS entry_id, p.currency AS posting_currency, a.currency AS account_currency
+     FROM ledger_postings p LEFT JOIN ledger_accounts a ON a.id = p.account_id
+     WHERE a.id IS NULL OR a.currency <> p.currency
+     GROUP BY p.account_id, p.currency, a.currency
+     ORDER BY p.account_id LIMIT 10`,
+  );
+  return result.rows.map((row) => ({
+    check: 'currency' as const,
+    account: row.account_id,
+    entry: row.entry_id,
+    message: row.account_currency === null
+      ? `account ${row.account_id} does not exist, yet entry ${row.entry_id} posts to it`
+      : `account ${row.account_id} is in ${row.account_currency}, yet entry ${row.entry_id} posts to it in ${row.posting_currency}`,
   }));
 }
 

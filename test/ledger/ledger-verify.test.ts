@@ -148,6 +148,17 @@ describe('verifyLedger catches edits made behind Penny\'s back', () => {
     expect(accounts).toEqual([cash, owed].sort());
   });
 
+  it("reports a currency failure when an account's currency is edited (accounts are not in the chain)", async () => {
+    const { penny, cash } = await seededLedger(2);
+    await behindPennysBack(penny.pool, (client) => client.query(
+      `UPDATE ledger_accounts SET currency = 'EUR' WHERE id = $1`, [cash]));
+    const report = await verifyLedger(penny.pool);
+    expect(report.ok).toBe(false);
+    expect(failuresOf(report.failures, 'currency')).toEqual([
+      expect.objectContaining({ account: cash, message: expect.stringContaining('is in EUR') }),
+    ]);
+  });
+
   it('reports an entry_balance failure when one posting of an entry is edited', async () => {
     const { penny, sealed } = await seededLedger(3);
     await behindPennysBack(penny.pool, (client) => client.query(
