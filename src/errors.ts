@@ -23,6 +23,12 @@ export interface PennyErrorOptions {
    * answer is not stored under the idempotency key, so the retry continues the work.
    */
   readonly resumable?: boolean;
+  /**
+   * The parameters were judged against the object's current amounts (a capture above what is
+   * capturable, a refund above what remains): like a wrong status, the answer is stored under the
+   * idempotency key, since the same request could be judged otherwise later.
+   */
+  readonly judgedOnState?: boolean;
 }
 
 export class PennyError extends Error {
@@ -31,6 +37,7 @@ export class PennyError extends Error {
   readonly param: string | undefined;
   readonly details: Record<string, unknown>;
   readonly resumable: boolean;
+  readonly judgedOnState: boolean;
 
   constructor(options: PennyErrorOptions) {
     super(options.message, { cause: options.cause });
@@ -40,6 +47,7 @@ export class PennyError extends Error {
     this.param = options.param;
     this.details = options.details ?? {};
     this.resumable = options.resumable ?? false;
+    this.judgedOnState = options.judgedOnState ?? false;
   }
 }
 
@@ -52,12 +60,14 @@ const parameterErrorCodes: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * A refusal of the request's parameters. Like Stripe, Penny does not store it under the
- * idempotency key when it comes before the work made any progress, so a corrected retry with the
- * same key runs (an over-capture found once the intent is read is one too).
+ * A refusal of the request's parameters on their own (an update's amount below the currency's
+ * minimum needs the intent's currency, but not its state). Like Stripe, Penny does not store it
+ * under the idempotency key when it comes before the work made any progress, so a corrected retry
+ * with the same key runs.
  */
 export function isParameterError(error: PennyError): boolean {
-  return error.type === 'invalid_request_error' && error.param !== undefined && parameterErrorCodes.has(error.code);
+  return error.type === 'invalid_request_error' && error.param !== undefined && !error.judgedOnState
+    && parameterErrorCodes.has(error.code);
 }
 
 /** Normalises anything thrown into an Error, keeping the original as `cause`. */

@@ -121,7 +121,6 @@ export class PaymentFlows {
       case 'declined':
         return this.confirmDeclined(client, intent, attempt, outcome);
       case 'requires_action':
-        assertTransition(intent.status, 'requires_action');
         return moveIntent(client, intent, {
           status: 'requires_action',
           nextAction: { type: 'redirect_to_url', redirect_to_url: { url: outcome.redirectUrl, return_url: null } },
@@ -153,7 +152,6 @@ export class PaymentFlows {
     });
     // Recorded with the attempt, so an attempt whose request dies (and is never retried) is still resolved.
     await queueRecovery(execution.client, authorizeSubject(attempt), recoveryGraceMs);
-    assertTransition(intent.status, 'processing');
     const processing = await moveIntent(execution.client, intent, { status: 'processing', paymentMethod });
     const data = { attempt: attempt.id, authenticated: attempt.authenticated };
     await execution.saveRecoveryPoint('attempt_recorded', data);
@@ -175,7 +173,6 @@ export class PaymentFlows {
       pspReference: outcome.pspReference, authorizationEntryId: null, captureBefore: null,
     });
     await recordChargeEvent(client, 'charge.failed', charge);
-    assertTransition(intent.status, 'requires_payment_method');
     return moveIntent(client, intent, {
       status: 'requires_payment_method', latestCharge: charge.id, nextAction: null,
       lastPaymentError: {
@@ -219,7 +216,6 @@ export class PaymentFlows {
     });
     await recordChargeEvent(client, 'charge.succeeded', charge);
     const status = outcome === 'captured' ? 'succeeded' : 'requires_capture';
-    assertTransition(intent.status, status);
     return moveIntent(client, intent, {
       status, latestCharge: charge.id, nextAction: null, lastPaymentError: null,
       amountCapturable: outcome === 'captured' ? 0n : intent.amount,
@@ -245,7 +241,7 @@ export class PaymentFlows {
         const amount = amountToCapture ?? intent.amountCapturable;
         if (amount > intent.amountCapturable) {
           throw new PennyError({
-            code: 'amount_too_large', param: 'amount_to_capture',
+            code: 'amount_too_large', param: 'amount_to_capture', judgedOnState: true,
             message: `The amount to capture (${amount}) is more than the amount capturable (${intent.amountCapturable}).`,
           });
         }
@@ -321,7 +317,6 @@ export class PaymentFlows {
       ...(await this.fees(client, intent, amountMinor)),
     });
     await recordChargeEvent(client, 'charge.captured', await store.updateChargeCaptured(client, charge, amount), charge);
-    assertTransition(intent.status, 'succeeded');
     return moveIntent(client, intent, {
       status: 'succeeded', amountCapturable: 0n, amountReceived: amount,
     });
@@ -626,7 +621,7 @@ async function reserveRefund(client: pg.PoolClient, merchantId: string, request:
   const amount = request.amount ?? remaining;
   if (amount > remaining) {
     throw new PennyError({
-      code: 'amount_too_large', param: 'amount',
+      code: 'amount_too_large', param: 'amount', judgedOnState: true,
       message: `Refund amount (${amount}) is greater than the unrefunded amount on the charge (${remaining}).`,
     });
   }
@@ -639,12 +634,16 @@ async function reserveRefund(client: pg.PoolClient, merchantId: string, request:
   return refund;
 }
 
-/** Every change of an intent goes through here, so each writes its event in the same transaction. */
+/**
+ * Every change of an intent goes through here, so each is checked against the one transition
+ * table and writes its event in the same transaction.
+ */
 async function moveIntent(
   client: pg.PoolClient,
   before: store.PaymentIntentRow,
   change: Parameters<typeof store.updatePaymentIntent>[2],
 ): Promise<store.PaymentIntentRow> {
+  if (change.status !== before.status) assertTransition(before.status, change.status);
   const after = await store.updatePaymentIntent(client, before, change);
   await recordIntentEvent(client, before, after);
   return after;

@@ -7,7 +7,7 @@ import type { PaymentFlows } from './payment-flows.js';
 import { validateStripeAmount } from '../money/stripe-currency.js';
 import { recordIntentEvent } from './payment-events.js';
 import { presentPaymentIntent } from './payment-presenter.js';
-import { assertOperationAllowed, initialStatus } from './payment-state.js';
+import { assertOperationAllowed, assertTransition, initialStatus } from './payment-state.js';
 import * as store from './payment-store.js';
 import type { CreatePaymentIntentCommand, UpdatePaymentIntentCommand } from './payment-validation.js';
 
@@ -104,6 +104,7 @@ export class PaymentService {
       const paymentMethod = command.paymentMethod ?? null;
       const status = paymentMethod !== null && intent.status === 'requires_payment_method'
         ? 'requires_confirmation' : intent.status;
+      if (status !== intent.status) assertTransition(intent.status, status);
       const updated = await store.updatePaymentIntentDetails(client, intent, {
         amount: validAmount, currency: command.currency ?? null, paymentMethod,
         captureMethod: command.captureMethod ?? null, description: command.description ?? null,
