@@ -1,10 +1,45 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
 import { listMigrationFiles, migrate, migrationsTable } from '../../src/db/migrate.js';
 import { createClient, ensureDatabase, withDatabase } from '../../src/db/pool.js';
 import { createTestDatabase } from '../support/database.js';
 
+/**
+ * The SHA-256 of every migration that has landed (been submitted). A landed migration is never
+ * edited: a change is a new migration. Add a file here once it lands.
+ */
+const landed: readonly (readonly [string, string])[] = [
+  ['0001_ledger', 'd7f1320a3b7c6392c9d885231ab2557af90169e2fb0b5e24de4012ad1e9c2562'],
+  ['0002_merchants', 'c63aea18f7587b60949efbf36f8300f2299e5ed67eea3d57b1c9431850715296'],
+  ['0003_payment_intents', '1109a239b1d3941fa38f5676f784a8eb9086f089337144190593ddcea05be224'],
+  ['0004_charges_refunds_sandbox', '8238a43cb86c924d8de76a45f6afa68692bfa8a824579cf17cdaf4ea1f12a69f'],
+  ['0005_events_webhooks', 'cb6a300b1b3ff96443e689b64fad2fa42d2b364090df1da4ede6a9c4527e5650'],
+  ['0006_outside_world', '5646f253d7825efc2d0de6721064d86f110734d10fbe6e24ccd720bfa6c8b693'],
+  ['0007_hot_merchant_row', '205d00175bae52b28eaed131dbe2f013497a4844b239d5318c1d29077848e31e'],
+  ['0008_lookup_by_id', '022b376ee5da4f8412b553a4142f7310292ec508587ba918c956cce5d98d0720'],
+  ['0009_delivery_list', '1843332a227e05c499b08ced72269b75522684b55a33152b7b8d1de9507d0e78'],
+  ['0010_cancel_recovery', '0161dc8769c10fe22081a5656a2ce431b34332d7434b079a9f16df380e891ad7'],
+  ['0011_capture_before', 'f5454c381b89d6ca517731a7b64b490f258f500011a9f8f6a99109b2e30f8ac0'],
+  ['0012_open_holds', '91427855577792effa2789cb21c539268a3e1ee486eb3f33c351d8da41fda31b'],
+  ['0013_finalization_keys', '9c8a93dccd4f3294db5215f0aebcabfd6709bf64338c690b27a1c8f6a15662a0'],
+  ['0014_unmatched_event_cases', '49d9f1e2a8274b3023d450f6eb6dd414c093b3a825b7db5ad2e0974316bca501'],
+  ['0015_case_resolution', 'b2e898bc94ddcc42bdaf079cc3277fb5119ff7b26f07511202dfbef9385a6439'],
+  ['0016_statement_rows', 'da40d772adccc5330926c879623db1f496fd13f2fe8f8617f00879a207652ed1'],
+  ['0017_cheap_id_checks', '0592d6cf8520919065707376582a3130d11168994762144a30d757fa729d646d'],
+];
+
 describe('migrations', () => {
+  it('that have landed are unchanged, byte for byte', async () => {
+    const changed: string[] = [];
+    for (const [name, digest] of landed) {
+      const text = await fs.readFile(fileURLToPath(new URL(`../../src/db/migrations/${name}.sql`, import.meta.url)));
+      if (createHash('sha256').update(text).digest('hex') !== digest) changed.push(name);
+    }
+    expect(changed).toEqual([]);
+  });
+
   it('are all applied to a fresh database cloned from the template', async () => {
     const database = await createTestDatabase();
     const applied = await database.pool.query<{ name: string }>(
