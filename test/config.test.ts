@@ -98,6 +98,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '65535' }).port).toBe(65535);
   });
 
+  it.each(['{bad', '[]', '{"no_such_fault": 1}'])('refuses PENNY_SANDBOX_PSP_FAULTS=%j at start, naming it', (value) => {
+    expect(refusal({ PENNY_SANDBOX_PSP_FAULTS: value })).toMatchObject({ param: 'PENNY_SANDBOX_PSP_FAULTS' });
+  });
+
+  it('accepts an empty fault profile', () => {
+    expect(loadConfig({ PENNY_SANDBOX_PSP_FAULTS: '{}' }).sandboxPspFaults).toBe('{}');
+  });
+
   it('refuses a bad PENNY_PG_PORT, naming PENNY_PG_PORT', () => {
     expect(refusal({ PENNY_PG_PORT: '99999' })).toMatchObject({ param: 'PENNY_PG_PORT' });
   });

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { presentTrialBalance } from '../ledger/ledger-presenter.js';
 import { sealPending } from '../ledger/ledger-sealer.js';
 import { LedgerService } from '../ledger/ledger-service.js';
@@ -6,12 +6,20 @@ import { checkStoredBalances, verifyLedger } from '../ledger/ledger-verify.js';
 import { readTimestamp } from '../validation.js';
 import { printResult, withDatabasePool } from './cli-support.js';
 
+/** A chain head is 64 lower-case hex digits; anything else is wrong usage (exit 2), not a failed check. */
+function readAnchor(value: string): string {
+  if (!/^[0-9a-f]+$/.test(value) || value.length !== 64) {
+    throw new InvalidArgumentError('a chain head is 64 lower-case hexadecimal digits, as the sealer publishes it.');
+  }
+  return value;
+}
+
 export function registerLedgerCommands(program: Command): void {
   const ledger = program.command('ledger').description('inspect and verify the ledger');
 
   ledger.command('verify')
     .description('recompute the hash chain, every entry and every balance; report the first difference')
-    .option('--anchor <hash>', 'a chain head published earlier, which must still be in the chain')
+    .option('--anchor <hash>', 'a chain head published earlier, which must still be in the chain', readAnchor)
     .option('--json', 'print JSON')
     .action(async (options: { anchor?: string; json?: boolean }) => {
       // Verification only reads: it never seals, so an entry edited before sealing is not blessed;

@@ -40,6 +40,22 @@ function exitCodeFor(error: unknown): number {
     return 1;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`penny: ${message}\n`);
+  const advice = adviceFor(error);
+  process.stderr.write(`penny: ${message}${advice === undefined ? '' : `\n${advice}`}\n`);
   return 1;
+}
+
+/** What to do about the system errors a command meets most: a port taken, a server not reachable. */
+function adviceFor(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'EADDRINUSE') {
+    return 'A port Penny listens on is taken: stop what listens there, or set PORT (the API) or ' +
+      'PENNY_SANDBOX_PSP_PORT (the sandbox PSP) to a free port.';
+  }
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ETIMEDOUT'
+    || code === 'EHOSTUNREACH') {
+    return 'Penny could not reach a server: if it is the database, check that PostgreSQL runs where ' +
+      'DATABASE_URL says, or unset DATABASE_URL to use the embedded PostgreSQL in PENNY_DATA_DIR.';
+  }
+  return undefined;
 }

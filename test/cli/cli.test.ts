@@ -79,7 +79,8 @@ describe('penny migrate', () => {
   it('explains an unreachable database and exits 1', async () => {
     const run = await penny(['migrate'], { ...environment, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^penny: /);
+    expect(run.stderr).toMatch(/^penny: .*ECONNREFUSED/);
+    expect(run.stderr).toContain('DATABASE_URL');
   });
 });
 
@@ -103,6 +104,12 @@ describe('penny ledger', () => {
     const run = await penny(['ledger', 'verify'], environment);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^Ledger verified: 3 sealed entries/);
+  });
+
+  it('treats a malformed --anchor as wrong usage (exit 2), not as a rewritten history', async () => {
+    const run = await penny(['ledger', 'verify', '--anchor', 'abc'], environment);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('64 lower-case hexadecimal digits');
   });
 
   it('prints the trial balance per currency with a zero difference', async () => {
@@ -198,6 +205,7 @@ describe('penny serve', () => {
         PENNY_SANDBOX_PSP_PORT: String(await freePort()) });
       expect(run.code).toBe(1);
       expect(run.stderr + run.stdout).toMatch(/EADDRINUSE|address already in use/i);
+      expect(run.stderr).toContain('set PORT');
     } finally {
       taken.close();
     }
