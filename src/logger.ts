@@ -2,21 +2,17 @@ import pino, { type Logger } from 'pino';
 
 /**
  * Structured JSON logs. Secrets never reach a log line: Authorization headers, keys and card
- * fields are redacted wherever they appear in a logged object.
+ * fields are redacted at the top of a logged object and up to two levels down (pino's redaction
+ * takes fixed paths; Penny logs nothing deeper).
  */
+/** Field names that hold a secret or card data; redacted at the top level and two levels down. */
+const secretFields = ['authorization', 'password', 'secret', 'secret_key', 'operator_key', 'api_key', 'card_number',
+  'number', 'cvc'];
+
 export const redactedPaths = [
   'req.headers.authorization',
   'req.headers.cookie',
-  'headers.authorization',
-  '*.authorization',
-  '*.password',
-  '*.secret',
-  '*.secret_key',
-  '*.operator_key',
-  '*.api_key',
-  '*.card_number',
-  '*.number',
-  '*.cvc',
+  ...secretFields.flatMap((field) => [field, `*.${field}`, `*.*.${field}`]),
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -33,4 +33,15 @@ describe('logs', () => {
     expect(output.text()).not.toContain('c2tfdGVzdA');
     expect(output.text()).not.toContain('anothersecret');
   });
+
+  it('redact a secret logged at the top level or two levels down', () => {
+    const output = capture();
+    createLogger('info', output.stream).info({
+      secret_key: 'sk_test_toplevelsecret',
+      merchant: { keys: { secret_key: 'sk_test_deepersecret' } },
+    }, 'x');
+    expect(output.text()).not.toContain('toplevelsecret');
+    expect(output.text()).not.toContain('deepersecret');
+    expect(output.text()).toContain('[redacted]');
+  });
 });
