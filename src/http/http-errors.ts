@@ -103,13 +103,17 @@ export function statusOf(error: PennyError): number {
 }
 
 /** Fastify's own refusals (body parsing, size) in Penny's shape. */
-function fromFastifyError(error: FastifyError): PennyError | undefined {
+function fromFastifyError(error: FastifyError, bodyBytesMax: number | undefined): PennyError | undefined {
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new PennyError({ code: 'invalid_json', message: `The request body is not valid JSON: ${error.message}` });
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PennyError({ code: 'request_too_large', message: 'The request body is larger than this endpoint accepts.' });
+      return new PennyError({
+        code: 'request_too_large',
+        message: bodyBytesMax === undefined ? 'The request body is larger than this endpoint accepts.'
+          : `The request body is larger than this endpoint accepts (${bodyBytesMax} bytes).`,
+      });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new PennyError({
@@ -128,7 +132,8 @@ function fromFastifyError(error: FastifyError): PennyError | undefined {
 }
 
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
-  const known = error instanceof PennyError ? error : fromFastifyError(error as FastifyError);
+  const known = error instanceof PennyError ? error
+    : fromFastifyError(error as FastifyError, (request.routeOptions as { bodyLimit?: number } | undefined)?.bodyLimit);
   if (known !== undefined) {
     request.log.info({ code: known.code, param: known.param }, 'request refused');
     void reply.status(statusOf(known)).send(errorBody(known));

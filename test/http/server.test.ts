@@ -157,6 +157,7 @@ describe('request bodies', () => {
     });
     expect(response.status).toBe(413);
     expectErrorShape(response.body, 'request_too_large');
+    expect(response.body.error.message).toContain('(1048576 bytes)');
     expect(await countEntries()).toBe(before);
   });
 
