@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createPool } from '../../src/db/pool.js';
 import { sealPending } from '../../src/ledger/ledger-sealer.js';
 import type { AccountType, BalanceLimit } from '../../src/ledger/ledger-types.js';
 import { checkStoredBalances } from '../../src/ledger/ledger-verify.js';
@@ -498,6 +499,35 @@ describe('invariant 4: limits hold under raw SQL', () => {
     expect(outcome).toEqual({ stage: 'statement', code: 'PN002' });
     expect(await entryCount(id)).toBe(0);
     expect(await balancesOf(wallet)).toEqual(balances({ creditsPosted: 100n }));
+  });
+
+  it('lets exactly 10 of 50 concurrent raw-SQL debits of 100 drain a limited account funded with 1000', async () => {
+    const cash = await openAccount('asset');
+    const wallet = await openAccount('liability', { limit: 'debits_must_not_exceed_credits' });
+    await fund(cash, wallet, 1000);
+    // Each debit on its own connection, all open before the race starts.
+    const racers = createPool({ connectionString: penny.url, sizeMax: 50, applicationName: 'penny-raw-race' });
+    try {
+      const clients = await Promise.all(Array.from({ length: 50 }, () => racers.connect()));
+      const outcomes = await Promise.all(clients.map(async (client) => {
+        try {
+          await insertRawEntry(client, { legs: [
+            { account: wallet, direction: 'debit', amount: 100 },
+            { account: cash, direction: 'credit', amount: 100 },
+          ] });
+          return 'committed';
+        } catch (error) {
+          return (error as { code?: string }).code ?? 'unknown';
+        } finally {
+          client.release();
+        }
+      }));
+      expect(outcomes.filter((outcome) => outcome === 'committed')).toHaveLength(10);
+      expect(outcomes.filter((outcome) => outcome === 'PN002')).toHaveLength(40);
+      expect(await balancesOf(wallet)).toEqual(balances({ debitsPosted: 1000n, creditsPosted: 1000n }));
+    } finally {
+      await racers.end();
+    }
   });
 
   it("allows a debit that takes a 'debits_must_not_exceed_credits' account to exactly zero", async () => {
