@@ -77,7 +77,9 @@ export function readStripeMetadata(value: unknown): Record<string, string> {
     throw invalid('metadata', 'metadata must be a set of key-value pairs.', 'metadata_invalid');
   }
   const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.length > 50) throw invalid('metadata', 'metadata can have at most 50 keys.', 'metadata_invalid');
+  // Keys posted empty are removals, not keys: an update may remove 50 keys and set 50 others.
+  const kept = entries.filter(([, item]) => item !== '');
+  if (kept.length > 50) throw invalid('metadata', 'metadata can have at most 50 keys.', 'metadata_invalid');
   const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [key, item] of entries) {
     if (key.length > 40 || /[[\]]/.test(key)) {

@@ -120,6 +120,41 @@ describe('updating PaymentIntents', () => {
   });
 });
 
+describe('metadata on PaymentIntents', () => {
+  const keys = (prefix: string, count: number, value: (index: number) => string) =>
+    Object.fromEntries(Array.from({ length: count }, (_, index) => [`${prefix}${index}`, value(index)]));
+
+  it('refuses 51 keys with metadata_invalid naming metadata', async () => {
+    const error = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: keys('k', 51, String) })
+      .catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'metadata_invalid', param: 'metadata' });
+  });
+
+  it('refuses a key of 41 characters and a value of 501', async () => {
+    const longKey = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { ['k'.repeat(41)]: 'v' } })
+      .catch((caught: unknown) => caught);
+    expect(longKey).toMatchObject({ statusCode: 400, code: 'metadata_invalid' });
+    const longValue = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { k: 'v'.repeat(501) } })
+      .catch((caught: unknown) => caught);
+    expect(longValue).toMatchObject({ statusCode: 400, code: 'metadata_invalid', param: 'metadata[k]' });
+  });
+
+  it('accepts 50 keys and leaves out a key posted empty', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd',
+      metadata: { ...keys('k', 50, String), empty: '' } });
+    expect(Object.keys(intent.metadata)).toHaveLength(50);
+    expect(intent.metadata).not.toHaveProperty('empty');
+  });
+
+  it('replaces all 50 keys in one update that removes 50 and sets 50', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: keys('old', 50, String) });
+    const updated = await stripe.paymentIntents.update(intent.id, {
+      metadata: { ...keys('old', 50, () => ''), ...keys('new', 50, String) },
+    });
+    expect(Object.keys(updated.metadata).sort()).toEqual(Object.keys(keys('new', 50, String)).sort());
+  });
+});
+
 describe('idempotency keys', () => {
   it('does not store a parameter refusal found while updating, so the corrected retry with the key runs', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
