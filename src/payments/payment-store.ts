@@ -451,8 +451,9 @@ export async function updatePaymentIntentDetails(
     named(`UPDATE payment_intents SET
        amount = coalesce($3::bigint, amount), currency = coalesce($4, currency),
        payment_method = coalesce($5, payment_method), capture_method = coalesce($6, capture_method),
-       description = coalesce($7, description), customer = coalesce($8, customer),
-       receipt_email = coalesce($9, receipt_email), statement_descriptor = coalesce($10, statement_descriptor),
+       description = nullif(coalesce($7, description), ''), customer = nullif(coalesce($8, customer), ''),
+       receipt_email = nullif(coalesce($9, receipt_email), ''),
+       statement_descriptor = nullif(coalesce($10, statement_descriptor), ''),
        metadata = $11::jsonb, status = $12, updated_at = clock_timestamp()
      WHERE merchant_id = $1 AND id = $2 RETURNING *`),
     [row.merchantId, row.id, change.amount?.toString() ?? null, change.currency, change.paymentMethod,

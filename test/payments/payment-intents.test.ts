@@ -120,6 +120,16 @@ describe('updating PaymentIntents', () => {
   });
 });
 
+describe('unsetting fields', () => {
+  it('unsets description, customer and receipt_email on update with an empty value, as Stripe does', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', description: 'Order 1',
+      customer: 'cus_1', receipt_email: 'a@example.com' });
+    const updated = await stripe.paymentIntents.update(intent.id, { description: '', customer: '', receipt_email: '' });
+    expect(updated).toMatchObject({ description: null, customer: null, receipt_email: null });
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({ description: null });
+  });
+});
+
 describe('metadata on PaymentIntents', () => {
   const keys = (prefix: string, count: number, value: (index: number) => string) =>
     Object.fromEntries(Array.from({ length: count }, (_, index) => [`${prefix}${index}`, value(index)]));
