@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { limits } from '../config.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
+import { nowIso, nowMs } from '../clock.js';
 import { newId } from '../ids.js';
 import { paramName } from '../validation.js';
 import {
@@ -263,7 +264,7 @@ export class LedgerService {
 
   /** Expires every due hold (bounded per call); returns how many it expired. */
   async expireDueHolds(): Promise<number> {
-    const ids = await store.selectExpiredHoldIds(this.pool, limits.holdExpiryBatchMax);
+    const ids = await store.selectExpiredHoldIds(this.pool, limits.holdExpiryBatchMax, nowIso());
     let expired = 0;
     for (const id of ids) {
       const [hold] = await store.selectEntries(this.pool, [id]);
@@ -286,7 +287,7 @@ export class LedgerService {
       throw new PennyError({ code: 'entry_not_a_hold', param: 'id', message: `Entry ${holdId} is not a hold.` });
     }
     if (hold.resolution !== null) throw holdAlreadyResolved(holdId, hold.resolution.kind);
-    if (hold.expiresAt !== null && Date.parse(hold.expiresAt) <= Date.now()) {
+    if (hold.expiresAt !== null && Date.parse(hold.expiresAt) <= nowMs()) {
       await this.resolveHold(hold, 'hold_expiry', []).catch((error: unknown) => {
         if (!(error instanceof PennyError)) throw error;
       });

@@ -331,11 +331,12 @@ export async function selectTrialBalance(db: Queryable, asOf: string | undefined
   }));
 }
 
-export async function selectExpiredHoldIds(db: Queryable, limit: number): Promise<string[]> {
+/** Holds past their expiry by `nowIso` (Penny's clock, so a controlled clock's advance counts). */
+export async function selectExpiredHoldIds(db: Queryable, limit: number, nowIso: string): Promise<string[]> {
   const result = await db.query<{ id: string }>(
-    named(`SELECT entry_id AS id FROM ledger_open_holds WHERE expires_at <= now()
+    named(`SELECT entry_id AS id FROM ledger_open_holds WHERE expires_at <= $2
      ORDER BY expires_at LIMIT $1`),
-    [limit],
+    [limit, nowIso],
   );
   return result.rows.map((row) => row.id);
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import { PennyError } from '../errors.js';
 import { parseAmountMinor } from '../money/amount.js';
@@ -49,7 +50,7 @@ export function parseCreateEntry(body: unknown, rules: LedgerValidationRules, pa
   if (expiresAt !== undefined && !pending) {
     throw invalid(at('expires_at'), 'expires_at is only for pending entries (holds).');
   }
-  if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
+  if (expiresAt !== undefined && Date.parse(expiresAt) <= nowMs()) {
     throw invalid(at('expires_at'), 'expires_at must be in the future.');
   }
   return {
