@@ -51,7 +51,7 @@ export class PennyError extends Error {
   }
 }
 
-/** Codes that say the request's parameters are wrong (including for the object's current amounts). */
+/** Codes that say the request's parameters are wrong (see isParameterError for which are stored). */
 const parameterErrorCodes: ReadonlySet<string> = new Set([
   'parameter_unknown', 'parameter_missing', 'parameter_invalid', 'parameter_invalid_integer',
   'parameter_invalid_string', 'parameter_invalid_boolean', 'parameter_invalid_object',
