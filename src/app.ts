@@ -69,6 +69,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [webhookSecret] }));
     const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
+      publicUrl: () => config.publicUrl,
     });
     const server = buildServer({
       pool, logger, ledger, merchants, connectors, flows, operatorKey,

@@ -24,6 +24,8 @@ export interface PennyConfig {
   readonly sandboxPsp: boolean;
   readonly sandboxPspPort: number;
   readonly sandboxPspUrl: string;
+  /** Penny's base URL as customers' browsers reach it (the 3-D Secure page); PENNY_PUBLIC_URL. */
+  readonly publicUrl: string;
   /** Signs the sandbox's webhooks; Penny's sandbox connector verifies them with it. */
   readonly sandboxPspWebhookSecret: string | undefined;
   /** Where the sandbox sends its webhooks (default: this Penny's connector endpoint). */
@@ -97,6 +99,7 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
   return {
     port,
     host: readNonEmpty(environment, 'HOST', '127.0.0.1'),
+    publicUrl: readHttpUrl(environment, 'PENNY_PUBLIC_URL', `http://${publicHost(environment.HOST)}:${port}`),
     databaseUrl: readDatabaseUrl(environment, 'DATABASE_URL'),
     dataDirectory,
     embeddedPostgresPort: readPort(environment, 'PENNY_PG_PORT', 54329),
@@ -173,6 +176,12 @@ function readChoice<T extends string>(environment: Environment, name: string, ch
     throw configError(name, `must be one of ${choices.join(', ')}, got "${raw}"`);
   }
   return raw as T;
+}
+
+/** The host a browser on this machine reaches Penny at: any-address binds are reached on loopback. */
+function publicHost(host: string | undefined): string {
+  if (host === undefined || host === '' || host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 function readHttpUrl(environment: Environment, name: string, fallback: string): string {

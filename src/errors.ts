@@ -55,7 +55,7 @@ export class PennyError extends Error {
 const parameterErrorCodes: ReadonlySet<string> = new Set([
   'parameter_unknown', 'parameter_missing', 'parameter_invalid', 'parameter_invalid_integer',
   'parameter_invalid_string', 'parameter_invalid_boolean', 'parameter_invalid_object',
-  'parameter_invalid_timestamp', 'metadata_invalid', 'currency_invalid', 'amount_too_small',
+  'parameter_invalid_timestamp', 'url_invalid', 'metadata_invalid', 'currency_invalid', 'amount_too_small',
   'amount_too_large', 'amount_invalid_for_currency', 'card_number_in_request',
 ]);
 

@@ -75,6 +75,7 @@ describe('loadConfig', () => {
       sandboxPsp: false,
       sandboxPspPort: 5000,
       sandboxPspUrl: 'http://127.0.0.1:5000',
+      publicUrl: 'http://127.0.0.1:8080',
       sandboxPspWebhookSecret: undefined,
       sandboxPspWebhookUrl: 'http://127.0.0.1:8080/v1/connectors/sandbox/webhooks',
       sandboxPspFaults: undefined,
@@ -104,6 +105,11 @@ describe('loadConfig', () => {
 
   it('accepts an empty fault profile', () => {
     expect(loadConfig({ PENNY_SANDBOX_PSP_FAULTS: '{}' }).sandboxPspFaults).toBe('{}');
+  });
+
+  it('takes PENNY_PUBLIC_URL without its trailing slash, and refuses one that is not http(s)', () => {
+    expect(loadConfig({ PENNY_PUBLIC_URL: 'https://pay.example/' }).publicUrl).toBe('https://pay.example');
+    expect(refusal({ PENNY_PUBLIC_URL: 'ftp://x' })).toMatchObject({ param: 'PENNY_PUBLIC_URL' });
   });
 
   it('refuses a bad PENNY_PG_PORT, naming PENNY_PG_PORT', () => {

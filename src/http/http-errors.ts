@@ -15,6 +15,7 @@ export const statusByCode: Readonly<Record<string, number>> = {
   parameter_invalid_boolean: 400,
   parameter_invalid_object: 400,
   parameter_invalid_timestamp: 400,
+  url_invalid: 400,
   metadata_invalid: 400,
   currency_invalid: 400,
   amount_too_small: 400,

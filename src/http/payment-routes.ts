@@ -54,11 +54,11 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/confirm', async (request, reply) => {
-    const { paymentMethod } = parseConfirmPaymentIntent(request.body);
+    const { paymentMethod, returnUrl } = parseConfirmPaymentIntent(request.body);
     const merchant = merchantOf(request);
     const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
-      const intent = await payments.flows.confirm(execution, merchant.id, request.params.id, paymentMethod);
+      const intent = await payments.flows.confirm(execution, merchant.id, request.params.id, paymentMethod, returnUrl);
       return { status: 200, body: presentPaymentIntent(intent) };
     }, expanding(merchant.id, paths));
   });

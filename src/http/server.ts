@@ -17,6 +17,7 @@ import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerCaseRoutes } from './case-routes.js';
 import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
+import { registerAuthenticationRoutes } from './authentication-routes.js';
 import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
 import { recordHttpRequest, renderMetrics } from '../metrics.js';
 import { SecretBox } from '../security/secret-box.js';
@@ -124,6 +125,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     new SecretBox(dependencies.secretKey, 'idempotent responses'));
   const payments = new PaymentService(dependencies.pool, dependencies.flows);
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
+  registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
     { merchants: dependencies.merchants, requestsPerSecondMax: dependencies.merchantRequestsPerSecondMax ?? 0 },
     (scope) => {

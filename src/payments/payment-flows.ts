@@ -28,6 +28,8 @@ import * as store from './payment-store.js';
 export interface PaymentFlowOptions {
   readonly connectorId: string;
   readonly authorizationExpiryDays: number;
+  /** Penny's own base URL, as customers' browsers reach it: the 3-D Secure page is served there. */
+  readonly publicUrl: () => string;
 }
 
 export class PaymentFlows {
@@ -37,10 +39,11 @@ export class PaymentFlows {
     private readonly options: PaymentFlowOptions,
   ) {}
 
-  async confirm(execution: Execution, merchantId: string, id: string, paymentMethod: string | undefined) {
+  async confirm(execution: Execution, merchantId: string, id: string, paymentMethod: string | undefined,
+    returnUrl: string | null = null) {
     if (execution.recoveryPoint !== 'started') return this.confirmRecorded(execution, merchantId, id, execution.recoveryData);
     const recorded = await inTransaction(execution.client, async () => this.recordAttempt(execution,
-      await mustIntent(execution.client, merchantId, id, true), paymentMethod));
+      await mustIntent(execution.client, merchantId, id, true), paymentMethod, returnUrl));
     return this.confirmRecorded(execution, merchantId, id, recorded.data, recorded);
   }
 
@@ -121,9 +124,16 @@ export class PaymentFlows {
       case 'declined':
         return this.confirmDeclined(client, intent, attempt, outcome);
       case 'requires_action':
+        // The sandbox has no page of its own (its URL is a placeholder), so Penny serves its
+        // test-mode authentication page (authentication-routes.ts): opening it completes the
+        // authentication and sends the customer to return_url. A real PSP's connector would
+        // give its own page here (outcome.redirectUrl).
         return moveIntent(client, intent, {
           status: 'requires_action',
-          nextAction: { type: 'redirect_to_url', redirect_to_url: { url: outcome.redirectUrl, return_url: null } },
+          nextAction: { type: 'redirect_to_url', redirect_to_url: {
+            url: `${this.options.publicUrl()}/v1/payment_intents/${intent.id}/authenticate?attempt=${attempt.id}`,
+            return_url: current.returnUrl,
+          } },
         });
       case 'authorized':
       case 'captured':
@@ -135,7 +145,8 @@ export class PaymentFlows {
    * Records a confirmation's attempt on an intent the caller's transaction has locked (or just
    * created), moving it to processing, with the recovery point a resumed request continues from.
    */
-  async recordAttempt(execution: Execution, intent: store.PaymentIntentRow, method: string | undefined) {
+  async recordAttempt(execution: Execution, intent: store.PaymentIntentRow, method: string | undefined,
+    returnUrl: string | null = null) {
     assertOperationAllowed(intent.status, 'confirm', presentPaymentIntent(intent));
     const paymentMethod = method ?? intent.paymentMethod ?? undefined;
     if (paymentMethod === undefined) {
@@ -149,6 +160,7 @@ export class PaymentFlows {
       merchantId: intent.merchantId, id: newId('pa'), paymentIntentId: intent.id,
       connector: this.options.connectorId, paymentMethod,
       authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
+      returnUrl,
     });
     // Recorded with the attempt, so an attempt whose request dies (and is never retried) is still resolved.
     await queueRecovery(execution.client, authorizeSubject(attempt), recoveryGraceMs);

@@ -69,7 +69,8 @@ export class PaymentService {
     const intentId = execution.recoveryData.intent as string | undefined;
     if (intentId !== undefined) {
       if (!command.confirm) return this.retrieve(merchantId, intentId);
-      return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod);
+      return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod,
+        command.returnUrl);
     }
     // Creation and, with confirm=true, the attempt's record commit together: one transaction.
     const created = await inTransaction(execution.client, async () => {
@@ -78,7 +79,8 @@ export class PaymentService {
         await execution.saveRecoveryPoint('intent_created', { intent: intent.id });
         return { intent, attempt: undefined };
       }
-      const attempt = await this.flows.recordAttempt(confirmStep(execution, intent.id), intent, command.paymentMethod);
+      const attempt = await this.flows.recordAttempt(confirmStep(execution, intent.id), intent, command.paymentMethod,
+        command.returnUrl);
       return { intent, attempt };
     });
     if (created.attempt === undefined) return created.intent;

@@ -159,6 +159,8 @@ export interface AttemptRow {
   readonly status: string;
   readonly pspReference: string | null;
   readonly authenticated: boolean;
+  /** Where the customer returns after authenticating (3-D Secure), as the confirmation named it. */
+  readonly returnUrl: string | null;
   readonly createdAt: string;
 }
 
@@ -168,13 +170,13 @@ export async function insertAttempt(
 ): Promise<AttemptRow> {
   const result = await db.query(
     named(`INSERT INTO payment_attempts (merchant_id, id, payment_intent_id, attempt_number, connector,
-       psp_idempotency_key, payment_method, status, authenticated)
+       psp_idempotency_key, payment_method, status, authenticated, return_url)
      SELECT $1, $2, $3, coalesce(max(attempt_number), 0) + 1, $4,
-       'penny:' || $3 || ':attempt:' || (coalesce(max(attempt_number), 0) + 1), $5, 'started', $6
+       'penny:' || $3 || ':attempt:' || (coalesce(max(attempt_number), 0) + 1), $5, 'started', $6, $7
      FROM payment_attempts WHERE payment_intent_id = $3
      RETURNING *`),
     [attempt.merchantId, attempt.id, attempt.paymentIntentId, attempt.connector, attempt.paymentMethod,
-      attempt.authenticated],
+      attempt.authenticated, attempt.returnUrl],
   );
   return toAttempt(result.rows[0]);
 }
@@ -209,7 +211,7 @@ function toAttempt(row: any): AttemptRow {
     merchantId: row.merchant_id, id: row.id, paymentIntentId: row.payment_intent_id,
     attemptNumber: row.attempt_number, connector: row.connector, pspIdempotencyKey: row.psp_idempotency_key,
     paymentMethod: row.payment_method, status: row.status, pspReference: row.psp_reference,
-    authenticated: row.authenticated, createdAt: row.created_at,
+    authenticated: row.authenticated, returnUrl: row.return_url ?? null, createdAt: row.created_at,
   };
 }
 

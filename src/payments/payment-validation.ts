@@ -17,6 +17,8 @@ export interface CreatePaymentIntentCommand {
   readonly receiptEmail: string | undefined;
   readonly statementDescriptor: string | undefined;
   readonly metadata: Record<string, string>;
+  /** Where the customer returns after a 3-D Secure authentication; kept with the attempt. */
+  readonly returnUrl: string | null;
 }
 
 const createKeys = ['amount', 'currency', 'payment_method', 'confirm', 'capture_method', 'description', 'metadata',
@@ -29,8 +31,9 @@ export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentComm
   if (object.amount === undefined) throw missing('amount');
   const amount = BigInt(validateStripeAmount(currency, object.amount, 'amount'));
   readPaymentMethodTypes(object.payment_method_types);
-  readString(object.return_url, 'return_url', { lengthMax: 2048 });
+  const returnUrl = readReturnUrl(object.return_url);
   return {
+    returnUrl,
     confirm: readStripeBoolean(object.confirm, 'confirm') ?? false,
     amount,
     currency,
@@ -95,11 +98,26 @@ export function readStripeMetadata(value: unknown): Record<string, string> {
   return metadata;
 }
 
-export function parseConfirmPaymentIntent(body: unknown): { paymentMethod: string | undefined } {
+export function parseConfirmPaymentIntent(body: unknown): {
+  paymentMethod: string | undefined; returnUrl: string | null;
+} {
   const object = readObject(body ?? {}, '', ['payment_method', 'return_url', 'expand', 'payment_method_types']);
-  readString(object.return_url, 'return_url', { lengthMax: 2048 });
   readPaymentMethodTypes(object.payment_method_types);
-  return { paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined };
+  return {
+    paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined,
+    returnUrl: readReturnUrl(object.return_url),
+  };
+}
+
+/** An absolute http(s) URL of at most 2,048 characters, as Stripe takes `return_url`. */
+function readReturnUrl(value: unknown): string | null {
+  const text = readString(value, 'return_url', { lengthMax: 2048 });
+  if (text === undefined || text === '') return null;
+  const parsed = URL.canParse(text) ? new URL(text) : undefined;
+  if (parsed === undefined || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) {
+    throw invalid('return_url', 'return_url must be an absolute http:// or https:// URL.', 'url_invalid');
+  }
+  return text;
 }
 
 export function parseCapturePaymentIntent(body: unknown): { amountToCapture: bigint | undefined } {

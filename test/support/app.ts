@@ -49,8 +49,14 @@ export async function createTestLedger(
   connectors.register(sandbox.connector);
   const webhookEndpoints = new WebhookEndpoints(database.pool, new SecretBox(testPepper, 'webhook secrets'),
     { allowPrivateUrls: true });
+  // The 3-D Secure page's base URL: the test server's address once it listens (serveTestLedger).
+  const server: { app?: FastifyInstance } = {};
   const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
     connectorId: sandboxConnectorId, authorizationExpiryDays: 7,
+    publicUrl: () => {
+      const address = server.app?.server.address();
+      return `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 80}`;
+    },
   });
   const logger = createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
   const app = buildServer({
@@ -66,6 +72,7 @@ export async function createTestLedger(
     webhookEndpoints,
     merchantRequestsPerSecondMax: options.merchantRequestsPerSecondMax ?? 0,
   });
+  server.app = app;
   await app.ready();
   afterAll(async () => {
     await app.close();

@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import { PennyError } from '../errors.js';
+import type { IdempotencyService } from '../idempotency/idempotency-service.js';
+import type { PaymentService } from '../payments/payment-service.js';
+import * as store from '../payments/payment-store.js';
+import { readObject, readString } from '../validation.js';
+
+export interface AuthenticationRouteDependencies {
+  readonly pool: pg.Pool;
+  readonly payments: PaymentService;
+  readonly idempotency: IdempotencyService;
+}
+
+/**
+ * The sandbox's 3-D Secure page, as Stripe's test mode has one: `next_action.redirect_to_url.url`
+ * of an intent in `requires_action`. The customer's browser opens it (no API key: it is named by
+ * the attempt's unguessable id), which completes the authentication: the intent is confirmed
+ * again, authenticated, under its row lock (so a confirm racing it, or a second visit, confirms
+ * nothing twice), and the browser is sent to the confirmation's `return_url` with
+ * `payment_intent` and `redirect_status`, as Stripe sends it.
+ */
+export function registerAuthenticationRoutes(app: FastifyInstance, dependencies: AuthenticationRouteDependencies) {
+  app.get<{ Params: { id: string } }>('/v1/payment_intents/:id/authenticate', async (request, reply) => {
+    const query = readObject(request.query, '', ['attempt']);
+    const attemptId = readString(query.attempt, 'attempt', { lengthMax: 80, required: true }) as string;
+    const attempt = await store.selectAttemptById(dependencies.pool, attemptId);
+    if (attempt === undefined || attempt.paymentIntentId !== request.params.id) {
+      throw new PennyError({ code: 'resource_missing', param: 'attempt',
+        message: `No authentication ${attemptId} for PaymentIntent '${request.params.id}'.` });
+    }
+    const before = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
+    if (before.status === 'requires_action' && attempt.status === 'requires_action') {
+      await completeAuthentication(dependencies, attempt, request.url.split('?')[0] as string);
+    }
+    const intent = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
+    const redirectStatus = redirectStatusOf(intent.status);
+    if (attempt.returnUrl === null) {
+      return { object: 'payment_intent_authentication', payment_intent: intent.id, redirect_status: redirectStatus };
+    }
+    const target = new URL(attempt.returnUrl);
+    target.searchParams.set('payment_intent', intent.id);
+    target.searchParams.set('redirect_status', redirectStatus);
+    return reply.redirect(target.toString(), 302);
+  });
+}
+
+/** The authenticated confirmation; its refusal (a decline, a lost race) shows in the intent's status. */
+async function completeAuthentication(dependencies: AuthenticationRouteDependencies, attempt: store.AttemptRow,
+  path: string): Promise<void> {
+  try {
+    await dependencies.idempotency.run(
+      { merchantId: attempt.merchantId, key: undefined, method: 'GET', path, params: {} },
+      async (execution) => {
+        const intent = await dependencies.payments.flows.confirm(execution, attempt.merchantId,
+          attempt.paymentIntentId, undefined, attempt.returnUrl);
+        return { status: 200, body: { id: intent.id } };
+      });
+  } catch (error) {
+    if (!(error instanceof PennyError)) throw error;
+  }
+}
+
+/** Stripe's redirect_status: succeeded once the money is authorized, processing while unknown. */
+function redirectStatusOf(status: string): 'succeeded' | 'processing' | 'failed' {
+  if (status === 'succeeded' || status === 'requires_capture') return 'succeeded';
+  return status === 'processing' ? 'processing' : 'failed';
+}
