@@ -1,10 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { PennyError } from '../errors.js';
 import type { IdempotencyService } from '../idempotency/idempotency-service.js';
 import type { PaymentService } from '../payments/payment-service.js';
 import * as store from '../payments/payment-store.js';
-import { readObject, readString } from '../validation.js';
 
 export interface AuthenticationRouteDependencies {
   readonly pool: pg.Pool;
@@ -21,43 +20,57 @@ export interface AuthenticationRouteDependencies {
  * `payment_intent` and `redirect_status`, as Stripe sends it.
  */
 export function registerAuthenticationRoutes(app: FastifyInstance, dependencies: AuthenticationRouteDependencies) {
-  app.get<{ Params: { id: string } }>('/v1/payment_intents/:id/authenticate', async (request, reply) => {
-    const query = readObject(request.query, '', ['attempt']);
-    const attemptId = readString(query.attempt, 'attempt', { lengthMax: 80, required: true }) as string;
-    const attempt = await store.selectAttemptById(dependencies.pool, attemptId);
-    if (attempt === undefined || attempt.paymentIntentId !== request.params.id) {
-      throw new PennyError({ code: 'resource_missing', param: 'attempt',
-        message: `No authentication ${attemptId} for PaymentIntent '${request.params.id}'.` });
-    }
-    const before = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
-    if (before.status === 'requires_action' && attempt.status === 'requires_action') {
-      await completeAuthentication(dependencies, attempt, request.url.split('?')[0] as string);
-    }
-    const intent = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
-    const redirectStatus = redirectStatusOf(intent.status);
-    if (attempt.returnUrl === null) {
-      return { object: 'payment_intent_authentication', payment_intent: intent.id, redirect_status: redirectStatus };
-    }
-    const target = new URL(attempt.returnUrl);
-    target.searchParams.set('payment_intent', intent.id);
-    target.searchParams.set('redirect_status', redirectStatus);
-    return reply.redirect(target.toString(), 302);
-  });
+  // No HEAD: a link checker's HEAD must not complete a payment.
+  app.get<{ Params: { id: string } }>('/v1/payment_intents/:id/authenticate', { exposeHeadRoute: false },
+    async (request, reply) => {
+      // Other query parameters (a tracker's) are ignored; the attempt's id is all that counts.
+      const attemptId = (request.query as Record<string, unknown>).attempt;
+      const attempt = typeof attemptId === 'string' && /^pa_[A-Za-z0-9]{1,64}$/.test(attemptId)
+        ? await store.selectAttemptById(dependencies.pool, attemptId) : undefined;
+      if (attempt === undefined || attempt.paymentIntentId !== request.params.id) {
+        throw new PennyError({ code: 'resource_missing', param: 'attempt',
+          message: `No such authentication for PaymentIntent '${request.params.id}'.` });
+      }
+      const before = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
+      if (before.status === 'requires_action' && attempt.status === 'requires_action') {
+        await completeAuthentication(dependencies, attempt, request);
+      }
+      return answer(dependencies, attempt, reply);
+    });
 }
 
-/** The authenticated confirmation; its refusal (a decline, a lost race) shows in the intent's status. */
+/** The customer back to the confirmation's return_url with the outcome, or the outcome as JSON. */
+async function answer(dependencies: AuthenticationRouteDependencies, attempt: store.AttemptRow, reply: FastifyReply) {
+  const intent = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
+  const redirectStatus = redirectStatusOf(intent.status);
+  if (attempt.returnUrl === null) {
+    return { object: 'payment_intent_authentication', payment_intent: intent.id, redirect_status: redirectStatus };
+  }
+  const target = new URL(attempt.returnUrl);
+  target.searchParams.set('payment_intent', intent.id);
+  target.searchParams.set('redirect_status', redirectStatus);
+  return reply.redirect(target.toString(), 302);
+}
+
+/**
+ * The authenticated confirmation, of this attempt's challenge only (checked under the row lock);
+ * its refusal (a decline, a lost race, a challenge since replaced) shows in the intent's status.
+ */
 async function completeAuthentication(dependencies: AuthenticationRouteDependencies, attempt: store.AttemptRow,
-  path: string): Promise<void> {
+  request: FastifyRequest): Promise<void> {
   try {
     await dependencies.idempotency.run(
-      { merchantId: attempt.merchantId, key: undefined, method: 'GET', path, params: {} },
+      { merchantId: attempt.merchantId, key: undefined, method: 'GET', path: request.url.split('?')[0] as string,
+        params: {} },
       async (execution) => {
         const intent = await dependencies.payments.flows.confirm(execution, attempt.merchantId,
-          attempt.paymentIntentId, undefined, attempt.returnUrl);
+          attempt.paymentIntentId, undefined, attempt.returnUrl, attempt.id);
         return { status: 200, body: { id: intent.id } };
       });
   } catch (error) {
     if (!(error instanceof PennyError)) throw error;
+    request.log.warn({ code: error.code, payment_intent: attempt.paymentIntentId },
+      'the authentication page could not complete the payment');
   }
 }
 

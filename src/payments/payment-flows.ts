@@ -39,11 +39,19 @@ export class PaymentFlows {
     private readonly options: PaymentFlowOptions,
   ) {}
 
+  /**
+   * `authenticating`: the attempt whose 3-D Secure challenge the customer completed (the
+   * authentication page); the confirmation goes ahead only while that attempt is still the
+   * intent's current challenge, checked under the row lock.
+   */
   async confirm(execution: Execution, merchantId: string, id: string, paymentMethod: string | undefined,
-    returnUrl: string | null = null) {
+    returnUrl: string | null = null, authenticating?: string) {
     if (execution.recoveryPoint !== 'started') return this.confirmRecorded(execution, merchantId, id, execution.recoveryData);
-    const recorded = await inTransaction(execution.client, async () => this.recordAttempt(execution,
-      await mustIntent(execution.client, merchantId, id, true), paymentMethod, returnUrl));
+    const recorded = await inTransaction(execution.client, async () => {
+      const intent = await mustIntent(execution.client, merchantId, id, true);
+      if (authenticating !== undefined) await assertCurrentChallenge(execution.client, intent, authenticating);
+      return this.recordAttempt(execution, intent, paymentMethod, returnUrl);
+    });
     return this.confirmRecorded(execution, merchantId, id, recorded.data, recorded);
   }
 
@@ -644,6 +652,20 @@ async function reserveRefund(client: pg.PoolClient, merchantId: string, request:
   });
   await recordRefundEvent(client, 'refund.created', refund);
   return refund;
+}
+
+/** The attempt is the intent's newest, still awaiting its challenge, on the intent's payment method. */
+async function assertCurrentChallenge(client: pg.PoolClient, intent: store.PaymentIntentRow, attemptId: string) {
+  const latest = await store.selectLatestAttempt(client, intent.merchantId, intent.id);
+  const current = intent.status === 'requires_action' && latest?.id === attemptId
+    && latest.status === 'requires_action' && latest.paymentMethod === intent.paymentMethod;
+  if (!current) {
+    throw new PennyError({
+      code: 'payment_intent_unexpected_state',
+      message: 'This authentication is no longer the PaymentIntent\'s current one.',
+      details: { payment_intent: presentPaymentIntent(intent) },
+    });
+  }
 }
 
 /**

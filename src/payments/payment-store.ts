@@ -186,6 +186,14 @@ export async function selectAttempt(db: Queryable, merchantId: string, id: strin
   return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
 }
 
+/** The intent's newest attempt: the one a 3-D Secure page may still complete. */
+export async function selectLatestAttempt(db: Queryable, merchantId: string, paymentIntentId: string):
+Promise<AttemptRow | undefined> {
+  const result = await db.query(named(`SELECT * FROM payment_attempts WHERE merchant_id = $1 AND payment_intent_id = $2
+     ORDER BY attempt_number DESC LIMIT 1`), [merchantId, paymentIntentId]);
+  return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
+}
+
 /** An attempt by its id alone: PSP webhooks and recovery name it so (ids are unique across merchants). */
 export async function selectAttemptById(db: Queryable, id: string): Promise<AttemptRow | undefined> {
   const result = await db.query(named('SELECT * FROM payment_attempts WHERE id = $1'), [id]);

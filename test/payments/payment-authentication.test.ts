@@ -29,6 +29,12 @@ function open(url: string) {
   return fetch(url, { redirect: 'manual' });
 }
 
+async function attemptCount(intentId: string): Promise<number> {
+  const result = await penny.pool.query<{ count: bigint }>(
+    'SELECT count(*) AS count FROM payment_attempts WHERE payment_intent_id = $1', [intentId]);
+  return Number(result.rows[0]?.count);
+}
+
 async function authorizations(intentId: string): Promise<number> {
   const result = await penny.pool.query<{ count: bigint }>(
     `SELECT count(*) AS count FROM sandbox_psp_operations o JOIN payment_attempts a ON a.id = o.merchant_reference
@@ -104,6 +110,37 @@ describe('3-D Secure redirect', () => {
       payment_method: 'pm_card_authenticationRequired', confirm: true, return_url: 'javascript:alert(1)' })
       .catch((caught: unknown) => caught);
     expect(error).toMatchObject({ statusCode: 400, code: 'url_invalid', param: 'return_url' });
+  });
+
+  it('does nothing from an old page once the merchant confirmed again into a new challenge', async () => {
+    const intent = await needingAuthentication({ return_url: 'https://shop.example/old' });
+    const oldUrl = intent.next_action?.redirect_to_url?.url as string;
+    const again = await stripe.paymentIntents.confirm(intent.id,
+      { payment_method: 'pm_card_threeDSecure2Required', return_url: 'https://shop.example/new' });
+    expect(again.status).toBe('requires_action');
+    const attemptsBefore = await attemptCount(intent.id);
+    const response = await open(oldUrl);
+    expect(new URL(response.headers.get('location') as string).searchParams.get('redirect_status')).toBe('failed');
+    expect(await attemptCount(intent.id)).toBe(attemptsBefore);
+    expect(await authorizations(intent.id)).toBe(0);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_action');
+  });
+
+  it('is not completed by a HEAD request (a link checker\'s)', async () => {
+    const intent = await needingAuthentication();
+    const response = await fetch(intent.next_action?.redirect_to_url?.url as string, { method: 'HEAD' });
+    expect(response.status).toBe(404);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_action');
+  });
+
+  it('ignores other query parameters, and answers 404 for a malformed attempt id', async () => {
+    const intent = await needingAuthentication();
+    const url = new URL(intent.next_action?.redirect_to_url?.url as string);
+    const malformed = new URL(url);
+    malformed.searchParams.set('attempt', 'pa_\u0000');
+    expect((await open(malformed.toString())).status).toBe(404);
+    url.searchParams.set('utm_source', 'mail');
+    expect((await open(url.toString())).status).toBe(302);
   });
 
   it('answers 404 for an attempt that is not the intent\'s', async () => {
