@@ -1,6 +1,9 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { PennyError } from '../errors.js';
 import { displayKey } from '../merchants/merchant-keys.js';
 import { MerchantService } from '../merchants/merchant-service.js';
+import { selectMerchant } from '../merchants/merchant-store.js';
+import { selectMerchantPricing, setMerchantPricing } from '../payments/payment-store.js';
 import { resolveSecretKey } from '../secret-key.js';
 import { printResult, withDatabasePool } from './cli-support.js';
 
@@ -19,6 +22,33 @@ export function registerMerchantCommands(program: Command): void {
           key_id: created.keyId, created_at: created.merchant.createdAt,
         }, `Created merchant ${created.merchant.id} (${created.merchant.name}).\n` +
           `Secret key (shown only now; store it safely): ${created.secretKey}`);
+      });
+    });
+
+  merchants.command('pricing')
+    .description('show a merchant\'s processing fee, or set it (from its next capture on)')
+    .argument('<merchant-id>', 'the merchant (acct_…)')
+    .option('--basis-points <n>', 'the percentage part, in hundredths of a percent (290 = 2.9%)',
+      (value) => readWhole(value, 10_000))
+    .option('--fixed-minor <n>', 'the fixed part, in minor units of the payment\'s currency (30)',
+      (value) => readWhole(value, Number.MAX_SAFE_INTEGER))
+    .option('--json', 'print JSON')
+    .action(async (merchantId: string, options: { basisPoints?: number; fixedMinor?: number; json?: boolean }) => {
+      await withDatabasePool(async (pool) => {
+        const change = { basisPoints: options.basisPoints,
+          fixedMinor: options.fixedMinor === undefined ? undefined : BigInt(options.fixedMinor) };
+        const showOnly = change.basisPoints === undefined && change.fixedMinor === undefined;
+        const known = showOnly && await selectMerchant(pool, merchantId) !== undefined;
+        const pricing = showOnly
+          ? (known ? await selectMerchantPricing(pool, merchantId) : undefined)
+          : await setMerchantPricing(pool, merchantId, change);
+        if (pricing === undefined) {
+          throw new PennyError({ code: 'resource_missing', message: `No such merchant ${merchantId}; ` +
+            'penny merchants create makes one.' });
+        }
+        printResult(options.json === true,
+          { merchant: merchantId, fee_basis_points: pricing.basisPoints, fee_fixed_minor: pricing.fixedMinor },
+          `${merchantId}: ${pricing.basisPoints / 100}% + ${pricing.fixedMinor} minor units per captured payment.`);
       });
     });
 
@@ -59,6 +89,13 @@ export function registerMerchantCommands(program: Command): void {
         printResult(options.json === true, key, `Revoked ${key.id} (${key.key}) at ${key.revoked_at}.`);
       });
     });
+}
+
+/** A whole number from 0 to `max`; anything else is wrong usage (exit 2). */
+function readWhole(value: string, max: number): number {
+  const number = /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number > max) throw new InvalidArgumentError(`a whole number from 0 to ${max}.`);
+  return number;
 }
 
 async function withMerchants(work: (service: MerchantService) => Promise<void>): Promise<void> {

@@ -449,6 +449,27 @@ export async function selectMerchantPricing(
     : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
 }
 
+/**
+ * Sets a merchant's pricing (from its next capture on); a part left undefined keeps its current
+ * value (or the default). Undefined when there is no such merchant.
+ */
+export async function setMerchantPricing(
+  db: Queryable,
+  merchantId: string,
+  change: { basisPoints: number | undefined; fixedMinor: bigint | undefined },
+): Promise<{ basisPoints: number; fixedMinor: bigint } | undefined> {
+  const current = await selectMerchantPricing(db, merchantId);
+  const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
+    `INSERT INTO merchant_pricing (merchant_id, fee_basis_points, fee_fixed_minor)
+     SELECT id, $2, $3 FROM merchants WHERE id = $1
+     ON CONFLICT (merchant_id) DO UPDATE SET fee_basis_points = excluded.fee_basis_points,
+       fee_fixed_minor = excluded.fee_fixed_minor
+     RETURNING fee_basis_points, fee_fixed_minor`,
+    [merchantId, change.basisPoints ?? current.basisPoints, (change.fixedMinor ?? current.fixedMinor).toString()]);
+  const row = result.rows[0];
+  return row === undefined ? undefined : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
+}
+
 /** The fields a merchant may change before confirmation; null leaves a field as it is. */
 export async function updatePaymentIntentDetails(
   db: Queryable,

@@ -170,6 +170,22 @@ describe('penny merchants and keys', () => {
     expect(JSON.parse(revoked.stdout).revoked_at).not.toBeNull();
   });
 
+  it('shows and sets a merchant\'s pricing, refusing bad values as wrong usage', async () => {
+    const created = JSON.parse((await penny(['merchants', 'create', '--name', 'Priced Shop', '--json'], environment)).stdout);
+    const shown = await penny(['merchants', 'pricing', created.id, '--json'], environment);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toEqual({ merchant: created.id, fee_basis_points: 290, fee_fixed_minor: 30 });
+    const set = await penny(['merchants', 'pricing', created.id, '--basis-points', '150', '--json'], environment);
+    expect(JSON.parse(set.stdout)).toEqual({ merchant: created.id, fee_basis_points: 150, fee_fixed_minor: 30 });
+    const again = await penny(['merchants', 'pricing', created.id], environment);
+    expect(again.stdout).toContain('1.5% + 30');
+    expect((await penny(['merchants', 'pricing', created.id, '--basis-points', '10001'], environment)).code).toBe(2);
+    expect((await penny(['merchants', 'pricing', created.id, '--fixed-minor', '-1'], environment)).code).toBe(2);
+    const unknown = await penny(['merchants', 'pricing', 'acct_doesnotexist00', '--fixed-minor', '5'], environment);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('No such merchant');
+  });
+
   it('explains an unknown merchant and exits 1', async () => {
     const run = await penny(['keys', 'create', '--merchant', 'acct_doesnotexist00', '--json'], environment);
     expect(run.code).toBe(1);
