@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { PennyError } from '../errors.js';
 import type { IdempotencyService } from '../idempotency/idempotency-service.js';
 import type { PaymentService } from '../payments/payment-service.js';
+import { presentPaymentIntent } from '../payments/payment-presenter.js';
 import * as store from '../payments/payment-store.js';
 
 export interface AuthenticationRouteDependencies {
@@ -48,6 +49,8 @@ async function answer(dependencies: AuthenticationRouteDependencies, attempt: st
   }
   const target = new URL(attempt.returnUrl);
   target.searchParams.set('payment_intent', intent.id);
+  // Stripe.js return pages read it back; it is the intent's client_secret as Penny presents it.
+  target.searchParams.set('payment_intent_client_secret', presentPaymentIntent(intent).client_secret);
   target.searchParams.set('redirect_status', redirectStatus);
   return reply.redirect(target.toString(), 302);
 }

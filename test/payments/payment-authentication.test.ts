@@ -60,8 +60,8 @@ describe('3-D Secure redirect', () => {
     expect(response.status).toBe(302);
     const location = new URL(response.headers.get('location') as string);
     expect(`${location.origin}${location.pathname}`).toBe('https://shop.example/return');
-    expect(Object.fromEntries(location.searchParams)).toEqual({
-      order: '42', payment_intent: intent.id, redirect_status: 'succeeded' });
+    expect(Object.fromEntries(location.searchParams)).toEqual({ order: '42', payment_intent: intent.id,
+      payment_intent_client_secret: intent.client_secret, redirect_status: 'succeeded' });
     const completed = await stripe.paymentIntents.retrieve(intent.id);
     expect(completed).toMatchObject({ status: 'succeeded', amount_received: 3000, next_action: null });
     expect(await authorizations(intent.id)).toBe(1);
