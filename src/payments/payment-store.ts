@@ -438,6 +438,9 @@ function toRefund(row: any): RefundRow {
   };
 }
 
+/** Penny's processing fee for a merchant with no pricing row: 2.9% + 30 minor units. */
+const defaultPricing = { basisPoints: 290, fixedMinor: 30n } as const;
+
 export async function selectMerchantPricing(
   db: Queryable,
   merchantId: string,
@@ -445,7 +448,7 @@ export async function selectMerchantPricing(
   const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
     named('SELECT fee_basis_points, fee_fixed_minor FROM merchant_pricing WHERE merchant_id = $1'), [merchantId]);
   const row = result.rows[0];
-  return row === undefined ? { basisPoints: 290, fixedMinor: 30n }
+  return row === undefined ? { ...defaultPricing }
     : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
 }
 
@@ -458,14 +461,16 @@ export async function setMerchantPricing(
   merchantId: string,
   change: { basisPoints: number | undefined; fixedMinor: bigint | undefined },
 ): Promise<{ basisPoints: number; fixedMinor: bigint } | undefined> {
-  const current = await selectMerchantPricing(db, merchantId);
+  // One statement: a part left out keeps the row's value as it is under the row's lock.
   const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
     `INSERT INTO merchant_pricing (merchant_id, fee_basis_points, fee_fixed_minor)
-     SELECT id, $2, $3 FROM merchants WHERE id = $1
-     ON CONFLICT (merchant_id) DO UPDATE SET fee_basis_points = excluded.fee_basis_points,
-       fee_fixed_minor = excluded.fee_fixed_minor
+     SELECT id, coalesce($2::integer, $4::integer), coalesce($3::bigint, $5::bigint) FROM merchants WHERE id = $1
+     ON CONFLICT (merchant_id) DO UPDATE SET
+       fee_basis_points = coalesce($2::integer, merchant_pricing.fee_basis_points),
+       fee_fixed_minor = coalesce($3::bigint, merchant_pricing.fee_fixed_minor)
      RETURNING fee_basis_points, fee_fixed_minor`,
-    [merchantId, change.basisPoints ?? current.basisPoints, (change.fixedMinor ?? current.fixedMinor).toString()]);
+    [merchantId, change.basisPoints ?? null, change.fixedMinor?.toString() ?? null, defaultPricing.basisPoints,
+      defaultPricing.fixedMinor.toString()]);
   const row = result.rows[0];
   return row === undefined ? undefined : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
 }

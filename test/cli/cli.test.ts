@@ -179,6 +179,8 @@ describe('penny merchants and keys', () => {
     expect(JSON.parse(set.stdout)).toEqual({ merchant: created.id, fee_basis_points: 150, fee_fixed_minor: 30 });
     const again = await penny(['merchants', 'pricing', created.id], environment);
     expect(again.stdout).toContain('1.5% + 30');
+    const fixed = await penny(['merchants', 'pricing', created.id, '--fixed-minor', '5', '--json'], environment);
+    expect(JSON.parse(fixed.stdout)).toMatchObject({ fee_basis_points: 150, fee_fixed_minor: 5 });
     expect((await penny(['merchants', 'pricing', created.id, '--basis-points', '10001'], environment)).code).toBe(2);
     expect((await penny(['merchants', 'pricing', created.id, '--fixed-minor', '-1'], environment)).code).toBe(2);
     const unknown = await penny(['merchants', 'pricing', 'acct_doesnotexist00', '--fixed-minor', '5'], environment);
