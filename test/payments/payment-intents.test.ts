@@ -82,6 +82,13 @@ describe('creating and reading PaymentIntents', () => {
     expect(text).not.toContain('4242');
   });
 
+  it('does not take a list cursor with a long digit run for a card number (ids can hold one)', async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/payment_intents?starting_after=pi_4242424242424242`, {
+      headers: { authorization: `Bearer ${secretKey}` },
+    });
+    expect(JSON.parse(await response.text()).error).toMatchObject({ code: 'resource_missing', param: 'starting_after' });
+  });
+
   it('answers another merchant\'s intent as missing', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
     const other = client((await penny.merchants.createMerchant('Other Shop')).secretKey);
