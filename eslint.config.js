@@ -5,6 +5,8 @@ export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.penny/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // Tool configurations that must be CommonJS (.dependency-cruiser.cjs).
+  { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } } },
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],

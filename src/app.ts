@@ -12,7 +12,7 @@ import { idempotencyKeyRetentionHours, reapFinishedKeys } from './idempotency/id
 import { ConnectorRegistry } from './connectors/connector.js';
 import { SandboxConnector, sandboxConnectorId } from './connectors/sandbox/sandbox-connector.js';
 import {
-  faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp, type RunningSandboxPsp,
+  faultProfileFromEnvironment, resolveSandboxWebhookSecret, startSandboxPsp, type RunningSandboxPsp,
 } from './sandbox-psp/psp-service.js';
 import { LedgerService } from './ledger/ledger-service.js';
 import { KeyRevocationListener } from './merchants/key-revocations.js';
@@ -39,6 +39,8 @@ export interface RunningPenny {
 
 export async function startPenny(config: PennyConfig, logger: Logger): Promise<RunningPenny> {
   configureClock(config.clockMode);
+  // Checked before anything starts, so a bad profile stops Penny at once, naming the variable.
+  const sandboxFaults = config.sandboxPsp ? faultProfileFromEnvironment(config.sandboxPspFaults) : undefined;
   const database = await openDatabase(config, { logger, ownsServer: true });
   let pool: pg.Pool | undefined;
   let sandbox: RunningSandboxPsp | undefined;
@@ -62,7 +64,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     if (config.sandboxPsp) {
       sandbox = await startSandboxPsp({
         databaseUrl: database.url, host: '127.0.0.1', port: config.sandboxPspPort, logger, webhookSecret,
-        webhookUrl: config.sandboxPspWebhookUrl, faults: faultProfileFromJson(config.sandboxPspFaults),
+        webhookUrl: config.sandboxPspWebhookUrl, faults: sandboxFaults,
       });
     }
     const connectors = new ConnectorRegistry();

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { PennyError } from './errors.js';
-import { parseFaultProfile } from './sandbox-psp/psp-faults.js';
 
 /**
  * Configuration comes from environment variables, validated once at start. A bad value stops
@@ -121,24 +120,20 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
     sandboxPspWebhookSecret: readSecret(environment, 'PENNY_SANDBOX_PSP_WEBHOOK_SECRET'),
     sandboxPspWebhookUrl: readHttpUrl(environment, 'PENNY_SANDBOX_PSP_WEBHOOK_URL',
       `http://127.0.0.1:${port}/v1/connectors/sandbox/webhooks`),
-    sandboxPspFaults: readFaultProfile(environment),
+    sandboxPspFaults: readOptionalText(environment, 'PENNY_SANDBOX_PSP_FAULTS'),
     authorizationExpiryDays: readInteger(environment, 'PENNY_AUTHORIZATION_EXPIRY_DAYS', 7, { min: 1, max: 30 }),
     merchantRequestsPerSecondMax: readInteger(environment, 'PENNY_RATE_LIMIT_PER_SECOND', 100,
       { min: 0, max: 1_000_000 }),
   };
 }
 
-/** Checked at start, so a bad profile stops Penny before it starts anything, naming the variable. */
-function readFaultProfile(environment: NodeJS.ProcessEnv): string | undefined {
-  const raw = environment.PENNY_SANDBOX_PSP_FAULTS;
-  if (raw === undefined || raw === '') return undefined;
-  try {
-    parseFaultProfile(JSON.parse(raw));
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw configError('PENNY_SANDBOX_PSP_FAULTS', `must be a JSON fault profile, as POST /control/faults takes (${reason})`);
-  }
-  return raw;
+/**
+ * Kept as text: the sandbox owns the fault profile's shape, and the commands that serve it check it
+ * before they start anything (faultProfileFromEnvironment), naming the variable.
+ */
+function readOptionalText(environment: NodeJS.ProcessEnv, variable: string): string | undefined {
+  const raw = environment[variable];
+  return raw === undefined || raw === '' ? undefined : raw;
 }
 
 export function configError(variable: string, message: string): PennyError {

@@ -3,7 +3,7 @@ import { loadConfig, type PennyConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
-import { stringifyJson } from '../http/json.js';
+import { stringifyJson } from '../json.js';
 
 /** Runs `work` with a pool on Penny's database (migrated), then closes what it opened. */
 export async function withDatabasePool<T>(work: (pool: pg.Pool, config: PennyConfig) => Promise<T>): Promise<T> {

@@ -2,8 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { PennyError } from '../errors.js';
 import { displayKey } from '../merchants/merchant-keys.js';
 import { MerchantService } from '../merchants/merchant-service.js';
-import { selectMerchant } from '../merchants/merchant-store.js';
-import { selectMerchantPricing, setMerchantPricing } from '../payments/payment-store.js';
+import { selectMerchant, selectMerchantPricing, setMerchantPricing } from '../merchants/merchant-store.js';
 import { resolveSecretKey } from '../secret-key.js';
 import { printResult, withDatabasePool } from './cli-support.js';
 

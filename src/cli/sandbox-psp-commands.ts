@@ -13,7 +13,9 @@ import {
 } from '../sandbox-psp/psp-faults.js';
 import { bankStatementFor, sandboxBankIban, settlementBatches } from '../sandbox-psp/psp-settlement.js';
 import { recordOperation } from '../sandbox-psp/psp-store.js';
-import { faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp } from '../sandbox-psp/psp-service.js';
+import {
+  faultProfileFromEnvironment, faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp,
+} from '../sandbox-psp/psp-service.js';
 import { settlementDiscrepancies, type SettlementDiscrepancy } from '../sandbox-psp/settlement-report.js';
 import { printResult, withDatabasePool } from './cli-support.js';
 
@@ -114,7 +116,8 @@ interface SandboxServeOptions {
 
 /** The profile from --faults (or PENNY_SANDBOX_PSP_FAULTS), with --seed, --latency and --rate on top. */
 function profileFromFlags(options: SandboxServeOptions, fromEnvironment: string | undefined): FaultProfile {
-  const base = faultProfileFromJson(options.faults ?? fromEnvironment) ?? noFaults;
+  const base = (options.faults === undefined ? faultProfileFromEnvironment(fromEnvironment)
+    : faultProfileFromJson(options.faults)) ?? noFaults;
   const latency = options.latency === undefined ? undefined : /^(\d{1,6})-(\d{1,6})$/.exec(options.latency);
   if (options.latency !== undefined && latency === null) {
     throw new PennyError({ code: 'parameter_invalid', message: '--latency takes min-max in ms, e.g. 5-50.' });

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { clockOffsetMs } from '../clock.js';
 import { selectPage, type PageRows } from '../db/pages.js';
 import { appendAtCommit, named, type Queryable, type Statement } from '../db/pool.js';
-import { stringifyJson } from '../http/json.js';
+import { stringifyJson } from '../json.js';
 import { newId } from '../ids.js';
 
 /**

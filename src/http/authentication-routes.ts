@@ -2,9 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { PennyError } from '../errors.js';
 import type { IdempotencyService } from '../idempotency/idempotency-service.js';
-import type { PaymentService } from '../payments/payment-service.js';
+import type { AttemptRow, PaymentService } from '../payments/payment-service.js';
 import { presentPaymentIntent } from '../payments/payment-presenter.js';
-import * as store from '../payments/payment-store.js';
 
 export interface AuthenticationRouteDependencies {
   readonly pool: pg.Pool;
@@ -27,7 +26,7 @@ export function registerAuthenticationRoutes(app: FastifyInstance, dependencies:
       // Other query parameters (a tracker's) are ignored; the attempt's id is all that counts.
       const attemptId = (request.query as Record<string, unknown>).attempt;
       const attempt = typeof attemptId === 'string' && /^pa_[A-Za-z0-9]{1,64}$/.test(attemptId)
-        ? await store.selectAttemptById(dependencies.pool, attemptId) : undefined;
+        ? await dependencies.payments.findAttempt(attemptId) : undefined;
       if (attempt === undefined || attempt.paymentIntentId !== request.params.id) {
         throw new PennyError({ code: 'resource_missing', param: 'attempt',
           message: `No such authentication for PaymentIntent '${request.params.id}'.` });
@@ -41,7 +40,7 @@ export function registerAuthenticationRoutes(app: FastifyInstance, dependencies:
 }
 
 /** The customer back to the confirmation's return_url with the outcome, or the outcome as JSON. */
-async function answer(dependencies: AuthenticationRouteDependencies, attempt: store.AttemptRow, reply: FastifyReply) {
+async function answer(dependencies: AuthenticationRouteDependencies, attempt: AttemptRow, reply: FastifyReply) {
   const intent = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
   const redirectStatus = redirectStatusOf(intent.status);
   if (attempt.returnUrl === null) {
@@ -59,7 +58,7 @@ async function answer(dependencies: AuthenticationRouteDependencies, attempt: st
  * The authenticated confirmation, of this attempt's challenge only (checked under the row lock);
  * its refusal (a decline, a lost race, a challenge since replaced) shows in the intent's status.
  */
-async function completeAuthentication(dependencies: AuthenticationRouteDependencies, attempt: store.AttemptRow,
+async function completeAuthentication(dependencies: AuthenticationRouteDependencies, attempt: AttemptRow,
   request: FastifyRequest): Promise<void> {
   try {
     await dependencies.idempotency.run(

@@ -7,7 +7,7 @@ import type { PaymentService } from '../payments/payment-service.js';
 import {
   parseCancelPaymentIntent, parseCapturePaymentIntent, parseConfirmPaymentIntent, parseCreatePaymentIntent,
   parseCreateRefund, parseUpdatePaymentIntent,
-} from '../payments/payment-validation.js';
+} from './stripe-payment-params.js';
 import { cardDataError, inspectCardData } from '../security/card-filter.js';
 import { readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';

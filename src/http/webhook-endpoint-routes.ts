@@ -4,9 +4,10 @@ import type { IdempotencyService } from '../idempotency/idempotency-service.js';
 import { readObject, readString } from '../validation.js';
 import { listDeliveries, presentDelivery } from '../webhooks/webhook-deliveries.js';
 import {
-  parseEndpointCommand, presentWebhookEndpoint, type WebhookEndpoints,
+  presentWebhookEndpoint, type WebhookEndpoints,
 } from '../webhooks/webhook-endpoints.js';
 import { merchantOf } from './merchant-routes.js';
+import { parseEndpointCommand } from './webhook-endpoint-params.js';
 import { idempotent, readPage } from './route-support.js';
 
 type IdParams = { Params: { id: string } };

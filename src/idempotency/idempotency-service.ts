@@ -4,7 +4,7 @@ import canonicalize from 'canonicalize';
 import type pg from 'pg';
 import { isParameterError, PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
-import { stringifyJson } from '../http/json.js';
+import { stringifyJson } from '../json.js';
 import type { SecretBox } from '../security/secret-box.js';
 
 /**

@@ -95,3 +95,46 @@ export async function revokeApiKey(db: Queryable, id: string): Promise<ApiKeyRow
     createdAt: row.created_at, revokedAt: row.revoked_at,
   };
 }
+
+/** Penny's processing fee for a merchant: basis points of the captured amount plus a fixed part. */
+export interface MerchantPricing {
+  readonly basisPoints: number;
+  readonly fixedMinor: bigint;
+}
+
+/** Penny's processing fee for a merchant with no pricing row: 2.9% + 30 minor units. */
+export const defaultPricing: MerchantPricing = { basisPoints: 290, fixedMinor: 30n };
+
+export async function selectMerchantPricing(
+  db: Queryable,
+  merchantId: string,
+): Promise<MerchantPricing> {
+  const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
+    named('SELECT fee_basis_points, fee_fixed_minor FROM merchant_pricing WHERE merchant_id = $1'), [merchantId]);
+  const row = result.rows[0];
+  return row === undefined ? { ...defaultPricing }
+    : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
+}
+
+/**
+ * Sets a merchant's pricing (from its next capture on); a part left undefined keeps its current
+ * value (or the default). Undefined when there is no such merchant.
+ */
+export async function setMerchantPricing(
+  db: Queryable,
+  merchantId: string,
+  change: { basisPoints: number | undefined; fixedMinor: bigint | undefined },
+): Promise<MerchantPricing | undefined> {
+  // One statement: a part left out keeps the row's value as it is under the row's lock.
+  const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
+    `INSERT INTO merchant_pricing (merchant_id, fee_basis_points, fee_fixed_minor)
+     SELECT id, coalesce($2::integer, $4::integer), coalesce($3::bigint, $5::bigint) FROM merchants WHERE id = $1
+     ON CONFLICT (merchant_id) DO UPDATE SET
+       fee_basis_points = coalesce($2::integer, merchant_pricing.fee_basis_points),
+       fee_fixed_minor = coalesce($3::bigint, merchant_pricing.fee_fixed_minor)
+     RETURNING fee_basis_points, fee_fixed_minor`,
+    [merchantId, change.basisPoints ?? null, change.fixedMinor?.toString() ?? null, defaultPricing.basisPoints,
+      defaultPricing.fixedMinor.toString()]);
+  const row = result.rows[0];
+  return row === undefined ? undefined : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
+}

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import { recordEvent } from '../events/event-store.js';
-import { stringifyJson } from '../http/json.js';
+import { stringifyJson } from '../json.js';
 import { presentCharge, presentPaymentIntent, presentRefund } from './payment-presenter.js';
 import type { PaymentIntentStatus } from './payment-state.js';
 import type { ChargeRow, PaymentIntentRow, RefundRow } from './payment-store.js';

@@ -8,10 +8,11 @@ import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import { newId } from '../ids.js';
+import { selectMerchantPricing } from '../merchants/merchant-store.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
 import { openCase } from './payment-cases.js';
 import { recordChargeEvent, recordIntentEvent, recordRefundEvent } from './payment-events.js';
-import { feeMinor } from './payment-fees.js';
+import { feeMinor } from '../money/fee.js';
 import type { PaymentLedger } from './payment-ledger.js';
 import { presentPaymentIntent } from './payment-presenter.js';
 import { assertOperationAllowed, assertTransition } from './payment-state.js';
@@ -244,7 +245,7 @@ export class PaymentFlows {
   }
 
   private async fees(client: pg.PoolClient, intent: store.PaymentIntentRow, capturedMinor: bigint) {
-    const pricing = await store.selectMerchantPricing(client, intent.merchantId);
+    const pricing = await selectMerchantPricing(client, intent.merchantId);
     const connector = this.connectors.get(this.options.connectorId);
     return {
       pennyFeeMinor: feeMinor(capturedMinor, pricing),

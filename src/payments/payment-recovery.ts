@@ -3,10 +3,10 @@ import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { ConnectorUnknownOutcomeError, type ConnectorRegistry } from '../connectors/connector.js';
 import { inTransaction, named, withTransaction } from '../db/pool.js';
-import { authorizationFromRecord } from './decline-codes.js';
+import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import { openCase } from './payment-cases.js';
 import { PennyError } from '../errors.js';
-import { raiseAlert } from '../metrics.js';
+import { raiseAlert } from '../metrics/metrics.js';
 import { failRefund, type AuthorizationResult, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 

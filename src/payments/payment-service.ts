@@ -9,7 +9,9 @@ import { recordIntentEvent } from './payment-events.js';
 import { presentPaymentIntent } from './payment-presenter.js';
 import { assertOperationAllowed, assertTransition, initialStatus } from './payment-state.js';
 import * as store from './payment-store.js';
-import type { CreatePaymentIntentCommand, UpdatePaymentIntentCommand } from './payment-validation.js';
+
+export type { AttemptRow } from './payment-store.js';
+import type { CreatePaymentIntentCommand, UpdatePaymentIntentCommand } from './payment-commands.js';
 
 /**
  * PaymentIntents. Each operation runs on the connection of its idempotent request and locks the
@@ -42,6 +44,11 @@ export class PaymentService {
     const intent = await store.selectPaymentIntent(this.pool, merchantId, id);
     if (intent === undefined) throw noSuchIntent(id);
     return intent;
+  }
+
+  /** A confirmation attempt by its id alone (an unguessable id: the 3-D Secure page is named by it). */
+  findAttempt(attemptId: string): Promise<store.AttemptRow | undefined> {
+    return store.selectAttemptById(this.pool, attemptId);
   }
 
   async list(query: store.PaymentIntentListQuery) {

@@ -438,43 +438,6 @@ function toRefund(row: any): RefundRow {
   };
 }
 
-/** Penny's processing fee for a merchant with no pricing row: 2.9% + 30 minor units. */
-const defaultPricing = { basisPoints: 290, fixedMinor: 30n } as const;
-
-export async function selectMerchantPricing(
-  db: Queryable,
-  merchantId: string,
-): Promise<{ basisPoints: number; fixedMinor: bigint }> {
-  const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
-    named('SELECT fee_basis_points, fee_fixed_minor FROM merchant_pricing WHERE merchant_id = $1'), [merchantId]);
-  const row = result.rows[0];
-  return row === undefined ? { ...defaultPricing }
-    : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
-}
-
-/**
- * Sets a merchant's pricing (from its next capture on); a part left undefined keeps its current
- * value (or the default). Undefined when there is no such merchant.
- */
-export async function setMerchantPricing(
-  db: Queryable,
-  merchantId: string,
-  change: { basisPoints: number | undefined; fixedMinor: bigint | undefined },
-): Promise<{ basisPoints: number; fixedMinor: bigint } | undefined> {
-  // One statement: a part left out keeps the row's value as it is under the row's lock.
-  const result = await db.query<{ fee_basis_points: number; fee_fixed_minor: bigint }>(
-    `INSERT INTO merchant_pricing (merchant_id, fee_basis_points, fee_fixed_minor)
-     SELECT id, coalesce($2::integer, $4::integer), coalesce($3::bigint, $5::bigint) FROM merchants WHERE id = $1
-     ON CONFLICT (merchant_id) DO UPDATE SET
-       fee_basis_points = coalesce($2::integer, merchant_pricing.fee_basis_points),
-       fee_fixed_minor = coalesce($3::bigint, merchant_pricing.fee_fixed_minor)
-     RETURNING fee_basis_points, fee_fixed_minor`,
-    [merchantId, change.basisPoints ?? null, change.fixedMinor?.toString() ?? null, defaultPricing.basisPoints,
-      defaultPricing.fixedMinor.toString()]);
-  const row = result.rows[0];
-  return row === undefined ? undefined : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
-}
-
 /** The fields a merchant may change before confirmation; null leaves a field as it is. */
 export async function updatePaymentIntentDetails(
   db: Queryable,

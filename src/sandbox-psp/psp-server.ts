@@ -6,7 +6,7 @@ import canonicalize from 'canonicalize';
 import { clockMode, followClockOffset, nowMs } from '../clock.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
-import { stringifyJson } from '../http/json.js';
+import { stringifyJson } from '../json.js';
 import { newId } from '../ids.js';
 import { isCurrency } from '../money/currency.js';
 import { invalid, missing, readBoolean, readObject, readString } from '../validation.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PennyConfig } from '../config.js';
+import { configError, type PennyConfig } from '../config.js';
 import { readOrCreateSecretFile } from '../secret-key.js';
 import { createPool } from '../db/pool.js';
 import { startWorker } from '../workers.js';
@@ -67,4 +67,18 @@ export async function resolveSandboxWebhookSecret(config: PennyConfig): Promise<
 
 export function faultProfileFromJson(text: string | undefined): FaultProfile | undefined {
   return text === undefined || text === '' ? undefined : parseFaultProfile(JSON.parse(text));
+}
+
+/**
+ * PENNY_SANDBOX_PSP_FAULTS as a profile, checked when a command that serves the sandbox starts, so
+ * a bad profile stops it before it starts anything, naming the variable.
+ */
+export function faultProfileFromEnvironment(text: string | undefined): FaultProfile | undefined {
+  try {
+    return faultProfileFromJson(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw configError('PENNY_SANDBOX_PSP_FAULTS',
+      `must be a JSON fault profile, as POST /control/faults takes (${reason})`);
+  }
 }

@@ -2,9 +2,9 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { named, withTransaction, type Queryable } from '../db/pool.js';
-import { stringifyJson } from '../http/json.js';
+import { stringifyJson } from '../json.js';
 import { newId } from '../ids.js';
-import { signPayload } from '../webhooks/signature.js';
+import { signPayload } from '../security/hmac-signature.js';
 import type { FaultInjector } from './psp-faults.js';
 import { presentOperation, resolveDuePending, type OperationRow, type WebhookCopy } from './psp-store.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { stringify } from 'csv-stringify/sync';
 import { currencyExponent } from '../money/currency.js';
-import { feeMinor } from '../payments/payment-fees.js';
+import { feeMinor } from '../money/fee.js';
 
 /**
  * The sandbox PSP's settlement details report (SDR): one CSV per payable batch in the

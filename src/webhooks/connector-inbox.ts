@@ -3,11 +3,11 @@ import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import type { ConnectorEvent, PspOperation } from '../connectors/connector.js';
 import { inSavepoint, named, type Queryable, withTransaction } from '../db/pool.js';
-import { stringifyJson } from '../http/json.js';
-import { raiseAlert } from '../metrics.js';
+import { stringifyJson } from '../json.js';
+import { raiseAlert } from '../metrics/metrics.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { openCase } from '../payments/payment-cases.js';
-import { authorizationFromRecord } from '../payments/decline-codes.js';
+import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import * as store from '../payments/payment-store.js';
 
 /**

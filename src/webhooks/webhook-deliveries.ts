@@ -8,9 +8,9 @@ import { selectPage } from '../db/pages.js';
 import { named, withTransaction, type Queryable } from '../db/pool.js';
 import { presentEvent, recordEvent, type EventRow } from '../events/event-store.js';
 import { failpoint } from '../failpoints.js';
-import { stringifyJson } from '../http/json.js';
+import { stringifyJson } from '../json.js';
 import { guardedLookup } from './endpoint-address.js';
-import { signPayload } from './signature.js';
+import { signPayload } from '../security/hmac-signature.js';
 import { presentWebhookEndpoint, type WebhookEndpoints } from './webhook-endpoints.js';
 
 /**

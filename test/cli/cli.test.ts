@@ -229,6 +229,14 @@ describe('penny serve', () => {
     }
   }, 20_000);
 
+  it('exits 1 naming PENNY_SANDBOX_PSP_FAULTS when its fault profile is malformed, before starting anything', async () => {
+    const run = await penny(['serve'], { ...environment, PORT: String(await freePort()),
+      PENNY_SANDBOX_PSP_FAULTS: '{"no_such_fault": 1}' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('PENNY_SANDBOX_PSP_FAULTS');
+    expect(run.stderr).not.toMatch(/migrations applied|Penny is serving/);
+  }, 20_000);
+
   it('serves health and readiness, logs a request id per line without the key, and stops on SIGTERM', async () => {
     const port = await freePort();
     const server = startServe({ ...environment, PORT: String(port) });

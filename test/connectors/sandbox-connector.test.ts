@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SandboxConnector, sandboxSignatureHeader } from '../../src/connectors/sandbox/sandbox-connector.js';
 import { ConnectorUnknownOutcomeError } from '../../src/connectors/connector.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
-import { signPayload } from '../../src/webhooks/signature.js';
+import { signPayload } from '../../src/security/hmac-signature.js';
 import { createTestDatabase } from '../support/database.js';
 import { sandboxWebhookSecret, startTestSandboxPsp, type TestSandboxPsp } from '../support/sandbox-psp.js';
 import { connectorContract } from './connector-contract.js';

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
-import { raiseAlert } from '../../src/metrics.js';
+import { raiseAlert } from '../../src/metrics/metrics.js';
 import { createTestLedger, operatorKey, type TestLedger } from '../support/app.js';
 
 /** GET /metrics: Prometheus text for operators, with what waits for a worker or a human. */

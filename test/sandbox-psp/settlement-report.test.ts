@@ -2,7 +2,7 @@ import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { currencyExponent } from '../../src/money/currency.js';
-import { feeMinor } from '../../src/payments/payment-fees.js';
+import { feeMinor } from '../../src/money/fee.js';
 import {
   chargebackFeeMinor,
   formatMinorDecimal,

@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock } from '../../src/clock.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { signPayload } from '../../src/webhooks/signature.js';
+import { signPayload } from '../../src/security/hmac-signature.js';
 import { sandboxWebhookSecret } from '../support/sandbox-psp.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 

@@ -1,5 +1,5 @@
-import { authorizationFromRecord } from '../../payments/decline-codes.js';
-import { verifySignature } from '../../webhooks/signature.js';
+import { authorizationFromRecord } from '../decline-codes.js';
+import { verifySignature } from '../../security/hmac-signature.js';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, ConnectorWebhookError, type AuthorizeInput,
   type AuthorizeOutput, type CaptureInput, type Connector, type ConnectorEvent, type PayoutInput,

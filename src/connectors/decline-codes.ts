@@ -1,4 +1,4 @@
-import type { AuthorizeOutput, PspOperation } from '../connectors/connector.js';
+import type { AuthorizeOutput, PspOperation } from './connector.js';
 
 /**
  * Stripe's error code and message for each decline code a PSP reports, and an authorization as

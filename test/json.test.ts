@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { stringifyJson } from '../../src/http/json.js';
+import { stringifyJson } from '../src/json.js';
 
 describe('stringifyJson', () => {
   it('writes a bigint above 2^53 exactly as a JSON integer', () => {

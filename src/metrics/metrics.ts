@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import { named } from './db/pool.js';
+import { selectCasesOpenByKind, selectWaitingCounts } from './metrics-store.js';
 
 /**
  * Penny's metrics, in Prometheus' text format at GET /metrics (operator key). One registry per
@@ -52,25 +52,11 @@ export function raiseAlert(logger: Logger, alert: string, fields: Record<string,
   logger.error({ alert, ...fields }, `ALERT: ${message}`);
 }
 
-/**
- * Each count reads an index made for its worker, or a queue its worker keeps short (the seal queue),
- * so a scrape stays cheap as history grows.
- */
-const waitingCounts = `SELECT
-    (SELECT count(*) FROM recovery_jobs WHERE status = 'pending') AS recovery_jobs_pending,
-    (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'received') AS psp_events_received,
-    (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'parked') AS psp_events_parked,
-    (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS webhook_deliveries_pending,
-    (SELECT coalesce(sum(cardinality(entry_ids)), 0) FROM ledger_unsealed_statements) AS ledger_entries_unsealed,
-    (SELECT count(*) FROM ledger_open_holds) AS ledger_holds_open_with_expiry`;
-
 /** The metrics as Prometheus text, with the database's figures read now. */
 export async function renderMetrics(pool: pg.Pool): Promise<{ contentType: string; text: string }> {
-  const counts = await pool.query<Record<string, bigint>>(named(waitingCounts));
-  for (const [what, count] of Object.entries(counts.rows[0] ?? {})) waiting.set({ what }, Number(count));
-  const cases = await pool.query<{ kind: string; count: bigint }>(named(
-    `SELECT kind, count(*) AS count FROM payment_cases WHERE status = 'open' GROUP BY kind`));
+  for (const [what, count] of Object.entries(await selectWaitingCounts(pool))) waiting.set({ what }, Number(count));
+  const cases = await selectCasesOpenByKind(pool);
   casesOpen.reset();
-  for (const row of cases.rows) casesOpen.set({ kind: row.kind }, Number(row.count));
+  for (const row of cases) casesOpen.set({ kind: row.kind }, Number(row.count));
   return { contentType: metricsRegistry.contentType, text: await metricsRegistry.metrics() };
 }

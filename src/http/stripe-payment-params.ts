@@ -1,25 +1,17 @@
-import { readStripeBoolean, readStripeInteger } from '../http/stripe-form.js';
+import type {
+  CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConfirmPaymentIntentCommand, CreatePaymentIntentCommand,
+  CreateRefundCommand, RefundReason, UpdatePaymentIntentCommand,
+} from '../payments/payment-commands.js';
+import { readStripeBoolean, readStripeInteger } from './stripe-form.js';
 import { parseStripeCurrency, validateStripeAmount } from '../money/stripe-currency.js';
 import { invalid, missing, readEnum, readObject, readString } from '../validation.js';
 
 /**
- * Parsing of PaymentIntent requests as Stripe's API takes them (form-encoded strings or JSON).
- * Refusals here happen before the idempotency layer, so they are never stored.
+ * The Stripe edge of payments: PaymentIntent and Refund parameters as Stripe's API takes them
+ * (form-encoded strings or JSON), read into the typed commands the domain takes
+ * (src/payments/payment-commands.ts). Refusals here happen before the idempotency layer, so they
+ * are never stored.
  */
-export interface CreatePaymentIntentCommand {
-  readonly confirm: boolean;
-  readonly amount: bigint;
-  readonly currency: string;
-  readonly paymentMethod: string | undefined;
-  readonly captureMethod: 'automatic' | 'automatic_async' | 'manual';
-  readonly description: string | undefined;
-  readonly customer: string | undefined;
-  readonly receiptEmail: string | undefined;
-  readonly statementDescriptor: string | undefined;
-  readonly metadata: Record<string, string>;
-  /** Where the customer returns after a 3-D Secure authentication; kept with the attempt. */
-  readonly returnUrl: string | null;
-}
 
 const createKeys = ['amount', 'currency', 'payment_method', 'confirm', 'capture_method', 'description', 'metadata',
   'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand', 'return_url'];
@@ -48,7 +40,7 @@ export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentComm
   };
 }
 
-export function parseCancelPaymentIntent(body: unknown): { cancellationReason: string | null } {
+export function parseCancelPaymentIntent(body: unknown): CancelPaymentIntentCommand {
   const object = readObject(body ?? {}, '', ['cancellation_reason', 'expand']);
   const reason = readEnum(object.cancellation_reason, 'cancellation_reason',
     ['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned']);
@@ -98,9 +90,7 @@ export function readStripeMetadata(value: unknown): Record<string, string> {
   return metadata;
 }
 
-export function parseConfirmPaymentIntent(body: unknown): {
-  paymentMethod: string | undefined; returnUrl: string | null;
-} {
+export function parseConfirmPaymentIntent(body: unknown): ConfirmPaymentIntentCommand {
   const object = readObject(body ?? {}, '', ['payment_method', 'return_url', 'expand', 'payment_method_types']);
   readPaymentMethodTypes(object.payment_method_types);
   return {
@@ -120,21 +110,13 @@ function readReturnUrl(value: unknown): string | null {
   return text;
 }
 
-export function parseCapturePaymentIntent(body: unknown): { amountToCapture: bigint | undefined } {
+export function parseCapturePaymentIntent(body: unknown): CapturePaymentIntentCommand {
   const object = readObject(body ?? {}, '', ['amount_to_capture', 'expand', 'final_capture']);
   const amount = readStripeInteger(object.amount_to_capture, 'amount_to_capture');
   if (amount !== undefined && amount <= 0) {
     throw invalid('amount_to_capture', 'amount_to_capture must be a positive integer.', 'parameter_invalid_integer');
   }
   return { amountToCapture: amount === undefined ? undefined : BigInt(amount) };
-}
-
-export interface CreateRefundCommand {
-  readonly paymentIntent: string | undefined;
-  readonly charge: string | undefined;
-  readonly amount: bigint | undefined;
-  readonly reason: string | null;
-  readonly metadata: Record<string, string>;
 }
 
 export function parseCreateRefund(body: unknown): CreateRefundCommand {
@@ -153,25 +135,8 @@ export function parseCreateRefund(body: unknown): CreateRefundCommand {
     paymentIntent,
     charge,
     amount: amount === undefined ? undefined : BigInt(amount),
-    reason: readEnum(object.reason, 'reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ?? null,
+    reason: readEnum<RefundReason>(object.reason, 'reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ?? null,
     metadata: readStripeMetadata(object.metadata),
-  };
-}
-
-export interface UpdatePaymentIntentCommand {
-  readonly amount: number | undefined;
-  readonly currency: string | undefined;
-  readonly paymentMethod: string | undefined;
-  readonly captureMethod: 'automatic' | 'automatic_async' | 'manual' | undefined;
-  readonly description: string | undefined;
-  readonly customer: string | undefined;
-  readonly receiptEmail: string | undefined;
-  readonly statementDescriptor: string | undefined;
-  /** Keys to set, and keys to remove (posted with an empty value); `clearAll` for `metadata=`. */
-  readonly metadata: {
-    readonly set: Record<string, string>;
-    readonly unset: readonly string[];
-    readonly clearAll: boolean;
   };
 }
 

@@ -1,0 +1,102 @@
+/**
+ * Penny's layers, checked by dependency-cruiser on every `npm test` (npm run check:boundaries)
+ * and drawn in docs/architecture.md. An arrow runs only downwards:
+ *
+ *   entry points   src/app.ts (the composition root), src/http/, src/cli/
+ *   domain         src/payments/, src/merchants/, src/webhooks/ (and payouts, reconciliation, reporting)
+ *   ground floor   src/ledger/, src/events/, src/idempotency/, src/metrics/, the connector interface
+ *   database       src/db/
+ *   kernel         neutral modules anything may import: errors, ids, clock, config, validation,
+ *                  json, money, security, failpoints, logger, workers, the key files
+ *
+ * Beside the layers: concrete connectors (src/connectors/<psp>/) are wired by src/app.ts alone and
+ * speak only to the connector interface, the kernel and the database; the sandbox PSP
+ * (src/sandbox-psp/) is an outside service that shares only the kernel and the database driver.
+ * Type-only imports are edges too: a layer that needs a type from above is drawn wrong.
+ */
+const kernel = [
+  '^src/(errors|error-codes|ids|clock|config|validation|json|failpoints|logger|workers|secret-key|operator-key)[.]ts$',
+  '^src/(money|security)/',
+];
+const database = ['^src/db/'];
+const connectorInterface = ['^src/connectors/[^/]+[.]ts$'];
+const ground = ['^src/(ledger|events|idempotency|metrics)/', ...connectorInterface];
+const domain = ['^src/(payments|merchants|webhooks|payouts|reconciliation|reporting)/'];
+const entry = ['^src/app[.]ts$', '^src/(http|cli)/'];
+const concreteConnectors = ['^src/connectors/[^/]+/'];
+const sandboxPsp = ['^src/sandbox-psp/'];
+
+/** A rule that `from` may import nothing but `allowed` (and packages, and Node's own modules). */
+function onlyImports(name, comment, from, allowed) {
+  return {
+    name, comment, severity: 'error',
+    from: { path: from },
+    to: { path: '^src/', pathNot: allowed },
+  };
+}
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-cycles', severity: 'error',
+      comment: 'An import cycle means two modules are one: draw the edge the other way or split them.',
+      from: {}, to: { circular: true },
+    },
+    onlyImports('kernel-imports-only-kernel', 'The kernel is neutral: it imports nothing of Penny above it.',
+      kernel, kernel),
+    onlyImports('database-imports-only-kernel', 'src/db knows no table owner above it.',
+      database, [...kernel, ...database]),
+    onlyImports('ground-imports-ground-database-kernel',
+      'The ground floor (ledger, events, idempotency, metrics, the connector interface) never imports the domain or an entry point.',
+      ground, [...ground, ...database, ...kernel]),
+    onlyImports('domain-imports-downward',
+      'The domain calls the ground floor; it never imports an entry point, a concrete connector or the sandbox PSP.',
+      domain, [...domain, ...ground, ...database, ...kernel]),
+    onlyImports('connector-imports-interface-database-kernel',
+      'A concrete connector implements the interface; it knows nothing of payments, HTTP routes or another connector.',
+      concreteConnectors, [...connectorInterface, ...concreteConnectors, ...database, ...kernel]),
+    {
+      name: 'connectors-import-no-other-connector', severity: 'error',
+      comment: 'Each PSP\'s module stands alone behind the interface.',
+      from: { path: '^src/connectors/([^/]+)/' },
+      to: { path: concreteConnectors, pathNot: '^src/connectors/$1/' },
+    },
+    onlyImports('sandbox-psp-is-an-outside-service',
+      'The sandbox PSP is a separate service: it shares the kernel and the database driver, never Penny\'s domain.',
+      sandboxPsp, [...sandboxPsp, ...database, ...kernel]),
+    {
+      name: 'concrete-connectors-wired-by-app-only', severity: 'error',
+      comment: 'Only the composition root (src/app.ts) chooses concrete connectors; everyone else takes the interface.',
+      from: { pathNot: ['^src/app[.]ts$', '^src/connectors/([^/]+)/'] },
+      to: { path: concreteConnectors },
+    },
+    {
+      name: 'sandbox-psp-started-by-entry-points-only', severity: 'error',
+      comment: 'Penny reaches the sandbox PSP over HTTP, through its connector; only app.ts and the CLI start it.',
+      from: { path: '^src/', pathNot: [...entry, ...sandboxPsp] },
+      to: { path: sandboxPsp },
+    },
+    {
+      name: 'payments-do-not-import-webhooks', severity: 'error',
+      comment: 'The PSP-webhook inbox calls into payments, never the other way.',
+      from: { path: '^src/payments/' }, to: { path: '^src/webhooks/' },
+    },
+    {
+      name: 'merchants-import-no-other-domain', severity: 'error',
+      comment: 'Merchants are below payments and webhooks in the domain.',
+      from: { path: '^src/merchants/' }, to: { path: '^src/(payments|webhooks)/' },
+    },
+    {
+      name: 'no-unresolvable-imports', severity: 'error',
+      comment: 'An import that does not resolve is a broken edge.',
+      from: {}, to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(dist|node_modules)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+  },
+};

@@ -1,0 +1,67 @@
+/**
+ * The commands the payment domain takes, typed and already checked: the Stripe edge
+ * (src/http/stripe-payment-params.ts) reads them from Stripe's parameters. Amounts are in
+ * Stripe's units of the currency (src/money/stripe-currency.ts converts), as bigint.
+ */
+export type CaptureMethod = 'automatic' | 'automatic_async' | 'manual';
+
+export interface CreatePaymentIntentCommand {
+  readonly confirm: boolean;
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly paymentMethod: string | undefined;
+  readonly captureMethod: CaptureMethod;
+  readonly description: string | undefined;
+  readonly customer: string | undefined;
+  readonly receiptEmail: string | undefined;
+  readonly statementDescriptor: string | undefined;
+  readonly metadata: Record<string, string>;
+  /** Where the customer returns after a 3-D Secure authentication; kept with the attempt. */
+  readonly returnUrl: string | null;
+}
+
+export interface UpdatePaymentIntentCommand {
+  readonly amount: number | undefined;
+  readonly currency: string | undefined;
+  readonly paymentMethod: string | undefined;
+  readonly captureMethod: CaptureMethod | undefined;
+  readonly description: string | undefined;
+  readonly customer: string | undefined;
+  readonly receiptEmail: string | undefined;
+  readonly statementDescriptor: string | undefined;
+  /** Keys to set, and keys to remove (posted with an empty value); `clearAll` for `metadata=`. */
+  readonly metadata: {
+    readonly set: Record<string, string>;
+    readonly unset: readonly string[];
+    readonly clearAll: boolean;
+  };
+}
+
+export interface ConfirmPaymentIntentCommand {
+  readonly paymentMethod: string | undefined;
+  /** Where the customer returns after a 3-D Secure authentication; kept with the attempt. */
+  readonly returnUrl: string | null;
+}
+
+export interface CapturePaymentIntentCommand {
+  /** Absent: everything capturable. */
+  readonly amountToCapture: bigint | undefined;
+}
+
+export type CancellationReason = 'duplicate' | 'fraudulent' | 'requested_by_customer' | 'abandoned';
+
+export interface CancelPaymentIntentCommand {
+  readonly cancellationReason: CancellationReason | null;
+}
+
+export type RefundReason = 'duplicate' | 'fraudulent' | 'requested_by_customer';
+
+/** A refund of a charge, named by it or by its PaymentIntent (exactly one of the two). */
+export interface CreateRefundCommand {
+  readonly paymentIntent: string | undefined;
+  readonly charge: string | undefined;
+  /** Absent: everything not yet refunded. */
+  readonly amount: bigint | undefined;
+  readonly reason: RefundReason | null;
+  readonly metadata: Record<string, string>;
+}
