@@ -27,6 +27,7 @@ import { PaymentFlows } from './payments/payment-flows.js';
 import { PaymentLedger } from './payments/payment-ledger.js';
 import { PaymentRecovery } from './payments/payment-recovery.js';
 import { PaymentExpiry } from './payments/payment-expiry.js';
+import { PaymentPspEvents } from './payments/payment-psp-events.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 
 /** The composition root: configuration, database, migrations, services, HTTP, workers. */
@@ -93,7 +94,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('payment-authorization-expiry', limits.holdExpiryIntervalMs, () => new PaymentExpiry(livePool, flows,
         { logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
-        () => new ConnectorInbox(livePool, flows, logger).processDue(), logger),
+        () => new ConnectorInbox(livePool, new PaymentPspEvents(flows, logger), logger).processDue(), logger),
     );
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };

@@ -84,7 +84,36 @@ export const limits = {
   webhookEndpointDisableAfterMs: 2 * 86_400_000,
   webhookEndpointsPerMerchantMax: 16,
   recoveryIntervalMs: 500,
+  /** Recovery of unknown PSP outcomes: jobs run per tick, each claimed for a lease (another process takes it after). */
+  recoveryBatchMax: 16,
+  recoveryLeaseMs: 60_000,
+  /** An operation whose request has not applied an outcome after this long is looked up (the request died). */
+  recoveryGraceMs: 60_000,
+  /** The first look-up of an outcome known to be unknown; the schedule below continues from there. */
+  recoveryFirstDelayMs: 2_000,
+  /** The delay before each further look-up; when it runs out, the subject goes to manual review. */
+  recoveryScheduleMs: [2_000, 10_000, 30_000, 120_000, 600_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000,
+    86_400_000],
+  /** The last error kept with a recovery job. */
+  recoveryErrorLengthMax: 500,
   inboxIntervalMs: 100,
+  /** PSP events processed one transaction each per tick, after the echoes of applied authorizations. */
+  inboxProcessBatchMax: 32,
+  /** Echoes of applied authorizations settled in one statement per tick. */
+  inboxEchoBatchMax: 128,
+  /** A parked event is retried with doubling delays, capped, then set aside with an alert. */
+  inboxRetryDelayFirstMs: 1_000,
+  inboxRetryDelayMaxMs: 3_600_000,
+  inboxParkCountMax: 20,
+  /** The error kept with an event that could not be processed. */
+  inboxErrorLengthMax: 300,
+  /** A connector's HTTP call: its timeout, retries of a safe failure with capped backoff, and circuit breaker. */
+  connectorTimeoutMs: 8_000,
+  connectorRetryCountMax: 2,
+  connectorRetryDelayInitialMs: 100,
+  connectorRetryDelayMaxMs: 2_000,
+  connectorBreakerFailuresMax: 10,
+  connectorBreakerOpenMs: 5_000,
 } as const;
 
 export const amountMaxSafeMinor = BigInt(Number.MAX_SAFE_INTEGER);

@@ -200,6 +200,13 @@ export async function selectAttemptById(db: Queryable, id: string): Promise<Atte
   return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
 }
 
+/** The statuses of these attempts (by id alone), for the ones that exist. */
+export async function selectAttemptStatuses(db: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
+  const result = await db.query<{ id: string; status: string }>(
+    named('SELECT id, status FROM payment_attempts WHERE id = ANY($1::text[])'), [ids]);
+  return new Map(result.rows.map((row) => [row.id, row.status]));
+}
+
 export async function updateAttempt(
   db: Queryable,
   attempt: Pick<AttemptRow, 'merchantId' | 'id'>,
@@ -271,6 +278,12 @@ export async function selectCharge(
   const result = await db.query(
     named(`SELECT * FROM charges WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`),
     [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
+}
+
+/** A charge by its id alone: PSP events name it so (ids are unique across merchants). */
+export async function selectChargeById(db: Queryable, id: string): Promise<ChargeRow | undefined> {
+  const result = await db.query(named('SELECT * FROM charges WHERE id = $1'), [id]);
   return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
 }
 
@@ -397,6 +410,12 @@ export async function insertRefund(
 
 export async function selectRefund(db: Queryable, merchantId: string, id: string): Promise<RefundRow | undefined> {
   const result = await db.query(named('SELECT * FROM refunds WHERE merchant_id = $1 AND id = $2'), [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toRefund(result.rows[0]);
+}
+
+/** A refund by its id alone: PSP events name it so (ids are unique across merchants). */
+export async function selectRefundById(db: Queryable, id: string): Promise<RefundRow | undefined> {
+  const result = await db.query(named('SELECT * FROM refunds WHERE id = $1'), [id]);
   return result.rows[0] === undefined ? undefined : toRefund(result.rows[0]);
 }
 

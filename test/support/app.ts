@@ -4,6 +4,7 @@ import { amountMaxSafeMinor } from '../../src/config.js';
 import { PaymentFlows } from '../../src/payments/payment-flows.js';
 import { PaymentLedger } from '../../src/payments/payment-ledger.js';
 import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
+import { PaymentPspEvents } from '../../src/payments/payment-psp-events.js';
 import { ConnectorInbox } from '../../src/webhooks/connector-inbox.js';
 import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
@@ -85,7 +86,7 @@ export async function createTestLedger(
     sandbox,
     connectors,
     recovery: new PaymentRecovery(database.pool, connectors, flows, logger),
-    inbox: new ConnectorInbox(database.pool, flows, logger),
+    inbox: new ConnectorInbox(database.pool, new PaymentPspEvents(flows, logger), logger),
     flows,
     app,
     async request({ method, url, body, headers }) {

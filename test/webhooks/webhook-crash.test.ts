@@ -148,8 +148,10 @@ describe('killed in the middle of an outbound delivery', () => {
       sandbox.resetFaults();
       await api(first.port, key, '/v1/webhook_endpoints', {
         url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, 'enabled_events[]': '*' });
+      // The first event's delivery may kill Penny before it answers this request (a slow PSP call
+      // under load): either way the intent and its events were committed, and the restart finishes it.
       await api(first.port, key, '/v1/payment_intents', { amount: '6200', currency: 'usd',
-        payment_method: 'pm_card_visa', confirm: 'true' });
+        payment_method: 'pm_card_visa', confirm: 'true' }).catch(() => undefined);
       expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
       expect(received.length).toBeGreaterThanOrEqual(1);
 

@@ -1,0 +1,169 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { PspOperation } from '../connectors/connector.js';
+import { authorizationFromRecord } from '../connectors/decline-codes.js';
+import type { Queryable } from '../db/pool.js';
+import { raiseAlert } from '../metrics/metrics.js';
+import { openCase } from './payment-cases.js';
+import type { PaymentFlows } from './payment-flows.js';
+import * as store from './payment-store.js';
+
+/**
+ * What a verified PSP event does to a payment, decided under the payment's row lock in the
+ * transaction of the inbox worker that claimed it (src/webhooks/connector-inbox.ts stores,
+ * deduplicates and schedules; it calls here, never the other way). Transitions only move
+ * forward: a repeated or late event changes nothing and is noted; an event for a step Penny has
+ * not taken yet is parked and retried; an event that contradicts what Penny booked opens a case
+ * and raises an alert, and rewrites nothing.
+ */
+export type PspEventDecision =
+  | { readonly status: 'processed' | 'ignored'; readonly note: string }
+  | { readonly status: 'parked'; readonly note: string };
+
+/** An authorization event as the inbox holds it, before it is processed. */
+export interface PspAuthorizationEcho {
+  readonly reference: string;
+  readonly outcome: string;
+}
+
+export class PaymentPspEvents {
+  constructor(
+    private readonly flows: PaymentFlows,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Of these authorization events, the references whose attempt Penny has resolved with the very
+   * outcome the event reports: the usual echo of an applied outcome, ignored in bulk. A resolved
+   * attempt never changes again, so no lock is needed.
+   */
+  async appliedAlready(db: Queryable, events: readonly PspAuthorizationEcho[]): Promise<Set<string>> {
+    if (events.length === 0) return new Set();
+    const statuses = await store.selectAttemptStatuses(db, events.map((event) => event.reference));
+    return new Set(events.filter((event) => statuses.get(event.reference) === event.outcome)
+      .map((event) => event.reference));
+  }
+
+  async decide(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<PspEventDecision> {
+    switch (operation.kind) {
+      case 'authorize':
+        return this.authorization(client, eventId, operation);
+      case 'capture':
+        return this.followUp(client, eventId, operation, 'captured');
+      case 'void':
+        return this.followUp(client, eventId, operation, 'voided');
+      case 'refund':
+        return this.refund(client, eventId, operation);
+      case 'payout':
+        return { status: 'ignored', note: 'payouts are not booked from PSP events yet' };
+      case 'chargeback':
+        return { status: 'ignored', note: 'disputes are not booked from PSP events yet' };
+      default:
+        return { status: 'ignored', note: `an operation of kind ${String(operation.kind)} is not known to Penny` };
+    }
+  }
+
+  /**
+   * A case for an event set aside unmatched, on the payment it names when Penny knows it (a step
+   * the PSP reports and Penny never took). An event naming nothing Penny knows has only the alert.
+   */
+  async openUnmatchedCase(client: pg.PoolClient, eventId: string, operation: PspOperation, note: string):
+  Promise<void> {
+    const subject = await subjectOf(client, operation);
+    if (subject === undefined) return;
+    await openCase(client, { merchantId: subject.merchantId, kind: 'unmatched_event',
+      paymentIntentId: subject.paymentIntentId, subjectId: `${operation.reference}:${eventId}`,
+      detail: { event: eventId, kind: operation.kind, outcome: operation.outcome, note } });
+  }
+
+  private async authorization(client: pg.PoolClient, eventId: string, operation: PspOperation):
+  Promise<PspEventDecision> {
+    const found = await store.selectAttemptById(client, operation.reference);
+    if (found === undefined) return parked(`no attempt ${operation.reference} yet`);
+    // A resolved attempt never changes again, so the usual echo of an applied outcome needs no lock.
+    if (!isOpen(found.status)) return this.resolvedAlready(client, eventId, found, operation);
+    // The payment's row lock first, then the attempt as it is under that lock.
+    await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId, { forUpdate: true });
+    const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
+    if (!isOpen(attempt.status)) return this.resolvedAlready(client, eventId, attempt, operation);
+    if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
+    await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
+    return { status: 'processed', note: `applied: ${operation.outcome}` };
+  }
+
+  /** An event about an attempt Penny has resolved: a repeat, a late step, or a contradiction. */
+  private async resolvedAlready(client: pg.PoolClient, eventId: string, attempt: store.AttemptRow,
+    operation: PspOperation): Promise<PspEventDecision> {
+    if (attempt.status === operation.outcome) return { status: 'ignored', note: 'already applied' };
+    const penny = attempt.status;
+    const moneyMoved = (outcome: string) => outcome === 'authorized' || outcome === 'captured';
+    if (operation.outcome === 'pending' || (moneyMoved(penny) && moneyMoved(operation.outcome))) {
+      return { status: 'ignored', note: `late: ${operation.outcome} after ${penny}` };
+    }
+    return this.contradiction(client, eventId, attempt, { penny, psp: operation.outcome });
+  }
+
+  /**
+   * A capture or void: applied by Penny's own request; the event confirms it, or waits for it. An
+   * event saying the step failed after Penny booked it is a contradiction.
+   */
+  private async followUp(client: pg.PoolClient, eventId: string, operation: PspOperation,
+    succeeded: 'captured' | 'voided'): Promise<PspEventDecision> {
+    const found = await store.selectChargeById(client, operation.reference);
+    if (found === undefined) return parked(`no charge ${operation.reference}`);
+    const intent = await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId,
+      { forUpdate: true });
+    // Read again under the payment's lock: Penny's own capture may have just committed.
+    const charge = await store.selectCharge(client, found.merchantId, found.id) ?? found;
+    const done = succeeded === 'captured' ? charge.captured : intent?.status === 'canceled';
+    if (operation.outcome !== succeeded) {
+      if (!done) return parked(`the PSP reports ${operation.kind} ${operation.outcome}; Penny's request decides`);
+      return this.contradiction(client, eventId, charge, { penny: succeeded, psp: `${operation.kind} ${operation.outcome}` });
+    }
+    return done ? { status: 'ignored', note: 'already applied' } : parked(`${succeeded} not applied by Penny yet`);
+  }
+
+  private async refund(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<PspEventDecision> {
+    const refund = await store.selectRefundById(client, operation.reference);
+    if (refund === undefined) return parked(`no refund ${operation.reference}`);
+    if (refund.status === 'succeeded') return { status: 'ignored', note: 'already applied' };
+    if (refund.status === 'pending') return parked('the refund is not applied by Penny yet');
+    return this.contradiction(client, eventId, refund, { penny: refund.status, psp: operation.outcome });
+  }
+
+  private async contradiction(client: pg.PoolClient, eventId: string,
+    subject: { merchantId: string; paymentIntentId: string; id: string }, detail: { penny: string; psp: string }):
+  Promise<PspEventDecision> {
+    await openCase(client, { merchantId: subject.merchantId, kind: 'contradicting_event',
+      paymentIntentId: subject.paymentIntentId, subjectId: `${subject.id}:${eventId}`,
+      detail: { event: eventId, ...detail } });
+    raiseAlert(this.logger, 'psp_event_contradicts_ledger', { event: eventId, subject: subject.id, ...detail },
+      'a PSP event contradicts what Penny booked; a case is open');
+    return { status: 'ignored', note: `contradiction: Penny has ${detail.penny}, the PSP says ${detail.psp}` };
+  }
+}
+
+/** An attempt whose outcome Penny does not know yet. */
+function isOpen(status: string): boolean {
+  return status === 'started' || status === 'unknown' || status === 'manual_review';
+}
+
+function parked(note: string): PspEventDecision {
+  return { status: 'parked', note };
+}
+
+/** The merchant and payment an operation names, if Penny knows them. */
+async function subjectOf(db: Queryable, operation: PspOperation):
+Promise<{ merchantId: string; paymentIntentId: string } | undefined> {
+  switch (operation.kind) {
+    case 'authorize':
+      return store.selectAttemptById(db, operation.reference);
+    case 'capture':
+    case 'void':
+      return store.selectChargeById(db, operation.reference);
+    case 'refund':
+      return store.selectRefundById(db, operation.reference);
+    default:
+      return undefined;
+  }
+}

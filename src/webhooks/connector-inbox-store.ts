@@ -1,0 +1,70 @@
+import type pg from 'pg';
+import type { PspOperation } from '../connectors/connector.js';
+import { named, type Queryable } from '../db/pool.js';
+import { stringifyJson } from '../json.js';
+
+/** The SQL of the PSP webhook inbox, one function per statement. */
+export interface InboxRow {
+  readonly connector: string;
+  readonly eventId: string;
+  readonly payload: unknown;
+  readonly processCount: number;
+}
+
+export type InboxStatus = 'received' | 'parked' | 'processed' | 'ignored';
+
+/** Stores a verified event once per (connector, event id); false when it was there already. */
+export async function insertInboxEvent(db: Queryable, event: { connector: string; id: string; type: string;
+  operation: PspOperation; receivedAt: string }): Promise<boolean> {
+  const result = await db.query(named(`INSERT INTO connector_webhook_inbox (connector, event_id, event_type, payload,
+       next_process_at) VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (connector, event_id) DO NOTHING`),
+  [event.connector, event.id, event.type, stringifyJson(event.operation), event.receivedAt]);
+  return result.rowCount !== 0;
+}
+
+/**
+ * Locks, in the caller's transaction, due authorization events (skipping rows another worker
+ * holds), with the reference and outcome each reports.
+ */
+export async function claimDueAuthorizationEvents(client: pg.PoolClient, now: string, limit: number):
+Promise<{ connector: string; eventId: string; reference: string; outcome: string }[]> {
+  const result = await client.query<{ connector: string; event_id: string; reference: string; outcome: string }>(
+    named(`SELECT connector, event_id, payload->>'reference' AS reference, payload->>'outcome' AS outcome
+       FROM connector_webhook_inbox
+       WHERE status IN ('received', 'parked') AND next_process_at <= $1 AND payload->>'kind' = 'authorize'
+       ORDER BY next_process_at LIMIT $2 FOR UPDATE SKIP LOCKED`), [now, limit]);
+  return result.rows.map((row) => ({ connector: row.connector, eventId: row.event_id, reference: row.reference,
+    outcome: row.outcome }));
+}
+
+/** Marks these events ignored as already applied, in one statement. */
+export async function markEventsApplied(client: pg.PoolClient,
+  events: readonly { connector: string; eventId: string }[], now: string): Promise<number> {
+  const result = await client.query(named(`UPDATE connector_webhook_inbox t SET status = 'ignored',
+       note = 'already applied', process_count = t.process_count + 1, processed_at = $3
+     FROM unnest($1::text[], $2::text[]) AS e(connector, event_id)
+     WHERE t.connector = e.connector AND t.event_id = e.event_id`),
+  [events.map((event) => event.connector), events.map((event) => event.eventId), now]);
+  return result.rowCount ?? 0;
+}
+
+/** Locks the next due event, skipping rows another worker holds. */
+export async function claimNextDueEvent(client: pg.PoolClient, now: string): Promise<InboxRow | undefined> {
+  const result = await client.query(named(`SELECT connector, event_id, payload, process_count
+     FROM connector_webhook_inbox
+     WHERE status IN ('received', 'parked') AND next_process_at <= $1
+     ORDER BY next_process_at, received_at LIMIT 1 FOR UPDATE SKIP LOCKED`), [now]);
+  const row = result.rows[0];
+  return row === undefined ? undefined
+    : { connector: row.connector, eventId: row.event_id, payload: row.payload, processCount: row.process_count };
+}
+
+/** Records what processing decided; a finished event gets its processed_at. */
+export async function updateInboxEvent(client: pg.PoolClient, event: Pick<InboxRow, 'connector' | 'eventId'>,
+  change: { status: InboxStatus; note: string; nextProcessAt: string; now: string }): Promise<void> {
+  await client.query(named(`UPDATE connector_webhook_inbox SET status = $3, note = $4,
+       process_count = process_count + 1, next_process_at = $5,
+       processed_at = CASE WHEN $3 IN ('processed', 'ignored') THEN $6::timestamptz END
+     WHERE connector = $1 AND event_id = $2`),
+  [event.connector, event.eventId, change.status, change.note, change.nextProcessAt, change.now]);
+}
