@@ -65,8 +65,9 @@ async function completeAuthentication(dependencies: AuthenticationRouteDependenc
       { merchantId: attempt.merchantId, key: undefined, method: 'GET', path: request.url.split('?')[0] as string,
         params: {} },
       async (execution) => {
-        const intent = await dependencies.payments.flows.confirm(execution, attempt.merchantId,
-          attempt.paymentIntentId, undefined, attempt.returnUrl, attempt.id);
+        const intent = await dependencies.payments.flows.confirm(execution, { merchantId: attempt.merchantId,
+          id: attempt.paymentIntentId, paymentMethod: undefined, returnUrl: attempt.returnUrl,
+          authenticating: attempt.id });
         return { status: 200, body: { id: intent.id } };
       });
   } catch (error) {

@@ -65,21 +65,23 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/confirm', async (request, reply) => {
-    const { paymentMethod, returnUrl } = parseConfirmPaymentIntent(request.body);
+    const command = parseConfirmPaymentIntent(request.body);
     const merchant = merchantOf(request);
     const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
-      const intent = await payments.flows.confirm(execution, merchant.id, request.params.id, paymentMethod, returnUrl);
+      const intent = await payments.flows.confirm(execution, { merchantId: merchant.id, id: request.params.id,
+        ...command });
       return { status: 200, body: presentPaymentIntent(intent) };
     }, expanding(merchant.id, paths));
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/capture', async (request, reply) => {
-    const { amountToCapture } = parseCapturePaymentIntent(request.body);
+    const command = parseCapturePaymentIntent(request.body);
     const merchant = merchantOf(request);
     const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
-      const intent = await payments.flows.capture(execution, merchant.id, request.params.id, amountToCapture);
+      const intent = await payments.flows.capture(execution, { merchantId: merchant.id, id: request.params.id,
+        ...command });
       return { status: 200, body: presentPaymentIntent(intent) };
     }, expanding(merchant.id, paths));
   });
@@ -108,11 +110,12 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/cancel', async (request, reply) => {
-    const { cancellationReason } = parseCancelPaymentIntent(request.body);
+    const command = parseCancelPaymentIntent(request.body);
     const merchant = merchantOf(request);
     const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async (execution) => {
-      const intent = await payments.flows.cancel(execution, merchant.id, request.params.id, cancellationReason);
+      const intent = await payments.flows.cancel(execution, { merchantId: merchant.id, id: request.params.id,
+        ...command });
       return { status: 200, body: presentPaymentIntent(intent) };
     }, expanding(merchant.id, paths));
   });

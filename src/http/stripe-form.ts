@@ -153,6 +153,17 @@ export function readStripeInteger(value: unknown, param: string): number | undef
 }
 
 /**
+ * An amount in Stripe's units of a currency, as bigint: read from its digits (or a JSON safe
+ * integer), never through a float. Refused as `parameter_invalid_integer` like any integer.
+ */
+export function readStripeAmount(value: unknown, param: string): bigint | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string' && /^-?\d{1,16}$/.test(value)) return BigInt(value);
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
+  throw invalid(param, `${param} must be an integer; received ${described(value)}.`, 'parameter_invalid_integer');
+}
+
+/**
  * A flag from the form strings 'true' and 'false' or a JSON boolean. Absent (undefined or null)
  * gives undefined; anything else ('1', 'yes', 'TRUE', '') is refused with `parameter_invalid_boolean`.
  */

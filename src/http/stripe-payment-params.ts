@@ -2,7 +2,7 @@ import type {
   CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConfirmPaymentIntentCommand, CreatePaymentIntentCommand,
   CreateRefundCommand, RefundReason, UpdatePaymentIntentCommand,
 } from '../payments/payment-commands.js';
-import { readStripeBoolean, readStripeInteger } from './stripe-form.js';
+import { readStripeAmount, readStripeBoolean } from './stripe-form.js';
 import { parseStripeCurrency, validateStripeAmount } from '../money/stripe-currency.js';
 import { invalid, missing, readEnum, readObject, readString } from '../validation.js';
 
@@ -21,7 +21,7 @@ export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentComm
   if (object.currency === undefined) throw missing('currency');
   const currency = parseStripeCurrency(object.currency, 'currency');
   if (object.amount === undefined) throw missing('amount');
-  const amount = BigInt(validateStripeAmount(currency, object.amount, 'amount'));
+  const amount = validateStripeAmount(currency, object.amount, 'amount');
   readPaymentMethodTypes(object.payment_method_types);
   const returnUrl = readReturnUrl(object.return_url);
   return {
@@ -112,11 +112,11 @@ function readReturnUrl(value: unknown): string | null {
 
 export function parseCapturePaymentIntent(body: unknown): CapturePaymentIntentCommand {
   const object = readObject(body ?? {}, '', ['amount_to_capture', 'expand', 'final_capture']);
-  const amount = readStripeInteger(object.amount_to_capture, 'amount_to_capture');
-  if (amount !== undefined && amount <= 0) {
+  const amount = readStripeAmount(object.amount_to_capture, 'amount_to_capture');
+  if (amount !== undefined && amount <= 0n) {
     throw invalid('amount_to_capture', 'amount_to_capture must be a positive integer.', 'parameter_invalid_integer');
   }
-  return { amountToCapture: amount === undefined ? undefined : BigInt(amount) };
+  return { amountToCapture: amount };
 }
 
 export function parseCreateRefund(body: unknown): CreateRefundCommand {
@@ -127,14 +127,14 @@ export function parseCreateRefund(body: unknown): CreateRefundCommand {
   if (paymentIntent !== undefined && charge !== undefined) {
     throw invalid('charge', 'Give either payment_intent or charge, not both.');
   }
-  const amount = readStripeInteger(object.amount, 'amount');
-  if (amount !== undefined && amount <= 0) {
+  const amount = readStripeAmount(object.amount, 'amount');
+  if (amount !== undefined && amount <= 0n) {
     throw invalid('amount', 'amount must be a positive integer.', 'parameter_invalid_integer');
   }
   return {
     paymentIntent,
     charge,
-    amount: amount === undefined ? undefined : BigInt(amount),
+    amount,
     reason: readEnum<RefundReason>(object.reason, 'reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ?? null,
     metadata: readStripeMetadata(object.metadata),
   };
@@ -149,7 +149,7 @@ export function parseUpdatePaymentIntent(body: unknown): UpdatePaymentIntentComm
     ? Object.entries(object.metadata as Record<string, unknown>).filter(([, value]) => value === '').map(([key]) => key)
     : [];
   return {
-    amount: object.amount === undefined ? undefined : Number(readStripeInteger(object.amount, 'amount')),
+    amount: readStripeAmount(object.amount, 'amount'),
     currency,
     paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined,
     captureMethod: readEnum(object.capture_method, 'capture_method', ['automatic', 'automatic_async', 'manual']),

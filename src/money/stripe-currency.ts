@@ -225,16 +225,16 @@ function notConvertible(rule: CurrencyRule, purpose: StripeAmountPurpose, param:
  * integer (parameter_invalid_integer) or not a multiple of Stripe's step for the currency and
  * purpose (amount_invalid_for_currency). Signs pass through: balance amounts can be negative.
  */
-export function stripeAmountToMinor(currency: string, amount: number, options: StripeAmountOptions = {}): bigint {
+export function stripeAmountToMinor(currency: string, amount: bigint, options: StripeAmountOptions = {}): bigint {
   const rule = ruleFor(currency);
   const purpose = options.purpose ?? 'charge';
   const param = options.param ?? 'amount';
-  if (!Number.isSafeInteger(amount)) {
+  // Beyond exact JSON integers no API amount can come, and none is carried out.
+  if (amount > safeIntegerMax || amount < -safeIntegerMax) {
     throw new PennyError({ code: 'parameter_invalid_integer', param, message: `Invalid integer: ${amount}` });
   }
-  const stripeAmount = BigInt(amount);
-  if (stripeAmount % stepFor(rule, purpose) !== 0n) throw notConvertible(rule, purpose, param, stripeAmount);
-  return stripeAmount / rule.factor;
+  if (amount % stepFor(rule, purpose) !== 0n) throw notConvertible(rule, purpose, param, amount);
+  return amount / rule.factor;
 }
 
 /**
@@ -242,22 +242,24 @@ export function stripeAmountToMinor(currency: string, amount: number, options: S
  * for the currency and purpose (amount_invalid_for_currency), and one whose Stripe amount is
  * beyond exact JSON integers (amount_too_large).
  */
-export function minorToStripeAmount(currency: string, minor: bigint, options: StripeAmountOptions = {}): number {
+export function minorToStripeAmount(currency: string, minor: bigint, options: StripeAmountOptions = {}): bigint {
   const rule = ruleFor(currency);
   const purpose = options.purpose ?? 'charge';
   const param = options.param ?? 'amount';
   const stripeAmount = minor * rule.factor;
   if (stripeAmount % stepFor(rule, purpose) !== 0n) throw notConvertible(rule, purpose, param, stripeAmount);
-  const safe = BigInt(Number.MAX_SAFE_INTEGER);
-  if (stripeAmount > safe || stripeAmount < -safe) {
+  if (stripeAmount > safeIntegerMax || stripeAmount < -safeIntegerMax) {
     throw new PennyError({
       code: 'amount_too_large',
       param,
       message: `${rule.code} ${minor} (minor units) is beyond the largest amount the API can carry exactly.`,
     });
   }
-  return Number(stripeAmount);
+  return stripeAmount;
 }
+
+/** The largest integer JSON carries exactly (2^53 - 1). */
+const safeIntegerMax = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Stripe units as a decimal in the currency's major unit, e.g. usd 99999999 → "999999.99". */
 function formatMajor(rule: CurrencyRule, amount: number): string {
@@ -280,13 +282,15 @@ function shown(value: unknown): string {
  * digits as form bodies send), at least the currency's minimum charge, at most 99999999, and a
  * multiple of Stripe's charge step for the currency. Returns it as a number of Stripe units.
  */
-export function validateStripeAmount(currency: string, amount: unknown, param: string): number {
+export function validateStripeAmount(currency: string, amount: unknown, param: string): bigint {
   const rule = ruleFor(currency);
   if (amount === undefined) {
     throw new PennyError({ code: 'parameter_missing', param, message: `Missing required param: ${param}.` });
   }
   let value: bigint;
-  if (typeof amount === 'number' && Number.isInteger(amount)) {
+  if (typeof amount === 'bigint') {
+    value = amount;
+  } else if (typeof amount === 'number' && Number.isInteger(amount)) {
     value = BigInt(amount);
   } else if (typeof amount === 'string' && /^[0-9]+$/.test(amount)) {
     const digits = amount.replace(/^0+(?=[0-9])/, '');
@@ -310,5 +314,5 @@ export function validateStripeAmount(currency: string, amount: unknown, param: s
     });
   }
   if (value % rule.chargeStep !== 0n) throw notConvertible(rule, 'charge', param, value);
-  return Number(value);
+  return value;
 }

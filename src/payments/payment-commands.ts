@@ -21,7 +21,8 @@ export interface CreatePaymentIntentCommand {
 }
 
 export interface UpdatePaymentIntentCommand {
-  readonly amount: number | undefined;
+  /** Checked against the currency's minimum and step by the update, which knows the intent's currency. */
+  readonly amount: bigint | undefined;
   readonly currency: string | undefined;
   readonly paymentMethod: string | undefined;
   readonly captureMethod: CaptureMethod | undefined;

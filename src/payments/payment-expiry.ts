@@ -39,7 +39,7 @@ export class PaymentExpiry {
     for (const row of due.rows) {
       const client = await this.pool.connect();
       try {
-        if (await this.flows.expireAuthorization(client, row.merchant_id, row.id) === 'expired') expired += 1;
+        if (await this.flows.expireAuthorization(client, { merchantId: row.merchant_id, id: row.id }) === 'expired') expired += 1;
       } catch (error) {
         // One intent that cannot be expired now (a refused void) does not stop the others.
         this.options.logger.error({ err: error, payment_intent: row.id }, 'an authorization could not be expired');

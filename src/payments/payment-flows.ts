@@ -1,22 +1,29 @@
 import type pg from 'pg';
 import {
-  ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type ConnectorRegistry,
+  ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type Connector, type ConnectorRegistry,
 } from '../connectors/connector.js';
 import { nowMs } from '../clock.js';
-import { inTransaction, named, writeAtCommit } from '../db/pool.js';
+import { limits } from '../config.js';
+import { inTransaction } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import { newId } from '../ids.js';
 import { selectMerchantPricing } from '../merchants/merchant-store.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
+import type {
+  CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConfirmPaymentIntentCommand, CreateRefundCommand,
+} from './payment-commands.js';
 import { openCase } from './payment-cases.js';
 import { recordChargeEvent, recordIntentEvent, recordRefundEvent } from './payment-events.js';
 import { feeMinor } from '../money/fee.js';
 import type { PaymentLedger } from './payment-ledger.js';
 import { presentPaymentIntent } from './payment-presenter.js';
 import { assertOperationAllowed, assertTransition } from './payment-state.js';
+import { readRecoveryPoint, saveRecoveryPoint, type PaymentRecoveryPoint } from './payment-recovery-points.js';
 import * as store from './payment-store.js';
+import * as recoveryStore from './recovery-store.js';
+import type { RecoverySubject } from './recovery-store.js';
 
 /**
  * The operations that move money: confirm, capture, cancel and refund. Each has the same shape
@@ -25,12 +32,33 @@ import * as store from './payment-store.js';
  * key; in a second transaction, apply the outcome with its ledger entries. A request that dies
  * part-way is resumed by its retry from the last recovery point, and the PSP call is repeated
  * with the same key, so the customer is charged once.
+ *
+ * One connector per charge: a new attempt goes to the connector new payments are routed to
+ * (`connectorId`); everything after it (captures, voids, refunds, look-ups, recovery) goes to the
+ * connector the attempt, charge or refund recorded. A connector's declared capabilities are
+ * checked before anything is recorded or sent.
  */
 export interface PaymentFlowOptions {
+  /** Where new payments are routed. */
   readonly connectorId: string;
   readonly authorizationExpiryDays: number;
   /** Penny's own base URL, as customers' browsers reach it: the 3-D Secure page is served there. */
   readonly publicUrl: () => string;
+}
+
+/** A PaymentIntent as its merchant names it. */
+export interface IntentKey {
+  readonly merchantId: string;
+  readonly id: string;
+}
+
+export interface ConfirmRequest extends IntentKey, ConfirmPaymentIntentCommand {
+  /**
+   * The attempt whose 3-D Secure challenge the customer completed (the authentication page); the
+   * confirmation goes ahead only while that attempt is still the intent's current challenge,
+   * checked under the row lock.
+   */
+  readonly authenticating?: string;
 }
 
 export class PaymentFlows {
@@ -40,32 +68,34 @@ export class PaymentFlows {
     private readonly options: PaymentFlowOptions,
   ) {}
 
-  /**
-   * `authenticating`: the attempt whose 3-D Secure challenge the customer completed (the
-   * authentication page); the confirmation goes ahead only while that attempt is still the
-   * intent's current challenge, checked under the row lock.
-   */
-  async confirm(execution: Execution, merchantId: string, id: string, paymentMethod: string | undefined,
-    returnUrl: string | null = null, authenticating?: string) {
-    if (execution.recoveryPoint !== 'started') return this.confirmRecorded(execution, merchantId, id, execution.recoveryData);
+  async confirm(execution: Execution, request: ConfirmRequest) {
+    const resumed = readRecoveryPoint(execution);
+    if (resumed.point === 'attempt_recorded') {
+      return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: resumed.attempt });
+    }
+    assertStarted(resumed);
     const recorded = await inTransaction(execution.client, async () => {
-      const intent = await mustIntent(execution.client, merchantId, id, true);
-      if (authenticating !== undefined) await assertCurrentChallenge(execution.client, intent, authenticating);
-      return this.recordAttempt(execution, intent, paymentMethod, returnUrl);
+      const intent = await lockIntent(execution.client, request);
+      if (request.authenticating !== undefined) {
+        await assertCurrentChallenge(execution.client, intent, request.authenticating);
+      }
+      return this.recordAttempt(execution, intent, request);
     });
-    return this.confirmRecorded(execution, merchantId, id, recorded.data, recorded);
+    return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: recorded.attempt.id,
+      known: recorded });
   }
 
   /**
    * The rest of a confirmation once its attempt is recorded: the PSP call, then the outcome. A
    * resumed request reads the attempt and the intent again; the first run passes what it wrote.
    */
-  async confirmRecorded(execution: Execution, merchantId: string, id: string, data: Record<string, unknown>,
-    known?: { attempt: store.AttemptRow; intent: store.PaymentIntentRow }) {
-    const attemptId = String(data.attempt);
-    const attempt = known?.attempt ?? await store.selectAttempt(execution.client, merchantId, attemptId);
-    if (attempt === undefined) throw new Error(`attempt ${attemptId} of ${id} is missing`);
-    const intent = known?.intent ?? await mustIntent(execution.client, merchantId, id);
+  async confirmRecorded(execution: Execution, recorded: { merchantId: string; attemptId: string;
+    known?: { attempt: store.AttemptRow; intent: store.PaymentIntentRow } }) {
+    const attempt = recorded.known?.attempt
+      ?? await store.selectAttempt(execution.client, recorded.merchantId, recorded.attemptId);
+    if (attempt === undefined) throw new Error(`attempt ${recorded.attemptId} is missing`);
+    const intent = recorded.known?.intent
+      ?? await mustIntent(execution.client, { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
     failpoint('before_psp_call');
     const outcome = await this.sendAuthorization(attempt, intent);
     const applied = await inTransaction(execution.client, async () => {
@@ -89,7 +119,7 @@ export class PaymentFlows {
       return await connector.authorize({
         reference: attempt.id,
         idempotencyKey: attempt.pspIdempotencyKey,
-        amountMinor: stripeAmountToMinor(intent.currency, Number(intent.amount)),
+        amountMinor: stripeAmountToMinor(intent.currency, intent.amount),
         currency: intent.currency.toUpperCase(),
         paymentMethod: attempt.paymentMethod,
         capture: intent.captureMethod !== 'manual',
@@ -112,10 +142,10 @@ export class PaymentFlows {
    */
   async applyAuthorization(client: pg.PoolClient, attempt: store.AttemptRow, outcome: AuthorizationResult):
   Promise<store.PaymentIntentRow> {
-    const intent = await mustIntent(client, attempt.merchantId, attempt.paymentIntentId, true);
+    const intent = await lockIntent(client, { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
     const current = await store.selectAttempt(client, attempt.merchantId, attempt.id);
     // Resolved already (by the reply, a webhook or a look-up): applied once, left as it is.
-    if (current === undefined || !['started', 'unknown', 'manual_review'].includes(current.status)) return intent;
+    if (current === undefined || !isOpenAttempt(current.status)) return intent;
     if (outcome.outcome === 'unknown' || outcome.outcome === 'pending') {
       if (current.status === 'manual_review') return intent;
       await store.updateAttempt(client, attempt, {
@@ -131,7 +161,7 @@ export class PaymentFlows {
     });
     switch (outcome.outcome) {
       case 'declined':
-        return this.confirmDeclined(client, intent, attempt, outcome);
+        return this.confirmDeclined(client, { intent, attempt }, outcome);
       case 'requires_action':
         // The sandbox has no page of its own (its URL is a placeholder), so Penny serves its
         // test-mode authentication page (authentication-routes.ts): opening it completes the
@@ -146,18 +176,18 @@ export class PaymentFlows {
         });
       case 'authorized':
       case 'captured':
-        return this.confirmSucceeded(client, intent, attempt, outcome.outcome, outcome.pspReference);
+        return this.confirmSucceeded(client, { intent, attempt }, outcome);
     }
   }
 
   /**
    * Records a confirmation's attempt on an intent the caller's transaction has locked (or just
    * created), moving it to processing, with the recovery point a resumed request continues from.
+   * The attempt goes to the connector new payments are routed to, if it can do what the intent asks.
    */
-  async recordAttempt(execution: Execution, intent: store.PaymentIntentRow, method: string | undefined,
-    returnUrl: string | null = null) {
+  async recordAttempt(execution: Execution, intent: store.PaymentIntentRow, request: ConfirmPaymentIntentCommand) {
     assertOperationAllowed(intent.status, 'confirm', presentPaymentIntent(intent));
-    const paymentMethod = method ?? intent.paymentMethod ?? undefined;
+    const paymentMethod = request.paymentMethod ?? intent.paymentMethod ?? undefined;
     if (paymentMethod === undefined) {
       throw new PennyError({
         code: 'payment_intent_unexpected_state', param: 'payment_method',
@@ -165,28 +195,30 @@ export class PaymentFlows {
         details: { payment_intent: presentPaymentIntent(intent) },
       });
     }
+    const connector = this.options.connectorId;
+    if (intent.captureMethod === 'manual') assertCapability(this.connectors.get(connector), 'manualCapture');
     const attempt = await store.insertAttempt(execution.client, {
       merchantId: intent.merchantId, id: newId('pa'), paymentIntentId: intent.id,
-      connector: this.options.connectorId, paymentMethod,
+      connector, paymentMethod,
       authenticated: intent.status === 'requires_action' && intent.paymentMethod === paymentMethod,
-      returnUrl,
+      returnUrl: request.returnUrl,
     });
     // Recorded with the attempt, so an attempt whose request dies (and is never retried) is still resolved.
-    await queueRecovery(execution.client, authorizeSubject(attempt), recoveryGraceMs);
+    await queueRecovery(execution.client, { ...authorizeSubject(attempt), connector: attempt.connector });
     const processing = await moveIntent(execution.client, intent, { status: 'processing', paymentMethod });
-    const data = { attempt: attempt.id, authenticated: attempt.authenticated };
-    await execution.saveRecoveryPoint('attempt_recorded', data);
-    return { data, attempt, intent: processing };
+    await saveRecoveryPoint(execution,
+      { point: 'attempt_recorded', attempt: attempt.id, authenticated: attempt.authenticated });
+    return { attempt, intent: processing };
   }
 
-  private async confirmDeclined(
-    client: pg.PoolClient,
-    intent: store.PaymentIntentRow,
-    attempt: store.AttemptRow,
-    outcome: { code: string; declineCode: string; message: string; pspReference: string | null },
-  ): Promise<store.PaymentIntentRow> {
+  private async confirmDeclined(client: pg.PoolClient,
+    on: { intent: store.PaymentIntentRow; attempt: store.AttemptRow },
+    outcome: { code: string; declineCode: string; message: string; pspReference: string | null }):
+  Promise<store.PaymentIntentRow> {
+    const { intent, attempt } = on;
     const charge = await store.insertCharge(client, {
       merchantId: intent.merchantId, id: newId('ch'), paymentIntentId: intent.id, attemptId: attempt.id,
+      connector: attempt.connector,
       amount: intent.amount, currency: intent.currency, amountCaptured: 0n, status: 'failed',
       paymentMethod: attempt.paymentMethod, failureCode: outcome.code, failureMessage: outcome.message,
       outcome: { network_status: 'declined_by_network', reason: outcome.declineCode, type: 'issuer_declined',
@@ -203,19 +235,17 @@ export class PaymentFlows {
     });
   }
 
-  private async confirmSucceeded(
-    client: pg.PoolClient,
-    intent: store.PaymentIntentRow,
-    attempt: store.AttemptRow,
-    outcome: 'authorized' | 'captured',
-    pspReference: string,
-  ): Promise<store.PaymentIntentRow> {
+  private async confirmSucceeded(client: pg.PoolClient,
+    on: { intent: store.PaymentIntentRow; attempt: store.AttemptRow },
+    outcome: { outcome: 'authorized' | 'captured'; pspReference: string }): Promise<store.PaymentIntentRow> {
+    const { intent, attempt } = on;
     const chargeId = newId('ch');
-    const amountMinor = stripeAmountToMinor(intent.currency, Number(intent.amount));
+    const amountMinor = stripeAmountToMinor(intent.currency, intent.amount);
     const accounts = await this.paymentLedger.accountsFor(client, intent.merchantId, intent.currency.toUpperCase());
+    const captured = outcome.outcome === 'captured';
     let authorizationEntryId: string | null = null;
     let captureBefore: string | null = null;
-    if (outcome === 'authorized') {
+    if (!captured) {
       const captureBeforeMs = nowMs() + this.options.authorizationExpiryDays * 86_400_000;
       captureBefore = new Date(captureBeforeMs).toISOString();
       // The hold outlives the authorization by a grace, so Penny's expiry (which voids at the PSP
@@ -224,69 +254,80 @@ export class PaymentFlows {
       authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
     } else {
       await this.paymentLedger.capture(client, {
-        accounts, chargeId, amountMinor, authorizationEntryId: null, ...(await this.fees(client, intent, amountMinor)),
+        accounts, chargeId, amountMinor, authorizationEntryId: null,
+        ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: attempt.connector })),
       });
     }
     const charge = await store.insertCharge(client, {
       merchantId: intent.merchantId, id: chargeId, paymentIntentId: intent.id, attemptId: attempt.id,
-      amount: intent.amount, currency: intent.currency, amountCaptured: outcome === 'captured' ? intent.amount : 0n,
+      connector: attempt.connector,
+      amount: intent.amount, currency: intent.currency, amountCaptured: captured ? intent.amount : 0n,
       status: 'succeeded', paymentMethod: attempt.paymentMethod, failureCode: null, failureMessage: null,
       outcome: { network_status: 'approved_by_network', reason: null, type: 'authorized',
         seller_message: 'Payment complete.', risk_level: 'normal' },
-      pspReference, authorizationEntryId, captureBefore,
+      pspReference: outcome.pspReference, authorizationEntryId, captureBefore,
     });
     await recordChargeEvent(client, 'charge.succeeded', charge);
-    const status = outcome === 'captured' ? 'succeeded' : 'requires_capture';
     return moveIntent(client, intent, {
-      status, latestCharge: charge.id, nextAction: null, lastPaymentError: null,
-      amountCapturable: outcome === 'captured' ? 0n : intent.amount,
-      amountReceived: outcome === 'captured' ? intent.amount : 0n,
+      status: captured ? 'succeeded' : 'requires_capture', latestCharge: charge.id, nextAction: null,
+      lastPaymentError: null,
+      amountCapturable: captured ? 0n : intent.amount,
+      amountReceived: captured ? intent.amount : 0n,
     });
   }
 
-  private async fees(client: pg.PoolClient, intent: store.PaymentIntentRow, capturedMinor: bigint) {
+  /** Penny's fee (the merchant's pricing) and the PSP's expected fee (its connector's price list). */
+  private async fees(client: pg.PoolClient, intent: store.PaymentIntentRow,
+    captured: { capturedMinor: bigint; connectorId: string }) {
     const pricing = await selectMerchantPricing(client, intent.merchantId);
-    const connector = this.connectors.get(this.options.connectorId);
+    const connector = this.connectors.get(captured.connectorId);
     return {
-      pennyFeeMinor: feeMinor(capturedMinor, pricing),
-      pspFeeMinor: feeMinor(capturedMinor, connector.priceList),
+      pennyFeeMinor: feeMinor(captured.capturedMinor, pricing),
+      pspFeeMinor: feeMinor(captured.capturedMinor, connector.priceList),
     };
   }
 
-  async capture(execution: Execution, merchantId: string, id: string, amountToCapture: bigint | undefined) {
-    let data = execution.recoveryData;
-    if (execution.recoveryPoint === 'started') {
-      data = await inTransaction(execution.client, async () => {
-        const intent = await mustIntent(execution.client, merchantId, id, true);
-        assertOperationAllowed(intent.status, 'capture', presentPaymentIntent(intent));
-        const amount = amountToCapture ?? intent.amountCapturable;
-        if (amount > intent.amountCapturable) {
-          throw new PennyError({
-            code: 'amount_too_large', param: 'amount_to_capture', judgedOnState: true,
-            message: `The amount to capture (${amount}) is more than the amount capturable (${intent.amountCapturable}).`,
-          });
-        }
-        const key = await claimFinalization(execution.client, intent, 'capture', amount);
-        await queueRecovery(execution.client, { merchantId, kind: 'capture', subjectId: intent.id }, recoveryGraceMs);
-        const requested = { amount: amount.toString(), key };
-        await execution.saveRecoveryPoint('capture_requested', requested);
-        return requested;
-      });
+  async capture(execution: Execution, request: IntentKey & CapturePaymentIntentCommand) {
+    const resumed = readRecoveryPoint(execution);
+    if (resumed.point === 'capture_requested') {
+      return this.sendCapture(execution.client, { ...request, amount: resumed.amount, claimKey: resumed.key });
     }
-    return this.sendCapture(execution.client, merchantId, id, BigInt(String(data.amount)), savedKey(data));
+    assertStarted(resumed);
+    const claimed = await inTransaction(execution.client, async () => {
+      const intent = await lockIntent(execution.client, request);
+      assertOperationAllowed(intent.status, 'capture', presentPaymentIntent(intent));
+      const amount = request.amountToCapture ?? intent.amountCapturable;
+      if (amount > intent.amountCapturable) {
+        throw new PennyError({
+          code: 'amount_too_large', param: 'amount_to_capture', judgedOnState: true,
+          message: `The amount to capture (${amount}) is more than the amount capturable (${intent.amountCapturable}).`,
+        });
+      }
+      const charge = await mustCharge(execution.client, intent);
+      if (amount < intent.amountCapturable) assertCapability(this.connectors.get(charge.connector), 'partialCapture');
+      const key = await claimFinalization(execution.client, intent, { kind: 'capture', amount, cancellationReason: null });
+      await queueRecovery(execution.client, { merchantId: request.merchantId, kind: 'capture', subjectId: intent.id,
+        connector: charge.connector });
+      await saveRecoveryPoint(execution, { point: 'capture_requested', amount, key });
+      return { amount, key };
+    });
+    return this.sendCapture(execution.client, { ...request, amount: claimed.amount, claimKey: claimed.key });
   }
 
   /**
-   * Sends a claimed capture to the PSP (under its claim's key, the same every time) and applies
-   * it: the request's own step, and what the recovery worker re-sends.
+   * Sends a claimed capture to the charge's connector (under its claim's key, the same every
+   * time) and applies it: the request's own step, and what the recovery worker re-sends.
    */
-  async sendCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint,
-    claimKey: string | undefined) {
-    return this.sendFinalization(client, { merchantId, kind: 'capture', subjectId: id }, claimKey, (intent, charge, key) =>
-      this.connectors.get(this.options.connectorId).capture({
+  async sendCapture(client: pg.PoolClient, capture: IntentKey & { amount: bigint; claimKey: string | undefined }) {
+    return this.sendFinalization(client, {
+      subject: { merchantId: capture.merchantId, kind: 'capture', subjectId: capture.id },
+      claimKey: capture.claimKey,
+      call: (intent, charge, key) => this.connectors.get(charge.connector).capture({
         reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
-        amountMinor: stripeAmountToMinor(intent.currency, Number(amount)),
-      }), () => this.applyCapture(client, merchantId, id, amount));
+        amountMinor: stripeAmountToMinor(intent.currency, capture.amount),
+      }),
+      apply: () => this.applyCapture(client, capture),
+    });
   }
 
   /**
@@ -296,11 +337,14 @@ export class PaymentFlows {
    * amount. A refusal gives the claim back; an unknown outcome hastens the claim's recovery job
    * and stops the request where its retry resumes.
    */
-  private async sendFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' },
-    claimKey: string | undefined,
-    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<unknown>,
-    apply: () => Promise<store.PaymentIntentRow>): Promise<store.PaymentIntentRow> {
-    const intent = await mustIntent(client, subject.merchantId, subject.subjectId);
+  private async sendFinalization(client: pg.PoolClient, finalization: {
+    subject: RecoverySubject & { kind: 'capture' | 'cancel' };
+    claimKey: string | undefined;
+    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<unknown>;
+    apply: () => Promise<store.PaymentIntentRow>;
+  }): Promise<store.PaymentIntentRow> {
+    const { subject, claimKey } = finalization;
+    const intent = await mustIntent(client, { merchantId: subject.merchantId, id: subject.subjectId });
     if (intent.status !== 'requires_capture') return intent;
     const claim = await store.selectFinalization(client, intent);
     if (claim?.kind !== subject.kind || (claimKey !== undefined && claim.pspIdempotencyKey !== claimKey)) {
@@ -311,75 +355,85 @@ export class PaymentFlows {
     }
     const charge = await mustCharge(client, intent);
     const idempotencyKey = finalizationKey(claim, charge.id, subject.kind);
-    await hastenOnUnknown(client, subject, () => followUp(() => call(intent, charge, idempotencyKey), {
+    await hastenOnUnknown(client, subject, () => followUp(() => finalization.call(intent, charge, idempotencyKey), {
       release: () => this.giveBack(client, subject) }));
-    return inTransaction(client, apply);
+    return inTransaction(client, finalization.apply);
   }
 
   /** The PSP never performed a claimed capture or cancel: the claim is given back to the intent. */
   async giveBack(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }): Promise<void> {
     await inTransaction(client, async () => {
-      await mustIntent(client, subject.merchantId, subject.subjectId, true);
-      await releaseFinalization(client, { merchantId: subject.merchantId, id: subject.subjectId }, subject.kind);
+      const key = { merchantId: subject.merchantId, id: subject.subjectId };
+      await lockIntent(client, key);
+      await store.deleteFinalization(client, key, subject.kind);
       await resolveRecovery(client, subject);
     });
   }
 
   /** Applies a capture the PSP performed, once, under the intent's lock. */
-  async applyCapture(client: pg.PoolClient, merchantId: string, id: string, amount: bigint) {
-    const intent = await mustIntent(client, merchantId, id, true);
-    await resolveRecovery(client, { merchantId, kind: 'capture', subjectId: id });
+  async applyCapture(client: pg.PoolClient, capture: IntentKey & { amount: bigint }) {
+    const intent = await lockIntent(client, capture);
+    await resolveRecovery(client, { merchantId: capture.merchantId, kind: 'capture', subjectId: capture.id });
     if (intent.status === 'succeeded') return intent;
     const charge = await mustCharge(client, intent);
-    const amountMinor = stripeAmountToMinor(intent.currency, Number(amount));
-    const accounts = await this.paymentLedger.accountsFor(client, merchantId, intent.currency.toUpperCase());
+    const amountMinor = stripeAmountToMinor(intent.currency, capture.amount);
+    const accounts = await this.paymentLedger.accountsFor(client, capture.merchantId, intent.currency.toUpperCase());
     await this.paymentLedger.capture(client, {
       accounts, chargeId: charge.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
-      ...(await this.fees(client, intent, amountMinor)),
+      ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: charge.connector })),
     });
-    await recordChargeEvent(client, 'charge.captured', await store.updateChargeCaptured(client, charge, amount), charge);
+    const updated = await store.updateChargeCaptured(client, charge, capture.amount);
+    await recordChargeEvent(client, 'charge.captured', updated, charge);
     return moveIntent(client, intent, {
-      status: 'succeeded', amountCapturable: 0n, amountReceived: amount,
+      status: 'succeeded', amountCapturable: 0n, amountReceived: capture.amount,
     });
   }
 
-  async cancel(execution: Execution, merchantId: string, id: string, reason: string | null) {
-    if (execution.recoveryPoint === 'started') {
-      const done = await inTransaction(execution.client, async () => {
-        const intent = await mustIntent(execution.client, merchantId, id, true);
-        assertOperationAllowed(intent.status, 'cancel', presentPaymentIntent(intent));
-        assertTransition(intent.status, 'canceled');
-        if (intent.status !== 'requires_capture') {
-          return moveIntent(execution.client, intent, { status: 'canceled', canceled: { reason } });
-        }
-        const key = await claimFinalization(execution.client, intent, 'cancel', null, reason);
-        await queueRecovery(execution.client, cancelSubject(merchantId, id), recoveryGraceMs);
-        await execution.saveRecoveryPoint('cancel_requested', { reason, key });
-        return key;
-      });
-      if (typeof done !== 'string') return done;
-      return this.sendVoid(execution.client, merchantId, id, reason, done);
+  async cancel(execution: Execution, request: IntentKey & CancelPaymentIntentCommand) {
+    const resumed = readRecoveryPoint(execution);
+    if (resumed.point === 'cancel_requested') {
+      return this.sendVoid(execution.client, { ...request, reason: resumed.reason ?? request.cancellationReason,
+        claimKey: resumed.key });
     }
-    const savedReason = execution.recoveryData.reason as string | null | undefined;
-    return this.sendVoid(execution.client, merchantId, id, savedReason ?? reason, savedKey(execution.recoveryData));
+    assertStarted(resumed);
+    const reason = request.cancellationReason;
+    const done = await inTransaction(execution.client, async () => {
+      const intent = await lockIntent(execution.client, request);
+      assertOperationAllowed(intent.status, 'cancel', presentPaymentIntent(intent));
+      assertTransition(intent.status, 'canceled');
+      if (intent.status !== 'requires_capture') {
+        return moveIntent(execution.client, intent, { status: 'canceled', canceled: { reason } });
+      }
+      const charge = await mustCharge(execution.client, intent);
+      const key = await claimFinalization(execution.client, intent, { kind: 'cancel', amount: null,
+        cancellationReason: reason });
+      await queueRecovery(execution.client, { ...cancelSubject(request), connector: charge.connector });
+      await saveRecoveryPoint(execution, { point: 'cancel_requested', reason, key });
+      return key;
+    });
+    if (typeof done !== 'string') return done;
+    return this.sendVoid(execution.client, { ...request, reason, claimKey: done });
   }
 
   /**
-   * Sends a claimed cancel's void to the PSP (under its claim's key, the same every time) and
-   * applies it: the request's own step, and what the recovery worker re-sends.
+   * Sends a claimed cancel's void to the charge's connector (under its claim's key, the same every
+   * time) and applies it: the request's own step, and what the recovery worker re-sends.
    */
-  async sendVoid(client: pg.PoolClient, merchantId: string, id: string, reason: string | null,
-    claimKey: string | undefined) {
-    return this.sendFinalization(client, cancelSubject(merchantId, id), claimKey, (_intent, charge, key) =>
-      this.connectors.get(this.options.connectorId).void({
+  async sendVoid(client: pg.PoolClient, cancel: IntentKey & { reason: string | null; claimKey: string | undefined }) {
+    return this.sendFinalization(client, {
+      subject: cancelSubject(cancel),
+      claimKey: cancel.claimKey,
+      call: (_intent, charge, key) => this.connectors.get(charge.connector).void({
         reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
-      }), () => this.applyCancel(client, merchantId, id, reason));
+      }),
+      apply: () => this.applyCancel(client, cancel),
+    });
   }
 
   /** Applies a void the PSP performed, once, under the intent's lock: the hold is voided. */
-  async applyCancel(client: pg.PoolClient, merchantId: string, id: string, reason: string | null) {
-    const locked = await mustIntent(client, merchantId, id, true);
-    await resolveRecovery(client, cancelSubject(merchantId, id));
+  async applyCancel(client: pg.PoolClient, cancel: IntentKey & { reason: string | null }) {
+    const locked = await lockIntent(client, cancel);
+    await resolveRecovery(client, cancelSubject(cancel));
     if (locked.status === 'canceled') return locked;
     // Only an authorization is voided; anything else here is a contradiction, and fails loudly.
     if (locked.status !== 'requires_capture') throw new Error(`a void applied to ${locked.id} in ${locked.status}`);
@@ -387,18 +441,18 @@ export class PaymentFlows {
     if (charge.authorizationEntryId !== null) {
       await this.paymentLedger.cancelAuthorization(client, charge.authorizationEntryId);
     }
-    return moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason } });
+    return moveIntent(client, locked, { status: 'canceled', amountCapturable: 0n, canceled: { reason: cancel.reason } });
   }
 
   /**
-   * An authorization not captured in time expires, as Stripe's do after 7 days: the PSP voids it
-   * (the same void key a merchant's cancel would use), the hold is released, and the intent is
-   * canceled with reason `automatic`. Claiming the finalization keeps a racing capture out; an
-   * unknown outcome of the void leaves it for the next run.
+   * An authorization not captured in time expires, as Stripe's do after 7 days: the charge's
+   * connector voids it (the same void key a merchant's cancel would use), the hold is released,
+   * and the intent is canceled with reason `automatic`. Claiming the finalization keeps a racing
+   * capture out; an unknown outcome of the void leaves it for the next run.
    */
-  async expireAuthorization(client: pg.PoolClient, merchantId: string, id: string): Promise<'expired' | 'skipped'> {
+  async expireAuthorization(client: pg.PoolClient, key: IntentKey): Promise<'expired' | 'skipped'> {
     const claimed = await inTransaction(client, async () => {
-      const intent = await mustIntent(client, merchantId, id, true);
+      const intent = await lockIntent(client, key);
       if (intent.status !== 'requires_capture') return undefined;
       // Its claim says `automatic`; a claim of anyone else (a capture, or the merchant's cancel,
       // which its own recovery job finishes with the merchant's reason) is left alone.
@@ -411,23 +465,15 @@ export class PaymentFlows {
     });
     if (claimed === undefined) return 'skipped';
     try {
-      await this.connectors.get(this.options.connectorId).void({
+      await this.connectors.get(claimed.charge.connector).void({
         reference: claimed.charge.id, idempotencyKey: claimed.idempotencyKey,
         pspReference: claimed.charge.pspReference ?? '',
       });
     } catch (error) {
-      if (error instanceof ConnectorUnknownOutcomeError) return 'skipped';
-      // Refused (the PSP moved on without Penny): give the claim back, so the intent is not stuck.
-      if (error instanceof ConnectorRefusedError && error.status !== 429) {
-        await inTransaction(client, () => releaseFinalization(client, { merchantId, id }, 'cancel'));
-        await inTransaction(client, () => openCase(client, { merchantId, kind: 'unresolved_outcome',
-          paymentIntentId: id, subjectId: `expiry:${id}`, detail: { reason: `the PSP refused the void: ${error.message}` } }));
-      }
-      if (error instanceof ConnectorRefusedError && error.status === 429) return 'skipped';
-      throw error;
+      return this.expiryVoidFailed(client, key, error);
     }
     await inTransaction(client, async () => {
-      const locked = await mustIntent(client, merchantId, id, true);
+      const locked = await lockIntent(client, key);
       if (locked.status === 'canceled') return;
       if (claimed.charge.authorizationEntryId !== null) {
         await this.paymentLedger.cancelAuthorization(client, claimed.charge.authorizationEntryId);
@@ -437,49 +483,107 @@ export class PaymentFlows {
     return 'expired';
   }
 
-  async refund(execution: Execution, merchantId: string, request: RefundRequest): Promise<store.RefundRow> {
-    let data = execution.recoveryData;
-    if (execution.recoveryPoint === 'started') {
-      data = await inTransaction(execution.client, async () => {
-        const refund = await reserveRefund(execution.client, merchantId, request);
-        await queueRecovery(execution.client, { merchantId, kind: 'refund', subjectId: refund.id }, recoveryGraceMs);
-        await execution.saveRecoveryPoint('refund_reserved', { refund: refund.id });
-        return { refund: refund.id };
-      });
-    }
-    return this.sendRefund(execution.client, merchantId, String(data.refund));
+  /**
+   * An expiry's void that did not happen: unknown or rate-limited, tried again next run; refused
+   * (the PSP moved on without Penny), the claim is given back, so the intent is not stuck, and a
+   * case is opened.
+   */
+  private async expiryVoidFailed(client: pg.PoolClient, key: IntentKey, error: unknown): Promise<'skipped'> {
+    if (error instanceof ConnectorUnknownOutcomeError) return 'skipped';
+    if (!(error instanceof ConnectorRefusedError)) throw error;
+    if (error.status === 429) return 'skipped';
+    await inTransaction(client, () => store.deleteFinalization(client, key, 'cancel'));
+    await inTransaction(client, () => openCase(client, { merchantId: key.merchantId, kind: 'unresolved_outcome',
+      paymentIntentId: key.id, subjectId: `expiry:${key.id}`,
+      detail: { reason: `the PSP refused the void: ${error.message}` } }));
+    throw error;
   }
 
-  /** Sends a reserved refund to the PSP (key derived from the refund) and applies the answer. */
-  async sendRefund(client: pg.PoolClient, merchantId: string, refundId: string): Promise<store.RefundRow> {
-    const refund = await store.selectRefund(client, merchantId, refundId);
-    if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
+  async refund(execution: Execution, merchantId: string, request: CreateRefundCommand): Promise<store.RefundRow> {
+    const resumed = readRecoveryPoint(execution);
+    if (resumed.point === 'refund_reserved') return this.sendRefund(execution.client, { merchantId, id: resumed.refund });
+    assertStarted(resumed);
+    const reserved = await inTransaction(execution.client, async () => {
+      const refund = await this.reserveRefund(execution.client, merchantId, request);
+      await queueRecovery(execution.client, { merchantId, kind: 'refund', subjectId: refund.id,
+        connector: refund.connector });
+      await saveRecoveryPoint(execution, { point: 'refund_reserved', refund: refund.id });
+      return refund;
+    });
+    return this.sendRefund(execution.client, { merchantId, id: reserved.id });
+  }
+
+  /**
+   * Under the charge's row lock: concurrent refunds are serialized and never exceed what was
+   * captured. The charge's connector must take refunds.
+   */
+  private async reserveRefund(client: pg.PoolClient, merchantId: string, request: CreateRefundCommand) {
+    const chargeId = request.charge
+      ?? (await mustIntent(client, { merchantId, id: request.paymentIntent ?? '' })).latestCharge;
+    const charge = chargeId === null ? undefined
+      : await store.selectCharge(client, merchantId, chargeId, { forUpdate: true });
+    if (charge === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: request.charge === undefined ? 'payment_intent' : 'charge',
+        message: 'There is no charge to refund.' });
+    }
+    const remaining = charge.amountCaptured - charge.amountRefunded;
+    if (!charge.captured || remaining === 0n) {
+      throw new PennyError({
+        code: charge.captured ? 'charge_already_refunded' : 'charge_not_refundable',
+        message: charge.captured ? `Charge ${charge.id} has already been refunded.`
+          : `Charge ${charge.id} has not been captured; cancel the PaymentIntent instead.`,
+      });
+    }
+    const amount = request.amount ?? remaining;
+    if (amount > remaining) {
+      throw new PennyError({
+        code: 'amount_too_large', param: 'amount', judgedOnState: true,
+        message: `Refund amount (${amount}) is greater than the unrefunded amount on the charge (${remaining}).`,
+      });
+    }
+    assertCapability(this.connectors.get(charge.connector), 'refunds');
+    await store.addChargeRefunded(client, charge, amount);
+    const refund = await store.insertRefund(client, {
+      merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId,
+      connector: charge.connector, amount, currency: charge.currency, reason: request.reason,
+      metadata: request.metadata,
+    });
+    await recordRefundEvent(client, 'refund.created', refund);
+    return refund;
+  }
+
+  /** Sends a reserved refund to its connector (key derived from the refund) and applies the answer. */
+  async sendRefund(client: pg.PoolClient, key: { merchantId: string; id: string }): Promise<store.RefundRow> {
+    const refund = await store.selectRefund(client, key.merchantId, key.id);
+    if (refund === undefined) throw new Error(`refund ${key.id} is missing`);
     // Settled already (completed or failed, perhaps by recovery): never sent again.
     if (refund.status !== 'pending') return refund;
-    const charge = await store.selectCharge(client, merchantId, refund.chargeId);
+    const charge = await store.selectCharge(client, key.merchantId, refund.chargeId);
     if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
-    const amountMinor = stripeAmountToMinor(refund.currency, Number(refund.amount));
-    const done = await hastenOnUnknown(client, { merchantId, kind: 'refund', subjectId: refundId },
-      () => followUp(() => this.connectors.get(this.options.connectorId).refund({
+    const amountMinor = stripeAmountToMinor(refund.currency, refund.amount);
+    const done = await hastenOnUnknown(client, { merchantId: key.merchantId, kind: 'refund', subjectId: key.id },
+      () => followUp(() => this.connectors.get(refund.connector).refund({
         reference: refund.id, idempotencyKey: `penny:${refund.id}`, pspReference: charge.pspReference ?? '',
         amountMinor,
       }), 'refund'));
-    if (done === 'refused') return inTransaction(client, () => failRefund(client, merchantId, refundId));
-    return inTransaction(client, () => this.applyRefund(client, merchantId, refundId, done.pspReference));
+    if (done === 'refused') return inTransaction(client, () => failRefund(client, key));
+    return inTransaction(client, () => this.applyRefund(client, { ...key, pspReference: done.pspReference }));
   }
 
   /** Applies a refund the PSP performed, once: its ledger entry, its status and its events. */
-  async applyRefund(client: pg.PoolClient, merchantId: string, refundId: string, pspReference: string) {
-    const refund = await store.selectRefund(client, merchantId, refundId);
-    if (refund === undefined) throw new Error(`refund ${refundId} is missing`);
+  async applyRefund(client: pg.PoolClient, performed: { merchantId: string; id: string; pspReference: string }) {
+    const { merchantId } = performed;
+    const refund = await store.selectRefund(client, merchantId, performed.id);
+    if (refund === undefined) throw new Error(`refund ${performed.id} is missing`);
     await store.selectCharge(client, merchantId, refund.chargeId, { forUpdate: true });
-    await resolveRecovery(client, { merchantId, kind: 'refund', subjectId: refundId });
-    const current = await store.selectRefund(client, merchantId, refundId) ?? refund;
+    await resolveRecovery(client, { merchantId, kind: 'refund', subjectId: performed.id });
+    const current = await store.selectRefund(client, merchantId, performed.id) ?? refund;
     if (current.status !== 'pending') return current;
-    const amountMinor = stripeAmountToMinor(refund.currency, Number(refund.amount));
+    const amountMinor = stripeAmountToMinor(refund.currency, refund.amount);
     const accounts = await this.paymentLedger.accountsFor(client, merchantId, refund.currency.toUpperCase());
-    const entryId = await this.paymentLedger.refund(client, { accounts, refundId, amountMinor });
-    const completed = await store.completeRefund(client, current, { pspReference, ledgerEntryId: entryId });
+    const entryId = await this.paymentLedger.refund(client, { accounts, refundId: refund.id, amountMinor });
+    const completed = await store.completeRefund(client, current,
+      { pspReference: performed.pspReference, ledgerEntryId: entryId });
     await recordRefundEvent(client, 'refund.updated', completed, current);
     const refunded = await store.selectCharge(client, merchantId, refund.chargeId);
     if (refunded !== undefined) await recordChargeEvent(client, 'charge.refunded', refunded);
@@ -520,15 +624,15 @@ Promise<T | 'refused'> {
 }
 
 /** A refund the PSP refused: it fails, and its amount is released back to the charge. */
-export async function failRefund(client: pg.PoolClient, merchantId: string, refundId: string):
+export async function failRefund(client: pg.PoolClient, key: { merchantId: string; id: string }):
 Promise<store.RefundRow> {
-  const found = await store.selectRefund(client, merchantId, refundId);
-  if (found === undefined) throw new Error(`refund ${refundId} is missing`);
+  const found = await store.selectRefund(client, key.merchantId, key.id);
+  if (found === undefined) throw new Error(`refund ${key.id} is missing`);
   // The charge's lock first, as applyRefund takes it; then the refund as it is under that lock.
-  const charge = await store.selectCharge(client, merchantId, found.chargeId, { forUpdate: true });
+  const charge = await store.selectCharge(client, key.merchantId, found.chargeId, { forUpdate: true });
   if (charge === undefined) throw new Error(`charge ${found.chargeId} is missing`);
-  await resolveRecovery(client, { merchantId, kind: 'refund', subjectId: refundId });
-  const refund = await store.selectRefund(client, merchantId, refundId) ?? found;
+  await resolveRecovery(client, { merchantId: key.merchantId, kind: 'refund', subjectId: key.id });
+  const refund = await store.selectRefund(client, key.merchantId, key.id) ?? found;
   if (refund.status !== 'pending') return refund;
   await store.addChargeRefunded(client, charge, -refund.amount);
   const failed = await store.failRefund(client, refund);
@@ -543,26 +647,44 @@ export type AuthorizationResult =
       readonly message: string }
   | { readonly outcome: 'unknown'; readonly reason: string };
 
-/** The first look-up of an unknown outcome waits this long; the recovery schedule continues from there. */
-export const recoveryFirstDelayMs = 2000;
-/** An attempt whose request has not applied an outcome after this long is looked up (the request died). */
-export const recoveryGraceMs = 60_000;
-
 /** The reason an expired authorization's intent is canceled with (Stripe's); merchants cannot give it. */
 const expiryReason = 'automatic';
 
 /** How much longer an authorization's ledger hold lasts than the authorization itself. */
 export const authorizationHoldGraceMs = 86_400_000;
 
-/** What a recovery job resolves: an authorization (its attempt), a capture or a cancel (its intent), a refund. */
-interface RecoverySubject {
-  readonly merchantId: string;
-  readonly kind: 'authorize' | 'capture' | 'cancel' | 'refund';
-  readonly subjectId: string;
+/** An attempt whose outcome Penny has not applied yet: only these change again. */
+export function isOpenAttempt(status: store.AttemptStatus): boolean {
+  return status === 'started' || status === 'unknown' || status === 'manual_review';
 }
 
-function cancelSubject(merchantId: string, intentId: string): RecoverySubject & { kind: 'cancel' } {
-  return { merchantId, kind: 'cancel', subjectId: intentId };
+/** The connector's capabilities, as the connector interface declares them (payouts: none booked yet). */
+type CheckedCapability = 'manualCapture' | 'partialCapture' | 'refunds';
+
+const capabilityNames: Readonly<Record<CheckedCapability, { name: string; param: string }>> = {
+  manualCapture: { name: 'manual capture', param: 'capture_method' },
+  partialCapture: { name: 'partial capture', param: 'amount_to_capture' },
+  refunds: { name: 'refunds', param: 'charge' },
+};
+
+/** Refuses, before anything is recorded or sent, what the payment's connector declares it cannot do. */
+function assertCapability(connector: Connector, capability: CheckedCapability): void {
+  if (connector.capabilities[capability]) return;
+  const { name, param } = capabilityNames[capability];
+  throw new PennyError({
+    code: 'connector_capability_unsupported', param,
+    message: `The payment processor of this payment (${connector.id}) does not support ${name}.`,
+    details: { capability: name, connector: connector.id },
+  });
+}
+
+/** A request whose key saved a point of another operation (the key was reused across operations). */
+function assertStarted(point: PaymentRecoveryPoint): void {
+  if (point.point !== 'started') throw new Error(`a payment request resumed at a foreign point ${point.point}`);
+}
+
+function cancelSubject(key: IntentKey): RecoverySubject & { kind: 'cancel' } {
+  return { merchantId: key.merchantId, kind: 'cancel', subjectId: key.id };
 }
 
 function capitalized(word: string): string {
@@ -573,27 +695,20 @@ function authorizeSubject(attempt: store.AttemptRow): RecoverySubject {
   return { merchantId: attempt.merchantId, kind: 'authorize', subjectId: attempt.id };
 }
 
-/** Recorded with the claim, in its transaction (deferred to its end: nothing reads it there). */
-async function queueRecovery(client: pg.PoolClient, subject: RecoverySubject, delayMs: number): Promise<void> {
+/**
+ * Recorded with the claim, in its transaction (deferred to its end: nothing reads it there); a
+ * look-up after `limits.recoveryGraceMs` finishes an operation whose request died.
+ */
+async function queueRecovery(client: pg.PoolClient, subject: RecoverySubject & { connector: string }): Promise<void> {
   // created_at by Penny's clock: the PSP's key retention is measured from it.
-  // A subject's earlier job, finished (a capture given back, then asked again), is opened anew.
-  const values = [subject.merchantId, newId('rcv'), subject.kind, subject.subjectId,
-    new Date(nowMs() + delayMs).toISOString(), new Date(nowMs()).toISOString()];
-  await writeAtCommit(client, `recovery_job:${subject.kind}:${subject.subjectId}`, () => ({
-    text: `INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (kind, subject_id) DO UPDATE SET status = 'pending', run_count = 0, last_error = NULL,
-       resolved_at = NULL, next_run_at = excluded.next_run_at, created_at = excluded.created_at
-     WHERE recovery_jobs.status <> 'pending'`,
-    values,
-  }));
+  await recoveryStore.queueRecoveryJobAtCommit(client, { ...subject,
+    nextRunAt: new Date(nowMs() + limits.recoveryGraceMs).toISOString(), createdAt: new Date(nowMs()).toISOString() });
 }
 
 /** The outcome is known to be unknown: the first look-up comes soon, not after the grace. */
 async function hastenRecovery(client: pg.PoolClient, subject: RecoverySubject): Promise<void> {
-  await client.query(named(`UPDATE recovery_jobs SET next_run_at = least(next_run_at, $4)
-     WHERE kind = $3 AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
-  [subject.subjectId, subject.merchantId, subject.kind, new Date(nowMs() + recoveryFirstDelayMs).toISOString()]);
+  await recoveryStore.hastenRecoveryJob(client, subject,
+    new Date(nowMs() + limits.recoveryFirstDelayMs).toISOString());
 }
 
 /** A follow-up whose outcome is unknown: its recovery job runs soon, whether or not the client retries. */
@@ -608,51 +723,7 @@ async function hastenOnUnknown<T>(client: pg.PoolClient, subject: RecoverySubjec
 
 /** The outcome is applied: the recovery job has nothing left to do. */
 async function resolveRecovery(client: pg.PoolClient, subject: RecoverySubject): Promise<void> {
-  await client.query(named(`UPDATE recovery_jobs SET status = 'resolved', resolved_at = $4
-     WHERE kind = $3 AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
-  [subject.subjectId, subject.merchantId, subject.kind, new Date(nowMs()).toISOString()]);
-}
-
-export interface RefundRequest {
-  readonly paymentIntent: string | undefined;
-  readonly charge: string | undefined;
-  readonly amount: bigint | undefined;
-  readonly reason: string | null;
-  readonly metadata: Record<string, string>;
-}
-
-/** Under the charge's row lock: concurrent refunds are serialized and never exceed what was captured. */
-async function reserveRefund(client: pg.PoolClient, merchantId: string, request: RefundRequest) {
-  const chargeId = request.charge ?? (await mustIntent(client, merchantId, request.paymentIntent ?? '')).latestCharge;
-  const charge = chargeId === null
-    ? undefined
-    : await store.selectCharge(client, merchantId, chargeId, { forUpdate: true });
-  if (charge === undefined) {
-    throw new PennyError({ code: 'resource_missing', param: request.charge === undefined ? 'payment_intent' : 'charge',
-      message: 'There is no charge to refund.' });
-  }
-  const remaining = charge.amountCaptured - charge.amountRefunded;
-  if (!charge.captured || remaining === 0n) {
-    throw new PennyError({
-      code: charge.captured ? 'charge_already_refunded' : 'charge_not_refundable',
-      message: charge.captured ? `Charge ${charge.id} has already been refunded.`
-        : `Charge ${charge.id} has not been captured; cancel the PaymentIntent instead.`,
-    });
-  }
-  const amount = request.amount ?? remaining;
-  if (amount > remaining) {
-    throw new PennyError({
-      code: 'amount_too_large', param: 'amount', judgedOnState: true,
-      message: `Refund amount (${amount}) is greater than the unrefunded amount on the charge (${remaining}).`,
-    });
-  }
-  await store.addChargeRefunded(client, charge, amount);
-  const refund = await store.insertRefund(client, {
-    merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId, amount,
-    currency: charge.currency, reason: request.reason, metadata: request.metadata,
-  });
-  await recordRefundEvent(client, 'refund.created', refund);
-  return refund;
+  await recoveryStore.resolveRecoveryJob(client, subject, new Date(nowMs()).toISOString());
 }
 
 /** The attempt is the intent's newest, still awaiting its challenge, on the intent's payment method. */
@@ -698,27 +769,15 @@ function finalizationKey(claim: store.FinalizationRow, chargeId: string, kind: '
   return claim.pspIdempotencyKey ?? `penny:${chargeId}:${pspOperationOf(kind)}`;
 }
 
-/** The claim key a request saved with its recovery point; absent for points saved before keys were recorded. */
-function savedKey(data: Record<string, unknown>): string | undefined {
-  return typeof data.key === 'string' ? data.key : undefined;
-}
-
 function pspOperationOf(kind: 'capture' | 'cancel'): 'capture' | 'void' {
   return kind === 'capture' ? 'capture' : 'void';
 }
 
-/** Gives a claimed finalization back, in the caller's transaction. */
-async function releaseFinalization(client: pg.PoolClient, intent: Pick<store.PaymentIntentRow, 'merchantId' | 'id'>,
-  kind: 'capture' | 'cancel'): Promise<void> {
-  await store.deleteFinalization(client, intent, kind);
-}
-
 /** Claims the intent's finalization for this request; returns the claim's PSP idempotency key. */
-async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow, kind: 'capture' | 'cancel',
-  amount: bigint | null, cancellationReason: string | null = null): Promise<string> {
-  const pspIdempotencyKey = newFinalizationKey(intent, kind);
-  const claimed = await store.insertFinalization(client, intent,
-    { kind, amount, cancellationReason, pspIdempotencyKey });
+async function claimFinalization(client: pg.PoolClient, intent: store.PaymentIntentRow,
+  claim: { kind: 'capture' | 'cancel'; amount: bigint | null; cancellationReason: string | null }): Promise<string> {
+  const pspIdempotencyKey = newFinalizationKey(intent, claim.kind);
+  const claimed = await store.insertFinalization(client, intent, { ...claim, pspIdempotencyKey });
   if (!claimed.won) {
     throw new PennyError({
       code: 'payment_intent_unexpected_state',
@@ -729,10 +788,19 @@ async function claimFinalization(client: pg.PoolClient, intent: store.PaymentInt
   return pspIdempotencyKey;
 }
 
-async function mustIntent(client: pg.PoolClient, merchantId: string, id: string, forUpdate = false) {
-  const intent = await store.selectPaymentIntent(client, merchantId, id, { forUpdate });
+/** The intent, read without a lock; a missing one is the client's 404. */
+async function mustIntent(client: pg.PoolClient, key: IntentKey) {
+  return foundIntent(key, await store.selectPaymentIntent(client, key.merchantId, key.id));
+}
+
+/** The intent under its row lock (FOR UPDATE) for the caller's transaction. */
+async function lockIntent(client: pg.PoolClient, key: IntentKey) {
+  return foundIntent(key, await store.selectPaymentIntent(client, key.merchantId, key.id, { forUpdate: true }));
+}
+
+function foundIntent(key: IntentKey, intent: store.PaymentIntentRow | undefined): store.PaymentIntentRow {
   if (intent === undefined) {
-    throw new PennyError({ code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${id}'` });
+    throw new PennyError({ code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${key.id}'` });
   }
   return intent;
 }

@@ -8,6 +8,7 @@ import { validateStripeAmount } from '../money/stripe-currency.js';
 import { recordIntentEvent } from './payment-events.js';
 import { presentPaymentIntent } from './payment-presenter.js';
 import { assertOperationAllowed, assertTransition, initialStatus } from './payment-state.js';
+import { savedIntentId, saveRecoveryPoint } from './payment-recovery-points.js';
 import * as store from './payment-store.js';
 
 export type { AttemptRow } from './payment-store.js';
@@ -73,26 +74,24 @@ export class PaymentService {
    * with a recovery point, so a resumed request confirms the intent it created, never a second one.
    */
   async createAndConfirm(execution: Execution, merchantId: string, command: CreatePaymentIntentCommand) {
-    const intentId = execution.recoveryData.intent as string | undefined;
+    const intentId = savedIntentId(execution);
     if (intentId !== undefined) {
       if (!command.confirm) return this.retrieve(merchantId, intentId);
-      return this.flows.confirm(confirmStep(execution, intentId), merchantId, intentId, command.paymentMethod,
-        command.returnUrl);
+      return this.flows.confirm(confirmStep(execution, intentId), { merchantId, id: intentId, ...command });
     }
     // Creation and, with confirm=true, the attempt's record commit together: one transaction.
     const created = await inTransaction(execution.client, async () => {
       const intent = await this.create(execution.client, merchantId, command);
       if (!command.confirm) {
-        await execution.saveRecoveryPoint('intent_created', { intent: intent.id });
+        await saveRecoveryPoint(execution, { point: 'intent_created', intent: intent.id });
         return { intent, attempt: undefined };
       }
-      const attempt = await this.flows.recordAttempt(confirmStep(execution, intent.id), intent, command.paymentMethod,
-        command.returnUrl);
-      return { intent, attempt };
+      const recorded = await this.flows.recordAttempt(confirmStep(execution, intent.id), intent, command);
+      return { intent, attempt: recorded };
     });
     if (created.attempt === undefined) return created.intent;
-    return this.flows.confirmRecorded(confirmStep(execution, created.intent.id), merchantId, created.intent.id,
-      created.attempt.data, created.attempt);
+    return this.flows.confirmRecorded(confirmStep(execution, created.intent.id),
+      { merchantId, attemptId: created.attempt.attempt.id, known: created.attempt });
   }
 
   /** Updates an intent while its status allows (before confirmation), under its row lock. */
@@ -102,8 +101,8 @@ export class PaymentService {
       if (intent === undefined) throw noSuchIntent(id);
       assertOperationAllowed(intent.status, 'update', presentPaymentIntent(intent));
       const currency = command.currency ?? intent.currency;
-      const amount = command.amount ?? (command.currency === undefined ? undefined : Number(intent.amount));
-      const validAmount = amount === undefined ? null : BigInt(validateStripeAmount(currency, amount, 'amount'));
+      const amount = command.amount ?? (command.currency === undefined ? undefined : intent.amount);
+      const validAmount = amount === undefined ? null : validateStripeAmount(currency, amount, 'amount');
       const metadata = command.metadata.clearAll ? {} : { ...intent.metadata };
       for (const key of command.metadata.unset) delete metadata[key];
       Object.assign(metadata, command.metadata.set);

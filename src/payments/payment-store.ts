@@ -78,23 +78,6 @@ export function selectPaymentIntentPage(
   }, toRow);
 }
 
-export async function updatePaymentIntentStatus(
-  db: Queryable,
-  row: PaymentIntentRow,
-  change: { status: PaymentIntentStatus; canceledAt?: boolean; cancellationReason?: string | null },
-): Promise<PaymentIntentRow> {
-  const result = await db.query(
-    named(`UPDATE payment_intents SET status = $3,
-       canceled_at = CASE WHEN $4 THEN clock_timestamp() ELSE canceled_at END,
-       cancellation_reason = CASE WHEN $4 THEN $5 ELSE cancellation_reason END,
-       amount_capturable = CASE WHEN $4 THEN 0 ELSE amount_capturable END,
-       updated_at = clock_timestamp()
-     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
-    [row.merchantId, row.id, change.status, change.canceledAt === true, change.cancellationReason ?? null],
-  );
-  return toRow(result.rows[0]);
-}
-
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 function toRow(row: any): PaymentIntentRow {
   if (row === undefined) throw new Error('expected a payment_intents row');
@@ -148,6 +131,13 @@ export async function updatePaymentIntent(
   return toRow(result.rows[0]);
 }
 
+/** An attempt's statuses: open while its outcome is unknown to Penny, then resolved for good. */
+export const attemptStatuses = ['started', 'unknown', 'manual_review', 'authorized', 'captured', 'requires_action',
+  'declined', 'failed'] as const;
+export type AttemptStatus = (typeof attemptStatuses)[number];
+export type ChargeStatus = 'succeeded' | 'pending' | 'failed';
+export type RefundStatus = 'pending' | 'succeeded' | 'failed';
+
 export interface AttemptRow {
   readonly merchantId: string;
   readonly id: string;
@@ -156,7 +146,7 @@ export interface AttemptRow {
   readonly connector: string;
   readonly pspIdempotencyKey: string;
   readonly paymentMethod: string;
-  readonly status: string;
+  readonly status: AttemptStatus;
   readonly pspReference: string | null;
   readonly authenticated: boolean;
   /** Where the customer returns after authenticating (3-D Secure), as the confirmation named it. */
@@ -200,9 +190,17 @@ export async function selectAttemptById(db: Queryable, id: string): Promise<Atte
   return result.rows[0] === undefined ? undefined : toAttempt(result.rows[0]);
 }
 
+/** An attempt whose outcome recovery could not learn goes to manual review (unless resolved meanwhile). */
+export async function markAttemptManualReview(db: Queryable, attempt: Pick<AttemptRow, 'merchantId' | 'id'>):
+Promise<void> {
+  await db.query(named(`UPDATE payment_attempts SET status = 'manual_review', updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2 AND status IN ('started', 'unknown')`), [attempt.merchantId, attempt.id]);
+}
+
 /** The statuses of these attempts (by id alone), for the ones that exist. */
-export async function selectAttemptStatuses(db: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
-  const result = await db.query<{ id: string; status: string }>(
+export async function selectAttemptStatuses(db: Queryable, ids: readonly string[]):
+Promise<Map<string, AttemptStatus>> {
+  const result = await db.query<{ id: string; status: AttemptStatus }>(
     named('SELECT id, status FROM payment_attempts WHERE id = ANY($1::text[])'), [ids]);
   return new Map(result.rows.map((row) => [row.id, row.status]));
 }
@@ -210,7 +208,7 @@ export async function selectAttemptStatuses(db: Queryable, ids: readonly string[
 export async function updateAttempt(
   db: Queryable,
   attempt: Pick<AttemptRow, 'merchantId' | 'id'>,
-  change: { status: string; pspReference: string | null; declineCode: string | null },
+  change: { status: AttemptStatus; pspReference: string | null; declineCode: string | null },
 ): Promise<void> {
   await db.query(
     named(`UPDATE payment_attempts SET status = $3, psp_reference = coalesce($4, psp_reference), decline_code = $5,
@@ -235,12 +233,14 @@ export interface ChargeRow {
   readonly id: string;
   readonly paymentIntentId: string;
   readonly attemptId: string;
+  /** The connector that authorized it: its captures, voids, refunds and look-ups go there. */
+  readonly connector: string;
   readonly amount: bigint;
   readonly currency: string;
   readonly amountCaptured: bigint;
   readonly amountRefunded: bigint;
   readonly captured: boolean;
-  readonly status: 'succeeded' | 'pending' | 'failed';
+  readonly status: ChargeStatus;
   readonly paymentMethod: string;
   readonly failureCode: string | null;
   readonly failureMessage: string | null;
@@ -259,12 +259,13 @@ export async function insertCharge(
   const result = await db.query(
     named(`INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
        captured, status, payment_method, failure_code, failure_message, outcome, psp_reference,
-       authorization_entry_id, capture_before)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14, $15) RETURNING *`),
+       authorization_entry_id, capture_before, connector)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
+     RETURNING *`),
     [charge.merchantId, charge.id, charge.paymentIntentId, charge.attemptId, charge.amount.toString(),
       charge.currency, charge.amountCaptured.toString(), charge.status, charge.paymentMethod, charge.failureCode,
       charge.failureMessage, JSON.stringify(charge.outcome), charge.pspReference, charge.authorizationEntryId,
-      charge.captureBefore],
+      charge.captureBefore, charge.connector],
   );
   return toCharge(result.rows[0]);
 }
@@ -323,7 +324,7 @@ function toCharge(row: any): ChargeRow {
     amountRefunded: row.amount_refunded, captured: row.captured, status: row.status,
     paymentMethod: row.payment_method, failureCode: row.failure_code, failureMessage: row.failure_message,
     outcome: row.outcome, pspReference: row.psp_reference, authorizationEntryId: row.authorization_entry_id,
-    captureBefore: row.capture_before, createdAt: row.created_at,
+    captureBefore: row.capture_before, connector: row.connector, createdAt: row.created_at,
   };
 }
 
@@ -385,10 +386,12 @@ export interface RefundRow {
   readonly id: string;
   readonly chargeId: string;
   readonly paymentIntentId: string;
+  /** The charge's connector: the refund is sent, looked up and recovered there. */
+  readonly connector: string;
   readonly amount: bigint;
   readonly currency: string;
   readonly reason: string | null;
-  readonly status: 'pending' | 'succeeded' | 'failed';
+  readonly status: RefundStatus;
   readonly metadata: Record<string, string>;
   readonly pspReference: string | null;
   readonly ledgerEntryId: string | null;
@@ -397,14 +400,15 @@ export interface RefundRow {
 
 export async function insertRefund(
   db: Queryable,
-  refund: Pick<RefundRow, 'merchantId' | 'id' | 'chargeId' | 'paymentIntentId' | 'amount' | 'currency' | 'reason' |
-    'metadata'>,
+  refund: Pick<RefundRow, 'merchantId' | 'id' | 'chargeId' | 'paymentIntentId' | 'connector' | 'amount' | 'currency' |
+    'reason' | 'metadata'>,
 ): Promise<RefundRow> {
   const result = await db.query(
-    named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb) RETURNING *`),
+    named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata,
+       connector)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb, $9) RETURNING *`),
     [refund.merchantId, refund.id, refund.chargeId, refund.paymentIntentId, refund.amount.toString(),
-      refund.currency, refund.reason, JSON.stringify(refund.metadata)]);
+      refund.currency, refund.reason, JSON.stringify(refund.metadata), refund.connector]);
   return toRefund(result.rows[0]);
 }
 
@@ -452,7 +456,8 @@ function toRefund(row: any): RefundRow {
   if (row === undefined) throw new Error('expected a refunds row');
   return {
     merchantId: row.merchant_id, id: row.id, chargeId: row.charge_id, paymentIntentId: row.payment_intent_id,
-    amount: row.amount, currency: row.currency, reason: row.reason, status: row.status, metadata: row.metadata,
+    connector: row.connector, amount: row.amount, currency: row.currency, reason: row.reason, status: row.status,
+    metadata: row.metadata,
     pspReference: row.psp_reference, ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
   };
 }
