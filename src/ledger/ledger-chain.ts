@@ -1,36 +1,15 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import type { Queryable } from '../db/pool.js';
+import type { CanonicalEntry, CanonicalPosting } from './ledger-chain-store.js';
+
+export { selectCanonicalEntries, type CanonicalEntry } from './ledger-chain-store.js';
 
 /**
  * The tamper-evident chain: each sealed entry's hash is SHA-256 over the previous hash (hex) and
- * the entry's RFC 8785 canonical JSON. The encoding is fixed here, once, for sealer and verifier.
+ * the entry's RFC 8785 canonical JSON. The encoding is fixed here, once, for sealer and verifier;
+ * the fields hashed are those ledger-chain-store.ts reads (selectCanonicalEntries).
  */
 export const genesisHash = '0'.repeat(64);
-
-export interface CanonicalEntry {
-  readonly id: string;
-  readonly external_reference: string;
-  readonly kind: string;
-  readonly effective_at: string;
-  readonly expires_at: string | null;
-  readonly hold: string | null;
-  readonly reverses: string | null;
-  readonly description: string | null;
-  readonly metadata: Record<string, string>;
-  readonly postings: readonly CanonicalPosting[];
-}
-
-/** Amounts are decimal strings: exact whatever a raw row holds, even beyond 2^53. */
-interface CanonicalPosting {
-  readonly account: string;
-  readonly currency: string;
-  readonly direction: string;
-  readonly phase: string;
-  readonly amount: string;
-  readonly effective_at: string;
-  readonly must_not_overdraw: boolean;
-}
 
 export function entryHash(previousHash: string, entry: CanonicalEntry): string {
   const postings = [...entry.postings].sort(comparePostings);
@@ -54,34 +33,4 @@ function compareAmounts(left: string, right: string): number {
 function compareText(left: string, right: string): number {
   if (left === right) return 0;
   return left < right ? -1 : 1;
-}
-
-/**
- * Reads entries in the canonical form, straight from the tables (the verifier must not trust any
- * derived copy): every column that carries meaning, so an edit to any of them breaks the chain.
- */
-export async function selectCanonicalEntries(
-  db: Queryable,
-  ids: readonly string[],
-): Promise<Map<string, CanonicalEntry>> {
-  const result = await db.query<{ entry: CanonicalEntry }>(
-    `SELECT json_build_object(
-       'id', e.id, 'external_reference', e.external_reference, 'kind', e.kind,
-       'effective_at', ${utcText('e.effective_at')}, 'expires_at', ${utcText('e.expires_at')},
-       'hold', e.hold_entry_id, 'reverses', e.reverses_entry_id,
-       'description', e.description, 'metadata', e.metadata,
-       'postings', coalesce((SELECT json_agg(json_build_object('account', p.account_id,
-           'currency', p.currency, 'direction', p.direction, 'phase', p.phase,
-           'amount', p.amount_minor::text, 'effective_at', ${utcText('p.effective_at')},
-           'must_not_overdraw', p.must_not_overdraw))
-         FROM ledger_postings p WHERE p.entry_id = e.id), '[]'::json)) AS entry
-     FROM ledger_entries e WHERE e.id = ANY($1::text[])`,
-    [ids],
-  );
-  return new Map(result.rows.map((row) => [row.entry.id, row.entry]));
-}
-
-/** UTC ISO 8601 with microseconds, computed by PostgreSQL (a JS Date keeps milliseconds). */
-function utcText(column: string): string {
-  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }

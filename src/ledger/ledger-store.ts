@@ -5,8 +5,9 @@ import type {
 } from './ledger-types.js';
 
 /**
- * Every SQL statement of the ledger, one function per statement. The service never writes SQL;
- * this file never decides anything.
+ * Every SQL statement of the ledger's accounts, entries and balances, one function per statement
+ * (the hash chain's are in ledger-chain-store.ts, the verifier's in ledger-verify-store.ts). The
+ * service never writes SQL; this file never decides anything.
  */
 export interface EntryRow {
   readonly id: string;

@@ -15,7 +15,7 @@ import { FaultInjector, parseFaultProfile, presentFaultProfile, type PspOperatio
 import { bankStatementFor, settlementBatches } from './psp-settlement.js';
 import {
   presentOperation, recordOperation, selectChildren, selectOperation, selectOperationsByReference,
-  type NewOperation, type OperationRow, type WebhookCopy,
+  selectPspReferenceByKey, type NewOperation, type OperationRow, type WebhookCopy,
 } from './psp-store.js';
 import { enqueueWebhook, webhookCopies } from './psp-webhooks.js';
 import { settlementDiscrepancies, type SettlementDiscrepancy } from './settlement-report.js';
@@ -262,9 +262,7 @@ class SandboxPsp {
 }
 
 async function recordedFor(client: pg.PoolClient, key: string): Promise<OperationRow | undefined> {
-  const result = await client.query<{ psp_reference: string }>(
-    'SELECT psp_reference FROM sandbox_psp_operations WHERE idempotency_key = $1', [key]);
-  const reference = result.rows[0]?.psp_reference;
+  const reference = await selectPspReferenceByKey(client, key);
   return reference === undefined ? undefined : selectOperation(client, reference);
 }
 

@@ -4,7 +4,8 @@ import { newId } from '../ids.js';
 
 /**
  * The sandbox acquirer's durable record: every money movement it performed, keyed by the
- * caller's idempotency key. It is the ground truth of "was the customer charged?".
+ * caller's idempotency key. It is the ground truth of "was the customer charged?". This file
+ * holds every SQL statement of the sandbox PSP, its webhook outbox's included, and decides nothing.
  */
 export type OperationKind = 'authorize' | 'capture' | 'void' | 'refund' | 'payout' | 'chargeback';
 
@@ -135,6 +136,66 @@ export async function selectOperationsOfDay(db: Queryable, day: string): Promise
   const result = await db.query(named(`SELECT * FROM sandbox_psp_operations
      WHERE created_at >= $1::date AND created_at < $1::date + 1 ORDER BY created_at, psp_reference`), [day]);
   return result.rows.map(toOperation);
+}
+
+/** The PSP reference of the operation recorded under an idempotency key, if any. */
+export async function selectPspReferenceByKey(db: Queryable, key: string): Promise<string | undefined> {
+  const result = await db.query<{ psp_reference: string }>(
+    'SELECT psp_reference FROM sandbox_psp_operations WHERE idempotency_key = $1', [key]);
+  return result.rows[0]?.psp_reference;
+}
+
+/** Queues webhook copies in the sandbox's outbox. */
+export async function insertWebhookCopies(db: Queryable, copies: readonly WebhookCopy[]): Promise<void> {
+  await db.query(named(`INSERT INTO sandbox_psp_webhooks (id, copy, type, payload, deliver_at)
+       SELECT w.id, w.copy, w.type, w.payload::jsonb, w.deliver_at
+       FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
+         AS w(id, copy, type, payload, deliver_at)`),
+  [copies.map((copy) => copy.id), copies.map((copy) => copy.copy), copies.map((copy) => copy.type),
+    copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt)]);
+}
+
+/** A webhook copy claimed for sending; `payload` is the event as JSON (jsonb, parsed). */
+export interface ClaimedWebhookCopy {
+  readonly id: string;
+  readonly copy: number;
+  readonly payload: unknown;
+  readonly attemptCount: number;
+}
+
+/**
+ * Claims up to 32 copies due by `now` and tried fewer than `attemptsMax` times, oldest due first,
+ * skipping those another sender holds: each is counted as tried and due again at `leaseUntil`.
+ */
+export async function claimDueWebhookCopies(db: Queryable, claim: { now: string; leaseUntil: string;
+  attemptsMax: number }): Promise<ClaimedWebhookCopy[]> {
+  const due = await db.query(named(`UPDATE sandbox_psp_webhooks SET attempt_count = attempt_count + 1,
+         deliver_at = $2
+       WHERE (id, copy) IN (SELECT id, copy FROM sandbox_psp_webhooks
+         WHERE delivered_at IS NULL AND deliver_at <= $1 AND attempt_count < $3
+         ORDER BY deliver_at LIMIT 32 FOR UPDATE SKIP LOCKED)
+       RETURNING id, copy, payload, attempt_count`),
+  [claim.now, claim.leaseUntil, claim.attemptsMax]);
+  return due.rows.map((row) => ({ id: row.id, copy: row.copy, payload: row.payload, attemptCount: row.attempt_count }));
+}
+
+export interface WebhookCopyResult {
+  readonly id: string;
+  readonly copy: number;
+  readonly delivered: boolean;
+  /** When it is due again if it was not delivered (written either way; a delivered copy is not claimed). */
+  readonly retryAt: string;
+}
+
+/** Every copy's result in one statement: delivered at `deliveredAt`, or due again at its `retryAt`. */
+export async function recordWebhookResults(db: Queryable, results: readonly WebhookCopyResult[],
+  deliveredAt: string): Promise<void> {
+  await db.query(named(`UPDATE sandbox_psp_webhooks w
+       SET delivered_at = CASE WHEN r.delivered THEN $4::timestamptz END, deliver_at = r.retry_at
+       FROM unnest($1::text[], $2::integer[], $3::boolean[], $5::timestamptz[]) AS r(id, copy, delivered, retry_at)
+       WHERE w.id = r.id AND w.copy = r.copy`),
+  [results.map((result) => result.id), results.map((result) => result.copy),
+    results.map((result) => result.delivered), deliveredAt, results.map((result) => result.retryAt)]);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row

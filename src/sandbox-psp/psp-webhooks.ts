@@ -1,12 +1,15 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
-import { named, withTransaction, type Queryable } from '../db/pool.js';
+import { withTransaction, type Queryable } from '../db/pool.js';
 import { stringifyJson } from '../json.js';
 import { newId } from '../ids.js';
 import { signPayload } from '../security/hmac-signature.js';
 import type { FaultInjector } from './psp-faults.js';
-import { presentOperation, resolveDuePending, type OperationRow, type WebhookCopy } from './psp-store.js';
+import {
+  claimDueWebhookCopies, insertWebhookCopies, presentOperation, recordWebhookResults, resolveDuePending,
+  type OperationRow, type WebhookCopy,
+} from './psp-store.js';
 
 /**
  * The sandbox's webhooks: each finished operation queues an event in the sandbox's own outbox,
@@ -42,12 +45,7 @@ export function webhookCopies(operation: OperationRow, injector: FaultInjector):
 export async function enqueueWebhook(db: Queryable, operation: OperationRow, injector: FaultInjector): Promise<void> {
   const { copies, faults } = webhookCopies(operation, injector);
   if (copies.length > 0) {
-    await db.query(named(`INSERT INTO sandbox_psp_webhooks (id, copy, type, payload, deliver_at)
-       SELECT w.id, w.copy, w.type, w.payload::jsonb, w.deliver_at
-       FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
-         AS w(id, copy, type, payload, deliver_at)`),
-    [copies.map((copy) => copy.id), copies.map((copy) => copy.copy), copies.map((copy) => copy.type),
-      copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt)]);
+    await insertWebhookCopies(db, copies);
   }
   injector.countInjected(faults);
 }
@@ -72,24 +70,17 @@ export class SandboxWebhookSender {
   async sendDue(): Promise<number> {
     const url = this.options.webhookUrl;
     if (url === undefined) return 0;
-    const due = await this.pool.query(named(`UPDATE sandbox_psp_webhooks SET attempt_count = attempt_count + 1,
-         deliver_at = $2
-       WHERE (id, copy) IN (SELECT id, copy FROM sandbox_psp_webhooks
-         WHERE delivered_at IS NULL AND deliver_at <= $1 AND attempt_count < $3
-         ORDER BY deliver_at LIMIT 32 FOR UPDATE SKIP LOCKED)
-       RETURNING id, copy, payload, attempt_count`),
-    [new Date(nowMs()).toISOString(), new Date(nowMs() + 30_000).toISOString(), deliveryAttemptsMax]);
-    const delivered = await Promise.all(due.rows.map((row) => this.send(url, row)));
-    if (due.rows.length === 0) return 0;
+    const due = await claimDueWebhookCopies(this.pool, { now: new Date(nowMs()).toISOString(),
+      leaseUntil: new Date(nowMs() + 30_000).toISOString(), attemptsMax: deliveryAttemptsMax });
+    const delivered = await Promise.all(due.map((row) => this.send(url, row)));
+    if (due.length === 0) return 0;
     // Every copy's result in one statement: delivered, or due again after its backoff.
     const now = nowMs();
-    await this.pool.query(named(`UPDATE sandbox_psp_webhooks w
-       SET delivered_at = CASE WHEN r.delivered THEN $4::timestamptz END, deliver_at = r.retry_at
-       FROM unnest($1::text[], $2::integer[], $3::boolean[], $5::timestamptz[]) AS r(id, copy, delivered, retry_at)
-       WHERE w.id = r.id AND w.copy = r.copy`),
-    [due.rows.map((row) => row.id), due.rows.map((row) => row.copy), delivered, new Date(now).toISOString(),
-      due.rows.map((row) => new Date(now + 1000 * 2 ** Math.min(row.attempt_count, 10)).toISOString())]);
-    return due.rows.length;
+    await recordWebhookResults(this.pool, due.map((row, index) => ({
+      id: row.id, copy: row.copy, delivered: delivered[index] === true,
+      retryAt: new Date(now + 1000 * 2 ** Math.min(row.attemptCount, 10)).toISOString(),
+    })), new Date(now).toISOString());
+    return due.length;
   }
 
   /** POSTs one copy; true when Penny answered 2xx. */
