@@ -1,6 +1,8 @@
+import type { ErrorCode } from './error-codes.js';
+
 /**
- * Errors are values with codes. Every operating error Penny can answer with is a PennyError;
- * src/http/http-errors.ts maps each code to an HTTP status, in one place.
+ * Errors are values with codes. Every operating error Penny can answer with is a PennyError; its
+ * code is one of the table in src/error-codes.ts, which gives each its HTTP status.
  */
 export type PennyErrorType =
   | 'invalid_request_error'
@@ -11,7 +13,7 @@ export type PennyErrorType =
   | 'api_error';
 
 export interface PennyErrorOptions {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
   readonly type?: PennyErrorType;
   readonly param?: string;
@@ -32,7 +34,7 @@ export interface PennyErrorOptions {
 }
 
 export class PennyError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly type: PennyErrorType;
   readonly param: string | undefined;
   readonly details: Record<string, unknown>;
@@ -52,7 +54,7 @@ export class PennyError extends Error {
 }
 
 /** Codes that say the request's parameters are wrong (see isParameterError for which are stored). */
-const parameterErrorCodes: ReadonlySet<string> = new Set([
+const parameterErrorCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'parameter_unknown', 'parameter_missing', 'parameter_invalid', 'parameter_invalid_integer',
   'parameter_invalid_string', 'parameter_invalid_boolean', 'parameter_invalid_object',
   'parameter_invalid_timestamp', 'url_invalid', 'metadata_invalid', 'currency_invalid', 'amount_too_small',

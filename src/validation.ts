@@ -1,4 +1,5 @@
 import { limits } from './config.js';
+import type { ErrorCode } from './error-codes.js';
 import { PennyError } from './errors.js';
 import { isCurrency } from './money/currency.js';
 
@@ -42,7 +43,7 @@ export function missing(param: string): PennyError {
   });
 }
 
-export function invalid(param: string, message: string, code = 'parameter_invalid'): PennyError {
+export function invalid(param: string, message: string, code: ErrorCode = 'parameter_invalid'): PennyError {
   return new PennyError({ code, param, message });
 }
 

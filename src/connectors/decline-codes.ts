@@ -1,11 +1,12 @@
 import type { AuthorizeOutput, PspOperation } from './connector.js';
+import type { ErrorCode } from '../error-codes.js';
 
 /**
  * Stripe's error code and message for each decline code a PSP reports, and an authorization as
  * the PSP recorded it, so an outcome reads the same whether Penny learnt it from the reply, a
  * webhook or a look-up.
  */
-const declines: Readonly<Record<string, { code: string; message: string }>> = {
+const declines: Readonly<Record<string, { code: ErrorCode; message: string }>> = {
   generic_decline: { code: 'card_declined', message: 'Your card was declined.' },
   insufficient_funds: { code: 'card_declined', message: 'Your card has insufficient funds.' },
   expired_card: { code: 'expired_card', message: 'Your card has expired.' },
@@ -14,7 +15,7 @@ const declines: Readonly<Record<string, { code: string; message: string }>> = {
     message: 'An error occurred while processing your card. Try again in a little bit.' },
 };
 
-export function declineAnswer(declineCode: string | null): { code: string; declineCode: string; message: string } {
+export function declineAnswer(declineCode: string | null): { code: ErrorCode; declineCode: string; message: string } {
   const code = declineCode ?? 'generic_decline';
   return { declineCode: code, ...(declines[code] ?? { code: 'card_declined', message: 'Your card was declined.' }) };
 }

@@ -1,4 +1,3 @@
-import { named, writeAtCommit } from '../db/pool.js';
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type pg from 'pg';
@@ -6,6 +5,11 @@ import { isParameterError, PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { stringifyJson } from '../json.js';
 import type { SecretBox } from '../security/secret-box.js';
+import {
+  claimKey, deleteKeysFinishedBefore, deleteUnstartedKey, lockAndInsertKey, saveRecoveryPointAtCommit,
+  saveResponseAtCommit, selectKey, selectKeyDescription, tryLockKey, unlockKey, type KeyIdentity, type KeyRow,
+  type NewKey, type OpenedKey,
+} from './idempotency-store.js';
 
 /**
  * Stripe's idempotency keys, per merchant. The first request with a key executes; its status and
@@ -54,9 +58,6 @@ export interface Execution {
 export type Work = (execution: Execution) => Promise<{ status: number; body: unknown }>;
 
 export const idempotencyKeyLengthMax = 255;
-
-/** The deferred-write slot of a request's key (one key per request, so one per transaction). */
-const keySlot = 'idempotency_key';
 
 /** A stored body that starts with this is sealed; a JSON body starts with `{`. */
 const sealedPrefix = 'sealed:';
@@ -109,16 +110,15 @@ export class IdempotencyService {
     const finished = await selectKey(client, request, true);
     if (finished !== undefined) {
       assertSameRequest(finished, request);
-      return { status: finished.response_status as number, body: this.storedBody(finished.response_body as string),
+      return { status: finished.responseStatus as number, body: this.storedBody(finished.responseBody as string),
         replayed: true };
     }
-    const lockName = `${request.merchantId}:${request.key}`;
     let opened: OpenedKey | undefined;
     try {
-      opened = await lockAndInsertKey(client, request, lockName);
+      opened = await lockAndInsertKey(client, newKey(request));
     } finally {
       // A statement that failed may still have taken the lock: session locks outlive errors.
-      if (opened === undefined) await unlock(client, lockName);
+      if (opened === undefined) await unlockKey(client, request);
     }
     if (opened.locked !== true) {
       // Different parameters are a client's mistake (400), never a 409 the SDK would retry.
@@ -129,15 +129,15 @@ export class IdempotencyService {
     try {
       // Not inserted: the key exists. Read it again now that the lock is held (a new snapshot),
       // since a request that held the lock may have finished it after this statement began.
-      const row = opened.inserted ?? await claimKey(client, request);
+      const row = opened.inserted ?? await claimKey(client, newKey(request));
       failpoint('after_key_claim');
       assertSameRequest(row, request);
-      if (row.response_status !== null && row.response_body !== null) {
-        return { status: row.response_status, body: this.storedBody(row.response_body), replayed: true };
+      if (row.responseStatus !== null && row.responseBody !== null) {
+        return { status: row.responseStatus, body: this.storedBody(row.responseBody), replayed: true };
       }
       return await this.execute(client, { ...request, row }, work, request.finishBody);
     } finally {
-      await unlock(client, lockName);
+      await unlockKey(client, request);
     }
   }
 
@@ -157,23 +157,16 @@ export class IdempotencyService {
     // response replaces a recovery point saved in the same transaction); otherwise at once.
     const storeResponse = async (response: { status: number; body: string }) => {
       if (keyed === undefined) return;
-      await writeAtCommit(client, keySlot, () => ({
-        text: `UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
-             completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`,
-        values: [keyed.merchantId, keyed.key, response.status, this.bodyToStore(keyed, response.body)],
-      }));
+      await saveResponseAtCommit(client, keyed,
+        { status: response.status, storedBody: () => this.bodyToStore(keyed, response.body) });
     };
     const execution: Execution = {
       client,
-      recoveryPoint: keyed?.row.recovery_point ?? 'started',
-      recoveryData: keyed?.row.recovery_data ?? {},
+      recoveryPoint: keyed?.row.recoveryPoint ?? 'started',
+      recoveryData: keyed?.row.recoveryData ?? {},
       saveRecoveryPoint: async (point, data) => {
         if (keyed === undefined) return;
-        await writeAtCommit(client, keySlot, () => ({
-          text: `UPDATE idempotency_keys SET recovery_point = $3, recovery_data = $4::jsonb, last_run_at = clock_timestamp()
-           WHERE merchant_id = $1 AND key = $2`,
-          values: [keyed.merchantId, keyed.key, point, JSON.stringify(data)],
-        }));
+        await saveRecoveryPointAtCommit(client, keyed, { point, data });
       },
       complete: async (result) => {
         const rendered = result instanceof PennyError ? this.renderError(result)
@@ -196,7 +189,9 @@ export class IdempotencyService {
       if (stored !== undefined) return { ...stored, replayed: false };
       const rendered = this.renderError(error);
       response = { status: rendered.status, body: stringifyJson(rendered.body) };
-      if (keyed !== undefined && isParameterError(error) && await releaseUnstartedKey(client, keyed)) {
+      // Refused for its parameters before the work saved any progress: nothing is stored, and a
+      // corrected retry runs. Once progress was saved, the refusal is stored like any answer.
+      if (keyed !== undefined && isParameterError(error) && await deleteUnstartedKey(client, keyed)) {
         return { ...response, replayed: false };
       }
     }
@@ -206,33 +201,30 @@ export class IdempotencyService {
 
   /** What operators and clients see of a key: its state, fingerprint and stored status. */
   async describe(merchantId: string, key: string) {
-    const result = await this.pool.query<KeyRow & { created_at: string; completed_at: string | null }>(
-      named('SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2'), [merchantId, key]);
-    const row = result.rows[0];
+    const row = await selectKeyDescription(this.pool, { merchantId, key });
     if (row === undefined) {
       throw new PennyError({ code: 'resource_missing', param: 'key', message: `No idempotency key ${key}.` });
     }
-    const inFlight = row.response_status === null && await this.isLocked(`${merchantId}:${key}`);
+    const inFlight = row.responseStatus === null && await this.isLocked({ merchantId, key });
     return {
       object: 'idempotency_key',
       key,
       state: keyState(row, inFlight),
-      request_method: row.request_method,
-      request_path: row.request_path,
-      request_fingerprint: row.request_fingerprint,
-      recovery_point: row.recovery_point,
-      response_status: row.response_status,
-      created: Math.floor(Date.parse(row.created_at) / 1000),
+      request_method: row.requestMethod,
+      request_path: row.requestPath,
+      request_fingerprint: row.requestFingerprint,
+      recovery_point: row.recoveryPoint,
+      response_status: row.responseStatus,
+      created: Math.floor(Date.parse(row.createdAt) / 1000),
     };
   }
 
-  private async isLocked(lockName: string): Promise<boolean> {
+  /** Whether a request holds the key's lock: taken here only to be released at once. */
+  private async isLocked(identity: KeyIdentity): Promise<boolean> {
     const client = await this.pool.connect();
     try {
-      const got = await client.query<{ locked: boolean }>(
-        named('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked'), [lockName]);
-      if (got.rows[0]?.locked === true) {
-        await client.query(named('SELECT pg_advisory_unlock(hashtextextended($1, 0))'), [lockName]);
+      if (await tryLockKey(client, identity)) {
+        await unlockKey(client, identity);
         return false;
       }
       return true;
@@ -247,9 +239,9 @@ export class IdempotencyService {
  * (a retry then runs as a new request); in_flight: its first request is running; unfinished: that
  * request died part-way, and a retry resumes it.
  */
-function keyState(row: { response_status: number | null; completed_at: string | null }, inFlight: boolean): string {
-  if (row.completed_at !== null) {
-    const ageMs = Date.now() - Date.parse(row.completed_at);
+function keyState(row: { completedAt: string | null }, inFlight: boolean): string {
+  if (row.completedAt !== null) {
+    const ageMs = Date.now() - Date.parse(row.completedAt);
     return ageMs > idempotencyKeyRetentionHours * 3_600_000 ? 'expired' : 'completed';
   }
   return inFlight ? 'in_flight' : 'unfinished';
@@ -258,93 +250,10 @@ function keyState(row: { response_status: number | null; completed_at: string | 
 /** Finished keys are kept at least this long (Stripe: at least 24 hours). */
 export const idempotencyKeyRetentionHours = 24;
 
-interface KeyRow {
-  readonly request_method: string;
-  readonly request_path: string;
-  readonly request_fingerprint: string;
-  readonly request_params: Record<string, unknown>;
-  readonly recovery_point: string;
-  readonly recovery_data: Record<string, unknown>;
-  readonly response_status: number | null;
-  readonly response_body: string | null;
-}
-
-interface OpenedKey {
-  /** Whether this connection now holds the key's lock. */
-  readonly locked: boolean;
-  /** The key, claimed (inserted) by this request; null when it existed or the lock was busy. */
-  readonly inserted: KeyRow | null;
-}
-
-/** The key's row, if it exists (and, with `finishedOnly`, is finished); read without any lock. */
-async function selectKey(
-  client: pg.PoolClient,
-  request: IdempotentRequest & { key: string },
-  finishedOnly: boolean,
-): Promise<KeyRow | undefined> {
-  const result = await client.query<KeyRow>(
-    named(`SELECT ${keyColumns} FROM idempotency_keys WHERE merchant_id = $1 AND key = $2
-       AND (completed_at IS NOT NULL OR NOT $3)`),
-    [request.merchantId, request.key, finishedOnly]);
-  return result.rows[0];
-}
-
-/**
- * Deletes the key of a request refused for its parameters, if its work made no progress (no
- * recovery point saved, no response): nothing is stored, and a corrected retry runs. False when
- * the work had saved progress; the refusal is then stored like any answer. Runs under the key's lock.
- */
-async function releaseUnstartedKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }) {
-  const result = await client.query(
-    named(`DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND recovery_point = 'started'
-       AND response_status IS NULL`),
-    [request.merchantId, request.key]);
-  return result.rowCount === 1;
-}
-
-/** One round trip for a new request: the key's lock is tried and, once held, the key inserted. */
-async function lockAndInsertKey(client: pg.PoolClient, request: IdempotentRequest & { key: string },
-  lockName: string): Promise<OpenedKey> {
-  const result = await client.query<OpenedKey>(
-    named(`WITH lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked),
-     inserted AS (
-       INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
-         request_params)
-       SELECT $1, $2, $3, $4, $5, $6::jsonb FROM lock WHERE lock.locked
-       ON CONFLICT (merchant_id, key) DO NOTHING
-       RETURNING ${keyColumns})
-     SELECT (SELECT locked FROM lock) AS locked, (SELECT row_to_json(i) FROM inserted i) AS inserted`),
-    [request.merchantId, request.key, request.method, request.path, requestFingerprint(request),
-      JSON.stringify(request.params), lockName]);
-  const opened = result.rows[0];
-  if (opened === undefined) throw new Error('locking an idempotency key returned no row');
-  return opened;
-}
-
-const keyColumns = `request_method, request_path, request_fingerprint, request_params, recovery_point, recovery_data,
-  response_status, response_body`;
-
-async function unlock(client: pg.PoolClient, lockName: string): Promise<void> {
-  await client.query(named('SELECT pg_advisory_unlock(hashtextextended($1, 0))'), [lockName]);
-}
-
-async function claimKey(client: pg.PoolClient, request: IdempotentRequest & { key: string }): Promise<KeyRow> {
-  const result = await client.query<KeyRow>(
-    named(`WITH inserted AS (
-       INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
-         request_params)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-       ON CONFLICT (merchant_id, key) DO NOTHING
-       RETURNING *)
-     SELECT * FROM inserted
-     UNION ALL
-     SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
-    [request.merchantId, request.key, request.method, request.path, requestFingerprint(request),
-      JSON.stringify(request.params)],
-  );
-  const row = result.rows[0];
-  if (row === undefined) throw new Error('an idempotency key was neither inserted nor found');
-  return row;
+/** The key's row to insert, for a request that carries one. */
+function newKey(request: IdempotentRequest & { key: string }): NewKey {
+  return { merchantId: request.merchantId, key: request.key, method: request.method, path: request.path,
+    fingerprint: requestFingerprint(request), params: request.params };
 }
 
 export function requestFingerprint(request: Pick<IdempotentRequest, 'method' | 'path' | 'params'>): string {
@@ -355,10 +264,10 @@ export function requestFingerprint(request: Pick<IdempotentRequest, 'method' | '
 
 /** Same key, another endpoint or other parameters: 400 idempotency_error, naming what differs. */
 function assertSameRequest(row: KeyRow, request: IdempotentRequest & { key: string }): void {
-  if (row.request_fingerprint === requestFingerprint(request)) return;
-  const param = row.request_method !== request.method || row.request_path !== request.path
+  if (row.requestFingerprint === requestFingerprint(request)) return;
+  const param = row.requestMethod !== request.method || row.requestPath !== request.path
     ? undefined
-    : firstDifferentParam(row.request_params, request.params);
+    : firstDifferentParam(row.requestParams, request.params);
   throw new PennyError({
     code: 'idempotency_key_reused',
     type: 'idempotency_error',
@@ -391,11 +300,5 @@ export async function reapFinishedKeys(
   pool: pg.Pool,
   options: { retentionHours: number; batchMax: number },
 ): Promise<number> {
-  const result = await pool.query(
-    `DELETE FROM idempotency_keys WHERE (merchant_id, key) IN (
-       SELECT merchant_id, key FROM idempotency_keys
-       WHERE completed_at IS NOT NULL AND completed_at < now() - make_interval(hours => $1)
-       ORDER BY completed_at LIMIT $2)`,
-    [options.retentionHours, options.batchMax]);
-  return result.rowCount ?? 0;
+  return deleteKeysFinishedBefore(pool, options);
 }

@@ -1,3 +1,4 @@
+import { isErrorCode, type ErrorCode } from '../error-codes.js';
 import { PennyError } from '../errors.js';
 
 /**
@@ -22,7 +23,7 @@ export function referenceConflict(reference: string, param: string): PennyError 
 }
 
 export function holdAlreadyResolved(holdId: string, resolutionKind: string): PennyError {
-  const codes: Record<string, string> = {
+  const codes: Record<string, ErrorCode> = {
     hold_post: 'hold_already_posted',
     hold_void: 'hold_already_voided',
     hold_expiry: 'hold_expired',
@@ -74,7 +75,7 @@ export function fromDatabaseError(error: unknown): PennyError | undefined {
     case 'PN003':
     case 'PN007':
       return new PennyError({
-        code: error.message ?? 'history_is_append_only',
+        code: error.message !== undefined && isErrorCode(error.message) ? error.message : 'history_is_append_only',
         message: error.detail ?? 'The ledger refuses to change its history.',
       });
     default:

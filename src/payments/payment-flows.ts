@@ -5,6 +5,7 @@ import {
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import { inTransaction } from '../db/pool.js';
+import { isErrorCode } from '../error-codes.js';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
@@ -827,7 +828,8 @@ function answerApplied(intent: store.PaymentIntentRow): store.PaymentIntentRow {
 function declineError(intent: store.PaymentIntentRow): PennyError {
   const error = intent.lastPaymentError as { code: string; decline_code: string; message: string; charge: string };
   return new PennyError({
-    code: error.code,
+    // Stored from a PSP's decline (decline-codes.ts); a code Penny does not know reads as a decline.
+    code: isErrorCode(error.code) ? error.code : 'card_declined',
     type: 'card_error',
     message: error.message,
     details: { decline_code: error.decline_code, charge: error.charge, payment_intent: presentPaymentIntent(intent) },

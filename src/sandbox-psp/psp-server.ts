@@ -38,9 +38,12 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     genReqId: () => newId('sbxreq') });
   app.setReplySerializer((payload) => stringifyJson(payload));
   app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
+    if (error instanceof InvalidStateError) {
+      return reply.status(409).send({ error: { type: 'invalid_request_error', code: 'invalid_state',
+        message: error.message } });
+    }
     if (error instanceof PennyError) {
-      const status = error.code === 'resource_missing' ? 404 : error.code === 'invalid_state' ? 409
-        : error.type === 'idempotency_error' ? 422 : 400;
+      const status = error.code === 'resource_missing' ? 404 : error.type === 'idempotency_error' ? 422 : 400;
       return reply.status(status).send({ error: { type: error.type, code: error.code, param: error.param,
         message: error.message } });
     }
@@ -317,9 +320,17 @@ function notFound(pspReference: string): PennyError {
   return new PennyError({ code: 'resource_missing', param: 'psp_reference', message: `No operation ${pspReference}.` });
 }
 
-function invalidState(parent: OperationRow, wanted: string): PennyError {
-  return new PennyError({ code: 'invalid_state',
-    message: `Operation ${parent.pspReference} (${parent.kind}, ${parent.outcome}) cannot be ${wanted}.` });
+/**
+ * The sandbox's own 409 `invalid_state`: a code of this service's API, not one of Penny's
+ * (src/error-codes.ts), so it is not a PennyError.
+ */
+class InvalidStateError extends Error {
+  override readonly name = 'InvalidStateError';
+}
+
+function invalidState(parent: OperationRow, wanted: string): InvalidStateError {
+  return new InvalidStateError(
+    `Operation ${parent.pspReference} (${parent.kind}, ${parent.outcome}) cannot be ${wanted}.`);
 }
 
 function sleep(ms: number): Promise<void> {

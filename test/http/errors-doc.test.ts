@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { statusByCode } from '../../src/http/http-errors.js';
+import { nonHttpErrorCodes, statusByCode as codeTable } from '../../src/error-codes.js';
 
 /**
  * docs/errors.md names every code the API answers with, and every code thrown in src/ has an HTTP
@@ -11,9 +11,11 @@ import { statusByCode } from '../../src/http/http-errors.js';
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const errorsDoc = fs.readFileSync(path.join(root, 'docs', 'errors.md'), 'utf8');
+/** The table, looked up by any text the scans find. */
+const statusByCode: Readonly<Record<string, number>> = codeTable;
 
 /** Codes that never reach HTTP: they stop Penny at start or fail a CLI command. */
-const notHttpCodes = new Set(['invalid_configuration', 'embedded_postgres_failed']);
+const notHttpCodes = new Set<string>(nonHttpErrorCodes);
 /** The 500 answer that handleError writes itself; it is not thrown, so it has no entry in statusByCode. */
 const fallbackCode = 'internal_error';
 
