@@ -92,3 +92,36 @@ describe('the layer check', () => {
     expect(brokenResult.output).toContain(`error ${rule}: ${edge}`);
   });
 });
+
+/**
+ * Every SQL statement lives in a `*-store.ts` file of its folder (src/db, the database layer
+ * itself, excepted): a service decides and never writes SQL; a store writes SQL and never decides.
+ */
+const sqlStatement = /\b(SELECT\s+[\w*(]|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|WITH\s+\w+\s+AS\s*\()/;
+
+async function sourceFiles(directory: string): Promise<string[]> {
+  const entries = await fs.readdir(directory, { withFileTypes: true, recursive: true });
+  return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
+    .map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+describe('SQL only in stores', () => {
+  it('finds a statement where one is written', () => {
+    expect(sqlStatement.test('await db.query(`SELECT id FROM charges WHERE id = $1`)')).toBe(true);
+    expect(sqlStatement.test("named('UPDATE recovery_jobs SET status = $3')")).toBe(true);
+    expect(sqlStatement.test('// the intent, selected for update, is locked')).toBe(false);
+  });
+
+  it('holds no statement outside a *-store.ts file and src/db', async () => {
+    const offenders: string[] = [];
+    for (const file of await sourceFiles(path.join(root, 'src'))) {
+      const relative = path.relative(root, file);
+      if (relative.endsWith('-store.ts') || relative.startsWith(path.join('src', 'db') + path.sep)) continue;
+      const lines = (await fs.readFile(file, 'utf8')).split('\n');
+      lines.forEach((line, index) => {
+        if (sqlStatement.test(line)) offenders.push(`${relative}:${index + 1}: ${line.trim()}`);
+      });
+    }
+    expect(offenders).toEqual([]);
+  });
+});

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import type { Logger } from 'pino';
+import type { Queryable } from './pool.js';
 
 /**
  * Forward-only SQL migrations run by node-pg-migrate, which holds a PostgreSQL advisory lock while
@@ -57,4 +58,10 @@ export async function listMigrationFiles(): Promise<string[]> {
   const fs = await import('node:fs/promises');
   const files = await fs.readdir(await resolveMigrationsDirectory());
   return files.filter((file) => file.endsWith('.sql')).map((file) => file.replace(/\.sql$/, '')).sort();
+}
+
+/** Names of the migrations the database has applied (node-pg-migrate's own table). */
+export async function appliedMigrationNames(db: Queryable): Promise<string[]> {
+  const applied = await db.query<{ name: string }>(`SELECT name FROM ${migrationsTable}`);
+  return applied.rows.map((row) => row.name);
 }

@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { limits } from '../config.js';
-import { listMigrationFiles, migrationsTable } from '../db/migrate.js';
+import { appliedMigrationNames, listMigrationFiles } from '../db/migrate.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
@@ -150,8 +150,7 @@ function parseQueryString(text: string): Record<string, unknown> {
 /** Ready means: the database answers and every migration on disk has been applied. */
 async function readinessProblem(pool: pg.Pool): Promise<string | undefined> {
   try {
-    const applied = await pool.query<{ name: string }>(`SELECT name FROM ${migrationsTable}`);
-    const names = new Set(applied.rows.map((row) => row.name));
+    const names = new Set(await appliedMigrationNames(pool));
     const missing = (await listMigrationFiles()).filter((file) => !names.has(file));
     return missing.length === 0 ? undefined : `migrations not applied: ${missing.join(', ')}`;
   } catch (error) {

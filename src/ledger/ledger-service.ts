@@ -90,6 +90,16 @@ export class LedgerService {
     return this.getAccount(id);
   }
 
+  /**
+   * An account created on the caller's connection, inside its transaction, for a caller that
+   * creates it together with rows of its own (a merchant's accounts with their roles).
+   */
+  async createAccountIn(db: Queryable, command: CreateAccountCommand): Promise<string> {
+    const id = newId('lacc');
+    await store.insertAccount(db, id, command);
+    return id;
+  }
+
   async getAccount(id: string): Promise<Account> {
     const [account] = await store.selectAccounts(this.pool, [id]);
     if (account === undefined) throw accountNotFound(id, 'id');

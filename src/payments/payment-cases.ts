@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import { named, type Queryable } from '../db/pool.js';
+import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
+import * as store from './payment-case-store.js';
 
 /**
  * Cases for a human: an outcome Penny could not resolve, a PSP event contradicting what Penny
@@ -10,9 +11,7 @@ import { newId } from '../ids.js';
  */
 export async function openCase(client: pg.PoolClient, input: { merchantId: string; kind: string;
   paymentIntentId: string; subjectId: string; detail: Record<string, unknown> }): Promise<void> {
-  await client.query(named(`INSERT INTO payment_cases (merchant_id, id, kind, payment_intent_id, subject_id, detail)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (kind, subject_id) DO NOTHING`),
-  [input.merchantId, newId('case'), input.kind, input.paymentIntentId, input.subjectId, JSON.stringify(input.detail)]);
+  await store.insertCase(client, { ...input, id: newId('case') });
 }
 
 export interface CaseListQuery {
@@ -24,12 +23,8 @@ export interface CaseListQuery {
 /** Cases, newest first, a page at a time (one more row than the limit says whether more follow). */
 export async function listCases(db: Queryable, query: CaseListQuery) {
   if (query.startingAfter !== undefined) await mustCase(db, query.startingAfter, 'starting_after');
-  const result = await db.query(named(`SELECT * FROM payment_cases c
-     WHERE ($1::text IS NULL OR c.status = $1)
-       AND ($2::text IS NULL OR (c.created_at, c.id) < (SELECT created_at, id FROM payment_cases WHERE id = $2))
-     ORDER BY c.created_at DESC, c.id DESC LIMIT $3`),
-  [query.status ?? null, query.startingAfter ?? null, query.limit + 1]);
-  return { rows: result.rows.slice(0, query.limit).map(presentCase), hasMore: result.rows.length > query.limit };
+  const rows = await store.selectCasePage(db, { ...query, limit: query.limit + 1 });
+  return { rows: rows.slice(0, query.limit).map(presentCase), hasMore: rows.length > query.limit };
 }
 
 export async function retrieveCase(db: Queryable, id: string) {
@@ -38,20 +33,19 @@ export async function retrieveCase(db: Queryable, id: string) {
 
 /** Closes an open case with what the operator did; a closed case is not closed again. */
 export async function closeCase(db: Queryable, id: string, resolution: string) {
-  const closed = await db.query(named(`UPDATE payment_cases SET status = 'closed', closed_at = clock_timestamp(),
-       resolution = $2 WHERE id = $1 AND status = 'open' RETURNING *`), [id, resolution]);
-  if (closed.rows[0] !== undefined) return presentCase(closed.rows[0]);
+  const closed = await store.closeOpenCase(db, id, resolution);
+  if (closed !== undefined) return presentCase(closed);
   await mustCase(db, id, 'id');
   throw new PennyError({ code: 'case_already_closed', param: 'id', message: `Case ${id} is already closed.` });
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 async function mustCase(db: Queryable, id: string, param: string): Promise<any> {
-  const found = await db.query(named('SELECT * FROM payment_cases WHERE id = $1'), [id]);
-  if (found.rows[0] === undefined) {
+  const found = await store.selectCase(db, id);
+  if (found === undefined) {
     throw new PennyError({ code: 'resource_missing', param, message: `No such case: '${id}'` });
   }
-  return found.rows[0];
+  return found;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row

@@ -1,16 +1,17 @@
 import { PennyError } from '../errors.js';
-import { named, type Queryable } from '../db/pool.js';
-import { newId } from '../ids.js';
+import type { Queryable } from '../db/pool.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import type { CreateEntryCommand, Direction } from '../ledger/ledger-types.js';
 import { fingerprint } from '../ledger/ledger-validation.js';
+import * as store from './payment-ledger-store.js';
+import type { AccountRole } from './payment-ledger-store.js';
 
 /**
  * The entries payments post (docs/accounting.md, "Entries per payment event"), on the caller's
  * connection so they commit with the payment's own state. References are derived from the charge
  * or refund under Penny's reserved `penny:` prefix, so a resumed request replays, never doubles.
  */
-export type AccountRole = 'psp_receivable' | 'merchant_pending' | 'merchant_available' | 'penny_revenue' | 'psp_fees';
+export type { AccountRole };
 
 const roleTypes: Record<AccountRole, 'asset' | 'liability' | 'revenue' | 'expense'> = {
   psp_receivable: 'asset',
@@ -23,13 +24,6 @@ const roleTypes: Record<AccountRole, 'asset' | 'liability' | 'revenue' | 'expens
 export type MerchantAccounts = Readonly<Record<AccountRole, string>>;
 
 const roles = Object.keys(roleTypes) as AccountRole[];
-
-async function selectRoles(db: Queryable, merchantId: string, currency: string): Promise<Map<AccountRole, string>> {
-  const result = await db.query<{ role: AccountRole; ledger_account_id: string }>(
-    named('SELECT role, ledger_account_id FROM merchant_ledger_accounts WHERE merchant_id = $1 AND currency = $2'),
-    [merchantId, currency]);
-  return new Map(result.rows.map((row) => [row.role, row.ledger_account_id]));
-}
 
 export class PaymentLedger {
   /** merchant:currency → accounts. Mappings never change once made. */
@@ -46,22 +40,20 @@ export class PaymentLedger {
     const cacheKey = `${merchantId}:${currency}`;
     const cached = this.accounts.get(cacheKey);
     if (cached !== undefined) return cached;
-    const found = await selectRoles(db, merchantId, currency);
+    const found = await store.selectMerchantAccountRoles(db, merchantId, currency);
     if (found.size === roles.length) {
       const accounts = Object.fromEntries(found) as MerchantAccounts;
       this.accounts.set(cacheKey, accounts);
       return accounts;
     }
-    await db.query(named('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))'), [`ledger-accounts:${cacheKey}`]);
-    const current = await selectRoles(db, merchantId, currency);
+    await store.lockMerchantAccountCreation(db, merchantId, currency);
+    const current = await store.selectMerchantAccountRoles(db, merchantId, currency);
     for (const role of roles) {
       if (current.has(role)) continue;
-      const id = newId('lacc');
-      await db.query(named('INSERT INTO ledger_accounts (id, owner, currency, type, code) VALUES ($1, $2, $3, $4, $5)'),
-        [id, merchantId, currency, roleTypes[role], role]);
-      await db.query(
-        named('INSERT INTO merchant_ledger_accounts (merchant_id, currency, role, ledger_account_id) VALUES ($1, $2, $3, $4)'),
-        [merchantId, currency, role, id]);
+      // Through the ledger's own service: an account is the ledger's to create.
+      const id = await this.ledger.createAccountIn(db, { currency, type: roleTypes[role], code: role,
+        owner: merchantId, metadata: {}, limit: undefined });
+      await store.insertMerchantAccountRole(db, { merchantId, currency, role, ledgerAccountId: id });
       current.set(role, id);
     }
     return Object.fromEntries(current) as MerchantAccounts;

@@ -57,6 +57,28 @@ export async function selectPaymentIntent(
   return result.rows[0] === undefined ? undefined : toRow(result.rows[0]);
 }
 
+/**
+ * Intents whose uncaptured authorization is due to expire by `now`: the charge's capture_before,
+ * written at authorization (for charges from before it existed, their hold's expiry, then the
+ * same instant). An intent being captured, or canceled by its merchant (the cancel's recovery job
+ * finishes it), or with an open case about its expiry, is left out and takes no place in the batch.
+ */
+export async function selectExpiredAuthorizations(db: Queryable, query: { now: string; limit: number }):
+Promise<{ merchantId: string; id: string }[]> {
+  const due = await db.query<{ merchant_id: string; id: string }>(named(`SELECT p.merchant_id, p.id
+     FROM payment_intents p
+     JOIN charges c ON c.merchant_id = p.merchant_id AND c.id = p.latest_charge
+     LEFT JOIN ledger_entries h ON h.id = c.authorization_entry_id
+     WHERE p.status = 'requires_capture' AND coalesce(c.capture_before, h.expires_at) <= $1
+      AND NOT EXISTS (SELECT 1 FROM payment_intent_finalizations f
+        WHERE f.merchant_id = p.merchant_id AND f.payment_intent_id = p.id
+          AND (f.kind = 'capture' OR f.cancellation_reason IS DISTINCT FROM 'automatic'))
+      AND NOT EXISTS (SELECT 1 FROM payment_cases pc
+        WHERE pc.kind = 'unresolved_outcome' AND pc.subject_id = 'expiry:' || p.id AND pc.status = 'open')
+     ORDER BY p.updated_at LIMIT $2`), [query.now, query.limit]);
+  return due.rows.map((row) => ({ merchantId: row.merchant_id, id: row.id }));
+}
+
 export interface PaymentIntentListQuery {
   readonly merchantId: string;
   readonly limit: number;

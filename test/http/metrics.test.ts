@@ -49,8 +49,8 @@ describe('metrics', () => {
     await penny.pool.query(`INSERT INTO payment_cases (merchant_id, id, kind, payment_intent_id, subject_id, detail)
       VALUES ('acct_metrics', 'case_metrics01', 'unmatched_event', 'pi_metrics', 'metrics:1', '{}'),
              ('acct_metrics', 'case_metrics02', 'unmatched_event', 'pi_metrics', 'metrics:2', '{}')`);
-    await penny.pool.query(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at)
-      VALUES ('acct_metrics', 'rcv_metrics01', 'authorize', 'pa_metrics', now() + interval '1 hour')`);
+    await penny.pool.query(`INSERT INTO recovery_jobs (merchant_id, id, kind, subject_id, next_run_at, connector)
+      VALUES ('acct_metrics', 'rcv_metrics01', 'authorize', 'pa_metrics', now() + interval '1 hour', 'sandbox')`);
     const text = await scrape();
     expect(valueOf(text, 'penny_payment_cases_open{kind="unmatched_event"}')).toBe(2);
     expect(valueOf(text, 'penny_waiting{what="recovery_jobs_pending"}')).toBe(1);

@@ -9,7 +9,7 @@ import { ConnectorInbox } from '../../src/webhooks/connector-inbox.js';
 import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
-import { ConnectorRegistry } from '../../src/connectors/connector.js';
+import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
 import { sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
 import { createLogger } from '../../src/logger.js';
 import { SecretBox } from '../../src/security/secret-box.js';
@@ -39,21 +39,30 @@ export interface TestLedger extends TestDatabase {
 }
 
 /** A fresh database, a LedgerService over it, and the HTTP API built on them. */
-export async function createTestLedger(
-  options: { amountMaxMinor?: bigint; merchantRequestsPerSecondMax?: number } = {},
-): Promise<TestLedger> {
+export interface TestLedgerOptions {
+  amountMaxMinor?: bigint;
+  merchantRequestsPerSecondMax?: number;
+  /** The connectors to register (default: the sandbox's alone), built on the test's sandbox PSP. */
+  connectors?: (sandbox: TestSandboxPsp) => Connector[];
+  /** Where new payments are routed, read at each confirmation (default: the sandbox). */
+  route?: () => string;
+}
+
+export async function createTestLedger(options: TestLedgerOptions = {}): Promise<TestLedger> {
   const database = await createTestDatabase();
   const ledger = new LedgerService(database.pool);
   const merchants = new MerchantService(database.pool, testPepper);
   const sandbox = await startTestSandboxPsp(database.url);
   const connectors = new ConnectorRegistry();
-  connectors.register(sandbox.connector);
+  for (const connector of options.connectors?.(sandbox) ?? [sandbox.connector]) connectors.register(connector);
+  const route = options.route ?? (() => sandboxConnectorId);
   const webhookEndpoints = new WebhookEndpoints(database.pool, new SecretBox(testPepper, 'webhook secrets'),
     { allowPrivateUrls: true });
   // The 3-D Secure page's base URL: the test server's address once it listens (serveTestLedger).
   const server: { app?: FastifyInstance } = {};
   const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
-    connectorId: sandboxConnectorId, authorizationExpiryDays: 7,
+    get connectorId() { return route(); },
+    authorizationExpiryDays: 7,
     publicUrl: () => {
       const address = server.app?.server.address();
       return `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 80}`;

@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import { createTestLedger, type TestLedger } from './app.js';
+import { createTestLedger, type TestLedger, type TestLedgerOptions } from './app.js';
 
 /**
  * Penny on a real socket (the official stripe SDK speaks HTTP), with a fresh database, and a way
@@ -10,9 +10,7 @@ export interface ServedLedger extends TestLedger {
   stripeFor(secretKey: string, maxNetworkRetries?: number): Stripe;
 }
 
-export async function serveTestLedger(
-  options: { merchantRequestsPerSecondMax?: number } = {},
-): Promise<ServedLedger> {
+export async function serveTestLedger(options: TestLedgerOptions = {}): Promise<ServedLedger> {
   const penny = await createTestLedger(options);
   await penny.app.listen({ port: 0, host: '127.0.0.1' });
   const address = penny.app.server.address();

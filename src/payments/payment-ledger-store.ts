@@ -1,0 +1,25 @@
+import { named, type Queryable } from '../db/pool.js';
+/** The SQL of a merchant's ledger accounts by role and currency, one function per statement. */
+export type AccountRole = 'psp_receivable' | 'merchant_pending' | 'merchant_available' | 'penny_revenue' | 'psp_fees';
+
+export async function selectMerchantAccountRoles(db: Queryable, merchantId: string, currency: string):
+Promise<Map<AccountRole, string>> {
+  const result = await db.query<{ role: AccountRole; ledger_account_id: string }>(
+    named('SELECT role, ledger_account_id FROM merchant_ledger_accounts WHERE merchant_id = $1 AND currency = $2'),
+    [merchantId, currency]);
+  return new Map(result.rows.map((row) => [row.role, row.ledger_account_id]));
+}
+
+/** Serializes, to the caller's transaction's end, the creation of a merchant's accounts in a currency. */
+export async function lockMerchantAccountCreation(db: Queryable, merchantId: string, currency: string):
+Promise<void> {
+  await db.query(named('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))'),
+    [`ledger-accounts:${merchantId}:${currency}`]);
+}
+
+export async function insertMerchantAccountRole(db: Queryable, role: { merchantId: string; currency: string;
+  role: AccountRole; ledgerAccountId: string }): Promise<void> {
+  await db.query(
+    named('INSERT INTO merchant_ledger_accounts (merchant_id, currency, role, ledger_account_id) VALUES ($1, $2, $3, $4)'),
+    [role.merchantId, role.currency, role.role, role.ledgerAccountId]);
+}
