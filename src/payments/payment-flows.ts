@@ -648,7 +648,7 @@ async function reserveRefund(client: pg.PoolClient, merchantId: string, request:
   await store.addChargeRefunded(client, charge, amount);
   const refund = await store.insertRefund(client, {
     merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId, amount,
-    currency: charge.currency, reason: request.reason, metadata: request.metadata,
+    currency: charge.currency, reason: request.reason, metadata: request.metadata, paymentMethod: charge.paymentMethod,
   });
   await recordRefundEvent(client, 'refund.created', refund);
   return refund;

@@ -377,21 +377,27 @@ export interface RefundRow {
   readonly reason: string | null;
   readonly status: 'pending' | 'succeeded' | 'failed';
   readonly metadata: Record<string, string>;
+  /** The refunded payment's customer and payment method, as they were when the refund was made. */
+  readonly customer: string | null;
+  readonly paymentMethod: string | null;
   readonly pspReference: string | null;
   readonly ledgerEntryId: string | null;
   readonly createdAt: string;
 }
 
+/** The refund's customer is its PaymentIntent's, read in the same statement. */
 export async function insertRefund(
   db: Queryable,
   refund: Pick<RefundRow, 'merchantId' | 'id' | 'chargeId' | 'paymentIntentId' | 'amount' | 'currency' | 'reason' |
-    'metadata'>,
+    'metadata' | 'paymentMethod'>,
 ): Promise<RefundRow> {
   const result = await db.query(
-    named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb) RETURNING *`),
+    named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata,
+       payment_method, customer)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb, $9,
+       (SELECT customer FROM payment_intents WHERE merchant_id = $1 AND id = $4)) RETURNING *`),
     [refund.merchantId, refund.id, refund.chargeId, refund.paymentIntentId, refund.amount.toString(),
-      refund.currency, refund.reason, JSON.stringify(refund.metadata)]);
+      refund.currency, refund.reason, JSON.stringify(refund.metadata), refund.paymentMethod]);
   return toRefund(result.rows[0]);
 }
 
@@ -434,7 +440,8 @@ function toRefund(row: any): RefundRow {
   return {
     merchantId: row.merchant_id, id: row.id, chargeId: row.charge_id, paymentIntentId: row.payment_intent_id,
     amount: row.amount, currency: row.currency, reason: row.reason, status: row.status, metadata: row.metadata,
-    pspReference: row.psp_reference, ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
+    customer: row.customer, paymentMethod: row.payment_method, pspReference: row.psp_reference,
+    ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
   };
 }
 
