@@ -13,7 +13,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const errorsDoc = fs.readFileSync(path.join(root, 'docs', 'errors.md'), 'utf8');
 
 /** Codes that never reach HTTP: they stop Penny at start or fail a CLI command. */
-const notHttpCodes = new Set(['invalid_configuration', 'embedded_postgres_failed']);
+const notHttpCodes = new Set(['invalid_configuration', 'embedded_postgres_failed', 'usage_invalid', 'command_failed',
+  'check_failed']);
 /** The 500 answer that handleError writes itself; it is not thrown, so it has no entry in statusByCode. */
 const fallbackCode = 'internal_error';
 
