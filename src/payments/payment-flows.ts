@@ -56,6 +56,28 @@ export class PaymentFlows {
   }
 
   /**
+   * The customer failed the 3-D Secure challenge (the test page's Fail). Under the intent's row
+   * lock and for its current challenge only, as completing is, the attempt records the failure
+   * and the intent returns to requires_payment_method with Stripe's
+   * payment_intent_authentication_failure (so payment_intent.payment_failed is emitted). A
+   * requires_action attempt holds no money, so nothing is booked; the PSP is not called, and its
+   * authorization stays requires_action, never captured.
+   */
+  async failAuthentication(client: pg.PoolClient, merchantId: string, id: string, attemptId: string):
+  Promise<store.PaymentIntentRow> {
+    return inTransaction(client, async () => {
+      const intent = await mustIntent(client, merchantId, id, true);
+      await assertCurrentChallenge(client, intent, attemptId);
+      await store.updateAttempt(client, { merchantId, id: attemptId },
+        { status: 'authentication_failed', pspReference: null, declineCode: null });
+      return moveIntent(client, intent, {
+        status: 'requires_payment_method', nextAction: null,
+        lastPaymentError: authenticationFailure(intent.paymentMethod),
+      });
+    });
+  }
+
+  /**
    * The rest of a confirmation once its attempt is recorded: the PSP call, then the outcome. A
    * resumed request reads the attempt and the intent again; the first run passes what it wrote.
    */
@@ -652,6 +674,16 @@ async function reserveRefund(client: pg.PoolClient, merchantId: string, request:
   });
   await recordRefundEvent(client, 'refund.created', refund);
   return refund;
+}
+
+/** Stripe's last_payment_error when the customer fails 3-D Secure: a request error, with no charge. */
+function authenticationFailure(paymentMethod: string | null): Record<string, unknown> {
+  return {
+    type: 'invalid_request_error', code: 'payment_intent_authentication_failure',
+    message: 'The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new '
+      + 'PaymentMethod to attempt to fulfill this PaymentIntent again.',
+    payment_method: paymentMethod === null ? null : { id: paymentMethod, object: 'payment_method', type: 'card' },
+  };
 }
 
 /** The attempt is the intent's newest, still awaiting its challenge, on the intent's payment method. */

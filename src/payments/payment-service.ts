@@ -38,6 +38,17 @@ export class PaymentService {
     return intent;
   }
 
+  /** The test 3-D Secure page's Fail, on a connection of its own (no PSP call, so no idempotent request). */
+  async failAuthentication(attempt: Pick<store.AttemptRow, 'merchantId' | 'paymentIntentId' | 'id'>):
+  Promise<store.PaymentIntentRow> {
+    const client = await this.pool.connect();
+    try {
+      return await this.flows.failAuthentication(client, attempt.merchantId, attempt.paymentIntentId, attempt.id);
+    } finally {
+      client.release();
+    }
+  }
+
   async retrieve(merchantId: string, id: string): Promise<store.PaymentIntentRow> {
     const intent = await store.selectPaymentIntent(this.pool, merchantId, id);
     if (intent === undefined) throw noSuchIntent(id);

@@ -12,9 +12,12 @@ import { statusByCode } from '../../src/http/http-errors.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const errorsDoc = fs.readFileSync(path.join(root, 'docs', 'errors.md'), 'utf8');
 
-/** Codes that never reach HTTP: they stop Penny at start or fail a CLI command. */
+/**
+ * Codes that are never an HTTP error: they stop Penny at start, fail a CLI command, or are only a
+ * PaymentIntent's last_payment_error.
+ */
 const notHttpCodes = new Set(['invalid_configuration', 'embedded_postgres_failed', 'usage_invalid', 'command_failed',
-  'check_failed']);
+  'check_failed', 'payment_intent_authentication_failure']);
 /** The 500 answer that handleError writes itself; it is not thrown, so it has no entry in statusByCode. */
 const fallbackCode = 'internal_error';
 
