@@ -41,6 +41,14 @@ export interface PennyConfig {
 export const limits = {
   /** Merchant API bodies (decisions.md). */
   requestBodyBytesMax: 1024 * 1024,
+  /**
+   * An answer given before a body was read (a 413, a 401) waits while the rest of the body is read
+   * and discarded, so that closing does not reset a client still sending; at most this much, for
+   * at most this long, then the connection is closed. Twice the largest accepted body; well within
+   * the shutdown grace.
+   */
+  bodyDrainBytesMax: 32 * 1024 * 1024,
+  bodyDrainTimeoutMs: 5_000,
   /** The ledger batch endpoint carries up to 1,000 entries. */
   ledgerBatchBodyBytesMax: 16 * 1024 * 1024,
   ledgerBatchEntriesMax: 1000,

@@ -80,7 +80,8 @@ export const statusByCode = {
  * Codes that never reach HTTP, so they have no status: they stop Penny at start
  * (`invalid_configuration`) or fail a `penny` command (`embedded_postgres_failed`).
  */
-export const nonHttpErrorCodes = ['invalid_configuration', 'embedded_postgres_failed'] as const;
+export const nonHttpErrorCodes = ['invalid_configuration', 'embedded_postgres_failed', 'usage_invalid',
+  'command_failed', 'check_failed', 'payment_intent_authentication_failure'] as const;
 
 export type HttpErrorCode = keyof typeof statusByCode;
 export type ErrorCode = HttpErrorCode | (typeof nonHttpErrorCodes)[number];

@@ -22,3 +22,16 @@ export async function withDatabasePool<T>(work: (pool: pg.Pool, config: PennyCon
 export function printResult(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${stringifyJson(value)}\n` : `${text}\n`);
 }
+
+/**
+ * A check's report (verify, check-balances, trial-balance). A failed check exits 1, and with
+ * `--json` its report carries the error object first, so the one object printed says both.
+ */
+export function printCheck(json: boolean, report: object, text: string, failure: string | undefined): void {
+  if (failure === undefined) {
+    printResult(json, report, text);
+    return;
+  }
+  printResult(json, { error: { type: 'api_error', code: 'check_failed', message: failure }, ...report }, text);
+  process.exitCode = 1;
+}

@@ -4,7 +4,7 @@ import { sealPending } from '../ledger/ledger-sealer.js';
 import { LedgerService } from '../ledger/ledger-service.js';
 import { checkStoredBalances, verifyLedger } from '../ledger/ledger-verify.js';
 import { readTimestamp } from '../validation.js';
-import { printResult, withDatabasePool } from './cli-support.js';
+import { printCheck, printResult, withDatabasePool } from './cli-support.js';
 
 /** A chain head is 64 lower-case hex digits; anything else is wrong usage (exit 2), not a failed check. */
 function readAnchor(value: string): string {
@@ -31,8 +31,8 @@ export function registerLedgerCommands(program: Command): void {
             `chain head ${report.head?.hash ?? '(empty)'}.`
           : `Ledger verification FAILED:\n${report.failures.map((failure) => `- ${failure.message}`).join('\n')}\n` +
             'Investigate the rows named above; restore them from a backup or post a correcting entry.';
-        printResult(options.json === true, report, text);
-        if (!report.ok) process.exitCode = 1;
+        printCheck(options.json === true, report, text, report.ok ? undefined
+          : `The ledger failed verification (${report.failures.length} difference(s)); see failures.`);
       });
     });
 
@@ -45,8 +45,9 @@ export function registerLedgerCommands(program: Command): void {
         const text = result.failures.length === 0
           ? `All ${result.accountsChecked} stored balances equal the sums of their postings.`
           : result.failures.map((failure) => `- ${failure.message}`).join('\n');
-        printResult(options.json === true, { ok: result.failures.length === 0, ...result }, text);
-        if (result.failures.length > 0) process.exitCode = 1;
+        printCheck(options.json === true, { ok: result.failures.length === 0, ...result }, text,
+          result.failures.length === 0 ? undefined
+            : `${result.failures.length} stored balance(s) differ from the sums of their postings; see failures.`);
       });
     });
 
@@ -60,8 +61,9 @@ export function registerLedgerCommands(program: Command): void {
         const trial = presentTrialBalance(await new LedgerService(pool).trialBalance(asOf), asOf);
         const lines = trial.currencies.map((row) =>
           `${row.currency}  debits ${row.debits_posted}  credits ${row.credits_posted}  difference ${row.difference}`);
-        printResult(options.json === true, trial, lines.length === 0 ? 'The ledger is empty.' : lines.join('\n'));
-        if (trial.currencies.some((row) => row.difference !== 0n)) process.exitCode = 1;
+        const unbalanced = trial.currencies.filter((row) => row.difference !== 0n).map((row) => row.currency);
+        printCheck(options.json === true, trial, lines.length === 0 ? 'The ledger is empty.' : lines.join('\n'),
+          unbalanced.length === 0 ? undefined : `Debits and credits differ in ${unbalanced.join(', ')}.`);
       });
     });
 

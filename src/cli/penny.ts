@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { PennyError } from '../errors.js';
+import { stringifyJson } from '../json.js';
+import { commandFailureOf, jsonRequested, type CommandFailure } from './cli-errors.js';
 import { registerCaseCommands } from './case-commands.js';
 import { registerLedgerCommands } from './ledger-commands.js';
 import { registerMerchantCommands } from './merchant-commands.js';
@@ -23,39 +24,21 @@ registerMerchantCommands(program);
 registerSandboxPspCommands(program);
 registerCaseCommands(program);
 
+const json = jsonRequested(process.argv.slice(2));
 try {
   loadConfig();
   await program.parseAsync(process.argv);
 } catch (error) {
-  process.exitCode = exitCodeFor(error);
+  const failure = commandFailureOf(error);
+  if (failure !== undefined) report(failure);
+  process.exitCode = failure?.exitCode ?? 0;
 }
 
-function exitCodeFor(error: unknown): number {
-  if (error instanceof CommanderError) {
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
-    return 2;
-  }
-  if (error instanceof PennyError) {
-    process.stderr.write(`penny: ${error.message}\n`);
-    return 1;
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  const advice = adviceFor(error);
-  process.stderr.write(`penny: ${message}${advice === undefined ? '' : `\n${advice}`}\n`);
-  return 1;
-}
-
-/** What to do about the system errors a command meets most: a port taken, a server not reachable. */
-function adviceFor(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (code === 'EADDRINUSE') {
-    return 'A port Penny listens on is taken: stop what listens there, or set PORT (the API) or ' +
-      'PENNY_SANDBOX_PSP_PORT (the sandbox PSP) to a free port.';
-  }
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ETIMEDOUT'
-    || code === 'EHOSTUNREACH') {
-    return 'Penny could not reach a server: if it is the database, check that PostgreSQL runs where ' +
-      'DATABASE_URL says, or unset DATABASE_URL to use the embedded PostgreSQL in PENNY_DATA_DIR.';
-  }
-  return undefined;
+/**
+ * Commander wrote a usage error to stderr itself; other failures are written there here. With
+ * `--json`, stdout gets exactly one JSON error object too, so a script reads it as it reads a result.
+ */
+function report(failure: CommandFailure): void {
+  if (failure.exitCode === 1) process.stderr.write(`penny: ${failure.error.message}\n`);
+  if (json) process.stdout.write(`${stringifyJson({ error: failure.error })}\n`);
 }

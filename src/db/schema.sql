@@ -293,7 +293,7 @@ CREATE TABLE payment_attempts (
   CONSTRAINT payment_attempts_payment_intent_id_attempt_number_key UNIQUE (payment_intent_id, attempt_number),
   CONSTRAINT payment_attempts_psp_idempotency_key_key UNIQUE (psp_idempotency_key),
   CONSTRAINT payment_attempts_return_url_check CHECK (return_url IS NULL OR length(return_url) >= 1 AND length(return_url) <= 2048),
-  CONSTRAINT payment_attempts_status_check CHECK (status = ANY (ARRAY['started'::text, 'unknown'::text, 'authorized'::text, 'captured'::text, 'requires_action'::text, 'declined'::text, 'failed'::text, 'manual_review'::text]))
+  CONSTRAINT payment_attempts_status_check CHECK (status = ANY (ARRAY['started'::text, 'unknown'::text, 'authorized'::text, 'captured'::text, 'requires_action'::text, 'declined'::text, 'failed'::text, 'manual_review'::text, 'authentication_failed'::text]))
 );
 CREATE UNIQUE INDEX payment_attempts_id ON public.payment_attempts USING btree (id);
 
@@ -406,6 +406,8 @@ CREATE TABLE refunds (
   ledger_entry_id text,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   connector text NOT NULL,
+  customer text,
+  payment_method text,
   CONSTRAINT refunds_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT refunds_amount_check CHECK (amount > 0),
   CONSTRAINT refunds_id_check CHECK (id ~ '^re_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),

@@ -7,6 +7,7 @@ import type { Entry } from '../ledger/ledger-types.js';
 import {
   parseCreateAccount, parseCreateEntry, parseCreateEntryBatch, parseHoldPost, parseReverse,
 } from '../ledger/ledger-validation.js';
+import { registerIntegerJsonParser } from './integer-json.js';
 import { invalid, readCurrency, readLimit, readObject, readString, readTimestamp } from '../validation.js';
 
 export interface LedgerRouteDependencies {
@@ -24,6 +25,7 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
 
   void app.register(async (scope) => {
     scope.addHook('onRequest', async (request) => dependencies.checkOperator(request));
+    registerIntegerJsonParser(scope);
 
     scope.post('/v1/ledger/accounts', async (request) =>
       presentAccount(await ledger.createAccount(parseCreateAccount(request.body))));

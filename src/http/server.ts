@@ -18,6 +18,7 @@ import { registerCaseRoutes } from './case-routes.js';
 import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { registerAuthenticationRoutes } from './authentication-routes.js';
+import { registerBodyDrain } from './body-drain.js';
 import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
 import { recordHttpRequest, renderMetrics } from '../metrics/metrics.js';
 import { SecretBox } from '../security/secret-box.js';
@@ -86,6 +87,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   app.removeContentTypeParser('text/plain');
   app.setReplySerializer((payload) => stringifyJson(payload));
   app.setErrorHandler(handleError);
+  registerBodyDrain(app);
   app.setNotFoundHandler((request) => {
     throw new PennyError({
       code: 'route_not_found',

@@ -35,7 +35,7 @@ export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentComm
     description: readString(object.description, 'description', { lengthMax: 1000 }) || undefined,
     customer: readString(object.customer, 'customer', { lengthMax: 255 }) || undefined,
     receiptEmail: readString(object.receipt_email, 'receipt_email', { lengthMax: 800 }) || undefined,
-    statementDescriptor: readStatementDescriptor(object.statement_descriptor),
+    statementDescriptor: readStatementDescriptor(object.statement_descriptor) || undefined,
     metadata: readStripeMetadata(object.metadata),
   };
 }
@@ -54,12 +54,13 @@ function readPaymentMethodTypes(value: unknown): void {
   }
 }
 
+/** An empty value is kept: on update it unsets the descriptor, as Stripe's empty values do. */
 function readStatementDescriptor(value: unknown): string | undefined {
   const descriptor = readString(value, 'statement_descriptor', { lengthMax: 22 });
   if (descriptor !== undefined && /[<>\\'"*]/.test(descriptor)) {
     throw invalid('statement_descriptor', 'A statement descriptor cannot contain <, >, \\, \', " or *.');
   }
-  return descriptor || undefined;
+  return descriptor;
 }
 
 /**

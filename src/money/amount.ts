@@ -9,7 +9,24 @@ export interface AmountRules {
   readonly amountMaxMinor: bigint;
 }
 
+/**
+ * A JSON number written with a fraction or an exponent (`100.0`, `1e3`), as the raw text had it.
+ * JSON.parse would read either as an integer; the ledger API's parser keeps it apart instead
+ * (src/http/integer-json.ts), so that an amount written so is refused, not taken.
+ */
+export class NonIntegerNumber {
+  constructor(readonly source: string) {}
+}
+
 export function parseAmountMinor(value: unknown, rules: AmountRules): bigint {
+  if (value instanceof NonIntegerNumber) {
+    throw new PennyError({
+      code: 'parameter_invalid_integer',
+      param: rules.param,
+      message: `${rules.param} must be an integer number of minor units, written without a fraction or an `
+        + `exponent (got ${value.source.slice(0, 40)}).`,
+    });
+  }
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new PennyError({
       code: 'parameter_invalid_integer',

@@ -87,6 +87,28 @@ export class PaymentFlows {
   }
 
   /**
+   * The customer failed the 3-D Secure challenge (the test page's Fail). Under the intent's row
+   * lock and for its current challenge only, as completing is, the attempt records the failure
+   * and the intent returns to requires_payment_method with Stripe's
+   * payment_intent_authentication_failure (so payment_intent.payment_failed is emitted). A
+   * requires_action attempt holds no money, so nothing is booked; the PSP is not called, and its
+   * authorization stays requires_action, never captured.
+   */
+  async failAuthentication(client: pg.PoolClient, attempt: Pick<store.AttemptRow, 'merchantId' | 'paymentIntentId' | 'id'>):
+  Promise<store.PaymentIntentRow> {
+    return inTransaction(client, async () => {
+      const intent = await lockIntent(client, { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
+      await assertCurrentChallenge(client, intent, attempt.id);
+      await store.updateAttempt(client, attempt,
+        { status: 'authentication_failed', pspReference: null, declineCode: null });
+      return moveIntent(client, intent, {
+        status: 'requires_payment_method', nextAction: null,
+        lastPaymentError: authenticationFailure(intent.paymentMethod),
+      });
+    });
+  }
+
+  /**
    * The rest of a confirmation once its attempt is recorded: the PSP call, then the outcome. A
    * resumed request reads the attempt and the intent again; the first run passes what it wrote.
    */
@@ -547,7 +569,7 @@ export class PaymentFlows {
     const refund = await store.insertRefund(client, {
       merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId,
       connector: charge.connector, amount, currency: charge.currency, reason: request.reason,
-      metadata: request.metadata,
+      metadata: request.metadata, paymentMethod: charge.paymentMethod,
     });
     await recordRefundEvent(client, 'refund.created', refund);
     return refund;
@@ -725,6 +747,16 @@ async function hastenOnUnknown<T>(client: pg.PoolClient, subject: RecoverySubjec
 /** The outcome is applied: the recovery job has nothing left to do. */
 async function resolveRecovery(client: pg.PoolClient, subject: RecoverySubject): Promise<void> {
   await recoveryStore.resolveRecoveryJob(client, subject, new Date(nowMs()).toISOString());
+}
+
+/** Stripe's last_payment_error when the customer fails 3-D Secure: a request error, with no charge. */
+function authenticationFailure(paymentMethod: string | null): Record<string, unknown> {
+  return {
+    type: 'invalid_request_error', code: 'payment_intent_authentication_failure',
+    message: 'The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new '
+      + 'PaymentMethod to attempt to fulfill this PaymentIntent again.',
+    payment_method: paymentMethod === null ? null : { id: paymentMethod, object: 'payment_method', type: 'card' },
+  };
 }
 
 /** The attempt is the intent's newest, still awaiting its challenge, on the intent's payment method. */

@@ -11,7 +11,7 @@ import { assertOperationAllowed, assertTransition, initialStatus } from './payme
 import { savedIntentId, saveRecoveryPoint } from './payment-recovery-points.js';
 import * as store from './payment-store.js';
 
-export type { AttemptRow } from './payment-store.js';
+export type { AttemptRow, PaymentIntentRow } from './payment-store.js';
 import type { CreatePaymentIntentCommand, UpdatePaymentIntentCommand } from './payment-commands.js';
 
 /**
@@ -39,6 +39,17 @@ export class PaymentService {
     });
     await recordIntentEvent(client, undefined, intent);
     return intent;
+  }
+
+  /** The test 3-D Secure page's Fail, on a connection of its own (no PSP call, so no idempotent request). */
+  async failAuthentication(attempt: Pick<store.AttemptRow, 'merchantId' | 'paymentIntentId' | 'id'>):
+  Promise<store.PaymentIntentRow> {
+    const client = await this.pool.connect();
+    try {
+      return await this.flows.failAuthentication(client, attempt);
+    } finally {
+      client.release();
+    }
   }
 
   async retrieve(merchantId: string, id: string): Promise<store.PaymentIntentRow> {

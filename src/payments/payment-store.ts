@@ -155,7 +155,7 @@ export async function updatePaymentIntent(
 
 /** An attempt's statuses: open while its outcome is unknown to Penny, then resolved for good. */
 export const attemptStatuses = ['started', 'unknown', 'manual_review', 'authorized', 'captured', 'requires_action',
-  'declined', 'failed'] as const;
+  'declined', 'failed', 'authentication_failed'] as const;
 export type AttemptStatus = (typeof attemptStatuses)[number];
 export type ChargeStatus = 'succeeded' | 'pending' | 'failed';
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';
@@ -415,22 +415,27 @@ export interface RefundRow {
   readonly reason: string | null;
   readonly status: RefundStatus;
   readonly metadata: Record<string, string>;
+  /** The refunded payment's customer and payment method, as they were when the refund was made. */
+  readonly customer: string | null;
+  readonly paymentMethod: string | null;
   readonly pspReference: string | null;
   readonly ledgerEntryId: string | null;
   readonly createdAt: string;
 }
 
+/** The refund's customer is its PaymentIntent's, read in the same statement. */
 export async function insertRefund(
   db: Queryable,
   refund: Pick<RefundRow, 'merchantId' | 'id' | 'chargeId' | 'paymentIntentId' | 'connector' | 'amount' | 'currency' |
-    'reason' | 'metadata'>,
+    'reason' | 'metadata' | 'paymentMethod'>,
 ): Promise<RefundRow> {
   const result = await db.query(
     named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata,
-       connector)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb, $9) RETURNING *`),
+       payment_method, customer, connector)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb, $9,
+       (SELECT customer FROM payment_intents WHERE merchant_id = $1 AND id = $4), $10) RETURNING *`),
     [refund.merchantId, refund.id, refund.chargeId, refund.paymentIntentId, refund.amount.toString(),
-      refund.currency, refund.reason, JSON.stringify(refund.metadata), refund.connector]);
+      refund.currency, refund.reason, JSON.stringify(refund.metadata), refund.paymentMethod, refund.connector]);
   return toRefund(result.rows[0]);
 }
 
@@ -479,8 +484,8 @@ function toRefund(row: any): RefundRow {
   return {
     merchantId: row.merchant_id, id: row.id, chargeId: row.charge_id, paymentIntentId: row.payment_intent_id,
     connector: row.connector, amount: row.amount, currency: row.currency, reason: row.reason, status: row.status,
-    metadata: row.metadata,
-    pspReference: row.psp_reference, ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
+    metadata: row.metadata, customer: row.customer, paymentMethod: row.payment_method, pspReference: row.psp_reference,
+    ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
   };
 }
 

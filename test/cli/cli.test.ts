@@ -127,28 +127,104 @@ describe('penny ledger', () => {
   });
 
   it('fails verification, exit 1, when a posting was edited behind Penny\'s back', async () => {
-    const tampered = await createTestDatabase();
-    const ledger = new LedgerService(tampered.pool);
-    const cash = await ledger.createAccount({ currency: 'USD', type: 'asset', code: undefined, owner: undefined, metadata: {}, limit: undefined });
-    const owed = await ledger.createAccount({ currency: 'USD', type: 'liability', code: undefined, owner: undefined, metadata: {}, limit: undefined });
-    const created = await ledger.createEntry(parseCreateEntry({
-      external_reference: 'to-tamper',
-      postings: [{ account: cash.id, direction: 'debit', amount: 500 }, { account: owed.id, direction: 'credit', amount: 500 }],
-    }, { amountMaxMinor: 1_000_000n }));
-    const sealed = await penny(['ledger', 'seal', '--json'], { ...environment, DATABASE_URL: tampered.url });
-    expect(sealed.code).toBe(0);
-    const client = await tampered.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SET LOCAL session_replication_role = replica');
-      await client.query('UPDATE ledger_postings SET amount_minor = 5 WHERE entry_id = $1', [created.entries[0]?.id]);
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
-    const run = await penny(['ledger', 'verify'], { ...environment, DATABASE_URL: tampered.url });
+    const { url, entryId } = await tamperedLedger();
+    const run = await penny(['ledger', 'verify'], { ...environment, DATABASE_URL: url });
     expect(run.code).toBe(1);
-    expect(run.stdout).toContain(created.entries[0]?.id);
+    expect(run.stdout).toContain(entryId);
+  });
+
+  it('with --json, a failed verification prints one object: the error and the report', async () => {
+    const { url, entryId } = await tamperedLedger();
+    const run = await penny(['ledger', 'verify', '--json'], { ...environment, DATABASE_URL: url });
+    expect(run.code).toBe(1);
+    const printed = onlyJsonObject(run.stdout);
+    expect(printed.error).toMatchObject({ type: 'api_error', code: 'check_failed', message: expect.any(String) });
+    expect(printed).toMatchObject({ ok: false });
+    expect(JSON.stringify(printed.failures)).toContain(entryId);
+  });
+});
+
+/** A sealed ledger of one entry whose posting was then edited with the triggers off. */
+async function tamperedLedger(): Promise<{ url: string; entryId: string }> {
+  const tampered = await createTestDatabase();
+  const ledger = new LedgerService(tampered.pool);
+  const cash = await ledger.createAccount({ currency: 'USD', type: 'asset', code: undefined, owner: undefined, metadata: {}, limit: undefined });
+  const owed = await ledger.createAccount({ currency: 'USD', type: 'liability', code: undefined, owner: undefined, metadata: {}, limit: undefined });
+  const created = await ledger.createEntry(parseCreateEntry({
+    external_reference: 'to-tamper',
+    postings: [{ account: cash.id, direction: 'debit', amount: 500 }, { account: owed.id, direction: 'credit', amount: 500 }],
+  }, { amountMaxMinor: 1_000_000n }));
+  const sealed = await penny(['ledger', 'seal', '--json'], { ...environment, DATABASE_URL: tampered.url });
+  expect(sealed.code).toBe(0);
+  const entryId = created.entries[0]?.id ?? '';
+  const client = await tampered.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SET LOCAL session_replication_role = replica');
+    await client.query('UPDATE ledger_postings SET amount_minor = 5 WHERE entry_id = $1', [entryId]);
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+  return { url: tampered.url, entryId };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON under test
+type PrintedJson = Record<string, any>;
+
+/** stdout holds exactly one JSON object (on one line), and nothing else. */
+function onlyJsonObject(stdout: string): PrintedJson {
+  const lines = stdout.split('\n').filter((line) => line !== '');
+  expect(lines).toHaveLength(1);
+  return JSON.parse(lines[0] ?? '') as PrintedJson;
+}
+
+/** The API's error shape: `{"error": {"type", "code", "message", …}}` and nothing beside it. */
+function expectJsonError(stdout: string, code: string): void {
+  const printed = onlyJsonObject(stdout);
+  expect(Object.keys(printed)).toEqual(['error']);
+  expect(printed.error).toMatchObject({ type: expect.any(String), code, message: expect.any(String) });
+}
+
+describe('failures with --json', () => {
+  it('a failure the command explains prints one JSON error object on stdout and exits 1', async () => {
+    const run = await penny(['keys', 'create', '--merchant', 'acct_doesnotexist00', '--json'], environment);
+    expect(run.code).toBe(1);
+    expectJsonError(run.stdout, 'resource_missing');
+    expect(run.stderr).toContain('acct_doesnotexist00');
+  });
+
+  it('a missing required option prints one JSON error object and exits 2', async () => {
+    const run = await penny(['merchants', 'create', '--json'], environment);
+    expect(run.code).toBe(2);
+    expectJsonError(run.stdout, 'usage_invalid');
+    expect(JSON.parse(run.stdout).error.message).toContain('--name');
+  });
+
+  it('a malformed option value prints one JSON error object and exits 2', async () => {
+    const run = await penny(['ledger', 'verify', '--anchor', 'abc', '--json'], environment);
+    expect(run.code).toBe(2);
+    expectJsonError(run.stdout, 'usage_invalid');
+  });
+
+  it('--json on a command that has no such option is wrong usage, answered in JSON, exit 2', async () => {
+    const run = await penny(['clock', 'advance', '1d', '--json'], environment);
+    expect(run.code).toBe(2);
+    expectJsonError(run.stdout, 'usage_invalid');
+  });
+
+  it('an invalid configuration prints one JSON error object naming the variable and exits 1', async () => {
+    const run = await penny(['migrate', '--json'], { ...environment, PORT: 'not-a-port' });
+    expect(run.code).toBe(1);
+    expectJsonError(run.stdout, 'invalid_configuration');
+    expect(JSON.parse(run.stdout).error.param).toBe('PORT');
+  });
+
+  it('an unreachable database prints one JSON error object with the advice and exits 1', async () => {
+    const run = await penny(['migrate', '--json'], { ...environment, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    expect(run.code).toBe(1);
+    expectJsonError(run.stdout, 'command_failed');
+    expect(JSON.parse(run.stdout).error.message).toContain('DATABASE_URL');
   });
 });
 

@@ -306,6 +306,49 @@ describe('entries', () => {
     expect(await countWrites()).toEqual(before);
   });
 
+  // JSON.parse reads each as the integer beside it, so without the raw text they would be taken.
+  it.each([['100.0', 100], ['1e3', 1000], ['1E+3', 1000], ['1.5e2', 150], ['2500e-1', 250]])(
+    'refuses an amount written %s with 400 parameter_invalid_integer and writes nothing', async (written, value) => {
+      const cash = await createAccount('asset');
+      const wallet = await createAccount('liability');
+      const before = await countWrites();
+      const response = await penny.request({ method: 'POST', url: '/v1/ledger/entries', body:
+        `{"external_reference": "${reference('written')}", "postings": [
+          {"account": "${cash}", "direction": "debit", "amount": ${value}},
+          {"account": "${wallet}", "direction": "credit", "amount": ${written}}]}` });
+      expect(response.status).toBe(400);
+      expect(response.body.error).toMatchObject({ code: 'parameter_invalid_integer', param: 'postings[1][amount]' });
+      expect(await countWrites()).toEqual(before);
+    });
+
+  it('refuses a batch with an amount written 1e2 in its second entry, naming it, and writes none of it', async () => {
+    const cash = await createAccount('asset');
+    const wallet = await createAccount('liability');
+    const before = await countWrites();
+    const entry = (amount: string) => `{"external_reference": "${reference('batch-written')}", "postings": [
+      {"account": "${cash}", "direction": "debit", "amount": ${amount}},
+      {"account": "${wallet}", "direction": "credit", "amount": 100}]}`;
+    const response = await penny.request({ method: 'POST', url: '/v1/ledger/entries/batch',
+      body: `{"entries": [${entry('100')}, ${entry('1e2')}]}` });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({ code: 'parameter_invalid_integer',
+      param: 'entries[1][postings][0][amount]' });
+    expect(await countWrites()).toEqual(before);
+  });
+
+  it('reads digits, dots and exponents inside strings as text, not as amounts', async () => {
+    const cash = await createAccount('asset');
+    const wallet = await createAccount('liability');
+    const description = 'v1.5 \\" 2e3 "3.0" 4.0';
+    const response = await postEntry({
+      external_reference: reference('strings'), description, metadata: { rate: '1.0e2' },
+      effective_at: '2024-01-02T03:04:05.678Z', postings: [leg(cash, 'debit', 250), leg(wallet, 'credit', 250)],
+    });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    expect(response.body).toMatchObject({ description, metadata: { rate: '1.0e2' } });
+    expect(response.body.postings.map((posting: Json) => posting.amount)).toEqual([250, 250]);
+  });
+
   it('refuses an entry whose debits and credits differ with 400 unbalanced_entry and writes nothing', async () => {
     const cash = await createAccount('asset');
     const wallet = await createAccount('liability');
@@ -479,6 +522,19 @@ describe('holds', () => {
     expect(phases).toHaveLength(4);
     expect(await balancesOf(wallet)).toMatchObject({ posted: 400, available: 400, debits_pending: 0 });
     expect(await balancesOf(merchant)).toMatchObject({ posted: 600, credits_pending: 0 });
+  });
+
+  it('refuses to post part of a hold with an amount written 6e2, and writes nothing', async () => {
+    const { wallet } = await fundedWallet(1000);
+    const merchant = await createAccount('liability');
+    const created = await hold(wallet, merchant, 1000);
+    const before = await countWrites();
+    const posted = await penny.request({
+      method: 'POST', url: `/v1/ledger/entries/${created.id}/post`, body: '{"amount": 6e2}',
+    });
+    expect(posted.status).toBe(400);
+    expect(posted.body.error).toMatchObject({ code: 'parameter_invalid_integer', param: 'amount' });
+    expect(await countWrites()).toEqual(before);
   });
 
   it('refuses to post a hold twice with 409 hold_already_posted', async () => {

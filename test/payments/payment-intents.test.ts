@@ -135,6 +135,13 @@ describe('unsetting fields', () => {
     expect(updated).toMatchObject({ description: null, customer: null, receipt_email: null });
     expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({ description: null });
   });
+
+  it('unsets statement_descriptor on update with an empty value, as Stripe does', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', statement_descriptor: 'SHOP 42' });
+    const updated = await stripe.paymentIntents.update(intent.id, { statement_descriptor: '' });
+    expect(updated.statement_descriptor).toBeNull();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).statement_descriptor).toBeNull();
+  });
 });
 
 describe('metadata on PaymentIntents', () => {
