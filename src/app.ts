@@ -90,7 +90,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       }), logger),
       startWorker('webhook-delivery', limits.webhookIntervalMs, () => deliveries.deliverDue(), logger),
       startWorker('payment-recovery', limits.recoveryIntervalMs,
-        () => new PaymentRecovery(livePool, connectors, flows, logger).runDue(), logger),
+        () => new PaymentRecovery(livePool, { connectors, flows, logger }).runDue(), logger),
       startWorker('payment-authorization-expiry', limits.holdExpiryIntervalMs, () => new PaymentExpiry(livePool, flows,
         { logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,

@@ -122,6 +122,10 @@ export const limits = {
   connectorRetryDelayMaxMs: 2_000,
   connectorBreakerFailuresMax: 10,
   connectorBreakerOpenMs: 5_000,
+  /** A signed PSP webhook older or newer than this is refused as stale (Stripe's default tolerance). */
+  connectorWebhookToleranceSeconds: 300,
+  /** An id, type or reference in a PSP webhook longer than this is refused as malformed. */
+  connectorWebhookFieldLengthMax: 255,
 } as const;
 
 export const amountMaxSafeMinor = BigInt(Number.MAX_SAFE_INTEGER);

@@ -59,7 +59,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
     const merchant = merchantOf(request);
     const paths = bodyExpand(request, 'payment_intent');
     return idempotent(dependencies.idempotency, request, reply, async ({ client }) => {
-      const intent = await payments.update(client, merchant.id, request.params.id, command);
+      const intent = await payments.update(client, { merchantId: merchant.id, id: request.params.id }, command);
       return { status: 200, body: presentPaymentIntent(intent) };
     }, expanding(merchant.id, paths));
   });
@@ -91,7 +91,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
     const merchant = merchantOf(request);
     const paths = readExpand(query.expand, 'payment_intent');
     const intent = await payments.retrieve(merchant.id, request.params.id);
-    return expandObject(pool, merchant.id, presentPaymentIntent(intent), paths);
+    return expandObject(pool, presentPaymentIntent(intent), { merchantId: merchant.id, paths });
   });
 
   scope.get('/v1/payment_intents', async (request) => {
@@ -105,7 +105,8 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
       customer: readString(query.customer, 'customer', { lengthMax: 255 }),
       ...created,
     });
-    const data = await expandList(pool, merchantOf(request).id, page.data.map(presentPaymentIntent), paths);
+    const data = await expandList(pool, page.data.map(presentPaymentIntent),
+      { merchantId: merchantOf(request).id, paths });
     return { object: 'list', data, has_more: page.hasMore, url: '/v1/payment_intents' };
   });
 
@@ -125,7 +126,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
     const merchant = merchantOf(request);
     const paths = readExpand(query.expand, 'charge');
     const charge = await payments.retrieveCharge(merchant.id, request.params.id);
-    return expandObject(pool, merchant.id, presentCharge(charge), paths);
+    return expandObject(pool, presentCharge(charge), { merchantId: merchant.id, paths });
   });
 
   scope.get('/v1/charges', async (request) => {
@@ -136,7 +137,8 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
       ...readPage(query),
       paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
     });
-    const data = await expandList(pool, merchantOf(request).id, page.data.map(presentCharge), paths);
+    const data = await expandList(pool, page.data.map(presentCharge),
+      { merchantId: merchantOf(request).id, paths });
     return { object: 'list', data, has_more: page.hasMore, url: '/v1/charges' };
   });
 
@@ -155,7 +157,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
     const merchant = merchantOf(request);
     const paths = readExpand(query.expand, 'refund');
     const refund = await payments.retrieveRefund(merchant.id, request.params.id);
-    return expandObject(pool, merchant.id, presentRefund(refund), paths);
+    return expandObject(pool, presentRefund(refund), { merchantId: merchant.id, paths });
   });
 
   scope.get('/v1/refunds', async (request) => {
@@ -168,7 +170,8 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
       charge: readString(query.charge, 'charge', { lengthMax: 255 }),
       paymentIntent: readString(query.payment_intent, 'payment_intent', { lengthMax: 255 }),
     });
-    const data = await expandList(pool, merchantOf(request).id, page.data.map(presentRefund), paths);
+    const data = await expandList(pool, page.data.map(presentRefund),
+      { merchantId: merchantOf(request).id, paths });
     return { object: 'list', data, has_more: page.hasMore, url: '/v1/refunds' };
   });
 
@@ -186,6 +189,6 @@ function bodyExpand(request: FastifyRequest, type: 'payment_intent' | 'refund'):
 /** The options that expand a successful answer's `paths` on the request's connection. */
 function expanding(merchantId: string, paths: readonly string[]) {
   return paths.length === 0 ? {} : {
-    finishBody: (client: pg.PoolClient, body: unknown) => expandObject(client, merchantId, body, paths),
+    finishBody: (client: pg.PoolClient, body: unknown) => expandObject(client, body, { merchantId, paths }),
   };
 }

@@ -41,12 +41,13 @@ export async function recordIntentEvent(
   });
 }
 
-export async function recordChargeEvent(
-  db: Queryable,
-  type: 'charge.succeeded' | 'charge.failed' | 'charge.captured' | 'charge.refunded',
-  charge: ChargeRow,
-  before?: ChargeRow,
-): Promise<void> {
+/** A charge's event; `before`, when given, names the fields that changed (previous_attributes). */
+export async function recordChargeEvent(db: Queryable, event: {
+  type: 'charge.succeeded' | 'charge.failed' | 'charge.captured' | 'charge.refunded';
+  charge: ChargeRow;
+  before?: ChargeRow;
+}): Promise<void> {
+  const { type, charge, before } = event;
   const object = presentCharge(charge);
   await recordEvent(db, {
     merchantId: charge.merchantId, type, object,
@@ -54,12 +55,13 @@ export async function recordChargeEvent(
   });
 }
 
-export async function recordRefundEvent(
-  db: Queryable,
-  type: 'refund.created' | 'refund.updated' | 'refund.failed',
-  refund: RefundRow,
-  before?: RefundRow,
-): Promise<void> {
+/** A refund's event; `before`, when given, names the fields that changed (previous_attributes). */
+export async function recordRefundEvent(db: Queryable, event: {
+  type: 'refund.created' | 'refund.updated' | 'refund.failed';
+  refund: RefundRow;
+  before?: RefundRow;
+}): Promise<void> {
+  const { type, refund, before } = event;
   const object = presentRefund(refund);
   await recordEvent(db, {
     merchantId: refund.merchantId, type, object,

@@ -18,12 +18,12 @@ type Json = Record<string, unknown>;
 type Expander = (db: Queryable, merchantId: string, id: string) => Promise<Json | undefined>;
 
 const expandIntent: Expander = async (db, merchantId, id) => {
-  const intent = await store.selectPaymentIntent(db, merchantId, id);
+  const intent = await store.selectPaymentIntent(db, { merchantId: merchantId, id });
   return intent === undefined ? undefined : presentPaymentIntent(intent) as Json;
 };
 
 const expandCharge: Expander = async (db, merchantId, id) => {
-  const charge = await store.selectCharge(db, merchantId, id);
+  const charge = await store.selectCharge(db, { merchantId: merchantId, id });
   return charge === undefined ? undefined : presentCharge(charge) as Json;
 };
 
@@ -73,12 +73,19 @@ function withoutListPrefix(path: string): string {
   return path.slice('data.'.length);
 }
 
+/** What to expand, and for whom: the merchant whose objects alone may be loaded. */
+export interface ExpansionScope {
+  readonly merchantId: string;
+  readonly paths: readonly string[];
+}
+
 /** Expands `paths` in one presented object (a PaymentIntent, Charge or Refund). */
-export async function expandObject<T>(db: Queryable, merchantId: string, object: T,
-  paths: readonly string[]): Promise<T> {
-  if (paths.length === 0) return object;
+export async function expandObject<T>(db: Queryable, object: T, scope: ExpansionScope): Promise<T> {
+  if (scope.paths.length === 0) return object;
   const copy = structuredClone(object) as Json;
-  for (const path of paths) await expandPath(db, merchantId, copy, path.split('.'), path);
+  for (const path of scope.paths) {
+    await expandPath(db, copy, { merchantId: scope.merchantId, segments: path.split('.'), path });
+  }
   return copy as T;
 }
 
@@ -86,16 +93,16 @@ export async function expandObject<T>(db: Queryable, merchantId: string, object:
  * Expands `paths` (read with `list: true`) in every object of a list page, one object after the
  * other, so a page of 100 never takes the whole pool at once.
  */
-export async function expandList<T>(db: Queryable, merchantId: string, data: readonly T[],
-  paths: readonly string[]): Promise<T[]> {
+export async function expandList<T>(db: Queryable, data: readonly T[], scope: ExpansionScope): Promise<T[]> {
   const expanded: T[] = [];
-  for (const item of data) expanded.push(await expandObject(db, merchantId, item, paths));
+  for (const item of data) expanded.push(await expandObject(db, item, scope));
   return expanded;
 }
 
-async function expandPath(db: Queryable, merchantId: string, object: Json, segments: readonly string[],
-  path: string): Promise<void> {
-  const [field, ...rest] = segments;
+async function expandPath(db: Queryable, object: Json,
+  walk: { merchantId: string; segments: readonly string[]; path: string }): Promise<void> {
+  const { merchantId, path } = walk;
+  const [field, ...rest] = walk.segments;
   if (field === undefined) return;
   const type = object.object as ObjectType;
   const expander = Object.hasOwn(expandable, type) ? expandableField(type, field) : undefined;
@@ -110,7 +117,7 @@ async function expandPath(db: Queryable, merchantId: string, object: Json, segme
   }
   const next = object[field];
   if (rest.length > 0 && typeof next === 'object' && next !== null) {
-    await expandPath(db, merchantId, next as Json, rest, path);
+    await expandPath(db, next as Json, { merchantId, segments: rest, path });
   }
 }
 

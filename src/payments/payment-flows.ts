@@ -248,7 +248,7 @@ export class PaymentFlows {
         seller_message: 'The bank did not return any further details with this decline.', risk_level: 'normal' },
       pspReference: outcome.pspReference, authorizationEntryId: null, captureBefore: null,
     });
-    await recordChargeEvent(client, 'charge.failed', charge);
+    await recordChargeEvent(client, { type: 'charge.failed', charge });
     return moveIntent(client, intent, {
       status: 'requires_payment_method', latestCharge: charge.id, nextAction: null,
       lastPaymentError: {
@@ -290,7 +290,7 @@ export class PaymentFlows {
         seller_message: 'Payment complete.', risk_level: 'normal' },
       pspReference: outcome.pspReference, authorizationEntryId, captureBefore,
     });
-    await recordChargeEvent(client, 'charge.succeeded', charge);
+    await recordChargeEvent(client, { type: 'charge.succeeded', charge });
     return moveIntent(client, intent, {
       status: captured ? 'succeeded' : 'requires_capture', latestCharge: charge.id, nextAction: null,
       lastPaymentError: null,
@@ -406,7 +406,7 @@ export class PaymentFlows {
       ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: charge.connector })),
     });
     const updated = await store.updateChargeCaptured(client, charge, capture.amount);
-    await recordChargeEvent(client, 'charge.captured', updated, charge);
+    await recordChargeEvent(client, { type: 'charge.captured', charge: updated, before: charge });
     return moveIntent(client, intent, {
       status: 'succeeded', amountCapturable: 0n, amountReceived: capture.amount,
     });
@@ -544,7 +544,7 @@ export class PaymentFlows {
     const chargeId = request.charge
       ?? (await mustIntent(client, { merchantId, id: request.paymentIntent ?? '' })).latestCharge;
     const charge = chargeId === null ? undefined
-      : await store.selectCharge(client, merchantId, chargeId, { forUpdate: true });
+      : await store.selectCharge(client, { merchantId, id: chargeId }, { forUpdate: true });
     if (charge === undefined) {
       throw new PennyError({ code: 'resource_missing', param: request.charge === undefined ? 'payment_intent' : 'charge',
         message: 'There is no charge to refund.' });
@@ -571,7 +571,7 @@ export class PaymentFlows {
       connector: charge.connector, amount, currency: charge.currency, reason: request.reason,
       metadata: request.metadata, paymentMethod: charge.paymentMethod,
     });
-    await recordRefundEvent(client, 'refund.created', refund);
+    await recordRefundEvent(client, { type: 'refund.created', refund });
     return refund;
   }
 
@@ -581,7 +581,7 @@ export class PaymentFlows {
     if (refund === undefined) throw new Error(`refund ${key.id} is missing`);
     // Settled already (completed or failed, perhaps by recovery): never sent again.
     if (refund.status !== 'pending') return refund;
-    const charge = await store.selectCharge(client, key.merchantId, refund.chargeId);
+    const charge = await store.selectCharge(client, { merchantId: key.merchantId, id: refund.chargeId });
     if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
     const amountMinor = stripeAmountToMinor(refund.currency, refund.amount);
     const done = await hastenOnUnknown(client, { merchantId: key.merchantId, kind: 'refund', subjectId: key.id },
@@ -598,7 +598,7 @@ export class PaymentFlows {
     const { merchantId } = performed;
     const refund = await store.selectRefund(client, merchantId, performed.id);
     if (refund === undefined) throw new Error(`refund ${performed.id} is missing`);
-    await store.selectCharge(client, merchantId, refund.chargeId, { forUpdate: true });
+    await store.selectCharge(client, { merchantId, id: refund.chargeId }, { forUpdate: true });
     await resolveRecovery(client, { merchantId, kind: 'refund', subjectId: performed.id });
     const current = await store.selectRefund(client, merchantId, performed.id) ?? refund;
     if (current.status !== 'pending') return current;
@@ -607,9 +607,9 @@ export class PaymentFlows {
     const entryId = await this.paymentLedger.refund(client, { accounts, refundId: refund.id, amountMinor });
     const completed = await store.completeRefund(client, current,
       { pspReference: performed.pspReference, ledgerEntryId: entryId });
-    await recordRefundEvent(client, 'refund.updated', completed, current);
-    const refunded = await store.selectCharge(client, merchantId, refund.chargeId);
-    if (refunded !== undefined) await recordChargeEvent(client, 'charge.refunded', refunded);
+    await recordRefundEvent(client, { type: 'refund.updated', refund: completed, before: current });
+    const refunded = await store.selectCharge(client, { merchantId, id: refund.chargeId });
+    if (refunded !== undefined) await recordChargeEvent(client, { type: 'charge.refunded', charge: refunded });
     return completed;
   }
 }
@@ -652,14 +652,15 @@ Promise<store.RefundRow> {
   const found = await store.selectRefund(client, key.merchantId, key.id);
   if (found === undefined) throw new Error(`refund ${key.id} is missing`);
   // The charge's lock first, as applyRefund takes it; then the refund as it is under that lock.
-  const charge = await store.selectCharge(client, key.merchantId, found.chargeId, { forUpdate: true });
+  const charge = await store.selectCharge(client, { merchantId: key.merchantId, id: found.chargeId },
+    { forUpdate: true });
   if (charge === undefined) throw new Error(`charge ${found.chargeId} is missing`);
   await resolveRecovery(client, { merchantId: key.merchantId, kind: 'refund', subjectId: key.id });
   const refund = await store.selectRefund(client, key.merchantId, key.id) ?? found;
   if (refund.status !== 'pending') return refund;
   await store.addChargeRefunded(client, charge, -refund.amount);
   const failed = await store.failRefund(client, refund);
-  await recordRefundEvent(client, 'refund.failed', failed, refund);
+  await recordRefundEvent(client, { type: 'refund.failed', refund: failed, before: refund });
   return failed;
 }
 
@@ -823,12 +824,12 @@ async function claimFinalization(client: pg.PoolClient, intent: store.PaymentInt
 
 /** The intent, read without a lock; a missing one is the client's 404. */
 async function mustIntent(client: pg.PoolClient, key: IntentKey) {
-  return foundIntent(key, await store.selectPaymentIntent(client, key.merchantId, key.id));
+  return foundIntent(key, await store.selectPaymentIntent(client, { merchantId: key.merchantId, id: key.id }));
 }
 
 /** The intent under its row lock (FOR UPDATE) for the caller's transaction. */
 async function lockIntent(client: pg.PoolClient, key: IntentKey) {
-  return foundIntent(key, await store.selectPaymentIntent(client, key.merchantId, key.id, { forUpdate: true }));
+  return foundIntent(key, await store.selectPaymentIntent(client, key, { forUpdate: true }));
 }
 
 function foundIntent(key: IntentKey, intent: store.PaymentIntentRow | undefined): store.PaymentIntentRow {
@@ -839,8 +840,8 @@ function foundIntent(key: IntentKey, intent: store.PaymentIntentRow | undefined)
 }
 
 async function mustCharge(client: pg.PoolClient, intent: store.PaymentIntentRow): Promise<store.ChargeRow> {
-  const charge = intent.latestCharge === null ? undefined : await store.selectCharge(client, intent.merchantId,
-    intent.latestCharge);
+  const charge = intent.latestCharge === null ? undefined
+    : await store.selectCharge(client, { merchantId: intent.merchantId, id: intent.latestCharge });
   if (charge === undefined) throw new Error(`PaymentIntent ${intent.id} has no charge to act on`);
   return charge;
 }

@@ -20,6 +20,12 @@ export type PspEventDecision =
   | { readonly status: 'processed' | 'ignored'; readonly note: string }
   | { readonly status: 'parked'; readonly note: string };
 
+/** A verified PSP event as the inbox stored it: its id and the operation it reports. */
+export interface StoredPspEvent {
+  readonly id: string;
+  readonly operation: PspOperation;
+}
+
 /** An authorization event as the inbox holds it, before it is processed. */
 export interface PspAuthorizationEcho {
   readonly reference: string;
@@ -44,16 +50,17 @@ export class PaymentPspEvents {
       .map((event) => event.reference));
   }
 
-  async decide(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<PspEventDecision> {
+  async decide(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
+    const { operation } = event;
     switch (operation.kind) {
       case 'authorize':
-        return this.authorization(client, eventId, operation);
+        return this.authorization(client, event);
       case 'capture':
-        return this.followUp(client, eventId, operation, 'captured');
+        return this.followUp(client, event, 'captured');
       case 'void':
-        return this.followUp(client, eventId, operation, 'voided');
+        return this.followUp(client, event, 'voided');
       case 'refund':
-        return this.refund(client, eventId, operation);
+        return this.refund(client, event);
       case 'payout':
         return { status: 'ignored', note: 'payouts are not booked from PSP events yet' };
       case 'chargeback':
@@ -67,77 +74,83 @@ export class PaymentPspEvents {
    * A case for an event set aside unmatched, on the payment it names when Penny knows it (a step
    * the PSP reports and Penny never took). An event naming nothing Penny knows has only the alert.
    */
-  async openUnmatchedCase(client: pg.PoolClient, eventId: string, operation: PspOperation, note: string):
-  Promise<void> {
+  async openUnmatchedCase(client: pg.PoolClient, event: StoredPspEvent, note: string): Promise<void> {
+    const { operation } = event;
     const subject = await subjectOf(client, operation);
     if (subject === undefined) return;
     await openCase(client, { merchantId: subject.merchantId, kind: 'unmatched_event',
-      paymentIntentId: subject.paymentIntentId, subjectId: `${operation.reference}:${eventId}`,
-      detail: { event: eventId, kind: operation.kind, outcome: operation.outcome, note } });
+      paymentIntentId: subject.paymentIntentId, subjectId: `${operation.reference}:${event.id}`,
+      detail: { event: event.id, kind: operation.kind, outcome: operation.outcome, note } });
   }
 
-  private async authorization(client: pg.PoolClient, eventId: string, operation: PspOperation):
-  Promise<PspEventDecision> {
+  private async authorization(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
+    const { operation } = event;
     const found = await store.selectAttemptById(client, operation.reference);
     if (found === undefined) return parked(`no attempt ${operation.reference} yet`);
     // A resolved attempt never changes again, so the usual echo of an applied outcome needs no lock.
-    if (!isOpen(found.status)) return this.resolvedAlready(client, eventId, found, operation);
+    if (!isOpen(found.status)) return this.resolvedAlready(client, event, found);
     // The payment's row lock first, then the attempt as it is under that lock.
-    await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId, { forUpdate: true });
+    await store.selectPaymentIntent(client, { merchantId: found.merchantId, id: found.paymentIntentId },
+      { forUpdate: true });
     const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
-    if (!isOpen(attempt.status)) return this.resolvedAlready(client, eventId, attempt, operation);
+    if (!isOpen(attempt.status)) return this.resolvedAlready(client, event, attempt);
     if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
     await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
     return { status: 'processed', note: `applied: ${operation.outcome}` };
   }
 
   /** An event about an attempt Penny has resolved: a repeat, a late step, or a contradiction. */
-  private async resolvedAlready(client: pg.PoolClient, eventId: string, attempt: store.AttemptRow,
-    operation: PspOperation): Promise<PspEventDecision> {
+  private async resolvedAlready(client: pg.PoolClient, event: StoredPspEvent, attempt: store.AttemptRow):
+  Promise<PspEventDecision> {
+    const { operation } = event;
     if (attempt.status === operation.outcome) return { status: 'ignored', note: 'already applied' };
     const penny = attempt.status;
     const moneyMoved = (outcome: string) => outcome === 'authorized' || outcome === 'captured';
     if (operation.outcome === 'pending' || (moneyMoved(penny) && moneyMoved(operation.outcome))) {
       return { status: 'ignored', note: `late: ${operation.outcome} after ${penny}` };
     }
-    return this.contradiction(client, eventId, attempt, { penny, psp: operation.outcome });
+    return this.contradiction(client, event, { subject: attempt, penny, psp: operation.outcome });
   }
 
   /**
    * A capture or void: applied by Penny's own request; the event confirms it, or waits for it. An
    * event saying the step failed after Penny booked it is a contradiction.
    */
-  private async followUp(client: pg.PoolClient, eventId: string, operation: PspOperation,
-    succeeded: 'captured' | 'voided'): Promise<PspEventDecision> {
+  private async followUp(client: pg.PoolClient, event: StoredPspEvent, succeeded: 'captured' | 'voided'):
+  Promise<PspEventDecision> {
+    const { operation } = event;
     const found = await store.selectChargeById(client, operation.reference);
     if (found === undefined) return parked(`no charge ${operation.reference}`);
-    const intent = await store.selectPaymentIntent(client, found.merchantId, found.paymentIntentId,
+    const intent = await store.selectPaymentIntent(client, { merchantId: found.merchantId, id: found.paymentIntentId },
       { forUpdate: true });
     // Read again under the payment's lock: Penny's own capture may have just committed.
-    const charge = await store.selectCharge(client, found.merchantId, found.id) ?? found;
+    const charge = await store.selectCharge(client, { merchantId: found.merchantId, id: found.id }) ?? found;
     const done = succeeded === 'captured' ? charge.captured : intent?.status === 'canceled';
     if (operation.outcome !== succeeded) {
       if (!done) return parked(`the PSP reports ${operation.kind} ${operation.outcome}; Penny's request decides`);
-      return this.contradiction(client, eventId, charge, { penny: succeeded, psp: `${operation.kind} ${operation.outcome}` });
+      return this.contradiction(client, event,
+        { subject: charge, penny: succeeded, psp: `${operation.kind} ${operation.outcome}` });
     }
     return done ? { status: 'ignored', note: 'already applied' } : parked(`${succeeded} not applied by Penny yet`);
   }
 
-  private async refund(client: pg.PoolClient, eventId: string, operation: PspOperation): Promise<PspEventDecision> {
+  private async refund(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
+    const { operation } = event;
     const refund = await store.selectRefundById(client, operation.reference);
     if (refund === undefined) return parked(`no refund ${operation.reference}`);
     if (refund.status === 'succeeded') return { status: 'ignored', note: 'already applied' };
     if (refund.status === 'pending') return parked('the refund is not applied by Penny yet');
-    return this.contradiction(client, eventId, refund, { penny: refund.status, psp: operation.outcome });
+    return this.contradiction(client, event, { subject: refund, penny: refund.status, psp: operation.outcome });
   }
 
-  private async contradiction(client: pg.PoolClient, eventId: string,
-    subject: { merchantId: string; paymentIntentId: string; id: string }, detail: { penny: string; psp: string }):
-  Promise<PspEventDecision> {
+  private async contradiction(client: pg.PoolClient, event: StoredPspEvent, found: {
+    subject: { merchantId: string; paymentIntentId: string; id: string }; penny: string; psp: string;
+  }): Promise<PspEventDecision> {
+    const { subject, ...detail } = found;
     await openCase(client, { merchantId: subject.merchantId, kind: 'contradicting_event',
-      paymentIntentId: subject.paymentIntentId, subjectId: `${subject.id}:${eventId}`,
-      detail: { event: eventId, ...detail } });
-    raiseAlert(this.logger, 'psp_event_contradicts_ledger', { event: eventId, subject: subject.id, ...detail },
+      paymentIntentId: subject.paymentIntentId, subjectId: `${subject.id}:${event.id}`,
+      detail: { event: event.id, ...detail } });
+    raiseAlert(this.logger, 'psp_event_contradicts_ledger', { event: event.id, subject: subject.id, ...detail },
       'a PSP event contradicts what Penny booked; a case is open');
     return { status: 'ignored', note: `contradiction: Penny has ${detail.penny}, the PSP says ${detail.psp}` };
   }

@@ -24,13 +24,22 @@ import type { RecoveryJob } from './recovery-store.js';
  */
 export const recoveryScheduleMs = limits.recoveryScheduleMs;
 
+export interface PaymentRecoveryDependencies {
+  readonly connectors: ConnectorRegistry;
+  readonly flows: PaymentFlows;
+  readonly logger: Logger;
+}
+
 export class PaymentRecovery {
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly connectors: ConnectorRegistry,
-    private readonly flows: PaymentFlows,
-    private readonly logger: Logger,
-  ) {}
+  private readonly connectors: ConnectorRegistry;
+  private readonly flows: PaymentFlows;
+  private readonly logger: Logger;
+
+  constructor(private readonly pool: pg.Pool, dependencies: PaymentRecoveryDependencies) {
+    this.connectors = dependencies.connectors;
+    this.flows = dependencies.flows;
+    this.logger = dependencies.logger;
+  }
 
   /**
    * Runs up to `limits.recoveryBatchMax` due jobs, each claimed just before it runs, so each has the
@@ -87,7 +96,7 @@ export class PaymentRecovery {
    * be captured, canceled again, or expire).
    */
   private async runCancel(job: RecoveryJob): Promise<boolean> {
-    const intent = await store.selectPaymentIntent(this.pool, job.merchantId, job.subjectId);
+    const intent = await store.selectPaymentIntent(this.pool, { merchantId: job.merchantId, id: job.subjectId });
     const claim = intent === undefined ? undefined : await store.selectFinalization(this.pool, intent);
     if (intent?.status !== 'requires_capture' || claim?.kind !== 'cancel' || intent.latestCharge === null) return true;
     const chargeId = intent.latestCharge;
@@ -113,7 +122,7 @@ export class PaymentRecovery {
    * after that, the PSP's silence means no capture, and the claim is given back.
    */
   private async runCapture(job: RecoveryJob): Promise<boolean> {
-    const intent = await store.selectPaymentIntent(this.pool, job.merchantId, job.subjectId);
+    const intent = await store.selectPaymentIntent(this.pool, { merchantId: job.merchantId, id: job.subjectId });
     const claim = intent === undefined ? undefined : await store.selectFinalization(this.pool, intent);
     const amount = claim?.kind === 'capture' ? claim.amount : null;
     if (intent?.status !== 'requires_capture' || amount === null || intent.latestCharge === null) return true;
@@ -184,7 +193,8 @@ export class PaymentRecovery {
     const authorization = operations.find((operation) => operation.kind === 'authorize');
     if (authorization !== undefined) return authorizationFromRecord(authorization);
     if (this.withinRetention(job)) {
-      const intent = await store.selectPaymentIntent(this.pool, attempt.merchantId, attempt.paymentIntentId);
+      const intent = await store.selectPaymentIntent(this.pool,
+        { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
       if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
       return this.flows.sendAuthorization(attempt, intent);
     }

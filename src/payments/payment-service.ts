@@ -53,7 +53,7 @@ export class PaymentService {
   }
 
   async retrieve(merchantId: string, id: string): Promise<store.PaymentIntentRow> {
-    const intent = await store.selectPaymentIntent(this.pool, merchantId, id);
+    const intent = await store.selectPaymentIntent(this.pool, { merchantId: merchantId, id });
     if (intent === undefined) throw noSuchIntent(id);
     return intent;
   }
@@ -64,7 +64,8 @@ export class PaymentService {
   }
 
   async list(query: store.PaymentIntentListQuery) {
-    await this.assertCursorExists(query, (id) => store.selectPaymentIntent(this.pool, query.merchantId, id));
+    await this.assertCursorExists(query,
+      (id) => store.selectPaymentIntent(this.pool, { merchantId: query.merchantId, id }));
     const page = await store.selectPaymentIntentPage(this.pool, query);
     return { data: page.rows, hasMore: page.hasMore };
   }
@@ -106,9 +107,10 @@ export class PaymentService {
   }
 
   /** Updates an intent while its status allows (before confirmation), under its row lock. */
-  async update(client: pg.PoolClient, merchantId: string, id: string, command: UpdatePaymentIntentCommand) {
+  async update(client: pg.PoolClient, key: { merchantId: string; id: string }, command: UpdatePaymentIntentCommand) {
+    const { merchantId, id } = key;
     return inTransaction(client, async () => {
-      const intent = await store.selectPaymentIntent(client, merchantId, id, { forUpdate: true });
+      const intent = await store.selectPaymentIntent(client, { merchantId: merchantId, id }, { forUpdate: true });
       if (intent === undefined) throw noSuchIntent(id);
       assertOperationAllowed(intent.status, 'update', presentPaymentIntent(intent));
       const currency = command.currency ?? intent.currency;
@@ -135,7 +137,7 @@ export class PaymentService {
   }
 
   async retrieveCharge(merchantId: string, id: string): Promise<store.ChargeRow> {
-    const charge = await store.selectCharge(this.pool, merchantId, id);
+    const charge = await store.selectCharge(this.pool, { merchantId: merchantId, id });
     if (charge === undefined) {
       throw new PennyError({ code: 'resource_missing', param: 'id', message: `No such charge: '${id}'` });
     }
@@ -144,7 +146,7 @@ export class PaymentService {
 
   async listCharges(query: { merchantId: string; limit: number; startingAfter: string | undefined;
     endingBefore: string | undefined; paymentIntent: string | undefined }) {
-    await this.assertCursorExists(query, (id) => store.selectCharge(this.pool, query.merchantId, id));
+    await this.assertCursorExists(query, (id) => store.selectCharge(this.pool, { merchantId: query.merchantId, id }));
     const page = await store.selectChargePage(this.pool, query);
     return { data: page.rows, hasMore: page.hasMore };
   }

@@ -46,13 +46,12 @@ export async function insertPaymentIntent(db: Queryable, intent: NewPaymentInten
 /** The intent, locked for the rest of the caller's transaction when `forUpdate`. */
 export async function selectPaymentIntent(
   db: Queryable,
-  merchantId: string,
-  id: string,
+  key: { merchantId: string; id: string },
   options: { forUpdate: boolean } = { forUpdate: false },
 ): Promise<PaymentIntentRow | undefined> {
   const result = await db.query(
     named(`SELECT * FROM payment_intents WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`),
-    [merchantId, id],
+    [key.merchantId, key.id],
   );
   return result.rows[0] === undefined ? undefined : toRow(result.rows[0]);
 }
@@ -294,13 +293,12 @@ export async function insertCharge(
 
 export async function selectCharge(
   db: Queryable,
-  merchantId: string,
-  id: string,
+  key: { merchantId: string; id: string },
   options: { forUpdate: boolean } = { forUpdate: false },
 ): Promise<ChargeRow | undefined> {
   const result = await db.query(
     named(`SELECT * FROM charges WHERE merchant_id = $1 AND id = $2 ${options.forUpdate ? 'FOR UPDATE' : ''}`),
-    [merchantId, id]);
+    [key.merchantId, key.id]);
   return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
 }
 

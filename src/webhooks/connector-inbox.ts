@@ -80,7 +80,8 @@ export class ConnectorInbox {
   private async setAside(client: pg.PoolClient, row: store.InboxRow, note: string): Promise<void> {
     // Under a savepoint: an event too broken to name its payment still gets marked.
     await inSavepoint(client,
-      () => this.pspEvents.openUnmatchedCase(client, row.eventId, toOperation(row.payload), note)).catch((error: unknown) => this.logger.error({ err: error, event: row.eventId }, 'no case for an event'));
+      () => this.pspEvents.openUnmatchedCase(client, { id: row.eventId, operation: toOperation(row.payload) }, note))
+      .catch((error: unknown) => this.logger.error({ err: error, event: row.eventId }, 'no case for an event'));
     raiseAlert(this.logger, 'psp_event_unmatched', { event: row.eventId, note },
       'a parked PSP event never matched; it is set aside for an operator');
   }
@@ -93,7 +94,8 @@ export class ConnectorInbox {
   private async decideSafely(client: pg.PoolClient, eventId: string, payload: unknown): Promise<PspEventDecision> {
     try {
       // What a failed decision deferred (its events) is rolled back with what it wrote.
-      return await inSavepoint(client, () => this.pspEvents.decide(client, eventId, toOperation(payload)));
+      return await inSavepoint(client,
+        () => this.pspEvents.decide(client, { id: eventId, operation: toOperation(payload) }));
     } catch (error) {
       this.logger.error({ err: error, event: eventId }, 'a PSP event could not be processed');
       const reason = error instanceof Error ? error.message.slice(0, limits.inboxErrorLengthMax) : String(error);

@@ -94,7 +94,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     webhookEndpoints,
     sandbox,
     connectors,
-    recovery: new PaymentRecovery(database.pool, connectors, flows, logger),
+    recovery: new PaymentRecovery(database.pool, { connectors, flows, logger }),
     inbox: new ConnectorInbox(database.pool, new PaymentPspEvents(flows, logger), logger),
     flows,
     app,

@@ -1,3 +1,4 @@
+import { limits } from '../../config.js';
 import { authorizationFromRecord } from '../decline-codes.js';
 import { verifySignature } from '../../security/hmac-signature.js';
 import {
@@ -44,10 +45,13 @@ export class SandboxConnector implements Connector {
 
   constructor(private readonly options: SandboxConnectorOptions) {
     this.http = new ResilientHttp({
-      connector: sandboxConnectorId, baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? 8000,
-      retryCountMax: options.retryCountMax ?? 2, retryDelayInitialMs: options.retryDelayInitialMs ?? 100,
-      retryDelayMaxMs: options.retryDelayMaxMs ?? 2000, breakerFailuresMax: options.breakerFailuresMax ?? 10,
-      breakerOpenMs: options.breakerOpenMs ?? 5000,
+      connector: sandboxConnectorId, baseUrl: options.baseUrl,
+      timeoutMs: options.timeoutMs ?? limits.connectorTimeoutMs,
+      retryCountMax: options.retryCountMax ?? limits.connectorRetryCountMax,
+      retryDelayInitialMs: options.retryDelayInitialMs ?? limits.connectorRetryDelayInitialMs,
+      retryDelayMaxMs: options.retryDelayMaxMs ?? limits.connectorRetryDelayMaxMs,
+      breakerFailuresMax: options.breakerFailuresMax ?? limits.connectorBreakerFailuresMax,
+      breakerOpenMs: options.breakerOpenMs ?? limits.connectorBreakerOpenMs,
     });
   }
 
@@ -94,7 +98,8 @@ export class SandboxConnector implements Connector {
     const header = input.headers[sandboxSignatureHeader];
     const problem = verifySignature({
       payload: input.rawBody, header: Array.isArray(header) ? header[0] : header, secrets: this.options.webhookSecrets,
-      nowSeconds: Math.floor(Date.now() / 1000), toleranceSeconds: this.options.webhookToleranceSeconds ?? 300,
+      nowSeconds: Math.floor(Date.now() / 1000),
+      toleranceSeconds: this.options.webhookToleranceSeconds ?? limits.connectorWebhookToleranceSeconds,
     });
     if (problem !== undefined) throw new ConnectorWebhookError(problem);
     let event: { id?: unknown; type?: unknown; data?: unknown };
@@ -103,7 +108,7 @@ export class SandboxConnector implements Connector {
     } catch {
       throw new ConnectorWebhookError('unparseable');
     }
-    if (typeof event.id !== 'string' || event.id.length > 255 || typeof event.type !== 'string'
+    if (typeof event.id !== 'string' || event.id.length > limits.connectorWebhookFieldLengthMax || typeof event.type !== 'string'
       || !isWireOperation(event.data)) {
       throw new ConnectorWebhookError('unparseable');
     }
@@ -115,7 +120,7 @@ export class SandboxConnector implements Connector {
     let response: Response;
     try {
       response = await fetch(`${this.options.baseUrl}/v1/settlement_reports/${input.day}${query}`,
-        { signal: AbortSignal.timeout(this.options.timeoutMs ?? 8000) });
+        { signal: AbortSignal.timeout(this.options.timeoutMs ?? limits.connectorTimeoutMs) });
     } catch (error) {
       throw new ConnectorUnknownOutcomeError(sandboxConnectorId, 'the report could not be fetched', { cause: error });
     }
@@ -143,7 +148,7 @@ const operationKinds = new Set(['authorize', 'capture', 'void', 'refund', 'payou
 function isWireOperation(value: unknown): value is WireOperation {
   if (typeof value !== 'object' || value === null) return false;
   const data = value as Record<string, unknown>;
-  const text = (field: string) => typeof data[field] === 'string' && (data[field] as string).length <= 255;
+  const text = (field: string) => typeof data[field] === 'string' && (data[field] as string).length <= limits.connectorWebhookFieldLengthMax;
   const amount = data.amount_minor;
   return operationKinds.has(String(data.kind)) && text('psp_reference') && text('reference') && text('outcome')
     && (amount === null || amount === undefined || (typeof amount === 'number' && Number.isSafeInteger(amount)))
