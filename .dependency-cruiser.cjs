@@ -1,6 +1,6 @@
 /**
- * Penny's layers, checked by dependency-cruiser on every `npm test` (npm run check:boundaries)
- * and drawn in docs/architecture.md. An arrow runs only downwards:
+ * Penny's layers, checked by dependency-cruiser on every `npm test` (test/boundaries.test.ts; `npm run
+ * check:boundaries` runs the check alone) and drawn in docs/architecture.md. An arrow runs only downwards:
  *
  *   entry points   src/app.ts (the composition root), src/http/, src/cli/
  *   domain         src/payments/, src/merchants/, src/webhooks/ (and payouts, reconciliation, reporting)

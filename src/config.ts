@@ -91,6 +91,8 @@ export const limits = {
   /** An endpoint whose deliveries have failed without a success for this long is disabled. */
   webhookEndpointDisableAfterMs: 2 * 86_400_000,
   webhookEndpointsPerMerchantMax: 16,
+  /** Uncaptured authorizations expired per tick of the expiry worker, each in transactions of its own. */
+  authorizationExpiryBatchMax: 32,
   recoveryIntervalMs: 500,
   /** Recovery of unknown PSP outcomes: jobs run per tick, each claimed for a lease (another process takes it after). */
   recoveryBatchMax: 16,
@@ -122,6 +124,8 @@ export const limits = {
   connectorRetryDelayMaxMs: 2_000,
   connectorBreakerFailuresMax: 10,
   connectorBreakerOpenMs: 5_000,
+  /** A PSP webhook's raw body, read whole before its signature is verified. */
+  connectorWebhookBodyBytesMax: 256 * 1024,
   /** A signed PSP webhook older or newer than this is refused as stale (Stripe's default tolerance). */
   connectorWebhookToleranceSeconds: 300,
   /** An id, type or reference in a PSP webhook longer than this is refused as malformed. */

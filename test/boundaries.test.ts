@@ -7,8 +7,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
- * The layers of docs/architecture.md, as .dependency-cruiser.cjs states them. `npm test` runs the
- * check on src/ before the suite (npm run check:boundaries); these tests show the rules bite, on a
+ * The layers of docs/architecture.md, as .dependency-cruiser.cjs states them. These tests run the
+ * check on src/ in every `npm test`, and show the rules bite, on a
  * small tree that breaks each one, and that src/ keeps them.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

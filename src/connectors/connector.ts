@@ -147,13 +147,6 @@ export class ConnectorRegistry {
     this.connectors.set(connector.id, connector);
   }
 
-  /** The first connector registered: the one payments use until routing chooses among several. */
-  defaultId(): string {
-    const [first] = this.connectors.keys();
-    if (first === undefined) throw new Error('no connector is registered');
-    return first;
-  }
-
   has(id: string): boolean {
     return this.connectors.has(id);
   }

@@ -1,6 +1,7 @@
 import {
   BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, wrap,
 } from 'cockatiel';
+import { stringifyJson } from '../json.js';
 import { ConnectorRefusedError, ConnectorUnknownOutcomeError } from './connector.js';
 
 /**
@@ -76,7 +77,7 @@ export class ResilientHttp {
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
           ...(options.idempotencyKey === undefined ? {} : { 'idempotency-key': options.idempotencyKey }),
         },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body, bigintAsNumber) }),
+        ...(options.body === undefined ? {} : { body: stringifyJson(options.body) }),
       });
     } catch (error) {
       throw new ConnectorUnknownOutcomeError(this.options.connector, describeFailure(error), { cause: error });
@@ -95,12 +96,6 @@ export class ResilientHttp {
     if (body === undefined) throw new ConnectorUnknownOutcomeError(this.options.connector, 'its answer was not JSON');
     return body;
   }
-}
-
-function bigintAsNumber(_key: string, value: unknown): unknown {
-  if (typeof value !== 'bigint') return value;
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('an amount above 2^53-1 cannot be sent as JSON');
-  return Number(value);
 }
 
 function parseJson(text: string): unknown {

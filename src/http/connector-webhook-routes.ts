@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
+import { limits } from '../config.js';
 import { ConnectorWebhookError, type ConnectorRegistry } from '../connectors/connector.js';
 import { PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
@@ -10,7 +11,6 @@ import { receiveConnectorEvent } from '../webhooks/connector-inbox.js';
  * anything is parsed; a bad, missing or stale one gets 400 and nothing is stored. A verified
  * event is stored in the inbox (once per event id) and answered at once; a worker applies it.
  */
-const webhookBodyBytesMax = 256 * 1024;
 
 export function registerConnectorWebhookRoutes(
   app: FastifyInstance,
@@ -18,7 +18,7 @@ export function registerConnectorWebhookRoutes(
 ): void {
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: webhookBodyBytesMax },
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.connectorWebhookBodyBytesMax },
       (_request, body, done) => done(null, body));
     scope.post<{ Params: { connector: string } }>('/v1/connectors/:connector/webhooks', async (request) => {
       const { connector: id } = request.params;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
+import { limits } from '../config.js';
 import * as store from './payment-store.js';
 import type { PaymentFlows } from './payment-flows.js';
 
@@ -10,7 +11,6 @@ import type { PaymentFlows } from './payment-flows.js';
  * (the charge's capture_before), so changing the setting applies to new authorizations. Each expiry
  * runs in its own short transactions (flows.expireAuthorization).
  */
-const expiryBatchMax = 32;
 
 export class PaymentExpiry {
   constructor(
@@ -21,7 +21,7 @@ export class PaymentExpiry {
 
   async expireDue(): Promise<number> {
     const due = await store.selectExpiredAuthorizations(this.pool, { now: new Date(nowMs()).toISOString(),
-      limit: expiryBatchMax });
+      limit: limits.authorizationExpiryBatchMax });
     let expired = 0;
     for (const intent of due) {
       const client = await this.pool.connect();

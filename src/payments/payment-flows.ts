@@ -77,10 +77,10 @@ export class PaymentFlows {
     assertStarted(resumed);
     const recorded = await inTransaction(execution.client, async () => {
       const intent = await lockIntent(execution.client, request);
-      if (request.authenticating !== undefined) {
-        await assertCurrentChallenge(execution.client, intent, request.authenticating);
-      }
-      return this.recordAttempt(execution, intent, request);
+      // An authenticated re-authorization goes where the challenge came from, whatever the routing says now.
+      const challenged = request.authenticating === undefined ? undefined
+        : await assertCurrentChallenge(execution.client, intent, request.authenticating);
+      return this.recordAttempt(execution, intent, { ...request, connector: challenged?.connector });
     });
     return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: recorded.attempt.id,
       known: recorded });
@@ -206,9 +206,11 @@ export class PaymentFlows {
   /**
    * Records a confirmation's attempt on an intent the caller's transaction has locked (or just
    * created), moving it to processing, with the recovery point a resumed request continues from.
-   * The attempt goes to the connector new payments are routed to, if it can do what the intent asks.
+   * The attempt goes to the connector new payments are routed to (or the one `request.connector`
+   * names: a completed challenge's), if it can do what the intent asks.
    */
-  async recordAttempt(execution: Execution, intent: store.PaymentIntentRow, request: ConfirmPaymentIntentCommand) {
+  async recordAttempt(execution: Execution, intent: store.PaymentIntentRow,
+    request: ConfirmPaymentIntentCommand & { connector?: string | undefined }) {
     assertOperationAllowed(intent.status, 'confirm', presentPaymentIntent(intent));
     const paymentMethod = request.paymentMethod ?? intent.paymentMethod ?? undefined;
     if (paymentMethod === undefined) {
@@ -218,7 +220,7 @@ export class PaymentFlows {
         details: { payment_intent: presentPaymentIntent(intent) },
       });
     }
-    const connector = this.options.connectorId;
+    const connector = request.connector ?? this.options.connectorId;
     if (intent.captureMethod === 'manual') assertCapability(this.connectors.get(connector), 'manualCapture');
     const attempt = await store.insertAttempt(execution.client, {
       merchantId: intent.merchantId, id: newId('pa'), paymentIntentId: intent.id,
@@ -564,7 +566,8 @@ export class PaymentFlows {
         message: `Refund amount (${amount}) is greater than the unrefunded amount on the charge (${remaining}).`,
       });
     }
-    assertCapability(this.connectors.get(charge.connector), 'refunds');
+    assertCapability(this.connectors.get(charge.connector), 'refunds',
+      request.charge === undefined ? 'payment_intent' : 'charge');
     await store.addChargeRefunded(client, charge, amount);
     const refund = await store.insertRefund(client, {
       merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId,
@@ -691,12 +694,15 @@ const capabilityNames: Readonly<Record<CheckedCapability, { name: string; param:
   refunds: { name: 'refunds', param: 'charge' },
 };
 
-/** Refuses, before anything is recorded or sent, what the payment's connector declares it cannot do. */
-function assertCapability(connector: Connector, capability: CheckedCapability): void {
+/**
+ * Refuses, before anything is recorded or sent, what the payment's connector declares it cannot
+ * do, naming the parameter of the request (`param`, when the request named another than the usual).
+ */
+function assertCapability(connector: Connector, capability: CheckedCapability, param?: string): void {
   if (connector.capabilities[capability]) return;
-  const { name, param } = capabilityNames[capability];
+  const { name } = capabilityNames[capability];
   throw new PennyError({
-    code: 'connector_capability_unsupported', param,
+    code: 'connector_capability_unsupported', param: param ?? capabilityNames[capability].param,
     message: `The payment processor of this payment (${connector.id}) does not support ${name}.`,
     details: { capability: name, connector: connector.id },
   });
@@ -761,17 +767,19 @@ function authenticationFailure(paymentMethod: string | null): Record<string, unk
 }
 
 /** The attempt is the intent's newest, still awaiting its challenge, on the intent's payment method. */
-async function assertCurrentChallenge(client: pg.PoolClient, intent: store.PaymentIntentRow, attemptId: string) {
+async function assertCurrentChallenge(client: pg.PoolClient, intent: store.PaymentIntentRow, attemptId: string):
+Promise<store.AttemptRow> {
   const latest = await store.selectLatestAttempt(client, intent.merchantId, intent.id);
   const current = intent.status === 'requires_action' && latest?.id === attemptId
     && latest.status === 'requires_action' && latest.paymentMethod === intent.paymentMethod;
-  if (!current) {
+  if (!current || latest === undefined) {
     throw new PennyError({
       code: 'payment_intent_unexpected_state',
       message: 'This authentication is no longer the PaymentIntent\'s current one.',
       details: { payment_intent: presentPaymentIntent(intent) },
     });
   }
+  return latest;
 }
 
 /**

@@ -5,7 +5,7 @@ import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import type { Queryable } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import { openCase } from './payment-cases.js';
-import type { PaymentFlows } from './payment-flows.js';
+import { isOpenAttempt, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 
 /**
@@ -22,12 +22,15 @@ export type PspEventDecision =
 
 /** A verified PSP event as the inbox stored it: its id and the operation it reports. */
 export interface StoredPspEvent {
+  /** The connector whose route received it: only a payment of that connector is its subject. */
+  readonly connector: string;
   readonly id: string;
   readonly operation: PspOperation;
 }
 
 /** An authorization event as the inbox holds it, before it is processed. */
 export interface PspAuthorizationEcho {
+  readonly connector: string;
   readonly reference: string;
   readonly outcome: string;
 }
@@ -39,15 +42,18 @@ export class PaymentPspEvents {
   ) {}
 
   /**
-   * Of these authorization events, the references whose attempt Penny has resolved with the very
-   * outcome the event reports: the usual echo of an applied outcome, ignored in bulk. A resolved
-   * attempt never changes again, so no lock is needed.
+   * Of these authorization events, the references whose attempt (of the event's connector) Penny
+   * has resolved with the very outcome the event reports: the usual echo of an applied outcome,
+   * ignored in bulk. No lock is needed: an attempt in that status changes only to a status the
+   * event does not report (a failed 3-D Secure challenge), and then the event is processed alone.
    */
   async appliedAlready(db: Queryable, events: readonly PspAuthorizationEcho[]): Promise<Set<string>> {
     if (events.length === 0) return new Set();
-    const statuses = await store.selectAttemptStatuses(db, events.map((event) => event.reference));
-    return new Set(events.filter((event) => statuses.get(event.reference) === event.outcome)
-      .map((event) => event.reference));
+    const attempts = await store.selectAttemptStatuses(db, events.map((event) => event.reference));
+    return new Set(events.filter((event) => {
+      const attempt = attempts.get(event.reference);
+      return attempt?.status === event.outcome && attempt.connector === event.connector;
+    }).map((event) => event.reference));
   }
 
   async decide(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
@@ -87,13 +93,15 @@ export class PaymentPspEvents {
     const { operation } = event;
     const found = await store.selectAttemptById(client, operation.reference);
     if (found === undefined) return parked(`no attempt ${operation.reference} yet`);
-    // A resolved attempt never changes again, so the usual echo of an applied outcome needs no lock.
-    if (!isOpen(found.status)) return this.resolvedAlready(client, event, found);
+    if (found.connector !== event.connector) return otherConnector(found, event);
+    // A resolved attempt changes only from requires_action to authentication_failed, a change no
+    // event reports, so the usual echo of an applied outcome needs no lock.
+    if (!isOpenAttempt(found.status)) return this.resolvedAlready(client, event, found);
     // The payment's row lock first, then the attempt as it is under that lock.
     await store.selectPaymentIntent(client, { merchantId: found.merchantId, id: found.paymentIntentId },
       { forUpdate: true });
     const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
-    if (!isOpen(attempt.status)) return this.resolvedAlready(client, event, attempt);
+    if (!isOpenAttempt(attempt.status)) return this.resolvedAlready(client, event, attempt);
     if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
     await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
     return { status: 'processed', note: `applied: ${operation.outcome}` };
@@ -105,6 +113,10 @@ export class PaymentPspEvents {
     const { operation } = event;
     if (attempt.status === operation.outcome) return { status: 'ignored', note: 'already applied' };
     const penny = attempt.status;
+    // The PSP's echo of the challenge the customer then failed on Penny's test page.
+    if (penny === 'authentication_failed' && operation.outcome === 'requires_action') {
+      return { status: 'ignored', note: 'late: requires_action after authentication_failed' };
+    }
     const moneyMoved = (outcome: string) => outcome === 'authorized' || outcome === 'captured';
     if (operation.outcome === 'pending' || (moneyMoved(penny) && moneyMoved(operation.outcome))) {
       return { status: 'ignored', note: `late: ${operation.outcome} after ${penny}` };
@@ -121,6 +133,7 @@ export class PaymentPspEvents {
     const { operation } = event;
     const found = await store.selectChargeById(client, operation.reference);
     if (found === undefined) return parked(`no charge ${operation.reference}`);
+    if (found.connector !== event.connector) return otherConnector(found, event);
     const intent = await store.selectPaymentIntent(client, { merchantId: found.merchantId, id: found.paymentIntentId },
       { forUpdate: true });
     // Read again under the payment's lock: Penny's own capture may have just committed.
@@ -138,6 +151,7 @@ export class PaymentPspEvents {
     const { operation } = event;
     const refund = await store.selectRefundById(client, operation.reference);
     if (refund === undefined) return parked(`no refund ${operation.reference}`);
+    if (refund.connector !== event.connector) return otherConnector(refund, event);
     if (refund.status === 'succeeded') return { status: 'ignored', note: 'already applied' };
     if (refund.status === 'pending') return parked('the refund is not applied by Penny yet');
     return this.contradiction(client, event, { subject: refund, penny: refund.status, psp: operation.outcome });
@@ -156,13 +170,16 @@ export class PaymentPspEvents {
   }
 }
 
-/** An attempt whose outcome Penny does not know yet. */
-function isOpen(status: string): boolean {
-  return status === 'started' || status === 'unknown' || status === 'manual_review';
-}
-
 function parked(note: string): PspEventDecision {
   return { status: 'parked', note };
+}
+
+/**
+ * An event naming a payment another connector handled is not about it (a reference collision, or
+ * a forgery signed with this connector's secret): parked, then set aside with an alert.
+ */
+function otherConnector(subject: { id: string; connector: string }, event: StoredPspEvent): PspEventDecision {
+  return parked(`${subject.id} is handled by connector ${subject.connector}, not ${event.connector}`);
 }
 
 /** The merchant and payment an operation names, if Penny knows them. */

@@ -62,7 +62,7 @@ export class ConnectorInbox {
     return withTransaction(this.pool, async (client) => {
       const row = await store.claimNextDueEvent(client, new Date(nowMs()).toISOString());
       if (row === undefined) return false;
-      const decision = await this.decideSafely(client, row.eventId, row.payload);
+      const decision = await this.decideSafely(client, row);
       const parkedOut = decision.status === 'parked' && row.processCount + 1 >= limits.inboxParkCountMax;
       const retryDelayMs = Math.min(limits.inboxRetryDelayFirstMs * 2 ** row.processCount, limits.inboxRetryDelayMaxMs);
       await store.updateInboxEvent(client, row, {
@@ -80,7 +80,8 @@ export class ConnectorInbox {
   private async setAside(client: pg.PoolClient, row: store.InboxRow, note: string): Promise<void> {
     // Under a savepoint: an event too broken to name its payment still gets marked.
     await inSavepoint(client,
-      () => this.pspEvents.openUnmatchedCase(client, { id: row.eventId, operation: toOperation(row.payload) }, note))
+      () => this.pspEvents.openUnmatchedCase(client,
+        { connector: row.connector, id: row.eventId, operation: toOperation(row.payload) }, note))
       .catch((error: unknown) => this.logger.error({ err: error, event: row.eventId }, 'no case for an event'));
     raiseAlert(this.logger, 'psp_event_unmatched', { event: row.eventId, note },
       'a parked PSP event never matched; it is set aside for an operator');
@@ -91,13 +92,13 @@ export class ConnectorInbox {
    * know) is parked with the error and retried with backoff, then set aside with an alert, and
    * never blocks the events behind it.
    */
-  private async decideSafely(client: pg.PoolClient, eventId: string, payload: unknown): Promise<PspEventDecision> {
+  private async decideSafely(client: pg.PoolClient, row: store.InboxRow): Promise<PspEventDecision> {
     try {
       // What a failed decision deferred (its events) is rolled back with what it wrote.
-      return await inSavepoint(client,
-        () => this.pspEvents.decide(client, { id: eventId, operation: toOperation(payload) }));
+      return await inSavepoint(client, () => this.pspEvents.decide(client,
+        { connector: row.connector, id: row.eventId, operation: toOperation(row.payload) }));
     } catch (error) {
-      this.logger.error({ err: error, event: eventId }, 'a PSP event could not be processed');
+      this.logger.error({ err: error, event: row.eventId }, 'a PSP event could not be processed');
       const reason = error instanceof Error ? error.message.slice(0, limits.inboxErrorLengthMax) : String(error);
       return { status: 'parked', note: `error: ${reason}` };
     }

@@ -307,3 +307,21 @@ describe('3-D Secure return_url', () => {
     expect(error).toMatchObject({ statusCode: 400, code: 'url_invalid', param: 'return_url' });
   });
 });
+
+describe('the PSP\'s webhooks after a failed challenge', () => {
+  it('take the PSP\'s echo of requires_action as late, opening no case and raising nothing', async () => {
+    const intent = await needingAuthentication();
+    expect((await press(pageOf(intent), 'fail')).status).toBe(303);
+    const sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+    // Earlier tests' webhooks are due too: every batch is sent and processed (each bounded).
+    for (let round = 0; round < 20 && await sender.sendDue() > 0; round += 1) await penny.inbox.processDue();
+    for (let round = 0; round < 20 && await penny.inbox.processDue() > 0; round += 1);
+    const attempt = new URL(pageOf(intent)).searchParams.get('attempt');
+    const events = await penny.pool.query<{ status: string; note: string }>(
+      `SELECT status, note FROM connector_webhook_inbox WHERE payload->>'reference' = $1`, [attempt]);
+    expect(events.rows).toEqual([{ status: 'ignored', note: 'late: requires_action after authentication_failed' }]);
+    const cases = await penny.pool.query('SELECT kind FROM payment_cases WHERE payment_intent_id = $1', [intent.id]);
+    expect(cases.rows).toEqual([]);
+  });
+});
+

@@ -7,6 +7,7 @@ import type {
 import { sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
 import { recoveryScheduleMs } from '../../src/payments/payment-recovery.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
+import { receiveConnectorEvent } from '../../src/webhooks/connector-inbox.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 import type { TestSandboxPsp } from '../support/sandbox-psp.js';
 
@@ -129,6 +130,37 @@ describe('a payment stays with the connector that authorized it', () => {
     });
 });
 
+describe('a payment\'s own connector, beyond the charge', () => {
+  it('completes a 3-D Secure challenge through the connector that asked for it, not the one routed to now',
+    async () => {
+      routedTo = 'second';
+      const intent = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd',
+        payment_method: 'pm_card_authenticationRequired', confirm: true, return_url: 'https://shop.example/done' });
+      expect(intent.status).toBe('requires_action');
+      routedTo = 'first';
+      const opened = await fetch(intent.next_action?.redirect_to_url?.url as string, { redirect: 'manual' });
+      expect(opened.status).toBe(302);
+      const attempts = await penny.pool.query<{ connector: string }>(
+        'SELECT connector FROM payment_attempts WHERE payment_intent_id = $1 ORDER BY attempt_number', [intent.id]);
+      expect(attempts.rows.map((row) => row.connector)).toEqual(['second', 'second']);
+      expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    });
+
+  it('does not apply an event another connector\'s route received about its charge: it is parked', async () => {
+    const intent = await authorizedOn('second');
+    const charge = intent.latest_charge as string;
+    await receiveConnectorEvent(penny.pool, 'first', { id: `evt_other_${charge}`, type: 'capture.succeeded',
+      operation: { kind: 'capture', pspReference: 'sbx_other', reference: charge, outcome: 'captured',
+        amountMinor: 5000n, currency: 'USD', declineCode: null, redirectUrl: null } });
+    await penny.inbox.processDue();
+    const stored = await penny.pool.query<{ status: string; note: string }>(
+      'SELECT status, note FROM connector_webhook_inbox WHERE event_id = $1', [`evt_other_${charge}`]);
+    expect(stored.rows).toEqual([{ status: 'parked',
+      note: `${charge} is handled by connector second, not first` }]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+  });
+});
+
 describe('a connector\'s declared capabilities', () => {
   it('refuse a partial capture the connector cannot do, with 400 naming it, sending nothing', async () => {
     const intent = await authorizedOn('second');
@@ -149,7 +181,8 @@ describe('a connector\'s declared capabilities', () => {
     const intent = await authorizedOn('second');
     await stripe.paymentIntents.capture(intent.id);
     const refusal = await stripe.refunds.create({ payment_intent: intent.id }).catch((error: unknown) => error);
-    expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'connector_capability_unsupported' } });
+    expect(refusal).toMatchObject({ statusCode: 400,
+      raw: { code: 'connector_capability_unsupported', param: 'payment_intent', capability: 'refunds' } });
     const charge = await stripe.charges.retrieve(intent.latest_charge as string);
     expect(charge.amount_refunded).toBe(0);
     expect((await stripe.refunds.list({ payment_intent: intent.id })).data).toEqual([]);
