@@ -130,8 +130,9 @@ export async function selectEventPage(db: Queryable, query: EventListQuery): Pro
   };
 }
 
+/** An events row (or a row carrying an event's columns) as an EventRow. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
-function toEvent(row: any): EventRow {
+export function toEvent(row: any): EventRow {
   return {
     merchantId: row.merchant_id, id: row.id, type: row.type, apiVersion: row.api_version, data: row.data,
     requestId: row.request_id, idempotencyKey: row.idempotency_key, createdAt: row.created_at,

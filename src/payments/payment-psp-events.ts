@@ -28,33 +28,11 @@ export interface StoredPspEvent {
   readonly operation: PspOperation;
 }
 
-/** An authorization event as the inbox holds it, before it is processed. */
-export interface PspAuthorizationEcho {
-  readonly connector: string;
-  readonly reference: string;
-  readonly outcome: string;
-}
-
 export class PaymentPspEvents {
   constructor(
     private readonly flows: PaymentFlows,
     private readonly logger: Logger,
   ) {}
-
-  /**
-   * Of these authorization events, the references whose attempt (of the event's connector) Penny
-   * has resolved with the very outcome the event reports: the usual echo of an applied outcome,
-   * ignored in bulk. No lock is needed: an attempt in that status changes only to a status the
-   * event does not report (a failed 3-D Secure challenge), and then the event is processed alone.
-   */
-  async appliedAlready(db: Queryable, events: readonly PspAuthorizationEcho[]): Promise<Set<string>> {
-    if (events.length === 0) return new Set();
-    const attempts = await store.selectAttemptStatuses(db, events.map((event) => event.reference));
-    return new Set(events.filter((event) => {
-      const attempt = attempts.get(event.reference);
-      return attempt?.status === event.outcome && attempt.connector === event.connector;
-    }).map((event) => event.reference));
-  }
 
   async decide(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
     const { operation } = event;

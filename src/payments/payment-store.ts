@@ -218,14 +218,6 @@ Promise<void> {
      WHERE merchant_id = $1 AND id = $2 AND status IN ('started', 'unknown')`), [attempt.merchantId, attempt.id]);
 }
 
-/** The statuses and connectors of these attempts (by id alone), for the ones that exist. */
-export async function selectAttemptStatuses(db: Queryable, ids: readonly string[]):
-Promise<Map<string, { status: AttemptStatus; connector: string }>> {
-  const result = await db.query<{ id: string; status: AttemptStatus; connector: string }>(
-    named('SELECT id, status, connector FROM payment_attempts WHERE id = ANY($1::text[])'), [ids]);
-  return new Map(result.rows.map((row) => [row.id, { status: row.status, connector: row.connector }]));
-}
-
 export async function updateAttempt(
   db: Queryable,
   attempt: Pick<AttemptRow, 'merchantId' | 'id'>,

@@ -23,28 +23,24 @@ export async function insertInboxEvent(db: Queryable, event: { connector: string
 }
 
 /**
- * Locks, in the caller's transaction, due authorization events (skipping rows another worker
- * holds), with the reference and outcome each reports.
+ * Marks ignored, in one statement, up to `limit` due authorization events that echo what Penny
+ * applied: their attempt, of the event's connector, has the very outcome the event reports (the
+ * first rule of payments' decision, PaymentPspEvents.resolvedAlready, applied in bulk because it
+ * is the usual event). The one statement of the inbox that reads a payments table; rows another
+ * worker holds are skipped, as the one-by-one path skips them.
  */
-export async function claimDueAuthorizationEvents(client: pg.PoolClient, now: string, limit: number):
-Promise<{ connector: string; eventId: string; reference: string; outcome: string }[]> {
-  const result = await client.query<{ connector: string; event_id: string; reference: string; outcome: string }>(
-    named(`SELECT connector, event_id, payload->>'reference' AS reference, payload->>'outcome' AS outcome
-       FROM connector_webhook_inbox
-       WHERE status IN ('received', 'parked') AND next_process_at <= $1 AND payload->>'kind' = 'authorize'
-       ORDER BY next_process_at LIMIT $2 FOR UPDATE SKIP LOCKED`), [now, limit]);
-  return result.rows.map((row) => ({ connector: row.connector, eventId: row.event_id, reference: row.reference,
-    outcome: row.outcome }));
-}
-
-/** Marks these events ignored as already applied, in one statement. */
-export async function markEventsApplied(client: pg.PoolClient,
-  events: readonly { connector: string; eventId: string }[], now: string): Promise<number> {
-  const result = await client.query(named(`UPDATE connector_webhook_inbox t SET status = 'ignored',
-       note = 'already applied', process_count = t.process_count + 1, processed_at = $3
-     FROM unnest($1::text[], $2::text[]) AS e(connector, event_id)
-     WHERE t.connector = e.connector AND t.event_id = e.event_id`),
-  [events.map((event) => event.connector), events.map((event) => event.eventId), now]);
+export async function markAppliedAuthorizationEchoes(db: Queryable, batch: { now: string; limit: number }):
+Promise<number> {
+  const result = await db.query(named(`WITH echoes AS (
+       SELECT i.connector, i.event_id FROM connector_webhook_inbox i
+       JOIN payment_attempts a ON a.id = i.payload->>'reference'
+       WHERE i.status IN ('received', 'parked') AND i.next_process_at <= $1
+         AND i.payload->>'kind' = 'authorize' AND a.status = i.payload->>'outcome' AND a.connector = i.connector
+       ORDER BY i.next_process_at LIMIT $2 FOR UPDATE OF i SKIP LOCKED)
+     UPDATE connector_webhook_inbox t SET status = 'ignored', note = 'already applied',
+       process_count = t.process_count + 1, processed_at = $1
+     FROM echoes e WHERE t.connector = e.connector AND t.event_id = e.event_id`),
+  [batch.now, batch.limit]);
   return result.rowCount ?? 0;
 }
 

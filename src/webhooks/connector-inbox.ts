@@ -43,19 +43,13 @@ export class ConnectorInbox {
   }
 
   /**
-   * Marks ignored, in one transaction, due authorization events whose attempt Penny has resolved
+   * Marks ignored, in one statement, due authorization events whose attempt Penny has resolved
    * with the very outcome the event reports: what processing one by one would decide for them,
-   * without a transaction each. The rows are claimed with SKIP LOCKED as the one-by-one path
-   * claims them; the others claimed here are left for it.
+   * without a transaction and two statements each.
    */
   private settleEchoes(): Promise<number> {
-    return withTransaction(this.pool, async (client) => {
-      const now = new Date(nowMs()).toISOString();
-      const due = await store.claimDueAuthorizationEvents(client, now, limits.inboxEchoBatchMax);
-      const applied = await this.pspEvents.appliedAlready(client, due);
-      const echoes = due.filter((event) => applied.has(event.reference));
-      return echoes.length === 0 ? 0 : store.markEventsApplied(client, echoes, now);
-    });
+    return store.markAppliedAuthorizationEchoes(this.pool,
+      { now: new Date(nowMs()).toISOString(), limit: limits.inboxEchoBatchMax });
   }
 
   private processOne(): Promise<boolean> {

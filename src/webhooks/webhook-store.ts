@@ -1,6 +1,6 @@
 import { selectPage, type PageRows } from '../db/pages.js';
 import { named, type Queryable } from '../db/pool.js';
-import type { EventRow } from '../events/event-store.js';
+import { toEvent, type EventRow } from '../events/event-store.js';
 
 /**
  * Every SQL statement of merchant webhooks (endpoints, deliveries and their attempts), one
@@ -177,17 +177,8 @@ Promise<DeliveryToSend | undefined> {
   const row = loaded.rows[0];
   if (row === undefined) return undefined;
   return {
-    event: toEventRow(row), url: row.url, endpointStatus: row.endpoint_status, endpointDeletedAt: row.deleted_at,
+    event: toEvent(row), url: row.url, endpointStatus: row.endpoint_status, endpointDeletedAt: row.deleted_at,
     secretCiphertext: row.secret_ciphertext,
-  };
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
-function toEventRow(row: any): EventRow {
-  return {
-    merchantId: row.merchant_id, id: row.id, type: row.type, apiVersion: row.api_version, data: row.data,
-    requestId: row.request_id, idempotencyKey: row.idempotency_key, createdAt: row.created_at,
-    pendingWebhooks: row.pending_webhooks,
   };
 }
 
