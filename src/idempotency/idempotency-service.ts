@@ -107,7 +107,7 @@ export class IdempotencyService {
     work: Work,
   ): Promise<IdempotentResponse> {
     // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
-    const finished = await selectKey(client, request, true);
+    const finished = await selectKey(client, request, { finishedOnly: true });
     if (finished !== undefined) {
       assertSameRequest(finished, request);
       return { status: finished.responseStatus as number, body: this.storedBody(finished.responseBody as string),
@@ -122,7 +122,7 @@ export class IdempotencyService {
     }
     if (opened.locked !== true) {
       // Different parameters are a client's mistake (400), never a 409 the SDK would retry.
-      const running = await selectKey(client, request, false);
+      const running = await selectKey(client, request, { finishedOnly: false });
       if (running !== undefined) assertSameRequest(running, request);
       throw keyInUse(request.key);
     }

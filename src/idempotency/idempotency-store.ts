@@ -58,12 +58,12 @@ const keyColumns = `request_method, request_path, request_fingerprint, request_p
 const keySlot = 'idempotency_key';
 
 /** The key's row, if it exists (and, with `finishedOnly`, is finished); read without any lock. */
-export async function selectKey(db: Queryable, identity: KeyIdentity, finishedOnly: boolean):
+export async function selectKey(db: Queryable, identity: KeyIdentity, options: { finishedOnly: boolean }):
 Promise<KeyRow | undefined> {
   const result = await db.query<KeyColumns>(
     named(`SELECT ${keyColumns} FROM idempotency_keys WHERE merchant_id = $1 AND key = $2
        AND (completed_at IS NOT NULL OR NOT $3)`),
-    [identity.merchantId, identity.key, finishedOnly]);
+    [identity.merchantId, identity.key, options.finishedOnly]);
   const row = result.rows[0];
   return row === undefined ? undefined : toKeyRow(row);
 }

@@ -119,7 +119,7 @@ export class LedgerService {
     try {
       return await this.createEntries(rows, this.pool);
     } catch (error) {
-      throw await this.explainInsertFailure(error, rows, false);
+      throw await this.explainInsertFailure(error, { rows, batch: false });
     }
   }
 
@@ -133,7 +133,7 @@ export class LedgerService {
     try {
       return await this.createEntries(rows, db);
     } catch (error) {
-      throw await this.explainInsertFailure(error, rows, rows.length > 1);
+      throw await this.explainInsertFailure(error, { rows, batch: rows.length > 1 });
     }
   }
 
@@ -147,7 +147,7 @@ export class LedgerService {
     try {
       return await withTransaction(this.pool, (client) => this.createEntries(rows, client));
     } catch (error) {
-      throw await this.explainInsertFailure(error, rows, rows.length > 1);
+      throw await this.explainInsertFailure(error, { rows, batch: rows.length > 1 });
     }
   }
 
@@ -156,7 +156,7 @@ export class LedgerService {
     if (inserted.size === rows.length) {
       return { entries: rows.map((row) => toEntry(row, inserted.get(row.id))), replayed: false };
     }
-    const existing = await this.assertReplaysMatch(db, rows, inserted, rows.length > 1);
+    const existing = await this.assertReplaysMatch(db, { rows, inserted, batch: rows.length > 1 });
     const earlier = await store.selectEntries(db, [...existing.values()]);
     const byId = new Map(earlier.map((entry) => [entry.id, entry]));
     const entries = rows.map((row) => {
@@ -167,12 +167,12 @@ export class LedgerService {
   }
 
   /** Every skipped entry must be the same request as the one that used its reference first. */
-  private async assertReplaysMatch(
-    db: Queryable,
-    rows: readonly store.EntryRow[],
-    inserted: ReadonlyMap<string, store.InsertedEntry>,
-    batch: boolean,
-  ): Promise<Map<string, string>> {
+  private async assertReplaysMatch(db: Queryable, request: {
+    rows: readonly store.EntryRow[];
+    inserted: ReadonlyMap<string, store.InsertedEntry>;
+    batch: boolean;
+  }): Promise<Map<string, string>> {
+    const { rows, inserted, batch } = request;
     const skipped = rows.filter((row) => !inserted.has(row.id));
     const found = await store.selectFingerprints(db, skipped.map((row) => row.externalReference));
     const existing = new Map<string, string>();
@@ -190,7 +190,9 @@ export class LedgerService {
   }
 
   /** Turns a refusal by the database into an error that names the request's parameter. */
-  private async explainInsertFailure(error: unknown, rows: readonly store.EntryRow[], batch: boolean) {
+  private async explainInsertFailure(error: unknown,
+    request: { rows: readonly store.EntryRow[]; batch: boolean }) {
+    const { rows, batch } = request;
     const mapped = fromDatabaseError(error);
     if (mapped === undefined || !isDatabaseError(error)) return error;
     const prefix = (index: number) => (batch ? paramName('entries', index) : '');
@@ -393,7 +395,7 @@ export class LedgerService {
     const inserted = await store.insertEntries(this.pool, [row]);
     const found = inserted.get(row.id);
     if (found !== undefined) return { entries: [toEntry(row, found)], replayed: false };
-    const existing = await this.assertReplaysMatch(this.pool, [row], inserted, false);
+    const existing = await this.assertReplaysMatch(this.pool, { rows: [row], inserted, batch: false });
     return { entries: [await this.getEntry(existing.get(row.externalReference) as string)], replayed: true };
   }
 
