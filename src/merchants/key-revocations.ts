@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { createClient } from '../db/pool.js';
 import { coerceError } from '../errors.js';
 import type { MerchantService } from './merchant-service.js';
-import { keyRevocationChannel } from './merchant-store.js';
+import { keyRevocationChannel, listenForKeyRevocations } from './merchant-store.js';
 
 /** How long to wait before listening again after the connection was lost. */
 const reconnectDelayMs = 1_000;
@@ -54,7 +54,7 @@ export class KeyRevocationListener {
     client.on('end', () => this.lost(client, new Error('the connection ended')));
     try {
       await client.connect();
-      await client.query(`LISTEN ${keyRevocationChannel}`);
+      await listenForKeyRevocations(client);
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;

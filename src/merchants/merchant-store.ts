@@ -138,3 +138,8 @@ export async function setMerchantPricing(
   const row = result.rows[0];
   return row === undefined ? undefined : { basisPoints: row.fee_basis_points, fixedMinor: row.fee_fixed_minor };
 }
+
+/** Subscribes this connection to key revocations (a NOTIFY on keyRevocationChannel as each commits). */
+export async function listenForKeyRevocations(db: Queryable): Promise<void> {
+  await db.query(`LISTEN ${keyRevocationChannel}`);
+}
