@@ -23,6 +23,7 @@ import { startWorker, type Worker } from './workers.js';
 import { SecretBox } from './security/secret-box.js';
 import { WebhookDeliveryWorker } from './webhooks/webhook-deliveries.js';
 import { ConnectorInbox } from './webhooks/connector-inbox.js';
+import { BalanceService } from './balances/balance-service.js';
 import { PaymentFlows } from './payments/payment-flows.js';
 import { PaymentLedger } from './payments/payment-ledger.js';
 import { PaymentRecovery } from './payments/payment-recovery.js';
@@ -70,12 +71,14 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     }
     const connectors = new ConnectorRegistry();
     connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [webhookSecret] }));
-    const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
+    const balances = new BalanceService(livePool, ledger, config.fundsAvailability.kind === 'settlement'
+      ? { kind: 'settlement', expectedDelayDays: 2 } : config.fundsAvailability);
+    const flows = new PaymentFlows(connectors, new PaymentLedger(ledger, balances), {
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
       publicUrl: () => config.publicUrl,
     });
     const server = buildServer({
-      pool, logger, ledger, merchants, connectors, flows, operatorKey,
+      pool, logger, ledger, merchants, connectors, flows, balances, operatorKey,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
       clockFollowers: config.sandboxPsp ? [] : [config.sandboxPspUrl],
       merchantRequestsPerSecondMax: config.merchantRequestsPerSecondMax,

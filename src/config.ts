@@ -35,6 +35,12 @@ export interface PennyConfig {
   readonly authorizationExpiryDays: number;
   /** Requests a second each merchant may make on the merchant API (Stripe's live mode: 100); 0 = no limit. */
   readonly merchantRequestsPerSecondMax: number;
+  /**
+   * PENNY_FUNDS_AVAILABILITY: captured funds become available when the PSP's settlement confirms
+   * them (`settlement`, the default), or after a fixed n days (`T+n`), for operators who front the
+   * money (decisions.md, "Availability").
+   */
+  readonly fundsAvailability: { readonly kind: 'settlement' } | { readonly kind: 'fixed_delay'; readonly delayDays: number };
 }
 
 /** Bounds that are not configurable: each says what it bounds and why it is this size. */
@@ -169,6 +175,7 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
     authorizationExpiryDays: readInteger(environment, 'PENNY_AUTHORIZATION_EXPIRY_DAYS', 7, { min: 1, max: 30 }),
     merchantRequestsPerSecondMax: readInteger(environment, 'PENNY_RATE_LIMIT_PER_SECOND', 100,
       { min: 0, max: 1_000_000 }),
+    fundsAvailability: readFundsAvailability(environment),
   };
 }
 
@@ -179,6 +186,17 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
 function readOptionalText(environment: NodeJS.ProcessEnv, variable: string): string | undefined {
   const raw = environment[variable];
   return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function readFundsAvailability(environment: Environment): PennyConfig['fundsAvailability'] {
+  const raw = environment.PENNY_FUNDS_AVAILABILITY;
+  if (raw === undefined || raw === '' || raw === 'settlement') return { kind: 'settlement' };
+  const delay = /^T\+(\d{1,2})$/i.exec(raw);
+  const delayDays = delay === null ? Number.NaN : Number(delay[1]);
+  if (!(delayDays >= 0 && delayDays <= 30)) {
+    throw configError('PENNY_FUNDS_AVAILABILITY', `must be settlement or T+n with n from 0 to 30 days, got "${raw}"`);
+  }
+  return { kind: 'fixed_delay', delayDays };
 }
 
 export function configError(variable: string, message: string): PennyError {

@@ -57,6 +57,7 @@ describe('loadConfig', () => {
       PENNY_SANDBOX_PSP_PORT: '5000',
       PENNY_AUTHORIZATION_EXPIRY_DAYS: '3',
       PENNY_RATE_LIMIT_PER_SECOND: '0',
+      PENNY_FUNDS_AVAILABILITY: 'T+3',
     });
     expect(config).toEqual({
       port: 8080,
@@ -81,7 +82,18 @@ describe('loadConfig', () => {
       sandboxPspFaults: undefined,
       authorizationExpiryDays: 3,
       merchantRequestsPerSecondMax: 0,
+      fundsAvailability: { kind: 'fixed_delay', delayDays: 3 },
     });
+  });
+
+  it('makes funds available at settlement unless PENNY_FUNDS_AVAILABILITY says T+n', () => {
+    expect(loadConfig({}).fundsAvailability).toEqual({ kind: 'settlement' });
+    expect(loadConfig({ PENNY_FUNDS_AVAILABILITY: 'settlement' }).fundsAvailability).toEqual({ kind: 'settlement' });
+    expect(loadConfig({ PENNY_FUNDS_AVAILABILITY: 't+0' }).fundsAvailability).toEqual({ kind: 'fixed_delay', delayDays: 0 });
+  });
+
+  it.each(['T+31', 'T-1', 'daily', 'T+'])('refuses PENNY_FUNDS_AVAILABILITY=%s, naming it', (value) => {
+    expect(refusal({ PENNY_FUNDS_AVAILABILITY: value })).toMatchObject({ param: 'PENNY_FUNDS_AVAILABILITY' });
   });
 
   it.each([['PENNY_RATE_LIMIT_PER_SECOND', '-1'], ['PENNY_RATE_LIMIT_PER_SECOND', 'many'], ['PENNY_CLOCK', 'frozen'], ['PENNY_SANDBOX_PSP', 'yes'], ['PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS', '1'],

@@ -6,7 +6,7 @@ import type { Queryable } from './pool.js';
  * first). Table and column names come from this module's callers, never from a request.
  */
 export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints'
-  | 'webhook_deliveries';
+  | 'webhook_deliveries' | 'balance_transactions';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -33,12 +33,13 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   events: ['type'],
   webhook_endpoints: [],
   webhook_deliveries: ['event_id', 'endpoint_id'],
+  balance_transactions: ['account_id', 'type', 'source_id', 'currency', 'payout_id'],
 };
 
 /** Rows a table keeps but lists never show. */
 const hidden: Readonly<Record<PageTable, string | undefined>> = {
   payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
-  webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined,
+  webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined, balance_transactions: undefined,
 };
 
 export async function selectPage<Row>(

@@ -14,6 +14,39 @@ SET check_function_bodies = false;
 -- Tables
 --
 
+CREATE TABLE balance_transactions (
+  merchant_id text NOT NULL,
+  account_id text NOT NULL,
+  id text NOT NULL,
+  type text NOT NULL,
+  reporting_category text NOT NULL,
+  source_id text NOT NULL,
+  currency text NOT NULL,
+  amount_minor bigint NOT NULL,
+  fee_minor bigint NOT NULL,
+  net_minor bigint NOT NULL,
+  fee_details jsonb DEFAULT '[]'::jsonb NOT NULL,
+  status text NOT NULL,
+  available_on timestamp with time zone NOT NULL,
+  description text,
+  availability_entry_id text,
+  payout_id text,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT balance_transactions_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT balance_transactions_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
+  CONSTRAINT balance_transactions_check CHECK (net_minor = (amount_minor - fee_minor)),
+  CONSTRAINT balance_transactions_check1 CHECK (status = 'pending'::text OR type <> 'charge'::text OR availability_entry_id IS NOT NULL OR net_minor = 0),
+  CONSTRAINT balance_transactions_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT balance_transactions_fee_minor_check CHECK (fee_minor >= 0),
+  CONSTRAINT balance_transactions_id_check CHECK (id ~ '^txn_[A-Za-z0-9]+$'::text AND length(id) >= 12 AND length(id) <= 68),
+  CONSTRAINT balance_transactions_id_key UNIQUE (id),
+  CONSTRAINT balance_transactions_merchant_id_source_id_type_key UNIQUE (merchant_id, source_id, type),
+  CONSTRAINT balance_transactions_status_check CHECK (status = ANY (ARRAY['pending'::text, 'available'::text])),
+  CONSTRAINT balance_transactions_type_check CHECK (type = ANY (ARRAY['charge'::text, 'refund'::text, 'adjustment'::text, 'application_fee'::text, 'application_fee_refund'::text, 'payout'::text, 'payout_cancel'::text, 'payout_failure'::text, 'transfer'::text, 'transfer_refund'::text, 'payment'::text, 'payment_refund'::text]))
+);
+CREATE INDEX balance_transactions_list ON public.balance_transactions USING btree (merchant_id, account_id, created_at DESC, id DESC);
+CREATE INDEX balance_transactions_pending ON public.balance_transactions USING btree (available_on) WHERE (status = 'pending'::text);
+
 CREATE TABLE charges (
   merchant_id text NOT NULL,
   id text NOT NULL,

@@ -15,6 +15,7 @@ import { registerClockRoutes } from './clock-routes.js';
 import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerCaseRoutes } from './case-routes.js';
+import { registerBalanceRoutes } from './balance-routes.js';
 import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { registerAuthenticationRoutes } from './authentication-routes.js';
@@ -23,6 +24,7 @@ import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
 import { recordHttpRequest, renderMetrics } from '../metrics/metrics.js';
 import { SecretBox } from '../security/secret-box.js';
 import type { WebhookEndpoints } from '../webhooks/webhook-endpoints.js';
+import type { BalanceService } from '../balances/balance-service.js';
 import { parseStripeForm, registerStripeFormParser } from './stripe-form.js';
 import { stringifyJson } from '../json.js';
 import { registerLedgerRoutes } from './ledger-routes.js';
@@ -37,6 +39,8 @@ export interface ServerDependencies {
   /** PSP connectors by id; the composition root registers them, the core never imports one. */
   readonly connectors: ConnectorRegistry;
   readonly flows: PaymentFlows;
+  /** Balances and balance transactions (the Balance APIs), read from the ledger. */
+  readonly balances: BalanceService;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
   /** PENNY_SECRET_KEY: seals stored secrets (webhook signing secrets, responses that show one). */
@@ -133,6 +137,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     (scope) => {
       registerPaymentRoutes(scope, { pool: dependencies.pool, payments, idempotency });
       registerEventRoutes(scope, dependencies.pool);
+      registerBalanceRoutes(scope, dependencies.balances);
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });
     });

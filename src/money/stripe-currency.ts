@@ -258,6 +258,16 @@ export function minorToStripeAmount(currency: string, minor: bigint, options: St
   return stripeAmount;
 }
 
+/**
+ * A balance amount (a fee, a net, a balance) in Stripe's units of the currency: the same factor as
+ * charges, without a charge's step (a fee of ISK 1.23 is 123 on Stripe's API). A currency Stripe
+ * does not take is shown in its minor units.
+ */
+export function minorToStripeBalanceUnits(currency: string, minor: bigint): bigint {
+  const code = currency.toLowerCase();
+  return isStripeCurrency(code) ? minor * ruleFor(code).factor : minor;
+}
+
 /** The largest integer JSON carries exactly (2^53 - 1). */
 const safeIntegerMax = BigInt(Number.MAX_SAFE_INTEGER);
 

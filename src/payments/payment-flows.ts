@@ -279,6 +279,7 @@ export class PaymentFlows {
       authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
     } else {
       await this.paymentLedger.capture(client, {
+        merchantId: intent.merchantId, currency: intent.currency.toUpperCase(),
         accounts, chargeId, amountMinor, authorizationEntryId: null,
         ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: attempt.connector })),
       });
@@ -404,6 +405,7 @@ export class PaymentFlows {
     const amountMinor = stripeAmountToMinor(intent.currency, capture.amount);
     const accounts = await this.paymentLedger.accountsFor(client, capture.merchantId, intent.currency.toUpperCase());
     await this.paymentLedger.capture(client, {
+      merchantId: capture.merchantId, currency: intent.currency.toUpperCase(),
       accounts, chargeId: charge.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
       ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: charge.connector })),
     });
@@ -607,7 +609,8 @@ export class PaymentFlows {
     if (current.status !== 'pending') return current;
     const amountMinor = stripeAmountToMinor(refund.currency, refund.amount);
     const accounts = await this.paymentLedger.accountsFor(client, merchantId, refund.currency.toUpperCase());
-    const entryId = await this.paymentLedger.refund(client, { accounts, refundId: refund.id, amountMinor });
+    const entryId = await this.paymentLedger.refund(client, { merchantId, currency: refund.currency.toUpperCase(),
+      accounts, refundId: refund.id, amountMinor });
     const completed = await store.completeRefund(client, current,
       { pspReference: performed.pspReference, ledgerEntryId: entryId });
     await recordRefundEvent(client, { type: 'refund.updated', refund: completed, before: current });

@@ -1,6 +1,7 @@
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll } from 'vitest';
 import { amountMaxSafeMinor } from '../../src/config.js';
+import { BalanceService, type AvailabilityMode } from '../../src/balances/balance-service.js';
 import { PaymentFlows } from '../../src/payments/payment-flows.js';
 import { PaymentLedger } from '../../src/payments/payment-ledger.js';
 import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
@@ -28,6 +29,7 @@ export interface TestLedger extends TestDatabase {
   readonly recovery: PaymentRecovery;
   readonly inbox: ConnectorInbox;
   readonly flows: PaymentFlows;
+  readonly balances: BalanceService;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
@@ -46,6 +48,8 @@ export interface TestLedgerOptions {
   connectors?: (sandbox: TestSandboxPsp) => Connector[];
   /** Where new payments are routed, read at each confirmation (default: the sandbox). */
   route?: () => string;
+  /** When captured funds become available (default: at settlement). */
+  availability?: AvailabilityMode;
 }
 
 export async function createTestLedger(options: TestLedgerOptions = {}): Promise<TestLedger> {
@@ -60,7 +64,8 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     { allowPrivateUrls: true });
   // The 3-D Secure page's base URL: the test server's address once it listens (serveTestLedger).
   const server: { app?: FastifyInstance } = {};
-  const flows = new PaymentFlows(connectors, new PaymentLedger(ledger), {
+  const balances = new BalanceService(database.pool, ledger, options.availability);
+  const flows = new PaymentFlows(connectors, new PaymentLedger(ledger, balances), {
     get connectorId() { return route(); },
     authorizationExpiryDays: 7,
     publicUrl: () => {
@@ -76,6 +81,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     merchants,
     connectors,
     flows,
+    balances,
     operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
     secretKey: testPepper,
@@ -97,6 +103,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     recovery: new PaymentRecovery(database.pool, { connectors, flows, logger }),
     inbox: new ConnectorInbox(database.pool, new PaymentPspEvents(flows, logger), logger),
     flows,
+    balances,
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {

@@ -10,6 +10,15 @@ Promise<Map<AccountRole, string>> {
   return new Map(result.rows.map((row) => [row.role, row.ledger_account_id]));
 }
 
+/** The owner's accounts of one role, in every currency it has one. */
+export async function selectOwnerAccountsOfRoles(db: Queryable, ownerId: string, roles: readonly AccountRole[]):
+Promise<{ currency: string; role: AccountRole; ledgerAccountId: string }[]> {
+  const result = await db.query<{ currency: string; role: AccountRole; ledger_account_id: string }>(
+    named(`SELECT currency, role, ledger_account_id FROM merchant_ledger_accounts
+       WHERE merchant_id = $1 AND role = ANY($2::text[]) ORDER BY currency, role`), [ownerId, roles]);
+  return result.rows.map((row) => ({ currency: row.currency, role: row.role, ledgerAccountId: row.ledger_account_id }));
+}
+
 /** Serializes, to the caller's transaction's end, the creation of a merchant's accounts in a currency. */
 export async function lockMerchantAccountCreation(db: Queryable, merchantId: string, currency: string):
 Promise<void> {

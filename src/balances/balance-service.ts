@@ -1,0 +1,148 @@
+import type pg from 'pg';
+import { nowMs } from '../clock.js';
+import type { Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
+import { newId } from '../ids.js';
+import { internalEntry } from '../ledger/ledger-commands.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
+import { BalanceAccounts, type MerchantAccounts } from './balance-accounts.js';
+import { selectOwnerAccountsOfRoles } from './balance-accounts-store.js';
+import * as store from './balance-store.js';
+
+/**
+ * A merchant's money as Stripe shows it: the Balance (available and pending, per currency), read
+ * from the ledger, which is the source of truth; and the BalanceTransactions that explain each
+ * movement, written in the transaction of the movement itself. Funds of a capture are `pending`
+ * until the PSP's settlement confirms them (or, in the fixed-delay mode, until their day comes),
+ * then a ledger entry moves them from the pending to the available account and the transaction
+ * becomes `available`.
+ */
+export interface BalanceOwner {
+  /** The platform merchant (every row carries it). */
+  readonly merchantId: string;
+  /** Whose balance: the merchant itself, or one of its connected accounts. */
+  readonly accountId: string;
+}
+
+export interface CurrencyBalance {
+  readonly currency: string;
+  readonly availableMinor: bigint;
+  readonly pendingMinor: bigint;
+}
+
+/** When captured funds become available (decisions.md, "Availability"). */
+export type AvailabilityMode =
+  | { readonly kind: 'settlement'; readonly expectedDelayDays: number }
+  | { readonly kind: 'fixed_delay'; readonly delayDays: number };
+
+export class BalanceService {
+  readonly accounts: BalanceAccounts;
+
+  constructor(private readonly pool: pg.Pool, private readonly ledger: LedgerService,
+    readonly availability: AvailabilityMode = { kind: 'settlement', expectedDelayDays: 2 }) {
+    this.accounts = new BalanceAccounts(ledger);
+  }
+
+  /** The owner's balance per currency, from its ledger accounts: exactly what the ledger says. */
+  async balance(owner: BalanceOwner): Promise<CurrencyBalance[]> {
+    const accounts = await selectOwnerAccountsOfRoles(this.pool, owner.accountId,
+      ['merchant_available', 'merchant_pending']);
+    const byCurrency = new Map<string, { availableMinor: bigint; pendingMinor: bigint }>();
+    for (const account of accounts) {
+      const { balances } = await this.ledger.getAccount(account.ledgerAccountId);
+      // Liability accounts: the balance owed to the merchant is credits less debits, posted only.
+      const owed = balances.creditsPosted - balances.debitsPosted;
+      const current = byCurrency.get(account.currency) ?? { availableMinor: 0n, pendingMinor: 0n };
+      byCurrency.set(account.currency, account.role === 'merchant_available'
+        ? { ...current, availableMinor: owed } : { ...current, pendingMinor: owed });
+    }
+    return [...byCurrency].map(([currency, amounts]) => ({ currency, ...amounts }));
+  }
+
+  async retrieve(owner: BalanceOwner, id: string): Promise<store.BalanceTransactionRow> {
+    const found = await store.selectBalanceTransaction(this.pool, { ...owner, id });
+    if (found === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'id', message: `No such balance transaction: '${id}'` });
+    }
+    return found;
+  }
+
+  async list(query: store.BalanceTransactionListQuery) {
+    const cursor = query.startingAfter ?? query.endingBefore;
+    const found = cursor === undefined ? true
+      : await store.selectBalanceTransaction(this.pool, { ...query, id: cursor }) !== undefined;
+    if (!found) {
+      throw new PennyError({ code: 'resource_missing', param: query.startingAfter === undefined ? 'ending_before'
+        : 'starting_after', message: `No such balance transaction: '${cursor}'` });
+    }
+    return store.selectBalanceTransactionPage(this.pool, query);
+  }
+
+  /**
+   * A capture's transaction, in the capture's transaction: the gross amount, Penny's processing
+   * fee, pending until settlement (or available at once when the PSP says so).
+   */
+  recordCharge(db: Queryable, charge: BalanceOwner & { chargeId: string; currency: string; amountMinor: bigint;
+    pennyFeeMinor: bigint }): Promise<store.BalanceTransactionRow> {
+    return store.insertBalanceTransaction(db, {
+      merchantId: charge.merchantId, accountId: charge.accountId, id: newId('txn'), type: 'charge',
+      reportingCategory: 'charge', sourceId: charge.chargeId, currency: charge.currency,
+      amountMinor: charge.amountMinor, feeMinor: charge.pennyFeeMinor,
+      feeDetails: charge.pennyFeeMinor === 0n ? [] : [{ amountMinor: charge.pennyFeeMinor, type: 'stripe_fee',
+        description: 'Penny processing fees', application: null }],
+      status: 'pending', availableOn: this.expectedAvailability(), description: null,
+    });
+  }
+
+  /** A refund's transaction: the money leaves the available balance at once. */
+  recordRefund(db: Queryable, refund: BalanceOwner & { refundId: string; currency: string; amountMinor: bigint }):
+  Promise<store.BalanceTransactionRow> {
+    return store.insertBalanceTransaction(db, {
+      merchantId: refund.merchantId, accountId: refund.accountId, id: newId('txn'), type: 'refund',
+      reportingCategory: 'refund', sourceId: refund.refundId, currency: refund.currency,
+      amountMinor: -refund.amountMinor, feeMinor: 0n, feeDetails: [], status: 'available',
+      availableOn: new Date(nowMs()).toISOString(), description: 'REFUND FOR CHARGE',
+    });
+  }
+
+  /**
+   * Makes a charge's funds available, once, in the caller's transaction: one ledger entry moves
+   * its net from the pending to the available account, and its transaction becomes available
+   * as of `availableOn`. Answers undefined when there is no such pending charge (not booked by
+   * Penny, or available already).
+   */
+  async makeChargeAvailable(db: Queryable, charge: { merchantId: string; chargeId: string; availableOn: string }):
+  Promise<store.BalanceTransactionRow | undefined> {
+    const pending = await store.selectBalanceTransactionBySource(db,
+      { merchantId: charge.merchantId, sourceId: charge.chargeId, type: 'charge' }, { forUpdate: true });
+    if (pending?.status !== 'pending') return undefined;
+    const accounts = await this.accounts.accountsFor(db, { ownerId: pending.accountId, currency: pending.currency });
+    const entryId = await this.postAvailability(db,
+      { accounts, chargeId: charge.chargeId, netMinor: pending.netMinor });
+    return store.markBalanceTransactionAvailable(db, pending, { availableOn: charge.availableOn,
+      availabilityEntryId: entryId });
+  }
+
+  /** Pending to available for a positive net; back the other way for a negative one (fees above the amount). */
+  private async postAvailability(db: Queryable, input: { accounts: MerchantAccounts; chargeId: string;
+    netMinor: bigint }): Promise<string | null> {
+    if (input.netMinor === 0n) return null;
+    const { merchant_pending: pending, merchant_available: available } = input.accounts;
+    const amountMinor = input.netMinor > 0n ? input.netMinor : -input.netMinor;
+    const [from, to] = input.netMinor > 0n ? [pending, available] : [available, pending];
+    const created = await this.ledger.createEntriesIn(db, [internalEntry({
+      reference: `penny:charge:${input.chargeId}:available`, description: `Funds of ${input.chargeId} available`,
+      legs: [[from, 'debit', amountMinor], [to, 'credit', amountMinor]],
+    })]);
+    const entry = created.entries[0];
+    if (entry === undefined) throw new Error(`no availability entry for ${input.chargeId}`);
+    return entry.id;
+  }
+
+  /** When a new capture's funds are expected: its settlement's usual delay, or the fixed delay. */
+  private expectedAvailability(): string {
+    const days = this.availability.kind === 'settlement' ? this.availability.expectedDelayDays
+      : this.availability.delayDays;
+    return new Date(nowMs() + days * 86_400_000).toISOString();
+  }
+}

@@ -1,0 +1,135 @@
+import { selectPage, type PageRows } from '../db/pages.js';
+import { named, type Queryable } from '../db/pool.js';
+
+/** The SQL of balance transactions, one function per statement. Amounts in ledger minor units. */
+export type BalanceTransactionType = 'charge' | 'refund' | 'adjustment' | 'application_fee' | 'application_fee_refund'
+  | 'payout' | 'payout_cancel' | 'payout_failure' | 'transfer' | 'transfer_refund' | 'payment' | 'payment_refund';
+export type BalanceTransactionStatus = 'pending' | 'available';
+
+export interface FeeDetail {
+  readonly amountMinor: bigint;
+  readonly type: 'stripe_fee' | 'application_fee' | 'tax';
+  readonly description: string;
+  readonly application: string | null;
+}
+
+export interface BalanceTransactionRow {
+  readonly merchantId: string;
+  readonly accountId: string;
+  readonly id: string;
+  readonly type: BalanceTransactionType;
+  readonly reportingCategory: string;
+  readonly sourceId: string;
+  readonly currency: string;
+  readonly amountMinor: bigint;
+  readonly feeMinor: bigint;
+  readonly netMinor: bigint;
+  readonly feeDetails: readonly FeeDetail[];
+  readonly status: BalanceTransactionStatus;
+  readonly availableOn: string;
+  readonly description: string | null;
+  readonly availabilityEntryId: string | null;
+  readonly payoutId: string | null;
+  readonly createdAt: string;
+}
+
+export type NewBalanceTransaction = Omit<BalanceTransactionRow, 'netMinor' | 'availabilityEntryId' | 'payoutId'
+  | 'createdAt'>;
+
+/**
+ * Records a transaction once per source and type: a replay (a resumed request, a second report)
+ * returns the row already there.
+ */
+export async function insertBalanceTransaction(db: Queryable, row: NewBalanceTransaction):
+Promise<BalanceTransactionRow> {
+  const inserted = await db.query(named(`INSERT INTO balance_transactions (merchant_id, account_id, id, type,
+       reporting_category, source_id, currency, amount_minor, fee_minor, net_minor, fee_details, status, available_on,
+       description)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8::bigint - $9::bigint, $10::jsonb, $11, $12, $13)
+     ON CONFLICT (merchant_id, source_id, type) DO NOTHING RETURNING *`),
+  [row.merchantId, row.accountId, row.id, row.type, row.reportingCategory, row.sourceId, row.currency,
+    row.amountMinor.toString(), row.feeMinor.toString(), feeDetailsJson(row.feeDetails), row.status, row.availableOn,
+    row.description]);
+  if (inserted.rows[0] !== undefined) return toBalanceTransaction(inserted.rows[0]);
+  const existing = await selectBalanceTransactionBySource(db,
+    { merchantId: row.merchantId, sourceId: row.sourceId, type: row.type });
+  if (existing === undefined) throw new Error(`balance transaction of ${row.sourceId} vanished`);
+  return existing;
+}
+
+export async function selectBalanceTransactionBySource(db: Queryable,
+  key: { merchantId: string; sourceId: string; type: BalanceTransactionType }, options = { forUpdate: false }):
+Promise<BalanceTransactionRow | undefined> {
+  const result = await db.query(named(`SELECT * FROM balance_transactions
+     WHERE merchant_id = $1 AND source_id = $2 AND type = $3 ${options.forUpdate ? 'FOR UPDATE' : ''}`),
+  [key.merchantId, key.sourceId, key.type]);
+  return result.rows[0] === undefined ? undefined : toBalanceTransaction(result.rows[0]);
+}
+
+export async function selectBalanceTransaction(db: Queryable, key: { merchantId: string; accountId: string;
+  id: string }): Promise<BalanceTransactionRow | undefined> {
+  const result = await db.query(named(`SELECT * FROM balance_transactions
+     WHERE merchant_id = $1 AND account_id = $2 AND id = $3`), [key.merchantId, key.accountId, key.id]);
+  return result.rows[0] === undefined ? undefined : toBalanceTransaction(result.rows[0]);
+}
+
+export interface BalanceTransactionListQuery {
+  readonly merchantId: string;
+  readonly accountId: string;
+  readonly limit: number;
+  readonly startingAfter: string | undefined;
+  readonly endingBefore: string | undefined;
+  readonly type: string | undefined;
+  readonly sourceId: string | undefined;
+  readonly currency: string | undefined;
+  readonly payoutId: string | undefined;
+  readonly createdGte: string | undefined;
+  readonly createdLte: string | undefined;
+}
+
+export function selectBalanceTransactionPage(db: Queryable, query: BalanceTransactionListQuery):
+Promise<PageRows<BalanceTransactionRow>> {
+  return selectPage(db, 'balance_transactions', {
+    ...query,
+    equals: { account_id: query.accountId, type: query.type, source_id: query.sourceId, currency: query.currency,
+      payout_id: query.payoutId },
+  }, toBalanceTransaction);
+}
+
+/** Marks a pending transaction available, as of `availableOn`, through the entry that moved its funds. */
+export async function markBalanceTransactionAvailable(db: Queryable, row: Pick<BalanceTransactionRow, 'merchantId'
+  | 'id'>, change: { availableOn: string; availabilityEntryId: string | null }): Promise<BalanceTransactionRow> {
+  const result = await db.query(named(`UPDATE balance_transactions SET status = 'available', available_on = $3,
+       availability_entry_id = $4
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
+  [row.merchantId, row.id, change.availableOn, change.availabilityEntryId]);
+  return toBalanceTransaction(result.rows[0]);
+}
+
+/** Pending transactions whose expected availability has come (the fixed-delay mode), oldest first. */
+export async function selectDuePendingTransactions(db: Queryable, query: { now: string; limit: number }):
+Promise<BalanceTransactionRow[]> {
+  const result = await db.query(named(`SELECT * FROM balance_transactions
+     WHERE status = 'pending' AND available_on <= $1 ORDER BY available_on LIMIT $2`), [query.now, query.limit]);
+  return result.rows.map(toBalanceTransaction);
+}
+
+function feeDetailsJson(details: readonly FeeDetail[]): string {
+  return JSON.stringify(details.map((detail) => ({ amount_minor: detail.amountMinor.toString(), type: detail.type,
+    description: detail.description, application: detail.application })));
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toBalanceTransaction(row: any): BalanceTransactionRow {
+  if (row === undefined) throw new Error('expected a balance_transactions row');
+  return {
+    merchantId: row.merchant_id, accountId: row.account_id, id: row.id, type: row.type,
+    reportingCategory: row.reporting_category, sourceId: row.source_id, currency: row.currency,
+    amountMinor: row.amount_minor, feeMinor: row.fee_minor, netMinor: row.net_minor,
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- stored JSON
+    feeDetails: (row.fee_details as any[]).map((detail) => ({ amountMinor: BigInt(detail.amount_minor),
+      type: detail.type, description: detail.description, application: detail.application ?? null })),
+    status: row.status, availableOn: row.available_on, description: row.description,
+    availabilityEntryId: row.availability_entry_id, payoutId: row.payout_id, createdAt: row.created_at,
+  };
+}
