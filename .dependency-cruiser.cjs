@@ -3,7 +3,8 @@
  * check:boundaries` runs the check alone) and drawn in docs/architecture.md. An arrow runs only downwards:
  *
  *   entry points   src/app.ts (the composition root), src/http/, src/cli/
- *   domain         src/payments/, src/merchants/, src/webhooks/ (and payouts, reconciliation, reporting)
+ *   domain         src/payments/, src/merchants/, src/webhooks/, src/balances/, src/settlement/
+ *                  (and accounts, payouts, reconciliation, reporting)
  *   ground floor   src/ledger/, src/events/, src/idempotency/, src/metrics/, the connector interface
  *   database       src/db/
  *   kernel         neutral modules anything may import: errors, ids, clock, config, validation,

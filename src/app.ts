@@ -23,12 +23,13 @@ import { startWorker, type Worker } from './workers.js';
 import { SecretBox } from './security/secret-box.js';
 import { WebhookDeliveryWorker } from './webhooks/webhook-deliveries.js';
 import { ConnectorInbox } from './webhooks/connector-inbox.js';
-import { BalanceService } from './balances/balance-service.js';
+import { BalanceService, type AvailabilityMode } from './balances/balance-service.js';
 import { PaymentFlows } from './payments/payment-flows.js';
 import { PaymentLedger } from './payments/payment-ledger.js';
 import { PaymentRecovery } from './payments/payment-recovery.js';
 import { PaymentExpiry } from './payments/payment-expiry.js';
 import { PaymentPspEvents } from './payments/payment-psp-events.js';
+import { SettlementService } from './settlement/settlement-service.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 
 /** The composition root: configuration, database, migrations, services, HTTP, workers. */
@@ -69,10 +70,8 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
         webhookUrl: config.sandboxPspWebhookUrl, faults: sandboxFaults,
       });
     }
-    const connectors = new ConnectorRegistry();
-    connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [webhookSecret] }));
-    const balances = new BalanceService(livePool, ledger, config.fundsAvailability.kind === 'settlement'
-      ? { kind: 'settlement', expectedDelayDays: 2 } : config.fundsAvailability);
+    const connectors = buildConnectorRegistry(config, webhookSecret);
+    const balances = new BalanceService(livePool, ledger, availabilityMode(config));
     const flows = new PaymentFlows(connectors, new PaymentLedger(ledger, balances), {
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
       publicUrl: () => config.publicUrl,
@@ -98,6 +97,9 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
         { logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, new PaymentPspEvents(flows, logger), logger).processDue(), logger),
+      startWorker('settlement-pull', limits.settlementPullIntervalMs,
+        () => new SettlementService(livePool, { connectors, balances, logger }).pullClosedDays(), logger),
+      startWorker('balance-availability', limits.availabilityIntervalMs, () => balances.releaseDue(), logger),
     );
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };
@@ -152,4 +154,17 @@ async function closeServer(server: FastifyInstance): Promise<void> {
     clearInterval(sweeper);
     clearTimeout(deadline);
   }
+}
+
+/** The connectors Penny speaks to, by id: the one place a concrete connector is chosen. */
+export function buildConnectorRegistry(config: PennyConfig, sandboxWebhookSecret: string): ConnectorRegistry {
+  const connectors = new ConnectorRegistry();
+  connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [sandboxWebhookSecret] }));
+  return connectors;
+}
+
+/** PENNY_FUNDS_AVAILABILITY as the balances take it (settlement's usual delay: two days, as Stripe's US one). */
+export function availabilityMode(config: PennyConfig): AvailabilityMode {
+  return config.fundsAvailability.kind === 'settlement' ? { kind: 'settlement', expectedDelayDays: 2 }
+    : config.fundsAvailability;
 }

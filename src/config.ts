@@ -113,6 +113,12 @@ export const limits = {
   /** The last error kept with a recovery job. */
   recoveryErrorLengthMax: 500,
   inboxIntervalMs: 100,
+  /** The settlement worker looks for closed days not pulled yet this many days back, once a minute. */
+  settlementPullIntervalMs: 60_000,
+  settlementLookbackDays: 3,
+  /** Pending charges whose fixed delay has passed, made available per tick (PENNY_FUNDS_AVAILABILITY=T+n). */
+  availabilityBatchMax: 100,
+  availabilityIntervalMs: 1_000,
   /** PSP events processed one transaction each per tick, after the echoes of applied authorizations. */
   inboxProcessBatchMax: 32,
   /** Echoes of applied authorizations settled in one statement per tick. */

@@ -1,6 +1,5 @@
 import { minorToStripeBalanceUnits } from '../money/stripe-currency.js';
-import type { CurrencyBalance } from './balance-service.js';
-import type { BalanceTransactionRow } from './balance-store.js';
+import type { BalanceTransactionRow, CurrencyBalance } from './balance-store.js';
 
 /**
  * Stripe's Balance and BalanceTransaction objects. The ledger keeps ISO 4217 minor units; Stripe's

@@ -1,13 +1,17 @@
 import type pg from 'pg';
 import { nowMs } from '../clock.js';
-import type { Queryable } from '../db/pool.js';
+import { limits } from '../config.js';
+import { withTransaction, type Queryable } from '../db/pool.js';
+import { recordEvent } from '../events/event-store.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import { internalEntry } from '../ledger/ledger-commands.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { BalanceAccounts, type MerchantAccounts } from './balance-accounts.js';
 import { selectOwnerAccountsOfRoles } from './balance-accounts-store.js';
+import { presentBalance } from './balance-presenter.js';
 import * as store from './balance-store.js';
+import type { CurrencyBalance } from './balance-store.js';
 
 /**
  * A merchant's money as Stripe shows it: the Balance (available and pending, per currency), read
@@ -24,11 +28,7 @@ export interface BalanceOwner {
   readonly accountId: string;
 }
 
-export interface CurrencyBalance {
-  readonly currency: string;
-  readonly availableMinor: bigint;
-  readonly pendingMinor: bigint;
-}
+export type { CurrencyBalance };
 
 /** When captured funds become available (decisions.md, "Availability"). */
 export type AvailabilityMode =
@@ -137,6 +137,31 @@ export class BalanceService {
     const entry = created.entries[0];
     if (entry === undefined) throw new Error(`no availability entry for ${input.chargeId}`);
     return entry.id;
+  }
+
+  /**
+   * The fixed-delay mode (PENNY_FUNDS_AVAILABILITY=T+n): charges whose day has come, up to
+   * `limits.availabilityBatchMax` a run, each made available in a transaction of its own, then
+   * `balance.available` for each merchant whose funds moved. Nothing in the settlement mode.
+   */
+  async releaseDue(): Promise<number> {
+    if (this.availability.kind !== 'fixed_delay') return 0;
+    const due = await store.selectDuePendingTransactions(this.pool,
+      { now: new Date(nowMs()).toISOString(), limit: limits.availabilityBatchMax });
+    const merchants = new Set<string>();
+    for (const transaction of due.filter((row) => row.type === 'charge')) {
+      const made = await withTransaction(this.pool, (client) => this.makeChargeAvailable(client, {
+        merchantId: transaction.merchantId, chargeId: transaction.sourceId, availableOn: transaction.availableOn }));
+      if (made !== undefined) merchants.add(made.merchantId);
+    }
+    for (const merchantId of merchants) await this.announceAvailable(merchantId);
+    return merchants.size;
+  }
+
+  /** Stripe's balance.available: the merchant's Balance as it now is. */
+  async announceAvailable(merchantId: string): Promise<void> {
+    const balance = await this.balance({ merchantId, accountId: merchantId });
+    await recordEvent(this.pool, { merchantId, type: 'balance.available', object: presentBalance(balance) });
   }
 
   /** When a new capture's funds are expected: its settlement's usual delay, or the fixed delay. */

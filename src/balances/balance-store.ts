@@ -6,6 +6,13 @@ export type BalanceTransactionType = 'charge' | 'refund' | 'adjustment' | 'appli
   | 'payout' | 'payout_cancel' | 'payout_failure' | 'transfer' | 'transfer_refund' | 'payment' | 'payment_refund';
 export type BalanceTransactionStatus = 'pending' | 'available';
 
+/** One currency of a Balance, in minor units: what the ledger's available and pending accounts hold. */
+export interface CurrencyBalance {
+  readonly currency: string;
+  readonly availableMinor: bigint;
+  readonly pendingMinor: bigint;
+}
+
 export interface FeeDetail {
   readonly amountMinor: bigint;
   readonly type: 'stripe_fee' | 'application_fee' | 'tax';
@@ -112,6 +119,13 @@ Promise<BalanceTransactionRow[]> {
   const result = await db.query(named(`SELECT * FROM balance_transactions
      WHERE status = 'pending' AND available_on <= $1 ORDER BY available_on LIMIT $2`), [query.now, query.limit]);
   return result.rows.map(toBalanceTransaction);
+}
+
+/** The currencies in which some charge's funds are still pending: the reports settlement must read. */
+export async function selectPendingChargeCurrencies(db: Queryable): Promise<string[]> {
+  const result = await db.query<{ currency: string }>(named(`SELECT DISTINCT currency FROM balance_transactions
+     WHERE status = 'pending' AND type = 'charge' ORDER BY currency`));
+  return result.rows.map((row) => row.currency);
 }
 
 function feeDetailsJson(details: readonly FeeDetail[]): string {

@@ -8,6 +8,7 @@ import { registerLedgerCommands } from './ledger-commands.js';
 import { registerMerchantCommands } from './merchant-commands.js';
 import { registerSandboxPspCommands } from './sandbox-psp-commands.js';
 import { registerServeCommands } from './serve-commands.js';
+import { registerSettlementCommands } from './settlement-commands.js';
 
 /**
  * `penny`: thin commands over the services. Exit 0 on success, 1 on a failure it explains,
@@ -23,6 +24,7 @@ registerLedgerCommands(program);
 registerMerchantCommands(program);
 registerSandboxPspCommands(program);
 registerCaseCommands(program);
+registerSettlementCommands(program);
 
 const json = jsonRequested(process.argv.slice(2));
 try {

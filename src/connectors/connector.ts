@@ -147,6 +147,11 @@ export class ConnectorRegistry {
     this.connectors.set(connector.id, connector);
   }
 
+  /** Every registered connector's id, in the order they were registered. */
+  ids(): string[] {
+    return [...this.connectors.keys()];
+  }
+
   has(id: string): boolean {
     return this.connectors.has(id);
   }

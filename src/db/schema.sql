@@ -488,6 +488,15 @@ CREATE TABLE sandbox_psp_webhooks (
 );
 CREATE INDEX sandbox_psp_webhooks_due ON public.sandbox_psp_webhooks USING btree (deliver_at) WHERE (delivered_at IS NULL);
 
+CREATE TABLE settlement_pulls (
+  connector text NOT NULL,
+  day date NOT NULL,
+  settled_count integer NOT NULL,
+  pulled_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT settlement_pulls_pkey PRIMARY KEY (connector, day),
+  CONSTRAINT settlement_pulls_settled_count_check CHECK (settled_count >= 0)
+);
+
 CREATE TABLE webhook_deliveries (
   merchant_id text NOT NULL,
   id text NOT NULL,

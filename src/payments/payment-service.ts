@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { inTransaction } from '../db/pool.js';
+import { inTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
@@ -181,4 +181,14 @@ function confirmStep(execution: Execution, intentId: string): Execution {
 
 function noSuchIntent(id: string, param = 'intent'): PennyError {
   return new PennyError({ code: 'resource_missing', param, message: `No such payment_intent: '${id}'` });
+}
+
+/**
+ * The charge a PSP's record names by Penny's reference: the charge itself (a capture) or the
+ * attempt that captured at once. Undefined for a reference Penny never made.
+ */
+export async function chargeOfReference(db: Queryable, reference: string): Promise<store.ChargeRow | undefined> {
+  if (reference.startsWith('ch_')) return store.selectChargeById(db, reference);
+  if (reference.startsWith('pa_')) return store.selectChargeByAttemptId(db, reference);
+  return undefined;
 }

@@ -300,6 +300,12 @@ export async function selectChargeById(db: Queryable, id: string): Promise<Charg
   return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
 }
 
+/** The charge an attempt made (a capture at authorization names the attempt, not the charge). */
+export async function selectChargeByAttemptId(db: Queryable, attemptId: string): Promise<ChargeRow | undefined> {
+  const result = await db.query(named('SELECT * FROM charges WHERE attempt_id = $1'), [attemptId]);
+  return result.rows[0] === undefined ? undefined : toCharge(result.rows[0]);
+}
+
 export function selectChargePage(
   db: Queryable,
   query: { merchantId: string; limit: number; startingAfter: string | undefined; endingBefore: string | undefined;

@@ -21,7 +21,7 @@ export const webhookEventTypes = [
   'payment_intent.created', 'payment_intent.processing', 'payment_intent.requires_action',
   'payment_intent.amount_capturable_updated', 'payment_intent.succeeded', 'payment_intent.payment_failed',
   'payment_intent.canceled', 'charge.succeeded', 'charge.captured', 'charge.failed', 'charge.refunded',
-  'refund.created', 'refund.updated', 'refund.failed', 'webhook_endpoint.disabled',
+  'refund.created', 'refund.updated', 'refund.failed', 'webhook_endpoint.disabled', 'balance.available',
 ] as const;
 
 export interface EndpointCommand {

@@ -289,6 +289,22 @@ describe('usage and configuration', () => {
   });
 });
 
+describe('penny settlement pull', () => {
+  it('reads a day\'s report and says what it settled, as one JSON object', async () => {
+    const run = await penny(['settlement', 'pull', '--date', '2020-01-01', '--json'], environment);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ connector: 'sandbox', day: '2020-01-01', settled: 0,
+      alreadyAvailable: 0, unmatched: 0 });
+  });
+
+  it('refuses a malformed --date, naming it', async () => {
+    const run = await penny(['settlement', 'pull', '--date', '1 March', '--json'], environment);
+    expect(run.code).not.toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ error: { param: '--date' } });
+  });
+});
+
 describe('penny serve', () => {
   it('exits 1, explaining, when its port is taken, instead of hanging with its workers running', async () => {
     const taken = net.createServer();

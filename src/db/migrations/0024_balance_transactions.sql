@@ -42,3 +42,13 @@ CREATE TABLE balance_transactions (
 CREATE INDEX balance_transactions_list ON balance_transactions (merchant_id, account_id, created_at DESC, id DESC);
 -- Pending charges by source, for settlement; and due ones, for the fixed-delay mode.
 CREATE INDEX balance_transactions_pending ON balance_transactions (available_on) WHERE status = 'pending';
+
+-- The settlement days Penny has pulled from each connector's reports (a pull is idempotent; this
+-- only spares the worker pulling a closed day again).
+CREATE TABLE settlement_pulls (
+  connector text NOT NULL,
+  day date NOT NULL,
+  settled_count integer NOT NULL CHECK (settled_count >= 0),
+  pulled_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (connector, day)
+);

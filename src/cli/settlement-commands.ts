@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { availabilityMode, buildConnectorRegistry } from '../app.js';
+import { BalanceService } from '../balances/balance-service.js';
+import { LedgerService } from '../ledger/ledger-service.js';
+import { createLogger } from '../logger.js';
+import { resolveSandboxWebhookSecret } from '../sandbox-psp/psp-service.js';
+import { SettlementService } from '../settlement/settlement-service.js';
+import { invalid, readString } from '../validation.js';
+import { printResult, withDatabasePool } from './cli-support.js';
+
+/** `penny settlement pull --date D`: reads a PSP's settlement report of a day and settles what it names. */
+export function registerSettlementCommands(program: Command): void {
+  const settlement = program.command('settlement').description('captured funds made available by PSP settlement');
+  settlement.command('pull')
+    .description('read the settlement report of a day and make the settled captures\' funds available')
+    .requiredOption('--date <day>', 'the settlement day, YYYY-MM-DD (UTC)')
+    .option('--connector <id>', 'the connector whose report to read', 'sandbox')
+    .option('--json', 'print JSON')
+    .action(async (options: { date: string; connector: string; json?: boolean }) => {
+      const day = readDay(options.date);
+      const connectorId = readString(options.connector, '--connector', { lengthMax: 64, required: true });
+      await withDatabasePool(async (pool, config) => {
+        const connectors = buildConnectorRegistry(config, await resolveSandboxWebhookSecret(config));
+        if (!connectors.has(connectorId)) throw invalid('--connector', `No connector ${connectorId}.`);
+        const balances = new BalanceService(pool, new LedgerService(pool), availabilityMode(config));
+        const logger = createLogger(config.logLevel);
+        const summary = await new SettlementService(pool, { connectors, balances, logger })
+          .pull({ connectorId, day });
+        printResult(options.json === true, summary, `${summary.connector} ${summary.day}: ${summary.settled} `
+          + `settled, ${summary.alreadyAvailable} already available, ${summary.unmatched} not Penny's.`);
+      });
+    });
+}
+
+function readDay(value: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
+    throw invalid('--date', '--date takes a day as YYYY-MM-DD.');
+  }
+  return value;
+}

@@ -1,0 +1,107 @@
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { createLogger } from '../../src/logger.js';
+import { SettlementService } from '../../src/settlement/settlement-service.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+
+/**
+ * Settlement, the seed's "settled": the PSP's settlement report says which captures settled, and
+ * their funds move from pending to available, once, however often the report is read.
+ */
+let penny: ServedLedger;
+let stripe: Stripe;
+let merchantId: string;
+let settlement: SettlementService;
+
+beforeAll(async () => {
+  configureClock('controlled');
+  penny = await serveTestLedger();
+  const created = await penny.merchants.createMerchant('Settled Shop');
+  merchantId = created.merchant.id;
+  stripe = penny.stripeFor(created.secretKey);
+  settlement = new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
+    logger: createLogger('silent') });
+});
+
+afterAll(() => {
+  configureClock('system');
+});
+
+function today(): string {
+  return new Date(nowMs()).toISOString().slice(0, 10);
+}
+
+async function chargeTransactionOf(intent: Stripe.PaymentIntent) {
+  const { data } = await stripe.balanceTransactions.list({ source: intent.latest_charge as string, type: 'charge' });
+  expect(data).toHaveLength(1);
+  return data[0] as Stripe.BalanceTransaction;
+}
+
+async function balanceEvents(): Promise<number> {
+  const result = await penny.pool.query(`SELECT 1 FROM events WHERE merchant_id = $1 AND type = 'balance.available'`,
+    [merchantId]);
+  return result.rows.length;
+}
+
+describe('a settlement report', () => {
+  it('makes the funds of the captures it names available, as of its day, with balance.available', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 7000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const eventsBefore = await balanceEvents();
+    const before = await stripe.balance.retrieve();
+    const summary = await settlement.pull({ connectorId: 'sandbox', day: today() });
+    expect(summary.settled).toBeGreaterThanOrEqual(1);
+    const transaction = await chargeTransactionOf(intent);
+    expect(transaction).toMatchObject({ status: 'available',
+      available_on: Math.floor(Date.parse(`${today()}T00:00:00Z`) / 1000) });
+    const after = await stripe.balance.retrieve();
+    const available = (balance: Stripe.Balance) => balance.available.find((item) => item.currency === 'usd')?.amount ?? 0;
+    expect(available(after) - available(before)).toBe(transaction.net);
+    expect(await balanceEvents()).toBe(eventsBefore + 1);
+  });
+
+  it('read again moves nothing again', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3100, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    await settlement.pull({ connectorId: 'sandbox', day: today() });
+    const balance = await stripe.balance.retrieve();
+    const again = await settlement.pull({ connectorId: 'sandbox', day: today() });
+    expect(again.settled).toBe(0);
+    expect(await stripe.balance.retrieve()).toEqual(balance);
+    const entries = await penny.pool.query('SELECT 1 FROM ledger_entries WHERE external_reference = $1',
+      [`penny:charge:${intent.latest_charge as string}:available`]);
+    expect(entries.rows).toHaveLength(1);
+  });
+
+  it('settles a manual capture named by its charge', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 4200, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 4000 });
+    await settlement.pull({ connectorId: 'sandbox', day: today() });
+    expect(await chargeTransactionOf(intent)).toMatchObject({ status: 'available', amount: 4000 });
+  });
+
+  it('of a day that names no capture of Penny\'s leaves pending funds pending', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 2600, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const summary = await settlement.pull({ connectorId: 'sandbox', day: '2020-01-01' });
+    expect(summary).toMatchObject({ settled: 0, alreadyAvailable: 0 });
+    expect((await chargeTransactionOf(intent)).status).toBe('pending');
+  });
+});
+
+describe('the settlement worker', () => {
+  it('pulls each closed day once the day is over, and not again', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 5300, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const day = today();
+    advanceClock(86_400_000);
+    expect(await settlement.pullClosedDays()).toBeGreaterThanOrEqual(1);
+    expect((await chargeTransactionOf(intent)).status).toBe('available');
+    const pulled = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
+      ['sandbox', day]);
+    expect(pulled.rows).toHaveLength(1);
+    expect(await settlement.pullClosedDays()).toBe(0);
+  });
+});
