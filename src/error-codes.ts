@@ -81,7 +81,7 @@ export const statusByCode = {
  * (`invalid_configuration`) or fail a `penny` command (`embedded_postgres_failed`).
  */
 export const nonHttpErrorCodes = ['invalid_configuration', 'embedded_postgres_failed', 'usage_invalid',
-  'command_failed', 'check_failed', 'payment_intent_authentication_failure'] as const;
+  'command_failed', 'check_failed', 'payment_intent_authentication_failure', 'sandbox_invalid_state'] as const;
 
 export type HttpErrorCode = keyof typeof statusByCode;
 export type ErrorCode = HttpErrorCode | (typeof nonHttpErrorCodes)[number];

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { configureClock } from '../clock.js';
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
@@ -8,11 +8,14 @@ import { PennyError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { parseDurationMs } from '../http/clock-routes.js';
 import { resolveOperatorKey } from '../operator-key.js';
+import { disputeReasons, type DisputeReason } from '../sandbox-psp/psp-decisions.js';
+import { decideDispute, openDispute, type DisputeRequest } from '../sandbox-psp/psp-disputes.js';
+import { InvalidStateError } from '../sandbox-psp/psp-errors.js';
 import {
-  callFaults, noFaults, parseFaultProfile, presentFaultProfile, type FaultProfile,
+  callFaults, FaultInjector, noFaults, parseFaultProfile, presentFaultProfile, type FaultProfile,
 } from '../sandbox-psp/psp-faults.js';
-import { bankStatementFor, sandboxBankIban, settlementBatches } from '../sandbox-psp/psp-settlement.js';
-import { recordOperation } from '../sandbox-psp/psp-store.js';
+import { bankStatementsFor, sandboxBankIban, settlementBatches } from '../sandbox-psp/psp-settlement.js';
+import { presentOperation, recordOperation, type OperationRow } from '../sandbox-psp/psp-store.js';
 import {
   faultProfileFromEnvironment, faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp,
 } from '../sandbox-psp/psp-service.js';
@@ -22,7 +25,9 @@ import { printResult, withDatabasePool } from './cli-support.js';
 /**
  * `penny sandbox-psp` serves the sandbox acquirer on its own (PENNY_SANDBOX_PSP_PORT);
  * `settle --date D` pays out day D's batches; `report --date D` prints its settlement details
- * report (Adyen CSV) or its bank statement (camt.053), with discrepancies planted on request.
+ * report (Adyen CSV) or a bank statement (camt.053), with discrepancies planted on request;
+ * `dispute CHARGE` opens a dispute and `dispute-decide ID` decides it. They work on the sandbox's
+ * tables directly, so they need no running sandbox; a running one sends their webhooks.
  * `penny clock advance 3d` moves a running Penny's controlled clock.
  */
 export function registerSandboxPspCommands(program: Command): void {
@@ -52,6 +57,7 @@ export function registerSandboxPspCommands(program: Command): void {
               idempotencyKey: `settlement:${day}:${currency}`, reference: batch.payoutReference, kind: 'payout',
               parentPspReference: null, amountMinor: batch.payoutAmountMinor, currency, outcome: 'paid',
               declineCode: null, paymentMethod: null, requestFingerprint: `settlement:${day}`,
+              destination: sandboxBankIban,
             });
             done.push({ reference: batch.payoutReference, currency, amount_minor: batch.payoutAmountMinor,
               psp_reference: recorded.operation.pspReference, destination: sandboxBankIban });
@@ -71,7 +77,9 @@ export function registerSandboxPspCommands(program: Command): void {
     .option('--currency <code>', 'the batch currency (default: the first)')
     .option('--plant <kinds>', `discrepancies to plant: ${settlementDiscrepancies.join(', ')}`)
     .option('--batch-fee <minor>', 'a batch-level Fee row of this many minor units')
-    .action(async (options: { date: string; format: string; currency?: string; plant?: string; batchFee?: string }) => {
+    .option('--account <account>', `camt053: the bank account (IBAN or number; default the operator's ${sandboxBankIban})`)
+    .action(async (options: { date: string; format: string; currency?: string; plant?: string; batchFee?: string;
+      account?: string }) => {
       const day = readDay(options.date);
       const batchFeeMinor = readMinor(options.batchFee);
       const planted = readPlanted(options.plant);
@@ -79,12 +87,56 @@ export function registerSandboxPspCommands(program: Command): void {
         throw new PennyError({ code: 'parameter_invalid', message: '--format is sdr or camt053.' });
       }
       const text = await withDatabasePool(async (pool) => {
+        if (options.format === 'camt053') {
+          return (await bankStatementsFor(pool, day, { account: options.account ?? sandboxBankIban,
+            currency: options.currency })).join('\n');
+        }
         const batches = (await settlementBatches(pool, day, planted, batchFeeMinor))
           .filter((batch) => options.currency === undefined || batch.rows[0]?.netCurrency === options.currency);
-        return options.format === 'sdr' ? batches.map((batch) => batch.csv).join('')
-          : bankStatementFor(day, batches).join('\n');
+        return batches.map((batch) => batch.csv).join('');
       });
       process.stdout.write(text);
+    });
+
+  sandbox.command('dispute')
+    .description('open a dispute on a captured charge (Penny\'s charge or attempt id, or a PSP reference)')
+    .argument('<charge>', 'Penny\'s reference of the charge (its ch_ or pa_ id) or the PSP reference (sbx_…)')
+    .addOption(new Option('--reason <reason>', 'Stripe\'s dispute reason').choices(disputeReasons)
+      .default('fraudulent'))
+    .option('--amount <minor>', 'the disputed amount in minor units (default: what was captured)', readMinorArgument)
+    .option('--decide-after <ms>', 'decide the dispute by itself after this many milliseconds', readMinorArgument)
+    .addOption(new Option('--decide-outcome <outcome>', 'with --decide-after: won or lost').choices(['won', 'lost'])
+      .default('won'))
+    .option('--json', 'print JSON')
+    .action(async (charge: string, options: { reason: DisputeReason; amount?: bigint; decideAfter?: bigint;
+      decideOutcome: 'won' | 'lost'; json?: boolean }) => {
+      const request: Omit<DisputeRequest, 'chargeReference' | 'pspReference'> = {
+        reason: options.reason, amountMinor: options.amount,
+        decideAfterMs: options.decideAfter === undefined ? undefined : Number(options.decideAfter),
+        decideOutcome: options.decideOutcome,
+      };
+      const dispute = await withDatabasePool((pool) => sandboxState(async () => {
+        const injector = new FaultInjector();
+        try {
+          return await openDispute(pool, injector, { ...request, chargeReference: charge });
+        } catch (error) {
+          // Not Penny's reference of an operation: perhaps the PSP's reference of one.
+          if (!(error instanceof PennyError && error.code === 'resource_missing')) throw error;
+          return openDispute(pool, injector, { ...request, pspReference: charge });
+        }
+      }));
+      printDispute(options.json === true, dispute, `Dispute ${dispute.pspReference} opened on ${charge}`);
+    });
+
+  sandbox.command('dispute-decide')
+    .description('decide a dispute that needs a response: won or lost')
+    .argument('<id>', 'the dispute\'s PSP reference (sbx_…)')
+    .addOption(new Option('--outcome <outcome>', 'won or lost').choices(['won', 'lost']).makeOptionMandatory())
+    .option('--json', 'print JSON')
+    .action(async (id: string, options: { outcome: 'won' | 'lost'; json?: boolean }) => {
+      const dispute = await withDatabasePool((pool) => sandboxState(() =>
+        decideDispute(pool, new FaultInjector(), id, options.outcome)));
+      printDispute(options.json === true, dispute, `Dispute ${dispute.pspReference}`);
     });
 
   program.command('clock')
@@ -155,6 +207,29 @@ async function serveSandbox(options: SandboxServeOptions): Promise<void> {
     process.once('SIGTERM', shutdown);
   });
   await database.close();
+}
+
+function printDispute(json: boolean, dispute: OperationRow, text: string): void {
+  printResult(json, presentOperation(dispute), `${text}: ${dispute.amountMinor ?? 0n} ${dispute.currency ?? ''}, `
+    + `${dispute.reason ?? ''}, ${dispute.outcome} (fee ${dispute.feeMinor ?? 0n}).`);
+}
+
+/** The sandbox's 409 `invalid_state` as a command failure (exit 1) with Penny's error shape. */
+async function sandboxState<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof InvalidStateError) {
+      throw new PennyError({ code: 'sandbox_invalid_state', message: error.message });
+    }
+    throw error;
+  }
+}
+
+/** A whole number of minor units (or milliseconds); anything else is wrong usage (exit 2). */
+function readMinorArgument(value: string): bigint {
+  if (!/^\d{1,15}$/.test(value) || BigInt(value) === 0n) throw new InvalidArgumentError('a positive whole number.');
+  return BigInt(value);
 }
 
 function readMinor(value: string | undefined): bigint {

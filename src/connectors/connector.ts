@@ -47,6 +47,11 @@ export class ConnectorWebhookError extends Error {
 export interface PriceList {
   readonly basisPoints: number;
   readonly fixedMinor: bigint;
+  /**
+   * What the PSP charges per dispute, in minor units of the disputed charge's currency (the
+   * sandbox: 1500, Stripe's $15). Absent: the PSP charges no dispute fee, or does not say.
+   */
+  readonly disputeFeeMinor?: bigint;
 }
 
 export interface AuthorizeInput {
@@ -99,18 +104,40 @@ export interface PayoutInput {
   readonly destination: string;
 }
 
-/** One operation the PSP performed for a reference of Penny's, as its own record says. */
+/**
+ * One operation the PSP performed for a reference of Penny's, as its own record says, in its
+ * current state. The optional fields are set by connectors that know them (the sandbox does).
+ */
 export interface PspOperation {
   readonly kind: 'authorize' | 'capture' | 'void' | 'refund' | 'payout' | 'chargeback';
   readonly pspReference: string;
+  /**
+   * Penny's reference: the attempt, charge, refund or payout id. A chargeback (a dispute) carries
+   * the reference of the operation that captured its charge.
+   */
   readonly reference: string;
-  /** authorized, captured, requires_action, declined, pending, voided, refunded, paid, charged_back. */
+  /**
+   * authorize: authorized, captured, requires_action, declined, pending; capture: captured;
+   * void: voided; refund: refunded; payout: pending, in_transit, paid, failed; chargeback (a
+   * dispute, the amount withdrawn at opening): needs_response, then won (the amount returned)
+   * or lost.
+   */
   readonly outcome: string;
   readonly amountMinor: bigint | null;
   readonly currency: string | null;
   readonly declineCode: string | null;
   /** Where the customer authenticates, for an authorization that requires action (3-D Secure). */
   readonly redirectUrl: string | null;
+  /** The operation this one follows: a capture's, refund's or dispute's authorization (the charge's PSP reference). */
+  readonly parentPspReference?: string | null;
+  /** A charge whose funds are available at once, with no wait for settlement (pm_card_bypassPending). */
+  readonly availableImmediately?: boolean;
+  /** A dispute's reason, one of Stripe's (`fraudulent`, `product_not_received`, …). */
+  readonly reason?: string | null;
+  /** A dispute's fee, in minor units of its currency; charged at opening and kept when won. */
+  readonly disputeFeeMinor?: bigint | null;
+  /** A failed payout's reason, one of Stripe's payout failure codes (`no_account`, `account_closed`, …). */
+  readonly failureCode?: string | null;
 }
 
 /** A verified PSP webhook, in Penny's terms. */

@@ -467,11 +467,21 @@ CREATE TABLE sandbox_psp_operations (
   resolves_at timestamp with time zone,
   resolved_outcome text,
   updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  destination text,
+  failure_code text,
+  reason text,
+  fee_minor bigint,
+  available_immediately boolean DEFAULT false NOT NULL,
+  dispute_at timestamp with time zone,
+  decided_at timestamp with time zone,
   CONSTRAINT sandbox_psp_operations_pkey PRIMARY KEY (idempotency_key),
+  CONSTRAINT sandbox_psp_operations_fee_minor_check CHECK (fee_minor >= 0),
   CONSTRAINT sandbox_psp_operations_kind_check CHECK (kind = ANY (ARRAY['authorize'::text, 'capture'::text, 'void'::text, 'refund'::text, 'payout'::text, 'chargeback'::text])),
   CONSTRAINT sandbox_psp_operations_psp_reference_key UNIQUE (psp_reference)
 );
 CREATE INDEX sandbox_psp_operations_day ON public.sandbox_psp_operations USING btree (created_at);
+CREATE INDEX sandbox_psp_operations_decided ON public.sandbox_psp_operations USING btree (decided_at) WHERE (decided_at IS NOT NULL);
+CREATE INDEX sandbox_psp_operations_dispute_due ON public.sandbox_psp_operations USING btree (dispute_at) WHERE (dispute_at IS NOT NULL);
 CREATE INDEX sandbox_psp_operations_pending ON public.sandbox_psp_operations USING btree (resolves_at) WHERE (resolves_at IS NOT NULL);
 CREATE INDEX sandbox_psp_operations_reference ON public.sandbox_psp_operations USING btree (merchant_reference);
 

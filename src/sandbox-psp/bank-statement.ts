@@ -5,7 +5,8 @@ import { formatMinorDecimal } from './settlement-report.js';
 
 /**
  * The sandbox bank's account statement: ISO 20022 camt.053.001.08, the version decisions.md
- * ("Sandbox PSP") fixes, shaped like the genkgo v8 sample. It books each PSP payout as one credit
+ * ("Sandbox PSP") fixes, shaped like the genkgo v8 sample. It books each payout (the PSP's
+ * settlement payout to the operator, or a merchant payout to its bank account) as one credit
  * whose unstructured remittance text carries `SANDBOX PAYOUT <reference>`, which is how Penny
  * matches a bank credit to its payout.
  */
@@ -22,6 +23,7 @@ export interface StatementCredit {
 
 export interface BankStatementInput {
   readonly statementId: string;
+  /** The account's IBAN (`Acct/Id/IBAN`), or the number of an account without one (`Acct/Id/Othr/Id`). */
   readonly accountIban: string;
   readonly currency: string;
   /** Signed: negative means the account was overdrawn. */
@@ -55,7 +57,8 @@ export function camt053Statement(input: BankStatementInput): string {
           Id: input.statementId,
           CreDtTm: input.createdAt,
           FrToDt: { FrDtTm: `${input.fromDate}T00:00:00Z`, ToDtTm: `${input.toDate}T23:59:59Z` },
-          Acct: { Id: { IBAN: input.accountIban }, Ccy: input.currency },
+          Acct: { Id: /^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(input.accountIban) ? { IBAN: input.accountIban }
+            : { Othr: { Id: input.accountIban } }, Ccy: input.currency },
           Bal: [
             balance('OPBD', input.openingBalanceMinor, input.currency, input.fromDate),
             balance('CLBD', closingBalanceMinor, input.currency, input.toDate),

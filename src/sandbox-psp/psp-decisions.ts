@@ -28,7 +28,13 @@ export const declines: Readonly<Record<string, Decline>> = {
   },
 };
 
-const approved = new Set(['pm_card_visa', 'pm_card_mastercard', 'tok_visa', 'pm_card_amex', 'pm_card_visa_debit']);
+/** pm_card_bypassPending: the charge's funds are available at once, with no wait for settlement. */
+export const bypassPendingMethod = 'pm_card_bypassPending';
+/** pm_card_createDispute: the charge is disputed shortly after its capture (create_dispute_after_ms). */
+export const createDisputeMethod = 'pm_card_createDispute';
+
+const approved = new Set(['pm_card_visa', 'pm_card_mastercard', 'tok_visa', 'pm_card_amex', 'pm_card_visa_debit',
+  bypassPendingMethod, createDisputeMethod]);
 const authenticationRequired = new Set(['pm_card_authenticationRequired', 'pm_card_threeDSecure2Required']);
 
 export type AuthorizationDecision =
@@ -60,4 +66,51 @@ export function cardBrand(paymentMethod: string): string {
   if (paymentMethod.includes('mastercard')) return 'mc';
   if (paymentMethod.includes('amex')) return 'amex';
   return 'visa';
+}
+
+/** Stripe's dispute reasons; a dispute the sandbox opens without one is `fraudulent`, as Stripe's test card's is. */
+export const disputeReasons = ['bank_cannot_process', 'check_returned', 'credit_not_processed', 'customer_initiated',
+  'debit_not_authorized', 'duplicate', 'fraudulent', 'general', 'incorrect_account_details', 'insufficient_funds',
+  'product_not_received', 'product_unacceptable', 'subscription_canceled', 'unrecognized'] as const;
+export type DisputeReason = (typeof disputeReasons)[number];
+export const defaultDisputeReason: DisputeReason = 'fraudulent';
+
+/**
+ * The sandbox bank's test accounts, as Stripe's test bank numbers: a payout to one of these fails
+ * with Stripe's payout failure code; to any other account it is paid. An account number is
+ * matched whole (after a `routing/` prefix, if any); an IBAN by its last six characters, as in
+ * Stripe's test IBANs (DE89370400440532013000 is paid, DE62370400440532013001 fails no_account).
+ */
+export const testAccountNumberFailures: Readonly<Record<string, string>> = {
+  '000111111116': 'no_account',
+  '000111111113': 'account_closed',
+  '000222222227': 'insufficient_funds',
+  '000333333335': 'debit_not_authorized',
+  '000444444440': 'invalid_currency',
+};
+export const testIbanSuffixFailures: Readonly<Record<string, string>> = {
+  '013001': 'no_account',
+  '013002': 'account_closed',
+  '013003': 'insufficient_funds',
+  '013004': 'debit_not_authorized',
+  '013005': 'invalid_currency',
+};
+
+export type PayoutResult = { readonly outcome: 'paid' } | { readonly outcome: 'failed'; readonly failureCode: string };
+
+/** A bank account as the sandbox bank keys it: no spaces, upper case. */
+export function normalizeAccount(account: string): string {
+  return account.replace(/\s+/g, '').toUpperCase();
+}
+
+export function isIban(account: string): boolean {
+  return /^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(normalizeAccount(account));
+}
+
+/** How a payout to `destination` ends. */
+export function payoutResult(destination: string): PayoutResult {
+  const account = normalizeAccount(destination);
+  const failureCode = isIban(account) ? testIbanSuffixFailures[account.slice(-6)]
+    : testAccountNumberFailures[account.split('/').at(-1) ?? account];
+  return failureCode === undefined ? { outcome: 'paid' } : { outcome: 'failed', failureCode };
 }

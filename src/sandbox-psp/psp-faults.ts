@@ -35,16 +35,28 @@ export interface FaultProfile {
    * and their outcome follows by webhook only.
    */
   readonly results: 'reply' | 'webhook';
+  /** How long a payout stays in each state before the next: pending → in_transit → paid | failed. */
+  readonly payoutStepMs: number;
+  /** How long after its capture a pm_card_createDispute charge is disputed. */
+  readonly createDisputeAfterMs: number;
+  /**
+   * Disputes decide themselves this long after they open, with `disputeDecideOutcome`; absent,
+   * a dispute waits for POST /control/disputes/:id/decide (or its own `decide_after_ms`).
+   */
+  readonly disputeDecideAfterMs: number | undefined;
+  readonly disputeDecideOutcome: 'won' | 'lost';
 }
 
 export const noFaults: FaultProfile = {
   seed: 1, latencyMs: { min: 0, max: 0 }, rates: {}, operations: [], timeoutHangMs: 0, script: [],
   webhooks: { duplicateRate: 0, lostRate: 0, delayMs: { min: 0, max: 0 } },
   pendingAuthorizationRate: 0, pendingResolveMs: 5000, results: 'reply',
+  payoutStepMs: 1000, createDisputeAfterMs: 2000, disputeDecideAfterMs: undefined, disputeDecideOutcome: 'won',
 };
 
 const profileKeys = ['seed', 'latency_ms', 'rates', 'operations', 'timeout_hang_ms', 'script', 'webhooks',
-  'pending_authorization_rate', 'pending_resolve_ms', 'results'];
+  'pending_authorization_rate', 'pending_resolve_ms', 'results', 'payout_step_ms', 'create_dispute_after_ms',
+  'dispute_decide_after_ms', 'dispute_decide_outcome'];
 
 /** Reads a profile from JSON (snake_case, as the control endpoint takes it); missing parts are no faults. */
 export function parseFaultProfile(body: unknown): FaultProfile {
@@ -67,6 +79,14 @@ export function parseFaultProfile(body: unknown): FaultProfile {
       ?? noFaults.pendingResolveMs,
     results: readList(object.results === undefined ? undefined : [object.results], 'results', ['reply', 'webhook'])[0]
       ?? 'reply',
+    payoutStepMs: readNumber(object.payout_step_ms, 'payout_step_ms', 0, 86_400_000) ?? noFaults.payoutStepMs,
+    createDisputeAfterMs: readNumber(object.create_dispute_after_ms, 'create_dispute_after_ms', 0, 86_400_000)
+      ?? noFaults.createDisputeAfterMs,
+    // null (as presented) is absent: disputes wait for a decision.
+    disputeDecideAfterMs: readNumber(object.dispute_decide_after_ms ?? undefined, 'dispute_decide_after_ms', 0,
+      90 * 86_400_000),
+    disputeDecideOutcome: readList(object.dispute_decide_outcome === undefined ? undefined
+      : [object.dispute_decide_outcome], 'dispute_decide_outcome', ['won', 'lost'])[0] ?? 'won',
   };
 }
 
@@ -83,6 +103,10 @@ export function presentFaultProfile(profile: FaultProfile) {
     pending_authorization_rate: profile.pendingAuthorizationRate,
     pending_resolve_ms: profile.pendingResolveMs,
     results: profile.results,
+    payout_step_ms: profile.payoutStepMs,
+    create_dispute_after_ms: profile.createDisputeAfterMs,
+    dispute_decide_after_ms: profile.disputeDecideAfterMs ?? null,
+    dispute_decide_outcome: profile.disputeDecideOutcome,
   };
 }
 
@@ -212,6 +236,20 @@ export class FaultInjector {
 
   pendingResolveMs(): number {
     return this.profile.pendingResolveMs;
+  }
+
+  payoutStepMs(): number {
+    return this.profile.payoutStepMs;
+  }
+
+  createDisputeAfterMs(): number {
+    return this.profile.createDisputeAfterMs;
+  }
+
+  /** When disputes decide themselves, and how; undefined while they wait for a decision. */
+  disputeDecision(): { afterMs: number; outcome: 'won' | 'lost' } | undefined {
+    const afterMs = this.profile.disputeDecideAfterMs;
+    return afterMs === undefined ? undefined : { afterMs, outcome: this.profile.disputeDecideOutcome };
   }
 
   private between(range: { min: number; max: number }): number {

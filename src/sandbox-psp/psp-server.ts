@@ -10,21 +10,26 @@ import { stringifyJson } from '../json.js';
 import { newId } from '../ids.js';
 import { isCurrency } from '../money/currency.js';
 import { invalid, missing, readBoolean, readObject, readString } from '../validation.js';
-import { decideAuthorization } from './psp-decisions.js';
+import {
+  bypassPendingMethod, createDisputeMethod, decideAuthorization, disputeReasons, type DisputeReason,
+} from './psp-decisions.js';
+import { decideDispute, openDispute, type DisputeRequest } from './psp-disputes.js';
+import { InvalidStateError, invalidState, notFound } from './psp-errors.js';
 import { FaultInjector, parseFaultProfile, presentFaultProfile, type PspOperation } from './psp-faults.js';
-import { bankStatementFor, settlementBatches } from './psp-settlement.js';
+import { webhookCopies } from './psp-outbox.js';
+import { bankStatementsFor, sandboxBankIban, settlementBatches } from './psp-settlement.js';
 import {
   presentOperation, recordOperation, selectChildren, selectOperation, selectOperationsByReference,
   selectPspReferenceByKey, type NewOperation, type OperationRow, type WebhookCopy,
 } from './psp-store.js';
-import { enqueueWebhook, webhookCopies } from './psp-webhooks.js';
 import { settlementDiscrepancies, type SettlementDiscrepancy } from './settlement-report.js';
 
 /**
  * The sandbox PSP: a separate HTTP service that behaves like an acquirer. It authorizes,
- * captures, voids, refunds and pays out; honours idempotency keys (a repeat answers from its
- * record); answers in the reply and later by signed webhook; and misbehaves on request through a
- * seeded fault profile (POST /control/faults).
+ * captures, voids, refunds and pays out (asynchronously: pending → in_transit → paid | failed);
+ * opens and decides disputes on request (POST /control/disputes); honours idempotency keys (a
+ * repeat answers from its record); answers in the reply and later by signed webhook; and
+ * misbehaves on request through a seeded fault profile (POST /control/faults).
  */
 export interface SandboxPspOptions {
   readonly pool: pg.Pool;
@@ -80,13 +85,28 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     const batch = batches.find((item) => currency === undefined || item.rows[0]?.netCurrency === currency);
     return reply.type('text/csv; charset=utf-8').send(batch?.csv ?? '');
   });
+  // One account's statement of the day (default: the operator's, which receives settlement payouts).
   app.get<{ Params: { day: string } }>('/v1/bank_statements/:day', async (request, reply) => {
     const day = readDay(request.params.day);
-    const statements = bankStatementFor(day, await settlementBatches(options.pool, day));
+    const query = readObject(request.query, '', ['account', 'currency']);
+    const statements = await bankStatementsFor(options.pool, day, {
+      account: readString(query.account, 'account', { lengthMax: 64 }) ?? sandboxBankIban,
+      currency: readString(query.currency, 'currency', { lengthMax: 3 }),
+    });
     return reply.type('application/xml; charset=utf-8').send(statements[0] ?? '');
   });
-  // A cardholder disputes a captured payment: the acquirer books a chargeback (and tells by webhook).
-  app.post('/control/chargebacks', async (request) => psp.chargeback(request));
+  // A cardholder disputes a captured charge: the acquirer opens a dispute (and tells by webhook).
+  app.post('/control/disputes', async (request) =>
+    presentOperation(await openDispute(options.pool, injector, readDisputeRequest(request.body))));
+  app.post<{ Params: { id: string } }>('/control/disputes/:id/decide', async (request) => {
+    const body = readObject(request.body ?? {}, '', ['outcome']);
+    const outcome = readString(body.outcome, 'outcome', { lengthMax: 4, required: true });
+    if (outcome !== 'won' && outcome !== 'lost') throw invalid('outcome', 'outcome is won or lost.');
+    return presentOperation(await decideDispute(options.pool, injector, request.params.id, outcome));
+  });
+  // The first name of POST /control/disputes, kept for callers that use it.
+  app.post('/control/chargebacks', async (request) =>
+    presentOperation(await openDispute(options.pool, injector, readDisputeRequest(request.body))));
   app.get('/control/faults', async () => ({ ...presentFaultProfile(injector.current()),
     injected: Object.fromEntries(injector.injected) }));
   app.post('/control/faults', async (request) => {
@@ -150,6 +170,8 @@ class SandboxPsp {
       pending: goesPending ? {
         resolvesAt: new Date(nowMs() + this.injector.pendingResolveMs()).toISOString(), outcome: decision.outcome,
       } : undefined,
+      availableImmediately: paymentMethod === bypassPendingMethod,
+      disputeAt: !goesPending && decision.outcome === 'captured' ? this.disputeAtFor(paymentMethod) : null,
     });
   }
 
@@ -161,7 +183,8 @@ class SandboxPsp {
       const children = await selectChildren(client, parent.pspReference);
       if (children.some((child) => child.kind === 'capture' || child.kind === 'void')) throw invalidState(parent, 'captured');
       if (amountMinor > (parent.amountMinor ?? 0n)) throw invalid('amount_minor', 'More than the authorized amount.');
-      return { kind: 'capture', amountMinor, currency: parent.currency, outcome: 'captured' };
+      return { kind: 'capture', amountMinor, currency: parent.currency, outcome: 'captured',
+        availableImmediately: parent.availableImmediately, disputeAt: this.disputeAtFor(parent.paymentMethod) };
     });
   }
 
@@ -189,33 +212,21 @@ class SandboxPsp {
     });
   }
 
-  async chargeback(request: FastifyRequest) {
-    const body = readObject(request.body, '', ['psp_reference', 'amount_minor']);
-    const parentReference = readString(body.psp_reference, 'psp_reference', { lengthMax: 255, required: true });
-    return withTransaction(this.pool, async (client) => {
-      const parent = await selectOperation(client, parentReference, { forUpdate: true });
-      if (parent === undefined) throw notFound(parentReference);
-      const captured = parent.outcome === 'captured' ? parent
-        : (await selectChildren(client, parent.pspReference)).find((child) => child.kind === 'capture');
-      if (captured === undefined) throw invalidState(parent, 'charged back');
-      const amountMinor = body.amount_minor === undefined ? captured.amountMinor : readAmount(body.amount_minor);
-      const recorded = await recordOperation(client, {
-        idempotencyKey: `chargeback:${parent.pspReference}`, reference: parent.reference, kind: 'chargeback',
-        parentPspReference: parent.pspReference, amountMinor, currency: parent.currency, outcome: 'charged_back',
-        declineCode: null, paymentMethod: parent.paymentMethod, requestFingerprint: 'chargeback',
-      });
-      if (recorded.created) await enqueueWebhook(client, recorded.operation, this.injector);
-      return presentOperation(recorded.operation);
-    });
-  }
-
   async payout(request: FastifyRequest) {
     const body = readObject(request.body, '', ['reference', 'amount_minor', 'currency', 'destination']);
     const currency = readString(body.currency, 'currency', { lengthMax: 3, required: true });
     if (!isCurrency(currency)) throw invalid('currency', `Unknown currency ${currency}.`);
-    readString(body.destination, 'destination', { lengthMax: 255, required: true });
+    const destination = readString(body.destination, 'destination', { lengthMax: 255, required: true });
+    // Pending now, in transit after a step, then paid or failed as the test bank account says (psp-changes.ts).
     return this.record(request, { kind: 'payout', parentPspReference: null, amountMinor: readAmount(body.amount_minor),
-      currency, paymentMethod: null, outcome: 'paid', declineCode: null });
+      currency, paymentMethod: null, outcome: 'pending', declineCode: null, destination,
+      pending: { resolvesAt: new Date(nowMs() + this.injector.payoutStepMs()).toISOString(), outcome: 'in_transit' } });
+  }
+
+  /** When a captured pm_card_createDispute charge is disputed; null for any other card. */
+  private disputeAtFor(paymentMethod: string | null): string | null {
+    return paymentMethod === createDisputeMethod
+      ? new Date(nowMs() + this.injector.createDisputeAfterMs()).toISOString() : null;
   }
 
   /** A follow-up on an earlier operation, decided under that operation's row lock. */
@@ -223,7 +234,7 @@ class SandboxPsp {
     request: FastifyRequest,
     body: Record<string, unknown>,
     decide: (client: pg.PoolClient, parent: OperationRow) => Promise<Pick<NewOperation, 'kind' | 'amountMinor' |
-      'currency' | 'outcome'>>,
+      'currency' | 'outcome' | 'availableImmediately' | 'disputeAt'>>,
   ) {
     const parentReference = readString(body.psp_reference, 'psp_reference', { lengthMax: 255, required: true });
     const key = idempotencyKeyOf(request);
@@ -250,14 +261,14 @@ class SandboxPsp {
     operation: Omit<NewOperation, 'idempotencyKey' | 'reference' | 'requestFingerprint'>) {
     const body = request.body as Record<string, unknown>;
     const fingerprint = fingerprintOf(request);
-    // Decided once (the insert may look twice), only for an outcome that is final; its faults
-    // count only if this request recorded the operation.
+    // Decided once (the insert may look twice), not for an authorization still pending (its
+    // resolution is its event); its faults count only if this request recorded the operation.
     let fate: { copies: WebhookCopy[]; faults: string[] } | undefined;
     const recorded = await recordOperation(db, {
       ...operation, idempotencyKey: idempotencyKeyOf(request), requestFingerprint: fingerprint,
       reference: readString(body.reference, 'reference', { lengthMax: 255, required: true }),
-    }, (row) => (fate ??= row.outcome === 'pending' ? { copies: [], faults: [] } : webhookCopies(row, this.injector))
-      .copies);
+    }, (row) => (fate ??= row.kind === 'authorize' && row.outcome === 'pending' ? { copies: [], faults: [] }
+      : webhookCopies(row, this.injector)).copies);
     if (!recorded.created) return answerRepeat(recorded.operation, fingerprint);
     this.injector.countInjected(fate?.faults ?? []);
     return presentOperation(recorded.operation);
@@ -304,6 +315,36 @@ function readDay(value: string): string {
   return value;
 }
 
+/**
+ * POST /control/disputes: `{charge_reference | psp_reference, amount_minor?, reason?,
+ * decide_after_ms?, decide_outcome?}`.
+ */
+function readDisputeRequest(body: unknown): DisputeRequest {
+  const object = readObject(body ?? {}, '', ['charge_reference', 'psp_reference', 'amount_minor', 'reason',
+    'decide_after_ms', 'decide_outcome']);
+  const chargeReference = readString(object.charge_reference, 'charge_reference', { lengthMax: 255 });
+  const pspReference = readString(object.psp_reference, 'psp_reference', { lengthMax: 255 });
+  if ((chargeReference === undefined) === (pspReference === undefined)) {
+    throw invalid('charge_reference', 'Name the charge by charge_reference or by psp_reference (one of them).');
+  }
+  const reason = readString(object.reason, 'reason', { lengthMax: 64 });
+  if (reason !== undefined && !(disputeReasons as readonly string[]).includes(reason)) {
+    throw invalid('reason', `reason is one of: ${disputeReasons.join(', ')}.`);
+  }
+  const decideAfterMs = object.decide_after_ms;
+  if (decideAfterMs !== undefined && (typeof decideAfterMs !== 'number' || !Number.isSafeInteger(decideAfterMs)
+    || decideAfterMs < 0)) {
+    throw invalid('decide_after_ms', 'decide_after_ms is a whole number of milliseconds.');
+  }
+  const decideOutcome = readString(object.decide_outcome, 'decide_outcome', { lengthMax: 4 });
+  if (decideOutcome !== undefined && decideOutcome !== 'won' && decideOutcome !== 'lost') {
+    throw invalid('decide_outcome', 'decide_outcome is won or lost.');
+  }
+  return { chargeReference, pspReference, reason: reason as DisputeReason | undefined,
+    amountMinor: object.amount_minor === undefined ? undefined : readAmount(object.amount_minor),
+    decideAfterMs, decideOutcome };
+}
+
 function readPlanted(query: unknown): SettlementDiscrepancy[] {
   const plant = (query as Record<string, unknown> | undefined)?.plant;
   if (plant === undefined) return [];
@@ -314,23 +355,6 @@ function readPlanted(query: unknown): SettlementDiscrepancy[] {
     }
   }
   return kinds as SettlementDiscrepancy[];
-}
-
-function notFound(pspReference: string): PennyError {
-  return new PennyError({ code: 'resource_missing', param: 'psp_reference', message: `No operation ${pspReference}.` });
-}
-
-/**
- * The sandbox's own 409 `invalid_state`: a code of this service's API, not one of Penny's
- * (src/error-codes.ts), so it is not a PennyError.
- */
-class InvalidStateError extends Error {
-  override readonly name = 'InvalidStateError';
-}
-
-function invalidState(parent: OperationRow, wanted: string): InvalidStateError {
-  return new InvalidStateError(
-    `Operation ${parent.pspReference} (${parent.kind}, ${parent.outcome}) cannot be ${wanted}.`);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -9,9 +9,9 @@ import { SandboxWebhookSender } from './psp-webhooks.js';
 import { parseFaultProfile, type FaultProfile } from './psp-faults.js';
 
 /**
- * Runs the sandbox PSP: its HTTP API on its own port, its own pool, and its two loops (pending
- * authorizations resolving, webhooks sending). `npm start` runs it beside Penny unless
- * PENNY_SANDBOX_PSP=off; `penny sandbox-psp` runs it alone.
+ * Runs the sandbox PSP: its HTTP API on its own port, its own pool, and its two loops (the
+ * changes due on its clock: pending authorizations, payouts, disputes; webhooks sending).
+ * `npm start` runs it beside Penny unless PENNY_SANDBOX_PSP=off; `penny sandbox-psp` runs it alone.
  */
 export interface RunningSandboxPsp {
   readonly url: string;
@@ -35,7 +35,7 @@ export async function startSandboxPsp(options: {
     webhookUrl: options.webhookUrl, secret: options.webhookSecret, logger,
   });
   const workers = [
-    startWorker('sandbox-psp-pending', 200, () => sender.resolvePending(), logger),
+    startWorker('sandbox-psp-changes', 200, () => sender.resolvePending(), logger),
     startWorker('sandbox-psp-webhooks', 200, () => sender.sendDue(), logger),
   ];
   try {

@@ -1,23 +1,27 @@
 import type { Queryable } from '../db/pool.js';
 import { camt053Statement } from './bank-statement.js';
-import { cardBrand } from './psp-decisions.js';
-import { selectOperationsOfDay, type OperationRow } from './psp-store.js';
+import { cardBrand, normalizeAccount } from './psp-decisions.js';
+import { selectOperationsOfDay, selectPayoutsPaidOnDay, type OperationRow } from './psp-store.js';
 import {
   settlementDetailsReport, type SettledOperation, type SettlementBatch, type SettlementDiscrepancy,
 } from './settlement-report.js';
 
 /**
- * A settlement day of the sandbox acquirer: the captures and refunds it performed that UTC day,
- * one batch per currency, its Settlement details report, and the bank statement of the payouts.
+ * A settlement day of the sandbox acquirer: the captures, refunds and dispute movements of that
+ * UTC day, one batch per currency, its Settlement details report, and the sandbox bank's
+ * statements of the day: the operator's account receives the batches' payouts, and each
+ * merchant payout paid that day is a credit on its destination account's statement.
  */
-export const sandboxPriceList = { basisPoints: 200, fixedMinor: 20n } as const;
+/** The sandbox's published price: 2% + 20 minor units per capture, 1500 minor units per dispute (Stripe's $15). */
+export const sandboxPriceList = { basisPoints: 200, fixedMinor: 20n, disputeFeeMinor: 1500n } as const;
+/** The operator's account at the sandbox bank, where the PSP's settlement payouts arrive. */
 export const sandboxBankIban = 'NL91ABNA0417164300';
 
 export async function settlementBatches(db: Queryable, day: string,
   discrepancies: readonly SettlementDiscrepancy[] = [], batchFeeMinor = 0n): Promise<SettlementBatch[]> {
   const operations = await selectOperationsOfDay(db, day);
   const byReference = new Map(operations.map((operation) => [operation.pspReference, operation]));
-  const settled = operations.flatMap((operation) => settledFrom(operation, byReference));
+  const settled = operations.flatMap((operation) => settledFrom(operation, byReference, day));
   const currencies = [...new Set(settled.map((operation) => operation.currency))].sort();
   return currencies.map((currency, index) => settlementDetailsReport({
     companyAccount: 'PennySandbox', merchantAccount: 'PennySandboxMerchant',
@@ -29,30 +33,61 @@ export async function settlementBatches(db: Queryable, day: string,
   }));
 }
 
-/** Captures (and authorizations captured at once) settle as credits; refunds and chargebacks as debits. */
-function settledFrom(operation: OperationRow, byReference: Map<string, OperationRow>): SettledOperation[] {
+/**
+ * Captures (and authorizations captured at once) settle as credits; refunds as debits; a dispute
+ * as a `Chargeback` debit (with its fee) on the day it opens and, when won, a `ChargebackReversed`
+ * credit on the day it is decided. Operations of the day are those created or decided on it.
+ */
+function settledFrom(operation: OperationRow, byReference: Map<string, OperationRow>, day: string): SettledOperation[] {
   const captured = (operation.kind === 'authorize' && operation.outcome === 'captured')
     || (operation.kind === 'capture' && operation.outcome === 'captured');
   const refunded = operation.kind === 'refund' && operation.outcome === 'refunded';
-  const chargedBack = operation.kind === 'chargeback';
-  if (!captured && !refunded && !chargedBack) return [];
+  const disputed = operation.kind === 'chargeback';
+  if (!captured && !refunded && !disputed) return [];
   const authorization = operation.kind === 'authorize' ? operation
     : byReference.get(operation.parentPspReference ?? '') ?? operation;
   const currency = operation.currency ?? authorization.currency;
   if (operation.amountMinor === null || currency === null) return [];
-  return [{
-    pspReference: operation.pspReference, merchantReference: operation.reference,
-    kind: captured ? 'capture' : chargedBack ? 'chargeback' : 'refund', amountMinor: operation.amountMinor, currency,
-    paymentMethod: cardBrand(authorization.paymentMethod ?? 'visa'), createdAt: operation.createdAt,
-  }];
+  const line = {
+    pspReference: operation.pspReference, merchantReference: operation.reference, amountMinor: operation.amountMinor,
+    currency, paymentMethod: cardBrand(authorization.paymentMethod ?? 'visa'), createdAt: operation.createdAt,
+  };
+  if (!disputed) {
+    return operation.createdAt.slice(0, 10) === day ? [{ ...line, kind: captured ? 'capture' : 'refund' }] : [];
+  }
+  const lines: SettledOperation[] = [];
+  if (operation.createdAt.slice(0, 10) === day) {
+    lines.push({ ...line, kind: 'chargeback', ...(operation.feeMinor === null ? {} : { feeMinor: operation.feeMinor }) });
+  }
+  if (operation.outcome === 'won' && operation.decidedAt?.slice(0, 10) === day) {
+    lines.push({ ...line, kind: 'chargeback_reversed', createdAt: operation.decidedAt });
+  }
+  return lines;
 }
 
-export function bankStatementFor(day: string, batches: readonly SettlementBatch[]): string[] {
-  return batches.filter((batch) => batch.payoutAmountMinor > 0n).map((batch) => camt053Statement({
-    statementId: `SANDBOX-${day}-${batch.payoutReference}`, accountIban: sandboxBankIban,
-    currency: batch.rows[0]?.netCurrency ?? 'EUR', openingBalanceMinor: 0n, createdAt: `${day}T23:59:59Z`,
-    fromDate: day, toDate: day,
-    credits: [{ reference: batch.payoutReference, amountMinor: batch.payoutAmountMinor,
-      currency: batch.rows[0]?.netCurrency ?? 'EUR', bookingDate: day }],
+/**
+ * The sandbox bank's statements of one account for a day, one per currency (camt.053 states one
+ * account in one currency): the operator's account (`sandboxBankIban`) gets the day's settlement
+ * payouts; any account gets the merchant payouts paid to it that day (a destination is matched
+ * without spaces, case-insensitively). A day with no credit has no statement.
+ */
+export async function bankStatementsFor(db: Queryable, day: string,
+  options: { account: string; currency?: string | undefined }): Promise<string[]> {
+  const account = normalizeAccount(options.account);
+  const credits = (await selectPayoutsPaidOnDay(db, day))
+    .filter((payout) => payout.destination !== null && normalizeAccount(payout.destination) === account)
+    .map((payout) => ({ reference: payout.reference, amountMinor: payout.amountMinor ?? 0n,
+      currency: payout.currency ?? 'EUR', bookingDate: day }));
+  if (account === sandboxBankIban) {
+    const batches = (await settlementBatches(db, day)).filter((batch) => batch.payoutAmountMinor > 0n);
+    credits.unshift(...batches.map((batch) => ({ reference: batch.payoutReference, amountMinor: batch.payoutAmountMinor,
+      currency: batch.rows[0]?.netCurrency ?? 'EUR', bookingDate: day })));
+  }
+  const currencies = [...new Set(credits.map((credit) => credit.currency))].sort()
+    .filter((currency) => options.currency === undefined || currency === options.currency);
+  return currencies.map((currency) => camt053Statement({
+    statementId: `SANDBOX-${day}-${account.slice(-8)}-${currency}`, accountIban: account, currency,
+    openingBalanceMinor: 0n, createdAt: `${day}T23:59:59Z`, fromDate: day, toDate: day,
+    credits: credits.filter((credit) => credit.currency === currency),
   }));
 }

@@ -22,6 +22,22 @@ export interface OperationRow {
   readonly paymentMethod: string | null;
   readonly requestFingerprint: string | null;
   readonly resolvesAt: string | null;
+  /** The outcome a scheduled change (at `resolvesAt`) gives the operation. */
+  readonly resolvedOutcome: string | null;
+  /** A payout's bank account. */
+  readonly destination: string | null;
+  /** A failed payout's reason (Stripe's payout failure codes). */
+  readonly failureCode: string | null;
+  /** A dispute's reason (Stripe's dispute reasons). */
+  readonly reason: string | null;
+  /** A dispute's fee, in minor units of its currency. */
+  readonly feeMinor: bigint | null;
+  /** pm_card_bypassPending: the funds of this charge are available at once. */
+  readonly availableImmediately: boolean;
+  /** pm_card_createDispute: when the sandbox opens a dispute on this captured charge. */
+  readonly disputeAt: string | null;
+  /** When a payout or a dispute reached its final outcome. */
+  readonly decidedAt: string | null;
   readonly createdAt: string;
 }
 
@@ -29,8 +45,18 @@ export interface OperationRow {
 export interface NewOperation extends Pick<OperationRow, 'idempotencyKey' | 'reference' | 'kind' |
   'parentPspReference' | 'amountMinor' | 'currency' | 'outcome' | 'declineCode' | 'paymentMethod'> {
   readonly requestFingerprint: string;
-  /** A pending authorization: when it resolves, and to what. */
+  /**
+   * An operation that changes later: it is recorded as `pending` (or `initialOutcome`) and takes
+   * `outcome` at `resolvesAt` (a pending authorization, a payout going in transit).
+   */
   readonly pending?: { readonly resolvesAt: string; readonly outcome: string } | undefined;
+  /** The outcome recorded while `pending` waits; `pending` when absent. */
+  readonly initialOutcome?: string | undefined;
+  readonly destination?: string | null;
+  readonly reason?: string | null;
+  readonly feeMinor?: bigint | null;
+  readonly availableImmediately?: boolean;
+  readonly disputeAt?: string | null;
 }
 
 /** A webhook copy queued with the operation that caused it (the outbox, written in one statement). */
@@ -55,9 +81,12 @@ export async function recordOperation(db: Queryable, operation: NewOperation,
     idempotency_key: operation.idempotencyKey, merchant_reference: operation.reference, kind: operation.kind,
     psp_reference: pspReference, parent_psp_reference: operation.parentPspReference,
     amount_minor: operation.amountMinor, currency: operation.currency,
-    outcome: operation.pending === undefined ? operation.outcome : 'pending', decline_code: operation.declineCode,
+    outcome: recordedOutcome(operation), decline_code: operation.declineCode,
     payment_method: operation.paymentMethod, request_fingerprint: operation.requestFingerprint,
-    resolves_at: operation.pending?.resolvesAt ?? null, created_at: withMicroseconds(createdAt),
+    resolves_at: operation.pending?.resolvesAt ?? null, resolved_outcome: operation.pending?.outcome ?? null,
+    destination: operation.destination ?? null, failure_code: null, reason: operation.reason ?? null,
+    fee_minor: operation.feeMinor ?? null, available_immediately: operation.availableImmediately ?? false,
+    dispute_at: operation.disputeAt ?? null, decided_at: null, created_at: withMicroseconds(createdAt),
   }));
   // Two requests with one key at once: the second's insert waits for the first and does nothing,
   // but its statement's snapshot predates the first's row; a second look (a new snapshot) finds it.
@@ -66,6 +95,10 @@ export async function recordOperation(db: Queryable, operation: NewOperation,
     if (recorded !== undefined) return recorded;
   }
   throw new Error('the sandbox neither recorded nor found an operation');
+}
+
+function recordedOutcome(operation: NewOperation): string {
+  return operation.pending === undefined ? operation.outcome : operation.initialOutcome ?? 'pending';
 }
 
 /** `2026-01-31T12:00:00.123Z` as PostgreSQL gives it back: `2026-01-31T12:00:00.123000Z`. */
@@ -79,8 +112,9 @@ async function recordOrFind(db: Queryable, operation: NewOperation,
   const result = await db.query(named(`WITH inserted AS (
        INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
          parent_psp_reference, amount_minor, currency, outcome, decline_code, payment_method, request_fingerprint,
-         resolves_at, resolved_outcome, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+         resolves_at, resolved_outcome, created_at, updated_at,
+         destination, reason, fee_minor, available_immediately, dispute_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $20, $21, $22, $23, $24)
        ON CONFLICT (idempotency_key) DO NOTHING
        RETURNING *, true AS created),
      webhooks AS (
@@ -94,11 +128,13 @@ async function recordOrFind(db: Queryable, operation: NewOperation,
      SELECT *, false AS created FROM sandbox_psp_operations WHERE idempotency_key = $1
        AND NOT EXISTS (SELECT 1 FROM inserted)`),
   [operation.idempotencyKey, operation.reference, operation.kind, prepared.pspReference, operation.parentPspReference,
-    operation.amountMinor?.toString() ?? null, operation.currency, operation.pending === undefined
-      ? operation.outcome : 'pending', operation.declineCode, operation.paymentMethod, operation.requestFingerprint,
+    operation.amountMinor?.toString() ?? null, operation.currency, recordedOutcome(operation),
+    operation.declineCode, operation.paymentMethod, operation.requestFingerprint,
     operation.pending?.resolvesAt ?? null, operation.pending?.outcome ?? null, prepared.createdAt,
     copies.map((copy) => copy.id), copies.map((copy) => copy.copy), copies.map((copy) => copy.type),
-    copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt)]);
+    copies.map((copy) => copy.payload), copies.map((copy) => copy.deliverAt),
+    operation.destination ?? null, operation.reason ?? null, operation.feeMinor?.toString() ?? null,
+    operation.availableImmediately ?? false, operation.disputeAt ?? null]);
   const row = result.rows[0];
   return row === undefined ? undefined : { operation: toOperation(row), created: row.created === true };
 }
@@ -121,20 +157,69 @@ export async function selectChildren(db: Queryable, parentPspReference: string):
   return result.rows.map(toOperation);
 }
 
-/** Pending authorizations whose time has come take their decided outcome. */
-export async function resolveDuePending(db: Queryable, batchMax: number): Promise<OperationRow[]> {
-  const result = await db.query(named(`UPDATE sandbox_psp_operations SET outcome = resolved_outcome,
-       resolves_at = NULL, updated_at = $1
-     WHERE idempotency_key IN (SELECT idempotency_key FROM sandbox_psp_operations
-       WHERE resolves_at <= $1 ORDER BY resolves_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+/**
+ * Operations whose scheduled change is due (`resolves_at` passed), locked for the caller's
+ * transaction, skipping those another worker or a control call holds.
+ */
+export async function claimDueChanges(db: Queryable, batchMax: number): Promise<OperationRow[]> {
+  const result = await db.query(named(`SELECT * FROM sandbox_psp_operations
+     WHERE resolves_at <= $1 ORDER BY resolves_at LIMIT $2 FOR UPDATE SKIP LOCKED`), [nowIso(), batchMax]);
+  return result.rows.map(toOperation);
+}
+
+/** A state change of an operation the caller holds locked; the next one scheduled, or none. */
+export interface StateChange {
+  readonly outcome: string;
+  readonly failureCode?: string | null;
+  readonly decidedAt?: string | null;
+  /** A pm_card_createDispute charge that became captured: when its dispute opens. */
+  readonly disputeAt?: string | null;
+  readonly next?: { readonly resolvesAt: string; readonly outcome: string } | undefined;
+}
+
+export async function updateOperationState(db: Queryable, pspReference: string, change: StateChange):
+Promise<OperationRow> {
+  const result = await db.query(named(`UPDATE sandbox_psp_operations SET outcome = $2,
+       failure_code = COALESCE($3, failure_code), decided_at = COALESCE($4, decided_at),
+       resolves_at = $5, resolved_outcome = $6, updated_at = $7, dispute_at = COALESCE($8, dispute_at)
+     WHERE psp_reference = $1
+     RETURNING *`),
+  [pspReference, change.outcome, change.failureCode ?? null, change.decidedAt ?? null,
+    change.next?.resolvesAt ?? null, change.next?.outcome ?? null, nowIso(), change.disputeAt ?? null]);
+  const row = result.rows[0];
+  if (row === undefined) throw new Error(`no sandbox operation ${pspReference} to change`);
+  return toOperation(row);
+}
+
+/** Captured pm_card_createDispute charges whose dispute is due, taken (their `dispute_at` cleared). */
+export async function takeDueDisputeOpenings(db: Queryable, batchMax: number): Promise<OperationRow[]> {
+  const result = await db.query(named(`UPDATE sandbox_psp_operations SET dispute_at = NULL, updated_at = $1
+     WHERE psp_reference IN (SELECT psp_reference FROM sandbox_psp_operations
+       WHERE dispute_at <= $1 ORDER BY dispute_at LIMIT $2 FOR UPDATE SKIP LOCKED)
      RETURNING *`), [nowIso(), batchMax]);
   return result.rows.map(toOperation);
 }
 
-/** Operations created on one UTC day, for its settlement. */
+/** The operation recorded under a key (a dispute's is derived from its charge), if any. */
+export async function selectOperationByKey(db: Queryable, key: string): Promise<OperationRow | undefined> {
+  const result = await db.query('SELECT * FROM sandbox_psp_operations WHERE idempotency_key = $1', [key]);
+  return result.rows[0] === undefined ? undefined : toOperation(result.rows[0]);
+}
+
+/** Merchant payouts paid on one UTC day (settlement payouts are never `decided`), for the bank's statements. */
+export async function selectPayoutsPaidOnDay(db: Queryable, day: string): Promise<OperationRow[]> {
+  const result = await db.query(named(`SELECT * FROM sandbox_psp_operations
+     WHERE kind = 'payout' AND outcome = 'paid' AND decided_at >= $1::date AND decided_at < $1::date + 1
+     ORDER BY decided_at, psp_reference`), [day]);
+  return result.rows.map(toOperation);
+}
+
+/** Operations created, or decided, on one UTC day, for its settlement. */
 export async function selectOperationsOfDay(db: Queryable, day: string): Promise<OperationRow[]> {
   const result = await db.query(named(`SELECT * FROM sandbox_psp_operations
-     WHERE created_at >= $1::date AND created_at < $1::date + 1 ORDER BY created_at, psp_reference`), [day]);
+     WHERE (created_at >= $1::date AND created_at < $1::date + 1)
+        OR (decided_at >= $1::date AND decided_at < $1::date + 1)
+     ORDER BY created_at, psp_reference`), [day]);
   return result.rows.map(toOperation);
 }
 
@@ -204,7 +289,10 @@ function toOperation(row: any): OperationRow {
     idempotencyKey: row.idempotency_key, reference: row.merchant_reference, kind: row.kind,
     pspReference: row.psp_reference, parentPspReference: row.parent_psp_reference, amountMinor: row.amount_minor,
     currency: row.currency, outcome: row.outcome, declineCode: row.decline_code, paymentMethod: row.payment_method,
-    requestFingerprint: row.request_fingerprint, resolvesAt: row.resolves_at, createdAt: row.created_at,
+    requestFingerprint: row.request_fingerprint, resolvesAt: row.resolves_at, resolvedOutcome: row.resolved_outcome,
+    destination: row.destination, failureCode: row.failure_code, reason: row.reason, feeMinor: row.fee_minor,
+    availableImmediately: row.available_immediately === true, disputeAt: row.dispute_at, decidedAt: row.decided_at,
+    createdAt: row.created_at,
   };
 }
 
@@ -220,6 +308,12 @@ export function presentOperation(operation: OperationRow) {
     amount_minor: operation.amountMinor,
     currency: operation.currency,
     decline_code: operation.declineCode,
+    available_immediately: operation.availableImmediately,
+    destination: operation.destination,
+    failure_code: operation.failureCode,
+    reason: operation.reason,
+    fee_minor: operation.feeMinor,
+    decided_at: operation.decidedAt,
     created_at: operation.createdAt,
   };
 }

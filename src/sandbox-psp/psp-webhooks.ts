@@ -1,54 +1,20 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
-import { withTransaction, type Queryable } from '../db/pool.js';
-import { stringifyJson } from '../json.js';
-import { newId } from '../ids.js';
+import { withTransaction } from '../db/pool.js';
 import { signPayload } from '../security/hmac-signature.js';
+import { runDueChanges } from './psp-changes.js';
 import type { FaultInjector } from './psp-faults.js';
-import {
-  claimDueWebhookCopies, insertWebhookCopies, presentOperation, recordWebhookResults, resolveDuePending,
-  type OperationRow, type WebhookCopy,
-} from './psp-store.js';
+import { claimDueWebhookCopies, recordWebhookResults } from './psp-store.js';
 
 /**
- * The sandbox's webhooks: each finished operation queues an event in the sandbox's own outbox,
- * in the operation's transaction. The fault profile may lose it, duplicate it, or delay copies
- * (which reorders them). A sender POSTs due copies to Penny, signed with Sandbox-Signature.
+ * The sandbox's webhooks: each finished operation, and each later change of its state, queues an
+ * event in the sandbox's own outbox in the same transaction (psp-outbox.ts). A sender POSTs due
+ * copies to Penny, signed with Sandbox-Signature.
  */
 export const sandboxSignatureHeader = 'Sandbox-Signature';
 const deliveryAttemptsMax = 8;
 const deliveryTimeoutMs = 5000;
-
-/**
- * The copies of an operation's webhook the fault profile lets through: none (lost), one, or two
- * (duplicated), each with its delay, decided by the operation's key (see FaultInjector.webhookFate),
- * with the faults to count once the copies are queued.
- */
-export function webhookCopies(operation: OperationRow, injector: FaultInjector):
-{ copies: WebhookCopy[]; faults: string[] } {
-  const id = newId('sbxevt');
-  const type = `${operation.kind}.${operation.outcome}`;
-  const payload = stringifyJson({
-    id, object: 'event', type, created: Math.floor(nowMs() / 1000), data: presentOperation(operation),
-  });
-  // A pending authorization's resolution is a second event of the same operation: its own fate.
-  const fate = injector.webhookFate(`${operation.idempotencyKey}:${operation.outcome}`);
-  return {
-    copies: fate.delaysMs.map((delayMs, index) => ({
-      id, copy: index + 1, type, payload, deliverAt: new Date(nowMs() + delayMs).toISOString(),
-    })),
-    faults: fate.faults,
-  };
-}
-
-export async function enqueueWebhook(db: Queryable, operation: OperationRow, injector: FaultInjector): Promise<void> {
-  const { copies, faults } = webhookCopies(operation, injector);
-  if (copies.length > 0) {
-    await insertWebhookCopies(db, copies);
-  }
-  injector.countInjected(faults);
-}
 
 export class SandboxWebhookSender {
   constructor(
@@ -57,13 +23,12 @@ export class SandboxWebhookSender {
     private readonly options: { webhookUrl: string | undefined; secret: string; logger: Logger },
   ) {}
 
-  /** Pending authorizations whose time came resolve, and their webhooks are queued. */
+  /**
+   * The changes whose time came, on the sandbox's clock (psp-changes.ts): pending authorizations
+   * resolve, payouts move on, disputes are decided or opened; their webhooks are queued.
+   */
   async resolvePending(): Promise<number> {
-    return withTransaction(this.pool, async (client) => {
-      const resolved = await resolveDuePending(client, 100);
-      for (const operation of resolved) await enqueueWebhook(client, operation, this.injector);
-      return resolved.length;
-    });
+    return withTransaction(this.pool, (client) => runDueChanges(client, this.injector));
   }
 
   /** Sends the due copies, a bounded batch; a copy that keeps failing is dropped after 8 tries. */

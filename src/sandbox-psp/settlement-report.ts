@@ -35,7 +35,10 @@ export const settlementReportColumns: readonly string[] = [
   'Reserved8', 'Reserved9', 'Reserved10', 'Booking Date', 'Booking Date TimeZone', 'Metadata',
 ];
 
-/** What the sandbox charges per chargeback, in minor units of the batch currency; written in Markup. */
+/**
+ * What the sandbox charges per chargeback, in minor units of the batch currency (its price list's
+ * dispute fee), written in Markup; a line may carry the fee its dispute recorded instead.
+ */
 export const chargebackFeeMinor = 1500n;
 /** What a planted `wrong_fee` adds to Interchange (and takes from Net). */
 export const plantedFeeErrorMinor = 7n;
@@ -47,8 +50,11 @@ export type PspPriceList = Parameters<typeof feeMinor>[1];
 export interface SettledOperation {
   readonly pspReference: string;
   readonly merchantReference: string;
-  readonly kind: 'capture' | 'refund' | 'chargeback';
+  /** `chargeback`: a dispute opened (the amount withdrawn); `chargeback_reversed`: a dispute won (it comes back). */
+  readonly kind: 'capture' | 'refund' | 'chargeback' | 'chargeback_reversed';
   readonly amountMinor: bigint;
+  /** A chargeback's fee as recorded; the sandbox's `chargebackFeeMinor` when absent. */
+  readonly feeMinor?: bigint;
   readonly currency: string;
   readonly paymentMethod: string;
   readonly createdAt: string;
@@ -69,7 +75,7 @@ export interface SettlementBatchInput {
   readonly batchFeeMinor?: bigint;
 }
 
-export type SettlementRowType = 'Settled' | 'Refunded' | 'Chargeback' | 'Fee' | 'MerchantPayout';
+export type SettlementRowType = 'Settled' | 'Refunded' | 'Chargeback' | 'ChargebackReversed' | 'Fee' | 'MerchantPayout';
 
 /** One SDR line as written. Money columns are unsigned minor units of the row's currency; null = empty. */
 export interface SettlementRow {
@@ -166,12 +172,14 @@ function validateBatch(input: SettlementBatchInput): void {
   currencyExponent(input.currency);
   assert.ok(Number.isSafeInteger(input.batchNumber) && input.batchNumber > 0, 'batch number is a positive integer');
   assert.ok(isUtcDay(input.settlementDate), `settlement date is YYYY-MM-DD: ${input.settlementDate}`);
-  const pspReferences = new Set<string>();
+  // A dispute opened and won on one day has two lines of one PSP reference, of two journal types.
+  const lines = new Set<string>();
   for (const operation of input.operations) {
     assert.equal(operation.currency, input.currency, `operation ${operation.pspReference} is in the batch currency`);
     assert.ok(operation.amountMinor > 0n, `operation ${operation.pspReference} has a positive amount`);
-    assert.ok(!pspReferences.has(operation.pspReference), `psp reference ${operation.pspReference} is unique`);
-    pspReferences.add(operation.pspReference);
+    const line = `${operation.kind}:${operation.pspReference}`;
+    assert.ok(!lines.has(line), `psp reference ${operation.pspReference} is unique among ${operation.kind} lines`);
+    lines.add(line);
     assert.ok(creationDate(operation.createdAt).slice(0, 10) <= input.settlementDate,
       `operation ${operation.pspReference} was created before its batch settled`);
   }
@@ -218,7 +226,10 @@ function draftRow(operation: SettledOperation, priceList: PspPriceList): DraftRo
       return { ...base, type: 'Refunded', fees: noFees };
     case 'chargeback':
       // Like Adyen, the chargeback fee hides in Markup rather than on a row of its own.
-      return { ...base, type: 'Chargeback', fees: { ...noFees, markupMinor: chargebackFeeMinor } };
+      return { ...base, type: 'Chargeback', fees: { ...noFees, markupMinor: operation.feeMinor ?? chargebackFeeMinor } };
+    case 'chargeback_reversed':
+      // A won dispute returns the amount; the fee stays charged, as Stripe's and Adyen's do.
+      return { ...base, type: 'ChargebackReversed', fees: noFees };
   }
 }
 
@@ -279,16 +290,21 @@ function plantOn(draft: DraftRow, kind: SettlementDiscrepancy, batchCurrency: st
   }
 }
 
-/** Credits are Settled; refunds and chargebacks are debits. Net = Gross − fees, signed, then split. */
+/**
+ * Credits are Settled and ChargebackReversed; refunds and chargebacks are debits.
+ * Net = Gross − fees, signed, then split.
+ */
 function renderRow(draft: DraftRow): SettlementRow {
-  const isCredit = draft.type === 'Settled';
+  const isCredit = draft.type === 'Settled' || draft.type === 'ChargebackReversed';
   const netSignedMinor = (isCredit ? draft.grossMinor : -draft.grossMinor) - feesTotalMinor(draft.fees);
   const { operation } = draft;
   return {
     type: draft.type,
     pspReference: operation.pspReference,
     merchantReference: operation.merchantReference,
-    modificationReference: operation.pspReference,
+    // The reversal of a dispute is a modification of its own, as Adyen's journal has it.
+    modificationReference: draft.type === 'ChargebackReversed' ? `${operation.pspReference}-reversed`
+      : operation.pspReference,
     modificationMerchantReference: '',
     paymentMethod: operation.paymentMethod,
     creationDate: creationDate(operation.createdAt),

@@ -23,6 +23,15 @@ export interface ContractHarness {
   readonly signatureHeader: string;
   /** A second secret Penny also accepts (a rotation in progress). */
   readonly rotatedSecret: string;
+  /** Makes what the PSP does later happen now: payouts move on, disputes open or are decided. */
+  runDueChanges(): Promise<void>;
+  /** Has the cardholder dispute a captured charge (named by its authorization); the dispute's PSP reference. */
+  openDispute(input: { pspReference: string; amountMinor?: bigint; reason?: string }): Promise<string>;
+  decideDispute(pspReference: string, outcome: 'won' | 'lost'): Promise<void>;
+  /** A bank account the PSP's test mode fails payouts to, and the failure code it gives. */
+  readonly failingPayoutAccount: { readonly destination: string; readonly failureCode: string };
+  /** A bank account the PSP's test mode pays out to. */
+  readonly payingPayoutAccount: string;
 }
 
 export function connectorContract(name: string, harness: ContractHarness): void {
@@ -101,6 +110,52 @@ export function connectorContract(name: string, harness: ContractHarness): void 
       expect(paid.pspReference).toMatch(/\S/);
     });
 
+    it('pays out asynchronously: pending at first, paid later, as the look-up by Penny\'s reference shows',
+      async () => {
+        const id = unique();
+        const paid = await harness.connector().payout({ reference: `po_${id}`, idempotencyKey: `po:${id}`,
+          amountMinor: 2500n, currency: 'EUR', destination: harness.payingPayoutAccount });
+        const [pending] = await harness.connector().lookup({ reference: `po_${id}` });
+        expect(pending).toMatchObject({ kind: 'payout', pspReference: paid.pspReference, outcome: 'pending' });
+        await harness.runDueChanges();
+        expect(await harness.connector().lookup({ reference: `po_${id}` })).toEqual([expect.objectContaining({
+          kind: 'payout', outcome: 'paid', amountMinor: 2500n, currency: 'EUR', failureCode: null })]);
+      });
+
+    it('fails a payout to its test mode\'s failing account, with the failure code', async () => {
+      const id = unique();
+      await harness.connector().payout({ reference: `po_${id}`, idempotencyKey: `po:${id}`, amountMinor: 2500n,
+        currency: 'EUR', destination: harness.failingPayoutAccount.destination });
+      await harness.runDueChanges();
+      expect((await harness.connector().lookup({ reference: `po_${id}` }))[0]).toMatchObject({ outcome: 'failed',
+        failureCode: harness.failingPayoutAccount.failureCode });
+    });
+
+    it('answers a payout\'s repeated key from its record: one payout', async () => {
+      const id = unique();
+      const input = { reference: `po_${id}`, idempotencyKey: `po:${id}`, amountMinor: 2500n, currency: 'EUR',
+        destination: harness.payingPayoutAccount };
+      const first = await harness.connector().payout(input);
+      await harness.runDueChanges();
+      expect(await harness.connector().payout(input)).toEqual(first);
+      expect(await harness.connector().lookup({ reference: input.reference })).toHaveLength(1);
+    });
+
+    it('reports a dispute on a captured charge by look-up: amount, reason and fee, then its decision', async () => {
+      const input = authorization({ amountMinor: 1800n });
+      const charged = await harness.connector().authorize(input);
+      const disputeReference = await harness.openDispute({ pspReference: charged.pspReference, amountMinor: 1200n,
+        reason: 'product_not_received' });
+      const dispute = async () => (await harness.connector().lookup({ reference: input.reference }))
+        .find((operation) => operation.kind === 'chargeback');
+      expect(await dispute()).toMatchObject({ pspReference: disputeReference, outcome: 'needs_response',
+        amountMinor: 1200n, currency: 'USD', reason: 'product_not_received',
+        disputeFeeMinor: harness.connector().priceList.disputeFeeMinor ?? null,
+        parentPspReference: charged.pspReference });
+      await harness.decideDispute(disputeReference, 'won');
+      expect((await dispute())?.outcome).toBe('won');
+    });
+
     it('retries a lost reply with the same key: one charge, and the answer', async () => {
       const input = authorization();
       await harness.injectFault('authorize', 'timeout_after', 1);
@@ -172,6 +227,30 @@ export function connectorContract(name: string, harness: ContractHarness): void 
       it('refuses a stale timestamp', () => {
         const stale = harness.signWebhook(body, { timestampSeconds: Math.floor(Date.now() / 1000) - 3600 });
         expect(() => parse(body, stale)).toThrow(expect.objectContaining({ problem: 'stale' }));
+      });
+
+      it('parses a dispute\'s webhook with its reason, fee and charge', () => {
+        const dispute = JSON.stringify({ id: `evt_${unique()}`, type: 'chargeback.needs_response', data: {
+          kind: 'chargeback', psp_reference: 'psp_2', reference: 'pa_2', outcome: 'needs_response', amount_minor: 700,
+          currency: 'EUR', decline_code: null, parent_psp_reference: 'psp_1', reason: 'fraudulent', fee_minor: 1500 } });
+        expect(parse(dispute, harness.signWebhook(dispute)).operation).toMatchObject({ kind: 'chargeback',
+          outcome: 'needs_response', amountMinor: 700n, reason: 'fraudulent', disputeFeeMinor: 1500n,
+          parentPspReference: 'psp_1' });
+      });
+
+      it('parses a failed payout\'s webhook with its failure code', () => {
+        const payout = JSON.stringify({ id: `evt_${unique()}`, type: 'payout.failed', data: {
+          kind: 'payout', psp_reference: 'psp_3', reference: 'po_3', outcome: 'failed', amount_minor: 900,
+          currency: 'EUR', decline_code: null, failure_code: 'account_closed' } });
+        expect(parse(payout, harness.signWebhook(payout)).operation).toMatchObject({ kind: 'payout',
+          outcome: 'failed', failureCode: 'account_closed' });
+      });
+
+      it('refuses a webhook whose fee is no whole number', () => {
+        const bad = JSON.stringify({ id: `evt_${unique()}`, type: 'chargeback.lost', data: { kind: 'chargeback',
+          psp_reference: 'psp_4', reference: 'pa_4', outcome: 'lost', amount_minor: 1, currency: 'EUR',
+          fee_minor: '15.00' } });
+        expect(() => parse(bad, harness.signWebhook(bad))).toThrow(expect.objectContaining({ problem: 'unparseable' }));
       });
 
       it('refuses a missing signature', () => {

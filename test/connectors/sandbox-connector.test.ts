@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { advanceClock, configureClock } from '../../src/clock.js';
 import { SandboxConnector, sandboxSignatureHeader } from '../../src/connectors/sandbox/sandbox-connector.js';
 import { ConnectorUnknownOutcomeError } from '../../src/connectors/connector.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
@@ -13,6 +14,8 @@ let connector: SandboxConnector;
 const rotatedSecret = 'sandbox_rotated_secret_0123456789abcdefghij';
 
 beforeAll(async () => {
+  // The contract makes the sandbox's later changes happen by moving its clock.
+  configureClock('controlled');
   const database = await createTestDatabase();
   sandbox = await startTestSandboxPsp(database.url);
   connector = new SandboxConnector({
@@ -38,6 +41,36 @@ connectorContract('sandbox', {
   }),
   signatureHeader: sandboxSignatureHeader,
   rotatedSecret,
+  async runDueChanges() {
+    const sender = sandbox.sender(undefined);
+    // Each step of a payout is payout_step_ms (1 s) after the last.
+    for (let step = 0; step < 3; step += 1) {
+      advanceClock(60_000);
+      await sender.resolvePending();
+    }
+  },
+  async openDispute(input) {
+    const response = await fetch(`${sandbox.url}/control/disputes`, { method: 'POST',
+      headers: { 'content-type': 'application/json' }, body: JSON.stringify({ psp_reference: input.pspReference,
+        amount_minor: input.amountMinor === undefined ? undefined : Number(input.amountMinor),
+        reason: input.reason }) });
+    const body = await response.json() as { psp_reference: string };
+    if (!response.ok) throw new Error(`the sandbox refused the dispute: ${JSON.stringify(body)}`);
+    return body.psp_reference;
+  },
+  async decideDispute(pspReference, outcome) {
+    const response = await fetch(`${sandbox.url}/control/disputes/${pspReference}/decide`, { method: 'POST',
+      headers: { 'content-type': 'application/json' }, body: JSON.stringify({ outcome }) });
+    if (!response.ok) throw new Error(`the sandbox refused the decision: ${await response.text()}`);
+  },
+  failingPayoutAccount: { destination: '000111111113', failureCode: 'account_closed' },
+  payingPayoutAccount: 'DE89370400440532013000',
+});
+
+describe('the sandbox connector\'s price list', () => {
+  it('publishes the sandbox\'s dispute fee: 1500 minor units, Stripe\'s $15', () => {
+    expect(connector.priceList).toEqual({ basisPoints: 200, fixedMinor: 20n, disputeFeeMinor: 1500n });
+  });
 });
 
 describe('the sandbox connector\'s circuit breaker', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FaultInjector, parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
+import { FaultInjector, parseFaultProfile, presentFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 
 /** The sandbox's fault profile: a seeded run repeats exactly, whatever order operations come in. */
 function injector(profile: Record<string, unknown>): FaultInjector {
@@ -41,5 +41,25 @@ describe('webhook fates', () => {
     expect(withFates.injected.get('webhook_lost')).toBeUndefined();
     withFates.countInjected(['webhook_lost', 'webhook_lost']);
     expect(withFates.injected.get('webhook_lost')).toBe(2);
+  });
+});
+
+describe('the delays of payouts and disputes in the fault profile', () => {
+  it('default to a payout step of 1 s, a test-card dispute after 2 s, and disputes that wait for a decision', () => {
+    expect(parseFaultProfile({})).toMatchObject({ payoutStepMs: 1000, createDisputeAfterMs: 2000,
+      disputeDecideAfterMs: undefined, disputeDecideOutcome: 'won' });
+  });
+
+  it('are echoed back as given, and read again the same', () => {
+    const profile = parseFaultProfile({ payout_step_ms: 10, create_dispute_after_ms: 20, dispute_decide_after_ms: 30,
+      dispute_decide_outcome: 'lost' });
+    expect(presentFaultProfile(profile)).toMatchObject({ payout_step_ms: 10, create_dispute_after_ms: 20,
+      dispute_decide_after_ms: 30, dispute_decide_outcome: 'lost' });
+    expect(parseFaultProfile(presentFaultProfile(profile))).toEqual(profile);
+    expect(parseFaultProfile(presentFaultProfile(parseFaultProfile({})))).toEqual(parseFaultProfile({}));
+  });
+
+  it('refuses an outcome other than won or lost', () => {
+    expect(() => parseFaultProfile({ dispute_decide_outcome: 'draw' })).toThrow(/dispute_decide_outcome/);
   });
 });

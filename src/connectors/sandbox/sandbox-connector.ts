@@ -31,6 +31,11 @@ interface WireOperation {
   amount_minor: number | null;
   currency: string | null;
   decline_code: string | null;
+  parent_psp_reference?: string | null;
+  available_immediately?: boolean;
+  reason?: string | null;
+  fee_minor?: number | null;
+  failure_code?: string | null;
 }
 
 export class SandboxConnector implements Connector {
@@ -39,8 +44,8 @@ export class SandboxConnector implements Connector {
     manualCapture: true, partialCapture: true, refunds: true, payouts: true, webhooks: true, settlementReports: true,
     idempotencyKeyRetentionMs: 24 * 3_600_000,
   };
-  /** The sandbox's published price list: 2% + 20 minor units. */
-  readonly priceList = { basisPoints: 200, fixedMinor: 20n };
+  /** The sandbox's published price list: 2% + 20 minor units, and 1500 minor units per dispute. */
+  readonly priceList = { basisPoints: 200, fixedMinor: 20n, disputeFeeMinor: 1500n };
   private readonly http: ResilientHttp;
 
   constructor(private readonly options: SandboxConnectorOptions) {
@@ -149,19 +154,30 @@ function isWireOperation(value: unknown): value is WireOperation {
   if (typeof value !== 'object' || value === null) return false;
   const data = value as Record<string, unknown>;
   const text = (field: string) => typeof data[field] === 'string' && (data[field] as string).length <= limits.connectorWebhookFieldLengthMax;
-  const amount = data.amount_minor;
+  const optionalText = (field: string) => data[field] === null || data[field] === undefined || text(field);
+  const optionalMinor = (field: string) => {
+    const amount = data[field];
+    return amount === null || amount === undefined || (typeof amount === 'number' && Number.isSafeInteger(amount));
+  };
   return operationKinds.has(String(data.kind)) && text('psp_reference') && text('reference') && text('outcome')
-    && (amount === null || amount === undefined || (typeof amount === 'number' && Number.isSafeInteger(amount)))
-    && (data.currency === null || data.currency === undefined || text('currency'))
-    && (data.decline_code === null || data.decline_code === undefined || text('decline_code'));
+    && optionalMinor('amount_minor') && optionalText('currency') && optionalText('decline_code')
+    && optionalText('parent_psp_reference') && optionalText('reason') && optionalMinor('fee_minor')
+    && optionalText('failure_code')
+    && (data.available_immediately === undefined || typeof data.available_immediately === 'boolean');
 }
 
+/** The sandbox's record in Penny's terms; the fields only some operations have are set only there. */
 function toOperation(wire: WireOperation): PspOperation {
+  const minor = (value: number | null | undefined) => (value === null || value === undefined ? null : BigInt(value));
   return {
     kind: wire.kind, pspReference: wire.psp_reference, reference: wire.reference, outcome: wire.outcome,
-    amountMinor: wire.amount_minor === null || wire.amount_minor === undefined ? null : BigInt(wire.amount_minor),
-    currency: wire.currency ?? null, declineCode: wire.decline_code ?? null,
+    amountMinor: minor(wire.amount_minor), currency: wire.currency ?? null, declineCode: wire.decline_code ?? null,
     redirectUrl: wire.outcome === 'requires_action' ? `https://sandbox.penny.invalid/3ds/${wire.reference}` : null,
+    ...(wire.parent_psp_reference === undefined ? {} : { parentPspReference: wire.parent_psp_reference }),
+    ...(wire.kind === 'authorize' || wire.kind === 'capture'
+      ? { availableImmediately: wire.available_immediately === true } : {}),
+    ...(wire.kind === 'chargeback' ? { reason: wire.reason ?? null, disputeFeeMinor: minor(wire.fee_minor) } : {}),
+    ...(wire.kind === 'payout' ? { failureCode: wire.failure_code ?? null } : {}),
   };
 }
 
