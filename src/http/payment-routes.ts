@@ -176,7 +176,7 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
   });
 
   scope.get<{ Params: { key: string } }>('/v1/idempotency_keys/:key', async (request) =>
-    dependencies.idempotency.describe(merchantOf(request).id, request.params.key));
+    dependencies.idempotency.describe({ merchantId: merchantOf(request).id }, request.params.key));
 }
 
 /** A POST's `expand`, read (and refused if malformed) before anything runs or is stored. */
