@@ -3,7 +3,8 @@
  * check:boundaries` runs the check alone) and drawn in docs/architecture.md. An arrow runs only downwards:
  *
  *   entry points   src/app.ts (the composition root), src/http/, src/cli/
- *   domain         src/payments/, src/merchants/, src/webhooks/ (and payouts, reconciliation, reporting)
+ *   domain         src/payments/, src/merchants/, src/webhooks/, src/accounts/ (and payouts, reconciliation,
+ *                  reporting)
  *   ground floor   src/ledger/, src/events/, src/idempotency/, src/metrics/, the connector interface
  *   database       src/db/
  *   kernel         neutral modules anything may import: errors, ids, clock, config, validation,
@@ -21,7 +22,7 @@ const kernel = [
 const database = ['^src/db/'];
 const connectorInterface = ['^src/connectors/[^/]+[.]ts$'];
 const ground = ['^src/(ledger|events|idempotency|metrics)/', ...connectorInterface];
-const domain = ['^src/(payments|merchants|webhooks|payouts|reconciliation|reporting)/'];
+const domain = ['^src/(payments|merchants|webhooks|accounts|payouts|reconciliation|reporting)/'];
 const entry = ['^src/app[.]ts$', '^src/(http|cli)/'];
 const concreteConnectors = ['^src/connectors/[^/]+/'];
 const sandboxPsp = ['^src/sandbox-psp/'];
@@ -85,6 +86,11 @@ module.exports = {
       name: 'merchants-import-no-other-domain', severity: 'error',
       comment: 'Merchants are below payments and webhooks in the domain.',
       from: { path: '^src/merchants/' }, to: { path: '^src/(payments|webhooks)/' },
+    },
+    {
+      name: 'accounts-import-no-payments-or-webhooks', severity: 'error',
+      comment: 'Connected accounts are below payments (a transfer names its destination account) and webhooks.',
+      from: { path: '^src/accounts/' }, to: { path: '^src/(payments|webhooks)/' },
     },
     {
       name: 'no-unresolvable-imports', severity: 'error',
