@@ -88,6 +88,11 @@ module.exports = {
       from: { path: '^src/merchants/' }, to: { path: '^src/(payments|webhooks)/' },
     },
     {
+      name: 'accounts-import-no-payments-or-webhooks', severity: 'error',
+      comment: 'Connected accounts are below payments (a transfer names its destination account) and webhooks.',
+      from: { path: '^src/accounts/' }, to: { path: '^src/(payments|webhooks)/' },
+    },
+    {
       name: 'no-unresolvable-imports', severity: 'error',
       comment: 'An import that does not resolve is a broken edge.',
       from: {}, to: { couldNotResolve: true },

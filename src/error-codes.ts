@@ -37,6 +37,14 @@ export const statusByCode = {
   payment_intent_unexpected_state: 400,
   charge_already_refunded: 400,
   charge_not_refundable: 400,
+  // Connected accounts and their bank accounts (Stripe's codes where Stripe has one).
+  country_code_invalid: 400,
+  email_invalid: 400,
+  account_number_invalid: 400,
+  routing_number_invalid: 400,
+  account_balance_not_zero: 400,
+  bank_account_is_default: 400,
+  stripe_account_unsupported: 400,
   // Who is asking.
   api_key_missing: 401,
   api_key_invalid: 401,

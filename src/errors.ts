@@ -58,7 +58,8 @@ const parameterErrorCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'parameter_unknown', 'parameter_missing', 'parameter_invalid', 'parameter_invalid_integer',
   'parameter_invalid_string', 'parameter_invalid_boolean', 'parameter_invalid_object',
   'parameter_invalid_timestamp', 'url_invalid', 'metadata_invalid', 'currency_invalid', 'amount_too_small',
-  'amount_too_large', 'amount_invalid_for_currency', 'card_number_in_request',
+  'amount_too_large', 'amount_invalid_for_currency', 'card_number_in_request', 'country_code_invalid', 'email_invalid',
+  'account_number_invalid', 'routing_number_invalid',
 ]);
 
 /**

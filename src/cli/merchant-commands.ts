@@ -1,5 +1,9 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { BankAccountParams } from '../accounts/account-commands.js';
+import { presentBankAccount } from '../accounts/account-presenter.js';
+import { BankAccountVault, platformBankAccounts, setPlatformBankAccount } from '../accounts/bank-accounts.js';
 import { PennyError } from '../errors.js';
+import { parseStripeCurrency } from '../money/stripe-currency.js';
 import { displayKey } from '../merchants/merchant-keys.js';
 import { MerchantService } from '../merchants/merchant-service.js';
 import { selectMerchant, selectMerchantPricing, setMerchantPricing } from '../merchants/merchant-store.js';
@@ -50,6 +54,8 @@ export function registerMerchantCommands(program: Command): void {
           `${merchantId}: ${pricing.basisPoints / 100}% + ${pricing.fixedMinor} minor units per captured payment.`);
       });
     });
+
+  registerBankAccountCommand(merchants);
 
   const keys = program.command('keys').description('manage merchants\' secret API keys');
   keys.command('create')
@@ -107,4 +113,72 @@ function presentKey(key: { id: string; merchantId: string; prefix: string; last4
     id: key.id, merchant: key.merchantId, key: displayKey(key.prefix, key.last4),
     created_at: key.createdAt, revoked_at: key.revokedAt,
   };
+}
+
+/**
+ * `penny merchants bank-account ID`: the platform merchant's own bank account, where its payouts
+ * go, set by the operator. It is stored like a connected account's (the bank_accounts table, with
+ * the merchant as the account), sealed, and shown only as last4 and fingerprint. Setting one
+ * replaces the merchant's bank account in that currency; without a number, the command shows them.
+ */
+function registerBankAccountCommand(merchants: Command): void {
+  const command = merchants.command('bank-account')
+    .description('show a merchant\'s own bank accounts, or set the one its payouts in a currency go to')
+    .argument('<merchant-id>', 'the merchant (acct_…)')
+    .addOption(new Option('--iban <iban>', 'an IBAN (its country is the IBAN\'s)').conflicts('accountNumber'))
+    .option('--account-number <digits>', 'a US account number (4 to 17 digits), with --routing-number')
+    .option('--routing-number <digits>', 'a US ABA routing number (9 digits)')
+    .option('--currency <code>', 'the account\'s currency (default: usd for a US account, the IBAN country\'s)')
+    .option('--holder-name <name>', 'the account holder\'s name')
+    .option('--json', 'print JSON');
+  command.action(async (merchantId: string, options: { iban?: string; accountNumber?: string;
+    routingNumber?: string; currency?: string; holderName?: string; json?: boolean }) => {
+    if (options.routingNumber !== undefined && options.accountNumber === undefined) {
+      command.error('error: --routing-number goes with --account-number.');
+    }
+    if (options.holderName !== undefined && options.iban === undefined && options.accountNumber === undefined) {
+      command.error('error: --holder-name goes with --iban or --account-number.');
+    }
+    await withDatabasePool(async (pool, config) => {
+      if (await selectMerchant(pool, merchantId) === undefined) {
+        throw new PennyError({ code: 'resource_missing', message: `No such merchant ${merchantId}; ` +
+          'penny merchants create makes one.' });
+      }
+      const number = options.iban ?? options.accountNumber;
+      if (number === undefined) {
+        const banks = (await platformBankAccounts(pool, merchantId)).map(presentBankAccount);
+        printResult(options.json === true, { object: 'list', data: banks },
+          banks.map(describeBank).join('\n') || `${merchantId} has no bank account.`);
+        return;
+      }
+      const params: BankAccountParams = {
+        country: options.iban === undefined ? '--account-number' : '--iban',
+        currency: '--currency',
+        accountNumber: options.iban === undefined ? '--account-number' : '--iban',
+        routingNumber: '--routing-number',
+      };
+      const client = await pool.connect();
+      try {
+        const bank = await setPlatformBankAccount(client, new BankAccountVault(await resolveSecretKey(config)), {
+          merchantId, params, command: {
+            country: options.iban === undefined ? 'US' : options.iban.replace(/ /g, '').slice(0, 2).toUpperCase(),
+            currency: options.currency === undefined ? undefined : parseStripeCurrency(options.currency, '--currency'),
+            accountNumber: number, routingNumber: options.routingNumber,
+            accountHolderName: options.holderName ?? null, accountHolderType: null, defaultForCurrency: true,
+            metadata: {},
+          } });
+        const shown = presentBankAccount(bank);
+        printResult(options.json === true, shown, `Set ${merchantId}'s bank account for ${shown.currency}: ` +
+          describeBank(shown));
+      } finally {
+        client.release();
+      }
+    });
+  });
+}
+
+function describeBank(bank: ReturnType<typeof presentBankAccount>): string {
+  return `${bank.id}  ${bank.country} ${bank.currency}  ****${bank.last4}` +
+    `${bank.routing_number === null ? '' : `  routing ${bank.routing_number}`}  fingerprint ${bank.fingerprint}` +
+    `${bank.default_for_currency ? '  (default)' : ''}`;
 }

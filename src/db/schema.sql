@@ -47,6 +47,41 @@ CREATE TABLE balance_transactions (
 CREATE INDEX balance_transactions_list ON public.balance_transactions USING btree (merchant_id, account_id, created_at DESC, id DESC);
 CREATE INDEX balance_transactions_pending ON public.balance_transactions USING btree (available_on) WHERE (status = 'pending'::text);
 
+CREATE TABLE bank_accounts (
+  merchant_id text NOT NULL,
+  account_id text NOT NULL,
+  id text NOT NULL,
+  country text NOT NULL,
+  currency text NOT NULL,
+  account_holder_name text,
+  account_holder_type text,
+  account_number_ciphertext text NOT NULL,
+  last4 text NOT NULL,
+  fingerprint text NOT NULL,
+  routing_number text,
+  bank_name text,
+  default_for_currency boolean DEFAULT false NOT NULL,
+  metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+  status text DEFAULT 'new'::text NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  deleted_at timestamp with time zone,
+  CONSTRAINT bank_accounts_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT bank_accounts_account_holder_name_check CHECK (length(account_holder_name) <= 5000),
+  CONSTRAINT bank_accounts_account_holder_type_check CHECK (account_holder_type = ANY (ARRAY['individual'::text, 'company'::text])),
+  CONSTRAINT bank_accounts_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
+  CONSTRAINT bank_accounts_account_number_ciphertext_check CHECK (account_number_ciphertext ~~ 'v1:%'::text),
+  CONSTRAINT bank_accounts_country_check CHECK (country ~ '^[A-Z]{2}$'::text),
+  CONSTRAINT bank_accounts_currency_check CHECK (currency ~ '^[a-z]{3}$'::text),
+  CONSTRAINT bank_accounts_fingerprint_check CHECK (fingerprint ~ '^[0-9a-f]+$'::text AND length(fingerprint) = 16),
+  CONSTRAINT bank_accounts_id_check CHECK (id ~ '^ba_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),
+  CONSTRAINT bank_accounts_last4_check CHECK (last4 ~ '^[0-9A-Z]+$'::text AND length(last4) = 4),
+  CONSTRAINT bank_accounts_metadata_check CHECK (jsonb_typeof(metadata) = 'object'::text),
+  CONSTRAINT bank_accounts_routing_number_check CHECK (routing_number ~ '^[0-9]+$'::text AND length(routing_number) = 9),
+  CONSTRAINT bank_accounts_status_check CHECK (status = ANY (ARRAY['new'::text, 'validated'::text, 'verified'::text, 'verification_failed'::text, 'errored'::text]))
+);
+CREATE INDEX bank_accounts_list ON public.bank_accounts USING btree (merchant_id, account_id, created_at DESC, id DESC) WHERE (deleted_at IS NULL);
+CREATE UNIQUE INDEX bank_accounts_one_default ON public.bank_accounts USING btree (merchant_id, account_id, currency) WHERE (default_for_currency AND (deleted_at IS NULL));
+
 CREATE TABLE charges (
   merchant_id text NOT NULL,
   id text NOT NULL,
@@ -82,6 +117,34 @@ CREATE TABLE charges (
 CREATE UNIQUE INDEX charges_id ON public.charges USING btree (id);
 CREATE INDEX charges_intent ON public.charges USING btree (merchant_id, payment_intent_id);
 CREATE INDEX charges_list ON public.charges USING btree (merchant_id, created_at DESC, id DESC);
+
+CREATE TABLE connected_accounts (
+  merchant_id text NOT NULL,
+  id text NOT NULL,
+  type text NOT NULL,
+  country text NOT NULL,
+  email text,
+  business_profile jsonb DEFAULT '{}'::jsonb NOT NULL,
+  metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+  payout_interval text DEFAULT 'manual'::text NOT NULL,
+  payout_weekly_anchor text,
+  payout_monthly_anchor smallint,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  deleted_at timestamp with time zone,
+  CONSTRAINT connected_accounts_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT connected_accounts_business_profile_check CHECK (jsonb_typeof(business_profile) = 'object'::text),
+  CONSTRAINT connected_accounts_check CHECK ((payout_interval = 'weekly'::text) = (payout_weekly_anchor IS NOT NULL)),
+  CONSTRAINT connected_accounts_check1 CHECK ((payout_interval = 'monthly'::text) = (payout_monthly_anchor IS NOT NULL)),
+  CONSTRAINT connected_accounts_country_check CHECK (country ~ '^[A-Z]{2}$'::text),
+  CONSTRAINT connected_accounts_email_check CHECK (length(email) <= 800),
+  CONSTRAINT connected_accounts_id_check CHECK (id ~ '^acct_[A-Za-z0-9]+$'::text AND length(id) >= 13 AND length(id) <= 69),
+  CONSTRAINT connected_accounts_metadata_check CHECK (jsonb_typeof(metadata) = 'object'::text),
+  CONSTRAINT connected_accounts_payout_interval_check CHECK (payout_interval = ANY (ARRAY['daily'::text, 'weekly'::text, 'monthly'::text, 'manual'::text])),
+  CONSTRAINT connected_accounts_payout_monthly_anchor_check CHECK (payout_monthly_anchor >= 1 AND payout_monthly_anchor <= 31),
+  CONSTRAINT connected_accounts_payout_weekly_anchor_check CHECK (payout_weekly_anchor = ANY (ARRAY['monday'::text, 'tuesday'::text, 'wednesday'::text, 'thursday'::text, 'friday'::text, 'saturday'::text, 'sunday'::text])),
+  CONSTRAINT connected_accounts_type_check CHECK (type = ANY (ARRAY['custom'::text, 'express'::text, 'standard'::text]))
+);
+CREATE INDEX connected_accounts_list ON public.connected_accounts USING btree (merchant_id, created_at DESC, id DESC) WHERE (deleted_at IS NULL);
 
 CREATE TABLE connector_webhook_inbox (
   connector text NOT NULL,
@@ -130,7 +193,9 @@ CREATE TABLE idempotency_keys (
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   last_run_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   completed_at timestamp with time zone,
-  CONSTRAINT idempotency_keys_pkey PRIMARY KEY (merchant_id, key),
+  account_id text DEFAULT ''::text NOT NULL,
+  CONSTRAINT idempotency_keys_pkey PRIMARY KEY (merchant_id, account_id, key),
+  CONSTRAINT idempotency_keys_account_id_check CHECK (account_id = ''::text OR account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
   CONSTRAINT idempotency_keys_check CHECK ((response_status IS NULL) = (completed_at IS NULL)),
   CONSTRAINT idempotency_keys_check1 CHECK ((response_status IS NULL) = (response_body IS NULL)),
   CONSTRAINT idempotency_keys_check2 CHECK (completed_at IS NULL OR recovery_point = 'finished'::text),
@@ -1020,8 +1085,12 @@ CREATE TRIGGER merchants_no_truncate BEFORE TRUNCATE ON merchants FOR EACH STATE
 -- Foreign keys
 --
 
+ALTER TABLE bank_accounts
+  ADD CONSTRAINT bank_accounts_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE charges
   ADD CONSTRAINT charges_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
+ALTER TABLE connected_accounts
+  ADD CONSTRAINT connected_accounts_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE ledger_account_balances
   ADD CONSTRAINT ledger_account_balances_account_id_fkey FOREIGN KEY (account_id) REFERENCES ledger_accounts(id);
 ALTER TABLE ledger_entry_seals

@@ -1,5 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ConnectedAccounts } from '../accounts/account-service.js';
+import { presentConnectedAccount } from '../accounts/account-presenter.js';
 import { limits } from '../config.js';
 import { PennyError } from '../errors.js';
 import type { MerchantRow } from '../merchants/merchant-store.js';
@@ -10,6 +12,15 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated merchant of a Stripe-compatible request. */
     merchant: MerchantRow | null;
+    /**
+     * The connected account the request acts as (its `Stripe-Account` header), or null when it acts
+     * as the merchant itself.
+     */
+    actingAccountId: string | null;
+  }
+  interface FastifyContextConfig {
+    /** The route can act as one of the merchant's connected accounts (`Stripe-Account`); others refuse the header. */
+    actsAsConnectedAccount?: boolean;
   }
 }
 
@@ -20,18 +31,47 @@ declare module 'fastify' {
  */
 export function registerMerchantApi(
   app: FastifyInstance,
-  dependencies: { merchants: MerchantService; requestsPerSecondMax: number },
+  dependencies: { merchants: MerchantService; accounts: ConnectedAccounts; requestsPerSecondMax: number },
   routes: (scope: FastifyInstance) => void,
 ): void {
   app.decorateRequest('merchant', null);
+  app.decorateRequest('actingAccountId', null);
   void app.register(async (scope) => {
     scope.addHook('onRequest', async (request) => {
       request.merchant = await authenticateMerchant(request, dependencies.merchants);
     });
     if (dependencies.requestsPerSecondMax > 0) await limitRequestRate(scope, dependencies.requestsPerSecondMax);
-    scope.get('/v1/account', async (request) => presentAccount(merchantOf(request)));
+    // After the rate limit (its onRequest hook), so a flood of headers costs no look-ups.
+    scope.addHook('preValidation', async (request) => {
+      request.actingAccountId = await resolveActingAccount(request, dependencies.accounts);
+    });
+    scope.get('/v1/account', { config: { actsAsConnectedAccount: true } }, async (request) => {
+      const merchant = merchantOf(request);
+      return request.actingAccountId === null ? presentAccount(merchant) : presentConnectedAccount(
+        await dependencies.accounts.get({ merchantId: merchant.id, id: request.actingAccountId }));
+    });
     routes(scope);
   });
+}
+
+/**
+ * The `Stripe-Account` header: the platform acting as one of its own connected accounts. A route
+ * that cannot act as one yet refuses the header (400 `stripe_account_unsupported`) rather than act
+ * as the platform; one that can gets the account checked (404 `resource_missing`, naming the
+ * header, for another platform's account, a deleted one or a malformed id alike).
+ */
+async function resolveActingAccount(request: FastifyRequest, accounts: ConnectedAccounts): Promise<string | null> {
+  const header = request.headers['stripe-account'];
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return null;
+  if (request.routeOptions.config.actsAsConnectedAccount !== true) {
+    throw new PennyError({
+      code: 'stripe_account_unsupported', param: 'Stripe-Account',
+      message: `Penny cannot yet serve ${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]} ` +
+        'for a connected account: send the request without the Stripe-Account header to act as the platform.',
+    });
+  }
+  return accounts.actingAccount(merchantOf(request).id, value);
 }
 
 /**

@@ -175,8 +175,10 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
     return { object: 'list', data, has_more: page.hasMore, url: '/v1/refunds' };
   });
 
-  scope.get<{ Params: { key: string } }>('/v1/idempotency_keys/:key', async (request) =>
-    dependencies.idempotency.describe(merchantOf(request).id, request.params.key));
+  // Keys are scoped per acting account, so a connected account's keys are read with its header.
+  scope.get<{ Params: { key: string } }>('/v1/idempotency_keys/:key', { config: { actsAsConnectedAccount: true } },
+    async (request) => dependencies.idempotency.describe(
+      { merchantId: merchantOf(request).id, accountId: request.actingAccountId ?? undefined }, request.params.key));
 }
 
 /** A POST's `expand`, read (and refused if malformed) before anything runs or is stored. */

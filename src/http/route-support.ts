@@ -20,6 +20,8 @@ export async function idempotent(
   const response = await withEventRequest({ requestId: request.id, idempotencyKey: key ?? null },
     () => idempotency.run({
       merchantId: merchantOf(request).id,
+      // Stripe scopes keys per account: a connected account's requests (Stripe-Account) have their own.
+      accountId: request.actingAccountId ?? undefined,
       key,
       method: request.method,
       path: request.url.split('?')[0] ?? request.url,

@@ -16,6 +16,9 @@ import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerCaseRoutes } from './case-routes.js';
 import { registerBalanceRoutes } from './balance-routes.js';
+import { registerAccountRoutes } from './account-routes.js';
+import { ConnectedAccounts } from '../accounts/account-service.js';
+import { BankAccountVault } from '../accounts/bank-accounts.js';
 import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { registerAuthenticationRoutes } from './authentication-routes.js';
@@ -130,14 +133,17 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     (error) => ({ status: statusOf(error), body: errorBody(error) }),
     new SecretBox(dependencies.secretKey, 'idempotent responses'));
   const payments = new PaymentService(dependencies.pool, dependencies.flows);
+  const accounts = new ConnectedAccounts(dependencies.pool, new BankAccountVault(dependencies.secretKey));
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
-    { merchants: dependencies.merchants, requestsPerSecondMax: dependencies.merchantRequestsPerSecondMax ?? 0 },
+    { merchants: dependencies.merchants, accounts,
+      requestsPerSecondMax: dependencies.merchantRequestsPerSecondMax ?? 0 },
     (scope) => {
       registerPaymentRoutes(scope, { pool: dependencies.pool, payments, idempotency });
       registerEventRoutes(scope, dependencies.pool);
       registerBalanceRoutes(scope, dependencies.balances);
+      registerAccountRoutes(scope, { accounts, idempotency });
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });
     });

@@ -12,15 +12,21 @@ import {
 } from './idempotency-store.js';
 
 /**
- * Stripe's idempotency keys, per merchant. The first request with a key executes; its status and
- * body, once execution began, are stored and replayed byte for byte for the same key and the same
- * parameters. While it runs, the key is held by a session-level advisory lock on the request's
- * own connection, so a second request gets 409 `idempotency_key_in_use`, and a process that dies
- * mid-request releases the lock with its connection: the retry resumes from the key's recovery
- * point (see reference/reliability.md, Brandur's recovery points).
+ * Stripe's idempotency keys, per merchant and acting account (Stripe-Account). The first request
+ * with a key executes; its status and body, once execution began, are stored and replayed byte for
+ * byte for the same key and the same parameters. While it runs, the key is held by a
+ * session-level advisory lock on the request's own connection, so a second request gets 409
+ * `idempotency_key_in_use`, and a process that dies mid-request releases the lock with its
+ * connection: the retry resumes from the key's recovery point (see reference/reliability.md,
+ * Brandur's recovery points).
  */
 export interface IdempotentRequest {
   readonly merchantId: string;
+  /**
+   * The connected account the request acts as (the Stripe-Account header); absent for the
+   * merchant itself. Stripe scopes keys per account, so the same key on two accounts is two requests.
+   */
+  readonly accountId?: string | undefined;
   readonly key: string | undefined;
   readonly method: string;
   readonly path: string;
@@ -95,7 +101,7 @@ export class IdempotencyService {
     const client = await this.pool.connect();
     try {
       if (request.key === undefined) return await this.execute(client, undefined, work, request.finishBody);
-      return await this.runWithKey(client, request as IdempotentRequest & { key: string }, work);
+      return await this.runWithKey(client, { ...request, key: request.key, accountId: request.accountId ?? '' }, work);
     } finally {
       client.release();
     }
@@ -103,7 +109,7 @@ export class IdempotencyService {
 
   private async runWithKey(
     client: pg.PoolClient,
-    request: IdempotentRequest & { key: string },
+    request: IdempotentRequest & KeyIdentity,
     work: Work,
   ): Promise<IdempotentResponse> {
     // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
@@ -147,7 +153,7 @@ export class IdempotencyService {
    */
   private async execute(
     client: pg.PoolClient,
-    keyed: (IdempotentRequest & { key: string; row: KeyRow }) | undefined,
+    keyed: (IdempotentRequest & KeyIdentity & { row: KeyRow }) | undefined,
     work: Work,
     finishBody: IdempotentRequest['finishBody'],
   ): Promise<IdempotentResponse> {
@@ -200,12 +206,13 @@ export class IdempotencyService {
   }
 
   /** What operators and clients see of a key: its state, fingerprint and stored status. */
-  async describe(merchantId: string, key: string) {
-    const row = await selectKeyDescription(this.pool, { merchantId, key });
+  async describe(scope: { merchantId: string; accountId?: string | undefined }, key: string) {
+    const identity = { merchantId: scope.merchantId, accountId: scope.accountId ?? '', key };
+    const row = await selectKeyDescription(this.pool, identity);
     if (row === undefined) {
       throw new PennyError({ code: 'resource_missing', param: 'key', message: `No idempotency key ${key}.` });
     }
-    const inFlight = row.responseStatus === null && await this.isLocked({ merchantId, key });
+    const inFlight = row.responseStatus === null && await this.isLocked(identity);
     return {
       object: 'idempotency_key',
       key,
@@ -251,8 +258,9 @@ function keyState(row: { completedAt: string | null }, inFlight: boolean): strin
 export const idempotencyKeyRetentionHours = 24;
 
 /** The key's row to insert, for a request that carries one. */
-function newKey(request: IdempotentRequest & { key: string }): NewKey {
-  return { merchantId: request.merchantId, key: request.key, method: request.method, path: request.path,
+function newKey(request: IdempotentRequest & KeyIdentity): NewKey {
+  return { merchantId: request.merchantId, accountId: request.accountId, key: request.key, method: request.method,
+    path: request.path,
     fingerprint: requestFingerprint(request), params: request.params };
 }
 

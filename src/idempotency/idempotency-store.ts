@@ -6,6 +6,8 @@ import { named, writeAtCommit, type Queryable } from '../db/pool.js';
  */
 export interface KeyIdentity {
   readonly merchantId: string;
+  /** The connected account the request acted as (Stripe-Account), or '' for the merchant itself. */
+  readonly accountId: string;
   readonly key: string;
 }
 
@@ -62,8 +64,8 @@ export async function selectKey(db: Queryable, identity: KeyIdentity, options: {
 Promise<KeyRow | undefined> {
   const result = await db.query<KeyColumns>(
     named(`SELECT ${keyColumns} FROM idempotency_keys WHERE merchant_id = $1 AND key = $2
-       AND (completed_at IS NOT NULL OR NOT $3)`),
-    [identity.merchantId, identity.key, options.finishedOnly]);
+       AND account_id = $4 AND (completed_at IS NOT NULL OR NOT $3)`),
+    [identity.merchantId, identity.key, options.finishedOnly, identity.accountId]);
   const row = result.rows[0];
   return row === undefined ? undefined : toKeyRow(row);
 }
@@ -71,8 +73,9 @@ Promise<KeyRow | undefined> {
 export async function selectKeyDescription(db: Queryable, identity: KeyIdentity):
 Promise<KeyDescriptionRow | undefined> {
   const result = await db.query<KeyColumns & { created_at: string; completed_at: string | null }>(
-    named(`SELECT ${keyColumns}, created_at, completed_at FROM idempotency_keys WHERE merchant_id = $1 AND key = $2`),
-    [identity.merchantId, identity.key]);
+    named(`SELECT ${keyColumns}, created_at, completed_at FROM idempotency_keys
+       WHERE merchant_id = $1 AND key = $2 AND account_id = $3`),
+    [identity.merchantId, identity.key, identity.accountId]);
   const row = result.rows[0];
   return row === undefined ? undefined : { ...toKeyRow(row), createdAt: row.created_at, completedAt: row.completed_at };
 }
@@ -86,12 +89,13 @@ export async function lockAndInsertKey(db: Queryable, key: NewKey): Promise<Open
     named(`WITH lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked),
      inserted AS (
        INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
-         request_params)
-       SELECT $1, $2, $3, $4, $5, $6::jsonb FROM lock WHERE lock.locked
-       ON CONFLICT (merchant_id, key) DO NOTHING
+         request_params, account_id)
+       SELECT $1, $2, $3, $4, $5, $6::jsonb, $8 FROM lock WHERE lock.locked
+       ON CONFLICT (merchant_id, account_id, key) DO NOTHING
        RETURNING ${keyColumns})
      SELECT (SELECT locked FROM lock) AS locked, (SELECT row_to_json(i) FROM inserted i) AS inserted`),
-    [key.merchantId, key.key, key.method, key.path, key.fingerprint, JSON.stringify(key.params), lockName(key)]);
+    [key.merchantId, key.key, key.method, key.path, key.fingerprint, JSON.stringify(key.params), lockName(key),
+      key.accountId]);
   const opened = result.rows[0];
   if (opened === undefined) throw new Error('locking an idempotency key returned no row');
   return { locked: opened.locked, inserted: opened.inserted === null ? null : toKeyRow(opened.inserted) };
@@ -102,14 +106,15 @@ export async function claimKey(db: Queryable, key: NewKey): Promise<KeyRow> {
   const result = await db.query<KeyColumns>(
     named(`WITH inserted AS (
        INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
-         request_params)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-       ON CONFLICT (merchant_id, key) DO NOTHING
+         request_params, account_id)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+       ON CONFLICT (merchant_id, account_id, key) DO NOTHING
        RETURNING *)
      SELECT * FROM inserted
      UNION ALL
-     SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
-    [key.merchantId, key.key, key.method, key.path, key.fingerprint, JSON.stringify(key.params)],
+     SELECT * FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND account_id = $7
+       AND NOT EXISTS (SELECT 1 FROM inserted)`),
+    [key.merchantId, key.key, key.method, key.path, key.fingerprint, JSON.stringify(key.params), key.accountId],
   );
   const row = result.rows[0];
   if (row === undefined) throw new Error('an idempotency key was neither inserted nor found');
@@ -119,9 +124,9 @@ export async function claimKey(db: Queryable, key: NewKey): Promise<KeyRow> {
 /** Deletes the key if no recovery point was saved and no response stored; true if it did. */
 export async function deleteUnstartedKey(db: Queryable, identity: KeyIdentity): Promise<boolean> {
   const result = await db.query(
-    named(`DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND recovery_point = 'started'
-       AND response_status IS NULL`),
-    [identity.merchantId, identity.key]);
+    named(`DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND account_id = $3
+       AND recovery_point = 'started' AND response_status IS NULL`),
+    [identity.merchantId, identity.key, identity.accountId]);
   return result.rowCount === 1;
 }
 
@@ -133,8 +138,8 @@ export async function saveRecoveryPointAtCommit(db: Queryable, identity: KeyIden
   recovery: { point: string; data: Record<string, unknown> }): Promise<void> {
   await writeAtCommit(db, keySlot, () => ({
     text: `UPDATE idempotency_keys SET recovery_point = $3, recovery_data = $4::jsonb, last_run_at = clock_timestamp()
-           WHERE merchant_id = $1 AND key = $2`,
-    values: [identity.merchantId, identity.key, recovery.point, JSON.stringify(recovery.data)],
+           WHERE merchant_id = $1 AND key = $2 AND account_id = $5`,
+    values: [identity.merchantId, identity.key, recovery.point, JSON.stringify(recovery.data), identity.accountId],
   }));
 }
 
@@ -143,8 +148,8 @@ export async function saveResponseAtCommit(db: Queryable, identity: KeyIdentity,
   response: { status: number; storedBody: () => string }): Promise<void> {
   await writeAtCommit(db, keySlot, () => ({
     text: `UPDATE idempotency_keys SET response_status = $3, response_body = $4, recovery_point = 'finished',
-             completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2`,
-    values: [identity.merchantId, identity.key, response.status, response.storedBody()],
+             completed_at = clock_timestamp() WHERE merchant_id = $1 AND key = $2 AND account_id = $5`,
+    values: [identity.merchantId, identity.key, response.status, response.storedBody(), identity.accountId],
   }));
 }
 
@@ -164,17 +169,22 @@ export async function unlockKey(db: Queryable, identity: KeyIdentity): Promise<v
 export async function deleteKeysFinishedBefore(db: Queryable, options: { retentionHours: number; batchMax: number }):
 Promise<number> {
   const result = await db.query(
-    `DELETE FROM idempotency_keys WHERE (merchant_id, key) IN (
-       SELECT merchant_id, key FROM idempotency_keys
+    `DELETE FROM idempotency_keys WHERE (merchant_id, account_id, key) IN (
+       SELECT merchant_id, account_id, key FROM idempotency_keys
        WHERE completed_at IS NOT NULL AND completed_at < now() - make_interval(hours => $1)
        ORDER BY completed_at LIMIT $2)`,
     [options.retentionHours, options.batchMax]);
   return result.rowCount ?? 0;
 }
 
-/** The advisory lock's name: one per merchant and key. */
+/**
+ * The advisory lock's name: one per merchant, acting account and key. The merchant's own keys keep
+ * the name they had before keys were scoped per account, so processes of both versions exclude
+ * each other during a rolling upgrade.
+ */
 function lockName(identity: KeyIdentity): string {
-  return `${identity.merchantId}:${identity.key}`;
+  return identity.accountId === '' ? `${identity.merchantId}:${identity.key}`
+    : `${identity.merchantId}:${identity.accountId}:${identity.key}`;
 }
 
 function toKeyRow(row: KeyColumns): KeyRow {

@@ -22,6 +22,8 @@ export const webhookEventTypes = [
   'payment_intent.amount_capturable_updated', 'payment_intent.succeeded', 'payment_intent.payment_failed',
   'payment_intent.canceled', 'charge.succeeded', 'charge.captured', 'charge.failed', 'charge.refunded',
   'refund.created', 'refund.updated', 'refund.failed', 'webhook_endpoint.disabled', 'balance.available',
+  'account.updated', 'account.external_account.created', 'account.external_account.updated',
+  'account.external_account.deleted',
 ] as const;
 
 export interface EndpointCommand {

@@ -124,3 +124,18 @@ describe('the Balance against its transactions', () => {
     expect(refusal).toMatchObject({ statusCode: 400, raw: { param: 'type' } });
   });
 });
+
+describe('a connected account\'s balance (Stripe-Account)', () => {
+  it('is its own: empty until money reaches it, and the platform\'s transactions are not its', async () => {
+    const account = await stripe.accounts.create({ type: 'custom', country: 'US' });
+    const intent = await paid(3300);
+    const balance = await stripe.balance.retrieve({}, { stripeAccount: account.id });
+    expect(balance).toMatchObject({ object: 'balance', available: [], pending: [] });
+    const [platformTransaction] = (await stripe.balanceTransactions.list({ source: intent.latest_charge as string }))
+      .data;
+    const refusal = await stripe.balanceTransactions.retrieve(platformTransaction?.id as string, {},
+      { stripeAccount: account.id }).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ statusCode: 404 });
+    expect((await stripe.balanceTransactions.list({}, { stripeAccount: account.id })).data).toEqual([]);
+  });
+});

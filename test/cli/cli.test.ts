@@ -264,6 +264,51 @@ describe('penny merchants and keys', () => {
     expect(unknown.stderr).toContain('No such merchant');
   });
 
+  it('sets and shows a merchant\'s own bank account, sealed, refusing bad numbers', async () => {
+    const created = JSON.parse((await penny(['merchants', 'create', '--name', 'Banked Shop', '--json'], environment)).stdout);
+    const none = await penny(['merchants', 'bank-account', created.id, '--json'], environment);
+    expect(JSON.parse(none.stdout)).toEqual({ object: 'list', data: [] });
+    const us = await penny(['merchants', 'bank-account', created.id, '--account-number', '000123456789',
+      '--routing-number', '110000000', '--json'], environment);
+    expect(us.code).toBe(0);
+    expect(JSON.parse(us.stdout)).toMatchObject({ object: 'bank_account', account: created.id, country: 'US',
+      currency: 'usd', last4: '6789', routing_number: '110000000', default_for_currency: true });
+    expect(us.stdout).not.toContain('000123456789');
+    const eur = await penny(['merchants', 'bank-account', created.id, '--iban', 'DE89 3704 0044 0532 0130 00'],
+      environment);
+    expect(eur.code).toBe(0);
+    expect(eur.stdout).toContain('****3000');
+    const replaced = await penny(['merchants', 'bank-account', created.id, '--iban', 'DE02120300000000202051',
+      '--json'], environment);
+    expect(JSON.parse(replaced.stdout)).toMatchObject({ currency: 'eur', last4: '2051' });
+    const listed = JSON.parse((await penny(['merchants', 'bank-account', created.id, '--json'], environment)).stdout);
+    expect(listed.data.map((bank: { last4: string }) => bank.last4)).toEqual(['2051', '6789']);
+    const stored = await database.pool.query('SELECT account_number_ciphertext FROM bank_accounts WHERE account_id = $1',
+      [created.id]);
+    for (const row of stored.rows) expect(row.account_number_ciphertext).toMatch(/^v1:/);
+    expect(JSON.stringify(stored.rows)).not.toMatch(/000123456789|0532013000|0000202051/);
+
+    const badIban = await penny(['merchants', 'bank-account', created.id, '--iban', 'DE89370400440532013001', '--json'],
+      environment);
+    expect(badIban.code).toBe(1);
+    expect(JSON.parse(badIban.stdout).error).toMatchObject({ code: 'account_number_invalid', param: '--iban' });
+    const badRouting = await penny(['merchants', 'bank-account', created.id, '--account-number', '000123456789',
+      '--routing-number', '110000001', '--json'], environment);
+    expect(badRouting.code).toBe(1);
+    expect(JSON.parse(badRouting.stdout).error).toMatchObject({ code: 'routing_number_invalid',
+      param: '--routing-number' });
+    const both = await penny(['merchants', 'bank-account', created.id, '--iban', 'DE89370400440532013000',
+      '--account-number', '000123456789', '--json'], environment);
+    expect(both.code).toBe(2);
+    expect(JSON.parse(both.stdout).error.code).toBe('usage_invalid');
+    expect((await penny(['merchants', 'bank-account', created.id, '--routing-number', '110000000'], environment)).code)
+      .toBe(2);
+    const unknown = await penny(['merchants', 'bank-account', 'acct_doesnotexist00', '--iban',
+      'DE89370400440532013000', '--json'], environment);
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.stdout).error.code).toBe('resource_missing');
+  });
+
   it('explains an unknown merchant and exits 1', async () => {
     const run = await penny(['keys', 'create', '--merchant', 'acct_doesnotexist00', '--json'], environment);
     expect(run.code).toBe(1);
