@@ -69,7 +69,9 @@ export interface AuthorizeInput {
 }
 
 export type AuthorizeOutput =
-  | { readonly outcome: 'authorized' | 'captured'; readonly pspReference: string }
+  | { readonly outcome: 'authorized' | 'captured'; readonly pspReference: string;
+      /** The PSP makes the charge's funds available at once, with no wait for settlement (pm_card_bypassPending). */
+      readonly availableImmediately?: boolean }
   /** The PSP has not decided yet (an authorization that goes pending); a webhook or a look-up tells later. */
   | { readonly outcome: 'pending'; readonly pspReference: string }
   | { readonly outcome: 'requires_action'; readonly pspReference: string; readonly redirectUrl: string }

@@ -26,6 +26,8 @@ export function authorizationFromRecord(operation: PspOperation): AuthorizeOutpu
   switch (operation.outcome) {
     case 'authorized':
     case 'captured':
+      return { outcome: operation.outcome, pspReference,
+        availableImmediately: operation.availableImmediately === true };
     case 'pending':
       return { outcome: operation.outcome, pspReference };
     case 'requires_action':

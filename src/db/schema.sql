@@ -102,6 +102,7 @@ CREATE TABLE charges (
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   capture_before timestamp with time zone,
   connector text NOT NULL,
+  funds_available_immediately boolean DEFAULT false NOT NULL,
   CONSTRAINT charges_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT charges_amount_captured_check CHECK (amount_captured >= 0),
   CONSTRAINT charges_amount_check CHECK (amount > 0),

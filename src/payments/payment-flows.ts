@@ -249,6 +249,7 @@ export class PaymentFlows {
       outcome: { network_status: 'declined_by_network', reason: outcome.declineCode, type: 'issuer_declined',
         seller_message: 'The bank did not return any further details with this decline.', risk_level: 'normal' },
       pspReference: outcome.pspReference, authorizationEntryId: null, captureBefore: null,
+      fundsAvailableImmediately: false,
     });
     await recordChargeEvent(client, { type: 'charge.failed', charge });
     return moveIntent(client, intent, {
@@ -262,8 +263,10 @@ export class PaymentFlows {
 
   private async confirmSucceeded(client: pg.PoolClient,
     on: { intent: store.PaymentIntentRow; attempt: store.AttemptRow },
-    outcome: { outcome: 'authorized' | 'captured'; pspReference: string }): Promise<store.PaymentIntentRow> {
+    outcome: { outcome: 'authorized' | 'captured'; pspReference: string; availableImmediately?: boolean }):
+  Promise<store.PaymentIntentRow> {
     const { intent, attempt } = on;
+    const fundsAvailableImmediately = outcome.availableImmediately === true;
     const chargeId = newId('ch');
     const amountMinor = stripeAmountToMinor(intent.currency, intent.amount);
     const accounts = await this.paymentLedger.accountsFor(client, intent.merchantId, intent.currency.toUpperCase());
@@ -279,7 +282,7 @@ export class PaymentFlows {
       authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
     } else {
       await this.paymentLedger.capture(client, {
-        merchantId: intent.merchantId, currency: intent.currency.toUpperCase(),
+        merchantId: intent.merchantId, currency: intent.currency.toUpperCase(), fundsAvailableImmediately,
         accounts, chargeId, amountMinor, authorizationEntryId: null,
         ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: attempt.connector })),
       });
@@ -291,7 +294,7 @@ export class PaymentFlows {
       status: 'succeeded', paymentMethod: attempt.paymentMethod, failureCode: null, failureMessage: null,
       outcome: { network_status: 'approved_by_network', reason: null, type: 'authorized',
         seller_message: 'Payment complete.', risk_level: 'normal' },
-      pspReference: outcome.pspReference, authorizationEntryId, captureBefore,
+      pspReference: outcome.pspReference, authorizationEntryId, captureBefore, fundsAvailableImmediately,
     });
     await recordChargeEvent(client, { type: 'charge.succeeded', charge });
     return moveIntent(client, intent, {
@@ -406,6 +409,7 @@ export class PaymentFlows {
     const accounts = await this.paymentLedger.accountsFor(client, capture.merchantId, intent.currency.toUpperCase());
     await this.paymentLedger.capture(client, {
       merchantId: capture.merchantId, currency: intent.currency.toUpperCase(),
+      fundsAvailableImmediately: charge.fundsAvailableImmediately,
       accounts, chargeId: charge.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
       ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: charge.connector })),
     });

@@ -1,3 +1,4 @@
+import { nowMs } from '../clock.js';
 import { PennyError } from '../errors.js';
 import type { Queryable } from '../db/pool.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
@@ -45,7 +46,7 @@ export class PaymentLedger {
    */
   async capture(db: Queryable, input: { merchantId: string; currency: string; accounts: MerchantAccounts;
     chargeId: string; amountMinor: bigint; authorizationEntryId: string | null; pennyFeeMinor: bigint;
-    pspFeeMinor: bigint }): Promise<void> {
+    pspFeeMinor: bigint; fundsAvailableImmediately: boolean }): Promise<void> {
     const { accounts } = input;
     if (input.authorizationEntryId !== null) {
       await this.ledger.postHold(input.authorizationEntryId, input.amountMinor, db);
@@ -73,6 +74,11 @@ export class PaymentLedger {
     await this.balances.recordCharge(db, { merchantId: input.merchantId, accountId: input.merchantId,
       chargeId: input.chargeId, currency: input.currency, amountMinor: input.amountMinor,
       pennyFeeMinor: input.pennyFeeMinor });
+    // pm_card_bypassPending: the PSP does not make these funds wait for settlement.
+    if (input.fundsAvailableImmediately) {
+      await this.balances.makeChargeAvailable(db, { merchantId: input.merchantId, chargeId: input.chargeId,
+        availableOn: new Date(nowMs()).toISOString() });
+    }
   }
 
   /** Releases the authorization hold; one the ledger has already expired (or voided) is released already. */

@@ -262,6 +262,8 @@ export interface ChargeRow {
   readonly authorizationEntryId: string | null;
   /** An uncaptured authorization expires then (Penny's clock); null once captured or for older charges. */
   readonly captureBefore: string | null;
+  /** The PSP makes its funds available at once (pm_card_bypassPending): no wait for settlement. */
+  readonly fundsAvailableImmediately: boolean;
   readonly createdAt: string;
 }
 
@@ -272,13 +274,13 @@ export async function insertCharge(
   const result = await db.query(
     named(`INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
        captured, status, payment_method, failure_code, failure_message, outcome, psp_reference,
-       authorization_entry_id, capture_before, connector)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
+       authorization_entry_id, capture_before, connector, funds_available_immediately)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17)
      RETURNING *`),
     [charge.merchantId, charge.id, charge.paymentIntentId, charge.attemptId, charge.amount.toString(),
       charge.currency, charge.amountCaptured.toString(), charge.status, charge.paymentMethod, charge.failureCode,
       charge.failureMessage, JSON.stringify(charge.outcome), charge.pspReference, charge.authorizationEntryId,
-      charge.captureBefore, charge.connector],
+      charge.captureBefore, charge.connector, charge.fundsAvailableImmediately],
   );
   return toCharge(result.rows[0]);
 }
@@ -342,7 +344,8 @@ function toCharge(row: any): ChargeRow {
     amountRefunded: row.amount_refunded, captured: row.captured, status: row.status,
     paymentMethod: row.payment_method, failureCode: row.failure_code, failureMessage: row.failure_message,
     outcome: row.outcome, pspReference: row.psp_reference, authorizationEntryId: row.authorization_entry_id,
-    captureBefore: row.capture_before, connector: row.connector, createdAt: row.created_at,
+    captureBefore: row.capture_before, connector: row.connector,
+    fundsAvailableImmediately: row.funds_available_immediately === true, createdAt: row.created_at,
   };
 }
 

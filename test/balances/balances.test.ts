@@ -85,6 +85,27 @@ describe('a refund', () => {
   });
 });
 
+describe('pm_card_bypassPending', () => {
+  it('makes a charge\'s funds available at capture, with no wait for settlement', async () => {
+    const before = await stripe.balance.retrieve();
+    const intent = await stripe.paymentIntents.create({ amount: 9000, currency: 'usd',
+      payment_method: 'pm_card_bypassPending', confirm: true });
+    const [transaction] = (await stripe.balanceTransactions.list({ source: intent.latest_charge as string })).data;
+    expect(transaction).toMatchObject({ type: 'charge', status: 'available', net: 9000 - 291 });
+    const after = await stripe.balance.retrieve();
+    expect(amountOf(after.available, 'usd') - amountOf(before.available, 'usd')).toBe(9000 - 291);
+    expect(amountOf(after.pending, 'usd') - amountOf(before.pending, 'usd')).toBe(0);
+  });
+
+  it('does so at a manual capture too, for the captured amount', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 6000, currency: 'usd',
+      payment_method: 'pm_card_bypassPending', confirm: true, capture_method: 'manual' });
+    await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 5000 });
+    const [transaction] = (await stripe.balanceTransactions.list({ source: intent.latest_charge as string })).data;
+    expect(transaction).toMatchObject({ status: 'available', amount: 5000 });
+  });
+});
+
 describe('making funds available', () => {
   it('moves a charge\'s net from pending to available once, with its ledger entry, however often it is asked',
     async () => {
