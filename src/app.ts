@@ -29,6 +29,7 @@ import { PaymentLedger } from './payments/payment-ledger.js';
 import { PaymentRecovery } from './payments/payment-recovery.js';
 import { PaymentExpiry } from './payments/payment-expiry.js';
 import { PaymentPspEvents } from './payments/payment-psp-events.js';
+import { PaymentDisputes } from './payments/payment-disputes.js';
 import { SettlementService } from './settlement/settlement-service.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 
@@ -72,12 +73,14 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     }
     const connectors = buildConnectorRegistry(config, webhookSecret);
     const balances = new BalanceService(livePool, ledger, availabilityMode(config));
-    const flows = new PaymentFlows(connectors, new PaymentLedger(ledger, balances), {
+    const paymentLedger = new PaymentLedger(ledger, balances);
+    const disputes = new PaymentDisputes(livePool, paymentLedger);
+    const flows = new PaymentFlows(connectors, paymentLedger, {
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
       publicUrl: () => config.publicUrl,
     });
     const server = buildServer({
-      pool, logger, ledger, merchants, connectors, flows, balances, operatorKey,
+      pool, logger, ledger, merchants, connectors, flows, balances, disputes, operatorKey,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
       clockFollowers: config.sandboxPsp ? [] : [config.sandboxPspUrl],
       merchantRequestsPerSecondMax: config.merchantRequestsPerSecondMax,
@@ -96,7 +99,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('payment-authorization-expiry', limits.holdExpiryIntervalMs, () => new PaymentExpiry(livePool, flows,
         { logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
-        () => new ConnectorInbox(livePool, new PaymentPspEvents(flows, logger), logger).processDue(), logger),
+        () => new ConnectorInbox(livePool, new PaymentPspEvents(flows, logger, disputes), logger).processDue(), logger),
       startWorker('settlement-pull', limits.settlementPullIntervalMs,
         () => new SettlementService(livePool, { connectors, balances, logger }).pullClosedDays(), logger),
       startWorker('balance-availability', limits.availabilityIntervalMs, () => balances.releaseDue(), logger),

@@ -55,6 +55,7 @@ export const statusByCode = {
   processing_error: 402,
   psp_refused: 400,
   connector_capability_unsupported: 400,
+  dispute_already_closed: 400,
   webhook_signature_invalid: 400,
   clock_not_controlled: 400,
   // What is asked for does not exist.

@@ -106,6 +106,26 @@ export class BalanceService {
   }
 
   /**
+   * A dispute's withdrawal (the disputed amount and the PSP's dispute fee leave the available
+   * balance at once) or, when won, its reversal (the amount returns; the fee does not): an
+   * `adjustment` of category `dispute` or `dispute_reversal`, sourced by the dispute.
+   */
+  recordDispute(db: Queryable, dispute: BalanceOwner & { disputeId: string; currency: string; amountMinor: bigint;
+    feeMinor: bigint; reversal: boolean }): Promise<store.BalanceTransactionRow> {
+    const fee = dispute.reversal ? 0n : dispute.feeMinor;
+    return store.insertBalanceTransaction(db, {
+      merchantId: dispute.merchantId, accountId: dispute.accountId, id: newId('txn'), type: 'adjustment',
+      reportingCategory: dispute.reversal ? 'dispute_reversal' : 'dispute', sourceId: dispute.disputeId,
+      currency: dispute.currency, amountMinor: dispute.reversal ? dispute.amountMinor : -dispute.amountMinor,
+      feeMinor: fee, feeDetails: fee === 0n ? [] : [{ amountMinor: fee, type: 'stripe_fee', description: 'Dispute fee',
+        application: null }],
+      status: 'available', availableOn: new Date(nowMs()).toISOString(),
+      description: dispute.reversal ? `Chargeback reversal for ${dispute.disputeId}`
+        : `Chargeback withdrawal for ${dispute.disputeId}`,
+    });
+  }
+
+  /**
    * Makes a charge's funds available, once, in the caller's transaction: one ledger entry moves
    * its net from the pending to the available account, and its transaction becomes available
    * as of `availableOn`. Answers undefined when there is no such pending charge (not booked by
@@ -114,7 +134,8 @@ export class BalanceService {
   async makeChargeAvailable(db: Queryable, charge: { merchantId: string; chargeId: string; availableOn: string }):
   Promise<store.BalanceTransactionRow | undefined> {
     const pending = await store.selectBalanceTransactionBySource(db,
-      { merchantId: charge.merchantId, sourceId: charge.chargeId, type: 'charge' }, { forUpdate: true });
+      { merchantId: charge.merchantId, sourceId: charge.chargeId, type: 'charge', reportingCategory: 'charge' },
+      { forUpdate: true });
     if (pending?.status !== 'pending') return undefined;
     const accounts = await this.accounts.accountsFor(db, { ownerId: pending.accountId, currency: pending.currency });
     const entryId = await this.postAvailability(db,

@@ -53,23 +53,24 @@ Promise<BalanceTransactionRow> {
        reporting_category, source_id, currency, amount_minor, fee_minor, net_minor, fee_details, status, available_on,
        description)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8::bigint - $9::bigint, $10::jsonb, $11, $12, $13)
-     ON CONFLICT (merchant_id, source_id, type) DO NOTHING RETURNING *`),
+     ON CONFLICT (merchant_id, source_id, type, reporting_category) DO NOTHING RETURNING *`),
   [row.merchantId, row.accountId, row.id, row.type, row.reportingCategory, row.sourceId, row.currency,
     row.amountMinor.toString(), row.feeMinor.toString(), feeDetailsJson(row.feeDetails), row.status, row.availableOn,
     row.description]);
   if (inserted.rows[0] !== undefined) return toBalanceTransaction(inserted.rows[0]);
   const existing = await selectBalanceTransactionBySource(db,
-    { merchantId: row.merchantId, sourceId: row.sourceId, type: row.type });
+    { merchantId: row.merchantId, sourceId: row.sourceId, type: row.type, reportingCategory: row.reportingCategory });
   if (existing === undefined) throw new Error(`balance transaction of ${row.sourceId} vanished`);
   return existing;
 }
 
 export async function selectBalanceTransactionBySource(db: Queryable,
-  key: { merchantId: string; sourceId: string; type: BalanceTransactionType }, options = { forUpdate: false }):
-Promise<BalanceTransactionRow | undefined> {
+  key: { merchantId: string; sourceId: string; type: BalanceTransactionType; reportingCategory: string },
+  options = { forUpdate: false }): Promise<BalanceTransactionRow | undefined> {
   const result = await db.query(named(`SELECT * FROM balance_transactions
-     WHERE merchant_id = $1 AND source_id = $2 AND type = $3 ${options.forUpdate ? 'FOR UPDATE' : ''}`),
-  [key.merchantId, key.sourceId, key.type]);
+     WHERE merchant_id = $1 AND source_id = $2 AND type = $3 AND reporting_category = $4
+     ${options.forUpdate ? 'FOR UPDATE' : ''}`),
+  [key.merchantId, key.sourceId, key.type, key.reportingCategory]);
   return result.rows[0] === undefined ? undefined : toBalanceTransaction(result.rows[0]);
 }
 

@@ -6,7 +6,7 @@ import type { Queryable } from './pool.js';
  * first). Table and column names come from this module's callers, never from a request.
  */
 export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints'
-  | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts';
+  | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts' | 'disputes';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -34,6 +34,7 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   webhook_endpoints: [],
   webhook_deliveries: ['event_id', 'endpoint_id'],
   balance_transactions: ['account_id', 'type', 'source_id', 'currency', 'payout_id'],
+  disputes: ['charge_id', 'payment_intent_id'],
   connected_accounts: [],
   bank_accounts: ['account_id'],
 };
@@ -42,7 +43,7 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
 const hidden: Readonly<Record<PageTable, string | undefined>> = {
   payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
   webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined, balance_transactions: undefined,
-  connected_accounts: 't.deleted_at IS NULL', bank_accounts: 't.deleted_at IS NULL',
+  connected_accounts: 't.deleted_at IS NULL', bank_accounts: 't.deleted_at IS NULL', disputes: undefined,
 };
 
 export async function selectPage<Row>(

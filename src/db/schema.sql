@@ -40,7 +40,7 @@ CREATE TABLE balance_transactions (
   CONSTRAINT balance_transactions_fee_minor_check CHECK (fee_minor >= 0),
   CONSTRAINT balance_transactions_id_check CHECK (id ~ '^txn_[A-Za-z0-9]+$'::text AND length(id) >= 12 AND length(id) <= 68),
   CONSTRAINT balance_transactions_id_key UNIQUE (id),
-  CONSTRAINT balance_transactions_merchant_id_source_id_type_key UNIQUE (merchant_id, source_id, type),
+  CONSTRAINT balance_transactions_merchant_id_source_id_type_reporting_c_key UNIQUE (merchant_id, source_id, type, reporting_category),
   CONSTRAINT balance_transactions_status_check CHECK (status = ANY (ARRAY['pending'::text, 'available'::text])),
   CONSTRAINT balance_transactions_type_check CHECK (type = ANY (ARRAY['charge'::text, 'refund'::text, 'adjustment'::text, 'application_fee'::text, 'application_fee_refund'::text, 'payout'::text, 'payout_cancel'::text, 'payout_failure'::text, 'transfer'::text, 'transfer_refund'::text, 'payment'::text, 'payment_refund'::text]))
 );
@@ -162,6 +162,33 @@ CREATE TABLE connector_webhook_inbox (
   CONSTRAINT connector_webhook_inbox_status_check CHECK (status = ANY (ARRAY['received'::text, 'parked'::text, 'processed'::text, 'ignored'::text]))
 );
 CREATE INDEX connector_webhook_inbox_due ON public.connector_webhook_inbox USING btree (next_process_at) WHERE (status = ANY (ARRAY['received'::text, 'parked'::text]));
+
+CREATE TABLE disputes (
+  merchant_id text NOT NULL,
+  id text NOT NULL,
+  charge_id text NOT NULL,
+  payment_intent_id text NOT NULL,
+  connector text NOT NULL,
+  psp_reference text NOT NULL,
+  amount_minor bigint NOT NULL,
+  fee_minor bigint NOT NULL,
+  currency text NOT NULL,
+  reason text NOT NULL,
+  status text NOT NULL,
+  evidence jsonb DEFAULT '{}'::jsonb NOT NULL,
+  metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT disputes_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT disputes_amount_minor_check CHECK (amount_minor > 0),
+  CONSTRAINT disputes_connector_psp_reference_key UNIQUE (connector, psp_reference),
+  CONSTRAINT disputes_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT disputes_fee_minor_check CHECK (fee_minor >= 0),
+  CONSTRAINT disputes_id_check CHECK (id ~ '^du_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),
+  CONSTRAINT disputes_id_key UNIQUE (id),
+  CONSTRAINT disputes_status_check CHECK (status = ANY (ARRAY['needs_response'::text, 'under_review'::text, 'won'::text, 'lost'::text]))
+);
+CREATE INDEX disputes_list ON public.disputes USING btree (merchant_id, created_at DESC, id DESC);
 
 CREATE TABLE events (
   merchant_id text NOT NULL,
@@ -1092,6 +1119,8 @@ ALTER TABLE charges
   ADD CONSTRAINT charges_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
 ALTER TABLE connected_accounts
   ADD CONSTRAINT connected_accounts_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
+ALTER TABLE disputes
+  ADD CONSTRAINT disputes_merchant_id_charge_id_fkey FOREIGN KEY (merchant_id, charge_id) REFERENCES charges(merchant_id, id);
 ALTER TABLE ledger_account_balances
   ADD CONSTRAINT ledger_account_balances_account_id_fkey FOREIGN KEY (account_id) REFERENCES ledger_accounts(id);
 ALTER TABLE ledger_entry_seals

@@ -16,6 +16,8 @@ import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerCaseRoutes } from './case-routes.js';
 import { registerBalanceRoutes } from './balance-routes.js';
+import { registerDisputeRoutes } from './dispute-routes.js';
+import type { PaymentDisputes } from '../payments/payment-disputes.js';
 import { registerAccountRoutes } from './account-routes.js';
 import { ConnectedAccounts } from '../accounts/account-service.js';
 import { BankAccountVault } from '../accounts/bank-accounts.js';
@@ -44,6 +46,8 @@ export interface ServerDependencies {
   readonly flows: PaymentFlows;
   /** Balances and balance transactions (the Balance APIs), read from the ledger. */
   readonly balances: BalanceService;
+  /** Disputes, opened and decided by the PSP, answered or accepted by the merchant. */
+  readonly disputes: PaymentDisputes;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
   /** PENNY_SECRET_KEY: seals stored secrets (webhook signing secrets, responses that show one). */
@@ -143,6 +147,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       registerPaymentRoutes(scope, { pool: dependencies.pool, payments, idempotency });
       registerEventRoutes(scope, dependencies.pool);
       registerBalanceRoutes(scope, dependencies.balances);
+      registerDisputeRoutes(scope, { disputes: dependencies.disputes, idempotency });
       registerAccountRoutes(scope, { accounts, idempotency });
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });

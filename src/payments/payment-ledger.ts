@@ -81,6 +81,32 @@ export class PaymentLedger {
     }
   }
 
+  /**
+   * A dispute opened: its amount and the PSP's fee leave the merchant's available balance (not
+   * guarded: an involuntary debit may take it negative, decisions.md) back to the PSP, with the
+   * dispute's balance transaction; when won, the amount returns.
+   */
+  async dispute(db: Queryable, input: { merchantId: string; currency: string; accounts: MerchantAccounts;
+    disputeId: string; amountMinor: bigint; feeMinor: bigint; reversal: boolean }): Promise<void> {
+    const { accounts, disputeId } = input;
+    const commands: CreateEntryCommand[] = [];
+    if (input.reversal) {
+      commands.push(entry({ reference: `penny:dispute:${disputeId}:reversal`, description: `Dispute ${disputeId} won`,
+        legs: [[accounts.psp_receivable, 'debit', input.amountMinor], [accounts.merchant_available, 'credit', input.amountMinor]] }));
+    } else {
+      commands.push(entry({ reference: `penny:dispute:${disputeId}:withdrawal`, description: `Dispute ${disputeId}`,
+        legs: [[accounts.merchant_available, 'debit', input.amountMinor], [accounts.psp_receivable, 'credit', input.amountMinor]] }));
+      if (input.feeMinor > 0n) {
+        commands.push(entry({ reference: `penny:dispute:${disputeId}:fee`, description: `Dispute fee of ${disputeId}`,
+          legs: [[accounts.merchant_available, 'debit', input.feeMinor], [accounts.psp_receivable, 'credit', input.feeMinor]] }));
+      }
+    }
+    await this.ledger.createEntriesIn(db, commands);
+    await this.balances.recordDispute(db, { merchantId: input.merchantId, accountId: input.merchantId,
+      disputeId, currency: input.currency, amountMinor: input.amountMinor, feeMinor: input.feeMinor,
+      reversal: input.reversal });
+  }
+
   /** Releases the authorization hold; one the ledger has already expired (or voided) is released already. */
   async cancelAuthorization(db: Queryable, authorizationEntryId: string): Promise<void> {
     try {

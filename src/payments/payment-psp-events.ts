@@ -5,6 +5,7 @@ import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import type { Queryable } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import { openCase } from './payment-cases.js';
+import type { PaymentDisputes } from './payment-disputes.js';
 import { isOpenAttempt, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 
@@ -32,6 +33,7 @@ export class PaymentPspEvents {
   constructor(
     private readonly flows: PaymentFlows,
     private readonly logger: Logger,
+    private readonly disputes?: PaymentDisputes,
   ) {}
 
   async decide(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
@@ -48,7 +50,8 @@ export class PaymentPspEvents {
       case 'payout':
         return { status: 'ignored', note: 'payouts are not booked from PSP events yet' };
       case 'chargeback':
-        return { status: 'ignored', note: 'disputes are not booked from PSP events yet' };
+        return this.disputes === undefined ? { status: 'ignored', note: 'disputes are not booked here' }
+          : this.disputes.applyChargeback(client, event);
       default:
         return { status: 'ignored', note: `an operation of kind ${String(operation.kind)} is not known to Penny` };
     }

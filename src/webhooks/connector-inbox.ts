@@ -105,5 +105,12 @@ function toOperation(payload: any): PspOperation {
     kind: payload.kind, pspReference: payload.pspReference, reference: payload.reference, outcome: payload.outcome,
     amountMinor: payload.amountMinor === null ? null : BigInt(payload.amountMinor), currency: payload.currency,
     declineCode: payload.declineCode, redirectUrl: payload.redirectUrl ?? null,
+    // The fields only some operations carry (a dispute's reason and fee, a payout's failure).
+    ...(payload.reason === undefined ? {} : { reason: payload.reason }),
+    ...(payload.disputeFeeMinor === undefined || payload.disputeFeeMinor === null ? {}
+      : { disputeFeeMinor: BigInt(payload.disputeFeeMinor) }),
+    ...(payload.failureCode === undefined ? {} : { failureCode: payload.failureCode }),
+    ...(payload.parentPspReference === undefined ? {} : { parentPspReference: payload.parentPspReference }),
+    ...(payload.availableImmediately === undefined ? {} : { availableImmediately: payload.availableImmediately }),
   };
 }

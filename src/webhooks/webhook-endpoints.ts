@@ -23,7 +23,8 @@ export const webhookEventTypes = [
   'payment_intent.canceled', 'charge.succeeded', 'charge.captured', 'charge.failed', 'charge.refunded',
   'refund.created', 'refund.updated', 'refund.failed', 'webhook_endpoint.disabled', 'balance.available',
   'account.updated', 'account.external_account.created', 'account.external_account.updated',
-  'account.external_account.deleted',
+  'account.external_account.deleted', 'charge.dispute.created', 'charge.dispute.funds_withdrawn',
+  'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_reinstated',
 ] as const;
 
 export interface EndpointCommand {

@@ -5,8 +5,8 @@ import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
- * The sandbox's new events reach Penny verified and parsed, and Penny's inbox leaves them alone
- * for now (payouts and disputes are booked by later work), with a note, changing no payment.
+ * The sandbox's new events reach Penny verified and parsed: a dispute's are booked (a Dispute on
+ * the charge); a payout's are left alone for now, with a note, changing no payment.
  */
 let penny: ServedLedger;
 let stripe: Stripe;
@@ -33,7 +33,7 @@ async function inboxRows(eventType: string) {
 }
 
 describe('Penny\'s inbox and the sandbox\'s dispute and payout events', () => {
-  it('stores a dispute\'s events with their fields and ignores them with a note; the payment is unchanged',
+  it('stores a dispute\'s events with their fields, and books the dispute a pm_card_createDispute charge gets',
     async () => {
       const intent = await stripe.paymentIntents.create({ amount: 2400, currency: 'usd',
         payment_method: 'pm_card_createDispute', confirm: true });
@@ -41,9 +41,11 @@ describe('Penny\'s inbox and the sandbox\'s dispute and payout events', () => {
       advanceClock(2000);
       await deliverAndProcess();
       const [row] = await inboxRows('chargeback.needs_response');
-      expect(row).toMatchObject({ status: 'ignored', note: 'disputes are not booked from PSP events yet',
+      expect(row).toMatchObject({ status: 'processed', note: 'dispute opened',
         payload: { reason: 'fraudulent', disputeFeeMinor: 1500, amountMinor: 2400 } });
       expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+      const { data } = await stripe.disputes.list({ payment_intent: intent.id });
+      expect(data).toEqual([expect.objectContaining({ status: 'needs_response', amount: 2400, reason: 'fraudulent' })]);
     });
 
   it('stores each state of a payout and ignores them with a note', async () => {

@@ -6,6 +6,7 @@ import { PaymentFlows } from '../../src/payments/payment-flows.js';
 import { PaymentLedger } from '../../src/payments/payment-ledger.js';
 import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
 import { PaymentPspEvents } from '../../src/payments/payment-psp-events.js';
+import { PaymentDisputes } from '../../src/payments/payment-disputes.js';
 import { ConnectorInbox } from '../../src/webhooks/connector-inbox.js';
 import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
@@ -65,7 +66,9 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
   // The 3-D Secure page's base URL: the test server's address once it listens (serveTestLedger).
   const server: { app?: FastifyInstance } = {};
   const balances = new BalanceService(database.pool, ledger, options.availability);
-  const flows = new PaymentFlows(connectors, new PaymentLedger(ledger, balances), {
+  const paymentLedger = new PaymentLedger(ledger, balances);
+  const disputes = new PaymentDisputes(database.pool, paymentLedger);
+  const flows = new PaymentFlows(connectors, paymentLedger, {
     get connectorId() { return route(); },
     authorizationExpiryDays: 7,
     publicUrl: () => {
@@ -82,6 +85,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     connectors,
     flows,
     balances,
+    disputes,
     operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
     secretKey: testPepper,
@@ -101,7 +105,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     sandbox,
     connectors,
     recovery: new PaymentRecovery(database.pool, { connectors, flows, logger }),
-    inbox: new ConnectorInbox(database.pool, new PaymentPspEvents(flows, logger), logger),
+    inbox: new ConnectorInbox(database.pool, new PaymentPspEvents(flows, logger, disputes), logger),
     flows,
     balances,
     app,

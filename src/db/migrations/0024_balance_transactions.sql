@@ -33,8 +33,9 @@ CREATE TABLE balance_transactions (
   created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (merchant_id, id),
   UNIQUE (id),
-  -- One transaction of a kind per source: a retried booking is a replay, never a second row.
-  UNIQUE (merchant_id, source_id, type),
+  -- One transaction of a kind per source (a dispute has two adjustments: withdrawal and
+  -- reversal): a retried booking is a replay, never a second row.
+  UNIQUE (merchant_id, source_id, type, reporting_category),
   CHECK (net_minor = amount_minor - fee_minor),
   -- A charge's funds become available only through the ledger entry that moves them (none for a net of 0).
   CHECK (status = 'pending' OR type <> 'charge' OR availability_entry_id IS NOT NULL OR net_minor = 0)
