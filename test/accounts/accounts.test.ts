@@ -138,9 +138,11 @@ describe('deleting connected accounts', () => {
 
   it('answers another platform\'s account as missing, for every verb', async () => {
     const foreign = await otherStripe.accounts.create({ type: 'custom', email: 'secret@example.com' });
-    for (const attempt of [stripe.accounts.retrieve(foreign.id), stripe.accounts.update(foreign.id, { email: 'x@y.z' }),
-      stripe.accounts.del(foreign.id)]) {
-      const error = await refusal(attempt);
+    // One request at a time: a promise made before its turn could reject with nothing awaiting it.
+    const attempts = [() => stripe.accounts.retrieve(foreign.id),
+      () => stripe.accounts.update(foreign.id, { email: 'x@y.z' }), () => stripe.accounts.del(foreign.id)];
+    for (const attempt of attempts) {
+      const error = await refusal(attempt());
       expect(error).toMatchObject({ statusCode: 404, code: 'resource_missing' });
       expect(error.message).not.toContain('secret@example.com');
     }
