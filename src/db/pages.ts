@@ -6,7 +6,7 @@ import type { Queryable } from './pool.js';
  * first). Table and column names come from this module's callers, never from a request.
  */
 export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints'
-  | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts';
+  | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts' | 'payouts';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -36,13 +36,14 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   balance_transactions: ['account_id', 'type', 'source_id', 'currency', 'payout_id'],
   connected_accounts: [],
   bank_accounts: ['account_id'],
+  payouts: ['account_id', 'status', 'destination'],
 };
 
 /** Rows a table keeps but lists never show. */
 const hidden: Readonly<Record<PageTable, string | undefined>> = {
   payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
   webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined, balance_transactions: undefined,
-  connected_accounts: 't.deleted_at IS NULL', bank_accounts: 't.deleted_at IS NULL',
+  connected_accounts: 't.deleted_at IS NULL', bank_accounts: 't.deleted_at IS NULL', payouts: undefined,
 };
 
 export async function selectPage<Row>(

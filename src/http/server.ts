@@ -17,6 +17,8 @@ import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerCaseRoutes } from './case-routes.js';
 import { registerBalanceRoutes } from './balance-routes.js';
 import { registerAccountRoutes } from './account-routes.js';
+import { registerPayoutRoutes } from './payout-routes.js';
+import type { PayoutService } from '../payouts/payout-service.js';
 import { ConnectedAccounts } from '../accounts/account-service.js';
 import { BankAccountVault } from '../accounts/bank-accounts.js';
 import { registerEventRoutes } from './event-routes.js';
@@ -44,6 +46,8 @@ export interface ServerDependencies {
   readonly flows: PaymentFlows;
   /** Balances and balance transactions (the Balance APIs), read from the ledger. */
   readonly balances: BalanceService;
+  /** Payouts (built by the composition root, which also gives them to the PSP-webhook inbox). */
+  readonly payouts: PayoutService;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
   /** PENNY_SECRET_KEY: seals stored secrets (webhook signing secrets, responses that show one). */
@@ -144,6 +148,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       registerEventRoutes(scope, dependencies.pool);
       registerBalanceRoutes(scope, dependencies.balances);
       registerAccountRoutes(scope, { accounts, idempotency });
+      registerPayoutRoutes(scope, { payouts: dependencies.payouts, idempotency });
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });
     });
