@@ -65,6 +65,12 @@ export class PayoutService {
   private async record(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand }):
   Promise<PayoutRow> {
     const { owner, command } = request;
+    const connector = this.options.connectors.get(this.options.connectorId());
+    if (!connector.capabilities.payouts) {
+      throw new PennyError({ code: 'connector_capability_unsupported', param: 'amount',
+        message: `The payment processor of this platform (${connector.id}) does not support payouts.`,
+        details: { capability: 'payouts', connector: connector.id } });
+    }
     const destination = await this.destinationOf(client, { owner, command });
     const id = newId('po');
     const accounts = await this.options.balances.accounts.accountsFor(client,
@@ -96,7 +102,7 @@ export class PayoutService {
       merchantId: owner.merchantId, accountId: owner.accountId, id, amountMinor: command.amountMinor,
       currency: command.currency, destination, description: command.description,
       statementDescriptor: command.statementDescriptor, metadata: command.metadata,
-      connector: this.options.connectorId(), arrivalDate: now, entryId, balanceTransactionId: transaction.id,
+      connector: connector.id, arrivalDate: now, entryId, balanceTransactionId: transaction.id,
     });
     await recordEvent(client, { merchantId: owner.merchantId, type: 'payout.created', object: presentPayout(payout) });
     return payout;
