@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { defaultBankAccount, findBankAccount, type BankAccountVault } from '../accounts/bank-accounts.js';
 import type { BalanceService } from '../balances/balance-service.js';
+import { selectOwnerAccountsOfRoles } from '../balances/balance-accounts-store.js';
 import { insertBalanceTransaction } from '../balances/balance-store.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
@@ -52,13 +53,13 @@ export class PayoutService {
 
   async create(execution: Execution, request: { owner: PayoutOwner; command: CreatePayoutCommand }) {
     const resumed = execution.recoveryPoint === 'payout_recorded' ? execution.recoveryData.payout : undefined;
-    if (typeof resumed === 'string') return this.send({ ...request.owner, id: resumed });
+    if (typeof resumed === 'string') return this.send({ ...request.owner, id: resumed }, { firstTry: false });
     const recorded = await inTransaction(execution.client, async () => {
       const payout = await this.record(execution.client, request);
       await execution.saveRecoveryPoint('payout_recorded', { payout: payout.id });
       return payout;
     });
-    return this.send(recorded);
+    return this.send(recorded, { firstTry: true });
   }
 
   /** The payout, its guarded entry, its balance transaction and its event, in the caller's transaction. */
@@ -73,6 +74,10 @@ export class PayoutService {
     }
     const destination = await this.destinationOf(client, { owner, command });
     const id = newId('po');
+    // An owner with no ledger accounts in the currency has nothing available. (A connected
+    // account's are not created here: merchant_ledger_accounts still names only merchants.)
+    const held = await selectOwnerAccountsOfRoles(client, owner.accountId, ['merchant_available']);
+    if (!held.some((account) => account.currency.trim() === command.currency)) throw insufficientBalance();
     const accounts = await this.options.balances.accounts.accountsFor(client,
       { ownerId: owner.accountId, currency: command.currency });
     let entryId: string;
@@ -85,10 +90,7 @@ export class PayoutService {
       })]);
       entryId = created.entries[0]?.id ?? '';
     } catch (error) {
-      if (error instanceof PennyError && error.code === 'insufficient_funds') {
-        throw new PennyError({ code: 'balance_insufficient', param: 'amount',
-          message: 'You have insufficient funds in your account for this payout.' });
-      }
+      if (error instanceof PennyError && error.code === 'insufficient_funds') throw insufficientBalance();
       throw error;
     }
     const now = new Date(nowMs()).toISOString();
@@ -146,17 +148,27 @@ export class PayoutService {
 
   /**
    * Calls the PSP for a recorded payout (same key on every try) and notes its answer. A lost
-   * answer leaves the payout `pending` with its call `unknown`, for the look-up; a refusal leaves
-   * it `pending` and cancelable. Answers the payout as it then is.
+   * answer leaves the payout `pending` with its call `unknown`, for the look-up; a refusal of the
+   * first try leaves it `pending` and cancelable. A refusal of a later try (a resumed request, the
+   * worker's re-send) proves nothing, since an earlier try may have moved the money: the call
+   * stays `unknown`. The PSP taking the payout always wins. Answers the payout as it then is.
    */
-  private async send(key: PayoutKey) {
+  private async send(key: PayoutKey, options: { firstTry: boolean }) {
     const payout = await this.find(key);
     if (payout.pspCall !== 'unknown' || payout.status !== 'pending') return presentPayout(payout);
-    const pspCall = await this.callPsp(payout);
+    const answer = await this.callPsp(payout);
+    const pspCall = answer.pspCall === 'refused' && !options.firstTry ? { ...answer, pspCall: 'unknown' as const }
+      : answer;
     const updated = await withTransaction(this.pool, async (client) => {
       const locked = await store.selectPayout(client, payout, { forUpdate: true });
-      if (locked === undefined || locked.pspCall !== 'unknown') return locked ?? payout;
-      return store.updatePspCall(client, locked, pspCall);
+      if (locked === undefined) return payout;
+      if (pspCall.pspCall === 'sent' && locked.pspCall !== 'sent') {
+        if (locked.status === 'canceled') {
+          this.options.logger.error({ payout: locked.id }, 'ALERT: the PSP took a payout Penny had canceled');
+        }
+        return store.updatePspCall(client, locked, pspCall);
+      }
+      return locked.pspCall === 'unknown' ? store.updatePspCall(client, locked, pspCall) : locked;
     });
     return presentPayout(updated);
   }
@@ -321,7 +333,7 @@ export class PayoutService {
     }
     const ageMs = nowMs() - Date.parse(payout.createdAt);
     if (ageMs < connector.capabilities.idempotencyKeyRetentionMs) {
-      await this.send(payout);
+      await this.send(payout, { firstTry: false });
       return;
     }
     await withTransaction(this.pool, async (client) => {
@@ -335,6 +347,11 @@ export class PayoutService {
     if (payout === undefined) throw missingPayout(key.id);
     return payout;
   }
+}
+
+function insufficientBalance(): PennyError {
+  return new PennyError({ code: 'balance_insufficient', param: 'amount',
+    message: 'You have insufficient funds in your account for this payout.' });
 }
 
 function missingPayout(id: string): PennyError {

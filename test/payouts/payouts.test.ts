@@ -119,6 +119,10 @@ describe('a payout', () => {
     // A repeated failure report changes nothing.
     for (let round = 0; round < 2; round += 1) await step();
     expect(await availableUsd(stripe)).toBe(available);
+    // The Balance is what its available transactions add up to.
+    const { data } = await stripe.balanceTransactions.list({ limit: 100 });
+    const availableNet = data.filter((item) => item.status === 'available').reduce((sum, item) => sum + item.net, 0);
+    expect(availableNet).toBe(available);
   });
 
   it('above the available balance is 400 balance_insufficient, and nothing is written', async () => {
