@@ -229,3 +229,29 @@ describe('a payout whose PSP answer was lost', () => {
     expect(await availableUsd(stripe)).toBe(available - 1500);
   });
 });
+
+describe('a payout the PSP never received', () => {
+  it('is sent again by the worker with the same key; a refusal of that retry proves nothing', async () => {
+    const { stripe } = await fundedMerchant('Never Received Shop');
+    penny.sandbox.injector.set(parseFaultProfile({ script: Array.from({ length: 3 },
+      () => ({ operation: 'payout', fault: 'timeout_before' })) }));
+    const payout = await stripe.payouts.create({ amount: 1200, currency: 'usd' });
+    expect(payout.status).toBe('pending');
+    expect(await penny.sandbox.connector.lookup({ reference: payout.id })).toEqual([]);
+    const pspCall = async () => (await penny.pool.query('SELECT psp_call FROM payouts WHERE id = $1',
+      [payout.id])).rows[0].psp_call as string;
+    // The worker's re-send is refused: an earlier try may have gone through, so it stays unknown.
+    penny.sandbox.injector.set(parseFaultProfile({ script: Array.from({ length: 3 },
+      () => ({ operation: 'payout', fault: 'error_429' })) }));
+    advanceClock(limits.payoutLookupGraceMs + 1);
+    await penny.payouts.resolveUnknown();
+    expect(await pspCall()).toBe('unknown');
+    expect((await stripe.payouts.cancel(payout.id).catch((caught) => caught)).code).toBe('payout_not_cancelable');
+    penny.sandbox.resetFaults();
+    await penny.payouts.resolveUnknown();
+    expect(await pspCall()).toBe('sent');
+    expect(await penny.sandbox.connector.lookup({ reference: payout.id })).toHaveLength(1);
+    for (let round = 0; round < 3; round += 1) await step();
+    expect((await stripe.payouts.retrieve(payout.id)).status).toBe('paid');
+  });
+});
