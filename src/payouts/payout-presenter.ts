@@ -25,7 +25,8 @@ export function presentPayout(payout: PayoutRow) {
     method: payout.method,
     original_payout: null,
     payout_method: null,
-    reconciliation_status: payout.status === 'paid' ? 'completed' : 'in_progress',
+    // Stripe reconciles only automatic payouts with their transactions; a manual one is not_applicable.
+    reconciliation_status: payout.automatic ? (payout.status === 'paid' ? 'completed' : 'in_progress') : 'not_applicable',
     reversed_by: null,
     source_type: 'card',
     statement_descriptor: payout.statementDescriptor,
