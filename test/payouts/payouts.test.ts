@@ -95,6 +95,11 @@ describe('a payout', () => {
       [payout.id]);
     expect(row.rows[0]).toMatchObject({ connector: 'sandbox', psp_call: 'sent' });
     expect(row.rows[0].psp_reference).toEqual(expect.any(String));
+    // The sandbox bank's statement of the test account shows it, named by the payout.
+    const day = new Date(nowMs()).toISOString().slice(0, 10);
+    const statement = await fetch(`${penny.sandbox.url}/v1/bank_statements/${day}?account=NL39RABO0300065264` +
+      '&currency=USD').then((response) => response.text());
+    expect(statement).toContain(`SANDBOX PAYOUT ${payout.id}`);
   });
 
   it('to a failing test bank account fails and returns the money with payout_failure', async () => {
