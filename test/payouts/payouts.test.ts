@@ -157,6 +157,29 @@ describe('a payout', () => {
     expect(await availableUsd(stripe)).toBe(available - made.length * each);
   });
 
+  it('racing a refund: the payout is taken from what is available when it posts, never more', async () => {
+    const created = await penny.merchants.createMerchant('Refund Race Shop');
+    const stripe = penny.stripeFor(created.secretKey);
+    const intent = await stripe.paymentIntents.create({ amount: 10_000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    await withTransaction(penny.pool, (client) => penny.balances.makeChargeAvailable(client, {
+      merchantId: created.merchant.id, chargeId: intent.latest_charge as string,
+      availableOn: new Date(nowMs()).toISOString() }));
+    const available = await availableUsd(stripe);
+    const [payout, refund] = await Promise.allSettled([
+      penny.stripeFor(created.secretKey).payouts.create({ amount: available - 1000, currency: 'usd' }),
+      penny.stripeFor(created.secretKey).refunds.create({ payment_intent: intent.id, amount: 2000 }),
+    ]);
+    expect(refund.status).toBe('fulfilled');
+    const paidOut = payout.status === 'fulfilled' ? available - 1000 : 0;
+    if (payout.status === 'rejected') expect(payout.reason).toMatchObject({ code: 'balance_insufficient' });
+    // A refund may take the merchant negative (it is not guarded); the payout never may.
+    expect(await availableUsd(stripe)).toBe(available - paidOut - 2000);
+    const { data } = await stripe.balanceTransactions.list({ limit: 100 });
+    expect(data.filter((item) => item.status === 'available').reduce((sum, item) => sum + item.net, 0))
+      .toBe(available - paidOut - 2000);
+  });
+
   it('retried with the same idempotency key is one payout', async () => {
     const { stripe, merchantId, available } = await fundedMerchant('Retrying Shop');
     const first = await stripe.payouts.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'payout-once' });
