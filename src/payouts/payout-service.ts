@@ -236,15 +236,20 @@ export class PayoutService {
     const current = payout.pspCall === 'sent' ? payout
       : await store.updatePspCall(client, payout, { pspCall: 'sent', pspReference: operation.pspReference });
     const target = operation.outcome;
+    if (current.status === 'canceled') {
+      // Canceled only after the PSP refused it: the PSP contradicts itself, and an operator must look.
+      this.options.logger.error({ payout: payout.id, outcome: target }, 'ALERT: the PSP reports a canceled payout');
+      return { status: 'ignored', note: `payout ${payout.id} was canceled; the PSP reports ${target}` };
+    }
     if (!isPayoutStatus(target) || target === 'canceled' || target === 'pending') {
-      if (target === 'pending') return { status: 'ignored', note: `payout ${payout.id} is pending at the PSP` };
+      if (target === 'pending') {
+        return current === payout ? { status: 'ignored', note: `payout ${payout.id} is pending at the PSP` }
+          : { status: 'processed', note: `payout ${payout.id} taken by the PSP` };
+      }
       return { status: 'ignored', note: `a payout outcome ${target} is not known to Penny` };
     }
     if (target === current.status) return { status: 'ignored', note: `payout ${payout.id} is already ${target}` };
     if (!canMove(current.status, target)) {
-      if (current.status === 'canceled') {
-        this.options.logger.error({ payout: payout.id, outcome: target }, 'ALERT: the PSP reports a canceled payout');
-      }
       return { status: 'ignored', note: `payout ${payout.id} is ${current.status}; ${target} is late or a repeat` };
     }
     if (target === 'failed') {
