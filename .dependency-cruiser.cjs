@@ -93,6 +93,11 @@ module.exports = {
       from: { path: '^src/accounts/' }, to: { path: '^src/(payments|webhooks)/' },
     },
     {
+      name: 'payouts-do-not-import-webhooks', severity: 'error',
+      comment: 'The PSP-webhook inbox hands payout events to payouts, never the other way.',
+      from: { path: '^src/payouts/' }, to: { path: '^src/webhooks/' },
+    },
+    {
       name: 'no-unresolvable-imports', severity: 'error',
       comment: 'An import that does not resolve is a broken edge.',
       from: {}, to: { couldNotResolve: true },

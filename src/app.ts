@@ -30,6 +30,10 @@ import { PaymentRecovery } from './payments/payment-recovery.js';
 import { PaymentExpiry } from './payments/payment-expiry.js';
 import { PaymentPspEvents } from './payments/payment-psp-events.js';
 import { PaymentDisputes } from './payments/payment-disputes.js';
+import { PayoutService } from './payouts/payout-service.js';
+import { PayoutPspEvents } from './payouts/payout-psp-events.js';
+import { BankAccountVault } from './accounts/bank-accounts.js';
+import { PspEventRouter } from './webhooks/psp-event-router.js';
 import { SettlementService } from './settlement/settlement-service.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 
@@ -79,8 +83,13 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
       publicUrl: () => config.publicUrl,
     });
+    // Payouts go to the connector the platform's payments are routed to.
+    const payouts = new PayoutService(livePool, { connectors, ledger, balances,
+      vault: new BankAccountVault(secretKey), connectorId: () => sandboxConnectorId, logger });
+    const pspEvents = new PspEventRouter({ payments: new PaymentPspEvents(flows, logger, disputes),
+      payouts: new PayoutPspEvents(payouts) });
     const server = buildServer({
-      pool, logger, ledger, merchants, connectors, flows, balances, disputes, operatorKey,
+      pool, logger, ledger, merchants, connectors, flows, balances, disputes, payouts, operatorKey,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
       clockFollowers: config.sandboxPsp ? [] : [config.sandboxPspUrl],
       merchantRequestsPerSecondMax: config.merchantRequestsPerSecondMax,
@@ -99,7 +108,8 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('payment-authorization-expiry', limits.holdExpiryIntervalMs, () => new PaymentExpiry(livePool, flows,
         { logger }).expireDue(), logger),
       startWorker('connector-inbox', limits.inboxIntervalMs,
-        () => new ConnectorInbox(livePool, new PaymentPspEvents(flows, logger, disputes), logger).processDue(), logger),
+        () => new ConnectorInbox(livePool, pspEvents, logger).processDue(), logger),
+      startWorker('payouts', limits.payoutLookupIntervalMs, () => payouts.resolveUnknown(), logger),
       startWorker('settlement-pull', limits.settlementPullIntervalMs,
         () => new SettlementService(livePool, { connectors, balances, logger }).pullClosedDays(), logger),
       startWorker('balance-availability', limits.availabilityIntervalMs, () => balances.releaseDue(), logger),

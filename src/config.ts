@@ -99,6 +99,10 @@ export const limits = {
   webhookEndpointsPerMerchantMax: 16,
   /** Uncaptured authorizations expired per tick of the expiry worker, each in transactions of its own. */
   authorizationExpiryBatchMax: 32,
+  /** Payouts whose PSP answer was lost: looked up every 2 s, once 10 s old, 16 a run. */
+  payoutLookupIntervalMs: 2_000,
+  payoutLookupGraceMs: 10_000,
+  payoutLookupBatchMax: 16,
   recoveryIntervalMs: 500,
   /** Recovery of unknown PSP outcomes: jobs run per tick, each claimed for a lease (another process takes it after). */
   recoveryBatchMax: 16,

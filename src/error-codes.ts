@@ -45,6 +45,9 @@ export const statusByCode = {
   account_balance_not_zero: 400,
   bank_account_is_default: 400,
   stripe_account_unsupported: 400,
+  // Payouts (Stripe's codes).
+  balance_insufficient: 400,
+  payout_not_cancelable: 400,
   // Who is asking.
   api_key_missing: 401,
   api_key_invalid: 401,

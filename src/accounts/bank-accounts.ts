@@ -126,6 +126,13 @@ export async function setPlatformBankAccount(client: pg.PoolClient, vault: BankA
   });
 }
 
+/** The owner's default bank account for a currency (ISO, any case), if it has one: where a payout goes. */
+export async function defaultBankAccount(db: Queryable, owner: BankAccountOwner, currency: string):
+Promise<BankAccountRow | undefined> {
+  const found = await selectBankAccountsInCurrency(db, owner, currency.toLowerCase());
+  return found.find((bank) => bank.defaultForCurrency) ?? found[0];
+}
+
 /** A platform merchant's own bank accounts, newest first. */
 export async function platformBankAccounts(db: Queryable, merchantId: string): Promise<BankAccountRow[]> {
   return selectBankAccounts(db, { merchantId, accountId: merchantId });

@@ -6,7 +6,8 @@ import type { Queryable } from './pool.js';
  * first). Table and column names come from this module's callers, never from a request.
  */
 export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints'
-  | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts' | 'disputes';
+  | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts' | 'disputes'
+  | 'payouts';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -37,6 +38,7 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   disputes: ['charge_id', 'payment_intent_id'],
   connected_accounts: [],
   bank_accounts: ['account_id'],
+  payouts: ['account_id', 'status', 'destination'],
 };
 
 /** Rows a table keeps but lists never show. */
@@ -44,6 +46,7 @@ const hidden: Readonly<Record<PageTable, string | undefined>> = {
   payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
   webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined, balance_transactions: undefined,
   connected_accounts: 't.deleted_at IS NULL', bank_accounts: 't.deleted_at IS NULL', disputes: undefined,
+  payouts: undefined,
 };
 
 export async function selectPage<Row>(

@@ -497,6 +497,47 @@ CREATE INDEX payment_intents_customer ON public.payment_intents USING btree (mer
 CREATE INDEX payment_intents_list ON public.payment_intents USING btree (merchant_id, created_at DESC, id DESC);
 CREATE INDEX payment_intents_requires_capture ON public.payment_intents USING btree (updated_at) WHERE (status = 'requires_capture'::text);
 
+CREATE TABLE payouts (
+  merchant_id text NOT NULL,
+  account_id text NOT NULL,
+  id text NOT NULL,
+  amount_minor bigint NOT NULL,
+  currency text NOT NULL,
+  status text NOT NULL,
+  destination text NOT NULL,
+  method text DEFAULT 'standard'::text NOT NULL,
+  description text,
+  statement_descriptor text,
+  metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+  automatic boolean DEFAULT false NOT NULL,
+  failure_code text,
+  failure_message text,
+  connector text NOT NULL,
+  psp_call text DEFAULT 'unknown'::text NOT NULL,
+  psp_reference text,
+  arrival_date timestamp with time zone NOT NULL,
+  entry_id text NOT NULL,
+  return_entry_id text,
+  balance_transaction_id text NOT NULL,
+  failure_balance_transaction_id text,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT payouts_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT payouts_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
+  CONSTRAINT payouts_amount_minor_check CHECK (amount_minor > 0),
+  CONSTRAINT payouts_check CHECK ((status = ANY (ARRAY['failed'::text, 'canceled'::text])) = (return_entry_id IS NOT NULL)),
+  CONSTRAINT payouts_check1 CHECK ((status = ANY (ARRAY['failed'::text, 'canceled'::text])) = (failure_balance_transaction_id IS NOT NULL)),
+  CONSTRAINT payouts_check2 CHECK (status <> 'failed'::text OR failure_code IS NOT NULL),
+  CONSTRAINT payouts_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT payouts_id_check CHECK (id ~ '^po_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),
+  CONSTRAINT payouts_id_key UNIQUE (id),
+  CONSTRAINT payouts_method_check CHECK (method = 'standard'::text),
+  CONSTRAINT payouts_psp_call_check CHECK (psp_call = ANY (ARRAY['sent'::text, 'unknown'::text, 'refused'::text])),
+  CONSTRAINT payouts_status_check CHECK (status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'paid'::text, 'failed'::text, 'canceled'::text]))
+);
+CREATE INDEX payouts_list ON public.payouts USING btree (merchant_id, account_id, created_at DESC, id DESC);
+CREATE INDEX payouts_unknown ON public.payouts USING btree (updated_at) WHERE (psp_call = 'unknown'::text);
+
 CREATE TABLE recovery_jobs (
   merchant_id text NOT NULL,
   id text NOT NULL,

@@ -19,6 +19,8 @@ import { registerBalanceRoutes } from './balance-routes.js';
 import { registerDisputeRoutes } from './dispute-routes.js';
 import type { PaymentDisputes } from '../payments/payment-disputes.js';
 import { registerAccountRoutes } from './account-routes.js';
+import { registerPayoutRoutes } from './payout-routes.js';
+import type { PayoutService } from '../payouts/payout-service.js';
 import { ConnectedAccounts } from '../accounts/account-service.js';
 import { BankAccountVault } from '../accounts/bank-accounts.js';
 import { registerEventRoutes } from './event-routes.js';
@@ -48,6 +50,8 @@ export interface ServerDependencies {
   readonly balances: BalanceService;
   /** Disputes, opened and decided by the PSP, answered or accepted by the merchant. */
   readonly disputes: PaymentDisputes;
+  /** Payouts (built by the composition root, which also gives them to the PSP-webhook inbox). */
+  readonly payouts: PayoutService;
   readonly operatorKey: string;
   readonly amountMaxMinor: bigint;
   /** PENNY_SECRET_KEY: seals stored secrets (webhook signing secrets, responses that show one). */
@@ -149,6 +153,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       registerBalanceRoutes(scope, dependencies.balances);
       registerDisputeRoutes(scope, { disputes: dependencies.disputes, idempotency });
       registerAccountRoutes(scope, { accounts, idempotency });
+      registerPayoutRoutes(scope, { payouts: dependencies.payouts, idempotency });
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });
     });

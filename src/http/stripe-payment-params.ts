@@ -55,7 +55,7 @@ function readPaymentMethodTypes(value: unknown): void {
 }
 
 /** An empty value is kept: on update it unsets the descriptor, as Stripe's empty values do. */
-function readStatementDescriptor(value: unknown): string | undefined {
+export function readStatementDescriptor(value: unknown): string | undefined {
   const descriptor = readString(value, 'statement_descriptor', { lengthMax: 22 });
   if (descriptor !== undefined && /[<>\\'"*]/.test(descriptor)) {
     throw invalid('statement_descriptor', 'A statement descriptor cannot contain <, >, \\, \', " or *.');

@@ -5,14 +5,16 @@ import { limits } from '../config.js';
 import type { ConnectorEvent, PspOperation } from '../connectors/connector.js';
 import { inSavepoint, type Queryable, withTransaction } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
-import type { PaymentPspEvents, PspEventDecision } from '../payments/payment-psp-events.js';
+import type { PspEventDecision } from '../payments/payment-psp-events.js';
 import * as store from './connector-inbox-store.js';
+import type { PspEventRouter } from './psp-event-router.js';
 
 /**
  * PSP webhooks in. A verified event is stored once per (connector, event id) and answered at
  * once; a worker processes each exactly once: it claims the row with FOR UPDATE SKIP LOCKED and,
- * in the same transaction, has payments decide and apply what the event means
- * (src/payments/payment-psp-events.ts, under the payment's row lock) and marks the row. The inbox
+ * in the same transaction, has the owning domain decide and apply what the event means (through
+ * `PspEventRouter`: payouts' events to src/payouts/payout-psp-events.ts, the rest to
+ * src/payments/payment-psp-events.ts, under the subject's row lock) and marks the row. The inbox
  * owns storage, deduplication and scheduling: an event payments parks is retried with capped
  * backoff, and after `limits.inboxParkCountMax` tries set aside with an alert.
  */
@@ -25,7 +27,7 @@ export async function receiveConnectorEvent(db: Queryable, connector: string, ev
 export class ConnectorInbox {
   constructor(
     private readonly pool: pg.Pool,
-    private readonly pspEvents: PaymentPspEvents,
+    private readonly pspEvents: PspEventRouter,
     private readonly logger: Logger,
   ) {}
 

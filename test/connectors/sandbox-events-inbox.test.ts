@@ -6,7 +6,8 @@ import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * The sandbox's new events reach Penny verified and parsed: a dispute's are booked (a Dispute on
- * the charge); a payout's are left alone for now, with a note, changing no payment.
+ * the charge); payout events go to payouts, which park those of a payout Penny never recorded
+ * (test/payouts/ covers payouts Penny made).
  */
 let penny: ServedLedger;
 let stripe: Stripe;
@@ -48,7 +49,7 @@ describe('Penny\'s inbox and the sandbox\'s dispute and payout events', () => {
       expect(data).toEqual([expect.objectContaining({ status: 'needs_response', amount: 2400, reason: 'fraudulent' })]);
     });
 
-  it('stores each state of a payout and ignores them with a note', async () => {
+  it('stores each state of a payout Penny never recorded, with its failure code, and parks them', async () => {
     await penny.sandbox.connector.payout({ reference: 'po_inbox1', idempotencyKey: 'po:inbox1', amountMinor: 900n,
       currency: 'USD', destination: '000111111116' });
     await deliverAndProcess();
@@ -57,10 +58,10 @@ describe('Penny\'s inbox and the sandbox\'s dispute and payout events', () => {
       await deliverAndProcess();
     }
     const failed = await inboxRows('payout.failed');
-    expect(failed).toEqual([expect.objectContaining({ status: 'ignored',
-      note: 'payouts are not booked from PSP events yet', payload: expect.objectContaining({
+    expect(failed).toEqual([expect.objectContaining({ status: 'parked',
+      note: 'payout po_inbox1 is not known yet', payload: expect.objectContaining({
         failureCode: 'no_account' }) })]);
-    expect((await inboxRows('payout.pending')).map((item) => item.status)).toEqual(['ignored']);
-    expect((await inboxRows('payout.in_transit')).map((item) => item.status)).toEqual(['ignored']);
+    expect((await inboxRows('payout.pending')).map((item) => item.status)).toEqual(['parked']);
+    expect((await inboxRows('payout.in_transit')).map((item) => item.status)).toEqual(['parked']);
   });
 });

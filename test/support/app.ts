@@ -8,6 +8,10 @@ import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
 import { PaymentPspEvents } from '../../src/payments/payment-psp-events.js';
 import { PaymentDisputes } from '../../src/payments/payment-disputes.js';
 import { ConnectorInbox } from '../../src/webhooks/connector-inbox.js';
+import { PspEventRouter } from '../../src/webhooks/psp-event-router.js';
+import { PayoutService } from '../../src/payouts/payout-service.js';
+import { PayoutPspEvents } from '../../src/payouts/payout-psp-events.js';
+import { BankAccountVault } from '../../src/accounts/bank-accounts.js';
 import { buildServer } from '../../src/http/server.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
@@ -31,6 +35,7 @@ export interface TestLedger extends TestDatabase {
   readonly inbox: ConnectorInbox;
   readonly flows: PaymentFlows;
   readonly balances: BalanceService;
+  readonly payouts: PayoutService;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
@@ -77,7 +82,10 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     },
   });
   const logger = createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
+  const payouts = new PayoutService(database.pool, { connectors, ledger, balances,
+    vault: new BankAccountVault(testPepper), connectorId: route, logger });
   const app = buildServer({
+    payouts,
     pool: database.pool,
     logger,
     ledger,
@@ -105,9 +113,11 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     sandbox,
     connectors,
     recovery: new PaymentRecovery(database.pool, { connectors, flows, logger }),
-    inbox: new ConnectorInbox(database.pool, new PaymentPspEvents(flows, logger, disputes), logger),
+    inbox: new ConnectorInbox(database.pool, new PspEventRouter({
+      payments: new PaymentPspEvents(flows, logger, disputes), payouts: new PayoutPspEvents(payouts) }), logger),
     flows,
     balances,
+    payouts,
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {

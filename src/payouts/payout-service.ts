@@ -1,0 +1,365 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { defaultBankAccount, findBankAccount, type BankAccountVault } from '../accounts/bank-accounts.js';
+import type { BalanceService } from '../balances/balance-service.js';
+import { selectOwnerAccountsOfRoles } from '../balances/balance-accounts-store.js';
+import { insertBalanceTransaction } from '../balances/balance-store.js';
+import { nowMs } from '../clock.js';
+import { limits } from '../config.js';
+import {
+  ConnectorRefusedError, ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation,
+} from '../connectors/connector.js';
+import { inTransaction, withTransaction } from '../db/pool.js';
+import { recordEvent } from '../events/event-store.js';
+import { PennyError } from '../errors.js';
+import type { Execution } from '../idempotency/idempotency-service.js';
+import { newId } from '../ids.js';
+import { internalEntry } from '../ledger/ledger-commands.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
+import {
+  payoutFailureMessages, sandboxTestBankAccount, type CreatePayoutCommand, type PayoutOwner,
+} from './payout-commands.js';
+import { presentPayout } from './payout-presenter.js';
+import { assertPayoutTransition, canMove, isPayoutStatus, type PayoutStatus } from './payout-state.js';
+import * as store from './payout-store.js';
+import type { PayoutRow } from './payout-store.js';
+
+/**
+ * Payouts: money leaves an owner's available balance for its bank account. As payments do
+ * (reference/style.md, rule 24): one transaction records the payout, its guarded ledger entry
+ * (debit Merchant available with `must_not_overdraw`, credit PSP receivable: the PSP pays the
+ * merchant out of what it holds for it), its `payout` balance transaction and `payout.created`;
+ * then the PSP is called outside any transaction with Penny's key `penny:<payout id>`; then a
+ * second transaction notes the answer. The PSP moves the payout on by webhooks (pending,
+ * in_transit, paid, failed: `applyPspOperation`), and a lost answer is resolved by look-up
+ * (`resolveUnknown`), never by a second payout. A failed or canceled payout returns its money.
+ */
+export interface PayoutServiceOptions {
+  readonly connectors: ConnectorRegistry;
+  readonly ledger: LedgerService;
+  readonly balances: BalanceService;
+  readonly vault: BankAccountVault;
+  /** Where new payouts go: the connector the platform's payments are routed to. */
+  readonly connectorId: () => string;
+  readonly logger: Logger;
+}
+
+export interface PayoutKey extends PayoutOwner {
+  readonly id: string;
+}
+
+export class PayoutService {
+  constructor(private readonly pool: pg.Pool, private readonly options: PayoutServiceOptions) {}
+
+  async create(execution: Execution, request: { owner: PayoutOwner; command: CreatePayoutCommand }) {
+    const resumed = execution.recoveryPoint === 'payout_recorded' ? execution.recoveryData.payout : undefined;
+    if (typeof resumed === 'string') return this.send({ ...request.owner, id: resumed }, { firstTry: false });
+    const recorded = await inTransaction(execution.client, async () => {
+      const payout = await this.record(execution.client, request);
+      await execution.saveRecoveryPoint('payout_recorded', { payout: payout.id });
+      return payout;
+    });
+    return this.send(recorded, { firstTry: true });
+  }
+
+  /** The payout, its guarded entry, its balance transaction and its event, in the caller's transaction. */
+  private async record(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand }):
+  Promise<PayoutRow> {
+    const { owner, command } = request;
+    const connector = this.options.connectors.get(this.options.connectorId());
+    if (!connector.capabilities.payouts) {
+      throw new PennyError({ code: 'connector_capability_unsupported', param: 'amount',
+        message: `The payment processor of this platform (${connector.id}) does not support payouts.`,
+        details: { capability: 'payouts', connector: connector.id } });
+    }
+    const destination = await this.destinationOf(client, { owner, command });
+    const id = newId('po');
+    // An owner with no ledger accounts in the currency has nothing available. (A connected
+    // account's are not created here: merchant_ledger_accounts still names only merchants.)
+    const held = await selectOwnerAccountsOfRoles(client, owner.accountId, ['merchant_available']);
+    if (!held.some((account) => account.currency.trim() === command.currency)) throw insufficientBalance();
+    const accounts = await this.options.balances.accounts.accountsFor(client,
+      { ownerId: owner.accountId, currency: command.currency });
+    let entryId: string;
+    try {
+      const created = await this.options.ledger.createEntriesIn(client, [internalEntry({
+        reference: `penny:payout:${id}`, description: `Payout ${id}`,
+        legs: [[accounts.merchant_available, 'debit', command.amountMinor],
+          [accounts.psp_receivable, 'credit', command.amountMinor]],
+        guardedAccount: accounts.merchant_available,
+      })]);
+      entryId = created.entries[0]?.id ?? '';
+    } catch (error) {
+      if (error instanceof PennyError && error.code === 'insufficient_funds') throw insufficientBalance();
+      throw error;
+    }
+    const now = new Date(nowMs()).toISOString();
+    const transaction = await insertBalanceTransaction(client, {
+      merchantId: owner.merchantId, accountId: owner.accountId, id: newId('txn'), type: 'payout',
+      reportingCategory: 'payout', sourceId: id, currency: command.currency, amountMinor: -command.amountMinor,
+      feeMinor: 0n, feeDetails: [], status: 'available', availableOn: now,
+      description: command.description ?? 'STRIPE PAYOUT',
+    });
+    const payout = await store.insertPayout(client, {
+      merchantId: owner.merchantId, accountId: owner.accountId, id, amountMinor: command.amountMinor,
+      currency: command.currency, destination, description: command.description,
+      statementDescriptor: command.statementDescriptor, metadata: command.metadata,
+      connector: connector.id, arrivalDate: now, entryId, balanceTransactionId: transaction.id,
+    });
+    await recordEvent(client, { merchantId: owner.merchantId, type: 'payout.created', object: presentPayout(payout) });
+    return payout;
+  }
+
+  /**
+   * Where the payout goes: the bank account named (the owner's, in the payout's currency), or the
+   * owner's default for the currency; a platform with none (test mode: every key is sk_test_) is
+   * paid to the sandbox bank's test account. A connected account without one is refused.
+   */
+  private async destinationOf(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand }):
+  Promise<string> {
+    const { owner, command } = request;
+    if (command.destination !== undefined) {
+      const bank = await findBankAccount(client, owner, command.destination).catch((error: unknown) => {
+        if (error instanceof PennyError) {
+          throw new PennyError({ code: 'resource_missing', param: 'destination', message: error.message });
+        }
+        throw error;
+      });
+      if (bank.currency.toUpperCase() !== command.currency) {
+        throw new PennyError({ code: 'parameter_invalid', param: 'destination',
+          message: `The bank account ${bank.id} is in ${bank.currency}, not ${command.currency.toLowerCase()}.` });
+      }
+      return bank.id;
+    }
+    const bank = await defaultBankAccount(client, owner, command.currency);
+    if (bank !== undefined) return bank.id;
+    if (owner.accountId === owner.merchantId) return sandboxTestBankAccount;
+    throw new PennyError({ code: 'parameter_invalid', param: 'currency', message: 'Sorry, you don\'t have any ' +
+      `external accounts in that currency (${command.currency.toLowerCase()}).` });
+  }
+
+  /** What the PSP is sent as the destination: the bank account's number, or the test account. */
+  private async pspDestination(payout: PayoutRow): Promise<string> {
+    if (!payout.destination.startsWith('ba_')) return payout.destination;
+    const bank = await findBankAccount(this.pool, payout, payout.destination);
+    const number = this.options.vault.accountNumberOf(bank);
+    return bank.routingNumber === null ? number : `${bank.routingNumber}/${number}`;
+  }
+
+  /**
+   * Calls the PSP for a recorded payout (same key on every try) and notes its answer. A lost
+   * answer leaves the payout `pending` with its call `unknown`, for the look-up; a refusal of the
+   * first try leaves it `pending` and cancelable. A refusal of a later try (a resumed request, the
+   * worker's re-send) proves nothing, since an earlier try may have moved the money: the call
+   * stays `unknown`. The PSP taking the payout always wins. Answers the payout as it then is.
+   */
+  private async send(key: PayoutKey, options: { firstTry: boolean }) {
+    const payout = await this.find(key);
+    if (payout.pspCall !== 'unknown' || payout.status !== 'pending') return presentPayout(payout);
+    const answer = await this.callPsp(payout);
+    const pspCall = answer.pspCall === 'refused' && !options.firstTry ? { ...answer, pspCall: 'unknown' as const }
+      : answer;
+    const updated = await withTransaction(this.pool, async (client) => {
+      const locked = await store.selectPayout(client, payout, { forUpdate: true });
+      if (locked === undefined) return payout;
+      if (pspCall.pspCall === 'sent' && locked.pspCall !== 'sent') {
+        if (locked.status === 'canceled') {
+          this.options.logger.error({ payout: locked.id }, 'ALERT: the PSP took a payout Penny had canceled');
+        }
+        return store.updatePspCall(client, locked, pspCall);
+      }
+      return locked.pspCall === 'unknown' ? store.updatePspCall(client, locked, pspCall) : locked;
+    });
+    return presentPayout(updated);
+  }
+
+  private async callPsp(payout: PayoutRow): Promise<{ pspCall: store.PspCall; pspReference: string | null }> {
+    try {
+      const answer = await this.options.connectors.get(payout.connector).payout({
+        reference: payout.id, idempotencyKey: `penny:${payout.id}`, amountMinor: payout.amountMinor,
+        currency: payout.currency, destination: await this.pspDestination(payout),
+      });
+      return { pspCall: 'sent', pspReference: answer.pspReference };
+    } catch (error) {
+      if (error instanceof ConnectorUnknownOutcomeError) return { pspCall: 'unknown', pspReference: null };
+      if (error instanceof ConnectorRefusedError) {
+        this.options.logger.warn({ payout: payout.id, code: error.code }, 'the PSP refused a payout');
+        return { pspCall: 'refused', pspReference: null };
+      }
+      throw error;
+    }
+  }
+
+  async retrieve(key: PayoutKey): Promise<PayoutRow> {
+    return this.find(key);
+  }
+
+  async list(query: store.PayoutListQuery) {
+    const cursor = query.startingAfter ?? query.endingBefore;
+    if (cursor !== undefined && await store.selectPayout(this.pool, { ...query, id: cursor }) === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: query.startingAfter === undefined ? 'ending_before'
+        : 'starting_after', message: `No such payout: '${cursor}'` });
+    }
+    return store.selectPayoutPage(this.pool, query);
+  }
+
+  /**
+   * Cancels a payout the PSP has not taken (pending, its call refused): the money returns with a
+   * `payout_cancel` transaction. Any other payout is refused, as Stripe refuses one already
+   * submitted to the bank.
+   */
+  async cancel(client: pg.PoolClient, key: PayoutKey): Promise<PayoutRow> {
+    return inTransaction(client, async () => {
+      const payout = await store.selectPayout(client, key, { forUpdate: true });
+      if (payout === undefined) throw missingPayout(key.id);
+      if (payout.status !== 'pending' || payout.pspCall !== 'refused') {
+        throw new PennyError({ code: 'payout_not_cancelable', param: 'id', message: payout.status === 'pending'
+          ? 'This payout has already been submitted to the bank and can no longer be canceled.'
+          : `Payouts can only be canceled while they are pending; this one is ${payout.status}.` });
+      }
+      return this.returnMoney(client, payout, { status: 'canceled', failureCode: null });
+    });
+  }
+
+  /**
+   * What the PSP reports about a payout (a webhook or a look-up), under the payout's row lock in
+   * the caller's transaction: applied only forward along the transition table; a repeat or a late
+   * report changes nothing. Answers what was done, for the inbox's note.
+   */
+  async applyPspOperation(client: pg.PoolClient, operation: PspOperation & { connector: string }):
+  Promise<{ status: 'processed' | 'ignored' | 'parked'; note: string }> {
+    const payout = await store.lockPayoutById(client, operation.reference);
+    if (payout === undefined) return { status: 'parked', note: `payout ${operation.reference} is not known yet` };
+    if (payout.connector !== operation.connector) {
+      return { status: 'ignored', note: `payout ${payout.id} belongs to connector ${payout.connector}` };
+    }
+    const current = payout.pspCall === 'sent' ? payout
+      : await store.updatePspCall(client, payout, { pspCall: 'sent', pspReference: operation.pspReference });
+    const target = operation.outcome;
+    if (current.status === 'canceled') {
+      // Canceled only after the PSP refused it: the PSP contradicts itself, and an operator must look.
+      this.options.logger.error({ payout: payout.id, outcome: target }, 'ALERT: the PSP reports a canceled payout');
+      return { status: 'ignored', note: `payout ${payout.id} was canceled; the PSP reports ${target}` };
+    }
+    if (!isPayoutStatus(target) || target === 'canceled' || target === 'pending') {
+      if (target === 'pending') {
+        return current === payout ? { status: 'ignored', note: `payout ${payout.id} is pending at the PSP` }
+          : { status: 'processed', note: `payout ${payout.id} taken by the PSP` };
+      }
+      return { status: 'ignored', note: `a payout outcome ${target} is not known to Penny` };
+    }
+    if (target === current.status) return { status: 'ignored', note: `payout ${payout.id} is already ${target}` };
+    if (!canMove(current.status, target)) {
+      return { status: 'ignored', note: `payout ${payout.id} is ${current.status}; ${target} is late or a repeat` };
+    }
+    if (target === 'failed') {
+      await this.returnMoney(client, current, { status: 'failed', failureCode: operation.failureCode ?? 'could_not_process' });
+    } else {
+      await this.move(client, current, target);
+    }
+    return { status: 'processed', note: `payout ${payout.id} ${target}` };
+  }
+
+  private async move(client: pg.PoolClient, payout: PayoutRow, status: 'in_transit' | 'paid'): Promise<PayoutRow> {
+    assertPayoutTransition(payout.status, status);
+    const moved = await store.updatePayoutStatus(client, payout, { status, failureCode: null, failureMessage: null,
+      returnEntryId: null, failureBalanceTransactionId: null });
+    await this.announce(client, { before: payout, after: moved });
+    return moved;
+  }
+
+  /** The reverse entry and a `payout_failure` or `payout_cancel` transaction (+amount, available). */
+  private async returnMoney(client: pg.PoolClient, payout: PayoutRow,
+    change: { status: 'failed' | 'canceled'; failureCode: string | null }): Promise<PayoutRow> {
+    assertPayoutTransition(payout.status, change.status);
+    const kind = change.status === 'failed' ? 'failure' : 'cancel';
+    const accounts = await this.options.balances.accounts.accountsFor(client,
+      { ownerId: payout.accountId, currency: payout.currency });
+    const created = await this.options.ledger.createEntriesIn(client, [internalEntry({
+      reference: `penny:payout:${payout.id}:${kind}`, description: `Payout ${payout.id} ${change.status}`,
+      legs: [[accounts.psp_receivable, 'debit', payout.amountMinor],
+        [accounts.merchant_available, 'credit', payout.amountMinor]],
+    })]);
+    const transaction = await insertBalanceTransaction(client, {
+      merchantId: payout.merchantId, accountId: payout.accountId, id: newId('txn'), type: `payout_${kind}`,
+      reportingCategory: `payout_reversal`, sourceId: payout.id, currency: payout.currency,
+      amountMinor: payout.amountMinor, feeMinor: 0n, feeDetails: [], status: 'available',
+      availableOn: new Date(nowMs()).toISOString(),
+      description: change.status === 'failed' ? 'PAYOUT FAILURE' : 'PAYOUT CANCEL',
+    });
+    const after = await store.updatePayoutStatus(client, payout, {
+      status: change.status, failureCode: change.failureCode,
+      failureMessage: change.failureCode === null ? null
+        : payoutFailureMessages[change.failureCode] ?? payoutFailureMessages.could_not_process ?? null,
+      returnEntryId: created.entries[0]?.id ?? '', failureBalanceTransactionId: transaction.id,
+    });
+    await this.announce(client, { before: payout, after });
+    return after;
+  }
+
+  /** payout.updated with the previous status, and payout.paid, .failed or .canceled. */
+  private async announce(client: pg.PoolClient, change: { before: PayoutRow; after: PayoutRow }): Promise<void> {
+    const { before, after } = change;
+    const object = presentPayout(after);
+    await recordEvent(client, { merchantId: after.merchantId, type: 'payout.updated', object,
+      previousAttributes: { status: before.status } });
+    const finals: Partial<Record<PayoutStatus, string>> = { paid: 'payout.paid', failed: 'payout.failed',
+      canceled: 'payout.canceled' };
+    const type = finals[after.status];
+    if (type !== undefined) await recordEvent(client, { merchantId: after.merchantId, type, object });
+  }
+
+  /**
+   * The `payouts` worker: payouts whose call is unknown (the answer was lost, or the request died
+   * before it), once `limits.payoutLookupGraceMs` old, up to `limits.payoutLookupBatchMax` a run.
+   * The PSP's record is applied; a payout it has no record of is sent again with the same key while
+   * the PSP keeps keys, and after that taken as refused (nothing moved; it can be canceled).
+   */
+  async resolveUnknown(): Promise<number> {
+    const due = await store.selectUnknownPayouts(this.pool, {
+      before: new Date(nowMs() - limits.payoutLookupGraceMs).toISOString(), limit: limits.payoutLookupBatchMax });
+    for (const payout of due) {
+      try {
+        await this.resolveOne(payout);
+      } catch (error) {
+        this.options.logger.warn({ err: error, payout: payout.id }, 'a payout look-up failed; it is tried again');
+      }
+    }
+    return due.length;
+  }
+
+  private async resolveOne(payout: PayoutRow): Promise<void> {
+    const connector = this.options.connectors.get(payout.connector);
+    const found = (await connector.lookup({ reference: payout.id })).find((operation) => operation.kind === 'payout');
+    if (found !== undefined) {
+      await withTransaction(this.pool, (client) => this.applyPspOperation(client,
+        { ...found, connector: payout.connector }));
+      return;
+    }
+    const ageMs = nowMs() - Date.parse(payout.createdAt);
+    if (ageMs < connector.capabilities.idempotencyKeyRetentionMs) {
+      await this.send(payout, { firstTry: false });
+      return;
+    }
+    await withTransaction(this.pool, async (client) => {
+      const locked = await store.selectPayout(client, payout, { forUpdate: true });
+      if (locked?.pspCall === 'unknown') await store.updatePspCall(client, locked, { pspCall: 'refused', pspReference: null });
+    });
+  }
+
+  private async find(key: PayoutKey): Promise<PayoutRow> {
+    const payout = await store.selectPayout(this.pool, key);
+    if (payout === undefined) throw missingPayout(key.id);
+    return payout;
+  }
+}
+
+function insufficientBalance(): PennyError {
+  return new PennyError({ code: 'balance_insufficient', param: 'amount',
+    message: 'You have insufficient funds in your account for this payout.' });
+}
+
+function missingPayout(id: string): PennyError {
+  return new PennyError({ code: 'resource_missing', param: 'id',
+    message: /^po_[A-Za-z0-9]{1,64}$/.test(id) ? `No such payout: '${id}'` : 'No such payout.' });
+}

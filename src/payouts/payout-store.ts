@@ -1,0 +1,120 @@
+import { selectPage, type PageRows } from '../db/pages.js';
+import { named, type Queryable } from '../db/pool.js';
+import type { PayoutStatus } from './payout-state.js';
+
+/** Every SQL statement of payouts, one function per statement; payout-service.ts decides. */
+export type PspCall = 'sent' | 'unknown' | 'refused';
+
+export interface PayoutRow {
+  readonly merchantId: string;
+  readonly accountId: string;
+  readonly id: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly status: PayoutStatus;
+  readonly destination: string;
+  readonly method: 'standard';
+  readonly description: string | null;
+  readonly statementDescriptor: string | null;
+  readonly metadata: Record<string, string>;
+  readonly automatic: boolean;
+  readonly failureCode: string | null;
+  readonly failureMessage: string | null;
+  readonly connector: string;
+  readonly pspCall: PspCall;
+  readonly pspReference: string | null;
+  readonly arrivalDate: string;
+  readonly entryId: string;
+  readonly returnEntryId: string | null;
+  readonly balanceTransactionId: string;
+  readonly failureBalanceTransactionId: string | null;
+  readonly createdAt: string;
+}
+
+export type NewPayout = Omit<PayoutRow, 'status' | 'method' | 'automatic' | 'failureCode' | 'failureMessage'
+  | 'pspCall' | 'pspReference' | 'returnEntryId' | 'failureBalanceTransactionId' | 'createdAt'>;
+
+export async function insertPayout(db: Queryable, payout: NewPayout): Promise<PayoutRow> {
+  const result = await db.query(named(`INSERT INTO payouts (merchant_id, account_id, id, amount_minor, currency,
+       status, destination, description, statement_descriptor, metadata, connector, arrival_date, entry_id,
+       balance_transaction_id)
+     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9::jsonb, $10, $11, $12, $13) RETURNING *`),
+  [payout.merchantId, payout.accountId, payout.id, payout.amountMinor.toString(), payout.currency,
+    payout.destination, payout.description, payout.statementDescriptor, JSON.stringify(payout.metadata),
+    payout.connector, payout.arrivalDate, payout.entryId, payout.balanceTransactionId]);
+  return toPayout(result.rows[0]);
+}
+
+/** A payout of the owner; with `forUpdate`, locked to the transaction's end. */
+export async function selectPayout(db: Queryable, key: { merchantId: string; accountId: string; id: string },
+  options: { forUpdate: boolean } = { forUpdate: false }): Promise<PayoutRow | undefined> {
+  const result = await db.query(named(`SELECT * FROM payouts WHERE merchant_id = $1 AND account_id = $2 AND id = $3
+     ${options.forUpdate ? 'FOR UPDATE' : ''}`), [key.merchantId, key.accountId, key.id]);
+  return result.rows[0] === undefined ? undefined : toPayout(result.rows[0]);
+}
+
+/** A payout by its id alone (Penny's reference at the PSP), locked: how a PSP event finds it. */
+export async function lockPayoutById(db: Queryable, id: string): Promise<PayoutRow | undefined> {
+  const result = await db.query(named(`SELECT * FROM payouts WHERE id = $1 FOR UPDATE`), [id]);
+  return result.rows[0] === undefined ? undefined : toPayout(result.rows[0]);
+}
+
+export async function updatePspCall(db: Queryable, payout: Pick<PayoutRow, 'merchantId' | 'id'>,
+  call: { pspCall: PspCall; pspReference: string | null }): Promise<PayoutRow> {
+  const result = await db.query(named(`UPDATE payouts SET psp_call = $3, psp_reference = COALESCE($4, psp_reference),
+       updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
+  [payout.merchantId, payout.id, call.pspCall, call.pspReference]);
+  return toPayout(result.rows[0]);
+}
+
+export async function updatePayoutStatus(db: Queryable, payout: Pick<PayoutRow, 'merchantId' | 'id'>,
+  change: { status: PayoutStatus; failureCode: string | null; failureMessage: string | null;
+    returnEntryId: string | null; failureBalanceTransactionId: string | null }): Promise<PayoutRow> {
+  const result = await db.query(named(`UPDATE payouts SET status = $3, failure_code = $4, failure_message = $5,
+       return_entry_id = $6, failure_balance_transaction_id = $7, updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
+  [payout.merchantId, payout.id, change.status, change.failureCode, change.failureMessage, change.returnEntryId,
+    change.failureBalanceTransactionId]);
+  return toPayout(result.rows[0]);
+}
+
+/** Payouts whose PSP answer was lost and which still wait for it, oldest first. */
+export async function selectUnknownPayouts(db: Queryable, query: { before: string; limit: number }):
+Promise<PayoutRow[]> {
+  const result = await db.query(named(`SELECT * FROM payouts WHERE psp_call = 'unknown' AND status = 'pending'
+       AND updated_at <= $1 ORDER BY updated_at LIMIT $2`), [query.before, query.limit]);
+  return result.rows.map(toPayout);
+}
+
+export interface PayoutListQuery {
+  readonly merchantId: string;
+  readonly accountId: string;
+  readonly limit: number;
+  readonly startingAfter: string | undefined;
+  readonly endingBefore: string | undefined;
+  readonly status: string | undefined;
+  readonly destination: string | undefined;
+  readonly createdGte: string | undefined;
+  readonly createdLte: string | undefined;
+}
+
+export function selectPayoutPage(db: Queryable, query: PayoutListQuery): Promise<PageRows<PayoutRow>> {
+  return selectPage(db, 'payouts', {
+    ...query, equals: { account_id: query.accountId, status: query.status, destination: query.destination },
+  }, toPayout);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toPayout(row: any): PayoutRow {
+  if (row === undefined) throw new Error('expected a payouts row');
+  return {
+    merchantId: row.merchant_id, accountId: row.account_id, id: row.id, amountMinor: row.amount_minor,
+    currency: row.currency, status: row.status, destination: row.destination, method: row.method,
+    description: row.description, statementDescriptor: row.statement_descriptor, metadata: row.metadata,
+    automatic: row.automatic, failureCode: row.failure_code, failureMessage: row.failure_message,
+    connector: row.connector, pspCall: row.psp_call, pspReference: row.psp_reference, arrivalDate: row.arrival_date,
+    entryId: row.entry_id, returnEntryId: row.return_entry_id, balanceTransactionId: row.balance_transaction_id,
+    failureBalanceTransactionId: row.failure_balance_transaction_id, createdAt: row.created_at,
+  };
+}
