@@ -1,6 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { recordEvent } from '../events/event-store.js';
-import { stringifyJson } from '../json.js';
+import { changedAttributes, recordEvent } from '../events/event-store.js';
 import { presentBankAccount, presentConnectedAccount } from './account-presenter.js';
 import type { ConnectedAccountRow } from './account-store.js';
 import type { BankAccountRow } from './bank-account-store.js';
@@ -31,15 +30,4 @@ export async function recordExternalAccountEvent(db: Queryable, event: { type: E
   const object = event.deleted === true ? { ...presentBankAccount(event.bank), deleted: true }
     : presentBankAccount(event.bank);
   await recordEvent(db, { merchantId: event.bank.merchantId, type: event.type, object });
-}
-
-/** The top-level fields whose values differ, with their earlier values. */
-function changedAttributes(before: object, after: object): Record<string, unknown> {
-  const earlier = before as Record<string, unknown>;
-  const later = after as Record<string, unknown>;
-  const changed: Record<string, unknown> = {};
-  for (const key of Object.keys(later)) {
-    if (stringifyJson(earlier[key] ?? null) !== stringifyJson(later[key] ?? null)) changed[key] = earlier[key];
-  }
-  return changed;
 }

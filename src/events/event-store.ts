@@ -154,3 +154,14 @@ export function presentEvent(event: EventRow) {
     type: event.type,
   };
 }
+
+/** Stripe's `previous_attributes`: the top-level fields whose values differ, with their earlier values. */
+export function changedAttributes(before: object, after: object): Record<string, unknown> {
+  const earlier = before as Record<string, unknown>;
+  const later = after as Record<string, unknown>;
+  const changed: Record<string, unknown> = {};
+  for (const key of Object.keys(later)) {
+    if (stringifyJson(earlier[key] ?? null) !== stringifyJson(later[key] ?? null)) changed[key] = earlier[key];
+  }
+  return changed;
+}

@@ -1,6 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { recordEvent } from '../events/event-store.js';
-import { stringifyJson } from '../json.js';
+import { changedAttributes, recordEvent } from '../events/event-store.js';
 import { presentCharge, presentPaymentIntent, presentRefund } from './payment-presenter.js';
 import type { PaymentIntentStatus } from './payment-state.js';
 import type { ChargeRow, PaymentIntentRow, RefundRow } from './payment-store.js';
@@ -67,15 +66,4 @@ export async function recordRefundEvent(db: Queryable, event: {
     merchantId: refund.merchantId, type, object,
     previousAttributes: before === undefined ? undefined : changedAttributes(presentRefund(before), object),
   });
-}
-
-/** The top-level fields whose values differ, with their earlier values. */
-export function changedAttributes(before: object, after: object): Record<string, unknown> {
-  const earlier = before as Record<string, unknown>;
-  const later = after as Record<string, unknown>;
-  const changed: Record<string, unknown> = {};
-  for (const key of Object.keys(later)) {
-    if (stringifyJson(earlier[key] ?? null) !== stringifyJson(later[key] ?? null)) changed[key] = earlier[key];
-  }
-  return changed;
 }
