@@ -1168,8 +1168,6 @@ ALTER TABLE ledger_entry_seals
   ADD CONSTRAINT ledger_entry_seals_entry_id_fkey FOREIGN KEY (entry_id) REFERENCES ledger_entries(id);
 ALTER TABLE merchant_api_keys
   ADD CONSTRAINT merchant_api_keys_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
-ALTER TABLE merchant_ledger_accounts
-  ADD CONSTRAINT merchant_ledger_accounts_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE merchant_pricing
   ADD CONSTRAINT merchant_pricing_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE payment_attempts

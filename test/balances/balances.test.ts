@@ -160,3 +160,14 @@ describe('a connected account\'s balance (Stripe-Account)', () => {
     expect((await stripe.balanceTransactions.list({}, { stripeAccount: account.id })).data).toEqual([]);
   });
 });
+
+describe('a connected account\'s ledger accounts', () => {
+  it('are created under its own id, so its Balance can hold money of its own', async () => {
+    const account = await stripe.accounts.create({ type: 'custom', country: 'US' });
+    await withTransaction(penny.pool, (client) =>
+      penny.balances.accounts.accountsFor(client, { ownerId: account.id, currency: 'USD' }));
+    const balance = await stripe.balance.retrieve({}, { stripeAccount: account.id });
+    expect(balance.available).toEqual([{ amount: 0, currency: 'usd', source_types: { card: 0 } }]);
+    expect(balance.pending).toEqual([{ amount: 0, currency: 'usd', source_types: { card: 0 } }]);
+  });
+});
