@@ -641,6 +641,44 @@ CREATE TABLE settlement_pulls (
   CONSTRAINT settlement_pulls_settled_count_check CHECK (settled_count >= 0)
 );
 
+CREATE TABLE transfer_reversals (
+  merchant_id text NOT NULL,
+  id text NOT NULL,
+  transfer_id text NOT NULL,
+  amount_minor bigint NOT NULL,
+  metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+  ledger_entry_id text NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT transfer_reversals_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT transfer_reversals_amount_minor_check CHECK (amount_minor > 0),
+  CONSTRAINT transfer_reversals_id_check CHECK (id ~ '^trr_[A-Za-z0-9]+$'::text AND length(id) >= 12 AND length(id) <= 68)
+);
+CREATE INDEX transfer_reversals_of ON public.transfer_reversals USING btree (merchant_id, transfer_id, created_at);
+
+CREATE TABLE transfers (
+  merchant_id text NOT NULL,
+  id text NOT NULL,
+  destination text NOT NULL,
+  currency text NOT NULL,
+  amount_minor bigint NOT NULL,
+  amount_reversed_minor bigint DEFAULT 0 NOT NULL,
+  source_transaction text,
+  transfer_group text,
+  description text,
+  metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+  ledger_entry_id text NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT transfers_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT transfers_amount_minor_check CHECK (amount_minor > 0),
+  CONSTRAINT transfers_check CHECK (amount_reversed_minor >= 0 AND amount_reversed_minor <= amount_minor),
+  CONSTRAINT transfers_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT transfers_destination_check CHECK (destination ~ '^acct_[A-Za-z0-9]+$'::text AND length(destination) >= 13 AND length(destination) <= 69),
+  CONSTRAINT transfers_id_check CHECK (id ~ '^tr_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),
+  CONSTRAINT transfers_id_key UNIQUE (id)
+);
+CREATE INDEX transfers_list ON public.transfers USING btree (merchant_id, created_at DESC, id DESC);
+CREATE INDEX transfers_source ON public.transfers USING btree (merchant_id, source_transaction) WHERE (source_transaction IS NOT NULL);
+
 CREATE TABLE webhook_deliveries (
   merchant_id text NOT NULL,
   id text NOT NULL,
@@ -1176,6 +1214,8 @@ ALTER TABLE payment_intent_finalizations
   ADD CONSTRAINT payment_intent_finalizations_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
 ALTER TABLE refunds
   ADD CONSTRAINT refunds_merchant_id_charge_id_fkey FOREIGN KEY (merchant_id, charge_id) REFERENCES charges(merchant_id, id);
+ALTER TABLE transfer_reversals
+  ADD CONSTRAINT transfer_reversals_merchant_id_transfer_id_fkey FOREIGN KEY (merchant_id, transfer_id) REFERENCES transfers(merchant_id, id);
 ALTER TABLE webhook_deliveries
   ADD CONSTRAINT webhook_deliveries_merchant_id_endpoint_id_fkey FOREIGN KEY (merchant_id, endpoint_id) REFERENCES webhook_endpoints(merchant_id, id);
 ALTER TABLE webhook_deliveries

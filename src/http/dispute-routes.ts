@@ -4,7 +4,7 @@ import { disputeEvidenceFields, presentDispute } from '../payments/dispute-prese
 import type { PaymentDisputes } from '../payments/payment-disputes.js';
 import { invalid, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
-import { idempotent, readCreatedFilter, readPage } from './route-support.js';
+import { answeredInTransaction, idempotent, readCreatedFilter, readPage } from './route-support.js';
 import { readStripeMetadata } from './stripe-payment-params.js';
 
 /** Stripe's Disputes API: list, retrieve, answer with evidence or metadata, close (accept). */
@@ -35,15 +35,16 @@ export function registerDisputeRoutes(scope: FastifyInstance, dependencies: { di
     const change = { evidence: readEvidence(object.evidence),
       metadata: object.metadata === undefined ? undefined : readStripeMetadata(object.metadata) };
     const key = { merchantId: merchantOf(request).id, id: request.params.id };
-    return idempotent(dependencies.idempotency, request, reply, async ({ client }) =>
-      ({ status: 200, body: presentDispute(await disputes.update(client, key, change)) }));
+    return idempotent(dependencies.idempotency, request, reply, (execution) =>
+      answeredInTransaction(execution,
+        async () => presentDispute(await disputes.update(execution.client, key, change))));
   });
 
   scope.post<IdParams>('/v1/disputes/:id/close', async (request, reply) => {
     readObject(request.body ?? {}, '', ['expand']);
     const key = { merchantId: merchantOf(request).id, id: request.params.id };
-    return idempotent(dependencies.idempotency, request, reply, async ({ client }) =>
-      ({ status: 200, body: presentDispute(await disputes.close(client, key)) }));
+    return idempotent(dependencies.idempotency, request, reply, (execution) =>
+      answeredInTransaction(execution, async () => presentDispute(await disputes.close(execution.client, key))));
   });
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { withEventRequest } from '../events/event-store.js';
-import type { IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
+import type { Execution, IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
+import { inTransaction } from '../db/pool.js';
 import { invalid, readLimit, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
 import { readStripeInteger } from './stripe-form.js';
@@ -31,6 +32,19 @@ export async function idempotent(
     }, work));
   if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
   return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
+}
+
+/**
+ * Runs a request's work in one transaction that also stores its answer under the idempotency key,
+ * so a movement of money and the answer a retry replays commit together, or neither does.
+ */
+export function answeredInTransaction(execution: Execution, work: () => Promise<unknown>):
+Promise<{ status: number; body: unknown }> {
+  return inTransaction(execution.client, async () => {
+    const body = await work();
+    await execution.complete({ status: 200, body });
+    return { status: 200, body };
+  });
 }
 
 /** Stripe's page parameters: `limit` 1 to 100 (10), and at most one of the two cursors. */

@@ -17,6 +17,8 @@ import { errorBody, handleError, statusOf } from './http-errors.js';
 import { registerCaseRoutes } from './case-routes.js';
 import { registerBalanceRoutes } from './balance-routes.js';
 import { registerDisputeRoutes } from './dispute-routes.js';
+import { registerTransferRoutes } from './transfer-routes.js';
+import { TransferService } from '../transfers/transfer-service.js';
 import type { PaymentDisputes } from '../payments/payment-disputes.js';
 import { registerAccountRoutes } from './account-routes.js';
 import { registerPayoutRoutes } from './payout-routes.js';
@@ -142,6 +144,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     new SecretBox(dependencies.secretKey, 'idempotent responses'));
   const payments = new PaymentService(dependencies.pool, dependencies.flows);
   const accounts = new ConnectedAccounts(dependencies.pool, new BankAccountVault(dependencies.secretKey));
+  const transfers = new TransferService(dependencies.pool,
+    { ledger: dependencies.ledger, balances: dependencies.balances, accounts });
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
@@ -153,6 +157,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       registerBalanceRoutes(scope, dependencies.balances);
       registerDisputeRoutes(scope, { disputes: dependencies.disputes, idempotency });
       registerAccountRoutes(scope, { accounts, idempotency });
+      registerTransferRoutes(scope, { transfers, idempotency });
       registerPayoutRoutes(scope, { payouts: dependencies.payouts, idempotency });
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });

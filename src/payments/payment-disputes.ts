@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { PspOperation } from '../connectors/connector.js';
-import { inTransaction, type Queryable } from '../db/pool.js';
+import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
@@ -72,27 +72,26 @@ export class PaymentDisputes {
     return disputeStore.selectDisputePage(this.pool, query);
   }
 
-  /** The merchant's evidence or metadata; evidence makes an open dispute `under_review`. */
+  /**
+   * The merchant's evidence or metadata, in the caller's transaction (the idempotent request's,
+   * which stores its answer with it); evidence makes an open dispute `under_review`.
+   */
   async update(client: pg.PoolClient, key: { merchantId: string; id: string },
     change: { evidence: Record<string, string> | undefined; metadata: Record<string, string> | undefined }) {
-    return inTransaction(client, async () => {
-      const dispute = await this.lockedOpen(client, key);
-      const updated = await disputeStore.updateDispute(client, dispute, {
-        ...(change.evidence === undefined ? {} : { evidence: { ...dispute.evidence, ...change.evidence },
-          status: 'under_review' as const }),
-        ...(change.metadata === undefined ? {} : { metadata: { ...dispute.metadata, ...change.metadata } }),
-      });
-      await recordDisputeEvent(client, 'charge.dispute.updated', updated);
-      return updated;
+    const dispute = await this.lockedOpen(client, key);
+    const updated = await disputeStore.updateDispute(client, dispute, {
+      ...(change.evidence === undefined ? {} : { evidence: { ...dispute.evidence, ...change.evidence },
+        status: 'under_review' as const }),
+      ...(change.metadata === undefined ? {} : { metadata: { ...dispute.metadata, ...change.metadata } }),
     });
+    await recordDisputeEvent(client, 'charge.dispute.updated', updated);
+    return updated;
   }
 
-  /** Accepting the dispute: it is lost; the withdrawn funds stay with the cardholder. */
+  /** Accepting the dispute, in the caller's transaction: it is lost; the withdrawn funds stay with the cardholder. */
   async close(client: pg.PoolClient, key: { merchantId: string; id: string }): Promise<DisputeRow> {
-    return inTransaction(client, async () => {
-      const dispute = await this.lockedOpen(client, key);
-      return this.decide(client, { dispute, outcome: 'lost' });
-    });
+    const dispute = await this.lockedOpen(client, key);
+    return this.decide(client, { dispute, outcome: 'lost' });
   }
 
   private async openDispute(client: pg.PoolClient, opening: { charge: store.ChargeRow; event: ChargebackEvent }):

@@ -24,7 +24,8 @@ export const webhookEventTypes = [
   'refund.created', 'refund.updated', 'refund.failed', 'webhook_endpoint.disabled', 'balance.available',
   'account.updated', 'account.external_account.created', 'account.external_account.updated',
   'account.external_account.deleted', 'charge.dispute.created', 'charge.dispute.funds_withdrawn',
-  'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_reinstated',
+  'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_reinstated', 'transfer.created',
+  'transfer.reversed',
 ] as const;
 
 export interface EndpointCommand {

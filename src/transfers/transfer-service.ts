@@ -1,0 +1,198 @@
+import type pg from 'pg';
+import type { ConnectedAccounts } from '../accounts/account-service.js';
+import type { BalanceService } from '../balances/balance-service.js';
+import { insertBalanceTransaction } from '../balances/balance-store.js';
+import type { Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
+import { recordEvent } from '../events/event-store.js';
+import { newId } from '../ids.js';
+import { internalEntry } from '../ledger/ledger-commands.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
+import { nowMs } from '../clock.js';
+import { stripeAmountToMinor } from '../money/stripe-currency.js';
+import { chargeOfReference } from '../payments/payment-service.js';
+import { presentTransfer } from './transfer-presenter.js';
+import * as store from './transfer-store.js';
+
+/**
+ * Separate charges and transfers (each operation in the caller's transaction: the idempotent
+ * request's, which stores its answer with it): a platform moves funds from its available balance to one of
+ * its connected accounts' (a voluntary outflow, so the debit is guarded, decisions.md: concurrent
+ * transfers never take the platform below zero), and reverses them in whole or in part (the
+ * connected account's debit guarded likewise). Each movement is one ledger entry with a balance
+ * transaction on either side, in the idempotent request's transaction.
+ */
+export interface CreateTransferCommand {
+  /** In Stripe's units of the currency. */
+  readonly amount: bigint;
+  /** Lower case, as Stripe takes it. */
+  readonly currency: string;
+  readonly destination: string;
+  readonly sourceTransaction: string | undefined;
+  readonly transferGroup: string | undefined;
+  readonly description: string | undefined;
+  readonly metadata: Record<string, string>;
+}
+
+export interface ReverseTransferCommand {
+  /** Absent: what is left of the transfer. */
+  readonly amount: bigint | undefined;
+  readonly metadata: Record<string, string>;
+}
+
+export interface TransferDependencies {
+  readonly ledger: LedgerService;
+  readonly balances: BalanceService;
+  readonly accounts: ConnectedAccounts;
+}
+
+export class TransferService {
+  constructor(private readonly pool: pg.Pool, private readonly dependencies: TransferDependencies) {}
+
+  async create(client: pg.PoolClient, merchantId: string, command: CreateTransferCommand): Promise<store.TransferRow> {
+    await this.assertDestination(merchantId, command.destination);
+    const currency = command.currency.toUpperCase();
+    const amountMinor = stripeAmountToMinor(command.currency, command.amount);
+    if (command.sourceTransaction !== undefined) {
+      await this.assertWithinSource(client, { merchantId, chargeId: command.sourceTransaction, currency, amountMinor });
+    }
+    const id = newId('tr');
+    const entryId = await this.move(client, { merchantId, from: merchantId, to: command.destination, currency,
+      amountMinor, reference: `penny:transfer:${id}`, guardedParam: 'amount' });
+    const transfer = await store.insertTransfer(client, { merchantId, id, destination: command.destination, currency,
+      amountMinor, sourceTransaction: command.sourceTransaction ?? null, transferGroup: command.transferGroup ?? null,
+      description: command.description ?? null, metadata: command.metadata, ledgerEntryId: entryId });
+    await this.recordTransactions(client, { merchantId, sourceId: id, currency, amountMinor,
+      platform: { accountId: merchantId, type: 'transfer', sign: -1n },
+      destination: { accountId: command.destination, type: 'payment', sign: 1n }, reportingCategory: 'transfer' });
+    await this.recordTransferEvent(client, 'transfer.created', transfer);
+    return transfer;
+  }
+
+  async reverse(client: pg.PoolClient, key: { merchantId: string; id: string }, command: ReverseTransferCommand):
+  Promise<store.TransferReversalRow> {
+    const transfer = await store.selectTransfer(client, key, { forUpdate: true });
+    if (transfer === undefined) throw noSuchTransfer(key.id);
+    const left = transfer.amountMinor - transfer.amountReversedMinor;
+    const amountMinor = command.amount === undefined ? left
+      : stripeAmountToMinor(transfer.currency.toLowerCase(), command.amount);
+    if (left === 0n || amountMinor > left) {
+      throw new PennyError({ code: 'amount_too_large', param: 'amount', judgedOnState: true,
+        message: `The reversal (${amountMinor}) is more than is left of transfer ${transfer.id} (${left}).` });
+    }
+    const id = newId('trr');
+    const entryId = await this.move(client, { merchantId: key.merchantId, from: transfer.destination,
+      to: key.merchantId, currency: transfer.currency, amountMinor, reference: `penny:transfer_reversal:${id}`,
+      guardedParam: 'amount' });
+    const reversal = await store.insertTransferReversal(client, { merchantId: key.merchantId, id,
+      transferId: transfer.id, amountMinor, metadata: command.metadata, ledgerEntryId: entryId });
+    const updated = await store.addTransferReversed(client, transfer, amountMinor);
+    await this.recordTransactions(client, { merchantId: key.merchantId, sourceId: id, currency: transfer.currency,
+      amountMinor, platform: { accountId: key.merchantId, type: 'transfer_refund', sign: 1n },
+      destination: { accountId: transfer.destination, type: 'payment_refund', sign: -1n },
+      reportingCategory: 'transfer_reversal' });
+    await this.recordTransferEvent(client, 'transfer.reversed', updated);
+    return reversal;
+  }
+
+  retrieve(key: { merchantId: string; id: string }): Promise<store.TransferRow> {
+    return this.retrieveIn(this.pool, key);
+  }
+
+  /** A transfer as the caller's connection (and transaction) sees it. */
+  async retrieveIn(db: Queryable, key: { merchantId: string; id: string }): Promise<store.TransferRow> {
+    const transfer = await store.selectTransfer(db, key);
+    if (transfer === undefined) throw noSuchTransfer(key.id);
+    return transfer;
+  }
+
+  reversalsOf(transfer: store.TransferRow): Promise<store.TransferReversalRow[]> {
+    return store.selectTransferReversals(this.pool, transfer);
+  }
+
+  async list(query: Parameters<typeof store.selectTransferPage>[1]) {
+    const cursor = query.startingAfter ?? query.endingBefore;
+    if (cursor !== undefined && await store.selectTransfer(this.pool, { merchantId: query.merchantId, id: cursor })
+      === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: query.startingAfter === undefined ? 'ending_before'
+        : 'starting_after', message: `No such transfer: '${cursor}'` });
+    }
+    return store.selectTransferPage(this.pool, query);
+  }
+
+  /** A live connected account of this platform; another platform's, or a deleted one, is a 404. */
+  private async assertDestination(merchantId: string, destination: string): Promise<void> {
+    try {
+      await this.dependencies.accounts.get({ merchantId, id: destination });
+    } catch (error) {
+      if (!(error instanceof PennyError) || error.code !== 'resource_missing') throw error;
+      throw new PennyError({ code: 'resource_missing', param: 'destination',
+        message: `No such destination: '${destination}'` });
+    }
+  }
+
+  /** A transfer naming its source charge passes on no more than the charge kept (captured less refunded). */
+  private async assertWithinSource(db: Queryable, source: { merchantId: string; chargeId: string; currency: string;
+    amountMinor: bigint }): Promise<void> {
+    const charge = await chargeOfReference(db, source.chargeId);
+    if (charge === undefined || charge.merchantId !== source.merchantId || !charge.captured) {
+      throw new PennyError({ code: 'resource_missing', param: 'source_transaction',
+        message: `No such charge to transfer from: '${source.chargeId}'` });
+    }
+    if (charge.currency.toUpperCase() !== source.currency) {
+      throw new PennyError({ code: 'currency_mismatch', param: 'currency',
+        message: `The transfer's currency must be the source charge's (${charge.currency}).` });
+    }
+    const kept = stripeAmountToMinor(charge.currency, charge.amountCaptured - charge.amountRefunded);
+    const transferred = await store.selectTransferredFromSource(db, source);
+    if (transferred + source.amountMinor > kept) {
+      throw new PennyError({ code: 'amount_too_large', param: 'amount', judgedOnState: true,
+        message: `The transfer would pass on more than charge ${charge.id} kept (${kept - transferred} left).` });
+    }
+  }
+
+  /** One entry from one owner's available balance to another's, the debit guarded. */
+  private async move(db: Queryable, movement: { merchantId: string; from: string; to: string; currency: string;
+    amountMinor: bigint; reference: string; guardedParam: string }): Promise<string> {
+    const accounts = this.dependencies.balances.accounts;
+    const from = await accounts.accountsFor(db, { ownerId: movement.from, currency: movement.currency });
+    const to = await accounts.accountsFor(db, { ownerId: movement.to, currency: movement.currency });
+    try {
+      const created = await this.dependencies.ledger.createEntriesIn(db, [internalEntry({
+        reference: movement.reference, description: `Transfer from ${movement.from} to ${movement.to}`,
+        legs: [[from.merchant_available, 'debit', movement.amountMinor], [to.merchant_available, 'credit',
+          movement.amountMinor]],
+        guardedAccount: from.merchant_available,
+      })]);
+      const entry = created.entries[0];
+      if (entry === undefined) throw new Error(`no entry for ${movement.reference}`);
+      return entry.id;
+    } catch (error) {
+      if (error instanceof PennyError && error.code === 'insufficient_funds') {
+        throw new PennyError({ code: 'balance_insufficient', param: movement.guardedParam,
+          message: 'You have insufficient available funds in your account for this transfer.' });
+      }
+      throw error;
+    }
+  }
+
+  private async recordTransactions(db: Queryable, movement: { merchantId: string; sourceId: string;
+    currency: string; amountMinor: bigint; reportingCategory: string;
+    platform: { accountId: string; type: 'transfer' | 'transfer_refund'; sign: bigint };
+    destination: { accountId: string; type: 'payment' | 'payment_refund'; sign: bigint } }): Promise<void> {
+    for (const side of [movement.platform, movement.destination]) {
+      await insertBalanceTransaction(db, { merchantId: movement.merchantId, accountId: side.accountId,
+        id: newId('txn'), type: side.type, reportingCategory: movement.reportingCategory, sourceId: movement.sourceId,
+        currency: movement.currency, amountMinor: side.sign * movement.amountMinor, feeMinor: 0n, feeDetails: [],
+        status: 'available', availableOn: new Date(nowMs()).toISOString(), description: null });
+    }
+  }
+
+  private async recordTransferEvent(db: Queryable, type: string, transfer: store.TransferRow): Promise<void> {
+    await recordEvent(db, { merchantId: transfer.merchantId, type, object: presentTransfer(transfer, []) });
+  }
+}
+
+function noSuchTransfer(id: string): PennyError {
+  return new PennyError({ code: 'resource_missing', param: 'id', message: `No such transfer: '${id}'` });
+}

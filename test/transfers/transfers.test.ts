@@ -1,0 +1,101 @@
+import Stripe from 'stripe';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+
+/**
+ * Separate charges and transfers: a platform passes funds from its available balance to its
+ * connected accounts, never beyond what is available (also under concurrent requests), and takes
+ * them back by reversals. Through the official SDK.
+ */
+let penny: ServedLedger;
+
+beforeAll(async () => {
+  penny = await serveTestLedger();
+});
+
+function available(balance: Stripe.Balance, currency = 'usd'): number {
+  return balance.available.find((item) => item.currency === currency)?.amount ?? 0;
+}
+
+/** A platform with `amount` less Penny's fee available at once (pm_card_bypassPending), and a seller. */
+async function platformWithFunds(amount: number) {
+  const created = await penny.merchants.createMerchant(`Platform ${amount}`);
+  const stripe = penny.stripeFor(created.secretKey);
+  const intent = await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_bypassPending',
+    confirm: true });
+  const seller = await stripe.accounts.create({ type: 'custom', country: 'US' });
+  return { stripe, seller, intent, funds: available(await stripe.balance.retrieve()) };
+}
+
+describe('a transfer', () => {
+  it('moves funds from the platform\'s available balance to the connected account\'s', async () => {
+    const { stripe, seller, funds } = await platformWithFunds(100_000);
+    const transfer = await stripe.transfers.create({ amount: 40_000, currency: 'usd', destination: seller.id,
+      transfer_group: 'order-1', metadata: { order: '1' } });
+    expect(transfer).toMatchObject({ object: 'transfer', amount: 40_000, amount_reversed: 0, reversed: false,
+      destination: seller.id, transfer_group: 'order-1', metadata: { order: '1' } });
+    expect(available(await stripe.balance.retrieve())).toBe(funds - 40_000);
+    expect(available(await stripe.balance.retrieve({}, { stripeAccount: seller.id }))).toBe(40_000);
+    const platformSide = await stripe.balanceTransactions.list({ source: transfer.id });
+    expect(platformSide.data).toEqual([expect.objectContaining({ type: 'transfer', amount: -40_000 })]);
+    const sellerSide = await stripe.balanceTransactions.list({ source: transfer.id }, { stripeAccount: seller.id });
+    expect(sellerSide.data).toEqual([expect.objectContaining({ type: 'payment', amount: 40_000 })]);
+  });
+
+  it('above the available balance is refused with balance_insufficient, writing nothing', async () => {
+    const { stripe, seller, funds } = await platformWithFunds(5000);
+    const refusal = await stripe.transfers.create({ amount: funds + 1, currency: 'usd', destination: seller.id })
+      .catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'balance_insufficient', param: 'amount' } });
+    expect(available(await stripe.balance.retrieve())).toBe(funds);
+    expect((await stripe.transfers.list()).data).toEqual([]);
+  });
+
+  it('to another platform\'s account is a 404 naming destination', async () => {
+    const { stripe } = await platformWithFunds(5000);
+    const other = await platformWithFunds(5000);
+    const refusal = await stripe.transfers.create({ amount: 100, currency: 'usd', destination: other.seller.id })
+      .catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ statusCode: 404, raw: { code: 'resource_missing', param: 'destination' } });
+  });
+
+  it('never passes on more than its source charge kept', async () => {
+    const { stripe, seller, intent } = await platformWithFunds(20_000);
+    const charge = intent.latest_charge as string;
+    await stripe.transfers.create({ amount: 15_000, currency: 'usd', destination: seller.id,
+      source_transaction: charge });
+    const refusal = await stripe.transfers.create({ amount: 5001, currency: 'usd', destination: seller.id,
+      source_transaction: charge }).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_large', param: 'amount' } });
+  });
+
+  it('ten racing for one balance over real connections never take more than is available', async () => {
+    const { stripe, seller, funds } = await platformWithFunds(10_000);
+    const each = Math.floor(funds / 4);
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () =>
+      stripe.transfers.create({ amount: each, currency: 'usd', destination: seller.id })));
+    const made = results.filter((result) => result.status === 'fulfilled').length;
+    const reasons = results.flatMap((result) => result.status === 'rejected'
+      ? [(result.reason as { raw?: { code?: string } }).raw?.code ?? String(result.reason)] : []);
+    expect(new Set(reasons)).toEqual(new Set(['balance_insufficient']));
+    expect(made).toBe(4);
+    expect(available(await stripe.balance.retrieve())).toBe(funds - 4 * each);
+    expect(available(await stripe.balance.retrieve({}, { stripeAccount: seller.id }))).toBe(4 * each);
+  });
+});
+
+describe('a transfer reversal', () => {
+  it('takes funds back in part, then the rest, and no more', async () => {
+    const { stripe, seller, funds } = await platformWithFunds(30_000);
+    const transfer = await stripe.transfers.create({ amount: 10_000, currency: 'usd', destination: seller.id });
+    await stripe.transfers.createReversal(transfer.id, { amount: 4000 });
+    expect(available(await stripe.balance.retrieve({}, { stripeAccount: seller.id }))).toBe(6000);
+    await stripe.transfers.createReversal(transfer.id);
+    const reversed = await stripe.transfers.retrieve(transfer.id);
+    expect(reversed).toMatchObject({ amount_reversed: 10_000, reversed: true });
+    expect(reversed.reversals.data.map((item) => item.amount)).toEqual([4000, 6000]);
+    expect(available(await stripe.balance.retrieve())).toBe(funds);
+    const again = await stripe.transfers.createReversal(transfer.id, { amount: 1 }).catch((error: unknown) => error);
+    expect(again).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_large' } });
+  });
+});
