@@ -283,3 +283,31 @@ describe('a payout the PSP never received', () => {
     expect((await stripe.payouts.retrieve(payout.id)).status).toBe('paid');
   });
 });
+
+describe('a dispute arriving while a payout is in flight', () => {
+  it('still takes its amount and fee (it may take the balance negative); the payout is paid once, and the Balance equals its transactions',
+    async () => {
+      const { stripe, merchantId, available } = await fundedMerchant('Disputed While Paying Out', 10_000);
+      const payout = await stripe.payouts.create({ amount: available, currency: 'usd' });
+      expect(payout.status).toBe('pending');
+      const charge = (await stripe.charges.list({ limit: 1 })).data[0] as Stripe.Charge;
+      const row = await penny.pool.query<{ psp_reference: string }>('SELECT psp_reference FROM charges WHERE id = $1',
+        [charge.id]);
+      const opened = await fetch(`${penny.sandbox.url}/control/disputes`, { method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ psp_reference: row.rows[0]?.psp_reference, reason: 'fraudulent' }) });
+      expect(opened.status).toBe(200);
+      for (let round = 0; round < 4; round += 1) await step();
+      expect((await stripe.payouts.retrieve(payout.id)).status).toBe('paid');
+      expect((await stripe.disputes.list({ charge: charge.id })).data).toHaveLength(1);
+      // The payout took everything available; the dispute's amount and fee take the balance below zero.
+      expect(await availableUsd(stripe)).toBe(-10_000 - 1500);
+      let nets = 0;
+      for await (const transaction of stripe.balanceTransactions.list({ currency: 'usd', limit: 100 })) {
+        if (transaction.status === 'available') nets += transaction.net;
+      }
+      expect(nets).toBe(-10_000 - 1500);
+      expect(await eventTypes(merchantId, payout.id)).toContain('payout.paid');
+    });
+});
+
