@@ -48,8 +48,11 @@ export class BalanceService {
     const accounts = await selectOwnerAccountsOfRoles(this.pool, owner.accountId,
       ['merchant_available', 'merchant_pending']);
     const byCurrency = new Map<string, { availableMinor: bigint; pendingMinor: bigint }>();
+    const ledgerAccounts = new Map((await this.ledger.getAccounts(accounts.map((account) => account.ledgerAccountId)))
+      .map((ledgerAccount) => [ledgerAccount.id, ledgerAccount]));
     for (const account of accounts) {
-      const { balances } = await this.ledger.getAccount(account.ledgerAccountId);
+      const balances = ledgerAccounts.get(account.ledgerAccountId)?.balances;
+      if (balances === undefined) throw new Error(`ledger account ${account.ledgerAccountId} is missing`);
       // Liability accounts: the balance owed to the merchant is credits less debits, posted only.
       const owed = balances.creditsPosted - balances.debitsPosted;
       const current = byCurrency.get(account.currency) ?? { availableMinor: 0n, pendingMinor: 0n };
@@ -97,12 +100,34 @@ export class BalanceService {
   /** A refund's transaction: the money leaves the available balance at once. */
   recordRefund(db: Queryable, refund: BalanceOwner & { refundId: string; currency: string; amountMinor: bigint }):
   Promise<store.BalanceTransactionRow> {
+    return this.recordMovement(db, { ...refund, type: 'refund', reportingCategory: 'refund', sourceId: refund.refundId,
+      amountMinor: -refund.amountMinor, description: 'REFUND FOR CHARGE' });
+  }
+
+  /**
+   * A movement of the available balance with no fee, available at once (a refund, a payout and
+   * its return, a transfer on either side), in the caller's transaction; signed: negative leaves.
+   */
+  recordMovement(db: Queryable, movement: BalanceOwner & { type: store.BalanceTransactionType;
+    reportingCategory: string; sourceId: string; currency: string; amountMinor: bigint; description: string | null }):
+  Promise<store.BalanceTransactionRow> {
     return store.insertBalanceTransaction(db, {
-      merchantId: refund.merchantId, accountId: refund.accountId, id: newId('txn'), type: 'refund',
-      reportingCategory: 'refund', sourceId: refund.refundId, currency: refund.currency,
-      amountMinor: -refund.amountMinor, feeMinor: 0n, feeDetails: [], status: 'available',
-      availableOn: new Date(nowMs()).toISOString(), description: 'REFUND FOR CHARGE',
+      merchantId: movement.merchantId, accountId: movement.accountId, id: newId('txn'), type: movement.type,
+      reportingCategory: movement.reportingCategory, sourceId: movement.sourceId, currency: movement.currency,
+      amountMinor: movement.amountMinor, feeMinor: 0n, feeDetails: [], status: 'available',
+      availableOn: new Date(nowMs()).toISOString(), description: movement.description,
     });
+  }
+
+  /** Whether the owner has ever held money in the currency (its role accounts exist). */
+  async holdsCurrency(db: Queryable, key: { ownerId: string; currency: string }): Promise<boolean> {
+    const held = await selectOwnerAccountsOfRoles(db, key.ownerId, ['merchant_available']);
+    return held.some((account) => account.currency.trim() === key.currency);
+  }
+
+  /** The currencies in which some charge's funds are still pending: the reports settlement reads. */
+  pendingChargeCurrencies(): Promise<string[]> {
+    return store.selectPendingChargeCurrencies(this.pool);
   }
 
   /**

@@ -100,6 +100,11 @@ export class LedgerService {
     return id;
   }
 
+  /** Several accounts in one read (those that exist). */
+  getAccounts(ids: readonly string[]): Promise<Account[]> {
+    return ids.length === 0 ? Promise.resolve([]) : store.selectAccounts(this.pool, ids);
+  }
+
   async getAccount(id: string): Promise<Account> {
     const [account] = await store.selectAccounts(this.pool, [id]);
     if (account === undefined) throw accountNotFound(id, 'id');

@@ -2,8 +2,6 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { defaultBankAccount, findBankAccount, type BankAccountVault } from '../accounts/bank-accounts.js';
 import type { BalanceService } from '../balances/balance-service.js';
-import { selectOwnerAccountsOfRoles } from '../balances/balance-accounts-store.js';
-import { insertBalanceTransaction } from '../balances/balance-store.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import {
@@ -74,10 +72,10 @@ export class PayoutService {
     }
     const destination = await this.destinationOf(client, { owner, command });
     const id = newId('po');
-    // An owner with no ledger accounts in the currency has nothing available. (A connected
-    // account's are not created here: merchant_ledger_accounts still names only merchants.)
-    const held = await selectOwnerAccountsOfRoles(client, owner.accountId, ['merchant_available']);
-    if (!held.some((account) => account.currency.trim() === command.currency)) throw insufficientBalance();
+    // An owner that never held money in the currency has nothing available: nothing is created for it.
+    if (!await this.options.balances.holdsCurrency(client, { ownerId: owner.accountId, currency: command.currency })) {
+      throw insufficientBalance();
+    }
     const accounts = await this.options.balances.accounts.accountsFor(client,
       { ownerId: owner.accountId, currency: command.currency });
     let entryId: string;
@@ -94,10 +92,9 @@ export class PayoutService {
       throw error;
     }
     const now = new Date(nowMs()).toISOString();
-    const transaction = await insertBalanceTransaction(client, {
-      merchantId: owner.merchantId, accountId: owner.accountId, id: newId('txn'), type: 'payout',
-      reportingCategory: 'payout', sourceId: id, currency: command.currency, amountMinor: -command.amountMinor,
-      feeMinor: 0n, feeDetails: [], status: 'available', availableOn: now,
+    const transaction = await this.options.balances.recordMovement(client, {
+      merchantId: owner.merchantId, accountId: owner.accountId, type: 'payout', reportingCategory: 'payout',
+      sourceId: id, currency: command.currency, amountMinor: -command.amountMinor,
       description: command.description ?? 'STRIPE PAYOUT',
     });
     const payout = await store.insertPayout(client, {
@@ -280,12 +277,10 @@ export class PayoutService {
       legs: [[accounts.psp_receivable, 'debit', payout.amountMinor],
         [accounts.merchant_available, 'credit', payout.amountMinor]],
     })]);
-    const transaction = await insertBalanceTransaction(client, {
-      merchantId: payout.merchantId, accountId: payout.accountId, id: newId('txn'), type: `payout_${kind}`,
-      reportingCategory: `payout_reversal`, sourceId: payout.id, currency: payout.currency,
-      amountMinor: payout.amountMinor, feeMinor: 0n, feeDetails: [], status: 'available',
-      availableOn: new Date(nowMs()).toISOString(),
-      description: change.status === 'failed' ? 'PAYOUT FAILURE' : 'PAYOUT CANCEL',
+    const transaction = await this.options.balances.recordMovement(client, {
+      merchantId: payout.merchantId, accountId: payout.accountId, type: `payout_${kind}`,
+      reportingCategory: 'payout_reversal', sourceId: payout.id, currency: payout.currency,
+      amountMinor: payout.amountMinor, description: change.status === 'failed' ? 'PAYOUT FAILURE' : 'PAYOUT CANCEL',
     });
     const after = await store.updatePayoutStatus(client, payout, {
       status: change.status, failureCode: change.failureCode,

@@ -5,7 +5,6 @@ import { limits } from '../config.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import { withTransaction } from '../db/pool.js';
 import type { BalanceService } from '../balances/balance-service.js';
-import { selectPendingChargeCurrencies } from '../balances/balance-store.js';
 import { chargeOfReference } from '../payments/payment-service.js';
 import { parseSettlementReport, type SettledLine } from './settlement-report.js';
 import * as store from './settlement-store.js';
@@ -42,7 +41,7 @@ export class SettlementService {
   async pull(request: { connectorId: string; day: string }): Promise<SettlementSummary> {
     const connector = this.dependencies.connectors.get(request.connectorId);
     const lines: SettledLine[] = [];
-    for (const currency of await selectPendingChargeCurrencies(this.pool)) {
+    for (const currency of await this.dependencies.balances.pendingChargeCurrencies()) {
       const report = await connector.fetchSettlementReport({ day: request.day, currency });
       lines.push(...parseSettlementReport(report).filter((line) => line.type === 'Settled'));
     }

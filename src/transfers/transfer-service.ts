@@ -1,14 +1,12 @@
 import type pg from 'pg';
 import type { ConnectedAccounts } from '../accounts/account-service.js';
 import type { BalanceService } from '../balances/balance-service.js';
-import { insertBalanceTransaction } from '../balances/balance-store.js';
 import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
 import { internalEntry } from '../ledger/ledger-commands.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
-import { nowMs } from '../clock.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
 import { chargeOfReference } from '../payments/payment-service.js';
 import { presentTransfer } from './transfer-presenter.js';
@@ -181,10 +179,10 @@ export class TransferService {
     platform: { accountId: string; type: 'transfer' | 'transfer_refund'; sign: bigint };
     destination: { accountId: string; type: 'payment' | 'payment_refund'; sign: bigint } }): Promise<void> {
     for (const side of [movement.platform, movement.destination]) {
-      await insertBalanceTransaction(db, { merchantId: movement.merchantId, accountId: side.accountId,
-        id: newId('txn'), type: side.type, reportingCategory: movement.reportingCategory, sourceId: movement.sourceId,
-        currency: movement.currency, amountMinor: side.sign * movement.amountMinor, feeMinor: 0n, feeDetails: [],
-        status: 'available', availableOn: new Date(nowMs()).toISOString(), description: null });
+      await this.dependencies.balances.recordMovement(db, { merchantId: movement.merchantId,
+        accountId: side.accountId, type: side.type, reportingCategory: movement.reportingCategory,
+        sourceId: movement.sourceId, currency: movement.currency, amountMinor: side.sign * movement.amountMinor,
+        description: null });
     }
   }
 

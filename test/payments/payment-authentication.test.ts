@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { serveTestLedger, type ServedLedger, deliverSandboxWebhooks } from '../support/stripe.js';
 
 /**
  * 3-D Secure in test mode: pm_card_authenticationRequired yields requires_action with
@@ -313,9 +313,7 @@ describe('the PSP\'s webhooks after a failed challenge', () => {
     const intent = await needingAuthentication();
     expect((await press(pageOf(intent), 'fail')).status).toBe(303);
     const sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
-    // Earlier tests' webhooks are due too: every batch is sent and processed (each bounded).
-    for (let round = 0; round < 20 && await sender.sendDue() > 0; round += 1) await penny.inbox.processDue();
-    for (let round = 0; round < 20 && await penny.inbox.processDue() > 0; round += 1);
+    await deliverSandboxWebhooks(penny, sender);
     const attempt = new URL(pageOf(intent)).searchParams.get('attempt');
     const events = await penny.pool.query<{ status: string; note: string }>(
       `SELECT status, note FROM connector_webhook_inbox WHERE payload->>'reference' = $1`, [attempt]);

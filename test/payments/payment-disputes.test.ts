@@ -1,7 +1,7 @@
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Disputes: the sandbox PSP opens and decides them and tells Penny by webhook; Penny opens the
@@ -19,9 +19,8 @@ beforeAll(async () => {
 });
 
 /** Every due sandbox webhook sent and every stored event processed (each bounded). */
-async function deliverWebhooks(): Promise<void> {
-  for (let round = 0; round < 20 && await sender.sendDue() > 0; round += 1) await penny.inbox.processDue();
-  for (let round = 0; round < 20 && await penny.inbox.processDue() > 0; round += 1);
+function deliverWebhooks(): Promise<void> {
+  return deliverSandboxWebhooks(penny, sender);
 }
 
 async function control(path: string, body: unknown): Promise<{ psp_reference: string }> {

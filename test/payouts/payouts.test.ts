@@ -7,7 +7,7 @@ import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { setPlatformBankAccount, BankAccountVault } from '../../src/accounts/bank-accounts.js';
 import { testPepper } from '../support/app.js';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Payouts through the official SDK: money leaves the available balance at once (a guarded ledger
@@ -58,9 +58,8 @@ async function step(): Promise<void> {
   await deliver();
 }
 
-async function deliver(): Promise<void> {
-  for (let round = 0; round < 20 && await sender.sendDue() > 0; round += 1) await penny.inbox.processDue();
-  for (let round = 0; round < 20 && await penny.inbox.processDue() > 0; round += 1);
+function deliver(): Promise<void> {
+  return deliverSandboxWebhooks(penny, sender);
 }
 
 async function eventTypes(merchantId: string, payoutId: string): Promise<string[]> {

@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { createTestLedger, type TestLedger, type TestLedgerOptions } from './app.js';
 
 /**
@@ -21,4 +22,14 @@ export async function serveTestLedger(options: TestLedgerOptions = {}): Promise<
     stripeFor: (secretKey, maxNetworkRetries = 0) =>
       new Stripe(secretKey, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries }),
   };
+}
+
+/**
+ * Every due sandbox webhook sent to Penny and every stored PSP event processed: earlier tests'
+ * webhooks may be due too, so each batch is sent and processed until none is left (bounded).
+ */
+export async function deliverSandboxWebhooks(penny: Pick<TestLedger, 'inbox'>, sender: SandboxWebhookSender):
+Promise<void> {
+  for (let round = 0; round < 20 && await sender.sendDue() > 0; round += 1) await penny.inbox.processDue();
+  for (let round = 0; round < 20 && await penny.inbox.processDue() > 0; round += 1);
 }
