@@ -26,6 +26,8 @@ import { ConnectorInbox } from './webhooks/connector-inbox.js';
 import { BalanceService, type AvailabilityMode } from './balances/balance-service.js';
 import { PaymentFlows } from './payments/payment-flows.js';
 import { PaymentLedger } from './payments/payment-ledger.js';
+import { DestinationChargeSplits } from './transfers/destination-charges.js';
+import { ConnectedAccounts } from './accounts/account-service.js';
 import { PaymentRecovery } from './payments/payment-recovery.js';
 import { PaymentExpiry } from './payments/payment-expiry.js';
 import { PaymentPspEvents } from './payments/payment-psp-events.js';
@@ -77,7 +79,8 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     }
     const connectors = buildConnectorRegistry(config, webhookSecret);
     const balances = new BalanceService(livePool, ledger, availabilityMode(config));
-    const paymentLedger = new PaymentLedger(ledger, balances);
+    const paymentLedger = new PaymentLedger(ledger, balances, new DestinationChargeSplits({ ledger, balances,
+      accounts: new ConnectedAccounts(livePool, new BankAccountVault(secretKey)) }));
     const disputes = new PaymentDisputes(livePool, paymentLedger);
     const flows = new PaymentFlows(connectors, paymentLedger, {
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,

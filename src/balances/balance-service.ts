@@ -151,10 +151,30 @@ export class BalanceService {
   }
 
   /**
-   * Makes a charge's funds available, once, in the caller's transaction: one ledger entry moves
-   * its net from the pending to the available account, and its transaction becomes available
-   * as of `availableOn`. Answers undefined when there is no such pending charge (not booked by
-   * Penny, or available already).
+   * A pending transaction riding on a charge (a destination charge's transfer and application
+   * fee, on either side), in the capture's transaction: it waits for the charge's settlement, and
+   * becomes available with it, as of the same day.
+   */
+  async recordRider(db: Queryable, rider: BalanceOwner & { chargeId: string; type: store.BalanceTransactionType;
+    reportingCategory: string; sourceId: string; currency: string; amountMinor: bigint; feeMinor: bigint;
+    feeDetails: readonly store.FeeDetail[]; description: string | null }): Promise<store.BalanceTransactionRow> {
+    const charge = await store.selectBalanceTransactionBySource(db,
+      { merchantId: rider.merchantId, sourceId: rider.chargeId, type: 'charge', reportingCategory: 'charge' });
+    if (charge === undefined) throw new Error(`a rider on ${rider.chargeId}, which has no balance transaction`);
+    return store.insertBalanceTransaction(db, {
+      merchantId: rider.merchantId, accountId: rider.accountId, id: newId('txn'), type: rider.type,
+      reportingCategory: rider.reportingCategory, sourceId: rider.sourceId, currency: rider.currency,
+      amountMinor: rider.amountMinor, feeMinor: rider.feeMinor, feeDetails: rider.feeDetails,
+      status: 'pending', availableOn: charge.availableOn, description: rider.description, settlesWith: rider.chargeId,
+    });
+  }
+
+  /**
+   * Makes a charge's funds available, once, in the caller's transaction: its pending transaction
+   * and those riding on it (a destination charge's transfer and fee, on either side) each move
+   * their net from their owner's pending to its available account in one ledger entry, and become
+   * available as of `availableOn`. Answers undefined when there is no such pending charge (not
+   * booked by Penny, or available already).
    */
   async makeChargeAvailable(db: Queryable, charge: { merchantId: string; chargeId: string; availableOn: string }):
   Promise<store.BalanceTransactionRow | undefined> {
@@ -162,26 +182,37 @@ export class BalanceService {
       { merchantId: charge.merchantId, sourceId: charge.chargeId, type: 'charge', reportingCategory: 'charge' },
       { forUpdate: true });
     if (pending?.status !== 'pending') return undefined;
-    const accounts = await this.accounts.accountsFor(db, { ownerId: pending.accountId, currency: pending.currency });
-    const entryId = await this.postAvailability(db,
-      { accounts, chargeId: charge.chargeId, netMinor: pending.netMinor });
-    return store.markBalanceTransactionAvailable(db, pending, { availableOn: charge.availableOn,
-      availabilityEntryId: entryId });
+    for (const rider of await store.selectPendingRiders(db, charge)) {
+      await this.makeAvailable(db, rider, { availableOn: charge.availableOn,
+        reference: `penny:balance_transaction:${rider.id}:available` });
+    }
+    return this.makeAvailable(db, pending, { availableOn: charge.availableOn,
+      reference: `penny:charge:${charge.chargeId}:available` });
+  }
+
+  private async makeAvailable(db: Queryable, transaction: store.BalanceTransactionRow,
+    at: { availableOn: string; reference: string }): Promise<store.BalanceTransactionRow> {
+    const accounts = await this.accounts.accountsFor(db, { ownerId: transaction.accountId,
+      currency: transaction.currency });
+    const entryId = await this.postAvailability(db, { accounts, sourceId: transaction.sourceId,
+      netMinor: transaction.netMinor, reference: at.reference });
+    return store.markBalanceTransactionAvailable(db, transaction,
+      { availableOn: at.availableOn, availabilityEntryId: entryId });
   }
 
   /** Pending to available for a positive net; back the other way for a negative one (fees above the amount). */
-  private async postAvailability(db: Queryable, input: { accounts: MerchantAccounts; chargeId: string;
-    netMinor: bigint }): Promise<string | null> {
+  private async postAvailability(db: Queryable, input: { accounts: MerchantAccounts; sourceId: string;
+    netMinor: bigint; reference: string }): Promise<string | null> {
     if (input.netMinor === 0n) return null;
     const { merchant_pending: pending, merchant_available: available } = input.accounts;
     const amountMinor = input.netMinor > 0n ? input.netMinor : -input.netMinor;
     const [from, to] = input.netMinor > 0n ? [pending, available] : [available, pending];
     const created = await this.ledger.createEntriesIn(db, [internalEntry({
-      reference: `penny:charge:${input.chargeId}:available`, description: `Funds of ${input.chargeId} available`,
+      reference: input.reference, description: `Funds of ${input.sourceId} available`,
       legs: [[from, 'debit', amountMinor], [to, 'credit', amountMinor]],
     })]);
     const entry = created.entries[0];
-    if (entry === undefined) throw new Error(`no availability entry for ${input.chargeId}`);
+    if (entry === undefined) throw new Error(`no availability entry for ${input.sourceId}`);
     return entry.id;
   }
 

@@ -37,11 +37,13 @@ export interface BalanceTransactionRow {
   readonly description: string | null;
   readonly availabilityEntryId: string | null;
   readonly payoutId: string | null;
+  /** A pending transaction riding on a charge (its transfer, its fee): available with that charge's settlement. */
+  readonly settlesWith: string | null;
   readonly createdAt: string;
 }
 
 export type NewBalanceTransaction = Omit<BalanceTransactionRow, 'netMinor' | 'availabilityEntryId' | 'payoutId'
-  | 'createdAt'>;
+  | 'createdAt' | 'settlesWith'> & { readonly settlesWith?: string };
 
 /**
  * Records a transaction once per source and type: a replay (a resumed request, a second report)
@@ -51,12 +53,12 @@ export async function insertBalanceTransaction(db: Queryable, row: NewBalanceTra
 Promise<BalanceTransactionRow> {
   const inserted = await db.query(named(`INSERT INTO balance_transactions (merchant_id, account_id, id, type,
        reporting_category, source_id, currency, amount_minor, fee_minor, net_minor, fee_details, status, available_on,
-       description)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8::bigint - $9::bigint, $10::jsonb, $11, $12, $13)
+       description, settles_with)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8::bigint - $9::bigint, $10::jsonb, $11, $12, $13, $14)
      ON CONFLICT (merchant_id, source_id, type, reporting_category) DO NOTHING RETURNING *`),
   [row.merchantId, row.accountId, row.id, row.type, row.reportingCategory, row.sourceId, row.currency,
     row.amountMinor.toString(), row.feeMinor.toString(), feeDetailsJson(row.feeDetails), row.status, row.availableOn,
-    row.description]);
+    row.description, row.settlesWith ?? null]);
   if (inserted.rows[0] !== undefined) return toBalanceTransaction(inserted.rows[0]);
   const existing = await selectBalanceTransactionBySource(db,
     { merchantId: row.merchantId, sourceId: row.sourceId, type: row.type, reportingCategory: row.reportingCategory });
@@ -72,6 +74,15 @@ export async function selectBalanceTransactionBySource(db: Queryable,
      ${options.forUpdate ? 'FOR UPDATE' : ''}`),
   [key.merchantId, key.sourceId, key.type, key.reportingCategory]);
   return result.rows[0] === undefined ? undefined : toBalanceTransaction(result.rows[0]);
+}
+
+/** The pending transactions riding on a charge, locked for the caller's transaction. */
+export async function selectPendingRiders(db: Queryable, key: { merchantId: string; chargeId: string }):
+Promise<BalanceTransactionRow[]> {
+  const result = await db.query(named(`SELECT * FROM balance_transactions
+     WHERE merchant_id = $1 AND settles_with = $2 AND status = 'pending' ORDER BY id FOR UPDATE`),
+  [key.merchantId, key.chargeId]);
+  return result.rows.map(toBalanceTransaction);
 }
 
 export async function selectBalanceTransaction(db: Queryable, key: { merchantId: string; accountId: string;
@@ -145,6 +156,7 @@ function toBalanceTransaction(row: any): BalanceTransactionRow {
     feeDetails: (row.fee_details as any[]).map((detail) => ({ amountMinor: BigInt(detail.amount_minor),
       type: detail.type, description: detail.description, application: detail.application ?? null })),
     status: row.status, availableOn: row.available_on, description: row.description,
-    availabilityEntryId: row.availability_entry_id, payoutId: row.payout_id, createdAt: row.created_at,
+    availabilityEntryId: row.availability_entry_id, payoutId: row.payout_id, settlesWith: row.settles_with ?? null,
+    createdAt: row.created_at,
   };
 }

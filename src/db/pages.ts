@@ -7,7 +7,7 @@ import type { Queryable } from './pool.js';
  */
 export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints'
   | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts' | 'disputes'
-  | 'payouts' | 'transfers';
+  | 'payouts' | 'transfers' | 'application_fees';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -37,6 +37,7 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   balance_transactions: ['account_id', 'type', 'source_id', 'currency', 'payout_id'],
   disputes: ['charge_id', 'payment_intent_id'],
   transfers: ['destination', 'transfer_group'],
+  application_fees: ['charge_id'],
   connected_accounts: [],
   bank_accounts: ['account_id'],
   payouts: ['account_id', 'status', 'destination'],
@@ -47,7 +48,7 @@ const hidden: Readonly<Record<PageTable, string | undefined>> = {
   payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
   webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined, balance_transactions: undefined,
   connected_accounts: 't.deleted_at IS NULL', bank_accounts: 't.deleted_at IS NULL', disputes: undefined,
-  payouts: undefined, transfers: undefined,
+  payouts: undefined, transfers: undefined, application_fees: undefined,
 };
 
 export async function selectPage<Row>(

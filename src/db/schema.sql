@@ -14,6 +14,42 @@ SET check_function_bodies = false;
 -- Tables
 --
 
+CREATE TABLE application_fee_refunds (
+  merchant_id text NOT NULL,
+  id text NOT NULL,
+  fee_id text NOT NULL,
+  amount_minor bigint NOT NULL,
+  metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+  source_refund text,
+  ledger_entry_id text NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT application_fee_refunds_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT application_fee_refunds_amount_minor_check CHECK (amount_minor > 0),
+  CONSTRAINT application_fee_refunds_id_check CHECK (id ~ '^fr_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67)
+);
+CREATE INDEX application_fee_refunds_of ON public.application_fee_refunds USING btree (merchant_id, fee_id, created_at);
+
+CREATE TABLE application_fees (
+  merchant_id text NOT NULL,
+  id text NOT NULL,
+  account text NOT NULL,
+  charge_id text NOT NULL,
+  currency text NOT NULL,
+  amount_minor bigint NOT NULL,
+  amount_refunded_minor bigint DEFAULT 0 NOT NULL,
+  ledger_entry_id text NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT application_fees_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT application_fees_account_check CHECK (account ~ '^acct_[A-Za-z0-9]+$'::text AND length(account) >= 13 AND length(account) <= 69),
+  CONSTRAINT application_fees_amount_minor_check CHECK (amount_minor > 0),
+  CONSTRAINT application_fees_check CHECK (amount_refunded_minor >= 0 AND amount_refunded_minor <= amount_minor),
+  CONSTRAINT application_fees_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT application_fees_id_check CHECK (id ~ '^fee_[A-Za-z0-9]+$'::text AND length(id) >= 12 AND length(id) <= 68),
+  CONSTRAINT application_fees_id_key UNIQUE (id),
+  CONSTRAINT application_fees_merchant_id_charge_id_key UNIQUE (merchant_id, charge_id)
+);
+CREATE INDEX application_fees_list ON public.application_fees USING btree (merchant_id, created_at DESC, id DESC);
+
 CREATE TABLE balance_transactions (
   merchant_id text NOT NULL,
   account_id text NOT NULL,
@@ -32,6 +68,7 @@ CREATE TABLE balance_transactions (
   availability_entry_id text,
   payout_id text,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  settles_with text,
   CONSTRAINT balance_transactions_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT balance_transactions_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
   CONSTRAINT balance_transactions_check CHECK (net_minor = (amount_minor - fee_minor)),
@@ -46,6 +83,7 @@ CREATE TABLE balance_transactions (
 );
 CREATE INDEX balance_transactions_list ON public.balance_transactions USING btree (merchant_id, account_id, created_at DESC, id DESC);
 CREATE INDEX balance_transactions_pending ON public.balance_transactions USING btree (available_on) WHERE (status = 'pending'::text);
+CREATE INDEX balance_transactions_settling ON public.balance_transactions USING btree (merchant_id, settles_with) WHERE ((settles_with IS NOT NULL) AND (status = 'pending'::text));
 
 CREATE TABLE bank_accounts (
   merchant_id text NOT NULL,
@@ -103,6 +141,13 @@ CREATE TABLE charges (
   capture_before timestamp with time zone,
   connector text NOT NULL,
   funds_available_immediately boolean DEFAULT false NOT NULL,
+  transfer_destination text,
+  transfer_amount bigint,
+  application_fee_amount bigint,
+  on_behalf_of text,
+  transfer_group text,
+  transfer_id text,
+  application_fee_id text,
   CONSTRAINT charges_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT charges_amount_captured_check CHECK (amount_captured >= 0),
   CONSTRAINT charges_amount_check CHECK (amount > 0),
@@ -481,17 +526,28 @@ CREATE TABLE payment_intents (
   cancellation_reason text,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  transfer_destination text,
+  transfer_amount bigint,
+  application_fee_amount bigint,
+  on_behalf_of text,
+  transfer_group text,
   CONSTRAINT payment_intents_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT payment_intents_amount_capturable_check CHECK (amount_capturable >= 0),
   CONSTRAINT payment_intents_amount_check CHECK (amount > 0),
   CONSTRAINT payment_intents_amount_received_check CHECK (amount_received >= 0),
+  CONSTRAINT payment_intents_application_fee_amount_check CHECK (application_fee_amount >= 0),
   CONSTRAINT payment_intents_capture_method_check CHECK (capture_method = ANY (ARRAY['automatic'::text, 'automatic_async'::text, 'manual'::text])),
   CONSTRAINT payment_intents_check CHECK (amount_capturable <= amount AND amount_received <= amount),
   CONSTRAINT payment_intents_check1 CHECK ((status = 'canceled'::text) = (canceled_at IS NOT NULL)),
   CONSTRAINT payment_intents_currency_check CHECK (currency ~ '^[a-z]{3}$'::text),
   CONSTRAINT payment_intents_id_check CHECK (id ~ '^pi_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),
   CONSTRAINT payment_intents_id_key UNIQUE (id),
-  CONSTRAINT payment_intents_status_check CHECK (status = ANY (ARRAY['requires_payment_method'::text, 'requires_confirmation'::text, 'requires_action'::text, 'processing'::text, 'requires_capture'::text, 'succeeded'::text, 'canceled'::text]))
+  CONSTRAINT payment_intents_on_behalf_of_check CHECK (on_behalf_of ~ '^acct_[A-Za-z0-9]+$'::text AND length(on_behalf_of) >= 13 AND length(on_behalf_of) <= 69),
+  CONSTRAINT payment_intents_status_check CHECK (status = ANY (ARRAY['requires_payment_method'::text, 'requires_confirmation'::text, 'requires_action'::text, 'processing'::text, 'requires_capture'::text, 'succeeded'::text, 'canceled'::text])),
+  CONSTRAINT payment_intents_transfer_amount_check CHECK (transfer_amount > 0),
+  CONSTRAINT payment_intents_transfer_destination_check CHECK (transfer_destination ~ '^acct_[A-Za-z0-9]+$'::text AND length(transfer_destination) >= 13 AND length(transfer_destination) <= 69),
+  CONSTRAINT payment_intents_transfer_group_check CHECK (length(transfer_group) <= 255),
+  CONSTRAINT payment_intents_transfer_needs_destination CHECK (transfer_amount IS NULL OR transfer_destination IS NOT NULL)
 );
 CREATE INDEX payment_intents_customer ON public.payment_intents USING btree (merchant_id, customer, created_at DESC) WHERE (customer IS NOT NULL);
 CREATE INDEX payment_intents_list ON public.payment_intents USING btree (merchant_id, created_at DESC, id DESC);
@@ -575,6 +631,10 @@ CREATE TABLE refunds (
   connector text NOT NULL,
   customer text,
   payment_method text,
+  reverse_transfer boolean DEFAULT false NOT NULL,
+  refund_application_fee boolean DEFAULT false NOT NULL,
+  transfer_reversal_id text,
+  application_fee_refund_id text,
   CONSTRAINT refunds_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT refunds_amount_check CHECK (amount > 0),
   CONSTRAINT refunds_id_check CHECK (id ~ '^re_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),
@@ -649,6 +709,7 @@ CREATE TABLE transfer_reversals (
   metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
   ledger_entry_id text NOT NULL,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  source_refund text,
   CONSTRAINT transfer_reversals_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT transfer_reversals_amount_minor_check CHECK (amount_minor > 0),
   CONSTRAINT transfer_reversals_id_check CHECK (id ~ '^trr_[A-Za-z0-9]+$'::text AND length(id) >= 12 AND length(id) <= 68)
@@ -668,11 +729,13 @@ CREATE TABLE transfers (
   metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
   ledger_entry_id text NOT NULL,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  destination_payment text,
   CONSTRAINT transfers_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT transfers_amount_minor_check CHECK (amount_minor > 0),
   CONSTRAINT transfers_check CHECK (amount_reversed_minor >= 0 AND amount_reversed_minor <= amount_minor),
   CONSTRAINT transfers_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
   CONSTRAINT transfers_destination_check CHECK (destination ~ '^acct_[A-Za-z0-9]+$'::text AND length(destination) >= 13 AND length(destination) <= 69),
+  CONSTRAINT transfers_destination_payment_check CHECK (destination_payment ~ '^py_[A-Za-z0-9]+$'::text AND length(destination_payment) >= 11 AND length(destination_payment) <= 67),
   CONSTRAINT transfers_id_check CHECK (id ~ '^tr_[A-Za-z0-9]+$'::text AND length(id) >= 11 AND length(id) <= 67),
   CONSTRAINT transfers_id_key UNIQUE (id)
 );
@@ -1192,6 +1255,8 @@ CREATE TRIGGER merchants_no_truncate BEFORE TRUNCATE ON merchants FOR EACH STATE
 -- Foreign keys
 --
 
+ALTER TABLE application_fee_refunds
+  ADD CONSTRAINT application_fee_refunds_merchant_id_fee_id_fkey FOREIGN KEY (merchant_id, fee_id) REFERENCES application_fees(merchant_id, id);
 ALTER TABLE bank_accounts
   ADD CONSTRAINT bank_accounts_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE charges

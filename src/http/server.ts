@@ -19,6 +19,8 @@ import { registerBalanceRoutes } from './balance-routes.js';
 import { registerDisputeRoutes } from './dispute-routes.js';
 import { registerTransferRoutes } from './transfer-routes.js';
 import { TransferService } from '../transfers/transfer-service.js';
+import { ApplicationFeeService } from '../transfers/application-fee-service.js';
+import { registerApplicationFeeRoutes } from './application-fee-routes.js';
 import type { PaymentDisputes } from '../payments/payment-disputes.js';
 import { registerAccountRoutes } from './account-routes.js';
 import { registerPayoutRoutes } from './payout-routes.js';
@@ -146,6 +148,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   const accounts = new ConnectedAccounts(dependencies.pool, new BankAccountVault(dependencies.secretKey));
   const transfers = new TransferService(dependencies.pool,
     { ledger: dependencies.ledger, balances: dependencies.balances, accounts });
+  const applicationFees = new ApplicationFeeService(dependencies.pool,
+    { ledger: dependencies.ledger, balances: dependencies.balances, accounts });
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
@@ -158,6 +162,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       registerDisputeRoutes(scope, { disputes: dependencies.disputes, idempotency });
       registerAccountRoutes(scope, { accounts, idempotency });
       registerTransferRoutes(scope, { transfers, idempotency });
+      registerApplicationFeeRoutes(scope, { applicationFees, idempotency });
       registerPayoutRoutes(scope, { payouts: dependencies.payouts, idempotency });
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });

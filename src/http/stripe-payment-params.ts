@@ -1,5 +1,6 @@
 import type {
-  CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConfirmPaymentIntentCommand, CreatePaymentIntentCommand,
+  CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConnectCommand, ConfirmPaymentIntentCommand,
+  CreatePaymentIntentCommand,
   CreateRefundCommand, RefundReason, UpdatePaymentIntentCommand,
 } from '../payments/payment-commands.js';
 import { readStripeAmount, readStripeBoolean } from './stripe-form.js';
@@ -14,7 +15,8 @@ import { invalid, missing, readEnum, readObject, readString } from '../validatio
  */
 
 const createKeys = ['amount', 'currency', 'payment_method', 'confirm', 'capture_method', 'description', 'metadata',
-  'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand', 'return_url'];
+  'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand', 'return_url', 'transfer_data',
+  'application_fee_amount', 'on_behalf_of', 'transfer_group'];
 
 export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentCommand {
   const object = readObject(body ?? {}, '', createKeys);
@@ -37,7 +39,49 @@ export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentComm
     receiptEmail: readString(object.receipt_email, 'receipt_email', { lengthMax: 800 }) || undefined,
     statementDescriptor: readStatementDescriptor(object.statement_descriptor) || undefined,
     metadata: readStripeMetadata(object.metadata),
+    connect: readConnect(object, { currency, amount }),
   };
+}
+
+/**
+ * A destination charge's fields, as Stripe takes them: transfer_data[destination] (and
+ * [amount], at most the charge's amount), or an application_fee_amount the platform keeps (at
+ * most the amount, and only with a destination: Penny makes no direct charges), never both
+ * amounts; on_behalf_of, when given with a destination, must be that destination.
+ */
+function readConnect(object: Record<string, unknown>, intent: { currency: string; amount: bigint }): ConnectCommand {
+  const transferData = object.transfer_data === undefined ? {}
+    : readObject(object.transfer_data, 'transfer_data', ['destination', 'amount']);
+  const destination = readString(transferData.destination, 'transfer_data[destination]', { lengthMax: 255 }) || undefined;
+  const transferAmount = readStripeAmount(transferData.amount, 'transfer_data[amount]');
+  const fee = readStripeAmount(object.application_fee_amount, 'application_fee_amount');
+  const onBehalfOf = readString(object.on_behalf_of, 'on_behalf_of', { lengthMax: 255 }) || undefined;
+  if (object.transfer_data !== undefined && destination === undefined) throw missing('transfer_data[destination]');
+  if (transferAmount !== undefined) {
+    if (transferAmount <= 0n || transferAmount > intent.amount) {
+      throw invalid('transfer_data[amount]', `transfer_data[amount] must be a positive integer no greater than the ` +
+        `amount (${intent.amount}).`, 'parameter_invalid_integer');
+    }
+    validateStripeAmount(intent.currency, transferAmount, 'transfer_data[amount]');
+  }
+  if (fee !== undefined) {
+    if (destination === undefined) {
+      throw invalid('application_fee_amount', 'An application_fee_amount needs a destination charge ' +
+        '(transfer_data[destination]): Penny makes no direct charges on connected accounts.');
+    }
+    if (transferAmount !== undefined) {
+      throw invalid('application_fee_amount', 'Give either application_fee_amount or transfer_data[amount], not both.');
+    }
+    if (fee < 0n || fee > intent.amount) {
+      throw invalid('application_fee_amount', `The application fee must be between 0 and the amount (${intent.amount}).`,
+        'amount_too_large');
+    }
+  }
+  if (onBehalfOf !== undefined && destination !== undefined && onBehalfOf !== destination) {
+    throw invalid('on_behalf_of', 'on_behalf_of must be the same account as transfer_data[destination].');
+  }
+  return { transferDestination: destination, transferAmount, applicationFeeAmount: fee, onBehalfOf,
+    transferGroup: readString(object.transfer_group, 'transfer_group', { lengthMax: 255 }) || undefined };
 }
 
 export function parseCancelPaymentIntent(body: unknown): CancelPaymentIntentCommand {
@@ -121,7 +165,8 @@ export function parseCapturePaymentIntent(body: unknown): CapturePaymentIntentCo
 }
 
 export function parseCreateRefund(body: unknown): CreateRefundCommand {
-  const object = readObject(body ?? {}, '', ['payment_intent', 'charge', 'amount', 'reason', 'metadata', 'expand']);
+  const object = readObject(body ?? {}, '', ['payment_intent', 'charge', 'amount', 'reason', 'metadata', 'expand',
+    'reverse_transfer', 'refund_application_fee']);
   const paymentIntent = readString(object.payment_intent, 'payment_intent', { lengthMax: 255 }) || undefined;
   const charge = readString(object.charge, 'charge', { lengthMax: 255 }) || undefined;
   if (paymentIntent === undefined && charge === undefined) throw missing('payment_intent');
@@ -138,6 +183,8 @@ export function parseCreateRefund(body: unknown): CreateRefundCommand {
     amount,
     reason: readEnum<RefundReason>(object.reason, 'reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ?? null,
     metadata: readStripeMetadata(object.metadata),
+    reverseTransfer: readStripeBoolean(object.reverse_transfer, 'reverse_transfer') ?? false,
+    refundApplicationFee: readStripeBoolean(object.refund_application_fee, 'refund_application_fee') ?? false,
   };
 }
 

@@ -5,6 +5,18 @@
  */
 export type CaptureMethod = 'automatic' | 'automatic_async' | 'manual';
 
+/**
+ * Stripe Connect's fields of a destination charge, checked against each other and the amount
+ * (not yet against the platform's accounts, which the domain checks). Stripe's units.
+ */
+export interface ConnectCommand {
+  readonly transferDestination: string | undefined;
+  readonly transferAmount: bigint | undefined;
+  readonly applicationFeeAmount: bigint | undefined;
+  readonly onBehalfOf: string | undefined;
+  readonly transferGroup: string | undefined;
+}
+
 export interface CreatePaymentIntentCommand {
   readonly confirm: boolean;
   readonly amount: bigint;
@@ -18,6 +30,7 @@ export interface CreatePaymentIntentCommand {
   readonly metadata: Record<string, string>;
   /** Where the customer returns after a 3-D Secure authentication; kept with the attempt. */
   readonly returnUrl: string | null;
+  readonly connect: ConnectCommand;
 }
 
 export interface UpdatePaymentIntentCommand {
@@ -65,4 +78,8 @@ export interface CreateRefundCommand {
   readonly amount: bigint | undefined;
   readonly reason: RefundReason | null;
   readonly metadata: Record<string, string>;
+  /** A destination charge's refund takes back the transfer's share (reverse_transfer). */
+  readonly reverseTransfer: boolean;
+  /** ...and gives back the application fee's share (refund_application_fee). */
+  readonly refundApplicationFee: boolean;
 }

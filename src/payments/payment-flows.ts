@@ -13,12 +13,14 @@ import { newId } from '../ids.js';
 import { selectMerchantPricing } from '../merchants/merchant-store.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
 import type {
-  CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConfirmPaymentIntentCommand, CreateRefundCommand,
+  CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConfirmPaymentIntentCommand, ConnectCommand,
+  CreateRefundCommand,
 } from './payment-commands.js';
 import { openCase } from './payment-cases.js';
 import { recordChargeEvent, recordIntentEvent, recordRefundEvent } from './payment-events.js';
 import { feeMinor } from '../money/fee.js';
 import type { PaymentLedger } from './payment-ledger.js';
+import { destinationSplit } from './destination-charges.js';
 import { presentPaymentIntent } from './payment-presenter.js';
 import { assertOperationAllowed, assertTransition } from './payment-state.js';
 import { readRecoveryPoint, saveRecoveryPoint, type PaymentRecoveryPoint } from './payment-recovery-points.js';
@@ -68,6 +70,17 @@ export class PaymentFlows {
     private readonly paymentLedger: PaymentLedger,
     private readonly options: PaymentFlowOptions,
   ) {}
+
+  /** A destination charge names live connected accounts of the platform (404 otherwise, naming the field). */
+  async assertConnectAccounts(merchantId: string, connect: ConnectCommand): Promise<void> {
+    const destinations = () => this.paymentLedger.destinations;
+    if (connect.transferDestination !== undefined) {
+      await destinations().assertConnectedAccount(merchantId, connect.transferDestination, 'transfer_data[destination]');
+    }
+    if (connect.onBehalfOf !== undefined && connect.onBehalfOf !== connect.transferDestination) {
+      await destinations().assertConnectedAccount(merchantId, connect.onBehalfOf, 'on_behalf_of');
+    }
+  }
 
   async confirm(execution: Execution, request: ConfirmRequest) {
     const resumed = readRecoveryPoint(execution);
@@ -249,7 +262,7 @@ export class PaymentFlows {
       outcome: { network_status: 'declined_by_network', reason: outcome.declineCode, type: 'issuer_declined',
         seller_message: 'The bank did not return any further details with this decline.', risk_level: 'normal' },
       pspReference: outcome.pspReference, authorizationEntryId: null, captureBefore: null,
-      fundsAvailableImmediately: false,
+      fundsAvailableImmediately: false, connect: intent.connect, transferId: null, applicationFeeId: null,
     });
     await recordChargeEvent(client, { type: 'charge.failed', charge });
     return moveIntent(client, intent, {
@@ -273,6 +286,7 @@ export class PaymentFlows {
     const captured = outcome.outcome === 'captured';
     let authorizationEntryId: string | null = null;
     let captureBefore: string | null = null;
+    let made: { transferId: string; applicationFeeId: string | null } | null = null;
     if (!captured) {
       const captureBeforeMs = nowMs() + this.options.authorizationExpiryDays * 86_400_000;
       captureBefore = new Date(captureBeforeMs).toISOString();
@@ -281,9 +295,10 @@ export class PaymentFlows {
       const expiresAt = new Date(captureBeforeMs + authorizationHoldGraceMs).toISOString();
       authorizationEntryId = await this.paymentLedger.authorize(client, { accounts, chargeId, amountMinor, expiresAt });
     } else {
-      await this.paymentLedger.capture(client, {
+      made = await this.paymentLedger.capture(client, {
         merchantId: intent.merchantId, currency: intent.currency.toUpperCase(), fundsAvailableImmediately,
-        accounts, chargeId, amountMinor, authorizationEntryId: null,
+        accounts, chargeId, paymentIntentId: intent.id, amountMinor, authorizationEntryId: null,
+        split: destinationSplit(intent.connect, intent.currency),
         ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: attempt.connector })),
       });
     }
@@ -295,6 +310,7 @@ export class PaymentFlows {
       outcome: { network_status: 'approved_by_network', reason: null, type: 'authorized',
         seller_message: 'Payment complete.', risk_level: 'normal' },
       pspReference: outcome.pspReference, authorizationEntryId, captureBefore, fundsAvailableImmediately,
+      connect: intent.connect, transferId: made?.transferId ?? null, applicationFeeId: made?.applicationFeeId ?? null,
     });
     await recordChargeEvent(client, { type: 'charge.succeeded', charge });
     return moveIntent(client, intent, {
@@ -334,6 +350,7 @@ export class PaymentFlows {
       }
       const charge = await mustCharge(execution.client, intent);
       if (amount < intent.amountCapturable) assertCapability(this.connectors.get(charge.connector), 'partialCapture');
+      assertSplitWithin(charge.connect, amount);
       const key = await claimFinalization(execution.client, intent, { kind: 'capture', amount, cancellationReason: null });
       await queueRecovery(execution.client, { merchantId: request.merchantId, kind: 'capture', subjectId: intent.id,
         connector: charge.connector });
@@ -407,13 +424,15 @@ export class PaymentFlows {
     const charge = await mustCharge(client, intent);
     const amountMinor = stripeAmountToMinor(intent.currency, capture.amount);
     const accounts = await this.paymentLedger.accountsFor(client, capture.merchantId, intent.currency.toUpperCase());
-    await this.paymentLedger.capture(client, {
+    const made = await this.paymentLedger.capture(client, {
       merchantId: capture.merchantId, currency: intent.currency.toUpperCase(),
-      fundsAvailableImmediately: charge.fundsAvailableImmediately,
-      accounts, chargeId: charge.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
+      fundsAvailableImmediately: charge.fundsAvailableImmediately, accounts, chargeId: charge.id,
+      paymentIntentId: intent.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
+      split: destinationSplit(charge.connect, intent.currency),
       ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: charge.connector })),
     });
-    const updated = await store.updateChargeCaptured(client, charge, capture.amount);
+    const captured = await store.updateChargeCaptured(client, charge, capture.amount);
+    const updated = made === null ? captured : await store.updateChargeTransfer(client, charge, made);
     await recordChargeEvent(client, { type: 'charge.captured', charge: updated, before: charge });
     return moveIntent(client, intent, {
       status: 'succeeded', amountCapturable: 0n, amountReceived: capture.amount,
@@ -574,11 +593,13 @@ export class PaymentFlows {
     }
     assertCapability(this.connectors.get(charge.connector), 'refunds',
       request.charge === undefined ? 'payment_intent' : 'charge');
+    assertRefundSplit(charge, request);
     await store.addChargeRefunded(client, charge, amount);
     const refund = await store.insertRefund(client, {
       merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId,
       connector: charge.connector, amount, currency: charge.currency, reason: request.reason,
-      metadata: request.metadata, paymentMethod: charge.paymentMethod,
+      metadata: request.metadata, paymentMethod: charge.paymentMethod, reverseTransfer: request.reverseTransfer,
+      refundApplicationFee: request.refundApplicationFee,
     });
     await recordRefundEvent(client, { type: 'refund.created', refund });
     return refund;
@@ -615,12 +636,60 @@ export class PaymentFlows {
     const accounts = await this.paymentLedger.accountsFor(client, merchantId, refund.currency.toUpperCase());
     const entryId = await this.paymentLedger.refund(client, { merchantId, currency: refund.currency.toUpperCase(),
       accounts, refundId: refund.id, amountMinor });
+    const shares = await this.refundShares(client, current);
     const completed = await store.completeRefund(client, current,
-      { pspReference: performed.pspReference, ledgerEntryId: entryId });
+      { pspReference: performed.pspReference, ledgerEntryId: entryId, ...shares });
     await recordRefundEvent(client, { type: 'refund.updated', refund: completed, before: current });
     const refunded = await store.selectCharge(client, { merchantId, id: refund.chargeId });
     if (refunded !== undefined) await recordChargeEvent(client, { type: 'charge.refunded', charge: refunded });
     return completed;
+  }
+
+  /** A destination charge's refund takes back its shares of the transfer and the fee, as it asked. */
+  private async refundShares(client: pg.PoolClient, refund: store.RefundRow) {
+    const none = { transferReversalId: null, applicationFeeRefundId: null };
+    if (!refund.reverseTransfer && !refund.refundApplicationFee) return none;
+    const charge = await store.selectCharge(client, { merchantId: refund.merchantId, id: refund.chargeId });
+    if (charge === undefined) throw new Error(`charge ${refund.chargeId} is missing`);
+    if (charge.transferId === null) return none;
+    const minor = (amount: bigint) => stripeAmountToMinor(refund.currency, amount);
+    const totals = await store.selectSucceededRefundTotals(client, charge);
+    const [all, reversing, feeRefunding] = [totals.all + refund.amount,
+      totals.reversing + (refund.reverseTransfer ? refund.amount : 0n),
+      totals.feeRefunding + (refund.refundApplicationFee ? refund.amount : 0n)];
+    return this.paymentLedger.destinations.refunded(client, {
+      merchantId: refund.merchantId, chargeId: charge.id, refundId: refund.id, currency: refund.currency.toUpperCase(),
+      capturedMinor: minor(charge.amountCaptured), refundMinor: minor(refund.amount),
+      completesCharge: all === charge.amountCaptured, reversingRefundedMinor: minor(reversing),
+      feeRefundingRefundedMinor: minor(feeRefunding), reverseTransfer: refund.reverseTransfer,
+      refundApplicationFee: refund.refundApplicationFee,
+    });
+  }
+}
+
+/**
+ * A destination charge's split must fit what is captured: the transfer's amount and the
+ * application fee are at most the capture (Stripe refuses a capture below them).
+ */
+function assertSplitWithin(connect: store.ConnectFields, amount: bigint): void {
+  const largest = [connect.transferAmount, connect.applicationFeeAmount]
+    .filter((part): part is bigint => part !== null).reduce((a, b) => (a > b ? a : b), 0n);
+  if (largest > amount) {
+    throw new PennyError({ code: 'amount_too_large', param: 'amount_to_capture',
+      message: `The amount to capture (${amount}) is less than the destination charge passes on or keeps as a fee ` +
+        `(${largest}).` });
+  }
+}
+
+/** reverse_transfer needs a destination charge's transfer; refund_application_fee its fee. */
+function assertRefundSplit(charge: store.ChargeRow, request: CreateRefundCommand): void {
+  if (request.reverseTransfer && charge.transferId === null) {
+    throw new PennyError({ code: 'parameter_invalid', param: 'reverse_transfer',
+      message: `Charge ${charge.id} is not a destination charge: it has no transfer to reverse.` });
+  }
+  if (request.refundApplicationFee && charge.applicationFeeId === null) {
+    throw new PennyError({ code: 'parameter_invalid', param: 'refund_application_fee',
+      message: `Charge ${charge.id} has no application fee to refund.` });
   }
 }
 

@@ -6,6 +6,7 @@ import type { CreateEntryCommand } from '../ledger/ledger-types.js';
 import { internalEntry as entry } from '../ledger/ledger-commands.js';
 import type { AccountRole, MerchantAccounts } from '../balances/balance-accounts.js';
 import type { BalanceService } from '../balances/balance-service.js';
+import type { DestinationCharges, DestinationSplit } from './destination-charges.js';
 
 /**
  * The entries payments post (docs/accounting.md, "Entries per payment event"), on the caller's
@@ -15,7 +16,14 @@ import type { BalanceService } from '../balances/balance-service.js';
 export type { AccountRole, MerchantAccounts };
 
 export class PaymentLedger {
-  constructor(private readonly ledger: LedgerService, private readonly balances: BalanceService) {}
+  constructor(private readonly ledger: LedgerService, private readonly balances: BalanceService,
+    private readonly destinationCharges?: DestinationCharges) {}
+
+  /** Connect's side of destination charges; refused loudly where Penny was built without it. */
+  get destinations(): DestinationCharges {
+    if (this.destinationCharges === undefined) throw new Error('destination charges are not wired in');
+    return this.destinationCharges;
+  }
 
   /** The merchant's accounts in a currency (src/balances/balance-accounts.ts), created on first use. */
   accountsFor(db: Queryable, merchantId: string, currency: string): Promise<MerchantAccounts> {
@@ -38,15 +46,14 @@ export class PaymentLedger {
 
   /**
    * Capture: the authorization hold posted (in part, the rest released) or, for automatic
-   * capture, one entry; then Penny's fee and the PSP's expected fee, all in the caller's transaction.
-   */
-  /**
-   * Capture, with the charge's balance transaction (gross, Penny's fee, pending): all in the
-   * caller's transaction.
+   * capture, one entry; then Penny's fee and the PSP's expected fee, with the charge's balance
+   * transaction (gross, Penny's fee, pending), and for a destination charge its transfer and
+   * application fee: all in the caller's transaction. Answers what the split made.
    */
   async capture(db: Queryable, input: { merchantId: string; currency: string; accounts: MerchantAccounts;
-    chargeId: string; amountMinor: bigint; authorizationEntryId: string | null; pennyFeeMinor: bigint;
-    pspFeeMinor: bigint; fundsAvailableImmediately: boolean }): Promise<void> {
+    chargeId: string; paymentIntentId: string; amountMinor: bigint; authorizationEntryId: string | null;
+    pennyFeeMinor: bigint; pspFeeMinor: bigint; fundsAvailableImmediately: boolean; split: DestinationSplit | null }):
+  Promise<{ transferId: string; applicationFeeId: string | null } | null> {
     const { accounts } = input;
     if (input.authorizationEntryId !== null) {
       await this.ledger.postHold(input.authorizationEntryId, input.amountMinor, db);
@@ -74,11 +81,15 @@ export class PaymentLedger {
     await this.balances.recordCharge(db, { merchantId: input.merchantId, accountId: input.merchantId,
       chargeId: input.chargeId, currency: input.currency, amountMinor: input.amountMinor,
       pennyFeeMinor: input.pennyFeeMinor });
+    const made = input.split === null ? null : await this.destinations.captured(db, { merchantId: input.merchantId,
+      chargeId: input.chargeId, paymentIntentId: input.paymentIntentId, currency: input.currency,
+      capturedMinor: input.amountMinor, split: input.split });
     // pm_card_bypassPending: the PSP does not make these funds wait for settlement.
     if (input.fundsAvailableImmediately) {
       await this.balances.makeChargeAvailable(db, { merchantId: input.merchantId, chargeId: input.chargeId,
         availableOn: new Date(nowMs()).toISOString() });
     }
+    return made;
   }
 
   /**

@@ -1,4 +1,17 @@
-import type { ChargeRow, PaymentIntentRow, RefundRow } from './payment-store.js';
+import type { ChargeRow, ConnectFields, PaymentIntentRow, RefundRow } from './payment-store.js';
+
+/** Stripe Connect's fields of a destination charge, as its PaymentIntent and Charge show them. */
+function presentConnect(connect: ConnectFields) {
+  return {
+    application_fee_amount: connect.applicationFeeAmount,
+    on_behalf_of: connect.onBehalfOf,
+    transfer_data: connect.transferDestination === null ? null : {
+      destination: connect.transferDestination,
+      ...(connect.transferAmount === null ? {} : { amount: connect.transferAmount }),
+    },
+    transfer_group: connect.transferGroup,
+  };
+}
 
 /**
  * Stripe's PaymentIntent object. Every field the official SDK declares as always present is
@@ -15,7 +28,6 @@ export function presentPaymentIntent(intent: PaymentIntentRow) {
     amount_details: { tip: {} },
     amount_received: intent.amountReceived,
     application: null,
-    application_fee_amount: null,
     automatic_payment_methods: null,
     canceled_at: intent.canceledAt === null ? null : unixSeconds(intent.canceledAt),
     cancellation_reason: intent.cancellationReason,
@@ -34,7 +46,6 @@ export function presentPaymentIntent(intent: PaymentIntentRow) {
     managed_payments: null,
     metadata: { ...intent.metadata },
     next_action: intent.nextAction,
-    on_behalf_of: null,
     payment_method: intent.paymentMethod,
     payment_method_configuration_details: null,
     payment_method_options: {},
@@ -49,8 +60,7 @@ export function presentPaymentIntent(intent: PaymentIntentRow) {
     statement_descriptor: intent.statementDescriptor,
     statement_descriptor_suffix: null,
     status: intent.status,
-    transfer_data: null,
-    transfer_group: null,
+    ...presentConnect(intent.connect),
   };
 }
 
@@ -67,8 +77,7 @@ export function presentCharge(charge: ChargeRow) {
     amount_captured: charge.amountCaptured,
     amount_refunded: charge.amountRefunded,
     application: null,
-    application_fee: null,
-    application_fee_amount: null,
+    application_fee: charge.applicationFeeId,
     balance_transaction: null,
     billing_details: { address: null, email: null, name: null, phone: null },
     calculated_statement_descriptor: null,
@@ -84,7 +93,6 @@ export function presentCharge(charge: ChargeRow) {
     fraud_details: {},
     livemode: false,
     metadata: {},
-    on_behalf_of: null,
     outcome: charge.outcome,
     paid: charge.status === 'succeeded',
     payment_intent: charge.paymentIntentId,
@@ -102,8 +110,8 @@ export function presentCharge(charge: ChargeRow) {
     statement_descriptor: null,
     statement_descriptor_suffix: null,
     status: charge.status,
-    transfer_data: null,
-    transfer_group: null,
+    transfer: charge.transferId,
+    ...presentConnect(charge.connect),
   };
 }
 
@@ -127,6 +135,6 @@ export function presentRefund(refund: RefundRow) {
     receipt_number: null,
     source_transfer_reversal: null,
     status: refund.status,
-    transfer_reversal: null,
+    transfer_reversal: refund.transferReversalId,
   };
 }

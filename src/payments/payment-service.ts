@@ -23,6 +23,8 @@ export class PaymentService {
   constructor(private readonly pool: pg.Pool, readonly flows: PaymentFlows) {}
 
   async create(client: pg.PoolClient, merchantId: string, command: CreatePaymentIntentCommand) {
+    await this.flows.assertConnectAccounts(merchantId, command.connect);
+    const { connect } = command;
     const intent = await store.insertPaymentIntent(client, {
       merchantId,
       id: newId('pi'),
@@ -36,6 +38,9 @@ export class PaymentService {
       receiptEmail: command.receiptEmail ?? null,
       statementDescriptor: command.statementDescriptor ?? null,
       metadata: command.metadata,
+      connect: { transferDestination: connect.transferDestination ?? null,
+        transferAmount: connect.transferAmount ?? null, applicationFeeAmount: connect.applicationFeeAmount ?? null,
+        onBehalfOf: connect.onBehalfOf ?? null, transferGroup: connect.transferGroup ?? null },
     });
     await recordIntentEvent(client, undefined, intent);
     return intent;

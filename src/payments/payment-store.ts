@@ -23,22 +23,36 @@ export interface PaymentIntentRow {
   readonly nextAction: Record<string, unknown> | null;
   readonly canceledAt: string | null;
   readonly cancellationReason: string | null;
+  readonly connect: ConnectFields;
   readonly createdAt: string;
 }
 
+/** A destination charge's Connect fields, on its intent and its charges; amounts in Stripe's units. */
+export interface ConnectFields {
+  readonly transferDestination: string | null;
+  readonly transferAmount: bigint | null;
+  readonly applicationFeeAmount: bigint | null;
+  readonly onBehalfOf: string | null;
+  readonly transferGroup: string | null;
+}
+
+export const noConnect: ConnectFields = { transferDestination: null, transferAmount: null, applicationFeeAmount: null,
+  onBehalfOf: null, transferGroup: null };
+
 export type NewPaymentIntent = Pick<PaymentIntentRow, 'merchantId' | 'id' | 'amount' | 'currency' | 'status' |
   'captureMethod' | 'paymentMethod' | 'customer' | 'description' | 'receiptEmail' | 'statementDescriptor' |
-  'metadata'>;
+  'metadata' | 'connect'>;
 
 export async function insertPaymentIntent(db: Queryable, intent: NewPaymentIntent): Promise<PaymentIntentRow> {
   const result = await db.query(
     named(`INSERT INTO payment_intents (merchant_id, id, amount, currency, status, capture_method, payment_method,
-       customer, description, receipt_email, statement_descriptor, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
+       customer, description, receipt_email, statement_descriptor, metadata, transfer_destination, transfer_amount,
+       application_fee_amount, on_behalf_of, transfer_group)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17)
      RETURNING *`),
     [intent.merchantId, intent.id, intent.amount.toString(), intent.currency, intent.status, intent.captureMethod,
       intent.paymentMethod, intent.customer, intent.description, intent.receiptEmail, intent.statementDescriptor,
-      JSON.stringify(intent.metadata)],
+      JSON.stringify(intent.metadata), ...connectValues(intent.connect)],
   );
   return toRow(result.rows[0]);
 }
@@ -108,7 +122,22 @@ function toRow(row: any): PaymentIntentRow {
     description: row.description, receiptEmail: row.receipt_email, statementDescriptor: row.statement_descriptor,
     metadata: row.metadata, amountCapturable: row.amount_capturable, amountReceived: row.amount_received,
     latestCharge: row.latest_charge, lastPaymentError: row.last_payment_error, nextAction: row.next_action,
-    canceledAt: row.canceled_at, cancellationReason: row.cancellation_reason, createdAt: row.created_at,
+    canceledAt: row.canceled_at, cancellationReason: row.cancellation_reason, connect: toConnect(row),
+    createdAt: row.created_at,
+  };
+}
+
+function connectValues(connect: ConnectFields): (string | null)[] {
+  return [connect.transferDestination, connect.transferAmount?.toString() ?? null,
+    connect.applicationFeeAmount?.toString() ?? null, connect.onBehalfOf, connect.transferGroup];
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
+function toConnect(row: any): ConnectFields {
+  return {
+    transferDestination: row.transfer_destination ?? null, transferAmount: row.transfer_amount ?? null,
+    applicationFeeAmount: row.application_fee_amount ?? null, onBehalfOf: row.on_behalf_of ?? null,
+    transferGroup: row.transfer_group ?? null,
   };
 }
 
@@ -264,6 +293,11 @@ export interface ChargeRow {
   readonly captureBefore: string | null;
   /** The PSP makes its funds available at once (pm_card_bypassPending): no wait for settlement. */
   readonly fundsAvailableImmediately: boolean;
+  /** Its intent's Connect fields, as they were when it was made. */
+  readonly connect: ConnectFields;
+  /** A destination charge's Transfer and ApplicationFee, once captured. */
+  readonly transferId: string | null;
+  readonly applicationFeeId: string | null;
   readonly createdAt: string;
 }
 
@@ -274,13 +308,16 @@ export async function insertCharge(
   const result = await db.query(
     named(`INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
        captured, status, payment_method, failure_code, failure_message, outcome, psp_reference,
-       authorization_entry_id, capture_before, connector, funds_available_immediately)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17)
+       authorization_entry_id, capture_before, connector, funds_available_immediately, transfer_destination,
+       transfer_amount, application_fee_amount, on_behalf_of, transfer_group, transfer_id, application_fee_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7::bigint > 0, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17,
+       $18, $19, $20, $21, $22, $23, $24)
      RETURNING *`),
     [charge.merchantId, charge.id, charge.paymentIntentId, charge.attemptId, charge.amount.toString(),
       charge.currency, charge.amountCaptured.toString(), charge.status, charge.paymentMethod, charge.failureCode,
       charge.failureMessage, JSON.stringify(charge.outcome), charge.pspReference, charge.authorizationEntryId,
-      charge.captureBefore, charge.connector, charge.fundsAvailableImmediately],
+      charge.captureBefore, charge.connector, charge.fundsAvailableImmediately, ...connectValues(charge.connect),
+      charge.transferId, charge.applicationFeeId],
   );
   return toCharge(result.rows[0]);
 }
@@ -327,6 +364,15 @@ export async function updateChargeCaptured(
   return toCharge(result.rows[0]);
 }
 
+/** A destination charge's Transfer and ApplicationFee, made by its capture. */
+export async function updateChargeTransfer(db: Queryable, charge: Pick<ChargeRow, 'merchantId' | 'id'>,
+  made: { transferId: string; applicationFeeId: string | null }): Promise<ChargeRow> {
+  const result = await db.query(named(`UPDATE charges SET transfer_id = $3, application_fee_id = $4
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
+  [charge.merchantId, charge.id, made.transferId, made.applicationFeeId]);
+  return toCharge(result.rows[0]);
+}
+
 /** Reserves a refund's amount on its charge; the CHECK refuses more than was captured. */
 export async function addChargeRefunded(db: Queryable, charge: ChargeRow, amount: bigint): Promise<ChargeRow> {
   const result = await db.query(
@@ -345,7 +391,8 @@ function toCharge(row: any): ChargeRow {
     paymentMethod: row.payment_method, failureCode: row.failure_code, failureMessage: row.failure_message,
     outcome: row.outcome, pspReference: row.psp_reference, authorizationEntryId: row.authorization_entry_id,
     captureBefore: row.capture_before, connector: row.connector,
-    fundsAvailableImmediately: row.funds_available_immediately === true, createdAt: row.created_at,
+    fundsAvailableImmediately: row.funds_available_immediately === true, connect: toConnect(row),
+    transferId: row.transfer_id ?? null, applicationFeeId: row.application_fee_id ?? null, createdAt: row.created_at,
   };
 }
 
@@ -419,6 +466,11 @@ export interface RefundRow {
   readonly paymentMethod: string | null;
   readonly pspReference: string | null;
   readonly ledgerEntryId: string | null;
+  readonly reverseTransfer: boolean;
+  readonly refundApplicationFee: boolean;
+  /** What its success reversed of a destination charge's transfer, and refunded of its fee. */
+  readonly transferReversalId: string | null;
+  readonly applicationFeeRefundId: string | null;
   readonly createdAt: string;
 }
 
@@ -426,15 +478,16 @@ export interface RefundRow {
 export async function insertRefund(
   db: Queryable,
   refund: Pick<RefundRow, 'merchantId' | 'id' | 'chargeId' | 'paymentIntentId' | 'connector' | 'amount' | 'currency' |
-    'reason' | 'metadata' | 'paymentMethod'>,
+    'reason' | 'metadata' | 'paymentMethod' | 'reverseTransfer' | 'refundApplicationFee'>,
 ): Promise<RefundRow> {
   const result = await db.query(
     named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata,
-       payment_method, customer, connector)
+       payment_method, customer, connector, reverse_transfer, refund_application_fee)
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb, $9,
-       (SELECT customer FROM payment_intents WHERE merchant_id = $1 AND id = $4), $10) RETURNING *`),
+       (SELECT customer FROM payment_intents WHERE merchant_id = $1 AND id = $4), $10, $11, $12) RETURNING *`),
     [refund.merchantId, refund.id, refund.chargeId, refund.paymentIntentId, refund.amount.toString(),
-      refund.currency, refund.reason, JSON.stringify(refund.metadata), refund.paymentMethod, refund.connector]);
+      refund.currency, refund.reason, JSON.stringify(refund.metadata), refund.paymentMethod, refund.connector,
+      refund.reverseTransfer, refund.refundApplicationFee]);
   return toRefund(result.rows[0]);
 }
 
@@ -452,13 +505,31 @@ export async function selectRefundById(db: Queryable, id: string): Promise<Refun
 export async function completeRefund(
   db: Queryable,
   refund: RefundRow,
-  done: { pspReference: string; ledgerEntryId: string },
+  done: { pspReference: string; ledgerEntryId: string; transferReversalId: string | null;
+    applicationFeeRefundId: string | null },
 ): Promise<RefundRow> {
   const result = await db.query(
-    named(`UPDATE refunds SET status = 'succeeded', psp_reference = $3, ledger_entry_id = $4
+    named(`UPDATE refunds SET status = 'succeeded', psp_reference = $3, ledger_entry_id = $4,
+       transfer_reversal_id = $5, application_fee_refund_id = $6
      WHERE merchant_id = $1 AND id = $2 RETURNING *`),
-    [refund.merchantId, refund.id, done.pspReference, done.ledgerEntryId]);
+    [refund.merchantId, refund.id, done.pspReference, done.ledgerEntryId, done.transferReversalId,
+      done.applicationFeeRefundId]);
   return toRefund(result.rows[0]);
+}
+
+/**
+ * What a charge's succeeded refunds came to, in Stripe's units: in all, and those that asked to
+ * reverse the transfer and to refund the application fee.
+ */
+export async function selectSucceededRefundTotals(db: Queryable, charge: Pick<ChargeRow, 'merchantId' | 'id'>):
+Promise<{ all: bigint; reversing: bigint; feeRefunding: bigint }> {
+  const result = await db.query<{ all: bigint; reversing: bigint; fee_refunding: bigint }>(named(`SELECT
+       coalesce(sum(amount), 0) AS all,
+       coalesce(sum(amount) FILTER (WHERE reverse_transfer), 0) AS reversing,
+       coalesce(sum(amount) FILTER (WHERE refund_application_fee), 0) AS fee_refunding
+     FROM refunds WHERE merchant_id = $1 AND charge_id = $2 AND status = 'succeeded'`), [charge.merchantId, charge.id]);
+  const row = result.rows[0];
+  return { all: row?.all ?? 0n, reversing: row?.reversing ?? 0n, feeRefunding: row?.fee_refunding ?? 0n };
 }
 
 export async function failRefund(db: Queryable, refund: RefundRow): Promise<RefundRow> {
@@ -484,7 +555,9 @@ function toRefund(row: any): RefundRow {
     merchantId: row.merchant_id, id: row.id, chargeId: row.charge_id, paymentIntentId: row.payment_intent_id,
     connector: row.connector, amount: row.amount, currency: row.currency, reason: row.reason, status: row.status,
     metadata: row.metadata, customer: row.customer, paymentMethod: row.payment_method, pspReference: row.psp_reference,
-    ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
+    ledgerEntryId: row.ledger_entry_id, reverseTransfer: row.reverse_transfer === true,
+    refundApplicationFee: row.refund_application_fee === true, transferReversalId: row.transfer_reversal_id ?? null,
+    applicationFeeRefundId: row.application_fee_refund_id ?? null, createdAt: row.created_at,
   };
 }
 

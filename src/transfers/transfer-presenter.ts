@@ -14,7 +14,7 @@ export function presentTransfer(transfer: TransferRow, reversals: readonly Trans
     currency: transfer.currency.toLowerCase(),
     description: transfer.description,
     destination: transfer.destination,
-    destination_payment: null,
+    destination_payment: transfer.destinationPayment,
     livemode: false,
     metadata: transfer.metadata,
     reversals: { object: 'list', data: reversals.map((reversal) => presentTransferReversal(transfer, reversal)),
@@ -36,7 +36,7 @@ export function presentTransferReversal(transfer: TransferRow, reversal: Transfe
     currency: transfer.currency.toLowerCase(),
     destination_payment_refund: null,
     metadata: reversal.metadata,
-    source_refund: null,
+    source_refund: reversal.sourceRefund,
     transfer: transfer.id,
   };
 }

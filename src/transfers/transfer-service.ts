@@ -5,10 +5,10 @@ import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
-import { internalEntry } from '../ledger/ledger-commands.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
 import { chargeOfReference } from '../payments/payment-service.js';
+import { moveBetweenOwners } from './owner-movements.js';
 import { presentTransfer } from './transfer-presenter.js';
 import * as store from './transfer-store.js';
 
@@ -58,7 +58,8 @@ export class TransferService {
     const entryId = await this.move(client, { merchantId, from: merchantId, to: command.destination, currency,
       amountMinor, reference: `penny:transfer:${id}`, guardedParam: 'amount' });
     const transfer = await store.insertTransfer(client, { merchantId, id, destination: command.destination, currency,
-      amountMinor, sourceTransaction: command.sourceTransaction ?? null, transferGroup: command.transferGroup ?? null,
+      amountMinor, sourceTransaction: command.sourceTransaction ?? null, destinationPayment: null,
+      transferGroup: command.transferGroup ?? null,
       description: command.description ?? null, metadata: command.metadata, ledgerEntryId: entryId });
     await this.recordTransactions(client, { merchantId, sourceId: id, currency, amountMinor,
       platform: { accountId: merchantId, type: 'transfer', sign: -1n },
@@ -83,7 +84,8 @@ export class TransferService {
       to: key.merchantId, currency: transfer.currency, amountMinor, reference: `penny:transfer_reversal:${id}`,
       guardedParam: 'amount' });
     const reversal = await store.insertTransferReversal(client, { merchantId: key.merchantId, id,
-      transferId: transfer.id, amountMinor, metadata: command.metadata, ledgerEntryId: entryId });
+      transferId: transfer.id, amountMinor, metadata: command.metadata, sourceRefund: null,
+      ledgerEntryId: entryId });
     const updated = await store.addTransferReversed(client, transfer, amountMinor);
     await this.recordTransactions(client, { merchantId: key.merchantId, sourceId: id, currency: transfer.currency,
       amountMinor, platform: { accountId: key.merchantId, type: 'transfer_refund', sign: 1n },
@@ -150,28 +152,10 @@ export class TransferService {
   }
 
   /** One entry from one owner's available balance to another's, the debit guarded. */
-  private async move(db: Queryable, movement: { merchantId: string; from: string; to: string; currency: string;
+  private move(db: Queryable, movement: { merchantId: string; from: string; to: string; currency: string;
     amountMinor: bigint; reference: string; guardedParam: string }): Promise<string> {
-    const accounts = this.dependencies.balances.accounts;
-    const from = await accounts.accountsFor(db, { ownerId: movement.from, currency: movement.currency });
-    const to = await accounts.accountsFor(db, { ownerId: movement.to, currency: movement.currency });
-    try {
-      const created = await this.dependencies.ledger.createEntriesIn(db, [internalEntry({
-        reference: movement.reference, description: `Transfer from ${movement.from} to ${movement.to}`,
-        legs: [[from.merchant_available, 'debit', movement.amountMinor], [to.merchant_available, 'credit',
-          movement.amountMinor]],
-        guardedAccount: from.merchant_available,
-      })]);
-      const entry = created.entries[0];
-      if (entry === undefined) throw new Error(`no entry for ${movement.reference}`);
-      return entry.id;
-    } catch (error) {
-      if (error instanceof PennyError && error.code === 'insufficient_funds') {
-        throw new PennyError({ code: 'balance_insufficient', param: movement.guardedParam,
-          message: 'You have insufficient available funds in your account for this transfer.' });
-      }
-      throw error;
-    }
+    return moveBetweenOwners(this.dependencies, db, { ...movement, role: 'merchant_available',
+      description: `Transfer from ${movement.from} to ${movement.to}`, guardedParam: movement.guardedParam });
   }
 
   private async recordTransactions(db: Queryable, movement: { merchantId: string; sourceId: string;

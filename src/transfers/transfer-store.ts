@@ -10,6 +10,8 @@ export interface TransferRow {
   readonly amountMinor: bigint;
   readonly amountReversedMinor: bigint;
   readonly sourceTransaction: string | null;
+  /** A destination charge's transfer: the payment (py_) it made on the destination; null for a separate one. */
+  readonly destinationPayment: string | null;
   readonly transferGroup: string | null;
   readonly description: string | null;
   readonly metadata: Record<string, string>;
@@ -23,6 +25,8 @@ export interface TransferReversalRow {
   readonly transferId: string;
   readonly amountMinor: bigint;
   readonly metadata: Record<string, string>;
+  /** The charge refund that reversed it (a refund's reverse_transfer), if any. */
+  readonly sourceRefund: string | null;
   readonly ledgerEntryId: string;
   readonly createdAt: string;
 }
@@ -30,11 +34,11 @@ export interface TransferReversalRow {
 export async function insertTransfer(db: Queryable, transfer: Omit<TransferRow, 'amountReversedMinor' | 'createdAt'>):
 Promise<TransferRow> {
   const result = await db.query(named(`INSERT INTO transfers (merchant_id, id, destination, currency, amount_minor,
-       source_transaction, transfer_group, description, metadata, ledger_entry_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) RETURNING *`),
+       source_transaction, transfer_group, description, metadata, ledger_entry_id, destination_payment)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11) RETURNING *`),
   [transfer.merchantId, transfer.id, transfer.destination, transfer.currency, transfer.amountMinor.toString(),
     transfer.sourceTransaction, transfer.transferGroup, transfer.description, JSON.stringify(transfer.metadata),
-    transfer.ledgerEntryId]);
+    transfer.ledgerEntryId, transfer.destinationPayment]);
   return toTransfer(result.rows[0]);
 }
 
@@ -43,6 +47,24 @@ export async function selectTransfer(db: Queryable, key: { merchantId: string; i
   const result = await db.query(named(`SELECT * FROM transfers WHERE merchant_id = $1 AND id = $2
      ${options.forUpdate ? 'FOR UPDATE' : ''}`), [key.merchantId, key.id]);
   return result.rows[0] === undefined ? undefined : toTransfer(result.rows[0]);
+}
+
+/** The transfer a destination charge made at its capture, locked for the caller's transaction when asked. */
+export async function selectDestinationTransferOfCharge(db: Queryable, key: { merchantId: string; chargeId: string },
+  options = { forUpdate: false }): Promise<TransferRow | undefined> {
+  const result = await db.query(named(`SELECT * FROM transfers
+     WHERE merchant_id = $1 AND source_transaction = $2 AND destination_payment IS NOT NULL
+     ${options.forUpdate ? 'FOR UPDATE' : ''}`), [key.merchantId, key.chargeId]);
+  return result.rows[0] === undefined ? undefined : toTransfer(result.rows[0]);
+}
+
+/** What a transfer's reversals made by charge refunds (reverse_transfer) took back. */
+export async function selectReversedByRefunds(db: Queryable, transfer: Pick<TransferRow, 'merchantId' | 'id'>):
+Promise<bigint> {
+  const result = await db.query<{ total: bigint }>(named(`SELECT coalesce(sum(amount_minor), 0) AS total
+     FROM transfer_reversals WHERE merchant_id = $1 AND transfer_id = $2 AND source_refund IS NOT NULL`),
+  [transfer.merchantId, transfer.id]);
+  return result.rows[0]?.total ?? 0n;
 }
 
 /** What earlier transfers passed on from a charge, net of their reversals. */
@@ -71,9 +93,9 @@ export async function addTransferReversed(db: Queryable, transfer: Pick<Transfer
 export async function insertTransferReversal(db: Queryable, reversal: Omit<TransferReversalRow, 'createdAt'>):
 Promise<TransferReversalRow> {
   const result = await db.query(named(`INSERT INTO transfer_reversals (merchant_id, id, transfer_id, amount_minor,
-       metadata, ledger_entry_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING *`),
+       metadata, ledger_entry_id, source_refund) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) RETURNING *`),
   [reversal.merchantId, reversal.id, reversal.transferId, reversal.amountMinor.toString(),
-    JSON.stringify(reversal.metadata), reversal.ledgerEntryId]);
+    JSON.stringify(reversal.metadata), reversal.ledgerEntryId, reversal.sourceRefund]);
   return toReversal(result.rows[0]);
 }
 
@@ -91,7 +113,8 @@ function toTransfer(row: any): TransferRow {
   return {
     merchantId: row.merchant_id, id: row.id, destination: row.destination, currency: row.currency,
     amountMinor: row.amount_minor, amountReversedMinor: row.amount_reversed_minor,
-    sourceTransaction: row.source_transaction, transferGroup: row.transfer_group, description: row.description,
+    sourceTransaction: row.source_transaction, destinationPayment: row.destination_payment ?? null,
+    transferGroup: row.transfer_group, description: row.description,
     metadata: row.metadata, ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
   };
 }
@@ -101,6 +124,7 @@ function toReversal(row: any): TransferReversalRow {
   if (row === undefined) throw new Error('expected a transfer_reversals row');
   return {
     merchantId: row.merchant_id, id: row.id, transferId: row.transfer_id, amountMinor: row.amount_minor,
-    metadata: row.metadata, ledgerEntryId: row.ledger_entry_id, createdAt: row.created_at,
+    metadata: row.metadata, sourceRefund: row.source_refund ?? null, ledgerEntryId: row.ledger_entry_id,
+    createdAt: row.created_at,
   };
 }

@@ -4,6 +4,8 @@ import { amountMaxSafeMinor } from '../../src/config.js';
 import { BalanceService, type AvailabilityMode } from '../../src/balances/balance-service.js';
 import { PaymentFlows } from '../../src/payments/payment-flows.js';
 import { PaymentLedger } from '../../src/payments/payment-ledger.js';
+import { DestinationChargeSplits } from '../../src/transfers/destination-charges.js';
+import { ConnectedAccounts } from '../../src/accounts/account-service.js';
 import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
 import { PaymentPspEvents } from '../../src/payments/payment-psp-events.js';
 import { PaymentDisputes } from '../../src/payments/payment-disputes.js';
@@ -71,7 +73,8 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
   // The 3-D Secure page's base URL: the test server's address once it listens (serveTestLedger).
   const server: { app?: FastifyInstance } = {};
   const balances = new BalanceService(database.pool, ledger, options.availability);
-  const paymentLedger = new PaymentLedger(ledger, balances);
+  const paymentLedger = new PaymentLedger(ledger, balances, new DestinationChargeSplits({ ledger, balances,
+    accounts: new ConnectedAccounts(database.pool, new BankAccountVault(testPepper)) }));
   const disputes = new PaymentDisputes(database.pool, paymentLedger);
   const flows = new PaymentFlows(connectors, paymentLedger, {
     get connectorId() { return route(); },

@@ -1,0 +1,64 @@
+import type { Queryable } from '../db/pool.js';
+import { stripeAmountToMinor } from '../money/stripe-currency.js';
+import type { ConnectFields } from './payment-store.js';
+
+/**
+ * The Connect side of a destination charge, as payments need it: a port that src/transfers
+ * implements and src/app.ts wires in (transfers name their source charges, so they are above
+ * payments and payments never import them). Every call runs in the caller's transaction: the
+ * capture's or the refund's, so the split commits with the movement it splits. Amounts are ledger
+ * minor units; currencies upper case.
+ */
+export interface DestinationSplit {
+  /** The connected account the charge's funds go to (transfer_data[destination]). */
+  readonly destination: string;
+  /** transfer_data[amount]: what the destination receives; null passes on the whole capture. */
+  readonly transferAmountMinor: bigint | null;
+  /** application_fee_amount: what the platform keeps of what it passes on; null for none. */
+  readonly applicationFeeMinor: bigint | null;
+  readonly transferGroup: string | null;
+}
+
+export interface CapturedDestinationCharge {
+  readonly merchantId: string;
+  readonly chargeId: string;
+  readonly paymentIntentId: string;
+  readonly currency: string;
+  readonly capturedMinor: bigint;
+  readonly split: DestinationSplit;
+}
+
+export interface RefundedDestinationCharge {
+  readonly merchantId: string;
+  readonly chargeId: string;
+  readonly refundId: string;
+  readonly currency: string;
+  readonly capturedMinor: bigint;
+  readonly refundMinor: bigint;
+  /** This refund brings the charge's refunds to its captured amount: it takes the remainders. */
+  readonly completesCharge: boolean;
+  /** The charge's refunds (this one included) that asked for each reversal, in total. */
+  readonly reversingRefundedMinor: bigint;
+  readonly feeRefundingRefundedMinor: bigint;
+  readonly reverseTransfer: boolean;
+  readonly refundApplicationFee: boolean;
+}
+
+export interface DestinationCharges {
+  /** A live connected account of the platform, or 404 `resource_missing` naming `param`. */
+  assertConnectedAccount(merchantId: string, accountId: string, param: string): Promise<void>;
+  /** At capture: the Transfer to the destination and the platform's ApplicationFee. */
+  captured(db: Queryable, capture: CapturedDestinationCharge):
+  Promise<{ transferId: string; applicationFeeId: string | null }>;
+  /** At a refund's success: its share of the transfer reversed, of the fee refunded, as asked. */
+  refunded(db: Queryable, refund: RefundedDestinationCharge):
+  Promise<{ transferReversalId: string | null; applicationFeeRefundId: string | null }>;
+}
+
+/** The split a charge's Connect fields ask for, in minor units; null for a charge of the platform's own. */
+export function destinationSplit(connect: ConnectFields, currency: string): DestinationSplit | null {
+  if (connect.transferDestination === null) return null;
+  const minor = (amount: bigint | null) => amount === null ? null : stripeAmountToMinor(currency, amount);
+  return { destination: connect.transferDestination, transferAmountMinor: minor(connect.transferAmount),
+    applicationFeeMinor: minor(connect.applicationFeeAmount), transferGroup: connect.transferGroup };
+}

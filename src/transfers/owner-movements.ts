@@ -1,0 +1,48 @@
+import type { BalanceService } from '../balances/balance-service.js';
+import type { AccountRole } from '../balances/balance-accounts.js';
+import type { Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
+import { internalEntry } from '../ledger/ledger-commands.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
+
+/**
+ * One ledger entry moving money between two owners' balance accounts of the same role (a
+ * platform's and one of its connected accounts'), in the caller's transaction. A voluntary
+ * outflow is guarded (decisions.md: checked under the debited account's lock, so concurrent
+ * transfers never take it below zero) and refused as Stripe refuses it, 400 `balance_insufficient`
+ * naming `guardedParam`; an involuntary one (a refund's share) posts even into the negative.
+ */
+export interface OwnerMovement {
+  readonly from: string;
+  readonly to: string;
+  readonly currency: string;
+  readonly amountMinor: bigint;
+  readonly role: Extract<AccountRole, 'merchant_available' | 'merchant_pending'>;
+  readonly reference: string;
+  readonly description: string;
+  /** The parameter a refusal names; null for a movement that is never refused. */
+  readonly guardedParam: string | null;
+}
+
+export async function moveBetweenOwners(dependencies: { ledger: LedgerService; balances: BalanceService },
+  db: Queryable, movement: OwnerMovement): Promise<string> {
+  const accounts = dependencies.balances.accounts;
+  const from = (await accounts.accountsFor(db, { ownerId: movement.from, currency: movement.currency }))[movement.role];
+  const to = (await accounts.accountsFor(db, { ownerId: movement.to, currency: movement.currency }))[movement.role];
+  try {
+    const created = await dependencies.ledger.createEntriesIn(db, [internalEntry({
+      reference: movement.reference, description: movement.description,
+      legs: [[from, 'debit', movement.amountMinor], [to, 'credit', movement.amountMinor]],
+      ...(movement.guardedParam === null ? {} : { guardedAccount: from }),
+    })]);
+    const entry = created.entries[0];
+    if (entry === undefined) throw new Error(`no entry for ${movement.reference}`);
+    return entry.id;
+  } catch (error) {
+    if (movement.guardedParam !== null && error instanceof PennyError && error.code === 'insufficient_funds') {
+      throw new PennyError({ code: 'balance_insufficient', param: movement.guardedParam,
+        message: 'You have insufficient available funds in your account for this transfer.' });
+    }
+    throw error;
+  }
+}
