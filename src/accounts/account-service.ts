@@ -3,8 +3,8 @@ import { inTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import {
-  externalAccountParams, type CreateAccountCommand, type CreateBankAccountCommand, type UpdateAccountCommand,
-  type UpdateBankAccountCommand,
+  externalAccountParams, type CreateAccountCommand, type CreateBankAccountCommand, type PayoutSchedule,
+  type UpdateAccountCommand, type UpdateBankAccountCommand,
 } from './account-commands.js';
 import { recordAccountUpdated, recordExternalAccountEvent } from './account-events.js';
 import {
@@ -12,6 +12,7 @@ import {
   selectConnectedAccountPage, selectHoldsMoney, updateConnectedAccount, type ConnectedAccountRow,
 } from './account-store.js';
 import { selectBankAccountPage, type BankAccountRow } from './bank-account-store.js';
+import { platformPayoutSchedule } from './payout-schedules.js';
 import {
   addBankAccount, applyMetadataChange, changeBankAccount, findBankAccount, removeBankAccount, type BankAccountVault,
 } from './bank-accounts.js';
@@ -42,6 +43,11 @@ export class ConnectedAccounts {
   /** A live connected account of the platform, read from the pool. */
   async get(key: AccountKey): Promise<ConnectedAccountRow> {
     return this.retrieve(this.pool, key);
+  }
+
+  /** The platform merchant's own payout schedule (`manual` until the operator sets one). */
+  platformPayoutSchedule(merchantId: string): Promise<PayoutSchedule> {
+    return platformPayoutSchedule(this.pool, merchantId);
   }
 
   async create(client: pg.PoolClient, merchantId: string, command: CreateAccountCommand): Promise<ConnectedAccountRow> {

@@ -144,7 +144,8 @@ export async function selectEventPage(db: Queryable, query: EventListQuery): Pro
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 export function toEvent(row: any): EventRow {
   return {
-    merchantId: row.merchant_id, accountId: row.account_id ?? null, id: row.id, type: row.type, apiVersion: row.api_version, data: row.data,
+    merchantId: row.merchant_id, accountId: row.account_id ?? null, id: row.id, type: row.type,
+    apiVersion: row.api_version, data: row.data,
     requestId: row.request_id, idempotencyKey: row.idempotency_key, createdAt: row.created_at,
     pendingWebhooks: row.pending_webhooks,
   };
