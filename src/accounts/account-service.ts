@@ -58,11 +58,21 @@ export class ConnectedAccounts {
     });
   }
 
-  async retrieve(db: Queryable, key: AccountKey, options: { forUpdate: boolean } = { forUpdate: false }):
+  async retrieve(db: Queryable, key: AccountKey, options: { forUpdate?: boolean; forShare?: boolean } = {}):
   Promise<ConnectedAccountRow> {
     const account = accountIdPattern.test(key.id) ? await selectConnectedAccount(db, key, options) : undefined;
     if (account === undefined) throw noSuchAccount(accountIdPattern.test(key.id) ? key.id : undefined, 'account');
     return account;
+  }
+
+  /**
+   * A live connected account about to receive money (a transfer), share-locked to the end of the
+   * caller's transaction: a delete (which locks the row for update, then checks that the account
+   * holds no money) waits for the money to land and then refuses, or runs first and the account is
+   * missing. Concurrent transfers to one account do not wait for each other.
+   */
+  async lockForIncomingMoney(client: pg.PoolClient, key: AccountKey): Promise<ConnectedAccountRow> {
+    return this.retrieve(client, key, { forShare: true });
   }
 
   /**

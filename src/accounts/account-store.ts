@@ -43,12 +43,16 @@ export async function insertConnectedAccount(db: Queryable, account: ConnectedAc
   return toAccount(result.rows[0]);
 }
 
-/** A live (not deleted) account of the platform; with `forUpdate`, locked to the transaction's end. */
+/**
+ * A live (not deleted) account of the platform; with `forUpdate`, locked to the transaction's end;
+ * with `forShare`, share-locked so (a transfer landing on it) that no delete runs meanwhile.
+ */
 export async function selectConnectedAccount(db: Queryable, key: { merchantId: string; id: string },
-  options: { forUpdate: boolean } = { forUpdate: false }): Promise<ConnectedAccountRow | undefined> {
+  options: { forUpdate?: boolean; forShare?: boolean } = {}): Promise<ConnectedAccountRow | undefined> {
+  const lock = options.forUpdate === true ? ' FOR UPDATE OF a' : options.forShare === true ? ' FOR SHARE OF a' : '';
   const result = await db.query(
     named(`SELECT a.*, ${hasBankAccount} FROM connected_accounts a
-     WHERE a.merchant_id = $1 AND a.id = $2 AND a.deleted_at IS NULL${options.forUpdate ? ' FOR UPDATE OF a' : ''}`),
+     WHERE a.merchant_id = $1 AND a.id = $2 AND a.deleted_at IS NULL${lock}`),
     [key.merchantId, key.id]);
   return result.rows[0] === undefined ? undefined : toAccount(result.rows[0]);
 }
