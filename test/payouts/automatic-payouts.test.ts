@@ -1,12 +1,11 @@
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { payoutDayOf, isPayoutDue, setPlatformPayoutSchedule } from '../../src/accounts/payout-schedules.js';
-import { configureClock, nowMs } from '../../src/clock.js';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
 import { PayoutScheduler } from '../../src/payouts/payout-scheduler.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
-import { advanceClock } from '../../src/clock.js';
 
 /**
  * Automatic payouts: on each UTC day, every account (a platform or a connected account) whose
@@ -180,9 +179,23 @@ describe('an automatic payout', () => {
     await nextDay();
     await scheduler().runDue();
     const [payout] = await payoutsOf(stripe, account.id);
-    const events = await stripe.events.list({ type: 'payout.created', limit: 100 });
-    const event = events.data.find((item) => (item.data.object as Stripe.Payout).id === payout?.id);
-    expect(event?.account).toBe(account.id);
+    for (let round = 0; round < 3; round += 1) {
+      await deliverSandboxWebhooks(penny, sender);
+      advanceClock(1000);
+      await sender.resolvePending();
+    }
+    await deliverSandboxWebhooks(penny, sender);
+    const events = (await stripe.events.list({ limit: 100 })).data
+      .filter((item) => (item.data.object as Stripe.Payout).id === payout?.id);
+    expect(events.map((item) => item.type).sort()).toEqual(['payout.created', 'payout.paid', 'payout.updated',
+      'payout.updated']);
+    for (const event of events) expect(event.account).toBe(account.id);
+    // The platform's own payouts' events name no account.
+    await stripe.payouts.create({ amount: 100, currency: 'usd' });
+    const own = (await stripe.events.list({ type: 'payout.created', limit: 100 })).data
+      .filter((item) => (item.data.object as Stripe.Payout).destination === 'NL39RABO0300065264');
+    expect(own.length).toBeGreaterThan(0);
+    for (const event of own) expect('account' in event).toBe(false);
   });
 });
 
