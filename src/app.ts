@@ -34,6 +34,7 @@ import { PaymentPspEvents } from './payments/payment-psp-events.js';
 import { PaymentDisputes } from './payments/payment-disputes.js';
 import { PayoutService } from './payouts/payout-service.js';
 import { PayoutPspEvents } from './payouts/payout-psp-events.js';
+import { PayoutScheduler } from './payouts/payout-scheduler.js';
 import { BankAccountVault } from './accounts/bank-accounts.js';
 import { PspEventRouter } from './webhooks/psp-event-router.js';
 import { SettlementService } from './settlement/settlement-service.js';
@@ -89,6 +90,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     // Payouts go to the connector the platform's payments are routed to.
     const payouts = new PayoutService(livePool, { connectors, ledger, balances,
       vault: new BankAccountVault(secretKey), connectorId: () => sandboxConnectorId, logger });
+    const payoutScheduler = new PayoutScheduler(livePool, { payouts, balances, logger });
     const pspEvents = new PspEventRouter({ payments: new PaymentPspEvents(flows, logger, disputes),
       payouts: new PayoutPspEvents(payouts) });
     const server = buildServer({
@@ -113,6 +115,8 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, pspEvents, logger).processDue(), logger),
       startWorker('payouts', limits.payoutLookupIntervalMs, () => payouts.resolveUnknown(), logger),
+      startWorker('payout-schedule', limits.automaticPayoutIntervalMs,
+        () => payoutScheduler.runDue(), logger),
       startWorker('settlement-pull', limits.settlementPullIntervalMs,
         () => new SettlementService(livePool, { connectors, balances, logger }).pullClosedDays(), logger),
       startWorker('balance-availability', limits.availabilityIntervalMs, () => balances.releaseDue(), logger),

@@ -103,6 +103,14 @@ export const limits = {
   payoutLookupIntervalMs: 2_000,
   payoutLookupGraceMs: 10_000,
   payoutLookupBatchMax: 16,
+  /**
+   * Automatic payouts: every 10 s the scheduler takes the next 100 accounts whose schedule is due
+   * on the current UTC day (one pass a day per process), and tries an account that failed again
+   * on later ticks, at most 3 times a day.
+   */
+  automaticPayoutIntervalMs: 10_000,
+  automaticPayoutBatchMax: 100,
+  automaticPayoutTriesMax: 3,
   recoveryIntervalMs: 500,
   /** Recovery of unknown PSP outcomes: jobs run per tick, each claimed for a lease (another process takes it after). */
   recoveryBatchMax: 16,

@@ -7,7 +7,7 @@ import type { BankAccountRow } from './bank-account-store.js';
 /**
  * The events of connected accounts, with Stripe's names, written in the transaction of the change
  * (through src/events, as payments write theirs). They belong to the platform merchant, whose
- * endpoints receive them.
+ * endpoints receive them, and name the connected account in `account`, as Connect's events do.
  */
 export type ExternalAccountEventType = 'account.external_account.created' | 'account.external_account.updated'
   | 'account.external_account.deleted';
@@ -21,7 +21,7 @@ Promise<void> {
   const object = presentConnectedAccount(after);
   const previous = changedAttributes(presentConnectedAccount(before), object);
   if (Object.keys(previous).length === 0) return;
-  await recordEvent(db, { merchantId: after.merchantId, type: 'account.updated', object,
+  await recordEvent(db, { merchantId: after.merchantId, account: after.id, type: 'account.updated', object,
     previousAttributes: previous });
 }
 
@@ -29,5 +29,6 @@ export async function recordExternalAccountEvent(db: Queryable, event: { type: E
   bank: BankAccountRow; deleted?: boolean }): Promise<void> {
   const object = event.deleted === true ? { ...presentBankAccount(event.bank), deleted: true }
     : presentBankAccount(event.bank);
-  await recordEvent(db, { merchantId: event.bank.merchantId, type: event.type, object });
+  const account = event.bank.accountId === event.bank.merchantId ? undefined : event.bank.accountId;
+  await recordEvent(db, { merchantId: event.bank.merchantId, account, type: event.type, object });
 }

@@ -1,4 +1,4 @@
-import { businessProfileFields } from './account-commands.js';
+import { businessProfileFields, type PayoutSchedule } from './account-commands.js';
 import type { ConnectedAccountRow } from './account-store.js';
 import type { BankAccountRow } from './bank-account-store.js';
 import { countryCurrency } from './bank-numbers.js';
@@ -45,17 +45,22 @@ export function presentConnectedAccount(account: ConnectedAccountRow) {
         statement_descriptor_prefix_kana: null, statement_descriptor_prefix_kanji: null },
       payouts: {
         debit_negative_balances: true,
-        // Penny pays out what is available, and funds become available when the PSP settles them.
-        schedule: {
-          delay_days: 0, interval: schedule.interval,
-          ...(schedule.interval === 'weekly' ? { weekly_anchor: schedule.weeklyAnchor } : {}),
-          ...(schedule.interval === 'monthly' ? { monthly_anchor: schedule.monthlyAnchor } : {}),
-        },
+        schedule: presentPayoutSchedule(schedule),
         statement_descriptor: null,
       },
     },
     tos_acceptance: { date: null, ip: null, user_agent: null },
     type: account.type,
+  };
+}
+
+/** Stripe's `settings.payouts.schedule`: the anchor only for the interval that has one. */
+export function presentPayoutSchedule(schedule: PayoutSchedule) {
+  return {
+    // Penny pays out what is available, and funds become available when the PSP settles them.
+    delay_days: 0, interval: schedule.interval,
+    ...(schedule.interval === 'weekly' ? { weekly_anchor: schedule.weeklyAnchor } : {}),
+    ...(schedule.interval === 'monthly' ? { monthly_anchor: schedule.monthlyAnchor } : {}),
   };
 }
 

@@ -3,8 +3,8 @@ import { inTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import {
-  externalAccountParams, type CreateAccountCommand, type CreateBankAccountCommand, type UpdateAccountCommand,
-  type UpdateBankAccountCommand,
+  externalAccountParams, type CreateAccountCommand, type CreateBankAccountCommand, type PayoutSchedule,
+  type UpdateAccountCommand, type UpdateBankAccountCommand,
 } from './account-commands.js';
 import { recordAccountUpdated, recordExternalAccountEvent } from './account-events.js';
 import {
@@ -12,6 +12,7 @@ import {
   selectConnectedAccountPage, selectHoldsMoney, updateConnectedAccount, type ConnectedAccountRow,
 } from './account-store.js';
 import { selectBankAccountPage, type BankAccountRow } from './bank-account-store.js';
+import { platformPayoutSchedule } from './payout-schedules.js';
 import {
   addBankAccount, applyMetadataChange, changeBankAccount, findBankAccount, removeBankAccount, type BankAccountVault,
 } from './bank-accounts.js';
@@ -44,6 +45,11 @@ export class ConnectedAccounts {
     return this.retrieve(this.pool, key);
   }
 
+  /** The platform merchant's own payout schedule (`manual` until the operator sets one). */
+  platformPayoutSchedule(merchantId: string): Promise<PayoutSchedule> {
+    return platformPayoutSchedule(this.pool, merchantId);
+  }
+
   async create(client: pg.PoolClient, merchantId: string, command: CreateAccountCommand): Promise<ConnectedAccountRow> {
     return insertConnectedAccount(client, {
       merchantId, id: newId('acct'), type: command.type, country: command.country, email: command.email,
@@ -52,11 +58,21 @@ export class ConnectedAccounts {
     });
   }
 
-  async retrieve(db: Queryable, key: AccountKey, options: { forUpdate: boolean } = { forUpdate: false }):
+  async retrieve(db: Queryable, key: AccountKey, options: { forUpdate?: boolean; forShare?: boolean } = {}):
   Promise<ConnectedAccountRow> {
     const account = accountIdPattern.test(key.id) ? await selectConnectedAccount(db, key, options) : undefined;
     if (account === undefined) throw noSuchAccount(accountIdPattern.test(key.id) ? key.id : undefined, 'account');
     return account;
+  }
+
+  /**
+   * A live connected account about to receive money (a transfer), share-locked to the end of the
+   * caller's transaction: a delete (which locks the row for update, then checks that the account
+   * holds no money) waits for the money to land and then refuses, or runs first and the account is
+   * missing. Concurrent transfers to one account do not wait for each other.
+   */
+  async lockForIncomingMoney(client: pg.PoolClient, key: AccountKey): Promise<ConnectedAccountRow> {
+    return this.retrieve(client, key, { forShare: true });
   }
 
   /**

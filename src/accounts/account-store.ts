@@ -43,12 +43,16 @@ export async function insertConnectedAccount(db: Queryable, account: ConnectedAc
   return toAccount(result.rows[0]);
 }
 
-/** A live (not deleted) account of the platform; with `forUpdate`, locked to the transaction's end. */
+/**
+ * A live (not deleted) account of the platform; with `forUpdate`, locked to the transaction's end;
+ * with `forShare`, share-locked so (a transfer landing on it) that no delete runs meanwhile.
+ */
 export async function selectConnectedAccount(db: Queryable, key: { merchantId: string; id: string },
-  options: { forUpdate: boolean } = { forUpdate: false }): Promise<ConnectedAccountRow | undefined> {
+  options: { forUpdate?: boolean; forShare?: boolean } = {}): Promise<ConnectedAccountRow | undefined> {
+  const lock = options.forUpdate === true ? ' FOR UPDATE OF a' : options.forShare === true ? ' FOR SHARE OF a' : '';
   const result = await db.query(
     named(`SELECT a.*, ${hasBankAccount} FROM connected_accounts a
-     WHERE a.merchant_id = $1 AND a.id = $2 AND a.deleted_at IS NULL${options.forUpdate ? ' FOR UPDATE OF a' : ''}`),
+     WHERE a.merchant_id = $1 AND a.id = $2 AND a.deleted_at IS NULL${lock}`),
     [key.merchantId, key.id]);
   return result.rows[0] === undefined ? undefined : toAccount(result.rows[0]);
 }
@@ -81,8 +85,9 @@ Promise<void> {
 /**
  * Whether any ledger account of the connected account holds money (posted or pending, either
  * way): those the payments' accounts table keys by its id (merchant_ledger_accounts, where the
- * balances work books sellers), and any other ledger account it owns. Reads other folders' tables
- * to answer one question for the delete; writes nothing.
+ * balances work books sellers), and any other ledger account it owns; or money is on its way to
+ * it: a destination charge naming it that is neither succeeded nor canceled. Reads other folders'
+ * tables to answer one question for the delete; writes nothing.
  */
 export async function selectHoldsMoney(db: Queryable, accountId: string): Promise<boolean> {
   const result = await db.query<{ holds: boolean }>(
@@ -91,7 +96,9 @@ export async function selectHoldsMoney(db: Queryable, accountId: string): Promis
         WHERE b.account_id IN (SELECT ledger_account_id FROM merchant_ledger_accounts WHERE merchant_id = $1
                                UNION ALL
                                SELECT id FROM ledger_accounts WHERE owner = $1)
-          AND (b.debits_posted <> b.credits_posted OR b.debits_pending <> b.credits_pending)) AS holds`),
+          AND (b.debits_posted <> b.credits_posted OR b.debits_pending <> b.credits_pending))
+       OR EXISTS (SELECT 1 FROM payment_intents WHERE transfer_destination = $1
+          AND status NOT IN ('succeeded', 'canceled')) AS holds`),
     [accountId]);
   return result.rows[0]?.holds === true;
 }

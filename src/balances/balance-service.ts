@@ -235,10 +235,14 @@ export class BalanceService {
     return merchants.size;
   }
 
-  /** Stripe's balance.available: the merchant's Balance as it now is. */
-  async announceAvailable(merchantId: string): Promise<void> {
-    const balance = await this.balance({ merchantId, accountId: merchantId });
-    await recordEvent(this.pool, { merchantId, type: 'balance.available', object: presentBalance(balance) });
+  /**
+   * Stripe's balance.available: the Balance of the merchant, or of one of its connected accounts
+   * (the event then names it in `account`), as it now is.
+   */
+  async announceAvailable(merchantId: string, accountId: string = merchantId): Promise<void> {
+    const balance = await this.balance({ merchantId, accountId });
+    await recordEvent(this.pool, { merchantId, account: accountId === merchantId ? undefined : accountId,
+      type: 'balance.available', object: presentBalance(balance) });
   }
 
   /** When a new capture's funds are expected: its settlement's usual delay, or the fixed delay. */

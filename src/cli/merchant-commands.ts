@@ -1,6 +1,9 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { BankAccountParams } from '../accounts/account-commands.js';
-import { presentBankAccount } from '../accounts/account-presenter.js';
+import {
+  payoutIntervals, weekdays, type BankAccountParams, type PayoutInterval, type PayoutSchedule, type Weekday,
+} from '../accounts/account-commands.js';
+import { presentBankAccount, presentPayoutSchedule } from '../accounts/account-presenter.js';
+import { platformPayoutSchedule, setPlatformPayoutSchedule } from '../accounts/payout-schedules.js';
 import { BankAccountVault, platformBankAccounts, setPlatformBankAccount } from '../accounts/bank-accounts.js';
 import { PennyError } from '../errors.js';
 import { parseStripeCurrency } from '../money/stripe-currency.js';
@@ -56,6 +59,7 @@ export function registerMerchantCommands(program: Command): void {
     });
 
   registerBankAccountCommand(merchants);
+  registerPayoutScheduleCommand(merchants);
 
   const keys = program.command('keys').description('manage merchants\' secret API keys');
   keys.command('create')
@@ -181,4 +185,69 @@ function describeBank(bank: ReturnType<typeof presentBankAccount>): string {
   return `${bank.id}  ${bank.country} ${bank.currency}  ****${bank.last4}` +
     `${bank.routing_number === null ? '' : `  routing ${bank.routing_number}`}  fingerprint ${bank.fingerprint}` +
     `${bank.default_for_currency ? '  (default)' : ''}`;
+}
+
+/**
+ * `penny merchants payout-schedule ID`: the platform merchant's own payout schedule (its Account's
+ * `settings.payouts.schedule`), `manual` until set: with `--interval`, sets it (weekly needs
+ * `--weekly-anchor`, monthly `--monthly-anchor`, as the API's schedule does); without, shows it.
+ */
+function registerPayoutScheduleCommand(merchants: Command): void {
+  const command = merchants.command('payout-schedule')
+    .description('show a merchant\'s own payout schedule, or set when its available balance is paid out')
+    .argument('<merchant-id>', 'the merchant (acct_…)')
+    .addOption(new Option('--interval <interval>', 'how often: daily, weekly, monthly or manual')
+      .choices(payoutIntervals))
+    .addOption(new Option('--weekly-anchor <day>', 'the weekday of a weekly schedule (monday … sunday)')
+      .choices(weekdays))
+    .option('--monthly-anchor <day>', 'the day of the month of a monthly schedule (1 to 31; past the month\'s ' +
+      'end, its last day)', (value) => readDayOfMonth(value))
+    .option('--json', 'print JSON');
+  command.action(async (merchantId: string, options: { interval?: PayoutInterval; weeklyAnchor?: Weekday;
+    monthlyAnchor?: number; json?: boolean }) => {
+    const schedule = readSchedule(options, (message) => command.error(`error: ${message}`));
+    await withDatabasePool(async (pool) => {
+      if (await selectMerchant(pool, merchantId) === undefined) {
+        throw new PennyError({ code: 'resource_missing', message: `No such merchant ${merchantId}; ` +
+          'penny merchants create makes one.' });
+      }
+      const result = schedule === undefined ? await platformPayoutSchedule(pool, merchantId)
+        : await setPlatformPayoutSchedule(pool, merchantId, schedule);
+      printResult(options.json === true, { merchant: merchantId, ...presentPayoutSchedule(result) },
+        `${merchantId}: payouts ${describeSchedule(result)}.`);
+    });
+  });
+}
+
+function readSchedule(options: { interval?: PayoutInterval; weeklyAnchor?: Weekday; monthlyAnchor?: number },
+  usage: (message: string) => never): PayoutSchedule | undefined {
+  const { interval, weeklyAnchor, monthlyAnchor } = options;
+  if (weeklyAnchor !== undefined && interval !== 'weekly') usage('--weekly-anchor goes with --interval weekly.');
+  if (monthlyAnchor !== undefined && interval !== 'monthly') usage('--monthly-anchor goes with --interval monthly.');
+  switch (interval) {
+    case undefined: return undefined;
+    case 'weekly':
+      return weeklyAnchor === undefined ? usage('--interval weekly needs --weekly-anchor (monday … sunday).')
+        : { interval, weeklyAnchor };
+    case 'monthly':
+      return monthlyAnchor === undefined ? usage('--interval monthly needs --monthly-anchor (1 to 31).')
+        : { interval, monthlyAnchor };
+    default: return { interval };
+  }
+}
+
+/** A day of the month, 1 to 31; anything else is wrong usage (exit 2). */
+function readDayOfMonth(value: string): number {
+  const day = /^\d{1,2}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(day >= 1 && day <= 31)) throw new InvalidArgumentError('a day of the month, from 1 to 31.');
+  return day;
+}
+
+function describeSchedule(schedule: PayoutSchedule): string {
+  switch (schedule.interval) {
+    case 'manual': return 'manual (only when requested)';
+    case 'daily': return 'daily';
+    case 'weekly': return `weekly, on ${schedule.weeklyAnchor}`;
+    case 'monthly': return `monthly, on day ${schedule.monthlyAnchor} (or the month's last day)`;
+  }
 }

@@ -191,6 +191,7 @@ CREATE TABLE connected_accounts (
   CONSTRAINT connected_accounts_type_check CHECK (type = ANY (ARRAY['custom'::text, 'express'::text, 'standard'::text]))
 );
 CREATE INDEX connected_accounts_list ON public.connected_accounts USING btree (merchant_id, created_at DESC, id DESC) WHERE (deleted_at IS NULL);
+CREATE INDEX connected_accounts_payout_schedule ON public.connected_accounts USING btree (merchant_id, id) WHERE ((payout_interval <> 'manual'::text) AND (deleted_at IS NULL));
 
 CREATE TABLE connector_webhook_inbox (
   connector text NOT NULL,
@@ -244,7 +245,9 @@ CREATE TABLE events (
   request_id text,
   idempotency_key text,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  account_id text,
   CONSTRAINT events_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT events_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
   CONSTRAINT events_id_check CHECK (id ~ '^evt_[A-Za-z0-9]+$'::text AND length(id) >= 12 AND length(id) <= 68),
   CONSTRAINT events_id_key UNIQUE (id),
   CONSTRAINT events_type_check CHECK (type ~ '^[a-z_]+(\.[a-z_]+)+$'::text)
@@ -424,6 +427,20 @@ CREATE TABLE merchant_ledger_accounts (
   CONSTRAINT merchant_ledger_accounts_role_check CHECK (role = ANY (ARRAY['psp_receivable'::text, 'merchant_pending'::text, 'merchant_available'::text, 'penny_revenue'::text, 'psp_fees'::text]))
 );
 
+CREATE TABLE merchant_payout_schedules (
+  merchant_id text NOT NULL,
+  payout_interval text NOT NULL,
+  payout_weekly_anchor text,
+  payout_monthly_anchor smallint,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT merchant_payout_schedules_pkey PRIMARY KEY (merchant_id),
+  CONSTRAINT merchant_payout_schedules_check CHECK ((payout_interval = 'weekly'::text) = (payout_weekly_anchor IS NOT NULL)),
+  CONSTRAINT merchant_payout_schedules_check1 CHECK ((payout_interval = 'monthly'::text) = (payout_monthly_anchor IS NOT NULL)),
+  CONSTRAINT merchant_payout_schedules_payout_interval_check CHECK (payout_interval = ANY (ARRAY['daily'::text, 'weekly'::text, 'monthly'::text, 'manual'::text])),
+  CONSTRAINT merchant_payout_schedules_payout_monthly_anchor_check CHECK (payout_monthly_anchor >= 1 AND payout_monthly_anchor <= 31),
+  CONSTRAINT merchant_payout_schedules_payout_weekly_anchor_check CHECK (payout_weekly_anchor = ANY (ARRAY['monday'::text, 'tuesday'::text, 'wednesday'::text, 'thursday'::text, 'friday'::text, 'saturday'::text, 'sunday'::text]))
+);
+
 CREATE TABLE merchant_pricing (
   merchant_id text NOT NULL,
   fee_basis_points integer NOT NULL,
@@ -551,6 +568,7 @@ CREATE TABLE payment_intents (
 );
 CREATE INDEX payment_intents_customer ON public.payment_intents USING btree (merchant_id, customer, created_at DESC) WHERE (customer IS NOT NULL);
 CREATE INDEX payment_intents_list ON public.payment_intents USING btree (merchant_id, created_at DESC, id DESC);
+CREATE INDEX payment_intents_open_destination ON public.payment_intents USING btree (transfer_destination) WHERE ((transfer_destination IS NOT NULL) AND (status <> ALL (ARRAY['succeeded'::text, 'canceled'::text])));
 CREATE INDEX payment_intents_requires_capture ON public.payment_intents USING btree (updated_at) WHERE (status = 'requires_capture'::text);
 
 CREATE TABLE payouts (
@@ -578,9 +596,11 @@ CREATE TABLE payouts (
   failure_balance_transaction_id text,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  automatic_day date,
   CONSTRAINT payouts_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT payouts_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
   CONSTRAINT payouts_amount_minor_check CHECK (amount_minor > 0),
+  CONSTRAINT payouts_automatic_day CHECK (automatic = (automatic_day IS NOT NULL)),
   CONSTRAINT payouts_check CHECK ((status = ANY (ARRAY['failed'::text, 'canceled'::text])) = (return_entry_id IS NOT NULL)),
   CONSTRAINT payouts_check1 CHECK ((status = ANY (ARRAY['failed'::text, 'canceled'::text])) = (failure_balance_transaction_id IS NOT NULL)),
   CONSTRAINT payouts_check2 CHECK (status <> 'failed'::text OR failure_code IS NOT NULL),
@@ -591,6 +611,7 @@ CREATE TABLE payouts (
   CONSTRAINT payouts_psp_call_check CHECK (psp_call = ANY (ARRAY['sent'::text, 'unknown'::text, 'refused'::text])),
   CONSTRAINT payouts_status_check CHECK (status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'paid'::text, 'failed'::text, 'canceled'::text]))
 );
+CREATE UNIQUE INDEX payouts_automatic_once ON public.payouts USING btree (merchant_id, account_id, currency, automatic_day) WHERE automatic;
 CREATE INDEX payouts_list ON public.payouts USING btree (merchant_id, account_id, created_at DESC, id DESC);
 CREATE INDEX payouts_unknown ON public.payouts USING btree (updated_at) WHERE (psp_call = 'unknown'::text);
 
@@ -1271,6 +1292,8 @@ ALTER TABLE ledger_entry_seals
   ADD CONSTRAINT ledger_entry_seals_entry_id_fkey FOREIGN KEY (entry_id) REFERENCES ledger_entries(id);
 ALTER TABLE merchant_api_keys
   ADD CONSTRAINT merchant_api_keys_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
+ALTER TABLE merchant_payout_schedules
+  ADD CONSTRAINT merchant_payout_schedules_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE merchant_pricing
   ADD CONSTRAINT merchant_pricing_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE payment_attempts

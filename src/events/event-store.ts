@@ -26,6 +26,11 @@ export function withEventRequest<T>(request: EventRequest, work: () => Promise<T
 
 export interface NewEvent {
   readonly merchantId: string;
+  /**
+   * The connected account the event is about (Stripe Connect's `account` on the event), or
+   * undefined for an event of the platform's own.
+   */
+  readonly account?: string | undefined;
   readonly type: string;
   readonly object: unknown;
   readonly previousAttributes?: Record<string, unknown> | undefined;
@@ -33,6 +38,8 @@ export interface NewEvent {
 
 export interface EventRow {
   readonly merchantId: string;
+  /** The connected account the event is about; null for the platform's own. */
+  readonly accountId: string | null;
   readonly id: string;
   readonly type: string;
   readonly apiVersion: string;
@@ -54,14 +61,15 @@ export async function recordEvent(db: Queryable, event: NewEvent): Promise<strin
   const data = event.previousAttributes === undefined
     ? { object: event.object }
     : { object: event.object, previous_attributes: event.previousAttributes };
-  const row: EventInsert = { merchantId: event.merchantId, id, type: event.type, data: stringifyJson(data),
-    requestId: request?.requestId ?? null, idempotencyKey: request?.idempotencyKey ?? null };
+  const row: EventInsert = { merchantId: event.merchantId, accountId: event.account ?? null, id, type: event.type,
+    data: stringifyJson(data), requestId: request?.requestId ?? null, idempotencyKey: request?.idempotencyKey ?? null };
   await appendAtCommit(db, 'events', row, insertEvents);
   return id;
 }
 
 interface EventInsert {
   readonly merchantId: string;
+  readonly accountId: string | null;
   readonly id: string;
   readonly type: string;
   readonly data: string;
@@ -78,11 +86,12 @@ interface EventInsert {
 function insertEvents(events: readonly EventInsert[]): Statement {
   return {
     text: `WITH event AS (
-       INSERT INTO events (merchant_id, id, type, api_version, data, request_id, idempotency_key, created_at)
+       INSERT INTO events (merchant_id, id, type, api_version, data, request_id, idempotency_key, created_at,
+                           account_id)
        SELECT merchant_id, id, type, $7, data::jsonb, request_id, idempotency_key,
-              clock_timestamp() + $8::bigint * interval '1 millisecond'
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-           WITH ORDINALITY AS input(merchant_id, id, type, data, request_id, idempotency_key, position)
+              clock_timestamp() + $8::bigint * interval '1 millisecond', account_id
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $9::text[])
+           WITH ORDINALITY AS input(merchant_id, id, type, data, request_id, idempotency_key, account_id, position)
         ORDER BY position
        RETURNING merchant_id, id, type, created_at)
      INSERT INTO webhook_deliveries (merchant_id, id, event_id, endpoint_id, next_attempt_at)
@@ -91,7 +100,8 @@ function insertEvents(events: readonly EventInsert[]): Statement {
       WHERE w.status = 'enabled' AND w.deleted_at IS NULL AND w.enabled_events && ARRAY['*', e.type]`,
     values: [events.map((event) => event.merchantId), events.map((event) => event.id),
       events.map((event) => event.type), events.map((event) => event.data), events.map((event) => event.requestId),
-      events.map((event) => event.idempotencyKey), eventApiVersion, clockOffsetMs()],
+      events.map((event) => event.idempotencyKey), eventApiVersion, clockOffsetMs(),
+      events.map((event) => event.accountId)],
   };
 }
 
@@ -134,17 +144,19 @@ export async function selectEventPage(db: Queryable, query: EventListQuery): Pro
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 export function toEvent(row: any): EventRow {
   return {
-    merchantId: row.merchant_id, id: row.id, type: row.type, apiVersion: row.api_version, data: row.data,
+    merchantId: row.merchant_id, accountId: row.account_id ?? null, id: row.id, type: row.type,
+    apiVersion: row.api_version, data: row.data,
     requestId: row.request_id, idempotencyKey: row.idempotency_key, createdAt: row.created_at,
     pendingWebhooks: row.pending_webhooks,
   };
 }
 
-/** Stripe's Event object. */
+/** Stripe's Event object; an event about a connected account names it in `account`, as Connect's do. */
 export function presentEvent(event: EventRow) {
   return {
     id: event.id,
     object: 'event',
+    ...(event.accountId === null ? {} : { account: event.accountId }),
     api_version: event.apiVersion,
     created: Math.floor(Date.parse(event.createdAt) / 1000),
     data: event.data,

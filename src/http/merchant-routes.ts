@@ -1,7 +1,8 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ConnectedAccounts } from '../accounts/account-service.js';
-import { presentConnectedAccount } from '../accounts/account-presenter.js';
+import type { PayoutSchedule } from '../accounts/account-commands.js';
+import { presentConnectedAccount, presentPayoutSchedule } from '../accounts/account-presenter.js';
 import { limits } from '../config.js';
 import { PennyError } from '../errors.js';
 import type { MerchantRow } from '../merchants/merchant-store.js';
@@ -47,7 +48,9 @@ export function registerMerchantApi(
     });
     scope.get('/v1/account', { config: { actsAsConnectedAccount: true } }, async (request) => {
       const merchant = merchantOf(request);
-      return request.actingAccountId === null ? presentAccount(merchant) : presentConnectedAccount(
+      return request.actingAccountId === null
+        ? presentAccount(merchant, await dependencies.accounts.platformPayoutSchedule(merchant.id))
+        : presentConnectedAccount(
         await dependencies.accounts.get({ merchantId: merchant.id, id: request.actingAccountId }));
     });
     routes(scope);
@@ -121,7 +124,7 @@ export function merchantOf(request: FastifyRequest): MerchantRow {
 }
 
 /** Stripe's Account object, as far as Penny has its fields; the rest are null as Stripe sends them. */
-function presentAccount(merchant: MerchantRow) {
+function presentAccount(merchant: MerchantRow, schedule: PayoutSchedule) {
   return {
     id: merchant.id,
     object: 'account',
@@ -136,7 +139,10 @@ function presentAccount(merchant: MerchantRow) {
     email: null,
     metadata: {},
     payouts_enabled: true,
-    settings: null,
+    settings: {
+      dashboard: { display_name: merchant.name, timezone: 'Etc/UTC' },
+      payouts: { debit_negative_balances: true, schedule: presentPayoutSchedule(schedule), statement_descriptor: null },
+    },
     type: 'standard',
   };
 }

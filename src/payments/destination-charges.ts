@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Queryable } from '../db/pool.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
 import type { ConnectFields } from './payment-store.js';
@@ -45,8 +46,12 @@ export interface RefundedDestinationCharge {
 }
 
 export interface DestinationCharges {
-  /** A live connected account of the platform, or 404 `resource_missing` naming `param`. */
-  assertConnectedAccount(merchantId: string, accountId: string, param: string): Promise<void>;
+  /**
+   * A live connected account of the platform, share-locked for the caller's transaction (so a
+   * delete waits, then sees the charge on its way and refuses), or 404 `resource_missing` naming `param`.
+   */
+  lockConnectedAccount(client: pg.PoolClient, key: { merchantId: string; accountId: string }, param: string):
+  Promise<void>;
   /** At capture: the Transfer to the destination and the platform's ApplicationFee. */
   captured(db: Queryable, capture: CapturedDestinationCharge):
   Promise<{ transferId: string; applicationFeeId: string | null }>;

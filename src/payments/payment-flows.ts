@@ -71,14 +71,16 @@ export class PaymentFlows {
     private readonly options: PaymentFlowOptions,
   ) {}
 
-  /** A destination charge names live connected accounts of the platform (404 otherwise, naming the field). */
-  async assertConnectAccounts(merchantId: string, connect: ConnectCommand): Promise<void> {
-    const destinations = () => this.paymentLedger.destinations;
-    if (connect.transferDestination !== undefined) {
-      await destinations().assertConnectedAccount(merchantId, connect.transferDestination, 'transfer_data[destination]');
-    }
-    if (connect.onBehalfOf !== undefined && connect.onBehalfOf !== connect.transferDestination) {
-      await destinations().assertConnectedAccount(merchantId, connect.onBehalfOf, 'on_behalf_of');
+  /**
+   * A destination charge names live connected accounts of the platform (404 otherwise, naming the
+   * field), locked in the creating transaction so a racing delete sees the charge and refuses.
+   */
+  async lockConnectAccounts(client: pg.PoolClient, merchantId: string, connect: ConnectCommand): Promise<void> {
+    const accounts = [[connect.transferDestination, 'transfer_data[destination]'],
+      [connect.onBehalfOf === connect.transferDestination ? undefined : connect.onBehalfOf, 'on_behalf_of']] as const;
+    for (const [accountId, param] of accounts) {
+      if (accountId === undefined) continue;
+      await this.paymentLedger.destinations.lockConnectedAccount(client, { merchantId, accountId }, param);
     }
   }
 

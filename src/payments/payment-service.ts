@@ -23,7 +23,7 @@ export class PaymentService {
   constructor(private readonly pool: pg.Pool, readonly flows: PaymentFlows) {}
 
   async create(client: pg.PoolClient, merchantId: string, command: CreatePaymentIntentCommand) {
-    await this.flows.assertConnectAccounts(merchantId, command.connect);
+    await this.flows.lockConnectAccounts(client, merchantId, command.connect);
     const { connect } = command;
     const intent = await store.insertPaymentIntent(client, {
       merchantId,

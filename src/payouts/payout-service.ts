@@ -12,6 +12,7 @@ import { recordEvent } from '../events/event-store.js';
 import { PennyError } from '../errors.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import { newId } from '../ids.js';
+import { stripeAmountStepMinor } from '../money/stripe-currency.js';
 import { internalEntry } from '../ledger/ledger-commands.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import {
@@ -60,9 +61,43 @@ export class PayoutService {
     return this.send(recorded, { firstTry: true });
   }
 
+  /**
+   * An automatic payout (the schedule's, `payout-scheduler.ts`): the whole available balance of
+   * the owner in the currency, rounded down to Stripe's payout step, to its default destination,
+   * recorded as a manual payout is (the guarded entry, the `payout` balance transaction,
+   * `payout.created`) with `automatic: true` and the UTC day it is for, then sent to the PSP the
+   * same way (key `penny:<payout id>`). The database keeps one automatic payout per owner,
+   * currency and day, so a racing worker, or a rerun after a crash, pays nothing more. Answers
+   * undefined, writing nothing, when there is nothing to pay out, no destination, or the day's
+   * payout exists already.
+   */
+  async payOutAutomatically(request: { owner: PayoutOwner; currency: string; availableMinor: bigint; day: string }):
+  Promise<ReturnType<typeof presentPayout> | undefined> {
+    const { owner, day } = request;
+    const currency = request.currency.trim().toUpperCase();
+    const step = stripeAmountStepMinor(currency.toLowerCase(), 'payout');
+    const amountMinor = request.availableMinor - request.availableMinor % step;
+    if (amountMinor <= 0n) return undefined;
+    let recorded: PayoutRow | undefined;
+    try {
+      recorded = await withTransaction(this.pool, async (client) => {
+        if (await store.selectAutomaticPayout(client, { ...owner, currency, day }) !== undefined) return undefined;
+        if (await this.defaultDestination(client, owner, currency) === undefined) return undefined;
+        return this.record(client, { owner, command: { amountMinor, currency, destination: undefined, description: null,
+          statementDescriptor: null, metadata: {} }, automaticDay: day });
+      });
+    } catch (error) {
+      // Taken meanwhile (a payout, a transfer, a dispute), or paid by a racing worker: nothing to do.
+      if (error instanceof PennyError && error.code === 'balance_insufficient') return undefined;
+      if (store.isAutomaticPayoutConflict(error)) return undefined;
+      throw error;
+    }
+    return recorded === undefined ? undefined : this.send(recorded, { firstTry: true });
+  }
+
   /** The payout, its guarded entry, its balance transaction and its event, in the caller's transaction. */
-  private async record(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand }):
-  Promise<PayoutRow> {
+  private async record(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand;
+    automaticDay?: string }): Promise<PayoutRow> {
     const { owner, command } = request;
     const connector = this.options.connectors.get(this.options.connectorId());
     if (!connector.capabilities.payouts) {
@@ -102,8 +137,10 @@ export class PayoutService {
       currency: command.currency, destination, description: command.description,
       statementDescriptor: command.statementDescriptor, metadata: command.metadata,
       connector: connector.id, arrivalDate: now, entryId, balanceTransactionId: transaction.id,
+      automaticDay: request.automaticDay ?? null,
     });
-    await recordEvent(client, { merchantId: owner.merchantId, type: 'payout.created', object: presentPayout(payout) });
+    await recordEvent(client, { merchantId: owner.merchantId, account: connectedAccountOf(payout),
+      type: 'payout.created', object: presentPayout(payout) });
     return payout;
   }
 
@@ -128,11 +165,21 @@ export class PayoutService {
       }
       return bank.id;
     }
-    const bank = await defaultBankAccount(client, owner, command.currency);
-    if (bank !== undefined) return bank.id;
-    if (owner.accountId === owner.merchantId) return sandboxTestBankAccount;
+    const destination = await this.defaultDestination(client, owner, command.currency);
+    if (destination !== undefined) return destination;
     throw new PennyError({ code: 'parameter_invalid', param: 'currency', message: 'Sorry, you don\'t have any ' +
       `external accounts in that currency (${command.currency.toLowerCase()}).` });
+  }
+
+  /**
+   * Where a payout that names no bank account goes: the owner's default bank account for the
+   * currency, or, for a platform without one (test mode), the sandbox bank's test account.
+   */
+  private async defaultDestination(client: pg.PoolClient, owner: PayoutOwner, currency: string):
+  Promise<string | undefined> {
+    const bank = await defaultBankAccount(client, owner, currency);
+    if (bank !== undefined) return bank.id;
+    return owner.accountId === owner.merchantId ? sandboxTestBankAccount : undefined;
   }
 
   /** What the PSP is sent as the destination: the bank account's number, or the test account. */
@@ -296,12 +343,13 @@ export class PayoutService {
   private async announce(client: pg.PoolClient, change: { before: PayoutRow; after: PayoutRow }): Promise<void> {
     const { before, after } = change;
     const object = presentPayout(after);
-    await recordEvent(client, { merchantId: after.merchantId, type: 'payout.updated', object,
+    const account = connectedAccountOf(after);
+    await recordEvent(client, { merchantId: after.merchantId, account, type: 'payout.updated', object,
       previousAttributes: { status: before.status } });
     const finals: Partial<Record<PayoutStatus, string>> = { paid: 'payout.paid', failed: 'payout.failed',
       canceled: 'payout.canceled' };
     const type = finals[after.status];
-    if (type !== undefined) await recordEvent(client, { merchantId: after.merchantId, type, object });
+    if (type !== undefined) await recordEvent(client, { merchantId: after.merchantId, account, type, object });
   }
 
   /**
@@ -347,6 +395,11 @@ export class PayoutService {
     if (payout === undefined) throw missingPayout(key.id);
     return payout;
   }
+}
+
+/** The connected account a payout is of (its events name it), or undefined for the platform's own. */
+function connectedAccountOf(payout: PayoutOwner): string | undefined {
+  return payout.accountId === payout.merchantId ? undefined : payout.accountId;
 }
 
 function insufficientBalance(): PennyError {

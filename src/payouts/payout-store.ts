@@ -18,6 +18,8 @@ export interface PayoutRow {
   readonly statementDescriptor: string | null;
   readonly metadata: Record<string, string>;
   readonly automatic: boolean;
+  /** The UTC day (`YYYY-MM-DD`) an automatic payout pays out for; null for a manual one. */
+  readonly automaticDay: string | null;
   readonly failureCode: string | null;
   readonly failureMessage: string | null;
   readonly connector: string;
@@ -37,12 +39,28 @@ export type NewPayout = Omit<PayoutRow, 'status' | 'method' | 'automatic' | 'fai
 export async function insertPayout(db: Queryable, payout: NewPayout): Promise<PayoutRow> {
   const result = await db.query(named(`INSERT INTO payouts (merchant_id, account_id, id, amount_minor, currency,
        status, destination, description, statement_descriptor, metadata, connector, arrival_date, entry_id,
-       balance_transaction_id)
-     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9::jsonb, $10, $11, $12, $13) RETURNING *`),
+       balance_transaction_id, automatic, automatic_day)
+     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14::date IS NOT NULL, $14::date)
+     RETURNING *`),
   [payout.merchantId, payout.accountId, payout.id, payout.amountMinor.toString(), payout.currency,
     payout.destination, payout.description, payout.statementDescriptor, JSON.stringify(payout.metadata),
-    payout.connector, payout.arrivalDate, payout.entryId, payout.balanceTransactionId]);
+    payout.connector, payout.arrivalDate, payout.entryId, payout.balanceTransactionId, payout.automaticDay]);
   return toPayout(result.rows[0]);
+}
+
+/** The automatic payout of an owner in a currency for a UTC day, if there is one. */
+export async function selectAutomaticPayout(db: Queryable, key: { merchantId: string; accountId: string;
+  currency: string; day: string }): Promise<{ id: string } | undefined> {
+  const result = await db.query<{ id: string }>(named(`SELECT id FROM payouts WHERE merchant_id = $1
+       AND account_id = $2 AND currency = $3 AND automatic_day = $4::date AND automatic`),
+  [key.merchantId, key.accountId, key.currency, key.day]);
+  return result.rows[0];
+}
+
+/** Whether an error is the database refusing a second automatic payout for one owner, currency and day. */
+export function isAutomaticPayoutConflict(error: unknown): boolean {
+  const failure = error as { code?: unknown; constraint?: unknown } | null;
+  return failure?.code === '23505' && failure.constraint === 'payouts_automatic_once';
 }
 
 /** A payout of the owner; with `forUpdate`, locked to the transaction's end. */
@@ -112,9 +130,18 @@ function toPayout(row: any): PayoutRow {
     merchantId: row.merchant_id, accountId: row.account_id, id: row.id, amountMinor: row.amount_minor,
     currency: row.currency, status: row.status, destination: row.destination, method: row.method,
     description: row.description, statementDescriptor: row.statement_descriptor, metadata: row.metadata,
-    automatic: row.automatic, failureCode: row.failure_code, failureMessage: row.failure_message,
+    automatic: row.automatic,
+    automaticDay: dayText(row.automatic_day), failureCode: row.failure_code, failureMessage: row.failure_message,
     connector: row.connector, pspCall: row.psp_call, pspReference: row.psp_reference, arrivalDate: row.arrival_date,
     entryId: row.entry_id, returnEntryId: row.return_entry_id, balanceTransactionId: row.balance_transaction_id,
     failureBalanceTransactionId: row.failure_balance_transaction_id, createdAt: row.created_at,
   };
+}
+
+/** A `date` as `YYYY-MM-DD`: node-postgres reads one as local midnight, so its local parts are the day. */
+function dayText(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (!(value instanceof Date)) return String(value).slice(0, 10);
+  const pad = (part: number) => String(part).padStart(2, '0');
+  return `${value.getFullYear()}-${pad(value.getMonth() + 1)}-${pad(value.getDate())}`;
 }

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { ConnectedAccounts } from '../accounts/account-service.js';
 import type { BalanceService } from '../balances/balance-service.js';
 import type { Queryable } from '../db/pool.js';
@@ -33,12 +34,13 @@ export interface DestinationChargeDependencies {
 export class DestinationChargeSplits implements DestinationCharges {
   constructor(private readonly dependencies: DestinationChargeDependencies) {}
 
-  async assertConnectedAccount(merchantId: string, accountId: string, param: string): Promise<void> {
+  async lockConnectedAccount(client: pg.PoolClient, key: { merchantId: string; accountId: string }, param: string):
+  Promise<void> {
     try {
-      await this.dependencies.accounts.get({ merchantId, id: accountId });
+      await this.dependencies.accounts.lockForIncomingMoney(client, { merchantId: key.merchantId, id: key.accountId });
     } catch (error) {
       if (!(error instanceof PennyError) || error.code !== 'resource_missing') throw error;
-      throw new PennyError({ code: 'resource_missing', param, message: `No such destination: '${accountId}'` });
+      throw new PennyError({ code: 'resource_missing', param, message: `No such destination: '${key.accountId}'` });
     }
   }
 

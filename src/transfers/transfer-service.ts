@@ -48,7 +48,7 @@ export class TransferService {
   constructor(private readonly pool: pg.Pool, private readonly dependencies: TransferDependencies) {}
 
   async create(client: pg.PoolClient, merchantId: string, command: CreateTransferCommand): Promise<store.TransferRow> {
-    await this.assertDestination(merchantId, command.destination);
+    await this.lockDestination(client, merchantId, command.destination);
     const currency = command.currency.toUpperCase();
     const amountMinor = stripeAmountToMinor(command.currency, command.amount);
     if (command.sourceTransaction !== undefined) {
@@ -120,10 +120,15 @@ export class TransferService {
     return store.selectTransferPage(this.pool, query);
   }
 
-  /** A live connected account of this platform; another platform's, or a deleted one, is a 404. */
-  private async assertDestination(merchantId: string, destination: string): Promise<void> {
+  /**
+   * A live connected account of this platform, share-locked in the transfer's transaction so a
+   * delete of the account cannot run between this check and the money landing (the delete waits,
+   * then finds the money and refuses; or it ran first, and the account is missing). Another
+   * platform's account, or a deleted one, is a 404.
+   */
+  private async lockDestination(client: pg.PoolClient, merchantId: string, destination: string): Promise<void> {
     try {
-      await this.dependencies.accounts.get({ merchantId, id: destination });
+      await this.dependencies.accounts.lockForIncomingMoney(client, { merchantId, id: destination });
     } catch (error) {
       if (!(error instanceof PennyError) || error.code !== 'resource_missing') throw error;
       throw new PennyError({ code: 'resource_missing', param: 'destination',

@@ -87,6 +87,15 @@ describe('creating, reading, updating and listing connected accounts', () => {
     expect(event?.data.previous_attributes).toMatchObject({ email: null, metadata: { a: '1', b: '2' } });
   });
 
+  it('names the account in its account.updated event (Connect\'s `account`), retrieved through the SDK', async () => {
+    const account = await stripe.accounts.create({ type: 'custom' });
+    await stripe.accounts.update(account.id, { metadata: { tier: 'gold' } });
+    const event = (await eventsOf('account.updated')).find((item) =>
+      (item.data.object as Stripe.Account).id === account.id);
+    expect(event?.account).toBe(account.id);
+    expect((await stripe.events.retrieve(event?.id as string)).account).toBe(account.id);
+  });
+
   it('lists the platform\'s accounts newest first, with cursor paging', async () => {
     const created = [];
     for (let index = 0; index < 3; index += 1) created.push(await stripe.accounts.create({ type: 'custom' }));

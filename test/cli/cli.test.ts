@@ -264,6 +264,38 @@ describe('penny merchants and keys', () => {
     expect(unknown.stderr).toContain('No such merchant');
   });
 
+  it('sets and shows a merchant\'s own payout schedule, manual until set, refusing wrong usage with 2', async () => {
+    const created = JSON.parse((await penny(['merchants', 'create', '--name', 'Scheduled Shop', '--json'], environment))
+      .stdout);
+    const shown = await penny(['merchants', 'payout-schedule', created.id, '--json'], environment);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toEqual({ merchant: created.id, delay_days: 0, interval: 'manual' });
+    const weekly = await penny(['merchants', 'payout-schedule', created.id, '--interval', 'weekly', '--weekly-anchor',
+      'friday', '--json'], environment);
+    expect(weekly.code).toBe(0);
+    expect(JSON.parse(weekly.stdout)).toEqual({ merchant: created.id, delay_days: 0, interval: 'weekly',
+      weekly_anchor: 'friday' });
+    const monthly = await penny(['merchants', 'payout-schedule', created.id, '--interval', 'monthly',
+      '--monthly-anchor', '31'], environment);
+    expect(monthly.code).toBe(0);
+    expect(monthly.stdout).toContain('monthly, on day 31');
+    const stored = await database.pool.query('SELECT payout_interval, payout_weekly_anchor, payout_monthly_anchor ' +
+      'FROM merchant_payout_schedules WHERE merchant_id = $1', [created.id]);
+    expect(stored.rows).toEqual([{ payout_interval: 'monthly', payout_weekly_anchor: null, payout_monthly_anchor: 31 }]);
+    for (const wrong of [['--interval', 'yearly'], ['--interval', 'weekly'], ['--interval', 'monthly'],
+      ['--interval', 'daily', '--weekly-anchor', 'monday'], ['--interval', 'monthly', '--monthly-anchor', '32'],
+      ['--weekly-anchor', 'funday']]) {
+      const run = await penny(['merchants', 'payout-schedule', created.id, ...wrong, '--json'], environment);
+      expect(run.code, wrong.join(' ')).toBe(2);
+    }
+    const unknown = await penny(['merchants', 'payout-schedule', 'acct_doesnotexist00', '--interval', 'daily',
+      '--json'], environment);
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.stdout).error.code).toBe('resource_missing');
+    const daily = await penny(['merchants', 'payout-schedule', created.id, '--interval', 'daily', '--json'], environment);
+    expect(JSON.parse(daily.stdout)).toEqual({ merchant: created.id, delay_days: 0, interval: 'daily' });
+  });
+
   it('sets and shows a merchant\'s own bank account, sealed, refusing bad numbers', async () => {
     const created = JSON.parse((await penny(['merchants', 'create', '--name', 'Banked Shop', '--json'], environment)).stdout);
     const none = await penny(['merchants', 'bank-account', created.id, '--json'], environment);

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setPlatformPayoutSchedule } from '../../src/accounts/payout-schedules.js';
 import { BalanceService } from '../../src/balances/balance-service.js';
 import { withTransaction } from '../../src/db/pool.js';
 import { LedgerService } from '../../src/ledger/ledger-service.js';
@@ -49,5 +50,39 @@ describe('a payout on penny serve', () => {
     const started = Date.now();
     await eventually(async () => (await stripe.payouts.retrieve(payout.id)).status === 'paid', 30_000);
     expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+});
+
+describe('automatic payouts on penny serve', () => {
+  it('happen once the controlled clock is advanced into a due day, paying the whole available balance', async () => {
+    const served = await createTestDatabase(2);
+    const port = await freePort();
+    const child = await startChildUntilHealthy({
+      DATABASE_URL: served.url, PENNY_DATA_DIR: dataDirectory, PENNY_OPERATOR_KEY: operatorKey,
+      PENNY_SECRET_KEY: secretKey, PENNY_LOG_LEVEL: 'warn', PENNY_SANDBOX_PSP_PORT: String(await freePort()),
+      PENNY_SANDBOX_PSP_WEBHOOK_URL: `http://127.0.0.1:${port}/v1/connectors/sandbox/webhooks`,
+      PENNY_CLOCK: 'controlled',
+    }, port);
+    const created = await new MerchantService(served.pool, secretKey).createMerchant('Scheduled Served Shop');
+    const stripe = new Stripe(created.secretKey, { host: '127.0.0.1', port: child.port, protocol: 'http' });
+    await stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    const funds = (await stripe.balance.retrieve()).available.find((item) => item.currency === 'usd')?.amount ?? 0;
+    expect(funds).toBeGreaterThan(0);
+    await setPlatformPayoutSchedule(served.pool, created.merchant.id, { interval: 'weekly', weeklyAnchor: 'monday' });
+    // To the next Monday (UTC), whatever today is.
+    const now = Date.now();
+    const daysAhead = ((8 - new Date(now).getUTCDay()) % 7) || 7;
+    const toMonday = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(),
+      new Date(now).getUTCDate() + daysAhead, 0, 5) - now;
+    const moved = await fetch(`http://127.0.0.1:${child.port}/v1/test_helpers/clock/advance`, { method: 'POST',
+      headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ by: `${Math.ceil(toMonday / 1000)}s` }) });
+    expect(moved.status).toBe(200);
+    await eventually(async () => (await stripe.payouts.list()).data.length > 0, 30_000);
+    const { data } = await stripe.payouts.list();
+    expect(data).toHaveLength(1);
+    expect(data[0]).toMatchObject({ automatic: true, amount: funds, currency: 'usd' });
+    expect((await stripe.balance.retrieve()).available.find((item) => item.currency === 'usd')?.amount).toBe(0);
   }, 60_000);
 });

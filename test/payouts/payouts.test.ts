@@ -237,6 +237,41 @@ describe('canceling a payout', () => {
   });
 });
 
+describe('a payout the PSP definitely refused', () => {
+  it('stays pending with its money withdrawn, is never sent again (retry, worker, time), until canceled',
+    async () => {
+      const { stripe, merchantId, available } = await fundedMerchant('Refused Payout Shop');
+      // Rate-limited on every try: a definite refusal (nothing happened at the PSP).
+      penny.sandbox.injector.set(parseFaultProfile({ script: Array.from({ length: 10 },
+        () => ({ operation: 'payout', fault: 'error_429' })) }));
+      const payout = await stripe.payouts.create({ amount: 2500, currency: 'usd' }, { idempotencyKey: 'refused-1' });
+      expect(payout).toMatchObject({ status: 'pending', failure_code: null });
+      const pspCall = async () => (await penny.pool.query('SELECT psp_call FROM payouts WHERE id = $1',
+        [payout.id])).rows[0].psp_call as string;
+      expect(await pspCall()).toBe('refused');
+      penny.sandbox.resetFaults();
+      // The same request again is the stored answer; nothing is sent.
+      const again = await stripe.payouts.create({ amount: 2500, currency: 'usd' }, { idempotencyKey: 'refused-1' });
+      expect(again).toEqual(payout);
+      // Neither the look-up worker nor time sends it again: the PSP never hears of it.
+      advanceClock(limits.payoutLookupGraceMs + 60_000);
+      await penny.payouts.resolveUnknown();
+      for (let round = 0; round < 3; round += 1) await step();
+      expect(await penny.sandbox.connector.lookup({ reference: payout.id })).toEqual([]);
+      expect(await pspCall()).toBe('refused');
+      expect(await stripe.payouts.retrieve(payout.id)).toMatchObject({ status: 'pending' });
+      expect(await availableUsd(stripe)).toBe(available - 2500);
+      // The merchant cancels it: the money returns with payout_cancel.
+      const canceled = await stripe.payouts.cancel(payout.id);
+      expect(canceled.status).toBe('canceled');
+      expect(await stripe.balanceTransactions.retrieve(canceled.failure_balance_transaction as string))
+        .toMatchObject({ type: 'payout_cancel', amount: 2500, source: payout.id });
+      expect(await availableUsd(stripe)).toBe(available);
+      expect(await eventTypes(merchantId, payout.id)).toEqual(['payout.created', 'payout.updated', 'payout.canceled']);
+      expect(await penny.sandbox.connector.lookup({ reference: payout.id })).toEqual([]);
+    });
+});
+
 describe('a payout whose PSP answer was lost', () => {
   it('answers pending, and the look-up finds the one payout the PSP made', async () => {
     const { stripe, available } = await fundedMerchant('Lost Answer Shop');

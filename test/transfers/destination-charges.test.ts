@@ -278,6 +278,18 @@ describe('a dispute on a destination charge', () => {
   });
 });
 
+describe('a connected account with a destination charge on its way', () => {
+  it('cannot be deleted before the charge is captured or canceled', async () => {
+    const { stripe, seller } = await marketplace('Held Market');
+    const intent = await stripe.paymentIntents.create({ amount: 3_000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual', transfer_data: { destination: seller.id } });
+    const refusal = await stripe.accounts.del(seller.id).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'account_balance_not_zero' } });
+    await stripe.paymentIntents.cancel(intent.id);
+    expect(await stripe.accounts.del(seller.id)).toMatchObject({ deleted: true });
+  });
+});
+
 describe('a destination charge\'s bad input', () => {
   const refused = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error);
 

@@ -24,7 +24,8 @@ async function platformWithFunds(amount: number) {
   const intent = await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_bypassPending',
     confirm: true });
   const seller = await stripe.accounts.create({ type: 'custom', country: 'US' });
-  return { stripe, seller, intent, funds: available(await stripe.balance.retrieve()) };
+  return { stripe, seller, intent, funds: available(await stripe.balance.retrieve()),
+    merchantId: created.merchant.id, secretKey: created.secretKey };
 }
 
 describe('a transfer', () => {
@@ -99,3 +100,39 @@ describe('a transfer reversal', () => {
     expect(again).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_large' } });
   });
 });
+
+describe('a transfer racing the delete of its destination', () => {
+  it('either lands and the delete is refused, or finds the account deleted (404 on destination) and moves nothing',
+    async () => {
+      const { stripe, funds, merchantId, secretKey } = await platformWithFunds(100_000);
+      const amount = 100;
+      const outcomes = { landed: 0, deleted: 0 };
+      let transferred = 0;
+      for (let round = 0; round < 25; round += 1) {
+        const seller = await stripe.accounts.create({ type: 'custom', country: 'US' });
+        // Two requests on their own connections, racing.
+        const [transfer, deletion] = await Promise.allSettled([
+          penny.stripeFor(secretKey).transfers.create({ amount, currency: 'usd', destination: seller.id }),
+          penny.stripeFor(secretKey).accounts.del(seller.id),
+        ]);
+        const sellerBalance = await penny.balances.balance({ merchantId, accountId: seller.id });
+        const held = sellerBalance.reduce((sum, item) => sum + item.availableMinor + item.pendingMinor, 0n);
+        if (deletion.status === 'fulfilled') {
+          expect(transfer.status).toBe('rejected');
+          expect((transfer as PromiseRejectedResult).reason).toMatchObject({ statusCode: 404,
+            raw: { code: 'resource_missing', param: 'destination' } });
+          expect(held).toBe(0n);
+          outcomes.deleted += 1;
+        } else {
+          expect(deletion.reason).toMatchObject({ statusCode: 400, raw: { code: 'account_balance_not_zero' } });
+          expect(transfer.status).toBe('fulfilled');
+          expect(held).toBe(BigInt(amount));
+          transferred += amount;
+          outcomes.landed += 1;
+        }
+      }
+      expect(outcomes.landed + outcomes.deleted).toBe(25);
+      expect(available(await stripe.balance.retrieve())).toBe(funds - transferred);
+    });
+});
+

@@ -128,6 +128,28 @@ describe('delivery', () => {
       .toThrow();
   });
 
+  it('names the connected account an event is about in `account`, as Connect\'s do; the platform\'s own carry none',
+    async () => {
+      const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl,
+        enabled_events: ['account.updated', 'account.external_account.created', 'payment_intent.created'] });
+      const seller = await stripe.accounts.create({ type: 'custom', country: 'US' });
+      await stripe.accounts.createExternalAccount(seller.id, { external_account: { object: 'bank_account',
+        country: 'US', currency: 'usd', account_number: '000123456789', routing_number: '110000000' } });
+      await stripe.accounts.update(seller.id, { email: 'seller@example.com' });
+      const intent = await pay(1025);
+      await deliverAll();
+      const events = received.map((item) => stripe.webhooks.constructEvent(item.body, item.signature,
+        endpoint.secret ?? ''));
+      const about = (type: string) => events.filter((event) => event.type === type);
+      expect(about('account.updated').length).toBeGreaterThanOrEqual(2);
+      for (const type of ['account.updated', 'account.external_account.created']) {
+        for (const event of about(type)) expect(event.account).toBe(seller.id);
+      }
+      const own = about('payment_intent.created').find((event) => (event.data.object as { id: string }).id === intent.id);
+      expect(own).toBeDefined();
+      expect(own && 'account' in own).toBe(false);
+    });
+
   it('delivers to an endpoint named by a host name', async () => {
     await stripe.webhookEndpoints.create({ url: receiverUrl.replace('127.0.0.1', 'localhost'),
       enabled_events: ['charge.succeeded'] });

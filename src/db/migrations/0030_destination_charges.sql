@@ -19,6 +19,9 @@ ALTER TABLE payment_intents
   ADD COLUMN transfer_group text CHECK (length(transfer_group) <= 255),
   ADD CONSTRAINT payment_intents_transfer_needs_destination
     CHECK (transfer_amount IS NULL OR transfer_destination IS NOT NULL);
+-- A connected account with a destination charge still on its way cannot be deleted.
+CREATE INDEX payment_intents_open_destination ON payment_intents (transfer_destination)
+  WHERE transfer_destination IS NOT NULL AND status NOT IN ('succeeded', 'canceled');
 
 -- A charge carries its intent's Connect fields (Stripe's Charge shows them), and its Transfer and
 -- ApplicationFee once captured.

@@ -1,0 +1,234 @@
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { payoutDayOf, isPayoutDue, setPlatformPayoutSchedule } from '../../src/accounts/payout-schedules.js';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { createLogger } from '../../src/logger.js';
+import { PayoutScheduler } from '../../src/payouts/payout-scheduler.js';
+import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
+import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+
+/**
+ * Automatic payouts: on each UTC day, every account (a platform or a connected account) whose
+ * schedule is due pays out its whole available balance in each currency, once per account,
+ * currency and day, even with schedulers racing or rerun; the controlled clock moves the days.
+ */
+let penny: ServedLedger;
+let sender: SandboxWebhookSender;
+
+beforeAll(async () => {
+  configureClock('controlled');
+  penny = await serveTestLedger();
+  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+});
+
+afterAll(() => {
+  configureClock('system');
+});
+
+function scheduler(): PayoutScheduler {
+  return new PayoutScheduler(penny.pool, { payouts: penny.payouts, balances: penny.balances,
+    logger: createLogger('silent') });
+}
+
+/** Moves Penny's clock (and the sandbox's) to the start of the next UTC day, through the operator route. */
+async function nextDay(): Promise<string> {
+  const untilMidnightS = Math.ceil((86_400_000 - (nowMs() % 86_400_000)) / 1000) + 60;
+  const moved = await penny.request({ method: 'POST', url: '/v1/test_helpers/clock/advance',
+    body: { by: `${untilMidnightS}s` } });
+  expect(moved.status).toBe(200);
+  return new Date(nowMs()).toISOString().slice(0, 10);
+}
+
+function available(balance: Stripe.Balance, currency = 'usd'): number {
+  return balance.available.find((item) => item.currency === currency)?.amount ?? 0;
+}
+
+/** A platform whose available balance holds the net of a `amount` USD charge (pm_card_bypassPending). */
+async function fundedPlatform(name: string, amount = 10_000) {
+  const created = await penny.merchants.createMerchant(name);
+  const stripe = penny.stripeFor(created.secretKey);
+  await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_bypassPending',
+    confirm: true });
+  return { stripe, merchantId: created.merchant.id, secretKey: created.secretKey,
+    funds: available(await stripe.balance.retrieve()) };
+}
+
+/** A connected account of the platform on `schedule`, with a US bank account unless told not to, and `funds` of USD. */
+async function seller(stripe: Stripe, options: { schedule: Stripe.AccountCreateParams.Settings.Payouts.Schedule;
+  funds: number; bank?: boolean }) {
+  const account = await stripe.accounts.create({ type: 'custom', country: 'US',
+    settings: { payouts: { schedule: options.schedule } } });
+  if (options.bank !== false) {
+    await stripe.accounts.createExternalAccount(account.id, { external_account: { object: 'bank_account',
+      country: 'US', currency: 'usd', account_number: '000123456789', routing_number: '110000000' } });
+  }
+  if (options.funds > 0) {
+    await stripe.transfers.create({ amount: options.funds, currency: 'usd', destination: account.id });
+  }
+  return account;
+}
+
+async function payoutsOf(stripe: Stripe, stripeAccount?: string): Promise<Stripe.Payout[]> {
+  return (await stripe.payouts.list({ limit: 100 }, stripeAccount === undefined ? {} : { stripeAccount })).data;
+}
+
+describe('an automatic payout', () => {
+  it('pays out a daily platform\'s whole available balance once on each new day, to where a manual payout goes',
+    async () => {
+      const { stripe, merchantId, funds } = await fundedPlatform('Daily Platform');
+      await setPlatformPayoutSchedule(penny.pool, merchantId, { interval: 'daily' });
+      await nextDay();
+      expect(await scheduler().runDue()).toBeGreaterThanOrEqual(1);
+      const [payout, ...others] = await payoutsOf(stripe);
+      expect(others).toEqual([]);
+      expect(payout).toMatchObject({ amount: funds, currency: 'usd', automatic: true, status: 'pending',
+        destination: 'NL39RABO0300065264', method: 'standard' });
+      expect(available(await stripe.balance.retrieve())).toBe(0);
+      const transaction = await stripe.balanceTransactions.retrieve(payout?.balance_transaction as string);
+      expect(transaction).toMatchObject({ type: 'payout', amount: -funds, source: payout?.id });
+      const events = await stripe.events.list({ type: 'payout.created' });
+      expect(events.data.map((event) => (event.data.object as Stripe.Payout).id)).toEqual([payout?.id]);
+      // The PSP took it with Penny's key for the payout, and pays it as it pays a manual one.
+      expect(await penny.sandbox.connector.lookup({ reference: payout?.id as string })).toHaveLength(1);
+      for (let round = 0; round < 3; round += 1) {
+        await deliverSandboxWebhooks(penny, sender);
+        advanceClock(1000);
+        await sender.resolvePending();
+      }
+      await deliverSandboxWebhooks(penny, sender);
+      expect((await stripe.payouts.retrieve(payout?.id as string)).status).toBe('paid');
+    });
+
+  it('is made once a day: the same day again pays nothing, though money came in meanwhile', async () => {
+    const { stripe, merchantId, secretKey } = await fundedPlatform('Once A Day Platform');
+    await setPlatformPayoutSchedule(penny.pool, merchantId, { interval: 'daily' });
+    await nextDay();
+    await scheduler().runDue();
+    expect(await payoutsOf(stripe)).toHaveLength(1);
+    await penny.stripeFor(secretKey).paymentIntents.create({ amount: 5000, currency: 'usd',
+      payment_method: 'pm_card_bypassPending', confirm: true });
+    const later = available(await stripe.balance.retrieve());
+    expect(later).toBeGreaterThan(0);
+    // A new process (a rerun after a crash) on the same day.
+    await scheduler().runDue();
+    expect(await payoutsOf(stripe)).toHaveLength(1);
+    await nextDay();
+    await scheduler().runDue();
+    const payouts = await payoutsOf(stripe);
+    expect(payouts).toHaveLength(2);
+    expect(payouts[0]).toMatchObject({ amount: later, automatic: true });
+  });
+
+  it('racing in four schedulers at once pays each account once, never more than it had', async () => {
+    const { stripe, funds } = await fundedPlatform('Racing Schedulers Platform', 100_000);
+    const sellers = [];
+    for (let index = 0; index < 5; index += 1) {
+      sellers.push(await seller(stripe, { schedule: { interval: 'daily' }, funds: 1000 * (index + 1) }));
+    }
+    expect(available(await stripe.balance.retrieve())).toBe(funds - 15_000);
+    await nextDay();
+    const made = await Promise.all(Array.from({ length: 4 }, () => scheduler().runDue()));
+    expect(made.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(5);
+    for (const [index, account] of sellers.entries()) {
+      const payouts = await payoutsOf(stripe, account.id);
+      expect(payouts).toHaveLength(1);
+      expect(payouts[0]).toMatchObject({ amount: 1000 * (index + 1), automatic: true });
+      expect(payouts[0]?.destination).toMatch(/^ba_/);
+      expect(available(await stripe.balance.retrieve({}, { stripeAccount: account.id }))).toBe(0);
+    }
+    const rows = await penny.pool.query(`SELECT account_id, count(*)::int AS n FROM payouts
+       WHERE account_id = ANY($1::text[]) GROUP BY account_id`, [sellers.map((account) => account.id)]);
+    expect(rows.rows.every((row) => row.n === 1)).toBe(true);
+  });
+
+  it('of a weekly account comes only on its anchor weekday', async () => {
+    const { stripe } = await fundedPlatform('Weekly Platform', 50_000);
+    const account = await seller(stripe, { schedule: { interval: 'weekly', weekly_anchor: 'wednesday' },
+      funds: 7000 });
+    const paidOn: string[] = [];
+    for (let day = 0; day < 7; day += 1) {
+      const today = await nextDay();
+      await scheduler().runDue();
+      const count = (await payoutsOf(stripe, account.id)).length;
+      if (count > paidOn.length) paidOn.push(today);
+    }
+    expect(paidOn).toHaveLength(1);
+    expect(new Date(`${paidOn[0]}T00:00:00Z`).getUTCDay()).toBe(3);
+    expect((await payoutsOf(stripe, account.id))[0]).toMatchObject({ amount: 7000, automatic: true });
+  });
+
+  it('passes over quietly an account with nothing available, one with no bank account, and a manual one', async () => {
+    const { stripe } = await fundedPlatform('Quiet Platform', 50_000);
+    const empty = await seller(stripe, { schedule: { interval: 'daily' }, funds: 0 });
+    const unbanked = await seller(stripe, { schedule: { interval: 'daily' }, funds: 2000, bank: false });
+    const manual = await seller(stripe, { schedule: { interval: 'manual' }, funds: 3000 });
+    await nextDay();
+    await expect(scheduler().runDue()).resolves.toBeGreaterThanOrEqual(0);
+    for (const account of [empty, unbanked, manual]) expect(await payoutsOf(stripe, account.id)).toEqual([]);
+    expect(available(await stripe.balance.retrieve({}, { stripeAccount: unbanked.id }))).toBe(2000);
+    // A manual payout stays allowed, on any schedule.
+    await stripe.accounts.createExternalAccount(manual.id, { external_account: { object: 'bank_account',
+      country: 'US', currency: 'usd', account_number: '000123456789', routing_number: '110000000' } });
+    const payout = await stripe.payouts.create({ amount: 1000, currency: 'usd' }, { stripeAccount: manual.id });
+    expect(payout).toMatchObject({ automatic: false, amount: 1000 });
+  });
+
+  it('of a connected account names the account on its events, as Connect\'s do', async () => {
+    const { stripe } = await fundedPlatform('Connect Events Platform', 20_000);
+    const account = await seller(stripe, { schedule: { interval: 'daily' }, funds: 4000 });
+    await nextDay();
+    await scheduler().runDue();
+    const [payout] = await payoutsOf(stripe, account.id);
+    for (let round = 0; round < 3; round += 1) {
+      await deliverSandboxWebhooks(penny, sender);
+      advanceClock(1000);
+      await sender.resolvePending();
+    }
+    await deliverSandboxWebhooks(penny, sender);
+    const events = (await stripe.events.list({ limit: 100 })).data
+      .filter((item) => (item.data.object as Stripe.Payout).id === payout?.id);
+    expect(events.map((item) => item.type).sort()).toEqual(['payout.created', 'payout.paid', 'payout.updated',
+      'payout.updated']);
+    for (const event of events) expect(event.account).toBe(account.id);
+    // The platform's own payouts' events name no account.
+    await stripe.payouts.create({ amount: 100, currency: 'usd' });
+    const own = (await stripe.events.list({ type: 'payout.created', limit: 100 })).data
+      .filter((item) => (item.data.object as Stripe.Payout).destination === 'NL39RABO0300065264');
+    expect(own.length).toBeGreaterThan(0);
+    for (const event of own) expect('account' in event).toBe(false);
+  });
+});
+
+describe('a payout schedule', () => {
+  it('monthly on a day past the month\'s end is due on the month\'s last day', () => {
+    const at = (day: string) => payoutDayOf(Date.parse(`${day}T12:00:00Z`));
+    const on31 = { interval: 'monthly', monthlyAnchor: 31 } as const;
+    expect(isPayoutDue(on31, at('2027-04-30'))).toBe(true);
+    expect(isPayoutDue(on31, at('2027-04-29'))).toBe(false);
+    expect(isPayoutDue(on31, at('2027-02-28'))).toBe(true);
+    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 29 }, at('2028-02-29'))).toBe(true);
+    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 30 }, at('2028-02-29'))).toBe(true);
+    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 15 }, at('2027-05-15'))).toBe(true);
+    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 15 }, at('2027-05-31'))).toBe(false);
+    expect(isPayoutDue(on31, at('2027-05-31'))).toBe(true);
+  });
+
+  it('weekly is due on its weekday, daily every day, manual never', () => {
+    const wednesday = payoutDayOf(Date.parse('2027-01-06T00:00:00Z'));
+    expect(wednesday.weekday).toBe('wednesday');
+    expect(isPayoutDue({ interval: 'weekly', weeklyAnchor: 'wednesday' }, wednesday)).toBe(true);
+    expect(isPayoutDue({ interval: 'weekly', weeklyAnchor: 'monday' }, wednesday)).toBe(false);
+    expect(isPayoutDue({ interval: 'daily' }, wednesday)).toBe(true);
+    expect(isPayoutDue({ interval: 'manual' }, wednesday)).toBe(false);
+  });
+
+  it('of a platform is manual until set, and GET /v1/account shows it', async () => {
+    const created = await penny.merchants.createMerchant('Scheduled Platform');
+    const stripe = penny.stripeFor(created.secretKey);
+    expect((await stripe.accounts.retrieveCurrent()).settings?.payouts?.schedule)
+      .toEqual({ delay_days: 0, interval: 'manual' });
+    await setPlatformPayoutSchedule(penny.pool, created.merchant.id, { interval: 'monthly', monthlyAnchor: 31 });
+    expect((await stripe.accounts.retrieveCurrent()).settings?.payouts?.schedule)
+      .toEqual({ delay_days: 0, interval: 'monthly', monthly_anchor: 31 });
+  });
+});
