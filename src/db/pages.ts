@@ -31,7 +31,7 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   payment_intents: ['customer'],
   charges: ['payment_intent_id'],
   refunds: ['charge_id', 'payment_intent_id'],
-  events: ['type'],
+  events: ['type', 'account_id'],
   webhook_endpoints: [],
   webhook_deliveries: ['event_id', 'endpoint_id'],
   balance_transactions: ['account_id', 'type', 'source_id', 'currency', 'payout_id'],

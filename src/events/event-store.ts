@@ -123,11 +123,13 @@ export interface EventListQuery {
   readonly types: readonly string[] | undefined;
   readonly createdGte: string | undefined;
   readonly createdLte: string | undefined;
+  /** Only the events of this connected account (a request with Stripe-Account); all, when absent. */
+  readonly accountId?: string | undefined;
 }
 
 export async function selectEventPage(db: Queryable, query: EventListQuery): Promise<PageRows<EventRow>> {
   const page = await selectPage(db, 'events', {
-    ...query, equals: { type: query.type }, anyOf: { type: query.types },
+    ...query, equals: { type: query.type, account_id: query.accountId }, anyOf: { type: query.types },
   }, (row) => row);
   if (page.rows.length === 0) return { rows: [], hasMore: page.hasMore };
   const counts = await db.query<{ id: string; pending_webhooks: number }>(

@@ -10,16 +10,18 @@ import { readCreatedFilter, readPage } from './route-support.js';
 const typesMax = 20;
 
 export function registerEventRoutes(scope: FastifyInstance, pool: pg.Pool): void {
-  scope.get<{ Params: { id: string } }>('/v1/events/:id', async (request) => {
+  // With Stripe-Account, a connected account sees its own events only; the platform sees all of them.
+  const acting = { config: { actsAsConnectedAccount: true } };
+  scope.get<{ Params: { id: string } }>('/v1/events/:id', acting, async (request) => {
     readObject(request.query, '', ['expand']);
     const event = await selectEvent(pool, merchantOf(request).id, request.params.id);
-    if (event === undefined) {
+    if (event === undefined || (request.actingAccountId !== null && event.accountId !== request.actingAccountId)) {
       throw new PennyError({ code: 'resource_missing', param: 'id', message: `No such event: '${request.params.id}'` });
     }
     return presentEvent(event);
   });
 
-  scope.get('/v1/events', async (request) => {
+  scope.get('/v1/events', acting, async (request) => {
     const query = readObject(request.query, '', ['limit', 'starting_after', 'ending_before', 'type', 'types',
       'created', 'expand', 'delivery_success']);
     const page = await selectEventPage(pool, {
@@ -28,6 +30,7 @@ export function registerEventRoutes(scope: FastifyInstance, pool: pg.Pool): void
       type: readString(query.type, 'type', { lengthMax: 255 }),
       types: readTypes(query.types),
       ...readCreatedFilter(query.created),
+      accountId: request.actingAccountId ?? undefined,
     });
     return { object: 'list', data: page.rows.map(presentEvent), has_more: page.hasMore, url: '/v1/events' };
   });

@@ -96,6 +96,19 @@ describe('creating, reading, updating and listing connected accounts', () => {
     expect((await stripe.events.retrieve(event?.id as string)).account).toBe(account.id);
   });
 
+  it('lists, with Stripe-Account, that account\'s own events only, and hides the others', async () => {
+    const account = await stripe.accounts.create({ type: 'custom' });
+    const other = await stripe.accounts.create({ type: 'custom' });
+    await stripe.accounts.update(account.id, { metadata: { tier: 'gold' } });
+    await stripe.accounts.update(other.id, { metadata: { tier: 'silver' } });
+    const own = (await stripe.events.list({ limit: 100 }, { stripeAccount: account.id })).data;
+    expect(own.length).toBeGreaterThan(0);
+    expect(new Set(own.map((item) => item.account))).toEqual(new Set([account.id]));
+    const others = (await eventsOf('account.updated')).find((item) => item.account === other.id);
+    const hidden = await refusal(stripe.events.retrieve(others?.id as string, {}, { stripeAccount: account.id }));
+    expect(hidden).toMatchObject({ statusCode: 404, code: 'resource_missing' });
+  });
+
   it('lists the platform\'s accounts newest first, with cursor paging', async () => {
     const created = [];
     for (let index = 0; index < 3; index += 1) created.push(await stripe.accounts.create({ type: 'custom' }));

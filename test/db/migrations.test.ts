@@ -28,6 +28,18 @@ const landed: readonly (readonly [string, string])[] = [
   ['0015_case_resolution', 'b2e898bc94ddcc42bdaf079cc3277fb5119ff7b26f07511202dfbef9385a6439'],
   ['0016_statement_rows', 'da40d772adccc5330926c879623db1f496fd13f2fe8f8617f00879a207652ed1'],
   ['0017_cheap_id_checks', '0592d6cf8520919065707376582a3130d11168994762144a30d757fa729d646d'],
+  ['0018_attempt_return_url', '57dfa79947e157f56e7439884bb283330583c306dd1f6aa0d191513a50318778'],
+  ['0019_connector_per_charge', '09725b4bbb6d5ba4fab08087137991695a15d11c38d4ddea02b878cbc30335d9'],
+  ['0020_refund_customer_payment_method', 'fc59c7701573748193f8201a06ea81ad18fb9fda65cbf2c212e1e07bec34f7d6'],
+  ['0021_attempt_authentication_failed', '6e0e63fc18588f7ad17b09cdfe0f74ce764287375be4a294e891f0048a618a15'],
+  ['0022_connected_accounts', '6473f3e99b4e9934ea705d0326a31dcb2df06ba59820b4ff6e400697293f3b20'],
+  ['0023_sandbox_disputes_payouts', 'd85a860dd6fe7dafcf58581967a468a914396045410dcbeb70a4835ba9867baf'],
+  ['0024_balance_transactions', 'a60fd68bdcb706725a7a8d2cfde228d60783989b41607cf46a9caf7c2714ad86'],
+  ['0025_payouts', 'ed2430bf0b52247b897a9ce70d548f5f9eec102f6ef799eb5388f952a921bbd5'],
+  ['0026_funds_available_immediately', '310a91361dee0329d4a7857d7d4a8cf160d6f5055776222b254899e58b60bff6'],
+  ['0027_disputes', 'd63fff682f210b30ebfd024fec0fc17fc16b3bc1bc0795c408011da32b395600'],
+  ['0028_connected_account_ledger_accounts', '2736075d3bc6e9e697ad7d395f6efaeb5bc977ab22a457eccabf41e32cacec1f'],
+  ['0029_transfers', '6f973f5a773450cc22cf2cec1f17a9dfb5c836662eb8bd9302ec8a7f3c24c2d7'],
 ];
 
 describe('migrations', () => {
