@@ -15,8 +15,9 @@ import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../s
  * SDK against a real Penny and the networked sandbox PSP: a platform and two connected accounts;
  * charges (some `pm_card_bypassPending`), partial captures, refunds, separate transfers and their
  * reversals, settlement days (the sandbox settles a day, Penny pulls its report and posts the
- * PSP's payout), disputes opened and decided by the sandbox, and payouts (made, canceled after the
- * PSP refused them, moved on by the sandbox's results). After every step, for the platform and
+ * PSP's payout, which the operator's bank account then holds; a second pull posts nothing),
+ * disputes opened and decided by the sandbox, and payouts (made, canceled after the PSP refused
+ * them, moved on by the sandbox's results). After every step, for the platform and
  * each connected account: the Balance equals the ledger's accounts and the sum of its balance
  * transactions' nets per currency and status; no charge is refunded beyond its capture; every
  * stored ledger balance is its postings' sum and the trial balance is zero. Every payout, transfer
@@ -136,6 +137,14 @@ async function control(path: string, body: unknown): Promise<{ status: number; b
   return { status: response.status, body: await response.json() as { psp_reference?: string } };
 }
 
+/** The operator's bank account in a currency, posted (an asset: debits less credits). */
+async function operatorBank(currencyCode: string): Promise<bigint> {
+  const accounts = await penny.balances.accounts.operatorAccountsFor(penny.pool, currencyCode);
+  const [bank] = await penny.ledger.getAccounts([accounts.operator_bank]);
+  if (bank === undefined) throw new Error(`no operator bank in ${currencyCode}`);
+  return bank.balances.debitsPosted - bank.balances.creditsPosted;
+}
+
 function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
@@ -220,9 +229,15 @@ const commands = {
       const day = utcDay(nowMs());
       advanceClock(86_400_000);
       world.day += 1;
-      await payOutSettlementBatches(penny.pool, day);
+      const paid = await payOutSettlementBatches(penny.pool, day);
+      const banks = await Promise.all(paid.map((payout) => operatorBank(payout.currency)));
       const summary = await settlement.pull({ connectorId: 'sandbox', day });
       expect(summary.payoutsAlreadyPosted, `the payouts of ${day} were posted before`).toBe(0);
+      // The operator's bank account holds what the PSP paid into it.
+      for (const [position, payout] of paid.entries()) {
+        expect(await operatorBank(payout.currency) - (banks[position] ?? 0n), `${payout.reference} in the bank`)
+          .toBe(payout.amount_minor);
+      }
       const again = await settlement.pull({ connectorId: 'sandbox', day });
       expect(again, `a second pull of ${day}`).toMatchObject({ settled: 0, payouts: 0 });
     },
