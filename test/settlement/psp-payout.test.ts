@@ -100,6 +100,20 @@ async function dispute(chargeId: string): Promise<void> {
   await deliverSandboxWebhooks(penny, sender);
 }
 
+/**
+ * Pulls the day's report as the PSP wrote it with a fee 7 minor units above its price list on the
+ * first capture (a planted wrong_fee), through a connector that reads the sandbox so.
+ */
+function pullWithWrongFee(day: string) {
+  const planted: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
+    value: async (input: { day: string; currency?: string }) => (await fetch(`${penny.sandbox.url}`
+      + `/v1/settlement_reports/${input.day}?currency=${input.currency ?? ''}&plant=wrong_fee`)).text() } }) as Connector;
+  const connectors = new ConnectorRegistry();
+  connectors.register(planted);
+  return new SettlementService(penny.pool, { connectors, balances: penny.balances, logger: createLogger('silent') })
+    .pull({ connectorId: 'sandbox', day });
+}
+
 describe('the PSP\'s payout of a closed day', () => {
   it('is posted to the operator\'s bank, and each merchant\'s PSP receivable for the settled charges is paid', async () => {
     const day = freshDay();
@@ -161,17 +175,26 @@ describe('the PSP\'s payout of a closed day', () => {
     const shop = await merchant('Wrong Fee Shop');
     await charge(shop.stripe, 6400);
     await closeAndSettle(day);
-    // The report as the PSP wrote it with a fee 7 minor units above its price list (a planted wrong_fee).
-    const planted: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
-      value: async (input: { day: string; currency?: string }) => (await fetch(`${penny.sandbox.url}`
-        + `/v1/settlement_reports/${input.day}?currency=${input.currency ?? ''}&plant=wrong_fee`)).text() } }) as Connector;
-    const connectors = new ConnectorRegistry();
-    connectors.register(planted);
-    const pulled = await new SettlementService(penny.pool, { connectors, balances: penny.balances,
-      logger: createLogger('silent') }).pull({ connectorId: 'sandbox', day });
+    const pulled = await pullWithWrongFee(day);
 
     expect(pulled.payouts).toBe(1);
     expect(await receivable(shop.id)).toBe(7n);
     await expectTrialBalanceZero();
+  });
+
+  it('posted once stands: a later report of the same payout, read differently, posts nothing', async () => {
+    const day = freshDay();
+    const shop = await merchant('Reread Shop');
+    await charge(shop.stripe, 3300);
+    const [payout] = await closeAndSettle(day);
+    await pullWithWrongFee(day);
+    const bank = await operatorBank();
+
+    const reread = await settlement.pull({ connectorId: 'sandbox', day });
+
+    expect(reread).toMatchObject({ payouts: 0, payoutsAlreadyPosted: 1 });
+    expect(await operatorBank()).toBe(bank);
+    expect(await receivable(shop.id)).toBe(7n);
+    expect(await entriesOf(`penny:psp_payout:sandbox:${payout?.reference ?? ''}`)).toBe(1);
   });
 });
