@@ -32,3 +32,26 @@ export async function insertMerchantAccountRole(db: Queryable, role: { merchantI
     named('INSERT INTO merchant_ledger_accounts (merchant_id, currency, role, ledger_account_id) VALUES ($1, $2, $3, $4)'),
     [role.merchantId, role.currency, role.role, role.ledgerAccountId]);
 }
+
+/** The operator's own accounts (operator_ledger_accounts), one per role and currency. */
+export type OperatorAccountRole = 'operator_bank' | 'psp_batch_fees' | 'settlement_suspense';
+
+export async function selectOperatorAccountRoles(db: Queryable, currency: string):
+Promise<Map<OperatorAccountRole, string>> {
+  const result = await db.query<{ role: OperatorAccountRole; ledger_account_id: string }>(
+    named('SELECT role, ledger_account_id FROM operator_ledger_accounts WHERE currency = $1'), [currency]);
+  return new Map(result.rows.map((row) => [row.role, row.ledger_account_id]));
+}
+
+export async function insertOperatorAccountRole(db: Queryable, role: { currency: string; role: OperatorAccountRole;
+  ledgerAccountId: string }): Promise<void> {
+  await db.query(named('INSERT INTO operator_ledger_accounts (currency, role, ledger_account_id) VALUES ($1, $2, $3)'),
+    [role.currency, role.role, role.ledgerAccountId]);
+}
+
+/** Every currency in which some merchant has a PSP receivable: the currencies a PSP may settle. */
+export async function selectReceivableCurrencies(db: Queryable): Promise<string[]> {
+  const result = await db.query<{ currency: string }>(named(`SELECT DISTINCT currency FROM merchant_ledger_accounts
+     WHERE role = 'psp_receivable' ORDER BY currency`));
+  return result.rows.map((row) => row.currency.trim());
+}

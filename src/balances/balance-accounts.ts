@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import * as store from './balance-accounts-store.js';
-import type { AccountRole } from './balance-accounts-store.js';
+import type { AccountRole, OperatorAccountRole } from './balance-accounts-store.js';
 
 /**
  * The ledger accounts that hold a merchant's money, one per role and currency
@@ -9,7 +9,7 @@ import type { AccountRole } from './balance-accounts-store.js';
  * accounts (`ownerId`, an `acct_` id either way). Created on first use through the ledger's own
  * service, inside the caller's transaction.
  */
-export type { AccountRole };
+export type { AccountRole, OperatorAccountRole };
 
 export const accountRoleTypes: Readonly<Record<AccountRole, 'asset' | 'liability' | 'revenue' | 'expense'>> = {
   psp_receivable: 'asset',
@@ -23,9 +23,26 @@ export type MerchantAccounts = Readonly<Record<AccountRole, string>>;
 
 const roles = Object.keys(accountRoleTypes) as AccountRole[];
 
+/**
+ * The operator's own accounts per currency (docs/accounting.md, operator-wide): its bank account
+ * (an asset that never goes below zero), the PSP's batch-level fees that name no merchant, and the
+ * suspense account for what a PSP payout paid that Penny cannot attribute to a merchant.
+ */
+export const operatorAccountRoles: Readonly<Record<OperatorAccountRole, { type: 'asset' | 'liability' | 'expense';
+  limit: 'credits_must_not_exceed_debits' | undefined }>> = {
+  operator_bank: { type: 'asset', limit: 'credits_must_not_exceed_debits' },
+  psp_batch_fees: { type: 'expense', limit: undefined },
+  settlement_suspense: { type: 'liability', limit: undefined },
+};
+
+export type OperatorAccounts = Readonly<Record<OperatorAccountRole, string>>;
+
+const operatorRoles = Object.keys(operatorAccountRoles) as OperatorAccountRole[];
+
 export class BalanceAccounts {
   /** owner:currency → accounts. Mappings never change once made. */
   private readonly accounts = new Map<string, MerchantAccounts>();
+  private readonly operatorAccounts = new Map<string, OperatorAccounts>();
 
   constructor(private readonly ledger: LedgerService) {}
 
@@ -56,5 +73,29 @@ export class BalanceAccounts {
       current.set(role, id);
     }
     return Object.fromEntries(current) as MerchantAccounts;
+  }
+
+  /** The operator's accounts in a currency, created on first use as the merchants' are. */
+  async operatorAccountsFor(db: Queryable, currency: string): Promise<OperatorAccounts> {
+    const cacheKey = `operator:${currency}`;
+    const cached = this.operatorAccounts.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const found = await store.selectOperatorAccountRoles(db, currency);
+    if (found.size === operatorRoles.length) {
+      const accounts = Object.fromEntries(found) as OperatorAccounts;
+      this.operatorAccounts.set(cacheKey, accounts);
+      return accounts;
+    }
+    await store.lockMerchantAccountCreation(db, 'operator', currency);
+    const current = await store.selectOperatorAccountRoles(db, currency);
+    for (const role of operatorRoles) {
+      if (current.has(role)) continue;
+      const { type, limit } = operatorAccountRoles[role];
+      const id = await this.ledger.createAccountIn(db, { currency, type, code: undefined, owner: undefined,
+        metadata: { penny_role: role }, limit });
+      await store.insertOperatorAccountRole(db, { currency, role, ledgerAccountId: id });
+      current.set(role, id);
+    }
+    return Object.fromEntries(current) as OperatorAccounts;
   }
 }

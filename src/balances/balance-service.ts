@@ -7,8 +7,9 @@ import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import { internalEntry } from '../ledger/ledger-commands.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
+import type { Direction } from '../ledger/ledger-types.js';
 import { BalanceAccounts, type MerchantAccounts } from './balance-accounts.js';
-import { selectOwnerAccountsOfRoles } from './balance-accounts-store.js';
+import { selectOwnerAccountsOfRoles, selectReceivableCurrencies } from './balance-accounts-store.js';
 import { presentBalance } from './balance-presenter.js';
 import * as store from './balance-store.js';
 import type { CurrencyBalance } from './balance-store.js';
@@ -128,6 +129,51 @@ export class BalanceService {
   /** The currencies in which some charge's funds are still pending: the reports settlement reads. */
   pendingChargeCurrencies(): Promise<string[]> {
     return store.selectPendingChargeCurrencies(this.pool);
+  }
+
+  /** Every currency some merchant's PSP receivable is kept in: the settlement reports a pull reads. */
+  receivableCurrencies(): Promise<string[]> {
+    return selectReceivableCurrencies(this.pool);
+  }
+
+  /**
+   * The PSP's payout of a settled batch to the operator's bank (docs/accounting.md, "The PSP pays
+   * the operator"): one entry of its own, in the caller's transaction, that debits the operator's
+   * bank account the amount paid and credits each merchant's PSP receivable its share of the batch
+   * (a negative share, a merchant whose refunds and disputes outweighed its captures, is a debit);
+   * the PSP's batch-level fees are the operator's expense, and what the payout paid beyond the
+   * attributed lines (or short of them) goes to the suspense account. Posted once per payout
+   * reference: a second pull of the report posts nothing, even if its lines were attributed
+   * differently since (the first posting stands; reconciliation explains any difference).
+   */
+  async postPspPayout(db: Queryable, payout: { connectorId: string; payoutReference: string; currency: string;
+    payoutMinor: bigint; shares: ReadonlyMap<string, bigint>; batchFeesMinor: bigint }):
+  Promise<{ posted: boolean; entryId: string | undefined }> {
+    const reference = pspPayoutReference(payout.connectorId, payout.payoutReference);
+    const operator = await this.accounts.operatorAccountsFor(db, payout.currency);
+    const legs: [string, Direction, bigint][] = [];
+    const signed = (account: string, creditMinor: bigint) => {
+      if (creditMinor > 0n) legs.push([account, 'credit', creditMinor]);
+      if (creditMinor < 0n) legs.push([account, 'debit', -creditMinor]);
+    };
+    signed(operator.operator_bank, -payout.payoutMinor);
+    let attributedMinor = 0n;
+    for (const [ownerId, shareMinor] of [...payout.shares].sort(([left], [right]) => left.localeCompare(right))) {
+      const accounts = await this.accounts.accountsFor(db, { ownerId, currency: payout.currency });
+      signed(accounts.psp_receivable, shareMinor);
+      attributedMinor += shareMinor;
+    }
+    signed(operator.psp_batch_fees, -payout.batchFeesMinor);
+    signed(operator.settlement_suspense, payout.payoutMinor - attributedMinor + payout.batchFeesMinor);
+    try {
+      const created = await this.ledger.createEntriesIn(db, [internalEntry({ reference,
+        description: `${payout.connectorId} payout ${payout.payoutReference}`, legs })]);
+      return { posted: !created.replayed, entryId: created.entries[0]?.id };
+    } catch (error) {
+      // Posted already from the report as first read: the payout is not posted twice.
+      if (error instanceof PennyError && error.code === 'reference_conflict') return { posted: false, entryId: undefined };
+      throw error;
+    }
   }
 
   /**
@@ -251,4 +297,9 @@ export class BalanceService {
       : this.availability.delayDays;
     return new Date(nowMs() + days * 86_400_000).toISOString();
   }
+}
+
+/** The ledger reference of a PSP's payout to the operator: one per connector and payout (batch) reference. */
+export function pspPayoutReference(connectorId: string, payoutReference: string): string {
+  return `penny:psp_payout:${connectorId}:${payoutReference}`;
 }

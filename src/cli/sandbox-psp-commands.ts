@@ -3,7 +3,6 @@ import { configureClock } from '../clock.js';
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
-import { withTransaction } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { parseDurationMs } from '../http/clock-routes.js';
@@ -14,8 +13,10 @@ import { InvalidStateError } from '../sandbox-psp/psp-errors.js';
 import {
   callFaults, FaultInjector, noFaults, parseFaultProfile, presentFaultProfile, type FaultProfile,
 } from '../sandbox-psp/psp-faults.js';
-import { bankStatementsFor, sandboxBankIban, settlementBatches } from '../sandbox-psp/psp-settlement.js';
-import { presentOperation, recordOperation, type OperationRow } from '../sandbox-psp/psp-store.js';
+import {
+  bankStatementsFor, payOutSettlementBatches, sandboxBankIban, settlementBatches,
+} from '../sandbox-psp/psp-settlement.js';
+import { presentOperation, type OperationRow } from '../sandbox-psp/psp-store.js';
 import {
   faultProfileFromEnvironment, faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp,
 } from '../sandbox-psp/psp-service.js';
@@ -47,24 +48,7 @@ export function registerSandboxPspCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { date: string; json?: boolean }) => {
       const day = readDay(options.date);
-      const payouts = await withDatabasePool(async (pool) => {
-        const batches = await settlementBatches(pool, day);
-        return withTransaction(pool, async (client) => {
-          const done = [];
-          for (const batch of batches.filter((item) => item.payoutAmountMinor > 0n)) {
-            const currency = batch.rows[0]?.netCurrency ?? 'EUR';
-            const recorded = await recordOperation(client, {
-              idempotencyKey: `settlement:${day}:${currency}`, reference: batch.payoutReference, kind: 'payout',
-              parentPspReference: null, amountMinor: batch.payoutAmountMinor, currency, outcome: 'paid',
-              declineCode: null, paymentMethod: null, requestFingerprint: `settlement:${day}`,
-              destination: sandboxBankIban,
-            });
-            done.push({ reference: batch.payoutReference, currency, amount_minor: batch.payoutAmountMinor,
-              psp_reference: recorded.operation.pspReference, destination: sandboxBankIban });
-          }
-          return done;
-        });
-      });
+      const payouts = await withDatabasePool((pool) => payOutSettlementBatches(pool, day));
       printResult(options.json === true, { date: day, payouts },
         payouts.length === 0 ? `Nothing settled on ${day}.`
           : payouts.map((payout) => `${payout.reference}: ${payout.amount_minor} ${payout.currency}`).join('\n'));

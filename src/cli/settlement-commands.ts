@@ -12,7 +12,8 @@ import { printResult, withDatabasePool } from './cli-support.js';
 export function registerSettlementCommands(program: Command): void {
   const settlement = program.command('settlement').description('captured funds made available by PSP settlement');
   settlement.command('pull')
-    .description('read the settlement report of a day and make the settled captures\' funds available')
+    .description('read the settlement report of a day, make the settled captures\' funds available and, for a '
+      + 'closed day, post the PSP\'s payouts to the operator')
     .requiredOption('--date <day>', 'the settlement day, YYYY-MM-DD (UTC)')
     .option('--connector <id>', 'the connector whose report to read', 'sandbox')
     .option('--json', 'print JSON')
@@ -27,7 +28,8 @@ export function registerSettlementCommands(program: Command): void {
         const summary = await new SettlementService(pool, { connectors, balances, logger })
           .pull({ connectorId, day });
         printResult(options.json === true, summary, `${summary.connector} ${summary.day}: ${summary.settled} `
-          + `settled, ${summary.alreadyAvailable} already available, ${summary.unmatched} not Penny's.`);
+          + `settled, ${summary.alreadyAvailable} already available, ${summary.unmatched} not Penny's; `
+          + `${summary.payouts} PSP payouts posted, ${summary.payoutsAlreadyPosted} posted before.`);
       });
     });
 }

@@ -460,6 +460,16 @@ CREATE TABLE merchants (
 );
 CREATE INDEX merchants_list ON public.merchants USING btree (created_at DESC, id DESC);
 
+CREATE TABLE operator_ledger_accounts (
+  currency character(3) NOT NULL,
+  role text NOT NULL,
+  ledger_account_id text NOT NULL,
+  CONSTRAINT operator_ledger_accounts_pkey PRIMARY KEY (currency, role),
+  CONSTRAINT operator_ledger_accounts_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT operator_ledger_accounts_ledger_account_id_key UNIQUE (ledger_account_id),
+  CONSTRAINT operator_ledger_accounts_role_check CHECK (role = ANY (ARRAY['operator_bank'::text, 'psp_batch_fees'::text, 'settlement_suspense'::text]))
+);
+
 CREATE TABLE payment_attempts (
   merchant_id text NOT NULL,
   id text NOT NULL,
@@ -1296,6 +1306,8 @@ ALTER TABLE merchant_payout_schedules
   ADD CONSTRAINT merchant_payout_schedules_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE merchant_pricing
   ADD CONSTRAINT merchant_pricing_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
+ALTER TABLE operator_ledger_accounts
+  ADD CONSTRAINT operator_ledger_accounts_ledger_account_id_fkey FOREIGN KEY (ledger_account_id) REFERENCES ledger_accounts(id);
 ALTER TABLE payment_attempts
   ADD CONSTRAINT payment_attempts_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
 ALTER TABLE payment_intent_finalizations

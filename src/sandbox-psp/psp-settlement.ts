@@ -1,7 +1,8 @@
-import type { Queryable } from '../db/pool.js';
+import type pg from 'pg';
+import { withTransaction, type Queryable } from '../db/pool.js';
 import { camt053Statement } from './bank-statement.js';
 import { cardBrand, normalizeAccount } from './psp-decisions.js';
-import { selectOperationsOfDay, selectPayoutsPaidOnDay, type OperationRow } from './psp-store.js';
+import { recordOperation, selectOperationsOfDay, selectPayoutsPaidOnDay, type OperationRow } from './psp-store.js';
 import {
   settlementDetailsReport, type SettledOperation, type SettlementBatch, type SettlementDiscrepancy,
 } from './settlement-report.js';
@@ -31,6 +32,32 @@ export async function settlementBatches(db: Queryable, day: string,
     discrepancies: index === 0 ? discrepancies.map((kind) => ({ kind })) : [],
     batchFeeMinor,
   }));
+}
+
+/**
+ * The PSP pays out a day's batches (`penny sandbox-psp settle --date D`): one payout per currency
+ * whose batch nets above zero, of the batch's MerchantPayout amount, to the operator's account at
+ * the sandbox bank, under the batch's payout reference (so it is on that day's camt.053). A second
+ * settle of the day pays nothing again (the payout's idempotency key is the day and currency).
+ */
+export async function payOutSettlementBatches(pool: pg.Pool, day: string): Promise<{ reference: string;
+  currency: string; amount_minor: bigint; psp_reference: string; destination: string }[]> {
+  const batches = await settlementBatches(pool, day);
+  return withTransaction(pool, async (client) => {
+    const done = [];
+    for (const batch of batches.filter((item) => item.payoutAmountMinor > 0n)) {
+      const currency = batch.rows[0]?.netCurrency ?? 'EUR';
+      const recorded = await recordOperation(client, {
+        idempotencyKey: `settlement:${day}:${currency}`, reference: batch.payoutReference, kind: 'payout',
+        parentPspReference: null, amountMinor: batch.payoutAmountMinor, currency, outcome: 'paid',
+        declineCode: null, paymentMethod: null, requestFingerprint: `settlement:${day}`,
+        destination: sandboxBankIban,
+      });
+      done.push({ reference: batch.payoutReference, currency, amount_minor: batch.payoutAmountMinor,
+        psp_reference: recorded.operation.pspReference, destination: sandboxBankIban });
+    }
+    return done;
+  });
 }
 
 /**

@@ -6,6 +6,7 @@ import type { ConnectorRegistry } from '../connectors/connector.js';
 import { withTransaction } from '../db/pool.js';
 import type { BalanceService } from '../balances/balance-service.js';
 import { chargeOfReference } from '../payments/payment-service.js';
+import { selectRefundById } from '../payments/payment-store.js';
 import { parseSettlementReport, type SettledLine } from './settlement-report.js';
 import * as store from './settlement-store.js';
 
@@ -16,6 +17,12 @@ import * as store from './settlement-store.js';
  * balance transaction `available` as of the report's day) and each merchant whose funds moved gets
  * `balance.available`. Idempotent: a report read twice moves nothing twice. A capture the report
  * does not name stays pending; reconciliation reports it once its window passes.
+ *
+ * The report's `MerchantPayout` line, the PSP paying the batch (net of its fees) to the operator's
+ * bank, is posted once the day has closed (an open day's batch may still grow, and its payout with
+ * it): one entry of its own per payout reference, crediting each merchant's PSP receivable its
+ * share, the net of the batch's lines that are its own (docs/accounting.md, "The PSP pays the
+ * operator").
  */
 export interface SettlementSummary {
   readonly connector: string;
@@ -26,6 +33,10 @@ export interface SettlementSummary {
   readonly alreadyAvailable: number;
   /** Settled lines naming nothing Penny booked on this connector (reconciliation's to report). */
   readonly unmatched: number;
+  /** PSP payouts to the operator this pull posted (closed days only). */
+  readonly payouts: number;
+  /** PSP payouts the report names that were posted already (a second pull). */
+  readonly payoutsAlreadyPosted: number;
 }
 
 export interface SettlementDependencies {
@@ -37,24 +48,30 @@ export interface SettlementDependencies {
 export class SettlementService {
   constructor(private readonly pool: pg.Pool, private readonly dependencies: SettlementDependencies) {}
 
-  /** Reads the connector's report of `day` (every currency with pending funds) and settles what it names. */
+  /**
+   * Reads the connector's report of `day` (one batch per currency some merchant's PSP receivable is
+   * kept in), settles the captures it names and, for a closed day, posts its payouts.
+   */
   async pull(request: { connectorId: string; day: string }): Promise<SettlementSummary> {
     const connector = this.dependencies.connectors.get(request.connectorId);
-    const lines: SettledLine[] = [];
-    for (const currency of await this.dependencies.balances.pendingChargeCurrencies()) {
-      const report = await connector.fetchSettlementReport({ day: request.day, currency });
-      lines.push(...parseSettlementReport(report).filter((line) => line.type === 'Settled'));
-    }
-    const summary = { connector: request.connectorId, day: request.day, settled: 0, alreadyAvailable: 0, unmatched: 0 };
+    const closed = request.day < utcDay(nowMs());
+    const summary = { connector: request.connectorId, day: request.day, settled: 0, alreadyAvailable: 0, unmatched: 0,
+      payouts: 0, payoutsAlreadyPosted: 0 };
     const merchants = new Set<string>();
-    for (const line of lines) {
-      const outcome = await this.settle(request.connectorId, line);
-      summary[outcome.result] += 1;
-      if (outcome.result === 'settled') merchants.add(outcome.merchantId);
+    for (const currency of await this.dependencies.balances.receivableCurrencies()) {
+      const lines = parseSettlementReport(await connector.fetchSettlementReport({ day: request.day, currency }));
+      for (const line of lines.filter((item) => item.type === 'Settled')) {
+        const outcome = await this.settle(request.connectorId, line);
+        summary[outcome.result] += 1;
+        if (outcome.result === 'settled') merchants.add(outcome.merchantId);
+      }
+      if (!closed) continue;
+      const posted = await this.postPayout(request.connectorId, lines);
+      if (posted !== undefined) summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
     }
     for (const merchantId of merchants) await this.dependencies.balances.announceAvailable(merchantId);
     // Only a closed day is marked pulled: the PSP may still add to today's report.
-    if (request.day < utcDay(nowMs())) {
+    if (closed) {
       await store.insertSettlementPull(this.pool, { connector: request.connectorId, day: request.day,
         settledCount: summary.settled });
     }
@@ -73,11 +90,59 @@ export class SettlementService {
         const day = utcDay(nowMs() - back * 86_400_000);
         if (await store.selectSettlementPulled(this.pool, { connector: connectorId, day })) continue;
         const summary = await this.pull({ connectorId, day });
-        if (summary.settled > 0) this.dependencies.logger.info(summary, 'settled captures made available');
+        if (summary.settled > 0 || summary.payouts > 0) {
+          this.dependencies.logger.info(summary, 'settled captures made available, PSP payouts posted');
+        }
         pulled += 1;
       }
     }
     return pulled;
+  }
+
+  /**
+   * One batch's payout: each line in the payout's currency is attributed to the merchant whose
+   * capture, refund or dispute it is (its share, summed); a batch `Fee` line is the operator's; a
+   * line Penny cannot attribute is left to the suspense account. Answers whether it was posted now
+   * (false: posted before), or undefined when the batch has no payout Penny can read.
+   */
+  private async postPayout(connectorId: string, lines: readonly SettledLine[]): Promise<boolean | undefined> {
+    const payoutLines = lines.filter((line) => line.type === 'MerchantPayout');
+    const payout = payoutLines[0];
+    if (payout === undefined) return undefined;
+    if (payoutLines.length > 1 || payout.netMinor === undefined || payout.netMinor >= 0n
+      || payout.modificationReference === '') {
+      this.dependencies.logger.warn({ connector: connectorId, payouts: payoutLines.length,
+        reference: payout.modificationReference }, 'a settlement batch whose payout cannot be read is left to reconciliation');
+      return undefined;
+    }
+    const payoutMinor = -payout.netMinor;
+    const shares = new Map<string, bigint>();
+    let batchFeesMinor = 0n;
+    for (const line of lines) {
+      if (line.type === 'MerchantPayout' || line.currency !== payout.currency || line.netMinor === undefined) continue;
+      if (line.type === 'Fee') {
+        batchFeesMinor -= line.netMinor;
+        continue;
+      }
+      const owner = await this.ownerOf(connectorId, line);
+      if (owner !== undefined) shares.set(owner, (shares.get(owner) ?? 0n) + line.netMinor);
+    }
+    const result = await withTransaction(this.pool, (client) => this.dependencies.balances.postPspPayout(client, {
+      connectorId, payoutReference: payout.modificationReference, currency: payout.currency,
+      payoutMinor, shares, batchFeesMinor,
+    }));
+    return result.posted;
+  }
+
+  /** The merchant whose capture, refund or dispute a line is, when Penny booked it on this connector. */
+  private async ownerOf(connectorId: string, line: SettledLine): Promise<string | undefined> {
+    if (line.type === 'Refunded') {
+      const refund = line.merchantReference.startsWith('re_')
+        ? await selectRefundById(this.pool, line.merchantReference) : undefined;
+      return refund?.connector === connectorId ? refund.merchantId : undefined;
+    }
+    const charge = await chargeOfReference(this.pool, line.merchantReference);
+    return charge?.connector === connectorId ? charge.merchantId : undefined;
   }
 
   private async settle(connectorId: string, line: SettledLine):

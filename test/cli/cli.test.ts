@@ -372,7 +372,7 @@ describe('penny settlement pull', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({ connector: 'sandbox', day: '2020-01-01', settled: 0,
-      alreadyAvailable: 0, unmatched: 0 });
+      alreadyAvailable: 0, unmatched: 0, payouts: 0, payoutsAlreadyPosted: 0 });
   });
 
   it('refuses a malformed --date, naming it', async () => {

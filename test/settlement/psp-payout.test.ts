@@ -1,0 +1,200 @@
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import type { Connector } from '../../src/connectors/connector.js';
+import { ConnectorRegistry } from '../../src/connectors/connector.js';
+import { createLogger } from '../../src/logger.js';
+import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
+import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
+import { SettlementService } from '../../src/settlement/settlement-service.js';
+import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+
+/**
+ * The PSP's payout to the operator: the settlement report's MerchantPayout line (the PSP paying a
+ * settled batch, net of its fees, to the operator's bank) is posted once the day has closed, as one
+ * entry of its own that debits the operator's bank account and credits each merchant's PSP
+ * receivable its share of the batch. After it, what the PSP owed for the settled charges is paid:
+ * each merchant's PSP receivable is zero, or the difference between the fee the PSP kept and the
+ * fee Penny expected. Each test works on a day of its own.
+ */
+let penny: ServedLedger;
+let settlement: SettlementService;
+let sender: SandboxWebhookSender;
+
+beforeAll(async () => {
+  configureClock('controlled');
+  penny = await serveTestLedger();
+  settlement = new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
+    logger: createLogger('silent') });
+  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+});
+
+afterAll(() => {
+  configureClock('system');
+});
+
+function today(): string {
+  return new Date(nowMs()).toISOString().slice(0, 10);
+}
+
+/** The next day's noon: a day no other test has booked anything on. */
+function freshDay(): string {
+  const ms = nowMs();
+  advanceClock(86_400_000 - (ms % 86_400_000) + 43_200_000);
+  return today();
+}
+
+/** Closes `day`: the clock moves to the next day, and the sandbox PSP pays the day's batches out. */
+async function closeAndSettle(day: string) {
+  advanceClock(86_400_000);
+  expect(today() > day).toBe(true);
+  return payOutSettlementBatches(penny.pool, day);
+}
+
+async function merchant(name: string): Promise<{ id: string; stripe: Stripe }> {
+  const created = await penny.merchants.createMerchant(name);
+  return { id: created.merchant.id, stripe: penny.stripeFor(created.secretKey) };
+}
+
+/** An account's posted balance on its normal side (debit-normal for assets and expenses). */
+async function posted(accountId: string): Promise<bigint> {
+  const [account] = await penny.ledger.getAccounts([accountId]);
+  if (account === undefined) throw new Error(`no account ${accountId}`);
+  const { debitsPosted, creditsPosted } = account.balances;
+  return account.type === 'asset' || account.type === 'expense' ? debitsPosted - creditsPosted
+    : creditsPosted - debitsPosted;
+}
+
+async function receivable(ownerId: string, currency = 'USD'): Promise<bigint> {
+  return posted((await penny.balances.accounts.accountsFor(penny.pool, { ownerId, currency })).psp_receivable);
+}
+
+async function operatorBank(currency = 'USD'): Promise<bigint> {
+  return posted((await penny.balances.accounts.operatorAccountsFor(penny.pool, currency)).operator_bank);
+}
+
+async function expectTrialBalanceZero(): Promise<void> {
+  const trial = await penny.request({ method: 'GET', url: '/v1/ledger/trial_balance' });
+  for (const currency of trial.body.currencies as { currency: string; difference: number }[]) {
+    expect(currency.difference, currency.currency).toBe(0);
+  }
+}
+
+async function entriesOf(reference: string): Promise<number> {
+  const result = await penny.pool.query('SELECT 1 FROM ledger_entries WHERE external_reference = $1', [reference]);
+  return result.rows.length;
+}
+
+async function charge(stripe: Stripe, amount: number, options: Partial<Stripe.PaymentIntentCreateParams> = {}) {
+  return stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
+    ...options });
+}
+
+/** The sandbox opens a dispute on the charge, and Penny books it from the PSP's webhook. */
+async function dispute(chargeId: string): Promise<void> {
+  const row = await penny.pool.query<{ psp_reference: string }>('SELECT psp_reference FROM charges WHERE id = $1',
+    [chargeId]);
+  const response = await fetch(`${penny.sandbox.url}/control/disputes`, { method: 'POST',
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ psp_reference: row.rows[0]?.psp_reference }) });
+  expect(response.status).toBe(200);
+  await deliverSandboxWebhooks(penny, sender);
+}
+
+/**
+ * Pulls the day's report as the PSP wrote it with a fee 7 minor units above its price list on the
+ * first capture (a planted wrong_fee), through a connector that reads the sandbox so.
+ */
+function pullWithWrongFee(day: string) {
+  const planted: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
+    value: async (input: { day: string; currency?: string }) => (await fetch(`${penny.sandbox.url}`
+      + `/v1/settlement_reports/${input.day}?currency=${input.currency ?? ''}&plant=wrong_fee`)).text() } }) as Connector;
+  const connectors = new ConnectorRegistry();
+  connectors.register(planted);
+  return new SettlementService(penny.pool, { connectors, balances: penny.balances, logger: createLogger('silent') })
+    .pull({ connectorId: 'sandbox', day });
+}
+
+describe('the PSP\'s payout of a closed day', () => {
+  it('is posted to the operator\'s bank, and each merchant\'s PSP receivable for the settled charges is paid', async () => {
+    const day = freshDay();
+    const first = await merchant('Payout Shop A');
+    const second = await merchant('Payout Shop B');
+    const automatic = await charge(first.stripe, 7000);
+    const manual = await charge(first.stripe, 4200, { capture_method: 'manual' });
+    await first.stripe.paymentIntents.capture(manual.id, { amount_to_capture: 4000 });
+    await first.stripe.refunds.create({ payment_intent: automatic.id, amount: 1000 });
+    const disputed = await charge(second.stripe, 3000);
+    await charge(second.stripe, 9000);
+    await dispute(disputed.latest_charge as string);
+    const bankBefore = await operatorBank();
+
+    const payouts = await closeAndSettle(day);
+    const usd = payouts.find((payout) => payout.currency === 'USD');
+    expect(usd?.amount_minor).toBeGreaterThan(0n);
+    const summary = await settlement.pull({ connectorId: 'sandbox', day });
+
+    expect(summary).toMatchObject({ payouts: 1, payoutsAlreadyPosted: 0 });
+    expect(await operatorBank() - bankBefore).toBe(usd?.amount_minor);
+    expect(await receivable(first.id)).toBe(0n);
+    expect(await receivable(second.id)).toBe(0n);
+    expect(await entriesOf(`penny:psp_payout:sandbox:${usd?.reference ?? ''}`)).toBe(1);
+    await expectTrialBalanceZero();
+  });
+
+  it('pulled again posts nothing again', async () => {
+    const day = freshDay();
+    const shop = await merchant('Payout Twice Shop');
+    await charge(shop.stripe, 5100);
+    const [payout] = await closeAndSettle(day);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    const bank = await operatorBank();
+
+    const again = await settlement.pull({ connectorId: 'sandbox', day });
+
+    expect(again).toMatchObject({ payouts: 0, payoutsAlreadyPosted: 1 });
+    expect(await operatorBank()).toBe(bank);
+    expect(await receivable(shop.id)).toBe(0n);
+    expect(await entriesOf(`penny:psp_payout:sandbox:${payout?.reference ?? ''}`)).toBe(1);
+    await expectTrialBalanceZero();
+  });
+
+  it('of a day still open is not posted: the batch may still grow', async () => {
+    const day = freshDay();
+    const shop = await merchant('Open Day Shop');
+    await charge(shop.stripe, 2300);
+    const bank = await operatorBank();
+
+    const summary = await settlement.pull({ connectorId: 'sandbox', day });
+
+    expect(summary).toMatchObject({ settled: 1, payouts: 0, payoutsAlreadyPosted: 0 });
+    expect(await operatorBank()).toBe(bank);
+  });
+
+  it('leaves on the PSP receivable the difference between the fee the PSP kept and the fee Penny expected', async () => {
+    const day = freshDay();
+    const shop = await merchant('Wrong Fee Shop');
+    await charge(shop.stripe, 6400);
+    await closeAndSettle(day);
+    const pulled = await pullWithWrongFee(day);
+
+    expect(pulled.payouts).toBe(1);
+    expect(await receivable(shop.id)).toBe(7n);
+    await expectTrialBalanceZero();
+  });
+
+  it('posted once stands: a later report of the same payout, read differently, posts nothing', async () => {
+    const day = freshDay();
+    const shop = await merchant('Reread Shop');
+    await charge(shop.stripe, 3300);
+    const [payout] = await closeAndSettle(day);
+    await pullWithWrongFee(day);
+    const bank = await operatorBank();
+
+    const reread = await settlement.pull({ connectorId: 'sandbox', day });
+
+    expect(reread).toMatchObject({ payouts: 0, payoutsAlreadyPosted: 1 });
+    expect(await operatorBank()).toBe(bank);
+    expect(await receivable(shop.id)).toBe(7n);
+    expect(await entriesOf(`penny:psp_payout:sandbox:${payout?.reference ?? ''}`)).toBe(1);
+  });
+});
