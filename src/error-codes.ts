@@ -37,6 +37,7 @@ export const statusByCode = {
   payment_intent_unexpected_state: 400,
   charge_already_refunded: 400,
   charge_not_refundable: 400,
+  charge_disputed: 400,
   // Connected accounts and their bank accounts (Stripe's codes where Stripe has one).
   country_code_invalid: 400,
   email_invalid: 400,

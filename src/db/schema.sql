@@ -148,6 +148,7 @@ CREATE TABLE charges (
   transfer_group text,
   transfer_id text,
   application_fee_id text,
+  disputed boolean DEFAULT false NOT NULL,
   CONSTRAINT charges_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT charges_amount_captured_check CHECK (amount_captured >= 0),
   CONSTRAINT charges_amount_check CHECK (amount > 0),

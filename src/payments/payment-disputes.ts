@@ -105,6 +105,7 @@ export class PaymentDisputes {
       feeMinor: event.operation.disputeFeeMinor ?? 0n, currency, reason: event.operation.reason ?? 'general',
     });
     if (opened === undefined) return { status: 'ignored', note: 'already applied' };
+    await store.markChargeDisputed(client, charge);
     await this.post(client, { dispute: opened, reversal: false });
     await recordDisputeEvent(client, 'charge.dispute.created', opened);
     await recordDisputeEvent(client, 'charge.dispute.funds_withdrawn', opened);

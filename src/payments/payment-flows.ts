@@ -578,6 +578,10 @@ export class PaymentFlows {
       throw new PennyError({ code: 'resource_missing', param: request.charge === undefined ? 'payment_intent' : 'charge',
         message: 'There is no charge to refund.' });
     }
+    if (charge.disputed) {
+      throw new PennyError({ code: 'charge_disputed', param: request.charge === undefined ? 'payment_intent' : 'charge',
+        message: `Charge ${charge.id} has been charged back; the dispute took its money back, so it cannot be refunded.` });
+    }
     const remaining = charge.amountCaptured - charge.amountRefunded;
     if (!charge.captured || remaining === 0n) {
       throw new PennyError({

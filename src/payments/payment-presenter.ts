@@ -86,7 +86,7 @@ export function presentCharge(charge: ChargeRow) {
     currency: charge.currency,
     customer: null,
     description: null,
-    disputed: false,
+    disputed: charge.disputed,
     failure_balance_transaction: null,
     failure_code: charge.failureCode,
     failure_message: charge.failureMessage,

@@ -295,6 +295,8 @@ export interface ChargeRow {
   readonly fundsAvailableImmediately: boolean;
   /** Its intent's Connect fields, as they were when it was made. */
   readonly connect: ConnectFields;
+  /** The PSP disputed it: it is refunded no more. */
+  readonly disputed: boolean;
   /** A destination charge's Transfer and ApplicationFee, once captured. */
   readonly transferId: string | null;
   readonly applicationFeeId: string | null;
@@ -303,7 +305,7 @@ export interface ChargeRow {
 
 export async function insertCharge(
   db: Queryable,
-  charge: Omit<ChargeRow, 'amountRefunded' | 'captured' | 'createdAt'>,
+  charge: Omit<ChargeRow, 'amountRefunded' | 'captured' | 'createdAt' | 'disputed'>,
 ): Promise<ChargeRow> {
   const result = await db.query(
     named(`INSERT INTO charges (merchant_id, id, payment_intent_id, attempt_id, amount, currency, amount_captured,
@@ -364,6 +366,12 @@ export async function updateChargeCaptured(
   return toCharge(result.rows[0]);
 }
 
+/** The PSP disputed the charge (in the transaction that opens its dispute). */
+export async function markChargeDisputed(db: Queryable, charge: Pick<ChargeRow, 'merchantId' | 'id'>): Promise<void> {
+  await db.query(named('UPDATE charges SET disputed = true WHERE merchant_id = $1 AND id = $2'),
+    [charge.merchantId, charge.id]);
+}
+
 /** A destination charge's Transfer and ApplicationFee, made by its capture. */
 export async function updateChargeTransfer(db: Queryable, charge: Pick<ChargeRow, 'merchantId' | 'id'>,
   made: { transferId: string; applicationFeeId: string | null }): Promise<ChargeRow> {
@@ -392,7 +400,8 @@ function toCharge(row: any): ChargeRow {
     outcome: row.outcome, pspReference: row.psp_reference, authorizationEntryId: row.authorization_entry_id,
     captureBefore: row.capture_before, connector: row.connector,
     fundsAvailableImmediately: row.funds_available_immediately === true, connect: toConnect(row),
-    transferId: row.transfer_id ?? null, applicationFeeId: row.application_fee_id ?? null, createdAt: row.created_at,
+    disputed: row.disputed === true, transferId: row.transfer_id ?? null,
+    applicationFeeId: row.application_fee_id ?? null, createdAt: row.created_at,
   };
 }
 

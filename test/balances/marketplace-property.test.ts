@@ -161,6 +161,37 @@ const commands = {
       world.payments.push({ id: intent.id, day: world.day, awaitingCapture: step.manual });
     },
   }),
+  destinationCharge: command({
+    weight: 3,
+    parameters: fc.record({ amount: fc.integer({ min: 100, max: 200_000 }), currency: chargeCurrency,
+      seller: index, manual: fc.boolean(), bypassPending: fc.boolean(), split: fc.constantFrom('fee', 'amount', 'all'),
+      permille }),
+    async run(world, step) {
+      const destination = pick(world.sellers, step.seller) as string;
+      const part = Math.floor(step.amount * step.permille / 1000);
+      const intent = await world.stripe.paymentIntents.create({ amount: step.amount, currency: step.currency,
+        payment_method: step.bypassPending ? 'pm_card_bypassPending' : 'pm_card_visa', confirm: true,
+        capture_method: step.manual ? 'manual' : 'automatic',
+        transfer_data: { destination, ...(step.split === 'amount' ? { amount: Math.max(1, part) } : {}) },
+        ...(step.split === 'fee' ? { application_fee_amount: part } : {}) });
+      world.payments.push({ id: intent.id, day: world.day, awaitingCapture: step.manual });
+    },
+  }),
+  applicationFeeRefund: command({
+    weight: 1,
+    parameters: fc.record({ payment: index, reach }),
+    async run(world, step) {
+      const fees = (await world.stripe.applicationFees.list({ limit: 100 })).data
+        .filter((fee) => fee.amount_refunded < fee.amount);
+      const fee = pick(fees, step.payment);
+      if (fee === undefined) return;
+      const left = fee.amount - fee.amount_refunded;
+      const amount = Math.max(1, Math.min(left, Math.floor(left * step.reach / 1000)));
+      const before = await available(world, undefined, fee.currency as Currency);
+      await guarded('application fee refund', amount, before,
+        () => world.stripe.applicationFees.createRefund(fee.id, { amount }));
+    },
+  }),
   capture: command({
     weight: 2,
     parameters: fc.record({ payment: index, permille }),
@@ -170,13 +201,15 @@ const commands = {
       payment.awaitingCapture = false;
       const intent = await world.stripe.paymentIntents.retrieve(payment.id);
       if (intent.status !== 'requires_capture') return;
-      const amount = Math.max(1, Math.floor(intent.amount_capturable * step.permille / 1000));
+      // A destination charge's capture covers what it passes on or keeps as a fee (else it is refused).
+      const floor = Math.max(1, intent.transfer_data?.amount ?? 0, intent.application_fee_amount ?? 0);
+      const amount = Math.max(floor, Math.floor(intent.amount_capturable * step.permille / 1000));
       await world.stripe.paymentIntents.capture(intent.id, { amount_to_capture: amount });
     },
   }),
   refund: command({
     weight: 2,
-    parameters: fc.record({ payment: index, permille }),
+    parameters: fc.record({ payment: index, permille, reverseTransfer: fc.boolean(), refundFee: fc.boolean() }),
     async run(world, step) {
       const payment = pick(captured(world), step.payment);
       if (payment === undefined) return;
@@ -184,11 +217,18 @@ const commands = {
       if (intent.latest_charge === null) return;
       const charge = await world.stripe.charges.retrieve(intent.latest_charge as string);
       const left = charge.amount_captured - charge.amount_refunded;
-      // Stripe refuses to refund a disputed charge (charge_disputed). Penny's Charge shows
-      // `disputed: false` always (test/payments/charge-disputed.test.ts), so the run remembers.
-      if (left <= 0 || payment.disputed === true) return;
-      await world.stripe.refunds.create({ payment_intent: intent.id,
-        amount: Math.max(1, Math.floor(left * step.permille / 1000)) });
+      if (left <= 0) return;
+      const refund = world.stripe.refunds.create({ payment_intent: intent.id,
+        amount: Math.max(1, Math.floor(left * step.permille / 1000)),
+        // A destination charge's refund may take back the transfer's and the fee's shares.
+        ...(step.reverseTransfer && charge.transfer !== null ? { reverse_transfer: true } : {}),
+        ...(step.refundFee && charge.application_fee !== null ? { refund_application_fee: true } : {}) });
+      // Stripe refuses to refund a disputed charge: the dispute took its money back already.
+      if (charge.disputed) {
+        await expect(refund).rejects.toMatchObject({ raw: { code: 'charge_disputed' } });
+        return;
+      }
+      await refund;
     },
   }),
   transfer: command({

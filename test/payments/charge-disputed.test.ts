@@ -4,10 +4,8 @@ import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js
 import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
- * Known gaps of the Charge after a dispute, found by the marketplace property test
- * (test/balances/marketplace-property.test.ts) and left to src/payments' owners: each test states
- * Stripe's behaviour and is marked `it.fails` until Penny has it (then vitest reports it, and the
- * marker comes off).
+ * The Charge after a dispute, as Stripe's: it says it is disputed, and it is refunded no more
+ * (found by the marketplace property test, test/balances/marketplace-property.test.ts).
  */
 let penny: ServedLedger;
 let stripe: Stripe;
@@ -35,15 +33,13 @@ async function disputedCharge(): Promise<string> {
 }
 
 describe('a disputed charge', () => {
-  // Known gap: src/payments/payment-presenter.ts writes `disputed: false` for every charge.
-  it.fails('shows disputed: true, as Stripe\'s does', async () => {
+  it('shows disputed: true, as Stripe\'s does', async () => {
     const charge = await disputedCharge();
     expect((await stripe.charges.retrieve(charge)).disputed).toBe(true);
   });
 
-  // Known gap: Penny refunds a disputed charge; Stripe refuses with charge_disputed (the dispute
-  // already took the money back, so a refund would return it twice).
-  it.fails('cannot be refunded: 400 charge_disputed, as Stripe answers', async () => {
+  // The dispute already took the money back, so a refund would return it twice.
+  it('cannot be refunded: 400 charge_disputed, as Stripe answers', async () => {
     const charge = await disputedCharge();
     const refusal = await stripe.refunds.create({ charge, amount: 1000 }).catch((error: unknown) => error);
     expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'charge_disputed' } });
