@@ -219,21 +219,25 @@ export class BalanceService {
    * Makes a charge's funds available, once, in the caller's transaction: its pending transaction
    * and those riding on it (a destination charge's transfer and fee, on either side) each move
    * their net from their owner's pending to its available account in one ledger entry, and become
-   * available as of `availableOn`. Answers undefined when there is no such pending charge (not
-   * booked by Penny, or available already).
+   * available as of `availableOn`. Answers whose funds moved (the merchant, and a destination
+   * charge's connected account), or undefined when there is no such pending charge (not booked by
+   * Penny, or available already).
    */
   async makeChargeAvailable(db: Queryable, charge: { merchantId: string; chargeId: string; availableOn: string }):
-  Promise<store.BalanceTransactionRow | undefined> {
+  Promise<readonly BalanceOwner[] | undefined> {
     const pending = await store.selectBalanceTransactionBySource(db,
       { merchantId: charge.merchantId, sourceId: charge.chargeId, type: 'charge', reportingCategory: 'charge' },
       { forUpdate: true });
     if (pending?.status !== 'pending') return undefined;
-    for (const rider of await store.selectPendingRiders(db, charge)) {
+    const riders = await store.selectPendingRiders(db, charge);
+    for (const rider of riders) {
       await this.makeAvailable(db, rider, { availableOn: charge.availableOn,
         reference: `penny:balance_transaction:${rider.id}:available` });
     }
-    return this.makeAvailable(db, pending, { availableOn: charge.availableOn,
+    await this.makeAvailable(db, pending, { availableOn: charge.availableOn,
       reference: `penny:charge:${charge.chargeId}:available` });
+    const accountIds = new Set([pending.accountId, ...riders.map((rider) => rider.accountId)]);
+    return [...accountIds].map((accountId) => ({ merchantId: charge.merchantId, accountId }));
   }
 
   private async makeAvailable(db: Queryable, transaction: store.BalanceTransactionRow,
@@ -271,14 +275,20 @@ export class BalanceService {
     if (this.availability.kind !== 'fixed_delay') return 0;
     const due = await store.selectDuePendingTransactions(this.pool,
       { now: new Date(nowMs()).toISOString(), limit: limits.availabilityBatchMax });
-    const merchants = new Set<string>();
+    const owners: BalanceOwner[] = [];
     for (const transaction of due.filter((row) => row.type === 'charge')) {
       const made = await withTransaction(this.pool, (client) => this.makeChargeAvailable(client, {
         merchantId: transaction.merchantId, chargeId: transaction.sourceId, availableOn: transaction.availableOn }));
-      if (made !== undefined) merchants.add(made.merchantId);
+      owners.push(...made ?? []);
     }
-    for (const merchantId of merchants) await this.announceAvailable(merchantId);
-    return merchants.size;
+    return this.announceAvailableTo(owners);
+  }
+
+  /** balance.available once for each owner whose funds moved; answers how many were told. */
+  async announceAvailableTo(owners: readonly BalanceOwner[]): Promise<number> {
+    const distinct = new Map(owners.map((owner) => [`${owner.merchantId}/${owner.accountId}`, owner]));
+    for (const owner of distinct.values()) await this.announceAvailable(owner.merchantId, owner.accountId);
+    return distinct.size;
   }
 
   /**

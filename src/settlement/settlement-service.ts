@@ -4,7 +4,7 @@ import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import { withTransaction } from '../db/pool.js';
-import type { BalanceService } from '../balances/balance-service.js';
+import type { BalanceOwner, BalanceService } from '../balances/balance-service.js';
 import { chargeOfReference } from '../payments/payment-service.js';
 import { selectRefundById } from '../payments/payment-store.js';
 import { parseSettlementReport, type SettledLine } from './settlement-report.js';
@@ -57,19 +57,19 @@ export class SettlementService {
     const closed = request.day < utcDay(nowMs());
     const summary = { connector: request.connectorId, day: request.day, settled: 0, alreadyAvailable: 0, unmatched: 0,
       payouts: 0, payoutsAlreadyPosted: 0 };
-    const merchants = new Set<string>();
+    const owners: BalanceOwner[] = [];
     for (const currency of await this.dependencies.balances.receivableCurrencies()) {
       const lines = parseSettlementReport(await connector.fetchSettlementReport({ day: request.day, currency }));
       for (const line of lines.filter((item) => item.type === 'Settled')) {
         const outcome = await this.settle(request.connectorId, line);
         summary[outcome.result] += 1;
-        if (outcome.result === 'settled') merchants.add(outcome.merchantId);
+        owners.push(...outcome.owners);
       }
       if (!closed) continue;
       const posted = await this.postPayout(request.connectorId, lines);
       if (posted !== undefined) summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
     }
-    for (const merchantId of merchants) await this.dependencies.balances.announceAvailable(merchantId);
+    await this.dependencies.balances.announceAvailableTo(owners);
     // Only a closed day is marked pulled: the PSP may still add to today's report.
     if (closed) {
       await store.insertSettlementPull(this.pool, { connector: request.connectorId, day: request.day,
@@ -146,13 +146,13 @@ export class SettlementService {
   }
 
   private async settle(connectorId: string, line: SettledLine):
-  Promise<{ result: 'settled' | 'alreadyAvailable' | 'unmatched'; merchantId: string }> {
+  Promise<{ result: 'settled' | 'alreadyAvailable' | 'unmatched'; owners: readonly BalanceOwner[] }> {
     const charge = await chargeOfReference(this.pool, line.merchantReference);
-    if (charge === undefined || charge.connector !== connectorId) return { result: 'unmatched', merchantId: '' };
+    if (charge === undefined || charge.connector !== connectorId) return { result: 'unmatched', owners: [] };
     const availableOn = `${line.bookingDay || new Date(nowMs()).toISOString().slice(0, 10)}T00:00:00.000Z`;
     const made = await withTransaction(this.pool, (client) => this.dependencies.balances.makeChargeAvailable(client,
       { merchantId: charge.merchantId, chargeId: charge.id, availableOn }));
-    return { result: made === undefined ? 'alreadyAvailable' : 'settled', merchantId: charge.merchantId };
+    return made === undefined ? { result: 'alreadyAvailable', owners: [] } : { result: 'settled', owners: made };
   }
 }
 

@@ -117,8 +117,10 @@ describe('making funds available', () => {
         penny.balances.makeChargeAvailable(client, { merchantId, chargeId: charge, availableOn: at }));
       const second = await withTransaction(penny.pool, (client) =>
         penny.balances.makeChargeAvailable(client, { merchantId, chargeId: charge, availableOn: at }));
-      expect(first).toMatchObject({ status: 'available', netMinor: 8000n - 262n });
+      expect(first).toEqual([{ merchantId, accountId: merchantId }]);
       expect(second).toBeUndefined();
+      const { data } = await stripe.balanceTransactions.list({ source: charge, type: 'charge' });
+      expect(data[0]).toMatchObject({ status: 'available', net: 8000 - 262 });
       const after = await stripe.balance.retrieve();
       expect(amountOf(after.available, 'usd') - amountOf(before.available, 'usd')).toBe(8000 - 262);
       expect(amountOf(after.pending, 'usd') - amountOf(before.pending, 'usd')).toBe(-(8000 - 262));

@@ -107,6 +107,17 @@ describe('a destination charge with an application fee', () => {
     await expectTrialBalanceZero();
   });
 
+  it('tells the seller its funds are available (balance.available naming its account)', async () => {
+    const { stripe, seller } = await marketplace('Announced Market');
+    await stripe.paymentIntents.create({ amount: 3_000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, application_fee_amount: 300, transfer_data: { destination: seller.id } });
+    await settlement.pull({ connectorId: 'sandbox', day: new Date(nowMs()).toISOString().slice(0, 10) });
+    const events = (await stripe.events.list({ type: 'balance.available' }, { stripeAccount: seller.id })).data;
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ account: seller.id,
+      data: { object: { available: [expect.objectContaining({ currency: 'usd', amount: 2_700 })] } } });
+  });
+
   it('records transfer.created and application_fee.created', async () => {
     const { stripe, seller } = await marketplace('Evented Market');
     const intent = await stripe.paymentIntents.create({ amount: 5_000, currency: 'usd', payment_method: 'pm_card_visa',
