@@ -87,11 +87,10 @@ export class DestinationChargeSplits implements DestinationCharges {
   private async reverseShare(db: Queryable, input: { refund: RefundedDestinationCharge; transfer: store.TransferRow }):
   Promise<string | null> {
     const { refund, transfer } = input;
-    const shareMinor = refundShareMinor({ partMinor: transfer.amountMinor, wholeMinor: refund.capturedMinor,
-      refundMinor: refund.refundMinor, cumulativeMinor: refund.reversingRefundedMinor,
-      givenMinor: await store.selectReversedByRefunds(db, transfer), completesCharge: refund.completesCharge });
-    const leftMinor = transfer.amountMinor - transfer.amountReversedMinor;
-    const amountMinor = shareMinor < leftMinor ? shareMinor : leftMinor;
+    const amountMinor = shareOf(refund, { partMinor: transfer.amountMinor,
+      cumulativeMinor: refund.reversingRefundedMinor,
+      givenByRefundsMinor: await store.selectReversedByRefunds(db, transfer),
+      leftMinor: transfer.amountMinor - transfer.amountReversedMinor });
     if (amountMinor <= 0n) return null;
     const id = newId('trr');
     const entryId = await moveBetweenOwners(this.dependencies, db, { from: transfer.destination,
@@ -114,11 +113,10 @@ export class DestinationChargeSplits implements DestinationCharges {
   private async refundFeeShare(db: Queryable, input: { refund: RefundedDestinationCharge;
     fee: feeStore.ApplicationFeeRow }): Promise<string | null> {
     const { refund, fee } = input;
-    const shareMinor = refundShareMinor({ partMinor: fee.amountMinor, wholeMinor: refund.capturedMinor,
-      refundMinor: refund.refundMinor, cumulativeMinor: refund.feeRefundingRefundedMinor,
-      givenMinor: await feeStore.selectFeeRefundedByRefunds(db, fee), completesCharge: refund.completesCharge });
-    const leftMinor = fee.amountMinor - fee.amountRefundedMinor;
-    const amountMinor = shareMinor < leftMinor ? shareMinor : leftMinor;
+    const amountMinor = shareOf(refund, { partMinor: fee.amountMinor,
+      cumulativeMinor: refund.feeRefundingRefundedMinor,
+      givenByRefundsMinor: await feeStore.selectFeeRefundedByRefunds(db, fee),
+      leftMinor: fee.amountMinor - fee.amountRefundedMinor });
     if (amountMinor <= 0n) return null;
     const feeRefund = await refundApplicationFee(this.dependencies, db, { fee, amountMinor, metadata: {},
       sourceRefund: refund.refundId, guardedParam: null });
@@ -176,6 +174,18 @@ export class DestinationChargeSplits implements DestinationCharges {
         currency: movement.currency, amountMinor: side.amountMinor, description: null });
     }
   }
+}
+
+/**
+ * A refund's share of a part of its charge (the transfer, the fee): proportional, never more than
+ * is left of the part (the platform may have reversed or refunded some of it by hand).
+ */
+function shareOf(refund: RefundedDestinationCharge, part: { partMinor: bigint; cumulativeMinor: bigint;
+  givenByRefundsMinor: bigint; leftMinor: bigint }): bigint {
+  const shareMinor = refundShareMinor({ partMinor: part.partMinor, wholeMinor: refund.capturedMinor,
+    refundMinor: refund.refundMinor, cumulativeMinor: part.cumulativeMinor, givenMinor: part.givenByRefundsMinor,
+    completesCharge: refund.completesCharge });
+  return shareMinor < part.leftMinor ? shareMinor : part.leftMinor;
 }
 
 /**
