@@ -25,7 +25,8 @@ export const webhookEventTypes = [
   'account.updated', 'account.external_account.created', 'account.external_account.updated',
   'account.external_account.deleted', 'charge.dispute.created', 'charge.dispute.funds_withdrawn',
   'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_reinstated', 'transfer.created',
-  'transfer.reversed',
+  'transfer.reversed', 'application_fee.created', 'application_fee.refunded', 'payout.created', 'payout.updated',
+  'payout.paid', 'payout.failed', 'payout.canceled',
 ] as const;
 
 export interface EndpointCommand {

@@ -91,6 +91,12 @@ describe('webhook endpoints', () => {
       .rejects.toMatchObject({ statusCode: 400, param: 'url' });
   });
 
+  it('takes the marketplace\'s event types: payouts and application fees', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['payout.paid',
+      'payout.failed', 'application_fee.created', 'application_fee.refunded', 'transfer.created'] });
+    expect(endpoint.enabled_events).toContain('application_fee.refunded');
+  });
+
   it('refuses an unknown event type, naming it', async () => {
     await expect(stripe.webhookEndpoints.create({ url: receiverUrl,
       enabled_events: ['payment_intent.exploded' as Stripe.WebhookEndpointCreateParams.EnabledEvent] }))
