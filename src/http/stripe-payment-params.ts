@@ -4,7 +4,7 @@ import type {
   CreateRefundCommand, RefundReason, UpdatePaymentIntentCommand,
 } from '../payments/payment-commands.js';
 import { readStripeAmount, readStripeBoolean } from './stripe-form.js';
-import { parseStripeCurrency, validateStripeAmount } from '../money/stripe-currency.js';
+import { parseStripeCurrency, stripeAmountToMinor, validateStripeAmount } from '../money/stripe-currency.js';
 import { invalid, missing, readEnum, readObject, readString } from '../validation.js';
 
 /**
@@ -62,7 +62,8 @@ function readConnect(object: Record<string, unknown>, intent: { currency: string
       throw invalid('transfer_data[amount]', `transfer_data[amount] must be a positive integer no greater than the ` +
         `amount (${intent.amount}).`, 'parameter_invalid_integer');
     }
-    validateStripeAmount(intent.currency, transferAmount, 'transfer_data[amount]');
+    // Any positive amount the currency can carry: the charge's minimum is not a transfer's.
+    stripeAmountToMinor(intent.currency, transferAmount, { param: 'transfer_data[amount]' });
   }
   if (fee !== undefined) {
     if (destination === undefined) {
@@ -76,6 +77,7 @@ function readConnect(object: Record<string, unknown>, intent: { currency: string
       throw invalid('application_fee_amount', `The application fee must be between 0 and the amount (${intent.amount}).`,
         'amount_too_large');
     }
+    stripeAmountToMinor(intent.currency, fee, { param: 'application_fee_amount' });
   }
   if (onBehalfOf !== undefined && destination !== undefined && onBehalfOf !== destination) {
     throw invalid('on_behalf_of', 'on_behalf_of must be the same account as transfer_data[destination].');

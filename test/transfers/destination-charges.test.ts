@@ -335,6 +335,19 @@ describe('a destination charge\'s bad input', () => {
     expect(refusal).toMatchObject({ statusCode: 400, raw: { param: 'application_fee_amount' } });
   });
 
+  it('passes on a transfer_data[amount] below a charge\'s minimum, and refuses one the currency cannot carry',
+    async () => {
+      const { stripe, seller } = await marketplace('Small Market');
+      const intent = await stripe.paymentIntents.create({ amount: 1_000, currency: 'usd',
+        payment_method: 'pm_card_visa', confirm: true, transfer_data: { destination: seller.id, amount: 7 } });
+      const charge = await stripe.charges.retrieve(intent.latest_charge as string);
+      expect((await stripe.transfers.retrieve(charge.transfer as string)).amount).toBe(7);
+      const refusal = await refused(stripe.paymentIntents.create({ amount: 1_000, currency: 'kwd',
+        transfer_data: { destination: seller.id, amount: 7 } }));
+      expect(refusal).toMatchObject({ statusCode: 400,
+        raw: { code: 'amount_invalid_for_currency', param: 'transfer_data[amount]' } });
+    });
+
   it('transfer_data[amount] above the amount is refused', async () => {
     const { stripe, seller } = await marketplace('Overpaid Market');
     const refusal = await refused(stripe.paymentIntents.create({ amount: 1_000, currency: 'usd',
