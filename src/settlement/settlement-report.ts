@@ -1,10 +1,12 @@
-import { parse } from 'csv-parse/sync';
+import { readAdyenSdrText } from '../reconciliation/adyen-sdr.js';
 
 /**
- * The lines of a PSP's settlement report that settlement acts on, read by header name from the
- * Settlement details report (Adyen's layout, which the sandbox PSP publishes): which of Penny's
- * references settled, on which day, in which currency. Amounts are left to reconciliation, which
- * compares them with the ledger; settlement only learns that captured funds are the merchant's.
+ * The lines of a PSP's settlement report that settlement acts on: which of Penny's references
+ * settled, on which day, in which currency. The report is read by reconciliation's one parser of
+ * the Settlement details report (src/reconciliation/adyen-sdr.ts, Adyen's layout, which the
+ * sandbox PSP publishes), so a report settlement accepts is one reconciliation can import; a
+ * report it cannot read is refused with the line and field. Amounts are left to reconciliation,
+ * which compares them with the ledger; settlement only learns that captured funds are the merchant's.
  */
 export interface SettledLine {
   readonly type: string;
@@ -16,21 +18,13 @@ export interface SettledLine {
   readonly bookingDay: string;
 }
 
-const required = ['Type', 'Merchant Reference', 'Psp Reference', 'Net Currency', 'Booking Date'];
-
-export function parseSettlementReport(text: string): SettledLine[] {
-  if (text.trim() === '') return [];
-  const records = parse(text, { columns: true, skip_empty_lines: true, trim: true }) as Record<string, string>[];
-  const header = records[0] === undefined ? [] : Object.keys(records[0]);
-  const missing = required.filter((column) => !header.includes(column));
-  if (records.length > 0 && missing.length > 0) {
-    throw new Error(`the settlement report lacks the columns ${missing.join(', ')}`);
-  }
+export async function parseSettlementReport(text: string, name = 'settlement report'): Promise<SettledLine[]> {
+  const records = await readAdyenSdrText(text, name);
   return records.map((record) => ({
-    type: record.Type ?? '',
-    merchantReference: record['Merchant Reference'] ?? '',
-    pspReference: record['Psp Reference'] ?? '',
-    currency: (record['Net Currency'] ?? '').toUpperCase(),
-    bookingDay: (record['Booking Date'] ?? '').slice(0, 10),
+    type: record.type,
+    merchantReference: record.merchantReference ?? '',
+    pspReference: record.pspReference ?? '',
+    currency: record.currency,
+    bookingDay: record.bookingDate ?? '',
   }));
 }

@@ -43,7 +43,8 @@ export class SettlementService {
     const lines: SettledLine[] = [];
     for (const currency of await this.dependencies.balances.pendingChargeCurrencies()) {
       const report = await connector.fetchSettlementReport({ day: request.day, currency });
-      lines.push(...parseSettlementReport(report).filter((line) => line.type === 'Settled'));
+      const name = `${request.connectorId} settlement report ${request.day} ${currency}`;
+      lines.push(...(await parseSettlementReport(report, name)).filter((line) => line.type === 'Settled'));
     }
     const summary = { connector: request.connectorId, day: request.day, settled: 0, alreadyAvailable: 0, unmatched: 0 };
     const merchants = new Set<string>();
