@@ -56,6 +56,8 @@ interface PendingEntry {
 /** SOH and ETX, which wrap some banks' messages. */
 // eslint-disable-next-line no-control-regex -- these control bytes are what the pattern is for
 const controlBytes = /[\u0001\u0003]/g;
+/** A message's end (`-`, `-XXX`, `-}{5:…}`) or a FIN block header's start (`{1:…}{2:…}{4:`). */
+const messageBoundary = /^(-(XXX|\}.*)?|\{1:.*)$/;
 const tagPattern = /^:(\d{2}[A-Z]?):(.*)$/;
 const entryPattern = /^(\d{6})(\d{4})?(RC|RD|C|D)([A-Z])?(\d+,\d*)([SNF][A-Z0-9]{3})(.*)$/;
 const balancePattern = /^([CD])(\d{6})([A-Z]{3})(\d+,\d*)$/;
@@ -96,17 +98,17 @@ export async function* readMt940(input: Readable, file: string): AsyncGenerator<
       field = { tag: tag[1] ?? '', line: lineNumber, lines: [tag[2] ?? ''] };
       continue;
     }
-    if (field !== undefined && (field.tag === '86' || field.tag === '61')) {
-      field.lines.push(line);
-      continue;
-    }
-    if (line.startsWith('-') || line.startsWith('{')) {
+    if (messageBoundary.test(line)) {
       // A message ends (`-`, `-XXX`, `-}{5:…}`) or a FIN block header begins (`{1:…}{2:…}{4:`).
       finishField();
       if (statement !== undefined) {
         out.push(...finishStatement(statement, file));
         statement = undefined;
       }
+      continue;
+    }
+    if (field !== undefined && (field.tag === '86' || field.tag === '61')) {
+      field.lines.push(line);
       continue;
     }
     if (statement === undefined || statement.closed) {

@@ -56,6 +56,7 @@ function stripeRecord(row: CsvRow, file: string): ReconRecord {
     const value = column(row, name);
     if (value !== '') references[name] = value;
   }
+  const [grossMinor, feeMinor, netMinor] = [amount('gross'), amount('fee'), amount('net')];
   const sourceId = column(row, 'source_id');
   return {
     kind: 'psp_line',
@@ -63,10 +64,10 @@ function stripeRecord(row: CsvRow, file: string): ReconRecord {
     externalId: id,
     type: required('reporting_category'),
     currency,
-    amountMinor: amount('net'),
-    grossMinor: amount('gross'),
+    amountMinor: netMinor,
+    grossMinor,
     grossCurrency: currency,
-    feeMinor: amount('fee'),
+    feeMinor,
     bookingDate,
     valueDate: availableText === '' ? null : at(where(availableField), () => readDay(availableText)),
     pspReference: sourceId === '' ? null : sourceId,
