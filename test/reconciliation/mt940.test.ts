@@ -61,7 +61,7 @@ describe('MT940 samples (WoLpH/mt940)', () => {
 
   it('mBank: SOH and ETX around the message, three credits of 0,01 with funds code N and a bank reference; adds up', async () => {
     const { records, statements } = await parseFixture(readMt940, 'mt940-wolph/mBank/mt940.sta');
-    expect(records.map(({ amountMinor, references }) => [amountMinor, references.funds_code, references.bank_reference]))
+    expect(records.map(({ amountMinor, references: refs }) => [amountMinor, refs.funds_code, refs.bank_reference]))
       .toEqual([[1n, 'N', 'MB170119012058'], [1n, 'N', 'MB170119012085'], [1n, 'N', 'MB170119012121']]);
     expect(statements[0]).toMatchObject({ account: 'PL29114010810000267002001002', currency: 'PLN',
       balanceCheck: { result: 'adds_up', expectedClosingMinor: 43n } });
