@@ -48,7 +48,7 @@ describe('penny recon import', () => {
     const run = await penny(['recon', 'import', path.join(fixtures, 'mt940-wolph/jejik/rabobank.sta')]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/rabobank\.sta: mt940, \d+ lines, 5 records \(5 new, 0 known, 0 conflicting\)/);
-    expect(run.stdout).toMatch(/statement 940A110615\/00000\/00 \(1291\.99\.348EUR\): 1 entries, mismatch by 113593 minor units/);
+    expect(run.stdout).toContain('statement 940A110615/00000/00 (1291.99.348EUR): 1 entries, mismatch by 113593 minor units');
   });
 
   it('exits 1 on a malformed file, naming the file, line and field, and imports nothing', async () => {
