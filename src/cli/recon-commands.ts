@@ -27,13 +27,17 @@ export function registerReconCommands(program: Command): void {
       const size = (await fs.promises.stat(file)).size;
       await withDatabasePool(async (pool) => {
         const progress = progressBar(size, options.json !== true && process.stderr.isTTY === true);
+        const body = fs.createReadStream(file);
         const summary = await new ReconciliationImports(pool).importFile({
-          body: fs.createReadStream(file),
+          body,
           filename: path.basename(file),
           source: options.source,
           format: options.format as ReconFormat | undefined,
           onProgress: progress.update,
-        }).finally(progress.done);
+        }).finally(() => {
+          progress.done();
+          body.destroy();
+        });
         printResult(options.json === true, summary, describe(summary));
       });
     });

@@ -555,17 +555,17 @@ CREATE TABLE reconciliation_files (
   CONSTRAINT reconciliation_files_pkey PRIMARY KEY (id),
   CONSTRAINT reconciliation_files_check CHECK (record_count = (new_record_count + known_record_count + conflicting_record_count)),
   CONSTRAINT reconciliation_files_conflicting_record_count_check CHECK (conflicting_record_count >= 0),
-  CONSTRAINT reconciliation_files_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]{64}$'::text),
+  CONSTRAINT reconciliation_files_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]+$'::text AND length(content_sha256) = 64),
   CONSTRAINT reconciliation_files_content_sha256_key UNIQUE (content_sha256),
   CONSTRAINT reconciliation_files_filename_check CHECK (length(filename) >= 1 AND length(filename) <= 255),
   CONSTRAINT reconciliation_files_format_check CHECK (format = ANY (ARRAY['adyen_sdr'::text, 'stripe_payout_reconciliation'::text, 'camt053'::text, 'mt940'::text])),
-  CONSTRAINT reconciliation_files_id_check CHECK (id ~ '^rfile_[A-Za-z0-9]+$'::text),
+  CONSTRAINT reconciliation_files_id_check CHECK (id ~ '^rfile_[A-Za-z0-9]+$'::text AND length(id) >= 14 AND length(id) <= 70),
   CONSTRAINT reconciliation_files_known_record_count_check CHECK (known_record_count >= 0),
   CONSTRAINT reconciliation_files_line_count_check CHECK (line_count >= 0),
   CONSTRAINT reconciliation_files_new_record_count_check CHECK (new_record_count >= 0),
   CONSTRAINT reconciliation_files_record_count_check CHECK (record_count >= 0),
   CONSTRAINT reconciliation_files_size_bytes_check CHECK (size_bytes >= 0),
-  CONSTRAINT reconciliation_files_source_check CHECK (source ~ '^[a-z0-9][a-z0-9_.:-]{0,63}$'::text)
+  CONSTRAINT reconciliation_files_source_check CHECK (source ~ '^[a-z0-9][a-z0-9_.:-]*$'::text AND length(source) <= 64)
 );
 CREATE INDEX reconciliation_files_imported ON public.reconciliation_files USING btree (imported_at DESC, id DESC);
 
@@ -600,7 +600,7 @@ CREATE TABLE reconciliation_records (
   raw jsonb DEFAULT '{}'::jsonb NOT NULL,
   CONSTRAINT reconciliation_records_pkey PRIMARY KEY (id),
   CONSTRAINT reconciliation_records_check CHECK ((kind = 'bank_entry'::text) = (statement_position IS NOT NULL)),
-  CONSTRAINT reconciliation_records_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]{64}$'::text),
+  CONSTRAINT reconciliation_records_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]+$'::text AND length(content_sha256) = 64),
   CONSTRAINT reconciliation_records_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
   CONSTRAINT reconciliation_records_external_id_check CHECK (length(external_id) >= 1 AND length(external_id) <= 1000),
   CONSTRAINT reconciliation_records_gross_currency_check CHECK (gross_currency ~ '^[A-Z]{3}$'::text),

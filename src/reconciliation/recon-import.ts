@@ -96,9 +96,9 @@ export class ReconciliationImports {
       if (error instanceof AlreadyImported) return this.summaryOf(this.pool, error.file, true);
       throw error;
     } finally {
+      // What is left of a refused body is for its owner to drain or close (src/http/body-drain.ts, the CLI's file).
       request.body.unpipe(meter);
       meter.destroy();
-      if (!request.body.readableEnded) request.body.resume();
     }
   }
 
