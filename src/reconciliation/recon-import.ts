@@ -48,14 +48,19 @@ export const sourcePattern = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
 const peekBytes = 8192;
 
 export class ReconciliationImports {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly fileBytesMax: number;
+
+  /** `fileBytesMax`: the largest file taken (default `limits.reconciliationFileBytesMax`, 1 GiB). */
+  constructor(private readonly pool: pg.Pool, options: { fileBytesMax?: number } = {}) {
+    this.fileBytesMax = options.fileBytesMax ?? limits.reconciliationFileBytesMax;
+  }
 
   async importFile(request: ImportRequest): Promise<ImportSummary> {
     if (request.source !== undefined && !sourcePattern.test(request.source)) {
       throw new PennyError({ code: 'parameter_invalid', param: 'source',
         message: 'source must be 1 to 64 lower-case letters, digits and _ . : - (starting with a letter or digit).' });
     }
-    const meter = new FileMeter(limits.reconciliationFileBytesMax, request.onProgress);
+    const meter = new FileMeter(this.fileBytesMax, request.onProgress);
     request.body.on('error', (error) => meter.destroy(error));
     request.body.pipe(meter);
     try {

@@ -62,6 +62,28 @@ describe('POST /v1/reconciliation/files', () => {
     expect(response.json().error).toMatchObject({ code: 'parameter_invalid', param: 'format' });
   });
 
+  it('streams a large body sent in chunks over a socket', async () => {
+    const address = await penny.app.listen({ port: 0, host: '127.0.0.1' });
+    const rows = 20_000;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('Merchant Account,Psp Reference,Merchant Reference,Type,Modification Reference,Gross Currency,'
+        + 'Gross Debit (GC),Gross Credit (GC),Net Currency,Net Debit (NC),Net Credit (NC),Batch Number,Creation Date\n');
+      for (let start = 1; start <= rows; start += 1000) {
+        let text = '';
+        for (let index = start; index < start + 1000; index += 1) {
+          text += `Stream,s${index},ch_s${index},Settled,s${index},EUR,,10.00,EUR,,9.70,4,2026-03-02 10:00:00\n`;
+        }
+        yield Buffer.from(text);
+      }
+    }
+    const response = await fetch(`${address}/v1/reconciliation/files?source=stream`, {
+      method: 'POST', body: ReadableStream.from(chunks()), duplex: 'half',
+      headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'text/csv' },
+    } as RequestInit);
+    expect(response.status).toBe(201);
+    expect(await response.json()).toMatchObject({ format: 'adyen_sdr', lines: rows + 1, records: { total: rows, new: rows } });
+  });
+
   it('answers 401 without the operator key, and with a merchant\'s key', async () => {
     expect((await upload('x', { key: '' })).statusCode).toBe(401);
     expect((await upload('x', { key: 'sk_test_notTheOperator' })).statusCode).toBe(401);

@@ -200,6 +200,16 @@ describe('all or nothing', () => {
       .rejects.toMatchObject({ details: { file: 'february_30.sta', line: 6, field: ':61:' } });
   });
 
+  it('refuses a file over the size bound, and writes nothing', async () => {
+    const small = new ReconciliationImports(database.pool, { fileBytesMax: 4096 });
+    const text = largeSdr(100);
+    await expect(small.importFile({ body: Readable.from([Buffer.from(text)]), filename: 'big.csv' }))
+      .rejects.toMatchObject({ code: 'request_too_large' });
+    expect(await tableCounts()).toEqual({ files: 0, statements: 0, records: 0 });
+    const fits = await small.importFile({ body: Readable.from([Buffer.from(largeSdr(10))]), filename: 'small.csv' });
+    expect(fits.records.new).toBe(10);
+  });
+
   it('refuses a source that is not a name', async () => {
     await expect(importText('x', { source: 'Not A Name' })).rejects.toMatchObject({ code: 'parameter_invalid', param: 'source' });
   });
