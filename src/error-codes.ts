@@ -62,6 +62,8 @@ export const statusByCode = {
   dispute_already_closed: 400,
   webhook_signature_invalid: 400,
   clock_not_controlled: 400,
+  // Reconciliation: a statement or report that cannot be read is refused whole.
+  reconciliation_file_invalid: 400,
   // What is asked for does not exist.
   account_not_found: 404,
   entry_not_found: 404,

@@ -6,6 +6,7 @@ import { commandFailureOf, jsonRequested, type CommandFailure } from './cli-erro
 import { registerCaseCommands } from './case-commands.js';
 import { registerLedgerCommands } from './ledger-commands.js';
 import { registerMerchantCommands } from './merchant-commands.js';
+import { registerReconCommands } from './recon-commands.js';
 import { registerSandboxPspCommands } from './sandbox-psp-commands.js';
 import { registerServeCommands } from './serve-commands.js';
 import { registerSettlementCommands } from './settlement-commands.js';
@@ -25,6 +26,7 @@ registerMerchantCommands(program);
 registerSandboxPspCommands(program);
 registerCaseCommands(program);
 registerSettlementCommands(program);
+registerReconCommands(program);
 
 const json = jsonRequested(process.argv.slice(2));
 try {

@@ -626,6 +626,118 @@ CREATE UNIQUE INDEX payouts_automatic_once ON public.payouts USING btree (mercha
 CREATE INDEX payouts_list ON public.payouts USING btree (merchant_id, account_id, created_at DESC, id DESC);
 CREATE INDEX payouts_unknown ON public.payouts USING btree (updated_at) WHERE (psp_call = 'unknown'::text);
 
+CREATE TABLE reconciliation_files (
+  id text NOT NULL,
+  source text NOT NULL,
+  format text NOT NULL,
+  format_version text,
+  filename text NOT NULL,
+  content_sha256 text NOT NULL,
+  size_bytes bigint NOT NULL,
+  line_count integer NOT NULL,
+  record_count integer NOT NULL,
+  new_record_count integer NOT NULL,
+  known_record_count integer NOT NULL,
+  conflicting_record_count integer NOT NULL,
+  imported_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT reconciliation_files_pkey PRIMARY KEY (id),
+  CONSTRAINT reconciliation_files_check CHECK (record_count = (new_record_count + known_record_count + conflicting_record_count)),
+  CONSTRAINT reconciliation_files_conflicting_record_count_check CHECK (conflicting_record_count >= 0),
+  CONSTRAINT reconciliation_files_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]+$'::text AND length(content_sha256) = 64),
+  CONSTRAINT reconciliation_files_content_sha256_key UNIQUE (content_sha256),
+  CONSTRAINT reconciliation_files_filename_check CHECK (length(filename) >= 1 AND length(filename) <= 255),
+  CONSTRAINT reconciliation_files_format_check CHECK (format = ANY (ARRAY['adyen_sdr'::text, 'stripe_payout_reconciliation'::text, 'camt053'::text, 'mt940'::text])),
+  CONSTRAINT reconciliation_files_id_check CHECK (id ~ '^rfile_[A-Za-z0-9]+$'::text AND length(id) >= 14 AND length(id) <= 70),
+  CONSTRAINT reconciliation_files_known_record_count_check CHECK (known_record_count >= 0),
+  CONSTRAINT reconciliation_files_line_count_check CHECK (line_count >= 0),
+  CONSTRAINT reconciliation_files_new_record_count_check CHECK (new_record_count >= 0),
+  CONSTRAINT reconciliation_files_record_count_check CHECK (record_count >= 0),
+  CONSTRAINT reconciliation_files_size_bytes_check CHECK (size_bytes >= 0),
+  CONSTRAINT reconciliation_files_source_check CHECK (source ~ '^[a-z0-9][a-z0-9_.:-]*$'::text AND length(source) <= 64)
+);
+CREATE INDEX reconciliation_files_imported ON public.reconciliation_files USING btree (imported_at DESC, id DESC);
+
+CREATE TABLE reconciliation_records (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  file_id text NOT NULL,
+  source text NOT NULL,
+  kind text NOT NULL,
+  line integer NOT NULL,
+  external_id text NOT NULL,
+  occurrence integer NOT NULL,
+  content_sha256 text NOT NULL,
+  conflicts_with_record_id bigint,
+  type text NOT NULL,
+  currency text NOT NULL,
+  amount_minor bigint NOT NULL,
+  gross_minor bigint,
+  gross_currency text,
+  fee_minor bigint,
+  booking_date date,
+  value_date date,
+  psp_reference text,
+  merchant_reference text,
+  batch_key text,
+  remittance_text text,
+  counterparty_name text,
+  counterparty_account text,
+  status text,
+  reversal boolean DEFAULT false NOT NULL,
+  statement_position integer,
+  refs jsonb DEFAULT '{}'::jsonb NOT NULL,
+  raw jsonb DEFAULT '{}'::jsonb NOT NULL,
+  CONSTRAINT reconciliation_records_pkey PRIMARY KEY (id),
+  CONSTRAINT reconciliation_records_check CHECK ((kind = 'bank_entry'::text) = (statement_position IS NOT NULL)),
+  CONSTRAINT reconciliation_records_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]+$'::text AND length(content_sha256) = 64),
+  CONSTRAINT reconciliation_records_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT reconciliation_records_external_id_check CHECK (length(external_id) >= 1 AND length(external_id) <= 1000),
+  CONSTRAINT reconciliation_records_gross_currency_check CHECK (gross_currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT reconciliation_records_kind_check CHECK (kind = ANY (ARRAY['psp_line'::text, 'bank_entry'::text])),
+  CONSTRAINT reconciliation_records_line_check CHECK (line >= 0),
+  CONSTRAINT reconciliation_records_occurrence_check CHECK (occurrence >= 1),
+  CONSTRAINT reconciliation_records_source_external_id_occurrence_conten_key UNIQUE (source, external_id, occurrence, content_sha256)
+);
+CREATE INDEX reconciliation_records_amount ON public.reconciliation_records USING btree (currency, amount_minor, value_date);
+CREATE INDEX reconciliation_records_batch ON public.reconciliation_records USING btree (source, batch_key) WHERE (batch_key IS NOT NULL);
+CREATE INDEX reconciliation_records_conflicts ON public.reconciliation_records USING btree (conflicts_with_record_id) WHERE (conflicts_with_record_id IS NOT NULL);
+CREATE INDEX reconciliation_records_file ON public.reconciliation_records USING btree (file_id, line);
+CREATE UNIQUE INDEX reconciliation_records_first_version ON public.reconciliation_records USING btree (source, external_id, occurrence) WHERE (conflicts_with_record_id IS NULL);
+CREATE INDEX reconciliation_records_merchant_reference ON public.reconciliation_records USING btree (merchant_reference) WHERE (merchant_reference IS NOT NULL);
+CREATE INDEX reconciliation_records_psp_reference ON public.reconciliation_records USING btree (psp_reference) WHERE (psp_reference IS NOT NULL);
+
+CREATE TABLE reconciliation_statements (
+  file_id text NOT NULL,
+  "position" integer NOT NULL,
+  line integer NOT NULL,
+  statement_ref text NOT NULL,
+  account text NOT NULL,
+  currency text,
+  opening_balance_minor bigint,
+  opening_currency text,
+  opening_date date,
+  closing_balance_minor bigint,
+  closing_currency text,
+  closing_date date,
+  entry_count integer NOT NULL,
+  booked_sum_minor bigint NOT NULL,
+  balance_check text NOT NULL,
+  expected_closing_minor bigint,
+  balance_check_reason text,
+  raw jsonb DEFAULT '{}'::jsonb NOT NULL,
+  CONSTRAINT reconciliation_statements_pkey PRIMARY KEY (file_id, "position"),
+  CONSTRAINT reconciliation_statements_balance_check_check CHECK (balance_check = ANY (ARRAY['adds_up'::text, 'mismatch'::text, 'not_checkable'::text])),
+  CONSTRAINT reconciliation_statements_check CHECK ((balance_check = 'not_checkable'::text) = (expected_closing_minor IS NULL)),
+  CONSTRAINT reconciliation_statements_check1 CHECK ((balance_check = 'not_checkable'::text) = (balance_check_reason IS NOT NULL)),
+  CONSTRAINT reconciliation_statements_closing_currency_check CHECK (closing_currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT reconciliation_statements_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT reconciliation_statements_entry_count_check CHECK (entry_count >= 0),
+  CONSTRAINT reconciliation_statements_line_check CHECK (line >= 0),
+  CONSTRAINT reconciliation_statements_opening_currency_check CHECK (opening_currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT reconciliation_statements_position_check CHECK ("position" >= 0)
+);
+CREATE INDEX reconciliation_statements_account ON public.reconciliation_statements USING btree (account, closing_date);
+CREATE INDEX reconciliation_statements_mismatch ON public.reconciliation_statements USING btree (file_id) WHERE (balance_check = 'mismatch'::text);
+
 CREATE TABLE recovery_jobs (
   merchant_id text NOT NULL,
   id text NOT NULL,
@@ -1313,6 +1425,14 @@ ALTER TABLE payment_attempts
   ADD CONSTRAINT payment_attempts_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
 ALTER TABLE payment_intent_finalizations
   ADD CONSTRAINT payment_intent_finalizations_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
+ALTER TABLE reconciliation_records
+  ADD CONSTRAINT reconciliation_records_conflicts_with_record_id_fkey FOREIGN KEY (conflicts_with_record_id) REFERENCES reconciliation_records(id);
+ALTER TABLE reconciliation_records
+  ADD CONSTRAINT reconciliation_records_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id) DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE reconciliation_records
+  ADD CONSTRAINT reconciliation_records_file_id_statement_position_fkey FOREIGN KEY (file_id, statement_position) REFERENCES reconciliation_statements(file_id, "position") DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE reconciliation_statements
+  ADD CONSTRAINT reconciliation_statements_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id) DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE refunds
   ADD CONSTRAINT refunds_merchant_id_charge_id_fkey FOREIGN KEY (merchant_id, charge_id) REFERENCES charges(merchant_id, id);
 ALTER TABLE transfer_reversals

@@ -39,6 +39,8 @@ import type { BalanceService } from '../balances/balance-service.js';
 import { parseStripeForm, registerStripeFormParser } from './stripe-form.js';
 import { stringifyJson } from '../json.js';
 import { registerLedgerRoutes } from './ledger-routes.js';
+import { registerReconciliationRoutes } from './reconciliation-routes.js';
+import { ReconciliationImports } from '../reconciliation/recon-import.js';
 import { registerMerchantApi } from './merchant-routes.js';
 import { createOperatorCheck } from './operator-auth.js';
 
@@ -137,6 +139,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     checkOperator: createOperatorCheck(dependencies.operatorKey),
     amountMaxMinor: dependencies.amountMaxMinor,
   });
+  registerReconciliationRoutes(app, { imports: new ReconciliationImports(dependencies.pool),
+    checkOperator: createOperatorCheck(dependencies.operatorKey) });
   registerClockRoutes(app, { checkOperator: createOperatorCheck(dependencies.operatorKey),
     followers: dependencies.clockFollowers ?? [] });
   registerCaseRoutes(app, { pool: dependencies.pool, checkOperator: createOperatorCheck(dependencies.operatorKey) });

@@ -59,7 +59,8 @@ export class SettlementService {
       payouts: 0, payoutsAlreadyPosted: 0 };
     const owners: BalanceOwner[] = [];
     for (const currency of await this.dependencies.balances.receivableCurrencies()) {
-      const lines = parseSettlementReport(await connector.fetchSettlementReport({ day: request.day, currency }));
+      const report = await connector.fetchSettlementReport({ day: request.day, currency });
+      const lines = await parseSettlementReport(report, `${request.connectorId} settlement report ${request.day} ${currency}`);
       for (const line of lines.filter((item) => item.type === 'Settled')) {
         const outcome = await this.settle(request.connectorId, line);
         summary[outcome.result] += 1;

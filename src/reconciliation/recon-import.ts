@@ -1,0 +1,299 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type pg from 'pg';
+import { limits } from '../config.js';
+import { withTransaction, type Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
+import { newId } from '../ids.js';
+import { stringifyJson } from '../json.js';
+import { readAdyenSdr } from './adyen-sdr.js';
+import { readCamt053 } from './camt053.js';
+import { readMt940 } from './mt940.js';
+import { fileProblem } from './recon-problem.js';
+import { presentImport, type ImportSummary } from './recon-presenter.js';
+import type { ParsedItem, ReconFormat, ReconRecord } from './recon-records.js';
+import * as store from './recon-store.js';
+import { readStripePayoutReconciliation } from './stripe-payout-reconciliation.js';
+
+/**
+ * The import of a PSP report or bank statement (`POST /v1/reconciliation/files`, `penny recon
+ * import`). The file is streamed once: through a meter (SHA-256, bytes, lines, the 1 GiB bound),
+ * a format check on its first bytes, and its parser, into one transaction, in batches.
+ *
+ * - **All or nothing.** A file the parser cannot read is refused whole (`reconciliation_file_invalid`,
+ *   naming the file, line and field): the transaction rolls back and nothing of it is kept.
+ * - **Idempotent.** A file whose bytes were imported before adds nothing: its answer is the first
+ *   import's, with `already_known: true`. A record is known by (source, external id, occurrence in
+ *   its file): the same content again adds nothing; other content is kept beside the first as a
+ *   conflicting version and counted (`conflicting_external_record`, for a later run to report as a
+ *   break: the file is data to reconcile, not malformed).
+ * - **A statement that does not add up** is imported, its check (`mismatch`, both balances and
+ *   the difference) stored with it for the break a run opens.
+ * - Imports run one at a time (an advisory lock), so each sees the records the one before wrote.
+ */
+export interface ImportRequest {
+  readonly body: Readable;
+  /** Named in errors and kept with the file. */
+  readonly filename: string;
+  /** The namespace of external ids (a PSP account, a bank); by default the format's name. */
+  readonly source?: string;
+  /** Skips detection. */
+  readonly format?: ReconFormat;
+  /** Bytes read so far (the CLI's progress bar). */
+  readonly onProgress?: (bytesRead: number) => void;
+}
+
+export const sourcePattern = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
+
+const peekBytes = 8192;
+
+export class ReconciliationImports {
+  private readonly fileBytesMax: number;
+
+  /** `fileBytesMax`: the largest file taken (default `limits.reconciliationFileBytesMax`, 1 GiB). */
+  constructor(private readonly pool: pg.Pool, options: { fileBytesMax?: number } = {}) {
+    this.fileBytesMax = options.fileBytesMax ?? limits.reconciliationFileBytesMax;
+  }
+
+  async importFile(request: ImportRequest): Promise<ImportSummary> {
+    if (request.source !== undefined && !sourcePattern.test(request.source)) {
+      throw new PennyError({ code: 'parameter_invalid', param: 'source',
+        message: 'source must be 1 to 64 lower-case letters, digits and _ . : - (starting with a letter or digit).' });
+    }
+    const meter = new FileMeter(this.fileBytesMax, request.onProgress);
+    request.body.on('error', (error) => meter.destroy(error));
+    request.body.pipe(meter);
+    try {
+      const { head, rest } = await peek(meter, peekBytes);
+      const format = request.format ?? detectFormat(head, request.filename);
+      const source = request.source ?? format;
+      let version: string | null = null;
+      const items = parserFor(format)(rest, request.filename, (found) => { version = found; });
+      const fileId = newId('rfile');
+      return await withTransaction(this.pool, async (client) => {
+        await store.lockImports(client);
+        await store.createSeenTable(client);
+        // The file's row comes last (its hash is known only at the end); the references to it wait for the commit.
+        const counts = { recordCount: 0, newRecordCount: 0, knownRecordCount: 0, conflictingRecordCount: 0 };
+        let batch: ReconRecord[] = [];
+        for await (const item of items) {
+          if (item.kind === 'statement') {
+            await store.insertStatement(client, fileId, item.statement);
+            continue;
+          }
+          batch.push(item.record);
+          if (batch.length >= limits.reconciliationImportBatchRecordsMax) {
+            addCounts(counts, await writeBatch(client, { fileId, source, filename: request.filename }, batch));
+            batch = [];
+          }
+        }
+        addCounts(counts, await writeBatch(client, { fileId, source, filename: request.filename }, batch));
+        const digest = meter.digest();
+        const known = await store.selectFileByHash(client, digest.contentSha256);
+        // Thrown to roll back what this import wrote: the first import stands.
+        if (known !== undefined) throw new AlreadyImported(known);
+        const file = await store.insertFile(client, { id: fileId, source, format, formatVersion: version,
+          filename: request.filename.slice(0, 255), contentSha256: digest.contentSha256,
+          sizeBytes: BigInt(digest.bytes), lineCount: digest.lines, ...counts });
+        return this.summaryOf(client, file, false);
+      });
+    } catch (error) {
+      if (error instanceof AlreadyImported) return this.summaryOf(this.pool, error.file, true);
+      throw error;
+    } finally {
+      // What is left of a refused body is for its owner to drain or close (src/http/body-drain.ts, the CLI's file).
+      request.body.unpipe(meter);
+      meter.destroy();
+    }
+  }
+
+  /** What an import answered, read back (`GET /v1/reconciliation/files/:id`). */
+  async describe(fileId: string): Promise<ImportSummary> {
+    const file = await store.selectFile(this.pool, fileId);
+    if (file === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'id', message: `No such reconciliation file: '${fileId}'` });
+    }
+    return this.summaryOf(this.pool, file, false);
+  }
+
+  private async summaryOf(db: Queryable, file: store.FileRow, alreadyKnown: boolean): Promise<ImportSummary> {
+    const itemsMax = limits.reconciliationSummaryItemsMax;
+    return presentImport({
+      file,
+      alreadyKnown,
+      statements: await store.selectStatements(db, file.id, itemsMax),
+      statementCount: await store.countStatements(db, file.id),
+      conflicts: await store.selectConflicts(db, file.id, itemsMax),
+    });
+  }
+}
+
+class AlreadyImported extends Error {
+  constructor(readonly file: store.FileRow) {
+    super(`file ${file.id} has the same content`);
+  }
+}
+
+interface Counts {
+  recordCount: number;
+  newRecordCount: number;
+  knownRecordCount: number;
+  conflictingRecordCount: number;
+}
+
+function addCounts(total: Counts, batch: Counts): void {
+  total.recordCount += batch.recordCount;
+  total.newRecordCount += batch.newRecordCount;
+  total.knownRecordCount += batch.knownRecordCount;
+  total.conflictingRecordCount += batch.conflictingRecordCount;
+}
+
+/**
+ * Writes one batch: each record's occurrence in the file (the how-many-th with its external id),
+ * then, against the versions already stored under (source, external id, occurrence): new, known
+ * (a version with the same content exists), or conflicting (only other content exists).
+ */
+async function writeBatch(client: Queryable, target: { fileId: string; source: string; filename: string },
+  batch: readonly ReconRecord[]): Promise<Counts> {
+  const { fileId, source } = target;
+  const counts: Counts = { recordCount: batch.length, newRecordCount: 0, knownRecordCount: 0,
+    conflictingRecordCount: 0 };
+  if (batch.length === 0) return counts;
+  const inBatch = new Map<string, number>();
+  for (const record of batch) inBatch.set(record.externalId, (inBatch.get(record.externalId) ?? 0) + 1);
+  const seenBefore = await store.countSeen(client, inBatch);
+  const numbered = new Map<string, number>();
+  const keyed = batch.map((record) => {
+    const n = (numbered.get(record.externalId) ?? 0) + 1;
+    numbered.set(record.externalId, n);
+    return { record, occurrence: (seenBefore.get(record.externalId) ?? 0) + n,
+      contentSha256: contentHash(record, target.filename) };
+  });
+  const versions = new Map<string, store.KnownVersion[]>();
+  for (const version of await store.selectKnownVersions(client, source, keyed.map((item) => ({
+    externalId: item.record.externalId, occurrence: item.occurrence })))) {
+    const key = `${version.externalId}\u0000${version.occurrence}`;
+    versions.set(key, [...(versions.get(key) ?? []), version]);
+  }
+  const inserts: store.RecordInsert[] = [];
+  for (const item of keyed) {
+    const known = versions.get(`${item.record.externalId}\u0000${item.occurrence}`) ?? [];
+    if (known.length === 0) {
+      inserts.push({ ...item, conflictsWithRecordId: null });
+      counts.newRecordCount += 1;
+    } else if (known.some((version) => version.contentSha256 === item.contentSha256)) {
+      counts.knownRecordCount += 1;
+    } else {
+      const first = known.find((version) => version.first) ?? known[0];
+      inserts.push({ ...item, conflictsWithRecordId: first?.id ?? null });
+      counts.conflictingRecordCount += 1;
+    }
+  }
+  await store.insertRecords(client, fileId, source, inserts);
+  return counts;
+}
+
+/** The record's content, without where it stands in its file: what a re-export must repeat to be the same record. */
+function contentHash(record: ReconRecord, file: string): string {
+  const text = stringifyJson({ ...record, line: undefined, statementPosition: undefined });
+  if (text.includes('\\u0000')) {
+    throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
+  }
+  return createHash('sha256').update(text).digest('hex');
+}
+
+type Parser = (input: Readable, file: string, onVersion: (version: string) => void) => AsyncIterable<ParsedItem>;
+
+function parserFor(format: ReconFormat): Parser {
+  switch (format) {
+    case 'adyen_sdr':
+      return (input, file) => readAdyenSdr(input, file);
+    case 'stripe_payout_reconciliation':
+      return (input, file) => readStripePayoutReconciliation(input, file);
+    case 'camt053':
+      return (input, file, onVersion) => readCamt053(input, file, onVersion);
+    case 'mt940':
+      return (input, file) => readMt940(input, file);
+  }
+}
+
+/**
+ * The format from the file's first bytes: XML is camt.053 (its parser checks the namespace), a
+ * `:20:` or a SWIFT block at a line's start is MT940, a CSV header with Adyen's or Stripe's
+ * columns is their report.
+ */
+/** A `:20:` or a SWIFT block at the start of a line (after an SOH byte, in some files). */
+// eslint-disable-next-line no-control-regex -- SOH is what the pattern allows for
+const swiftStart = /(^|\n)\u0001?\s*(:20:|\{1:)/;
+
+export function detectFormat(head: Buffer, file: string): ReconFormat {
+  const text = head.toString('utf8').replace(/^\uFEFF/, '');
+  const start = text.trimStart();
+  if (start.startsWith('<')) return 'camt053';
+  if (swiftStart.test(text)) return 'mt940';
+  const header = start.split(/\r?\n/, 1)[0] ?? '';
+  if (header.includes('Psp Reference') && header.includes('Batch Number')) return 'adyen_sdr';
+  if (header.includes('balance_transaction_id') && header.includes('automatic_payout_id')) return 'stripe_payout_reconciliation';
+  throw fileProblem({ file, line: 0, field: 'format' }, 'not a format Penny reads (an Adyen settlement details report, '
+    + 'a Stripe payout_reconciliation.itemized.5 report, camt.053 .001.02 to .001.08, or MT940); '
+    + 'pass the format to say which it is');
+}
+
+/** Reads the first bytes of a stream and gives back a stream of the whole. */
+async function peek(stream: Readable, bytes: number): Promise<{ head: Buffer; rest: Readable }> {
+  const iterator = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  while (size < bytes) {
+    const next = await iterator.next();
+    if (next.done === true) {
+      done = true;
+      break;
+    }
+    chunks.push(next.value);
+    size += next.value.length;
+  }
+  const head = Buffer.concat(chunks);
+  async function* whole(): AsyncGenerator<Buffer> {
+    if (head.length > 0) yield head;
+    if (done) return;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done === true) return;
+      yield next.value;
+    }
+  }
+  return { head, rest: Readable.from(whole(), { objectMode: false }) };
+}
+
+/** Passes the bytes through, hashing and counting them, and refuses a file over the bound. */
+class FileMeter extends Transform {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  private newlines = 0;
+  private lastByte = -1;
+
+  constructor(private readonly bytesMax: number, private readonly onProgress?: (bytesRead: number) => void) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.bytesMax) {
+      callback(new PennyError({ code: 'request_too_large',
+        message: `The file is over ${this.bytesMax} bytes, the most an import takes.` }));
+      return;
+    }
+    this.hash.update(chunk);
+    for (let index = chunk.indexOf(10); index !== -1; index = chunk.indexOf(10, index + 1)) this.newlines += 1;
+    if (chunk.length > 0) this.lastByte = chunk[chunk.length - 1] ?? -1;
+    this.onProgress?.(this.bytes);
+    callback(null, chunk);
+  }
+
+  digest(): { contentSha256: string; bytes: number; lines: number } {
+    const lines = this.newlines + (this.bytes > 0 && this.lastByte !== 10 ? 1 : 0);
+    return { contentSha256: this.hash.digest('hex'), bytes: this.bytes, lines };
+  }
+}

@@ -1,0 +1,108 @@
+import type { ConflictRow, FileRow, StatementRow } from './recon-store.js';
+
+/**
+ * The answer to an import (`POST /v1/reconciliation/files`, `penny recon import --json`): the
+ * file's id, detected format and version, its lines and records (new, known, conflicting), each
+ * conflicting external record, and each statement with its balance check.
+ */
+export interface ImportSummary {
+  readonly object: 'reconciliation.file';
+  readonly id: string;
+  readonly source: string;
+  readonly format: string;
+  readonly version: string | null;
+  readonly filename: string;
+  readonly content_sha256: string;
+  readonly size_bytes: bigint;
+  readonly lines: number;
+  readonly imported_at: string;
+  /** True when these bytes were imported before: nothing was added, and this is that import's summary. */
+  readonly already_known: boolean;
+  readonly records: {
+    readonly total: number; readonly new: number; readonly known: number; readonly conflicting: number;
+  };
+  readonly conflicting_external_records: readonly {
+    readonly external_id: string;
+    readonly occurrence: number;
+    readonly line: number;
+    readonly record: bigint;
+    readonly conflicts_with: bigint;
+  }[];
+  readonly statement_count: number;
+  readonly statements: readonly PresentedStatement[];
+}
+
+export interface PresentedStatement {
+  readonly position: number;
+  readonly statement_ref: string;
+  readonly account: string;
+  readonly currency: string | null;
+  readonly entries: number;
+  readonly opening_balance: PresentedBalance | null;
+  readonly closing_balance: PresentedBalance | null;
+  readonly booked_sum_minor: bigint;
+  readonly balance_check: 'adds_up' | 'mismatch' | 'not_checkable';
+  /** Opening + booked entries, when checkable. */
+  readonly expected_closing_minor: bigint | null;
+  /** Stated closing − expected closing, when checkable. */
+  readonly difference_minor: bigint | null;
+  /** Why the balances could not be checked. */
+  readonly reason: string | null;
+}
+
+interface PresentedBalance {
+  readonly amount_minor: bigint;
+  readonly currency: string;
+  readonly date: string | null;
+}
+
+export function presentImport(input: {
+  file: FileRow;
+  alreadyKnown: boolean;
+  statements: readonly StatementRow[];
+  statementCount: number;
+  conflicts: readonly ConflictRow[];
+}): ImportSummary {
+  const { file } = input;
+  return {
+    object: 'reconciliation.file',
+    id: file.id,
+    source: file.source,
+    format: file.format,
+    version: file.formatVersion,
+    filename: file.filename,
+    content_sha256: file.contentSha256,
+    size_bytes: file.sizeBytes,
+    lines: file.lineCount,
+    imported_at: file.importedAt,
+    already_known: input.alreadyKnown,
+    records: { total: file.recordCount, new: file.newRecordCount, known: file.knownRecordCount,
+      conflicting: file.conflictingRecordCount },
+    conflicting_external_records: input.conflicts.map((conflict) => ({ external_id: conflict.externalId,
+      occurrence: conflict.occurrence, line: conflict.line, record: conflict.id,
+      conflicts_with: conflict.conflictsWithRecordId })),
+    statement_count: input.statementCount,
+    statements: input.statements.map(presentStatement),
+  };
+}
+
+function presentStatement(row: StatementRow): PresentedStatement {
+  const balance = (amount: bigint | null, currency: string | null, date: string | null): PresentedBalance | null =>
+    (amount === null || currency === null ? null : { amount_minor: amount, currency, date });
+  const closing = balance(row.closingBalanceMinor, row.closingCurrency, row.closingDate);
+  return {
+    position: row.position,
+    statement_ref: row.statementRef,
+    account: row.account,
+    currency: row.currency,
+    entries: row.entryCount,
+    opening_balance: balance(row.openingBalanceMinor, row.openingCurrency, row.openingDate),
+    closing_balance: closing,
+    booked_sum_minor: row.bookedSumMinor,
+    balance_check: row.balanceCheck,
+    expected_closing_minor: row.expectedClosingMinor,
+    difference_minor: row.expectedClosingMinor === null || closing === null ? null
+      : closing.amount_minor - row.expectedClosingMinor,
+    reason: row.balanceCheckReason,
+  };
+}

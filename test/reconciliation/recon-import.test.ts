@@ -1,0 +1,216 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { limits } from '../../src/config.js';
+import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import type { ReconFormat } from '../../src/reconciliation/recon-records.js';
+import { settlementDetailsReport, type SettledOperation } from '../../src/sandbox-psp/settlement-report.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { fixtures } from './parse-support.js';
+
+let database: TestDatabase;
+let imports: ReconciliationImports;
+
+beforeAll(async () => {
+  database = await createTestDatabase(4);
+  imports = new ReconciliationImports(database.pool);
+});
+
+beforeEach(async () => {
+  await database.pool.query('TRUNCATE reconciliation_files, reconciliation_statements, reconciliation_records');
+});
+
+function fixture(relative: string): string {
+  return fs.readFileSync(path.join(fixtures, relative), 'utf8');
+}
+
+function importText(text: string, options: { filename?: string; source?: string; format?: ReconFormat } = {}) {
+  return imports.importFile({ body: Readable.from([Buffer.from(text, 'utf8')]), filename: options.filename ?? 'file',
+    source: options.source, format: options.format });
+}
+
+async function tableCounts(): Promise<{ files: number; statements: number; records: number }> {
+  const result = await database.pool.query(`SELECT (SELECT count(*)::int FROM reconciliation_files) AS files,
+    (SELECT count(*)::int FROM reconciliation_statements) AS statements,
+    (SELECT count(*)::int FROM reconciliation_records) AS records`);
+  return result.rows[0] as { files: number; statements: number; records: number };
+}
+
+/** More records than one write batch holds. */
+const pastOneBatch = limits.reconciliationImportBatchRecordsMax + 100;
+
+const sdrHeader = 'Merchant Account,Psp Reference,Merchant Reference,Type,Modification Reference,Gross Currency,'
+  + 'Gross Debit (GC),Gross Credit (GC),Net Currency,Net Debit (NC),Net Credit (NC),Batch Number,Creation Date';
+
+/** An SDR of `rows` Settled lines, more than one write batch, the last line's net amount replaced when asked. */
+function largeSdr(rows: number, lastNet = '9.70'): string {
+  const lines = [sdrHeader];
+  for (let index = 1; index <= rows; index += 1) {
+    const net = index === rows ? lastNet : '9.70';
+    lines.push(`Shop,psp${index},ch_${index},Settled,psp${index},EUR,,10.00,EUR,,${net},9,2026-03-02 10:00:00`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+describe('importing a file', () => {
+  it('stores a camt.053 file\'s statements and entries and answers their summary', async () => {
+    const summary = await importText(fixture('camt053-genkgo/camt053.v2.multi.statement.xml'), { filename: 'multi.xml' });
+    expect(summary).toMatchObject({ object: 'reconciliation.file', format: 'camt053', version: '001.02', source: 'camt053',
+      filename: 'multi.xml', already_known: false, records: { total: 2, new: 2, known: 0, conflicting: 0 },
+      conflicting_external_records: [], statement_count: 2 });
+    expect(summary.id).toMatch(/^rfile_/);
+    expect(summary.statements.map((statement) => [statement.statement_ref, statement.entries, statement.balance_check]))
+      .toEqual([['253EURNL26VAYB8060476890', 1, 'adds_up'], ['254EURNL26VAYB8060476890', 1, 'adds_up']]);
+    const records = await database.pool.query(`SELECT kind, amount_minor, currency, booking_date::text, statement_position,
+      refs->>'TxDtls.EndToEndId' AS end_to_end FROM reconciliation_records ORDER BY line`);
+    expect(records.rows).toEqual([
+      { kind: 'bank_entry', amount_minor: 885n, currency: 'EUR', booking_date: '2014-12-31', statement_position: 0, end_to_end: '000000001' },
+      { kind: 'bank_entry', amount_minor: -700n, currency: 'EUR', booking_date: '2014-12-31', statement_position: 1, end_to_end: '000000002' },
+    ]);
+  });
+
+  it('detects each format from the file\'s first bytes', async () => {
+    const cases: [string, string][] = [['camt053-genkgo/camt053.v8.xml', 'camt053'], ['mt940-wolph/jejik/ing.sta', 'mt940'],
+      ['mt940-wolph/ASNB/0708271685_09022020_164516.940.txt', 'mt940'], ['mt940-wolph/mBank/mt940.sta', 'mt940'],
+      ['psp/adyen-sdr-batch-17.csv', 'adyen_sdr'], ['psp/stripe-payout-reconciliation.csv', 'stripe_payout_reconciliation']];
+    for (const [file, format] of cases) {
+      expect((await importText(fixture(file), { filename: file })).format, file).toBe(format);
+    }
+  });
+
+  it('refuses a file of no format it reads, and one that is not the format it was told', async () => {
+    await expect(importText('hello,world\n1,2\n', { filename: 'other.csv' })).rejects.toMatchObject({
+      code: 'reconciliation_file_invalid', details: { file: 'other.csv', field: 'format' } });
+    await expect(importText(fixture('psp/adyen-sdr-batch-17.csv'), { format: 'stripe_payout_reconciliation' }))
+      .rejects.toThrow(/lacks the columns/);
+    expect(await tableCounts()).toEqual({ files: 0, statements: 0, records: 0 });
+  });
+
+  it('imports a statement that does not add up and reports both balances and the difference', async () => {
+    const summary = await importText(fixture('mt940-wolph/jejik/abnamro.sta'), { filename: 'abnamro.sta' });
+    expect(summary.records.total).toBe(10);
+    expect(summary.statements.map((statement) => ({ ref: statement.statement_ref, check: statement.balance_check,
+      opening: statement.opening_balance?.amount_minor, closing: statement.closing_balance?.amount_minor,
+      expected: statement.expected_closing_minor, difference: statement.difference_minor }))).toEqual([
+      { ref: 'ABN AMRO BANK NV/19321/1', check: 'mismatch', opening: 323628n, closing: 87684n, expected: 291484n, difference: -203800n },
+      { ref: 'ABN AMRO BANK NV/19322/1', check: 'mismatch', opening: 287684n, closing: 184975n, expected: 285235n, difference: -100260n },
+    ]);
+    const stored = await database.pool.query(`SELECT account, currency, balance_check, opening_balance_minor,
+      closing_balance_minor, expected_closing_minor FROM reconciliation_statements ORDER BY position`);
+    expect(stored.rows[0]).toEqual({ account: '517852257', currency: 'EUR', balance_check: 'mismatch',
+      opening_balance_minor: 323628n, closing_balance_minor: 87684n, expected_closing_minor: 291484n });
+  });
+
+  it('marks a statement whose balances cannot be checked, with the reason, and imports it', async () => {
+    const summary = await importText(fixture('camt053-genkgo/camt053.v2.minimal.xml'));
+    expect(summary.statements[0]).toMatchObject({ balance_check: 'not_checkable', expected_closing_minor: null,
+      reason: 'the closing booked balance is in SEK, not the account\'s EUR' });
+  });
+});
+
+describe('idempotency', () => {
+  it('adds nothing when the same file is imported twice, and answers the first import', async () => {
+    const text = fixture('mt940-wolph/betterplace/sepa_mt9401.sta');
+    const first = await importText(text, { filename: 'sepa.sta' });
+    const before = await tableCounts();
+    expect(before).toEqual({ files: 1, statements: 26, records: 97 });
+    const second = await importText(text, { filename: 'again.sta', source: 'other-bank' });
+    expect(second).toMatchObject({ id: first.id, already_known: true, filename: 'sepa.sta', records: first.records });
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('counts the records of another file it knows already, and adds none of them', async () => {
+    const text = fixture('psp/adyen-sdr-batch-17.csv');
+    await importText(text, { source: 'adyen-eur' });
+    const reexport = `${text}\n`;
+    const summary = await importText(reexport, { source: 'adyen-eur' });
+    expect(summary).toMatchObject({ already_known: false, records: { total: 10, new: 0, known: 10, conflicting: 0 } });
+    expect((await tableCounts()).records).toBe(10);
+  });
+
+  it('keeps a known record with other content as a conflicting version, beside the first, and reports it', async () => {
+    const text = fixture('psp/adyen-sdr-batch-17.csv');
+    await importText(text, { source: 'adyen-eur' });
+    const changed = text.replace(',97.60,', ',97.50,');
+    const summary = await importText(changed, { source: 'adyen-eur', filename: 'changed.csv' });
+    expect(summary.records).toEqual({ total: 10, new: 0, known: 9, conflicting: 1 });
+    expect(summary.conflicting_external_records).toEqual([expect.objectContaining({
+      external_id: 'PennyShopEUR|17|Settled|8815000000000001|8815000000000001', occurrence: 1, line: 2 })]);
+    const versions = await database.pool.query(`SELECT amount_minor, conflicts_with_record_id IS NULL AS first
+      FROM reconciliation_records WHERE external_id = $1 ORDER BY id`, [summary.conflicting_external_records[0]?.external_id]);
+    expect(versions.rows).toEqual([{ amount_minor: 9760n, first: true }, { amount_minor: 9750n, first: false }]);
+    expect(summary.conflicting_external_records[0]?.conflicts_with).toBe(
+      (await database.pool.query('SELECT min(id) AS id FROM reconciliation_records')).rows[0].id);
+    // The same conflicting file again is known, and the changed record once more adds no third version.
+    expect((await importText(changed, { source: 'adyen-eur' })).already_known).toBe(true);
+    expect((await importText(`${changed}\n`, { source: 'adyen-eur' })).records).toEqual(
+      { total: 10, new: 0, known: 10, conflicting: 0 });
+  });
+
+  it('scopes external ids by source: the same report under another source is new', async () => {
+    const text = fixture('psp/adyen-sdr-batch-17.csv');
+    await importText(text, { source: 'adyen-eur' });
+    const summary = await importText(`${text}\n`, { source: 'adyen-eur-2' });
+    expect(summary.records.new).toBe(10);
+  });
+
+  it('keeps both lines of a duplicated report line, as occurrences 1 and 2 of one external id', async () => {
+    const operation: SettledOperation = { pspReference: 'psp_1', merchantReference: 'ch_1', kind: 'capture',
+      amountMinor: 1000n, currency: 'EUR', paymentMethod: 'visa', createdAt: '2026-03-02T10:00:00Z' };
+    const batch = settlementDetailsReport({ companyAccount: 'Sandbox', merchantAccount: 'SandboxMerchant', batchNumber: 3,
+      settlementDate: '2026-03-02', currency: 'EUR', priceList: { basisPoints: 290, fixedMinor: 30n },
+      operations: [operation], discrepancies: [{ kind: 'duplicate_line' }] });
+    const summary = await importText(batch.csv, { source: 'sandbox' });
+    expect(summary.records).toEqual({ total: 3, new: 3, known: 0, conflicting: 0 });
+    const rows = await database.pool.query(`SELECT occurrence FROM reconciliation_records WHERE type = 'Settled' ORDER BY line`);
+    expect(rows.rows).toEqual([{ occurrence: 1 }, { occurrence: 2 }]);
+  });
+
+  it('numbers occurrences across write batches', async () => {
+    const lines = largeSdr(3).split('\n');
+    const repeated = [lines[0], ...Array.from({ length: pastOneBatch }, () => lines[1]), ''].join('\n');
+    const summary = await importText(repeated);
+    expect(summary.records.new).toBe(pastOneBatch);
+    const range = await database.pool.query('SELECT min(occurrence), max(occurrence), count(DISTINCT occurrence)::int AS n FROM reconciliation_records');
+    expect(range.rows[0]).toEqual({ min: 1, max: pastOneBatch, n: pastOneBatch });
+  });
+});
+
+describe('all or nothing', () => {
+  const cases: [string, () => string, RegExp][] = [
+    ['broken XML after whole statements', () => fixture('camt053-genkgo/camt053.v2.multi.statement.xml')
+      .replace('</Document>', ''), /not well-formed XML/],
+    ['a missing column', () => largeSdr(3).replace(',Net Currency', ''), /lacks the column Net Currency/],
+    ['a bad amount after a written batch', () => largeSdr(pastOneBatch, '9.7O'),
+      new RegExp(`line ${pastOneBatch + 1} \\(Net Credit \\(NC\\)\\)`)],
+    ['30 February after good statements', () => `${fixture('mt940-wolph/jejik/abnamro.sta')}\n`
+      + fixture('mt940-wolph/self-provided/february_30.sta'), /"160230" is not a date/],
+  ];
+  for (const [name, text, message] of cases) {
+    it(`refuses a file with ${name} whole, and writes nothing`, async () => {
+      await expect(importText(text(), { filename: 'bad-file' })).rejects.toMatchObject({
+        code: 'reconciliation_file_invalid', message: expect.stringMatching(message) });
+      expect(await tableCounts()).toEqual({ files: 0, statements: 0, records: 0 });
+    });
+  }
+
+  it('refuses the 30 February sample, naming the file, line and field', async () => {
+    await expect(importText(fixture('mt940-wolph/self-provided/february_30.sta'), { filename: 'february_30.sta' }))
+      .rejects.toMatchObject({ details: { file: 'february_30.sta', line: 6, field: ':61:' } });
+  });
+
+  it('refuses a file over the size bound, and writes nothing', async () => {
+    const small = new ReconciliationImports(database.pool, { fileBytesMax: 4096 });
+    const text = largeSdr(100);
+    await expect(small.importFile({ body: Readable.from([Buffer.from(text)]), filename: 'big.csv' }))
+      .rejects.toMatchObject({ code: 'request_too_large' });
+    expect(await tableCounts()).toEqual({ files: 0, statements: 0, records: 0 });
+    const fits = await small.importFile({ body: Readable.from([Buffer.from(largeSdr(10))]), filename: 'small.csv' });
+    expect(fits.records.new).toBe(10);
+  });
+
+  it('refuses a source that is not a name', async () => {
+    await expect(importText('x', { source: 'Not A Name' })).rejects.toMatchObject({ code: 'parameter_invalid', param: 'source' });
+  });
+});
