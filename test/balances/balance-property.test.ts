@@ -3,9 +3,8 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureClock, nowMs } from '../../src/clock.js';
 import { checkStoredBalances } from '../../src/ledger/ledger-verify.js';
-import { createLogger } from '../../src/logger.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Balances under random sequences of charges (automatic or manual capture), captures in full or
@@ -20,8 +19,7 @@ let settlement: SettlementService;
 beforeAll(async () => {
   configureClock('controlled');
   penny = await serveTestLedger();
-  settlement = new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
-    logger: createLogger('silent') });
+  settlement = settlementOf(penny);
 });
 
 afterAll(() => {

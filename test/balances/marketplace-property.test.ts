@@ -3,12 +3,11 @@ import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { checkStoredBalances } from '../../src/ledger/ledger-verify.js';
-import { createLogger } from '../../src/logger.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
-import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
 /**
  * A marketplace under random sequences of everything that moves its money, through the official
@@ -34,9 +33,8 @@ let sender: SandboxWebhookSender;
 beforeAll(async () => {
   configureClock('controlled');
   penny = await serveTestLedger();
-  settlement = new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
-    logger: createLogger('silent') });
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  settlement = settlementOf(penny);
+  sender = sandboxSenderOf(penny);
 });
 
 afterEach(() => {

@@ -2,7 +2,7 @@ import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock } from '../../src/clock.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * The sandbox's new events reach Penny verified and parsed: a dispute's are booked (a Dispute on
@@ -18,7 +18,7 @@ beforeAll(async () => {
   penny = await serveTestLedger();
   const created = await penny.merchants.createMerchant('Dispute Shop');
   stripe = penny.stripeFor(created.secretKey);
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  sender = sandboxSenderOf(penny);
 });
 
 async function deliverAndProcess(): Promise<void> {

@@ -40,6 +40,11 @@ const landed: readonly (readonly [string, string])[] = [
   ['0027_disputes', 'd63fff682f210b30ebfd024fec0fc17fc16b3bc1bc0795c408011da32b395600'],
   ['0028_connected_account_ledger_accounts', '2736075d3bc6e9e697ad7d395f6efaeb5bc977ab22a457eccabf41e32cacec1f'],
   ['0029_transfers', '6f973f5a773450cc22cf2cec1f17a9dfb5c836662eb8bd9302ec8a7f3c24c2d7'],
+  ['0030_destination_charges', '80ff8a38631a48e4823b1d64d2445d87ed29aeb28d08b54c988b232fc5f26a65'],
+  ['0031_payout_schedules', 'e164e4ab82716b44a41ed7eb8febb69f3845891589e945b2349163283cc1218e'],
+  ['0032_operator_ledger_accounts', '8d0a89a3deb6166c97a7331e098d676a7a8b9e299616d94c4943933b02d08f10'],
+  ['0033_reconciliation_imports', 'a3c5e7022439fa6b31cbad8c22a97832309a7717989ce4accd308b9fa67b37ec'],
+  ['0035_charge_disputed', '1996c958e39301d8d96aeb5882b8bdc5b4bafef75245cfbd6574981d3454d71f'],
 ];
 
 describe('migrations', () => {

@@ -1,7 +1,7 @@
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * The Charge after a dispute, as Stripe's: it says it is disputed, and it is refunded no more
@@ -14,7 +14,7 @@ let sender: SandboxWebhookSender;
 beforeAll(async () => {
   penny = await serveTestLedger();
   stripe = penny.stripeFor((await penny.merchants.createMerchant('Disputed Charge Shop')).secretKey);
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  sender = sandboxSenderOf(penny);
 });
 
 /** A captured charge the sandbox PSP disputes, booked by Penny from the PSP's webhook. */

@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { serveTestLedger, type ServedLedger, deliverSandboxWebhooks } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * 3-D Secure in test mode: pm_card_authenticationRequired yields requires_action with
@@ -312,7 +312,7 @@ describe('the PSP\'s webhooks after a failed challenge', () => {
   it('take the PSP\'s echo of requires_action as late, opening no case and raising nothing', async () => {
     const intent = await needingAuthentication();
     expect((await press(pageOf(intent), 'fail')).status).toBe(303);
-    const sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+    const sender = sandboxSenderOf(penny);
     await deliverSandboxWebhooks(penny, sender);
     const attempt = new URL(pageOf(intent)).searchParams.get('attempt');
     const events = await penny.pool.query<{ status: string; note: string }>(

@@ -1,7 +1,7 @@
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Disputes: the sandbox PSP opens and decides them and tells Penny by webhook; Penny opens the
@@ -15,7 +15,7 @@ let sender: SandboxWebhookSender;
 beforeAll(async () => {
   penny = await serveTestLedger();
   stripe = penny.stripeFor((await penny.merchants.createMerchant('Disputed Shop')).secretKey);
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  sender = sandboxSenderOf(penny);
 });
 
 /** Every due sandbox webhook sent and every stored event processed (each bounded). */

@@ -6,7 +6,7 @@ import { checkStoredBalances } from '../../src/ledger/ledger-verify.js';
 import { paymentIntentStatuses } from '../../src/payments/payment-state.js';
 import { parseFaultProfile, type PspOperation } from '../../src/sandbox-psp/psp-faults.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Payments under random sequences, through the official stripe SDK against a real Penny and the
@@ -25,7 +25,7 @@ const outcomesSeen = new Map<string, number>();
 beforeAll(async () => {
   configureClock('controlled');
   penny = await serveTestLedger();
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  sender = sandboxSenderOf(penny);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
 import { PayoutScheduler } from '../../src/payouts/payout-scheduler.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Automatic payouts: on each UTC day, every account (a platform or a connected account) whose
@@ -18,7 +18,7 @@ let sender: SandboxWebhookSender;
 beforeAll(async () => {
   configureClock('controlled');
   penny = await serveTestLedger();
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  sender = sandboxSenderOf(penny);
 });
 
 afterAll(() => {

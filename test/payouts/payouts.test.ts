@@ -7,7 +7,7 @@ import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { setPlatformBankAccount, BankAccountVault } from '../../src/accounts/bank-accounts.js';
 import { testPepper } from '../support/app.js';
-import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Payouts through the official SDK: money leaves the available balance at once (a guarded ledger
@@ -21,7 +21,7 @@ let sender: SandboxWebhookSender;
 beforeAll(async () => {
   configureClock('controlled');
   penny = await serveTestLedger();
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  sender = sandboxSenderOf(penny);
 });
 
 afterAll(() => {

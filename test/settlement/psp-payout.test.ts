@@ -7,7 +7,7 @@ import { createLogger } from '../../src/logger.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
-import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
 /**
  * The PSP's payout to the operator: the settlement report's MerchantPayout line (the PSP paying a
@@ -24,9 +24,8 @@ let sender: SandboxWebhookSender;
 beforeAll(async () => {
   configureClock('controlled');
   penny = await serveTestLedger();
-  settlement = new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
-    logger: createLogger('silent') });
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  settlement = settlementOf(penny);
+  sender = sandboxSenderOf(penny);
 });
 
 afterAll(() => {

@@ -1,9 +1,8 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
-import { createLogger } from '../../src/logger.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Settlement, the seed's "settled": the PSP's settlement report says which captures settled, and
@@ -20,8 +19,7 @@ beforeAll(async () => {
   const created = await penny.merchants.createMerchant('Settled Shop');
   merchantId = created.merchant.id;
   stripe = penny.stripeFor(created.secretKey);
-  settlement = new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
-    logger: createLogger('silent') });
+  settlement = settlementOf(penny);
 });
 
 afterAll(() => {

@@ -1,5 +1,7 @@
 import Stripe from 'stripe';
+import { createLogger } from '../../src/logger.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
+import { SettlementService } from '../../src/settlement/settlement-service.js';
 import { createTestLedger, type TestLedger, type TestLedgerOptions } from './app.js';
 
 /**
@@ -32,4 +34,15 @@ export async function deliverSandboxWebhooks(penny: Pick<TestLedger, 'inbox'>, s
 Promise<void> {
   for (let round = 0; round < 20 && await sender.sendDue() > 0; round += 1) await penny.inbox.processDue();
   for (let round = 0; round < 20 && await penny.inbox.processDue() > 0; round += 1);
+}
+
+/** Penny's settlement pull (what `penny settlement pull` runs) over the served ledger, logging nothing. */
+export function settlementOf(penny: ServedLedger): SettlementService {
+  return new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
+    logger: createLogger('silent') });
+}
+
+/** The sandbox PSP's webhook sender, pointed at the served Penny's inbox. */
+export function sandboxSenderOf(penny: ServedLedger): SandboxWebhookSender {
+  return penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
 }

@@ -1,10 +1,9 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureClock, nowMs } from '../../src/clock.js';
-import { createLogger } from '../../src/logger.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { deliverSandboxWebhooks, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Destination charges, as Stripe Connect makes them: the platform's PaymentIntent names a
@@ -20,9 +19,8 @@ let sender: SandboxWebhookSender;
 beforeAll(async () => {
   configureClock('controlled');
   penny = await serveTestLedger();
-  settlement = new SettlementService(penny.pool, { connectors: penny.connectors, balances: penny.balances,
-    logger: createLogger('silent') });
-  sender = penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+  settlement = settlementOf(penny);
+  sender = sandboxSenderOf(penny);
 });
 
 afterAll(() => {
