@@ -126,10 +126,6 @@ export class BalanceService {
     return held.some((account) => account.currency.trim() === key.currency);
   }
 
-  /** The currencies in which some charge's funds are still pending: the reports settlement reads. */
-  pendingChargeCurrencies(): Promise<string[]> {
-    return store.selectPendingChargeCurrencies(this.pool);
-  }
 
   /** Every currency some merchant's PSP receivable is kept in: the settlement reports a pull reads. */
   receivableCurrencies(): Promise<string[]> {
@@ -199,19 +195,17 @@ export class BalanceService {
   /**
    * A pending transaction riding on a charge (a destination charge's transfer and application
    * fee, on either side), in the capture's transaction: it waits for the charge's settlement, and
-   * becomes available with it, as of the same day.
+   * becomes available with it, as of the same day (`availableOn`, the charge's own expectation).
    */
-  async recordRider(db: Queryable, rider: BalanceOwner & { chargeId: string; type: store.BalanceTransactionType;
+  recordRider(db: Queryable, rider: BalanceOwner & { chargeId: string; type: store.BalanceTransactionType;
     reportingCategory: string; sourceId: string; currency: string; amountMinor: bigint; feeMinor: bigint;
-    feeDetails: readonly store.FeeDetail[]; description: string | null }): Promise<store.BalanceTransactionRow> {
-    const charge = await store.selectBalanceTransactionBySource(db,
-      { merchantId: rider.merchantId, sourceId: rider.chargeId, type: 'charge', reportingCategory: 'charge' });
-    if (charge === undefined) throw new Error(`a rider on ${rider.chargeId}, which has no balance transaction`);
+    feeDetails: readonly store.FeeDetail[]; description: string | null; availableOn: string }):
+  Promise<store.BalanceTransactionRow> {
     return store.insertBalanceTransaction(db, {
       merchantId: rider.merchantId, accountId: rider.accountId, id: newId('txn'), type: rider.type,
       reportingCategory: rider.reportingCategory, sourceId: rider.sourceId, currency: rider.currency,
       amountMinor: rider.amountMinor, feeMinor: rider.feeMinor, feeDetails: rider.feeDetails,
-      status: 'pending', availableOn: charge.availableOn, description: rider.description, settlesWith: rider.chargeId,
+      status: 'pending', availableOn: rider.availableOn, description: rider.description, settlesWith: rider.chargeId,
     });
   }
 

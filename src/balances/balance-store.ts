@@ -133,13 +133,6 @@ Promise<BalanceTransactionRow[]> {
   return result.rows.map(toBalanceTransaction);
 }
 
-/** The currencies in which some charge's funds are still pending: the reports settlement must read. */
-export async function selectPendingChargeCurrencies(db: Queryable): Promise<string[]> {
-  const result = await db.query<{ currency: string }>(named(`SELECT DISTINCT currency FROM balance_transactions
-     WHERE status = 'pending' AND type = 'charge' ORDER BY currency`));
-  return result.rows.map((row) => row.currency);
-}
-
 function feeDetailsJson(details: readonly FeeDetail[]): string {
   return JSON.stringify(details.map((detail) => ({ amount_minor: detail.amountMinor.toString(), type: detail.type,
     description: detail.description, application: detail.application })));

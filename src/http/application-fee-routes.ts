@@ -19,9 +19,8 @@ export function registerApplicationFeeRoutes(scope: FastifyInstance, dependencie
       'expand']);
     const page = await applicationFees.list({ merchantId: merchantOf(request).id, ...readPage(query),
       chargeId: readString(query.charge, 'charge', { lengthMax: 255 }), ...readCreatedFilter(query.created) });
-    const data = [];
-    for (const fee of page.rows) data.push(presentApplicationFee(fee, await applicationFees.refundsOf(fee)));
-    return { object: 'list', data, has_more: page.hasMore, url: '/v1/application_fees' };
+    return { object: 'list', data: page.rows.map((row) => presentApplicationFee(row.fee, row.refunds)),
+      has_more: page.hasMore, url: '/v1/application_fees' };
   });
 
   scope.get<IdParams>('/v1/application_fees/:id', async (request) => {

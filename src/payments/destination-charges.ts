@@ -27,6 +27,8 @@ export interface CapturedDestinationCharge {
   readonly currency: string;
   readonly capturedMinor: bigint;
   readonly split: DestinationSplit;
+  /** When the charge's funds are expected: its transfer and fee wait as long. */
+  readonly availableOn: string;
 }
 
 export interface RefundedDestinationCharge {

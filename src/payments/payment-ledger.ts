@@ -78,12 +78,12 @@ export class PaymentLedger {
       }));
     }
     if (commands.length > 0) await this.ledger.createEntriesIn(db, commands);
-    await this.balances.recordCharge(db, { merchantId: input.merchantId, accountId: input.merchantId,
+    const charged = await this.balances.recordCharge(db, { merchantId: input.merchantId, accountId: input.merchantId,
       chargeId: input.chargeId, currency: input.currency, amountMinor: input.amountMinor,
       pennyFeeMinor: input.pennyFeeMinor });
     const made = input.split === null ? null : await this.destinations.captured(db, { merchantId: input.merchantId,
       chargeId: input.chargeId, paymentIntentId: input.paymentIntentId, currency: input.currency,
-      capturedMinor: input.amountMinor, split: input.split });
+      capturedMinor: input.amountMinor, split: input.split, availableOn: charged.availableOn });
     // pm_card_bypassPending: the PSP does not make these funds wait for settlement.
     if (input.fundsAvailableImmediately) {
       await this.balances.makeChargeAvailable(db, { merchantId: input.merchantId, chargeId: input.chargeId,

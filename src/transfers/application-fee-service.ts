@@ -28,14 +28,19 @@ export class ApplicationFeeService {
     return store.selectApplicationFeeRefunds(this.pool, fee);
   }
 
-  async list(query: Parameters<typeof store.selectApplicationFeePage>[1]) {
+  /** A page of fees with each one's refunds, read in one query for the whole page. */
+  async list(query: Parameters<typeof store.selectApplicationFeePage>[1]):
+  Promise<{ rows: { fee: store.ApplicationFeeRow; refunds: store.ApplicationFeeRefundRow[] }[]; hasMore: boolean }> {
     const cursor = query.startingAfter ?? query.endingBefore;
     if (cursor !== undefined
       && await store.selectApplicationFee(this.pool, { merchantId: query.merchantId, id: cursor }) === undefined) {
       throw new PennyError({ code: 'resource_missing', param: query.startingAfter === undefined ? 'ending_before'
         : 'starting_after', message: `No such application fee: '${cursor}'` });
     }
-    return store.selectApplicationFeePage(this.pool, query);
+    const page = await store.selectApplicationFeePage(this.pool, query);
+    const refunds = await store.selectRefundsOfFees(this.pool, query.merchantId, page.rows.map((fee) => fee.id));
+    return { hasMore: page.hasMore, rows: page.rows.map((fee) => ({ fee,
+      refunds: refunds.filter((refund) => refund.feeId === fee.id) })) };
   }
 
   /** A refund of what is left of the fee (or part of it), under the fee's row lock, in the caller's transaction. */

@@ -78,6 +78,16 @@ Promise<ApplicationFeeRefundRow[]> {
   return result.rows.map(toFeeRefund);
 }
 
+/** The refunds of a page of fees in one query, oldest first, at most 100 for each fee. */
+export async function selectRefundsOfFees(db: Queryable, merchantId: string, feeIds: readonly string[]):
+Promise<ApplicationFeeRefundRow[]> {
+  const result = await db.query(named(`SELECT * FROM (SELECT r.*, row_number() OVER
+         (PARTITION BY r.fee_id ORDER BY r.created_at, r.id) AS position
+       FROM application_fee_refunds r WHERE r.merchant_id = $1 AND r.fee_id = ANY($2::text[])) ranked
+     WHERE position <= 100 ORDER BY created_at, id`), [merchantId, feeIds]);
+  return result.rows.map(toFeeRefund);
+}
+
 /** What a fee's refunds made by charge refunds (refund_application_fee) gave back. */
 export async function selectFeeRefundedByRefunds(db: Queryable, fee: Pick<ApplicationFeeRow, 'merchantId' | 'id'>):
 Promise<bigint> {

@@ -2,7 +2,6 @@ import type pg from 'pg';
 import type { ConnectedAccounts } from '../accounts/account-service.js';
 import type { BalanceService } from '../balances/balance-service.js';
 import type { Queryable } from '../db/pool.js';
-import { PennyError } from '../errors.js';
 import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
@@ -12,7 +11,7 @@ import type {
 } from '../payments/destination-charges.js';
 import { applicationOf, presentApplicationFee } from './application-fee-presenter.js';
 import * as feeStore from './application-fee-store.js';
-import { moveBetweenOwners } from './owner-movements.js';
+import { lockIncomingAccount, moveBetweenOwners, recordSides } from './owner-movements.js';
 import { presentTransfer } from './transfer-presenter.js';
 import * as store from './transfer-store.js';
 
@@ -34,14 +33,9 @@ export interface DestinationChargeDependencies {
 export class DestinationChargeSplits implements DestinationCharges {
   constructor(private readonly dependencies: DestinationChargeDependencies) {}
 
-  async lockConnectedAccount(client: pg.PoolClient, key: { merchantId: string; accountId: string }, param: string):
+  lockConnectedAccount(client: pg.PoolClient, key: { merchantId: string; accountId: string }, param: string):
   Promise<void> {
-    try {
-      await this.dependencies.accounts.lockForIncomingMoney(client, { merchantId: key.merchantId, id: key.accountId });
-    } catch (error) {
-      if (!(error instanceof PennyError) || error.code !== 'resource_missing') throw error;
-      throw new PennyError({ code: 'resource_missing', param, message: `No such destination: '${key.accountId}'` });
-    }
+    return lockIncomingAccount(this.dependencies.accounts, client, key, param);
   }
 
   async captured(db: Queryable, capture: CapturedDestinationCharge):
@@ -100,8 +94,8 @@ export class DestinationChargeSplits implements DestinationCharges {
     await store.insertTransferReversal(db, { merchantId: refund.merchantId, id, transferId: transfer.id, amountMinor,
       metadata: {}, sourceRefund: refund.refundId, ledgerEntryId: entryId });
     const updated = await store.addTransferReversed(db, transfer, amountMinor);
-    await this.recordPair(db, { merchantId: refund.merchantId, sourceId: id, currency: transfer.currency,
-      reportingCategory: 'transfer_reversal',
+    await recordSides(this.dependencies.balances, db, { merchantId: refund.merchantId, sourceId: id,
+      currency: transfer.currency, reportingCategory: 'transfer_reversal',
       sides: [{ accountId: refund.merchantId, type: 'transfer_refund', amountMinor },
         { accountId: transfer.destination, type: 'payment_refund', amountMinor: -amountMinor }] });
     await recordEvent(db, { merchantId: refund.merchantId, type: 'transfer.reversed',
@@ -147,7 +141,8 @@ export class DestinationChargeSplits implements DestinationCharges {
   private async recordRiders(db: Queryable, input: { capture: CapturedDestinationCharge; transferId: string;
     paymentId: string; transferMinor: bigint; fee: feeStore.ApplicationFeeRow | undefined }): Promise<void> {
     const { capture, fee } = input;
-    const common = { merchantId: capture.merchantId, chargeId: capture.chargeId, currency: capture.currency };
+    const common = { merchantId: capture.merchantId, chargeId: capture.chargeId, currency: capture.currency,
+      availableOn: capture.availableOn };
     const balances = this.dependencies.balances;
     await balances.recordRider(db, { ...common, accountId: capture.merchantId, type: 'transfer',
       reportingCategory: 'transfer', sourceId: input.transferId, amountMinor: -input.transferMinor, feeMinor: 0n,
@@ -165,15 +160,6 @@ export class DestinationChargeSplits implements DestinationCharges {
     }
   }
 
-  private async recordPair(db: Queryable, movement: { merchantId: string; sourceId: string; currency: string;
-    reportingCategory: string; sides: readonly { accountId: string; type: 'transfer_refund' | 'payment_refund';
-      amountMinor: bigint }[] }): Promise<void> {
-    for (const side of movement.sides) {
-      await this.dependencies.balances.recordMovement(db, { merchantId: movement.merchantId, accountId: side.accountId,
-        type: side.type, reportingCategory: movement.reportingCategory, sourceId: movement.sourceId,
-        currency: movement.currency, amountMinor: side.amountMinor, description: null });
-    }
-  }
 }
 
 /**
@@ -206,13 +192,10 @@ export async function refundApplicationFee(dependencies: DestinationChargeDepend
     amountMinor, metadata: input.metadata, sourceRefund: input.sourceRefund, ledgerEntryId: entryId });
   const updated = await feeStore.addApplicationFeeRefunded(db, fee, amountMinor);
   // A transaction is one per source and type: the connected account's side is an adjustment.
-  const sides = [{ accountId: fee.merchantId, type: 'application_fee_refund', amountMinor: -amountMinor },
-    { accountId: fee.account, type: 'adjustment', amountMinor }] as const;
-  for (const side of sides) {
-    await dependencies.balances.recordMovement(db, { merchantId: fee.merchantId, accountId: side.accountId,
-      type: side.type, reportingCategory: 'platform_earning_refund', sourceId: id, currency: fee.currency,
-      amountMinor: side.amountMinor, description: `Application fee refund ${id}` });
-  }
+  await recordSides(dependencies.balances, db, { merchantId: fee.merchantId, sourceId: id, currency: fee.currency,
+    reportingCategory: 'platform_earning_refund', description: `Application fee refund ${id}`,
+    sides: [{ accountId: fee.merchantId, type: 'application_fee_refund', amountMinor: -amountMinor },
+      { accountId: fee.account, type: 'adjustment', amountMinor }] });
   await recordEvent(db, { merchantId: fee.merchantId, type: 'application_fee.refunded',
     object: presentApplicationFee(updated, await feeStore.selectApplicationFeeRefunds(db, updated)) });
   return refund;

@@ -1,4 +1,7 @@
+import type pg from 'pg';
+import type { ConnectedAccounts } from '../accounts/account-service.js';
 import type { BalanceService } from '../balances/balance-service.js';
+import type { BalanceTransactionType } from '../balances/balance-store.js';
 import type { AccountRole } from '../balances/balance-accounts.js';
 import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
@@ -44,5 +47,31 @@ export async function moveBetweenOwners(dependencies: { ledger: LedgerService; b
         message: 'You have insufficient available funds in your account for this transfer.' });
     }
     throw error;
+  }
+}
+
+/**
+ * A live connected account of the platform about to receive money, share-locked for the caller's
+ * transaction (a racing delete waits, then sees the money or the charge on its way and refuses);
+ * another platform's, a deleted or a malformed one is 404 `resource_missing` naming `param`.
+ */
+export async function lockIncomingAccount(accounts: ConnectedAccounts, client: pg.PoolClient,
+  key: { merchantId: string; accountId: string }, param: string): Promise<void> {
+  try {
+    await accounts.lockForIncomingMoney(client, { merchantId: key.merchantId, id: key.accountId });
+  } catch (error) {
+    if (!(error instanceof PennyError) || error.code !== 'resource_missing') throw error;
+    throw new PennyError({ code: 'resource_missing', param, message: `No such destination: '${key.accountId}'` });
+  }
+}
+
+/** A movement's balance transaction on each owner's side, available at once (signed: negative leaves). */
+export async function recordSides(balances: BalanceService, db: Queryable, movement: { merchantId: string;
+  sourceId: string; currency: string; reportingCategory: string; description?: string;
+  sides: readonly { accountId: string; type: BalanceTransactionType; amountMinor: bigint }[] }): Promise<void> {
+  for (const side of movement.sides) {
+    await balances.recordMovement(db, { merchantId: movement.merchantId, accountId: side.accountId, type: side.type,
+      reportingCategory: movement.reportingCategory, sourceId: movement.sourceId, currency: movement.currency,
+      amountMinor: side.amountMinor, description: movement.description ?? null });
   }
 }

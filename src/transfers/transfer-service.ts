@@ -8,7 +8,7 @@ import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
 import { chargeOfReference } from '../payments/payment-service.js';
-import { moveBetweenOwners } from './owner-movements.js';
+import { lockIncomingAccount, moveBetweenOwners, recordSides } from './owner-movements.js';
 import { presentTransfer } from './transfer-presenter.js';
 import * as store from './transfer-store.js';
 
@@ -126,14 +126,9 @@ export class TransferService {
    * then finds the money and refuses; or it ran first, and the account is missing). Another
    * platform's account, or a deleted one, is a 404.
    */
-  private async lockDestination(client: pg.PoolClient, merchantId: string, destination: string): Promise<void> {
-    try {
-      await this.dependencies.accounts.lockForIncomingMoney(client, { merchantId, id: destination });
-    } catch (error) {
-      if (!(error instanceof PennyError) || error.code !== 'resource_missing') throw error;
-      throw new PennyError({ code: 'resource_missing', param: 'destination',
-        message: `No such destination: '${destination}'` });
-    }
+  private lockDestination(client: pg.PoolClient, merchantId: string, destination: string): Promise<void> {
+    return lockIncomingAccount(this.dependencies.accounts, client, { merchantId, accountId: destination },
+      'destination');
   }
 
   /** A transfer naming its source charge passes on no more than the charge kept (captured less refunded). */
@@ -163,17 +158,15 @@ export class TransferService {
       description: `Transfer from ${movement.from} to ${movement.to}`, guardedParam: movement.guardedParam });
   }
 
-  private async recordTransactions(db: Queryable, movement: { merchantId: string; sourceId: string;
+  private recordTransactions(db: Queryable, movement: { merchantId: string; sourceId: string;
     currency: string; amountMinor: bigint; reportingCategory: string;
     platform: { accountId: string; type: 'transfer' | 'transfer_refund'; sign: bigint };
     destination: { accountId: string; type: 'payment' | 'payment_refund'; sign: bigint } }): Promise<void> {
-    for (const side of [movement.platform, movement.destination]) {
-      await this.dependencies.balances.recordMovement(db, { merchantId: movement.merchantId,
-        accountId: side.accountId, type: side.type, reportingCategory: movement.reportingCategory,
-        sourceId: movement.sourceId, currency: movement.currency, amountMinor: side.sign * movement.amountMinor,
-        description: null });
-    }
+    return recordSides(this.dependencies.balances, db, { ...movement,
+      sides: [movement.platform, movement.destination].map((side) => ({ accountId: side.accountId, type: side.type,
+        amountMinor: side.sign * movement.amountMinor })) });
   }
+
 
   private async recordTransferEvent(db: Queryable, type: string, transfer: store.TransferRow): Promise<void> {
     await recordEvent(db, { merchantId: transfer.merchantId, type, object: presentTransfer(transfer, []) });

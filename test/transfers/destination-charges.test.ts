@@ -235,6 +235,8 @@ describe('an application fee refund', () => {
     expect(after.seller.available - before.seller.available).toBe(500);
     expect(await stripe.applicationFees.retrieve(charge.application_fee as string)).toMatchObject({
       amount_refunded: 500, refunded: false });
+    const listed = (await stripe.applicationFees.list({ charge: charge.id })).data;
+    expect(listed.map((fee) => fee.refunds.data.map((refund) => refund.amount))).toEqual([[500]]);
     const types = (await stripe.events.list({ limit: 100 })).data.map((event) => event.type);
     expect(types).toContain('application_fee.refunded');
   });
