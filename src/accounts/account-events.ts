@@ -29,6 +29,6 @@ export async function recordExternalAccountEvent(db: Queryable, event: { type: E
   bank: BankAccountRow; deleted?: boolean }): Promise<void> {
   const object = event.deleted === true ? { ...presentBankAccount(event.bank), deleted: true }
     : presentBankAccount(event.bank);
-  const account = event.bank.accountId === event.bank.merchantId ? undefined : event.bank.accountId;
-  await recordEvent(db, { merchantId: event.bank.merchantId, account, type: event.type, object });
+  await recordEvent(db, { merchantId: event.bank.merchantId, account: event.bank.accountId, type: event.type,
+    object });
 }

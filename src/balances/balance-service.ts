@@ -291,8 +291,8 @@ export class BalanceService {
    */
   async announceAvailable(merchantId: string, accountId: string = merchantId): Promise<void> {
     const balance = await this.balance({ merchantId, accountId });
-    await recordEvent(this.pool, { merchantId, account: accountId === merchantId ? undefined : accountId,
-      type: 'balance.available', object: presentBalance(balance) });
+    await recordEvent(this.pool, { merchantId, account: accountId, type: 'balance.available',
+      object: presentBalance(balance) });
   }
 
   /** When a new capture's funds are expected: its settlement's usual delay, or the fixed delay. */

@@ -27,8 +27,8 @@ export function withEventRequest<T>(request: EventRequest, work: () => Promise<T
 export interface NewEvent {
   readonly merchantId: string;
   /**
-   * The connected account the event is about (Stripe Connect's `account` on the event), or
-   * undefined for an event of the platform's own.
+   * Whose object the event is about: a connected account (Stripe Connect's `account` on the event),
+   * or the platform itself (its own id, or undefined), whose events carry no `account`.
    */
   readonly account?: string | undefined;
   readonly type: string;
@@ -61,7 +61,8 @@ export async function recordEvent(db: Queryable, event: NewEvent): Promise<strin
   const data = event.previousAttributes === undefined
     ? { object: event.object }
     : { object: event.object, previous_attributes: event.previousAttributes };
-  const row: EventInsert = { merchantId: event.merchantId, accountId: event.account ?? null, id, type: event.type,
+  const accountId = event.account === undefined || event.account === event.merchantId ? null : event.account;
+  const row: EventInsert = { merchantId: event.merchantId, accountId, id, type: event.type,
     data: stringifyJson(data), requestId: request?.requestId ?? null, idempotencyKey: request?.idempotencyKey ?? null };
   await appendAtCommit(db, 'events', row, insertEvents);
   return id;

@@ -11,7 +11,7 @@ import { assertOperationAllowed, assertTransition, initialStatus } from './payme
 import { savedIntentId, saveRecoveryPoint } from './payment-recovery-points.js';
 import * as store from './payment-store.js';
 
-export type { AttemptRow, PaymentIntentRow } from './payment-store.js';
+export type { AttemptRow, ChargeRow, PaymentIntentRow, RefundRow } from './payment-store.js';
 import type { CreatePaymentIntentCommand, UpdatePaymentIntentCommand } from './payment-commands.js';
 
 /**
@@ -196,4 +196,9 @@ export async function chargeOfReference(db: Queryable, reference: string): Promi
   if (reference.startsWith('ch_')) return store.selectChargeById(db, reference);
   if (reference.startsWith('pa_')) return store.selectChargeByAttemptId(db, reference);
   return undefined;
+}
+
+/** The refund a PSP's record names by Penny's reference (re_…); undefined for one Penny never made. */
+export function refundOfReference(db: Queryable, reference: string): Promise<store.RefundRow | undefined> {
+  return reference.startsWith('re_') ? store.selectRefundById(db, reference) : Promise.resolve(undefined);
 }

@@ -139,7 +139,7 @@ export class PayoutService {
       connector: connector.id, arrivalDate: now, entryId, balanceTransactionId: transaction.id,
       automaticDay: request.automaticDay ?? null,
     });
-    await recordEvent(client, { merchantId: owner.merchantId, account: connectedAccountOf(payout),
+    await recordEvent(client, { merchantId: owner.merchantId, account: payout.accountId,
       type: 'payout.created', object: presentPayout(payout) });
     return payout;
   }
@@ -343,7 +343,7 @@ export class PayoutService {
   private async announce(client: pg.PoolClient, change: { before: PayoutRow; after: PayoutRow }): Promise<void> {
     const { before, after } = change;
     const object = presentPayout(after);
-    const account = connectedAccountOf(after);
+    const account = after.accountId;
     await recordEvent(client, { merchantId: after.merchantId, account, type: 'payout.updated', object,
       previousAttributes: { status: before.status } });
     const finals: Partial<Record<PayoutStatus, string>> = { paid: 'payout.paid', failed: 'payout.failed',
@@ -395,11 +395,6 @@ export class PayoutService {
     if (payout === undefined) throw missingPayout(key.id);
     return payout;
   }
-}
-
-/** The connected account a payout is of (its events name it), or undefined for the platform's own. */
-function connectedAccountOf(payout: PayoutOwner): string | undefined {
-  return payout.accountId === payout.merchantId ? undefined : payout.accountId;
 }
 
 function insufficientBalance(): PennyError {

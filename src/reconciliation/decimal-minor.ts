@@ -1,3 +1,4 @@
+import { amountMaxSafeMinor } from '../config.js';
 import { currencyExponent, isCurrency } from '../money/currency.js';
 import { ValueProblem } from './recon-problem.js';
 
@@ -16,7 +17,7 @@ export interface DecimalRules {
 }
 
 /** The largest amount Penny keeps: JSON integers are exact up to 2^53−1 (decisions.md, "Money"). */
-export const amountMinorMax = 9_007_199_254_740_991n;
+export const amountMinorMax = amountMaxSafeMinor;
 
 export function decimalToMinor(text: string, currency: string, rules: DecimalRules): bigint {
   const exponent = currencyExponent(currency);

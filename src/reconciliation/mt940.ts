@@ -42,7 +42,6 @@ interface StatementDraft {
   closed: boolean;
   entryCount: number;
   bookedSumMinor: bigint;
-  bookedOtherCurrency: number;
   information: string[];
   available: string | null;
   pending: PendingEntry | null;
@@ -127,7 +126,7 @@ export async function* readMt940(input: Readable, file: string): AsyncGenerator<
 
 function newStatement(position: number, field: Field): StatementDraft {
   return { position, line: field.line, reference: (field.lines[0] ?? '').trim(), account: null, number: null,
-    opening: null, closing: null, closed: false, entryCount: 0, bookedSumMinor: 0n, bookedOtherCurrency: 0,
+    opening: null, closing: null, closed: false, entryCount: 0, bookedSumMinor: 0n,
     information: [], available: null, pending: null };
 }
 

@@ -91,12 +91,6 @@ export type ParsedItem =
   | { readonly kind: 'record'; readonly record: ReconRecord }
   | { readonly kind: 'statement'; readonly statement: ReconStatement };
 
-export interface ParsedFileHeader {
-  readonly format: ReconFormat;
-  /** camt.053's message version ('001.02'…'001.08'); null for the others. */
-  readonly version: string | null;
-}
-
 /** Sums a statement's booked entries and says whether opening + Σ = closing. */
 export function checkBalance(input: {
   readonly currency: string | null;

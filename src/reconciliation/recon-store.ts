@@ -223,13 +223,3 @@ export async function selectConflicts(db: Queryable, fileId: string, limit: numb
     conflicts_with_record_id: bigint }[]).map((row) => ({ id: row.id, externalId: row.external_id,
     occurrence: row.occurrence, line: row.line, conflictsWithRecordId: row.conflicts_with_record_id }));
 }
-
-/** Records of a file in line order (what a matcher, and the tests, read). */
-export async function selectRecords(db: Queryable, fileId: string, limit: number): Promise<Record<string, unknown>[]> {
-  const result = await db.query(named(`SELECT id, kind, line, external_id, occurrence, conflicts_with_record_id, type,
-      currency, amount_minor, gross_minor, gross_currency, fee_minor, booking_date::text AS booking_date,
-      value_date::text AS value_date, psp_reference, merchant_reference, batch_key, remittance_text, counterparty_name,
-      counterparty_account, status, reversal, statement_position, refs
-    FROM reconciliation_records WHERE file_id = $1 ORDER BY line, id LIMIT $2`), [fileId, limit]);
-  return result.rows as Record<string, unknown>[];
-}

@@ -28,7 +28,7 @@ export interface SettledLine {
    * Net Credit − Net Debit in minor units of `currency`: what the line adds to (or, negative, takes
    * from) the batch's payout; a MerchantPayout's is negative, the money leaving the PSP.
    */
-  readonly netMinor: bigint | undefined;
+  readonly netMinor: bigint;
 }
 
 export async function parseSettlementReport(text: string, name = 'settlement report'): Promise<SettledLine[]> {

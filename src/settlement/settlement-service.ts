@@ -5,8 +5,9 @@ import { limits } from '../config.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import { withTransaction } from '../db/pool.js';
 import type { BalanceOwner, BalanceService } from '../balances/balance-service.js';
-import { chargeOfReference } from '../payments/payment-service.js';
-import { selectRefundById } from '../payments/payment-store.js';
+import type { Queryable } from '../db/pool.js';
+import { raiseAlert } from '../metrics/metrics.js';
+import { chargeOfReference, refundOfReference, type ChargeRow } from '../payments/payment-service.js';
 import { parseSettlementReport, type SettledLine } from './settlement-report.js';
 import * as store from './settlement-store.js';
 
@@ -58,19 +59,28 @@ export class SettlementService {
     const summary = { connector: request.connectorId, day: request.day, settled: 0, alreadyAvailable: 0, unmatched: 0,
       payouts: 0, payoutsAlreadyPosted: 0 };
     const owners: BalanceOwner[] = [];
+    const charges = new ChargeLookup(request.connectorId);
+    // A report Penny cannot read stops its own currency only; the day then stays unpulled, to be read again.
+    const failures: unknown[] = [];
     for (const currency of await this.dependencies.balances.receivableCurrencies()) {
-      const report = await connector.fetchSettlementReport({ day: request.day, currency });
-      const lines = await parseSettlementReport(report, `${request.connectorId} settlement report ${request.day} ${currency}`);
-      for (const line of lines.filter((item) => item.type === 'Settled')) {
-        const outcome = await this.settle(request.connectorId, line);
-        summary[outcome.result] += 1;
-        owners.push(...outcome.owners);
+      try {
+        const report = await connector.fetchSettlementReport({ day: request.day, currency });
+        const lines = await parseSettlementReport(report,
+          `${request.connectorId} settlement report ${request.day} ${currency}`);
+        for (const line of lines.filter((item) => item.type === 'Settled')) {
+          const outcome = await this.settle(charges, line);
+          summary[outcome.result] += 1;
+          owners.push(...outcome.owners);
+        }
+        if (!closed) continue;
+        const posted = await this.postPayout(charges, lines);
+        if (posted !== undefined) summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
+      } catch (error) {
+        failures.push(error);
       }
-      if (!closed) continue;
-      const posted = await this.postPayout(request.connectorId, lines);
-      if (posted !== undefined) summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
     }
     await this.dependencies.balances.announceAvailableTo(owners);
+    if (failures.length > 0) throw failures[0];
     // Only a closed day is marked pulled: the PSP may still add to today's report.
     if (closed) {
       await store.insertSettlementPull(this.pool, { connector: request.connectorId, day: request.day,
@@ -90,7 +100,13 @@ export class SettlementService {
       for (let back = limits.settlementLookbackDays; back >= 1; back -= 1) {
         const day = utcDay(nowMs() - back * 86_400_000);
         if (await store.selectSettlementPulled(this.pool, { connector: connectorId, day })) continue;
-        const summary = await this.pull({ connectorId, day });
+        // One day Penny cannot read never holds back the days after it: it is alerted and read again next run.
+        const summary = await this.pull({ connectorId, day }).catch((error: unknown) => {
+          raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { connector: connectorId, day,
+            error: error instanceof Error ? error.message : String(error) }, 'a settlement report could not be read');
+          return undefined;
+        });
+        if (summary === undefined) continue;
         if (summary.settled > 0 || summary.payouts > 0) {
           this.dependencies.logger.info(summary, 'settled captures made available, PSP payouts posted');
         }
@@ -106,11 +122,12 @@ export class SettlementService {
    * line Penny cannot attribute is left to the suspense account. Answers whether it was posted now
    * (false: posted before), or undefined when the batch has no payout Penny can read.
    */
-  private async postPayout(connectorId: string, lines: readonly SettledLine[]): Promise<boolean | undefined> {
+  private async postPayout(charges: ChargeLookup, lines: readonly SettledLine[]): Promise<boolean | undefined> {
+    const { connectorId } = charges;
     const payoutLines = lines.filter((line) => line.type === 'MerchantPayout');
     const payout = payoutLines[0];
     if (payout === undefined) return undefined;
-    if (payoutLines.length > 1 || payout.netMinor === undefined || payout.netMinor >= 0n
+    if (payoutLines.length > 1 || payout.netMinor >= 0n
       || payout.modificationReference === '') {
       this.dependencies.logger.warn({ connector: connectorId, payouts: payoutLines.length,
         reference: payout.modificationReference }, 'a settlement batch whose payout cannot be read is left to reconciliation');
@@ -120,12 +137,12 @@ export class SettlementService {
     const shares = new Map<string, bigint>();
     let batchFeesMinor = 0n;
     for (const line of lines) {
-      if (line.type === 'MerchantPayout' || line.currency !== payout.currency || line.netMinor === undefined) continue;
+      if (line.type === 'MerchantPayout' || line.currency !== payout.currency) continue;
       if (line.type === 'Fee') {
         batchFeesMinor -= line.netMinor;
         continue;
       }
-      const owner = await this.ownerOf(connectorId, line);
+      const owner = await ownerOf(charges, line, this.pool);
       if (owner !== undefined) shares.set(owner, (shares.get(owner) ?? 0n) + line.netMinor);
     }
     const result = await withTransaction(this.pool, (client) => this.dependencies.balances.postPspPayout(client, {
@@ -135,26 +152,42 @@ export class SettlementService {
     return result.posted;
   }
 
-  /** The merchant whose capture, refund or dispute a line is, when Penny booked it on this connector. */
-  private async ownerOf(connectorId: string, line: SettledLine): Promise<string | undefined> {
-    if (line.type === 'Refunded') {
-      const refund = line.merchantReference.startsWith('re_')
-        ? await selectRefundById(this.pool, line.merchantReference) : undefined;
-      return refund?.connector === connectorId ? refund.merchantId : undefined;
-    }
-    const charge = await chargeOfReference(this.pool, line.merchantReference);
-    return charge?.connector === connectorId ? charge.merchantId : undefined;
-  }
-
-  private async settle(connectorId: string, line: SettledLine):
+  private async settle(charges: ChargeLookup, line: SettledLine):
   Promise<{ result: 'settled' | 'alreadyAvailable' | 'unmatched'; owners: readonly BalanceOwner[] }> {
-    const charge = await chargeOfReference(this.pool, line.merchantReference);
-    if (charge === undefined || charge.connector !== connectorId) return { result: 'unmatched', owners: [] };
+    const charge = await charges.of(this.pool, line.merchantReference);
+    if (charge === undefined) return { result: 'unmatched', owners: [] };
     const availableOn = `${line.bookingDay || new Date(nowMs()).toISOString().slice(0, 10)}T00:00:00.000Z`;
     const made = await withTransaction(this.pool, (client) => this.dependencies.balances.makeChargeAvailable(client,
       { merchantId: charge.merchantId, chargeId: charge.id, availableOn }));
     return made === undefined ? { result: 'alreadyAvailable', owners: [] } : { result: 'settled', owners: made };
   }
+}
+
+/**
+ * The charges one pull's report names, each looked up once (a settled line is read for settling and
+ * again for the payout's shares): only those Penny booked on the report's connector.
+ */
+class ChargeLookup {
+  private readonly found = new Map<string, Promise<ChargeRow | undefined>>();
+
+  constructor(readonly connectorId: string) {}
+
+  of(db: Queryable, reference: string): Promise<ChargeRow | undefined> {
+    let charge = this.found.get(reference);
+    if (charge === undefined) {
+      charge = chargeOfReference(db, reference)
+        .then((row) => (row?.connector === this.connectorId ? row : undefined));
+      this.found.set(reference, charge);
+    }
+    return charge;
+  }
+}
+
+/** The merchant whose capture, refund or dispute a line is, when Penny booked it on the report's connector. */
+async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable): Promise<string | undefined> {
+  if (line.type !== 'Refunded') return (await charges.of(db, line.merchantReference))?.merchantId;
+  const refund = await refundOfReference(db, line.merchantReference);
+  return refund?.connector === charges.connectorId ? refund.merchantId : undefined;
 }
 
 function utcDay(ms: number): string {

@@ -1,6 +1,8 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { ConnectorRegistry } from '../../src/connectors/connector.js';
+import { createLogger } from '../../src/logger.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
 import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
@@ -101,5 +103,28 @@ describe('the settlement worker', () => {
       ['sandbox', day]);
     expect(pulled.rows).toHaveLength(1);
     expect(await settlement.pullClosedDays()).toBe(0);
+  });
+
+  it('reads the days after one whose report it cannot read, and leaves that one to read again', async () => {
+    const broken = today();
+    advanceClock(86_400_000);
+    const intent = await stripe.paymentIntents.create({ amount: 4100, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const day = today();
+    advanceClock(86_400_000);
+    // The sandbox as it is, but for one day whose report has a line Penny cannot read.
+    const sandbox = penny.connectors.get('sandbox');
+    const connectors = new ConnectorRegistry();
+    connectors.register(Object.assign(Object.create(sandbox) as typeof sandbox, {
+      fetchSettlementReport: async (request: { day: string; currency: string }) => request.day === broken
+        ? 'Merchant Account,Batch Number\nPenny,not-a-number\n' : sandbox.fetchSettlementReport(request) }));
+    const lenient = new SettlementService(penny.pool, { connectors, balances: penny.balances,
+      logger: createLogger('silent') });
+    await lenient.pullClosedDays();
+    expect((await chargeTransactionOf(intent)).status).toBe('available');
+    const pulled = await penny.pool.query<{ day: string }>(
+      'SELECT day::text AS day FROM settlement_pulls WHERE connector = $1 AND day = ANY($2::date[])',
+      ['sandbox', [broken, day]]);
+    expect(pulled.rows.map((row) => row.day)).toEqual([day]);
   });
 });
