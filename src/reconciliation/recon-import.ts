@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { limits } from '../config.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
@@ -17,16 +21,19 @@ import { readStripePayoutReconciliation } from './stripe-payout-reconciliation.j
 
 /**
  * The import of a PSP report or bank statement (`POST /v1/reconciliation/files`, `penny recon
- * import`). The file is streamed once: through a meter (SHA-256, bytes, lines, the 1 GiB bound),
- * a format check on its first bytes, and its parser, into one transaction, in batches.
+ * import`). The body is first streamed to a temporary file through a meter (SHA-256, bytes,
+ * lines, the 1 GiB bound), holding no database connection or lock however slow the upload. Then
+ * a file whose bytes are known is answered at once; any other is read back from the temporary
+ * file: a format check on its first bytes, and its parser, into one transaction, in batches.
  *
  * - **All or nothing.** A file the parser cannot read is refused whole (`reconciliation_file_invalid`,
  *   naming the file, line and field): the transaction rolls back and nothing of it is kept.
- * - **Idempotent.** A file whose bytes were imported before adds nothing: its answer is the first
- *   import's, with `already_known: true`. A record is known by (source, external id, occurrence in
- *   its file): the same content again adds nothing; other content is kept beside the first as a
- *   conflicting version and counted (`conflicting_external_record`, for a later run to report as a
- *   break: the file is data to reconcile, not malformed).
+ * - **Idempotent.** A file whose bytes were imported before adds nothing and is not parsed
+ *   again: its answer is the first import's, with `already_known: true`. A record is known by
+ *   (source, external id, occurrence in its file): the same content again adds nothing; other
+ *   content is kept beside the first as a conflicting version and counted
+ *   (`conflicting_external_record`, for a later run to report as a break: the file is data to
+ *   reconcile, not malformed).
  * - **A statement that does not add up** is imported, its check (`mismatch`, both balances and
  *   the difference) stored with it for the break a run opens.
  * - Imports run one at a time (an advisory lock), so each sees the records the one before wrote.
@@ -56,15 +63,23 @@ export class ReconciliationImports {
   }
 
   async importFile(request: ImportRequest): Promise<ImportSummary> {
-    if (request.source !== undefined && !sourcePattern.test(request.source)) {
-      throw new PennyError({ code: 'parameter_invalid', param: 'source',
-        message: 'source must be 1 to 64 lower-case letters, digits and _ . : - (starting with a letter or digit).' });
-    }
-    const meter = new FileMeter(this.fileBytesMax, request.onProgress);
-    request.body.on('error', (error) => meter.destroy(error));
-    request.body.pipe(meter);
+    checkSource(request.source);
+    const directory = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'penny-recon-'));
     try {
-      const { head, rest } = await peek(meter, peekBytes);
+      const spooled = await spool(request, path.join(directory, 'upload'), this.fileBytesMax);
+      const known = await store.selectFileByHash(this.pool, spooled.contentSha256);
+      if (known !== undefined) return await this.summaryOf(this.pool, known, true);
+      return await this.importSpooled(request, spooled);
+    } finally {
+      await fs.promises.rm(directory, { recursive: true, force: true });
+    }
+  }
+
+  /** Detects the format and parses the spooled file into one transaction, under the import lock. */
+  private async importSpooled(request: ImportRequest, spooled: SpooledFile): Promise<ImportSummary> {
+    const input = fs.createReadStream(spooled.path);
+    try {
+      const { head, rest } = await peek(input, peekBytes);
       const format = request.format ?? detectFormat(head, request.filename);
       const source = request.source ?? format;
       let version: string | null = null;
@@ -72,38 +87,19 @@ export class ReconciliationImports {
       const fileId = newId('rfile');
       return await withTransaction(this.pool, async (client) => {
         await store.lockImports(client);
+        // The same bytes, imported by an upload that finished while this one was arriving.
+        const known = await store.selectFileByHash(client, spooled.contentSha256);
+        if (known !== undefined) return this.summaryOf(client, known, true);
         await store.createSeenTable(client);
-        // The file's row comes last (its hash is known only at the end); the references to it wait for the commit.
-        const counts = { recordCount: 0, newRecordCount: 0, knownRecordCount: 0, conflictingRecordCount: 0 };
-        let batch: ReconRecord[] = [];
-        for await (const item of items) {
-          if (item.kind === 'statement') {
-            await store.insertStatement(client, fileId, item.statement);
-            continue;
-          }
-          batch.push(item.record);
-          if (batch.length >= limits.reconciliationImportBatchRecordsMax) {
-            addCounts(counts, await writeBatch(client, { fileId, source, filename: request.filename }, batch));
-            batch = [];
-          }
-        }
-        addCounts(counts, await writeBatch(client, { fileId, source, filename: request.filename }, batch));
-        const digest = meter.digest();
-        const known = await store.selectFileByHash(client, digest.contentSha256);
-        // Thrown to roll back what this import wrote: the first import stands.
-        if (known !== undefined) throw new AlreadyImported(known);
+        const counts = await writeItems(client, { fileId, source, filename: request.filename }, items);
+        // The file's row comes last, with its counts; the references to it wait for the commit.
         const file = await store.insertFile(client, { id: fileId, source, format, formatVersion: version,
-          filename: request.filename.slice(0, 255), contentSha256: digest.contentSha256,
-          sizeBytes: BigInt(digest.bytes), lineCount: digest.lines, ...counts });
+          filename: request.filename.slice(0, 255), contentSha256: spooled.contentSha256,
+          sizeBytes: BigInt(spooled.bytes), lineCount: spooled.lines, ...counts });
         return this.summaryOf(client, file, false);
       });
-    } catch (error) {
-      if (error instanceof AlreadyImported) return this.summaryOf(this.pool, error.file, true);
-      throw error;
     } finally {
-      // What is left of a refused body is for its owner to drain or close (src/http/body-drain.ts, the CLI's file).
-      request.body.unpipe(meter);
-      meter.destroy();
+      input.destroy();
     }
   }
 
@@ -128,9 +124,36 @@ export class ReconciliationImports {
   }
 }
 
-class AlreadyImported extends Error {
-  constructor(readonly file: store.FileRow) {
-    super(`file ${file.id} has the same content`);
+function checkSource(source: string | undefined): void {
+  if (source !== undefined && !sourcePattern.test(source)) {
+    throw new PennyError({ code: 'parameter_invalid', param: 'source',
+      message: 'source must be 1 to 64 lower-case letters, digits and _ . : - (starting with a letter or digit).' });
+  }
+}
+
+interface SpooledFile {
+  readonly path: string;
+  readonly contentSha256: string;
+  readonly bytes: number;
+  readonly lines: number;
+}
+
+/**
+ * Streams the body to `file` through the meter (the bound, progress, hash and line count). No
+ * database connection or lock is held meanwhile: a slow upload keeps nothing from payments or
+ * from another import.
+ */
+async function spool(request: ImportRequest, file: string, bytesMax: number): Promise<SpooledFile> {
+  const meter = new FileMeter(bytesMax, request.onProgress);
+  request.body.on('error', (error) => meter.destroy(error));
+  request.body.pipe(meter);
+  try {
+    await pipeline(meter, fs.createWriteStream(file, { flags: 'wx' }));
+    return { path: file, ...meter.digest() };
+  } finally {
+    // What is left of a refused body is for its owner to drain or close (src/http/body-drain.ts, the CLI's file).
+    request.body.unpipe(meter);
+    meter.destroy();
   }
 }
 
@@ -146,6 +169,26 @@ function addCounts(total: Counts, batch: Counts): void {
   total.newRecordCount += batch.newRecordCount;
   total.knownRecordCount += batch.knownRecordCount;
   total.conflictingRecordCount += batch.conflictingRecordCount;
+}
+
+/** Writes the parsed items: statements as they come, records in batches. */
+async function writeItems(client: Queryable, target: { fileId: string; source: string; filename: string },
+  items: AsyncIterable<ParsedItem>): Promise<Counts> {
+  const counts: Counts = { recordCount: 0, newRecordCount: 0, knownRecordCount: 0, conflictingRecordCount: 0 };
+  let batch: ReconRecord[] = [];
+  for await (const item of items) {
+    if (item.kind === 'statement') {
+      await store.insertStatement(client, target.fileId, item.statement);
+      continue;
+    }
+    batch.push(item.record);
+    if (batch.length >= limits.reconciliationImportBatchRecordsMax) {
+      addCounts(counts, await writeBatch(client, target, batch));
+      batch = [];
+    }
+  }
+  addCounts(counts, await writeBatch(client, target, batch));
+  return counts;
 }
 
 /**

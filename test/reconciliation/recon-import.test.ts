@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { limits } from '../../src/config.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import { lockImports } from '../../src/reconciliation/recon-store.js';
 import type { ReconFormat } from '../../src/reconciliation/recon-records.js';
 import { settlementDetailsReport, type SettledOperation } from '../../src/sandbox-psp/settlement-report.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -174,6 +176,46 @@ describe('idempotency', () => {
     expect(summary.records.new).toBe(pastOneBatch);
     const range = await database.pool.query('SELECT min(occurrence), max(occurrence), count(DISTINCT occurrence)::int AS n FROM reconciliation_records');
     expect(range.rows[0]).toEqual({ min: 1, max: pastOneBatch, n: pastOneBatch });
+  });
+});
+
+describe('the upload', () => {
+  it('holds no pool connection and no import lock while the body is still arriving', async () => {
+    const text = largeSdr(400);
+    const firstPart = Buffer.from(text.slice(0, 20_000));
+    const body = new PassThrough();
+    let bytesRead = 0;
+    const importing = imports.importFile({ body, filename: 'slow.csv', onProgress: (bytes) => { bytesRead = bytes; } });
+    try {
+      body.write(firstPart);
+      while (bytesRead < firstPart.length) await sleep(10);
+      // Time enough for an import that would read the body inside its transaction to have begun it.
+      await sleep(300);
+      expect(database.pool.totalCount - database.pool.idleCount).toBe(0);
+      const locks = await database.pool.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
+      expect(locks.rows[0]).toEqual({ n: 0 });
+    } finally {
+      body.end(Buffer.from(text.slice(20_000)));
+    }
+    expect((await importing).records.new).toBe(400);
+  });
+
+  it('answers a known file with the first import, without parsing or writing it, even while another import runs', async () => {
+    const text = fixture('psp/adyen-sdr-batch-17.csv');
+    const first = await importText(text, { filename: 'first.csv', source: 'adyen-eur' });
+    const before = await tableCounts();
+    const other = await database.pool.connect();
+    try {
+      await other.query('BEGIN');
+      await lockImports(other);
+      const again = await Promise.race([importText(text, { filename: 'again.csv' }),
+        sleep(5000).then(() => 'waited for the running import')]);
+      expect(again).toEqual({ ...first, already_known: true });
+      expect(await tableCounts()).toEqual(before);
+    } finally {
+      await other.query('ROLLBACK');
+      other.release();
+    }
   });
 });
 
