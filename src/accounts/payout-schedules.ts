@@ -48,16 +48,6 @@ export function payoutDayOf(timeMs: number): PayoutDay {
   return { day: date.toISOString().slice(0, 10), weekday, monthDays };
 }
 
-/** Whether a schedule pays out on the day (the same rule as `accountsDueOn`, for one schedule). */
-export function isPayoutDue(schedule: PayoutSchedule, day: PayoutDay): boolean {
-  switch (schedule.interval) {
-    case 'daily': return true;
-    case 'weekly': return schedule.weeklyAnchor === day.weekday;
-    case 'monthly': return day.monthDays.includes(schedule.monthlyAnchor);
-    case 'manual': return false;
-  }
-}
-
 /** The accounts, platforms and connected, whose schedule is due on the day, after `after`, at most `limit`. */
 export function accountsDueOn(db: Queryable, day: PayoutDay, page: { after: DueAccount | undefined; limit: number }):
 Promise<DueAccount[]> {

@@ -51,51 +51,50 @@ export class BalanceAccounts {
    * (under an advisory lock, so two first payments create them once). Only accounts found already
    * committed are cached; new ones are cached the next time they are read.
    */
-  async accountsFor(db: Queryable, key: { ownerId: string; currency: string }): Promise<MerchantAccounts> {
+  accountsFor(db: Queryable, key: { ownerId: string; currency: string }): Promise<MerchantAccounts> {
     const { ownerId, currency } = key;
-    const cacheKey = `${ownerId}:${currency}`;
-    const cached = this.accounts.get(cacheKey);
-    if (cached !== undefined) return cached;
-    const found = await store.selectMerchantAccountRoles(db, ownerId, currency);
-    if (found.size === roles.length) {
-      const accounts = Object.fromEntries(found) as MerchantAccounts;
-      this.accounts.set(cacheKey, accounts);
-      return accounts;
-    }
-    await store.lockMerchantAccountCreation(db, ownerId, currency);
-    const current = await store.selectMerchantAccountRoles(db, ownerId, currency);
-    for (const role of roles) {
-      if (current.has(role)) continue;
+    return this.findOrCreate(db, { cache: this.accounts, lockOwner: ownerId, currency, roles,
+      select: () => store.selectMerchantAccountRoles(db, ownerId, currency),
       // Through the ledger's own service: an account is the ledger's to create.
-      const id = await this.ledger.createAccountIn(db, { currency, type: accountRoleTypes[role], code: role,
-        owner: ownerId, metadata: {}, limit: undefined });
-      await store.insertMerchantAccountRole(db, { merchantId: ownerId, currency, role, ledgerAccountId: id });
-      current.set(role, id);
-    }
-    return Object.fromEntries(current) as MerchantAccounts;
+      create: async (role) => {
+        const id = await this.ledger.createAccountIn(db, { currency, type: accountRoleTypes[role], code: role,
+          owner: ownerId, metadata: {}, limit: undefined });
+        await store.insertMerchantAccountRole(db, { merchantId: ownerId, currency, role, ledgerAccountId: id });
+        return id;
+      } });
   }
 
   /** The operator's accounts in a currency, created on first use as the merchants' are. */
-  async operatorAccountsFor(db: Queryable, currency: string): Promise<OperatorAccounts> {
-    const cacheKey = `operator:${currency}`;
-    const cached = this.operatorAccounts.get(cacheKey);
+  operatorAccountsFor(db: Queryable, currency: string): Promise<OperatorAccounts> {
+    return this.findOrCreate(db, { cache: this.operatorAccounts, lockOwner: 'operator', currency,
+      roles: operatorRoles, select: () => store.selectOperatorAccountRoles(db, currency),
+      create: async (role) => {
+        const { type, limit } = operatorAccountRoles[role];
+        const id = await this.ledger.createAccountIn(db, { currency, type, code: undefined, owner: undefined,
+          metadata: { penny_role: role }, limit });
+        await store.insertOperatorAccountRole(db, { currency, role, ledgerAccountId: id });
+        return id;
+      } });
+  }
+
+  /** A set of role accounts: cached once all committed, else the missing ones created under the lock. */
+  private async findOrCreate<R extends string>(db: Queryable, spec: { cache: Map<string, Readonly<Record<R, string>>>;
+    lockOwner: string; currency: string; roles: readonly R[]; select: () => Promise<Map<R, string>>;
+    create: (role: R) => Promise<string> }): Promise<Readonly<Record<R, string>>> {
+    const cacheKey = `${spec.lockOwner}:${spec.currency}`;
+    const cached = spec.cache.get(cacheKey);
     if (cached !== undefined) return cached;
-    const found = await store.selectOperatorAccountRoles(db, currency);
-    if (found.size === operatorRoles.length) {
-      const accounts = Object.fromEntries(found) as OperatorAccounts;
-      this.operatorAccounts.set(cacheKey, accounts);
+    const found = await spec.select();
+    if (found.size === spec.roles.length) {
+      const accounts = Object.fromEntries(found) as Record<R, string>;
+      spec.cache.set(cacheKey, accounts);
       return accounts;
     }
-    await store.lockMerchantAccountCreation(db, 'operator', currency);
-    const current = await store.selectOperatorAccountRoles(db, currency);
-    for (const role of operatorRoles) {
-      if (current.has(role)) continue;
-      const { type, limit } = operatorAccountRoles[role];
-      const id = await this.ledger.createAccountIn(db, { currency, type, code: undefined, owner: undefined,
-        metadata: { penny_role: role }, limit });
-      await store.insertOperatorAccountRole(db, { currency, role, ledgerAccountId: id });
-      current.set(role, id);
+    await store.lockMerchantAccountCreation(db, spec.lockOwner, spec.currency);
+    const current = await spec.select();
+    for (const role of spec.roles) {
+      if (!current.has(role)) current.set(role, await spec.create(role));
     }
-    return Object.fromEntries(current) as OperatorAccounts;
+    return Object.fromEntries(current) as Record<R, string>;
   }
 }

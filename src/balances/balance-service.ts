@@ -144,7 +144,7 @@ export class BalanceService {
    */
   async postPspPayout(db: Queryable, payout: { connectorId: string; payoutReference: string; currency: string;
     payoutMinor: bigint; shares: ReadonlyMap<string, bigint>; batchFeesMinor: bigint }):
-  Promise<{ posted: boolean; entryId: string | undefined }> {
+  Promise<{ posted: boolean; entryId: string | undefined; differs: boolean }> {
     const reference = pspPayoutReference(payout.connectorId, payout.payoutReference);
     const operator = await this.accounts.operatorAccountsFor(db, payout.currency);
     const legs: [string, Direction, bigint][] = [];
@@ -164,10 +164,12 @@ export class BalanceService {
     try {
       const created = await this.ledger.createEntriesIn(db, [internalEntry({ reference,
         description: `${payout.connectorId} payout ${payout.payoutReference}`, legs })]);
-      return { posted: !created.replayed, entryId: created.entries[0]?.id };
+      return { posted: !created.replayed, entryId: created.entries[0]?.id, differs: false };
     } catch (error) {
       // Posted already from the report as first read: the payout is not posted twice.
-      if (error instanceof PennyError && error.code === 'reference_conflict') return { posted: false, entryId: undefined };
+      if (error instanceof PennyError && error.code === 'reference_conflict') {
+        return { posted: false, entryId: undefined, differs: true };
+      }
       throw error;
     }
   }

@@ -149,6 +149,10 @@ export class SettlementService {
       connectorId, payoutReference: payout.modificationReference, currency: payout.currency,
       payoutMinor, shares, batchFeesMinor,
     }));
+    if (result.differs) {
+      this.dependencies.logger.warn({ connector: connectorId, reference: payout.modificationReference },
+        'a PSP payout posted before reads differently now: the first posting stands, for reconciliation to explain');
+    }
     return result.posted;
   }
 

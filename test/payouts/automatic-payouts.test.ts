@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { payoutDayOf, isPayoutDue, setPlatformPayoutSchedule } from '../../src/accounts/payout-schedules.js';
+import { accountsDueOn, payoutDayOf, setPlatformPayoutSchedule } from '../../src/accounts/payout-schedules.js';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
 import { PayoutScheduler } from '../../src/payouts/payout-scheduler.js';
@@ -200,26 +200,35 @@ describe('an automatic payout', () => {
 });
 
 describe('a payout schedule', () => {
-  it('monthly on a day past the month\'s end is due on the month\'s last day', () => {
-    const at = (day: string) => payoutDayOf(Date.parse(`${day}T12:00:00Z`));
-    const on31 = { interval: 'monthly', monthlyAnchor: 31 } as const;
-    expect(isPayoutDue(on31, at('2027-04-30'))).toBe(true);
-    expect(isPayoutDue(on31, at('2027-04-29'))).toBe(false);
-    expect(isPayoutDue(on31, at('2027-02-28'))).toBe(true);
-    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 29 }, at('2028-02-29'))).toBe(true);
-    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 30 }, at('2028-02-29'))).toBe(true);
-    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 15 }, at('2027-05-15'))).toBe(true);
-    expect(isPayoutDue({ interval: 'monthly', monthlyAnchor: 15 }, at('2027-05-31'))).toBe(false);
-    expect(isPayoutDue(on31, at('2027-05-31'))).toBe(true);
+  /** Whether the worker's query (accountsDueOn) finds an account of this schedule due on the day. */
+  async function dueOn(schedule: Stripe.AccountCreateParams.Settings.Payouts.Schedule, day: string):
+  Promise<boolean> {
+    const created = await penny.merchants.createMerchant(`Schedule ${day}`);
+    const account = await penny.stripeFor(created.secretKey).accounts.create({ type: 'custom', country: 'US',
+      settings: { payouts: { schedule } } });
+    const due = await accountsDueOn(penny.pool, payoutDayOf(Date.parse(`${day}T12:00:00Z`)),
+      { after: { merchantId: created.merchant.id, accountId: '' }, limit: 10 });
+    return due.some((item) => item.accountId === account.id);
+  }
+
+  it('monthly on a day past the month\'s end is due on the month\'s last day', async () => {
+    const on31 = { interval: 'monthly', monthly_anchor: 31 } as const;
+    expect(await dueOn(on31, '2027-04-30')).toBe(true);
+    expect(await dueOn(on31, '2027-04-29')).toBe(false);
+    expect(await dueOn(on31, '2027-02-28')).toBe(true);
+    expect(await dueOn({ interval: 'monthly', monthly_anchor: 29 }, '2028-02-29')).toBe(true);
+    expect(await dueOn({ interval: 'monthly', monthly_anchor: 30 }, '2028-02-29')).toBe(true);
+    expect(await dueOn({ interval: 'monthly', monthly_anchor: 15 }, '2027-05-15')).toBe(true);
+    expect(await dueOn({ interval: 'monthly', monthly_anchor: 15 }, '2027-05-31')).toBe(false);
+    expect(await dueOn(on31, '2027-05-31')).toBe(true);
   });
 
-  it('weekly is due on its weekday, daily every day, manual never', () => {
-    const wednesday = payoutDayOf(Date.parse('2027-01-06T00:00:00Z'));
-    expect(wednesday.weekday).toBe('wednesday');
-    expect(isPayoutDue({ interval: 'weekly', weeklyAnchor: 'wednesday' }, wednesday)).toBe(true);
-    expect(isPayoutDue({ interval: 'weekly', weeklyAnchor: 'monday' }, wednesday)).toBe(false);
-    expect(isPayoutDue({ interval: 'daily' }, wednesday)).toBe(true);
-    expect(isPayoutDue({ interval: 'manual' }, wednesday)).toBe(false);
+  it('weekly is due on its weekday, daily every day, manual never', async () => {
+    expect(payoutDayOf(Date.parse('2027-01-06T00:00:00Z')).weekday).toBe('wednesday');
+    expect(await dueOn({ interval: 'weekly', weekly_anchor: 'wednesday' }, '2027-01-06')).toBe(true);
+    expect(await dueOn({ interval: 'weekly', weekly_anchor: 'monday' }, '2027-01-06')).toBe(false);
+    expect(await dueOn({ interval: 'daily' }, '2027-01-06')).toBe(true);
+    expect(await dueOn({ interval: 'manual' }, '2027-01-06')).toBe(false);
   });
 
   it('of a platform is manual until set, and GET /v1/account shows it', async () => {
