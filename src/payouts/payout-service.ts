@@ -7,7 +7,7 @@ import { limits } from '../config.js';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation,
 } from '../connectors/connector.js';
-import { inTransaction, withTransaction } from '../db/pool.js';
+import { inTransaction, withTransaction, type Queryable } from '../db/pool.js';
 import { recordEvent } from '../events/event-store.js';
 import { PennyError } from '../errors.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
@@ -405,4 +405,9 @@ function insufficientBalance(): PennyError {
 function missingPayout(id: string): PennyError {
   return new PennyError({ code: 'resource_missing', param: 'id',
     message: /^po_[A-Za-z0-9]{1,64}$/.test(id) ? `No such payout: '${id}'` : 'No such payout.' });
+}
+
+/** The payout a PSP's record names by Penny's reference (po_…); undefined for one Penny never made. */
+export function payoutOfReference(db: Queryable, reference: string): Promise<PayoutRow | undefined> {
+  return reference.startsWith('po_') ? store.selectPayoutById(db, reference) : Promise.resolve(undefined);
 }

@@ -72,6 +72,11 @@ export async function selectPayout(db: Queryable, key: { merchantId: string; acc
 }
 
 /** A payout by its id alone (Penny's reference at the PSP), locked: how a PSP event finds it. */
+export async function selectPayoutById(db: Queryable, id: string): Promise<PayoutRow | undefined> {
+  const result = await db.query(named(`SELECT * FROM payouts WHERE id = $1`), [id]);
+  return result.rows[0] === undefined ? undefined : toPayout(result.rows[0]);
+}
+
 export async function lockPayoutById(db: Queryable, id: string): Promise<PayoutRow | undefined> {
   const result = await db.query(named(`SELECT * FROM payouts WHERE id = $1 FOR UPDATE`), [id]);
   return result.rows[0] === undefined ? undefined : toPayout(result.rows[0]);

@@ -17,6 +17,8 @@ import {
 export const sandboxPriceList = { basisPoints: 200, fixedMinor: 20n, disputeFeeMinor: 1500n } as const;
 /** The operator's account at the sandbox bank, where the PSP's settlement payouts arrive. */
 export const sandboxBankIban = 'NL91ABNA0417164300';
+/** The reference of the sandbox's payout of a batch begins so (`batch-<number>-<currency>`). */
+const settlementPayoutPrefix = 'batch-';
 
 export async function settlementBatches(db: Queryable, day: string,
   discrepancies: readonly SettlementDiscrepancy[] = [], batchFeeMinor = 0n): Promise<SettlementBatch[]> {
@@ -63,9 +65,12 @@ export async function payOutSettlementBatches(pool: pg.Pool, day: string): Promi
 /**
  * Captures (and authorizations captured at once) settle as credits; refunds as debits; a dispute
  * as a `Chargeback` debit (with its fee) on the day it opens and, when won, a `ChargebackReversed`
- * credit on the day it is decided. Operations of the day are those created or decided on it.
+ * credit on the day it is decided; a merchant payout as a `PaidOut` debit on the day it is paid
+ * (the PSP pays merchants out of what it holds, so the operator's payout is the rest). Operations
+ * of the day are those created or decided on it.
  */
 function settledFrom(operation: OperationRow, byReference: Map<string, OperationRow>, day: string): SettledOperation[] {
+  if (operation.kind === 'payout') return paidOutFrom(operation, day);
   const captured = (operation.kind === 'authorize' && operation.outcome === 'captured')
     || (operation.kind === 'capture' && operation.outcome === 'captured');
   const refunded = operation.kind === 'refund' && operation.outcome === 'refunded';
@@ -90,6 +95,16 @@ function settledFrom(operation: OperationRow, byReference: Map<string, Operation
     lines.push({ ...line, kind: 'chargeback_reversed', createdAt: operation.decidedAt });
   }
   return lines;
+}
+
+/** A merchant payout paid on `day`; never the sandbox's own payout of a batch to the operator. */
+function paidOutFrom(operation: OperationRow, day: string): SettledOperation[] {
+  if (operation.outcome !== 'paid' || operation.reference.startsWith(settlementPayoutPrefix)) return [];
+  if (operation.decidedAt?.slice(0, 10) !== day) return [];
+  if (operation.amountMinor === null || operation.currency === null) return [];
+  return [{ pspReference: operation.pspReference, merchantReference: operation.reference, kind: 'paid_out',
+    amountMinor: operation.amountMinor, currency: operation.currency, paymentMethod: 'bank_transfer',
+    createdAt: operation.decidedAt }];
 }
 
 /**

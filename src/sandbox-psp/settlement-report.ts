@@ -50,8 +50,12 @@ export type PspPriceList = Parameters<typeof feeMinor>[1];
 export interface SettledOperation {
   readonly pspReference: string;
   readonly merchantReference: string;
-  /** `chargeback`: a dispute opened (the amount withdrawn); `chargeback_reversed`: a dispute won (it comes back). */
-  readonly kind: 'capture' | 'refund' | 'chargeback' | 'chargeback_reversed';
+  /**
+   * `chargeback`: a dispute opened (the amount withdrawn); `chargeback_reversed`: a dispute won (it
+   * comes back); `paid_out`: a merchant payout the PSP paid from the batch (Penny's payout id as
+   * Merchant Reference).
+   */
+  readonly kind: 'capture' | 'refund' | 'chargeback' | 'chargeback_reversed' | 'paid_out';
   readonly amountMinor: bigint;
   /** A chargeback's fee as recorded; the sandbox's `chargebackFeeMinor` when absent. */
   readonly feeMinor?: bigint;
@@ -75,7 +79,8 @@ export interface SettlementBatchInput {
   readonly batchFeeMinor?: bigint;
 }
 
-export type SettlementRowType = 'Settled' | 'Refunded' | 'Chargeback' | 'ChargebackReversed' | 'Fee' | 'MerchantPayout';
+export type SettlementRowType = 'Settled' | 'Refunded' | 'Chargeback' | 'ChargebackReversed' | 'PaidOut' | 'Fee'
+  | 'MerchantPayout';
 
 /** One SDR line as written. Money columns are unsigned minor units of the row's currency; null = empty. */
 export interface SettlementRow {
@@ -230,6 +235,9 @@ function draftRow(operation: SettledOperation, priceList: PspPriceList): DraftRo
     case 'chargeback_reversed':
       // A won dispute returns the amount; the fee stays charged, as Stripe's and Adyen's do.
       return { ...base, type: 'ChargebackReversed', fees: noFees };
+    case 'paid_out':
+      // The PSP paid a merchant out of the batch: the operator's payout is that much smaller.
+      return { ...base, type: 'PaidOut', fees: noFees };
   }
 }
 

@@ -8,6 +8,7 @@ import type { BalanceOwner, BalanceService } from '../balances/balance-service.j
 import type { Queryable } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import { chargeOfReference, refundOfReference, type ChargeRow } from '../payments/payment-service.js';
+import { payoutOfReference } from '../payouts/payout-service.js';
 import { parseSettlementReport, type SettledLine } from './settlement-report.js';
 import * as store from './settlement-store.js';
 
@@ -187,8 +188,16 @@ class ChargeLookup {
   }
 }
 
-/** The merchant whose capture, refund or dispute a line is, when Penny booked it on the report's connector. */
+/**
+ * The owner whose capture, refund, dispute or payout a line is, when Penny booked it on the report's
+ * connector: a payout's is the account paid out (the platform or a connected account), whose PSP
+ * receivable its entry credited.
+ */
 async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable): Promise<string | undefined> {
+  if (line.type === 'PaidOut' || line.type === 'PaidOutReversed') {
+    const payout = await payoutOfReference(db, line.merchantReference);
+    return payout?.connector === charges.connectorId ? payout.accountId : undefined;
+  }
   if (line.type !== 'Refunded') return (await charges.of(db, line.merchantReference))?.merchantId;
   const refund = await refundOfReference(db, line.merchantReference);
   return refund?.connector === charges.connectorId ? refund.merchantId : undefined;

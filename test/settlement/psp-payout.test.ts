@@ -196,4 +196,34 @@ describe('the PSP\'s payout of a closed day', () => {
     expect(await receivable(shop.id)).toBe(7n);
     expect(await entriesOf(`penny:psp_payout:sandbox:${payout?.reference ?? ''}`)).toBe(1);
   });
+
+  it('is what is left of the batch once the PSP has paid the merchants\' payouts: every receivable closes at zero', async () => {
+    const day = freshDay();
+    const shop = await merchant('Paid Out Batch Shop');
+    await charge(shop.stripe, 10_000);
+    await charge(shop.stripe, 4000);
+    await closeAndSettle(day);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    const payDay = today();
+    await charge(shop.stripe, 6000);
+    const payout = await shop.stripe.payouts.create({ amount: 5000, currency: 'usd' });
+    for (let step = 0; step < 3; step += 1) {
+      await deliverSandboxWebhooks(penny, sender);
+      advanceClock(1000);
+      await sender.resolvePending();
+    }
+    await deliverSandboxWebhooks(penny, sender);
+    expect((await shop.stripe.payouts.retrieve(payout.id)).status).toBe('paid');
+    const bankBefore = await operatorBank();
+
+    const [batch] = await closeAndSettle(payDay);
+    const pulled = await settlement.pull({ connectorId: 'sandbox', day: payDay });
+
+    // The day's capture nets 6000 − (2% + 20) = 5860; the PSP paid 5000 of it to the merchant.
+    expect(batch?.amount_minor).toBe(860n);
+    expect(pulled.payouts).toBe(1);
+    expect(await operatorBank() - bankBefore).toBe(860n);
+    expect(await receivable(shop.id)).toBe(0n);
+    await expectTrialBalanceZero();
+  });
 });
