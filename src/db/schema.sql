@@ -626,6 +626,54 @@ CREATE UNIQUE INDEX payouts_automatic_once ON public.payouts USING btree (mercha
 CREATE INDEX payouts_list ON public.payouts USING btree (merchant_id, account_id, created_at DESC, id DESC);
 CREATE INDEX payouts_unknown ON public.payouts USING btree (updated_at) WHERE (psp_call = 'unknown'::text);
 
+CREATE TABLE reconciliation_breaks (
+  id text NOT NULL,
+  fingerprint text NOT NULL,
+  run_id text NOT NULL,
+  type text NOT NULL,
+  leg text NOT NULL,
+  status text DEFAULT 'open'::text NOT NULL,
+  external_ref text,
+  internal_ref text,
+  currency text,
+  expected_minor bigint NOT NULL,
+  actual_minor bigint NOT NULL,
+  difference_minor bigint NOT NULL,
+  merchant_id text,
+  owner_id text,
+  record_id bigint,
+  item_id bigint,
+  detail text NOT NULL,
+  opened_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  resolution text,
+  repair_entry_id text,
+  resolved_at timestamp with time zone,
+  resolved_by_run_id text,
+  ignored_reason text,
+  ignored_at timestamp with time zone,
+  CONSTRAINT reconciliation_breaks_pkey PRIMARY KEY (id),
+  CONSTRAINT reconciliation_breaks_check CHECK (difference_minor = (actual_minor - expected_minor)),
+  CONSTRAINT reconciliation_breaks_check1 CHECK ((status = 'resolved'::text) = (resolution IS NOT NULL AND resolved_at IS NOT NULL)),
+  CONSTRAINT reconciliation_breaks_check2 CHECK ((resolution = 'repaired'::text) = (repair_entry_id IS NOT NULL)),
+  CONSTRAINT reconciliation_breaks_check3 CHECK ((resolution = 'matched'::text) = (resolved_by_run_id IS NOT NULL)),
+  CONSTRAINT reconciliation_breaks_check4 CHECK ((status = 'ignored'::text) = (ignored_reason IS NOT NULL AND ignored_at IS NOT NULL)),
+  CONSTRAINT reconciliation_breaks_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT reconciliation_breaks_detail_check CHECK (length(detail) >= 1 AND length(detail) <= 2000),
+  CONSTRAINT reconciliation_breaks_fingerprint_check CHECK (length(fingerprint) >= 1 AND length(fingerprint) <= 2000),
+  CONSTRAINT reconciliation_breaks_fingerprint_key UNIQUE (fingerprint),
+  CONSTRAINT reconciliation_breaks_id_check CHECK (id ~ '^rbrk_[A-Za-z0-9]+$'::text AND length(id) >= 14 AND length(id) <= 70),
+  CONSTRAINT reconciliation_breaks_ignored_reason_check CHECK (length(ignored_reason) >= 1 AND length(ignored_reason) <= 1000),
+  CONSTRAINT reconciliation_breaks_leg_check CHECK (leg = ANY (ARRAY['ledger_psp'::text, 'psp_bank'::text])),
+  CONSTRAINT reconciliation_breaks_resolution_check CHECK (resolution = ANY (ARRAY['repaired'::text, 'matched'::text])),
+  CONSTRAINT reconciliation_breaks_status_check CHECK (status = ANY (ARRAY['open'::text, 'resolved'::text, 'ignored'::text])),
+  CONSTRAINT reconciliation_breaks_type_check CHECK (type = ANY (ARRAY['missing_in_ledger'::text, 'missing_in_psp_report'::text, 'missing_in_bank'::text, 'unexpected_bank_entry'::text, 'amount_mismatch'::text, 'fee_mismatch'::text, 'currency_mismatch'::text, 'payout_total_mismatch'::text, 'statement_balance_mismatch'::text, 'duplicate_in_ledger'::text, 'duplicate_external'::text, 'conflicting_external_record'::text, 'late_settlement'::text, 'ambiguous_match'::text]))
+);
+CREATE INDEX reconciliation_breaks_open_item ON public.reconciliation_breaks USING btree (item_id) WHERE ((status = 'open'::text) AND (item_id IS NOT NULL));
+CREATE INDEX reconciliation_breaks_open_record ON public.reconciliation_breaks USING btree (record_id) WHERE ((status = 'open'::text) AND (record_id IS NOT NULL));
+CREATE UNIQUE INDEX reconciliation_breaks_repair ON public.reconciliation_breaks USING btree (repair_entry_id) WHERE (repair_entry_id IS NOT NULL);
+CREATE INDEX reconciliation_breaks_run ON public.reconciliation_breaks USING btree (run_id, id);
+CREATE INDEX reconciliation_breaks_status ON public.reconciliation_breaks USING btree (status, opened_at, id);
+
 CREATE TABLE reconciliation_files (
   id text NOT NULL,
   source text NOT NULL,
@@ -656,6 +704,49 @@ CREATE TABLE reconciliation_files (
   CONSTRAINT reconciliation_files_source_check CHECK (source ~ '^[a-z0-9][a-z0-9_.:-]*$'::text AND length(source) <= 64)
 );
 CREATE INDEX reconciliation_files_imported ON public.reconciliation_files USING btree (imported_at DESC, id DESC);
+
+CREATE TABLE reconciliation_item_matches (
+  item_id bigint NOT NULL,
+  run_id text NOT NULL,
+  record_id bigint NOT NULL,
+  CONSTRAINT reconciliation_item_matches_pkey PRIMARY KEY (item_id)
+);
+
+CREATE TABLE reconciliation_items (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  kind text NOT NULL,
+  reference text NOT NULL,
+  alternate_reference text,
+  merchant_id text NOT NULL,
+  owner_id text NOT NULL,
+  connector text NOT NULL,
+  psp_reference text,
+  currency text NOT NULL,
+  gross_minor bigint NOT NULL,
+  fee_minor bigint NOT NULL,
+  day date NOT NULL,
+  collected_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT reconciliation_items_pkey PRIMARY KEY (id),
+  CONSTRAINT reconciliation_items_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT reconciliation_items_fee_minor_check CHECK (fee_minor >= 0),
+  CONSTRAINT reconciliation_items_kind_check CHECK (kind = ANY (ARRAY['capture'::text, 'refund'::text, 'chargeback'::text, 'chargeback_reversed'::text, 'payout'::text])),
+  CONSTRAINT reconciliation_items_kind_reference_key UNIQUE (kind, reference)
+);
+CREATE INDEX reconciliation_items_alternate ON public.reconciliation_items USING btree (alternate_reference) WHERE (alternate_reference IS NOT NULL);
+CREATE INDEX reconciliation_items_psp_reference ON public.reconciliation_items USING btree (psp_reference) WHERE (psp_reference IS NOT NULL);
+CREATE INDEX reconciliation_items_reference ON public.reconciliation_items USING btree (reference);
+
+CREATE TABLE reconciliation_record_matches (
+  record_id bigint NOT NULL,
+  run_id text NOT NULL,
+  pass text NOT NULL,
+  item_id bigint,
+  counterpart_record_id bigint,
+  CONSTRAINT reconciliation_record_matches_pkey PRIMARY KEY (record_id),
+  CONSTRAINT reconciliation_record_matches_pass_check CHECK (pass = ANY (ARRAY['reference'::text, 'batch_line'::text, 'remittance'::text, 'fallback'::text, 'duplicate'::text]))
+);
+CREATE INDEX reconciliation_record_matches_counterpart ON public.reconciliation_record_matches USING btree (counterpart_record_id) WHERE (counterpart_record_id IS NOT NULL);
+CREATE INDEX reconciliation_record_matches_item ON public.reconciliation_record_matches USING btree (item_id) WHERE (item_id IS NOT NULL);
 
 CREATE TABLE reconciliation_records (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -704,6 +795,19 @@ CREATE INDEX reconciliation_records_file ON public.reconciliation_records USING 
 CREATE UNIQUE INDEX reconciliation_records_first_version ON public.reconciliation_records USING btree (source, external_id, occurrence) WHERE (conflicts_with_record_id IS NULL);
 CREATE INDEX reconciliation_records_merchant_reference ON public.reconciliation_records USING btree (merchant_reference) WHERE (merchant_reference IS NOT NULL);
 CREATE INDEX reconciliation_records_psp_reference ON public.reconciliation_records USING btree (psp_reference) WHERE (psp_reference IS NOT NULL);
+
+CREATE TABLE reconciliation_runs (
+  id text NOT NULL,
+  as_of date NOT NULL,
+  started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  finished_at timestamp with time zone,
+  input_file_ids text[] DEFAULT '{}'::text[] NOT NULL,
+  counts jsonb DEFAULT '{}'::jsonb NOT NULL,
+  CONSTRAINT reconciliation_runs_pkey PRIMARY KEY (id),
+  CONSTRAINT reconciliation_runs_counts_check CHECK (jsonb_typeof(counts) = 'object'::text),
+  CONSTRAINT reconciliation_runs_id_check CHECK (id ~ '^rrun_[A-Za-z0-9]+$'::text AND length(id) >= 14 AND length(id) <= 70)
+);
+CREATE INDEX reconciliation_runs_started ON public.reconciliation_runs USING btree (started_at DESC, id DESC);
 
 CREATE TABLE reconciliation_statements (
   file_id text NOT NULL,
@@ -1342,6 +1446,41 @@ BEGIN
     DETAIL = 'merchants are never deleted: payments, events and keys name them';
 END $function$;
 
+CREATE OR REPLACE FUNCTION public.penny_business_days_after(day date, days integer)
+ RETURNS date
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  SELECT friday_or_weekday + days + 2 * ((extract(isodow FROM friday_or_weekday)::integer - 1 + days) / 5)
+  FROM (SELECT CASE WHEN extract(isodow FROM day) > 5 THEN day - (extract(isodow FROM day)::integer - 5)
+                    ELSE day END AS friday_or_weekday) AS adjusted
+$function$;
+
+CREATE OR REPLACE FUNCTION public.reconciliation_breaks_forward_only()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF OLD.status <> 'open' THEN
+    RAISE EXCEPTION 'reconciliation break % is % and cannot change', OLD.id, OLD.status;
+  END IF;
+  IF (NEW.fingerprint, NEW.run_id, NEW.type, NEW.leg, NEW.external_ref, NEW.internal_ref, NEW.currency,
+      NEW.expected_minor, NEW.actual_minor, NEW.record_id, NEW.item_id, NEW.opened_at)
+     IS DISTINCT FROM (OLD.fingerprint, OLD.run_id, OLD.type, OLD.leg, OLD.external_ref, OLD.internal_ref,
+      OLD.currency, OLD.expected_minor, OLD.actual_minor, OLD.record_id, OLD.item_id, OLD.opened_at) THEN
+    RAISE EXCEPTION 'reconciliation break % keeps its facts', OLD.id;
+  END IF;
+  RETURN NEW;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.reconciliation_breaks_kept()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  RAISE EXCEPTION 'reconciliation break % is kept: it is resolved or ignored, never deleted', OLD.id;
+END $function$;
+
 --
 -- Views
 --
@@ -1395,6 +1534,9 @@ CREATE TRIGGER merchant_api_keys_revoke_only BEFORE DELETE OR UPDATE ON merchant
 CREATE TRIGGER merchants_no_delete BEFORE DELETE ON merchants FOR EACH ROW EXECUTE FUNCTION merchants_refuse_delete();
 CREATE TRIGGER merchants_no_truncate BEFORE TRUNCATE ON merchants FOR EACH STATEMENT EXECUTE FUNCTION merchants_refuse_delete();
 
+CREATE TRIGGER reconciliation_breaks_forward_only BEFORE UPDATE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_forward_only();
+CREATE TRIGGER reconciliation_breaks_no_delete BEFORE DELETE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_kept();
+
 --
 -- Foreign keys
 --
@@ -1425,6 +1567,30 @@ ALTER TABLE payment_attempts
   ADD CONSTRAINT payment_attempts_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
 ALTER TABLE payment_intent_finalizations
   ADD CONSTRAINT payment_intent_finalizations_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
+ALTER TABLE reconciliation_breaks
+  ADD CONSTRAINT reconciliation_breaks_item_id_fkey FOREIGN KEY (item_id) REFERENCES reconciliation_items(id);
+ALTER TABLE reconciliation_breaks
+  ADD CONSTRAINT reconciliation_breaks_record_id_fkey FOREIGN KEY (record_id) REFERENCES reconciliation_records(id);
+ALTER TABLE reconciliation_breaks
+  ADD CONSTRAINT reconciliation_breaks_repair_entry_id_fkey FOREIGN KEY (repair_entry_id) REFERENCES ledger_entries(id);
+ALTER TABLE reconciliation_breaks
+  ADD CONSTRAINT reconciliation_breaks_resolved_by_run_id_fkey FOREIGN KEY (resolved_by_run_id) REFERENCES reconciliation_runs(id);
+ALTER TABLE reconciliation_breaks
+  ADD CONSTRAINT reconciliation_breaks_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
+ALTER TABLE reconciliation_item_matches
+  ADD CONSTRAINT reconciliation_item_matches_item_id_fkey FOREIGN KEY (item_id) REFERENCES reconciliation_items(id);
+ALTER TABLE reconciliation_item_matches
+  ADD CONSTRAINT reconciliation_item_matches_record_id_fkey FOREIGN KEY (record_id) REFERENCES reconciliation_records(id);
+ALTER TABLE reconciliation_item_matches
+  ADD CONSTRAINT reconciliation_item_matches_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
+ALTER TABLE reconciliation_record_matches
+  ADD CONSTRAINT reconciliation_record_matches_counterpart_record_id_fkey FOREIGN KEY (counterpart_record_id) REFERENCES reconciliation_records(id);
+ALTER TABLE reconciliation_record_matches
+  ADD CONSTRAINT reconciliation_record_matches_item_id_fkey FOREIGN KEY (item_id) REFERENCES reconciliation_items(id);
+ALTER TABLE reconciliation_record_matches
+  ADD CONSTRAINT reconciliation_record_matches_record_id_fkey FOREIGN KEY (record_id) REFERENCES reconciliation_records(id);
+ALTER TABLE reconciliation_record_matches
+  ADD CONSTRAINT reconciliation_record_matches_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
 ALTER TABLE reconciliation_records
   ADD CONSTRAINT reconciliation_records_conflicts_with_record_id_fkey FOREIGN KEY (conflicts_with_record_id) REFERENCES reconciliation_records(id);
 ALTER TABLE reconciliation_records

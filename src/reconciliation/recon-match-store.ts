@@ -1,0 +1,430 @@
+import { named, type Queryable } from '../db/pool.js';
+
+/**
+ * The SQL of reconciliation runs (migration 0036), one function per statement; recon-run.ts
+ * decides. Matching is set-based: each pass is a few statements over temporary tables of the
+ * run's open records, so a run over a million lines holds none of them in Node's memory. The
+ * temporary tables live until the run's transaction ends (ON COMMIT DROP).
+ *
+ * Items are collected from the payment tables (charges, refunds, disputes, payouts) and the
+ * ledger's PSP-fee entries: the one place reconciliation reads what other folders own, read-only,
+ * because what Penny booked is what it reconciles.
+ */
+
+export interface BreakInsert {
+  readonly runId: string;
+  readonly type: string;
+  readonly leg: 'ledger_psp' | 'psp_bank';
+  readonly fingerprint: string;
+  readonly externalRef: string | null;
+  readonly internalRef: string | null;
+  readonly currency: string | null;
+  readonly expectedMinor: bigint;
+  readonly actualMinor: bigint;
+  readonly recordId: bigint | null;
+  readonly itemId: bigint | null;
+  readonly detail: string;
+}
+
+// A new break's id: 'rbrk_' and 32 hex characters (random, made in SQL for set-based inserts).
+const newBreakId = "'rbrk_' || replace(gen_random_uuid()::text, '-', '')";
+
+const breakColumns = `id, fingerprint, run_id, type, leg, external_ref, internal_ref, currency, expected_minor,
+  actual_minor, difference_minor, merchant_id, owner_id, record_id, item_id, detail`;
+
+export async function insertRun(db: Queryable, run: { id: string; asOf: string }): Promise<void> {
+  await db.query(named('INSERT INTO reconciliation_runs (id, as_of) VALUES ($1, $2)'), [run.id, run.asOf]);
+}
+
+export async function finishRun(db: Queryable, run: { id: string; inputFileIds: readonly string[];
+  counts: Record<string, unknown> }): Promise<void> {
+  await db.query(named(`UPDATE reconciliation_runs SET finished_at = clock_timestamp(), input_file_ids = $2,
+     counts = $3::jsonb WHERE id = $1`), [run.id, run.inputFileIds, JSON.stringify(run.counts)]);
+}
+
+/**
+ * Collects what Penny booked up to `asOf` that a PSP report should show and is not collected yet:
+ * captures (the charge's captured amount on the day of its `charge` balance transaction, with the
+ * PSP fee its `psp_fee` entry booked), succeeded refunds, disputes opened (amount and dispute fee)
+ * and won, and paid payouts. Answers how many were new.
+ */
+export async function collectItems(db: Queryable, asOf: string): Promise<number> {
+  const captures = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
+       merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day)
+     SELECT 'capture', c.id, c.attempt_id, c.merchant_id, c.merchant_id, c.connector, c.psp_reference, upper(c.currency),
+       c.amount_captured, coalesce((SELECT p.amount_minor FROM ledger_entries e
+         JOIN ledger_postings p ON p.entry_id = e.id AND p.direction = 'debit' AND p.phase = 'posted'
+         WHERE e.external_reference = 'penny:charge:' || c.id || ':psp_fee' LIMIT 1), 0),
+       (bt.created_at AT TIME ZONE 'UTC')::date
+     FROM charges c
+     JOIN balance_transactions bt ON bt.merchant_id = c.merchant_id AND bt.source_id = c.id AND bt.type = 'charge'
+     WHERE c.captured AND (bt.created_at AT TIME ZONE 'UTC')::date <= $1::date
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'capture' AND i.reference = c.id)
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+  const refunds = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
+       connector, psp_reference, currency, gross_minor, fee_minor, day)
+     SELECT 'refund', r.id, r.merchant_id, r.merchant_id, r.connector, r.psp_reference, upper(r.currency), -r.amount, 0,
+       (r.created_at AT TIME ZONE 'UTC')::date
+     FROM refunds r
+     WHERE r.status = 'succeeded' AND (r.created_at AT TIME ZONE 'UTC')::date <= $1::date
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'refund' AND i.reference = r.id)
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+  const disputes = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
+       merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day)
+     SELECT 'chargeback', d.id, d.charge_id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
+       -d.amount_minor, d.fee_minor, (d.created_at AT TIME ZONE 'UTC')::date
+     FROM disputes d
+     WHERE (d.created_at AT TIME ZONE 'UTC')::date <= $1::date
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback' AND i.reference = d.id)
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+  const won = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
+       connector, psp_reference, currency, gross_minor, fee_minor, day)
+     SELECT 'chargeback_reversed', d.id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
+       d.amount_minor, 0, (d.updated_at AT TIME ZONE 'UTC')::date
+     FROM disputes d
+     WHERE d.status = 'won' AND (d.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback_reversed' AND i.reference = d.id)
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+  const payouts = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
+       connector, psp_reference, currency, gross_minor, fee_minor, day)
+     SELECT 'payout', p.id, p.merchant_id, p.account_id, p.connector, p.psp_reference, p.currency, -p.amount_minor, 0,
+       (p.updated_at AT TIME ZONE 'UTC')::date
+     FROM payouts p
+     WHERE p.status = 'paid' AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'payout' AND i.reference = p.id)
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+  return [captures, refunds, disputes, won, payouts].reduce((sum, result) => sum + (result.rowCount ?? 0), 0);
+}
+
+/**
+ * The run's open PSP lines (first versions, booked up to `asOf`, not dealt with by an earlier
+ * run), each with the kind of item it should match ('batch' for a batch-level line, 'payout' …
+ * as `kinds` maps its type; null for a type Penny does not know).
+ */
+export async function createOpenLines(db: Queryable, query: { asOf: string; types: readonly string[];
+  kinds: readonly string[] }): Promise<number> {
+  const result = await db.query(named(`CREATE TEMP TABLE recon_lines ON COMMIT DROP AS
+     SELECT r.id, r.file_id, r.type, k.kind AS item_kind, r.external_id, r.merchant_reference, r.psp_reference,
+       r.currency, r.amount_minor, coalesce(r.gross_minor, r.amount_minor + coalesce(r.fee_minor, 0)) AS gross_minor,
+       coalesce(r.gross_currency, r.currency) AS gross_currency, coalesce(r.fee_minor, 0) AS fee_minor,
+       coalesce(r.booking_date, $1::date) AS booking_date, r.source, r.batch_key, r.remittance_text
+     FROM reconciliation_records r
+     LEFT JOIN unnest($2::text[], $3::text[]) AS k(type, kind) ON k.type = r.type
+     WHERE r.kind = 'psp_line' AND r.conflicts_with_record_id IS NULL AND coalesce(r.booking_date, $1::date) <= $1::date
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_record_matches m WHERE m.record_id = r.id)`),
+  [query.asOf, query.types, query.kinds]);
+  await db.query('CREATE INDEX ON recon_lines (id)');
+  await db.query('ANALYZE recon_lines');
+  return result.rowCount ?? 0;
+}
+
+/**
+ * Pass 1, exact references: every (line, item) of one kind where the line's Merchant Reference
+ * is the item's reference (or a capture's attempt), or its PSP reference is the item's. Then each
+ * line's primary item (the first by id), ranked within its item: the first line of an item not
+ * matched before is its match; another is a duplicate.
+ */
+export async function createReferencePairs(db: Queryable): Promise<void> {
+  await db.query(named(`CREATE TEMP TABLE recon_pairs ON COMMIT DROP AS
+     SELECT l.id AS record_id, i.id AS item_id FROM recon_lines l
+       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.merchant_reference
+     UNION SELECT l.id, i.id FROM recon_lines l
+       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.alternate_reference = l.merchant_reference
+     UNION SELECT l.id, i.id FROM recon_lines l
+       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.psp_reference
+     UNION SELECT l.id, i.id FROM recon_lines l
+       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.psp_reference`));
+  await db.query(named(`CREATE TEMP TABLE recon_primary ON COMMIT DROP AS
+     SELECT p.record_id, p.item_id,
+       row_number() OVER (PARTITION BY p.item_id ORDER BY p.record_id) AS rank_in_item,
+       EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = p.item_id) AS item_taken
+     FROM (SELECT DISTINCT ON (record_id) record_id, item_id FROM recon_pairs ORDER BY record_id, item_id) p`));
+  await db.query('CREATE INDEX ON recon_primary (record_id)');
+  await db.query('ANALYZE recon_primary');
+}
+
+/** Writes the pass's matches: a line and its item, or a duplicate line beside an item's match. */
+export async function insertReferenceMatches(db: Queryable, runId: string): Promise<{ matched: number;
+  duplicates: number }> {
+  const records = await db.query(named(`INSERT INTO reconciliation_record_matches (record_id, run_id, pass, item_id)
+     SELECT record_id, $1, CASE WHEN rank_in_item = 1 AND NOT item_taken THEN 'reference' ELSE 'duplicate' END, item_id
+     FROM recon_primary`), [runId]);
+  const items = await db.query(named(`INSERT INTO reconciliation_item_matches (item_id, run_id, record_id)
+     SELECT item_id, $1, record_id FROM recon_primary WHERE rank_in_item = 1 AND NOT item_taken`), [runId]);
+  const matched = items.rowCount ?? 0;
+  return { matched, duplicates: (records.rowCount ?? 0) - matched };
+}
+
+/**
+ * The differences of matched pairs, the first that fails in the order currency → gross → fee
+ * (reconciliation.md §5), and a settlement later than its window (a warning); then duplicates:
+ * a line beside its item's match (`duplicate_external`), and an item a line names besides its
+ * primary one (`duplicate_in_ledger`, which takes the item as matched).
+ */
+export async function insertPairBreaks(db: Queryable, runId: string): Promise<void> {
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, t.type || '|record:' || l.id || '|item:' || i.id, $1, t.type, 'ledger_psp',
+       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, t.expected, t.actual, t.actual - t.expected,
+       i.merchant_id, i.owner_id, l.id, i.id, t.detail
+     FROM recon_primary p
+     JOIN recon_lines l ON l.id = p.record_id
+     JOIN reconciliation_items i ON i.id = p.item_id
+     CROSS JOIN LATERAL (
+       SELECT 'currency_mismatch' AS type, i.gross_minor AS expected, l.gross_minor AS actual,
+         'the PSP reports ' || i.kind || ' ' || i.reference || ' in ' || l.gross_currency || ', Penny booked it in '
+           || i.currency AS detail
+       WHERE l.gross_currency <> i.currency
+       UNION ALL
+       SELECT 'amount_mismatch', i.gross_minor, l.gross_minor,
+         'the PSP reports a gross of ' || l.gross_minor || ' for ' || i.kind || ' ' || i.reference || ', Penny booked '
+           || i.gross_minor
+       WHERE l.gross_currency = i.currency AND l.gross_minor <> i.gross_minor
+       UNION ALL
+       SELECT 'fee_mismatch', i.fee_minor, l.fee_minor,
+         'the PSP kept a fee of ' || l.fee_minor || ' on ' || i.kind || ' ' || i.reference || ', Penny expected '
+           || i.fee_minor
+       WHERE l.gross_currency = i.currency AND l.gross_minor = i.gross_minor AND l.fee_minor <> i.fee_minor
+       UNION ALL
+       SELECT 'late_settlement', i.gross_minor, l.gross_minor,
+         i.kind || ' ' || i.reference || ' of ' || i.day || ' was settled on ' || l.booking_date || ', after its window ('
+           || penny_business_days_after(i.day, 3) || ')'
+       WHERE l.booking_date > penny_business_days_after(i.day, 3)
+     ) t
+     WHERE p.rank_in_item = 1 AND NOT p.item_taken
+     ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'duplicate_external|record:' || l.id, $1, 'duplicate_external', 'ledger_psp',
+       coalesce(l.psp_reference, l.external_id), i.reference, l.gross_currency, 0, l.gross_minor, l.gross_minor,
+       i.merchant_id, i.owner_id, l.id, i.id,
+       'the PSP reports ' || i.kind || ' ' || i.reference || ' again (line ' || r.line || ' of ' || l.file_id || ')'
+     FROM recon_primary p
+     JOIN recon_lines l ON l.id = p.record_id
+     JOIN reconciliation_records r ON r.id = l.id
+     JOIN reconciliation_items i ON i.id = p.item_id
+     WHERE NOT (p.rank_in_item = 1 AND NOT p.item_taken)
+     ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
+  await db.query(named(`WITH extra AS (
+       SELECT q.record_id, q.item_id FROM recon_pairs q
+       JOIN recon_primary p ON p.record_id = q.record_id AND p.item_id <> q.item_id
+       WHERE NOT EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = q.item_id)
+     ), taken AS (
+       INSERT INTO reconciliation_item_matches (item_id, run_id, record_id)
+       SELECT DISTINCT ON (item_id) item_id, $1, record_id FROM extra ORDER BY item_id, record_id
+       RETURNING item_id, record_id
+     )
+     INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'duplicate_in_ledger|item:' || i.id, $1, 'duplicate_in_ledger', 'ledger_psp',
+       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, 0, i.gross_minor, i.gross_minor,
+       i.merchant_id, i.owner_id, l.id, i.id,
+       'Penny booked ' || i.kind || ' ' || i.reference || ' besides another its PSP line names once'
+     FROM taken t JOIN reconciliation_items i ON i.id = t.item_id JOIN recon_lines l ON l.id = t.record_id
+     ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
+}
+
+/** Batch-level lines (a batch's fees, a balance carried between batches) are the PSP's own: dealt with. */
+export async function insertBatchLineMatches(db: Queryable, runId: string): Promise<number> {
+  const result = await db.query(named(`INSERT INTO reconciliation_record_matches (record_id, run_id, pass)
+     SELECT id, $1, 'batch_line' FROM recon_lines WHERE item_kind = 'batch'`), [runId]);
+  return result.rowCount ?? 0;
+}
+
+/**
+ * Lines of item kinds that name nothing Penny booked, and lines of types Penny does not know:
+ * `missing_in_ledger` (the line stays open: Penny may learn of it later).
+ */
+export async function insertMissingInLedger(db: Queryable, runId: string): Promise<void> {
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'missing_in_ledger|record:' || l.id, $1, 'missing_in_ledger', 'ledger_psp',
+       coalesce(l.psp_reference, l.external_id), l.merchant_reference, l.gross_currency, 0, l.gross_minor, l.gross_minor,
+       NULL, NULL, l.id, NULL,
+       CASE WHEN l.item_kind IS NULL THEN 'the PSP reports a line of type ' || l.type || ', which Penny does not book'
+         ELSE 'the PSP reports a ' || l.type || ' line naming ' || coalesce(l.merchant_reference, l.psp_reference, 'nothing')
+           || ', which Penny never booked' END
+     FROM recon_lines l
+     WHERE (l.item_kind IS NULL OR l.item_kind NOT IN ('batch', 'payout_record'))
+       AND NOT EXISTS (SELECT 1 FROM recon_pairs p WHERE p.record_id = l.id)
+     ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
+}
+
+/**
+ * Pass 2, payout grouping by the PSP's batch key: a batch's payout line (Adyen's MerchantPayout,
+ * Stripe's payout) must equal the sum of the batch's other lines in its currency.
+ */
+export async function insertPayoutTotalBreaks(db: Queryable, query: { runId: string;
+  payoutTypes: readonly string[] }): Promise<void> {
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'payout_total_mismatch|record:' || l.id, $1, 'payout_total_mismatch', 'psp_bank',
+       coalesce(l.remittance_text, l.batch_key), l.batch_key, l.currency, s.lines_minor, -l.amount_minor,
+       -l.amount_minor - s.lines_minor, NULL, NULL, l.id, NULL,
+       'the PSP pays ' || (-l.amount_minor) || ' for batch ' || l.batch_key || ', whose lines sum to ' || s.lines_minor
+     FROM recon_lines l
+     CROSS JOIN LATERAL (SELECT coalesce(sum(r.amount_minor), 0)::bigint AS lines_minor FROM reconciliation_records r
+       WHERE r.source = l.source AND r.batch_key = l.batch_key AND r.currency = l.currency AND r.id <> l.id
+         AND r.kind = 'psp_line' AND r.conflicts_with_record_id IS NULL
+         AND r.type NOT IN (SELECT unnest($2::text[]))) s
+     WHERE l.item_kind = 'payout_record' AND -l.amount_minor <> s.lines_minor
+     ON CONFLICT (fingerprint) DO NOTHING`), [query.runId, query.payoutTypes]);
+}
+
+export interface OpenPayoutRow {
+  readonly recordId: bigint;
+  readonly reference: string;
+  readonly currency: string;
+  readonly amountMinor: bigint;
+  readonly day: string;
+  /** The last day it may still arrive at the bank: the 3rd business day after it. */
+  readonly deadline: string;
+}
+
+export interface OpenBankEntryRow {
+  readonly recordId: bigint;
+  readonly fileId: string;
+  readonly externalId: string;
+  readonly currency: string;
+  readonly amountMinor: bigint;
+  readonly text: string;
+  readonly day: string;
+  readonly deadline: string;
+}
+
+/** The PSP's payouts still waiting for their bank entry (oldest first, at most `limit`). */
+export async function selectOpenPayouts(db: Queryable, query: { windowDays: number; limit: number }):
+Promise<OpenPayoutRow[]> {
+  const result = await db.query(named(`SELECT id, coalesce(remittance_text, batch_key, external_id) AS reference, currency,
+       -amount_minor AS amount_minor, booking_date::text AS day,
+       penny_business_days_after(booking_date, $1)::text AS deadline
+     FROM recon_lines WHERE item_kind = 'payout_record' ORDER BY booking_date, id LIMIT $2`),
+  [query.windowDays, query.limit]);
+  return result.rows.map((row) => ({ recordId: row.id as bigint, reference: row.reference as string,
+    currency: row.currency as string, amountMinor: row.amount_minor as bigint, day: row.day as string,
+    deadline: row.deadline as string }));
+}
+
+/** Booked bank entries up to `asOf` that no run has dealt with (oldest first, at most `limit`). */
+export async function selectOpenBankEntries(db: Queryable, query: { asOf: string; windowDays: number; limit: number }):
+Promise<OpenBankEntryRow[]> {
+  const result = await db.query(named(`SELECT r.id, r.file_id, r.external_id, r.currency, r.amount_minor,
+       concat_ws(' ', r.remittance_text, r.refs->>'AddtlNtryInf', r.refs->>'TxDtls.AddtlTxInf') AS text,
+       coalesce(r.booking_date, r.value_date, $1::date)::text AS day,
+       penny_business_days_after(coalesce(r.booking_date, r.value_date, $1::date), $2)::text AS deadline
+     FROM reconciliation_records r
+     WHERE r.kind = 'bank_entry' AND r.conflicts_with_record_id IS NULL AND coalesce(r.status, 'BOOK') = 'BOOK'
+       AND coalesce(r.booking_date, r.value_date, $1::date) <= $1::date
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_record_matches m WHERE m.record_id = r.id)
+     ORDER BY coalesce(r.booking_date, r.value_date, $1::date), r.id LIMIT $3`),
+  [query.asOf, query.windowDays, query.limit]);
+  return result.rows.map((row) => ({ recordId: row.id as bigint, fileId: row.file_id as string,
+    externalId: row.external_id as string, currency: row.currency as string, amountMinor: row.amount_minor as bigint,
+    text: row.text as string, day: row.day as string, deadline: row.deadline as string }));
+}
+
+/** Pairs a bank entry with the payouts it pays (both ways, so neither is open again). */
+export async function insertBankMatches(db: Queryable, match: { runId: string; pass: 'remittance' | 'fallback';
+  bankRecordId: bigint; payoutRecordIds: readonly bigint[] }): Promise<void> {
+  await db.query(named(`INSERT INTO reconciliation_record_matches (record_id, run_id, pass, counterpart_record_id)
+     SELECT unnest($3::bigint[]), $1::text, $2::text, $4::bigint
+     UNION ALL SELECT $4::bigint, $1::text, $2::text, ($3::bigint[])[1]`),
+  [match.runId, match.pass, match.payoutRecordIds.map(String), match.bankRecordId.toString()]);
+}
+
+export async function insertBreaks(db: Queryable, breaks: readonly BreakInsert[]): Promise<void> {
+  if (breaks.length === 0) return;
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, b.fingerprint, b.run_id, b.type, b.leg, b.external_ref, b.internal_ref, b.currency,
+       b.expected_minor, b.actual_minor, b.actual_minor - b.expected_minor, NULL, NULL, b.record_id, b.item_id, b.detail
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
+       $9::bigint[], $10::bigint[], $11::bigint[], $12::text[])
+       AS b(fingerprint, run_id, type, leg, external_ref, internal_ref, currency, expected_minor, actual_minor,
+         record_id, item_id, detail)
+     ON CONFLICT (fingerprint) DO NOTHING`),
+  [breaks.map((b) => b.fingerprint), breaks.map((b) => b.runId), breaks.map((b) => b.type), breaks.map((b) => b.leg),
+    breaks.map((b) => b.externalRef), breaks.map((b) => b.internalRef), breaks.map((b) => b.currency),
+    breaks.map((b) => b.expectedMinor.toString()), breaks.map((b) => b.actualMinor.toString()),
+    breaks.map((b) => b.recordId?.toString() ?? null), breaks.map((b) => b.itemId?.toString() ?? null),
+    breaks.map((b) => b.detail)]);
+}
+
+/**
+ * Items past their window that no PSP line matched: `missing_in_psp_report` (the item stays open,
+ * so a late line still matches it). Answers how many are still inside their window: pending.
+ */
+export async function insertMissingInPspReport(db: Queryable, query: { runId: string; asOf: string;
+  windowDays: number }): Promise<number> {
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'missing_in_psp_report|item:' || i.id, $1, 'missing_in_psp_report', 'ledger_psp',
+       i.psp_reference, i.reference, i.currency, i.gross_minor, 0, -i.gross_minor, i.merchant_id, i.owner_id, NULL, i.id,
+       i.kind || ' ' || i.reference || ' of ' || i.day || ' is in no PSP report after its window ('
+         || penny_business_days_after(i.day, $3) || ')'
+     FROM reconciliation_items i
+     WHERE i.day <= $2::date AND $2::date > penny_business_days_after(i.day, $3)
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = i.id)
+     ON CONFLICT (fingerprint) DO NOTHING`), [query.runId, query.asOf, query.windowDays]);
+  const pending = await db.query<{ count: string }>(named(`SELECT count(*) FROM reconciliation_items i
+     WHERE i.day <= $1::date AND $1::date <= penny_business_days_after(i.day, $2)
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = i.id)`),
+  [query.asOf, query.windowDays]);
+  return Number(pending.rows[0]?.count ?? 0);
+}
+
+/** Statements whose own arithmetic fails (opening + entries ≠ closing), up to `asOf`. */
+export async function insertStatementBreaks(db: Queryable, query: { runId: string; asOf: string }): Promise<void> {
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'statement_balance_mismatch|' || s.file_id || '#' || s.position, $1,
+       'statement_balance_mismatch', 'psp_bank', s.statement_ref, s.account, s.currency, s.expected_closing_minor,
+       s.closing_balance_minor, s.closing_balance_minor - s.expected_closing_minor, NULL, NULL, NULL, NULL,
+       'statement ' || s.statement_ref || ' of ' || s.account || ' (' || s.file_id || '): opening ' || s.opening_balance_minor
+         || ' + entries ' || s.booked_sum_minor || ' = ' || s.expected_closing_minor || ', but it states a closing balance of '
+         || s.closing_balance_minor
+     FROM reconciliation_statements s
+     WHERE s.balance_check = 'mismatch' AND coalesce(s.closing_date, s.opening_date, $2::date) <= $2::date
+     ON CONFLICT (fingerprint) DO NOTHING`), [query.runId, query.asOf]);
+}
+
+/** A record known with other content than its first version: `conflicting_external_record`. */
+export async function insertConflictBreaks(db: Queryable, query: { runId: string; asOf: string }): Promise<void> {
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'conflicting_external_record|record:' || r.id, $1, 'conflicting_external_record',
+       CASE r.kind WHEN 'psp_line' THEN 'ledger_psp' ELSE 'psp_bank' END, r.external_id, NULL, r.currency,
+       o.amount_minor, r.amount_minor, r.amount_minor - o.amount_minor, NULL, NULL, r.id, NULL,
+       r.external_id || ' of ' || r.source || ' was imported before with other content (line ' || o.line || ' of '
+         || o.file_id || '); line ' || r.line || ' of ' || r.file_id || ' differs'
+     FROM reconciliation_records r JOIN reconciliation_records o ON o.id = r.conflicts_with_record_id
+     WHERE coalesce(r.booking_date, r.value_date, $2::date) <= $2::date
+     ON CONFLICT (fingerprint) DO NOTHING`), [query.runId, query.asOf]);
+}
+
+/**
+ * Open breaks about something a later run matched are resolved by that match: a line or payout
+ * that arrived late, a bank entry explained at last.
+ */
+export async function resolveMatchedBreaks(db: Queryable, runId: string): Promise<number> {
+  const result = await db.query(named(`UPDATE reconciliation_breaks b
+     SET status = 'resolved', resolution = 'matched', resolved_at = clock_timestamp(), resolved_by_run_id = $1
+     WHERE b.status = 'open'
+       AND b.type IN ('missing_in_psp_report', 'missing_in_ledger', 'missing_in_bank', 'unexpected_bank_entry',
+         'ambiguous_match')
+       AND ((b.item_id IS NOT NULL AND b.type = 'missing_in_psp_report'
+             AND EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = b.item_id AND m.run_id = $1))
+         OR (b.record_id IS NOT NULL AND b.type <> 'missing_in_psp_report'
+             AND EXISTS (SELECT 1 FROM reconciliation_record_matches m WHERE m.record_id = b.record_id AND m.run_id = $1)))`),
+  [runId]);
+  return result.rowCount ?? 0;
+}
+
+/** The files whose records the run found open: its inputs (at most `limit`). */
+export async function selectInputFiles(db: Queryable, limit: number): Promise<string[]> {
+  const result = await db.query<{ file_id: string }>(named(`SELECT DISTINCT file_id FROM recon_lines
+     ORDER BY file_id LIMIT $1`), [limit]);
+  return result.rows.map((row) => row.file_id);
+}
+
+export interface BreakCountRow {
+  readonly type: string;
+  readonly count: number;
+}
+
+export async function selectBreakCountsOfRun(db: Queryable, runId: string): Promise<BreakCountRow[]> {
+  const result = await db.query<{ type: string; count: string }>(named(`SELECT type, count(*) FROM reconciliation_breaks
+     WHERE run_id = $1 GROUP BY type ORDER BY type`), [runId]);
+  return result.rows.map((row) => ({ type: row.type, count: Number(row.count) }));
+}
