@@ -64,6 +64,7 @@ export const statusByCode = {
   clock_not_controlled: 400,
   // Reconciliation: a statement or report that cannot be read is refused whole.
   reconciliation_file_invalid: 400,
+  reconciliation_break_not_repairable: 400,
   // What is asked for does not exist.
   account_not_found: 404,
   entry_not_found: 404,
@@ -80,6 +81,7 @@ export const statusByCode = {
   history_is_append_only: 409,
   idempotency_key_in_use: 409,
   case_already_closed: 409,
+  reconciliation_break_closed: 409,
   balance_write_refused: 409,
   // Too many requests: nothing ran, so the same request may be sent again later.
   rate_limit: 429,

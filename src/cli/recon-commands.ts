@@ -1,10 +1,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { ImportSummary } from '../reconciliation/recon-presenter.js';
+import type pg from 'pg';
+import { BalanceAccounts } from '../balances/balance-accounts.js';
+import { nowMs } from '../clock.js';
+import { presentEntry } from '../ledger/ledger-presenter.js';
+import { LedgerService } from '../ledger/ledger-service.js';
+import { createLogger } from '../logger.js';
+import { breakStatuses, type BreakRow } from '../reconciliation/recon-break-store.js';
+import { proposeRepair, ReconciliationBreaks } from '../reconciliation/recon-breaks.js';
+import { readAsOfDay } from '../reconciliation/recon-dates.js';
+import { presentBreak, presentRun, type ImportSummary } from '../reconciliation/recon-presenter.js';
 import { ReconciliationImports } from '../reconciliation/recon-import.js';
 import { reconFormats, type ReconFormat } from '../reconciliation/recon-records.js';
-import { invalid } from '../validation.js';
+import { ReconciliationRuns } from '../reconciliation/recon-run.js';
+import { invalid, readEnum, readLimit, readString } from '../validation.js';
 import { printResult, withDatabasePool } from './cli-support.js';
 
 /**
@@ -39,6 +49,95 @@ export function registerReconCommands(program: Command): void {
           body.destroy();
         });
         printResult(options.json === true, summary, describe(summary));
+      });
+    });
+  registerRunCommands(recon);
+}
+
+function breaksOf(pool: pg.Pool): ReconciliationBreaks {
+  const ledger = new LedgerService(pool);
+  return new ReconciliationBreaks(pool, { ledger, accounts: new BalanceAccounts(ledger) });
+}
+
+/** One line per break: what a person reads first. */
+function breakLine(row: BreakRow): string {
+  return `${row.id} ${row.status} ${row.type} (${row.leg}) ${row.currency ?? '---'} expected ${row.expectedMinor} `
+    + `actual ${row.actualMinor} difference ${row.differenceMinor}: ${row.detail}`;
+}
+
+/**
+ * `penny recon run [--date D]`, `recon breaks [--run ID] [--status S] [--type T]`, `recon repair
+ * BREAK [--approve]` and `recon ignore BREAK --reason TEXT`: the run, its breaks and what an
+ * operator does with them, straight on the database (issue 18, "Driving it from the command line").
+ */
+function registerRunCommands(recon: Command): void {
+  recon.command('run')
+    .description('reconcile as of a day: every item and record not yet reconciled up to it, windows measured to it')
+    .option('--date <day>', 'the as-of day, YYYY-MM-DD (UTC); default today')
+    .option('--json', 'print JSON')
+    .action(async (options: { date?: string; json?: boolean }) => {
+      const asOf = readAsOfDay(options.date, '--date', () => new Date(nowMs()).toISOString().slice(0, 10));
+      await withDatabasePool(async (pool, config) => {
+        const run = await new ReconciliationRuns(pool, { logger: createLogger(config.logLevel) }).run({ asOf });
+        const breaks = breaksOf(pool);
+        const page = await breaks.list({ runId: run.id, limit: 1000 });
+        const presented = presentRun(await breaks.run(run.id), { rows: page.breaks, hasMore: page.hasMore });
+        const opened = Object.entries(run.counts.breaks_opened).map(([type, count]) => `${type} ${count}`).join(', ');
+        printResult(options.json === true, presented, [`${run.id} as of ${run.asOf}: matched `
+          + `${run.counts.matched.ledger_psp} ledger↔PSP, ${run.counts.matched.psp_bank} PSP↔bank; pending `
+          + `${run.counts.pending.ledger_psp + run.counts.pending.psp_bank}; breaks opened: ${opened === '' ? 'none' : opened}`,
+        ...page.breaks.map(breakLine)].join('\n'));
+      });
+    });
+  recon.command('breaks')
+    .description('list reconciliation breaks (oldest first, at most --limit)')
+    .option('--run <id>', 'only the breaks this run opened')
+    .option('--status <status>', `only breaks in this status: ${breakStatuses.join(', ')}`)
+    .option('--type <type>', 'only breaks of this type')
+    .option('--limit <n>', 'at most this many (1 to 100)', '100')
+    .option('--json', 'print JSON')
+    .action(async (options: { run?: string; status?: string; type?: string; limit: string; json?: boolean }) => {
+      const status = readEnum(options.status, '--status', breakStatuses);
+      const limit = readLimit(options.limit, '--limit');
+      await withDatabasePool(async (pool) => {
+        const page = await breaksOf(pool).list({ runId: readString(options.run, '--run', { lengthMax: 70 }), status,
+          type: readString(options.type, '--type', { lengthMax: 64 }), limit });
+        printResult(options.json === true, { object: 'list', data: page.breaks.map((row) => presentBreak(row,
+          proposeRepair(row))), has_more: page.hasMore }, page.breaks.map(breakLine).join('\n') || 'no breaks');
+      });
+    });
+  recon.command('repair')
+    .description('show the entry Penny proposes for a break; with --approve, post it and resolve the break')
+    .argument('<break>', 'the break id (rbrk_…)')
+    .option('--approve', 'post the proposed entry')
+    .option('--json', 'print JSON')
+    .action(async (id: string, options: { approve?: boolean; json?: boolean }) => {
+      await withDatabasePool(async (pool) => {
+        const breaks = breaksOf(pool);
+        if (options.approve !== true) {
+          const row = await breaks.get(id);
+          const presented = presentBreak(row, proposeRepair(row));
+          printResult(options.json === true, presented, `${breakLine(row)}\nproposed: `
+            + `${JSON.stringify(presented.proposed_repair, (_key, value: unknown) =>
+              (typeof value === 'bigint' ? value.toString() : value))}\n(add --approve to post it)`);
+          return;
+        }
+        const repaired = await breaks.repair(id);
+        const entry = presentEntry(repaired.entry);
+        printResult(options.json === true, { ...presentBreak(repaired.break, null), repair: entry },
+          `${breakLine(repaired.break)}\nrepair entry ${repaired.entry.id} (${repaired.entry.externalReference})`);
+      });
+    });
+  recon.command('ignore')
+    .description('close a break without an entry, saying why')
+    .argument('<break>', 'the break id (rbrk_…)')
+    .requiredOption('--reason <text>', 'why it needs no entry')
+    .option('--json', 'print JSON')
+    .action(async (id: string, options: { reason: string; json?: boolean }) => {
+      const reason = readString(options.reason, '--reason', { lengthMax: 1000, required: true });
+      await withDatabasePool(async (pool) => {
+        const row = await breaksOf(pool).ignore(id, reason);
+        printResult(options.json === true, presentBreak(row, null), breakLine(row));
       });
     });
 }

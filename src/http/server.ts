@@ -41,6 +41,8 @@ import { stringifyJson } from '../json.js';
 import { registerLedgerRoutes } from './ledger-routes.js';
 import { registerReconciliationRoutes } from './reconciliation-routes.js';
 import { ReconciliationImports } from '../reconciliation/recon-import.js';
+import { ReconciliationBreaks } from '../reconciliation/recon-breaks.js';
+import { ReconciliationRuns } from '../reconciliation/recon-run.js';
 import { registerMerchantApi } from './merchant-routes.js';
 import { createOperatorCheck } from './operator-auth.js';
 
@@ -140,6 +142,9 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     amountMaxMinor: dependencies.amountMaxMinor,
   });
   registerReconciliationRoutes(app, { imports: new ReconciliationImports(dependencies.pool),
+    runs: new ReconciliationRuns(dependencies.pool, { logger: dependencies.logger }),
+    breaks: new ReconciliationBreaks(dependencies.pool, { ledger: dependencies.ledger,
+      accounts: dependencies.balances.accounts }),
     checkOperator: createOperatorCheck(dependencies.operatorKey) });
   registerClockRoutes(app, { checkOperator: createOperatorCheck(dependencies.operatorKey),
     followers: dependencies.clockFollowers ?? [] });

@@ -23,3 +23,19 @@ export async function selectCasesOpenByKind(db: Queryable): Promise<{ kind: stri
     `SELECT kind, count(*) AS count FROM payment_cases WHERE status = 'open' GROUP BY kind`));
   return result.rows;
 }
+
+/**
+ * Open reconciliation breaks by type and age band (what an operator alerts on), and the age of
+ * the oldest per type; reads the breaks' status index.
+ */
+export async function selectOpenBreakAges(db: Queryable): Promise<{ type: string; age: string; count: bigint;
+  oldestSeconds: bigint }[]> {
+  const result = await db.query<{ type: string; age: string; count: bigint; oldest_seconds: bigint }>(named(
+    `SELECT type, CASE WHEN age < interval '1 day' THEN 'under_1d' WHEN age < interval '3 days' THEN '1d_to_3d'
+         WHEN age < interval '7 days' THEN '3d_to_7d' ELSE 'over_7d' END AS age,
+       count(*) AS count, max(extract(epoch FROM age))::bigint AS oldest_seconds
+     FROM (SELECT type, clock_timestamp() - opened_at AS age FROM reconciliation_breaks WHERE status = 'open') open
+     GROUP BY 1, 2`));
+  return result.rows.map((row) => ({ type: row.type, age: row.age, count: row.count,
+    oldestSeconds: row.oldest_seconds }));
+}

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import { selectCasesOpenByKind, selectWaitingCounts } from './metrics-store.js';
+import { selectCasesOpenByKind, selectOpenBreakAges, selectWaitingCounts } from './metrics-store.js';
 
 /**
  * Penny's metrics, in Prometheus' text format at GET /metrics (operator key). One registry per
@@ -38,6 +38,17 @@ const casesOpen = new client.Gauge({
   labelNames: ['kind'] as const, registers: [metricsRegistry],
 });
 
+const breaksOpen = new client.Gauge({
+  name: 'penny_reconciliation_breaks_open',
+  help: 'Open reconciliation breaks by type and age band (under_1d, 1d_to_3d, 3d_to_7d, over_7d).',
+  labelNames: ['type', 'age'] as const, registers: [metricsRegistry],
+});
+
+const oldestBreak = new client.Gauge({
+  name: 'penny_reconciliation_break_oldest_open_seconds', help: 'Age of the oldest open reconciliation break, by type.',
+  labelNames: ['type'] as const, registers: [metricsRegistry],
+});
+
 export function recordHttpRequest(route: string, method: string, status: number, durationSeconds: number): void {
   httpRequests.inc({ route, method, status: String(status) });
   httpDuration.observe({ route, method }, durationSeconds);
@@ -58,5 +69,14 @@ export async function renderMetrics(pool: pg.Pool): Promise<{ contentType: strin
   const cases = await selectCasesOpenByKind(pool);
   casesOpen.reset();
   for (const row of cases) casesOpen.set({ kind: row.kind }, Number(row.count));
+  const breaks = await selectOpenBreakAges(pool);
+  breaksOpen.reset();
+  oldestBreak.reset();
+  const oldest = new Map<string, number>();
+  for (const row of breaks) {
+    breaksOpen.set({ type: row.type, age: row.age }, Number(row.count));
+    oldest.set(row.type, Math.max(oldest.get(row.type) ?? 0, Number(row.oldestSeconds)));
+  }
+  for (const [type, seconds] of oldest) oldestBreak.set({ type }, seconds);
   return { contentType: metricsRegistry.contentType, text: await metricsRegistry.metrics() };
 }

@@ -1,4 +1,5 @@
 import { ValueProblem } from './recon-problem.js';
+import { invalid } from '../validation.js';
 
 /**
  * Dates from statements and reports, checked to be real days (30 February is refused) and kept
@@ -68,4 +69,21 @@ export function readSwiftEntryDay(text: string, valueDay: string): string {
 
 function clip(text: string): string {
   return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+/**
+ * The day a run reconciles as of: 'YYYY-MM-DD' (a real day), or today on Penny's clock when
+ * absent. A bad value is the caller's mistake, named by `param`.
+ */
+export function readAsOfDay(value: unknown, param: string, todayOf: () => string): string {
+  if (value === undefined || value === null || value === '') return todayOf();
+  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(value)) {
+    throw invalid(param, `${param} must be a day, YYYY-MM-DD.`);
+  }
+  try {
+    return readDay(value);
+  } catch (error) {
+    if (error instanceof ValueProblem) throw invalid(param, `${param} must be a real day: ${error.message}.`);
+    throw error;
+  }
 }

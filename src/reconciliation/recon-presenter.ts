@@ -1,3 +1,5 @@
+import type { BreakRow, RunRow } from './recon-break-store.js';
+import { proposeRepair, type RepairProposal } from './recon-breaks.js';
 import type { ConflictRow, FileRow, StatementRow } from './recon-store.js';
 
 /**
@@ -104,5 +106,59 @@ function presentStatement(row: StatementRow): PresentedStatement {
     difference_minor: row.expectedClosingMinor === null || closing === null ? null
       : closing.amount_minor - row.expectedClosingMinor,
     reason: row.balanceCheckReason,
+  };
+}
+
+/**
+ * A reconciliation break as JSON (decisions.md, "A reconciliation break in JSON"), with what it is
+ * about (`detail`), its merchant, its lifecycle, and the repair Penny proposes (accounts by role).
+ */
+export function presentBreak(row: BreakRow, proposal: RepairProposal | null) {
+  return {
+    object: 'reconciliation.break' as const,
+    id: row.id,
+    type: row.type,
+    leg: row.leg,
+    status: row.status,
+    external_ref: row.externalRef,
+    internal_ref: row.internalRef,
+    currency: row.currency,
+    expected_minor: row.expectedMinor,
+    actual_minor: row.actualMinor,
+    difference_minor: row.differenceMinor,
+    run_id: row.runId,
+    opened_at: row.openedAt,
+    detail: row.detail,
+    merchant: row.merchantId,
+    resolution: row.resolution,
+    resolved_at: row.resolvedAt,
+    resolved_by_run: row.resolvedByRunId,
+    repair_entry: row.repairEntryId,
+    ignored_reason: row.ignoredReason,
+    ignored_at: row.ignoredAt,
+    proposed_repair: proposal === null ? null : {
+      description: proposal.description,
+      currency: proposal.currency,
+      owner: proposal.ownerId,
+      postings: proposal.postings.map((posting) => ({ role: posting.role, direction: posting.direction,
+        amount_minor: posting.amountMinor })),
+    },
+  };
+}
+
+/** A run as JSON: its day, inputs and counts, and the breaks it opened (a bounded page of them). */
+export function presentRun(run: RunRow, breaks: { rows: readonly BreakRow[]; hasMore: boolean } | undefined) {
+  return {
+    object: 'reconciliation.run' as const,
+    id: run.id,
+    as_of: run.asOf,
+    started_at: run.startedAt,
+    finished_at: run.finishedAt,
+    input_files: run.inputFileIds,
+    counts: run.counts,
+    ...(breaks === undefined ? {} : {
+      breaks: breaks.rows.map((row) => presentBreak(row, proposeRepair(row))),
+      breaks_has_more: breaks.hasMore,
+    }),
   };
 }

@@ -1,6 +1,13 @@
 import type pg from 'pg';
+import type { Logger } from 'pino';
 import { withTransaction, type Queryable } from '../db/pool.js';
+import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
+import { raiseAlert } from '../metrics/metrics.js';
+import * as breakStore from './recon-break-store.js';
+import type { BreakRow } from './recon-break-store.js';
+import { proposeRepair } from './recon-breaks.js';
+import { presentBreak } from './recon-presenter.js';
 import { lockImports } from './recon-store.js';
 import * as store from './recon-match-store.js';
 import type { BreakInsert, OpenBankEntryRow, OpenPayoutRow } from './recon-match-store.js';
@@ -33,6 +40,12 @@ export const bankLegRowsMax = 50_000;
 
 /** The most input files a run lists. */
 const inputFilesMax = 10_000;
+
+/**
+ * The most `reconciliation.break_opened` events and break log lines one run writes: a systematic
+ * difference over a million lines is one alert with counts, not a million messages.
+ */
+export const breakAnnouncementsMax = 1000;
 
 /**
  * The item a PSP line's type stands for: Adyen's journal types and Stripe's reporting
@@ -79,9 +92,26 @@ export interface RunCounts {
 }
 
 export class ReconciliationRuns {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: pg.Pool, private readonly options: { logger?: Logger } = {}) {}
 
+  /** Runs as of `asOf`, then alerts: a log line per break opened and an `ALERT` line with the counts. */
   async run(request: { asOf: string }): Promise<RunResult> {
+    const result = await this.match(request);
+    const opened = Object.entries(result.counts.breaks_opened);
+    const logger = this.options.logger;
+    if (logger !== undefined && opened.length > 0) {
+      const breaks = await breakStore.selectBreaks(this.pool, { runId: result.id, limit: breakAnnouncementsMax });
+      for (const row of breaks) {
+        logger.warn({ run: result.id, break: row.id, type: row.type, leg: row.leg, currency: row.currency,
+          difference_minor: row.differenceMinor.toString() }, `reconciliation break opened: ${row.detail}`);
+      }
+      raiseAlert(logger, 'reconciliation_breaks_opened', { run: result.id, as_of: result.asOf,
+        breaks_opened: result.counts.breaks_opened }, `reconciliation run ${result.id} opened breaks`);
+    }
+    return result;
+  }
+
+  private async match(request: { asOf: string }): Promise<RunResult> {
     const id = newId('rrun');
     return withTransaction(this.pool, async (client) => {
       await lockImports(client);
@@ -113,6 +143,7 @@ export class ReconciliationRuns {
       const inputFileIds = [...new Set([...await store.selectInputFiles(client, inputFilesMax), ...bank.fileIds])]
         .sort().slice(0, inputFilesMax);
       await store.finishRun(client, { id, inputFileIds, counts: counts as unknown as Record<string, unknown> });
+      await announceToMerchants(client, id);
       return { id, asOf: request.asOf, counts, inputFileIds };
     });
   }
@@ -154,6 +185,20 @@ export class ReconciliationRuns {
     }
     await store.insertBreaks(db, breaks);
     return { matched: plan.matches.length, pending, fileIds: [...new Set(entries.map((entry) => entry.fileId))] };
+  }
+}
+
+/**
+ * `reconciliation.break_opened` to the merchant whose money a break concerns, written with the
+ * run (the events outbox), so its webhook endpoints hear of it; the operator's own breaks (bank,
+ * batch, statement) have no merchant and are alerted by the log and `GET /metrics`.
+ */
+async function announceToMerchants(db: Queryable, runId: string): Promise<void> {
+  const breaks: BreakRow[] = await breakStore.selectBreaks(db, { runId, limit: breakAnnouncementsMax });
+  for (const row of breaks) {
+    if (row.merchantId === null) continue;
+    await recordEvent(db, { merchantId: row.merchantId, account: row.ownerId ?? undefined,
+      type: 'reconciliation.break_opened', object: presentBreak(row, proposeRepair(row)) });
   }
 }
 

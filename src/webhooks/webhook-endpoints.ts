@@ -27,6 +27,7 @@ export const webhookEventTypes = [
   'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_reinstated', 'transfer.created',
   'transfer.reversed', 'application_fee.created', 'application_fee.refunded', 'payout.created', 'payout.updated',
   'payout.paid', 'payout.failed', 'payout.canceled',
+  'reconciliation.break_opened',
 ] as const;
 
 export interface EndpointCommand {
