@@ -59,7 +59,8 @@ function toBreak(row: Record<string, unknown>): BreakRow {
     recordId: (row.record_id as bigint | null) ?? null, itemId: (row.item_id as bigint | null) ?? null,
     recordNetMinor: (row.record_net_minor as bigint | null) ?? null, detail: row.detail as string,
     openedAt: row.opened_at as string, resolution: (row.resolution as BreakRow['resolution']) ?? null,
-    repairEntryId: (row.repair_entry_id as string | null) ?? null, resolvedAt: (row.resolved_at as string | null) ?? null,
+    repairEntryId: (row.repair_entry_id as string | null) ?? null,
+    resolvedAt: (row.resolved_at as string | null) ?? null,
     resolvedByRunId: (row.resolved_by_run_id as string | null) ?? null,
     ignoredReason: (row.ignored_reason as string | null) ?? null, ignoredAt: (row.ignored_at as string | null) ?? null,
   };

@@ -159,7 +159,8 @@ export class ReconciliationBreaks {
   private async legsOf(client: Queryable, proposal: RepairProposal): Promise<[string, 'debit' | 'credit', bigint][]> {
     const operator = await this.dependencies.accounts.operatorAccountsFor(client, proposal.currency);
     const owner = proposal.ownerId === null ? undefined
-      : await this.dependencies.accounts.accountsFor(client, { ownerId: proposal.ownerId, currency: proposal.currency });
+      : await this.dependencies.accounts.accountsFor(client,
+        { ownerId: proposal.ownerId, currency: proposal.currency });
     return proposal.postings.map((posting) => {
       const account = posting.role === 'operator_bank' || posting.role === 'settlement_suspense'
         ? operator[posting.role] : owner?.[posting.role];

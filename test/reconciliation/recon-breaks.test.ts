@@ -82,7 +82,8 @@ describe('a fee_mismatch break', () => {
     const fee = (run.body.breaks as { type: string }[]).find((row) => row.type === 'fee_mismatch') as
       Record<string, unknown> | undefined;
     expect(fee).toMatchObject({ object: 'reconciliation.break', leg: 'ledger_psp', status: 'open', currency: 'USD',
-      internal_ref: shop.chargeId, expected_minor: 148, actual_minor: 155, difference_minor: 7, merchant: shop.merchantId,
+      internal_ref: shop.chargeId, expected_minor: 148, actual_minor: 155, difference_minor: 7,
+      merchant: shop.merchantId,
       proposed_repair: { currency: 'USD', owner: shop.merchantId, postings: [
         { role: 'psp_fees', direction: 'debit', amount_minor: 7 },
         { role: 'psp_receivable', direction: 'credit', amount_minor: 7 }] } });
