@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BankAccountVault } from '../../src/accounts/bank-accounts.js';
 import { ConnectedAccounts } from '../../src/accounts/account-service.js';
 import { advanceClock, configureClock } from '../../src/clock.js';
+import { insertBalanceTransaction } from '../../src/balances/balance-store.js';
 import { limits } from '../../src/config.js';
+import { withTransaction } from '../../src/db/pool.js';
+import { newId } from '../../src/ids.js';
 import { createLogger } from '../../src/logger.js';
 import { readStripePayoutReconciliation } from '../../src/reconciliation/stripe-payout-reconciliation.js';
 import { ReportRuns } from '../../src/reporting/report-runs.js';
@@ -377,5 +380,35 @@ describe('an automatic payout', () => {
     expect(listed.data.map((transaction) => transaction.reporting_category).sort())
       .toEqual(['charge', 'charge', 'payout', 'refund']);
     expect(listed.data.some((transaction) => transaction.source === later.latest_charge)).toBe(false);
+  });
+});
+
+describe('a long report', () => {
+  it('is read page by page and written in parts, every row once and in order', async () => {
+    const created = await penny.merchants.createMerchant('Busy Shop');
+    const stripe = penny.stripeFor(created.secretKey);
+    const merchantId = created.merchant.id;
+    const count = limits.reportRowsPerQueryMax * 2 + 500;
+    // Adjustments written straight through the balances' store: quicker than thousands of payments.
+    await withTransaction(penny.pool, async (client) => {
+      for (let index = 0; index < count; index += 1) {
+        await insertBalanceTransaction(client, { merchantId, accountId: merchantId, id: newId('txn'),
+          type: 'adjustment', reportingCategory: 'other_adjustment', sourceId: `adj_${String(index).padStart(6, '0')}`,
+          currency: 'USD', amountMinor: BigInt(index + 1), feeMinor: 0n, feeDetails: [], status: 'available',
+          availableOn: new Date().toISOString(), description: 'x'.repeat(120) });
+      }
+    });
+    advanceClock(60_000);
+    const done = await run(stripe, { report_type: 'balance_change_from_activity.itemized.3',
+      parameters: await wholeInterval(stripe, 'balance_change_from_activity.itemized.3') });
+    const file = done.result as Stripe.File;
+    const parts = await penny.pool.query<{ parts: number }>('SELECT parts FROM files WHERE id = $1', [file.id]);
+    expect(parts.rows[0]?.parts).toBeGreaterThan(1);
+    const csv = await download(file.url as string, created.secretKey);
+    expect(Buffer.byteLength(csv)).toBe(file.size);
+    const rows = rowsOf(csv);
+    expect(rows.map((row) => row.source_id)).toEqual(
+      Array.from({ length: count }, (_, index) => `adj_${String(index).padStart(6, '0')}`));
+    expect(rows.at(-1)?.net).toBe(dollars(count));
   });
 });
