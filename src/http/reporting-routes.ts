@@ -6,7 +6,7 @@ import type { ReportOwner, ReportRuns } from '../reporting/report-runs.js';
 import { findReportType, isReportTypeId, reportTypeDefinitions } from '../reporting/report-types.js';
 import { invalid, missing, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
-import { idempotent, readCreatedFilter, readPage } from './route-support.js';
+import { answeredInTransaction, idempotent, readCreatedFilter, readPage } from './route-support.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -43,11 +43,11 @@ export function registerReportingRoutes(scope: FastifyInstance,
     if (body.parameters === undefined) throw missing('parameters[interval_start]');
     const owner = ownerOf(request);
     const baseUrl = baseUrlOf(request);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200,
-      body: presentReportRun(await reports.create(client, { owner, platformCreatedAt: merchantOf(request).createdAt,
-        type: findReportType(typeId, 'report_type'), parameters: body.parameters }), undefined, baseUrl),
-    }));
+    // The run and the answer a retry replays commit together: a retry never records a second run.
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution, async () =>
+      presentReportRun(await reports.create(execution.client, { owner,
+        platformCreatedAt: merchantOf(request).createdAt, type: findReportType(typeId, 'report_type'),
+        parameters: body.parameters }), undefined, baseUrl)));
   });
 
   scope.get<IdParams>('/v1/reporting/report_runs/:id', acting, async (request) => {

@@ -247,6 +247,16 @@ describe('creating a report run', () => {
       Stripe.Reporting.ReportRunCreateParams).then(() => undefined, (error: Stripe.errors.StripeError) => error);
   }
 
+  it('records one run for one Idempotency-Key, a retry answered with the same run', async () => {
+    const created = await penny.merchants.createMerchant('Retrying Shop');
+    const stripe = penny.stripeFor(created.secretKey);
+    const params = { report_type: 'balance.summary.1', parameters: await wholeInterval(stripe, 'balance.summary.1') };
+    const first = await stripe.reporting.reportRuns.create(params, { idempotencyKey: 'report-once' });
+    const again = await stripe.reporting.reportRuns.create(params, { idempotencyKey: 'report-once' });
+    expect(again.id).toBe(first.id);
+    expect((await stripe.reporting.reportRuns.list()).data.map((item) => item.id)).toEqual([first.id]);
+  });
+
   it('refuses an unknown report type with 400 naming report_type', async () => {
     expect(await refusal({ report_type: 'balance.summary.9' })).toMatchObject({ statusCode: 400,
       type: 'StripeInvalidRequestError', param: 'report_type' });
