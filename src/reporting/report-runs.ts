@@ -147,11 +147,11 @@ export class ReportRuns {
   }
 
   private async execute(run: ReportRunRow): Promise<boolean> {
+    const fileId = newId('file');
     try {
       if (run.attemptFileId !== null) {
         await store.deleteFileParts(this.pool, { merchantId: run.merchantId, fileId: run.attemptFileId });
       }
-      const fileId = newId('file');
       await store.updateAttemptFile(this.pool, run, fileId);
       const written = await this.writeFile(run, fileId);
       await withTransaction(this.pool, async (client) => {
@@ -166,7 +166,7 @@ export class ReportRuns {
       });
       return true;
     } catch (error) {
-      return this.failed(run, error);
+      return this.failed(run, error, fileId);
     }
   }
 
@@ -204,7 +204,7 @@ export class ReportRuns {
    * A refusal of the data (a PennyError: too many rows) fails the run at once; anything else is
    * tried again after a short wait until the attempts run out, then fails the run and raises an alert.
    */
-  private async failed(run: ReportRunRow, error: unknown): Promise<boolean> {
+  private async failed(run: ReportRunRow, error: unknown, fileId: string): Promise<boolean> {
     const final = error instanceof PennyError || run.attempts >= limits.reportRunAttemptsMax;
     if (!final) {
       this.options.logger.warn({ err: coerceError(error), run: run.id, attempts: run.attempts },
@@ -218,6 +218,8 @@ export class ReportRuns {
       this.options.logger.error({ err: coerceError(error), run: run.id, attempts: run.attempts },
         'ALERT: a report run failed and is not tried again');
     }
+    // The parts this last attempt wrote, if any: no attempt follows to clear them.
+    await store.deleteFileParts(this.pool, { merchantId: run.merchantId, fileId });
     await withTransaction(this.pool, async (client) => {
       const failed = await store.markRunFailed(client, run, message);
       if (failed === undefined) return;
