@@ -39,6 +39,7 @@ import { BankAccountVault } from './accounts/bank-accounts.js';
 import { PspEventRouter } from './webhooks/psp-event-router.js';
 import { SettlementService } from './settlement/settlement-service.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
+import { ReportRuns } from './reporting/report-runs.js';
 
 /** The composition root: configuration, database, migrations, services, HTTP, workers. */
 export interface RunningPenny {
@@ -98,6 +99,11 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
       clockFollowers: config.sandboxPsp ? [] : [config.sandboxPspUrl],
       merchantRequestsPerSecondMax: config.merchantRequestsPerSecondMax,
+      publicUrl: () => config.publicUrl,
+    });
+    const reports = new ReportRuns(livePool, {
+      accounts: new ConnectedAccounts(livePool, new BankAccountVault(secretKey)),
+      publicUrl: () => config.publicUrl, logger,
     });
     const deliveries = new WebhookDeliveryWorker(livePool, webhookEndpoints,
       { allowPrivateUrls: config.webhooksAllowPrivateUrls, logger });
@@ -120,6 +126,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('settlement-pull', limits.settlementPullIntervalMs,
         () => new SettlementService(livePool, { connectors, balances, logger }).pullClosedDays(), logger),
       startWorker('balance-availability', limits.availabilityIntervalMs, () => balances.releaseDue(), logger),
+      startWorker('report-runs', limits.reportRunIntervalMs, () => reports.runDue(), logger),
     );
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };

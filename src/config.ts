@@ -117,6 +117,22 @@ export const limits = {
   automaticPayoutIntervalMs: 10_000,
   automaticPayoutBatchMax: 100,
   automaticPayoutTriesMax: 3,
+  /** An automatic payout marks the transactions it pays out this many rows a statement (in its transaction). */
+  payoutLinkBatchRowsMax: 1000,
+  /**
+   * Report runs (Stripe's Reports API): every 1 s the worker claims up to 2 pending runs, each for
+   * a 5-minute lease, tried at most 3 times; a run reads 1,000 rows a query and writes its CSV in
+   * parts of about 256 KiB; a report of more than 1,000,000 rows fails, asking for a shorter interval.
+   */
+  reportRunIntervalMs: 1_000,
+  reportRunClaimBatchMax: 2,
+  reportRunLeaseMs: 300_000,
+  reportRunAttemptsMax: 3,
+  reportRowsPerQueryMax: 1000,
+  reportFilePartBytes: 256 * 1024,
+  reportRowsMax: 1_000_000,
+  /** Payouts a payout report reads per query (each followed by its transactions, 1,000 a query). */
+  reportPayoutsPerQueryMax: 100,
   recoveryIntervalMs: 500,
   /** Recovery of unknown PSP outcomes: jobs run per tick, each claimed for a lease (another process takes it after). */
   recoveryBatchMax: 16,

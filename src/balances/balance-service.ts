@@ -127,6 +127,22 @@ export class BalanceService {
   }
 
 
+  /**
+   * An automatic payout takes every available transaction of its owner in its currency that no
+   * automatic payout has taken yet, its own among them (Stripe's `payout` filter, and the payout
+   * reconciliation report), in the payout's transaction; `limits.payoutLinkBatchRowsMax` rows a
+   * statement, until none is left. Answers how many it took.
+   */
+  async linkToAutomaticPayout(db: Queryable, payout: BalanceOwner & { payoutId: string; currency: string }):
+  Promise<number> {
+    let linked = 0;
+    for (;;) {
+      const count = await store.linkAvailableToPayout(db, { ...payout, limit: limits.payoutLinkBatchRowsMax });
+      linked += count;
+      if (count < limits.payoutLinkBatchRowsMax) return linked;
+    }
+  }
+
   /** Every currency some merchant's PSP receivable is kept in: the settlement reports a pull reads. */
   receivableCurrencies(): Promise<string[]> {
     return selectReceivableCurrencies(this.pool);

@@ -153,3 +153,72 @@ function toBalanceTransaction(row: any): BalanceTransactionRow {
     createdAt: row.created_at,
   };
 }
+
+/** Where a page of a report stopped: the last row's creation time and id (rows go oldest first). */
+export interface CreatedCursor {
+  readonly createdAt: string;
+  readonly id: string;
+}
+
+/**
+ * One page, oldest first, of an owner's transactions created in [from, to), optionally of one
+ * currency, either only payouts' own (`payout`, `payout_cancel`, `payout_failure`) or all others:
+ * at most `limit` rows, after `after`. Reads through the list index (merchant, account, created).
+ */
+export async function selectTransactionsCreatedBetween(db: Queryable, query: { merchantId: string;
+  accountId: string; from: string; to: string; currency: string | undefined; payouts: boolean;
+  after: CreatedCursor | undefined; limit: number }): Promise<BalanceTransactionRow[]> {
+  const result = await db.query(named(`SELECT * FROM balance_transactions
+     WHERE merchant_id = $1 AND account_id = $2 AND created_at >= $3 AND created_at < $4
+       AND ($5::text IS NULL OR currency = $5)
+       AND (type IN ('payout', 'payout_cancel', 'payout_failure')) = $6
+       AND ($7::timestamptz IS NULL OR (created_at, id) > ($7::timestamptz, $8::text))
+     ORDER BY created_at, id LIMIT $9`),
+  [query.merchantId, query.accountId, query.from, query.to, query.currency ?? null, query.payouts,
+    query.after?.createdAt ?? null, query.after?.id ?? null, query.limit]);
+  return result.rows.map(toBalanceTransaction);
+}
+
+/** One page, oldest first, of the transactions an automatic payout paid out: at most `limit` rows, after `after`. */
+export async function selectTransactionsOfPayout(db: Queryable, query: { merchantId: string; payoutId: string;
+  after: CreatedCursor | undefined; limit: number }): Promise<BalanceTransactionRow[]> {
+  const result = await db.query(named(`SELECT * FROM balance_transactions
+     WHERE merchant_id = $1 AND payout_id = $2
+       AND ($3::timestamptz IS NULL OR (created_at, id) > ($3::timestamptz, $4::text))
+     ORDER BY created_at, id LIMIT $5`),
+  [query.merchantId, query.payoutId, query.after?.createdAt ?? null, query.after?.id ?? null, query.limit]);
+  return result.rows.map(toBalanceTransaction);
+}
+
+/**
+ * The net of an owner's transactions per currency created before `to` (and at or after `from`, if
+ * given), split into payouts' own and the rest: one row per currency and kind, summed in the
+ * database (BIGINT sums as NUMERIC, read back as bigint).
+ */
+export async function sumNetByCurrency(db: Queryable, query: { merchantId: string; accountId: string;
+  from: string | undefined; to: string; currency: string | undefined }):
+  Promise<{ currency: string; payouts: boolean; netMinor: bigint }[]> {
+  const result = await db.query(named(`SELECT currency, type IN ('payout', 'payout_cancel', 'payout_failure') AS payouts,
+       sum(net_minor) AS net_minor
+     FROM balance_transactions
+     WHERE merchant_id = $1 AND account_id = $2 AND created_at < $3
+       AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::text IS NULL OR currency = $5)
+     GROUP BY 1, 2 ORDER BY 1, 2`),
+  [query.merchantId, query.accountId, query.to, query.from ?? null, query.currency ?? null]);
+  return result.rows.map((row) => ({ currency: row.currency, payouts: row.payouts, netMinor: BigInt(row.net_minor) }));
+}
+
+/**
+ * Marks up to `limit` of an owner's available transactions in a currency that no automatic payout
+ * has taken yet (the payout's own among them, as Stripe's `payout` filter lists it) as paid out by
+ * `payoutId`. Answers how many.
+ */
+export async function linkAvailableToPayout(db: Queryable, link: { merchantId: string; accountId: string;
+  currency: string; payoutId: string; limit: number }): Promise<number> {
+  const result = await db.query(named(`UPDATE balance_transactions SET payout_id = $4
+     WHERE merchant_id = $1 AND id IN (SELECT id FROM balance_transactions
+       WHERE merchant_id = $1 AND account_id = $2 AND currency = $3 AND payout_id IS NULL AND status = 'available'
+       ORDER BY created_at, id LIMIT $5)`),
+  [link.merchantId, link.accountId, link.currency, link.payoutId, link.limit]);
+  return result.rowCount ?? 0;
+}

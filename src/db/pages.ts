@@ -7,7 +7,7 @@ import type { Queryable } from './pool.js';
  */
 export type PageTable = 'payment_intents' | 'charges' | 'refunds' | 'events' | 'webhook_endpoints'
   | 'webhook_deliveries' | 'balance_transactions' | 'connected_accounts' | 'bank_accounts' | 'disputes'
-  | 'payouts' | 'transfers' | 'application_fees';
+  | 'payouts' | 'transfers' | 'application_fees' | 'report_runs';
 
 export interface PageQuery {
   readonly merchantId: string;
@@ -41,6 +41,7 @@ const filterable: Readonly<Record<PageTable, readonly string[]>> = {
   connected_accounts: [],
   bank_accounts: ['account_id'],
   payouts: ['account_id', 'status', 'destination'],
+  report_runs: ['account_id'],
 };
 
 /** Rows a table keeps but lists never show. */
@@ -48,7 +49,7 @@ const hidden: Readonly<Record<PageTable, string | undefined>> = {
   payment_intents: undefined, charges: undefined, refunds: undefined, events: undefined,
   webhook_endpoints: 't.deleted_at IS NULL', webhook_deliveries: undefined, balance_transactions: undefined,
   connected_accounts: 't.deleted_at IS NULL', bank_accounts: 't.deleted_at IS NULL', disputes: undefined,
-  payouts: undefined, transfers: undefined, application_fees: undefined,
+  payouts: undefined, transfers: undefined, application_fees: undefined, report_runs: undefined,
 };
 
 export async function selectPage<Row>(

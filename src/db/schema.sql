@@ -82,8 +82,10 @@ CREATE TABLE balance_transactions (
   CONSTRAINT balance_transactions_type_check CHECK (type = ANY (ARRAY['charge'::text, 'refund'::text, 'adjustment'::text, 'application_fee'::text, 'application_fee_refund'::text, 'payout'::text, 'payout_cancel'::text, 'payout_failure'::text, 'transfer'::text, 'transfer_refund'::text, 'payment'::text, 'payment_refund'::text]))
 );
 CREATE INDEX balance_transactions_list ON public.balance_transactions USING btree (merchant_id, account_id, created_at DESC, id DESC);
+CREATE INDEX balance_transactions_payout ON public.balance_transactions USING btree (merchant_id, payout_id, created_at, id) WHERE (payout_id IS NOT NULL);
 CREATE INDEX balance_transactions_pending ON public.balance_transactions USING btree (available_on) WHERE (status = 'pending'::text);
 CREATE INDEX balance_transactions_settling ON public.balance_transactions USING btree (merchant_id, settles_with) WHERE ((settles_with IS NOT NULL) AND (status = 'pending'::text));
+CREATE INDEX balance_transactions_unpaid ON public.balance_transactions USING btree (merchant_id, account_id, currency, created_at, id) WHERE ((payout_id IS NULL) AND (status = 'available'::text));
 
 CREATE TABLE bank_accounts (
   merchant_id text NOT NULL,
@@ -255,6 +257,35 @@ CREATE TABLE events (
 );
 CREATE INDEX events_list ON public.events USING btree (merchant_id, created_at DESC, id DESC);
 CREATE INDEX events_type ON public.events USING btree (merchant_id, type, created_at DESC);
+
+CREATE TABLE file_parts (
+  merchant_id text NOT NULL,
+  file_id text NOT NULL,
+  "position" integer NOT NULL,
+  data bytea NOT NULL,
+  CONSTRAINT file_parts_pkey PRIMARY KEY (merchant_id, file_id, "position"),
+  CONSTRAINT file_parts_position_check CHECK ("position" >= 0)
+);
+
+CREATE TABLE files (
+  merchant_id text NOT NULL,
+  account_id text NOT NULL,
+  id text NOT NULL,
+  purpose text NOT NULL,
+  type text NOT NULL,
+  filename text NOT NULL,
+  size_bytes bigint NOT NULL,
+  parts integer NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT files_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT files_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text),
+  CONSTRAINT files_id_check CHECK (id ~ '^file_[A-Za-z0-9]+$'::text AND length(id) >= 13 AND length(id) <= 69),
+  CONSTRAINT files_id_key UNIQUE (id),
+  CONSTRAINT files_parts_check CHECK (parts >= 0),
+  CONSTRAINT files_purpose_check CHECK (purpose = 'finance_report_run'::text),
+  CONSTRAINT files_size_bytes_check CHECK (size_bytes >= 0),
+  CONSTRAINT files_type_check CHECK (type = 'csv'::text)
+);
 
 CREATE TABLE idempotency_keys (
   merchant_id text NOT NULL,
@@ -623,6 +654,7 @@ CREATE TABLE payouts (
   CONSTRAINT payouts_status_check CHECK (status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'paid'::text, 'failed'::text, 'canceled'::text]))
 );
 CREATE UNIQUE INDEX payouts_automatic_once ON public.payouts USING btree (merchant_id, account_id, currency, automatic_day) WHERE automatic;
+CREATE INDEX payouts_effective ON public.payouts USING btree (merchant_id, account_id, arrival_date, id);
 CREATE INDEX payouts_list ON public.payouts USING btree (merchant_id, account_id, created_at DESC, id DESC);
 CREATE INDEX payouts_unknown ON public.payouts USING btree (updated_at) WHERE (psp_call = 'unknown'::text);
 
@@ -892,6 +924,35 @@ CREATE TABLE refunds (
 );
 CREATE UNIQUE INDEX refunds_id ON public.refunds USING btree (id);
 CREATE INDEX refunds_list ON public.refunds USING btree (merchant_id, created_at DESC, id DESC);
+
+CREATE TABLE report_runs (
+  merchant_id text NOT NULL,
+  account_id text NOT NULL,
+  data_account_id text NOT NULL,
+  id text NOT NULL,
+  report_type text NOT NULL,
+  parameters jsonb NOT NULL,
+  status text DEFAULT 'pending'::text NOT NULL,
+  error text,
+  result_file_id text,
+  attempts integer DEFAULT 0 NOT NULL,
+  claimed_until timestamp with time zone,
+  attempt_file_id text,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  succeeded_at timestamp with time zone,
+  CONSTRAINT report_runs_pkey PRIMARY KEY (merchant_id, id),
+  CONSTRAINT report_runs_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text),
+  CONSTRAINT report_runs_attempts_check CHECK (attempts >= 0),
+  CONSTRAINT report_runs_check CHECK ((status = 'succeeded'::text) = (result_file_id IS NOT NULL)),
+  CONSTRAINT report_runs_check1 CHECK ((status = 'succeeded'::text) = (succeeded_at IS NOT NULL)),
+  CONSTRAINT report_runs_check2 CHECK ((status = 'failed'::text) = (error IS NOT NULL)),
+  CONSTRAINT report_runs_data_account_id_check CHECK (data_account_id ~ '^acct_[A-Za-z0-9]+$'::text),
+  CONSTRAINT report_runs_id_check CHECK (id ~ '^frr_[A-Za-z0-9]+$'::text AND length(id) >= 12 AND length(id) <= 68),
+  CONSTRAINT report_runs_id_key UNIQUE (id),
+  CONSTRAINT report_runs_status_check CHECK (status = ANY (ARRAY['pending'::text, 'succeeded'::text, 'failed'::text]))
+);
+CREATE INDEX report_runs_list ON public.report_runs USING btree (merchant_id, account_id, created_at DESC, id DESC);
+CREATE INDEX report_runs_pending ON public.report_runs USING btree (created_at) WHERE (status = 'pending'::text);
 
 CREATE TABLE sandbox_psp_operations (
   idempotency_key text NOT NULL,

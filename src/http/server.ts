@@ -45,6 +45,8 @@ import { ReconciliationBreaks } from '../reconciliation/recon-breaks.js';
 import { ReconciliationRuns } from '../reconciliation/recon-run.js';
 import { registerMerchantApi } from './merchant-routes.js';
 import { createOperatorCheck } from './operator-auth.js';
+import { registerReportingRoutes } from './reporting-routes.js';
+import { ReportRuns } from '../reporting/report-runs.js';
 
 export interface ServerDependencies {
   readonly pool: pg.Pool;
@@ -69,6 +71,8 @@ export interface ServerDependencies {
   readonly clockFollowers?: readonly string[];
   /** PENNY_RATE_LIMIT_PER_SECOND: each merchant's requests a second; 0 or absent = no limit. */
   readonly merchantRequestsPerSecondMax?: number;
+  /** PENNY_PUBLIC_URL (answers built for a request use the address the request reached instead). */
+  readonly publicUrl?: () => string;
 }
 
 /** Builds the HTTP API. Routes are thin: parse, call a service, present. */
@@ -159,6 +163,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     { ledger: dependencies.ledger, balances: dependencies.balances, accounts });
   const applicationFees = new ApplicationFeeService(dependencies.pool,
     { ledger: dependencies.ledger, balances: dependencies.balances, accounts });
+  const reports = new ReportRuns(dependencies.pool, { accounts, logger: dependencies.logger,
+    publicUrl: dependencies.publicUrl ?? (() => 'http://127.0.0.1') });
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
@@ -173,6 +179,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       registerTransferRoutes(scope, { transfers, idempotency });
       registerApplicationFeeRoutes(scope, { applicationFees, idempotency });
       registerPayoutRoutes(scope, { payouts: dependencies.payouts, idempotency });
+      registerReportingRoutes(scope, { reports, idempotency });
       registerWebhookEndpointRoutes(scope, { pool: dependencies.pool, endpoints: dependencies.webhookEndpoints,
         idempotency });
     });

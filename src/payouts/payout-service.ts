@@ -139,6 +139,10 @@ export class PayoutService {
       connector: connector.id, arrivalDate: now, entryId, balanceTransactionId: transaction.id,
       automaticDay: request.automaticDay ?? null,
     });
+    if (payout.automatic) {
+      await this.options.balances.linkToAutomaticPayout(client, { merchantId: owner.merchantId,
+        accountId: owner.accountId, payoutId: id, currency: command.currency });
+    }
     await recordEvent(client, { merchantId: owner.merchantId, account: payout.accountId,
       type: 'payout.created', object: presentPayout(payout) });
     return payout;

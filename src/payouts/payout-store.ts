@@ -128,6 +128,32 @@ export function selectPayoutPage(db: Queryable, query: PayoutListQuery): Promise
   }, toPayout);
 }
 
+/** Payouts of the merchant by id (at most the ids given: a page of a report's rows). */
+export async function selectPayoutsByIds(db: Queryable, query: { merchantId: string; ids: readonly string[] }):
+Promise<PayoutRow[]> {
+  if (query.ids.length === 0) return [];
+  const result = await db.query(named(`SELECT * FROM payouts WHERE merchant_id = $1 AND id = ANY($2::text[])`),
+    [query.merchantId, query.ids]);
+  return result.rows.map(toPayout);
+}
+
+/**
+ * One page, by arrival then id, of an owner's automatic payouts that arrive in [from, to), not
+ * failed or canceled, optionally of one currency: at most `limit`, after `after`.
+ */
+export async function selectAutomaticPayoutsArrivingBetween(db: Queryable, query: { merchantId: string;
+  accountId: string; from: string; to: string; currency: string | undefined;
+  after: { arrivalDate: string; id: string } | undefined; limit: number }): Promise<PayoutRow[]> {
+  const result = await db.query(named(`SELECT * FROM payouts
+     WHERE merchant_id = $1 AND account_id = $2 AND arrival_date >= $3 AND arrival_date < $4 AND automatic
+       AND status NOT IN ('failed', 'canceled') AND ($5::text IS NULL OR currency = $5)
+       AND ($6::timestamptz IS NULL OR (arrival_date, id) > ($6::timestamptz, $7::text))
+     ORDER BY arrival_date, id LIMIT $8`),
+  [query.merchantId, query.accountId, query.from, query.to, query.currency ?? null,
+    query.after?.arrivalDate ?? null, query.after?.id ?? null, query.limit]);
+  return result.rows.map(toPayout);
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 function toPayout(row: any): PayoutRow {
   if (row === undefined) throw new Error('expected a payouts row');

@@ -26,7 +26,7 @@ export const webhookEventTypes = [
   'account.external_account.deleted', 'charge.dispute.created', 'charge.dispute.funds_withdrawn',
   'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_reinstated', 'transfer.created',
   'transfer.reversed', 'application_fee.created', 'application_fee.refunded', 'payout.created', 'payout.updated',
-  'payout.paid', 'payout.failed', 'payout.canceled',
+  'payout.paid', 'payout.failed', 'payout.canceled', 'reporting.report_run.succeeded', 'reporting.report_run.failed',
   'reconciliation.break_opened',
 ] as const;
 
