@@ -13,9 +13,7 @@ import { InvalidStateError } from '../sandbox-psp/psp-errors.js';
 import {
   callFaults, FaultInjector, noFaults, parseFaultProfile, presentFaultProfile, type FaultProfile,
 } from '../sandbox-psp/psp-faults.js';
-import {
-  bankStatementsFor, payOutSettlementBatches, sandboxBankIban, settlementBatches,
-} from '../sandbox-psp/psp-settlement.js';
+import { sandboxBankIban } from '../sandbox-psp/psp-settlement.js';
 import { presentOperation, type OperationRow } from '../sandbox-psp/psp-store.js';
 import {
   faultProfileFromEnvironment, faultProfileFromJson, resolveSandboxWebhookSecret, startSandboxPsp,
@@ -27,8 +25,9 @@ import { printResult, withDatabasePool } from './cli-support.js';
  * `penny sandbox-psp` serves the sandbox acquirer on its own (PENNY_SANDBOX_PSP_PORT);
  * `settle --date D` pays out day D's batches; `report --date D` prints its settlement details
  * report (Adyen CSV) or a bank statement (camt.053), with discrepancies planted on request;
- * `dispute CHARGE` opens a dispute and `dispute-decide ID` decides it. They work on the sandbox's
- * tables directly, so they need no running sandbox; a running one sends their webhooks.
+ * `dispute CHARGE` opens a dispute and `dispute-decide ID` decides it. `settle` and `report` ask the
+ * running sandbox at PENNY_SANDBOX_PSP_URL; `dispute` and `dispute-decide` work on the sandbox's
+ * tables directly, so they need no running sandbox (a running one sends their webhooks).
  * `penny clock advance 3d` moves a running Penny's controlled clock.
  */
 export function registerSandboxPspCommands(program: Command): void {
@@ -48,7 +47,9 @@ export function registerSandboxPspCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { date: string; json?: boolean }) => {
       const day = readDay(options.date);
-      const payouts = await withDatabasePool((pool) => payOutSettlementBatches(pool, day));
+      const settled = await askSandbox('POST', `/control/settlements/${day}`) as { payouts: { reference: string;
+        amount_minor: number; currency: string }[] };
+      const { payouts } = settled;
       printResult(options.json === true, { date: day, payouts },
         payouts.length === 0 ? `Nothing settled on ${day}.`
           : payouts.map((payout) => `${payout.reference}: ${payout.amount_minor} ${payout.currency}`).join('\n'));
@@ -70,16 +71,16 @@ export function registerSandboxPspCommands(program: Command): void {
       if (options.format !== 'sdr' && options.format !== 'camt053') {
         throw new PennyError({ code: 'parameter_invalid', message: '--format is sdr or camt053.' });
       }
-      const text = await withDatabasePool(async (pool) => {
-        if (options.format === 'camt053') {
-          return (await bankStatementsFor(pool, day, { account: options.account ?? sandboxBankIban,
-            currency: options.currency })).join('\n');
-        }
-        const batches = (await settlementBatches(pool, day, planted, batchFeeMinor))
-          .filter((batch) => options.currency === undefined || batch.rows[0]?.netCurrency === options.currency);
-        return batches.map((batch) => batch.csv).join('');
-      });
-      process.stdout.write(text);
+      const query = new URLSearchParams();
+      if (options.currency !== undefined) query.set('currency', options.currency);
+      if (options.format === 'camt053') {
+        query.set('account', options.account ?? sandboxBankIban);
+      } else {
+        if (planted.length > 0) query.set('plant', planted.join(','));
+        if (batchFeeMinor > 0n) query.set('batch_fee_minor', batchFeeMinor.toString());
+      }
+      const route = options.format === 'camt053' ? 'bank_statements' : 'settlement_reports';
+      process.stdout.write(await askSandbox('GET', `/v1/${route}/${day}?${query.toString()}`) as string);
     });
 
   sandbox.command('dispute')
@@ -214,6 +215,28 @@ async function sandboxState<T>(work: () => Promise<T>): Promise<T> {
 function readMinorArgument(value: string): bigint {
   if (!/^\d{1,15}$/.test(value) || BigInt(value) === 0n) throw new InvalidArgumentError('a positive whole number.');
   return BigInt(value);
+}
+
+/**
+ * Asks the running sandbox PSP at PENNY_SANDBOX_PSP_URL (the issue's contract: the settle and
+ * report commands talk to it, as an operator's scripts would); a sandbox that is not running is a
+ * failure the message explains (exit 1).
+ */
+async function askSandbox(method: 'GET' | 'POST', route: string): Promise<unknown> {
+  const { sandboxPspUrl } = loadConfig();
+  const url = `${sandboxPspUrl.replace(/\/+$/, '')}${route}`;
+  const response = await fetch(url, { method, signal: AbortSignal.timeout(30_000),
+    ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}) })
+    .catch((error: unknown) => {
+      throw new PennyError({ code: 'command_failed', message: `The sandbox PSP at ${sandboxPspUrl} does not answer `
+        + `(${error instanceof Error ? error.message : String(error)}): start it with \`penny sandbox-psp\` or \`npm start\`.` });
+    });
+  const text = await response.text();
+  if (!response.ok) {
+    throw new PennyError({ code: 'command_failed', message: `The sandbox PSP answered ${response.status} to ${method} `
+      + `${route}: ${text.slice(0, 500)}` });
+  }
+  return (response.headers.get('content-type') ?? '').startsWith('application/json') ? JSON.parse(text) : text;
 }
 
 function readMinor(value: string | undefined): bigint {

@@ -17,7 +17,7 @@ import { decideDispute, openDispute, type DisputeRequest } from './psp-disputes.
 import { InvalidStateError, invalidState, notFound } from './psp-errors.js';
 import { FaultInjector, parseFaultProfile, presentFaultProfile, type PspOperation } from './psp-faults.js';
 import { webhookCopies } from './psp-outbox.js';
-import { bankStatementsFor, sandboxBankIban, settlementBatches } from './psp-settlement.js';
+import { bankStatementsFor, payOutSettlementBatches, sandboxBankIban, settlementBatches } from './psp-settlement.js';
 import {
   presentOperation, recordOperation, selectChildren, selectOperation, selectOperationsByReference,
   selectPspReferenceByKey, type NewOperation, type OperationRow, type WebhookCopy,
@@ -84,6 +84,12 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     const currency = readString(query.currency, 'currency', { lengthMax: 3 });
     const batch = batches.find((item) => currency === undefined || item.rows[0]?.netCurrency === currency);
     return reply.type('text/csv; charset=utf-8').send(batch?.csv ?? '');
+  });
+  // The acquirer closes a day now (`penny sandbox-psp settle --date D`): its batches are paid out, once.
+  app.post<{ Params: { day: string } }>('/control/settlements/:day', async (request) => {
+    readObject(request.body ?? {}, '', []);
+    const day = readDay(request.params.day);
+    return { date: day, payouts: await payOutSettlementBatches(options.pool, day) };
   });
   // One account's statement of the day (default: the operator's, which receives settlement payouts).
   app.get<{ Params: { day: string } }>('/v1/bank_statements/:day', async (request, reply) => {

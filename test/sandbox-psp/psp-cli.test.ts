@@ -10,7 +10,7 @@ import { configureClock } from '../../src/clock.js';
 import { freePort } from '../global-setup.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
-/** `penny sandbox-psp settle|report` and the clock route, over a database with real payments. */
+/** `penny sandbox-psp settle|report` (asking the running sandbox) and the clock route, over real payments. */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = path.join(root, 'dist', 'src', 'cli', 'penny.js');
 let penny: ServedLedger;
@@ -32,7 +32,8 @@ beforeAll(async () => {
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME,
-      DATABASE_URL: penny.url, PENNY_DATA_DIR: dataDirectory, PENNY_LOG_LEVEL: 'warn' } });
+      DATABASE_URL: penny.url, PENNY_DATA_DIR: dataDirectory, PENNY_LOG_LEVEL: 'warn',
+      PENNY_SANDBOX_PSP_URL: penny.sandbox.url } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
