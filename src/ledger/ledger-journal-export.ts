@@ -70,11 +70,9 @@ export async function* exportJournal(pool: pg.Pool, options: { format: JournalFo
     const currencies = await reportStore.selectCurrenciesInUse(db);
     if (format === 'hledger') {
       yield 'decimal-mark .\n\n';
-      // The display style: no thousands separator, the currency's exponent in decimals.
-      for (const currency of currencies) {
-        const exponent = currencyExponent(currency);
-        yield `commodity ${exponent === 0 ? '1' : `1.${'0'.repeat(exponent)}`} ${currency}\n`;
-      }
+      // The display style: no thousands separator, the currency's exponent in decimals (hledger
+      // wants the decimal mark even with none: `1.` for JPY).
+      for (const currency of currencies) yield `commodity 1.${'0'.repeat(currencyExponent(currency))} ${currency}\n`;
     } else {
       yield 'option "title" "Penny ledger"\n';
       for (const currency of currencies) yield `1970-01-01 commodity ${currency}\n`;
