@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type pg from 'pg';
 import { limits } from '../config.js';
@@ -9,7 +9,7 @@ import { accountNotFound } from './ledger-errors.js';
 import { presentBalances } from './ledger-presenter.js';
 import * as reportStore from './ledger-report-store.js';
 import * as store from './ledger-store.js';
-import { normalBalance, type Account, type AccountType, type Direction } from './ledger-types.js';
+import { normalBalance, type Account, type AccountType } from './ledger-types.js';
 
 /**
  * The ledger's reports for accountants (issue 18, "Reporting"): the trial balance by account, an
@@ -41,6 +41,12 @@ export async function* inSnapshot<T>(pool: pg.Pool, read: (db: Queryable) => Asy
     }
     client.release(failed ? true : undefined);
   }
+}
+
+/** Runs `work` in one read-only snapshot on one connection. */
+export async function withSnapshot<T>(pool: pg.Pool, work: (db: Queryable) => Promise<T>): Promise<T> {
+  for await (const result of inSnapshot(pool, async function* (db) { yield await work(db); })) return result;
+  throw new Error('a snapshot yields its work\'s result');
 }
 
 // ---- Trial balance by account -------------------------------------------------------------
@@ -154,36 +160,36 @@ export class LedgerReports {
     return account;
   }
 
-  /** The statement's head: the account, its opening and closing balances and the period's sums. */
-  async statementSummary(accountId: string, period: Period): Promise<StatementSummary> {
-    const account = await this.account(accountId, 'id');
-    return summarize(account, period, await reportStore.selectPeriodSums(this.pool, accountId, period.from, period.to));
-  }
-
   /**
    * One page of a statement (oldest first), each posting with the running balance after it.
    * `startingAfter` is a posting id of the account, the previous page's last.
    */
   async statementPage(accountId: string, period: Period, page: { limit: number; startingAfter: bigint | undefined }):
     Promise<{ summary: StatementSummary; postings: StatementPosting[]; hasMore: boolean }> {
-    const summary = await this.statementSummary(accountId, period);
-    let after: reportStore.PostingKey | undefined;
-    let balance = summary.openingBalance;
-    if (page.startingAfter !== undefined) {
-      after = await reportStore.selectPostingKey(this.pool, accountId, page.startingAfter);
-      if (after === undefined) throw invalid('starting_after', `starting_after must be a posting of account ${accountId}.`);
-      const through = await reportStore.selectSumsThrough(this.pool, accountId, period.from, after);
-      balance += summary.sign * (through.debits - through.credits);
-    }
-    const rows = await reportStore.selectStatementPostings(this.pool, {
-      accountId, from: period.from, to: period.to, after, limit: page.limit + 1,
+    const account = await this.account(accountId, 'id');
+    return withSnapshot(this.pool, async (db) => {
+      const sums = await reportStore.selectPeriodSums(db, accountId, period.from, period.to);
+      const summary = summarize(account, period, sums);
+      let after: reportStore.PostingKey | undefined;
+      let balance = summary.openingBalance;
+      if (page.startingAfter !== undefined) {
+        after = await reportStore.selectPostingKey(db, accountId, page.startingAfter);
+        if (after === undefined) {
+          throw invalid('starting_after', `starting_after must be a posting of account ${accountId}.`);
+        }
+        const through = await reportStore.selectSumsThrough(db, accountId, period.from, after);
+        balance += summary.sign * (through.debits - through.credits);
+      }
+      const rows = await reportStore.selectStatementPostings(db, {
+        accountId, from: period.from, to: period.to, after, limit: page.limit + 1,
+      });
+      const postings: StatementPosting[] = [];
+      for (const row of rows.slice(0, page.limit)) {
+        balance += summary.sign * (row.direction === 'debit' ? row.amountMinor : -row.amountMinor);
+        postings.push({ ...row, runningBalance: balance });
+      }
+      return { summary, postings, hasMore: rows.length > page.limit };
     });
-    const postings: StatementPosting[] = [];
-    for (const row of rows.slice(0, page.limit)) {
-      balance += summary.sign * (row.direction === 'debit' ? row.amountMinor : -row.amountMinor);
-      postings.push({ ...row, runningBalance: balance });
-    }
-    return { summary, postings, hasMore: rows.length > page.limit };
   }
 
   /** The whole statement, read in pages in one snapshot: the summary first, then every posting. */
@@ -300,9 +306,11 @@ export function presentStatementPosting(posting: StatementPosting) {
 /** Rows (objects of strings) through csv-stringify, with a header line; errors reach the stream. */
 export function csvStream(columns: readonly string[], rows: AsyncIterable<Record<string, string>>): Readable {
   const stringifier = stringify({ header: true, columns: [...columns], eof: true });
-  const source = Readable.from(rows);
-  source.on('error', (error) => stringifier.destroy(error));
-  return source.pipe(stringifier);
+  // pipeline, not pipe: a reader that goes away (a closed response) destroys the source too, which
+  // ends the generator, so its snapshot's connection goes back to the pool. An error reaches the
+  // stringifier, hence the reader; the callback has nothing to add.
+  pipeline(Readable.from(rows), stringifier, () => undefined);
+  return stringifier;
 }
 
 /** An amount as two columns: `<name>_minor` (integer) and `<name>` (the exact decimal). */
@@ -322,12 +330,13 @@ export async function* trialBalanceCsvRows(lines: AsyncIterable<TrialBalanceLine
   for await (const line of lines) {
     const sides = line.line === 'account' ? sideBalances(line.debitsPosted, line.creditsPosted)
       : { debitBalance: line.debitBalance, creditBalance: line.creditBalance };
+    const accountLine = line.line === 'account' ? line : undefined;
     yield {
       line: line.line, currency: line.currency,
-      account: line.line === 'account' ? line.account : '',
-      type: line.line === 'account' ? line.type : '',
-      code: line.line === 'account' ? line.code ?? '' : '',
-      owner: line.line === 'account' ? line.owner ?? '' : '',
+      account: accountLine?.account ?? '',
+      type: accountLine?.type ?? '',
+      code: accountLine?.code ?? '',
+      owner: accountLine?.owner ?? '',
       accounts: line.line === 'total' ? String(line.accounts) : '',
       ...money('debits_posted', line.debitsPosted, line.currency),
       ...money('credits_posted', line.creditsPosted, line.currency),
@@ -356,7 +365,7 @@ export async function* statementCsvRows(items: AsyncIterable<StatementSummary | 
     const currency = summary.account.currency;
     yield { line: 'posting', account: summary.account.id, currency, effective_at: item.effectiveAt,
       posting: item.id.toString(), entry: item.entryId, external_reference: item.externalReference,
-      description: item.description ?? '', direction: item.direction as Direction,
+      description: item.description ?? '', direction: item.direction,
       ...money('amount', item.amountMinor, currency), ...money('balance', item.runningBalance, currency) };
   }
   if (summary === undefined) return;

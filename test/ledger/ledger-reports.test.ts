@@ -1,7 +1,7 @@
 import { parse } from 'csv-parse/sync';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { limits } from '../../src/config.js';
-import { createTestLedger, type TestLedger } from '../support/app.js';
+import { createTestLedger, operatorKey, type TestLedger } from '../support/app.js';
 
 /**
  * The ledger's reports through the operator API on a real database: statements, the trial
@@ -121,6 +121,31 @@ describe('GET /v1/ledger/accounts/:id/statement', () => {
       ['posting', 'credit', '7', '0.07', '1162', '11.62'],
       ['closing', '', '', '', '1162', '11.62'],
     ]);
+  });
+
+  it('gives its snapshot\'s connection back to the pool when the reader of a CSV stream goes away', async () => {
+    const cash = await account('asset');
+    const wallet = await account('liability');
+    const entries = Array.from({ length: 1000 }, (_, index) => ({
+      external_reference: `abandoned-${index}`, effective_at: '2026-03-10T00:00:00Z',
+      postings: [{ account: cash, direction: 'debit', amount: 1 }, { account: wallet, direction: 'credit', amount: 1 }],
+    }));
+    const batch = await penny.request({ method: 'POST', url: '/v1/ledger/entries/batch', body: { entries } });
+    expect(batch.status).toBe(200);
+    // One row per query: the 1,000 rows take far longer to read than the reader stays.
+    mutableLimits.ledgerReportRowsPerQueryMax = 1;
+    await penny.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = penny.app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const controller = new AbortController();
+    const response = await fetch(`http://127.0.0.1:${port}/v1/ledger/accounts/${wallet}/statement?`
+      + 'from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z&format=csv',
+    { headers: { authorization: `Bearer ${operatorKey}` }, signal: controller.signal });
+    expect(response.status).toBe(200);
+    await response.body?.getReader().read();
+    expect(penny.pool.totalCount - penny.pool.idleCount).toBeGreaterThan(0);
+    controller.abort();
+    await expect.poll(() => penny.pool.totalCount - penny.pool.idleCount, { timeout: 10_000 }).toBe(0);
   });
 
   it('refuses a statement without a period', async () => {
