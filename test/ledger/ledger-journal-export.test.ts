@@ -104,7 +104,8 @@ async function pennyNets(): Promise<{ accounts: Map<string, bigint>; currencies:
 }
 
 describe('the hledger export', () => {
-  it.skipIf(!hledger)('opens in hledger (strict), whose balance report agrees with the trial balance to the minor unit',
+  const title = 'opens in hledger (strict), whose balance report agrees with the trial balance to the minor unit';
+  it.skipIf(!hledger)(hledger ? title : `${title} (skipped: install the Debian package hledger)`,
     async () => {
       const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'penny-journal-'));
       try {
