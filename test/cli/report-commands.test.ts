@@ -19,10 +19,10 @@ interface Run {
   readonly stderr: string;
 }
 
-function penny(args: string[]): Promise<Run> {
+function penny(args: string[], databaseUrl = database.url): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [pennyBin, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME,
-      DATABASE_URL: database.url, PENNY_DATA_DIR: dataDirectory, PENNY_OPERATOR_KEY: 'op_cli_test_0123456789abcdefghij' } });
+      DATABASE_URL: databaseUrl, PENNY_DATA_DIR: dataDirectory, PENNY_OPERATOR_KEY: 'op_cli_test_0123456789abcdefghij' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
@@ -79,6 +79,34 @@ describe('penny report trial-balance', () => {
     expect(report.accounts).toHaveLength(2);
     expect(report.currencies).toEqual([{ currency: 'EUR', accounts: 2, debits_posted: 201, credits_posted: 201,
       difference: 0, debit_balance: 201, credit_balance: 201 }]);
+  });
+
+  it('exits 1 when a currency does not balance, its one JSON document carrying the error', async () => {
+    const tampered = await createTestDatabase();
+    const ledger = new LedgerService(tampered.pool);
+    const account = async (type: 'asset' | 'liability') => (await ledger.createAccount({ currency: 'USD', type,
+      code: undefined, owner: undefined, metadata: {}, limit: undefined })).id;
+    const created = await ledger.createEntry(parseCreateEntry({ external_reference: 'to-tamper', postings: [
+      { account: await account('asset'), direction: 'debit', amount: 500 },
+      { account: await account('liability'), direction: 'credit', amount: 500 },
+    ] }, { amountMaxMinor: 1_000_000n }));
+    const client = await tampered.pool.connect();
+    try {
+      // Behind Penny's back: the debit alone is changed, its triggers off.
+      await client.query('BEGIN');
+      await client.query('SET LOCAL session_replication_role = replica');
+      await client.query(`UPDATE ledger_postings SET amount_minor = 5 WHERE entry_id = $1 AND direction = 'debit'`,
+        [created.entries[0]?.id]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const run = await penny(['report', 'trial-balance', '--as-of', '2100-01-01T00:00:00Z', '--json'], tampered.url);
+    expect(run.code).toBe(1);
+    const report = JSON.parse(run.stdout);
+    expect(report.error).toMatchObject({ code: 'check_failed', message: 'Debits and credits differ in USD.' });
+    expect(report.currencies).toEqual([expect.objectContaining({ currency: 'USD', difference: -495 })]);
+    expect(run.stderr).toContain('Debits and credits differ in USD.');
   });
 
   it('treats a malformed --as-of as wrong usage (exit 2)', async () => {
