@@ -137,6 +137,15 @@ describe('penny report statement', () => {
     ]);
   });
 
+  it('prints a readable statement without --format', async () => {
+    const run = await penny(['report', 'statement', owed, '--from', '2026-04-01T00:00:00Z', '--to', '2026-05-01T00:00:00Z']);
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines[1]).toBe('2026-04-01T00:00:00Z  opening balance  0.00');
+    expect(lines.filter((line) => line.includes('report-cli-'))).toHaveLength(3);
+    expect(lines.at(-1)).toBe('2026-05-01T00:00:00Z  closing balance  3.03');
+  });
+
   it('needs --from and --to (exit 2 without them)', async () => {
     const run = await penny(['report', 'statement', cash, '--from', '2026-04-01T00:00:00Z']);
     expect(run.code).toBe(2);
