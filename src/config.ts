@@ -65,6 +65,14 @@ export const limits = {
   ledgerBatchBodyBytesMax: 16 * 1024 * 1024,
   ledgerBatchEntriesMax: 1000,
   ledgerPostingsPerEntryMax: 100,
+  /**
+   * Ledger reports (statements, trial balance by account, the journal export) stream: each query
+   * reads at most this many rows (postings, or account lines), so memory stays bounded whatever
+   * the period. The journal reads entries, each with its postings (at most ledgerPostingsPerEntryMax
+   * posted ones), a fifth as many at a time.
+   */
+  ledgerReportRowsPerQueryMax: 1000,
+  ledgerJournalEntriesPerQueryMax: 200,
   listPageSizeMax: 100,
   /** The rate limiter keeps a window for this many merchants at once (least recently seen dropped). */
   rateLimitMerchantsTrackedMax: 10_000,

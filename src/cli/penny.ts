@@ -7,6 +7,7 @@ import { registerCaseCommands } from './case-commands.js';
 import { registerLedgerCommands } from './ledger-commands.js';
 import { registerMerchantCommands } from './merchant-commands.js';
 import { registerReconCommands } from './recon-commands.js';
+import { registerReportCommands } from './report-commands.js';
 import { registerSandboxPspCommands } from './sandbox-psp-commands.js';
 import { registerServeCommands } from './serve-commands.js';
 import { registerSettlementCommands } from './settlement-commands.js';
@@ -27,6 +28,7 @@ registerSandboxPspCommands(program);
 registerCaseCommands(program);
 registerSettlementCommands(program);
 registerReconCommands(program);
+registerReportCommands(program);
 
 const json = jsonRequested(process.argv.slice(2));
 try {

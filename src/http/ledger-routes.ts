@@ -1,17 +1,24 @@
 import assert from 'node:assert/strict';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { limits } from '../config.js';
-import { presentAccount, presentBalances, presentEntry, presentPosting, presentTrialBalance } from '../ledger/ledger-presenter.js';
+import { presentAccount, presentEntry, presentPosting, presentTrialBalance } from '../ledger/ledger-presenter.js';
+import {
+  balanceCsvColumns, balanceCsvRows, checkPeriod, csvStream, presentStatementPosting, presentStatementSummary,
+  presentTrialBalanceLine, reportFormats, statementCsvColumns, statementCsvRows, trialBalanceCsvColumns,
+  trialBalanceCsvRows, type LedgerReports,
+} from '../ledger/ledger-reports.js';
 import type { LedgerService, Page } from '../ledger/ledger-service.js';
 import type { Entry } from '../ledger/ledger-types.js';
 import {
   parseCreateAccount, parseCreateEntry, parseCreateEntryBatch, parseHoldPost, parseReverse,
 } from '../ledger/ledger-validation.js';
 import { registerIntegerJsonParser } from './integer-json.js';
-import { invalid, readCurrency, readLimit, readObject, readString, readTimestamp } from '../validation.js';
+import { invalid, readCurrency, readEnum, readLimit, readObject, readString, readTimestamp } from '../validation.js';
 
 export interface LedgerRouteDependencies {
   readonly ledger: LedgerService;
+  readonly reports: LedgerReports;
   readonly checkOperator: (request: FastifyRequest) => void;
   readonly amountMaxMinor: bigint;
 }
@@ -20,7 +27,7 @@ type IdParams = { Params: { id: string } };
 
 /** The ledger API under /v1/ledger, for the operator. JSON in, JSON out. */
 export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerRouteDependencies): void {
-  const { ledger } = dependencies;
+  const { ledger, reports } = dependencies;
   const rules = { amountMaxMinor: dependencies.amountMaxMinor };
 
   void app.register(async (scope) => {
@@ -46,31 +53,44 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
       return presentList(page, '/v1/ledger/accounts', presentAccount);
     });
 
-    scope.get<IdParams>('/v1/ledger/accounts/:id/balance', async (request) => {
-      const query = readObject(request.query, '', ['as_of']);
+    scope.get<IdParams>('/v1/ledger/accounts/:id/balance', async (request, reply) => {
+      const query = readObject(request.query, '', ['as_of', 'format']);
       const asOf = readTimestamp(query.as_of, 'as_of');
-      if (asOf === undefined) {
-        // Without as_of: the balance now, including entries dated in the future (as the account shows).
-        const account = await ledger.getAccount(request.params.id);
-        return { object: 'ledger.balance', account: account.id, currency: account.currency, as_of: null,
-          ...presentBalances(account, account.balances) };
+      const format = readEnum(query.format, 'format', reportFormats) ?? 'json';
+      // Without as_of: the balance now, including entries dated in the future (as the account shows).
+      const balance = await reports.balance(request.params.id, asOf);
+      if (format === 'json') return balance;
+      return sendCsv(reply, `balance-${balance.account}.csv`, csvStream(balanceCsvColumns, balanceCsvRows(balance)));
+    });
+
+    scope.get<IdParams>('/v1/ledger/accounts/:id/statement', async (request, reply) => {
+      const query = readObject(request.query, '', ['from', 'to', 'limit', 'starting_after', 'format']);
+      const period = checkPeriod(readTimestamp(query.from, 'from'), readTimestamp(query.to, 'to'));
+      const format = readEnum(query.format, 'format', reportFormats) ?? 'json';
+      if (format === 'csv') {
+        if (query.limit !== undefined || query.starting_after !== undefined) {
+          throw invalid(query.limit !== undefined ? 'limit' : 'starting_after',
+            'A CSV statement holds the whole period; limit and starting_after page the JSON statement only.');
+        }
+        await reports.account(request.params.id, 'id');
+        return sendCsv(reply, `statement-${request.params.id}.csv`,
+          csvStream(statementCsvColumns, statementCsvRows(reports.statement(request.params.id, period))));
       }
-      const { account, balances } = await ledger.balanceAsOf(request.params.id, asOf);
-      return { object: 'ledger.balance', account: account.id, currency: account.currency, as_of: asOf,
-        ...presentBalances(account, balances) };
+      const page = await reports.statementPage(request.params.id, period, {
+        limit: readLimit(query.limit),
+        startingAfter: readPostingId(query.starting_after),
+      });
+      const url = `/v1/ledger/accounts/${request.params.id}/statement`;
+      return { ...presentStatementSummary(page.summary),
+        postings: { object: 'list', data: page.postings.map(presentStatementPosting), has_more: page.hasMore, url } };
     });
 
     scope.get<IdParams>('/v1/ledger/accounts/:id/postings', async (request) => {
       const query = readObject(request.query, '', ['limit', 'starting_after', 'from', 'to']);
-      const startingAfter = readString(query.starting_after, 'starting_after', { lengthMax: 20 });
-      const postingIdMax = 9223372036854775807n;
-      if (startingAfter !== undefined && (!/^\d{1,19}$/.test(startingAfter) || BigInt(startingAfter) > postingIdMax)) {
-        throw invalid('starting_after', 'starting_after must be a posting id.');
-      }
       const page = await ledger.listPostings({
         account: request.params.id,
         limit: readLimit(query.limit),
-        startingAfter: startingAfter === undefined ? undefined : BigInt(startingAfter),
+        startingAfter: readPostingId(query.starting_after),
         from: readTimestamp(query.from, 'from'),
         to: readTimestamp(query.to, 'to'),
       });
@@ -120,10 +140,24 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
       return presentEntry(onlyEntry(created.entries));
     });
 
-    scope.get('/v1/ledger/trial_balance', async (request) => {
-      const query = readObject(request.query, '', ['as_of']);
+    scope.get('/v1/ledger/trial_balance', async (request, reply) => {
+      const query = readObject(request.query, '', ['as_of', 'format']);
       const asOf = readTimestamp(query.as_of, 'as_of');
-      return presentTrialBalance(await ledger.trialBalance(asOf), asOf);
+      const format = readEnum(query.format, 'format', reportFormats) ?? 'json';
+      if (format === 'json') return presentTrialBalance(await ledger.trialBalance(asOf), asOf);
+      return sendCsv(reply, 'trial-balance.csv',
+        csvStream(trialBalanceCsvColumns, trialBalanceCsvRows(reports.trialBalanceLines({ asOf, totals: true }))));
+    });
+
+    scope.get('/v1/ledger/trial_balance/accounts', async (request) => {
+      const query = readObject(request.query, '', ['as_of', 'limit', 'starting_after']);
+      const page = await reports.trialBalancePage({
+        asOf: readTimestamp(query.as_of, 'as_of'),
+        limit: readLimit(query.limit),
+        startingAfter: readString(query.starting_after, 'starting_after', { lengthMax: 100 }),
+      });
+      return { object: 'list', data: page.data.map(presentTrialBalanceLine), has_more: page.hasMore,
+        url: '/v1/ledger/trial_balance/accounts' };
     });
   });
 }
@@ -131,6 +165,23 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
 function onlyEntry(entries: readonly Entry[]): Entry {
   assert.equal(entries.length, 1, 'a single-entry request returns one entry');
   return entries[0] as Entry;
+}
+
+/** A posting id as a cursor (a positive bigint), or undefined. */
+function readPostingId(value: unknown): bigint | undefined {
+  const startingAfter = readString(value, 'starting_after', { lengthMax: 20 });
+  const postingIdMax = 9223372036854775807n;
+  if (startingAfter !== undefined && (!/^\d{1,19}$/.test(startingAfter) || BigInt(startingAfter) > postingIdMax)) {
+    throw invalid('starting_after', 'starting_after must be a posting id.');
+  }
+  return startingAfter === undefined ? undefined : BigInt(startingAfter);
+}
+
+/** CSV is chosen with `?format=csv`; it streams, so an error after the first row ends the response early. */
+function sendCsv(reply: FastifyReply, filename: string, body: Readable): FastifyReply {
+  return reply.header('content-type', 'text/csv; charset=utf-8')
+    .header('content-disposition', `attachment; filename="${filename}"`)
+    .send(body);
 }
 
 function presentList<T>(page: Page<T>, url: string, present: (item: T) => unknown) {

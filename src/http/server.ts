@@ -39,6 +39,7 @@ import type { BalanceService } from '../balances/balance-service.js';
 import { parseStripeForm, registerStripeFormParser } from './stripe-form.js';
 import { stringifyJson } from '../json.js';
 import { registerLedgerRoutes } from './ledger-routes.js';
+import { LedgerReports } from '../ledger/ledger-reports.js';
 import { registerReconciliationRoutes } from './reconciliation-routes.js';
 import { ReconciliationImports } from '../reconciliation/recon-import.js';
 import { ReconciliationBreaks } from '../reconciliation/recon-breaks.js';
@@ -142,6 +143,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
 
   registerLedgerRoutes(app, {
     ledger: dependencies.ledger,
+    reports: new LedgerReports(dependencies.pool),
     checkOperator: createOperatorCheck(dependencies.operatorKey),
     amountMaxMinor: dependencies.amountMaxMinor,
   });
