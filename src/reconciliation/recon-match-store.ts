@@ -107,7 +107,9 @@ export async function createOpenLines(db: Queryable, query: { asOf: string; type
      SELECT r.id, r.file_id, r.type, k.kind AS item_kind, r.external_id, r.merchant_reference, r.psp_reference,
        r.currency, r.amount_minor, coalesce(r.gross_minor, r.amount_minor + coalesce(r.fee_minor, 0)) AS gross_minor,
        coalesce(r.gross_currency, r.currency) AS gross_currency, coalesce(r.fee_minor, 0) AS fee_minor,
-       coalesce(r.booking_date, $1::date) AS booking_date, r.source, r.batch_key, r.remittance_text
+       coalesce(r.booking_date, $1::date) AS booking_date, r.source, r.batch_key, r.remittance_text,
+       nullif(r.refs->>'Modification Reference', r.psp_reference) AS modification_reference,
+       r.refs->>'Modification Merchant Reference' AS modification_merchant_reference
      FROM reconciliation_records r
      LEFT JOIN unnest($2::text[], $3::text[]) AS k(type, kind) ON k.type = r.type
      WHERE r.kind = 'psp_line' AND r.conflicts_with_record_id IS NULL AND coalesce(r.booking_date, $1::date) <= $1::date
@@ -120,7 +122,10 @@ export async function createOpenLines(db: Queryable, query: { asOf: string; type
 
 /**
  * Pass 1, exact references: every (line, item) of one kind where the line's Merchant Reference
- * is the item's reference (or a capture's attempt), or its PSP reference is the item's. Then each
+ * is the item's reference (or a capture's attempt), or its PSP reference is the item's; or, for an
+ * Adyen modification (a refund, a chargeback, its reversal), whose line names the payment in Psp
+ * and Merchant Reference, where its Modification Reference is the item's PSP reference or its
+ * Modification Merchant Reference the item's reference (reconciliation.md §2, §5). Then each
  * line's primary item (the first by id), ranked within its item: the first line of an item not
  * matched before is its match; another is a duplicate.
  */
@@ -133,7 +138,11 @@ export async function createReferencePairs(db: Queryable): Promise<void> {
      UNION SELECT l.id, i.id FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.psp_reference
      UNION SELECT l.id, i.id FROM recon_lines l
-       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.psp_reference`));
+       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.psp_reference
+     UNION SELECT l.id, i.id FROM recon_lines l
+       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.modification_reference
+     UNION SELECT l.id, i.id FROM recon_lines l
+       JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.modification_merchant_reference`));
   await db.query(named(`CREATE TEMP TABLE recon_primary ON COMMIT DROP AS
      SELECT p.record_id, p.item_id,
        row_number() OVER (PARTITION BY p.item_id ORDER BY p.record_id) AS rank_in_item,

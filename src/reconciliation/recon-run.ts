@@ -215,7 +215,7 @@ export interface BankLegPlan {
   readonly unmatchedEntries: readonly OpenBankEntryRow[];
 }
 
-/** Shortest last word of a remittance text taken as a reference cut short. */
+/** Shortest end of a remittance text taken as a reference cut short. */
 const truncatedReferenceCharactersMin = 6;
 
 /**
@@ -266,7 +266,8 @@ export function planBankLeg(payouts: readonly OpenPayoutRow[], entries: readonly
 
 /**
  * Pass 3 for one entry: the payouts its text names in full, and those whose reference begins
- * with its last word (a text cut short, as banks show only so many characters). Full names that
+ * with the end of its text from some word on (a text cut short, as banks show only so many
+ * characters: Adyen's `TX…XT Account, batch N` cut to 30 is "TX…XT Account, b"). Full names that
  * add up to the entry pay it; with one name cut short, the one candidate that completes the sum
  * does. Undefined when the text names no payout.
  */
@@ -274,10 +275,13 @@ function byRemittance(entry: OpenBankEntryRow, payouts: readonly OpenPayoutRow[]
 { payouts: OpenPayoutRow[]; expectedMinor: bigint } | { candidates: OpenPayoutRow[] } | undefined {
   const text = normalized(entry.text);
   if (text === '') return undefined;
-  const lastWord = text.split(' ').at(-1) ?? '';
+  // Where a cut-short reference may start: at any word, as a reference may hold spaces itself.
+  const words = text.split(' ');
+  const tails = words.map((_, index) => words.slice(index).join(' '))
+    .filter((tail) => tail.length >= truncatedReferenceCharactersMin);
   const named = payouts.filter((payout) => text.includes(normalized(payout.reference)));
-  const cut = payouts.filter((payout) => !named.includes(payout) && lastWord.length >= truncatedReferenceCharactersMin
-    && normalized(payout.reference).startsWith(lastWord));
+  const cut = payouts.filter((payout) => !named.includes(payout)
+    && tails.some((tail) => normalized(payout.reference).startsWith(tail)));
   const namedMinor = sumMinor(named);
   if (cut.length === 0) return named.length === 0 ? undefined : { payouts: named, expectedMinor: namedMinor };
   const completing = cut.filter((payout) => namedMinor + payout.amountMinor === entry.amountMinor);
