@@ -160,7 +160,7 @@ export class ReconciliationRuns {
         payoutRecordIds: match.payouts.map((payout) => payout.recordId) });
     }
     const breaks: BreakInsert[] = plan.breaks.map((draft) => ({ ...draft, runId: run.runId }));
-    let pending = 0;
+    let pending = plan.payoutsInReview.filter((payout) => run.asOf <= payout.deadline).length;
     for (const payout of plan.unmatchedPayouts) {
       if (run.asOf <= payout.deadline) {
         pending += 1;
@@ -212,6 +212,8 @@ export interface BankLegPlan {
   readonly matches: readonly BankMatch[];
   readonly breaks: readonly Omit<BreakInsert, 'runId'>[];
   readonly unmatchedPayouts: readonly OpenPayoutRow[];
+  /** Payouts an `ambiguous_match` entry may pay: pending inside their window, then the ambiguity's, never missing. */
+  readonly payoutsInReview: readonly OpenPayoutRow[];
   readonly unmatchedEntries: readonly OpenBankEntryRow[];
 }
 
@@ -224,6 +226,8 @@ const truncatedReferenceCharactersMin = 6;
  */
 export function planBankLeg(payouts: readonly OpenPayoutRow[], entries: readonly OpenBankEntryRow[]): BankLegPlan {
   const open = new Set(payouts);
+  // Payouts an ambiguous entry may pay wait for the person who chooses: not missing meanwhile.
+  const inReview = new Set<OpenPayoutRow>();
   const matches: BankMatch[] = [];
   const breaks: Omit<BreakInsert, 'runId'>[] = [];
   const leftEntries: OpenBankEntryRow[] = [];
@@ -246,6 +250,7 @@ export function planBankLeg(payouts: readonly OpenPayoutRow[], entries: readonly
       continue;
     }
     breaks.push(ambiguity(entry, outcome.candidates));
+    for (const payout of outcome.candidates) inReview.add(payout);
   }
   const unmatchedEntries: OpenBankEntryRow[] = [];
   for (const entry of leftEntries) {
@@ -258,10 +263,16 @@ export function planBankLeg(payouts: readonly OpenPayoutRow[], entries: readonly
       open.delete(payout);
       continue;
     }
-    if (candidates.length > 1 || rivals.length > 0) breaks.push(ambiguity(entry, candidates));
-    else unmatchedEntries.push(entry);
+    if (candidates.length > 1 || rivals.length > 0) {
+      breaks.push(ambiguity(entry, candidates));
+      for (const payout of candidates) inReview.add(payout);
+    } else {
+      unmatchedEntries.push(entry);
+    }
   }
-  return { matches, breaks, unmatchedPayouts: [...open], unmatchedEntries };
+  const waiting = [...open];
+  return { matches, breaks, unmatchedPayouts: waiting.filter((payout) => !inReview.has(payout)),
+    payoutsInReview: waiting.filter((payout) => inReview.has(payout)), unmatchedEntries };
 }
 
 /**
