@@ -40,6 +40,9 @@ import { PspEventRouter } from './webhooks/psp-event-router.js';
 import { SettlementService } from './settlement/settlement-service.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 import { ReportRuns } from './reporting/report-runs.js';
+import { ReconciliationImports } from './reconciliation/recon-import.js';
+import { ReconciliationRuns } from './reconciliation/recon-run.js';
+import { ReconciliationSchedule } from './reconciliation/recon-schedule.js';
 
 /** The composition root: configuration, database, migrations, services, HTTP, workers. */
 export interface RunningPenny {
@@ -127,6 +130,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
         () => new SettlementService(livePool, { connectors, balances, logger }).pullClosedDays(), logger),
       startWorker('balance-availability', limits.availabilityIntervalMs, () => balances.releaseDue(), logger),
       startWorker('report-runs', limits.reportRunIntervalMs, () => reports.runDue(), logger),
+      ...reconciliationWorkers(livePool, config, { connectors, balances, logger }),
     );
     await server.listen({ port: config.port, host: config.host });
     return { server, pool, url: database.url, stop: stopper(server, workers, [pool], database, sandbox) };
@@ -194,4 +198,16 @@ export function buildConnectorRegistry(config: PennyConfig, sandboxWebhookSecret
 export function availabilityMode(config: PennyConfig): AvailabilityMode {
   return config.fundsAvailability.kind === 'settlement' ? { kind: 'settlement', expectedDelayDays: 2 }
     : config.fundsAvailability;
+}
+
+/** The daily reconciliation run, when PENNY_RECON_SCHEDULE sets its time. */
+function reconciliationWorkers(pool: pg.Pool, config: PennyConfig, dependencies: { connectors: ConnectorRegistry;
+  balances: BalanceService; logger: Logger }): Worker[] {
+  const schedule = config.reconciliationSchedule;
+  if (schedule === undefined) return [];
+  const runs = new ReconciliationRuns(pool, { logger: dependencies.logger });
+  const scheduled = new ReconciliationSchedule(pool, { ...dependencies, schedule, inbox: config.reconciliationInbox,
+    runs, imports: new ReconciliationImports(pool) });
+  return [startWorker('reconciliation-schedule', limits.reconciliationScheduleIntervalMs, () => scheduled.runDue(),
+    dependencies.logger)];
 }

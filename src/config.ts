@@ -41,6 +41,14 @@ export interface PennyConfig {
    * money (decisions.md, "Availability").
    */
   readonly fundsAvailability: { readonly kind: 'settlement' } | { readonly kind: 'fixed_delay'; readonly delayDays: number };
+  /**
+   * PENNY_RECON_SCHEDULE: the UTC time of day (`HH:MM`) of the daily reconciliation run (the
+   * previous day's settlement reports and the inbox's statements imported, then a run); unset, no
+   * scheduled run (issue 18, "Runs").
+   */
+  readonly reconciliationSchedule: { readonly hour: number; readonly minute: number } | undefined;
+  /** PENNY_RECON_INBOX: a directory whose bank statements and reports the scheduled run imports first. */
+  readonly reconciliationInbox: string | undefined;
 }
 
 /** Bounds that are not configurable: each says what it bounds and why it is this size. */
@@ -156,6 +164,8 @@ export const limits = {
   recoveryErrorLengthMax: 500,
   inboxIntervalMs: 100,
   /** The settlement worker looks for closed days not pulled yet this many days back, once a minute. */
+  /** How often the reconciliation scheduler looks whether today's run is due (PENNY_RECON_SCHEDULE). */
+  reconciliationScheduleIntervalMs: 60_000,
   settlementPullIntervalMs: 60_000,
   settlementLookbackDays: 3,
   /** Pending charges whose fixed delay has passed, made available per tick (PENNY_FUNDS_AVAILABILITY=T+n). */
@@ -224,7 +234,20 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
     merchantRequestsPerSecondMax: readInteger(environment, 'PENNY_RATE_LIMIT_PER_SECOND', 100,
       { min: 0, max: 1_000_000 }),
     fundsAvailability: readFundsAvailability(environment),
+    reconciliationSchedule: readTimeOfDay(environment, 'PENNY_RECON_SCHEDULE'),
+    reconciliationInbox: environment.PENNY_RECON_INBOX ? path.resolve(environment.PENNY_RECON_INBOX) : undefined,
   };
+}
+
+function readTimeOfDay(environment: Environment, variable: string): PennyConfig['reconciliationSchedule'] {
+  const raw = environment[variable];
+  if (raw === undefined || raw === '') return undefined;
+  const match = /^(\d{2}):(\d{2})$/.exec(raw);
+  const [hour, minute] = [Number(match?.[1]), Number(match?.[2])];
+  if (match === null || hour > 23 || minute > 59) {
+    throw configError(variable, `must be a UTC time of day, HH:MM (for example 02:00), got "${raw}"`);
+  }
+  return { hour, minute };
 }
 
 /**

@@ -92,6 +92,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ PENNY_FUNDS_AVAILABILITY: 't+0' }).fundsAvailability).toEqual({ kind: 'fixed_delay', delayDays: 0 });
   });
 
+  it('runs reconciliation daily only when PENNY_RECON_SCHEDULE sets a UTC time, with PENNY_RECON_INBOX resolved', () => {
+    expect(loadConfig({}).reconciliationSchedule).toBeUndefined();
+    expect(loadConfig({ PENNY_RECON_SCHEDULE: '02:30', PENNY_RECON_INBOX: 'inbox' })).toMatchObject({
+      reconciliationSchedule: { hour: 2, minute: 30 }, reconciliationInbox: path.resolve('inbox') });
+  });
+
+  it.each(['2:00', '24:00', '02:60', 'nightly'])('refuses PENNY_RECON_SCHEDULE=%s, naming it', (value) => {
+    expect(refusal({ PENNY_RECON_SCHEDULE: value })).toMatchObject({ param: 'PENNY_RECON_SCHEDULE' });
+  });
+
   it.each(['T+31', 'T-1', 'daily', 'T+'])('refuses PENNY_FUNDS_AVAILABILITY=%s, naming it', (value) => {
     expect(refusal({ PENNY_FUNDS_AVAILABILITY: value })).toMatchObject({ param: 'PENNY_FUNDS_AVAILABILITY' });
   });

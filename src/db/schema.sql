@@ -834,10 +834,12 @@ CREATE TABLE reconciliation_runs (
   started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   finished_at timestamp with time zone,
   input_file_ids text[] DEFAULT '{}'::text[] NOT NULL,
+  scheduled_for date,
   counts jsonb DEFAULT '{}'::jsonb NOT NULL,
   CONSTRAINT reconciliation_runs_pkey PRIMARY KEY (id),
   CONSTRAINT reconciliation_runs_counts_check CHECK (jsonb_typeof(counts) = 'object'::text),
-  CONSTRAINT reconciliation_runs_id_check CHECK (id ~ '^rrun_[A-Za-z0-9]+$'::text AND length(id) >= 14 AND length(id) <= 70)
+  CONSTRAINT reconciliation_runs_id_check CHECK (id ~ '^rrun_[A-Za-z0-9]+$'::text AND length(id) >= 14 AND length(id) <= 70),
+  CONSTRAINT reconciliation_runs_scheduled_for_key UNIQUE (scheduled_for)
 );
 CREATE INDEX reconciliation_runs_started ON public.reconciliation_runs USING btree (started_at DESC, id DESC);
 

@@ -32,8 +32,21 @@ const newBreakId = "'rbrk_' || replace(gen_random_uuid()::text, '-', '')";
 const breakColumns = `id, fingerprint, run_id, type, leg, external_ref, internal_ref, currency, expected_minor,
   actual_minor, difference_minor, merchant_id, owner_id, record_id, item_id, detail`;
 
-export async function insertRun(db: Queryable, run: { id: string; asOf: string }): Promise<void> {
-  await db.query(named('INSERT INTO reconciliation_runs (id, as_of) VALUES ($1, $2)'), [run.id, run.asOf]);
+export async function insertRun(db: Queryable, run: { id: string; asOf: string; scheduledFor?: string }):
+Promise<void> {
+  await db.query(named('INSERT INTO reconciliation_runs (id, as_of, scheduled_for) VALUES ($1, $2, $3)'),
+    [run.id, run.asOf, run.scheduledFor ?? null]);
+}
+
+/** Whether the scheduled run of `day` was made (by any process). */
+export async function selectScheduledRunExists(db: Queryable, day: string): Promise<boolean> {
+  const result = await db.query(named('SELECT 1 FROM reconciliation_runs WHERE scheduled_for = $1'), [day]);
+  return result.rows.length > 0;
+}
+
+export function isScheduledRunTaken(error: unknown): boolean {
+  const failure = error as { code?: unknown; constraint?: unknown } | null;
+  return failure?.code === '23505' && failure.constraint === 'reconciliation_runs_scheduled_for_key';
 }
 
 export async function finishRun(db: Queryable, run: { id: string; inputFileIds: readonly string[];

@@ -95,7 +95,7 @@ export class ReconciliationRuns {
   constructor(private readonly pool: pg.Pool, private readonly options: { logger?: Logger } = {}) {}
 
   /** Runs as of `asOf`, then alerts: a log line per break opened and an `ALERT` line with the counts. */
-  async run(request: { asOf: string }): Promise<RunResult> {
+  async run(request: { asOf: string; scheduledFor?: string }): Promise<RunResult> {
     const result = await this.match(request);
     const opened = Object.entries(result.counts.breaks_opened);
     const logger = this.options.logger;
@@ -111,11 +111,11 @@ export class ReconciliationRuns {
     return result;
   }
 
-  private async match(request: { asOf: string }): Promise<RunResult> {
+  private async match(request: { asOf: string; scheduledFor?: string }): Promise<RunResult> {
     const id = newId('rrun');
     return withTransaction(this.pool, async (client) => {
       await lockImports(client);
-      await store.insertRun(client, { id, asOf: request.asOf });
+      await store.insertRun(client, { id, asOf: request.asOf, scheduledFor: request.scheduledFor });
       const itemsCollected = await store.collectItems(client, request.asOf);
       const lines = await store.createOpenLines(client, { asOf: request.asOf, types: Object.keys(lineKinds),
         kinds: Object.values(lineKinds) });

@@ -24,6 +24,8 @@ CREATE TABLE reconciliation_runs (
   finished_at timestamptz,
   -- The imported files whose records were open when the run began: its inputs.
   input_file_ids text[] NOT NULL DEFAULT '{}',
+  -- The day of a scheduled daily run (PENNY_RECON_SCHEDULE): one per day, whichever process makes it.
+  scheduled_for date UNIQUE,
   counts jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(counts) = 'object')
 );
 CREATE INDEX reconciliation_runs_started ON reconciliation_runs (started_at DESC, id DESC);

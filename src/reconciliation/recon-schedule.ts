@@ -1,0 +1,128 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { BalanceService } from '../balances/balance-service.js';
+import { nowMs } from '../clock.js';
+import type { ConnectorRegistry } from '../connectors/connector.js';
+import { raiseAlert } from '../metrics/metrics.js';
+import type { ReconciliationImports } from './recon-import.js';
+import { isScheduledRunTaken, selectScheduledRunExists } from './recon-match-store.js';
+import type { ReconciliationRuns, RunResult } from './recon-run.js';
+
+/**
+ * The daily reconciliation run (PENNY_RECON_SCHEDULE, e.g. `02:00` UTC; off when unset): once the
+ * day's time has come, it imports each connector's settlement report of the previous day through
+ * the connector interface, exactly as `penny recon import --source <connector>` would (one file per
+ * currency Penny holds receivables in), then the files waiting in PENNY_RECON_INBOX, then runs as
+ * of today. One scheduled run a day, whichever process makes it (a unique day on the run); the
+ * imports are idempotent, so two processes racing import nothing twice.
+ *
+ * The inbox: a file directly in it is imported under its format's name as source; a file in a
+ * folder of it under the folder's name (`inbox/bank-eur/statement.xml` → source `bank-eur`). An
+ * imported file moves to `imported/`, a refused one to `refused/` (with an alert), so each is read
+ * once. At most `inboxFilesMax` files a run; the rest wait for the next day's run.
+ */
+export const inboxFilesMax = 100;
+
+const setAside = new Set(['imported', 'refused']);
+
+export interface ScheduleDependencies {
+  readonly connectors: ConnectorRegistry;
+  readonly balances: BalanceService;
+  readonly imports: ReconciliationImports;
+  readonly runs: ReconciliationRuns;
+  readonly logger: Logger;
+  readonly schedule: { readonly hour: number; readonly minute: number };
+  readonly inbox: string | undefined;
+}
+
+export class ReconciliationSchedule {
+  constructor(private readonly pool: pg.Pool, private readonly dependencies: ScheduleDependencies) {}
+
+  /** What the worker runs each tick: today's scheduled run, once it is due and no process has made it. */
+  async runDue(): Promise<RunResult | undefined> {
+    const now = nowMs();
+    const today = utcDay(now);
+    const { hour, minute } = this.dependencies.schedule;
+    if (now < Date.parse(`${today}T00:00:00Z`) + (hour * 60 + minute) * 60_000) return undefined;
+    if (await selectScheduledRunExists(this.pool, today)) return undefined;
+    await this.importSettlementReports(utcDay(now - 86_400_000));
+    await this.importInbox();
+    try {
+      const run = await this.dependencies.runs.run({ asOf: today, scheduledFor: today });
+      this.dependencies.logger.info({ run: run.id, as_of: today, counts: run.counts }, 'scheduled reconciliation run');
+      return run;
+    } catch (error) {
+      if (isScheduledRunTaken(error)) return undefined;
+      throw error;
+    }
+  }
+
+  private async importSettlementReports(day: string): Promise<void> {
+    const currencies = await this.dependencies.balances.receivableCurrencies();
+    for (const connectorId of this.dependencies.connectors.ids()) {
+      const connector = this.dependencies.connectors.get(connectorId);
+      if (!connector.capabilities.settlementReports) continue;
+      for (const currency of currencies) {
+        const filename = `${connectorId}-settlement-${day}-${currency}.csv`;
+        try {
+          const report = await connector.fetchSettlementReport({ day, currency });
+          if (report.trim() === '') continue;
+          await this.dependencies.imports.importFile({ body: Readable.from([Buffer.from(report, 'utf8')]), filename,
+            source: connectorId });
+        } catch (error) {
+          // One report Penny cannot read or fetch holds back neither the others nor the run.
+          raiseAlert(this.dependencies.logger, 'reconciliation_import_failed', { file: filename,
+            error: error instanceof Error ? error.message : String(error) }, 'a settlement report was not imported');
+        }
+      }
+    }
+  }
+
+  private async importInbox(): Promise<void> {
+    const inbox = this.dependencies.inbox;
+    if (inbox === undefined) return;
+    for (const file of (await waitingFiles(inbox)).slice(0, inboxFilesMax)) {
+      const body = fs.createReadStream(file.path);
+      const name = path.basename(file.path);
+      try {
+        await this.dependencies.imports.importFile({ body, filename: name, source: file.source });
+        await moveTo(inbox, 'imported', file.path);
+      } catch (error) {
+        raiseAlert(this.dependencies.logger, 'reconciliation_import_failed', { file: file.path,
+          error: error instanceof Error ? error.message : String(error) }, 'a file of the reconciliation inbox was refused');
+        await moveTo(inbox, 'refused', file.path);
+      } finally {
+        body.destroy();
+      }
+    }
+  }
+}
+
+/** The inbox's files, oldest name first: its own, then one level of source folders. */
+async function waitingFiles(inbox: string): Promise<{ path: string; source: string | undefined }[]> {
+  const found: { path: string; source: string | undefined }[] = [];
+  const entries = await fs.promises.readdir(inbox, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries.sort((left, right) => left.name.localeCompare(right.name))) {
+    if (entry.isFile()) found.push({ path: path.join(inbox, entry.name), source: undefined });
+    if (!entry.isDirectory() || setAside.has(entry.name)) continue;
+    const inner = await fs.promises.readdir(path.join(inbox, entry.name), { withFileTypes: true });
+    const files = inner.filter((item) => item.isFile()).sort((left, right) => left.name.localeCompare(right.name));
+    for (const file of files) {
+      found.push({ path: path.join(inbox, entry.name, file.name), source: entry.name });
+    }
+  }
+  return found;
+}
+
+async function moveTo(inbox: string, folder: 'imported' | 'refused', file: string): Promise<void> {
+  const relative = path.relative(inbox, file).split(path.sep).join('__');
+  await fs.promises.mkdir(path.join(inbox, folder), { recursive: true });
+  await fs.promises.rename(file, path.join(inbox, folder, relative));
+}
+
+function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
