@@ -32,17 +32,3 @@ export function currencyCodesKnown(): string[] {
   return [...exponents.keys()].sort();
 }
 
-/**
- * Minor units as a decimal of the currency's major unit with its ISO 4217 exponent, exactly (no
- * float is made): USD 1234 → "12.34", USD -5 → "-0.05", JPY 500 → "500", KWD 1250 → "1.250".
- * What Stripe's report CSVs write ("major units of the currency, dollars for USD, yen for JPY"),
- * and what reconciliation's decimal reader takes back.
- */
-export function minorToMajorDecimal(code: string, minor: bigint, separator: '.' | ',' = '.'): string {
-  const exponent = currencyExponent(code);
-  const sign = minor < 0n ? '-' : '';
-  const digits = (minor < 0n ? -minor : minor).toString().padStart(exponent + 1, '0');
-  if (exponent === 0) return `${sign}${digits}`;
-  const point = digits.length - exponent;
-  return `${sign}${digits.slice(0, point)}${separator}${digits.slice(point)}`;
-}

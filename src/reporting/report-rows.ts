@@ -5,7 +5,7 @@ import {
 import { limits } from '../config.js';
 import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
-import { minorToMajorDecimal } from '../money/currency.js';
+import { minorToDecimal } from '../money/decimal-amount.js';
 import { selectAutomaticPayoutsArrivingBetween, selectPayoutsByIds, type PayoutRow } from '../payouts/payout-store.js';
 import type { ReportRunParameters, ReportTypeId } from './report-types.js';
 
@@ -14,7 +14,7 @@ import type { ReportRunParameters, ReportTypeId } from './report-types.js';
  * `limits.reportRowsPerQueryMax` balance transactions (or `limits.reportPayoutsPerQueryMax`
  * payouts), oldest first, and continues after the last row read (a keyset cursor), so a report of
  * any length is read in bounded steps. Amounts are written from the ledger's minor units as
- * major-unit decimals with the currency's ISO 4217 exponent (`minorToMajorDecimal`), never through
+ * major-unit decimals with the currency's ISO 4217 exponent (`minorToDecimal`), never through
  * a float; times as `YYYY-MM-DD HH:MM:SS`, in UTC for the `_utc` columns and in the run's
  * `timezone` (UTC without one) for the others. The interval is on `created` for transactions and
  * on the payout's arrival for payout reconciliation, `interval_start` inclusive and `interval_end`
@@ -222,7 +222,7 @@ class Formatter {
   }
 
   amount(currency: string, minor: bigint): string {
-    return minorToMajorDecimal(currency.toUpperCase(), minor, this.separator);
+    return minorToDecimal(minor, currency.toUpperCase(), this.separator);
   }
 
   utc(iso: string): string {

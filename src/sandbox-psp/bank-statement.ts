@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { XMLBuilder } from 'fast-xml-parser';
 import { currencyExponent } from '../money/currency.js';
-import { formatMinorDecimal } from './settlement-report.js';
+import { minorToDecimal } from '../money/decimal-amount.js';
 
 /**
  * The sandbox bank's account statement: ISO 20022 camt.053.001.08, the version decisions.md
@@ -95,7 +95,7 @@ function isDay(text: string): boolean {
 function signedAmount(amountMinor: bigint, currency: string): { Amt: object; CdtDbtInd: 'CRDT' | 'DBIT' } {
   const magnitude = amountMinor < 0n ? -amountMinor : amountMinor;
   return {
-    Amt: { '#text': formatMinorDecimal(magnitude, currency), '@_Ccy': currency },
+    Amt: { '#text': minorToDecimal(magnitude, currency), '@_Ccy': currency },
     CdtDbtInd: amountMinor < 0n ? 'DBIT' : 'CRDT',
   };
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { stringify } from 'csv-stringify/sync';
 import { currencyExponent } from '../money/currency.js';
+import { minorToDecimal } from '../money/decimal-amount.js';
 import { feeMinor } from '../money/fee.js';
 
 /**
@@ -120,19 +121,6 @@ export interface PspFeeBreakdown {
   readonly interchangeMinor: bigint;
 }
 
-/**
- * A decimal amount from minor units by integer arithmetic with the currency's exponent:
- * JPY 1000n → "1000", USD 1000n → "10.00", KWD 1000n → "1.000".
- */
-export function formatMinorDecimal(amountMinor: bigint, currency: string): string {
-  const exponent = currencyExponent(currency);
-  const sign = amountMinor < 0n ? '-' : '';
-  const magnitude = amountMinor < 0n ? -amountMinor : amountMinor;
-  if (exponent === 0) return `${sign}${magnitude}`;
-  const scale = 10n ** BigInt(exponent);
-  const fraction = (magnitude % scale).toString().padStart(exponent, '0');
-  return `${sign}${magnitude / scale}.${fraction}`;
-}
 
 /**
  * Splits the sandbox's fee for a capture over the four SDR fee columns so they sum to
@@ -371,8 +359,8 @@ function payoutRow(payoutReference: string, amountMinor: bigint, currency: strin
 }
 
 function csvRecord(row: SettlementRow, input: SettlementBatchInput, bookingDateTime: string): Record<string, string> {
-  const gross = (minor: bigint | null): string => (minor === null ? '' : formatMinorDecimal(minor, row.grossCurrency));
-  const net = (minor: bigint | null): string => (minor === null ? '' : formatMinorDecimal(minor, row.netCurrency));
+  const gross = (minor: bigint | null): string => (minor === null ? '' : minorToDecimal(minor, row.grossCurrency));
+  const net = (minor: bigint | null): string => (minor === null ? '' : minorToDecimal(minor, row.netCurrency));
   return {
     'Company Account': input.companyAccount,
     'Merchant Account': input.merchantAccount,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { currencyCodesKnown, currencyExponent, isCurrency, minorToMajorDecimal } from '../../src/money/currency.js';
+import { currencyCodesKnown, currencyExponent, isCurrency } from '../../src/money/currency.js';
 
 describe('ISO 4217 currencies', () => {
   it.each([
@@ -55,17 +55,5 @@ describe('ISO 4217 currencies', () => {
     const codes = currencyCodesKnown();
     expect(codes).toContain('USD');
     for (const code of ['XXX', 'XTS', 'XAU', 'XAG', 'XPT', 'XPD']) expect(codes).not.toContain(code);
-  });
-});
-
-describe('minorToMajorDecimal', () => {
-  it('writes minor units as an exact decimal of the major unit with the ISO exponent', () => {
-    expect(minorToMajorDecimal('USD', 1234n)).toBe('12.34');
-    expect(minorToMajorDecimal('USD', -5n)).toBe('-0.05');
-    expect(minorToMajorDecimal('USD', 0n)).toBe('0.00');
-    expect(minorToMajorDecimal('JPY', 500n)).toBe('500');
-    expect(minorToMajorDecimal('KWD', -1250n)).toBe('-1.250');
-    expect(minorToMajorDecimal('EUR', 9007199254740991n)).toBe('90071992547409.91');
-    expect(minorToMajorDecimal('EUR', 123456n, ',')).toBe('1234,56');
   });
 });

@@ -22,4 +22,9 @@ describe('minorToDecimal', () => {
   it('stays exact beyond 2^53', () => {
     expect(minorToDecimal(123456789012345678901n, 'USD')).toBe('1234567890123456789.01');
   });
+
+  it('writes the whole 2^53−1 minor units, and a comma separator on request', () => {
+    expect(minorToDecimal(9007199254740991n, 'EUR')).toBe('90071992547409.91');
+    expect(minorToDecimal(123456n, 'EUR', ',')).toBe('1234,56');
+  });
 });

@@ -5,7 +5,6 @@ import { currencyExponent } from '../../src/money/currency.js';
 import { feeMinor } from '../../src/money/fee.js';
 import {
   chargebackFeeMinor,
-  formatMinorDecimal,
   pspFeeBreakdown,
   settlementDetailsReport,
   type SettledOperation,
@@ -352,17 +351,5 @@ describe('pspFeeBreakdown', () => {
         expect(Object.values(parts).every((part) => part >= 0n)).toBe(true);
       },
     ));
-  });
-});
-
-describe('formatMinorDecimal', () => {
-  it.each([
-    [1000n, 'JPY', '1000'],
-    [1000n, 'USD', '10.00'],
-    [5n, 'USD', '0.05'],
-    [1000n, 'KWD', '1.000'],
-    [-1234n, 'EUR', '-12.34'],
-  ])('formats %s minor units of %s as %s', (amountMinor, currency, text) => {
-    expect(formatMinorDecimal(amountMinor, currency)).toBe(text);
   });
 });
