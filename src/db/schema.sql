@@ -757,8 +757,10 @@ CREATE TABLE reconciliation_items (
   gross_minor bigint NOT NULL,
   fee_minor bigint NOT NULL,
   day date NOT NULL,
+  due_by date NOT NULL,
   collected_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   CONSTRAINT reconciliation_items_pkey PRIMARY KEY (id),
+  CONSTRAINT reconciliation_items_check CHECK (due_by > day),
   CONSTRAINT reconciliation_items_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
   CONSTRAINT reconciliation_items_fee_minor_check CHECK (fee_minor >= 0),
   CONSTRAINT reconciliation_items_kind_check CHECK (kind = ANY (ARRAY['capture'::text, 'refund'::text, 'chargeback'::text, 'chargeback_reversed'::text, 'payout'::text])),
@@ -1544,6 +1546,14 @@ BEGIN
   RAISE EXCEPTION 'reconciliation break % is kept: it is resolved or ignored, never deleted', OLD.id;
 END $function$;
 
+CREATE OR REPLACE FUNCTION public.reconciliation_kept()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  RAISE EXCEPTION '% rows are kept: reconciliation history is never deleted or rewritten', TG_TABLE_NAME;
+END $function$;
+
 --
 -- Views
 --
@@ -1600,6 +1610,16 @@ CREATE TRIGGER merchants_no_truncate BEFORE TRUNCATE ON merchants FOR EACH STATE
 CREATE TRIGGER reconciliation_breaks_forward_only BEFORE UPDATE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_forward_only();
 CREATE TRIGGER reconciliation_breaks_no_delete BEFORE DELETE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_kept();
 
+CREATE TRIGGER reconciliation_item_matches_kept BEFORE DELETE OR UPDATE ON reconciliation_item_matches FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
+CREATE TRIGGER reconciliation_items_kept BEFORE DELETE ON reconciliation_items FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
+CREATE TRIGGER reconciliation_record_matches_kept BEFORE DELETE OR UPDATE ON reconciliation_record_matches FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
+CREATE TRIGGER reconciliation_records_kept BEFORE DELETE ON reconciliation_records FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
+CREATE TRIGGER reconciliation_runs_kept BEFORE DELETE ON reconciliation_runs FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
 --
 -- Foreign keys
 --
@@ -1640,20 +1660,6 @@ ALTER TABLE reconciliation_breaks
   ADD CONSTRAINT reconciliation_breaks_resolved_by_run_id_fkey FOREIGN KEY (resolved_by_run_id) REFERENCES reconciliation_runs(id);
 ALTER TABLE reconciliation_breaks
   ADD CONSTRAINT reconciliation_breaks_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
-ALTER TABLE reconciliation_item_matches
-  ADD CONSTRAINT reconciliation_item_matches_item_id_fkey FOREIGN KEY (item_id) REFERENCES reconciliation_items(id);
-ALTER TABLE reconciliation_item_matches
-  ADD CONSTRAINT reconciliation_item_matches_record_id_fkey FOREIGN KEY (record_id) REFERENCES reconciliation_records(id);
-ALTER TABLE reconciliation_item_matches
-  ADD CONSTRAINT reconciliation_item_matches_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
-ALTER TABLE reconciliation_record_matches
-  ADD CONSTRAINT reconciliation_record_matches_counterpart_record_id_fkey FOREIGN KEY (counterpart_record_id) REFERENCES reconciliation_records(id);
-ALTER TABLE reconciliation_record_matches
-  ADD CONSTRAINT reconciliation_record_matches_item_id_fkey FOREIGN KEY (item_id) REFERENCES reconciliation_items(id);
-ALTER TABLE reconciliation_record_matches
-  ADD CONSTRAINT reconciliation_record_matches_record_id_fkey FOREIGN KEY (record_id) REFERENCES reconciliation_records(id);
-ALTER TABLE reconciliation_record_matches
-  ADD CONSTRAINT reconciliation_record_matches_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
 ALTER TABLE reconciliation_records
   ADD CONSTRAINT reconciliation_records_conflicts_with_record_id_fkey FOREIGN KEY (conflicts_with_record_id) REFERENCES reconciliation_records(id);
 ALTER TABLE reconciliation_records

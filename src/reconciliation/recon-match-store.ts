@@ -63,45 +63,48 @@ export async function finishRun(db: Queryable, run: { id: string; inputFileIds: 
  */
 export async function collectItems(db: Queryable, asOf: string): Promise<number> {
   const captures = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
-       merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day)
+       merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'capture', c.id, c.attempt_id, c.merchant_id, c.merchant_id, c.connector, c.psp_reference, upper(c.currency),
        c.amount_captured, coalesce((SELECT p.amount_minor FROM ledger_entries e
          JOIN ledger_postings p ON p.entry_id = e.id AND p.direction = 'debit' AND p.phase = 'posted'
          WHERE e.external_reference = 'penny:charge:' || c.id || ':psp_fee' LIMIT 1), 0),
-       (bt.created_at AT TIME ZONE 'UTC')::date
+       (bt.created_at AT TIME ZONE 'UTC')::date,
+       penny_business_days_after((bt.created_at AT TIME ZONE 'UTC')::date, 3)
      FROM charges c
      JOIN balance_transactions bt ON bt.merchant_id = c.merchant_id AND bt.source_id = c.id AND bt.type = 'charge'
      WHERE c.captured AND (bt.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'capture' AND i.reference = c.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
   const refunds = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
-       connector, psp_reference, currency, gross_minor, fee_minor, day)
+       connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'refund', r.id, r.merchant_id, r.merchant_id, r.connector, r.psp_reference, upper(r.currency), -r.amount, 0,
-       (r.created_at AT TIME ZONE 'UTC')::date
+       (r.created_at AT TIME ZONE 'UTC')::date, penny_business_days_after((r.created_at AT TIME ZONE 'UTC')::date, 3)
      FROM refunds r
      WHERE r.status = 'succeeded' AND (r.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'refund' AND i.reference = r.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
   const disputes = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
-       merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day)
+       merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'chargeback', d.id, d.charge_id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
-       -d.amount_minor, d.fee_minor, (d.created_at AT TIME ZONE 'UTC')::date
+       -d.amount_minor, d.fee_minor, (d.created_at AT TIME ZONE 'UTC')::date,
+       penny_business_days_after((d.created_at AT TIME ZONE 'UTC')::date, 3)
      FROM disputes d
      WHERE (d.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback' AND i.reference = d.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
   const won = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
-       connector, psp_reference, currency, gross_minor, fee_minor, day)
+       connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'chargeback_reversed', d.id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
-       d.amount_minor, 0, (d.updated_at AT TIME ZONE 'UTC')::date
+       d.amount_minor, 0, (d.updated_at AT TIME ZONE 'UTC')::date,
+       penny_business_days_after((d.updated_at AT TIME ZONE 'UTC')::date, 3)
      FROM disputes d
      WHERE d.status = 'won' AND (d.updated_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback_reversed' AND i.reference = d.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
   const payouts = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
-       connector, psp_reference, currency, gross_minor, fee_minor, day)
+       connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'payout', p.id, p.merchant_id, p.account_id, p.connector, p.psp_reference, p.currency, -p.amount_minor, 0,
-       (p.updated_at AT TIME ZONE 'UTC')::date
+       (p.updated_at AT TIME ZONE 'UTC')::date, penny_business_days_after((p.updated_at AT TIME ZONE 'UTC')::date, 3)
      FROM payouts p
      WHERE p.status = 'paid' AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'payout' AND i.reference = p.id)
@@ -185,34 +188,43 @@ export async function insertReferenceMatches(db: Queryable, runId: string): Prom
  */
 export async function insertPairBreaks(db: Queryable, runId: string): Promise<void> {
   await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
-     SELECT ${newBreakId}, t.type || '|record:' || l.id || '|item:' || i.id, $1, t.type, 'ledger_psp',
-       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, t.expected, t.actual, t.actual - t.expected,
-       i.merchant_id, i.owner_id, l.id, i.id, t.detail
+     SELECT ${newBreakId}, d.type || '|record:' || d.record_id || '|item:' || d.item_id, $1, d.type, 'ledger_psp',
+       d.external_ref, d.reference, d.currency, d.expected, d.actual, d.actual - d.expected, d.merchant_id, d.owner_id,
+       d.record_id, d.item_id,
+       CASE d.type
+         WHEN 'currency_mismatch' THEN 'the PSP reports ' || d.kind || ' ' || d.reference || ' in ' || d.line_currency
+           || ', Penny booked it in ' || d.currency
+         WHEN 'amount_mismatch' THEN 'the PSP reports a gross of ' || d.actual || ' for ' || d.kind || ' ' || d.reference
+           || ', Penny booked ' || d.expected
+         ELSE 'the PSP kept a fee of ' || d.actual || ' on ' || d.kind || ' ' || d.reference || ', Penny expected '
+           || d.expected END
+     FROM (
+       SELECT l.id AS record_id, i.id AS item_id, coalesce(l.psp_reference, l.external_id) AS external_ref, i.reference,
+         i.kind, i.currency, l.gross_currency AS line_currency, i.merchant_id, i.owner_id,
+         CASE WHEN l.gross_currency <> i.currency THEN 'currency_mismatch'
+              WHEN l.gross_minor <> i.gross_minor THEN 'amount_mismatch'
+              WHEN l.fee_minor <> i.fee_minor THEN 'fee_mismatch' END AS type,
+         CASE WHEN l.gross_currency = i.currency AND l.gross_minor = i.gross_minor THEN i.fee_minor
+              ELSE i.gross_minor END AS expected,
+         CASE WHEN l.gross_currency = i.currency AND l.gross_minor = i.gross_minor THEN l.fee_minor
+              ELSE l.gross_minor END AS actual
+       FROM recon_primary p
+       JOIN recon_lines l ON l.id = p.record_id
+       JOIN reconciliation_items i ON i.id = p.item_id
+       WHERE p.rank_in_item = 1 AND NOT p.item_taken
+         AND (l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor)
+     ) d
+     ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
+  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
+     SELECT ${newBreakId}, 'late_settlement|record:' || l.id || '|item:' || i.id, $1, 'late_settlement', 'ledger_psp',
+       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, i.gross_minor, l.gross_minor,
+       l.gross_minor - i.gross_minor, i.merchant_id, i.owner_id, l.id, i.id,
+       i.kind || ' ' || i.reference || ' of ' || i.day || ' was settled on ' || l.booking_date || ', after its window ('
+         || i.due_by || ')'
      FROM recon_primary p
      JOIN recon_lines l ON l.id = p.record_id
      JOIN reconciliation_items i ON i.id = p.item_id
-     CROSS JOIN LATERAL (
-       SELECT 'currency_mismatch' AS type, i.gross_minor AS expected, l.gross_minor AS actual,
-         'the PSP reports ' || i.kind || ' ' || i.reference || ' in ' || l.gross_currency || ', Penny booked it in '
-           || i.currency AS detail
-       WHERE l.gross_currency <> i.currency
-       UNION ALL
-       SELECT 'amount_mismatch', i.gross_minor, l.gross_minor,
-         'the PSP reports a gross of ' || l.gross_minor || ' for ' || i.kind || ' ' || i.reference || ', Penny booked '
-           || i.gross_minor
-       WHERE l.gross_currency = i.currency AND l.gross_minor <> i.gross_minor
-       UNION ALL
-       SELECT 'fee_mismatch', i.fee_minor, l.fee_minor,
-         'the PSP kept a fee of ' || l.fee_minor || ' on ' || i.kind || ' ' || i.reference || ', Penny expected '
-           || i.fee_minor
-       WHERE l.gross_currency = i.currency AND l.gross_minor = i.gross_minor AND l.fee_minor <> i.fee_minor
-       UNION ALL
-       SELECT 'late_settlement', i.gross_minor, l.gross_minor,
-         i.kind || ' ' || i.reference || ' of ' || i.day || ' was settled on ' || l.booking_date || ', after its window ('
-           || penny_business_days_after(i.day, 3) || ')'
-       WHERE l.booking_date > penny_business_days_after(i.day, 3)
-     ) t
-     WHERE p.rank_in_item = 1 AND NOT p.item_taken
+     WHERE p.rank_in_item = 1 AND NOT p.item_taken AND l.booking_date > i.due_by
      ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
   await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
      SELECT ${newBreakId}, 'duplicate_external|record:' || l.id, $1, 'duplicate_external', 'ledger_psp',
@@ -370,22 +382,22 @@ export async function insertBreaks(db: Queryable, breaks: readonly BreakInsert[]
  * Items past their window that no PSP line matched: `missing_in_psp_report` (the item stays open,
  * so a late line still matches it). Answers how many are still inside their window: pending.
  */
-export async function insertMissingInPspReport(db: Queryable, query: { runId: string; asOf: string;
-  windowDays: number }): Promise<number> {
-  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
-     SELECT ${newBreakId}, 'missing_in_psp_report|item:' || i.id, $1, 'missing_in_psp_report', 'ledger_psp',
-       i.psp_reference, i.reference, i.currency, i.gross_minor, 0, -i.gross_minor, i.merchant_id, i.owner_id, NULL, i.id,
-       i.kind || ' ' || i.reference || ' of ' || i.day || ' is in no PSP report after its window ('
-         || penny_business_days_after(i.day, $3) || ')'
-     FROM reconciliation_items i
-     WHERE i.day <= $2::date AND $2::date > penny_business_days_after(i.day, $3)
-       AND NOT EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = i.id)
-     ON CONFLICT (fingerprint) DO NOTHING`), [query.runId, query.asOf, query.windowDays]);
-  const pending = await db.query<{ count: string }>(named(`SELECT count(*) FROM reconciliation_items i
-     WHERE i.day <= $1::date AND $1::date <= penny_business_days_after(i.day, $2)
-       AND NOT EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = i.id)`),
-  [query.asOf, query.windowDays]);
-  return Number(pending.rows[0]?.count ?? 0);
+export async function insertMissingInPspReport(db: Queryable, query: { runId: string; asOf: string }):
+Promise<number> {
+  const result = await db.query<{ pending: bigint }>(named(`WITH open AS (
+       SELECT i.* FROM reconciliation_items i
+       WHERE i.day <= $2::date AND NOT EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = i.id)
+     ), opened AS (
+       INSERT INTO reconciliation_breaks (${breakColumns})
+       SELECT ${newBreakId}, 'missing_in_psp_report|item:' || o.id, $1, 'missing_in_psp_report', 'ledger_psp',
+         o.psp_reference, o.reference, o.currency, o.gross_minor, 0, -o.gross_minor, o.merchant_id, o.owner_id, NULL,
+         o.id, o.kind || ' ' || o.reference || ' of ' || o.day || ' is in no PSP report after its window ('
+           || o.due_by || ')'
+       FROM open o WHERE $2::date > o.due_by
+       ON CONFLICT (fingerprint) DO NOTHING
+     )
+     SELECT count(*) FILTER (WHERE $2::date <= due_by) AS pending FROM open`), [query.runId, query.asOf]);
+  return Number(result.rows[0]?.pending ?? 0n);
 }
 
 /** Statements whose own arithmetic fails (opening + entries ≠ closing), up to `asOf`. */

@@ -32,7 +32,10 @@ import type { BreakInsert, OpenBankEntryRow, OpenPayoutRow } from './recon-match
  * under the imports' lock, so it sees whole files and two runs never interleave.
  */
 
-/** Business days an item, a payout or a bank entry may take before it is a break (decisions.md, "Time"). */
+/**
+ * Business days an item, a payout or a bank entry may take before it is a break (decisions.md,
+ * "Time"); an item's `due_by` column (migration 0036) holds the same 3.
+ */
 export const windowBusinessDays = 3;
 
 /** The most payouts and bank entries one run pairs in memory (the PSP↔bank leg); the rest wait for the next run. */
@@ -126,8 +129,7 @@ export class ReconciliationRuns {
       await store.insertMissingInLedger(client, id);
       await store.insertPayoutTotalBreaks(client, { runId: id, payoutTypes: payoutRecordTypes });
       const bank = await this.matchBankLeg(client, { runId: id, asOf: request.asOf });
-      const pendingItems = await store.insertMissingInPspReport(client, { runId: id, asOf: request.asOf,
-        windowDays: windowBusinessDays });
+      const pendingItems = await store.insertMissingInPspReport(client, { runId: id, asOf: request.asOf });
       await store.insertStatementBreaks(client, { runId: id, asOf: request.asOf });
       await store.insertConflictBreaks(client, { runId: id, asOf: request.asOf });
       const resolved = await store.resolveMatchedBreaks(client, id);

@@ -27,8 +27,8 @@ export interface ScenarioItem {
 export async function seedScenarioLedger(db: Queryable, items: readonly ScenarioItem[]): Promise<void> {
   for (const item of items) {
     await db.query(`INSERT INTO reconciliation_items (kind, reference, alternate_reference, merchant_id, owner_id,
-         connector, psp_reference, currency, gross_minor, fee_minor, day)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+         connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, penny_business_days_after($11::date, 3))`,
     [item.kind, item.reference, item.alternate_reference ?? null, item.merchant_id, item.owner_id, item.connector,
       item.psp_reference ?? null, item.currency, BigInt(item.gross_minor).toString(), BigInt(item.fee_minor).toString(),
       item.day]);
