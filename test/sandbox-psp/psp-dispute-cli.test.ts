@@ -24,7 +24,8 @@ beforeAll(async () => {
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, 'sandbox-psp', ...args], { env: { PATH: process.env.PATH,
-      HOME: process.env.HOME, DATABASE_URL: database.url, PENNY_DATA_DIR: dataDirectory, PENNY_LOG_LEVEL: 'warn' } });
+      HOME: process.env.HOME, DATABASE_URL: database.url, PENNY_DATA_DIR: dataDirectory, PENNY_LOG_LEVEL: 'warn',
+      PENNY_SANDBOX_PSP_URL: sandbox.url } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
