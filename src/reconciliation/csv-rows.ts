@@ -35,9 +35,13 @@ const firstLineCharsMax = 1024 * 1024;
 export async function* csvRows(input: Readable, shape: CsvShape): AsyncGenerator<CsvRow> {
   const chunks = decodedChunks(input);
   let header: readonly string[] | undefined;
-  const toRow = (line: number, fields: readonly string[]): CsvRow | undefined => {
+  let jsonKeys: readonly string[] | undefined;
+  const toRow = (line: number, fields: readonly string[], plain = false): CsvRow | undefined => {
     if (header === undefined) {
       header = checkHeader(fields, shape);
+      // An object's keys keep their order unless they look like array indexes; __proto__ is no key.
+      jsonKeys = header.every((name) => !/^(0|[1-9]\d*)$/.test(name) && name !== '__proto__')
+        ? header.map((name, index) => `${index === 0 ? '{' : ','}${JSON.stringify(name)}:`) : undefined;
       return undefined;
     }
     if (fields.length !== header.length) {
@@ -45,7 +49,21 @@ export async function* csvRows(input: Readable, shape: CsvShape): AsyncGenerator
         + `columns length is ${header.length}, got ${fields.length} on line ${line}`);
     }
     const values: Record<string, string> = {};
-    for (let index = 0; index < fields.length; index += 1) values[header[index] as string] = fields[index] as string;
+    for (let index = 0; index < fields.length; index += 1) {
+      const name = header[index] as string;
+      // An own property named __proto__, as csv-parse makes (an assignment would set the prototype).
+      if (name === '__proto__') {
+        Object.defineProperty(values, name,
+          { value: fields[index], enumerable: true, writable: true, configurable: true });
+      } else {
+        values[name] = fields[index] as string;
+      }
+    }
+    if (plain && jsonKeys !== undefined) {
+      let json = '';
+      for (let index = 0; index < fields.length; index += 1) json += `${jsonKeys[index] as string}"${fields[index] as string}"`;
+      valuesJson.set(values, `${json}}`);
+    }
     return { line, values };
   };
 
@@ -91,7 +109,7 @@ export async function* csvRows(input: Readable, shape: CsvShape): AsyncGenerator
         if (content === '') continue;
         const fields = content.split(',');
         for (let index = 0; index < fields.length; index += 1) fields[index] = (fields[index] as string).trim();
-        const row = toRow(line, fields);
+        const row = toRow(line, fields, !jsonEscaped.test(content));
         if (row !== undefined) yield row;
       }
       text = text.slice(start);
@@ -106,6 +124,20 @@ export async function* csvRows(input: Readable, shape: CsvShape): AsyncGenerator
   if (header === undefined) {
     throw fileProblem({ file: shape.file, line: 0, field: 'header' }, `${shape.what} is empty: it has no header line`);
   }
+}
+
+/** What JSON.stringify escapes in a string: a quote (never on a plain line), a backslash, controls, lone surrogates. */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const jsonEscaped = /[\\"\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * The JSON of a row's values (exactly `JSON.stringify(row.values)`), when it was made while
+ * splitting a plain line: the import hashes and stores it without stringifying the row again.
+ */
+const valuesJson = new WeakMap<object, string>();
+
+export function csvValuesJson(values: object): string | undefined {
+  return valuesJson.get(values);
 }
 
 /** A column's value; '' when the column is absent (optional columns). */

@@ -12,6 +12,7 @@ import { newId } from '../ids.js';
 import { stringifyJson } from '../json.js';
 import { readAdyenSdr } from './adyen-sdr.js';
 import { readCamt053 } from './camt053.js';
+import { csvValuesJson } from './csv-rows.js';
 import { readMt940 } from './mt940.js';
 import { fileProblem } from './recon-problem.js';
 import { presentImport, type ImportSummary } from './recon-presenter.js';
@@ -272,6 +273,18 @@ function jsonValue(value: unknown): string | undefined {
   }
 }
 
+const jsonKeys = new Map<string, string>();
+
+/** `"key":`, made once per key name. */
+function jsonKey(key: string): string {
+  let text = jsonKeys.get(key);
+  if (text === undefined) {
+    text = `${JSON.stringify(key)}:`;
+    jsonKeys.set(key, text);
+  }
+  return text;
+}
+
 /**
  * The record's content as JSON, without where it stands in its file (line, statement position):
  * what a re-export must repeat to be the same record; its SHA-256 is the record's content hash.
@@ -286,11 +299,13 @@ export function recordJson(record: ReconRecord, file: string): { contentSha256: 
   let text = '{';
   for (const key of Object.keys(record)) {
     if (key === 'line' || key === 'statementPosition') continue;
-    const value = jsonValue((record as unknown as Record<string, unknown>)[key]);
+    const field = (record as unknown as Record<string, unknown>)[key];
+    const value = (key === 'raw' && typeof field === 'object' && field !== null ? csvValuesJson(field) : undefined)
+      ?? jsonValue(field);
     if (value === undefined) continue;
     if (key === 'references') refs = value;
     else if (key === 'raw') raw = value;
-    text += `${text.length === 1 ? '' : ','}${JSON.stringify(key)}:${value}`;
+    text += `${text.length === 1 ? '' : ','}${jsonKey(key)}${value}`;
   }
   text += '}';
   if (text.includes('\\u0000')) {
