@@ -36,19 +36,24 @@ export async function* csvRows(input: Readable, shape: CsvShape): AsyncGenerator
   const chunks = decodedChunks(input);
   let header: readonly string[] | undefined;
   let jsonKeys: readonly string[] | undefined;
+  let template: Record<string, string> = {};
   const toRow = (line: number, fields: readonly string[], plain = false): CsvRow | undefined => {
     if (header === undefined) {
       header = checkHeader(fields, shape);
-      // An object's keys keep their order unless they look like array indexes; __proto__ is no key.
-      jsonKeys = header.every((name) => !/^(0|[1-9]\d*)$/.test(name) && name !== '__proto__')
+      // An object's keys keep their order unless they look like array indexes; __proto__ is no key;
+      // the JSON is free of backslashes (the import copies it as it is).
+      jsonKeys = header.every((name) => !/^(0|[1-9]\d*)$/.test(name) && name !== '__proto__' && !jsonEscaped.test(name))
         ? header.map((name, index) => `${index === 0 ? '{' : ','}${JSON.stringify(name)}:`) : undefined;
+      // Each row is a copy of an object with every column (JSON.parse makes it with a shape of its
+      // own, its values then replaced in place): many times faster than adding 30-odd keys to {}.
+      template = JSON.parse(`{${header.map((name) => `${JSON.stringify(name)}:""`).join(',')}}`) as Record<string, string>;
       return undefined;
     }
     if (fields.length !== header.length) {
       throw fileProblem({ file: shape.file, line, field: 'row' }, 'not readable as CSV: Invalid Record Length: '
         + `columns length is ${header.length}, got ${fields.length} on line ${line}`);
     }
-    const values: Record<string, string> = {};
+    const values: Record<string, string> = { ...template };
     for (let index = 0; index < fields.length; index += 1) {
       const name = header[index] as string;
       // An own property named __proto__, as csv-parse makes (an assignment would set the prototype).
@@ -62,7 +67,8 @@ export async function* csvRows(input: Readable, shape: CsvShape): AsyncGenerator
     if (plain && jsonKeys !== undefined) {
       let json = '';
       for (let index = 0; index < fields.length; index += 1) json += `${jsonKeys[index] as string}"${fields[index] as string}"`;
-      valuesJson.set(values, `${json}}`);
+      lastValues = values;
+      lastValuesJson = `${json}}`;
     }
     return { line, values };
   };
@@ -131,13 +137,16 @@ export async function* csvRows(input: Readable, shape: CsvShape): AsyncGenerator
 const jsonEscaped = /[\\"\u0000-\u001f\ud800-\udfff]/;
 
 /**
- * The JSON of a row's values (exactly `JSON.stringify(row.values)`), when it was made while
- * splitting a plain line: the import hashes and stores it without stringifying the row again.
+ * The JSON of the last row's values (exactly `JSON.stringify(row.values)`), when it was made while
+ * splitting a plain line: the import, which takes each record as it is read, hashes and stores it
+ * without stringifying the row again (one row kept: a WeakMap of every row costs the collector
+ * more than it saves). It holds no backslash and no control character.
  */
-const valuesJson = new WeakMap<object, string>();
+let lastValues: object | undefined;
+let lastValuesJson = '';
 
 export function csvValuesJson(values: object): string | undefined {
-  return valuesJson.get(values);
+  return values === lastValues ? lastValuesJson : undefined;
 }
 
 /** A column's value; '' when the column is absent (optional columns). */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -119,7 +119,8 @@ export class ReconciliationImports {
       alreadyKnown,
       statements: await store.selectStatements(db, file.id, itemsMax),
       statementCount: await store.countStatements(db, file.id),
-      conflicts: await store.selectConflicts(db, file.id, itemsMax),
+      // None to list is the common case: no query (its plan can read every record of a large file).
+      conflicts: file.conflictingRecordCount === 0 ? [] : await store.selectConflicts(db, file.id, itemsMax),
     });
   }
 }
@@ -190,7 +191,7 @@ async function writeItems(client: pg.PoolClient, target: { fileId: string; sourc
       seq += 1;
       const maybeSeen = seen.add(record.externalId);
       if (maybeSeen) repeated += 1;
-      await copy.write(store.stagingRow(seq, record, maybeSeen, json.contentSha256, json.refs, json.raw));
+      await copy.write(store.stagingRow(seq, record, maybeSeen, json));
     }
     await writeStatements();
   } catch (error) {
@@ -201,14 +202,15 @@ async function writeItems(client: pg.PoolClient, target: { fileId: string; sourc
 }
 
 /**
- * The external ids an import has seen, as 32-bit fingerprints in an open-addressing table: an id
- * whose fingerprint is absent is certainly new in the file (its occurrence is 1, staged as such);
- * one whose fingerprint is present may have been seen (a repeated line, or two ids that share a
- * fingerprint), and the database numbers it exactly (`recordStaged`). Memory is bounded: past
- * `slotsMax` slots (4 bytes each) the table stops growing and every id after is a maybe.
+ * The external ids an import has seen, as 64-bit fingerprints (two 32-bit FNV-1a hashes) in an
+ * open-addressing table: an id whose fingerprint is absent is certainly new in the file (its
+ * occurrence is 1, staged as such); one whose fingerprint is present may have been seen (a
+ * repeated line, or, about once in 2^64 / n, two ids that share a fingerprint), and the database
+ * numbers it exactly (`recordStaged`). Memory is bounded: past `slotsMax` slots (8 bytes each,
+ * 64 MB at most, four million ids) the table stops growing and every id after is a maybe.
  */
 export class SeenExternalIds {
-  private slots = new Uint32Array(1 << 16);
+  private slots = new Uint32Array(2 << 16);
   private count = 0;
   private full = false;
 
@@ -217,37 +219,44 @@ export class SeenExternalIds {
   /** Adds the id; answers whether it may have been added before. */
   add(externalId: string): boolean {
     if (this.full) return true;
-    let hash = 0x811c9dc5;
+    let high = 0x811c9dc5;
+    let low = 0x01000193;
     for (let index = 0; index < externalId.length; index += 1) {
-      hash = Math.imul(hash ^ externalId.charCodeAt(index), 0x01000193);
+      const code = externalId.charCodeAt(index);
+      high = Math.imul(high ^ code, 0x01000193);
+      low = Math.imul(low ^ code, 0x5bd1e995) ^ (low >>> 15);
     }
-    const fingerprint = (hash >>> 0) || 1;
-    const mask = this.slots.length - 1;
-    for (let slot = fingerprint & mask; ; slot = (slot + 1) & mask) {
-      const found = this.slots[slot];
-      if (found === fingerprint) return true;
+    const first = (high >>> 0) || 1;
+    const second = low >>> 0;
+    const mask = this.slots.length / 2 - 1;
+    for (let slot = first & mask; ; slot = (slot + 1) & mask) {
+      const found = this.slots[slot * 2];
+      if (found === first && this.slots[slot * 2 + 1] === second) return true;
       if (found === 0) {
-        this.slots[slot] = fingerprint;
+        this.slots[slot * 2] = first;
+        this.slots[slot * 2 + 1] = second;
         this.count += 1;
-        if (this.count * 2 > this.slots.length) this.grow();
+        if (this.count * 4 > this.slots.length) this.grow();
         return false;
       }
     }
   }
 
   private grow(): void {
-    if (this.slots.length >= this.slotsMax) {
+    if (this.slots.length / 2 >= this.slotsMax) {
       this.full = true;
       return;
     }
     const old = this.slots;
     this.slots = new Uint32Array(old.length * 2);
-    const mask = this.slots.length - 1;
-    for (const fingerprint of old) {
-      if (fingerprint === 0) continue;
-      let slot = fingerprint & mask;
-      while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
-      this.slots[slot] = fingerprint;
+    const mask = this.slots.length / 2 - 1;
+    for (let index = 0; index < old.length; index += 2) {
+      const first = old[index] as number;
+      if (first === 0) continue;
+      let slot = first & mask;
+      while (this.slots[slot * 2] !== 0) slot = (slot + 1) & mask;
+      this.slots[slot * 2] = first;
+      this.slots[slot * 2 + 1] = old[index + 1] as number;
     }
   }
 }
@@ -273,6 +282,11 @@ function jsonValue(value: unknown): string | undefined {
   }
 }
 
+/** crypto.hash (Node 20.12 on) is one call and no Hash object; before it, createHash. */
+const sha256Hex: (text: string) => string = typeof crypto.hash === 'function'
+  ? (text) => crypto.hash('sha256', text, 'hex')
+  : (text) => createHash('sha256').update(text).digest('hex');
+
 const jsonKeys = new Map<string, string>();
 
 /** `"key":`, made once per key name. */
@@ -293,25 +307,27 @@ function jsonKey(key: string): string {
  * for bigint is the costliest step of an import otherwise). Its references and raw fields come
  * back as JSON too, for the staging row.
  */
-export function recordJson(record: ReconRecord, file: string): { contentSha256: string; refs: string; raw: string } {
+export function recordJson(record: ReconRecord, file: string): store.RecordJson {
   let refs = '{}';
   let raw = '{}';
-  let text = '{';
+  let rawPlain = false;
+  const parts: string[] = [];
   for (const key of Object.keys(record)) {
     if (key === 'line' || key === 'statementPosition') continue;
     const field = (record as unknown as Record<string, unknown>)[key];
-    const value = (key === 'raw' && typeof field === 'object' && field !== null ? csvValuesJson(field) : undefined)
-      ?? jsonValue(field);
+    const plainJson = key === 'raw' && typeof field === 'object' && field !== null ? csvValuesJson(field) : undefined;
+    if (plainJson !== undefined) rawPlain = true;
+    const value = plainJson ?? jsonValue(field);
     if (value === undefined) continue;
     if (key === 'references') refs = value;
     else if (key === 'raw') raw = value;
-    text += `${text.length === 1 ? '' : ','}${jsonKey(key)}${value}`;
+    parts.push(`${parts.length === 0 ? '{' : ','}${jsonKey(key)}`, value);
   }
-  text += '}';
+  const text = `${parts.length === 0 ? '{' : parts.join('')}}`;
   if (text.includes('\\u0000')) {
     throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
   }
-  return { contentSha256: createHash('sha256').update(text).digest('hex'), refs, raw };
+  return { contentSha256: sha256Hex(text), refs, raw, rawPlain };
 }
 
 type Parser = (input: Readable, file: string, onVersion: (version: string) => void) => AsyncIterable<ParsedItem>;

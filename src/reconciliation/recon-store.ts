@@ -185,20 +185,26 @@ function copyNumber(value: bigint | number | null): string {
   return value === null ? '\\N' : String(value);
 }
 
-/**
- * One record as a line of COPY text for the staging table, in `stagingColumns` order. `refsJson`
- * and `rawJson` are its references and raw fields as JSON (made once, for its hash too).
- */
-export function stagingRow(seq: number, record: ReconRecord, repeated: boolean, contentSha256: string,
-  refsJson: string, rawJson: string): string {
+/** A record's JSON, made once for its content hash and its staging row (recon-import.ts, `recordJson`). */
+export interface RecordJson {
+  readonly contentSha256: string;
+  /** Its references and its raw fields, as JSON. */
+  readonly refs: string;
+  readonly raw: string;
+  /** The raw JSON holds no backslash (a plain CSV line's): COPY takes it as it is. */
+  readonly rawPlain: boolean;
+}
+
+/** One record as a line of COPY text for the staging table, in `stagingColumns` order. */
+export function stagingRow(seq: number, record: ReconRecord, repeated: boolean, json: RecordJson): string {
   return `${seq}\t${record.line}\t${record.kind}\t${copyText(record.externalId)}\t1\t${repeated ? 't' : 'f'}\t`
-    + `${contentSha256}\t`
+    + `${json.contentSha256}\t`
     + `${copyText(record.type)}\t${copyText(record.currency)}\t${record.amountMinor}\t${copyNumber(record.grossMinor)}\t`
     + `${copyText(record.grossCurrency)}\t${copyNumber(record.feeMinor)}\t${copyText(record.bookingDate)}\t`
     + `${copyText(record.valueDate)}\t${copyText(record.pspReference)}\t${copyText(record.merchantReference)}\t`
     + `${copyText(record.batchKey)}\t${copyText(record.remittanceText)}\t${copyText(record.counterpartyName)}\t`
     + `${copyText(record.counterpartyAccount)}\t${copyText(record.status)}\t${record.reversal ? 't' : 'f'}\t`
-    + `${copyNumber(record.statementPosition)}\t${copyText(refsJson)}\t${copyText(rawJson)}\n`;
+    + `${copyNumber(record.statementPosition)}\t${copyText(json.refs)}\t${json.rawPlain ? json.raw : copyText(json.raw)}\n`;
 }
 
 /** Bytes of COPY text gathered before they are sent: few large writes rather than many small ones. */
