@@ -94,6 +94,17 @@ describe('importing a file', () => {
     expect(await tableCounts()).toEqual({ files: 0, statements: 0, records: 0 });
   });
 
+  it('writes the statements of a file with more than a hundred, between the COPYs of their entries', async () => {
+    const text = fixture('mt940-wolph/betterplace/sepa_mt9401.sta');
+    const summary = await importText(Array.from({ length: 5 }, () => text).join('\n'), { filename: 'five.sta' });
+    expect(summary).toMatchObject({ statement_count: 130,
+      records: { total: 485, new: 485, known: 0, conflicting: 0 } });
+    expect(await tableCounts()).toEqual({ files: 1, statements: 130, records: 485 });
+    const positions = await database.pool.query(`SELECT count(DISTINCT statement_position)::int AS n,
+      max(statement_position) AS last FROM reconciliation_records`);
+    expect(positions.rows[0]).toEqual({ n: 130, last: 129 });
+  });
+
   it('imports a statement that does not add up and reports both balances and the difference', async () => {
     const summary = await importText(fixture('mt940-wolph/jejik/abnamro.sta'), { filename: 'abnamro.sta' });
     expect(summary.records.total).toBe(10);
