@@ -65,8 +65,6 @@ export const limits = {
   bodyDrainTimeoutMs: 5_000,
   /** Statement and report uploads stream, up to 1 GiB (decisions.md, "Limits"). */
   reconciliationFileBytesMax: 1024 * 1024 * 1024,
-  /** Records an import writes per statement: large enough to amortise a round trip, small enough to bound memory. */
-  reconciliationImportBatchRecordsMax: 1000,
   /** An import's answer lists at most this many statements and conflicting records (the counts are whole). */
   reconciliationSummaryItemsMax: 100,
   /** The ledger batch endpoint carries up to 1,000 entries. */

@@ -19,11 +19,12 @@ export interface DecimalRules {
 /** The largest amount Penny keeps: JSON integers are exact up to 2^53−1 (decisions.md, "Money"). */
 export const amountMinorMax = amountMaxSafeMinor;
 
+const pointDecimal = /^([+-]?)(\d+)(?:\.(\d*))?$/;
+const commaDecimal = /^([+-]?)(\d+)(?:,(\d*))?$/;
+
 export function decimalToMinor(text: string, currency: string, rules: DecimalRules): bigint {
   const exponent = currencyExponent(currency);
-  const separator = rules.separator === '.' ? '\\.' : ',';
-  const pattern = new RegExp(`^([+-]?)(\\d+)(?:${separator}(\\d*))?$`);
-  const match = pattern.exec(text);
+  const match = (rules.separator === '.' ? pointDecimal : commaDecimal).exec(text);
   if (match === null) throw new ValueProblem(`"${clip(text)}" is not a decimal amount`);
   const [, sign = '', whole = '', fraction = ''] = match;
   if (sign !== '' && !rules.signed) throw new ValueProblem(`"${clip(text)}" has a sign; amounts here are unsigned`);

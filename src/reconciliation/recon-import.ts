@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,10 +12,11 @@ import { newId } from '../ids.js';
 import { stringifyJson } from '../json.js';
 import { readAdyenSdr } from './adyen-sdr.js';
 import { readCamt053 } from './camt053.js';
+import { csvValuesJson } from './csv-rows.js';
 import { readMt940 } from './mt940.js';
 import { fileProblem } from './recon-problem.js';
 import { presentImport, type ImportSummary } from './recon-presenter.js';
-import type { ParsedItem, ReconFormat, ReconRecord } from './recon-records.js';
+import type { ParsedItem, ReconFormat, ReconRecord, ReconStatement } from './recon-records.js';
 import * as store from './recon-store.js';
 import { readStripePayoutReconciliation } from './stripe-payout-reconciliation.js';
 
@@ -90,7 +91,6 @@ export class ReconciliationImports {
         // The same bytes, imported by an upload that finished while this one was arriving.
         const known = await store.selectFileByHash(client, spooled.contentSha256);
         if (known !== undefined) return this.summaryOf(client, known, true);
-        await store.createSeenTable(client);
         const counts = await writeItems(client, { fileId, source, filename: request.filename }, items);
         // The file's row comes last, with its counts; the references to it wait for the commit.
         const file = await store.insertFile(client, { id: fileId, source, format, formatVersion: version,
@@ -119,7 +119,8 @@ export class ReconciliationImports {
       alreadyKnown,
       statements: await store.selectStatements(db, file.id, itemsMax),
       statementCount: await store.countStatements(db, file.id),
-      conflicts: await store.selectConflicts(db, file.id, itemsMax),
+      // None to list is the common case: no query (its plan can read every record of a large file).
+      conflicts: file.conflictingRecordCount === 0 ? [] : await store.selectConflicts(db, file.id, itemsMax),
     });
   }
 }
@@ -157,92 +158,176 @@ async function spool(request: ImportRequest, file: string, bytesMax: number): Pr
   }
 }
 
-interface Counts {
-  recordCount: number;
-  newRecordCount: number;
-  knownRecordCount: number;
-  conflictingRecordCount: number;
-}
+/** Statements held while records stream, then written between two COPYs (a few rows each). */
+const statementsHeldMax = 100;
 
-function addCounts(total: Counts, batch: Counts): void {
-  total.recordCount += batch.recordCount;
-  total.newRecordCount += batch.newRecordCount;
-  total.knownRecordCount += batch.knownRecordCount;
-  total.conflictingRecordCount += batch.conflictingRecordCount;
-}
-
-/** Writes the parsed items: statements as they come, records in batches. */
-async function writeItems(client: Queryable, target: { fileId: string; source: string; filename: string },
-  items: AsyncIterable<ParsedItem>): Promise<Counts> {
-  const counts: Counts = { recordCount: 0, newRecordCount: 0, knownRecordCount: 0, conflictingRecordCount: 0 };
-  let batch: ReconRecord[] = [];
-  for await (const item of items) {
-    if (item.kind === 'statement') {
-      await store.insertStatement(client, target.fileId, item.statement);
-      continue;
+/**
+ * Writes the parsed items: records COPYed into the staging table as they come (nothing of the
+ * file held in memory), statements in small groups between COPYs, then the staged records
+ * numbered, classified and inserted set-based (recon-store.ts, `recordStaged`).
+ */
+async function writeItems(client: pg.PoolClient, target: { fileId: string; source: string; filename: string },
+  items: AsyncIterable<ParsedItem>): Promise<store.StagedCounts> {
+  await store.createStagingTable(client);
+  const copy = new store.StagingCopy(client);
+  let statements: ReconStatement[] = [];
+  const writeStatements = async () => {
+    await copy.close();
+    for (const statement of statements) await store.insertStatement(client, target.fileId, statement);
+    statements = [];
+  };
+  const seen = new SeenExternalIds();
+  let seq = 0;
+  let repeated = 0;
+  try {
+    for await (const item of items) {
+      if (item.kind === 'statement') {
+        statements.push(item.statement);
+        if (statements.length >= statementsHeldMax) await writeStatements();
+        continue;
+      }
+      const { record } = item;
+      const json = recordJson(record, target.filename);
+      seq += 1;
+      const maybeSeen = seen.add(record.externalId);
+      if (maybeSeen) repeated += 1;
+      await copy.write(store.stagingRow(seq, record, maybeSeen, json));
     }
-    batch.push(item.record);
-    if (batch.length >= limits.reconciliationImportBatchRecordsMax) {
-      addCounts(counts, await writeBatch(client, target, batch));
-      batch = [];
-    }
+    await writeStatements();
+  } catch (error) {
+    await copy.abort();
+    throw error;
   }
-  addCounts(counts, await writeBatch(client, target, batch));
-  return counts;
+  return store.recordStaged(client, target.fileId, target.source, { records: seq, repeated });
 }
 
 /**
- * Writes one batch: each record's occurrence in the file (the how-many-th with its external id),
- * then, against the versions already stored under (source, external id, occurrence): new, known
- * (a version with the same content exists), or conflicting (only other content exists).
+ * The external ids an import has seen, as 64-bit fingerprints (two 32-bit FNV-1a hashes) in an
+ * open-addressing table: an id whose fingerprint is absent is certainly new in the file (its
+ * occurrence is 1, staged as such); one whose fingerprint is present may have been seen (a
+ * repeated line, or, about once in 2^64 / n, two ids that share a fingerprint), and the database
+ * numbers it exactly (`recordStaged`). Memory is bounded: past `slotsMax` slots (8 bytes each,
+ * 64 MB at most, four million ids) the table stops growing and every id after is a maybe.
  */
-async function writeBatch(client: Queryable, target: { fileId: string; source: string; filename: string },
-  batch: readonly ReconRecord[]): Promise<Counts> {
-  const { fileId, source } = target;
-  const counts: Counts = { recordCount: batch.length, newRecordCount: 0, knownRecordCount: 0,
-    conflictingRecordCount: 0 };
-  if (batch.length === 0) return counts;
-  const inBatch = new Map<string, number>();
-  for (const record of batch) inBatch.set(record.externalId, (inBatch.get(record.externalId) ?? 0) + 1);
-  const seenBefore = await store.countSeen(client, inBatch);
-  const numbered = new Map<string, number>();
-  const keyed = batch.map((record) => {
-    const n = (numbered.get(record.externalId) ?? 0) + 1;
-    numbered.set(record.externalId, n);
-    return { record, occurrence: (seenBefore.get(record.externalId) ?? 0) + n,
-      contentSha256: contentHash(record, target.filename) };
-  });
-  const versions = new Map<string, store.KnownVersion[]>();
-  for (const version of await store.selectKnownVersions(client, source, keyed.map((item) => ({
-    externalId: item.record.externalId, occurrence: item.occurrence })))) {
-    const key = `${version.externalId}\u0000${version.occurrence}`;
-    versions.set(key, [...(versions.get(key) ?? []), version]);
-  }
-  const inserts: store.RecordInsert[] = [];
-  for (const item of keyed) {
-    const known = versions.get(`${item.record.externalId}\u0000${item.occurrence}`) ?? [];
-    if (known.length === 0) {
-      inserts.push({ ...item, conflictsWithRecordId: null });
-      counts.newRecordCount += 1;
-    } else if (known.some((version) => version.contentSha256 === item.contentSha256)) {
-      counts.knownRecordCount += 1;
-    } else {
-      const first = known.find((version) => version.first) ?? known[0];
-      inserts.push({ ...item, conflictsWithRecordId: first?.id ?? null });
-      counts.conflictingRecordCount += 1;
+export class SeenExternalIds {
+  private slots = new Uint32Array(2 << 16);
+  private count = 0;
+  private full = false;
+
+  constructor(private readonly slotsMax = 1 << 23) {}
+
+  /** Adds the id; answers whether it may have been added before. */
+  add(externalId: string): boolean {
+    if (this.full) return true;
+    let high = 0x811c9dc5;
+    let low = 0x01000193;
+    for (let index = 0; index < externalId.length; index += 1) {
+      const code = externalId.charCodeAt(index);
+      high = Math.imul(high ^ code, 0x01000193);
+      low = Math.imul(low ^ code, 0x5bd1e995) ^ (low >>> 15);
+    }
+    const first = (high >>> 0) || 1;
+    const second = low >>> 0;
+    const mask = this.slots.length / 2 - 1;
+    for (let slot = first & mask; ; slot = (slot + 1) & mask) {
+      const found = this.slots[slot * 2];
+      if (found === first && this.slots[slot * 2 + 1] === second) return true;
+      if (found === 0) {
+        this.slots[slot * 2] = first;
+        this.slots[slot * 2 + 1] = second;
+        this.count += 1;
+        if (this.count * 4 > this.slots.length) this.grow();
+        return false;
+      }
     }
   }
-  await store.insertRecords(client, fileId, source, inserts);
-  return counts;
+
+  private grow(): void {
+    if (this.slots.length / 2 >= this.slotsMax) {
+      this.full = true;
+      return;
+    }
+    const old = this.slots;
+    this.slots = new Uint32Array(old.length * 2);
+    const mask = this.slots.length / 2 - 1;
+    for (let index = 0; index < old.length; index += 2) {
+      const first = old[index] as number;
+      if (first === 0) continue;
+      let slot = first & mask;
+      while (this.slots[slot * 2] !== 0) slot = (slot + 1) & mask;
+      this.slots[slot * 2] = first;
+      this.slots[slot * 2 + 1] = old[index + 1] as number;
+    }
+  }
 }
 
-/** The record's content, without where it stands in its file: what a re-export must repeat to be the same record. */
-function contentHash(record: ReconRecord, file: string): string {
-  const text = stringifyJson({ ...record, line: undefined, statementPosition: undefined });
+/** A JSON value as `stringifyJson` writes it (bigint as an integer); undefined for what JSON leaves out. */
+function jsonValue(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'bigint':
+      return value.toString();
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined;
+    case 'object':
+      if (value === null) return 'null';
+      try {
+        return JSON.stringify(value);
+      } catch {
+        return stringifyJson(value); // a bigint inside (camt's and MT940's raw fields)
+      }
+    default:
+      return JSON.stringify(value);
+  }
+}
+
+/** crypto.hash (Node 20.12 on) is one call and no Hash object; before it, createHash. */
+const sha256Hex: (text: string) => string = typeof crypto.hash === 'function'
+  ? (text) => crypto.hash('sha256', text, 'hex')
+  : (text) => createHash('sha256').update(text).digest('hex');
+
+const jsonKeys = new Map<string, string>();
+
+/** `"key":`, made once per key name. */
+function jsonKey(key: string): string {
+  let text = jsonKeys.get(key);
+  if (text === undefined) {
+    text = `${JSON.stringify(key)}:`;
+    jsonKeys.set(key, text);
+  }
+  return text;
+}
+
+/**
+ * The record's content as JSON, without where it stands in its file (line, statement position):
+ * what a re-export must repeat to be the same record; its SHA-256 is the record's content hash.
+ * The text is exactly `stringifyJson({ ...record, line: undefined, statementPosition: undefined })`,
+ * the definition of every hash stored so far, made field by field (the replacer that JSON needs
+ * for bigint is the costliest step of an import otherwise). Its references and raw fields come
+ * back as JSON too, for the staging row.
+ */
+export function recordJson(record: ReconRecord, file: string): store.RecordJson {
+  let refs = '{}';
+  let raw = '{}';
+  let rawPlain = false;
+  const parts: string[] = [];
+  for (const key of Object.keys(record)) {
+    if (key === 'line' || key === 'statementPosition') continue;
+    const field = (record as unknown as Record<string, unknown>)[key];
+    const plainJson = key === 'raw' && typeof field === 'object' && field !== null ? csvValuesJson(field) : undefined;
+    if (plainJson !== undefined) rawPlain = true;
+    const value = plainJson ?? jsonValue(field);
+    if (value === undefined) continue;
+    if (key === 'references') refs = value;
+    else if (key === 'raw') raw = value;
+    parts.push(`${parts.length === 0 ? '{' : ','}${jsonKey(key)}`, value);
+  }
+  const text = `${parts.length === 0 ? '{' : parts.join('')}}`;
   if (text.includes('\\u0000')) {
     throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
   }
-  return createHash('sha256').update(text).digest('hex');
+  return { contentSha256: sha256Hex(text), refs, raw, rawPlain };
 }
 
 type Parser = (input: Readable, file: string, onVersion: (version: string) => void) => AsyncIterable<ParsedItem>;

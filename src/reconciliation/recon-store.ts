@@ -1,3 +1,7 @@
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
 import { named, type Queryable } from '../db/pool.js';
 import { stringifyJson } from '../json.js';
 import type { ReconFormat, ReconRecord, ReconStatement } from './recon-records.js';
@@ -136,83 +140,182 @@ export async function countStatements(db: Queryable, fileId: string): Promise<nu
   return (result.rows[0] as { n: number }).n;
 }
 
-/** A scratch table of the external ids the import has seen so far and how often, dropped at commit. */
-export async function createSeenTable(db: Queryable): Promise<void> {
-  await db.query(`CREATE TEMPORARY TABLE IF NOT EXISTS recon_import_seen (external_id text PRIMARY KEY, seen integer NOT NULL)
-    ON COMMIT DROP`);
-  await db.query('TRUNCATE recon_import_seen');
+/**
+ * The staging table an import COPYs its records into (recon-import.ts, `writeItems`), dropped at
+ * commit: each record with its place in the file (`seq`), its occurrence so far (1, and whether
+ * the import may have seen its external id before: `repeated`) and its content hash; then
+ * `recordStaged` numbers the repeated ones, classifies and inserts them, set-based. Its columns
+ * are listed explicitly, here and in `stagingRow`: columns added later to reconciliation_records
+ * take their defaults.
+ */
+export async function createStagingTable(db: Queryable): Promise<void> {
+  await db.query(`CREATE TEMPORARY TABLE IF NOT EXISTS recon_import_staging (${stagingColumns.map(
+    (column) => `${column.name} ${column.type}`).join(', ')}) ON COMMIT DROP`);
+  await db.query('TRUNCATE recon_import_staging');
 }
 
-/** Adds a batch's count of each external id; answers how often each had been seen before the batch. */
-export async function countSeen(db: Queryable, counts: ReadonlyMap<string, number>): Promise<Map<string, number>> {
-  const result = await db.query(named(`INSERT INTO recon_import_seen (external_id, seen)
-      SELECT * FROM unnest($1::text[], $2::int[])
-    ON CONFLICT (external_id) DO UPDATE SET seen = recon_import_seen.seen + excluded.seen
-    RETURNING external_id, seen`), [[...counts.keys()], [...counts.values()]]);
-  const before = new Map<string, number>();
-  for (const row of result.rows as { external_id: string; seen: number }[]) {
-    before.set(row.external_id, row.seen - (counts.get(row.external_id) ?? 0));
+const stagingColumns: readonly { name: string; type: string }[] = [
+  { name: 'seq', type: 'bigint NOT NULL' }, { name: 'line', type: 'integer NOT NULL' },
+  { name: 'kind', type: 'text NOT NULL' }, { name: 'external_id', type: 'text NOT NULL' },
+  { name: 'occurrence', type: 'integer NOT NULL' }, { name: 'repeated', type: 'boolean NOT NULL' },
+  { name: 'content_sha256', type: 'text NOT NULL' }, { name: 'type', type: 'text NOT NULL' },
+  { name: 'currency', type: 'text NOT NULL' }, { name: 'amount_minor', type: 'bigint NOT NULL' },
+  { name: 'gross_minor', type: 'bigint' }, { name: 'gross_currency', type: 'text' }, { name: 'fee_minor', type: 'bigint' },
+  { name: 'booking_date', type: 'date' }, { name: 'value_date', type: 'date' }, { name: 'psp_reference', type: 'text' },
+  { name: 'merchant_reference', type: 'text' }, { name: 'batch_key', type: 'text' },
+  { name: 'remittance_text', type: 'text' }, { name: 'counterparty_name', type: 'text' },
+  { name: 'counterparty_account', type: 'text' }, { name: 'status', type: 'text' },
+  { name: 'reversal', type: 'boolean NOT NULL' }, { name: 'statement_position', type: 'integer' },
+  { name: 'refs', type: 'jsonb NOT NULL' }, { name: 'raw', type: 'jsonb NOT NULL' },
+];
+
+const copyStaging = `COPY recon_import_staging (${stagingColumns.map((column) => column.name).join(', ')}) FROM STDIN`;
+
+const copySpecial = /[\\\n\r\t]/;
+const copySpecials = /[\\\n\r\t]/g;
+const copyEscapes: Readonly<Record<string, string>> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** A value in COPY's text format: \N for null; backslash, newline, carriage return and tab escaped. */
+function copyText(value: string | null): string {
+  if (value === null) return '\\N';
+  return copySpecial.test(value) ? value.replace(copySpecials, (special) => copyEscapes[special] ?? special) : value;
+}
+
+function copyNumber(value: bigint | number | null): string {
+  return value === null ? '\\N' : String(value);
+}
+
+/** A record's JSON, made once for its content hash and its staging row (recon-import.ts, `recordJson`). */
+export interface RecordJson {
+  readonly contentSha256: string;
+  /** Its references and its raw fields, as JSON. */
+  readonly refs: string;
+  readonly raw: string;
+  /** The raw JSON holds no backslash (a plain CSV line's): COPY takes it as it is. */
+  readonly rawPlain: boolean;
+}
+
+/** One record as a line of COPY text for the staging table, in `stagingColumns` order. */
+export function stagingRow(seq: number, record: ReconRecord, repeated: boolean, json: RecordJson): string {
+  return `${seq}\t${record.line}\t${record.kind}\t${copyText(record.externalId)}\t1\t${repeated ? 't' : 'f'}\t`
+    + `${json.contentSha256}\t`
+    + `${copyText(record.type)}\t${copyText(record.currency)}\t${record.amountMinor}\t${copyNumber(record.grossMinor)}\t`
+    + `${copyText(record.grossCurrency)}\t${copyNumber(record.feeMinor)}\t${copyText(record.bookingDate)}\t`
+    + `${copyText(record.valueDate)}\t${copyText(record.pspReference)}\t${copyText(record.merchantReference)}\t`
+    + `${copyText(record.batchKey)}\t${copyText(record.remittanceText)}\t${copyText(record.counterpartyName)}\t`
+    + `${copyText(record.counterpartyAccount)}\t${copyText(record.status)}\t${record.reversal ? 't' : 'f'}\t`
+    + `${copyNumber(record.statementPosition)}\t${copyText(json.refs)}\t${json.rawPlain ? json.raw : copyText(json.raw)}\n`;
+}
+
+/** Bytes of COPY text gathered before they are sent: few large writes rather than many small ones. */
+const copyChunkChars = 256 * 1024;
+
+/**
+ * Streams staging rows into the staging table with COPY (pg-copy-streams), waiting for the
+ * connection when its buffer is full. The COPY holds the connection: `close` ends it before any
+ * other statement (a statement's row, the set-based inserts); the next `write` starts another.
+ */
+export class StagingCopy {
+  private stream: CopyStreamQuery | undefined;
+  private failure: Error | undefined;
+  private pending: string[] = [];
+  private pendingChars = 0;
+
+  constructor(private readonly client: pg.ClientBase) {}
+
+  async write(row: string): Promise<void> {
+    this.pending.push(row);
+    this.pendingChars += row.length;
+    if (this.pendingChars >= copyChunkChars) await this.flush();
   }
-  return before;
+
+  /** Sends what is gathered and ends the COPY under way, if any. */
+  async close(): Promise<void> {
+    await this.flush();
+    const stream = this.stream;
+    if (stream === undefined) return;
+    this.stream = undefined;
+    stream.end();
+    await finished(stream);
+  }
+
+  /** Abandons the COPY under way (CopyFail), leaving the connection ready for the rollback. */
+  async abort(): Promise<void> {
+    const stream = this.stream;
+    this.pending = [];
+    if (stream === undefined) return;
+    this.stream = undefined;
+    stream.destroy(new Error('import abandoned'));
+    await finished(stream).catch(() => undefined);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.pending.length === 0) return;
+    const stream = this.stream ?? this.open();
+    const chunk = this.pending.join('');
+    this.pending = [];
+    this.pendingChars = 0;
+    if (!stream.write(chunk)) await once(stream, 'drain');
+  }
+
+  private open(): CopyStreamQuery {
+    const stream = this.client.query(copyFrom(copyStaging));
+    stream.on('error', (error: Error) => { this.failure ??= error; });
+    this.stream = stream;
+    return stream;
+  }
 }
 
-export interface KnownVersion {
-  readonly id: bigint;
-  readonly externalId: string;
-  readonly occurrence: number;
-  readonly contentSha256: string;
-  readonly first: boolean;
+export interface StagedCounts {
+  readonly recordCount: number;
+  readonly newRecordCount: number;
+  readonly knownRecordCount: number;
+  readonly conflictingRecordCount: number;
 }
 
-export async function selectKnownVersions(db: Queryable, source: string,
-  keys: readonly { externalId: string; occurrence: number }[]): Promise<KnownVersion[]> {
-  const result = await db.query(named(`SELECT r.id, r.external_id, r.occurrence, r.content_sha256,
-      r.conflicts_with_record_id IS NULL AS first
-    FROM unnest($2::text[], $3::int[]) AS k (external_id, occurrence)
-    JOIN reconciliation_records r ON r.source = $1 AND r.external_id = k.external_id AND r.occurrence = k.occurrence`),
-  [source, keys.map((key) => key.externalId), keys.map((key) => key.occurrence)]);
-  type Row = { id: bigint; external_id: string; occurrence: number; content_sha256: string; first: boolean };
-  return (result.rows as Row[])
-    .map((row) => ({ id: row.id, externalId: row.external_id, occurrence: row.occurrence,
-      contentSha256: row.content_sha256, first: row.first }));
-}
-
-export interface RecordInsert {
-  readonly record: ReconRecord;
-  readonly occurrence: number;
-  readonly contentSha256: string;
-  readonly conflictsWithRecordId: bigint | null;
-}
-
-/** Writes a batch of records in one statement. */
-export async function insertRecords(db: Queryable, fileId: string, source: string,
-  rows: readonly RecordInsert[]): Promise<void> {
-  if (rows.length === 0) return;
-  const json = stringifyJson(rows.map(({ record, occurrence, contentSha256, conflictsWithRecordId }) => ({
-    kind: record.kind, line: record.line, external_id: record.externalId, occurrence, content_sha256: contentSha256,
-    conflicts_with_record_id: conflictsWithRecordId === null ? null : String(conflictsWithRecordId),
-    type: record.type, currency: record.currency, amount_minor: String(record.amountMinor),
-    gross_minor: record.grossMinor === null ? null : String(record.grossMinor), gross_currency: record.grossCurrency,
-    fee_minor: record.feeMinor === null ? null : String(record.feeMinor), booking_date: record.bookingDate,
-    value_date: record.valueDate, psp_reference: record.pspReference, merchant_reference: record.merchantReference,
-    batch_key: record.batchKey, remittance_text: record.remittanceText, counterparty_name: record.counterpartyName,
-    counterparty_account: record.counterpartyAccount, status: record.status, reversal: record.reversal,
-    statement_position: record.statementPosition, refs: record.references, raw: record.raw,
-  })));
-  await db.query(named(`INSERT INTO reconciliation_records (file_id, source, kind, line, external_id,
-      occurrence, content_sha256, conflicts_with_record_id, type, currency, amount_minor, gross_minor, gross_currency,
-      fee_minor, booking_date, value_date, psp_reference, merchant_reference, batch_key, remittance_text,
-      counterparty_name, counterparty_account, status, reversal, statement_position, refs, raw)
-    SELECT $1, $2, x.kind, x.line, x.external_id, x.occurrence, x.content_sha256, x.conflicts_with_record_id, x.type,
-      x.currency, x.amount_minor, x.gross_minor, x.gross_currency, x.fee_minor, x.booking_date, x.value_date,
-      x.psp_reference, x.merchant_reference, x.batch_key, x.remittance_text, x.counterparty_name,
-      x.counterparty_account, x.status, x.reversal, x.statement_position, x.refs, x.raw
-    FROM jsonb_to_recordset($3::jsonb) AS x (kind text, line int, external_id text, occurrence int,
-      content_sha256 text, conflicts_with_record_id bigint, type text, currency text, amount_minor bigint,
-      gross_minor bigint, gross_currency text, fee_minor bigint, booking_date date, value_date date,
-      psp_reference text, merchant_reference text, batch_key text, remittance_text text, counterparty_name text,
-      counterparty_account text, status text, reversal boolean, statement_position int, refs jsonb, raw jsonb)
-`), [fileId, source, json]);
+/**
+ * Writes the staged records, set-based. Each record's occurrence (the how-many-th with its
+ * external id in the file, in file order) came staged: exact for an id the import had not seen
+ * (1), and for the rows marked `repeated` (an id the import may have seen) it is numbered here
+ * first. Then each is classified against the versions stored under (source, external id,
+ * occurrence): known (a version with the same content: not written), new (none: inserted), or
+ * conflicting (only other content: inserted beside the first version, `conflicts_with_record_id`).
+ * The reads see the table as it was before the statement, never its own rows.
+ */
+export async function recordStaged(client: Queryable, fileId: string, source: string,
+  staged: { records: number; repeated: number }): Promise<StagedCounts> {
+  if (staged.records === 0) {
+    return { recordCount: 0, newRecordCount: 0, knownRecordCount: 0, conflictingRecordCount: 0 };
+  }
+  if (staged.repeated > 0) {
+    await client.query(named(`UPDATE recon_import_staging s SET occurrence = n.occurrence
+      FROM (SELECT seq, row_number() OVER (PARTITION BY external_id ORDER BY seq)::int AS occurrence
+        FROM recon_import_staging
+        WHERE external_id IN (SELECT external_id FROM recon_import_staging WHERE repeated)) n
+      WHERE s.seq = n.seq AND s.occurrence <> n.occurrence`));
+  }
+  const result = await client.query(named(`WITH inserted AS (
+      INSERT INTO reconciliation_records (file_id, source, kind, line, external_id,
+        occurrence, content_sha256, conflicts_with_record_id, type, currency, amount_minor, gross_minor, gross_currency,
+        fee_minor, booking_date, value_date, psp_reference, merchant_reference, batch_key, remittance_text,
+        counterparty_name, counterparty_account, status, reversal, statement_position, refs, raw)
+      SELECT $1, $2, s.kind, s.line, s.external_id, s.occurrence, s.content_sha256, f.id, s.type,
+        s.currency, s.amount_minor, s.gross_minor, s.gross_currency, s.fee_minor, s.booking_date, s.value_date,
+        s.psp_reference, s.merchant_reference, s.batch_key, s.remittance_text, s.counterparty_name,
+        s.counterparty_account, s.status, s.reversal, s.statement_position, s.refs, s.raw
+      FROM recon_import_staging s
+      LEFT JOIN reconciliation_records f ON f.source = $2 AND f.external_id = s.external_id
+        AND f.occurrence = s.occurrence AND f.conflicts_with_record_id IS NULL
+      WHERE NOT EXISTS (SELECT FROM reconciliation_records v WHERE v.source = $2 AND v.external_id = s.external_id
+        AND v.occurrence = s.occurrence AND v.content_sha256 = s.content_sha256)
+      RETURNING conflicts_with_record_id)
+    SELECT count(*) FILTER (WHERE conflicts_with_record_id IS NULL)::int AS new,
+      count(*) FILTER (WHERE conflicts_with_record_id IS NOT NULL)::int AS conflicting
+    FROM inserted`), [fileId, source]);
+  const row = result.rows[0] as { new: number; conflicting: number };
+  return { recordCount: staged.records, newRecordCount: row.new, conflictingRecordCount: row.conflicting,
+    knownRecordCount: staged.records - row.new - row.conflicting };
 }
 
 export async function selectConflicts(db: Queryable, fileId: string, limit: number): Promise<ConflictRow[]> {

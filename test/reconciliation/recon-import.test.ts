@@ -3,13 +3,18 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { limits } from '../../src/config.js';
-import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import { createHash } from 'node:crypto';
+import { stringifyJson } from '../../src/json.js';
+import { readAdyenSdr } from '../../src/reconciliation/adyen-sdr.js';
+import { readCamt053 } from '../../src/reconciliation/camt053.js';
+import { readMt940 } from '../../src/reconciliation/mt940.js';
+import { ReconciliationImports, recordJson, SeenExternalIds } from '../../src/reconciliation/recon-import.js';
+import { readStripePayoutReconciliation } from '../../src/reconciliation/stripe-payout-reconciliation.js';
 import { lockImports } from '../../src/reconciliation/recon-store.js';
 import type { ReconFormat } from '../../src/reconciliation/recon-records.js';
 import { settlementDetailsReport, type SettledOperation } from '../../src/sandbox-psp/settlement-report.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { fixtures } from './parse-support.js';
+import { fixtures, parseFixture } from './parse-support.js';
 
 let database: TestDatabase;
 let imports: ReconciliationImports;
@@ -41,8 +46,8 @@ async function tableCounts(): Promise<{ files: number; statements: number; recor
   return result.rows[0] as { files: number; statements: number; records: number };
 }
 
-/** More records than one write batch holds. */
-const pastOneBatch = limits.reconciliationImportBatchRecordsMax + 100;
+/** More records than one chunk of COPY text holds (256 KiB). */
+const pastOneChunk = 3000;
 
 const sdrHeader = 'Merchant Account,Psp Reference,Merchant Reference,Type,Modification Reference,Gross Currency,'
   + 'Gross Debit (GC),Gross Credit (GC),Net Currency,Net Debit (NC),Net Credit (NC),Batch Number,Creation Date';
@@ -89,6 +94,17 @@ describe('importing a file', () => {
     await expect(importText(fixture('psp/adyen-sdr-batch-17.csv'), { format: 'stripe_payout_reconciliation' }))
       .rejects.toThrow(/lacks the columns/);
     expect(await tableCounts()).toEqual({ files: 0, statements: 0, records: 0 });
+  });
+
+  it('writes the statements of a file with more than a hundred, between the COPYs of their entries', async () => {
+    const text = fixture('mt940-wolph/betterplace/sepa_mt9401.sta');
+    const summary = await importText(Array.from({ length: 5 }, () => text).join('\n'), { filename: 'five.sta' });
+    expect(summary).toMatchObject({ statement_count: 130,
+      records: { total: 485, new: 485, known: 0, conflicting: 0 } });
+    expect(await tableCounts()).toEqual({ files: 1, statements: 130, records: 485 });
+    const positions = await database.pool.query(`SELECT count(DISTINCT statement_position)::int AS n,
+      max(statement_position) AS last FROM reconciliation_records`);
+    expect(positions.rows[0]).toEqual({ n: 130, last: 129 });
   });
 
   it('imports a statement that does not add up and reports both balances and the difference', async () => {
@@ -171,13 +187,30 @@ describe('idempotency', () => {
     expect(rows.rows).toEqual([{ occurrence: 1 }, { occurrence: 2 }]);
   });
 
-  it('numbers occurrences across write batches', async () => {
+  it('numbers the occurrences of a line repeated past one chunk of COPY text, in file order', async () => {
     const lines = largeSdr(3).split('\n');
-    const repeated = [lines[0], ...Array.from({ length: pastOneBatch }, () => lines[1]), ''].join('\n');
+    const repeated = [lines[0], lines[2], ...Array.from({ length: pastOneChunk }, () => lines[1]), lines[3], ''].join('\n');
     const summary = await importText(repeated);
-    expect(summary.records.new).toBe(pastOneBatch);
-    const range = await database.pool.query('SELECT min(occurrence), max(occurrence), count(DISTINCT occurrence)::int AS n FROM reconciliation_records');
-    expect(range.rows[0]).toEqual({ min: 1, max: pastOneBatch, n: pastOneBatch });
+    expect(summary.records.new).toBe(pastOneChunk + 2);
+    const range = await database.pool.query(`SELECT min(occurrence), max(occurrence), count(DISTINCT occurrence)::int AS n,
+        bool_and(occurrence = line - 2) AS in_order
+      FROM reconciliation_records WHERE psp_reference = 'psp1'`);
+    expect(range.rows[0]).toEqual({ min: 1, max: pastOneChunk, n: pastOneChunk, in_order: true });
+    const others = await database.pool.query(`SELECT psp_reference, occurrence FROM reconciliation_records
+      WHERE psp_reference <> 'psp1' ORDER BY line`);
+    expect(others.rows).toEqual([{ psp_reference: 'psp2', occurrence: 1 }, { psp_reference: 'psp3', occurrence: 1 }]);
+  });
+
+  it('adds nothing for a re-export whose lines repeat, and records a changed repeat as conflicting', async () => {
+    const lines = largeSdr(3).split('\n');
+    const text = [lines[0], lines[1], lines[1], lines[2], ''].join('\n');
+    await importText(text);
+    expect((await importText(`${text}\n`)).records).toEqual({ total: 3, new: 0, known: 3, conflicting: 0 });
+    const changed = [lines[0], lines[1], lines[1]?.replace(',9.70,', ',9.60,'), lines[2], ''].join('\n');
+    const summary = await importText(changed);
+    expect(summary.records).toEqual({ total: 3, new: 0, known: 2, conflicting: 1 });
+    expect(summary.conflicting_external_records).toEqual([expect.objectContaining({ occurrence: 2, line: 3 })]);
+    expect((await tableCounts()).records).toBe(4);
   });
 });
 
@@ -226,8 +259,8 @@ describe('all or nothing', () => {
     ['broken XML after whole statements', () => fixture('camt053-genkgo/camt053.v2.multi.statement.xml')
       .replace('</Document>', ''), /not well-formed XML/],
     ['a missing column', () => largeSdr(3).replace(',Net Currency', ''), /lacks the column Net Currency/],
-    ['a bad amount after a written batch', () => largeSdr(pastOneBatch, '9.7O'),
-      new RegExp(`line ${pastOneBatch + 1} \\(Net Credit \\(NC\\)\\)`)],
+    ['a bad amount after a chunk of COPY text sent', () => largeSdr(pastOneChunk, '9.7O'),
+      new RegExp(`line ${pastOneChunk + 1} \\(Net Credit \\(NC\\)\\)`)],
     ['30 February after good statements', () => `${fixture('mt940-wolph/jejik/abnamro.sta')}\n`
       + fixture('mt940-wolph/self-provided/february_30.sta'), /"160230" is not a date/],
   ];
@@ -256,5 +289,34 @@ describe('all or nothing', () => {
 
   it('refuses a source that is not a name', async () => {
     await expect(importText('x', { source: 'Not A Name' })).rejects.toMatchObject({ code: 'parameter_invalid', param: 'source' });
+  });
+});
+
+describe('a record\'s content hash', () => {
+  it('is the SHA-256 of the record\'s JSON without line and statement position, as every stored hash is', async () => {
+    const samples = [
+      await parseFixture(readAdyenSdr, 'psp/adyen-sdr-batch-17.csv'),
+      await parseFixture(readStripePayoutReconciliation, 'psp/stripe-payout-reconciliation.csv'),
+      await parseFixture(readCamt053, 'camt053-genkgo/camt053.v8.xml'),
+      await parseFixture(readMt940, 'mt940-wolph/betterplace/sepa_mt9401.sta'),
+    ];
+    const records = samples.flatMap((sample) => sample.records);
+    expect(records.length).toBeGreaterThan(100);
+    for (const record of records) {
+      const stored = createHash('sha256')
+        .update(stringifyJson({ ...record, line: undefined, statementPosition: undefined })).digest('hex');
+      expect(recordJson(record, 'file').contentSha256).toBe(stored);
+    }
+  });
+});
+
+describe('the external ids an import has seen', () => {
+  it('answers certainly new for an id not added, maybe seen for one added, and maybe for all once full', () => {
+    const seen = new SeenExternalIds(1 << 16);
+    const ids = Array.from({ length: 30_000 }, (_, index) => `Shop|${index}|Settled|psp${index}|`);
+    expect(ids.filter((id) => seen.add(id)).length).toBeLessThan(30);
+    expect(ids.every((id) => seen.add(id))).toBe(true);
+    for (let index = 30_000; index < 40_000; index += 1) seen.add(`Shop|${index}`);
+    expect(seen.add('never added')).toBe(true);
   });
 });
