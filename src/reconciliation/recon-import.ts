@@ -12,7 +12,6 @@ import { newId } from '../ids.js';
 import { stringifyJson } from '../json.js';
 import { readAdyenSdr } from './adyen-sdr.js';
 import { readCamt053 } from './camt053.js';
-import { csvValuesJson } from './csv-rows.js';
 import { readMt940 } from './mt940.js';
 import { fileProblem } from './recon-problem.js';
 import { presentImport, type ImportSummary } from './recon-presenter.js';
@@ -310,14 +309,11 @@ function jsonKey(key: string): string {
 export function recordJson(record: ReconRecord, file: string): store.RecordJson {
   let refs = '{}';
   let raw = '{}';
-  let rawPlain = false;
   const parts: string[] = [];
   for (const key of Object.keys(record)) {
     if (key === 'line' || key === 'statementPosition') continue;
     const field = (record as unknown as Record<string, unknown>)[key];
-    const plainJson = key === 'raw' && typeof field === 'object' && field !== null ? csvValuesJson(field) : undefined;
-    if (plainJson !== undefined) rawPlain = true;
-    const value = plainJson ?? jsonValue(field);
+    const value = jsonValue(field);
     if (value === undefined) continue;
     if (key === 'references') refs = value;
     else if (key === 'raw') raw = value;
@@ -327,7 +323,7 @@ export function recordJson(record: ReconRecord, file: string): store.RecordJson 
   if (text.includes('\\u0000')) {
     throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
   }
-  return { contentSha256: sha256Hex(text), refs, raw, rawPlain };
+  return { contentSha256: sha256Hex(text), refs, raw };
 }
 
 type Parser = (input: Readable, file: string, onVersion: (version: string) => void) => AsyncIterable<ParsedItem>;

@@ -191,8 +191,6 @@ export interface RecordJson {
   /** Its references and its raw fields, as JSON. */
   readonly refs: string;
   readonly raw: string;
-  /** The raw JSON holds no backslash (a plain CSV line's): COPY takes it as it is. */
-  readonly rawPlain: boolean;
 }
 
 /** One record as a line of COPY text for the staging table, in `stagingColumns` order. */
@@ -204,7 +202,7 @@ export function stagingRow(seq: number, record: ReconRecord, repeated: boolean, 
     + `${copyText(record.valueDate)}\t${copyText(record.pspReference)}\t${copyText(record.merchantReference)}\t`
     + `${copyText(record.batchKey)}\t${copyText(record.remittanceText)}\t${copyText(record.counterpartyName)}\t`
     + `${copyText(record.counterpartyAccount)}\t${copyText(record.status)}\t${record.reversal ? 't' : 'f'}\t`
-    + `${copyNumber(record.statementPosition)}\t${copyText(json.refs)}\t${json.rawPlain ? json.raw : copyText(json.raw)}\n`;
+    + `${copyNumber(record.statementPosition)}\t${copyText(json.refs)}\t${copyText(json.raw)}\n`;
 }
 
 /** Bytes of COPY text gathered before they are sent: few large writes rather than many small ones. */
