@@ -95,13 +95,16 @@ function registerRunCommands(recon: Command): void {
     .option('--status <status>', `only breaks in this status: ${breakStatuses.join(', ')}`)
     .option('--type <type>', 'only breaks of this type')
     .option('--limit <n>', 'at most this many (1 to 100)', '100')
+    .option('--starting-after <break>', 'the page after this break (the last id of the page before)')
     .option('--json', 'print JSON')
-    .action(async (options: { run?: string; status?: string; type?: string; limit: string; json?: boolean }) => {
+    .action(async (options: { run?: string; status?: string; type?: string; limit: string; startingAfter?: string;
+      json?: boolean }) => {
       const status = readEnum(options.status, '--status', breakStatuses);
       const limit = readLimit(options.limit, '--limit');
       await withDatabasePool(async (pool) => {
         const page = await breaksOf(pool).list({ runId: readString(options.run, '--run', { lengthMax: 70 }), status,
-          type: readString(options.type, '--type', { lengthMax: 64 }), limit });
+          type: readString(options.type, '--type', { lengthMax: 64 }), limit,
+          startingAfter: readString(options.startingAfter, '--starting-after', { lengthMax: 70 }) });
         printResult(options.json === true, { object: 'list', data: page.breaks.map((row) => presentBreak(row,
           proposeRepair(row))), has_more: page.hasMore }, page.breaks.map(breakLine).join('\n') || 'no breaks');
       });

@@ -703,7 +703,7 @@ CREATE TABLE reconciliation_breaks (
 CREATE INDEX reconciliation_breaks_open_item ON public.reconciliation_breaks USING btree (item_id) WHERE ((status = 'open'::text) AND (item_id IS NOT NULL));
 CREATE INDEX reconciliation_breaks_open_record ON public.reconciliation_breaks USING btree (record_id) WHERE ((status = 'open'::text) AND (record_id IS NOT NULL));
 CREATE UNIQUE INDEX reconciliation_breaks_repair ON public.reconciliation_breaks USING btree (repair_entry_id) WHERE (repair_entry_id IS NOT NULL);
-CREATE INDEX reconciliation_breaks_run ON public.reconciliation_breaks USING btree (run_id, id);
+CREATE INDEX reconciliation_breaks_run ON public.reconciliation_breaks USING btree (run_id, opened_at, id);
 CREATE INDEX reconciliation_breaks_status ON public.reconciliation_breaks USING btree (status, opened_at, id);
 
 CREATE TABLE reconciliation_files (
@@ -777,7 +777,7 @@ CREATE TABLE reconciliation_record_matches (
   item_id bigint,
   counterpart_record_id bigint,
   CONSTRAINT reconciliation_record_matches_pkey PRIMARY KEY (record_id),
-  CONSTRAINT reconciliation_record_matches_pass_check CHECK (pass = ANY (ARRAY['reference'::text, 'batch_line'::text, 'remittance'::text, 'fallback'::text, 'duplicate'::text]))
+  CONSTRAINT reconciliation_record_matches_pass_check CHECK (pass = ANY (ARRAY['reference'::text, 'batch_line'::text, 'remittance'::text, 'fallback'::text, 'duplicate'::text, 'repaired'::text]))
 );
 CREATE INDEX reconciliation_record_matches_counterpart ON public.reconciliation_record_matches USING btree (counterpart_record_id) WHERE (counterpart_record_id IS NOT NULL);
 CREATE INDEX reconciliation_record_matches_item ON public.reconciliation_record_matches USING btree (item_id) WHERE (item_id IS NOT NULL);

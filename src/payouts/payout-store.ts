@@ -71,12 +71,13 @@ export async function selectPayout(db: Queryable, key: { merchantId: string; acc
   return result.rows[0] === undefined ? undefined : toPayout(result.rows[0]);
 }
 
-/** A payout by its id alone (Penny's reference at the PSP), locked: how a PSP event finds it. */
+/** A payout by its id alone (Penny's reference at the PSP): how a settlement report's line names it. */
 export async function selectPayoutById(db: Queryable, id: string): Promise<PayoutRow | undefined> {
   const result = await db.query(named(`SELECT * FROM payouts WHERE id = $1`), [id]);
   return result.rows[0] === undefined ? undefined : toPayout(result.rows[0]);
 }
 
+/** A payout by its id alone, locked: how a PSP event finds it. */
 export async function lockPayoutById(db: Queryable, id: string): Promise<PayoutRow | undefined> {
   const result = await db.query(named(`SELECT * FROM payouts WHERE id = $1 FOR UPDATE`), [id]);
   return result.rows[0] === undefined ? undefined : toPayout(result.rows[0]);

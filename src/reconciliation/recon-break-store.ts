@@ -90,6 +90,15 @@ export async function markRepaired(db: Queryable, update: { id: string; entryId:
      repair_entry_id = $2, resolved_at = clock_timestamp() WHERE id = $1`), [update.id, update.entryId]);
 }
 
+/**
+ * The bank entry or PSP payout a repaired break was about is answered: no later run pairs it, so a
+ * late counterpart opens a break of its own, whose repair undoes this one's entry.
+ */
+export async function insertRepairedRecord(db: Queryable, row: { recordId: bigint; runId: string }): Promise<void> {
+  await db.query(named(`INSERT INTO reconciliation_record_matches (record_id, run_id, pass) VALUES ($1, $2, 'repaired')
+     ON CONFLICT (record_id) DO NOTHING`), [row.recordId.toString(), row.runId]);
+}
+
 export async function markIgnored(db: Queryable, update: { id: string; reason: string }): Promise<void> {
   await db.query(named(`UPDATE reconciliation_breaks SET status = 'ignored', ignored_reason = $2,
      ignored_at = clock_timestamp() WHERE id = $1`), [update.id, update.reason]);

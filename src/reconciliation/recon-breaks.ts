@@ -125,6 +125,9 @@ export class ReconciliationBreaks {
       const entry = created.entries[0];
       if (entry === undefined) throw new Error(`the repair entry of ${id} was not written`);
       await store.markRepaired(client, { id, entryId: entry.id });
+      if ((row.type === 'missing_in_bank' || row.type === 'unexpected_bank_entry') && row.recordId !== null) {
+        await store.insertRepairedRecord(client, { recordId: row.recordId, runId: row.runId });
+      }
       const repaired = await store.selectBreak(client, id);
       if (repaired === undefined) throw new Error(`break ${id} vanished while it was repaired`);
       return { break: repaired, entry };

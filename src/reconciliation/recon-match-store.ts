@@ -61,7 +61,8 @@ export async function finishRun(db: Queryable, run: { id: string; inputFileIds: 
  * PSP fee its `psp_fee` entry booked), succeeded refunds, disputes opened (amount and dispute fee)
  * and won, and paid payouts. Answers how many were new.
  */
-export async function collectItems(db: Queryable, asOf: string): Promise<number> {
+export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
+  const { asOf, windowDays } = query;
   const captures = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
        merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'capture', c.id, c.attempt_id, c.merchant_id, c.merchant_id, c.connector, c.psp_reference, upper(c.currency),
@@ -69,46 +70,46 @@ export async function collectItems(db: Queryable, asOf: string): Promise<number>
          JOIN ledger_postings p ON p.entry_id = e.id AND p.direction = 'debit' AND p.phase = 'posted'
          WHERE e.external_reference = 'penny:charge:' || c.id || ':psp_fee' LIMIT 1), 0),
        (bt.created_at AT TIME ZONE 'UTC')::date,
-       penny_business_days_after((bt.created_at AT TIME ZONE 'UTC')::date, 3)
+       penny_business_days_after((bt.created_at AT TIME ZONE 'UTC')::date, $2)
      FROM charges c
      JOIN balance_transactions bt ON bt.merchant_id = c.merchant_id AND bt.source_id = c.id AND bt.type = 'charge'
      WHERE c.captured AND (bt.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'capture' AND i.reference = c.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
   const refunds = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
        connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'refund', r.id, r.merchant_id, r.merchant_id, r.connector, r.psp_reference, upper(r.currency), -r.amount, 0,
-       (r.created_at AT TIME ZONE 'UTC')::date, penny_business_days_after((r.created_at AT TIME ZONE 'UTC')::date, 3)
+       (r.created_at AT TIME ZONE 'UTC')::date, penny_business_days_after((r.created_at AT TIME ZONE 'UTC')::date, $2)
      FROM refunds r
      WHERE r.status = 'succeeded' AND (r.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'refund' AND i.reference = r.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
   const disputes = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
        merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'chargeback', d.id, d.charge_id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
        -d.amount_minor, d.fee_minor, (d.created_at AT TIME ZONE 'UTC')::date,
-       penny_business_days_after((d.created_at AT TIME ZONE 'UTC')::date, 3)
+       penny_business_days_after((d.created_at AT TIME ZONE 'UTC')::date, $2)
      FROM disputes d
      WHERE (d.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback' AND i.reference = d.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
   const won = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
        connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'chargeback_reversed', d.id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
        d.amount_minor, 0, (d.updated_at AT TIME ZONE 'UTC')::date,
-       penny_business_days_after((d.updated_at AT TIME ZONE 'UTC')::date, 3)
+       penny_business_days_after((d.updated_at AT TIME ZONE 'UTC')::date, $2)
      FROM disputes d
      WHERE d.status = 'won' AND (d.updated_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback_reversed' AND i.reference = d.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
   const payouts = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
        connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'payout', p.id, p.merchant_id, p.account_id, p.connector, p.psp_reference, p.currency, -p.amount_minor, 0,
-       (p.updated_at AT TIME ZONE 'UTC')::date, penny_business_days_after((p.updated_at AT TIME ZONE 'UTC')::date, 3)
+       (p.updated_at AT TIME ZONE 'UTC')::date, penny_business_days_after((p.updated_at AT TIME ZONE 'UTC')::date, $2)
      FROM payouts p
      WHERE p.status = 'paid' AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'payout' AND i.reference = p.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
   return [captures, refunds, disputes, won, payouts].reduce((sum, result) => sum + (result.rowCount ?? 0), 0);
 }
 
@@ -198,27 +199,26 @@ export async function insertPairBreaks(db: Queryable, runId: string): Promise<vo
            || ', Penny booked ' || d.expected
          ELSE 'the PSP kept a fee of ' || d.actual || ' on ' || d.kind || ' ' || d.reference || ', Penny expected '
            || d.expected END
-     FROM (
-       SELECT l.id AS record_id, i.id AS item_id, coalesce(l.psp_reference, l.external_id) AS external_ref, i.reference,
-         i.kind, i.currency, l.gross_currency AS line_currency, i.merchant_id, i.owner_id,
-         CASE WHEN l.gross_currency <> i.currency THEN 'currency_mismatch'
-              WHEN l.gross_minor <> i.gross_minor THEN 'amount_mismatch'
-              WHEN l.fee_minor <> i.fee_minor THEN 'fee_mismatch' END AS type,
-         CASE WHEN l.gross_currency = i.currency AND l.gross_minor = i.gross_minor THEN i.fee_minor
-              ELSE i.gross_minor END AS expected,
-         CASE WHEN l.gross_currency = i.currency AND l.gross_minor = i.gross_minor THEN l.fee_minor
-              ELSE l.gross_minor END AS actual
-       FROM recon_primary p
-       JOIN recon_lines l ON l.id = p.record_id
-       JOIN reconciliation_items i ON i.id = p.item_id
-       WHERE p.rank_in_item = 1 AND NOT p.item_taken
-         AND (l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor)
+     FROM recon_primary p
+     JOIN recon_lines l ON l.id = p.record_id
+     JOIN reconciliation_items i ON i.id = p.item_id
+     CROSS JOIN LATERAL (
+       SELECT l.id AS record_id, i.id AS item_id, coalesce(l.psp_reference, l.external_id) AS external_ref,
+         i.reference, i.kind, i.currency, l.gross_currency AS line_currency, i.merchant_id, i.owner_id, c.*
+       FROM (VALUES
+         ('currency_mismatch', i.gross_minor, l.gross_minor, l.gross_currency <> i.currency),
+         ('amount_mismatch', i.gross_minor, l.gross_minor, l.gross_currency = i.currency AND l.gross_minor <> i.gross_minor),
+         ('fee_mismatch', i.fee_minor, l.fee_minor, l.gross_currency = i.currency AND l.fee_minor <> i.fee_minor)
+       ) AS c(type, expected, actual, differs)
+       WHERE c.differs
      ) d
+     WHERE p.rank_in_item = 1 AND NOT p.item_taken
+       AND (l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor)
      ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
   await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
      SELECT ${newBreakId}, 'late_settlement|record:' || l.id || '|item:' || i.id, $1, 'late_settlement', 'ledger_psp',
-       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, i.gross_minor, l.gross_minor,
-       l.gross_minor - i.gross_minor, i.merchant_id, i.owner_id, l.id, i.id,
+       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, i.gross_minor, i.gross_minor, 0,
+       i.merchant_id, i.owner_id, l.id, i.id,
        i.kind || ' ' || i.reference || ' of ' || i.day || ' was settled on ' || l.booking_date || ', after its window ('
          || i.due_by || ')'
      FROM recon_primary p
@@ -248,7 +248,7 @@ export async function insertPairBreaks(db: Queryable, runId: string): Promise<vo
      )
      INSERT INTO reconciliation_breaks (${breakColumns})
      SELECT ${newBreakId}, 'duplicate_in_ledger|item:' || i.id, $1, 'duplicate_in_ledger', 'ledger_psp',
-       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, 0, i.gross_minor, i.gross_minor,
+       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, i.gross_minor, 0, -i.gross_minor,
        i.merchant_id, i.owner_id, l.id, i.id,
        'Penny booked ' || i.kind || ' ' || i.reference || ' besides another its PSP line names once'
      FROM taken t JOIN reconciliation_items i ON i.id = t.item_id JOIN recon_lines l ON l.id = t.record_id

@@ -32,13 +32,13 @@ import type { BreakInsert, OpenBankEntryRow, OpenPayoutRow } from './recon-match
  * under the imports' lock, so it sees whole files and two runs never interleave.
  */
 
-/**
- * Business days an item, a payout or a bank entry may take before it is a break (decisions.md,
- * "Time"); an item's `due_by` column (migration 0036) holds the same 3.
- */
+/** Business days an item, a payout or a bank entry may take before it is a break (decisions.md, "Time"). */
 export const windowBusinessDays = 3;
 
-/** The most payouts and bank entries one run pairs in memory (the PSP↔bank leg); the rest wait for the next run. */
+/**
+ * The most payouts and bank entries one run pairs in memory (the PSP↔bank leg), oldest first; the
+ * rest wait for the next run, and while either list is full nothing is called missing or unexpected.
+ */
 export const bankLegRowsMax = 50_000;
 
 /** The most input files a run lists. */
@@ -119,7 +119,7 @@ export class ReconciliationRuns {
     return withTransaction(this.pool, async (client) => {
       await lockImports(client);
       await store.insertRun(client, { id, asOf: request.asOf, scheduledFor: request.scheduledFor });
-      const itemsCollected = await store.collectItems(client, request.asOf);
+      const itemsCollected = await store.collectItems(client, { asOf: request.asOf, windowDays: windowBusinessDays });
       const lines = await store.createOpenLines(client, { asOf: request.asOf, types: Object.keys(lineKinds),
         kinds: Object.values(lineKinds) });
       await store.createReferencePairs(client);
@@ -157,6 +157,8 @@ export class ReconciliationRuns {
     const entries = await store.selectOpenBankEntries(db, { asOf: run.asOf, windowDays: windowBusinessDays,
       limit: bankLegRowsMax });
     const plan = planBankLeg(payouts, entries);
+    // A list cut at its bound may hold the counterpart of what is left of the other: wait, never guess.
+    const complete = payouts.length < bankLegRowsMax && entries.length < bankLegRowsMax;
     for (const match of plan.matches) {
       await store.insertBankMatches(db, { runId: run.runId, pass: match.pass, bankRecordId: match.entry.recordId,
         payoutRecordIds: match.payouts.map((payout) => payout.recordId) });
@@ -164,7 +166,7 @@ export class ReconciliationRuns {
     const breaks: BreakInsert[] = plan.breaks.map((draft) => ({ ...draft, runId: run.runId }));
     let pending = plan.payoutsInReview.filter((payout) => run.asOf <= payout.deadline).length;
     for (const payout of plan.unmatchedPayouts) {
-      if (run.asOf <= payout.deadline) {
+      if (run.asOf <= payout.deadline || !complete) {
         pending += 1;
         continue;
       }
@@ -175,7 +177,7 @@ export class ReconciliationRuns {
           + `${payout.deadline}` });
     }
     for (const entry of plan.unmatchedEntries) {
-      if (run.asOf <= entry.deadline) {
+      if (run.asOf <= entry.deadline || !complete) {
         pending += 1;
         continue;
       }

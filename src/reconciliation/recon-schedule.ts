@@ -22,9 +22,13 @@ import type { ReconciliationRuns, RunResult } from './recon-run.js';
  * The inbox: a file directly in it is imported under its format's name as source; a file in a
  * folder of it under the folder's name (`inbox/bank-eur/statement.xml` → source `bank-eur`). An
  * imported file moves to `imported/`, a refused one to `refused/` (with an alert), so each is read
- * once. At most `inboxFilesMax` files a run; the rest wait for the next day's run.
+ * once. At most `inboxFilesMax` files a run, each unchanged for `inboxSettledMs` (one still being
+ * copied in waits); the rest wait for the next day's run.
  */
 export const inboxFilesMax = 100;
+
+/** A file changed more recently than this may still be arriving: it waits for the next run. */
+export const inboxSettledMs = 10_000;
 
 const setAside = new Set(['imported', 'refused']);
 
@@ -84,7 +88,8 @@ export class ReconciliationSchedule {
   private async importInbox(): Promise<void> {
     const inbox = this.dependencies.inbox;
     if (inbox === undefined) return;
-    for (const file of (await waitingFiles(inbox)).slice(0, inboxFilesMax)) {
+    const settledBefore = Date.now() - inboxSettledMs;
+    for (const file of (await waitingFiles(inbox, settledBefore)).slice(0, inboxFilesMax)) {
       const body = fs.createReadStream(file.path);
       const name = path.basename(file.path);
       try {
@@ -101,8 +106,12 @@ export class ReconciliationSchedule {
   }
 }
 
-/** The inbox's files, oldest name first: its own, then one level of source folders. */
-async function waitingFiles(inbox: string): Promise<{ path: string; source: string | undefined }[]> {
+/**
+ * The inbox's files last changed before `settledBefore` (wall-clock time, as the file system
+ * keeps it), by name: its own, then one level of source folders.
+ */
+async function waitingFiles(inbox: string, settledBefore: number):
+Promise<{ path: string; source: string | undefined }[]> {
   const found: { path: string; source: string | undefined }[] = [];
   const entries = await fs.promises.readdir(inbox, { withFileTypes: true }).catch(() => []);
   for (const entry of entries.sort((left, right) => left.name.localeCompare(right.name))) {
@@ -114,7 +123,9 @@ async function waitingFiles(inbox: string): Promise<{ path: string; source: stri
       found.push({ path: path.join(inbox, entry.name, file.name), source: entry.name });
     }
   }
-  return found;
+  const settled = await Promise.all(found.map(async (file) =>
+    (await fs.promises.stat(file.path)).mtimeMs < settledBefore));
+  return found.filter((_file, index) => settled[index]);
 }
 
 async function moveTo(inbox: string, folder: 'imported' | 'refused', file: string): Promise<void> {

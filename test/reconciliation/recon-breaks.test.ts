@@ -1,11 +1,15 @@
 import { Readable } from 'node:stream';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { configureClock, nowMs } from '../../src/clock.js';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import type { Connector } from '../../src/connectors/connector.js';
+import { ConnectorRegistry } from '../../src/connectors/connector.js';
+import { createLogger } from '../../src/logger.js';
+import { SettlementService } from '../../src/settlement/settlement-service.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import { operatorKey } from '../support/app.js';
-import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * What an operator does with breaks, through the API: each break carries the entry Penny
@@ -67,6 +71,17 @@ async function settledDay(amount: number, plant: string[]): Promise<{ merchantId
   return { merchantId: created.merchant.id, stripe, chargeId: intent.latest_charge as string };
 }
 
+/** Penny's settlement pull of `day`, reading the sandbox's report with the same planted wrong fee. */
+function pullWithWrongFee(day: string) {
+  const planted: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
+    value: async (input: { day: string; currency?: string }) => (await fetch(`${penny.sandbox.url}`
+      + `/v1/settlement_reports/${input.day}?currency=${input.currency ?? ''}&plant=wrong_fee`)).text() } }) as Connector;
+  const connectors = new ConnectorRegistry();
+  connectors.register(planted);
+  return new SettlementService(penny.pool, { connectors, balances: penny.balances, logger: createLogger('silent') })
+    .pull({ connectorId: 'sandbox', day });
+}
+
 async function receivable(ownerId: string): Promise<bigint> {
   const accounts = await penny.balances.accounts.accountsFor(penny.pool, { ownerId, currency: 'USD' });
   const [account] = await penny.ledger.getAccounts([accounts.psp_receivable]);
@@ -76,7 +91,10 @@ async function receivable(ownerId: string): Promise<bigint> {
 describe('a fee_mismatch break', () => {
   it('proposes the fee true-up, and approving it posts it once and brings the PSP receivable to zero', async () => {
     const shop = await settledDay(6400, ['wrong_fee']);
-    await settlementOf(penny).pull({ connectorId: 'sandbox', day: today() });
+    const day = today();
+    // The day closes, and the settlement pull posts the PSP's payout of the batch as the report says.
+    advanceClock(86_400_000);
+    await pullWithWrongFee(day);
     const run = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     expect(run.status).toBe(201);
     const fee = (run.body.breaks as { type: string }[]).find((row) => row.type === 'fee_mismatch') as
@@ -87,7 +105,7 @@ describe('a fee_mismatch break', () => {
       proposed_repair: { currency: 'USD', owner: shop.merchantId, postings: [
         { role: 'psp_fees', direction: 'debit', amount_minor: 7 },
         { role: 'psp_receivable', direction: 'credit', amount_minor: 7 }] } });
-    const before = await receivable(shop.merchantId);
+    expect(await receivable(shop.merchantId)).toBe(7n);
 
     const repaired = await operator('POST', `/v1/reconciliation/breaks/${String(fee?.id)}/repair`);
     const again = await operator('POST', `/v1/reconciliation/breaks/${String(fee?.id)}/repair`);
@@ -97,7 +115,7 @@ describe('a fee_mismatch break', () => {
       repair: { object: 'ledger.entry', external_reference: `penny:recon_repair:${String(fee?.id)}` } });
     expect(repaired.body.repair_entry).toBe(repaired.body.repair.id);
     expect(again.body.repair.id).toBe(repaired.body.repair.id);
-    expect(await receivable(shop.merchantId)).toBe(before - 7n);
+    expect(await receivable(shop.merchantId)).toBe(0n);
     const rerun = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     expect(rerun.body.breaks).toEqual([]);
     expect((await operator('GET', `/v1/reconciliation/breaks/${String(fee?.id)}`)).body.status).toBe('resolved');
@@ -158,5 +176,39 @@ describe('the reconciliation API', () => {
 
     expect(runs.body.data.map((run: { id: string }) => run.id)).toEqual([second.body.id, first.body.id]);
     expect(open.body.data.map((row: { type: string }) => row.type)).toEqual(['fee_mismatch']);
+  });
+});
+
+describe('a repaired bank break', () => {
+  it('pairs with nothing later: the late payout it was opens missing_in_bank, whose repair undoes the first', async () => {
+    const created = await penny.merchants.createMerchant('Late Report Shop');
+    await penny.stripeFor(created.secretKey).paymentIntents.create({ amount: 5000, currency: 'usd',
+      payment_method: 'pm_card_visa', confirm: true });
+    const day = today();
+    await payOutSettlementBatches(penny.pool, day);
+    const statement = await (await fetch(`${penny.sandbox.url}/v1/bank_statements/${day}?currency=USD`)).text();
+    await importText(statement, 'camt.xml', 'sandbox-bank');
+    const operatorAccounts = await penny.balances.accounts.operatorAccountsFor(penny.pool, 'USD');
+    const postedOf = async (id: string) => {
+      const [account] = await penny.ledger.getAccounts([id]);
+      return (account?.balances.debitsPosted ?? 0n) - (account?.balances.creditsPosted ?? 0n);
+    };
+    const first = await operator('POST', '/v1/reconciliation/runs', { as_of: daysAfter(day, 10) });
+    const unexpected = (first.body.breaks as { type: string; id: string; actual_minor: number }[])
+      .find((row) => row.type === 'unexpected_bank_entry');
+    await operator('POST', `/v1/reconciliation/breaks/${unexpected?.id ?? ''}/repair`);
+    const bankAfterFirst = await postedOf(operatorAccounts.operator_bank);
+    const csv = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${day}?currency=USD`)).text();
+    await importText(csv, 'report.csv', 'sandbox');
+
+    const second = await operator('POST', '/v1/reconciliation/runs', { as_of: daysAfter(day, 11) });
+    const missing = (second.body.breaks as { type: string; id: string; expected_minor: number }[])
+      .find((row) => row.type === 'missing_in_bank');
+    await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/repair`);
+
+    expect(bankAfterFirst).toBe(BigInt(unexpected?.actual_minor ?? 0));
+    expect(missing?.expected_minor).toBe(unexpected?.actual_minor);
+    expect(await postedOf(operatorAccounts.operator_bank)).toBe(0n);
+    expect(await postedOf(operatorAccounts.settlement_suspense)).toBe(0n);
   });
 });

@@ -189,7 +189,7 @@ describe('a reconciliation run', () => {
       [missing.id]);
     expect(status.rows).toEqual([{ status: 'resolved', resolution: 'matched' }]);
     expect((await breaksOfRun(late.id)).map((row) => row.type)).toContain('missing_in_bank');
-    expect(intent.latest_charge).toBeDefined();
+    expect(opened?.internal_ref).toBe(intent.latest_charge);
   });
 
   it('matches a merchant payout the PSP paid to its PaidOut line', async () => {

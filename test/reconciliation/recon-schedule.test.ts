@@ -56,6 +56,10 @@ describe('the scheduled reconciliation run', () => {
     await fs.mkdir(path.join(inbox, 'sandbox-bank'));
     await fs.writeFile(path.join(inbox, 'sandbox-bank', 'statement.xml'), statement);
     await fs.writeFile(path.join(inbox, 'garbage.sta'), ':20:NOT A STATEMENT\n');
+    await fs.writeFile(path.join(inbox, 'arriving.xml'), '<Document');
+    // Copied in a minute ago, and (the last) still being copied in now.
+    const minuteAgo = new Date(Date.now() - 60_000);
+    for (const file of ['sandbox-bank/statement.xml', 'garbage.sta']) await fs.utimes(path.join(inbox, file), minuteAgo, minuteAgo);
     nextDayAt(1, 59);
 
     const early = await schedule.runDue();
@@ -72,5 +76,6 @@ describe('the scheduled reconciliation run', () => {
     expect((await fs.readdir(path.join(inbox, 'imported'))).sort()).toEqual(['sandbox-bank__statement.xml']);
     expect(await fs.readdir(path.join(inbox, 'refused'))).toEqual(['garbage.sta']);
     expect(await fs.readdir(path.join(inbox, 'sandbox-bank'))).toEqual([]);
+    expect(await fs.readdir(inbox)).toContain('arriving.xml');
   });
 });

@@ -67,7 +67,9 @@ CREATE INDEX reconciliation_items_psp_reference ON reconciliation_items (psp_ref
 CREATE TABLE reconciliation_record_matches (
   record_id bigint PRIMARY KEY,
   run_id text NOT NULL,
-  pass text NOT NULL CHECK (pass IN ('reference', 'batch_line', 'remittance', 'fallback', 'duplicate')),
+  -- 'repaired': a bank entry or payout whose break an approved repair answered; it pairs with
+  -- nothing later (a late counterpart is a break of its own, whose repair undoes the first).
+  pass text NOT NULL CHECK (pass IN ('reference', 'batch_line', 'remittance', 'fallback', 'duplicate', 'repaired')),
   item_id bigint,
   counterpart_record_id bigint
 );
@@ -138,7 +140,7 @@ CREATE TABLE reconciliation_breaks (
   CHECK ((resolution = 'matched') = (resolved_by_run_id IS NOT NULL)),
   CHECK ((status = 'ignored') = (ignored_reason IS NOT NULL AND ignored_at IS NOT NULL))
 );
-CREATE INDEX reconciliation_breaks_run ON reconciliation_breaks (run_id, id);
+CREATE INDEX reconciliation_breaks_run ON reconciliation_breaks (run_id, opened_at, id);
 CREATE INDEX reconciliation_breaks_status ON reconciliation_breaks (status, opened_at, id);
 CREATE INDEX reconciliation_breaks_open_item ON reconciliation_breaks (item_id) WHERE status = 'open' AND item_id IS NOT NULL;
 CREATE INDEX reconciliation_breaks_open_record ON reconciliation_breaks (record_id)
