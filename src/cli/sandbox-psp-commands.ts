@@ -44,10 +44,13 @@ export function registerSandboxPspCommands(program: Command): void {
   sandbox.command('settle')
     .description('pay out the settlement batches of a UTC day (one payout per currency)')
     .requiredOption('--date <YYYY-MM-DD>', 'the settlement day')
+    .option('--plant <kinds>', `pay the batches as the report planted with these reads: ${settlementDiscrepancies.join(', ')}`)
     .option('--json', 'print JSON')
-    .action(async (options: { date: string; json?: boolean }) => {
+    .action(async (options: { date: string; plant?: string; json?: boolean }) => {
       const day = readDay(options.date);
-      const settled = await askSandbox('POST', `/control/settlements/${day}`) as { payouts: { reference: string;
+      const planted = readPlanted(options.plant);
+      const query = planted.length === 0 ? '' : `?plant=${planted.join(',')}`;
+      const settled = await askSandbox('POST', `/control/settlements/${day}${query}`) as { payouts: { reference: string;
         amount_minor: number; currency: string }[] };
       const { payouts } = settled;
       printResult(options.json === true, { date: day, payouts },

@@ -86,10 +86,12 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     return reply.type('text/csv; charset=utf-8').send(batch?.csv ?? '');
   });
   // The acquirer closes a day now (`penny sandbox-psp settle --date D`): its batches are paid out, once.
+  // With `plant`, the batches are paid as the planted report says: the PSP's mistake is real money.
   app.post<{ Params: { day: string } }>('/control/settlements/:day', async (request) => {
     readObject(request.body ?? {}, '', []);
+    readObject(request.query, '', ['plant']);
     const day = readDay(request.params.day);
-    return { date: day, payouts: await payOutSettlementBatches(options.pool, day) };
+    return { date: day, payouts: await payOutSettlementBatches(options.pool, day, readPlanted(request.query)) };
   });
   // One account's statement of the day (default: the operator's, which receives settlement payouts).
   app.get<{ Params: { day: string } }>('/v1/bank_statements/:day', async (request, reply) => {

@@ -2,7 +2,9 @@ import type pg from 'pg';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { camt053Statement } from './bank-statement.js';
 import { cardBrand, normalizeAccount } from './psp-decisions.js';
-import { recordOperation, selectOperationsOfDay, selectPayoutsPaidOnDay, type OperationRow } from './psp-store.js';
+import {
+  recordOperation, selectOperationsOfDay, selectPayoutsPaidOnDay, selectSettlementPayouts, type OperationRow,
+} from './psp-store.js';
 import {
   settlementDetailsReport, type SettledOperation, type SettlementBatch, type SettlementDiscrepancy,
 } from './settlement-report.js';
@@ -37,14 +39,16 @@ export async function settlementBatches(db: Queryable, day: string,
 }
 
 /**
- * The PSP pays out a day's batches (`penny sandbox-psp settle --date D`): one payout per currency
- * whose batch nets above zero, of the batch's MerchantPayout amount, to the operator's account at
- * the sandbox bank, under the batch's payout reference (so it is on that day's camt.053). A second
- * settle of the day pays nothing again (the payout's idempotency key is the day and currency).
+ * The PSP pays out a day's batches (`penny sandbox-psp settle --date D [--plant …]`): one payout
+ * per currency whose batch nets above zero, of the batch's MerchantPayout amount (with the planted
+ * discrepancies, when the PSP is to get its own report wrong for real), to the operator's account
+ * at the sandbox bank, under the batch's payout reference (so it is on that day's camt.053). A
+ * second settle of the day pays nothing again (the payout's idempotency key is the day and currency).
  */
-export async function payOutSettlementBatches(pool: pg.Pool, day: string): Promise<{ reference: string;
+export async function payOutSettlementBatches(pool: pg.Pool, day: string,
+  discrepancies: readonly SettlementDiscrepancy[] = []): Promise<{ reference: string;
   currency: string; amount_minor: bigint; psp_reference: string; destination: string }[]> {
-  const batches = await settlementBatches(pool, day);
+  const batches = await settlementBatches(pool, day, discrepancies);
   return withTransaction(pool, async (client) => {
     const done = [];
     for (const batch of batches.filter((item) => item.payoutAmountMinor > 0n)) {
@@ -121,9 +125,11 @@ export async function bankStatementsFor(db: Queryable, day: string,
     .map((payout) => ({ reference: payout.reference, amountMinor: payout.amountMinor ?? 0n,
       currency: payout.currency ?? 'EUR', bookingDate: day }));
   if (account === sandboxBankIban) {
-    const batches = (await settlementBatches(db, day)).filter((batch) => batch.payoutAmountMinor > 0n);
-    credits.unshift(...batches.map((batch) => ({ reference: batch.payoutReference, amountMinor: batch.payoutAmountMinor,
-      currency: batch.rows[0]?.netCurrency ?? 'EUR', bookingDate: day })));
+    // What the PSP paid for the day's batches when it settled them (planted discrepancies included),
+    // not what the batches would pay now: the bank shows what arrived.
+    const paid = await selectSettlementPayouts(db, day);
+    credits.unshift(...paid.map((payout) => ({ reference: payout.reference, amountMinor: payout.amountMinor ?? 0n,
+      currency: payout.currency ?? 'EUR', bookingDate: day })));
   }
   const currencies = [...new Set(credits.map((credit) => credit.currency))].sort()
     .filter((currency) => options.currency === undefined || currency === options.currency);

@@ -214,6 +214,13 @@ export async function selectPayoutsPaidOnDay(db: Queryable, day: string): Promis
   return result.rows.map(toOperation);
 }
 
+/** The sandbox's payouts of a day's batches to the operator (`settle`), as they were paid. */
+export async function selectSettlementPayouts(db: Queryable, day: string): Promise<OperationRow[]> {
+  const result = await db.query(named(`SELECT * FROM sandbox_psp_operations
+     WHERE kind = 'payout' AND idempotency_key LIKE 'settlement:' || $1 || ':%' ORDER BY idempotency_key`), [day]);
+  return result.rows.map(toOperation);
+}
+
 /** Operations created, or decided, on one UTC day, for its settlement. */
 export async function selectOperationsOfDay(db: Queryable, day: string): Promise<OperationRow[]> {
   const result = await db.query(named(`SELECT * FROM sandbox_psp_operations
