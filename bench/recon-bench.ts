@@ -10,7 +10,7 @@
  * Refunded and Chargeback lines, each closed by a MerchantPayout line equal to the sum of its
  * lines' net amounts. Every line is a pure function of its index (`reportLine`), so a later step
  * can seed the ledger-side items the lines should match by walking the same plan
- * (`forEachOperation`), and `reconcileAfterImport` is where the matcher runs after the import.
+ * (`forEachOperation`), and `reconcileAfterImport` seeds it and runs the matcher after the import.
  * `--out FILE` only writes the report there (for profiling `penny recon import FILE`).
  */
 import { once } from 'node:events';
@@ -26,6 +26,7 @@ import { readAdyenSdr } from '../src/reconciliation/adyen-sdr.js';
 import { ReconciliationImports, recordJson } from '../src/reconciliation/recon-import.js';
 import { stagingRow } from '../src/reconciliation/recon-store.js';
 import type { ImportSummary } from '../src/reconciliation/recon-presenter.js';
+import { ReconciliationRuns } from '../src/reconciliation/recon-run.js';
 import { settlementReportColumns } from '../src/sandbox-psp/settlement-report.js';
 
 const defaultLines = 1_000_000;
@@ -218,17 +219,78 @@ function mb(bytes: number): number {
   return Math.round(bytes / 1048576);
 }
 
+/** Items seeded per statement: what Penny would have collected for the report's lines. */
+const seedBatchItems = 10_000;
+
 /**
- * The matcher after the import: where a later step reconciles the imported report against the
- * ledger (seeded from the same plan) and prints its lines per second.
+ * What Penny booked for the plan's lines, as the run's collection would have found it (one item
+ * per capture, refund and chargeback, with the fee Penny expected): seeded straight into
+ * `reconciliation_items`, in batches, outside the timing. Making a million real payments through
+ * the API first would measure payments, not reconciliation.
+ */
+async function seedLedgerSide(pool: pg.Pool, plan: ReportPlan): Promise<number> {
+  const columns = { kind: [] as string[], reference: [] as string[], psp: [] as string[], gross: [] as string[],
+    fee: [] as string[], day: [] as string[] };
+  let seeded = 0;
+  const flush = async () => {
+    if (columns.kind.length === 0) return;
+    await pool.query(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id, connector, psp_reference,
+         currency, gross_minor, fee_minor, day, due_by)
+       SELECT k, r, 'acct_bench', 'acct_bench', '${source}', p, 'EUR', g, f, d, penny_business_days_after(d, 3)
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::date[]) AS t(k, r, p, g, f, d)`,
+    [columns.kind, columns.reference, columns.psp, columns.gross, columns.fee, columns.day]);
+    seeded += columns.kind.length;
+    for (const list of Object.values(columns)) list.length = 0;
+  };
+  await forEachOperation(plan, async (operation) => {
+    if (operation.type === 'MerchantPayout') return;
+    const [kind, reference, psp, grossMinor] = operation.type === 'Settled'
+      ? ['capture', operation.merchantReference, operation.pspReference, operation.grossMinor]
+      : operation.type === 'Refunded'
+        ? ['refund', operation.modificationReference, operation.modificationReference, -operation.grossMinor]
+        : ['chargeback', operation.modificationReference.replace('dp_', 'du_'), operation.modificationReference,
+          -operation.grossMinor];
+    columns.kind.push(kind);
+    columns.reference.push(reference);
+    columns.psp.push(psp);
+    columns.gross.push(grossMinor.toString());
+    columns.fee.push(operation.feeMinor.toString());
+    columns.day.push(operation.day);
+    if (columns.kind.length >= seedBatchItems) await flush();
+  });
+  await flush();
+  await pool.query('ANALYZE reconciliation_items');
+  return seeded;
+}
+
+/**
+ * The matcher after the import: the ledger side seeded from the same plan, then one run as of the
+ * day after the last batch, timed with its peak memory. Every line must match its item and no
+ * break may open (the payouts wait for a bank statement inside their window).
  */
 async function reconcileAfterImport(context: {
   readonly pool: pg.Pool;
   readonly plan: ReportPlan;
   readonly imported: ImportSummary;
-}): Promise<void> {
-  void context;
-  process.stdout.write('matching: not built yet\n');
+}): Promise<{ seconds: number; linesPerSecond: number; peakRssMb: number }> {
+  const seeded = await seedLedgerSide(context.pool, context.plan);
+  let lastDay = '';
+  await forEachOperation(context.plan, (operation) => {
+    if (operation.day > lastDay) lastDay = operation.day;
+  });
+  const asOf = new Date(Date.parse(`${lastDay}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  const meter = new RssMeter();
+  const startedAt = performance.now();
+  const run = await new ReconciliationRuns(context.pool).run({ asOf });
+  const runSeconds = (performance.now() - startedAt) / 1000;
+  const memory = meter.stop();
+  if (run.counts.matched.ledger_psp !== seeded || Object.keys(run.counts.breaks_opened).length > 0) {
+    throw new Error(`the run did not match the ${seeded} lines cleanly: ${JSON.stringify(run.counts)}`);
+  }
+  const linesPerSecond = Math.round(context.plan.lines / runSeconds);
+  process.stdout.write(`run: ${context.plan.lines} lines (${seeded} matched to items, ${context.plan.batches} payouts `
+    + `pending) in ${seconds(runSeconds)} s: ${linesPerSecond} lines/s; peak RSS ${memory.sampledPeakMb} MB sampled\n`);
+  return { seconds: runSeconds, linesPerSecond, peakRssMb: memory.sampledPeakMb };
 }
 
 function parseArguments(argv: readonly string[]): { lines: number; out: string | undefined } {
@@ -309,10 +371,14 @@ async function main(): Promise<void> {
       process.stdout.write(`import: ${lines} lines (${sizeMb} MB) in ${seconds(importSeconds)} s: ${importPerSecond} lines/s; `
         + `peak RSS ${memory.sampledPeakMb} MB sampled during the import, VmHWM ${memory.vmHwmMb ?? '?'} MB `
         + `(the whole run) (${os.cpus().length} CPUs)\n`);
-      await reconcileAfterImport({ pool, plan, imported });
+      const reconciled = await reconcileAfterImport({ pool, plan, imported });
+      const bothPerSecond = Math.round(lines / (importSeconds + reconciled.seconds));
+      process.stdout.write(`import and run: ${bothPerSecond} lines/s\n`);
       process.stdout.write(`${JSON.stringify({ lines, size_mb: sizeMb, parse_lines_per_second: parsePerSecond,
         import_seconds: Math.round(importSeconds * 10) / 10, import_lines_per_second: importPerSecond,
-        peak_rss_mb: memory.sampledPeakMb, vm_hwm_mb: memory.vmHwmMb })}\n`);
+        run_seconds: Math.round(reconciled.seconds * 10) / 10, run_lines_per_second: reconciled.linesPerSecond,
+        import_and_run_lines_per_second: bothPerSecond,
+        peak_rss_mb: Math.max(memory.sampledPeakMb, reconciled.peakRssMb), vm_hwm_mb: memory.vmHwmMb })}\n`);
     } finally {
       await pool.end();
       await database.stop();
