@@ -45,6 +45,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0032_operator_ledger_accounts', '8d0a89a3deb6166c97a7331e098d676a7a8b9e299616d94c4943933b02d08f10'],
   ['0033_reconciliation_imports', 'a3c5e7022439fa6b31cbad8c22a97832309a7717989ce4accd308b9fa67b37ec'],
   ['0035_charge_disputed', '1996c958e39301d8d96aeb5882b8bdc5b4bafef75245cfbd6574981d3454d71f'],
+  ['0036_reconciliation_runs', '8db4aefcb34d716dd9f87412ba209a8b32b41af0f17479d9f77cee1940de6ede'],
   ['0037_report_runs', '4620aea44ec67c0ce6dd217dfcad6a053d3a351a3451c3171f8d26636cc7f129'],
 ];
 
