@@ -2,14 +2,10 @@ import { Readable } from 'node:stream';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
-import type { Connector } from '../../src/connectors/connector.js';
-import { ConnectorRegistry } from '../../src/connectors/connector.js';
-import { createLogger } from '../../src/logger.js';
-import { SettlementService } from '../../src/settlement/settlement-service.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import { operatorKey } from '../support/app.js';
-import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { serveTestLedger, settlementPullWithPlant, type ServedLedger } from '../support/stripe.js';
 
 /**
  * What an operator does with breaks, through the API: each break carries the entry Penny
@@ -71,17 +67,6 @@ async function settledDay(amount: number, plant: string[]): Promise<{ merchantId
   return { merchantId: created.merchant.id, stripe, chargeId: intent.latest_charge as string };
 }
 
-/** Penny's settlement pull of `day`, reading the sandbox's report with the same planted wrong fee. */
-function pullWithWrongFee(day: string) {
-  const planted: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
-    value: async (input: { day: string; currency?: string }) => (await fetch(`${penny.sandbox.url}`
-      + `/v1/settlement_reports/${input.day}?currency=${input.currency ?? ''}&plant=wrong_fee`)).text() } }) as Connector;
-  const connectors = new ConnectorRegistry();
-  connectors.register(planted);
-  return new SettlementService(penny.pool, { connectors, balances: penny.balances, logger: createLogger('silent') })
-    .pull({ connectorId: 'sandbox', day });
-}
-
 async function receivable(ownerId: string): Promise<bigint> {
   const accounts = await penny.balances.accounts.accountsFor(penny.pool, { ownerId, currency: 'USD' });
   const [account] = await penny.ledger.getAccounts([accounts.psp_receivable]);
@@ -94,7 +79,7 @@ describe('a fee_mismatch break', () => {
     const day = today();
     // The day closes, and the settlement pull posts the PSP's payout of the batch as the report says.
     advanceClock(86_400_000);
-    await pullWithWrongFee(day);
+    await settlementPullWithPlant(penny, day, ['wrong_fee']);
     const run = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     expect(run.status).toBe(201);
     const fee = (run.body.breaks as { type: string }[]).find((row) => row.type === 'fee_mismatch') as

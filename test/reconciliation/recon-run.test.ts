@@ -1,12 +1,12 @@
 import { Readable } from 'node:stream';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { configureClock, nowMs } from '../../src/clock.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { ReconciliationRuns } from '../../src/reconciliation/recon-run.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import { payOutPending, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * A run against the real thing: payments through the official stripe package and the networked
@@ -197,12 +197,7 @@ describe('a reconciliation run', () => {
     const shop = await merchant('Payout Line Shop');
     await charge(shop.stripe, 9000, { payment_method: 'pm_card_bypassPending' });
     const payout = await shop.stripe.payouts.create({ amount: 5000, currency: 'usd' });
-    for (let step = 0; step < 3; step += 1) {
-      await deliverSandboxWebhooks(penny, sender);
-      advanceClock(1000);
-      await sender.resolvePending();
-    }
-    await deliverSandboxWebhooks(penny, sender);
+    await payOutPending(penny, sender);
     expect((await shop.stripe.payouts.retrieve(payout.id)).status).toBe('paid');
     await closeDay(day);
     await importReport(day);

@@ -1,13 +1,13 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
-import type { Connector } from '../../src/connectors/connector.js';
-import { ConnectorRegistry } from '../../src/connectors/connector.js';
-import { createLogger } from '../../src/logger.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
-import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
+import {
+  deliverSandboxWebhooks, payOutPending, sandboxSenderOf, serveTestLedger, settlementOf, settlementPullWithPlant,
+  type ServedLedger,
+} from '../support/stripe.js';
 
 /**
  * The PSP's payout to the operator: the settlement report's MerchantPayout line (the PSP paying a
@@ -99,18 +99,8 @@ async function dispute(chargeId: string): Promise<void> {
   await deliverSandboxWebhooks(penny, sender);
 }
 
-/**
- * Pulls the day's report as the PSP wrote it with a fee 7 minor units above its price list on the
- * first capture (a planted wrong_fee), through a connector that reads the sandbox so.
- */
 function pullWithWrongFee(day: string) {
-  const planted: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
-    value: async (input: { day: string; currency?: string }) => (await fetch(`${penny.sandbox.url}`
-      + `/v1/settlement_reports/${input.day}?currency=${input.currency ?? ''}&plant=wrong_fee`)).text() } }) as Connector;
-  const connectors = new ConnectorRegistry();
-  connectors.register(planted);
-  return new SettlementService(penny.pool, { connectors, balances: penny.balances, logger: createLogger('silent') })
-    .pull({ connectorId: 'sandbox', day });
+  return settlementPullWithPlant(penny, day, ['wrong_fee']);
 }
 
 describe('the PSP\'s payout of a closed day', () => {
@@ -207,12 +197,7 @@ describe('the PSP\'s payout of a closed day', () => {
     const payDay = today();
     await charge(shop.stripe, 6000);
     const payout = await shop.stripe.payouts.create({ amount: 5000, currency: 'usd' });
-    for (let step = 0; step < 3; step += 1) {
-      await deliverSandboxWebhooks(penny, sender);
-      advanceClock(1000);
-      await sender.resolvePending();
-    }
-    await deliverSandboxWebhooks(penny, sender);
+    await payOutPending(penny, sender);
     expect((await shop.stripe.payouts.retrieve(payout.id)).status).toBe('paid');
     const bankBefore = await operatorBank();
 

@@ -1,4 +1,6 @@
 import Stripe from 'stripe';
+import { advanceClock } from '../../src/clock.js';
+import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
 import { createLogger } from '../../src/logger.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
@@ -45,4 +47,31 @@ export function settlementOf(penny: ServedLedger): SettlementService {
 /** The sandbox PSP's webhook sender, pointed at the served Penny's inbox. */
 export function sandboxSenderOf(penny: ServedLedger): SandboxWebhookSender {
   return penny.sandbox.sender(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`);
+}
+
+/**
+ * Penny's settlement pull of `day`, reading the sandbox's report with discrepancies planted (as the
+ * PSP got it wrong), through a connector that asks for them.
+ */
+export function settlementPullWithPlant(penny: ServedLedger, day: string, plant: readonly string[]) {
+  const planted: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
+    value: async (input: { day: string; currency?: string }) => (await fetch(`${penny.sandbox.url}`
+      + `/v1/settlement_reports/${input.day}?currency=${input.currency ?? ''}&plant=${plant.join(',')}`)).text() } }) as Connector;
+  const connectors = new ConnectorRegistry();
+  connectors.register(planted);
+  return new SettlementService(penny.pool, { connectors, balances: penny.balances, logger: createLogger('silent') })
+    .pull({ connectorId: 'sandbox', day });
+}
+
+/**
+ * Moves the sandbox's pending payouts on (pending → in_transit → paid, a controlled-clock second
+ * apart) and delivers their webhooks, so Penny's payouts are paid.
+ */
+export async function payOutPending(penny: ServedLedger, sender: SandboxWebhookSender): Promise<void> {
+  for (let step = 0; step < 3; step += 1) {
+    await deliverSandboxWebhooks(penny, sender);
+    advanceClock(1000);
+    await sender.resolvePending();
+  }
+  await deliverSandboxWebhooks(penny, sender);
 }
