@@ -54,6 +54,9 @@ export const sourcePattern = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
 
 const peekBytes = 8192;
 
+/** An import of at least this many new records refreshes the records' planner statistics after it commits. */
+export const analyzeAfterRecordsMin = 50_000;
+
 export class ReconciliationImports {
   private readonly fileBytesMax: number;
 
@@ -85,7 +88,7 @@ export class ReconciliationImports {
       let version: string | null = null;
       const items = parserFor(format)(rest, request.filename, (found) => { version = found; });
       const fileId = newId('rfile');
-      return await withTransaction(this.pool, async (client) => {
+      const summary = await withTransaction(this.pool, async (client) => {
         await store.lockImports(client);
         // The same bytes, imported by an upload that finished while this one was arriving.
         const known = await store.selectFileByHash(client, spooled.contentSha256);
@@ -97,6 +100,9 @@ export class ReconciliationImports {
           sizeBytes: BigInt(spooled.bytes), lineCount: spooled.lines, ...counts });
         return this.summaryOf(client, file, false);
       });
+      // A large file changes the records' statistics enough to mislead the next run's plans: read them again now.
+      if (summary.records.new >= analyzeAfterRecordsMin) await store.analyzeRecords(this.pool);
+      return summary;
     } finally {
       input.destroy();
     }

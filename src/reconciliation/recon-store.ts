@@ -50,6 +50,11 @@ export interface ConflictRow {
   readonly conflictsWithRecordId: bigint;
 }
 
+/** The planner's statistics of the records (and statements), read again. */
+export async function analyzeRecords(db: Queryable): Promise<void> {
+  await db.query('ANALYZE reconciliation_records, reconciliation_statements');
+}
+
 /** Imports run one at a time: each sees every record the one before it wrote. */
 export async function lockImports(db: Queryable): Promise<void> {
   await db.query(named("SELECT pg_advisory_xact_lock(hashtext('penny:reconciliation_import'))"));
