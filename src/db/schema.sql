@@ -822,13 +822,10 @@ CREATE TABLE reconciliation_records (
   CONSTRAINT reconciliation_records_occurrence_check CHECK (occurrence >= 1),
   CONSTRAINT reconciliation_records_source_external_id_occurrence_conten_key UNIQUE (source, external_id, occurrence, content_sha256)
 );
-CREATE INDEX reconciliation_records_amount ON public.reconciliation_records USING btree (currency, amount_minor, value_date);
 CREATE INDEX reconciliation_records_batch ON public.reconciliation_records USING btree (source, batch_key) WHERE (batch_key IS NOT NULL);
 CREATE INDEX reconciliation_records_conflicts ON public.reconciliation_records USING btree (conflicts_with_record_id) WHERE (conflicts_with_record_id IS NOT NULL);
 CREATE INDEX reconciliation_records_file ON public.reconciliation_records USING btree (file_id, line);
 CREATE UNIQUE INDEX reconciliation_records_first_version ON public.reconciliation_records USING btree (source, external_id, occurrence) WHERE (conflicts_with_record_id IS NULL);
-CREATE INDEX reconciliation_records_merchant_reference ON public.reconciliation_records USING btree (merchant_reference) WHERE (merchant_reference IS NOT NULL);
-CREATE INDEX reconciliation_records_psp_reference ON public.reconciliation_records USING btree (psp_reference) WHERE (psp_reference IS NOT NULL);
 
 CREATE TABLE reconciliation_runs (
   id text NOT NULL,
