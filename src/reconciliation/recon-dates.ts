@@ -73,18 +73,23 @@ function clip(text: string): string {
 }
 
 /**
- * The day a run reconciles as of: 'YYYY-MM-DD' (a real day), or today on Penny's clock when
- * absent. A bad value is the caller's mistake, named by `param`.
+ * The day a run reconciles as of: 'YYYY-MM-DD' (a real day, not after today), or today on
+ * Penny's clock when absent. A bad value is the caller's mistake, named by `param`.
  */
 export function readAsOfDay(value: unknown, param: string, todayOf: () => string): string {
   if (value === undefined || value === null || value === '') return todayOf();
   if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(value)) {
     throw invalid(param, `${param} must be a day, YYYY-MM-DD.`);
   }
+  let day: string;
   try {
-    return readDay(value);
+    day = readDay(value);
   } catch (error) {
     if (error instanceof ValueProblem) throw invalid(param, `${param} must be a real day: ${error.message}.`);
     throw error;
   }
+  const today = todayOf();
+  // A run measures windows to its day: a day to come would call missing what is only pending.
+  if (day > today) throw invalid(param, `${param} must not be after today (${today}).`);
+  return day;
 }

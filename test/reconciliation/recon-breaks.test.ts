@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
@@ -15,15 +15,14 @@ import { serveTestLedger, settlementPullWithPlant, type ServedLedger } from '../
  */
 let penny: ServedLedger;
 
-beforeAll(() => {
-  configureClock('controlled');
-});
-
 afterAll(() => {
   configureClock('system');
 });
 
+// Each test starts its controlled clock at the wall clock: Penny's records are dated by the
+// database, so a clock a test moved days ahead would make the next test's lines late.
 beforeEach(async () => {
+  configureClock('controlled');
   penny = await serveTestLedger();
 });
 
@@ -122,7 +121,8 @@ describe('a fee_mismatch break', () => {
 describe('a break Penny proposes no entry for', () => {
   it('is refused a repair with 400, ignored with a reason, and then refused again with 409', async () => {
     await settledDay(3000, ['missing_line']);
-    const run = await operator('POST', '/v1/reconciliation/runs', { as_of: daysAfter(today(), 10) });
+    advanceClock(10 * 86_400_000);
+    const run = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     const missing = (run.body.breaks as { type: string; id: string; proposed_repair: unknown }[])
       .find((row) => row.type === 'missing_in_psp_report');
     expect(missing?.proposed_repair).toBeNull();
@@ -141,12 +141,16 @@ describe('a break Penny proposes no entry for', () => {
 });
 
 describe('the reconciliation API', () => {
-  it('refuses a day that is not one, and an unknown break, with Stripe-style errors', async () => {
+  it('refuses a day that is not one, a day to come, and an unknown break, with Stripe-style errors', async () => {
     const badDay = await operator('POST', '/v1/reconciliation/runs', { as_of: '2026-02-30' });
+    const tomorrow = await operator('POST', '/v1/reconciliation/runs', { as_of: daysAfter(today(), 1) });
     const unknown = await operator('GET', '/v1/reconciliation/breaks/rbrk_0000000000000000000000000000');
 
     expect(badDay.status).toBe(400);
     expect(badDay.body.error).toMatchObject({ code: 'parameter_invalid', param: 'as_of' });
+    expect(tomorrow.status).toBe(400);
+    expect(tomorrow.body.error).toMatchObject({ code: 'parameter_invalid', param: 'as_of' });
+    expect((await operator('GET', '/v1/reconciliation/runs')).body.data).toEqual([]);
     expect(unknown.status).toBe(404);
     expect(unknown.body.error).toMatchObject({ code: 'resource_missing' });
   });
@@ -178,7 +182,8 @@ describe('a repaired bank break', () => {
       const [account] = await penny.ledger.getAccounts([id]);
       return (account?.balances.debitsPosted ?? 0n) - (account?.balances.creditsPosted ?? 0n);
     };
-    const first = await operator('POST', '/v1/reconciliation/runs', { as_of: daysAfter(day, 10) });
+    advanceClock(10 * 86_400_000);
+    const first = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     const unexpected = (first.body.breaks as { type: string; id: string; actual_minor: number }[])
       .find((row) => row.type === 'unexpected_bank_entry');
     await operator('POST', `/v1/reconciliation/breaks/${unexpected?.id ?? ''}/repair`);
@@ -186,7 +191,8 @@ describe('a repaired bank break', () => {
     const csv = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${day}?currency=USD`)).text();
     await importText(csv, 'report.csv', 'sandbox');
 
-    const second = await operator('POST', '/v1/reconciliation/runs', { as_of: daysAfter(day, 11) });
+    advanceClock(86_400_000);
+    const second = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     const missing = (second.body.breaks as { type: string; id: string; expected_minor: number }[])
       .find((row) => row.type === 'missing_in_bank');
     await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/repair`);
