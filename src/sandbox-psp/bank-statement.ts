@@ -80,7 +80,8 @@ function validateStatement(input: BankStatementInput): void {
   assert.ok(input.fromDate <= input.toDate, 'the statement period does not end before it starts');
   for (const credit of input.credits) {
     assert.equal(credit.currency, input.currency, `credit ${credit.reference} is in the account currency`);
-    assert.ok(credit.amountMinor > 0n, `credit ${credit.reference} has a positive amount`);
+    // A PSP's direct debit of a negative batch is a debit: the only entry with a negative amount.
+    assert.ok(credit.amountMinor !== 0n, `entry ${credit.reference} moves money`);
     assert.ok(isDay(credit.bookingDate), `credit ${credit.reference} has a YYYY-MM-DD booking date`);
   }
 }
@@ -111,7 +112,9 @@ function creditEntry(credit: StatementCredit): object {
     Sts: { Cd: 'BOOK' },
     BookgDt: { Dt: credit.bookingDate },
     ValDt: { Dt: credit.bookingDate },
-    BkTxCd: { Domn: { Cd: 'PMNT', Fmly: { Cd: 'RCDT', SubFmlyCd: 'ESCT' } } },
+    // A credit transfer received, or (a negative amount) a SEPA direct debit collected.
+    BkTxCd: { Domn: { Cd: 'PMNT', Fmly: credit.amountMinor > 0n ? { Cd: 'RCDT', SubFmlyCd: 'ESCT' }
+      : { Cd: 'IDDT', SubFmlyCd: 'ESDD' } } },
     NtryDtls: { TxDtls: { RmtInf: { Ustrd: sandboxPayoutRemittance(credit.reference) } } },
   };
 }

@@ -40,7 +40,8 @@ export async function settlementBatches(db: Queryable, day: string,
 
 /**
  * The PSP pays out a day's batches (`penny sandbox-psp settle --date D [--plant …]`): one payout
- * per currency whose batch nets above zero, of the batch's MerchantPayout amount (with the planted
+ * per currency whose batch nets to anything but zero (a negative one is collected from the
+ * operator by direct debit), of the batch's MerchantPayout amount (with the planted
  * discrepancies, when the PSP is to get its own report wrong for real), to the operator's account
  * at the sandbox bank, under the batch's payout reference (so it is on that day's camt.053). A
  * second settle of the day pays nothing again (the payout's idempotency key is the day and currency).
@@ -51,7 +52,8 @@ export async function payOutSettlementBatches(pool: pg.Pool, day: string,
   const batches = await settlementBatches(pool, day, discrepancies);
   return withTransaction(pool, async (client) => {
     const done = [];
-    for (const batch of batches.filter((item) => item.payoutAmountMinor > 0n)) {
+    // A negative batch is collected from the operator's bank: a payout of a negative amount, a debit there.
+    for (const batch of batches.filter((item) => item.payoutAmountMinor !== 0n)) {
       const currency = batch.rows[0]?.netCurrency ?? 'EUR';
       const recorded = await recordOperation(client, {
         idempotencyKey: `settlement:${day}:${currency}`, reference: batch.payoutReference, kind: 'payout',

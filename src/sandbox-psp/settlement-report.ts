@@ -108,7 +108,11 @@ export interface SettlementRow {
 export interface SettlementBatch {
   readonly csv: string;
   readonly payoutReference: string;
-  /** The MerchantPayout as written (after planting); 0n when the batch has no payout. */
+  /**
+   * The MerchantPayout as written (after planting): positive, paid to the operator; negative, taken
+   * from the operator's bank by direct debit (the batch paid out more than it took in); 0n when the
+   * batch nets to zero and has no payout.
+   */
   readonly payoutAmountMinor: bigint;
   readonly rows: readonly SettlementRow[];
   readonly planted: readonly { kind: SettlementDiscrepancy; merchantReference: string }[];
@@ -148,9 +152,8 @@ export function settlementDetailsReport(input: SettlementBatchInput): Settlement
     operationRows.push(feeRow(input.batchFeeMinor ?? 0n, input.currency, bookingDateTime, input.batchNumber));
   }
   const payoutReference = `batch-${input.batchNumber}-${input.currency}`;
-  const batchNetMinor = batchNetMinorOf(operationRows, input.currency);
-  const payoutAmountMinor = batchNetMinor > 0n ? batchNetMinor : 0n;
-  const rows = payoutAmountMinor > 0n
+  const payoutAmountMinor = batchNetMinorOf(operationRows, input.currency);
+  const rows = payoutAmountMinor !== 0n
     ? [...operationRows, payoutRow(payoutReference, payoutAmountMinor, input.currency, bookingDateTime)]
     : operationRows;
   const csv = stringify(rows.map((row) => csvRecord(row, input, bookingDateTime)), {
@@ -336,8 +339,10 @@ function feeRow(amountMinor: bigint, currency: string, bookedAt: string, batchNu
 }
 
 /**
- * The bank transfer that closes a positive batch. A batch whose net is zero or negative has no
- * MerchantPayout (Adyen carries it to the next batch instead; the sandbox simply pays nothing).
+ * The bank transfer that closes a batch: a Net Debit paid to the operator, or, for a batch that
+ * nets negative (its merchant payouts exceed what it took in), a Net Credit the PSP takes from the
+ * operator's bank by direct debit, as Adyen does for a negative balance it is allowed to collect
+ * (it may instead carry it to the next batch with Balancetransfer lines; the sandbox collects).
  */
 function payoutRow(payoutReference: string, amountMinor: bigint, currency: string, bookedAt: string): SettlementRow {
   return {
@@ -352,8 +357,8 @@ function payoutRow(payoutReference: string, amountMinor: bigint, currency: strin
     netCurrency: currency,
     grossDebitMinor: null,
     grossCreditMinor: null,
-    netDebitMinor: amountMinor,
-    netCreditMinor: null,
+    netDebitMinor: amountMinor > 0n ? amountMinor : null,
+    netCreditMinor: amountMinor < 0n ? -amountMinor : null,
     ...noFees,
   };
 }

@@ -128,7 +128,8 @@ export class SettlementService {
     const payoutLines = lines.filter((line) => line.type === 'MerchantPayout');
     const payout = payoutLines[0];
     if (payout === undefined) return undefined;
-    if (payoutLines.length > 1 || payout.netMinor >= 0n
+    // A Net Credit payout is the PSP collecting a negative batch from the operator's bank.
+    if (payoutLines.length > 1 || payout.netMinor === 0n
       || payout.modificationReference === '') {
       this.dependencies.logger.warn({ connector: connectorId, payouts: payoutLines.length,
         reference: payout.modificationReference }, 'a settlement batch whose payout cannot be read is left to reconciliation');

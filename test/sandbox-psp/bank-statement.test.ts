@@ -187,8 +187,16 @@ describe('camt053Statement', () => {
     expect(() => camt053Statement(statementInput({ credits }))).toThrow(/account currency/);
   });
 
-  it('refuses a credit that is not positive', () => {
+  it('refuses an entry that moves nothing', () => {
     const credits = [{ reference: 'batch-1', amountMinor: 0n, currency: 'EUR', bookingDate: '2024-05-02' }];
-    expect(() => camt053Statement(statementInput({ credits }))).toThrow(/positive amount/);
+    expect(() => camt053Statement(statementInput({ credits }))).toThrow(/moves money/);
+  });
+
+  it('books a negative amount, a PSP\'s direct debit, as a DBIT entry the closing balance subtracts', () => {
+    const credits = [{ reference: 'batch-1', amountMinor: -4059n, currency: 'EUR', bookingDate: '2024-05-02' }];
+    const xml = camt053Statement(statementInput({ credits, openingBalanceMinor: 10_000n }));
+    expect(xml).toContain('<CdtDbtInd>DBIT</CdtDbtInd>');
+    expect(xml).toContain('<Cd>IDDT</Cd>');
+    expect(xml).toContain('59.41');
   });
 });

@@ -179,11 +179,14 @@ describe('settlementDetailsReport: the file', () => {
     expect(report.payoutAmountMinor).toBe(5566n);
   });
 
-  it('writes no MerchantPayout and pays 0 when the batch nets negative', () => {
+  it('collects a batch that nets negative from the operator: a MerchantPayout of Net Credit', () => {
     const input = batch({ operations: [operation('capture', 'ch_1', 1000n), operation('refund', 're_1', 5000n)] });
     const report = settlementDetailsReport(input);
-    expect(rowsOfType(readSdr(report.csv), 'MerchantPayout')).toEqual([]);
-    expect(report.payoutAmountMinor).toBe(0n);
+    const [payout] = rowsOfType(readSdr(report.csv), 'MerchantPayout');
+    // The capture nets 1000 − (2.9% + 30) = 941, the refund −5000.
+    expect(payout?.['Net Credit (NC)']).toBe('40.59');
+    expect(payout?.['Net Debit (NC)']).toBe('');
+    expect(report.payoutAmountMinor).toBe(-4059n);
   });
 
   it.each([
@@ -212,7 +215,7 @@ describe('settlementDetailsReport: the file', () => {
     }));
   });
 
-  it('makes the MerchantPayout equal the sum of its batch (property)', () => {
+  it('makes the MerchantPayout equal the sum of its batch, paid or collected (property)', () => {
     fc.assert(fc.property(fc.array(operationArbitrary, { maxLength: 12 }), (drawn) => {
       const operations = drawn.map((d, i) => operation(d.kind, `ref_${i}`, d.amountMinor));
       const report = settlementDetailsReport(batch({ operations }));
@@ -220,13 +223,10 @@ describe('settlementDetailsReport: the file', () => {
       const batchNetMinor = records.filter((r) => r['Type'] !== 'MerchantPayout')
         .reduce((sum, r) => sum + signedNetMinor(r), 0n);
       const payouts = rowsOfType(records, 'MerchantPayout');
-      if (batchNetMinor > 0n) {
-        expect(minor(only(payouts), 'Net Debit (NC)')).toBe(batchNetMinor);
-        expect(report.payoutAmountMinor).toBe(batchNetMinor);
-      } else {
-        expect(payouts).toEqual([]);
-        expect(report.payoutAmountMinor).toBe(0n);
-      }
+      expect(report.payoutAmountMinor).toBe(batchNetMinor);
+      if (batchNetMinor > 0n) expect(minor(only(payouts), 'Net Debit (NC)')).toBe(batchNetMinor);
+      if (batchNetMinor < 0n) expect(minor(only(payouts), 'Net Credit (NC)')).toBe(-batchNetMinor);
+      if (batchNetMinor === 0n) expect(payouts).toEqual([]);
     }));
   });
 });

@@ -211,4 +211,26 @@ describe('the PSP\'s payout of a closed day', () => {
     expect(await receivable(shop.id)).toBe(0n);
     await expectTrialBalanceZero();
   });
+
+  it('of a day whose merchant payouts exceed what it took in is collected from the operator\'s bank, and the receivable closes at zero', async () => {
+    const day = freshDay();
+    const shop = await merchant('Collected Batch Shop');
+    await charge(shop.stripe, 10_000);
+    await closeAndSettle(day);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    const payDay = today();
+    const payout = await shop.stripe.payouts.create({ amount: 6000, currency: 'usd' });
+    await payOutPending(penny, sender);
+    expect((await shop.stripe.payouts.retrieve(payout.id)).status).toBe('paid');
+    const bankBefore = await operatorBank();
+
+    const [batch] = await closeAndSettle(payDay);
+    const pulled = await settlement.pull({ connectorId: 'sandbox', day: payDay });
+
+    expect(batch?.amount_minor).toBe(-6000n);
+    expect(pulled.payouts).toBe(1);
+    expect(await operatorBank() - bankBefore).toBe(-6000n);
+    expect(await receivable(shop.id)).toBe(0n);
+    await expectTrialBalanceZero();
+  });
 });
