@@ -207,4 +207,21 @@ describe('a reconciliation run', () => {
 
     expect(run.counts).toMatchObject({ matched: { ledger_psp: 2, psp_bank: 1 }, breaks_opened: {} });
   });
+
+  it('matches a batch the PSP collected from the operator (it nets negative) to the bank\'s direct debit', async () => {
+    const day = today();
+    const shop = await merchant('Collected Shop');
+    const intent = await charge(shop.stripe, 9000, { payment_method: 'pm_card_bypassPending' });
+    await shop.stripe.payouts.create({ amount: 8000, currency: 'usd' });
+    await payOutPending(penny, sender);
+    await shop.stripe.refunds.create({ payment_intent: intent.id, amount: 5000 });
+    await closeDay(day);
+    await importReport(day);
+    const statement = await importStatement(day);
+
+    const run = await runs.run({ asOf: dayAfter(day, 1) });
+
+    expect(statement.statements[0]).toMatchObject({ entries: 1 });
+    expect(run.counts).toMatchObject({ matched: { ledger_psp: 3, psp_bank: 1 }, breaks_opened: {} });
+  });
 });
