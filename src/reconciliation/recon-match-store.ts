@@ -142,23 +142,25 @@ export async function createOpenLines(db: Queryable, query: { asOf: string; type
  * is the item's reference (or a capture's attempt), or its PSP reference is the item's; or, for an
  * Adyen modification (a refund, a chargeback, its reversal), whose line names the payment in Psp
  * and Merchant Reference, where its Modification Reference is the item's PSP reference or its
- * Modification Merchant Reference the item's reference (reconciliation.md §2, §5). Then each
- * line's primary item (the first by id), ranked within its item: the first line of an item not
- * matched before is its match; another is a duplicate.
+ * Modification Merchant Reference the item's reference (reconciliation.md §2, §5). A pair found by
+ * two keys is listed twice (UNION ALL: every reader takes distinct pairs or asks whether one
+ * exists, so the sort a UNION would make is saved). Then each line's primary item (the first by
+ * id), ranked within its item: the first line of an item not matched before is its match; another
+ * is a duplicate.
  */
 export async function createReferencePairs(db: Queryable): Promise<void> {
   await db.query(named(`CREATE TEMP TABLE recon_pairs ON COMMIT DROP AS
      SELECT l.id AS record_id, i.id AS item_id FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.merchant_reference
-     UNION SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.alternate_reference = l.merchant_reference
-     UNION SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.psp_reference
-     UNION SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.psp_reference
-     UNION SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.modification_reference
-     UNION SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.modification_merchant_reference`));
   await db.query(named(`CREATE TEMP TABLE recon_primary ON COMMIT DROP AS
      SELECT p.record_id, p.item_id,
