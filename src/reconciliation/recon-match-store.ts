@@ -190,43 +190,41 @@ export async function insertReferenceMatches(db: Queryable, runId: string): Prom
  * primary one (`duplicate_in_ledger`, which takes the item as matched).
  */
 export async function insertPairBreaks(db: Queryable, runId: string): Promise<void> {
+  // The matched pairs that differ or came late, read in one pass over the run's pairs; few.
+  await db.query(named(`CREATE TEMP TABLE recon_differing ON COMMIT DROP AS
+     SELECT l.id AS record_id, i.id AS item_id, coalesce(l.psp_reference, l.external_id) AS external_ref,
+       i.reference, i.kind, i.currency, i.gross_minor, i.fee_minor, i.merchant_id, i.owner_id, i.day, i.due_by,
+       l.gross_currency AS line_currency, l.gross_minor AS line_gross_minor, l.fee_minor AS line_fee_minor,
+       l.booking_date
+     FROM recon_primary p
+     JOIN recon_lines l ON l.id = p.record_id
+     JOIN reconciliation_items i ON i.id = p.item_id
+     WHERE p.rank_in_item = 1 AND NOT p.item_taken
+       AND (l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor
+         OR l.booking_date > i.due_by)`));
   await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
-     SELECT ${newBreakId}, d.type || '|record:' || d.record_id || '|item:' || d.item_id, $1, d.type, 'ledger_psp',
-       d.external_ref, d.reference, d.currency, d.expected, d.actual, d.actual - d.expected, d.merchant_id, d.owner_id,
+     SELECT ${newBreakId}, c.type || '|record:' || d.record_id || '|item:' || d.item_id, $1, c.type, 'ledger_psp',
+       d.external_ref, d.reference, d.currency, c.expected, c.actual, c.actual - c.expected, d.merchant_id, d.owner_id,
        d.record_id, d.item_id,
-       CASE d.type
+       CASE c.type
          WHEN 'currency_mismatch' THEN 'the PSP reports ' || d.kind || ' ' || d.reference || ' in ' || d.line_currency
            || ', Penny booked it in ' || d.currency
-         WHEN 'amount_mismatch' THEN 'the PSP reports a gross of ' || d.actual || ' for ' || d.kind || ' ' || d.reference
-           || ', Penny booked ' || d.expected
-         ELSE 'the PSP kept a fee of ' || d.actual || ' on ' || d.kind || ' ' || d.reference || ', Penny expected '
-           || d.expected END
-     FROM recon_primary p
-     JOIN recon_lines l ON l.id = p.record_id
-     JOIN reconciliation_items i ON i.id = p.item_id
-     CROSS JOIN LATERAL (
-       SELECT l.id AS record_id, i.id AS item_id, coalesce(l.psp_reference, l.external_id) AS external_ref,
-         i.reference, i.kind, i.currency, l.gross_currency AS line_currency, i.merchant_id, i.owner_id, c.*
-       FROM (VALUES
-         ('currency_mismatch', i.gross_minor, l.gross_minor, l.gross_currency <> i.currency),
-         ('amount_mismatch', i.gross_minor, l.gross_minor, l.gross_currency = i.currency AND l.gross_minor <> i.gross_minor),
-         ('fee_mismatch', i.fee_minor, l.fee_minor, l.gross_currency = i.currency AND l.fee_minor <> i.fee_minor)
-       ) AS c(type, expected, actual, differs)
-       WHERE c.differs
-     ) d
-     WHERE p.rank_in_item = 1 AND NOT p.item_taken
-       AND (l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor)
-     ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
-  await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
-     SELECT ${newBreakId}, 'late_settlement|record:' || l.id || '|item:' || i.id, $1, 'late_settlement', 'ledger_psp',
-       coalesce(l.psp_reference, l.external_id), i.reference, i.currency, i.gross_minor, i.gross_minor, 0,
-       i.merchant_id, i.owner_id, l.id, i.id,
-       i.kind || ' ' || i.reference || ' of ' || i.day || ' was settled on ' || l.booking_date || ', after its window ('
-         || i.due_by || ')'
-     FROM recon_primary p
-     JOIN recon_lines l ON l.id = p.record_id
-     JOIN reconciliation_items i ON i.id = p.item_id
-     WHERE p.rank_in_item = 1 AND NOT p.item_taken AND l.booking_date > i.due_by
+         WHEN 'amount_mismatch' THEN 'the PSP reports a gross of ' || c.actual || ' for ' || d.kind || ' ' || d.reference
+           || ', Penny booked ' || c.expected
+         WHEN 'fee_mismatch' THEN 'the PSP kept a fee of ' || c.actual || ' on ' || d.kind || ' ' || d.reference
+           || ', Penny expected ' || c.expected
+         ELSE d.kind || ' ' || d.reference || ' of ' || d.day || ' was settled on ' || d.booking_date
+           || ', after its window (' || d.due_by || ')' END
+     FROM recon_differing d
+     CROSS JOIN LATERAL (VALUES
+       ('currency_mismatch', d.gross_minor, d.line_gross_minor, d.line_currency <> d.currency),
+       ('amount_mismatch', d.gross_minor, d.line_gross_minor,
+         d.line_currency = d.currency AND d.line_gross_minor <> d.gross_minor),
+       ('fee_mismatch', d.fee_minor, d.line_fee_minor, d.line_currency = d.currency AND d.line_fee_minor <> d.fee_minor),
+       -- A warning, not a money break: its difference is 0.
+       ('late_settlement', d.gross_minor, d.gross_minor, d.booking_date > d.due_by)
+     ) AS c(type, expected, actual, differs)
+     WHERE c.differs
      ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
   await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
      SELECT ${newBreakId}, 'duplicate_external|record:' || l.id, $1, 'duplicate_external', 'ledger_psp',
