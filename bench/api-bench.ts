@@ -26,7 +26,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +33,7 @@ import autocannon from 'autocannon';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded-postgres.js';
 import { createPool, ensureDatabase, withDatabase } from '../src/db/pool.js';
 import { MerchantService } from '../src/merchants/merchant-service.js';
+import { freePort } from './free-port.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
 const serverLogLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
@@ -386,19 +386,6 @@ async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: n
 async function readPostmasterPid(dataDirectory: string): Promise<number> {
   const text = await fs.readFile(path.join(dataDirectory, 'postmaster.pid'), 'utf8');
   return Number(text.split('\n')[0]);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address !== null
-        ? resolve(address.port)
-        : reject(new Error('no free port'))));
-    });
-  });
 }
 
 async function countPayments(databaseUrl: string): Promise<void> {

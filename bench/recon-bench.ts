@@ -15,7 +15,6 @@
  */
 import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
@@ -28,6 +27,7 @@ import { stagingRow } from '../src/reconciliation/recon-store.js';
 import type { ImportSummary } from '../src/reconciliation/recon-presenter.js';
 import { ReconciliationRuns } from '../src/reconciliation/recon-run.js';
 import { settlementReportColumns } from '../src/sandbox-psp/settlement-report.js';
+import { freePort } from './free-port.js';
 
 const defaultLines = 1_000_000;
 /** Lines per batch (the last line of each is its MerchantPayout). */
@@ -315,19 +315,6 @@ function parseArguments(argv: readonly string[]): { lines: number; out: string |
     }
   }
   return { lines, out };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address !== null
-        ? resolve(address.port)
-        : reject(new Error('no free port'))));
-    });
-  });
 }
 
 async function openBenchDatabase(directory: string): Promise<{ url: string; stop: () => Promise<void> }> {
