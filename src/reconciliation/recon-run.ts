@@ -99,12 +99,10 @@ export class ReconciliationRuns {
 
   /** Runs as of `asOf`, then alerts: a log line per break opened and an `ALERT` line with the counts. */
   async run(request: { asOf: string; scheduledFor?: string }): Promise<RunResult> {
-    const result = await this.match(request);
-    const opened = Object.entries(result.counts.breaks_opened);
+    const { result, opened } = await this.match(request);
     const logger = this.options.logger;
     if (logger !== undefined && opened.length > 0) {
-      const breaks = await breakStore.selectBreaks(this.pool, { runId: result.id, limit: breakAnnouncementsMax });
-      for (const row of breaks) {
+      for (const row of opened) {
         logger.warn({ run: result.id, break: row.id, type: row.type, leg: row.leg, currency: row.currency,
           difference_minor: row.differenceMinor.toString() }, `reconciliation break opened: ${row.detail}`);
       }
@@ -114,7 +112,9 @@ export class ReconciliationRuns {
     return result;
   }
 
-  private async match(request: { asOf: string; scheduledFor?: string }): Promise<RunResult> {
+  /** The run, in one transaction; with the breaks it opened (the first `breakAnnouncementsMax`). */
+  private async match(request: { asOf: string; scheduledFor?: string }):
+  Promise<{ result: RunResult; opened: BreakRow[] }> {
     const id = newId('rrun');
     return withTransaction(this.pool, async (client) => {
       await lockImports(client);
@@ -133,20 +133,21 @@ export class ReconciliationRuns {
       await store.insertStatementBreaks(client, { runId: id, asOf: request.asOf });
       await store.insertConflictBreaks(client, { runId: id, asOf: request.asOf });
       const resolved = await store.resolveMatchedBreaks(client, id);
-      const opened = Object.fromEntries((await store.selectBreakCountsOfRun(client, id))
+      const openedByType = Object.fromEntries((await store.selectBreakCountsOfRun(client, id))
         .map((row) => [row.type, row.count]));
       const counts: RunCounts = {
         items_collected: itemsCollected, lines_considered: lines,
         matched: { ledger_psp: reference.matched, psp_bank: bank.matched, batch_lines: batchLines },
         duplicates: reference.duplicates,
         pending: { ledger_psp: pendingItems, psp_bank: bank.pending },
-        breaks_opened: opened, breaks_resolved_by_match: resolved,
+        breaks_opened: openedByType, breaks_resolved_by_match: resolved,
       };
       const inputFileIds = [...new Set([...await store.selectInputFiles(client, inputFilesMax), ...bank.fileIds])]
         .sort().slice(0, inputFilesMax);
       await store.finishRun(client, { id, inputFileIds, counts: counts as unknown as Record<string, unknown> });
-      await announceToMerchants(client, id);
-      return { id, asOf: request.asOf, counts, inputFileIds };
+      const opened = await breakStore.selectBreaks(client, { runId: id, limit: breakAnnouncementsMax });
+      await announceToMerchants(client, opened);
+      return { result: { id, asOf: request.asOf, counts, inputFileIds }, opened };
     });
   }
 
@@ -197,8 +198,7 @@ export class ReconciliationRuns {
  * run (the events outbox), so its webhook endpoints hear of it; the operator's own breaks (bank,
  * batch, statement) have no merchant and are alerted by the log and `GET /metrics`.
  */
-async function announceToMerchants(db: Queryable, runId: string): Promise<void> {
-  const breaks: BreakRow[] = await breakStore.selectBreaks(db, { runId, limit: breakAnnouncementsMax });
+async function announceToMerchants(db: Queryable, breaks: readonly BreakRow[]): Promise<void> {
   for (const row of breaks) {
     if (row.merchantId === null) continue;
     await recordEvent(db, { merchantId: row.merchantId, account: row.ownerId ?? undefined,
