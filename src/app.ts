@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { configureClock } from './clock.js';
+import { configureClock, followClockOffset } from './clock.js';
 import { limits, type PennyConfig } from './config.js';
 import { openDatabase, type OpenDatabase } from './db/database.js';
 import { migrate } from './db/migrate.js';
@@ -54,6 +54,7 @@ export interface RunningPenny {
 
 export async function startPenny(config: PennyConfig, logger: Logger): Promise<RunningPenny> {
   configureClock(config.clockMode);
+  if (config.clockMode === 'controlled' && !config.sandboxPsp) await catchUpWithSandboxClock(config.sandboxPspUrl, logger);
   // Checked before anything starts, so a bad profile stops Penny at once, naming the variable.
   const sandboxFaults = config.sandboxPsp ? faultProfileFromEnvironment(config.sandboxPspFaults) : undefined;
   const database = await openDatabase(config, { logger, ownsServer: true });
@@ -210,4 +211,21 @@ function reconciliationWorkers(pool: pg.Pool, config: PennyConfig, dependencies:
     runs, imports: new ReconciliationImports(pool) });
   return [startWorker('reconciliation-schedule', limits.reconciliationScheduleIntervalMs, () => scheduled.runDue(),
     dependencies.logger)];
+}
+
+/**
+ * A controlled clock lives in memory: a restarted Penny would start days behind a sandbox PSP that
+ * runs apart and was told every advance. It reads the sandbox's offset back before anything runs,
+ * so its clock never moves backwards across a restart. A sandbox that does not answer is logged.
+ */
+async function catchUpWithSandboxClock(sandboxUrl: string, logger: Logger): Promise<void> {
+  try {
+    const response = await fetch(`${sandboxUrl}/control/clock`, { signal: AbortSignal.timeout(5000) });
+    const body = await response.json() as { offset_ms?: unknown };
+    if (response.ok && typeof body.offset_ms === 'number' && Number.isSafeInteger(body.offset_ms)) {
+      followClockOffset(body.offset_ms);
+    }
+  } catch (error) {
+    logger.warn({ err: error, sandboxUrl }, 'the sandbox PSP did not tell its clock; the controlled clock starts at its own');
+  }
 }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { nowIso, nowMs } from '../clock.js';
-import { withTransaction, type Queryable } from '../db/pool.js';
+import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { invalid } from '../validation.js';
 import { defaultDisputeReason, type DisputeReason } from './psp-decisions.js';
@@ -9,7 +9,7 @@ import type { FaultInjector } from './psp-faults.js';
 import { sandboxPriceList } from './psp-settlement.js';
 import {
   recordOperation, selectChildren, selectOperation, selectOperationByKey, selectOperationsByReference,
-  updateOperationState, type OperationRow,
+  updateOperationState, withBookingTransaction, type OperationRow,
 } from './psp-store.js';
 import { enqueueWebhook, webhookCopies } from './psp-outbox.js';
 
@@ -48,7 +48,7 @@ export function disputeKeyOf(authorizationPspReference: string): string {
 /** Opens a dispute asked for by a control call or the CLI; a charge already disputed is refused. */
 export async function openDispute(pool: pg.Pool, injector: FaultInjector, request: DisputeRequest):
 Promise<OperationRow> {
-  return withTransaction(pool, async (client) => {
+  return withBookingTransaction(pool, async (client) => {
     const charge = await lockedCharge(client, request);
     const existing = await selectOperationByKey(client, disputeKeyOf(charge.authorization.pspReference));
     if (existing !== undefined) {
@@ -82,7 +82,7 @@ export async function openScheduledDispute(client: pg.PoolClient, injector: Faul
 /** Decides a dispute that still needs a response, and queues its webhook. */
 export async function decideDispute(pool: pg.Pool, injector: FaultInjector, pspReference: string,
   outcome: DisputeOutcome): Promise<OperationRow> {
-  return withTransaction(pool, async (client) => {
+  return withBookingTransaction(pool, async (client) => {
     const dispute = await selectOperation(client, pspReference, { forUpdate: true });
     if (dispute?.kind !== 'chargeback') throw notFound(pspReference, 'id');
     if (dispute.outcome !== 'needs_response') throw invalidState(dispute, outcome);

@@ -3,8 +3,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import canonicalize from 'canonicalize';
-import { clockMode, followClockOffset, nowMs } from '../clock.js';
-import { withTransaction, type Queryable } from '../db/pool.js';
+import { clockMode, clockOffsetMs, followClockOffset, nowMs } from '../clock.js';
+import type { Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { stringifyJson } from '../json.js';
 import { newId } from '../ids.js';
@@ -20,7 +20,7 @@ import { webhookCopies } from './psp-outbox.js';
 import { bankStatementsFor, payOutSettlementBatches, sandboxBankIban, settlementBatches } from './psp-settlement.js';
 import {
   presentOperation, recordOperation, selectChildren, selectOperation, selectOperationsByReference,
-  selectPspReferenceByKey, type NewOperation, type OperationRow, type WebhookCopy,
+  selectPspReferenceByKey, withBookingTransaction, type NewOperation, type OperationRow, type WebhookCopy,
 } from './psp-store.js';
 import { settlementDiscrepancies, type SettlementDiscrepancy } from './settlement-report.js';
 
@@ -121,7 +121,8 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     injector.set(parseFaultProfile(request.body));
     return presentFaultProfile(injector.current());
   });
-  // The sandbox follows Penny's controlled clock when they run apart.
+  // The sandbox follows Penny's controlled clock when they run apart; a restarted Penny reads it back.
+  app.get('/control/clock', async () => ({ mode: clockMode(), offset_ms: clockOffsetMs(), now_ms: nowMs() }));
   app.post('/control/clock', async (request) => {
     const body = readObject(request.body ?? {}, '', ['offset_ms']);
     if (clockMode() !== 'controlled') throw invalid('offset_ms', 'The sandbox clock is the system clock.');
@@ -247,7 +248,7 @@ class SandboxPsp {
     const parentReference = readString(body.psp_reference, 'psp_reference', { lengthMax: 255, required: true });
     const key = idempotencyKeyOf(request);
     const fingerprint = fingerprintOf(request);
-    return withTransaction(this.pool, async (client) => {
+    return withBookingTransaction(this.pool, async (client) => {
       const parent = await selectOperation(client, parentReference, { forUpdate: true });
       if (parent === undefined) throw notFound(parentReference);
       // A repeated key answers from the record, whatever the parent's state is now.
@@ -261,8 +262,8 @@ class SandboxPsp {
 
   private async record(request: FastifyRequest, operation: Omit<NewOperation, 'idempotencyKey' | 'reference' |
     'requestFingerprint'>) {
-    // One statement writes the record and its webhooks: atomic without a transaction of its own.
-    return this.insert(this.pool, request, operation);
+    // One statement writes the record and its webhooks; the transaction is for the day's lock.
+    return withBookingTransaction(this.pool, (client) => this.insert(client, request, operation));
   }
 
   private async insert(db: Queryable, request: FastifyRequest,

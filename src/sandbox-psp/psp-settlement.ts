@@ -3,7 +3,8 @@ import { withTransaction, type Queryable } from '../db/pool.js';
 import { camt053Statement } from './bank-statement.js';
 import { cardBrand, normalizeAccount } from './psp-decisions.js';
 import {
-  recordOperation, selectOperationsOfDay, selectPayoutsPaidOnDay, selectSettlementPayouts, type OperationRow,
+  lockBookings, recordOperation, selectOperationsOfDay, selectPayoutsPaidOnDay, selectSettlementPayouts,
+  type OperationRow,
 } from './psp-store.js';
 import {
   settlementDetailsReport, type SettledOperation, type SettlementBatch, type SettlementDiscrepancy,
@@ -49,8 +50,10 @@ export async function settlementBatches(db: Queryable, day: string,
 export async function payOutSettlementBatches(pool: pg.Pool, day: string,
   discrepancies: readonly SettlementDiscrepancy[] = []): Promise<{ reference: string;
   currency: string; amount_minor: bigint; psp_reference: string; destination: string }[]> {
-  const batches = await settlementBatches(pool, day, discrepancies);
   return withTransaction(pool, async (client) => {
+    // The day is read once every booking dated in it has committed, and none can be added while it is paid.
+    await lockBookings(client);
+    const batches = await settlementBatches(client, day, discrepancies);
     const done = [];
     // A negative batch is collected from the operator's bank: a payout of a negative amount, a debit there.
     for (const batch of batches.filter((item) => item.payoutAmountMinor !== 0n)) {

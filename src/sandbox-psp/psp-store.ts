@@ -1,5 +1,6 @@
 import { nowIso } from '../clock.js';
-import { named, type Queryable } from '../db/pool.js';
+import type pg from 'pg';
+import { named, withTransaction, type Queryable } from '../db/pool.js';
 import { newId } from '../ids.js';
 
 /**
@@ -66,6 +67,25 @@ export interface WebhookCopy {
   readonly type: string;
   readonly payload: string;
   readonly deliverAt: string;
+}
+
+/**
+ * A transaction that books operations, which it dates with the sandbox's clock. Closing a day
+ * (psp-settlement.ts) must not read the day while a booking dated in it is still uncommitted, or
+ * the day would change after it was paid: bookings share a lock that closing takes alone, so a
+ * booking dated before the close commits before the close reads, and one that waits for the close
+ * is dated after it (the clock had moved on to the next day before the close began).
+ */
+export function withBookingTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withTransaction(pool, async (client) => {
+    await client.query(named("SELECT pg_advisory_xact_lock_shared(hashtext('penny:sandbox_psp_bookings'))"));
+    return work(client);
+  });
+}
+
+/** Closing a day: waits for the bookings under way, and holds new ones until the transaction ends. */
+export async function lockBookings(client: pg.PoolClient): Promise<void> {
+  await client.query(named("SELECT pg_advisory_xact_lock(hashtext('penny:sandbox_psp_bookings'))"));
 }
 
 /**

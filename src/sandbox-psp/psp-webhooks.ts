@@ -1,11 +1,10 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
-import { withTransaction } from '../db/pool.js';
 import { signPayload } from '../security/hmac-signature.js';
 import { runDueChanges } from './psp-changes.js';
 import type { FaultInjector } from './psp-faults.js';
-import { claimDueWebhookCopies, recordWebhookResults } from './psp-store.js';
+import { claimDueWebhookCopies, recordWebhookResults, withBookingTransaction } from './psp-store.js';
 
 /**
  * The sandbox's webhooks: each finished operation, and each later change of its state, queues an
@@ -28,7 +27,7 @@ export class SandboxWebhookSender {
    * resolve, payouts move on, disputes are decided or opened; their webhooks are queued.
    */
   async resolvePending(): Promise<number> {
-    return withTransaction(this.pool, (client) => runDueChanges(client, this.injector));
+    return withBookingTransaction(this.pool, (client) => runDueChanges(client, this.injector));
   }
 
   /** Sends the due copies, a bounded batch; a copy that keeps failing is dropped after 8 tries. */
