@@ -33,7 +33,7 @@ import autocannon from 'autocannon';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded-postgres.js';
 import { createPool, ensureDatabase, withDatabase } from '../src/db/pool.js';
 import { MerchantService } from '../src/merchants/merchant-service.js';
-import { freePort } from './free-port.js';
+import { freePort } from '../src/simulate/free-port.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
 const serverLogLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';

@@ -27,7 +27,7 @@ import { stagingRow } from '../src/reconciliation/recon-store.js';
 import type { ImportSummary } from '../src/reconciliation/recon-presenter.js';
 import { ReconciliationRuns } from '../src/reconciliation/recon-run.js';
 import { settlementReportColumns } from '../src/sandbox-psp/settlement-report.js';
-import { freePort } from './free-port.js';
+import { freePort } from '../src/simulate/free-port.js';
 
 const defaultLines = 1_000_000;
 /** Lines per batch (the last line of each is its MerchantPayout). */

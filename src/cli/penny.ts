@@ -11,6 +11,7 @@ import { registerReportCommands } from './report-commands.js';
 import { registerSandboxPspCommands } from './sandbox-psp-commands.js';
 import { registerServeCommands } from './serve-commands.js';
 import { registerSettlementCommands } from './settlement-commands.js';
+import { registerSimulateCommands } from './simulate-commands.js';
 
 /**
  * `penny`: thin commands over the services. Exit 0 on success, 1 on a failure it explains,
@@ -29,6 +30,7 @@ registerCaseCommands(program);
 registerSettlementCommands(program);
 registerReconCommands(program);
 registerReportCommands(program);
+registerSimulateCommands(program);
 
 const json = jsonRequested(process.argv.slice(2));
 try {

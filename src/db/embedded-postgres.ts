@@ -27,7 +27,11 @@ export interface RunningPostgres {
   /** URL of the server's maintenance database; callers pick their own database name. */
   readonly serverUrl: string;
   readonly startedHere: boolean;
-  stop(): Promise<void>;
+  /**
+   * `fast` (the default) ends sessions and checkpoints; `immediate` is a crash, recovered from the
+   * WAL at the next start.
+   */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
 }
 
 const superuser = 'postgres';
@@ -62,7 +66,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       ? `postgres://${superuser}@127.0.0.1:${port}/postgres`
       : `postgres://${superuser}@localhost:${port}/postgres?host=${encodeURIComponent(socketDirectory)}`,
     startedHere: running === undefined,
-    stop: () => run(binaries.pgCtl, ['-D', dataDirectory, '-w', '-m', 'fast', 'stop'], owner),
+    stop: (mode = 'fast') => run(binaries.pgCtl, ['-D', dataDirectory, '-w', '-m', mode, 'stop'], owner),
   };
 }
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 
-/** A TCP port free on the loopback now (the OS picks it), for a bench's own servers. */
+/** A TCP port free on the loopback now (the OS picks it), for a simulation's or a bench's own servers. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();

@@ -1,0 +1,268 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsPromises from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { configureClock } from '../clock.js';
+import { startEmbeddedPostgres, type RunningPostgres } from '../db/embedded-postgres.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, ensureDatabase, withDatabase } from '../db/pool.js';
+import { presentFaultProfile, type FaultProfile } from '../sandbox-psp/psp-faults.js';
+import { startSandboxPsp, type RunningSandboxPsp } from '../sandbox-psp/psp-service.js';
+import { DatabaseProxy } from './database-proxy.js';
+import { freePort } from './free-port.js';
+
+/**
+ * Everything a simulation runs against, thrown away afterwards: a PostgreSQL of its own (the
+ * embedded binaries, in a temporary directory), a TCP proxy in front of it that Penny connects
+ * through, the sandbox PSP (in this process, on its own database and port: the PSP does not crash
+ * when Penny does), and `penny serve` as a child process, which the run kills and restarts. It
+ * never touches the server in DATABASE_URL.
+ */
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pennyBin = path.resolve(here, '..', 'cli', 'penny.js');
+const pennyDatabase = 'penny_simulation';
+const sandboxDatabase = 'sandbox_psp_simulation';
+const healthWaitMs = 60_000;
+
+export interface PennyChildOptions {
+  /** Arms a failpoint: the child dies (SIGKILL) the first time it reaches it. */
+  readonly failpoint?: string | undefined;
+}
+
+export class SimulationWorld {
+  readonly operatorKey = `op_sim_${randomBytes(16).toString('hex')}`;
+  readonly pepper = `sim_pepper_${randomBytes(24).toString('hex')}`;
+  readonly webhookSecret = `whsec_sim_${randomBytes(24).toString('hex')}`;
+  readonly logFile: string;
+  private child: ChildProcess | undefined;
+  private childExited: Promise<void> = Promise.resolve();
+  private readonly failpointFile: string;
+
+  private constructor(
+    readonly directory: string,
+    private postgres: RunningPostgres,
+    readonly proxy: DatabaseProxy,
+    readonly sandbox: RunningSandboxPsp,
+    readonly sandboxPort: number,
+    readonly pennyPort: number,
+    /** Straight to PostgreSQL, not through the proxy: the checker's view and the merchants' setup. */
+    readonly pool: pg.Pool,
+    private readonly logger: Logger,
+  ) {
+    this.logFile = path.join(directory, 'penny.log');
+    this.failpointFile = path.join(directory, 'failpoint-armed');
+  }
+
+  static async start(options: { directory: string; logger: Logger; faults: FaultProfile }): Promise<SimulationWorld> {
+    // The sandbox runs here and follows the controlled clock Penny pushes to it.
+    configureClock('controlled');
+    // The postgres user (PostgreSQL's, when running as root) must be able to reach its directory within.
+    await fsPromises.chmod(options.directory, 0o711);
+    const postgres = await startEmbeddedPostgres({ directory: path.join(options.directory, 'postgres'),
+      port: await freePort(), logger: options.logger });
+    await ensureDatabase(postgres.serverUrl, pennyDatabase);
+    await ensureDatabase(postgres.serverUrl, sandboxDatabase);
+    const sandboxUrl = withDatabase(postgres.serverUrl, sandboxDatabase);
+    await migrate(sandboxUrl);
+    const pennyUrl = withDatabase(postgres.serverUrl, pennyDatabase);
+    await migrate(pennyUrl);
+    const proxy = await DatabaseProxy.start({ host: '127.0.0.1', port: postgres.port });
+    const pennyPort = await freePort();
+    const sandboxPort = await freePort();
+    const world = new SimulationWorld(options.directory, postgres, proxy, undefined as never, sandboxPort, pennyPort,
+      createPool({ connectionString: pennyUrl, sizeMax: 4, applicationName: 'penny-simulate' }), options.logger);
+    const sandbox = await startSandboxPsp({ databaseUrl: sandboxUrl, host: '127.0.0.1', port: sandboxPort,
+      webhookUrl: `${world.pennyUrl}/v1/connectors/sandbox/webhooks`, webhookSecret: world.webhookSecret,
+      logger: options.logger, faults: options.faults });
+    Object.assign(world, { sandbox });
+    world.sandboxPool = createPool({ connectionString: sandboxUrl, sizeMax: 2, applicationName: 'penny-simulate' });
+    return world;
+  }
+
+  /** The sandbox PSP's own record (its database), read by the checker. */
+  sandboxPool!: pg.Pool;
+
+  get pennyUrl(): string {
+    return `http://127.0.0.1:${this.pennyPort}`;
+  }
+
+  get sandboxUrl(): string {
+    return `http://127.0.0.1:${this.sandboxPort}`;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts `penny serve` and waits until it answers /healthz. */
+  async startPenny(options: PennyChildOptions = {}): Promise<void> {
+    if (this.running) throw new Error('penny is already running');
+    if (options.failpoint !== undefined) fs.writeFileSync(this.failpointFile, '');
+    const log = fs.openSync(this.logFile, 'a');
+    const child = spawn(process.execPath, [pennyBin, 'serve'], {
+      env: this.pennyEnvironment(options), stdio: ['ignore', log, log],
+    });
+    fs.closeSync(log);
+    this.child = child;
+    this.childExited = new Promise((resolve) => child.once('exit', () => resolve()));
+    await this.waitHealthy(child);
+  }
+
+  /** SIGKILL, as `kill -9`: nothing of Penny's in-flight work gets to finish. */
+  async killPenny(): Promise<void> {
+    this.child?.kill('SIGKILL');
+    await this.childExited;
+  }
+
+  /** Penny died by itself (a failpoint): answers whether it is gone. */
+  async pennyDied(): Promise<boolean> {
+    return this.child !== undefined && !this.running;
+  }
+
+  /** An immediate shutdown of PostgreSQL (a crash: recovery from the WAL), then a start. */
+  async restartPostgres(): Promise<void> {
+    await this.postgres.stop('immediate');
+    this.postgres = await startEmbeddedPostgres({ directory: path.join(this.directory, 'postgres'),
+      port: this.postgres.port, logger: this.logger });
+  }
+
+  /** An operator request to Penny (JSON in and out); the answer's status and body. */
+  async operator(method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const response = await fetch(`${this.pennyUrl}${route}`, {
+      method, signal: AbortSignal.timeout(30_000),
+      headers: { authorization: `Bearer ${this.operatorKey}`,
+        ...(body === undefined ? {} : { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' }) },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text.startsWith('{') ? JSON.parse(text) as unknown : text };
+  }
+
+  async sandboxRequest(method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; text: string }> {
+    const response = await fetch(`${this.sandboxUrl}${route}`, {
+      method, signal: AbortSignal.timeout(30_000),
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    return { status: response.status, text: await response.text() };
+  }
+
+  async setSandboxProfile(profile: FaultProfile): Promise<void> {
+    const answer = await this.sandboxRequest('POST', '/control/faults', presentFaultProfile(profile));
+    if (answer.status !== 200) throw new Error(`the sandbox refused its fault profile: ${answer.text}`);
+  }
+
+  /** The faults the sandbox injected, by kind (its own count). */
+  async sandboxInjectedFaults(): Promise<Record<string, number>> {
+    const answer = await this.sandboxRequest('GET', '/control/faults');
+    const injected = (JSON.parse(answer.text) as { injected?: Record<string, number> }).injected ?? {};
+    return Object.fromEntries(Object.entries(injected).map(([kind, count]) => [`psp_${kind}`, count]));
+  }
+
+  /** Today on the controlled clock (the sandbox's, which follows Penny's), as a UTC day. */
+  async today(): Promise<string> {
+    const answer = await this.sandboxRequest('GET', '/control/clock');
+    const { now_ms: nowMs } = JSON.parse(answer.text) as { now_ms: number };
+    return new Date(nowMs).toISOString().slice(0, 10);
+  }
+
+  /**
+   * Moves Penny's clock (and the sandbox's with it) one day on, then closes the day before at the
+   * sandbox. Penny may be restarting: the advance is tried again for up to a minute.
+   */
+  async advanceDayAndCloseYesterday(): Promise<string> {
+    await this.advanceClock('1d');
+    const yesterday = new Date(Date.parse(`${await this.today()}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+    const closed = await this.sandboxRequest('POST', `/control/settlements/${yesterday}`, {});
+    if (closed.status !== 200) throw new Error(`the sandbox did not close ${yesterday}: ${closed.text}`);
+    await this.pullSettlement(yesterday);
+    return yesterday;
+  }
+
+  /**
+   * `penny settlement pull --date D`, as an operator's scheduled job would run it (Penny's own
+   * worker pulls too, once a minute: both are idempotent). Tried again while PostgreSQL restarts.
+   */
+  async pullSettlement(day: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const result = await this.runPenny(['settlement', 'pull', '--date', day, '--json']);
+      if (result.code === 0) return;
+      if (Date.now() > deadline) throw new Error(`penny settlement pull --date ${day} failed: ${result.output}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  private runPenny(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+    const child = spawn(process.execPath, [pennyBin, ...args], { env: {
+      ...this.pennyEnvironment({}), DATABASE_URL: withDatabase(this.serverUrl, pennyDatabase), PENNY_LOG_LEVEL: 'warn',
+    } });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output: output.slice(-4000) })));
+  }
+
+  private get serverUrl(): string {
+    return this.postgres.serverUrl;
+  }
+
+  async advanceClock(by: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const answer = await this.operator('POST', '/v1/test_helpers/clock/advance', { by })
+        .catch((error: unknown) => ({ status: 0, body: String(error) }));
+      if (answer.status === 200) return;
+      if (Date.now() > deadline) throw new Error(`the clock could not be advanced: ${JSON.stringify(answer.body)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.running) {
+      this.child?.kill('SIGTERM');
+      await Promise.race([this.childExited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+      await this.killPenny();
+    }
+    await this.sandbox.stop().catch(() => undefined);
+    await this.proxy.close();
+    await this.pool.end().catch(() => undefined);
+    await this.sandboxPool.end().catch(() => undefined);
+    await this.postgres.stop('fast').catch(() => undefined);
+  }
+
+  private pennyEnvironment(options: PennyChildOptions): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH, HOME: process.env.HOME,
+      PORT: String(this.pennyPort), HOST: '127.0.0.1',
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${this.proxy.port}/${pennyDatabase}`,
+      PENNY_DATA_DIR: path.join(this.directory, 'penny-data'),
+      PENNY_OPERATOR_KEY: this.operatorKey,
+      PENNY_SECRET_KEY: this.pepper,
+      PENNY_LOG_LEVEL: 'info',
+      PENNY_CLOCK: 'controlled',
+      PENNY_SANDBOX_PSP: 'off',
+      PENNY_SANDBOX_PSP_URL: this.sandboxUrl,
+      PENNY_SANDBOX_PSP_WEBHOOK_SECRET: this.webhookSecret,
+      PENNY_RATE_LIMIT_PER_SECOND: '0',
+      ...(options.failpoint === undefined ? {} : {
+        PENNY_FAILPOINT: options.failpoint, PENNY_FAILPOINT_FILE: this.failpointFile,
+      }),
+    };
+  }
+
+  private async waitHealthy(child: ChildProcess): Promise<void> {
+    const started = Date.now();
+    while (Date.now() - started < healthWaitMs) {
+      if (child.exitCode !== null || child.signalCode !== null) break;
+      const ok = await fetch(`${this.pennyUrl}/healthz`, { signal: AbortSignal.timeout(2000) })
+        .then((response) => response.ok, () => false);
+      if (ok) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`penny serve did not become healthy within ${healthWaitMs} ms; see ${this.logFile}`);
+  }
+}

@@ -1,0 +1,181 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import Stripe from 'stripe';
+import { MerchantService } from '../merchants/merchant-service.js';
+import { seededRandom } from '../sandbox-psp/psp-faults.js';
+import { checkRun, type Violation } from './simulation-checker.js';
+import { calmProfile, FaultSchedule, planFaults, sandboxProfile, type FaultKind } from './simulation-faults.js';
+import { reconcileRun, settleRun } from './simulation-settle.js';
+import { SimulationWorld } from './simulation-world.js';
+import { pastedCardNumber, planWorkload, SimulationClients, type Platform } from './simulation-workload.js';
+
+/**
+ * `penny simulate`: one seeded run of clients against `penny serve` under faults, then a settling
+ * time, then the checker. The result is the issue's figures, each required to be 0, and the
+ * invariants' violations (decisions.md, "penny simulate --json").
+ */
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly payments: number;
+  readonly durationMs: number;
+  readonly faults: ReadonlySet<FaultKind>;
+  readonly clients: number;
+  readonly sellers: number;
+  /** The longest the run waits, after the faults stop, for what is under way to finish. */
+  readonly settleMs: number;
+  /** Replays compared with their first answer (drawn from the seed among the successful operations). */
+  readonly replaysMax: number;
+  /** Keeps the run's directory (database, Penny's log) instead of removing it. */
+  readonly keep: boolean;
+}
+
+export interface SimulationProgress {
+  readonly phase: 'starting' | 'running' | 'settling' | 'checking' | 'done';
+  readonly operations: number;
+  readonly faults: number;
+  readonly elapsedMs: number;
+}
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly payments: number;
+  readonly operations: { ok: number; failed: number; indefinite: number };
+  readonly faults_injected: Record<string, number>;
+  readonly acknowledged_lost: number;
+  readonly refused_applied: number;
+  readonly duplicate_effects: number;
+  readonly unresolved: number;
+  readonly in_review: number;
+  readonly replays_compared: number;
+  readonly reconciliation_breaks: number;
+  readonly violations: readonly Violation[];
+  readonly elapsed_ms: number;
+  readonly directory: string | undefined;
+}
+
+export async function runSimulation(options: SimulationOptions, logger: Logger,
+  onProgress: (progress: SimulationProgress) => void = () => undefined): Promise<SimulationResult> {
+  const startedMs = Date.now();
+  let operations = 0;
+  let faults = 0;
+  const progress = (phase: SimulationProgress['phase']) => onProgress({ phase, operations, faults,
+    elapsedMs: Date.now() - startedMs });
+  progress('starting');
+  const directory = await fs.mkdtemp(path.join(os.tmpdir(), `penny-simulate-${options.seed}-`));
+  const profile = sandboxProfile(options.seed, options.faults);
+  const world = await SimulationWorld.start({ directory, logger, faults: profile });
+  try {
+    await world.startPenny();
+    const firstDay = await world.today();
+    const platform = await setUpPlatform(world, options.sellers);
+    const plan = planWorkload({ seed: options.seed, payments: options.payments, clients: options.clients,
+      sellers: options.sellers, giveUp: options.faults.has('clients') });
+    const clients = new SimulationClients(plan, platform, world.pennyUrl);
+    const schedule = new FaultSchedule(world, planFaults(options.seed, options.faults, options.durationMs), () => {
+      faults += 1;
+    });
+    const ticker = setInterval(() => progress('running'), 1000);
+    const runStartedMs = Date.now();
+    let clientsDone = false;
+    try {
+      await Promise.all([
+        clients.run(options.durationMs, () => false, () => { operations += 1; })
+          .finally(() => { clientsDone = true; schedule.stop(); }),
+        schedule.run(runStartedMs).then(() => undefined),
+        closeDaysWhileRunning(world, options.durationMs, () => clientsDone),
+      ]);
+    } finally {
+      clearInterval(ticker);
+    }
+    progress('settling');
+    await world.setSandboxProfile(calmProfile(profile));
+    world.proxy.disarm();
+    await schedule.reviveIfDead();
+    await settleRun(world, clients, { settleMs: options.settleMs });
+    const breaks = await reconcileRun(world, firstDay);
+    progress('checking');
+    const replays = await compareReplays(clients, options);
+    const checked = await checkRun({ records: clients.records, penny: world.pool, sandbox: world.sandboxPool,
+      secrets: [platform.secretKey, world.operatorKey, world.pepper, world.webhookSecret, pastedCardNumber,
+        pastedCardNumber.replaceAll(' ', '')],
+      logFile: world.logFile });
+    const violations = [...replays.violations, ...breaks.violations, ...checked.violations];
+    const sandboxFaults = await world.sandboxInjectedFaults();
+    progress('done');
+    return {
+      seed: options.seed, payments: options.payments,
+      operations: {
+        ok: clients.records.filter((record) => record.outcome === 'ok').length,
+        failed: clients.records.filter((record) => record.outcome === 'failed').length,
+        indefinite: clients.records.filter((record) => record.everIndefinite).length,
+      },
+      faults_injected: { ...schedule.injected, ...sandboxFaults,
+        clients_gave_up: clients.records.filter((record) => record.abandoned).length },
+      acknowledged_lost: checked.acknowledgedLost, refused_applied: checked.refusedApplied,
+      duplicate_effects: checked.duplicateEffects, unresolved: checked.unresolved, in_review: checked.inReview,
+      replays_compared: replays.compared, reconciliation_breaks: breaks.count, violations,
+      elapsed_ms: Date.now() - startedMs, directory: options.keep ? directory : undefined,
+    };
+  } finally {
+    await world.stop();
+    if (!options.keep) await fs.rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** A failed run: a figure not 0, or a violation. */
+export function simulationFailed(result: SimulationResult): boolean {
+  return result.acknowledged_lost + result.refused_applied + result.duplicate_effects + result.unresolved > 0
+    || result.violations.length > 0;
+}
+
+/** The platform merchant (made with SQL, as `penny merchants create` does) and its sellers. */
+async function setUpPlatform(world: SimulationWorld, sellers: number): Promise<Platform> {
+  const { secretKey } = await new MerchantService(world.pool, world.pepper).createMerchant('Simulated platform');
+  const url = new URL(world.pennyUrl);
+  const stripe = new Stripe(secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http' });
+  const accounts: string[] = [];
+  for (let index = 0; index < sellers; index += 1) {
+    const account = await stripe.accounts.create({ type: 'custom', country: 'US',
+      settings: { payouts: { schedule: { interval: 'manual' } } } });
+    await stripe.accounts.createExternalAccount(account.id, { external_account: { object: 'bank_account',
+      country: 'US', currency: 'usd', account_number: '000123456789', routing_number: '110000000' } });
+    accounts.push(account.id);
+  }
+  return { secretKey, sellers: accounts };
+}
+
+/**
+ * The PSP's settlement days close during the run: at a quarter, a half and three quarters of it,
+ * Penny's clock (and with it the sandbox's) moves a day on, and the day before is closed at the
+ * sandbox, which pays its batches out; Penny's settlement worker pulls them.
+ */
+async function closeDaysWhileRunning(world: SimulationWorld, durationMs: number, done: () => boolean): Promise<void> {
+  const startedMs = Date.now();
+  for (const fraction of [0.25, 0.5, 0.75]) {
+    while (!done() && Date.now() < startedMs + durationMs * fraction) await sleep(100);
+    if (done()) return;
+    await world.advanceDayAndCloseYesterday();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function compareReplays(clients: SimulationClients, options: SimulationOptions) {
+  const random = seededRandom(options.seed ^ 0x4e91);
+  const succeeded = clients.records.filter((record) => record.outcome === 'ok');
+  const chosen = succeeded.filter(() => random() < options.replaysMax / Math.max(1, succeeded.length))
+    .slice(0, options.replaysMax);
+  const violations: Violation[] = [];
+  for (const record of chosen) {
+    const replayed = await clients.replay(record);
+    if (replayed !== record.body) {
+      violations.push({ check: 'replay_differs', objects: [record.key, record.objectId ?? ''],
+        message: 'a replay under the same key answered differently from the first answer' });
+    }
+  }
+  return { compared: chosen.length, violations };
+}
