@@ -135,7 +135,12 @@ export class PaymentFlows {
     const intent = recorded.known?.intent
       ?? await mustIntent(execution.client, { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
     failpoint('before_psp_call');
-    const outcome = await this.sendAuthorization(attempt, intent);
+    // A resumed request whose attempt was resolved meanwhile (a webhook, or the recovery worker
+    // concluding that the PSP never performed it) must not send it again: the answer is what the
+    // attempt became. Found by penny simulate: the re-sent authorization charged a card Penny had
+    // already declined.
+    const outcome = isOpenAttempt(attempt.status) ? await this.sendAuthorization(attempt, intent)
+      : { outcome: 'unknown' as const, reason: 'the attempt was resolved before this request resumed' };
     const applied = await inTransaction(execution.client, async () => {
       const result = await this.applyAuthorization(execution.client, attempt, outcome);
       failpoint('after_psp_reply');
