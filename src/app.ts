@@ -85,8 +85,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
     }
     const connectors = buildConnectorRegistry(config, webhookSecret);
     const balances = new BalanceService(livePool, ledger, availabilityMode(config));
-    const paymentLedger = new PaymentLedger(ledger, balances, new DestinationChargeSplits({ ledger, balances,
-      accounts: new ConnectedAccounts(livePool, new BankAccountVault(secretKey)) }));
+    const paymentLedger = buildPaymentLedger(livePool, { ledger, balances, secretKey });
     const disputes = new PaymentDisputes(livePool, paymentLedger);
     const flows = new PaymentFlows(connectors, paymentLedger, {
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
@@ -128,7 +127,9 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('payout-schedule', limits.automaticPayoutIntervalMs,
         () => payoutScheduler.runDue(), logger),
       startWorker('settlement-pull', limits.settlementPullIntervalMs,
-        () => new SettlementService(livePool, { connectors, balances, logger }).pullClosedDays(), logger),
+        () => new SettlementService(livePool, { connectors, balances, logger, chargebacks: disputes, payouts })
+          .pullClosedDays(),
+        logger),
       startWorker('balance-availability', limits.availabilityIntervalMs, () => balances.releaseDue(), logger),
       startWorker('report-runs', limits.reportRunIntervalMs, () => reports.runDue(), logger),
       ...reconciliationWorkers(livePool, config, { connectors, balances, logger }),
@@ -196,6 +197,13 @@ export function buildConnectorRegistry(config: PennyConfig, sandboxWebhookSecret
 }
 
 /** PENNY_FUNDS_AVAILABILITY as the balances take it (settlement's usual delay: two days, as Stripe's US one). */
+/** What a charge's money movements are booked through (the API's, the settlement command's). */
+export function buildPaymentLedger(pool: pg.Pool, parts: { ledger: LedgerService; balances: BalanceService;
+  secretKey: string }): PaymentLedger {
+  return new PaymentLedger(parts.ledger, parts.balances, new DestinationChargeSplits({ ledger: parts.ledger,
+    balances: parts.balances, accounts: new ConnectedAccounts(pool, new BankAccountVault(parts.secretKey)) }));
+}
+
 export function availabilityMode(config: PennyConfig): AvailabilityMode {
   return config.fundsAvailability.kind === 'settlement' ? { kind: 'settlement', expectedDelayDays: 2 }
     : config.fundsAvailability;

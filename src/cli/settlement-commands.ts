@@ -1,8 +1,12 @@
 import type { Command } from 'commander';
-import { availabilityMode, buildConnectorRegistry } from '../app.js';
+import { availabilityMode, buildConnectorRegistry, buildPaymentLedger } from '../app.js';
 import { BalanceService } from '../balances/balance-service.js';
 import { LedgerService } from '../ledger/ledger-service.js';
 import { createLogger } from '../logger.js';
+import { PaymentDisputes } from '../payments/payment-disputes.js';
+import { PayoutService } from '../payouts/payout-service.js';
+import { BankAccountVault } from '../accounts/bank-accounts.js';
+import { resolveSecretKey } from '../secret-key.js';
 import { resolveSandboxWebhookSecret } from '../sandbox-psp/psp-service.js';
 import { SettlementService } from '../settlement/settlement-service.js';
 import { invalid, readString } from '../validation.js';
@@ -23,9 +27,14 @@ export function registerSettlementCommands(program: Command): void {
       await withDatabasePool(async (pool, config) => {
         const connectors = buildConnectorRegistry(config, await resolveSandboxWebhookSecret(config));
         if (!connectors.has(connectorId)) throw invalid('--connector', `No connector ${connectorId}.`);
-        const balances = new BalanceService(pool, new LedgerService(pool), availabilityMode(config));
+        const ledger = new LedgerService(pool);
+        const balances = new BalanceService(pool, ledger, availabilityMode(config));
         const logger = createLogger(config.logLevel);
-        const summary = await new SettlementService(pool, { connectors, balances, logger })
+        const secretKey = await resolveSecretKey(config, logger);
+        const chargebacks = new PaymentDisputes(pool, buildPaymentLedger(pool, { ledger, balances, secretKey }));
+        const payouts = new PayoutService(pool, { connectors, ledger, balances, vault: new BankAccountVault(secretKey),
+          connectorId: () => connectorId, logger });
+        const summary = await new SettlementService(pool, { connectors, balances, logger, chargebacks, payouts })
           .pull({ connectorId, day });
         printResult(options.json === true, summary, `${summary.connector} ${summary.day}: ${summary.settled} `
           + `settled, ${summary.alreadyAvailable} already available, ${summary.unmatched} not Penny's; `

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { PspOperation } from '../connectors/connector.js';
-import type { Queryable } from '../db/pool.js';
+import type { ConnectorRegistry, PspOperation } from '../connectors/connector.js';
+import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
@@ -54,6 +54,26 @@ export class PaymentDisputes {
     if (!open.includes(dispute.status)) return { status: 'ignored', note: `already ${dispute.status}` };
     await this.decide(client, { dispute, outcome: operation.outcome });
     return { status: 'processed', note: `dispute ${operation.outcome}` };
+  }
+
+  /**
+   * A dispute the PSP's settlement report names (a Chargeback or ChargebackReversed line) whose
+   * webhook may never have come: Penny asks the PSP for the charge's operations and applies each
+   * chargeback as its webhook would have (opened first, then decided), once. Found by penny
+   * simulate: with a dispute's webhook lost, its Chargeback line was a reconciliation break.
+   */
+  async syncFromPsp(connectors: ConnectorRegistry, request: { connectorId: string; reference: string }):
+  Promise<void> {
+    const operations = await connectors.get(request.connectorId).lookup({ reference: request.reference });
+    for (const operation of operations.filter((item) => item.kind === 'chargeback')) {
+      await withTransaction(this.pool, async (client) => {
+        const event = { connector: request.connectorId, operation };
+        if (operation.outcome !== 'needs_response') {
+          await this.applyChargeback(client, { ...event, operation: { ...operation, outcome: 'needs_response' } });
+        }
+        await this.applyChargeback(client, event);
+      });
+    }
   }
 
   async retrieve(merchantId: string, id: string): Promise<DisputeRow> {

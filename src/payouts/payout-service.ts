@@ -375,6 +375,20 @@ export class PayoutService {
     return due.length;
   }
 
+  /**
+   * A payout the PSP's settlement report says it paid (a PaidOut line), whose webhooks may never
+   * have come: Penny asks the PSP and applies what it says, as the webhook would have. Found by
+   * penny simulate: with the webhook lost, the payout stayed in transit and its line was a break.
+   */
+  async syncFromPsp(connectors: ConnectorRegistry, request: { connectorId: string; reference: string }):
+  Promise<void> {
+    const operations = await connectors.get(request.connectorId).lookup({ reference: request.reference });
+    const found = operations.find((operation) => operation.kind === 'payout');
+    if (found === undefined) return;
+    await withTransaction(this.pool, (client) => this.applyPspOperation(client,
+      { ...found, connector: request.connectorId }));
+  }
+
   private async resolveOne(payout: PayoutRow): Promise<void> {
     const connector = this.options.connectors.get(payout.connector);
     const found = (await connector.lookup({ reference: payout.id })).find((operation) => operation.kind === 'payout');

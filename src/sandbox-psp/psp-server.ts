@@ -80,7 +80,7 @@ export function buildSandboxPsp(options: SandboxPspOptions): { app: FastifyInsta
     const query = readObject(request.query, '', ['currency', 'plant', 'batch_fee_minor']);
     const batchFeeMinor = query.batch_fee_minor === undefined ? 0n : readAmount(Number(query.batch_fee_minor));
     const batches = await settlementBatches(options.pool, readDay(request.params.day), readPlanted(request.query),
-      batchFeeMinor);
+      batchFeeMinor, { published: true });
     const currency = readString(query.currency, 'currency', { lengthMax: 3 });
     const batch = batches.find((item) => currency === undefined || item.rows[0]?.netCurrency === currency);
     return reply.type('text/csv; charset=utf-8').send(batch?.csv ?? '');

@@ -23,9 +23,17 @@ export const sandboxBankIban = 'NL91ABNA0417164300';
 /** The reference of the sandbox's payout of a batch begins so (`batch-<number>-<currency>`). */
 const settlementPayoutPrefix = 'batch-';
 
+/**
+ * A day's batches, one per currency. As published (`published`), a batch the sandbox has not
+ * closed yet has no MerchantPayout line: its payout is not made, and a reader must not book one
+ * that the day's later bookings would change.
+ */
 export async function settlementBatches(db: Queryable, day: string,
-  discrepancies: readonly SettlementDiscrepancy[] = [], batchFeeMinor = 0n): Promise<SettlementBatch[]> {
+  discrepancies: readonly SettlementDiscrepancy[] = [], batchFeeMinor = 0n,
+  options: { published?: boolean } = {}): Promise<SettlementBatch[]> {
   const operations = await selectOperationsOfDay(db, day);
+  const paid = options.published === true
+    ? new Set((await selectSettlementPayouts(db, day)).map((payout) => payout.currency)) : undefined;
   const byReference = new Map(operations.map((operation) => [operation.pspReference, operation]));
   const settled = operations.flatMap((operation) => settledFrom(operation, byReference, day));
   const currencies = [...new Set(settled.map((operation) => operation.currency))].sort();
@@ -36,6 +44,7 @@ export async function settlementBatches(db: Queryable, day: string,
     priceList: sandboxPriceList,
     discrepancies: index === 0 ? discrepancies.map((kind) => ({ kind })) : [],
     batchFeeMinor,
+    open: paid !== undefined && !paid.has(currency),
   }));
 }
 

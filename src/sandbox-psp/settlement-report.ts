@@ -78,6 +78,8 @@ export interface SettlementBatchInput {
   readonly discrepancies?: readonly { kind: SettlementDiscrepancy; merchantReference?: string }[];
   /** A batch-level transaction fee, written as a `Fee` row with no PSP reference; none when absent or 0. */
   readonly batchFeeMinor?: bigint;
+  /** A batch the PSP has not closed (paid) yet: its report has no MerchantPayout line, the payout not being made. */
+  readonly open?: boolean;
 }
 
 export type SettlementRowType = 'Settled' | 'Refunded' | 'Chargeback' | 'ChargebackReversed' | 'PaidOut' | 'Fee'
@@ -153,7 +155,7 @@ export function settlementDetailsReport(input: SettlementBatchInput): Settlement
   }
   const payoutReference = `batch-${input.batchNumber}-${input.currency}`;
   const payoutAmountMinor = batchNetMinorOf(operationRows, input.currency);
-  const rows = payoutAmountMinor !== 0n
+  const rows = payoutAmountMinor !== 0n && input.open !== true
     ? [...operationRows, payoutRow(payoutReference, payoutAmountMinor, input.currency, bookingDateTime)]
     : operationRows;
   const csv = stringify(rows.map((row) => csvRecord(row, input, bookingDateTime)), {

@@ -45,7 +45,24 @@ export interface SettlementDependencies {
   readonly connectors: ConnectorRegistry;
   readonly balances: BalanceService;
   readonly logger: Logger;
+  /** Applies the disputes of a charge the report names, as the PSP tells them (their webhooks may be lost). */
+  readonly chargebacks?: PspSync;
+  /** Applies the state of a payout the report says was paid, as the PSP tells it. */
+  readonly payouts?: PspSync;
 }
+
+/** Asks the PSP about what a report line names, and applies its answer as the webhook would have. */
+export interface PspSync {
+  syncFromPsp(connectors: ConnectorRegistry, request: { connectorId: string; reference: string }): Promise<void>;
+}
+
+/**
+ * Report lines whose event Penny may have missed (a lost webhook), asked about before the report
+ * is read: a dispute opened or reversed, a merchant payout paid.
+ */
+const syncedLineTypes: Readonly<Record<string, 'chargebacks' | 'payouts'>> = {
+  Chargeback: 'chargebacks', ChargebackReversed: 'chargebacks', PaidOut: 'payouts',
+};
 
 export class SettlementService {
   constructor(private readonly pool: pg.Pool, private readonly dependencies: SettlementDependencies) {}
@@ -63,11 +80,20 @@ export class SettlementService {
     const charges = new ChargeLookup(request.connectorId);
     // A report Penny cannot read stops its own currency only; the day then stays unpulled, to be read again.
     const failures: unknown[] = [];
+    // A batch the PSP has not paid yet (lines, no payout) is read again later, until its payout is posted.
+    let batchesOpen = 0;
     for (const currency of await this.dependencies.balances.receivableCurrencies()) {
       try {
         const report = await connector.fetchSettlementReport({ day: request.day, currency });
         const lines = await parseSettlementReport(report,
           `${request.connectorId} settlement report ${request.day} ${currency}`);
+        // First what a lost webhook may have kept from Penny, so that each line is attributed.
+        for (const line of lines) {
+          const sync = syncedLineTypes[line.type];
+          if (sync === undefined) continue;
+          await this.dependencies[sync]?.syncFromPsp(this.dependencies.connectors,
+            { connectorId: request.connectorId, reference: line.merchantReference });
+        }
         for (const line of lines.filter((item) => item.type === 'Settled')) {
           const outcome = await this.settle(charges, line);
           summary[outcome.result] += 1;
@@ -76,14 +102,15 @@ export class SettlementService {
         if (!closed) continue;
         const posted = await this.postPayout(charges, lines);
         if (posted !== undefined) summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
+        if (posted === undefined && lines.length > 0) batchesOpen += 1;
       } catch (error) {
         failures.push(error);
       }
     }
     await this.dependencies.balances.announceAvailableTo(owners);
     if (failures.length > 0) throw failures[0];
-    // Only a closed day is marked pulled: the PSP may still add to today's report.
-    if (closed) {
+    // Only a closed day is marked pulled (the PSP may still add to today's report), once the PSP has paid its batches.
+    if (closed && batchesOpen === 0) {
       await store.insertSettlementPull(this.pool, { connector: request.connectorId, day: request.day,
         settledCount: summary.settled });
     }

@@ -45,23 +45,21 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 type Row = Record<string, string>;
 
 describe('penny sandbox-psp report', () => {
-  it('prints the day\'s Adyen settlement details report, read by header name', async () => {
+  it('prints the day\'s Adyen settlement details report, read by header name, without a payout while the day is open', async () => {
     const result = await run(['sandbox-psp', 'report', '--date', today, '--currency', 'EUR']);
     expect(result.code).toBe(0);
     const rows = parse(result.stdout, { columns: true }) as Row[];
     expect(rows.filter((row) => row.Type === 'Settled').map((row) => row['Gross Credit (GC)']))
       .toEqual(['100.00', '50.00']);
     expect(rows.filter((row) => row.Type === 'Refunded').map((row) => row['Gross Debit (GC)'])).toEqual(['10.00']);
-    // 2% + 0.20: 2.20 on 100.00 and 1.20 on 50.00; the payout is the batch's net.
-    const payout = rows.find((row) => row.Type === 'MerchantPayout');
-    expect(payout?.['Net Debit (NC)']).toBe('136.60');
+    // The sandbox has not closed the day: no payout is made, so none is reported (see the settle test).
+    expect(rows.find((row) => row.Type === 'MerchantPayout')).toBeUndefined();
   });
 
   it('plants a wrong fee on request', async () => {
     const result = await run(['sandbox-psp', 'report', '--date', today, '--plant', 'wrong_fee']);
     const rows = parse(result.stdout, { columns: true }) as Row[];
     expect(rows.find((row) => row.Type === 'Settled')?.['Interchange (NC)']).not.toBe('1.20');
-    expect(rows.find((row) => row.Type === 'MerchantPayout')?.['Net Debit (NC)']).toBe('136.53');
   });
 
   it('refuses an unknown discrepancy with exit 1 and the list', async () => {
@@ -77,6 +75,14 @@ describe('penny sandbox-psp report', () => {
     expect(settled.payouts.map((payout) => payout.amount_minor)).toEqual([13_660]);
     const again = JSON.parse((await run(['sandbox-psp', 'settle', '--date', today, '--json'])).stdout) as typeof settled;
     expect(again.payouts).toEqual(settled.payouts);
+    // Closed, the day's report names its payout: the batch's net (2% + 0.20: 2.20 on 100.00, 1.20 on 50.00)…
+    const report = parse((await run(['sandbox-psp', 'report', '--date', today, '--currency', 'EUR'])).stdout,
+      { columns: true }) as Row[];
+    expect(report.find((row) => row.Type === 'MerchantPayout')?.['Net Debit (NC)']).toBe('136.60');
+    // …and a planted wrong fee reaches it.
+    const planted = parse((await run(['sandbox-psp', 'report', '--date', today, '--currency', 'EUR', '--plant',
+      'wrong_fee'])).stdout, { columns: true }) as Row[];
+    expect(planted.find((row) => row.Type === 'MerchantPayout')?.['Net Debit (NC)']).toBe('136.53');
     const statement = await run(['sandbox-psp', 'report', '--date', today, '--format', 'camt053']);
     expect(statement.stdout).toContain(`SANDBOX PAYOUT ${settled.payouts[0]?.reference}`);
     expect(statement.stdout).toContain('136.60');

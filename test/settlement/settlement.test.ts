@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { ConnectorRegistry } from '../../src/connectors/connector.js';
 import { createLogger } from '../../src/logger.js';
+import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
 import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
@@ -92,11 +93,29 @@ describe('a settlement report', () => {
 });
 
 describe('the settlement worker', () => {
-  it('pulls each closed day once the day is over, and not again', async () => {
+  it('makes a day\'s funds available once the day is over, and reads it again while the PSP has not paid it', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 5200, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const day = today();
+    advanceClock(86_400_000);
+    await settlement.pullClosedDays();
+    expect((await chargeTransactionOf(intent)).status).toBe('available');
+    const pulled = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
+      ['sandbox', day]);
+    expect(pulled.rows).toHaveLength(0);
+    await payOutSettlementBatches(penny.pool, day);
+    expect(await settlement.pullClosedDays()).toBeGreaterThanOrEqual(1);
+    const marked = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
+      ['sandbox', day]);
+    expect(marked.rows).toHaveLength(1);
+  });
+
+  it('pulls each closed day once the day is over and paid, and not again', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 5300, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true });
     const day = today();
     advanceClock(86_400_000);
+    await payOutSettlementBatches(penny.pool, day);
     expect(await settlement.pullClosedDays()).toBeGreaterThanOrEqual(1);
     expect((await chargeTransactionOf(intent)).status).toBe('available');
     const pulled = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
@@ -112,6 +131,7 @@ describe('the settlement worker', () => {
       confirm: true });
     const day = today();
     advanceClock(86_400_000);
+    await payOutSettlementBatches(penny.pool, day);
     // The sandbox as it is, but for one day whose report has a line Penny cannot read.
     const sandbox = penny.connectors.get('sandbox');
     const connectors = new ConnectorRegistry();
