@@ -43,13 +43,21 @@ export class BalanceAccounts {
   /** owner:currency → accounts. Mappings never change once made. */
   private readonly accounts = new Map<string, MerchantAccounts>();
   private readonly operatorAccounts = new Map<string, OperatorAccounts>();
+  /**
+   * The sets each connection created, until another connection has seen them: a connection reads
+   * its own transaction's rows before they commit, and that transaction may still roll back.
+   * Found by penny simulate: a second look in the creating transaction cached the new accounts,
+   * the transaction was lost with its connection, and later postings named accounts that never
+   * existed (404 account_not_found).
+   */
+  private readonly createdBy = new WeakMap<object, Set<string>>();
 
   constructor(private readonly ledger: LedgerService) {}
 
   /**
    * The owner's accounts in a currency, created on first use, inside the caller's transaction
-   * (under an advisory lock, so two first payments create them once). Only accounts found already
-   * committed are cached; new ones are cached the next time they are read.
+   * (under an advisory lock, so two first payments create them once). Only accounts known to be
+   * committed are cached: found by a connection other than the one that created them.
    */
   accountsFor(db: Queryable, key: { ownerId: string; currency: string }): Promise<MerchantAccounts> {
     const { ownerId, currency } = key;
@@ -87,13 +95,17 @@ export class BalanceAccounts {
     const found = await spec.select();
     if (found.size === spec.roles.length) {
       const accounts = Object.fromEntries(found) as Record<R, string>;
-      spec.cache.set(cacheKey, accounts);
+      if (this.createdBy.get(db)?.has(cacheKey) !== true) spec.cache.set(cacheKey, accounts);
       return accounts;
     }
     await store.lockMerchantAccountCreation(db, spec.lockOwner, spec.currency);
     const current = await spec.select();
     for (const role of spec.roles) {
-      if (!current.has(role)) current.set(role, await spec.create(role));
+      if (current.has(role)) continue;
+      current.set(role, await spec.create(role));
+      const created = this.createdBy.get(db) ?? new Set<string>();
+      created.add(cacheKey);
+      this.createdBy.set(db, created);
     }
     return Object.fromEntries(current) as Record<R, string>;
   }
