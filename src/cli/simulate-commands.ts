@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { PennyError } from '../errors.js';
-import { createLogger } from '../logger.js';
 import { faultKinds, type FaultKind } from '../simulate/simulation-faults.js';
 import {
   runSimulation, simulationFailed, type SimulationProgress, type SimulationResult,
@@ -55,7 +54,7 @@ export function registerSimulateCommands(program: Command): void {
         settleMs: readInteger(options.settle, 'settle', 1, bounds.settleSecondsMax) * 1000,
         replaysMax: readInteger(options.replays, 'replays', 0, bounds.replaysMax),
         keep: options.keep === true,
-      }, createLogger('warn'), progressPrinter(seed));
+      }, { onProgress: progressPrinter(seed) });
       process.stderr.write('\n');
       printResult(json, result, summaryTable(result));
       if (simulationFailed(result)) process.exitCode = 1;

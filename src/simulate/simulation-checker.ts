@@ -103,14 +103,17 @@ function checkOperation(record: OperationRecord, objects: readonly string[], int
       const charged = intent !== undefined && ['succeeded', 'requires_capture', 'canceled'].includes(intent.status)
         && (intent.status !== 'canceled' || intent.cancellationReason !== null);
       if (ok && intent === undefined) report('acknowledgedLost', { ...named, message: 'the PaymentIntent is gone' });
-      if (ok && answered.status === 'succeeded' && intent?.status !== 'succeeded') {
-        report('acknowledgedLost', { ...named, message: `answered succeeded, now ${intent?.status}` });
+      if (ok && answered.status === 'succeeded'
+        && (intent?.status !== 'succeeded' || intent.amountReceived !== BigInt(record.amount))) {
+        report('acknowledgedLost', { ...named,
+          message: `answered succeeded for ${record.amount}, now ${intent?.status} with ${intent?.amountReceived}` });
       }
       if (!ok && charged && intent.amountReceived > 0n) {
         report('refusedApplied', { ...named, message: `refused (${record.code}), yet ${intent.status}` });
       }
       if (!ok && record.objectId === undefined && objects.length > 0) {
-        report('refusedApplied', { ...named, message: 'refused, yet a PaymentIntent was created' });
+        report('refusedApplied', { ...named,
+          message: `refused (${record.status} ${record.code}), yet a PaymentIntent was created` });
       }
       return;
     }

@@ -83,7 +83,10 @@ export class FaultSchedule {
   constructor(private readonly world: SimulationWorld, private readonly events: readonly FaultEvent[],
     private readonly onFault: (kind: string) => void) {}
 
-  /** Plays the events at their times (from `startedMs`), until the last or until stopped. */
+  /**
+   * Plays the events at their times (from `startedMs`), then keeps watch until stopped: a Penny
+   * that died at an armed failpoint is restarted at once, after the last event too.
+   */
   async run(startedMs: number): Promise<void> {
     for (const event of this.events) {
       const waitMs = startedMs + event.atMs - Date.now();
@@ -91,6 +94,7 @@ export class FaultSchedule {
       if (this.stopped) return;
       await this.inject(event);
     }
+    while (!this.stopped) await this.sleepUnlessStopped(1000);
   }
 
   stop(): void {

@@ -29,7 +29,9 @@ export async function settleRun(world: SimulationWorld, clients: SimulationClien
   while (Date.now() < deadline) {
     const work = await store.selectUnsettledWork(world.pool);
     const webhooks = await store.selectUndeliveredPspWebhooks(world.sandboxPool);
-    if (work.processing + work.inbox + work.payouts + work.keys + webhooks === 0n) return;
+    if (work.processing + work.inbox + work.payouts + work.keys + work.recoveries + work.refunds + webhooks === 0n) {
+      return;
+    }
     await world.advanceClock(clockStepWhileSettling);
     await sleep(pollMs);
   }
@@ -45,7 +47,7 @@ Promise<{ count: number; violations: Violation[] }> {
   const lastDay = await world.advanceDayAndCloseYesterday();
   const days = daysBetween(firstDay, lastDay);
   for (const day of days) {
-    await world.sandboxRequest('POST', `/control/settlements/${day}`, {});
+    await world.closeDay(day);
     await world.pullSettlement(day);
   }
   for (const day of days) {
@@ -59,12 +61,14 @@ Promise<{ count: number; violations: Violation[] }> {
   const breaks = await world.operator('GET', '/v1/reconciliation/breaks?status=open&limit=100');
   const open = (breaks.body as { data?: { id: string; type: string; external_ref: string | null;
     internal_ref: string | null; difference_minor: number }[] }).data ?? [];
-  return {
-    count: open.length,
-    violations: open.map((item) => ({ check: 'reconciliation_break', objects: [item.id, item.external_ref ?? '',
-      item.internal_ref ?? ''].filter((ref) => ref !== ''),
-    message: `${item.type}, difference ${item.difference_minor}` })),
-  };
+  const violations: Violation[] = [];
+  for (const item of open) {
+    const state = item.internal_ref === null ? 'no internal reference'
+      : await store.selectObjectState(world.pool, item.internal_ref);
+    violations.push({ check: 'reconciliation_break', message: `${item.type}, difference ${item.difference_minor}; ${state}`,
+      objects: [item.id, item.external_ref ?? '', item.internal_ref ?? ''].filter((ref) => ref !== '') });
+  }
+  return { count: open.length, violations };
 }
 
 async function importFile(world: SimulationWorld, text: string, source: string, filename: string): Promise<void> {

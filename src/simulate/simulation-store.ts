@@ -122,16 +122,29 @@ export async function selectValuesHolding(db: Queryable, table: string, column: 
 
 /** Work still under way that the settling phase waits for. */
 export async function selectUnsettledWork(db: Queryable) {
-  const result = await db.query<{ processing: bigint; inbox: bigint; payouts: bigint; keys: bigint }>(
+  const result = await db.query<{ processing: bigint; inbox: bigint; payouts: bigint; keys: bigint;
+    recoveries: bigint; refunds: bigint }>(
     `SELECT (SELECT count(*) FROM payment_intents WHERE status = 'processing') AS processing,
+            (SELECT count(*) FROM recovery_jobs WHERE status = 'pending') AS recoveries,
+            (SELECT count(*) FROM refunds WHERE status = 'pending') AS refunds,
             (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'received') AS inbox,
             (SELECT count(*) FROM payouts WHERE status IN ('pending', 'in_transit')) AS payouts,
             (SELECT count(*) FROM idempotency_keys WHERE response_status IS NULL) AS keys`);
-  return result.rows[0] ?? { processing: 0n, inbox: 0n, payouts: 0n, keys: 0n };
+  return result.rows[0] ?? { processing: 0n, inbox: 0n, payouts: 0n, keys: 0n, recoveries: 0n, refunds: 0n };
 }
 
 export async function selectUndeliveredPspWebhooks(db: Queryable): Promise<bigint> {
   const result = await db.query<{ count: bigint }>(
     'SELECT count(*) AS count FROM sandbox_psp_webhooks WHERE delivered_at IS NULL');
   return result.rows[0]?.count ?? 0n;
+}
+
+/** What Penny holds of an object a reconciliation break names, for the violation's message. */
+export async function selectObjectState(db: Queryable, id: string): Promise<string> {
+  const result = await db.query<{ state: string }>(
+    `SELECT 'refund ' || status || ' ' || amount AS state FROM refunds WHERE id = $1
+     UNION ALL SELECT 'payout ' || status || ' ' || amount_minor || ' psp_call ' || psp_call FROM payouts WHERE id = $1
+     UNION ALL SELECT 'attempt ' || status FROM payment_attempts WHERE id = $1
+     UNION ALL SELECT 'charge ' || status || ' captured ' || amount_captured FROM charges WHERE id = $1`, [id]);
+  return result.rows.map((row) => row.state).join('; ') || 'unknown to Penny';
 }

@@ -22,8 +22,7 @@ import { freePort } from './free-port.js';
  * when Penny does), and `penny serve` as a child process, which the run kills and restarts. It
  * never touches the server in DATABASE_URL.
  */
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pennyBin = path.resolve(here, '..', 'cli', 'penny.js');
+const pennyBin = path.join(projectRoot(path.dirname(fileURLToPath(import.meta.url))), 'dist', 'src', 'cli', 'penny.js');
 const pennyDatabase = 'penny_simulation';
 const sandboxDatabase = 'sandbox_psp_simulation';
 const healthWaitMs = 60_000;
@@ -176,8 +175,7 @@ export class SimulationWorld {
   async advanceDayAndCloseYesterday(): Promise<string> {
     await this.advanceClock('1d');
     const yesterday = new Date(Date.parse(`${await this.today()}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
-    const closed = await this.sandboxRequest('POST', `/control/settlements/${yesterday}`, {});
-    if (closed.status !== 200) throw new Error(`the sandbox did not close ${yesterday}: ${closed.text}`);
+    await this.closeDay(yesterday);
     await this.pullSettlement(yesterday);
     return yesterday;
   }
@@ -208,6 +206,17 @@ export class SimulationWorld {
 
   private get serverUrl(): string {
     return this.postgres.serverUrl;
+  }
+
+  /** The sandbox closes (pays) a day: tried again while its database restarts. */
+  async closeDay(day: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const closed = await this.sandboxRequest('POST', `/control/settlements/${day}`, {});
+      if (closed.status === 200) return;
+      if (Date.now() > deadline) throw new Error(`the sandbox did not close ${day}: ${closed.text}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 
   async advanceClock(by: string): Promise<void> {
@@ -265,4 +274,12 @@ export class SimulationWorld {
     }
     throw new Error(`penny serve did not become healthy within ${healthWaitMs} ms; see ${this.logFile}`);
   }
+}
+
+/** The directory of Penny's package.json above `from` (from src/ under the tests, from dist/src/ when built). */
+function projectRoot(from: string): string {
+  for (let directory = from; directory !== path.dirname(directory); directory = path.dirname(directory)) {
+    if (fs.existsSync(path.join(directory, 'package.json'))) return directory;
+  }
+  throw new Error(`no package.json above ${from}`);
 }

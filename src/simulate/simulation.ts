@@ -1,11 +1,12 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Logger } from 'pino';
+import pino from 'pino';
+import { createLogger } from '../logger.js';
 import Stripe from 'stripe';
 import { MerchantService } from '../merchants/merchant-service.js';
 import { seededRandom } from '../sandbox-psp/psp-faults.js';
-import { checkRun, type Violation } from './simulation-checker.js';
+import { checkRun, type CheckInput, type Violation } from './simulation-checker.js';
 import { calmProfile, FaultSchedule, planFaults, sandboxProfile, type FaultKind } from './simulation-faults.js';
 import { reconcileRun, settleRun } from './simulation-settle.js';
 import { SimulationWorld } from './simulation-world.js';
@@ -55,15 +56,24 @@ export interface SimulationResult {
   readonly directory: string | undefined;
 }
 
-export async function runSimulation(options: SimulationOptions, logger: Logger,
-  onProgress: (progress: SimulationProgress) => void = () => undefined): Promise<SimulationResult> {
+export interface SimulationHooks {
+  readonly onProgress?: (progress: SimulationProgress) => void;
+  /** Called once checked, before the world is thrown away (the tests' way to tamper and check again). */
+  readonly inspect?: (run: { world: SimulationWorld; clients: SimulationClients; input: CheckInput }) => Promise<void>;
+}
+
+export async function runSimulation(options: SimulationOptions, hooks: SimulationHooks = {}):
+Promise<SimulationResult> {
   const startedMs = Date.now();
+  const onProgress = hooks.onProgress ?? (() => undefined);
   let operations = 0;
   let faults = 0;
   const progress = (phase: SimulationProgress['phase']) => onProgress({ phase, operations, faults,
     elapsedMs: Date.now() - startedMs });
   progress('starting');
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), `penny-simulate-${options.seed}-`));
+  // The sandbox's and the embedded PostgreSQL's lines go to a file of the run, never to stdout.
+  const logger = createLogger('warn', pino.destination({ dest: path.join(directory, 'simulation.log'), sync: true }));
   const profile = sandboxProfile(options.seed, options.faults);
   const world = await SimulationWorld.start({ directory, logger, faults: profile });
   try {
@@ -97,10 +107,12 @@ export async function runSimulation(options: SimulationOptions, logger: Logger,
     const breaks = await reconcileRun(world, firstDay);
     progress('checking');
     const replays = await compareReplays(clients, options);
-    const checked = await checkRun({ records: clients.records, penny: world.pool, sandbox: world.sandboxPool,
+    const input: CheckInput = { records: clients.records, penny: world.pool, sandbox: world.sandboxPool,
       secrets: [platform.secretKey, world.operatorKey, world.pepper, world.webhookSecret, pastedCardNumber,
         pastedCardNumber.replaceAll(' ', '')],
-      logFile: world.logFile });
+      logFile: world.logFile };
+    const checked = await checkRun(input);
+    await hooks.inspect?.({ world, clients, input });
     const violations = [...replays.violations, ...breaks.violations, ...checked.violations];
     const sandboxFaults = await world.sandboxInjectedFaults();
     progress('done');
