@@ -42,9 +42,10 @@ function nextChange(operation: OperationRow, injector: FaultInjector): StateChan
     case 'chargeback':
       return { outcome, decidedAt: nowIso() };
     case 'authorize':
-      // A pending pm_card_createDispute charge that resolves captured is disputed in its turn.
-      return { outcome, disputeAt: outcome === 'captured' && operation.paymentMethod === createDisputeMethod
-        ? later(injector.createDisputeAfterMs()) : null };
+      // A pending pm_card_createDispute charge that resolves captured is disputed in its turn. The
+      // decision is dated now: a charge captured today settles today, whenever it was asked for.
+      return { outcome, decidedAt: nowIso(), disputeAt: outcome === 'captured'
+        && operation.paymentMethod === createDisputeMethod ? later(injector.createDisputeAfterMs()) : null };
     default:
       return { outcome };
   }

@@ -98,12 +98,14 @@ function settledFrom(operation: OperationRow, byReference: Map<string, Operation
     : byReference.get(operation.parentPspReference ?? '') ?? operation;
   const currency = operation.currency ?? authorization.currency;
   if (operation.amountMinor === null || currency === null) return [];
+  // An authorization that was pending settles on the day it was decided (captured), not asked for.
+  const settledAt = operation.kind === 'authorize' ? operation.decidedAt ?? operation.createdAt : operation.createdAt;
   const line = {
     pspReference: operation.pspReference, merchantReference: operation.reference, amountMinor: operation.amountMinor,
-    currency, paymentMethod: cardBrand(authorization.paymentMethod ?? 'visa'), createdAt: operation.createdAt,
+    currency, paymentMethod: cardBrand(authorization.paymentMethod ?? 'visa'), createdAt: settledAt,
   };
   if (!disputed) {
-    return operation.createdAt.slice(0, 10) === day ? [{ ...line, kind: captured ? 'capture' : 'refund' }] : [];
+    return settledAt.slice(0, 10) === day ? [{ ...line, kind: captured ? 'capture' : 'refund' }] : [];
   }
   const lines: SettledOperation[] = [];
   if (operation.createdAt.slice(0, 10) === day) {
