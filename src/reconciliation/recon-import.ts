@@ -80,20 +80,32 @@ export class ReconciliationImports {
 
   /** Detects the format and parses the spooled file into one transaction, under the import lock. */
   private async importSpooled(request: ImportRequest, spooled: SpooledFile): Promise<ImportSummary> {
-    const input = fs.createReadStream(spooled.path);
+    const first = fs.createReadStream(spooled.path);
+    let head: Buffer;
     try {
-      const { head, rest } = await peek(input, peekBytes);
-      const format = request.format ?? detectFormat(head, request.filename);
-      const source = request.source ?? format;
-      let version: string | null = null;
-      const items = parserFor(format)(rest, request.filename, (found) => { version = found; });
-      const fileId = newId('rfile');
+      head = (await peek(first, peekBytes)).head;
+    } finally {
+      first.destroy();
+    }
+    const format = request.format ?? detectFormat(head, request.filename);
+    const source = request.source ?? format;
+    let version: string | null = null;
+    const streams: Readable[] = [];
+    /** The file's items, read from its start (a second time when the direct write gives way). */
+    const readItems = (): AsyncIterable<ParsedItem> => {
+      const input = fs.createReadStream(spooled.path);
+      streams.push(input);
+      return parserFor(format)(input, request.filename, (found) => { version = found; });
+    };
+    const fileId = newId('rfile');
+    try {
       const summary = await withTransaction(this.pool, async (client) => {
         await store.lockImports(client);
         // The same bytes, imported by an upload that finished while this one was arriving.
         const known = await store.selectFileByHash(client, spooled.contentSha256);
         if (known !== undefined) return this.summaryOf(client, known, true);
-        const counts = await writeItems(client, { fileId, source, filename: request.filename }, items);
+        const counts = await writeRecords(client, { fileId, source, filename: request.filename }, readItems,
+          spooled.lines);
         // The file's row comes last, with its counts; the references to it wait for the commit.
         const file = await store.insertFile(client, { id: fileId, source, format, formatVersion: version,
           filename: request.filename.slice(0, 255), contentSha256: spooled.contentSha256,
@@ -104,7 +116,7 @@ export class ReconciliationImports {
       if (summary.records.new >= analyzeAfterRecordsMin) await store.analyzeRecords(this.pool);
       return summary;
     } finally {
-      input.destroy();
+      for (const input of streams) input.destroy();
     }
   }
 
@@ -166,15 +178,51 @@ async function spool(request: ImportRequest, file: string, bytesMax: number): Pr
 /** Statements held while records stream, then written between two COPYs (a few rows each). */
 const statementsHeldMax = 100;
 
+/** The direct write gives way: a record's external id may be repeated in the file. */
+class NotAllNew extends Error {}
+
 /**
- * Writes the parsed items: records COPYed into the staging table as they come (nothing of the
- * file held in memory), statements in small groups between COPYs, then the staged records
- * numbered, classified and inserted set-based (recon-store.ts, `recordStaged`).
+ * Writes the file's records, the fast way first when it can be: while every record is new (no
+ * external id repeated in the file, none known from another file), they are COPYed straight into
+ * reconciliation_records, in a savepoint, the parse overlapping PostgreSQL's inserts. The first
+ * record that is not new (the table's unique indexes refuse it, or the import has maybe seen its
+ * id) rolls that back, and the file is read again into the staging table, then numbered,
+ * classified and inserted set-based (`recordStaged`): known, new or conflicting, exactly as before.
  */
-async function writeItems(client: pg.PoolClient, target: { fileId: string; source: string; filename: string },
-  items: AsyncIterable<ParsedItem>): Promise<store.StagedCounts> {
-  await store.createStagingTable(client);
-  const copy = new store.StagingCopy(client);
+async function writeRecords(client: pg.PoolClient, target: ImportTarget, readItems: () => AsyncIterable<ParsedItem>,
+  lines: number): Promise<store.StagedCounts> {
+  if (lines <= SeenExternalIds.idsMax) {
+    await client.query('SAVEPOINT recon_import_direct');
+    try {
+      const counts = await writeItems(client, target, readItems(), 'direct');
+      await client.query('RELEASE SAVEPOINT recon_import_direct');
+      return counts;
+    } catch (error) {
+      if (!(error instanceof NotAllNew) && !store.isRecordKnown(error)) throw error;
+      await client.query('ROLLBACK TO SAVEPOINT recon_import_direct');
+    }
+  }
+  return writeItems(client, target, readItems(), 'staged');
+}
+
+interface ImportTarget {
+  readonly fileId: string;
+  readonly source: string;
+  readonly filename: string;
+}
+
+/**
+ * Writes the parsed items: records COPYed as they come (nothing of the file held in memory),
+ * statements in small groups between COPYs. `direct`: straight into reconciliation_records, every
+ * record new, or `NotAllNew` thrown. `staged`: into the staging table, then numbered, classified
+ * and inserted set-based (recon-store.ts, `recordStaged`).
+ */
+async function writeItems(client: pg.PoolClient, target: ImportTarget, items: AsyncIterable<ParsedItem>,
+  mode: 'direct' | 'staged'): Promise<store.StagedCounts> {
+  const direct = mode === 'direct';
+  if (!direct) await store.createStagingTable(client);
+  const copy = new store.StagingCopy(client, direct ? store.copyRecords : undefined);
+  const prefix = store.recordRowPrefix(target.fileId, target.source);
   let statements: ReconStatement[] = [];
   const writeStatements = async () => {
     await copy.close();
@@ -195,15 +243,21 @@ async function writeItems(client: pg.PoolClient, target: { fileId: string; sourc
       const json = recordJson(record, target.filename);
       seq += 1;
       const maybeSeen = seen.add(record.externalId);
-      if (maybeSeen) repeated += 1;
-      await copy.write(store.stagingRow(seq, record, maybeSeen, json));
+      if (maybeSeen) {
+        if (direct) throw new NotAllNew();
+        repeated += 1;
+      }
+      await copy.write(direct ? store.recordRow(prefix, record, json) : store.stagingRow(seq, record, maybeSeen, json));
     }
     await writeStatements();
   } catch (error) {
     await copy.abort();
     throw error;
   }
-  return store.recordStaged(client, target.fileId, target.source, { records: seq, repeated });
+  const counts = direct
+    ? { recordCount: seq, newRecordCount: seq, knownRecordCount: 0, conflictingRecordCount: 0 }
+    : await store.recordStaged(client, target.fileId, target.source, { records: seq, repeated });
+  return counts;
 }
 
 /**
@@ -215,6 +269,9 @@ async function writeItems(client: pg.PoolClient, target: { fileId: string; sourc
  * 64 MB at most, four million ids) the table stops growing and every id after is a maybe.
  */
 export class SeenExternalIds {
+  /** The ids the table tells apart at its largest (past them, every id is a maybe). */
+  static readonly idsMax = (1 << 23) / 2;
+
   private slots = new Uint32Array(2 << 16);
   private count = 0;
   private full = false;

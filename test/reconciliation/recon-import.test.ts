@@ -201,6 +201,17 @@ describe('idempotency', () => {
     expect(others.rows).toEqual([{ psp_reference: 'psp2', occurrence: 1 }, { psp_reference: 'psp3', occurrence: 1 }]);
   });
 
+  it('classifies a large file whose only known record, with other content, comes after thousands of new ones', async () => {
+    await importText(largeSdr(pastOneChunk), { filename: 'first.csv' });
+    const fresh = largeSdr(pastOneChunk).replaceAll('psp', 'qsp').replaceAll('ch_', 'cq_');
+    const changedLast = `Shop,psp${pastOneChunk},ch_${pastOneChunk},Settled,psp${pastOneChunk},EUR,,10.00,EUR,,9.60,9,`
+      + '2026-03-02 10:00:00\n';
+    const summary = await importText(fresh + changedLast, { filename: 'second.csv' });
+    expect(summary.records).toEqual({ total: pastOneChunk + 1, new: pastOneChunk, known: 0, conflicting: 1 });
+    expect(summary.conflicting_external_records).toEqual([expect.objectContaining({ line: pastOneChunk + 2 })]);
+    expect((await tableCounts()).records).toBe(2 * pastOneChunk + 1);
+  });
+
   it('adds nothing for a re-export whose lines repeat, and records a changed repeat as conflicting', async () => {
     const lines = largeSdr(3).split('\n');
     const text = [lines[0], lines[1], lines[1], lines[2], ''].join('\n');
