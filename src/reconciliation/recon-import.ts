@@ -232,6 +232,7 @@ async function writeItems(client: pg.PoolClient, target: ImportTarget, items: As
   const seen = new SeenExternalIds();
   let seq = 0;
   let repeated = 0;
+  let inStatements = false;
   try {
     for await (const item of items) {
       if (item.kind === 'statement') {
@@ -242,6 +243,7 @@ async function writeItems(client: pg.PoolClient, target: ImportTarget, items: As
       const { record } = item;
       const json = recordJson(record, target.filename);
       seq += 1;
+      if (record.statementPosition !== null) inStatements = true;
       const maybeSeen = seen.add(record.externalId);
       if (maybeSeen) {
         if (direct) throw new NotAllNew();
@@ -257,6 +259,11 @@ async function writeItems(client: pg.PoolClient, target: ImportTarget, items: As
   const counts = direct
     ? { recordCount: seq, newRecordCount: seq, knownRecordCount: 0, conflictingRecordCount: 0 }
     : await store.recordStaged(client, target.fileId, target.source, { records: seq, repeated });
+  if (inStatements) {
+    // A record's statement is no foreign key (migration 0039): checked here, once for the file.
+    const line = await store.selectRecordWithoutStatement(client, target.fileId);
+    if (line !== undefined) throw new Error(`${target.filename}, line ${line}: the parser placed a record in no statement`);
+  }
   return counts;
 }
 

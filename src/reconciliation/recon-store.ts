@@ -244,7 +244,20 @@ function recordTail(record: ReconRecord, json: RecordJson): string {
 export function isRecordKnown(error: unknown): boolean {
   const failure = error as { code?: unknown; constraint?: unknown } | null;
   return failure?.code === '23505' && (failure.constraint === 'reconciliation_records_first_version'
-    || failure.constraint === 'reconciliation_records_source_external_id_occurrence_conten_key');
+    || failure.constraint === 'reconciliation_records_conflicting_version');
+}
+
+/**
+ * The line of a record of the file whose statement position names no statement of the file, if
+ * any: what a foreign key checked row by row before migration 0039, checked once per file.
+ */
+export async function selectRecordWithoutStatement(db: Queryable, fileId: string): Promise<number | undefined> {
+  const result = await db.query(named(`SELECT r.line FROM reconciliation_records r
+    WHERE r.file_id = $1 AND r.statement_position IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM reconciliation_statements s WHERE s.file_id = r.file_id
+        AND s.position = r.statement_position)
+    LIMIT 1`), [fileId]);
+  return (result.rows[0] as { line: number } | undefined)?.line;
 }
 
 /** Bytes of COPY text gathered before they are sent: few large writes rather than many small ones. */

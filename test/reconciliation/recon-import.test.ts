@@ -10,7 +10,7 @@ import { readCamt053 } from '../../src/reconciliation/camt053.js';
 import { readMt940 } from '../../src/reconciliation/mt940.js';
 import { ReconciliationImports, recordJson, SeenExternalIds } from '../../src/reconciliation/recon-import.js';
 import { readStripePayoutReconciliation } from '../../src/reconciliation/stripe-payout-reconciliation.js';
-import { lockImports } from '../../src/reconciliation/recon-store.js';
+import { lockImports, selectRecordWithoutStatement } from '../../src/reconciliation/recon-store.js';
 import type { ReconFormat } from '../../src/reconciliation/recon-records.js';
 import { settlementDetailsReport, type SettledOperation } from '../../src/sandbox-psp/settlement-report.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -300,6 +300,16 @@ describe('all or nothing', () => {
 
   it('refuses a source that is not a name', async () => {
     await expect(importText('x', { source: 'Not A Name' })).rejects.toMatchObject({ code: 'parameter_invalid', param: 'source' });
+  });
+});
+
+describe('a record\'s statement', () => {
+  it('is found missing when a record names a position its file has no statement at', async () => {
+    const summary = await importText(fixture('camt053-genkgo/camt053.v8.xml'), { filename: 'camt.xml' });
+    expect(await selectRecordWithoutStatement(database.pool, summary.id)).toBeUndefined();
+    const placed = await database.pool.query(`UPDATE reconciliation_records SET statement_position = 99
+      WHERE id = (SELECT min(id) FROM reconciliation_records WHERE file_id = $1) RETURNING line`, [summary.id]);
+    expect(await selectRecordWithoutStatement(database.pool, summary.id)).toBe(placed.rows[0].line);
   });
 });
 
