@@ -810,7 +810,7 @@ CREATE TABLE reconciliation_records (
   reversal boolean DEFAULT false NOT NULL,
   statement_position integer,
   refs jsonb DEFAULT '{}'::jsonb NOT NULL,
-  raw jsonb DEFAULT '{}'::jsonb NOT NULL,
+  raw json DEFAULT '{}'::json NOT NULL,
   CONSTRAINT reconciliation_records_pkey PRIMARY KEY (id),
   CONSTRAINT reconciliation_records_check CHECK ((kind = 'bank_entry'::text) = (statement_position IS NOT NULL)),
   CONSTRAINT reconciliation_records_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]+$'::text AND length(content_sha256) = 64),

@@ -171,7 +171,7 @@ const stagingColumns: readonly { name: string; type: string }[] = [
   { name: 'remittance_text', type: 'text' }, { name: 'counterparty_name', type: 'text' },
   { name: 'counterparty_account', type: 'text' }, { name: 'status', type: 'text' },
   { name: 'reversal', type: 'boolean NOT NULL' }, { name: 'statement_position', type: 'integer' },
-  { name: 'refs', type: 'jsonb NOT NULL' }, { name: 'raw', type: 'jsonb NOT NULL' },
+  { name: 'refs', type: 'jsonb NOT NULL' }, { name: 'raw', type: 'json NOT NULL' },
 ];
 
 const copyStaging = `COPY recon_import_staging (${stagingColumns.map((column) => column.name).join(', ')}) FROM STDIN`;
