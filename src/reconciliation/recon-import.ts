@@ -330,9 +330,16 @@ export class SeenExternalIds {
   }
 }
 
+/** What JSON.stringify escapes in a string: a quote, a backslash, a control character, a (lone) surrogate. */
+// eslint-disable-next-line no-control-regex -- the control characters are what the pattern finds
+const jsonSpecial = /["\\\u0000-\u001f\ud800-\udfff]/;
+
 /** A JSON value as `stringifyJson` writes it (bigint as an integer); undefined for what JSON leaves out. */
 function jsonValue(value: unknown): string | undefined {
   switch (typeof value) {
+    case 'string':
+      // Most need no escape: quoted without a call of JSON.stringify.
+      return jsonSpecial.test(value) ? JSON.stringify(value) : `"${value}"`;
     case 'bigint':
       return value.toString();
     case 'undefined':
@@ -379,17 +386,17 @@ function jsonKey(key: string): string {
 export function recordJson(record: ReconRecord, file: string): store.RecordJson {
   let refs = '{}';
   let raw = '{}';
-  const parts: string[] = [];
-  for (const key of Object.keys(record)) {
+  let text = '';
+  // for…in: a record is a plain object, its own keys in the order Object.keys and JSON.stringify take.
+  for (const key in record) {
     if (key === 'line' || key === 'statementPosition') continue;
-    const field = (record as unknown as Record<string, unknown>)[key];
-    const value = jsonValue(field);
+    const value = jsonValue((record as unknown as Record<string, unknown>)[key]);
     if (value === undefined) continue;
     if (key === 'references') refs = value;
     else if (key === 'raw') raw = value;
-    parts.push(`${parts.length === 0 ? '{' : ','}${jsonKey(key)}`, value);
+    text += (text === '' ? '{' : ',') + jsonKey(key) + value;
   }
-  const text = `${parts.length === 0 ? '{' : parts.join('')}}`;
+  text = text === '' ? '{}' : `${text}}`;
   if (text.includes('\\u0000')) {
     throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
   }

@@ -186,6 +186,14 @@ function copyText(value: string | null): string {
   return copySpecial.test(value) ? value.replace(copySpecials, (special) => copyEscapes[special] ?? special) : value;
 }
 
+/**
+ * JSON text as JSON.stringify writes it, in COPY's text format: it holds no newline, carriage
+ * return or tab (JSON escapes them), so only its backslashes are doubled.
+ */
+function copyJson(text: string): string {
+  return text.includes('\\') ? text.replaceAll('\\', '\\\\') : text;
+}
+
 function copyNumber(value: bigint | number | null): string {
   return value === null ? '\\N' : String(value);
 }
@@ -234,7 +242,7 @@ function recordTail(record: ReconRecord, json: RecordJson): string {
     + `${copyText(record.valueDate)}\t${copyText(record.pspReference)}\t${copyText(record.merchantReference)}\t`
     + `${copyText(record.batchKey)}\t${copyText(record.remittanceText)}\t${copyText(record.counterpartyName)}\t`
     + `${copyText(record.counterpartyAccount)}\t${copyText(record.status)}\t${record.reversal ? 't' : 'f'}\t`
-    + `${copyNumber(record.statementPosition)}\t${copyText(json.refs)}\t${copyText(json.raw)}\n`;
+    + `${copyNumber(record.statementPosition)}\t${copyJson(json.refs)}\t${copyJson(json.raw)}\n`;
 }
 
 /**

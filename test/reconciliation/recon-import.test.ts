@@ -329,6 +329,17 @@ describe('a record\'s content hash', () => {
       expect(recordJson(record, 'file').contentSha256).toBe(stored);
     }
   });
+
+  it('is the same for values JSON escapes: quotes, backslashes, control characters, lone surrogates', async () => {
+    const [record] = (await parseFixture(readAdyenSdr, 'psp/adyen-sdr-batch-17.csv')).records;
+    for (const odd of ['say "hi"', 'C:\\temp', 'two\nlines\ttab', 'nul-free \u0001', 'lone \ud800 half', 'ok \u2028 é 😀']) {
+      const changed = { ...record!, type: odd, merchantReference: odd, raw: { ...record!.raw, Type: odd },
+        references: { ...record!.references, [odd]: odd } };
+      const stored = createHash('sha256')
+        .update(stringifyJson({ ...changed, line: undefined, statementPosition: undefined })).digest('hex');
+      expect(recordJson(changed, 'file').contentSha256).toBe(stored);
+    }
+  });
 });
 
 describe('the external ids an import has seen', () => {
