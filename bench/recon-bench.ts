@@ -198,7 +198,8 @@ class RssMeter {
  * The parse alone, for comparison: the SDR parser, each record's content hash and its staging
  * row, as the import makes them, with no database.
  */
-async function parseOnly(file: string): Promise<{ records: number; seconds: number }> {
+async function parseOnly(file: string): Promise<{ records: number; seconds: number; cpuSeconds: number }> {
+  const cpuAtStart = process.cpuUsage();
   const startedAt = performance.now();
   let records = 0;
   for await (const item of readAdyenSdr(fs.createReadStream(file), path.basename(file))) {
@@ -207,7 +208,50 @@ async function parseOnly(file: string): Promise<{ records: number; seconds: numb
     const json = recordJson(item.record, file);
     stagingRow(records, item.record, false, json);
   }
-  return { records, seconds: (performance.now() - startedAt) / 1000 };
+  const cpu = process.cpuUsage(cpuAtStart);
+  return { records, seconds: (performance.now() - startedAt) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+}
+
+/**
+ * CPU seconds spent so far by the PostgreSQL server whose postmaster is `postmasterPid`: its own
+ * time, the time of the children it has reaped (backends that ended), and that of its live
+ * children (the pool's backends, the WAL writer, the checkpointer), from /proc. Null where
+ * /proc cannot tell (another machine's server, BENCH_DATABASE_URL).
+ */
+function serverCpuSeconds(postmasterPid: number | undefined): number | null {
+  if (postmasterPid === undefined) return null;
+  const ticks = 100; // USER_HZ on Linux
+  const statOf = (pid: number): string[] | undefined => {
+    try {
+      const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return text.slice(text.lastIndexOf(')') + 2).split(' ');
+    } catch {
+      return undefined;
+    }
+  };
+  const own = statOf(postmasterPid);
+  if (own === undefined) return null;
+  // Fields after the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+  let total = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statOf(Number(entry));
+    if (fields === undefined || Number(fields[1]) !== postmasterPid) continue;
+    total += Number(fields[11]) + Number(fields[12]);
+  }
+  return total / ticks;
+}
+
+/** CPU seconds of this process and of the server, read together. */
+function cpuNow(postmasterPid: number | undefined): { node: number; server: number | null } {
+  const usage = process.cpuUsage();
+  return { node: (usage.user + usage.system) / 1e6, server: serverCpuSeconds(postmasterPid) };
+}
+
+function cpuSince(start: { node: number; server: number | null }, postmasterPid: number | undefined): string {
+  const end = cpuNow(postmasterPid);
+  const server = start.server === null || end.server === null ? '?' : seconds(end.server - start.server);
+  return `CPU: Node ${seconds(end.node - start.node)} s, PostgreSQL ${server} s`;
 }
 
 /** Seconds with one decimal (no toFixed: the lint keeps it away from money). */
@@ -272,6 +316,7 @@ async function reconcileAfterImport(context: {
   readonly pool: pg.Pool;
   readonly plan: ReportPlan;
   readonly imported: ImportSummary;
+  readonly postmasterPid: number | undefined;
 }): Promise<{ seconds: number; linesPerSecond: number; peakRssMb: number }> {
   const seeded = await seedLedgerSide(context.pool, context.plan);
   let lastDay = '';
@@ -280,6 +325,7 @@ async function reconcileAfterImport(context: {
   });
   const asOf = new Date(Date.parse(`${lastDay}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
   const meter = new RssMeter();
+  const cpuAtStart = cpuNow(context.postmasterPid);
   const startedAt = performance.now();
   const run = await new ReconciliationRuns(context.pool).run({ asOf });
   const runSeconds = (performance.now() - startedAt) / 1000;
@@ -294,7 +340,7 @@ async function reconcileAfterImport(context: {
   const linesPerSecond = Math.round(context.plan.lines / runSeconds);
   process.stdout.write(`run: ${context.plan.lines} lines (${seeded} matched to items, ${context.plan.batches} payouts `
     + `with no bank statement) in ${seconds(runSeconds)} s: ${linesPerSecond} lines/s; peak RSS `
-    + `${memory.sampledPeakMb} MB sampled\n`);
+    + `${memory.sampledPeakMb} MB sampled; ${cpuSince(cpuAtStart, context.postmasterPid)}\n`);
   return { seconds: runSeconds, linesPerSecond, peakRssMb: memory.sampledPeakMb };
 }
 
@@ -317,11 +363,14 @@ function parseArguments(argv: readonly string[]): { lines: number; out: string |
   return { lines, out };
 }
 
-async function openBenchDatabase(directory: string): Promise<{ url: string; stop: () => Promise<void> }> {
+async function openBenchDatabase(directory: string): Promise<{ url: string; stop: () => Promise<void>;
+  postmasterPid?: number; }> {
   if (process.env.BENCH_DATABASE_URL) return { url: process.env.BENCH_DATABASE_URL, stop: async () => undefined };
   const server = await startEmbeddedPostgres({ directory: path.join(directory, 'pg'), port: await freePort() });
   await ensureDatabase(server.serverUrl, 'penny_bench');
-  return { url: withDatabase(server.serverUrl, 'penny_bench'), stop: () => server.stop() };
+  const pidFile = await fs.promises.readFile(path.join(server.dataDirectory, 'postmaster.pid'), 'utf8').catch(() => '');
+  const postmasterPid = Number(pidFile.split('\n', 1)[0]) || undefined;
+  return { url: withDatabase(server.serverUrl, 'penny_bench'), stop: () => server.stop(), postmasterPid };
 }
 
 async function main(): Promise<void> {
@@ -343,18 +392,20 @@ async function main(): Promise<void> {
     const parsed = await parseOnly(report);
     const parsePerSecond = Math.round(parsed.records / parsed.seconds);
     process.stdout.write(`parse only: ${parsed.records} lines in ${seconds(parsed.seconds)} s: ${parsePerSecond} lines/s `
-      + '(CSV, records, content hashes, COPY text; no database)\n');
+      + `(CSV, records, content hashes, COPY text; no database); CPU ${seconds(parsed.cpuSeconds)} s\n`);
     const database = await openBenchDatabase(directory);
     const pool = createPool({ connectionString: database.url, sizeMax: 2, applicationName: 'penny-recon-bench' });
     try {
       await migrate(database.url);
       const meter = new RssMeter();
+      const cpuAtStart = cpuNow(database.postmasterPid);
       const startedAt = performance.now();
       const body = fs.createReadStream(report);
       const imported = await new ReconciliationImports(pool)
         .importFile({ body, filename: path.basename(report), source })
         .finally(() => body.destroy());
       const importSeconds = (performance.now() - startedAt) / 1000;
+      const importCpu = cpuSince(cpuAtStart, database.postmasterPid);
       const memory = meter.stop();
       if (imported.already_known || imported.records.new !== lines) {
         throw new Error(`the import did not write the ${lines} lines: ${JSON.stringify(imported.records)}`);
@@ -362,8 +413,10 @@ async function main(): Promise<void> {
       const importPerSecond = Math.round(lines / importSeconds);
       process.stdout.write(`import: ${lines} lines (${sizeMb} MB) in ${seconds(importSeconds)} s: ${importPerSecond} lines/s; `
         + `peak RSS ${memory.sampledPeakMb} MB sampled during the import, VmHWM ${memory.vmHwmMb ?? '?'} MB `
-        + `(the whole run) (${os.cpus().length} CPUs)\n`);
-      const reconciled = await reconcileAfterImport({ pool, plan, imported });
+        + `(the whole run) (${os.cpus().length} CPUs); ${importCpu}; load average `
+        + `${os.loadavg().map((load) => seconds(load)).join(' ')}\n`);
+      const reconciled = await reconcileAfterImport({ pool, plan, imported,
+        postmasterPid: database.postmasterPid });
       const bothPerSecond = Math.round(lines / (importSeconds + reconciled.seconds));
       process.stdout.write(`import and run: ${bothPerSecond} lines/s\n`);
       process.stdout.write(`${JSON.stringify({ lines, size_mb: sizeMb, parse_lines_per_second: parsePerSecond,

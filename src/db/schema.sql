@@ -810,7 +810,7 @@ CREATE TABLE reconciliation_records (
   reversal boolean DEFAULT false NOT NULL,
   statement_position integer,
   refs jsonb DEFAULT '{}'::jsonb NOT NULL,
-  raw jsonb DEFAULT '{}'::jsonb NOT NULL,
+  raw json DEFAULT '{}'::json NOT NULL,
   CONSTRAINT reconciliation_records_pkey PRIMARY KEY (id),
   CONSTRAINT reconciliation_records_check CHECK ((kind = 'bank_entry'::text) = (statement_position IS NOT NULL)),
   CONSTRAINT reconciliation_records_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]+$'::text AND length(content_sha256) = 64),
@@ -819,10 +819,10 @@ CREATE TABLE reconciliation_records (
   CONSTRAINT reconciliation_records_gross_currency_check CHECK (gross_currency ~ '^[A-Z]{3}$'::text),
   CONSTRAINT reconciliation_records_kind_check CHECK (kind = ANY (ARRAY['psp_line'::text, 'bank_entry'::text])),
   CONSTRAINT reconciliation_records_line_check CHECK (line >= 0),
-  CONSTRAINT reconciliation_records_occurrence_check CHECK (occurrence >= 1),
-  CONSTRAINT reconciliation_records_source_external_id_occurrence_conten_key UNIQUE (source, external_id, occurrence, content_sha256)
+  CONSTRAINT reconciliation_records_occurrence_check CHECK (occurrence >= 1)
 );
 CREATE INDEX reconciliation_records_batch ON public.reconciliation_records USING btree (source, batch_key) WHERE (batch_key IS NOT NULL);
+CREATE UNIQUE INDEX reconciliation_records_conflicting_version ON public.reconciliation_records USING btree (source, external_id, occurrence, content_sha256) WHERE (conflicts_with_record_id IS NOT NULL);
 CREATE INDEX reconciliation_records_conflicts ON public.reconciliation_records USING btree (conflicts_with_record_id) WHERE (conflicts_with_record_id IS NOT NULL);
 CREATE INDEX reconciliation_records_file ON public.reconciliation_records USING btree (file_id, line);
 CREATE UNIQUE INDEX reconciliation_records_first_version ON public.reconciliation_records USING btree (source, external_id, occurrence) WHERE (conflicts_with_record_id IS NULL);
@@ -1607,6 +1607,8 @@ CREATE TRIGGER merchants_no_truncate BEFORE TRUNCATE ON merchants FOR EACH STATE
 CREATE TRIGGER reconciliation_breaks_forward_only BEFORE UPDATE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_forward_only();
 CREATE TRIGGER reconciliation_breaks_no_delete BEFORE DELETE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_kept();
 
+CREATE TRIGGER reconciliation_files_kept BEFORE DELETE OR UPDATE ON reconciliation_files FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
 CREATE TRIGGER reconciliation_item_matches_kept BEFORE DELETE OR UPDATE ON reconciliation_item_matches FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
 
 CREATE TRIGGER reconciliation_items_kept BEFORE DELETE ON reconciliation_items FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
@@ -1616,6 +1618,8 @@ CREATE TRIGGER reconciliation_record_matches_kept BEFORE DELETE OR UPDATE ON rec
 CREATE TRIGGER reconciliation_records_kept BEFORE DELETE ON reconciliation_records FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
 
 CREATE TRIGGER reconciliation_runs_kept BEFORE DELETE ON reconciliation_runs FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
+CREATE TRIGGER reconciliation_statements_kept BEFORE DELETE OR UPDATE ON reconciliation_statements FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
 
 --
 -- Foreign keys
@@ -1657,12 +1661,6 @@ ALTER TABLE reconciliation_breaks
   ADD CONSTRAINT reconciliation_breaks_resolved_by_run_id_fkey FOREIGN KEY (resolved_by_run_id) REFERENCES reconciliation_runs(id);
 ALTER TABLE reconciliation_breaks
   ADD CONSTRAINT reconciliation_breaks_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
-ALTER TABLE reconciliation_records
-  ADD CONSTRAINT reconciliation_records_conflicts_with_record_id_fkey FOREIGN KEY (conflicts_with_record_id) REFERENCES reconciliation_records(id);
-ALTER TABLE reconciliation_records
-  ADD CONSTRAINT reconciliation_records_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id) DEFERRABLE INITIALLY DEFERRED;
-ALTER TABLE reconciliation_records
-  ADD CONSTRAINT reconciliation_records_file_id_statement_position_fkey FOREIGN KEY (file_id, statement_position) REFERENCES reconciliation_statements(file_id, "position") DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE reconciliation_statements
   ADD CONSTRAINT reconciliation_statements_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id) DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE refunds

@@ -80,20 +80,32 @@ export class ReconciliationImports {
 
   /** Detects the format and parses the spooled file into one transaction, under the import lock. */
   private async importSpooled(request: ImportRequest, spooled: SpooledFile): Promise<ImportSummary> {
-    const input = fs.createReadStream(spooled.path);
+    const first = fs.createReadStream(spooled.path);
+    let head: Buffer;
     try {
-      const { head, rest } = await peek(input, peekBytes);
-      const format = request.format ?? detectFormat(head, request.filename);
-      const source = request.source ?? format;
-      let version: string | null = null;
-      const items = parserFor(format)(rest, request.filename, (found) => { version = found; });
-      const fileId = newId('rfile');
+      head = (await peek(first, peekBytes)).head;
+    } finally {
+      first.destroy();
+    }
+    const format = request.format ?? detectFormat(head, request.filename);
+    const source = request.source ?? format;
+    let version: string | null = null;
+    const streams: Readable[] = [];
+    /** The file's items, read from its start (a second time when the direct write gives way). */
+    const readItems = (): AsyncIterable<ParsedItem> => {
+      const input = fs.createReadStream(spooled.path);
+      streams.push(input);
+      return parserFor(format)(input, request.filename, (found) => { version = found; });
+    };
+    const fileId = newId('rfile');
+    try {
       const summary = await withTransaction(this.pool, async (client) => {
         await store.lockImports(client);
         // The same bytes, imported by an upload that finished while this one was arriving.
         const known = await store.selectFileByHash(client, spooled.contentSha256);
         if (known !== undefined) return this.summaryOf(client, known, true);
-        const counts = await writeItems(client, { fileId, source, filename: request.filename }, items);
+        const counts = await writeRecords(client, { fileId, source, filename: request.filename }, readItems,
+          spooled.lines);
         // The file's row comes last, with its counts; the references to it wait for the commit.
         const file = await store.insertFile(client, { id: fileId, source, format, formatVersion: version,
           filename: request.filename.slice(0, 255), contentSha256: spooled.contentSha256,
@@ -104,7 +116,7 @@ export class ReconciliationImports {
       if (summary.records.new >= analyzeAfterRecordsMin) await store.analyzeRecords(this.pool);
       return summary;
     } finally {
-      input.destroy();
+      for (const input of streams) input.destroy();
     }
   }
 
@@ -166,15 +178,51 @@ async function spool(request: ImportRequest, file: string, bytesMax: number): Pr
 /** Statements held while records stream, then written between two COPYs (a few rows each). */
 const statementsHeldMax = 100;
 
+/** The direct write gives way: a record's external id may be repeated in the file. */
+class NotAllNew extends Error {}
+
 /**
- * Writes the parsed items: records COPYed into the staging table as they come (nothing of the
- * file held in memory), statements in small groups between COPYs, then the staged records
- * numbered, classified and inserted set-based (recon-store.ts, `recordStaged`).
+ * Writes the file's records, the fast way first when it can be: while every record is new (no
+ * external id repeated in the file, none known from another file), they are COPYed straight into
+ * reconciliation_records, in a savepoint, the parse overlapping PostgreSQL's inserts. The first
+ * record that is not new (the table's unique indexes refuse it, or the import has maybe seen its
+ * id) rolls that back, and the file is read again into the staging table, then numbered,
+ * classified and inserted set-based (`recordStaged`): known, new or conflicting, exactly as before.
  */
-async function writeItems(client: pg.PoolClient, target: { fileId: string; source: string; filename: string },
-  items: AsyncIterable<ParsedItem>): Promise<store.StagedCounts> {
-  await store.createStagingTable(client);
-  const copy = new store.StagingCopy(client);
+async function writeRecords(client: pg.PoolClient, target: ImportTarget, readItems: () => AsyncIterable<ParsedItem>,
+  lines: number): Promise<store.StagedCounts> {
+  if (lines <= SeenExternalIds.idsMax) {
+    await client.query('SAVEPOINT recon_import_direct');
+    try {
+      const counts = await writeItems(client, target, readItems(), 'direct');
+      await client.query('RELEASE SAVEPOINT recon_import_direct');
+      return counts;
+    } catch (error) {
+      if (!(error instanceof NotAllNew) && !store.isRecordKnown(error)) throw error;
+      await client.query('ROLLBACK TO SAVEPOINT recon_import_direct');
+    }
+  }
+  return writeItems(client, target, readItems(), 'staged');
+}
+
+interface ImportTarget {
+  readonly fileId: string;
+  readonly source: string;
+  readonly filename: string;
+}
+
+/**
+ * Writes the parsed items: records COPYed as they come (nothing of the file held in memory),
+ * statements in small groups between COPYs. `direct`: straight into reconciliation_records, every
+ * record new, or `NotAllNew` thrown. `staged`: into the staging table, then numbered, classified
+ * and inserted set-based (recon-store.ts, `recordStaged`).
+ */
+async function writeItems(client: pg.PoolClient, target: ImportTarget, items: AsyncIterable<ParsedItem>,
+  mode: 'direct' | 'staged'): Promise<store.StagedCounts> {
+  const direct = mode === 'direct';
+  if (!direct) await store.createStagingTable(client);
+  const copy = new store.StagingCopy(client, direct ? store.copyRecords : undefined);
+  const prefix = store.recordRowPrefix(target.fileId, target.source);
   let statements: ReconStatement[] = [];
   const writeStatements = async () => {
     await copy.close();
@@ -184,6 +232,7 @@ async function writeItems(client: pg.PoolClient, target: { fileId: string; sourc
   const seen = new SeenExternalIds();
   let seq = 0;
   let repeated = 0;
+  let inStatements = false;
   try {
     for await (const item of items) {
       if (item.kind === 'statement') {
@@ -194,16 +243,28 @@ async function writeItems(client: pg.PoolClient, target: { fileId: string; sourc
       const { record } = item;
       const json = recordJson(record, target.filename);
       seq += 1;
+      if (record.statementPosition !== null) inStatements = true;
       const maybeSeen = seen.add(record.externalId);
-      if (maybeSeen) repeated += 1;
-      await copy.write(store.stagingRow(seq, record, maybeSeen, json));
+      if (maybeSeen) {
+        if (direct) throw new NotAllNew();
+        repeated += 1;
+      }
+      await copy.write(direct ? store.recordRow(prefix, record, json) : store.stagingRow(seq, record, maybeSeen, json));
     }
     await writeStatements();
   } catch (error) {
     await copy.abort();
     throw error;
   }
-  return store.recordStaged(client, target.fileId, target.source, { records: seq, repeated });
+  const counts = direct
+    ? { recordCount: seq, newRecordCount: seq, knownRecordCount: 0, conflictingRecordCount: 0 }
+    : await store.recordStaged(client, target.fileId, target.source, { records: seq, repeated });
+  if (inStatements) {
+    // A record's statement is no foreign key (migration 0039): checked here, once for the file.
+    const line = await store.selectRecordWithoutStatement(client, target.fileId);
+    if (line !== undefined) throw new Error(`${target.filename}, line ${line}: the parser placed a record in no statement`);
+  }
+  return counts;
 }
 
 /**
@@ -215,6 +276,9 @@ async function writeItems(client: pg.PoolClient, target: { fileId: string; sourc
  * 64 MB at most, four million ids) the table stops growing and every id after is a maybe.
  */
 export class SeenExternalIds {
+  /** The ids the table tells apart at its largest (past them, every id is a maybe). */
+  static readonly idsMax = (1 << 23) / 2;
+
   private slots = new Uint32Array(2 << 16);
   private count = 0;
   private full = false;
@@ -266,9 +330,16 @@ export class SeenExternalIds {
   }
 }
 
+/** What JSON.stringify escapes in a string: a quote, a backslash, a control character, a (lone) surrogate. */
+// eslint-disable-next-line no-control-regex -- the control characters are what the pattern finds
+const jsonSpecial = /["\\\u0000-\u001f\ud800-\udfff]/;
+
 /** A JSON value as `stringifyJson` writes it (bigint as an integer); undefined for what JSON leaves out. */
 function jsonValue(value: unknown): string | undefined {
   switch (typeof value) {
+    case 'string':
+      // Most need no escape: quoted without a call of JSON.stringify.
+      return jsonSpecial.test(value) ? JSON.stringify(value) : `"${value}"`;
     case 'bigint':
       return value.toString();
     case 'undefined':
@@ -315,17 +386,17 @@ function jsonKey(key: string): string {
 export function recordJson(record: ReconRecord, file: string): store.RecordJson {
   let refs = '{}';
   let raw = '{}';
-  const parts: string[] = [];
-  for (const key of Object.keys(record)) {
+  let text = '';
+  // for…in: a record is a plain object, its own keys in the order Object.keys and JSON.stringify take.
+  for (const key in record) {
     if (key === 'line' || key === 'statementPosition') continue;
-    const field = (record as unknown as Record<string, unknown>)[key];
-    const value = jsonValue(field);
+    const value = jsonValue((record as unknown as Record<string, unknown>)[key]);
     if (value === undefined) continue;
     if (key === 'references') refs = value;
     else if (key === 'raw') raw = value;
-    parts.push(`${parts.length === 0 ? '{' : ','}${jsonKey(key)}`, value);
+    text += (text === '' ? '{' : ',') + jsonKey(key) + value;
   }
-  const text = `${parts.length === 0 ? '{' : parts.join('')}}`;
+  text = text === '' ? '{}' : `${text}}`;
   if (text.includes('\\u0000')) {
     throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
   }

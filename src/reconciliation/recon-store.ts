@@ -171,7 +171,7 @@ const stagingColumns: readonly { name: string; type: string }[] = [
   { name: 'remittance_text', type: 'text' }, { name: 'counterparty_name', type: 'text' },
   { name: 'counterparty_account', type: 'text' }, { name: 'status', type: 'text' },
   { name: 'reversal', type: 'boolean NOT NULL' }, { name: 'statement_position', type: 'integer' },
-  { name: 'refs', type: 'jsonb NOT NULL' }, { name: 'raw', type: 'jsonb NOT NULL' },
+  { name: 'refs', type: 'jsonb NOT NULL' }, { name: 'raw', type: 'json NOT NULL' },
 ];
 
 const copyStaging = `COPY recon_import_staging (${stagingColumns.map((column) => column.name).join(', ')}) FROM STDIN`;
@@ -184,6 +184,14 @@ const copyEscapes: Readonly<Record<string, string>> = { '\\': '\\\\', '\n': '\\n
 function copyText(value: string | null): string {
   if (value === null) return '\\N';
   return copySpecial.test(value) ? value.replace(copySpecials, (special) => copyEscapes[special] ?? special) : value;
+}
+
+/**
+ * JSON text as JSON.stringify writes it, in COPY's text format: it holds no newline, carriage
+ * return or tab (JSON escapes them), so only its backslashes are doubled.
+ */
+function copyJson(text: string): string {
+  return text.includes('\\') ? text.replaceAll('\\', '\\\\') : text;
 }
 
 function copyNumber(value: bigint | number | null): string {
@@ -201,22 +209,74 @@ export interface RecordJson {
 /** One record as a line of COPY text for the staging table, in `stagingColumns` order. */
 export function stagingRow(seq: number, record: ReconRecord, repeated: boolean, json: RecordJson): string {
   return `${seq}\t${record.line}\t${record.kind}\t${copyText(record.externalId)}\t1\t${repeated ? 't' : 'f'}\t`
-    + `${json.contentSha256}\t`
-    + `${copyText(record.type)}\t${copyText(record.currency)}\t${record.amountMinor}\t${copyNumber(record.grossMinor)}\t`
+    + `${json.contentSha256}\t${recordTail(record, json)}`;
+}
+
+/**
+ * The columns of a record COPYed straight into reconciliation_records (`recordColumns` order), the
+ * first version of its external id, occurrence 1: what an import writes while every record is
+ * new (recon-import.ts, `writeItems`); the table's unique indexes refuse the COPY otherwise.
+ */
+const recordColumns = ['file_id', 'source', 'kind', 'line', 'external_id', 'occurrence', 'content_sha256', 'type',
+  'currency', 'amount_minor', 'gross_minor', 'gross_currency', 'fee_minor', 'booking_date', 'value_date',
+  'psp_reference', 'merchant_reference', 'batch_key', 'remittance_text', 'counterparty_name', 'counterparty_account',
+  'status', 'reversal', 'statement_position', 'refs', 'raw'];
+
+export const copyRecords = `COPY reconciliation_records (${recordColumns.join(', ')}) FROM STDIN`;
+
+/** The file id and source of a file's records, as the first two columns of `recordRow`. */
+export function recordRowPrefix(fileId: string, source: string): string {
+  return `${copyText(fileId)}\t${copyText(source)}\t`;
+}
+
+/** One record as a line of COPY text for reconciliation_records (`copyRecords`), after its `recordRowPrefix`. */
+export function recordRow(prefix: string, record: ReconRecord, json: RecordJson): string {
+  return `${prefix}${record.kind}\t${record.line}\t${copyText(record.externalId)}\t1\t${json.contentSha256}\t`
+    + recordTail(record, json);
+}
+
+/** The columns from `type` on, common to both rows. */
+function recordTail(record: ReconRecord, json: RecordJson): string {
+  return `${copyText(record.type)}\t${copyText(record.currency)}\t${record.amountMinor}\t${copyNumber(record.grossMinor)}\t`
     + `${copyText(record.grossCurrency)}\t${copyNumber(record.feeMinor)}\t${copyText(record.bookingDate)}\t`
     + `${copyText(record.valueDate)}\t${copyText(record.pspReference)}\t${copyText(record.merchantReference)}\t`
     + `${copyText(record.batchKey)}\t${copyText(record.remittanceText)}\t${copyText(record.counterpartyName)}\t`
     + `${copyText(record.counterpartyAccount)}\t${copyText(record.status)}\t${record.reversal ? 't' : 'f'}\t`
-    + `${copyNumber(record.statementPosition)}\t${copyText(json.refs)}\t${copyText(json.raw)}\n`;
+    + `${copyNumber(record.statementPosition)}\t${copyJson(json.refs)}\t${copyJson(json.raw)}\n`;
+}
+
+/**
+ * Whether a COPY straight into the records was refused because a record is known already: a
+ * version under its (source, external id, occurrence) exists, the same content or other.
+ */
+export function isRecordKnown(error: unknown): boolean {
+  const failure = error as { code?: unknown; constraint?: unknown } | null;
+  return failure?.code === '23505' && (failure.constraint === 'reconciliation_records_first_version'
+    || failure.constraint === 'reconciliation_records_conflicting_version');
+}
+
+/**
+ * The line of a record of the file whose statement position names no statement of the file, if
+ * any: what a foreign key checked row by row before migration 0039, checked once per file.
+ */
+export async function selectRecordWithoutStatement(db: Queryable, fileId: string): Promise<number | undefined> {
+  const result = await db.query(named(`SELECT r.line FROM reconciliation_records r
+    WHERE r.file_id = $1 AND r.statement_position IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM reconciliation_statements s WHERE s.file_id = r.file_id
+        AND s.position = r.statement_position)
+    LIMIT 1`), [fileId]);
+  return (result.rows[0] as { line: number } | undefined)?.line;
 }
 
 /** Bytes of COPY text gathered before they are sent: few large writes rather than many small ones. */
 const copyChunkChars = 256 * 1024;
 
 /**
- * Streams staging rows into the staging table with COPY (pg-copy-streams), waiting for the
- * connection when its buffer is full. The COPY holds the connection: `close` ends it before any
- * other statement (a statement's row, the set-based inserts); the next `write` starts another.
+ * Streams rows into a table with COPY (pg-copy-streams; `copyStaging` by default, or
+ * `copyRecords`), waiting for the connection when its buffer is full, so the parse and
+ * PostgreSQL's work on the rows sent overlap. The COPY holds the connection: `close` ends it
+ * before any other statement (a statement's row, the set-based inserts); the next `write` starts
+ * another.
  */
 export class StagingCopy {
   private stream: CopyStreamQuery | undefined;
@@ -224,7 +284,7 @@ export class StagingCopy {
   private pending: string[] = [];
   private pendingChars = 0;
 
-  constructor(private readonly client: pg.ClientBase) {}
+  constructor(private readonly client: pg.ClientBase, private readonly statement = copyStaging) {}
 
   async write(row: string): Promise<void> {
     this.pending.push(row);
@@ -263,7 +323,7 @@ export class StagingCopy {
   }
 
   private open(): CopyStreamQuery {
-    const stream = this.client.query(copyFrom(copyStaging));
+    const stream = this.client.query(copyFrom(this.statement));
     stream.on('error', (error: Error) => { this.failure ??= error; });
     this.stream = stream;
     return stream;

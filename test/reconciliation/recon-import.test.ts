@@ -10,7 +10,7 @@ import { readCamt053 } from '../../src/reconciliation/camt053.js';
 import { readMt940 } from '../../src/reconciliation/mt940.js';
 import { ReconciliationImports, recordJson, SeenExternalIds } from '../../src/reconciliation/recon-import.js';
 import { readStripePayoutReconciliation } from '../../src/reconciliation/stripe-payout-reconciliation.js';
-import { lockImports } from '../../src/reconciliation/recon-store.js';
+import { lockImports, selectRecordWithoutStatement } from '../../src/reconciliation/recon-store.js';
 import type { ReconFormat } from '../../src/reconciliation/recon-records.js';
 import { settlementDetailsReport, type SettledOperation } from '../../src/sandbox-psp/settlement-report.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -201,6 +201,17 @@ describe('idempotency', () => {
     expect(others.rows).toEqual([{ psp_reference: 'psp2', occurrence: 1 }, { psp_reference: 'psp3', occurrence: 1 }]);
   });
 
+  it('classifies a large file whose only known record, with other content, comes after thousands of new ones', async () => {
+    await importText(largeSdr(pastOneChunk), { filename: 'first.csv' });
+    const fresh = largeSdr(pastOneChunk).replaceAll('psp', 'qsp').replaceAll('ch_', 'cq_');
+    const changedLast = `Shop,psp${pastOneChunk},ch_${pastOneChunk},Settled,psp${pastOneChunk},EUR,,10.00,EUR,,9.60,9,`
+      + '2026-03-02 10:00:00\n';
+    const summary = await importText(fresh + changedLast, { filename: 'second.csv' });
+    expect(summary.records).toEqual({ total: pastOneChunk + 1, new: pastOneChunk, known: 0, conflicting: 1 });
+    expect(summary.conflicting_external_records).toEqual([expect.objectContaining({ line: pastOneChunk + 2 })]);
+    expect((await tableCounts()).records).toBe(2 * pastOneChunk + 1);
+  });
+
   it('adds nothing for a re-export whose lines repeat, and records a changed repeat as conflicting', async () => {
     const lines = largeSdr(3).split('\n');
     const text = [lines[0], lines[1], lines[1], lines[2], ''].join('\n');
@@ -292,6 +303,16 @@ describe('all or nothing', () => {
   });
 });
 
+describe('a record\'s statement', () => {
+  it('is found missing when a record names a position its file has no statement at', async () => {
+    const summary = await importText(fixture('camt053-genkgo/camt053.v8.xml'), { filename: 'camt.xml' });
+    expect(await selectRecordWithoutStatement(database.pool, summary.id)).toBeUndefined();
+    const placed = await database.pool.query(`UPDATE reconciliation_records SET statement_position = 99
+      WHERE id = (SELECT min(id) FROM reconciliation_records WHERE file_id = $1) RETURNING line`, [summary.id]);
+    expect(await selectRecordWithoutStatement(database.pool, summary.id)).toBe(placed.rows[0].line);
+  });
+});
+
 describe('a record\'s content hash', () => {
   it('is the SHA-256 of the record\'s JSON without line and statement position, as every stored hash is', async () => {
     const samples = [
@@ -306,6 +327,17 @@ describe('a record\'s content hash', () => {
       const stored = createHash('sha256')
         .update(stringifyJson({ ...record, line: undefined, statementPosition: undefined })).digest('hex');
       expect(recordJson(record, 'file').contentSha256).toBe(stored);
+    }
+  });
+
+  it('is the same for values JSON escapes: quotes, backslashes, control characters, lone surrogates', async () => {
+    const [record] = (await parseFixture(readAdyenSdr, 'psp/adyen-sdr-batch-17.csv')).records;
+    for (const odd of ['say "hi"', 'C:\\temp', 'two\nlines\ttab', 'nul-free \u0001', 'lone \ud800 half', 'ok \u2028 é 😀']) {
+      const changed = { ...record!, type: odd, merchantReference: odd, raw: { ...record!.raw, Type: odd },
+        references: { ...record!.references, [odd]: odd } };
+      const stored = createHash('sha256')
+        .update(stringifyJson({ ...changed, line: undefined, statementPosition: undefined })).digest('hex');
+      expect(recordJson(changed, 'file').contentSha256).toBe(stored);
     }
   });
 });
