@@ -109,6 +109,9 @@ const requestTimeoutMs = 20_000;
 /** A client that gives up waits this long for an answer, and no retry of the package's own. */
 const giveUpTimeoutMs = 150;
 
+/** Told of each operation once its client has an outcome, with how long it took (retries included). */
+export type OperationObserver = (record: OperationRecord, latencyMs: number) => void;
+
 export class SimulationClients {
   readonly records: OperationRecord[] = [];
   private readonly stripe: Stripe;
@@ -125,7 +128,7 @@ export class SimulationClients {
   }
 
   /** Every client works through its stories, spread over `durationMs`, until `stopped` says so. */
-  async run(durationMs: number, stopped: () => boolean, onOperation: () => void): Promise<void> {
+  async run(durationMs: number, stopped: () => boolean, onOperation: OperationObserver): Promise<void> {
     const startedMs = Date.now();
     await Promise.all(Array.from({ length: this.plan.clients }, async (_, client) => {
       const mine = this.plan.stories.filter((story) => story.client === client);
@@ -150,10 +153,11 @@ export class SimulationClients {
     return copy.body;
   }
 
-  private async runStory(story: Story, onOperation: () => void): Promise<void> {
+  private async runStory(story: Story, onOperation: OperationObserver): Promise<void> {
     const step = async (kind: OperationKind, amount: number, stripeAccount?: string) => {
+      const startedMs = performance.now();
       const record = await this.operate(kind, story, amount, stripeAccount);
-      onOperation();
+      onOperation(record, performance.now() - startedMs);
       return record;
     };
     const created = await step('create_payment', story.amount);

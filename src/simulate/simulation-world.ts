@@ -111,6 +111,15 @@ export class SimulationWorld {
     await this.waitHealthy(child);
   }
 
+  /** The peak resident set of the running `penny serve` (VmHWM), in bytes; undefined when not running. */
+  pennyPeakRssBytes(): number | undefined {
+    const pid = this.running ? this.child?.pid : undefined;
+    if (pid === undefined) return undefined;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kilobytes = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+    return kilobytes === undefined ? undefined : Number(kilobytes) * 1024;
+  }
+
   /** SIGKILL, as `kill -9`: nothing of Penny's in-flight work gets to finish. */
   async killPenny(): Promise<void> {
     this.child?.kill('SIGKILL');

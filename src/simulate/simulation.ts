@@ -43,7 +43,9 @@ export interface SimulationResult {
   readonly seed: number;
   readonly payments: number;
   readonly operations: { ok: number; failed: number; indefinite: number };
+  /** By the kinds of `--faults` (decisions.md); `faults_injected_detail` by what exactly was done. */
   readonly faults_injected: Record<string, number>;
+  readonly faults_injected_detail: Record<string, number>;
   readonly acknowledged_lost: number;
   readonly refused_applied: number;
   readonly duplicate_effects: number;
@@ -123,8 +125,8 @@ Promise<SimulationResult> {
         failed: clients.records.filter((record) => record.outcome === 'failed').length,
         indefinite: clients.records.filter((record) => record.everIndefinite).length,
       },
-      faults_injected: { ...schedule.injected, ...sandboxFaults,
-        clients_gave_up: clients.records.filter((record) => record.abandoned).length },
+      ...faultFigures({ ...schedule.injected, ...sandboxFaults,
+        clients_gave_up: clients.records.filter((record) => record.abandoned).length }),
       acknowledged_lost: checked.acknowledgedLost, refused_applied: checked.refusedApplied,
       duplicate_effects: checked.duplicateEffects, unresolved: checked.unresolved, in_review: checked.inReview,
       replays_compared: replays.compared, reconciliation_breaks: breaks.count, violations,
@@ -136,6 +138,27 @@ Promise<SimulationResult> {
   }
 }
 
+/**
+ * The faults done, by detail (a kill at a failpoint, a stalled connection, a duplicated webhook…)
+ * and summed by the kinds `--faults` names. An armed failpoint is counted when Penny dies at it.
+ */
+function faultFigures(detail: Record<string, number>) {
+  const kindOf = (name: string): FaultKind | undefined => {
+    if (name === 'kill' || name === 'kill_at_failpoint') return 'kill';
+    if (name === 'db_restart') return 'db_restart';
+    if (name.startsWith('db_')) return 'db_network';
+    if (name.startsWith('psp_webhook_')) return 'webhooks';
+    if (name.startsWith('psp_')) return 'psp';
+    return name === 'clients_gave_up' ? 'clients' : undefined;
+  };
+  const byKind: Record<string, number> = {};
+  for (const [name, count] of Object.entries(detail)) {
+    const kind = kindOf(name);
+    if (kind !== undefined && count > 0) byKind[kind] = (byKind[kind] ?? 0) + count;
+  }
+  return { faults_injected: byKind, faults_injected_detail: detail };
+}
+
 /** A failed run: a figure not 0, or a violation. */
 export function simulationFailed(result: SimulationResult): boolean {
   return result.acknowledged_lost + result.refused_applied + result.duplicate_effects + result.unresolved > 0
@@ -143,7 +166,7 @@ export function simulationFailed(result: SimulationResult): boolean {
 }
 
 /** The platform merchant (made with SQL, as `penny merchants create` does) and its sellers. */
-async function setUpPlatform(world: SimulationWorld, sellers: number): Promise<Platform> {
+export async function setUpPlatform(world: SimulationWorld, sellers: number): Promise<Platform> {
   const { secretKey } = await new MerchantService(world.pool, world.pepper).createMerchant('Simulated platform');
   const url = new URL(world.pennyUrl);
   const stripe = new Stripe(secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http' });
