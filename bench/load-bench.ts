@@ -72,6 +72,12 @@ async function runStep(world: SimulationWorld, platform: Awaited<ReturnType<type
   };
 }
 
+/** Penny's database on disk (tables, indexes, TOAST), without the sandbox PSP's. */
+async function databaseBytes(world: SimulationWorld): Promise<number> {
+  const result = await world.pool.query<{ bytes: string }>('SELECT pg_database_size(current_database())::text AS bytes');
+  return Number(result.rows[0]?.bytes);
+}
+
 const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'penny-bench-load-'));
 const logger = createLogger('warn', pino.destination({ dest: path.join(directory, 'simulation.log'), sync: true }));
 const world = await SimulationWorld.start({ directory, logger, faults: noFaults });
@@ -79,6 +85,7 @@ try {
   await world.startPenny();
   const firstDay = await world.today();
   const platform = await setUpPlatform(world, 3);
+  const emptyBytes = await databaseBytes(world);
   const steps: Step[] = [];
   const runners: SimulationClients[] = [];
   process.stdout.write(`bench:load: ${stepSeconds} s a step, ${os.cpus().length} cores (${os.cpus()[0]?.model})\n`);
@@ -114,18 +121,23 @@ try {
     unresolved += checked.unresolved;
     violations += checked.violations.length;
   }
-  const sized = await world.pool.query<{ bytes: string; payments: string }>(
-    `SELECT pg_database_size(current_database())::text AS bytes, (SELECT count(*) FROM payment_intents)::text AS payments`);
-  const bytes = Number(sized.rows[0]?.bytes);
-  const payments = Number(sized.rows[0]?.payments);
+  const bytes = await databaseBytes(world) - emptyBytes;
+  const counted = await world.pool.query<{ payments: string }>('SELECT count(*)::text AS payments FROM payment_intents');
+  const payments = Number(counted.rows[0]?.payments);
   process.stdout.write(`\nsustained with p99 under ${p99LimitMs} ms: ${sustained === undefined ? 'none'
     : `${oneDecimal(sustained.paymentsPerSecond)} payments/s at ${sustained.clients} clients (p99 ${oneDecimal(sustained.p99Ms)} ms)`}\n`);
   process.stdout.write(`checker: acknowledged but lost ${lost}, refused but applied ${refusedApplied}, duplicate effects `
     + `${duplicates}, unresolved ${unresolved}, reconciliation breaks ${breaks.count}, violations ${violations}\n`);
   process.stdout.write(`Penny's peak RSS: ${peakRssBytes === undefined ? 'unknown'
     : `${Math.round(peakRssBytes / 1024 / 1024)} MB`}\n`);
-  process.stdout.write(`database: ${Math.round(bytes / 1024 / 1024)} MB for ${payments} payments, `
+  process.stdout.write(`database: ${Math.round(bytes / 1024 / 1024)} MB more for ${payments} payments, `
     + `${Math.round(bytes / payments * 1_000_000 / 1024 / 1024 / 1024 * 10) / 10} GB per million payments\n`);
+  const largest = await world.pool.query<{ name: string; bytes: string }>(
+    `SELECT c.relname AS name, pg_total_relation_size(c.oid)::text AS bytes FROM pg_class c
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 8`);
+  process.stdout.write(`largest tables: ${largest.rows.map((row) => `${row.name} ${Math.round(Number(row.bytes) / 1024 / 1024)} MB`)
+    .join(', ')}\n`);
   if (lost + refusedApplied + duplicates + unresolved + violations > 0) process.exitCode = 1;
 } finally {
   await world.stop();

@@ -72,8 +72,8 @@ async function checkOperations(input: CheckInput, report: Report): Promise<void>
   }
   for (const record of input.records) {
     const objects = record.kind === 'create_payment'
-      ? intentsByOperation.get(String(record.id)) ?? []
-      : (byOperation.get(String(record.id)) ?? []).map((row) => row.id);
+      ? intentsByOperation.get(record.key) ?? []
+      : (byOperation.get(record.key) ?? []).map((row) => row.id);
     const named = { check: record.kind, objects: [record.key, ...objects] };
     if (objects.length > 1) report('duplicateEffects', { ...named, message: `${objects.length} objects for one operation` });
     if (record.outcome === 'indefinite') {

@@ -214,7 +214,7 @@ export class SimulationClients {
   private request(record: OperationRecord, stripe: Stripe, options: Stripe.RequestOptions): Promise<{ id: string }> {
     const story = this.plan.stories[record.story];
     if (story === undefined) throw new Error(`no story ${record.story}`);
-    const metadata = { sim_operation: String(record.id) };
+    const metadata = { sim_operation: record.key };
     const intentId = this.intentOf(story.index);
     switch (record.kind) {
       case 'create_payment': return stripe.paymentIntents.create({
