@@ -114,7 +114,7 @@ try {
   let violations = breaks.violations.length;
   for (const runner of runners) {
     const checked = await checkRun({ records: runner.records, penny: world.pool, sandbox: world.sandboxPool,
-      secrets: [platform.secretKey, world.operatorKey], logFile: world.logFile });
+      secrets: [platform.secretKey, world.operatorKey, world.pepper, world.webhookSecret], logFile: world.logFile });
     lost += checked.acknowledgedLost;
     refusedApplied += checked.refusedApplied;
     duplicates += checked.duplicateEffects;

@@ -38,11 +38,14 @@ for (let index = 0; index < seeds; index += 1) {
     + `refused-applied ${result.refused_applied}, duplicates ${result.duplicate_effects}, unresolved `
     + `${result.unresolved}, breaks ${result.reconciliation_breaks}, violations ${result.violations.length}; `
     + `${Math.round(result.elapsed_ms / 1000)} s\n`);
+  for (const violation of result.violations.slice(0, 3)) {
+    process.stdout.write(`     ${violation.check}: ${violation.message} (${violation.objects.join(', ')})\n`);
+  }
 }
 process.stdout.write(`\n${seeds} seeds, ${payments} payments, ${failed.length} failed\n`);
 for (const result of failed) {
   const first = result.violations[0];
   process.stdout.write(`seed ${result.seed}: ${first?.check ?? 'a figure'}: ${first?.message ?? ''} `
-    + `(${first?.objects.join(', ') ?? ''})\n`);
+    + `(${first?.objects.join(', ') ?? ''})\n  replay: ${result.replay}\n`);
 }
 if (failed.length > 0) process.exitCode = 1;

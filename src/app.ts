@@ -196,7 +196,6 @@ export function buildConnectorRegistry(config: PennyConfig, sandboxWebhookSecret
   return connectors;
 }
 
-/** PENNY_FUNDS_AVAILABILITY as the balances take it (settlement's usual delay: two days, as Stripe's US one). */
 /** What a charge's money movements are booked through (the API's, the settlement command's). */
 export function buildPaymentLedger(pool: pg.Pool, parts: { ledger: LedgerService; balances: BalanceService;
   secretKey: string }): PaymentLedger {
@@ -204,6 +203,7 @@ export function buildPaymentLedger(pool: pg.Pool, parts: { ledger: LedgerService
     balances: parts.balances, accounts: new ConnectedAccounts(pool, new BankAccountVault(parts.secretKey)) }));
 }
 
+/** PENNY_FUNDS_AVAILABILITY as the balances take it (settlement's usual delay: two days, as Stripe's US one). */
 export function availabilityMode(config: PennyConfig): AvailabilityMode {
   return config.fundsAvailability.kind === 'settlement' ? { kind: 'settlement', expectedDelayDays: 2 }
     : config.fundsAvailability;
@@ -226,7 +226,7 @@ function reconciliationWorkers(pool: pg.Pool, config: PennyConfig, dependencies:
  * runs apart and was told every advance. It reads the sandbox's offset back before anything runs,
  * so its clock never moves backwards across a restart. A sandbox that does not answer is logged.
  */
-async function catchUpWithSandboxClock(sandboxUrl: string, logger: Logger): Promise<void> {
+export async function catchUpWithSandboxClock(sandboxUrl: string, logger: Logger): Promise<void> {
   try {
     const response = await fetch(`${sandboxUrl}/control/clock`, { signal: AbortSignal.timeout(5000) });
     const body = await response.json() as { offset_ms?: unknown };

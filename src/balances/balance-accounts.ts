@@ -44,8 +44,9 @@ export class BalanceAccounts {
   private readonly accounts = new Map<string, MerchantAccounts>();
   private readonly operatorAccounts = new Map<string, OperatorAccounts>();
   /**
-   * The sets each connection created, until another connection has seen them: a connection reads
-   * its own transaction's rows before they commit, and that transaction may still roll back.
+   * The sets each connection created (kept while the connection lives; the pool reuses it): that
+   * connection never caches them, since it reads its own transaction's rows before they commit and
+   * that transaction may still roll back. Another connection sees only committed rows and caches.
    * Found by penny simulate: a second look in the creating transaction cached the new accounts,
    * the transaction was lost with its connection, and later postings named accounts that never
    * existed (404 account_not_found).

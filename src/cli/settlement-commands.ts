@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { availabilityMode, buildConnectorRegistry, buildPaymentLedger } from '../app.js';
+import { availabilityMode, buildConnectorRegistry, buildPaymentLedger, catchUpWithSandboxClock } from '../app.js';
+import { configureClock } from '../clock.js';
 import { BalanceService } from '../balances/balance-service.js';
 import { LedgerService } from '../ledger/ledger-service.js';
 import { createLogger } from '../logger.js';
@@ -25,6 +26,11 @@ export function registerSettlementCommands(program: Command): void {
       const day = readDay(options.date);
       const connectorId = readString(options.connector, '--connector', { lengthMax: 64, required: true });
       await withDatabasePool(async (pool, config) => {
+        // Which days are over is the clock's to say: a controlled one, as the serving Penny's, follows the sandbox's.
+        configureClock(config.clockMode);
+        if (config.clockMode === 'controlled' && !config.sandboxPsp) {
+          await catchUpWithSandboxClock(config.sandboxPspUrl, createLogger(config.logLevel));
+        }
         const connectors = buildConnectorRegistry(config, await resolveSandboxWebhookSecret(config));
         if (!connectors.has(connectorId)) throw invalid('--connector', `No connector ${connectorId}.`);
         const ledger = new LedgerService(pool);

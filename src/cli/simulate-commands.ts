@@ -121,7 +121,7 @@ function summaryTable(result: SimulationResult): string {
   if (first !== undefined) {
     lines.push('', `FAILED: seed ${result.seed}; first violation: ${first.check}: ${first.message}`,
       `  objects: ${first.objects.join(', ')}`,
-      `  replay: penny simulate --seed ${result.seed} --payments ${result.payments}`);
+      `  replay: ${result.replay}`);
   }
   return lines.join('\n');
 }

@@ -102,7 +102,9 @@ export class SettlementService {
         if (!closed) continue;
         const posted = await this.postPayout(charges, lines);
         if (posted !== undefined) summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
-        if (posted === undefined && lines.length > 0) batchesOpen += 1;
+        // A batch that nets to zero has nothing to pay (and no payout line) once closed.
+        const batchNetMinor = lines.reduce((sum, line) => sum + line.netMinor, 0n);
+        if (posted === undefined && batchNetMinor !== 0n) batchesOpen += 1;
       } catch (error) {
         failures.push(error);
       }

@@ -70,18 +70,27 @@ async function checkOperations(input: CheckInput, report: Report): Promise<void>
       intentsByOperation.set(intent.operation, [...(intentsByOperation.get(intent.operation) ?? []), intent.id]);
     }
   }
+  // The PaymentIntent of each story (the client's key, with its story number, is unique per run).
+  const intentByStory = new Map<string, string>();
+  for (const record of input.records) {
+    if (record.kind === 'create_payment' && record.objectId !== undefined) {
+      intentByStory.set(storyKey(record), record.objectId);
+    }
+  }
   for (const record of input.records) {
     const objects = record.kind === 'create_payment'
       ? intentsByOperation.get(record.key) ?? []
       : (byOperation.get(record.key) ?? []).map((row) => row.id);
     const named = { check: record.kind, objects: [record.key, ...objects] };
     if (objects.length > 1) report('duplicateEffects', { ...named, message: `${objects.length} objects for one operation` });
+    const intent = intents.get(intentByStory.get(storyKey(record)) ?? '');
     if (record.outcome === 'indefinite') {
-      report('unresolved', { ...named, message: `still indefinite after the settling time (${record.code ?? 'no answer'})` });
+      const figure = intent?.inReview === true ? 'inReview' : 'unresolved';
+      report(figure, { ...named, message: `still indefinite after the settling time (${record.code ?? 'no answer'})` });
       continue;
     }
-    const intent = intents.get(record.kind === 'create_payment' ? record.objectId ?? '' : intentOf(input.records, record));
-    checkOperation(record, objects, intent, report, named);
+    const final = (byOperation.get(record.key) ?? []).find((row) => row.id === record.objectId);
+    checkOperation(record, objects, intent, report, named, final?.status ?? undefined);
   }
   for (const intent of intents.values()) {
     if (intent.status !== 'processing') continue;
@@ -90,12 +99,13 @@ async function checkOperations(input: CheckInput, report: Report): Promise<void>
   }
 }
 
-function intentOf(records: readonly OperationRecord[], record: OperationRecord): string {
-  return records.find((other) => other.story === record.story && other.kind === 'create_payment')?.objectId ?? '';
+/** A story of a run: the key's seed part with the story's number (a bench runs several plans). */
+function storyKey(record: OperationRecord): string {
+  return `${record.key.slice(0, record.key.lastIndexOf('-'))}:${record.story}`;
 }
 
 function checkOperation(record: OperationRecord, objects: readonly string[], intent: store.IntentRow | undefined,
-  report: Report, named: { check: string; objects: string[] }): void {
+  report: Report, named: { check: string; objects: string[] }, finalStatus: string | undefined): void {
   const ok = record.outcome === 'ok';
   const answered = ok ? (JSON.parse(record.body ?? '{}') as { status?: string }) : {};
   switch (record.kind) {
@@ -133,6 +143,11 @@ function checkOperation(record: OperationRecord, objects: readonly string[], int
       if (ok && !objects.includes(record.objectId ?? '')) {
         report('acknowledgedLost', { ...named, message: `answered ${record.objectId}, which is gone` });
       }
+      // Answered as done, then undone: a refund answered succeeded that ends failed, a payout paid that fails.
+      if (ok && finalStatus !== undefined && ['succeeded', 'paid'].includes(answered.status ?? '')
+        && finalStatus !== answered.status) {
+        report('acknowledgedLost', { ...named, message: `answered ${answered.status}, now ${finalStatus}` });
+      }
       if (!ok && objects.length > 0) report('refusedApplied', { ...named, message: `refused (${record.code}), yet created` });
   }
 }
@@ -155,6 +170,12 @@ async function checkLedger(input: CheckInput, report: Report): Promise<void> {
   for (const row of await store.selectChargeAmountBreaches(input.penny)) {
     report(undefined, { check: 'refunded_captured_authorized', objects: [row.id],
       message: `authorized ${row.amount}, captured ${row.captured}, refunded ${row.refunded}` });
+  }
+  const granted = await store.selectPspGrantedAttempts(input.sandbox);
+  for (const attempt of await store.selectRefusedAttempts(input.penny)) {
+    if (!granted.has(attempt.id)) continue;
+    report('refusedApplied', { check: 'psp_authorization', objects: [attempt.paymentIntentId, attempt.id],
+      message: `Penny says the attempt ${attempt.status}, the PSP authorized it` });
   }
   const pspCaptured = await store.selectPspCapturedAttempts(input.sandbox);
   for (const charge of await store.selectCaptureLedger(input.penny)) {

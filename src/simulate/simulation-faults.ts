@@ -125,8 +125,9 @@ export class FaultSchedule {
       case 'db_network':
         if (event.action === 'cut') this.world.proxy.cutAll();
         if (event.action === 'stall') this.world.proxy.stall(event.stallMs);
+        // A COMMIT cut is counted by the proxy when it happens (an armed cut may find no COMMIT).
         if (event.action === 'commit_cut') this.world.proxy.armCommitCuts(1);
-        this.count(`db_${event.action}`);
+        else this.count(`db_${event.action}`);
     }
   }
 
@@ -139,7 +140,7 @@ export class FaultSchedule {
     const until = Date.now() + ms;
     while (!this.stopped && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(200, until - Date.now())));
-      await this.reviveIfDead();
+      if (!this.stopped) await this.reviveIfDead();
     }
   }
 }

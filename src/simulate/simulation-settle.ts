@@ -68,7 +68,7 @@ Promise<{ count: number; violations: Violation[] }> {
     violations.push({ check: 'reconciliation_break', message: `${item.type}, difference ${item.difference_minor}; ${state}`,
       objects: [item.id, item.external_ref ?? '', item.internal_ref ?? ''].filter((ref) => ref !== '') });
   }
-  return { count: open.length, violations };
+  return { count: await store.selectOpenBreakCount(world.pool), violations };
 }
 
 async function importFile(world: SimulationWorld, text: string, source: string, filename: string): Promise<void> {

@@ -47,7 +47,7 @@ export async function selectChargeAmountBreaches(db: Queryable) {
   const result = await db.query<{ id: string; amount: bigint; captured: bigint; refunded: bigint }>(
     `SELECT id, amount, amount_captured AS captured, amount_refunded AS refunded FROM charges
       WHERE amount_refunded > amount_captured OR amount_captured > amount OR amount_refunded < 0
-      ORDER BY id LIMIT 20`);
+      ORDER BY id`);
   return result.rows;
 }
 
@@ -85,8 +85,31 @@ export async function selectPspDuplicates(db: Queryable) {
       WHERE kind IN ('authorize', 'capture', 'refund') OR (kind = 'payout' AND idempotency_key NOT LIKE 'settlement:%')
       GROUP BY kind, CASE WHEN kind = 'capture' THEN parent_psp_reference ELSE merchant_reference END,
                coalesce(parent_psp_reference, merchant_reference)
-     HAVING count(*) > 1 ORDER BY kind, reference LIMIT 20`);
+     HAVING count(*) > 1 ORDER BY kind, reference`);
   return result.rows;
+}
+
+/** The payment attempts whose authorization the PSP granted (money held or taken on the card). */
+export async function selectPspGrantedAttempts(db: Queryable): Promise<Set<string>> {
+  const result = await db.query<{ reference: string }>(
+    `SELECT merchant_reference AS reference FROM sandbox_psp_operations
+      WHERE kind = 'authorize' AND coalesce(resolved_outcome, outcome) IN ('authorized', 'captured')`);
+  return new Set(result.rows.map((row) => row.reference));
+}
+
+/** Penny's attempts that it told the customer failed. */
+export async function selectRefusedAttempts(db: Queryable) {
+  const result = await db.query<{ id: string; paymentIntentId: string; status: string }>(
+    `SELECT id, payment_intent_id AS "paymentIntentId", status FROM payment_attempts
+      WHERE status IN ('declined', 'failed', 'authentication_failed')`);
+  return result.rows;
+}
+
+/** Open reconciliation breaks, however many. */
+export async function selectOpenBreakCount(db: Queryable): Promise<number> {
+  const result = await db.query<{ count: bigint }>(
+    "SELECT count(*) AS count FROM reconciliation_breaks WHERE status = 'open'");
+  return Number(result.rows[0]?.count ?? 0n);
 }
 
 /** The payment attempts the PSP captured money for (an authorization captured at once, or a capture). */
@@ -128,7 +151,7 @@ export async function selectUnsettledWork(db: Queryable) {
             (SELECT count(*) FROM recovery_jobs WHERE status = 'pending') AS recoveries,
             (SELECT count(*) FROM refunds WHERE status = 'pending') AS refunds,
             (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'received') AS inbox,
-            (SELECT count(*) FROM payouts WHERE status IN ('pending', 'in_transit')) AS payouts,
+            (SELECT count(*) FROM payouts WHERE status IN ('pending', 'in_transit') AND psp_call <> 'refused') AS payouts,
             (SELECT count(*) FROM idempotency_keys WHERE response_status IS NULL) AS keys`);
   return result.rows[0] ?? { processing: 0n, inbox: 0n, payouts: 0n, keys: 0n, recoveries: 0n, refunds: 0n };
 }

@@ -118,6 +118,10 @@ export class SimulationClients {
   private readonly impatient: Stripe;
   private readonly random: () => number;
   private nextId = 0;
+  /** Operations sent and not yet answered, and the gate new ones wait at while a day turns. */
+  private inFlight = 0;
+  private gate: Promise<void> | undefined;
+  private openGate: (() => void) | undefined;
 
   constructor(private readonly plan: WorkloadPlan, private readonly platform: Platform, pennyUrl: string) {
     const url = new URL(pennyUrl);
@@ -189,8 +193,33 @@ export class SimulationClients {
     this.records.push(record);
     const giveUp = this.random() < this.plan.giveUpRate;
     record.abandoned = giveUp;
-    await this.send(record, giveUp ? this.impatient : this.stripe);
+    while (this.gate !== undefined) await this.gate;
+    this.inFlight += 1;
+    try {
+      await this.send(record, giveUp ? this.impatient : this.stripe);
+    } finally {
+      this.inFlight -= 1;
+    }
     return record;
+  }
+
+  /**
+   * Holds new operations and waits (at most `waitMs`) for those under way to be answered: the
+   * controlled clock then moves a day without a request in flight, as a day passes in real life
+   * (a day's jump under a request that is still being answered would pass the PSP's key retention
+   * inside it, a case only a request stalled for a day meets).
+   */
+  async pause(waitMs: number): Promise<void> {
+    this.gate ??= new Promise((resolve) => { this.openGate = resolve; });
+    const deadline = Date.now() + waitMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20);
+  }
+
+  resume(): void {
+    const open = this.openGate;
+    this.gate = undefined;
+    this.openGate = undefined;
+    open?.();
   }
 
   private async send(record: OperationRecord, stripe: Stripe): Promise<void> {

@@ -26,6 +26,8 @@ const pennyBin = path.join(projectRoot(path.dirname(fileURLToPath(import.meta.ur
 const pennyDatabase = 'penny_simulation';
 const sandboxDatabase = 'sandbox_psp_simulation';
 const healthWaitMs = 60_000;
+/** A `penny` command the simulation runs (a settlement pull) is killed after this long. */
+const commandTimeoutMs = 60_000;
 
 export interface PennyChildOptions {
   /** Arms a failpoint: the child dies (SIGKILL) the first time it reaches it. */
@@ -35,9 +37,10 @@ export interface PennyChildOptions {
 export class SimulationWorld {
   readonly operatorKey = `op_sim_${randomBytes(16).toString('hex')}`;
   readonly pepper = `sim_pepper_${randomBytes(24).toString('hex')}`;
-  readonly webhookSecret = `whsec_sim_${randomBytes(24).toString('hex')}`;
+  readonly webhookSecret: string;
   readonly logFile: string;
   private child: ChildProcess | undefined;
+  private stopped = false;
   private childExited: Promise<void> = Promise.resolve();
   private readonly failpointFile: string;
 
@@ -50,8 +53,12 @@ export class SimulationWorld {
     readonly pennyPort: number,
     /** Straight to PostgreSQL, not through the proxy: the checker's view and the merchants' setup. */
     readonly pool: pg.Pool,
+    /** The sandbox PSP's own record (its database), read by the checker. */
+    readonly sandboxPool: pg.Pool,
     private readonly logger: Logger,
+    webhookSecret: string,
   ) {
+    this.webhookSecret = webhookSecret;
     this.logFile = path.join(directory, 'penny.log');
     this.failpointFile = path.join(directory, 'failpoint-armed');
   }
@@ -63,6 +70,16 @@ export class SimulationWorld {
     await fsPromises.chmod(options.directory, 0o711);
     const postgres = await startEmbeddedPostgres({ directory: path.join(options.directory, 'postgres'),
       port: await freePort(), logger: options.logger });
+    try {
+      return await SimulationWorld.around(postgres, options);
+    } catch (error) {
+      await postgres.stop('immediate').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private static async around(postgres: RunningPostgres,
+    options: { directory: string; logger: Logger; faults: FaultProfile }): Promise<SimulationWorld> {
     await ensureDatabase(postgres.serverUrl, pennyDatabase);
     await ensureDatabase(postgres.serverUrl, sandboxDatabase);
     const sandboxUrl = withDatabase(postgres.serverUrl, sandboxDatabase);
@@ -72,18 +89,15 @@ export class SimulationWorld {
     const proxy = await DatabaseProxy.start({ host: '127.0.0.1', port: postgres.port });
     const pennyPort = await freePort();
     const sandboxPort = await freePort();
-    const world = new SimulationWorld(options.directory, postgres, proxy, undefined as never, sandboxPort, pennyPort,
-      createPool({ connectionString: pennyUrl, sizeMax: 4, applicationName: 'penny-simulate' }), options.logger);
+    const webhookSecret = `whsec_sim_${randomBytes(24).toString('hex')}`;
     const sandbox = await startSandboxPsp({ databaseUrl: sandboxUrl, host: '127.0.0.1', port: sandboxPort,
-      webhookUrl: `${world.pennyUrl}/v1/connectors/sandbox/webhooks`, webhookSecret: world.webhookSecret,
+      webhookUrl: `http://127.0.0.1:${pennyPort}/v1/connectors/sandbox/webhooks`, webhookSecret,
       logger: options.logger, faults: options.faults });
-    Object.assign(world, { sandbox });
-    world.sandboxPool = createPool({ connectionString: sandboxUrl, sizeMax: 2, applicationName: 'penny-simulate' });
-    return world;
+    return new SimulationWorld(options.directory, postgres, proxy, sandbox, sandboxPort, pennyPort,
+      createPool({ connectionString: pennyUrl, sizeMax: 4, applicationName: 'penny-simulate' }),
+      createPool({ connectionString: sandboxUrl, sizeMax: 2, applicationName: 'penny-simulate' }),
+      options.logger, webhookSecret);
   }
-
-  /** The sandbox PSP's own record (its database), read by the checker. */
-  sandboxPool!: pg.Pool;
 
   get pennyUrl(): string {
     return `http://127.0.0.1:${this.pennyPort}`;
@@ -99,6 +113,7 @@ export class SimulationWorld {
 
   /** Starts `penny serve` and waits until it answers /healthz. */
   async startPenny(options: PennyChildOptions = {}): Promise<void> {
+    if (this.stopped) throw new Error('the simulation is stopping: penny is not started again');
     if (this.running) throw new Error('penny is already running');
     if (options.failpoint !== undefined) fs.writeFileSync(this.failpointFile, '');
     const log = fs.openSync(this.logFile, 'a');
@@ -108,7 +123,11 @@ export class SimulationWorld {
     fs.closeSync(log);
     this.child = child;
     this.childExited = new Promise((resolve) => child.once('exit', () => resolve()));
-    await this.waitHealthy(child);
+    const healthy = await this.waitHealthy(child);
+    // Armed, it may die at its failpoint before it answers: a death the watchdog revives.
+    if (!healthy && (options.failpoint === undefined || child.signalCode !== 'SIGKILL')) {
+      throw new Error(`penny serve did not become healthy within ${healthWaitMs} ms; see ${this.logFile}`);
+    }
   }
 
   /** The peak resident set of the running `penny serve` (VmHWM), in bytes; undefined when not running. */
@@ -210,7 +229,12 @@ export class SimulationWorld {
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output: output.slice(-4000) })));
+    // A command that hangs (its database restarting under it) is killed, and tried again by the caller.
+    const timer = setTimeout(() => child.kill('SIGKILL'), commandTimeoutMs);
+    return new Promise((resolve) => child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output: output.slice(-4000) });
+    }));
   }
 
   private get serverUrl(): string {
@@ -240,6 +264,7 @@ export class SimulationWorld {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.running) {
       this.child?.kill('SIGTERM');
       await Promise.race([this.childExited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
@@ -272,16 +297,17 @@ export class SimulationWorld {
     };
   }
 
-  private async waitHealthy(child: ChildProcess): Promise<void> {
+  /** Whether the child answered /healthz before it exited or the wait ran out. */
+  private async waitHealthy(child: ChildProcess): Promise<boolean> {
     const started = Date.now();
     while (Date.now() - started < healthWaitMs) {
-      if (child.exitCode !== null || child.signalCode !== null) break;
+      if (child.exitCode !== null || child.signalCode !== null) return false;
       const ok = await fetch(`${this.pennyUrl}/healthz`, { signal: AbortSignal.timeout(2000) })
         .then((response) => response.ok, () => false);
-      if (ok) return;
+      if (ok) return true;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error(`penny serve did not become healthy within ${healthWaitMs} ms; see ${this.logFile}`);
+    return false;
   }
 }
 

@@ -56,6 +56,15 @@ export interface SimulationResult {
   readonly violations: readonly Violation[];
   readonly elapsed_ms: number;
   readonly directory: string | undefined;
+  /** The command that runs the same schedule of operations and faults again. */
+  readonly replay: string;
+}
+
+export function replayCommand(options: SimulationOptions): string {
+  const faults = [...options.faults].join(',') || 'none';
+  return `penny simulate --seed ${options.seed} --payments ${options.payments} --duration ${options.durationMs / 1000} `
+    + `--faults ${faults} --clients ${options.clients} --sellers ${options.sellers} --settle ${options.settleMs / 1000} `
+    + `--replays ${options.replaysMax}`;
 }
 
 export interface SimulationHooks {
@@ -77,7 +86,10 @@ Promise<SimulationResult> {
   // The sandbox's and the embedded PostgreSQL's lines go to a file of the run, never to stdout.
   const logger = createLogger('warn', pino.destination({ dest: path.join(directory, 'simulation.log'), sync: true }));
   const profile = sandboxProfile(options.seed, options.faults);
-  const world = await SimulationWorld.start({ directory, logger, faults: profile });
+  const world = await SimulationWorld.start({ directory, logger, faults: profile }).catch(async (error: unknown) => {
+    if (!options.keep) await fs.rm(directory, { recursive: true, force: true });
+    throw error;
+  });
   try {
     await world.startPenny();
     const firstDay = await world.today();
@@ -91,16 +103,20 @@ Promise<SimulationResult> {
     const ticker = setInterval(() => progress('running'), 1000);
     const runStartedMs = Date.now();
     let clientsDone = false;
-    try {
-      await Promise.all([
-        clients.run(options.durationMs, () => false, () => { operations += 1; })
-          .finally(() => { clientsDone = true; schedule.stop(); }),
-        schedule.run(runStartedMs).then(() => undefined),
-        closeDaysWhileRunning(world, options.durationMs, () => clientsDone),
-      ]);
-    } finally {
-      clearInterval(ticker);
-    }
+    // Every part runs to its end even when another fails (so nothing runs on after the world stops).
+    const ended = await Promise.allSettled([
+      clients.run(options.durationMs, () => clientsDone, () => { operations += 1; })
+        .finally(() => { clientsDone = true; schedule.stop(); }),
+      schedule.run(runStartedMs).finally(() => { clientsDone = true; }),
+      closeDaysWhileRunning(world, clients, options.durationMs, () => clientsDone).catch((error: unknown) => {
+        clientsDone = true;
+        schedule.stop();
+        throw error;
+      }),
+    ]);
+    clearInterval(ticker);
+    const failed = ended.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     progress('settling');
     await world.setSandboxProfile(calmProfile(profile));
     world.proxy.disarm();
@@ -125,12 +141,13 @@ Promise<SimulationResult> {
         failed: clients.records.filter((record) => record.outcome === 'failed').length,
         indefinite: clients.records.filter((record) => record.everIndefinite).length,
       },
-      ...faultFigures({ ...schedule.injected, ...sandboxFaults,
+      ...faultFigures({ ...schedule.injected, ...sandboxFaults, db_commit_cut: world.proxy.commitCuts,
         clients_gave_up: clients.records.filter((record) => record.abandoned).length }),
       acknowledged_lost: checked.acknowledgedLost, refused_applied: checked.refusedApplied,
       duplicate_effects: checked.duplicateEffects, unresolved: checked.unresolved, in_review: checked.inReview,
       replays_compared: replays.compared, reconciliation_breaks: breaks.count, violations,
       elapsed_ms: Date.now() - startedMs, directory: options.keep ? directory : undefined,
+      replay: replayCommand(options),
     };
   } finally {
     await world.stop();
@@ -144,7 +161,7 @@ Promise<SimulationResult> {
  */
 function faultFigures(detail: Record<string, number>) {
   const kindOf = (name: string): FaultKind | undefined => {
-    if (name === 'kill' || name === 'kill_at_failpoint') return 'kill';
+    if (name.startsWith('kill')) return 'kill';
     if (name === 'db_restart') return 'db_restart';
     if (name.startsWith('db_')) return 'db_network';
     if (name.startsWith('psp_webhook_')) return 'webhooks';
@@ -186,12 +203,19 @@ export async function setUpPlatform(world: SimulationWorld, sellers: number): Pr
  * Penny's clock (and with it the sandbox's) moves a day on, and the day before is closed at the
  * sandbox, which pays its batches out; Penny's settlement worker pulls them.
  */
-async function closeDaysWhileRunning(world: SimulationWorld, durationMs: number, done: () => boolean): Promise<void> {
+async function closeDaysWhileRunning(world: SimulationWorld, clients: SimulationClients, durationMs: number,
+  done: () => boolean): Promise<void> {
   const startedMs = Date.now();
   for (const fraction of [0.25, 0.5, 0.75]) {
     while (!done() && Date.now() < startedMs + durationMs * fraction) await sleep(100);
     if (done()) return;
-    await world.advanceDayAndCloseYesterday();
+    // The clients' requests under way are answered first (their retries included), for at most a minute.
+    await clients.pause(60_000);
+    try {
+      await world.advanceDayAndCloseYesterday();
+    } finally {
+      clients.resume();
+    }
   }
 }
 
