@@ -150,6 +150,12 @@ export class SimulationClients {
     await this.send(record, this.stripe);
   }
 
+  /** A PaymentIntent as the API shows it now (the checker's read through the API). */
+  async retrieveIntent(id: string): Promise<{ status: string; amountReceived: number }> {
+    const intent = await this.stripe.paymentIntents.retrieve(id);
+    return { status: intent.status, amountReceived: intent.amount_received };
+  }
+
   /** The same request again under its key, once finished: the answer must be the stored one. */
   async replay(record: OperationRecord): Promise<string | undefined> {
     const copy: OperationRecord = { ...record };

@@ -9,6 +9,7 @@ import { seededRandom } from '../sandbox-psp/psp-faults.js';
 import { checkRun, type CheckInput, type Violation } from './simulation-checker.js';
 import { calmProfile, FaultSchedule, planFaults, sandboxProfile, type FaultKind } from './simulation-faults.js';
 import { reconcileRun, settleRun } from './simulation-settle.js';
+import { selectIntents } from './simulation-store.js';
 import { SimulationWorld } from './simulation-world.js';
 import { pastedCardNumber, planWorkload, SimulationClients, type Platform } from './simulation-workload.js';
 
@@ -125,13 +126,14 @@ Promise<SimulationResult> {
     const breaks = await reconcileRun(world, firstDay);
     progress('checking');
     const replays = await compareReplays(clients, options);
+    const throughApi = await compareApiWithDatabase(clients, world, options);
     const input: CheckInput = { records: clients.records, penny: world.pool, sandbox: world.sandboxPool,
       secrets: [platform.secretKey, world.operatorKey, world.pepper, world.webhookSecret, pastedCardNumber,
         pastedCardNumber.replaceAll(' ', '')],
       logFile: world.logFile };
     const checked = await checkRun(input);
     await hooks.inspect?.({ world, clients, input });
-    const violations = [...replays.violations, ...breaks.violations, ...checked.violations];
+    const violations = [...replays.violations, ...throughApi, ...breaks.violations, ...checked.violations];
     const sandboxFaults = await world.sandboxInjectedFaults();
     progress('done');
     return {
@@ -221,6 +223,31 @@ async function closeDaysWhileRunning(world: SimulationWorld, clients: Simulation
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * The final state read through the API, against what SQL reads: PaymentIntents the clients
+ * created (as many as `--replays`, drawn from the seed) must show the status and amount received
+ * their rows hold.
+ */
+async function compareApiWithDatabase(clients: SimulationClients, world: SimulationWorld,
+  options: SimulationOptions): Promise<Violation[]> {
+  const random = seededRandom(options.seed ^ 0xa91);
+  const rows = new Map((await selectIntents(world.pool)).map((row) => [row.id, row]));
+  const created = clients.records.filter((record) => record.kind === 'create_payment' && record.objectId !== undefined);
+  const chosen = created.filter(() => random() < options.replaysMax / Math.max(1, created.length))
+    .slice(0, options.replaysMax);
+  const violations: Violation[] = [];
+  for (const record of chosen) {
+    const id = record.objectId ?? '';
+    const row = rows.get(id);
+    const shown = await clients.retrieveIntent(id);
+    if (row === undefined || row.status !== shown.status || row.amountReceived !== BigInt(shown.amountReceived)) {
+      violations.push({ check: 'api_differs_from_database', objects: [id],
+        message: `the API shows ${shown.status} with ${shown.amountReceived}, the database ${row?.status} with ${row?.amountReceived}` });
+    }
+  }
+  return violations;
 }
 
 async function compareReplays(clients: SimulationClients, options: SimulationOptions) {
