@@ -112,6 +112,7 @@ function summaryTable(result: SimulationResult): string {
     ['in manual review', String(result.in_review)],
     ['replays compared', String(result.replays_compared)],
     ['reconciliation breaks', String(result.reconciliation_breaks)],
+    ['settlement pulls deferred', String(result.settlement_pulls_deferred)],
     ['violations', String(result.violations.length)],
     ['elapsed', `${Math.round(result.elapsed_ms / 1000)} s`],
   ];

@@ -44,11 +44,11 @@ export async function settleRun(world: SimulationWorld, clients: SimulationClien
  */
 export async function reconcileRun(world: SimulationWorld, firstDay: string):
 Promise<{ count: number; violations: Violation[] }> {
-  const lastDay = await world.advanceDayAndCloseYesterday();
+  const { day: lastDay } = await world.advanceDayAndCloseYesterday('required');
   const days = daysBetween(firstDay, lastDay);
   for (const day of days) {
     await world.closeDay(day);
-    await world.pullSettlement(day);
+    await world.pullSettlement(day, 'required');
   }
   for (const day of days) {
     const report = await world.sandboxRequest('GET', `/v1/settlement_reports/${day}?currency=USD`);

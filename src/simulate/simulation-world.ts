@@ -198,26 +198,34 @@ export class SimulationWorld {
 
   /**
    * Moves Penny's clock (and the sandbox's with it) one day on, then closes the day before at the
-   * sandbox. Penny may be restarting: the advance is tried again for up to a minute.
+   * sandbox and pulls it. Penny may be restarting: the advance is tried again for up to a minute.
+   * Returns the day closed, and whether the pull succeeded within its minute (see pullSettlement).
    */
-  async advanceDayAndCloseYesterday(): Promise<string> {
+  async advanceDayAndCloseYesterday(pull: 'required' | 'best_effort'): Promise<{ day: string; pulled: boolean }> {
     await this.advanceClock('1d');
     const yesterday = new Date(Date.parse(`${await this.today()}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
     await this.closeDay(yesterday);
-    await this.pullSettlement(yesterday);
-    return yesterday;
+    const pulled = await this.pullSettlement(yesterday, pull);
+    return { day: yesterday, pulled };
   }
 
   /**
    * `penny settlement pull --date D`, as an operator's scheduled job would run it (Penny's own
-   * worker pulls too, once a minute: both are idempotent). Tried again while PostgreSQL restarts.
+   * worker pulls too, once a minute: both are idempotent). Tried again for a minute while
+   * PostgreSQL restarts or the PSP fails. While the faults run, a day with many lines to look up
+   * may not get through in that minute (each look-up can meet a 5xx or a timeout): that pull is
+   * `best_effort`, as a scheduled job's would be, and every day is pulled again, required, once
+   * the faults stop.
    */
-  async pullSettlement(day: string): Promise<void> {
+  async pullSettlement(day: string, pull: 'required' | 'best_effort'): Promise<boolean> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       const result = await this.runPenny(['settlement', 'pull', '--date', day, '--json']);
-      if (result.code === 0) return;
-      if (Date.now() > deadline) throw new Error(`penny settlement pull --date ${day} failed: ${result.output}`);
+      if (result.code === 0) return true;
+      if (Date.now() > deadline) {
+        if (pull === 'best_effort') return false;
+        throw new Error(`penny settlement pull --date ${day} failed: ${result.output}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }

@@ -54,6 +54,8 @@ export interface SimulationResult {
   readonly in_review: number;
   readonly replays_compared: number;
   readonly reconciliation_breaks: number;
+  /** Days whose pull during the faults did not get through in its minute (pulled again at the end). */
+  readonly settlement_pulls_deferred: number;
   readonly violations: readonly Violation[];
   readonly elapsed_ms: number;
   readonly directory: string | undefined;
@@ -104,16 +106,18 @@ Promise<SimulationResult> {
     const ticker = setInterval(() => progress('running'), 1000);
     const runStartedMs = Date.now();
     let clientsDone = false;
+    let pullsDeferred = 0;
     // Every part runs to its end even when another fails (so nothing runs on after the world stops).
     const ended = await Promise.allSettled([
       clients.run(options.durationMs, () => clientsDone, () => { operations += 1; })
         .finally(() => { clientsDone = true; schedule.stop(); }),
       schedule.run(runStartedMs).finally(() => { clientsDone = true; }),
-      closeDaysWhileRunning(world, clients, options.durationMs, () => clientsDone).catch((error: unknown) => {
-        clientsDone = true;
-        schedule.stop();
-        throw error;
-      }),
+      closeDaysWhileRunning(world, clients, options.durationMs, () => clientsDone, () => { pullsDeferred += 1; })
+        .catch((error: unknown) => {
+          clientsDone = true;
+          schedule.stop();
+          throw error;
+        }),
     ]);
     clearInterval(ticker);
     const failed = ended.find((result): result is PromiseRejectedResult => result.status === 'rejected');
@@ -147,7 +151,8 @@ Promise<SimulationResult> {
         clients_gave_up: clients.records.filter((record) => record.abandoned).length }),
       acknowledged_lost: checked.acknowledgedLost, refused_applied: checked.refusedApplied,
       duplicate_effects: checked.duplicateEffects, unresolved: checked.unresolved, in_review: checked.inReview,
-      replays_compared: replays.compared, reconciliation_breaks: breaks.count, violations,
+      replays_compared: replays.compared, reconciliation_breaks: breaks.count,
+      settlement_pulls_deferred: pullsDeferred, violations,
       elapsed_ms: Date.now() - startedMs, directory: options.keep ? directory : undefined,
       replay: replayCommand(options),
     };
@@ -206,7 +211,7 @@ export async function setUpPlatform(world: SimulationWorld, sellers: number): Pr
  * sandbox, which pays its batches out; Penny's settlement worker pulls them.
  */
 async function closeDaysWhileRunning(world: SimulationWorld, clients: SimulationClients, durationMs: number,
-  done: () => boolean): Promise<void> {
+  done: () => boolean, onPullDeferred: () => void): Promise<void> {
   const startedMs = Date.now();
   for (const fraction of [0.25, 0.5, 0.75]) {
     while (!done() && Date.now() < startedMs + durationMs * fraction) await sleep(100);
@@ -214,7 +219,8 @@ async function closeDaysWhileRunning(world: SimulationWorld, clients: Simulation
     // The clients' requests under way are answered first (their retries included), for at most a minute.
     await clients.pause(60_000);
     try {
-      await world.advanceDayAndCloseYesterday();
+      const { pulled } = await world.advanceDayAndCloseYesterday('best_effort');
+      if (!pulled) onPullDeferred();
     } finally {
       clients.resume();
     }
