@@ -191,3 +191,17 @@ export class ConnectorRegistry {
     return connector;
   }
 }
+
+/**
+ * A settlement report line naming something Penny may have missed (a lost webhook): its type
+ * and both references. Penny asks the PSP about it, unless it already holds what the line says.
+ */
+export interface PspSyncRequest {
+  readonly connectorId: string;
+  /** Penny's reference (the payout's id; the charge's attempt reference). */
+  readonly reference: string;
+  /** The PSP's reference of the operation the line books (a chargeback's own). */
+  readonly pspReference: string;
+  readonly lineType: 'Chargeback' | 'ChargebackReversed' | 'PaidOut';
+}
+

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ConnectorRegistry, PspOperation } from '../connectors/connector.js';
+import type { ConnectorRegistry, PspOperation, PspSyncRequest } from '../connectors/connector.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { recordEvent } from '../events/event-store.js';
@@ -62,8 +62,10 @@ export class PaymentDisputes {
    * chargeback as its webhook would have (opened first, then decided), once. Found by penny
    * simulate: with a dispute's webhook lost, its Chargeback line was a reconciliation break.
    */
-  async syncFromPsp(connectors: ConnectorRegistry, request: { connectorId: string; reference: string }):
-  Promise<void> {
+  async syncFromPsp(connectors: ConnectorRegistry, request: PspSyncRequest): Promise<void> {
+    const known = await disputeStore.selectDisputeByPspReference(this.pool,
+      { connector: request.connectorId, pspReference: request.pspReference });
+    if (known !== undefined && (request.lineType === 'Chargeback' || known.status === 'won')) return;
     const operations = await connectors.get(request.connectorId).lookup({ reference: request.reference });
     for (const operation of operations.filter((item) => item.kind === 'chargeback')) {
       await withTransaction(this.pool, async (client) => {

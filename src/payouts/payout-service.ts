@@ -5,7 +5,7 @@ import type { BalanceService } from '../balances/balance-service.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import {
-  ConnectorRefusedError, ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation,
+  ConnectorRefusedError, ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation, type PspSyncRequest,
 } from '../connectors/connector.js';
 import { inTransaction, withTransaction, type Queryable } from '../db/pool.js';
 import { recordEvent } from '../events/event-store.js';
@@ -380,8 +380,8 @@ export class PayoutService {
    * have come: Penny asks the PSP and applies what it says, as the webhook would have. Found by
    * penny simulate: with the webhook lost, the payout stayed in transit and its line was a break.
    */
-  async syncFromPsp(connectors: ConnectorRegistry, request: { connectorId: string; reference: string }):
-  Promise<void> {
+  async syncFromPsp(connectors: ConnectorRegistry, request: PspSyncRequest): Promise<void> {
+    if ((await store.selectPayoutById(this.pool, request.reference))?.status === 'paid') return;
     const operations = await connectors.get(request.connectorId).lookup({ reference: request.reference });
     const found = operations.find((operation) => operation.kind === 'payout');
     if (found === undefined) return;

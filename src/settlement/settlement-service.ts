@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
-import type { ConnectorRegistry } from '../connectors/connector.js';
+import type { ConnectorRegistry, PspSyncRequest } from '../connectors/connector.js';
 import { withTransaction } from '../db/pool.js';
 import type { BalanceOwner, BalanceService } from '../balances/balance-service.js';
 import type { Queryable } from '../db/pool.js';
@@ -51,16 +51,21 @@ export interface SettlementDependencies {
   readonly payouts?: PspSync;
 }
 
-/** Asks the PSP about what a report line names, and applies its answer as the webhook would have. */
+/**
+ * Asks the PSP about what a report line names, and applies its answer as the webhook would have;
+ * or nothing, without asking, when Penny already holds what the line says (the usual case: the
+ * pull's calls to the PSP grow with what Penny missed, not with the day's activity).
+ */
 export interface PspSync {
-  syncFromPsp(connectors: ConnectorRegistry, request: { connectorId: string; reference: string }): Promise<void>;
+  syncFromPsp(connectors: ConnectorRegistry, request: PspSyncRequest): Promise<void>;
 }
 
 /**
  * Report lines whose event Penny may have missed (a lost webhook), asked about before the report
  * is read: a dispute opened or reversed, a merchant payout paid.
  */
-const syncedLineTypes: Readonly<Record<string, 'chargebacks' | 'payouts'>> = {
+const syncedLineTypes: Readonly<Partial<Record<string, 'chargebacks' | 'payouts'>>> &
+  Readonly<Record<PspSyncRequest['lineType'], 'chargebacks' | 'payouts'>> = {
   Chargeback: 'chargebacks', ChargebackReversed: 'chargebacks', PaidOut: 'payouts',
 };
 
@@ -91,8 +96,10 @@ export class SettlementService {
         for (const line of lines) {
           const sync = syncedLineTypes[line.type];
           if (sync === undefined) continue;
-          await this.dependencies[sync]?.syncFromPsp(this.dependencies.connectors,
-            { connectorId: request.connectorId, reference: line.merchantReference });
+          await this.dependencies[sync]?.syncFromPsp(this.dependencies.connectors, {
+            connectorId: request.connectorId, reference: line.merchantReference, pspReference: line.pspReference,
+            lineType: line.type as PspSyncRequest['lineType'],
+          });
         }
         for (const line of lines.filter((item) => item.type === 'Settled')) {
           const outcome = await this.settle(charges, line);

@@ -38,6 +38,7 @@ export interface TestLedger extends TestDatabase {
   readonly flows: PaymentFlows;
   readonly balances: BalanceService;
   readonly payouts: PayoutService;
+  readonly disputes: PaymentDisputes;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
@@ -121,6 +122,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     flows,
     balances,
     payouts,
+    disputes,
     app,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {
