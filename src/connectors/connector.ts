@@ -66,6 +66,12 @@ export interface AuthorizeInput {
   readonly capture: boolean;
   /** The customer completed the authentication the PSP asked for (3-D Secure). */
   readonly authenticated: boolean;
+  /**
+   * The PSP's own payment method fields, passed through untouched and never stored (Adyen's
+   * client-side-encrypted card fields, or a stored payment method id). Absent on a re-send by
+   * recovery: a connector that needs them answers an unknown outcome, for a look-up to settle.
+   */
+  readonly paymentMethodData?: Readonly<Record<string, string>>;
 }
 
 export type AuthorizeOutput =
@@ -83,6 +89,8 @@ export interface CaptureInput {
   readonly idempotencyKey: string;
   readonly pspReference: string;
   readonly amountMinor: bigint;
+  /** ISO 4217, upper case: the authorization's currency. */
+  readonly currency: string;
 }
 
 export interface VoidInput {
@@ -96,6 +104,18 @@ export interface RefundInput {
   readonly idempotencyKey: string;
   readonly pspReference: string;
   readonly amountMinor: bigint;
+  /** ISO 4217, upper case: the charge's currency. */
+  readonly currency: string;
+}
+
+/**
+ * What a capture, void or refund call answers. `done` (or absent): the PSP performed it. `received`:
+ * the PSP has taken the request and tells its outcome later, by webhook or look-up (Adyen's
+ * modifications); Penny books nothing on it and waits.
+ */
+export interface FollowUpOutput {
+  readonly pspReference: string;
+  readonly outcome?: 'done' | 'received';
 }
 
 export interface PayoutInput {
@@ -140,6 +160,11 @@ export interface PspOperation {
   readonly disputeFeeMinor?: bigint | null;
   /** A failed payout's reason, one of Stripe's payout failure codes (`no_account`, `account_closed`, …). */
   readonly failureCode?: string | null;
+  /**
+   * An authorization the PSP's record calls `authorized` without saying whether it was also
+   * captured (Adyen's AUTHORISATION): it was captured if Penny's request asked for automatic capture.
+   */
+  readonly captureAsRequested?: boolean;
 }
 
 /** A verified PSP webhook, in Penny's terms. */
@@ -154,9 +179,9 @@ export interface Connector {
   readonly capabilities: ConnectorCapabilities;
   readonly priceList: PriceList;
   authorize(input: AuthorizeInput): Promise<AuthorizeOutput>;
-  capture(input: CaptureInput): Promise<{ pspReference: string }>;
-  void(input: VoidInput): Promise<{ pspReference: string }>;
-  refund(input: RefundInput): Promise<{ pspReference: string }>;
+  capture(input: CaptureInput): Promise<FollowUpOutput>;
+  void(input: VoidInput): Promise<FollowUpOutput>;
+  refund(input: RefundInput): Promise<FollowUpOutput>;
   payout(input: PayoutInput): Promise<{ pspReference: string }>;
   /** The operations the PSP performed for Penny's reference: how an unknown outcome is resolved. */
   lookup(input: { reference: string }): Promise<PspOperation[]>;

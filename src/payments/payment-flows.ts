@@ -377,7 +377,7 @@ export class PaymentFlows {
       claimKey: capture.claimKey,
       call: (intent, charge, key) => this.connectors.get(charge.connector).capture({
         reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
-        amountMinor: stripeAmountToMinor(intent.currency, capture.amount),
+        amountMinor: stripeAmountToMinor(intent.currency, capture.amount), currency: intent.currency.toUpperCase(),
       }),
       apply: () => this.applyCapture(client, capture),
     });
@@ -628,7 +628,7 @@ export class PaymentFlows {
     const done = await hastenOnUnknown(client, { merchantId: key.merchantId, kind: 'refund', subjectId: key.id },
       () => followUp(() => this.connectors.get(refund.connector).refund({
         reference: refund.id, idempotencyKey: `penny:${refund.id}`, pspReference: charge.pspReference ?? '',
-        amountMinor,
+        amountMinor, currency: refund.currency.toUpperCase(),
       }), 'refund'));
     if (done === 'refused') return inTransaction(client, () => failRefund(client, key));
     return inTransaction(client, () => this.applyRefund(client, { ...key, pspReference: done.pspReference }));

@@ -80,15 +80,15 @@ export function connectorContract(name: string, harness: ContractHarness): void 
       const held = await connector.authorize(authorization({ capture: false }));
       const id = unique();
       await connector.capture({ reference: `ch_${id}`, idempotencyKey: `cap:${id}`, pspReference: held.pspReference,
-        amountMinor: 600n });
+        amountMinor: 600n, currency: 'USD' });
       await connector.refund({ reference: `re_${id}`, idempotencyKey: `ref:${id}`, pspReference: held.pspReference,
-        amountMinor: 600n });
+        amountMinor: 600n, currency: 'USD' });
       await expect(connector.refund({ reference: `re_x${id}`, idempotencyKey: `refx:${id}`,
-        pspReference: held.pspReference, amountMinor: 1n })).rejects.toBeInstanceOf(ConnectorRefusedError);
+        pspReference: held.pspReference, amountMinor: 1n, currency: 'USD' })).rejects.toBeInstanceOf(ConnectorRefusedError);
       const other = await connector.authorize(authorization({ capture: false }));
       await connector.void({ reference: `ch_v${id}`, idempotencyKey: `void:${id}`, pspReference: other.pspReference });
       await expect(connector.capture({ reference: `ch_c${id}`, idempotencyKey: `capv:${id}`,
-        pspReference: other.pspReference, amountMinor: 1n })).rejects.toBeInstanceOf(ConnectorRefusedError);
+        pspReference: other.pspReference, amountMinor: 1n, currency: 'USD' })).rejects.toBeInstanceOf(ConnectorRefusedError);
     });
 
     it('answers two concurrent calls with one key from one record', async () => {
