@@ -2,6 +2,7 @@ import type {
   AuthorizeInput, AuthorizeOutput, CaptureInput, ConnectorEvent, FollowUpOutput, PspOperation, RefundInput, VoidInput,
 } from '../connector.js';
 import { declineAnswer } from '../decline-codes.js';
+import { isCurrency } from '../../money/currency.js';
 import { fromAdyenValue, toAdyenValue } from './adyen-currency.js';
 
 /**
@@ -34,6 +35,9 @@ export class AdyenUnknownAnswerError extends Error {
 }
 
 export function adyenAmount(currency: string, amountMinor: bigint): { currency: string; value: number } {
+  if (!isCurrency(currency)) {
+    throw new AdyenTranslationError('currency_unsupported', `${currency} is not an ISO 4217 currency.`);
+  }
   const value = toAdyenValue(currency, amountMinor);
   if (value === undefined || value > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new AdyenTranslationError('amount_not_representable',
@@ -332,9 +336,5 @@ function notificationOperation(item: NotificationItem, success: boolean): PspOpe
 }
 
 function safeFromAdyen(currency: string, value: bigint): bigint | undefined {
-  try {
-    return fromAdyenValue(currency, value);
-  } catch {
-    return undefined;
-  }
+  return isCurrency(currency) ? fromAdyenValue(currency, value) : undefined;
 }
