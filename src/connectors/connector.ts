@@ -188,6 +188,11 @@ export interface Connector {
   /** Verifies the signature on the raw bytes, then parses; throws ConnectorWebhookError. */
   parseWebhook(input: { rawBody: Buffer; headers: Readonly<Record<string, string | string[] | undefined>> }):
   ConnectorEvent;
+  /**
+   * A PSP whose webhook carries several events (Adyen's notification items): every one verified
+   * before any is returned; throws ConnectorWebhookError if one fails. Absent: one event per webhook.
+   */
+  parseWebhookEvents?(input: { rawBody: Buffer }): ConnectorEvent[];
   /** A settlement day's report, as the PSP publishes it (for the sandbox: Adyen's CSV). */
   fetchSettlementReport(input: { day: string; currency?: string }): Promise<string>;
 }
@@ -198,6 +203,14 @@ export class ConnectorRegistry {
 
   register(connector: Connector): void {
     if (this.connectors.has(connector.id)) throw new Error(`connector ${connector.id} registered twice`);
+    this.connectors.set(connector.id, connector);
+  }
+
+  /**
+   * Registers a connector, or replaces the one of its id: a PSP account whose credentials changed
+   * (its payments keep the id; their next call uses the new credentials).
+   */
+  replace(connector: Connector): void {
     this.connectors.set(connector.id, connector);
   }
 

@@ -42,8 +42,13 @@ import type { RecoverySubject } from './recovery-store.js';
  * checked before anything is recorded or sent.
  */
 export interface PaymentFlowOptions {
-  /** Where new payments are routed. */
+  /** Where new payments are routed, unless the merchant's own routing says otherwise (`routeOf`). */
   readonly connectorId: string;
+  /**
+   * The connector the merchant's new payments are routed to (registered by the time it answers),
+   * read in the confirming transaction; undefined: `connectorId`.
+   */
+  readonly routeOf?: (db: pg.PoolClient, merchantId: string) => Promise<string | undefined>;
   readonly authorizationExpiryDays: number;
   /** Penny's own base URL, as customers' browsers reach it: the 3-D Secure page is served there. */
   readonly publicUrl: () => string;
@@ -240,7 +245,8 @@ export class PaymentFlows {
         details: { payment_intent: presentPaymentIntent(intent) },
       });
     }
-    const connector = request.connector ?? this.options.connectorId;
+    const connector = request.connector ?? await this.options.routeOf?.(execution.client, intent.merchantId)
+      ?? this.options.connectorId;
     if (intent.captureMethod === 'manual') assertCapability(this.connectors.get(connector), 'manualCapture');
     const attempt = await store.insertAttempt(execution.client, {
       merchantId: intent.merchantId, id: newId('pa'), paymentIntentId: intent.id,

@@ -23,7 +23,6 @@ import {
  * record. Payouts are not a Checkout operation; settlement reports come from the Customer Area.
  */
 export const adyenConnectorKind = 'adyen';
-export const adyenDefaultEndpoint = 'https://checkout-test.adyen.com/v71';
 
 export function adyenConnectorId(merchantAccount: string): string {
   return `${adyenConnectorKind}:${merchantAccount}`;
@@ -41,11 +40,6 @@ export interface AdyenConnectorOptions extends Partial<Omit<ResilientHttpOptions
   readonly returnUrl: string;
   /** The operations Adyen's verified notifications reported for Penny's reference. */
   readonly notificationLog: (connectorId: string, reference: string) => Promise<PspOperation[]>;
-}
-
-/** The live endpoint of a live prefix (docs.adyen.com/development-resources/live-endpoints). */
-export function adyenLiveEndpoint(livePrefix: string): string {
-  return `https://${livePrefix}-checkout-live.adyenpayments.com/checkout/v71`;
 }
 
 export class AdyenConnector implements Connector {
@@ -117,6 +111,10 @@ export class AdyenConnector implements Connector {
     const [event] = this.verifyNotification(input.rawBody).events;
     if (event === undefined) throw new ConnectorWebhookError('unparseable');
     return event;
+  }
+
+  parseWebhookEvents(input: { rawBody: Buffer }): ConnectorEvent[] {
+    return this.verifyNotification(input.rawBody).events;
   }
 
   /**
