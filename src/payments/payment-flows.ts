@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type Connector, type ConnectorRegistry,
+  type FollowUpOutput,
 } from '../connectors/connector.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
@@ -399,7 +400,7 @@ export class PaymentFlows {
   private async sendFinalization(client: pg.PoolClient, finalization: {
     subject: RecoverySubject & { kind: 'capture' | 'cancel' };
     claimKey: string | undefined;
-    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<unknown>;
+    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<FollowUpOutput>;
     apply: () => Promise<store.PaymentIntentRow>;
   }): Promise<store.PaymentIntentRow> {
     const { subject, claimKey } = finalization;
@@ -414,19 +415,45 @@ export class PaymentFlows {
     }
     const charge = await mustCharge(client, intent);
     const idempotencyKey = finalizationKey(claim, charge.id, subject.kind);
-    await hastenOnUnknown(client, subject, () => followUp(() => finalization.call(intent, charge, idempotencyKey), {
-      release: () => this.giveBack(client, subject) }));
+    const answer = await hastenOnUnknown(client, subject, () => followUp(
+      () => finalization.call(intent, charge, idempotencyKey), { release: () => this.giveBack(client, subject) }));
+    if (answer !== 'refused' && answer.outcome === 'received') return this.awaitFinalization(client, subject);
     return inTransaction(client, finalization.apply);
+  }
+
+  /**
+   * The PSP took the capture or cancel and tells its outcome later (Adyen's `received`): nothing is
+   * booked; the intent shows processing, as for any outcome Penny does not know yet, until the
+   * PSP's report (a webhook, or recovery's look-up) applies it or gives the claim back.
+   */
+  private async awaitFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }):
+  Promise<store.PaymentIntentRow> {
+    return inTransaction(client, async () => {
+      const intent = await lockIntent(client, { merchantId: subject.merchantId, id: subject.subjectId });
+      if (intent.status !== 'requires_capture') return intent;
+      const claim = await store.selectFinalization(client, intent);
+      if (claim?.kind !== subject.kind) return intent;
+      return moveIntent(client, intent, { status: 'processing' });
+    });
+  }
+
+  /**
+   * The PSP reports that a capture or cancel it had taken failed (Adyen's CAPTURE_FAILED, or
+   * CAPTURE or CANCELLATION with success false): the claim is given back and the intent returns to
+   * requires_capture, to be captured, canceled or expire; nothing was booked.
+   */
+  async failFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }):
+  Promise<store.PaymentIntentRow> {
+    const key = { merchantId: subject.merchantId, id: subject.subjectId };
+    const intent = await lockIntent(client, key);
+    await store.deleteFinalization(client, key, subject.kind);
+    await resolveRecovery(client, subject);
+    return intent.status === 'processing' ? moveIntent(client, intent, { status: 'requires_capture' }) : intent;
   }
 
   /** The PSP never performed a claimed capture or cancel: the claim is given back to the intent. */
   async giveBack(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }): Promise<void> {
-    await inTransaction(client, async () => {
-      const key = { merchantId: subject.merchantId, id: subject.subjectId };
-      await lockIntent(client, key);
-      await store.deleteFinalization(client, key, subject.kind);
-      await resolveRecovery(client, subject);
-    });
+    await inTransaction(client, () => this.failFinalization(client, subject));
   }
 
   /** Applies a capture the PSP performed, once, under the intent's lock. */
@@ -498,8 +525,11 @@ export class PaymentFlows {
     const locked = await lockIntent(client, cancel);
     await resolveRecovery(client, cancelSubject(cancel));
     if (locked.status === 'canceled') return locked;
-    // Only an authorization is voided; anything else here is a contradiction, and fails loudly.
-    if (locked.status !== 'requires_capture') throw new Error(`a void applied to ${locked.id} in ${locked.status}`);
+    // Only an authorization is voided (processing: one whose void the PSP took); anything else here
+    // is a contradiction, and fails loudly.
+    if (locked.status !== 'requires_capture' && locked.status !== 'processing') {
+      throw new Error(`a void applied to ${locked.id} in ${locked.status}`);
+    }
     const charge = await mustCharge(client, locked);
     if (charge.authorizationEntryId !== null) {
       await this.paymentLedger.cancelAuthorization(client, charge.authorizationEntryId);
@@ -637,6 +667,11 @@ export class PaymentFlows {
         amountMinor, currency: refund.currency.toUpperCase(),
       }), 'refund'));
     if (done === 'refused') return inTransaction(client, () => failRefund(client, key));
+    if (done.outcome === 'received') {
+      // Taken, not done: the refund stays pending until the PSP reports it (webhook or look-up).
+      await store.markRefundReceived(client, key, done.pspReference);
+      return await store.selectRefund(client, key.merchantId, key.id) ?? refund;
+    }
     return inTransaction(client, () => this.applyRefund(client, { ...key, pspReference: done.pspReference }));
   }
 

@@ -81,6 +81,8 @@ export interface AdyenStub {
   /** Has the cardholder dispute a payment (a CHARGEBACK notification); the dispute's pspReference. */
   chargeback(pspReference: string, valueMinor: number, reason: string): string;
   decideChargeback(pspReference: string, outcome: 'won' | 'lost'): void;
+  /** The next capture Adyen takes fails later: CAPTURE_FAILED instead of CAPTURE (as after a scheme refusal). */
+  failNextCapture(): void;
   /** A signed notification body of the given items (each signed with `key`, the account's by default). */
   sign(items: NotificationItem[], key?: string): string;
 }
@@ -97,6 +99,7 @@ export async function startAdyenStub(
   const requests: AdyenStub['requests'] = [];
   let faults: (readonly [Operation, Fault])[] = [];
   let notifications: string[] = [];
+  let captureFails = false;
   let counter = 0;
   const pspReference = () => `${Date.now().toString().slice(-8)}${String(counter += 1).padStart(7, '0')}X`;
 
@@ -152,6 +155,11 @@ export async function startAdyenStub(
       pspReference: psp, ...(operation === 'cancels' ? {} : { amount }) };
     if (operation === 'captures') {
       const fits = !payment.cancelled && payment.capturedValue === 0 && amount.value <= payment.value;
+      if (fits && captureFails) {
+        captureFails = false;
+        notify({ ...base, eventCode: 'CAPTURE_FAILED', success: 'true', reason: 'Capture Failed' });
+        return [201, answer];
+      }
       if (fits) payment.capturedValue = amount.value;
       notify({ ...base, eventCode: 'CAPTURE', success: fits ? 'true' : 'false' });
     } else if (operation === 'cancels') {
@@ -258,6 +266,9 @@ export async function startAdyenStub(
       notify({ pspReference: paymentPsp, merchantReference: payment.reference, success: 'true',
         eventCode: outcome === 'won' ? 'CHARGEBACK_REVERSED' : 'SECOND_CHARGEBACK',
         amount: { currency: payment.currency, value: payment.value } });
+    },
+    failNextCapture() {
+      captureFails = true;
     },
     sign,
   };
