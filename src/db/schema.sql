@@ -210,8 +210,8 @@ CREATE TABLE connector_accounts (
   CONSTRAINT connector_accounts_connector_check CHECK (connector = ((kind || ':'::text) || merchant_account)),
   CONSTRAINT connector_accounts_endpoint_check CHECK (endpoint ~ '^https?://'::text AND length(endpoint) <= 500),
   CONSTRAINT connector_accounts_kind_check CHECK (kind = 'adyen'::text),
-  CONSTRAINT connector_accounts_live_prefix_check CHECK (live_prefix IS NULL OR live_prefix ~ '^[A-Za-z0-9-]{1,100}$'::text),
-  CONSTRAINT connector_accounts_merchant_account_check CHECK (merchant_account ~ '^[A-Za-z0-9_.-]{1,80}$'::text)
+  CONSTRAINT connector_accounts_live_prefix_check CHECK (live_prefix IS NULL OR live_prefix ~ '^[A-Za-z0-9-]+$'::text AND length(live_prefix) <= 100),
+  CONSTRAINT connector_accounts_merchant_account_check CHECK (merchant_account ~ '^[A-Za-z0-9_.-]+$'::text AND length(merchant_account) <= 80)
 );
 
 CREATE TABLE connector_webhook_inbox (

@@ -23,9 +23,11 @@ CREATE TABLE connector_accounts (
   CONSTRAINT connector_accounts_pkey PRIMARY KEY (connector),
   CONSTRAINT connector_accounts_kind_check CHECK (kind = 'adyen'),
   CONSTRAINT connector_accounts_connector_check CHECK (connector = kind || ':' || merchant_account),
-  CONSTRAINT connector_accounts_merchant_account_check CHECK (merchant_account ~ '^[A-Za-z0-9_.-]{1,80}$'),
+  CONSTRAINT connector_accounts_merchant_account_check
+    CHECK (merchant_account ~ '^[A-Za-z0-9_.-]+$' AND length(merchant_account) <= 80),
   CONSTRAINT connector_accounts_endpoint_check CHECK (endpoint ~ '^https?://' AND length(endpoint) <= 500),
-  CONSTRAINT connector_accounts_live_prefix_check CHECK (live_prefix IS NULL OR live_prefix ~ '^[A-Za-z0-9-]{1,100}$')
+  CONSTRAINT connector_accounts_live_prefix_check
+    CHECK (live_prefix IS NULL OR (live_prefix ~ '^[A-Za-z0-9-]+$' AND length(live_prefix) <= 100))
 );
 
 CREATE TABLE merchant_connectors (
