@@ -93,7 +93,9 @@ export class PaymentFlows {
   async confirm(execution: Execution, request: ConfirmRequest) {
     const resumed = readRecoveryPoint(execution);
     if (resumed.point === 'attempt_recorded') {
-      return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: resumed.attempt });
+      // A retry carries the PSP's fields again (its body is the first's): they were never stored.
+      return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: resumed.attempt,
+        paymentMethodData: request.paymentMethodData });
     }
     assertStarted(resumed);
     const recorded = await inTransaction(execution.client, async () => {
@@ -104,7 +106,7 @@ export class PaymentFlows {
       return this.recordAttempt(execution, intent, { ...request, connector: challenged?.connector });
     });
     return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: recorded.attempt.id,
-      known: recorded });
+      known: recorded, paymentMethodData: request.paymentMethodData });
   }
 
   /**
@@ -134,7 +136,8 @@ export class PaymentFlows {
    * resumed request reads the attempt and the intent again; the first run passes what it wrote.
    */
   async confirmRecorded(execution: Execution, recorded: { merchantId: string; attemptId: string;
-    known?: { attempt: store.AttemptRow; intent: store.PaymentIntentRow } }) {
+    known?: { attempt: store.AttemptRow; intent: store.PaymentIntentRow };
+    paymentMethodData?: Readonly<Record<string, string>> | undefined }) {
     const attempt = recorded.known?.attempt
       ?? await store.selectAttempt(execution.client, recorded.merchantId, recorded.attemptId);
     if (attempt === undefined) throw new Error(`attempt ${recorded.attemptId} is missing`);
@@ -145,7 +148,8 @@ export class PaymentFlows {
     // concluding that the PSP never performed it) must not send it again: the answer is what the
     // attempt became. Found by penny simulate: the re-sent authorization charged a card Penny had
     // already declined.
-    const outcome = isOpenAttempt(attempt.status) ? await this.sendAuthorization(attempt, intent)
+    const outcome = isOpenAttempt(attempt.status)
+      ? await this.sendAuthorization(attempt, intent, recorded.paymentMethodData)
       : { outcome: 'unknown' as const, reason: 'the attempt was resolved before this request resumed' };
     const applied = await inTransaction(execution.client, async () => {
       const result = await this.applyAuthorization(execution.client, attempt, outcome);
@@ -162,10 +166,12 @@ export class PaymentFlows {
    * definite failure, answered as a processing error; a timeout, a connection error, a 5xx or an
    * open circuit is an unknown outcome, never a guess.
    */
-  async sendAuthorization(attempt: store.AttemptRow, intent: store.PaymentIntentRow): Promise<AuthorizationResult> {
+  async sendAuthorization(attempt: store.AttemptRow, intent: store.PaymentIntentRow,
+    paymentMethodData?: Readonly<Record<string, string>>): Promise<AuthorizationResult> {
     const connector = this.connectors.get(attempt.connector);
     try {
       return await connector.authorize({
+        ...(paymentMethodData === undefined ? {} : { paymentMethodData }),
         reference: attempt.id,
         idempotencyKey: attempt.pspIdempotencyKey,
         amountMinor: stripeAmountToMinor(intent.currency, intent.amount),

@@ -94,6 +94,24 @@ describe('routing a merchant to Adyen', () => {
     await deliver();
   });
 
+  it('passes payment_method_data[adyen] to Adyen untouched and stores none of it', async () => {
+    const fields = { encryptedCardNumber: 'adyenjs_0_1_25$Qm9ndXNDaXBoZXJ0ZXh0', encryptedExpiryMonth: 'adyenjs_0_1_25$bW0',
+      encryptedExpiryYear: 'adyenjs_0_1_25$eXk', encryptedSecurityCode: 'adyenjs_0_1_25$Y3Zj' };
+    const intent = await stripe.paymentIntents.create({ amount: 1500, currency: 'eur', confirm: true,
+      payment_method_data: { adyen: fields } as unknown as Stripe.PaymentIntentCreateParams.PaymentMethodData },
+    { idempotencyKey: `adyen-fields-${Date.now()}` });
+    expect(intent.status).toBe('succeeded');
+    expect(stub.requests.at(-1)?.body).toMatchObject({ paymentMethod: { type: 'scheme', ...fields } });
+    const dump = await penny.pool.query<{ text: string }>(`SELECT concat_ws(' ',
+      (SELECT string_agg(request_params::text, ' ') FROM idempotency_keys),
+      (SELECT string_agg(row_to_json(a)::text, ' ') FROM payment_attempts a),
+      (SELECT string_agg(row_to_json(c)::text, ' ') FROM charges c),
+      (SELECT string_agg(row_to_json(e)::text, ' ') FROM events e)) AS text`);
+    expect(dump.rows[0]?.text).toContain(intent.id);
+    for (const value of Object.values(fields)) expect(dump.rows[0]?.text).not.toContain(value);
+    await deliver();
+  });
+
   it('refuses a payout: Adyen\'s Checkout API makes none', async () => {
     const refused = await stripe.payouts.create({ amount: 500, currency: 'eur' }).catch((error: unknown) => error);
     expect(refused).toMatchObject({ code: 'connector_capability_unsupported' });
