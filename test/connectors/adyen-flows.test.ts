@@ -185,6 +185,25 @@ describe('captures and refunds that Adyen answers received', () => {
   });
 });
 
+describe('chargebacks', () => {
+  it('opens a dispute on CHARGEBACK and decides it won on CHARGEBACK_REVERSED', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 4000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const charge = String(paid.latest_charge);
+    const attempt = await attemptOf(paid.id);
+    const payment = [...stub.payments.values()].find((held) => held.reference === attempt.id);
+    if (payment === undefined) throw new Error('Adyen holds no such payment');
+    stub.chargeback(payment.pspReference, 2500, 'Fraud');
+    await deliver();
+    const [dispute] = (await stripe.disputes.list({ charge })).data;
+    expect(dispute).toMatchObject({ status: 'needs_response', amount: 2500, reason: 'fraudulent', currency: 'eur' });
+    stub.decideChargeback(payment.pspReference, 'won');
+    await deliver();
+    expect((await stripe.disputes.retrieve(dispute?.id ?? '')).status).toBe('won');
+  });
+});
+
 describe('an unknown authorization outcome', () => {
   it('is resolved without a second payment when Adyen processed it and every reply was lost', async () => {
     stub.injectFaults([['authorize', 'timeout_after'], ['authorize', 'timeout_after'], ['authorize', 'timeout_after']]);
