@@ -434,13 +434,16 @@ export class PaymentFlows {
    */
   private async awaitFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }):
   Promise<store.PaymentIntentRow> {
-    return inTransaction(client, async () => {
-      const intent = await lockIntent(client, { merchantId: subject.merchantId, id: subject.subjectId });
-      if (intent.status !== 'requires_capture') return intent;
-      const claim = await store.selectFinalization(client, intent);
-      if (claim?.kind !== subject.kind) return intent;
-      return moveIntent(client, intent, { status: 'processing' });
-    });
+    return inTransaction(client, () => this.awaitFinalizationLocked(client, subject));
+  }
+
+  private async awaitFinalizationLocked(client: pg.PoolClient,
+    subject: RecoverySubject & { kind: 'capture' | 'cancel' }): Promise<store.PaymentIntentRow> {
+    const intent = await lockIntent(client, { merchantId: subject.merchantId, id: subject.subjectId });
+    if (intent.status !== 'requires_capture') return intent;
+    const claim = await store.selectFinalization(client, intent);
+    if (claim?.kind !== subject.kind) return intent;
+    return moveIntent(client, intent, { status: 'processing' });
   }
 
   /**
@@ -563,13 +566,23 @@ export class PaymentFlows {
       return { charge, idempotencyKey: finalizationKey(finalization, charge.id, 'cancel') };
     });
     if (claimed === undefined) return 'skipped';
+    let answer: FollowUpOutput;
     try {
-      await this.connectors.get(claimed.charge.connector).void({
+      answer = await this.connectors.get(claimed.charge.connector).void({
         reference: claimed.charge.id, idempotencyKey: claimed.idempotencyKey,
         pspReference: claimed.charge.pspReference ?? '',
       });
     } catch (error) {
       return this.expiryVoidFailed(client, key, error);
+    }
+    if (answer.outcome === 'received') {
+      // Taken, not done (Adyen's cancel): the intent waits in processing with its `automatic`
+      // claim for the PSP's CANCELLATION, or for recovery's look-up of it; nothing is booked yet.
+      await inTransaction(client, async () => {
+        await queueRecovery(client, { ...cancelSubject(key), connector: claimed.charge.connector });
+        await this.awaitFinalizationLocked(client, cancelSubject(key));
+      });
+      return 'expired';
     }
     await inTransaction(client, async () => {
       const locked = await lockIntent(client, key);

@@ -185,6 +185,24 @@ describe('captures and refunds that Adyen answers received', () => {
   });
 });
 
+describe('an authorization that expires', () => {
+  it('waits in processing for Adyen\'s CANCELLATION, then is canceled automatic with its hold voided', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 1300, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    const client = await penny.pool.connect();
+    try {
+      expect(await penny.flows.expireAuthorization(client, { merchantId, id: held.id })).toBe('expired');
+    } finally {
+      client.release();
+    }
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+    await deliver();
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'canceled',
+      cancellation_reason: 'automatic', amount_capturable: 0 });
+  });
+});
+
 describe('chargebacks', () => {
   it('opens a dispute on CHARGEBACK and decides it won on CHARGEBACK_REVERSED', async () => {
     const paid = await stripe.paymentIntents.create({ amount: 4000, currency: 'eur', payment_method: 'pm_card_visa',
