@@ -194,7 +194,7 @@ function registerBankAccountCommand(merchants: Command): void {
 function registerConnectorCommand(merchants: Command): void {
   const command = merchants.command('connector')
     .description('show where a merchant\'s payments go, or route its new payments to a connector (adyen, sandbox)')
-    .argument('<merchant-id>', 'the merchant (acct_…)')
+    .argument('<merchant-id>', 'the merchant (acct_…), or `default`: the operator\'s default for merchants with no route')
     .addOption(new Option('--connector <connector>', 'the connector new payments go to').choices(['adyen', 'sandbox']))
     .option('--api-key-file <file>', 'a file holding the Adyen API key (X-API-Key)')
     .option('--merchant-account <name>', 'the Adyen merchant account')

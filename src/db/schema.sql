@@ -519,6 +519,15 @@ CREATE TABLE merchants (
 );
 CREATE INDEX merchants_list ON public.merchants USING btree (created_at DESC, id DESC);
 
+CREATE TABLE operator_connector (
+  singleton boolean DEFAULT true NOT NULL,
+  connector text NOT NULL,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT operator_connector_pkey PRIMARY KEY (singleton),
+  CONSTRAINT operator_connector_connector_check CHECK (connector = 'sandbox'::text OR connector ~ '^adyen:'::text),
+  CONSTRAINT operator_connector_singleton_check CHECK (singleton)
+);
+
 CREATE TABLE operator_ledger_accounts (
   currency character(3) NOT NULL,
   role text NOT NULL,

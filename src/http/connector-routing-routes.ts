@@ -6,8 +6,9 @@ import type { ConnectorRouting } from '../merchants/connector-routing.js';
  * The operator's API for a merchant's routing (as `penny merchants connector` does):
  * GET /v1/merchants/:merchant/connector shows it; POST routes the merchant's new payments to an
  * Adyen merchant account (`connector=adyen`, `merchant_account`, `api_key`, `hmac_key`,
- * optional `live_prefix` and `endpoint`) or back to the sandbox (`connector=sandbox`). The keys
- * are sealed and never answered.
+ * optional `live_prefix` and `endpoint`) or back to the sandbox (`connector=sandbox`). The merchant
+ * `default` is the operator's default, for every merchant with no route of its own. The keys are
+ * sealed and never answered.
  */
 export function registerConnectorRoutingRoutes(app: FastifyInstance, dependencies: {
   routing: ConnectorRouting;

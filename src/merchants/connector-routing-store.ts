@@ -56,3 +56,15 @@ export async function selectMerchantConnector(db: Queryable, merchantId: string)
      WHERE merchant_id = $1`), [merchantId]);
   return result.rows[0]?.connector;
 }
+
+/** The operator's default connector, for merchants with no route of their own. */
+export async function upsertOperatorConnector(db: Queryable, connector: string): Promise<void> {
+  await db.query(named(`INSERT INTO operator_connector (singleton, connector) VALUES (true, $1)
+     ON CONFLICT (singleton) DO UPDATE SET connector = EXCLUDED.connector, updated_at = clock_timestamp()`),
+  [connector]);
+}
+
+export async function selectOperatorConnector(db: Queryable): Promise<string | undefined> {
+  const result = await db.query<{ connector: string }>(named('SELECT connector FROM operator_connector'));
+  return result.rows[0]?.connector;
+}

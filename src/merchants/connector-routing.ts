@@ -13,9 +13,12 @@ import * as store from './connector-routing-store.js';
  * only the composition root opens them, to build the account's connector.
  */
 export const defaultConnectorId = 'sandbox';
+/** The name that routes the operator's default instead of one merchant (`penny merchants connector default`). */
+export const operatorDefault = 'default';
 export const adyenDefaultEndpoint = 'https://checkout-test.adyen.com/v71';
 
 export interface AdyenRouteRequest {
+  /** A merchant, or `default`: the operator's default, for every merchant with no route of its own. */
   readonly merchantId: string;
   readonly merchantAccount: string;
   readonly apiKey: string;
@@ -88,16 +91,16 @@ export class ConnectorRouting {
       await store.upsertConnectorAccount(client, { connector, kind: 'adyen', merchantAccount, endpoint,
         livePrefix: livePrefix ?? null, apiKeySealed: this.box.seal(apiKey),
         hmacKeySealed: this.box.seal(hmacKeyHex) });
-      await store.upsertMerchantConnector(client, { merchantId: request.merchantId, connector });
+      await this.setRoute(client, request.merchantId, connector);
     });
     return this.route(request.merchantId);
   }
 
-  /** Routes the merchant's new payments back to the operator's default (the sandbox). */
+  /** Routes the merchant's new payments (or the operator's default) to the sandbox. */
   async routeToDefault(merchantId: string): Promise<ConnectorRouteView> {
     await withTransaction(this.pool, async (client) => {
       await this.mustMerchant(client, merchantId);
-      await store.upsertMerchantConnector(client, { merchantId, connector: defaultConnectorId });
+      await this.setRoute(client, merchantId, defaultConnectorId);
     });
     return this.route(merchantId);
   }
@@ -112,9 +115,15 @@ export class ConnectorRouting {
       live: account !== undefined && account.livePrefix !== null };
   }
 
-  /** The connector the merchant's new payments go to. */
+  /** The connector the merchant's new payments go to: its own route, else the operator's default. */
   async connectorOf(db: Queryable, merchantId: string): Promise<string> {
-    return await store.selectMerchantConnector(db, merchantId) ?? defaultConnectorId;
+    const own = merchantId === operatorDefault ? undefined : await store.selectMerchantConnector(db, merchantId);
+    return own ?? await store.selectOperatorConnector(db) ?? defaultConnectorId;
+  }
+
+  private async setRoute(db: Queryable, merchantId: string, connector: string): Promise<void> {
+    if (merchantId === operatorDefault) await store.upsertOperatorConnector(db, connector);
+    else await store.upsertMerchantConnector(db, { merchantId, connector });
   }
 
   /** A PSP account with its credentials opened (for the composition root only). */
@@ -134,7 +143,7 @@ export class ConnectorRouting {
   }
 
   private async mustMerchant(db: Queryable, merchantId: string): Promise<void> {
-    if (await selectMerchant(db, merchantId) === undefined) {
+    if (merchantId !== operatorDefault && await selectMerchant(db, merchantId) === undefined) {
       throw new PennyError({ code: 'resource_missing', param: 'merchant', message: `No such merchant: '${merchantId}'` });
     }
   }

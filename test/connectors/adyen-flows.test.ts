@@ -317,6 +317,28 @@ describe('Adyen\'s webhook route', () => {
   });
 });
 
+describe('the operator\'s default', () => {
+  it('routes a merchant with no route of its own, until the merchant has one', async () => {
+    const other = await penny.merchants.createMerchant('Default Shop');
+    const otherStripe = penny.stripeFor(other.secretKey);
+    await penny.request({ method: 'POST', url: '/v1/merchants/default/connector', body: { connector: 'adyen',
+      merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex, endpoint: stub.url } });
+    try {
+      const routed = await otherStripe.paymentIntents.create({ amount: 900, currency: 'eur',
+        payment_method: 'pm_card_visa', confirm: true });
+      expect((await attemptOf(routed.id)).connector).toBe(`adyen:${stub.merchantAccount}`);
+      await deliver();
+      await penny.request({ method: 'POST', url: `/v1/merchants/${other.merchant.id}/connector`,
+        body: { connector: 'sandbox' } });
+      const own = await otherStripe.paymentIntents.create({ amount: 900, currency: 'eur',
+        payment_method: 'pm_card_visa', confirm: true });
+      expect((await attemptOf(own.id)).connector).toBe('sandbox');
+    } finally {
+      await penny.request({ method: 'POST', url: '/v1/merchants/default/connector', body: { connector: 'sandbox' } });
+    }
+  });
+});
+
 describe('a payment keeps its connector when its merchant is routed elsewhere', () => {
   it('captures at Adyen a payment authorized there after the merchant went back to the sandbox', async () => {
     const held = await stripe.paymentIntents.create({ amount: 2200, currency: 'eur', payment_method: 'pm_card_visa',

@@ -6,8 +6,9 @@
 --    connector id (`adyen:<merchant account>`), the id payments, charges, refunds and recovery jobs
 --    record. Its API key and HMAC key are sealed (AES-256-GCM, src/security/secret-box.ts); a
 --    change of credentials updates the row, so the account's existing payments use the new ones.
--- 2. merchant_connectors: where a merchant's new payments go. No row: the operator's default (the
---    sandbox). Changing it moves no existing payment: each keeps the connector it recorded.
+-- 2. merchant_connectors: where a merchant's new payments go. No row: the operator's default
+--    (operator_connector's one row; none: the sandbox). Changing either moves no existing payment:
+--    each keeps the connector it recorded.
 -- 3. The inbox is read by reference: a connector without a look-up API (Adyen's Checkout) answers
 --    a look-up from the verified notifications its PSP sent for Penny's reference.
 CREATE TABLE connector_accounts (
@@ -37,6 +38,15 @@ CREATE TABLE merchant_connectors (
   CONSTRAINT merchant_connectors_pkey PRIMARY KEY (merchant_id),
   CONSTRAINT merchant_connectors_merchant_fkey FOREIGN KEY (merchant_id) REFERENCES merchants (id),
   CONSTRAINT merchant_connectors_connector_check CHECK (connector = 'sandbox' OR connector ~ '^adyen:')
+);
+
+CREATE TABLE operator_connector (
+  singleton boolean NOT NULL DEFAULT true,
+  connector text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT operator_connector_pkey PRIMARY KEY (singleton),
+  CONSTRAINT operator_connector_singleton_check CHECK (singleton),
+  CONSTRAINT operator_connector_connector_check CHECK (connector = 'sandbox' OR connector ~ '^adyen:')
 );
 
 CREATE INDEX connector_webhook_inbox_reference ON connector_webhook_inbox (connector, (payload->>'reference'));
