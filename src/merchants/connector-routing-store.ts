@@ -51,12 +51,6 @@ Promise<void> {
   [route.merchantId, route.connector]);
 }
 
-export async function selectMerchantConnector(db: Queryable, merchantId: string): Promise<string | undefined> {
-  const result = await db.query<{ connector: string }>(named(`SELECT connector FROM merchant_connectors
-     WHERE merchant_id = $1`), [merchantId]);
-  return result.rows[0]?.connector;
-}
-
 /** The operator's default connector, for merchants with no route of their own. */
 export async function upsertOperatorConnector(db: Queryable, connector: string): Promise<void> {
   await db.query(named(`INSERT INTO operator_connector (singleton, connector) VALUES (true, $1)
@@ -67,4 +61,12 @@ export async function upsertOperatorConnector(db: Queryable, connector: string):
 export async function selectOperatorConnector(db: Queryable): Promise<string | undefined> {
   const result = await db.query<{ connector: string }>(named('SELECT connector FROM operator_connector'));
   return result.rows[0]?.connector;
+}
+
+/** The merchant's own route, else the operator's default, in one statement (read at every confirmation). */
+export async function selectRoutedConnector(db: Queryable, merchantId: string): Promise<string | undefined> {
+  const result = await db.query<{ connector: string | null }>(named(`SELECT coalesce(
+       (SELECT connector FROM merchant_connectors WHERE merchant_id = $1),
+       (SELECT connector FROM operator_connector)) AS connector`), [merchantId]);
+  return result.rows[0]?.connector ?? undefined;
 }

@@ -117,8 +117,9 @@ export class ConnectorRouting {
 
   /** The connector the merchant's new payments go to: its own route, else the operator's default. */
   async connectorOf(db: Queryable, merchantId: string): Promise<string> {
-    const own = merchantId === operatorDefault ? undefined : await store.selectMerchantConnector(db, merchantId);
-    return own ?? await store.selectOperatorConnector(db) ?? defaultConnectorId;
+    const routed = merchantId === operatorDefault ? await store.selectOperatorConnector(db)
+      : await store.selectRoutedConnector(db, merchantId);
+    return routed ?? defaultConnectorId;
   }
 
   private async setRoute(db: Queryable, merchantId: string, connector: string): Promise<void> {
