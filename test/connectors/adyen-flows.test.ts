@@ -168,6 +168,22 @@ describe('captures and refunds that Adyen answers received', () => {
     expect((await stripe.charges.retrieve(String(paid.latest_charge))).amount_refunded).toBe(0);
   });
 
+  it('opens a case, changing nothing, when REFUND_FAILED follows a refund Adyen reported done', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 2100, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 700 });
+    const [body] = stub.takeNotifications();
+    const item = notificationItems(JSON.parse(body ?? '{}'))?.[0] as NotificationItem;
+    await deliver([body ?? '']);
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+    await deliver([stub.sign([{ ...item, eventCode: 'REFUND_FAILED', additionalData: {} }])]);
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+    const cases = await penny.pool.query<{ kind: string }>(
+      'SELECT kind FROM payment_cases WHERE payment_intent_id = $1', [paid.id]);
+    expect(cases.rows).toEqual([{ kind: 'contradicting_event' }]);
+  });
+
   it('resolves a capture by recovery\'s look-up of the notification when the client never hears back', async () => {
     const held = await stripe.paymentIntents.create({ amount: 2500, currency: 'eur', payment_method: 'pm_card_visa',
       capture_method: 'manual', confirm: true });
