@@ -13,6 +13,11 @@ export interface ConnectorCapabilities {
   readonly settlementReports: boolean;
   /** How long the PSP keeps an idempotency key: Penny re-sends an operation only within it. */
   readonly idempotencyKeyRetentionMs: number;
+  /**
+   * The PSP serves its own authentication page (Adyen's redirect): a requires_action payment sends
+   * the customer to the URL it gives. Absent: Penny's test-mode page (the sandbox's has none).
+   */
+  readonly pspAuthenticationPage?: boolean;
 }
 
 /**

@@ -220,12 +220,14 @@ export class PaymentFlows {
       case 'requires_action':
         // The sandbox has no page of its own (its URL is a placeholder), so Penny serves its
         // test-mode authentication page (authentication-routes.ts): opening it completes the
-        // authentication and sends the customer to return_url. A real PSP's connector would
-        // give its own page here (outcome.redirectUrl).
+        // authentication and sends the customer to return_url. A PSP that serves its own page
+        // (Adyen's redirect, `pspAuthenticationPage`) gives it here.
         return moveIntent(client, intent, {
           status: 'requires_action',
           nextAction: { type: 'redirect_to_url', redirect_to_url: {
-            url: `${this.options.publicUrl()}/v1/payment_intents/${intent.id}/authenticate?attempt=${attempt.id}`,
+            url: this.connectors.get(attempt.connector).capabilities.pspAuthenticationPage === true
+              ? outcome.redirectUrl
+              : `${this.options.publicUrl()}/v1/payment_intents/${intent.id}/authenticate?attempt=${attempt.id}`,
             return_url: current.returnUrl,
           } },
         });

@@ -112,6 +112,14 @@ describe('routing a merchant to Adyen', () => {
     await deliver();
   });
 
+  it('sends the customer to Adyen\'s own redirect when Adyen asks for 3-D Secure', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'eur', confirm: true,
+      payment_method: 'pm_card_threeDSecure2Required', return_url: 'https://shop.example/done' });
+    expect(intent.status).toBe('requires_action');
+    expect(intent.next_action?.redirect_to_url).toMatchObject({ return_url: 'https://shop.example/done',
+      url: expect.stringMatching(/^https:\/\/test\.adyen\.com\/hpp\//) });
+  });
+
   it('refuses a payout: Adyen\'s Checkout API makes none', async () => {
     const refused = await stripe.payouts.create({ amount: 500, currency: 'eur' }).catch((error: unknown) => error);
     expect(refused).toMatchObject({ code: 'connector_capability_unsupported' });

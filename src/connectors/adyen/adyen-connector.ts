@@ -48,6 +48,7 @@ export class AdyenConnector implements Connector {
     manualCapture: true, partialCapture: true, refunds: true, payouts: false, webhooks: true, settlementReports: false,
     /** Adyen keeps an Idempotency-Key at least 7 days. */
     idempotencyKeyRetentionMs: 7 * 86_400_000,
+    pspAuthenticationPage: true,
   };
   /** Adyen prices by contract (interchange++); Penny expects no fee it cannot know. */
   readonly priceList = { basisPoints: 0, fixedMinor: 0n };
