@@ -11,6 +11,9 @@ import { sealPending } from './ledger/ledger-sealer.js';
 import { idempotencyKeyRetentionHours, reapFinishedKeys } from './idempotency/idempotency-service.js';
 import { ConnectorRegistry } from './connectors/connector.js';
 import { SandboxConnector, sandboxConnectorId } from './connectors/sandbox/sandbox-connector.js';
+import { AdyenConnector } from './connectors/adyen/adyen-connector.js';
+import { ConnectorRouting, type OpenedConnectorAccount } from './merchants/connector-routing.js';
+import type { Queryable } from './db/pool.js';
 import {
   faultProfileFromEnvironment, resolveSandboxWebhookSecret, startSandboxPsp, type RunningSandboxPsp,
 } from './sandbox-psp/psp-service.js';
@@ -22,7 +25,7 @@ import { resolveOperatorKey } from './operator-key.js';
 import { startWorker, type Worker } from './workers.js';
 import { SecretBox } from './security/secret-box.js';
 import { WebhookDeliveryWorker } from './webhooks/webhook-deliveries.js';
-import { ConnectorInbox } from './webhooks/connector-inbox.js';
+import { ConnectorInbox, reportedOperations } from './webhooks/connector-inbox.js';
 import { BalanceService, type AvailabilityMode } from './balances/balance-service.js';
 import { PaymentFlows } from './payments/payment-flows.js';
 import { PaymentLedger } from './payments/payment-ledger.js';
@@ -84,21 +87,26 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       });
     }
     const connectors = buildConnectorRegistry(config, webhookSecret);
+    const routing = new ConnectorRouting(livePool, secretKey);
+    const accounts = connectorAccounts(connectors, routing, { pool: livePool, publicUrl: () => config.publicUrl });
+    // Every PSP account's connector, so the payments recorded on it are followed up after a restart.
+    await accounts.loadAll();
     const balances = new BalanceService(livePool, ledger, availabilityMode(config));
     const paymentLedger = buildPaymentLedger(livePool, { ledger, balances, secretKey });
     const disputes = new PaymentDisputes(livePool, paymentLedger);
     const flows = new PaymentFlows(connectors, paymentLedger, {
       connectorId: sandboxConnectorId, authorizationExpiryDays: config.authorizationExpiryDays,
-      publicUrl: () => config.publicUrl,
+      publicUrl: () => config.publicUrl, routeOf: accounts.routeOf,
     });
-    // Payouts go to the connector the platform's payments are routed to.
+    // Payouts go to the connector the merchant's payments are routed to (none to Adyen: it has no payouts).
     const payouts = new PayoutService(livePool, { connectors, ledger, balances,
-      vault: new BankAccountVault(secretKey), connectorId: () => sandboxConnectorId, logger });
+      vault: new BankAccountVault(secretKey), connectorId: accounts.routeOf, logger });
     const payoutScheduler = new PayoutScheduler(livePool, { payouts, balances, logger });
     const pspEvents = new PspEventRouter({ payments: new PaymentPspEvents(flows, logger, disputes),
       payouts: new PayoutPspEvents(payouts) });
     const server = buildServer({
-      pool, logger, ledger, merchants, connectors, flows, balances, disputes, payouts, operatorKey,
+      pool, logger, ledger, merchants, connectors, flows, balances, disputes, payouts, operatorKey, routing,
+      connectorAccounts: accounts,
       amountMaxMinor: config.amountMaxMinor, secretKey, webhookEndpoints,
       clockFollowers: config.sandboxPsp ? [] : [config.sandboxPspUrl],
       merchantRequestsPerSecondMax: config.merchantRequestsPerSecondMax,
@@ -194,6 +202,55 @@ export function buildConnectorRegistry(config: PennyConfig, sandboxWebhookSecret
   const connectors = new ConnectorRegistry();
   connectors.register(new SandboxConnector({ baseUrl: config.sandboxPspUrl, webhookSecrets: [sandboxWebhookSecret] }));
   return connectors;
+}
+
+/**
+ * The connectors of the PSP accounts merchants are routed to (Adyen's), built from their sealed
+ * credentials and registered by id; rebuilt when an account's credentials change (the CLI may
+ * change them while Penny runs: the next payment routed to the account, or webhook from it, reads
+ * them again).
+ */
+export interface ConnectorAccounts {
+  loadAll(): Promise<void>;
+  /** Registers the account's connector if it is one Penny knows; false for an unknown id. */
+  ensure(db: Queryable, connectorId: string): Promise<boolean>;
+  /** The connector the merchant's new payments go to, registered. */
+  routeOf(db: Queryable, merchantId: string): Promise<string>;
+}
+
+export function connectorAccounts(connectors: ConnectorRegistry, routing: ConnectorRouting,
+  options: { pool: pg.Pool; publicUrl: () => string; adyen?: { timeoutMs?: number; retryCountMax?: number;
+    retryDelayInitialMs?: number; retryDelayMaxMs?: number } }): ConnectorAccounts {
+  const versions = new Map<string, string>();
+  const install = (account: OpenedConnectorAccount) => {
+    if (versions.get(account.connector) === account.version && connectors.has(account.connector)) return;
+    connectors.replace(new AdyenConnector({
+      merchantAccount: account.merchantAccount, apiKey: account.apiKey, hmacKeyHex: account.hmacKeyHex,
+      endpoint: account.endpoint, livePrefix: account.livePrefix,
+      returnUrl: `${options.publicUrl()}/v1/connectors/adyen/return`,
+      notificationLog: (connectorId, reference) => reportedOperations(options.pool, connectorId, reference),
+      ...options.adyen,
+    }));
+    versions.set(account.connector, account.version);
+  };
+  const ensure = async (db: Queryable, connectorId: string) => {
+    if (connectorId === sandboxConnectorId) return connectors.has(connectorId);
+    const account = await routing.openAccount(db, connectorId);
+    if (account === undefined) return false;
+    install(account);
+    return true;
+  };
+  return {
+    async loadAll() {
+      for (const account of await routing.openAccounts()) install(account);
+    },
+    ensure,
+    async routeOf(db, merchantId) {
+      const connectorId = await routing.connectorOf(db, merchantId);
+      if (!await ensure(db, connectorId)) throw new Error(`merchant ${merchantId} is routed to unknown ${connectorId}`);
+      return connectorId;
+    },
+  };
 }
 
 /** What a charge's money movements are booked through (the API's, the settlement command's). */

@@ -61,6 +61,7 @@ export const statusByCode = {
   connector_capability_unsupported: 400,
   dispute_already_closed: 400,
   webhook_signature_invalid: 400,
+  webhook_hmac_invalid: 401,
   clock_not_controlled: 400,
   // Reconciliation: a statement or report that cannot be read is refused whole.
   reconciliation_file_invalid: 400,

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import {
   payoutIntervals, weekdays, type BankAccountParams, type PayoutInterval, type PayoutSchedule, type Weekday,
@@ -11,6 +12,7 @@ import { displayKey } from '../merchants/merchant-keys.js';
 import { MerchantService } from '../merchants/merchant-service.js';
 import { selectMerchant, selectMerchantPricing, setMerchantPricing } from '../merchants/merchant-store.js';
 import { resolveSecretKey } from '../secret-key.js';
+import { ConnectorRouting } from '../merchants/connector-routing.js';
 import { printResult, withDatabasePool } from './cli-support.js';
 
 /** `penny merchants create` and `penny keys create|list|revoke`. A secret key is printed once. */
@@ -59,6 +61,7 @@ export function registerMerchantCommands(program: Command): void {
     });
 
   registerBankAccountCommand(merchants);
+  registerConnectorCommand(merchants);
   registerPayoutScheduleCommand(merchants);
 
   const keys = program.command('keys').description('manage merchants\' secret API keys');
@@ -179,6 +182,60 @@ function registerBankAccountCommand(merchants: Command): void {
       }
     });
   });
+}
+
+/**
+ * `penny merchants connector ID`: where the merchant's new payments go. `--connector adyen` routes
+ * them to an Adyen merchant account, its API key and HMAC key read from files (never from the
+ * command line, where the shell history and `ps` would keep them) and sealed; `--connector sandbox`
+ * routes them back to the sandbox; without `--connector`, shows the routing. Keys are never printed.
+ * Existing payments keep their connector.
+ */
+function registerConnectorCommand(merchants: Command): void {
+  const command = merchants.command('connector')
+    .description('show where a merchant\'s payments go, or route its new payments to a connector (adyen, sandbox)')
+    .argument('<merchant-id>', 'the merchant (acct_…), or `default`: the operator\'s default for merchants with no route')
+    .addOption(new Option('--connector <connector>', 'the connector new payments go to').choices(['adyen', 'sandbox']))
+    .option('--api-key-file <file>', 'a file holding the Adyen API key (X-API-Key)')
+    .option('--merchant-account <name>', 'the Adyen merchant account')
+    .option('--hmac-key-file <file>', 'a file holding the hex HMAC key of the account\'s standard webhook')
+    .option('--live-prefix <prefix>', 'the live URL prefix (live mode; absent: test mode)')
+    .option('--endpoint <url>', 'the versioned Checkout base URL (default https://checkout-test.adyen.com/v71)')
+    .option('--json', 'print JSON');
+  command.action(async (merchantId: string, options: { connector?: 'adyen' | 'sandbox'; apiKeyFile?: string;
+    merchantAccount?: string; hmacKeyFile?: string; livePrefix?: string; endpoint?: string; json?: boolean }) => {
+    const adyenOnly = [options.apiKeyFile, options.merchantAccount, options.hmacKeyFile, options.livePrefix,
+      options.endpoint].some((value) => value !== undefined);
+    if (options.connector !== 'adyen' && adyenOnly) {
+      command.error('error: --api-key-file, --merchant-account, --hmac-key-file, --live-prefix and --endpoint go with '
+        + '--connector adyen.');
+    }
+    if (options.connector === 'adyen' && (options.apiKeyFile === undefined || options.merchantAccount === undefined
+      || options.hmacKeyFile === undefined)) {
+      command.error('error: --connector adyen needs --api-key-file, --merchant-account and --hmac-key-file.');
+    }
+    await withDatabasePool(async (pool, config) => {
+      const routing = new ConnectorRouting(pool, await resolveSecretKey(config));
+      const route = options.connector === undefined ? await routing.route(merchantId)
+        : options.connector === 'sandbox' ? await routing.routeToDefault(merchantId)
+          : await routing.routeToAdyen({ merchantId, merchantAccount: options.merchantAccount ?? '',
+            apiKey: await readSecretFile(options.apiKeyFile ?? '', '--api-key-file'),
+            hmacKeyHex: await readSecretFile(options.hmacKeyFile ?? '', '--hmac-key-file'),
+            livePrefix: options.livePrefix, endpoint: options.endpoint });
+      const where = route.connector === 'sandbox' ? 'the sandbox'
+        : `Adyen merchant account ${route.merchant_account ?? ''} (${route.live ? 'live' : 'test'}, ${route.endpoint ?? ''})`;
+      printResult(options.json === true, route, `${merchantId}: new payments go to ${where}.`);
+    });
+  });
+}
+
+/** A key from a file (its surrounding whitespace trimmed); a file that cannot be read names the option. */
+async function readSecretFile(file: string, option: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    throw new PennyError({ code: 'parameter_invalid', param: option, message: `${option}: cannot read ${file}.` });
+  }
 }
 
 function describeBank(bank: ReturnType<typeof presentBankAccount>): string {

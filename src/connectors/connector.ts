@@ -13,6 +13,11 @@ export interface ConnectorCapabilities {
   readonly settlementReports: boolean;
   /** How long the PSP keeps an idempotency key: Penny re-sends an operation only within it. */
   readonly idempotencyKeyRetentionMs: number;
+  /**
+   * The PSP serves its own authentication page (Adyen's redirect): a requires_action payment sends
+   * the customer to the URL it gives. Absent: Penny's test-mode page (the sandbox's has none).
+   */
+  readonly pspAuthenticationPage?: boolean;
 }
 
 /**
@@ -66,6 +71,12 @@ export interface AuthorizeInput {
   readonly capture: boolean;
   /** The customer completed the authentication the PSP asked for (3-D Secure). */
   readonly authenticated: boolean;
+  /**
+   * The PSP's own payment method fields, passed through untouched and never stored (Adyen's
+   * client-side-encrypted card fields, or a stored payment method id). Absent on a re-send by
+   * recovery: a connector that needs them answers an unknown outcome, for a look-up to settle.
+   */
+  readonly paymentMethodData?: Readonly<Record<string, string>>;
 }
 
 export type AuthorizeOutput =
@@ -83,6 +94,8 @@ export interface CaptureInput {
   readonly idempotencyKey: string;
   readonly pspReference: string;
   readonly amountMinor: bigint;
+  /** ISO 4217, upper case: the authorization's currency. */
+  readonly currency: string;
 }
 
 export interface VoidInput {
@@ -96,6 +109,18 @@ export interface RefundInput {
   readonly idempotencyKey: string;
   readonly pspReference: string;
   readonly amountMinor: bigint;
+  /** ISO 4217, upper case: the charge's currency. */
+  readonly currency: string;
+}
+
+/**
+ * What a capture, void or refund call answers. `done` (or absent): the PSP performed it. `received`:
+ * the PSP has taken the request and tells its outcome later, by webhook or look-up (Adyen's
+ * modifications); Penny books nothing on it and waits.
+ */
+export interface FollowUpOutput {
+  readonly pspReference: string;
+  readonly outcome?: 'done' | 'received';
 }
 
 export interface PayoutInput {
@@ -140,6 +165,11 @@ export interface PspOperation {
   readonly disputeFeeMinor?: bigint | null;
   /** A failed payout's reason, one of Stripe's payout failure codes (`no_account`, `account_closed`, …). */
   readonly failureCode?: string | null;
+  /**
+   * An authorization the PSP's record calls `authorized` without saying whether it was also
+   * captured (Adyen's AUTHORISATION): it was captured if Penny's request asked for automatic capture.
+   */
+  readonly captureAsRequested?: boolean;
 }
 
 /** A verified PSP webhook, in Penny's terms. */
@@ -154,15 +184,20 @@ export interface Connector {
   readonly capabilities: ConnectorCapabilities;
   readonly priceList: PriceList;
   authorize(input: AuthorizeInput): Promise<AuthorizeOutput>;
-  capture(input: CaptureInput): Promise<{ pspReference: string }>;
-  void(input: VoidInput): Promise<{ pspReference: string }>;
-  refund(input: RefundInput): Promise<{ pspReference: string }>;
+  capture(input: CaptureInput): Promise<FollowUpOutput>;
+  void(input: VoidInput): Promise<FollowUpOutput>;
+  refund(input: RefundInput): Promise<FollowUpOutput>;
   payout(input: PayoutInput): Promise<{ pspReference: string }>;
   /** The operations the PSP performed for Penny's reference: how an unknown outcome is resolved. */
   lookup(input: { reference: string }): Promise<PspOperation[]>;
   /** Verifies the signature on the raw bytes, then parses; throws ConnectorWebhookError. */
   parseWebhook(input: { rawBody: Buffer; headers: Readonly<Record<string, string | string[] | undefined>> }):
   ConnectorEvent;
+  /**
+   * A PSP whose webhook carries several events (Adyen's notification items): every one verified
+   * before any is returned; throws ConnectorWebhookError if one fails. Absent: one event per webhook.
+   */
+  parseWebhookEvents?(input: { rawBody: Buffer }): ConnectorEvent[];
   /** A settlement day's report, as the PSP publishes it (for the sandbox: Adyen's CSV). */
   fetchSettlementReport(input: { day: string; currency?: string }): Promise<string>;
 }
@@ -173,6 +208,14 @@ export class ConnectorRegistry {
 
   register(connector: Connector): void {
     if (this.connectors.has(connector.id)) throw new Error(`connector ${connector.id} registered twice`);
+    this.connectors.set(connector.id, connector);
+  }
+
+  /**
+   * Registers a connector, or replaces the one of its id: a PSP account whose credentials changed
+   * (its payments keep the id; their next call uses the new credentials).
+   */
+  replace(connector: Connector): void {
     this.connectors.set(connector.id, connector);
   }
 

@@ -20,13 +20,19 @@ export function declineAnswer(declineCode: string | null): { code: ErrorCode; de
   return { declineCode: code, ...(declines[code] ?? { code: 'card_declined', message: 'Your card was declined.' }) };
 }
 
-/** An authorization as the PSP recorded it, in the terms applyAuthorization takes. */
-export function authorizationFromRecord(operation: PspOperation): AuthorizeOutput {
+/**
+ * An authorization as the PSP recorded it, in the terms applyAuthorization takes. A record that
+ * says `authorized` with `captureAsRequested` (Adyen's AUTHORISATION) was captured when Penny's
+ * request asked for automatic capture (`captureRequested`).
+ */
+export function authorizationFromRecord(operation: PspOperation, context: { captureRequested?: boolean } = {}):
+AuthorizeOutput {
   const pspReference = operation.pspReference;
   switch (operation.outcome) {
     case 'authorized':
     case 'captured':
-      return { outcome: operation.outcome, pspReference,
+      return { outcome: operation.outcome === 'authorized' && operation.captureAsRequested === true
+        && context.captureRequested === true ? 'captured' : operation.outcome, pspReference,
         availableImmediately: operation.availableImmediately === true };
     case 'pending':
       return { outcome: operation.outcome, pspReference };

@@ -20,6 +20,8 @@ export interface ResilientHttpOptions {
   /** Consecutive unknown outcomes that open the circuit, and how long it stays open. */
   readonly breakerFailuresMax: number;
   readonly breakerOpenMs: number;
+  /** Headers sent on every call (a PSP's API key); never logged. */
+  readonly headers?: () => Readonly<Record<string, string>>;
 }
 
 /** A 429: nothing happened, but the PSP asks to try again later; retried, then refused. */
@@ -74,6 +76,7 @@ export class ResilientHttp {
         method,
         signal: AbortSignal.timeout(this.options.timeoutMs),
         headers: {
+          ...this.options.headers?.(),
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
           ...(options.idempotencyKey === undefined ? {} : { 'idempotency-key': options.idempotencyKey }),
         },
@@ -89,9 +92,13 @@ export class ResilientHttp {
     }
     const body = parseJson(text);
     if (response.status >= 400) {
-      const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ConnectorRefusedError(this.options.connector, response.status, error?.code ?? 'refused',
-        error?.message ?? `${this.options.connector} answered ${response.status}`);
+      // The sandbox's `{ error: { code, message } }`, or Adyen's `{ errorCode, message }`.
+      const wrapped = body as { error?: { code?: string; message?: string } } | undefined;
+      const flat = body as { errorCode?: unknown; message?: unknown } | undefined;
+      const code = wrapped?.error?.code ?? (typeof flat?.errorCode === 'string' ? flat.errorCode : undefined);
+      const message = wrapped?.error?.message ?? (typeof flat?.message === 'string' ? flat.message : undefined);
+      throw new ConnectorRefusedError(this.options.connector, response.status, code ?? 'refused',
+        message ?? `${this.options.connector} answered ${response.status}`);
     }
     if (body === undefined) throw new ConnectorUnknownOutcomeError(this.options.connector, 'its answer was not JSON');
     return body;

@@ -196,6 +196,24 @@ CREATE TABLE connected_accounts (
 CREATE INDEX connected_accounts_list ON public.connected_accounts USING btree (merchant_id, created_at DESC, id DESC) WHERE (deleted_at IS NULL);
 CREATE INDEX connected_accounts_payout_schedule ON public.connected_accounts USING btree (merchant_id, id) WHERE ((payout_interval <> 'manual'::text) AND (deleted_at IS NULL));
 
+CREATE TABLE connector_accounts (
+  connector text NOT NULL,
+  kind text NOT NULL,
+  merchant_account text NOT NULL,
+  endpoint text NOT NULL,
+  live_prefix text,
+  api_key_sealed text NOT NULL,
+  hmac_key_sealed text NOT NULL,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT connector_accounts_pkey PRIMARY KEY (connector),
+  CONSTRAINT connector_accounts_connector_check CHECK (connector = ((kind || ':'::text) || merchant_account)),
+  CONSTRAINT connector_accounts_endpoint_check CHECK (endpoint ~ '^https?://'::text AND length(endpoint) <= 500),
+  CONSTRAINT connector_accounts_kind_check CHECK (kind = 'adyen'::text),
+  CONSTRAINT connector_accounts_live_prefix_check CHECK (live_prefix IS NULL OR live_prefix ~ '^[A-Za-z0-9-]+$'::text AND length(live_prefix) <= 100),
+  CONSTRAINT connector_accounts_merchant_account_check CHECK (merchant_account ~ '^[A-Za-z0-9_.-]+$'::text AND length(merchant_account) <= 80)
+);
+
 CREATE TABLE connector_webhook_inbox (
   connector text NOT NULL,
   event_id text NOT NULL,
@@ -211,6 +229,7 @@ CREATE TABLE connector_webhook_inbox (
   CONSTRAINT connector_webhook_inbox_status_check CHECK (status = ANY (ARRAY['received'::text, 'parked'::text, 'processed'::text, 'ignored'::text]))
 );
 CREATE INDEX connector_webhook_inbox_due ON public.connector_webhook_inbox USING btree (next_process_at) WHERE (status = ANY (ARRAY['received'::text, 'parked'::text]));
+CREATE INDEX connector_webhook_inbox_reference ON public.connector_webhook_inbox USING btree (connector, ((payload ->> 'reference'::text)));
 
 CREATE TABLE disputes (
   merchant_id text NOT NULL,
@@ -448,6 +467,14 @@ CREATE TABLE merchant_api_keys (
   CONSTRAINT merchant_api_keys_prefix_check CHECK (prefix = ANY (ARRAY['sk_test_'::text, 'sk_live_'::text]))
 );
 
+CREATE TABLE merchant_connectors (
+  merchant_id text NOT NULL,
+  connector text NOT NULL,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT merchant_connectors_pkey PRIMARY KEY (merchant_id),
+  CONSTRAINT merchant_connectors_connector_check CHECK (connector = 'sandbox'::text OR connector ~ '^adyen:'::text)
+);
+
 CREATE TABLE merchant_ledger_accounts (
   merchant_id text NOT NULL,
   currency character(3) NOT NULL,
@@ -491,6 +518,15 @@ CREATE TABLE merchants (
   CONSTRAINT merchants_name_check CHECK (length(name) >= 1 AND length(name) <= 255)
 );
 CREATE INDEX merchants_list ON public.merchants USING btree (created_at DESC, id DESC);
+
+CREATE TABLE operator_connector (
+  singleton boolean DEFAULT true NOT NULL,
+  connector text NOT NULL,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT operator_connector_pkey PRIMARY KEY (singleton),
+  CONSTRAINT operator_connector_connector_check CHECK (connector = 'sandbox'::text OR connector ~ '^adyen:'::text),
+  CONSTRAINT operator_connector_singleton_check CHECK (singleton)
+);
 
 CREATE TABLE operator_ledger_accounts (
   currency character(3) NOT NULL,
@@ -1641,6 +1677,8 @@ ALTER TABLE ledger_entry_seals
   ADD CONSTRAINT ledger_entry_seals_entry_id_fkey FOREIGN KEY (entry_id) REFERENCES ledger_entries(id);
 ALTER TABLE merchant_api_keys
   ADD CONSTRAINT merchant_api_keys_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
+ALTER TABLE merchant_connectors
+  ADD CONSTRAINT merchant_connectors_merchant_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE merchant_payout_schedules
   ADD CONSTRAINT merchant_payout_schedules_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
 ALTER TABLE merchant_pricing

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { stringifyJson } from '../json.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { withEventRequest } from '../events/event-store.js';
 import type { Execution, IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
@@ -26,12 +28,24 @@ export async function idempotent(
       key,
       method: request.method,
       path: request.url.split('?')[0] ?? request.url,
-      params: (request.body ?? {}) as Record<string, unknown>,
+      params: storedParams(request.body),
       sealResponse: options.sealResponse ?? false,
       ...(options.finishBody === undefined ? {} : { finishBody: options.finishBody }),
     }, work));
   if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
   return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
+}
+
+/**
+ * The parameters an idempotency key keeps, to tell a retry from another request: the body, with a
+ * PSP's own payment method fields (`payment_method_data`, Adyen's encrypted card fields) replaced
+ * by their SHA-256, so they are never stored and a reuse of the key with other fields is still told.
+ */
+export function storedParams(body: unknown): Record<string, unknown> {
+  const params = (body ?? {}) as Record<string, unknown>;
+  if (typeof params !== 'object' || params.payment_method_data === undefined) return params;
+  const digest = createHash('sha256').update(stringifyJson(params.payment_method_data)).digest('hex');
+  return { ...params, payment_method_data: { sha256: digest } };
 }
 
 /**

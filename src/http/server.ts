@@ -11,6 +11,10 @@ import type { MerchantService } from '../merchants/merchant-service.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { registerConnectorWebhookRoutes } from './connector-webhook-routes.js';
+import { registerAdyenWebhookRoutes } from './adyen-webhook-routes.js';
+import { registerConnectorRoutingRoutes } from './connector-routing-routes.js';
+import type { ConnectorRouting } from '../merchants/connector-routing.js';
+import type { Queryable } from '../db/pool.js';
 import { registerClockRoutes } from './clock-routes.js';
 import { PaymentService } from '../payments/payment-service.js';
 import { errorBody, handleError, statusOf } from './http-errors.js';
@@ -74,6 +78,10 @@ export interface ServerDependencies {
   readonly merchantRequestsPerSecondMax?: number;
   /** PENNY_PUBLIC_URL (answers built for a request use the address the request reached instead). */
   readonly publicUrl?: () => string;
+  /** Merchants' connector routing (the operator's API); absent: every merchant on the sandbox. */
+  readonly routing?: ConnectorRouting;
+  /** Registers the connector of a PSP account merchants are routed to (Adyen's webhooks name it). */
+  readonly connectorAccounts?: { ensure(db: Queryable, connectorId: string): Promise<boolean> };
 }
 
 /** Builds the HTTP API. Routes are thin: parse, call a service, present. */
@@ -168,6 +176,12 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   const reports = new ReportRuns(dependencies.pool, { accounts, logger: dependencies.logger,
     publicUrl: dependencies.publicUrl ?? (() => 'http://127.0.0.1') });
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
+  const { connectorAccounts, routing } = dependencies;
+  registerAdyenWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors,
+    ensureConnector: (db, connectorId) => connectorAccounts?.ensure(db, connectorId) ?? Promise.resolve(false) });
+  if (routing !== undefined) {
+    registerConnectorRoutingRoutes(app, { routing, checkOperator: createOperatorCheck(dependencies.operatorKey) });
+  }
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
     { merchants: dependencies.merchants, accounts,

@@ -1,3 +1,4 @@
+import { PennyError } from '../errors.js';
 import type {
   CancelPaymentIntentCommand, CapturePaymentIntentCommand, ConnectCommand, ConfirmPaymentIntentCommand,
   CreatePaymentIntentCommand,
@@ -14,7 +15,7 @@ import { invalid, missing, readEnum, readObject, readString } from '../validatio
  * are never stored.
  */
 
-const createKeys = ['amount', 'currency', 'payment_method', 'confirm', 'capture_method', 'description', 'metadata',
+const createKeys = ['amount', 'currency', 'payment_method', 'payment_method_data', 'confirm', 'capture_method', 'description', 'metadata',
   'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand', 'return_url', 'transfer_data',
   'application_fee_amount', 'on_behalf_of', 'transfer_group'];
 
@@ -26,12 +27,15 @@ export function parseCreatePaymentIntent(body: unknown): CreatePaymentIntentComm
   const amount = validateStripeAmount(currency, object.amount, 'amount');
   readPaymentMethodTypes(object.payment_method_types);
   const returnUrl = readReturnUrl(object.return_url);
+  const paymentMethodData = readPaymentMethodData(object.payment_method_data);
   return {
     returnUrl,
     confirm: readStripeBoolean(object.confirm, 'confirm') ?? false,
     amount,
     currency,
-    paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined,
+    paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 })
+      || (paymentMethodData === undefined ? undefined : passThroughPaymentMethod),
+    paymentMethodData,
     captureMethod: readEnum(object.capture_method, 'capture_method', ['automatic', 'automatic_async', 'manual'])
       ?? 'automatic',
     description: readString(object.description, 'description', { lengthMax: 1000 }) || undefined,
@@ -93,6 +97,40 @@ export function parseCancelPaymentIntent(body: unknown): CancelPaymentIntentComm
   return { cancellationReason: reason ?? null };
 }
 
+/**
+ * The payment method Penny records for a payment whose method is the PSP's own fields
+ * (`payment_method_data[adyen][…]`): a label, never the fields themselves.
+ */
+export const passThroughPaymentMethod = 'pm_adyen_fields';
+
+/**
+ * `payment_method_data[adyen][…]`: Adyen's fields (the client-side-encrypted card fields from its
+ * Web Components or Drop-in, `storedPaymentMethodId`, `type`, `holderName`, …), strings passed to
+ * the connector untouched. Other kinds (`payment_method_data[card]`) are refused: card data never
+ * reaches Penny.
+ */
+function readPaymentMethodData(value: unknown): Readonly<Record<string, string>> | undefined {
+  if (value === undefined || value === '') return undefined;
+  const object = readObject(value, 'payment_method_data', ['adyen']);
+  if (object.adyen === undefined) return undefined;
+  const adyen = readObject(object.adyen, 'payment_method_data[adyen]', Object.keys(object.adyen as object));
+  const entries = Object.entries(adyen);
+  if (entries.length === 0 || entries.length > 20) {
+    throw new PennyError({ code: 'parameter_invalid', param: 'payment_method_data[adyen]',
+      message: 'payment_method_data[adyen] holds 1 to 20 of Adyen\'s payment method fields.' });
+  }
+  const fields: Record<string, string> = {};
+  for (const [key, field] of entries) {
+    const param = `payment_method_data[adyen][${key}]`;
+    if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(key) || typeof field !== 'string' || field.length > 20_000) {
+      throw new PennyError({ code: 'parameter_invalid', param,
+        message: `${param} must be a string of at most 20000 characters, named as Adyen names its fields.` });
+    }
+    fields[key] = field;
+  }
+  return fields;
+}
+
 function readPaymentMethodTypes(value: unknown): void {
   if (value === undefined) return;
   if (!Array.isArray(value) || value.some((item) => item !== 'card')) {
@@ -138,10 +176,14 @@ export function readStripeMetadata(value: unknown): Record<string, string> {
 }
 
 export function parseConfirmPaymentIntent(body: unknown): ConfirmPaymentIntentCommand {
-  const object = readObject(body ?? {}, '', ['payment_method', 'return_url', 'expand', 'payment_method_types']);
+  const object = readObject(body ?? {}, '', ['payment_method', 'payment_method_data', 'return_url', 'expand',
+    'payment_method_types']);
   readPaymentMethodTypes(object.payment_method_types);
+  const paymentMethodData = readPaymentMethodData(object.payment_method_data);
   return {
-    paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 }) || undefined,
+    paymentMethod: readString(object.payment_method, 'payment_method', { lengthMax: 255 })
+      || (paymentMethodData === undefined ? undefined : passThroughPaymentMethod),
+    paymentMethodData,
     returnUrl: readReturnUrl(object.return_url),
   };
 }

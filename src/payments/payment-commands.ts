@@ -19,6 +19,8 @@ export interface ConnectCommand {
 
 export interface CreatePaymentIntentCommand {
   readonly confirm: boolean;
+  /** As a confirmation's: the PSP's own payment method fields, never stored. */
+  readonly paymentMethodData?: Readonly<Record<string, string>> | undefined;
   readonly amount: bigint;
   readonly currency: string;
   readonly paymentMethod: string | undefined;
@@ -53,6 +55,12 @@ export interface UpdatePaymentIntentCommand {
 
 export interface ConfirmPaymentIntentCommand {
   readonly paymentMethod: string | undefined;
+  /**
+   * The PSP's own payment method fields (`payment_method_data[adyen][…]`: Adyen's client-side
+   * encrypted card fields or a stored payment method id), passed to the connector untouched, once,
+   * in memory: never stored, never logged, never in the idempotency key's stored parameters.
+   */
+  readonly paymentMethodData?: Readonly<Record<string, string>> | undefined;
   /** Where the customer returns after a 3-D Secure authentication; kept with the attempt. */
   readonly returnUrl: string | null;
 }

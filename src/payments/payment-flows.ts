@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type Connector, type ConnectorRegistry,
+  type FollowUpOutput,
 } from '../connectors/connector.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
@@ -42,8 +43,13 @@ import type { RecoverySubject } from './recovery-store.js';
  * checked before anything is recorded or sent.
  */
 export interface PaymentFlowOptions {
-  /** Where new payments are routed. */
+  /** Where new payments are routed, unless the merchant's own routing says otherwise (`routeOf`). */
   readonly connectorId: string;
+  /**
+   * The connector the merchant's new payments are routed to (registered by the time it answers),
+   * read in the confirming transaction; undefined: `connectorId`.
+   */
+  readonly routeOf?: (db: pg.PoolClient, merchantId: string) => Promise<string | undefined>;
   readonly authorizationExpiryDays: number;
   /** Penny's own base URL, as customers' browsers reach it: the 3-D Secure page is served there. */
   readonly publicUrl: () => string;
@@ -87,7 +93,9 @@ export class PaymentFlows {
   async confirm(execution: Execution, request: ConfirmRequest) {
     const resumed = readRecoveryPoint(execution);
     if (resumed.point === 'attempt_recorded') {
-      return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: resumed.attempt });
+      // A retry carries the PSP's fields again (its body is the first's): they were never stored.
+      return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: resumed.attempt,
+        paymentMethodData: request.paymentMethodData });
     }
     assertStarted(resumed);
     const recorded = await inTransaction(execution.client, async () => {
@@ -98,7 +106,7 @@ export class PaymentFlows {
       return this.recordAttempt(execution, intent, { ...request, connector: challenged?.connector });
     });
     return this.confirmRecorded(execution, { merchantId: request.merchantId, attemptId: recorded.attempt.id,
-      known: recorded });
+      known: recorded, paymentMethodData: request.paymentMethodData });
   }
 
   /**
@@ -128,7 +136,8 @@ export class PaymentFlows {
    * resumed request reads the attempt and the intent again; the first run passes what it wrote.
    */
   async confirmRecorded(execution: Execution, recorded: { merchantId: string; attemptId: string;
-    known?: { attempt: store.AttemptRow; intent: store.PaymentIntentRow } }) {
+    known?: { attempt: store.AttemptRow; intent: store.PaymentIntentRow };
+    paymentMethodData?: Readonly<Record<string, string>> | undefined }) {
     const attempt = recorded.known?.attempt
       ?? await store.selectAttempt(execution.client, recorded.merchantId, recorded.attemptId);
     if (attempt === undefined) throw new Error(`attempt ${recorded.attemptId} is missing`);
@@ -139,7 +148,8 @@ export class PaymentFlows {
     // concluding that the PSP never performed it) must not send it again: the answer is what the
     // attempt became. Found by penny simulate: the re-sent authorization charged a card Penny had
     // already declined.
-    const outcome = isOpenAttempt(attempt.status) ? await this.sendAuthorization(attempt, intent)
+    const outcome = isOpenAttempt(attempt.status)
+      ? await this.sendAuthorization(attempt, intent, recorded.paymentMethodData)
       : { outcome: 'unknown' as const, reason: 'the attempt was resolved before this request resumed' };
     const applied = await inTransaction(execution.client, async () => {
       const result = await this.applyAuthorization(execution.client, attempt, outcome);
@@ -156,10 +166,12 @@ export class PaymentFlows {
    * definite failure, answered as a processing error; a timeout, a connection error, a 5xx or an
    * open circuit is an unknown outcome, never a guess.
    */
-  async sendAuthorization(attempt: store.AttemptRow, intent: store.PaymentIntentRow): Promise<AuthorizationResult> {
+  async sendAuthorization(attempt: store.AttemptRow, intent: store.PaymentIntentRow,
+    paymentMethodData?: Readonly<Record<string, string>>): Promise<AuthorizationResult> {
     const connector = this.connectors.get(attempt.connector);
     try {
       return await connector.authorize({
+        ...(paymentMethodData === undefined ? {} : { paymentMethodData }),
         reference: attempt.id,
         idempotencyKey: attempt.pspIdempotencyKey,
         amountMinor: stripeAmountToMinor(intent.currency, intent.amount),
@@ -208,12 +220,14 @@ export class PaymentFlows {
       case 'requires_action':
         // The sandbox has no page of its own (its URL is a placeholder), so Penny serves its
         // test-mode authentication page (authentication-routes.ts): opening it completes the
-        // authentication and sends the customer to return_url. A real PSP's connector would
-        // give its own page here (outcome.redirectUrl).
+        // authentication and sends the customer to return_url. A PSP that serves its own page
+        // (Adyen's redirect, `pspAuthenticationPage`) gives it here.
         return moveIntent(client, intent, {
           status: 'requires_action',
           nextAction: { type: 'redirect_to_url', redirect_to_url: {
-            url: `${this.options.publicUrl()}/v1/payment_intents/${intent.id}/authenticate?attempt=${attempt.id}`,
+            url: this.connectors.get(attempt.connector).capabilities.pspAuthenticationPage === true
+              ? outcome.redirectUrl
+              : `${this.options.publicUrl()}/v1/payment_intents/${intent.id}/authenticate?attempt=${attempt.id}`,
             return_url: current.returnUrl,
           } },
         });
@@ -240,7 +254,8 @@ export class PaymentFlows {
         details: { payment_intent: presentPaymentIntent(intent) },
       });
     }
-    const connector = request.connector ?? this.options.connectorId;
+    const connector = request.connector ?? await this.options.routeOf?.(execution.client, intent.merchantId)
+      ?? this.options.connectorId;
     if (intent.captureMethod === 'manual') assertCapability(this.connectors.get(connector), 'manualCapture');
     const attempt = await store.insertAttempt(execution.client, {
       merchantId: intent.merchantId, id: newId('pa'), paymentIntentId: intent.id,
@@ -377,7 +392,7 @@ export class PaymentFlows {
       claimKey: capture.claimKey,
       call: (intent, charge, key) => this.connectors.get(charge.connector).capture({
         reference: charge.id, idempotencyKey: key, pspReference: charge.pspReference ?? '',
-        amountMinor: stripeAmountToMinor(intent.currency, capture.amount),
+        amountMinor: stripeAmountToMinor(intent.currency, capture.amount), currency: intent.currency.toUpperCase(),
       }),
       apply: () => this.applyCapture(client, capture),
     });
@@ -393,7 +408,7 @@ export class PaymentFlows {
   private async sendFinalization(client: pg.PoolClient, finalization: {
     subject: RecoverySubject & { kind: 'capture' | 'cancel' };
     claimKey: string | undefined;
-    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<unknown>;
+    call: (intent: store.PaymentIntentRow, charge: store.ChargeRow, idempotencyKey: string) => Promise<FollowUpOutput>;
     apply: () => Promise<store.PaymentIntentRow>;
   }): Promise<store.PaymentIntentRow> {
     const { subject, claimKey } = finalization;
@@ -408,19 +423,48 @@ export class PaymentFlows {
     }
     const charge = await mustCharge(client, intent);
     const idempotencyKey = finalizationKey(claim, charge.id, subject.kind);
-    await hastenOnUnknown(client, subject, () => followUp(() => finalization.call(intent, charge, idempotencyKey), {
-      release: () => this.giveBack(client, subject) }));
+    const answer = await hastenOnUnknown(client, subject, () => followUp(
+      () => finalization.call(intent, charge, idempotencyKey), { release: () => this.giveBack(client, subject) }));
+    if (answer !== 'refused' && answer.outcome === 'received') return this.awaitFinalization(client, subject);
     return inTransaction(client, finalization.apply);
+  }
+
+  /**
+   * The PSP took the capture or cancel and tells its outcome later (Adyen's `received`): nothing is
+   * booked; the intent shows processing, as for any outcome Penny does not know yet, until the
+   * PSP's report (a webhook, or recovery's look-up) applies it or gives the claim back.
+   */
+  private async awaitFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }):
+  Promise<store.PaymentIntentRow> {
+    return inTransaction(client, () => this.awaitFinalizationLocked(client, subject));
+  }
+
+  private async awaitFinalizationLocked(client: pg.PoolClient,
+    subject: RecoverySubject & { kind: 'capture' | 'cancel' }): Promise<store.PaymentIntentRow> {
+    const intent = await lockIntent(client, { merchantId: subject.merchantId, id: subject.subjectId });
+    if (intent.status !== 'requires_capture') return intent;
+    const claim = await store.selectFinalization(client, intent);
+    if (claim?.kind !== subject.kind) return intent;
+    return moveIntent(client, intent, { status: 'processing' });
+  }
+
+  /**
+   * The PSP reports that a capture or cancel it had taken failed (Adyen's CAPTURE_FAILED, or
+   * CAPTURE or CANCELLATION with success false): the claim is given back and the intent returns to
+   * requires_capture, to be captured, canceled or expire; nothing was booked.
+   */
+  async failFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }):
+  Promise<store.PaymentIntentRow> {
+    const key = { merchantId: subject.merchantId, id: subject.subjectId };
+    const intent = await lockIntent(client, key);
+    await store.deleteFinalization(client, key, subject.kind);
+    await resolveRecovery(client, subject);
+    return intent.status === 'processing' ? moveIntent(client, intent, { status: 'requires_capture' }) : intent;
   }
 
   /** The PSP never performed a claimed capture or cancel: the claim is given back to the intent. */
   async giveBack(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }): Promise<void> {
-    await inTransaction(client, async () => {
-      const key = { merchantId: subject.merchantId, id: subject.subjectId };
-      await lockIntent(client, key);
-      await store.deleteFinalization(client, key, subject.kind);
-      await resolveRecovery(client, subject);
-    });
+    await inTransaction(client, () => this.failFinalization(client, subject));
   }
 
   /** Applies a capture the PSP performed, once, under the intent's lock. */
@@ -492,8 +536,11 @@ export class PaymentFlows {
     const locked = await lockIntent(client, cancel);
     await resolveRecovery(client, cancelSubject(cancel));
     if (locked.status === 'canceled') return locked;
-    // Only an authorization is voided; anything else here is a contradiction, and fails loudly.
-    if (locked.status !== 'requires_capture') throw new Error(`a void applied to ${locked.id} in ${locked.status}`);
+    // Only an authorization is voided (processing: one whose void the PSP took); anything else here
+    // is a contradiction, and fails loudly.
+    if (locked.status !== 'requires_capture' && locked.status !== 'processing') {
+      throw new Error(`a void applied to ${locked.id} in ${locked.status}`);
+    }
     const charge = await mustCharge(client, locked);
     if (charge.authorizationEntryId !== null) {
       await this.paymentLedger.cancelAuthorization(client, charge.authorizationEntryId);
@@ -521,13 +568,23 @@ export class PaymentFlows {
       return { charge, idempotencyKey: finalizationKey(finalization, charge.id, 'cancel') };
     });
     if (claimed === undefined) return 'skipped';
+    let answer: FollowUpOutput;
     try {
-      await this.connectors.get(claimed.charge.connector).void({
+      answer = await this.connectors.get(claimed.charge.connector).void({
         reference: claimed.charge.id, idempotencyKey: claimed.idempotencyKey,
         pspReference: claimed.charge.pspReference ?? '',
       });
     } catch (error) {
       return this.expiryVoidFailed(client, key, error);
+    }
+    if (answer.outcome === 'received') {
+      // Taken, not done (Adyen's cancel): the intent waits in processing with its `automatic`
+      // claim for the PSP's CANCELLATION, or for recovery's look-up of it; nothing is booked yet.
+      await inTransaction(client, async () => {
+        await queueRecovery(client, { ...cancelSubject(key), connector: claimed.charge.connector });
+        await this.awaitFinalizationLocked(client, cancelSubject(key));
+      });
+      return 'expired';
     }
     await inTransaction(client, async () => {
       const locked = await lockIntent(client, key);
@@ -628,9 +685,14 @@ export class PaymentFlows {
     const done = await hastenOnUnknown(client, { merchantId: key.merchantId, kind: 'refund', subjectId: key.id },
       () => followUp(() => this.connectors.get(refund.connector).refund({
         reference: refund.id, idempotencyKey: `penny:${refund.id}`, pspReference: charge.pspReference ?? '',
-        amountMinor,
+        amountMinor, currency: refund.currency.toUpperCase(),
       }), 'refund'));
     if (done === 'refused') return inTransaction(client, () => failRefund(client, key));
+    if (done.outcome === 'received') {
+      // Taken, not done: the refund stays pending until the PSP reports it (webhook or look-up).
+      await store.markRefundReceived(client, key, done.pspReference);
+      return await store.selectRefund(client, key.merchantId, key.id) ?? refund;
+    }
     return inTransaction(client, () => this.applyRefund(client, { ...key, pspReference: done.pspReference }));
   }
 

@@ -6,7 +6,7 @@ import type { Queryable } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import { openCase } from './payment-cases.js';
 import type { PaymentDisputes } from './payment-disputes.js';
-import { isOpenAttempt, type PaymentFlows } from './payment-flows.js';
+import { failRefund, isOpenAttempt, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 
 /**
@@ -79,12 +79,13 @@ export class PaymentPspEvents {
     // event reports, so the usual echo of an applied outcome needs no lock.
     if (!isOpenAttempt(found.status)) return this.resolvedAlready(client, event, found);
     // The payment's row lock first, then the attempt as it is under that lock.
-    await store.selectPaymentIntent(client, { merchantId: found.merchantId, id: found.paymentIntentId },
-      { forUpdate: true });
+    const intent = await store.selectPaymentIntent(client,
+      { merchantId: found.merchantId, id: found.paymentIntentId }, { forUpdate: true });
     const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
     if (!isOpenAttempt(attempt.status)) return this.resolvedAlready(client, event, attempt);
     if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
-    await this.flows.applyAuthorization(client, attempt, authorizationFromRecord(operation));
+    await this.flows.applyAuthorization(client, attempt,
+      authorizationFromRecord(operation, { captureRequested: intent?.captureMethod !== 'manual' }));
     return { status: 'processed', note: `applied: ${operation.outcome}` };
   }
 
@@ -120,6 +121,10 @@ export class PaymentPspEvents {
     // Read again under the payment's lock: Penny's own capture may have just committed.
     const charge = await store.selectCharge(client, { merchantId: found.merchantId, id: found.id }) ?? found;
     const done = succeeded === 'captured' ? charge.captured : intent?.status === 'canceled';
+    if (!done && intent?.status === 'processing') {
+      const taken = await this.takenFinalization(client, event, { intent, succeeded });
+      if (taken !== undefined) return taken;
+    }
     if (operation.outcome !== succeeded) {
       if (!done) return parked(`the PSP reports ${operation.kind} ${operation.outcome}; Penny's request decides`);
       return this.contradiction(client, event,
@@ -128,12 +133,55 @@ export class PaymentPspEvents {
     return done ? { status: 'ignored', note: 'already applied' } : parked(`${succeeded} not applied by Penny yet`);
   }
 
+  /**
+   * A capture or cancel the PSP took and reports only now (Adyen's `received`, then CAPTURE,
+   * CAPTURE_FAILED or CANCELLATION): Penny's intent waits in processing with its claim. Success
+   * books it now, as Penny's own request would have; failure gives the claim back.
+   */
+  private async takenFinalization(client: pg.PoolClient, event: StoredPspEvent,
+    on: { intent: store.PaymentIntentRow; succeeded: 'captured' | 'voided' }): Promise<PspEventDecision | undefined> {
+    const { intent, succeeded } = on;
+    const kind = succeeded === 'captured' ? 'capture' : 'cancel';
+    const claim = await store.selectFinalization(client, intent);
+    if (claim?.kind !== kind) return undefined;
+    const key = { merchantId: intent.merchantId, id: intent.id };
+    if (event.operation.outcome !== succeeded) {
+      await this.flows.failFinalization(client, { merchantId: intent.merchantId, kind, subjectId: intent.id });
+      return { status: 'processed', note: `the PSP reports ${event.operation.kind} ${event.operation.outcome}: `
+        + 'the claim is given back' };
+    }
+    if (kind === 'capture') {
+      await this.flows.applyCapture(client, { ...key, amount: claim.amount ?? intent.amountCapturable });
+    } else {
+      await this.flows.applyCancel(client, { ...key, reason: claim.cancellationReason });
+    }
+    return { status: 'processed', note: `applied: ${succeeded}` };
+  }
+
   private async refund(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
     const { operation } = event;
-    const refund = await store.selectRefundById(client, operation.reference);
-    if (refund === undefined) return parked(`no refund ${operation.reference}`);
-    if (refund.connector !== event.connector) return otherConnector(refund, event);
-    if (refund.status === 'succeeded') return { status: 'ignored', note: 'already applied' };
+    const found = await store.selectRefundById(client, operation.reference);
+    if (found === undefined) return parked(`no refund ${operation.reference}`);
+    if (found.connector !== event.connector) return otherConnector(found, event);
+    let refund = found;
+    // Taken by the PSP (Adyen's `received`: its PSP reference is kept), reported only now. Under
+    // the charge's lock, as applyRefund and failRefund take it; then the refund as it is under it.
+    if (found.status === 'pending' && found.pspReference !== null) {
+      await store.selectCharge(client, { merchantId: found.merchantId, id: found.chargeId }, { forUpdate: true });
+      refund = await store.selectRefund(client, found.merchantId, found.id) ?? found;
+    }
+    if (refund.status === 'succeeded' && operation.outcome === 'refunded') {
+      return { status: 'ignored', note: 'already applied' };
+    }
+    if (refund.status === 'pending' && refund.pspReference !== null) {
+      if (operation.outcome === 'refunded') {
+        await this.flows.applyRefund(client, { merchantId: refund.merchantId, id: refund.id,
+          pspReference: refund.pspReference });
+        return { status: 'processed', note: 'applied: refunded' };
+      }
+      await failRefund(client, { merchantId: refund.merchantId, id: refund.id });
+      return { status: 'processed', note: `the PSP reports refund ${operation.outcome}: the refund failed` };
+    }
     if (refund.status === 'pending') return parked('the refund is not applied by Penny yet');
     return this.contradiction(client, event, { subject: refund, penny: refund.status, psp: operation.outcome });
   }

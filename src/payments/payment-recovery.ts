@@ -98,18 +98,27 @@ export class PaymentRecovery {
   private async runCancel(job: RecoveryJob): Promise<boolean> {
     const intent = await store.selectPaymentIntent(this.pool, { merchantId: job.merchantId, id: job.subjectId });
     const claim = intent === undefined ? undefined : await store.selectFinalization(this.pool, intent);
-    if (intent?.status !== 'requires_capture' || claim?.kind !== 'cancel' || intent.latestCharge === null) return true;
+    if (!awaitingFinalization(intent?.status) || claim?.kind !== 'cancel' || intent?.latestCharge == null) return true;
     const chargeId = intent.latestCharge;
     const key = { merchantId: job.merchantId, id: job.subjectId };
-    const voided = (await this.connectors.get(job.connector).lookup({ reference: chargeId }))
-      .find((operation) => operation.kind === 'void' && operation.outcome === 'voided');
+    const operations = (await this.connectors.get(job.connector).lookup({ reference: chargeId }))
+      .filter((operation) => operation.kind === 'void');
+    const voided = operations.find((operation) => operation.outcome === 'voided');
+    const failed = operations.find((operation) => operation.outcome === 'failed');
     return this.withClient(async (client) => {
       if (voided !== undefined) {
         await inTransaction(client, () =>
           this.flows.applyCancel(client, { ...key, reason: claim.cancellationReason }));
+      } else if (failed !== undefined) {
+        await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'cancel', subjectId: job.subjectId });
+      } else if (intent.status === 'processing') {
+        // Taken by the PSP (`received`), its outcome not reported yet: asked again later.
+        return false;
       } else if (this.withinRetention(job)) {
-        await this.flows.sendVoid(client, { ...key, reason: claim.cancellationReason,
+        const sent = await this.flows.sendVoid(client, { ...key, reason: claim.cancellationReason,
           claimKey: claim.pspIdempotencyKey ?? undefined });
+        // Taken by the PSP (`received`): its report is awaited, the job kept.
+        if (sent.status === 'processing') return false;
       } else {
         await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'cancel', subjectId: job.subjectId });
       }
@@ -125,18 +134,28 @@ export class PaymentRecovery {
     const intent = await store.selectPaymentIntent(this.pool, { merchantId: job.merchantId, id: job.subjectId });
     const claim = intent === undefined ? undefined : await store.selectFinalization(this.pool, intent);
     const amount = claim?.kind === 'capture' ? claim.amount : null;
-    if (intent?.status !== 'requires_capture' || amount === null || intent.latestCharge === null) return true;
+    if (!awaitingFinalization(intent?.status) || amount === null || intent?.latestCharge == null) return true;
     const chargeId = intent.latestCharge;
     const key = { merchantId: job.merchantId, id: job.subjectId };
-    const captured = (await this.connectors.get(job.connector).lookup({ reference: chargeId }))
-      .find((operation) => operation.kind === 'capture');
+    const operations = (await this.connectors.get(job.connector).lookup({ reference: chargeId }))
+      .filter((operation) => operation.kind === 'capture');
+    const captured = operations.find((operation) => operation.outcome === 'captured');
+    const failed = operations.find((operation) => operation.outcome === 'failed');
     return this.withClient(async (client) => {
       if (captured !== undefined) {
         // Under the intent's lock, in one transaction, as the request applies it.
         await inTransaction(client, () => this.flows.applyCapture(client, { ...key, amount }));
+      } else if (failed !== undefined) {
+        await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'capture', subjectId: job.subjectId });
+      } else if (intent.status === 'processing') {
+        // Taken by the PSP (`received`), its outcome not reported yet: asked again later.
+        return false;
       } else if (this.withinRetention(job)) {
         // The claim read above, and no other: its key, with its amount.
-        await this.flows.sendCapture(client, { ...key, amount, claimKey: claim?.pspIdempotencyKey ?? undefined });
+        const sent = await this.flows.sendCapture(client,
+          { ...key, amount, claimKey: claim?.pspIdempotencyKey ?? undefined });
+        // Taken by the PSP (`received`): its report is awaited, the job kept.
+        if (sent.status === 'processing') return false;
       } else {
         await this.flows.giveBack(client, { merchantId: job.merchantId, kind: 'capture', subjectId: job.subjectId });
       }
@@ -148,14 +167,23 @@ export class PaymentRecovery {
   private async runRefund(job: RecoveryJob): Promise<boolean> {
     const refund = await store.selectRefund(this.pool, job.merchantId, job.subjectId);
     if (refund?.status !== 'pending') return true;
-    const refunded = (await this.connectors.get(job.connector).lookup({ reference: refund.id }))
-      .find((operation) => operation.kind === 'refund');
+    const operations = (await this.connectors.get(job.connector).lookup({ reference: refund.id }))
+      .filter((operation) => operation.kind === 'refund');
+    const refunded = operations.find((operation) => operation.outcome === 'refunded');
+    const failed = operations.find((operation) => operation.outcome === 'failed');
     return this.withClient(async (client) => {
       if (refunded !== undefined) {
         await inTransaction(client, () => this.flows.applyRefund(client, { merchantId: job.merchantId, id: refund.id,
           pspReference: refunded.pspReference }));
+      } else if (failed !== undefined) {
+        await withTransaction(this.pool, (other) => failRefund(other, { merchantId: job.merchantId, id: refund.id }));
+      } else if (refund.pspReference !== null) {
+        // Taken by the PSP (`received`), its outcome not reported yet: asked again later.
+        return false;
       } else if (this.withinRetention(job)) {
-        await this.flows.sendRefund(client, { merchantId: job.merchantId, id: refund.id });
+        const sent = await this.flows.sendRefund(client, { merchantId: job.merchantId, id: refund.id });
+        // Taken by the PSP (`received`): its report is awaited, the job kept.
+        if (sent.status === 'pending') return false;
       } else {
         await withTransaction(this.pool, (other) => failRefund(other, { merchantId: job.merchantId, id: refund.id }));
       }
@@ -231,4 +259,9 @@ export class PaymentRecovery {
     raiseAlert(this.logger, 'payment_outcome_unresolved', { kind: job.kind, subject: job.subjectId, reason },
       'a PSP outcome could not be resolved; it needs manual review');
   }
+}
+
+/** A claimed capture or cancel not applied yet: still requires_capture, or processing (the PSP took it). */
+function awaitingFinalization(status: string | undefined): boolean {
+  return status === 'requires_capture' || status === 'processing';
 }

@@ -108,7 +108,8 @@ export class PaymentService {
     });
     if (created.attempt === undefined) return created.intent;
     return this.flows.confirmRecorded(confirmStep(execution, created.intent.id),
-      { merchantId, attemptId: created.attempt.attempt.id, known: created.attempt });
+      { merchantId, attemptId: created.attempt.attempt.id, known: created.attempt,
+        paymentMethodData: command.paymentMethodData });
   }
 
   /** Updates an intent while its status allows (before confirmation), under its row lock. */

@@ -32,7 +32,8 @@ export const transitions = {
     'succeeded', 'canceled'],
   requires_action: ['requires_payment_method', 'processing', 'requires_capture', 'succeeded', 'canceled'],
   processing: ['requires_payment_method', 'requires_action', 'requires_capture', 'succeeded', 'canceled'],
-  requires_capture: ['succeeded', 'canceled'],
+  // processing: the PSP took a capture or cancel and tells its outcome later (Adyen's `received`).
+  requires_capture: ['succeeded', 'canceled', 'processing'],
   succeeded: [],
   canceled: [],
 } as const satisfies Record<PaymentIntentStatus, readonly PaymentIntentStatus[]>;

@@ -541,6 +541,16 @@ Promise<{ all: bigint; reversing: bigint; feeRefunding: bigint }> {
   return { all: row?.all ?? 0n, reversing: row?.reversing ?? 0n, feeRefunding: row?.fee_refunding ?? 0n };
 }
 
+/**
+ * The PSP took the refund and tells its outcome later (Adyen's `received`): its PSP reference is
+ * kept on the pending refund, which is how its later report is told from a request in flight.
+ */
+export async function markRefundReceived(db: Queryable, refund: Pick<RefundRow, 'merchantId' | 'id'>,
+  pspReference: string): Promise<void> {
+  await db.query(named(`UPDATE refunds SET psp_reference = $3 WHERE merchant_id = $1 AND id = $2
+     AND status = 'pending'`), [refund.merchantId, refund.id, pspReference]);
+}
+
 export async function failRefund(db: Queryable, refund: RefundRow): Promise<RefundRow> {
   const result = await db.query(named(`UPDATE refunds SET status = 'failed' WHERE merchant_id = $1 AND id = $2
      RETURNING *`), [refund.merchantId, refund.id]);

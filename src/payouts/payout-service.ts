@@ -38,8 +38,11 @@ export interface PayoutServiceOptions {
   readonly ledger: LedgerService;
   readonly balances: BalanceService;
   readonly vault: BankAccountVault;
-  /** Where new payouts go: the connector the platform's payments are routed to. */
-  readonly connectorId: () => string;
+  /**
+   * Where the merchant's new payouts go: the connector its payments are routed to. One that
+   * declares no payouts (Adyen's Checkout) refuses the payout before anything is recorded.
+   */
+  readonly connectorId: (db: Queryable, merchantId: string) => string | Promise<string>;
   readonly logger: Logger;
 }
 
@@ -99,10 +102,10 @@ export class PayoutService {
   private async record(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand;
     automaticDay?: string }): Promise<PayoutRow> {
     const { owner, command } = request;
-    const connector = this.options.connectors.get(this.options.connectorId());
+    const connector = this.options.connectors.get(await this.options.connectorId(client, owner.merchantId));
     if (!connector.capabilities.payouts) {
       throw new PennyError({ code: 'connector_capability_unsupported', param: 'amount',
-        message: `The payment processor of this platform (${connector.id}) does not support payouts.`,
+        message: `The payment processor this merchant is routed to (${connector.id}) does not support payouts.`,
         details: { capability: 'payouts', connector: connector.id } });
     }
     const destination = await this.destinationOf(client, { owner, command });

@@ -64,3 +64,12 @@ export async function updateInboxEvent(client: pg.PoolClient, event: Pick<InboxR
      WHERE connector = $1 AND event_id = $2`),
   [event.connector, event.eventId, change.status, change.note, change.nextProcessAt, change.now]);
 }
+
+/** The stored operations a connector's verified events reported for Penny's reference, oldest first. */
+export async function selectInboxOperations(db: Queryable, key: { connector: string; reference: string }):
+Promise<unknown[]> {
+  const result = await db.query<{ payload: unknown }>(named(`SELECT payload FROM connector_webhook_inbox
+     WHERE connector = $1 AND payload->>'reference' = $2 ORDER BY received_at, event_id`),
+  [key.connector, key.reference]);
+  return result.rows.map((row) => row.payload);
+}

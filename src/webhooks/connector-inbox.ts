@@ -24,6 +24,21 @@ export async function receiveConnectorEvent(db: Queryable, connector: string, ev
   return { duplicate: !stored };
 }
 
+/**
+ * What a connector's verified webhooks reported for Penny's reference, the latest state of each
+ * operation: the look-up of a PSP that has no look-up API of its own (Adyen's Checkout), whose
+ * connector is given this as its notification log by the composition root.
+ */
+export async function reportedOperations(db: Queryable, connector: string, reference: string):
+Promise<PspOperation[]> {
+  const latest = new Map<string, PspOperation>();
+  for (const payload of await store.selectInboxOperations(db, { connector, reference })) {
+    const operation = toOperation(payload);
+    latest.set(`${operation.kind}:${operation.pspReference}`, operation);
+  }
+  return [...latest.values()];
+}
+
 export class ConnectorInbox {
   constructor(
     private readonly pool: pg.Pool,
@@ -114,5 +129,6 @@ function toOperation(payload: any): PspOperation {
     ...(payload.failureCode === undefined ? {} : { failureCode: payload.failureCode }),
     ...(payload.parentPspReference === undefined ? {} : { parentPspReference: payload.parentPspReference }),
     ...(payload.availableImmediately === undefined ? {} : { availableImmediately: payload.availableImmediately }),
+    ...(payload.captureAsRequested === undefined ? {} : { captureAsRequested: payload.captureAsRequested }),
   };
 }

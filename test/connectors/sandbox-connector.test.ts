@@ -35,12 +35,19 @@ connectorContract('sandbox', {
   async clearFaults() {
     sandbox.resetFaults();
   },
-  signWebhook: (body, options = {}) => ({
-    [sandboxSignatureHeader]: signPayload(body, options.secret ?? sandboxWebhookSecret,
-      options.timestampSeconds ?? Math.floor(Date.now() / 1000)),
-  }),
-  signatureHeader: sandboxSignatureHeader,
-  rotatedSecret,
+  capabilities: { payouts: true, settlementReports: true },
+  async propagate() {
+    // The sandbox's look-up asks the sandbox itself.
+  },
+  followUpsReceived: false,
+  webhooks: {
+    signWebhook: (body, options = {}) => ({
+      [sandboxSignatureHeader]: signPayload(body, options.secret ?? sandboxWebhookSecret,
+        options.timestampSeconds ?? Math.floor(Date.now() / 1000)),
+    }),
+    signatureHeader: sandboxSignatureHeader,
+    rotatedSecret,
+  },
   async runDueChanges() {
     const sender = sandbox.sender(undefined);
     // Each step of a payout is payout_step_ms (1 s) after the last.

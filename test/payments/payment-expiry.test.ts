@@ -81,7 +81,7 @@ describe('authorization expiry', () => {
     const attempt = await penny.pool.query<{ psp_reference: string }>(
       'SELECT psp_reference FROM payment_attempts WHERE payment_intent_id = $1', [stuck.id]);
     await penny.sandbox.connector.capture({ reference: charge.id, idempotencyKey: `outside:${charge.id}`,
-      pspReference: attempt.rows[0]?.psp_reference ?? '', amountMinor: 5360n });
+      pspReference: attempt.rows[0]?.psp_reference ?? '', amountMinor: 5360n, currency: 'USD' });
     const other = await heldAuthorization(5370);
     advanceClock(8 * 86_400_000);
     await expiry.expireDue();

@@ -283,7 +283,7 @@ describe('follow-ups', () => {
     // Refunded in full at the PSP behind Penny's back: the PSP refuses Penny's refund.
     const [authorization] = await pspOperations((await attemptOf(intent.id)).id);
     await penny.sandbox.connector.refund({ reference: 're_outside', idempotencyKey: `outside:${intent.id}`,
-      pspReference: authorization?.pspReference ?? '', amountMinor: 3200n });
+      pspReference: authorization?.pspReference ?? '', amountMinor: 3200n, currency: 'USD' });
     const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 1000 });
     expect(refund.status).toBe('failed');
     expect((await stripe.charges.retrieve(intent.latest_charge as string)).amount_refunded).toBe(0);

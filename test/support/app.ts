@@ -20,6 +20,8 @@ import { MerchantService } from '../../src/merchants/merchant-service.js';
 import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
 import { sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
 import { createLogger } from '../../src/logger.js';
+import { connectorAccounts } from '../../src/app.js';
+import { ConnectorRouting } from '../../src/merchants/connector-routing.js';
 import { SecretBox } from '../../src/security/secret-box.js';
 import { WebhookEndpoints } from '../../src/webhooks/webhook-endpoints.js';
 import { startTestSandboxPsp, type TestSandboxPsp } from './sandbox-psp.js';
@@ -41,6 +43,8 @@ export interface TestLedger extends TestDatabase {
   readonly disputes: PaymentDisputes;
   readonly merchants: MerchantService;
   readonly app: FastifyInstance;
+  /** Merchants' connector routing, when `routing` was asked for. */
+  readonly routing: ConnectorRouting | undefined;
   /** Calls the operator API in-process (no socket), authenticated with the operator key. */
   request(options: { method: string; url: string; body?: unknown; headers?: Record<string, string> }): Promise<{
     status: number;
@@ -59,6 +63,12 @@ export interface TestLedgerOptions {
   route?: () => string;
   /** When captured funds become available (default: at settlement). */
   availability?: AvailabilityMode;
+  /**
+   * Merchants' own routing (`penny merchants connector`), as the composition root wires it: the
+   * merchant's route decides where its new payments go, and the Adyen connectors are built from the
+   * sealed accounts (timeouts short for tests).
+   */
+  routing?: { adyenTimeoutMs?: number };
 }
 
 export async function createTestLedger(options: TestLedgerOptions = {}): Promise<TestLedger> {
@@ -77,8 +87,13 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
   const paymentLedger = new PaymentLedger(ledger, balances, new DestinationChargeSplits({ ledger, balances,
     accounts: new ConnectedAccounts(database.pool, new BankAccountVault(testPepper)) }));
   const disputes = new PaymentDisputes(database.pool, paymentLedger);
+  const routing = options.routing === undefined ? undefined : new ConnectorRouting(database.pool, testPepper);
+  const accounts = routing === undefined ? undefined : connectorAccounts(connectors, routing, { pool: database.pool,
+    publicUrl: () => 'http://127.0.0.1', adyen: { timeoutMs: options.routing?.adyenTimeoutMs ?? 300,
+      retryCountMax: 2, retryDelayInitialMs: 5, retryDelayMaxMs: 20 } });
   const flows = new PaymentFlows(connectors, paymentLedger, {
     get connectorId() { return route(); },
+    ...(accounts === undefined ? {} : { routeOf: accounts.routeOf }),
     authorizationExpiryDays: 7,
     publicUrl: () => {
       const address = server.app?.server.address();
@@ -87,7 +102,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
   });
   const logger = createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
   const payouts = new PayoutService(database.pool, { connectors, ledger, balances,
-    vault: new BankAccountVault(testPepper), connectorId: route, logger });
+    vault: new BankAccountVault(testPepper), connectorId: accounts?.routeOf ?? route, logger });
   const app = buildServer({
     payouts,
     pool: database.pool,
@@ -103,6 +118,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     secretKey: testPepper,
     webhookEndpoints,
     merchantRequestsPerSecondMax: options.merchantRequestsPerSecondMax ?? 0,
+    ...(routing === undefined || accounts === undefined ? {} : { routing, connectorAccounts: accounts }),
   });
   server.app = app;
   await app.ready();
@@ -124,6 +140,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     payouts,
     disputes,
     app,
+    routing,
     async request({ method, url, body, headers }) {
       const injectOptions: InjectOptions = {
         method: method as InjectOptions['method'],

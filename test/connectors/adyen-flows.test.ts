@@ -1,0 +1,388 @@
+import { readFileSync } from 'node:fs';
+import type Stripe from 'stripe';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { advanceClock, configureClock } from '../../src/clock.js';
+import { limits } from '../../src/config.js';
+import { notificationItems, type NotificationItem } from '../../src/connectors/adyen/adyen-translate.js';
+import { adyenVectorKey, startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
+
+/**
+ * A merchant routed to Adyen, end to end through the official stripe SDK: Penny speaks to a local
+ * stub of Checkout v71 (every request checked against Adyen's schemas) and takes Adyen's signed
+ * notifications at /v1/connectors/adyen/webhooks. Captures and refunds answer `received`; Penny
+ * books them only when Adyen's notification (or recovery's look-up of it) says they happened.
+ */
+let penny: ServedLedger;
+let stub: AdyenStub;
+let stripe: Stripe;
+let merchantId: string;
+
+beforeAll(async () => {
+  configureClock('controlled');
+  stub = await startAdyenStub({ timeoutMs: 300 });
+  penny = await serveTestLedger({ routing: { adyenTimeoutMs: 300 } });
+  const created = await penny.merchants.createMerchant('Adyen Shop');
+  merchantId = created.merchant.id;
+  stripe = penny.stripeFor(created.secretKey);
+  const routed = await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+    connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+    endpoint: stub.url } });
+  expect(routed.status).toBe(200);
+});
+
+beforeEach(() => {
+  stub.clearFaults();
+});
+
+/** Posts Adyen's notification bodies to Penny's route, as Adyen does; the answers. */
+async function post(bodies: readonly string[]): Promise<{ status: number; text: string }[]> {
+  const answers = [];
+  for (const body of bodies) {
+    const response = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/adyen/webhooks`, { method: 'POST',
+      headers: { 'content-type': 'application/json' }, body });
+    answers.push({ status: response.status, text: await response.text() });
+  }
+  return answers;
+}
+
+/** Adyen's pending notifications delivered, and Penny's inbox worked through. */
+async function deliver(bodies = stub.takeNotifications()): Promise<void> {
+  for (const answer of await post(bodies)) expect(answer).toEqual({ status: 200, text: '[accepted]' });
+  for (let round = 0; round < 10 && await penny.inbox.processDue() > 0; round += 1);
+}
+
+async function inboxCount(): Promise<number> {
+  const result = await penny.pool.query<{ count: string }>('SELECT count(*) FROM connector_webhook_inbox');
+  return Number(result.rows[0]?.count);
+}
+
+async function attemptOf(intentId: string) {
+  const result = await penny.pool.query<{ id: string; connector: string }>(
+    'SELECT id, connector FROM payment_attempts WHERE payment_intent_id = $1 ORDER BY created_at DESC', [intentId]);
+  const [attempt] = result.rows;
+  if (attempt === undefined) throw new Error(`no attempt for ${intentId}`);
+  return attempt;
+}
+
+describe('routing a merchant to Adyen', () => {
+  it('answers the route without its keys and keeps them sealed', async () => {
+    const shown = await penny.request({ method: 'GET', url: `/v1/merchants/${merchantId}/connector` });
+    expect(shown.body).toMatchObject({ connector: `adyen:${stub.merchantAccount}`, live: false, endpoint: stub.url });
+    expect(JSON.stringify(shown.body)).not.toContain(stub.apiKey);
+    const row = await penny.pool.query<{ api_key_sealed: string; hmac_key_sealed: string }>(
+      'SELECT api_key_sealed, hmac_key_sealed FROM connector_accounts');
+    expect(JSON.stringify(row.rows)).not.toContain(stub.apiKey);
+    expect(JSON.stringify(row.rows).toLowerCase()).not.toContain(stub.hmacKeyHex.toLowerCase());
+  });
+
+  it('charges through Adyen with automatic capture, as the SDK example does with the sandbox', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('succeeded');
+    const attempt = await attemptOf(intent.id);
+    expect(attempt.connector).toBe(`adyen:${stub.merchantAccount}`);
+    expect(stub.requests.at(-1)).toMatchObject({ path: '/payments', valid: true,
+      body: { reference: attempt.id, captureDelayHours: 0, amount: { currency: 'EUR', value: 1000 } } });
+    await deliver();
+  });
+
+  it('declines with Stripe\'s decline code from Adyen\'s refusal reason', async () => {
+    const declined = await stripe.paymentIntents.create({ amount: 1000, currency: 'eur',
+      payment_method: 'pm_card_chargeDeclinedInsufficientFunds', confirm: true }).catch((error: unknown) => error);
+    expect(declined).toMatchObject({ type: 'StripeCardError', code: 'card_declined', decline_code: 'insufficient_funds' });
+    await deliver();
+  });
+
+  it('passes payment_method_data[adyen] to Adyen untouched and stores none of it', async () => {
+    const fields = { encryptedCardNumber: 'adyenjs_0_1_25$Qm9ndXNDaXBoZXJ0ZXh0', encryptedExpiryMonth: 'adyenjs_0_1_25$bW0',
+      encryptedExpiryYear: 'adyenjs_0_1_25$eXk', encryptedSecurityCode: 'adyenjs_0_1_25$Y3Zj' };
+    const intent = await stripe.paymentIntents.create({ amount: 1500, currency: 'eur', confirm: true,
+      payment_method_data: { adyen: fields } as unknown as Stripe.PaymentIntentCreateParams.PaymentMethodData },
+    { idempotencyKey: `adyen-fields-${Date.now()}` });
+    expect(intent.status).toBe('succeeded');
+    expect(stub.requests.at(-1)?.body).toMatchObject({ paymentMethod: { type: 'scheme', ...fields } });
+    const dump = await penny.pool.query<{ text: string }>(`SELECT concat_ws(' ',
+      (SELECT string_agg(request_params::text, ' ') FROM idempotency_keys),
+      (SELECT string_agg(row_to_json(a)::text, ' ') FROM payment_attempts a),
+      (SELECT string_agg(row_to_json(c)::text, ' ') FROM charges c),
+      (SELECT string_agg(row_to_json(e)::text, ' ') FROM events e)) AS text`);
+    expect(dump.rows[0]?.text).toContain(intent.id);
+    for (const value of Object.values(fields)) expect(dump.rows[0]?.text).not.toContain(value);
+    await deliver();
+  });
+
+  it('sends the customer to Adyen\'s own redirect when Adyen asks for 3-D Secure', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'eur', confirm: true,
+      payment_method: 'pm_card_threeDSecure2Required', return_url: 'https://shop.example/done' });
+    expect(intent.status).toBe('requires_action');
+    expect(intent.next_action?.redirect_to_url).toMatchObject({ return_url: 'https://shop.example/done',
+      url: expect.stringMatching(/^https:\/\/test\.adyen\.com\/hpp\//) });
+  });
+
+  it('refuses a payout: Adyen\'s Checkout API makes none', async () => {
+    const refused = await stripe.payouts.create({ amount: 500, currency: 'eur' }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'connector_capability_unsupported' });
+    expect((refused as Error).message).toContain('adyen:');
+  });
+});
+
+describe('captures and refunds that Adyen answers received', () => {
+  it('authorizes, captures (received, then CAPTURE), and refunds part (received, then REFUND)', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 5000, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    expect(held.status).toBe('requires_capture');
+    await deliver();
+    const capturing = await stripe.paymentIntents.capture(held.id, { amount_to_capture: 4000 });
+    // Taken, not done: nothing is booked on `received`.
+    expect(capturing.status).toBe('processing');
+    expect((await stripe.charges.retrieve(String(capturing.latest_charge))).captured).toBe(false);
+    await deliver();
+    const captured = await stripe.paymentIntents.retrieve(held.id);
+    expect(captured).toMatchObject({ status: 'succeeded', amount_received: 4000 });
+    const refund = await stripe.refunds.create({ payment_intent: held.id, amount: 1500 });
+    expect(refund.status).toBe('pending');
+    await deliver();
+    expect(await stripe.refunds.retrieve(refund.id)).toMatchObject({ status: 'succeeded', amount: 1500 });
+    expect(await stripe.charges.retrieve(String(captured.latest_charge))).toMatchObject({ amount_captured: 4000,
+      amount_refunded: 1500, captured: true });
+  });
+
+  it('gives the capture back on CAPTURE_FAILED: requires_capture again, nothing booked, and it captures later',
+    async () => {
+      const held = await stripe.paymentIntents.create({ amount: 3000, currency: 'eur', payment_method: 'pm_card_visa',
+        capture_method: 'manual', confirm: true });
+      await deliver();
+      stub.failNextCapture();
+      expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+      await deliver();
+      const failed = await stripe.paymentIntents.retrieve(held.id);
+      expect(failed).toMatchObject({ status: 'requires_capture', amount_received: 0, amount_capturable: 3000 });
+      expect((await stripe.charges.retrieve(String(failed.latest_charge))).captured).toBe(false);
+      await stripe.paymentIntents.capture(held.id);
+      await deliver();
+      expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('succeeded');
+    });
+
+  it('fails a refund Adyen reports failed, giving its amount back to the charge', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 2000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 500 });
+    const [body] = stub.takeNotifications();
+    const item = notificationItems(JSON.parse(body ?? '{}'))?.[0] as NotificationItem;
+    await deliver([stub.sign([{ ...item, eventCode: 'REFUND_FAILED', additionalData: {} }])]);
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('failed');
+    expect((await stripe.charges.retrieve(String(paid.latest_charge))).amount_refunded).toBe(0);
+  });
+
+  it('opens a case, changing nothing, when REFUND_FAILED follows a refund Adyen reported done', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 2100, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 700 });
+    const [body] = stub.takeNotifications();
+    const item = notificationItems(JSON.parse(body ?? '{}'))?.[0] as NotificationItem;
+    await deliver([body ?? '']);
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+    await deliver([stub.sign([{ ...item, eventCode: 'REFUND_FAILED', additionalData: {} }])]);
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+    const cases = await penny.pool.query<{ kind: string }>(
+      'SELECT kind FROM payment_cases WHERE payment_intent_id = $1', [paid.id]);
+    expect(cases.rows).toEqual([{ kind: 'contradicting_event' }]);
+  });
+
+  it('resolves a capture by recovery\'s look-up of the notification when the client never hears back', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2500, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    stub.injectFaults([['capture', 'timeout_after'], ['capture', 'timeout_after'], ['capture', 'timeout_after']]);
+    const lost = await stripe.paymentIntents.capture(held.id).catch((error: unknown) => error);
+    expect(lost).toMatchObject({ code: 'psp_outcome_unknown' });
+    // Adyen took it once (same Idempotency-Key on every try) and says so by CAPTURE.
+    const captures = stub.requests.filter((request) => request.path.endsWith('/captures'));
+    expect(new Set(captures.slice(-3).map((request) => JSON.stringify(request.body))).size).toBe(1);
+    await post(stub.takeNotifications());
+    advanceClock(limits.recoveryGraceMs + 1000);
+    await penny.recovery.runDue();
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('succeeded');
+  });
+});
+
+describe('an authorization that expires', () => {
+  it('waits in processing for Adyen\'s CANCELLATION, then is canceled automatic with its hold voided', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 1300, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    const client = await penny.pool.connect();
+    try {
+      expect(await penny.flows.expireAuthorization(client, { merchantId, id: held.id })).toBe('expired');
+    } finally {
+      client.release();
+    }
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+    await deliver();
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'canceled',
+      cancellation_reason: 'automatic', amount_capturable: 0 });
+  });
+});
+
+describe('chargebacks', () => {
+  it('opens a dispute on CHARGEBACK and decides it won on CHARGEBACK_REVERSED', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 4000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const charge = String(paid.latest_charge);
+    const attempt = await attemptOf(paid.id);
+    const payment = [...stub.payments.values()].find((held) => held.reference === attempt.id);
+    if (payment === undefined) throw new Error('Adyen holds no such payment');
+    stub.chargeback(payment.pspReference, 2500, 'Fraud');
+    await deliver();
+    const [dispute] = (await stripe.disputes.list({ charge })).data;
+    expect(dispute).toMatchObject({ status: 'needs_response', amount: 2500, reason: 'fraudulent', currency: 'eur' });
+    stub.decideChargeback(payment.pspReference, 'won');
+    await deliver();
+    expect((await stripe.disputes.retrieve(dispute?.id ?? '')).status).toBe('won');
+  });
+});
+
+describe('an unknown authorization outcome', () => {
+  it('is resolved without a second payment when Adyen processed it and every reply was lost', async () => {
+    stub.injectFaults([['authorize', 'timeout_after'], ['authorize', 'timeout_after'], ['authorize', 'timeout_after']]);
+    const intent = await stripe.paymentIntents.create({ amount: 1200, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('processing');
+    const attempt = await attemptOf(intent.id);
+    const late = stub.takeNotifications();
+    advanceClock(limits.recoveryGraceMs + 1000);
+    await penny.recovery.runDue();
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    expect([...stub.payments.values()].filter((payment) => payment.reference === attempt.id)).toHaveLength(1);
+    // Adyen's AUTHORISATION, arriving late, changes nothing.
+    await deliver(late);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+  });
+});
+
+describe('notifications delivered twice and out of order', () => {
+  it('stores a repeated notification once, and applies a capture reported before its authorisation', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    const [authorisation] = stub.takeNotifications();
+    await stripe.paymentIntents.capture(held.id);
+    const [capture] = stub.takeNotifications();
+    if (authorisation === undefined || capture === undefined) throw new Error('the stub sent no notification');
+    const before = await inboxCount();
+    await deliver([capture, capture, authorisation, capture]);
+    expect(await inboxCount()).toBe(before + 2);
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 1800 });
+    const noted = await penny.pool.query<{ event_id: string; status: string }>(
+      'SELECT event_id, status FROM connector_webhook_inbox WHERE payload->>\'reference\' = $1',
+      [(await attemptOf(held.id)).id]);
+    expect(noted.rows).toEqual([expect.objectContaining({ status: 'ignored' })]);
+  });
+});
+
+describe('Adyen\'s webhook route', () => {
+  const examples = Object.values((JSON.parse(readFileSync(new URL('../fixtures/adyen/openapi/Webhooks-v1.json',
+    import.meta.url), 'utf8')) as { components: { examples: Record<string, { value: unknown }> } }).components.examples);
+
+  beforeAll(async () => {
+    // The examples name YOUR_MERCHANT_ACCOUNT: a merchant routed to it, with the README's vector key.
+    const other = await penny.merchants.createMerchant('Example Shop');
+    await penny.request({ method: 'POST', url: `/v1/merchants/${other.merchant.id}/connector`, body: {
+      connector: 'adyen', merchant_account: 'YOUR_MERCHANT_ACCOUNT', api_key: 'AQE_example_key_0123456789',
+      hmac_key: adyenVectorKey, endpoint: stub.url } });
+  });
+
+  const signedExamples = () => examples.flatMap((example) => {
+    const items = notificationItems(example.value);
+    return items === undefined ? [] : [stub.sign(items, adyenVectorKey)];
+  });
+
+  it('accepts every one of Webhooks-v1.json\'s standard example notifications signed with the vector key', async () => {
+    const bodies = signedExamples();
+    expect(bodies).toHaveLength(39);
+    for (const answer of await post(bodies)) expect(answer).toEqual({ status: 200, text: '[accepted]' });
+  });
+
+  it('refuses, storing nothing, any example with one character changed in a signed field', async () => {
+    const before = await inboxCount();
+    for (const body of signedExamples()) {
+      const parsed = JSON.parse(body) as { notificationItems: { NotificationRequestItem: Record<string, unknown> }[] };
+      const item = parsed.notificationItems[0]?.NotificationRequestItem ?? {};
+      item.pspReference = `${String(item.pspReference).slice(0, -1)}Z`;
+      const [answer] = await post([JSON.stringify(parsed)]);
+      expect(answer?.status).toBe(401);
+      expect(answer?.text).not.toBe('[accepted]');
+    }
+    expect(await inboxCount()).toBe(before);
+  });
+
+  it('refuses the whole notification when one of its items fails, storing none of them', async () => {
+    const item = { pspReference: 'PSPMIX1', merchantAccountCode: stub.merchantAccount, merchantReference: 'ch_mix',
+      amount: { value: 100, currency: 'EUR' }, eventCode: 'CAPTURE', success: 'true' };
+    const good = JSON.parse(stub.sign([item, { ...item, pspReference: 'PSPMIX2' }])) as
+      { notificationItems: { NotificationRequestItem: { additionalData: Record<string, string> } }[] };
+    const second = good.notificationItems[1]?.NotificationRequestItem;
+    if (second !== undefined) second.additionalData.hmacSignature = `A${second.additionalData.hmacSignature?.slice(1)}`;
+    const before = await inboxCount();
+    expect((await post([JSON.stringify(good)]))[0]?.status).toBe(401);
+    expect(await inboxCount()).toBe(before);
+  });
+
+  it('refuses a body that is not a standard notification, and an account no merchant is routed to', async () => {
+    const nonStandard = examples.filter((example) => notificationItems(example.value) === undefined);
+    expect(nonStandard).toHaveLength(3);
+    for (const example of nonStandard) expect((await post([JSON.stringify(example.value)]))[0]?.status).toBe(401);
+    const stranger = stub.sign([{ pspReference: 'P', merchantAccountCode: 'NobodysAccount', eventCode: 'CAPTURE',
+      success: 'true' }]);
+    expect((await post([stranger]))[0]?.status).toBe(401);
+  });
+});
+
+describe('the operator\'s default', () => {
+  it('routes a merchant with no route of its own, until the merchant has one', async () => {
+    const other = await penny.merchants.createMerchant('Default Shop');
+    const otherStripe = penny.stripeFor(other.secretKey);
+    await penny.request({ method: 'POST', url: '/v1/merchants/default/connector', body: { connector: 'adyen',
+      merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex, endpoint: stub.url } });
+    try {
+      const routed = await otherStripe.paymentIntents.create({ amount: 900, currency: 'eur',
+        payment_method: 'pm_card_visa', confirm: true });
+      expect((await attemptOf(routed.id)).connector).toBe(`adyen:${stub.merchantAccount}`);
+      await deliver();
+      await penny.request({ method: 'POST', url: `/v1/merchants/${other.merchant.id}/connector`,
+        body: { connector: 'sandbox' } });
+      const own = await otherStripe.paymentIntents.create({ amount: 900, currency: 'eur',
+        payment_method: 'pm_card_visa', confirm: true });
+      expect((await attemptOf(own.id)).connector).toBe('sandbox');
+    } finally {
+      await penny.request({ method: 'POST', url: '/v1/merchants/default/connector', body: { connector: 'sandbox' } });
+    }
+  });
+});
+
+describe('a payment keeps its connector when its merchant is routed elsewhere', () => {
+  it('captures at Adyen a payment authorized there after the merchant went back to the sandbox', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2200, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: { connector: 'sandbox' } });
+    try {
+      const before = stub.requests.length;
+      expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+      expect(stub.requests.slice(before).map((request) => request.path))
+        .toEqual([expect.stringMatching(/\/captures$/)]);
+      await deliver();
+      expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('succeeded');
+      const fresh = await stripe.paymentIntents.create({ amount: 700, currency: 'eur', payment_method: 'pm_card_visa',
+        confirm: true });
+      expect((await attemptOf(fresh.id)).connector).toBe('sandbox');
+    } finally {
+      await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+        connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+        endpoint: stub.url } });
+    }
+  });
+});
