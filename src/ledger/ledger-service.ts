@@ -225,6 +225,11 @@ export class LedgerService {
     return entry;
   }
 
+  /** Entries by their external references, with the entries that resolve holds among them. */
+  entriesByReferences(references: readonly string[]): Promise<Entry[]> {
+    return references.length === 0 ? Promise.resolve([]) : store.selectEntriesByReferences(this.pool, references);
+  }
+
   async listEntries(query: store.EntryListQuery): Promise<Page<Entry>> {
     if (query.account !== undefined && !(await store.accountExists(this.pool, query.account))) {
       throw accountNotFound(query.account);

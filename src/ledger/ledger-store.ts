@@ -231,6 +231,22 @@ export async function selectEntries(db: Queryable, ids: readonly string[]): Prom
   return result.rows.map(toEntry);
 }
 
+/**
+ * The entries with these external references, and the entries that resolve holds among them (a
+ * hold's post or void), oldest first: a payment's entries, found by the references its bookings use.
+ */
+export async function selectEntriesByReferences(db: Queryable, references: readonly string[]): Promise<Entry[]> {
+  const result = await db.query(
+    named(`SELECT ${entryColumns} FROM ledger_entries e
+     LEFT JOIN ledger_entries r ON r.hold_entry_id = e.id
+     WHERE e.external_reference = ANY($1::text[])
+        OR e.hold_entry_id IN (SELECT id FROM ledger_entries WHERE external_reference = ANY($1::text[]))
+     ORDER BY e.effective_at, e.sequence`),
+    [references],
+  );
+  return result.rows.map(toEntry);
+}
+
 export interface EntryListQuery {
   readonly limit: number;
   readonly startingAfter: string | undefined;

@@ -95,6 +95,14 @@ export class MerchantService {
     return found.merchant;
   }
 
+  /**
+   * The merchant and the id of the key, for a secret key that is known and unrevoked (uncached:
+   * the dashboard keeps the key's id with the session it opens, so revoking the key ends it).
+   */
+  async authenticateWithKeyId(secretKey: string): Promise<{ merchant: store.MerchantRow; keyId: string } | undefined> {
+    return store.selectMerchantByKeyDigest(this.pool, keyDigest(this.pepper, secretKey));
+  }
+
   private async insertKey(db: pg.Pool | pg.PoolClient, merchantId: string) {
     const secretKey = newSecretKey();
     const keyId = newId('key');

@@ -13,7 +13,8 @@ import { signPayload } from '../security/hmac-signature.js';
 import { presentWebhookEndpoint, type WebhookEndpoints } from './webhook-endpoints.js';
 import {
   claimDueDeliveries, clearEndpointFailing, completeDelivery, disableEndpoint, insertDeliveryAttempt,
-  markEndpointFailing, rescheduleDelivery, selectDeliveryAttempts, selectDeliveryPage, selectDeliveryToSend,
+  markEndpointFailing, rescheduleDelivery, selectDeliveriesOfEvents, selectDeliveryAttempts, selectDeliveryPage,
+  selectDeliveryToSend,
   type ClaimedDelivery, type DeliveryAttempt, type WebhookDeliveryRow,
 } from './webhook-store.js';
 
@@ -153,6 +154,15 @@ export async function listDeliveries(db: Queryable, query: { merchantId: string;
   if (page.rows.length === 0) return { ...page, rows: [] };
   const byDelivery = await selectDeliveryAttempts(db, query.merchantId, page.rows.map((row) => row.id));
   return { ...page, rows: page.rows.map((row) => ({ ...row, attempts: byDelivery.get(row.id) ?? [] })) };
+}
+
+/** The deliveries of these events (a payment's), each with its attempts. */
+export async function deliveriesOfEvents(db: Queryable, merchantId: string, eventIds: readonly string[]) {
+  if (eventIds.length === 0) return [];
+  const rows = await selectDeliveriesOfEvents(db, merchantId, eventIds);
+  if (rows.length === 0) return [];
+  const byDelivery = await selectDeliveryAttempts(db, merchantId, rows.map((row) => row.id));
+  return rows.map((row) => ({ ...row, attempts: byDelivery.get(row.id) ?? [] }));
 }
 
 /** Penny's record of one event's delivery to one endpoint, with every attempt. */

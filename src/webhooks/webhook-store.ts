@@ -235,6 +235,14 @@ export async function selectDeliveryPage(db: Queryable, query: { merchantId: str
   }, toDelivery);
 }
 
+/** The deliveries of these events of the merchant (a payment's page), oldest first, at most 200. */
+export async function selectDeliveriesOfEvents(db: Queryable, merchantId: string, eventIds: readonly string[]):
+Promise<WebhookDeliveryRow[]> {
+  const result = await db.query(named(`SELECT * FROM webhook_deliveries WHERE merchant_id = $1 AND event_id = ANY($2::text[])
+     ORDER BY created_at, id LIMIT 200`), [merchantId, eventIds]);
+  return result.rows.map(toDelivery);
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 function toDelivery(row: any): WebhookDeliveryRow {
   return {
