@@ -10,7 +10,7 @@ import { statusOf } from '../http/http-errors.js';
 import { isHttpErrorCode } from '../error-codes.js';
 import { DashboardSessions, sessionLifetimeSeconds } from './dashboard-sessions.js';
 import { flash, layout } from './dashboard-layout.js';
-import { pageContext } from './page-support.js';
+import { assertCsrfToken, pageContext } from './page-support.js';
 import { html } from './html.js';
 import type { DashboardServices } from './dashboard-services.js';
 import { registerPaymentPages } from './payment-pages.js';
@@ -76,7 +76,8 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
         if (request.headers['hx-request'] === 'true') void reply.header('HX-Redirect', '/dashboard/sign-in');
         return reply.redirect('/dashboard/sign-in', 303);
       }
-      request.dashboard = { viewer, token, csrfToken: sessions.csrfTokenOf(token) };
+      request.dashboard = { viewer, token, csrfToken: sessions.csrfTokenOf(token),
+        csrfMatches: (presented) => sessions.csrfMatches(token, presented) };
       void reply.header('Cache-Control', 'no-store');
     });
     // After the body is parsed: every POST of a signed-in page carries the session's CSRF token.
@@ -84,7 +85,7 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
       if (request.method !== 'POST' || request.dashboard === null) return;
       if (request.routeOptions.config.csrfCheckedByRoute === true) return;
       const field = (request.body as Record<string, unknown> | undefined)?._csrf;
-      assertCsrf(sessions, request, typeof field === 'string' ? field : undefined);
+      assertCsrfToken(request, typeof field === 'string' ? field : undefined);
     });
     scope.setErrorHandler(async (error, request, reply) => renderError(error, request, reply));
     scope.setNotFoundHandler(async (request, reply) => renderError(new PennyError({ code: 'route_not_found',
@@ -95,17 +96,6 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
     registerPaymentPages(scope, services);
     registerOperatorPages(scope, services);
   }, { prefix: '/dashboard' });
-}
-
-/** The CSRF token from the htmx header or the form's hidden field, checked against the session's. */
-export function assertCsrf(sessions: Pick<DashboardSessions, 'csrfMatches'>, request: FastifyRequest,
-  field: string | undefined): void {
-  const header = request.headers['x-csrf-token'];
-  const presented = (Array.isArray(header) ? header[0] : header) ?? field;
-  if (request.dashboard === null || !sessions.csrfMatches(request.dashboard.token, presented)) {
-    throw new PennyError({ code: 'csrf_token_invalid',
-      message: 'This form is missing its CSRF token, or it is not this session\'s: reload the page and try again.' });
-  }
 }
 
 function registerSignIn(scope: FastifyInstance, sessions: DashboardSessions): void {

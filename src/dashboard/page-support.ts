@@ -7,7 +7,8 @@ import type { Html } from './html.js';
 declare module 'fastify' {
   interface FastifyRequest {
     /** The dashboard's signed-in viewer and session, set for every page but sign-in and assets. */
-    dashboard: { viewer: Viewer; token: string; csrfToken: string } | null;
+    dashboard: { viewer: Viewer; token: string; csrfToken: string; csrfMatches: (presented: string) => boolean }
+      | null;
   }
   interface FastifyContextConfig {
     /** The route checks the CSRF token itself (a multipart upload, whose fields are read by the route). */
@@ -30,4 +31,17 @@ export function requireOperator(request: FastifyRequest): void {
 
 export function sendPage(reply: FastifyReply, page: Html, status = 200) {
   return reply.status(status).type('text/html; charset=utf-8').send(page.text);
+}
+
+/**
+ * The CSRF token from the htmx header or the form's field, checked against the session's (the
+ * dashboard's hook does it for every POST; a multipart route, whose fields it reads, calls it).
+ */
+export function assertCsrfToken(request: FastifyRequest, field: string | undefined): void {
+  const header = request.headers['x-csrf-token'];
+  const presented = (Array.isArray(header) ? header[0] : header) ?? field;
+  if (request.dashboard === null || presented === undefined || !request.dashboard.csrfMatches(presented)) {
+    throw new PennyError({ code: 'csrf_token_invalid',
+      message: 'This form is missing its CSRF token, or it is not this session\'s: reload the page and try again.' });
+  }
 }

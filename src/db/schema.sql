@@ -938,6 +938,7 @@ CREATE TABLE refunds (
   CONSTRAINT refunds_reason_check CHECK (reason = ANY (ARRAY['duplicate'::text, 'fraudulent'::text, 'requested_by_customer'::text])),
   CONSTRAINT refunds_status_check CHECK (status = ANY (ARRAY['pending'::text, 'succeeded'::text, 'failed'::text]))
 );
+CREATE INDEX refunds_created ON public.refunds USING btree (created_at);
 CREATE UNIQUE INDEX refunds_id ON public.refunds USING btree (id);
 CREATE INDEX refunds_list ON public.refunds USING btree (merchant_id, created_at DESC, id DESC);
 

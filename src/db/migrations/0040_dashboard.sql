@@ -27,5 +27,6 @@ CREATE INDEX events_payment_intent ON events
   (merchant_id, (coalesce(data -> 'object' ->> 'payment_intent', data -> 'object' ->> 'id')), created_at);
 
 -- The operator's payments list (every merchant's, newest first) and the home page's payments per
--- hour read intents by creation time alone.
+-- hour and refunds of the day and week read intents and refunds by creation time alone.
 CREATE INDEX payment_intents_created ON payment_intents (created_at DESC, id DESC);
+CREATE INDEX refunds_created ON refunds (created_at);
