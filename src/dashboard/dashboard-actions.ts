@@ -35,7 +35,8 @@ export interface ActionOutcome {
  * one sent while the first runs is refused with idempotency_key_in_use: the money moves once.
  */
 export async function runIdempotent(services: Pick<DashboardServices, 'idempotency'>, request: FastifyRequest,
-  operation: { merchantId: string; path: string; params: Record<string, unknown>; work: Work }):
+  operation: { merchantId: string; accountId?: string | undefined; path: string; params: Record<string, unknown>;
+    work: Work }):
 Promise<ActionOutcome> {
   const nonce = formString(formOf(request), 'nonce');
   if (nonce === undefined || !/^[A-Za-z0-9_-]{16,64}$/.test(nonce)) {
@@ -43,8 +44,8 @@ Promise<ActionOutcome> {
   }
   const key = `dashboard_${nonce}`;
   const response = await withEventRequest({ requestId: request.id, idempotencyKey: key },
-    () => services.idempotency.run({ merchantId: operation.merchantId, key, method: 'POST', path: operation.path,
-      params: operation.params }, operation.work));
+    () => services.idempotency.run({ merchantId: operation.merchantId, accountId: operation.accountId, key,
+      method: 'POST', path: operation.path, params: operation.params }, operation.work));
   return { status: response.status, body: JSON.parse(response.body), replayed: response.replayed };
 }
 

@@ -16,6 +16,8 @@ import type { DashboardServices } from './dashboard-services.js';
 import { registerPaymentPages } from './payment-pages.js';
 import { registerHomePage } from './home-page.js';
 import { registerOperatorPages } from './operator-pages.js';
+import { registerBalancePages } from './balance-pages.js';
+import { registerWebhookPages } from './webhook-pages.js';
 
 const cookieName = 'penny_dashboard_session';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -94,6 +96,8 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
     registerSignIn(scope, sessions);
     registerHomePage(scope, services);
     registerPaymentPages(scope, services);
+    registerBalancePages(scope, services);
+    registerWebhookPages(scope, services);
     registerOperatorPages(scope, services);
   }, { prefix: '/dashboard' });
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { ConnectedAccounts } from '../accounts/account-service.js';
 import type { BalanceService } from '../balances/balance-service.js';
 import type { IdempotencyService } from '../idempotency/idempotency-service.js';
 import type { LedgerReports } from '../ledger/ledger-reports.js';
@@ -25,6 +26,7 @@ export interface DashboardServices {
   readonly disputes: PaymentDisputes;
   readonly balances: BalanceService;
   readonly payouts: PayoutService;
+  readonly accounts: ConnectedAccounts;
   readonly breaks: ReconciliationBreaks;
   readonly runs: ReconciliationRuns;
   readonly imports: ReconciliationImports;

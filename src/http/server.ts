@@ -173,7 +173,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   registerDashboard(app, { pool: dependencies.pool, operatorKey: dependencies.operatorKey,
     secretKey: dependencies.secretKey, merchants: dependencies.merchants, payments, idempotency,
     ledger: dependencies.ledger, ledgerReports: new LedgerReports(dependencies.pool), disputes: dependencies.disputes,
-    balances: dependencies.balances, payouts: dependencies.payouts, breaks: reconciliationBreaks,
+    balances: dependencies.balances, payouts: dependencies.payouts, accounts, breaks: reconciliationBreaks,
     runs: reconciliationRuns, imports: reconciliationImports, webhookEndpoints: dependencies.webhookEndpoints });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,

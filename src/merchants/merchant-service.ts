@@ -68,6 +68,14 @@ export class MerchantService {
     this.keyCache.clear();
   }
 
+  /** A page of merchants, newest first (the operator's dashboard). */
+  async list(query: { limit: number; startingAfter: string | undefined }):
+  Promise<{ merchants: store.MerchantRow[]; hasMore: boolean }> {
+    if (query.startingAfter !== undefined) await this.getMerchant(query.startingAfter);
+    const rows = await store.selectMerchantPage(this.pool, { ...query, limit: query.limit + 1 });
+    return { merchants: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+  }
+
   async getMerchant(id: string): Promise<store.MerchantRow> {
     const merchant = await store.selectMerchant(this.pool, id);
     if (merchant === undefined) {

@@ -226,6 +226,22 @@ export interface WebhookDeliveryRow {
   readonly completedAt: string | null;
 }
 
+/** Makes a delivery due at `now` again (pending, not completed); undefined when the merchant has no such delivery. */
+export async function requeueDelivery(db: Queryable, delivery: { merchantId: string; id: string; now: string }):
+Promise<WebhookDeliveryRow | undefined> {
+  const result = await db.query(named(`UPDATE webhook_deliveries SET status = 'pending', completed_at = NULL,
+       next_attempt_at = $3 WHERE merchant_id = $1 AND id = $2 RETURNING *`),
+  [delivery.merchantId, delivery.id, delivery.now]);
+  return result.rows[0] === undefined ? undefined : toDelivery(result.rows[0]);
+}
+
+export async function selectDelivery(db: Queryable, merchantId: string, id: string):
+Promise<WebhookDeliveryRow | undefined> {
+  const result = await db.query(named('SELECT * FROM webhook_deliveries WHERE merchant_id = $1 AND id = $2'),
+    [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toDelivery(result.rows[0]);
+}
+
 /** A page of a merchant's deliveries, newest first (Stripe's cursors), optionally of one event or endpoint. */
 export async function selectDeliveryPage(db: Queryable, query: { merchantId: string; limit: number;
   startingAfter: string | undefined; endingBefore: string | undefined; eventId: string | undefined;
