@@ -47,7 +47,7 @@ export function layout(options: { title: string; context?: PageContext; body: Re
 <script src="/dashboard/assets/uplot/uPlot.iife.min.js" defer></script>
 <script src="/dashboard/assets/app/dashboard.js" defer></script>
 </head>
-<body hx-boost="true" ${headers === undefined ? '' : html`hx-headers="${headers}"`}>
+<body hx-boost="true" hx-target="#main" hx-select="#main" hx-swap="outerHTML" ${headers === undefined ? '' : html`hx-headers="${headers}"`}>
 <header>
 <nav>
 <ul><li><strong>Penny</strong></li></ul>

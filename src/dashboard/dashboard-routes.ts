@@ -57,6 +57,9 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
       },
       // Penny is often served over plain HTTP on a private address; HSTS is for its HTTPS front.
       strictTransportSecurity: false,
+      // Not helmet's no-referrer: with it, a browser sends "Origin: null" on the pages' own form
+      // posts, and the Origin check below needs the real one. Nothing leaves for another site.
+      referrerPolicy: { policy: 'same-origin' },
     });
     const assets: [string, string][] = [
       ['/assets/htmx/', packageDirectory('htmx.org', 'dist')],
@@ -84,7 +87,9 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
     });
     // After the body is parsed: every POST of a signed-in page carries the session's CSRF token.
     scope.addHook('preHandler', async (request) => {
-      if (request.method !== 'POST' || request.dashboard === null) return;
+      if (request.method !== 'POST') return;
+      assertSameOrigin(request);
+      if (request.dashboard === null) return;
       if (request.routeOptions.config.csrfCheckedByRoute === true) return;
       const field = (request.body as Record<string, unknown> | undefined)?._csrf;
       assertCsrfToken(request, typeof field === 'string' ? field : undefined);
@@ -93,7 +98,7 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
     scope.setNotFoundHandler(async (request, reply) => renderError(new PennyError({ code: 'route_not_found',
       message: `There is no dashboard page at ${request.url.split('?')[0]}.` }), request, reply));
 
-    registerSignIn(scope, sessions);
+    registerSignIn(scope, sessions, services.publicUrl ?? (() => ''));
     registerHomePage(scope, services);
     registerPaymentPages(scope, services);
     registerBalancePages(scope, services);
@@ -102,7 +107,7 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
   }, { prefix: '/dashboard' });
 }
 
-function registerSignIn(scope: FastifyInstance, sessions: DashboardSessions): void {
+function registerSignIn(scope: FastifyInstance, sessions: DashboardSessions, publicUrl: () => string): void {
   const form = (message: string | undefined) => layout({ title: 'Sign in', body: html`
 ${flash('error', message)}
 <form method="post" action="/dashboard/sign-in" hx-boost="false">
@@ -122,20 +127,41 @@ payments and balances only.</small></p>` });
       return reply.status(401).type('text/html; charset=utf-8')
         .send(form('That key is neither the operator key nor an active secret key.').text);
     }
-    void reply.header('Set-Cookie', sessionCookie(request, signedIn.token, sessionLifetimeSeconds));
+    void reply.header('Set-Cookie', sessionCookie(request, signedIn.token, sessionLifetimeSeconds, publicUrl()));
     return reply.redirect('/dashboard', 303);
   });
 
   scope.post('/sign-out', async (request, reply) => {
     if (request.dashboard !== null) await sessions.signOut(request.dashboard.token);
-    void reply.header('Set-Cookie', sessionCookie(request, '', 0));
+    void reply.header('Set-Cookie', sessionCookie(request, '', 0, publicUrl()));
     if (request.headers['hx-request'] === 'true') void reply.header('HX-Redirect', '/dashboard/sign-in');
     return reply.redirect('/dashboard/sign-in', 303);
   });
 }
 
-function sessionCookie(request: FastifyRequest, value: string, maxAgeSeconds: number): string {
-  const secure = request.protocol === 'https' ? '; Secure' : '';
+/**
+ * A POST a browser sends from another site carries that site's Origin: refused, sign-in included
+ * (so no other site can sign a browser into a session of its choosing). Non-browser clients that
+ * send no Origin still need the session's CSRF token for everything but sign-in.
+ */
+function assertSameOrigin(request: FastifyRequest): void {
+  const origin = request.headers.origin;
+  if (origin === undefined) return;
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    host = undefined;
+  }
+  if (host !== request.headers.host) {
+    throw new PennyError({ code: 'csrf_token_invalid',
+      message: 'This form was sent from another site: the dashboard takes forms from its own pages only.' });
+  }
+}
+
+function sessionCookie(request: FastifyRequest, value: string, maxAgeSeconds: number, publicUrl: string): string {
+  // Secure when the request came over HTTPS, or Penny's public address is HTTPS (a TLS proxy in front).
+  const secure = request.protocol === 'https' || publicUrl.startsWith('https:') ? '; Secure' : '';
   return `${cookieName}=${value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
 }
 

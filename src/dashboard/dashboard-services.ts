@@ -31,4 +31,6 @@ export interface DashboardServices {
   readonly runs: ReconciliationRuns;
   readonly imports: ReconciliationImports;
   readonly webhookEndpoints: WebhookEndpoints;
+  /** PENNY_PUBLIC_URL: when it is HTTPS, the session cookie is Secure even behind a TLS proxy. */
+  readonly publicUrl?: (() => string) | undefined;
 }

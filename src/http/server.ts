@@ -174,7 +174,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     secretKey: dependencies.secretKey, merchants: dependencies.merchants, payments, idempotency,
     ledger: dependencies.ledger, ledgerReports: new LedgerReports(dependencies.pool), disputes: dependencies.disputes,
     balances: dependencies.balances, payouts: dependencies.payouts, accounts, breaks: reconciliationBreaks,
-    runs: reconciliationRuns, imports: reconciliationImports, webhookEndpoints: dependencies.webhookEndpoints });
+    runs: reconciliationRuns, imports: reconciliationImports, webhookEndpoints: dependencies.webhookEndpoints,
+    publicUrl: dependencies.publicUrl });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
     { merchants: dependencies.merchants, accounts,

@@ -159,6 +159,24 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     await page.context().close();
   });
 
+  it('refuses a form posted from another site, even a sign-in, with 403', async () => {
+    const signInFromElsewhere = await fetch(`${baseUrl}/dashboard/sign-in`, { method: 'POST', redirect: 'manual',
+      headers: { origin: 'http://elsewhere.example', 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ key: operatorKey }) });
+    expect(signInFromElsewhere.status).toBe(403);
+    expect(signInFromElsewhere.headers.get('set-cookie')).toBeNull();
+    const intent = await capturedPayment(shop.secretKey, 6600);
+    const page = await newPage(browser);
+    await signIn(page, baseUrl, shop.secretKey);
+    await page.goto(`${baseUrl}/dashboard/payments/${intent.id}`);
+    const form = await formFields(page, '#refund-form');
+    const status = (await page.context().request.post(`${baseUrl}/dashboard/payments/${intent.id}/refund`,
+      { form, maxRedirects: 0, headers: { origin: 'http://elsewhere.example' } })).status();
+    expect(status).toBe(403);
+    expect((await penny.stripeFor(shop.secretKey).refunds.list({ payment_intent: intent.id })).data).toEqual([]);
+    await page.context().close();
+  });
+
   it('refuses a POST without the CSRF token with 403, and refunds nothing', async () => {
     const intent = await capturedPayment(shop.secretKey, 7000);
     const page = await newPage(browser);
