@@ -39,11 +39,15 @@ export async function signIn(page: Page, baseUrl: string, key: string): Promise<
   await Promise.all([page.waitForURL((url) => !url.pathname.endsWith('/sign-in')), page.click('#sign-in')]);
 }
 
-/** Saves the page under test-results/dashboard/ (git-ignored) as `<name>.png`. */
-export async function screenshot(page: Page, name: string): Promise<string> {
+/**
+ * Saves what the browser shows under test-results/dashboard/ (git-ignored) as `<name>.png`: the
+ * viewport, or one element of the page (docs/dashboard.md shows some of these).
+ */
+export async function screenshot(page: Page, name: string, selector?: string): Promise<string> {
   fs.mkdirSync(screenshotDirectory, { recursive: true });
   const file = path.join(screenshotDirectory, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  if (selector === undefined) await page.screenshot({ path: file });
+  else await page.locator(selector).screenshot({ path: file });
   return file;
 }
 

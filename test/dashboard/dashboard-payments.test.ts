@@ -110,6 +110,8 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     expect(await page.textContent('#refunds')).toContain(refund.id);
     expect(await page.locator('time[datetime]').first().getAttribute('title')).toContain('local time');
     await screenshot(page, 'payment-page');
+    await screenshot(page, 'payment-timeline', '#timeline');
+    await screenshot(page, 'payment-ledger-entries', '#ledger-entries');
     await page.context().close();
   });
 
