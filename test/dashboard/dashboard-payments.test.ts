@@ -48,6 +48,17 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     await page.context().close();
   });
 
+  it("ends a merchant's session when the key it was opened with is revoked", async () => {
+    const created = await penny.merchants.createMerchant('Revoked Shop');
+    const page = await newPage(browser);
+    await signIn(page, baseUrl, created.secretKey);
+    expect((await page.goto(`${baseUrl}/dashboard/payments`))?.url()).toMatch(/\/dashboard\/payments$/);
+    await penny.merchants.revokeKey(created.keyId);
+    await page.goto(`${baseUrl}/dashboard/payments`);
+    expect(page.url()).toMatch(/\/dashboard\/sign-in$/);
+    await page.context().close();
+  });
+
   it('refuses a wrong key at sign-in', async () => {
     const page = await newPage(browser);
     await page.goto(`${baseUrl}/dashboard/sign-in`);
