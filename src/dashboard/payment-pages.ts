@@ -9,7 +9,7 @@ import { deliveriesOfEvents } from '../webhooks/webhook-deliveries.js';
 import {
   parseCancelPaymentIntent, parseCapturePaymentIntent, parseCreateRefund,
 } from '../http/stripe-payment-params.js';
-import { readEnum, readString } from '../validation.js';
+import { readEnum, readLimit, readString } from '../validation.js';
 import { isCurrency } from '../money/currency.js';
 import { minorToStripeAmount } from '../money/stripe-currency.js';
 import { invalid } from '../validation.js';
@@ -38,7 +38,8 @@ export function registerPaymentPages(scope: FastifyInstance, services: Dashboard
     const context = pageContext(request);
     const query = request.query as Record<string, string | undefined>;
     const filters = readFilters(query, context);
-    const page = await services.payments.search({ ...filters.search, limit: pageSize,
+    const limit = query.limit === undefined || query.limit === '' ? pageSize : readLimit(query.limit);
+    const page = await services.payments.search({ ...filters.search, limit,
       startingAfter: readCursor(query.starting_after), endingBefore: readCursor(query.ending_before) });
     const body = html`
 ${filterForm(query, context)}

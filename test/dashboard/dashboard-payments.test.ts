@@ -94,6 +94,24 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     await page.context().close();
   });
 
+  it('pages the payments list with Stripe cursors, older then newer', async () => {
+    const created = await penny.merchants.createMerchant('Paged Shop');
+    const first = await capturedPayment(created.secretKey, 1100);
+    const second = await capturedPayment(created.secretKey, 1200);
+    const third = await capturedPayment(created.secretKey, 1300);
+    const page = await newPage(browser);
+    await signIn(page, baseUrl, operatorKey);
+    await page.goto(`${baseUrl}/dashboard/payments?merchant=${created.merchant.id}&limit=2`);
+    expect(await page.locator('#payments tbody a').allTextContents()).toEqual([third.id, second.id]);
+    expect(await page.locator('a[rel=prev]').count()).toBe(0);
+    await Promise.all([page.waitForURL(/starting_after=/), page.click('a[rel=next]')]);
+    expect(await page.locator('#payments tbody a').allTextContents()).toEqual([first.id]);
+    expect(await page.locator('a[rel=next]').count()).toBe(0);
+    await Promise.all([page.waitForURL(/ending_before=/), page.click('a[rel=prev]')]);
+    expect(await page.locator('#payments tbody a').allTextContents()).toEqual([third.id, second.id]);
+    await page.context().close();
+  });
+
   it("shows a payment's timeline and ledger entries after a capture and a partial refund through the SDK", async () => {
     const stripe = penny.stripeFor(shop.secretKey);
     const intent = await stripe.paymentIntents.create({ amount: 12000, currency: 'usd', payment_method: 'pm_card_visa',
