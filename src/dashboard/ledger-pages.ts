@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { selectChainHead } from '../ledger/ledger-chain-store.js';
 import { verifyLedger, type VerifyReport } from '../ledger/ledger-verify.js';
-import { normalBalance } from '../ledger/ledger-types.js';
-import { readString } from '../validation.js';
+import { accountTypes, normalBalance } from '../ledger/ledger-types.js';
+import { readEnum, readString } from '../validation.js';
 import { invalid } from '../validation.js';
 import { formatMinor, formatTime } from './dashboard-format.js';
 import { csrfField, flash, layout } from './dashboard-layout.js';
@@ -26,12 +25,12 @@ export function registerLedgerPages(scope: FastifyInstance, services: DashboardS
     const query = request.query as Record<string, string | undefined>;
     const text = (name: string) => (query[name] ?? '').trim() === '' ? undefined
       : readString(query[name]?.trim(), name, { lengthMax: 255 });
-    const type = text('type');
+    const type = readEnum(text('type'), 'type', accountTypes);
     const page = await services.ledger.listAccounts({ limit: 50, startingAfter: text('starting_after'),
-      owner: text('owner'), currency: text('currency')?.toUpperCase() });
-    const accounts = type === undefined ? page.data : page.data.filter((account) => account.type === type);
+      owner: text('owner'), currency: text('currency')?.toUpperCase(), type });
+    const accounts = page.data;
     const asOf = text('as_of') === undefined ? undefined : endOfDay(text('as_of') as string);
-    const [trial, head] = await Promise.all([services.ledger.trialBalance(asOf), selectChainHead(services.pool)]);
+    const [trial, head] = await Promise.all([services.ledger.trialBalance(asOf), services.ledger.chainHead()]);
     const body = html`
 <h2>Chain head</h2>
 <p id="chain-head">${head === undefined ? 'Nothing sealed yet.'
@@ -56,7 +55,7 @@ ${trial.map((row) => html`<tr><td>${row.currency}</td><td>${row.type}</td><td>${
 <label>Owner <input name="owner" value="${query.owner ?? ''}" placeholder="acct_… or operator"></label>
 <label>Currency <input name="currency" value="${query.currency ?? ''}" placeholder="USD"></label>
 <label>Type <select name="type"><option value="">any</option>
-${['asset', 'liability', 'equity', 'revenue', 'expense'].map((name) => html`<option ${type === name ? 'selected' : ''}>${name}</option>`)}
+${accountTypes.map((name) => html`<option ${type === name ? 'selected' : ''}>${name}</option>`)}
 </select></label></fieldset><button type="submit">Filter</button></form>
 <table id="accounts"><thead><tr><th>Account</th><th>Code</th><th>Owner</th><th>Type</th><th class="amount">Balance (posted)</th>
 <th class="amount">Pending</th></tr></thead><tbody>

@@ -224,10 +224,16 @@ async function paymentPage(services: DashboardServices, request: FastifyRequest<
     ...disputes.rows.flatMap((dispute) => ['reversal', 'withdrawal', 'fee']
       .map((part) => `penny:dispute:${dispute.id}:${part}`)),
   ];
-  const [entries, deliveries] = await Promise.all([
+  const [entries, deliveries, transactions] = await Promise.all([
     services.ledger.entriesByReferences(references),
     deliveriesOfEvents(services.pool, intent.merchantId, events.map((event) => event.id)),
+    // Each charge's and refund's balance transactions: when the funds settle (become available).
+    Promise.all([...charges.data.map((charge) => charge.id), ...refunds.data.map((refund) => refund.id)]
+      .map((sourceId) => services.balances.list({ merchantId: intent.merchantId, accountId: intent.merchantId,
+        limit: 10, startingAfter: undefined, endingBefore: undefined, type: undefined, sourceId, currency: undefined,
+        payoutId: undefined, createdGte: undefined, createdLte: undefined }))),
   ]);
+  const balanceTransactions = transactions.flatMap((page) => page.rows);
   const refundedTotal = refunds.data.filter((refund) => refund.status !== 'failed')
     .reduce((total, refund) => total + refund.amount, 0n);
   const refundable = intent.amountReceived - refundedTotal;
@@ -282,6 +288,14 @@ ${refunds.data.length === 0 ? html`<tr><td colspan="5">None.</td></tr>` : ''}
 ${disputes.rows.map((dispute) => html`<tr><td><code>${dispute.id}</code></td><td>${formatMinor(dispute.amountMinor, dispute.currency)}</td>
 <td>${formatMinor(dispute.feeMinor, dispute.currency)}</td><td>${dispute.reason}</td><td>${dispute.status}</td></tr>`)}
 ${disputes.rows.length === 0 ? html`<tr><td colspan="5">None.</td></tr>` : ''}
+</tbody></table>
+<h2>Balance transactions</h2>
+<table id="balance-transactions"><thead><tr><th>Transaction</th><th>Type</th><th>Source</th><th class="amount">Amount</th>
+<th class="amount">Fee</th><th class="amount">Net</th><th>Status</th><th>Available on</th></tr></thead><tbody>
+${balanceTransactions.map((row) => html`<tr><td><code>${row.id}</code></td><td>${row.type}</td><td><code>${row.sourceId}</code></td>
+<td class="amount">${formatMinor(row.amountMinor, row.currency)}</td><td class="amount">${formatMinor(row.feeMinor, row.currency)}</td>
+<td class="amount">${formatMinor(row.netMinor, row.currency)}</td><td>${row.status}</td><td>${formatTime(row.availableOn)}</td></tr>`)}
+${balanceTransactions.length === 0 ? html`<tr><td colspan="8">None.</td></tr>` : ''}
 </tbody></table>
 <h2>Ledger entries</h2>
 <div id="ledger-entries">${entries.map((entry) => entryTable(entry, context))}

@@ -60,6 +60,8 @@ export interface AccountListQuery {
   readonly startingAfter: string | undefined;
   readonly owner: string | undefined;
   readonly currency: string | undefined;
+  /** One account type (the dashboard's filter); all when absent. */
+  readonly type?: string | undefined;
 }
 
 export async function selectAccountPage(db: Queryable, query: AccountListQuery): Promise<Account[]> {
@@ -70,9 +72,10 @@ export async function selectAccountPage(db: Queryable, query: AccountListQuery):
        AND ($3::text IS NULL OR a.currency = $3)
        AND ($4::text IS NULL OR (a.created_at, a.id) <
             (SELECT created_at, id FROM ledger_accounts WHERE id = $4))
+       AND ($5::text IS NULL OR a.type = $5)
      ORDER BY a.created_at DESC, a.id DESC
      LIMIT $1`),
-    [query.limit + 1, query.owner ?? null, query.currency ?? null, query.startingAfter ?? null],
+    [query.limit + 1, query.owner ?? null, query.currency ?? null, query.startingAfter ?? null, query.type ?? null],
   );
   return result.rows.map(toAccount);
 }

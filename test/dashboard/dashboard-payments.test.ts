@@ -177,6 +177,31 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     await page.context().close();
   });
 
+  it('captures part of an authorized payment from its page, and cancels another', async () => {
+    const stripe = penny.stripeFor(shop.secretKey);
+    const held = await stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    const other = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    const page = await newPage(browser);
+    await signIn(page, baseUrl, shop.secretKey);
+    await page.goto(`${baseUrl}/dashboard/payments/${held.id}`);
+    await page.fill('#capture-form input[name=amount]', '60.00');
+    await Promise.all([page.waitForSelector('#notice'), page.click('#capture')]);
+    expect(await page.textContent('#payment-status')).toBe('succeeded');
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 6000 });
+    expect(await page.textContent('#balance-transactions')).toContain('charge');
+    await page.goto(`${baseUrl}/dashboard/payments/${other.id}`);
+    await page.selectOption('#cancel-form select[name=cancellation_reason]', 'requested_by_customer');
+    await Promise.all([page.waitForSelector('#notice'), page.click('#cancel')]);
+    expect(await stripe.paymentIntents.retrieve(other.id)).toMatchObject({ status: 'canceled',
+      cancellation_reason: 'requested_by_customer' });
+    const timeline = await page.textContent('#timeline');
+    expect(timeline).toContain('payment_intent.canceled');
+    expect(timeline).toMatch(/key dashboard_/);
+    await page.context().close();
+  });
+
   it("answers 404 to a merchant opening another merchant's payment", async () => {
     const theirs = await capturedPayment(other.secretKey, 4200);
     const page = await newPage(browser);
