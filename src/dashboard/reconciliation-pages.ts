@@ -101,8 +101,10 @@ ${uploadForm(context)}`;
   // The upload is multipart: its own scope parses it, and the route reads the CSRF field itself
   // (the fields come before the file in the form, so they are read before the file is streamed).
   void scope.register(async (upload) => {
+    // One byte more than the import takes, so a file too large reaches the import whole enough to be
+    // refused by it (413), rather than cut at the limit by the parser and imported short.
     await upload.register(multipart, { limits: { files: 1, fields: 5, fieldSize: 1024,
-      fileSize: limits.reconciliationFileBytesMax } });
+      fileSize: limits.reconciliationFileBytesMax + 1 } });
     upload.post('/reconciliation/files', { config: { csrfCheckedByRoute: true } }, async (request, reply) => {
       requireOperator(request);
       const file = await request.file();

@@ -184,10 +184,13 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     const other = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_visa',
       confirm: true, capture_method: 'manual' });
     const page = await newPage(browser);
+    const confirmations: string[] = [];
+    page.on('dialog', (dialog) => void confirmations.push(dialog.message()));
     await signIn(page, baseUrl, shop.secretKey);
     await page.goto(`${baseUrl}/dashboard/payments/${held.id}`);
     await page.fill('#capture-form input[name=amount]', '60.00');
     await Promise.all([page.waitForSelector('#notice'), page.click('#capture')]);
+    expect(confirmations).toEqual(['Capture this payment? The amount is taken from the customer.']);
     expect(await page.textContent('#payment-status')).toBe('succeeded');
     expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 6000 });
     expect(await page.textContent('#balance-transactions')).toContain('charge');
