@@ -53,7 +53,7 @@ export function layout(options: { title: string; context?: PageContext; body: Re
 <ul><li><strong>Penny</strong></li></ul>
 <ul>${links.map(([href, label]) => html`<li><a href="${href}">${label}</a></li>`)}</ul>
 ${context === undefined ? '' : html`<ul><li><small>${who}</small></li><li>
-<form method="post" action="/dashboard/sign-out" class="inline">
+<form method="post" action="/dashboard/sign-out" class="inline" hx-boost="false">
 ${csrfField(context)}<button type="submit" class="secondary" id="sign-out">Sign out</button></form></li></ul>`}
 </nav>
 </header>

@@ -78,7 +78,10 @@ export function registerDashboard(app: FastifyInstance, services: DashboardServi
       const token = readCookie(request, cookieName);
       const viewer = token === undefined ? undefined : await sessions.viewerOf(token);
       if (token === undefined || viewer === undefined) {
-        if (request.headers['hx-request'] === 'true') void reply.header('HX-Redirect', '/dashboard/sign-in');
+        // htmx is told to load the sign-in page whole (its XHR would follow a redirect and swap it in).
+        if (request.headers['hx-request'] === 'true') {
+          return reply.status(401).header('HX-Redirect', '/dashboard/sign-in').send();
+        }
         return reply.redirect('/dashboard/sign-in', 303);
       }
       request.dashboard = { viewer, token, csrfToken: sessions.csrfTokenOf(token),
@@ -134,7 +137,6 @@ payments and balances only.</small></p>` });
   scope.post('/sign-out', async (request, reply) => {
     if (request.dashboard !== null) await sessions.signOut(request.dashboard.token);
     void reply.header('Set-Cookie', sessionCookie(request, '', 0, publicUrl()));
-    if (request.headers['hx-request'] === 'true') void reply.header('HX-Redirect', '/dashboard/sign-in');
     return reply.redirect('/dashboard/sign-in', 303);
   });
 }

@@ -45,6 +45,11 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
       { headers: { cookie: `penny_dashboard_session=${session?.value}` }, redirect: 'manual' });
     expect(replay.status).toBe(303);
     expect(replay.headers.get('location')).toBe('/dashboard/sign-in');
+    // htmx's own requests are told to load the sign-in page whole.
+    const swapped = await fetch(`${baseUrl}/dashboard/payments`, { redirect: 'manual',
+      headers: { cookie: `penny_dashboard_session=${session?.value}`, 'hx-request': 'true' } });
+    expect(swapped.status).toBe(401);
+    expect(swapped.headers.get('hx-redirect')).toBe('/dashboard/sign-in');
     await page.context().close();
   });
 
