@@ -38,7 +38,8 @@ export function registerReconciliationPages(scope: FastifyInstance, services: Da
     const type = query.type ? readString(query.type, 'type', { lengthMax: 64 }) : undefined;
     const startingAfter = query.starting_after ? readString(query.starting_after, 'starting_after', { lengthMax: 70 })
       : undefined;
-    const [runs, ages, breaks] = await Promise.all([services.breaks.runs({ limit: 10 }),
+    const runsAfter = query.runs_after ? readString(query.runs_after, 'runs_after', { lengthMax: 70 }) : undefined;
+    const [runs, ages, breaks] = await Promise.all([services.breaks.runs({ limit: 10, startingAfter: runsAfter }),
       selectOpenBreakAges(services.pool), services.breaks.list({ status, type, limit: 25, startingAfter })]);
     const body = html`${flash('notice', query.notice === undefined ? undefined : notices[query.notice])}
 <h2>Open breaks by type and age</h2>
@@ -65,6 +66,7 @@ ${breaks.hasMore ? html`<nav class="pager"><a href="/dashboard/reconciliation?${
 ${runs.runs.map((run) => html`<tr><td><code>${run.id}</code></td><td>${run.asOf}</td><td>${formatTime(run.startedAt)}</td>
 <td>${formatTime(run.finishedAt)}</td><td><small>${Object.entries(run.counts).map(([name, count]) => `${name}: ${String(count)}`).join(', ')}</small></td></tr>`)}
 </tbody></table>
+${runs.hasMore ? html`<nav class="pager"><a href="/dashboard/reconciliation?runs_after=${runs.runs.at(-1)?.id ?? ''}">Older runs →</a></nav>` : ''}
 <h2>Import a file</h2>
 ${uploadForm(context)}`;
     return sendPage(reply, layout({ title: 'Reconciliation', context, body }));

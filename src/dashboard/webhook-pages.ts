@@ -88,6 +88,7 @@ ${endpoints.rows.map((endpoint) => html`<tr><td><a href="/dashboard/webhooks/${m
 <td>${formatTime(endpoint.createdAt)}</td></tr>`)}
 ${endpoints.rows.length === 0 ? html`<tr><td colspan="5">No endpoint.</td></tr>` : ''}
 </tbody></table>
+${endpoints.hasMore ? html`<p>The 50 newest endpoints are shown.</p>` : ''}
 <h2>Deliveries${text('endpoint') === undefined ? '' : ` to ${text('endpoint') ?? ''}`}${text('event') === undefined ? '' : ` of ${text('event') ?? ''}`}</h2>
 <table id="deliveries"><thead><tr><th>Delivery</th><th>Event</th><th>Status</th><th>Attempts</th><th>Next retry</th><th></th></tr></thead><tbody>
 ${deliveries.rows.map((delivery) => html`<tr><td><code>${delivery.id}</code></td>
