@@ -225,7 +225,8 @@ async function paymentPage(services: DashboardServices, request: FastifyRequest<
       .map((part) => `penny:dispute:${dispute.id}:${part}`)),
   ];
   const [entries, deliveries, transactions] = await Promise.all([
-    services.ledger.entriesByReferences(references),
+    // The ledger is the operator's: its entries name the operator's own accounts beside the merchant's.
+    context.viewer.kind === 'operator' ? services.ledger.entriesByReferences(references) : Promise.resolve([]),
     deliveriesOfEvents(services.pool, intent.merchantId, events.map((event) => event.id)),
     // Each charge's and refund's balance transactions: when the funds settle (become available).
     Promise.all([...charges.data.map((charge) => charge.id), ...refunds.data.map((refund) => refund.id)]
@@ -297,9 +298,9 @@ ${balanceTransactions.map((row) => html`<tr><td><code>${row.id}</code></td><td>$
 <td class="amount">${formatMinor(row.netMinor, row.currency)}</td><td>${row.status}</td><td>${formatTime(row.availableOn)}</td></tr>`)}
 ${balanceTransactions.length === 0 ? html`<tr><td colspan="8">None.</td></tr>` : ''}
 </tbody></table>
-<h2>Ledger entries</h2>
+${context.viewer.kind !== 'operator' ? '' : html`<h2>Ledger entries</h2>
 <div id="ledger-entries">${entries.map((entry) => entryTable(entry, context))}
-${entries.length === 0 ? html`<p>None yet.</p>` : ''}</div>
+${entries.length === 0 ? html`<p>None yet.</p>` : ''}</div>`}
 <h2>Webhook deliveries</h2>
 <table id="deliveries"><thead><tr><th>Delivery</th><th>Event</th><th>Endpoint</th><th>Status</th><th>Attempts</th><th>Next retry</th></tr></thead><tbody>
 ${deliveries.map((delivery) => html`<tr><td><code>${delivery.id}</code></td><td><code>${delivery.eventId}</code></td>

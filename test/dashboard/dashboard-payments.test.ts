@@ -163,6 +163,8 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     expect(refunds.data.map((refund) => refund.amount)).toEqual([3000]);
     expect(refunds.data[0]?.status).toBe('succeeded');
     expect(await page.textContent('#payment-refunded')).toBe('30.00 USD');
+    // The ledger is the operator's: a merchant's page shows no entries (they name the operator's accounts).
+    expect(await page.locator('#ledger-entries').count()).toBe(0);
     await screenshot(page, 'payment-refunded');
     await page.context().close();
   });
