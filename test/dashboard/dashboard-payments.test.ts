@@ -64,6 +64,19 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     await page.context().close();
   });
 
+  it("serves its pages with a CSP allowing only Penny's own scripts, and leaves the API's answers alone", async () => {
+    const page = await fetch(`${baseUrl}/dashboard/sign-in`);
+    const policy = page.headers.get('content-security-policy') ?? '';
+    expect(policy).toContain("script-src 'self'");
+    expect(policy).toContain("default-src 'self'");
+    expect(policy).not.toContain('unsafe-inline');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(await page.text()).not.toMatch(/<script(?![^>]*\bsrc=)/);
+    const htmx = await fetch(`${baseUrl}/dashboard/assets/htmx/htmx.min.js`);
+    expect(htmx.status).toBe(200);
+    expect((await fetch(`${baseUrl}/healthz`)).headers.get('content-security-policy')).toBeNull();
+  });
+
   it('refuses a wrong key at sign-in', async () => {
     const page = await newPage(browser);
     await page.goto(`${baseUrl}/dashboard/sign-in`);
