@@ -2,7 +2,8 @@
  * Penny's layers, checked by dependency-cruiser on every `npm test` (test/boundaries.test.ts; `npm run
  * check:boundaries` runs the check alone) and drawn in docs/architecture.md. An arrow runs only downwards:
  *
- *   entry points   src/app.ts (the composition root), src/http/, src/cli/, src/simulate/ (Penny's client)
+ *   entry points   src/app.ts (the composition root), src/http/, src/dashboard/ (the operator's web pages),
+ *                  src/cli/, src/simulate/ (Penny's client)
  *   domain         src/payments/, src/merchants/, src/webhooks/, src/balances/, src/settlement/
  *                  (and accounts, payouts, reconciliation, reporting)
  *   ground floor   src/ledger/, src/events/, src/idempotency/, src/metrics/, the connector interface
@@ -23,7 +24,7 @@ const database = ['^src/db/'];
 const connectorInterface = ['^src/connectors/[^/]+[.]ts$'];
 const ground = ['^src/(ledger|events|idempotency|metrics)/', ...connectorInterface];
 const domain = ['^src/(payments|merchants|webhooks|balances|settlement|accounts|payouts|transfers|reconciliation|reporting)/'];
-const entry = ['^src/app[.]ts$', '^src/(http|cli|simulate)/'];
+const entry = ['^src/app[.]ts$', '^src/(http|dashboard|cli|simulate)/'];
 const concreteConnectors = ['^src/connectors/[^/]+/'];
 const sandboxPsp = ['^src/sandbox-psp/'];
 

@@ -52,6 +52,8 @@ export const statusByCode = {
   // Who is asking.
   api_key_missing: 401,
   api_key_invalid: 401,
+  // The dashboard: a POST without its session's CSRF token.
+  csrf_token_invalid: 403,
   // The card was declined (type card_error); the error embeds the PaymentIntent.
   card_declined: 402,
   expired_card: 402,

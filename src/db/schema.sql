@@ -231,6 +231,19 @@ CREATE TABLE connector_webhook_inbox (
 CREATE INDEX connector_webhook_inbox_due ON public.connector_webhook_inbox USING btree (next_process_at) WHERE (status = ANY (ARRAY['received'::text, 'parked'::text]));
 CREATE INDEX connector_webhook_inbox_reference ON public.connector_webhook_inbox USING btree (connector, ((payload ->> 'reference'::text)));
 
+CREATE TABLE dashboard_sessions (
+  token_digest bytea NOT NULL,
+  merchant_id text,
+  key_id text,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  expires_at timestamp with time zone NOT NULL,
+  CONSTRAINT dashboard_sessions_pkey PRIMARY KEY (token_digest),
+  CONSTRAINT dashboard_sessions_check CHECK (expires_at > created_at),
+  CONSTRAINT dashboard_sessions_check1 CHECK ((merchant_id IS NULL) = (key_id IS NULL)),
+  CONSTRAINT dashboard_sessions_token_digest_check CHECK (length(token_digest) = 32)
+);
+CREATE INDEX dashboard_sessions_expiry ON public.dashboard_sessions USING btree (expires_at);
+
 CREATE TABLE disputes (
   merchant_id text NOT NULL,
   id text NOT NULL,
@@ -275,6 +288,7 @@ CREATE TABLE events (
   CONSTRAINT events_type_check CHECK (type ~ '^[a-z_]+(\.[a-z_]+)+$'::text)
 );
 CREATE INDEX events_list ON public.events USING btree (merchant_id, created_at DESC, id DESC);
+CREATE INDEX events_payment_intent ON public.events USING btree (merchant_id, COALESCE(((data -> 'object'::text) ->> 'payment_intent'::text), ((data -> 'object'::text) ->> 'id'::text)), created_at);
 CREATE INDEX events_type ON public.events USING btree (merchant_id, type, created_at DESC);
 
 CREATE TABLE file_parts (
@@ -644,6 +658,7 @@ CREATE TABLE payment_intents (
   CONSTRAINT payment_intents_transfer_group_check CHECK (length(transfer_group) <= 255),
   CONSTRAINT payment_intents_transfer_needs_destination CHECK (transfer_amount IS NULL OR transfer_destination IS NOT NULL)
 );
+CREATE INDEX payment_intents_created ON public.payment_intents USING btree (created_at DESC, id DESC);
 CREATE INDEX payment_intents_customer ON public.payment_intents USING btree (merchant_id, customer, created_at DESC) WHERE (customer IS NOT NULL);
 CREATE INDEX payment_intents_list ON public.payment_intents USING btree (merchant_id, created_at DESC, id DESC);
 CREATE INDEX payment_intents_open_destination ON public.payment_intents USING btree (transfer_destination) WHERE ((transfer_destination IS NOT NULL) AND (status <> ALL (ARRAY['succeeded'::text, 'canceled'::text])));
@@ -959,6 +974,7 @@ CREATE TABLE refunds (
   CONSTRAINT refunds_reason_check CHECK (reason = ANY (ARRAY['duplicate'::text, 'fraudulent'::text, 'requested_by_customer'::text])),
   CONSTRAINT refunds_status_check CHECK (status = ANY (ARRAY['pending'::text, 'succeeded'::text, 'failed'::text]))
 );
+CREATE INDEX refunds_created ON public.refunds USING btree (created_at);
 CREATE UNIQUE INDEX refunds_id ON public.refunds USING btree (id);
 CREATE INDEX refunds_list ON public.refunds USING btree (merchant_id, created_at DESC, id DESC);
 
@@ -1669,6 +1685,10 @@ ALTER TABLE charges
   ADD CONSTRAINT charges_merchant_id_payment_intent_id_fkey FOREIGN KEY (merchant_id, payment_intent_id) REFERENCES payment_intents(merchant_id, id);
 ALTER TABLE connected_accounts
   ADD CONSTRAINT connected_accounts_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
+ALTER TABLE dashboard_sessions
+  ADD CONSTRAINT dashboard_sessions_merchant_id_fkey FOREIGN KEY (merchant_id) REFERENCES merchants(id);
+ALTER TABLE dashboard_sessions
+  ADD CONSTRAINT dashboard_sessions_merchant_id_key_id_fkey FOREIGN KEY (merchant_id, key_id) REFERENCES merchant_api_keys(merchant_id, id);
 ALTER TABLE disputes
   ADD CONSTRAINT disputes_merchant_id_charge_id_fkey FOREIGN KEY (merchant_id, charge_id) REFERENCES charges(merchant_id, id);
 ALTER TABLE ledger_account_balances

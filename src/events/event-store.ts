@@ -143,6 +143,19 @@ export async function selectEventPage(db: Queryable, query: EventListQuery): Pro
   };
 }
 
+/**
+ * The events about one PaymentIntent and its charges, refunds and disputes (their object names
+ * it in `payment_intent`), oldest first, at most `limit` (index events_payment_intent).
+ */
+export async function selectEventsOfPayment(db: Queryable, query: { merchantId: string; paymentIntentId: string;
+  limit: number }): Promise<EventRow[]> {
+  const result = await db.query(named(`SELECT events.*, ${pendingWebhooks} FROM events
+     WHERE merchant_id = $1
+       AND coalesce(data -> 'object' ->> 'payment_intent', data -> 'object' ->> 'id') = $2
+     ORDER BY created_at, id LIMIT $3`), [query.merchantId, query.paymentIntentId, query.limit]);
+  return result.rows.map(toEvent);
+}
+
 /** An events row (or a row carrying an event's columns) as an EventRow. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 export function toEvent(row: any): EventRow {

@@ -52,6 +52,7 @@ import { registerMerchantApi } from './merchant-routes.js';
 import { createOperatorCheck } from './operator-auth.js';
 import { registerReportingRoutes } from './reporting-routes.js';
 import { ReportRuns } from '../reporting/report-runs.js';
+import { registerDashboard } from '../dashboard/dashboard-routes.js';
 
 export interface ServerDependencies {
   readonly pool: pg.Pool;
@@ -155,11 +156,12 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     checkOperator: createOperatorCheck(dependencies.operatorKey),
     amountMaxMinor: dependencies.amountMaxMinor,
   });
-  registerReconciliationRoutes(app, { imports: new ReconciliationImports(dependencies.pool),
-    runs: new ReconciliationRuns(dependencies.pool, { logger: dependencies.logger }),
-    breaks: new ReconciliationBreaks(dependencies.pool, { ledger: dependencies.ledger,
-      accounts: dependencies.balances.accounts }),
-    checkOperator: createOperatorCheck(dependencies.operatorKey) });
+  const reconciliationImports = new ReconciliationImports(dependencies.pool);
+  const reconciliationRuns = new ReconciliationRuns(dependencies.pool, { logger: dependencies.logger });
+  const reconciliationBreaks = new ReconciliationBreaks(dependencies.pool, { ledger: dependencies.ledger,
+    accounts: dependencies.balances.accounts });
+  registerReconciliationRoutes(app, { imports: reconciliationImports, runs: reconciliationRuns,
+    breaks: reconciliationBreaks, checkOperator: createOperatorCheck(dependencies.operatorKey) });
   registerClockRoutes(app, { checkOperator: createOperatorCheck(dependencies.operatorKey),
     followers: dependencies.clockFollowers ?? [] });
   registerCaseRoutes(app, { pool: dependencies.pool, checkOperator: createOperatorCheck(dependencies.operatorKey) });
@@ -182,6 +184,12 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   if (routing !== undefined) {
     registerConnectorRoutingRoutes(app, { routing, checkOperator: createOperatorCheck(dependencies.operatorKey) });
   }
+  registerDashboard(app, { pool: dependencies.pool, operatorKey: dependencies.operatorKey,
+    secretKey: dependencies.secretKey, merchants: dependencies.merchants, payments, idempotency,
+    ledger: dependencies.ledger, ledgerReports: new LedgerReports(dependencies.pool), disputes: dependencies.disputes,
+    balances: dependencies.balances, payouts: dependencies.payouts, accounts, breaks: reconciliationBreaks,
+    runs: reconciliationRuns, imports: reconciliationImports, webhookEndpoints: dependencies.webhookEndpoints,
+    publicUrl: dependencies.publicUrl });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
   registerMerchantApi(app,
     { merchants: dependencies.merchants, accounts,

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { IdempotencyService } from '../idempotency/idempotency-service.js';
 import { readObject, readString } from '../validation.js';
-import { listDeliveries, presentDelivery } from '../webhooks/webhook-deliveries.js';
+import { listDeliveries, presentDelivery, resendDelivery } from '../webhooks/webhook-deliveries.js';
 import {
   presentWebhookEndpoint, type WebhookEndpoints,
 } from '../webhooks/webhook-endpoints.js';
@@ -57,6 +57,15 @@ export function registerWebhookEndpointRoutes(
       object: 'list', data: page.rows.map((row) => presentWebhookEndpoint(row)), has_more: page.hasMore,
       url: '/v1/webhook_endpoints',
     };
+  });
+
+  // Penny's own: the delivery is sent again now (Stripe's Dashboard has Resend; its API has none).
+  scope.post<IdParams>('/v1/webhook_deliveries/:id/resend', async (request, reply) => {
+    readObject(request.body ?? {}, '', []);
+    const merchant = merchantOf(request);
+    return idempotent(idempotency, request, reply, async ({ client }) => ({
+      status: 200, body: await resendDelivery(client, endpoints, { merchantId: merchant.id, id: request.params.id }),
+    }));
   });
 
   scope.get('/v1/webhook_deliveries', async (request) => {

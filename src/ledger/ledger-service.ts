@@ -11,6 +11,7 @@ import {
   isUniqueViolation, referenceConflict,
 } from './ledger-errors.js';
 import * as store from './ledger-store.js';
+import { selectChainHead } from './ledger-chain-store.js';
 import type {
   Account, Balances, CreateAccountCommand, CreateEntryCommand, Entry, EntryKind, Posting,
 } from './ledger-types.js';
@@ -223,6 +224,16 @@ export class LedgerService {
     const [entry] = await store.selectEntries(db, [id]);
     if (entry === undefined) throw entryNotFound(id);
     return entry;
+  }
+
+  /** The hash chain's last seal (position and hash), or undefined before the first. */
+  chainHead(): Promise<{ position: bigint; hash: string } | undefined> {
+    return selectChainHead(this.pool);
+  }
+
+  /** Entries by their external references, with the entries that resolve holds among them. */
+  entriesByReferences(references: readonly string[]): Promise<Entry[]> {
+    return references.length === 0 ? Promise.resolve([]) : store.selectEntriesByReferences(this.pool, references);
   }
 
   async listEntries(query: store.EntryListQuery): Promise<Page<Entry>> {

@@ -60,6 +60,8 @@ export interface AccountListQuery {
   readonly startingAfter: string | undefined;
   readonly owner: string | undefined;
   readonly currency: string | undefined;
+  /** One account type (the dashboard's filter); all when absent. */
+  readonly type?: string | undefined;
 }
 
 export async function selectAccountPage(db: Queryable, query: AccountListQuery): Promise<Account[]> {
@@ -70,9 +72,10 @@ export async function selectAccountPage(db: Queryable, query: AccountListQuery):
        AND ($3::text IS NULL OR a.currency = $3)
        AND ($4::text IS NULL OR (a.created_at, a.id) <
             (SELECT created_at, id FROM ledger_accounts WHERE id = $4))
+       AND ($5::text IS NULL OR a.type = $5)
      ORDER BY a.created_at DESC, a.id DESC
      LIMIT $1`),
-    [query.limit + 1, query.owner ?? null, query.currency ?? null, query.startingAfter ?? null],
+    [query.limit + 1, query.owner ?? null, query.currency ?? null, query.startingAfter ?? null, query.type ?? null],
   );
   return result.rows.map(toAccount);
 }
@@ -227,6 +230,22 @@ export async function selectEntries(db: Queryable, ids: readonly string[]): Prom
      LEFT JOIN ledger_entries r ON r.hold_entry_id = e.id
      WHERE e.id = ANY($1::text[])`),
     [ids],
+  );
+  return result.rows.map(toEntry);
+}
+
+/**
+ * The entries with these external references, and the entries that resolve holds among them (a
+ * hold's post or void), oldest first: a payment's entries, found by the references its bookings use.
+ */
+export async function selectEntriesByReferences(db: Queryable, references: readonly string[]): Promise<Entry[]> {
+  const result = await db.query(
+    named(`SELECT ${entryColumns} FROM ledger_entries e
+     LEFT JOIN ledger_entries r ON r.hold_entry_id = e.id
+     WHERE e.external_reference = ANY($1::text[])
+        OR e.hold_entry_id IN (SELECT id FROM ledger_entries WHERE external_reference = ANY($1::text[]))
+     ORDER BY e.effective_at, e.sequence`),
+    [references],
   );
   return result.rows.map(toEntry);
 }

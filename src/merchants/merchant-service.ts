@@ -68,6 +68,14 @@ export class MerchantService {
     this.keyCache.clear();
   }
 
+  /** A page of merchants, newest first (the operator's dashboard). */
+  async list(query: { limit: number; startingAfter: string | undefined }):
+  Promise<{ merchants: store.MerchantRow[]; hasMore: boolean }> {
+    if (query.startingAfter !== undefined) await this.getMerchant(query.startingAfter);
+    const rows = await store.selectMerchantPage(this.pool, { ...query, limit: query.limit + 1 });
+    return { merchants: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+  }
+
   async getMerchant(id: string): Promise<store.MerchantRow> {
     const merchant = await store.selectMerchant(this.pool, id);
     if (merchant === undefined) {
@@ -93,6 +101,14 @@ export class MerchantService {
     const expiresAt = Date.now() + keyCacheTtlMs;
     this.keyCache.set(cacheKey, { merchant: found.merchant, keyId: found.keyId, expiresAt });
     return found.merchant;
+  }
+
+  /**
+   * The merchant and the id of the key, for a secret key that is known and unrevoked (uncached:
+   * the dashboard keeps the key's id with the session it opens, so revoking the key ends it).
+   */
+  async authenticateWithKeyId(secretKey: string): Promise<{ merchant: store.MerchantRow; keyId: string } | undefined> {
+    return store.selectMerchantByKeyDigest(this.pool, keyDigest(this.pepper, secretKey));
   }
 
   private async insertKey(db: pg.Pool | pg.PoolClient, merchantId: string) {

@@ -33,6 +33,16 @@ export async function selectMerchant(db: Queryable, id: string): Promise<Merchan
   return row === undefined ? undefined : { id: row.id, name: row.name, createdAt: row.created_at };
 }
 
+/** Merchants newest first, after a cursor (index merchants_list): the operator's pages. */
+export async function selectMerchantPage(db: Queryable, query: { limit: number; startingAfter: string | undefined }):
+Promise<MerchantRow[]> {
+  const result = await db.query<{ id: string; name: string; created_at: string }>(
+    named(`SELECT id, name, created_at FROM merchants
+     WHERE ($2::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM merchants WHERE id = $2))
+     ORDER BY created_at DESC, id DESC LIMIT $1`), [query.limit, query.startingAfter ?? null]);
+  return result.rows.map((row) => ({ id: row.id, name: row.name, createdAt: row.created_at }));
+}
+
 export async function insertApiKey(
   db: Queryable,
   key: { id: string; merchantId: string; digest: Buffer; prefix: string; last4: string },

@@ -142,6 +142,28 @@ export class PaymentService {
     });
   }
 
+  /** The operator's search over every merchant's intents (the dashboard's list). */
+  async search(query: store.PaymentIntentSearchQuery) {
+    const cursor = query.startingAfter ?? query.endingBefore;
+    if (cursor !== undefined && await store.selectPaymentIntentById(this.pool, cursor) === undefined) {
+      throw noSuchIntent(cursor, query.startingAfter === undefined ? 'ending_before' : 'starting_after');
+    }
+    const page = await store.selectPaymentIntentSearchPage(this.pool, query);
+    return { data: page.rows, hasMore: page.hasMore };
+  }
+
+  /** An intent by id, for the operator (any merchant's); 404 when there is none. */
+  async retrieveAny(id: string): Promise<store.PaymentIntentRow> {
+    const intent = await store.selectPaymentIntentById(this.pool, id);
+    if (intent === undefined) throw noSuchIntent(id, 'id');
+    return intent;
+  }
+
+  /** An intent's confirmation attempts, first to last. */
+  attempts(intent: Pick<store.PaymentIntentRow, 'merchantId' | 'id'>): Promise<store.AttemptRow[]> {
+    return store.selectAttemptsOfIntent(this.pool, { merchantId: intent.merchantId, id: intent.id });
+  }
+
   async retrieveCharge(merchantId: string, id: string): Promise<store.ChargeRow> {
     const charge = await store.selectCharge(this.pool, { merchantId: merchantId, id });
     if (charge === undefined) {

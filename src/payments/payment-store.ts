@@ -602,3 +602,68 @@ export async function updatePaymentIntentDetails(
       JSON.stringify(change.metadata), change.status]);
   return toRow(result.rows[0]);
 }
+
+/**
+ * The operator's search over every merchant's PaymentIntents (the dashboard's payments list):
+ * each filter optional, newest first, Stripe's cursors over (created_at, id). `amountGte`/`Lte`
+ * are in Stripe's units of the intent's currency; `search` matches an intent, charge or attempt
+ * id, a PSP reference, or a metadata value exactly.
+ */
+export interface PaymentIntentSearchQuery {
+  readonly merchantId: string | undefined;
+  readonly status: string | undefined;
+  readonly currency: string | undefined;
+  readonly amountGte: bigint | undefined;
+  readonly amountLte: bigint | undefined;
+  readonly createdGte: string | undefined;
+  readonly createdLte: string | undefined;
+  readonly connector: string | undefined;
+  readonly search: string | undefined;
+  readonly limit: number;
+  readonly startingAfter: string | undefined;
+  readonly endingBefore: string | undefined;
+}
+
+export async function selectPaymentIntentSearchPage(db: Queryable, query: PaymentIntentSearchQuery):
+Promise<PageRows<PaymentIntentRow>> {
+  const backwards = query.endingBefore !== undefined;
+  const result = await db.query(named(`SELECT * FROM (SELECT p.* FROM payment_intents p
+     WHERE ($2::text IS NULL OR p.merchant_id = $2)
+       AND ($3::text IS NULL OR p.status = $3)
+       AND ($4::text IS NULL OR p.currency = $4)
+       AND ($5::bigint IS NULL OR p.amount >= $5)
+       AND ($6::bigint IS NULL OR p.amount <= $6)
+       AND ($7::timestamptz IS NULL OR p.created_at >= $7)
+       AND ($8::timestamptz IS NULL OR p.created_at <= $8)
+       AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM payment_attempts a
+             WHERE a.merchant_id = p.merchant_id AND a.payment_intent_id = p.id AND a.connector = $9))
+       AND ($10::text IS NULL OR p.id = $10 OR p.latest_charge = $10
+             OR EXISTS (SELECT 1 FROM jsonb_each_text(p.metadata) m WHERE m.value = $10)
+             OR EXISTS (SELECT 1 FROM payment_attempts a WHERE a.merchant_id = p.merchant_id
+                  AND a.payment_intent_id = p.id AND (a.id = $10 OR a.psp_reference = $10)))
+       AND ($11::text IS NULL OR (p.created_at, p.id) ${backwards ? '>' : '<'}
+             (SELECT created_at, id FROM payment_intents WHERE id = $11))
+     ORDER BY p.created_at ${backwards ? 'ASC' : 'DESC'}, p.id ${backwards ? 'ASC' : 'DESC'} LIMIT $1) page
+     ORDER BY created_at DESC, id DESC`),
+  [query.limit + 1, query.merchantId ?? null, query.status ?? null, query.currency ?? null,
+    query.amountGte?.toString() ?? null, query.amountLte?.toString() ?? null, query.createdGte ?? null,
+    query.createdLte ?? null, query.connector ?? null, query.search ?? null,
+    query.startingAfter ?? query.endingBefore ?? null]);
+  const hasMore = result.rows.length > query.limit;
+  const rows = backwards ? result.rows.slice(hasMore ? 1 : 0) : result.rows.slice(0, query.limit);
+  return { rows: rows.map(toRow), hasMore };
+}
+
+/** An intent by its id alone (ids are unique across merchants): the operator's look-up. */
+export async function selectPaymentIntentById(db: Queryable, id: string): Promise<PaymentIntentRow | undefined> {
+  const result = await db.query(named('SELECT * FROM payment_intents WHERE id = $1'), [id]);
+  return result.rows[0] === undefined ? undefined : toRow(result.rows[0]);
+}
+
+/** An intent's attempts, first to last (an intent has a handful). */
+export async function selectAttemptsOfIntent(db: Queryable, key: { merchantId: string; id: string }):
+Promise<AttemptRow[]> {
+  const result = await db.query(named(`SELECT * FROM payment_attempts WHERE merchant_id = $1 AND payment_intent_id = $2
+     ORDER BY attempt_number LIMIT 100`), [key.merchantId, key.id]);
+  return result.rows.map(toAttempt);
+}

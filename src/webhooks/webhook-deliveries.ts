@@ -4,7 +4,8 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
-import { withTransaction, type Queryable } from '../db/pool.js';
+import { inTransaction, withTransaction, type Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
 import { presentEvent, recordEvent } from '../events/event-store.js';
 import { failpoint } from '../failpoints.js';
 import { stringifyJson } from '../json.js';
@@ -13,7 +14,8 @@ import { signPayload } from '../security/hmac-signature.js';
 import { presentWebhookEndpoint, type WebhookEndpoints } from './webhook-endpoints.js';
 import {
   claimDueDeliveries, clearEndpointFailing, completeDelivery, disableEndpoint, insertDeliveryAttempt,
-  markEndpointFailing, rescheduleDelivery, selectDeliveryAttempts, selectDeliveryPage, selectDeliveryToSend,
+  markEndpointFailing, requeueDelivery, rescheduleDelivery, selectDeliveriesOfEvents, selectDelivery,
+  selectDeliveryAttempts, selectDeliveryPage, selectDeliveryToSend,
   type ClaimedDelivery, type DeliveryAttempt, type WebhookDeliveryRow,
 } from './webhook-store.js';
 
@@ -153,6 +155,36 @@ export async function listDeliveries(db: Queryable, query: { merchantId: string;
   if (page.rows.length === 0) return { ...page, rows: [] };
   const byDelivery = await selectDeliveryAttempts(db, query.merchantId, page.rows.map((row) => row.id));
   return { ...page, rows: page.rows.map((row) => ({ ...row, attempts: byDelivery.get(row.id) ?? [] })) };
+}
+
+/**
+ * Resend: the delivery is made due now, whatever became of it (pending, succeeded or failed), and
+ * the delivery worker sends it again with its next attempt number; the usual retries follow while
+ * the event is within its retry window. The endpoint must still exist. In the caller's transaction
+ * (an idempotent request's), so a resend sent twice under one key resends once.
+ */
+export async function resendDelivery(client: pg.PoolClient, endpoints: WebhookEndpoints,
+  key: { merchantId: string; id: string }) {
+  return inTransaction(client, async () => {
+    const found = await selectDelivery(client, key.merchantId, key.id);
+    if (found === undefined) {
+      throw new PennyError({ code: 'resource_missing', param: 'id', message: `No such webhook delivery: '${key.id}'` });
+    }
+    await endpoints.retrieve(client, key.merchantId, found.endpointId);
+    const requeued = await requeueDelivery(client, { ...key, now: new Date(nowMs()).toISOString() });
+    if (requeued === undefined) throw new Error(`webhook delivery ${key.id} vanished while it was requeued`);
+    const attempts = await selectDeliveryAttempts(client, key.merchantId, [key.id]);
+    return presentDelivery({ ...requeued, attempts: attempts.get(key.id) ?? [] });
+  });
+}
+
+/** The deliveries of these events (a payment's), each with its attempts. */
+export async function deliveriesOfEvents(db: Queryable, merchantId: string, eventIds: readonly string[]) {
+  if (eventIds.length === 0) return [];
+  const rows = await selectDeliveriesOfEvents(db, merchantId, eventIds);
+  if (rows.length === 0) return [];
+  const byDelivery = await selectDeliveryAttempts(db, merchantId, rows.map((row) => row.id));
+  return rows.map((row) => ({ ...row, attempts: byDelivery.get(row.id) ?? [] }));
 }
 
 /** Penny's record of one event's delivery to one endpoint, with every attempt. */

@@ -226,6 +226,22 @@ export interface WebhookDeliveryRow {
   readonly completedAt: string | null;
 }
 
+/** Makes a delivery due at `now` again (pending, not completed); undefined when the merchant has no such delivery. */
+export async function requeueDelivery(db: Queryable, delivery: { merchantId: string; id: string; now: string }):
+Promise<WebhookDeliveryRow | undefined> {
+  const result = await db.query(named(`UPDATE webhook_deliveries SET status = 'pending', completed_at = NULL,
+       next_attempt_at = $3 WHERE merchant_id = $1 AND id = $2 RETURNING *`),
+  [delivery.merchantId, delivery.id, delivery.now]);
+  return result.rows[0] === undefined ? undefined : toDelivery(result.rows[0]);
+}
+
+export async function selectDelivery(db: Queryable, merchantId: string, id: string):
+Promise<WebhookDeliveryRow | undefined> {
+  const result = await db.query(named('SELECT * FROM webhook_deliveries WHERE merchant_id = $1 AND id = $2'),
+    [merchantId, id]);
+  return result.rows[0] === undefined ? undefined : toDelivery(result.rows[0]);
+}
+
 /** A page of a merchant's deliveries, newest first (Stripe's cursors), optionally of one event or endpoint. */
 export async function selectDeliveryPage(db: Queryable, query: { merchantId: string; limit: number;
   startingAfter: string | undefined; endingBefore: string | undefined; eventId: string | undefined;
@@ -233,6 +249,14 @@ export async function selectDeliveryPage(db: Queryable, query: { merchantId: str
   return selectPage(db, 'webhook_deliveries', {
     ...query, equals: { event_id: query.eventId, endpoint_id: query.endpointId },
   }, toDelivery);
+}
+
+/** The deliveries of these events of the merchant (a payment's page), oldest first, at most 200. */
+export async function selectDeliveriesOfEvents(db: Queryable, merchantId: string, eventIds: readonly string[]):
+Promise<WebhookDeliveryRow[]> {
+  const result = await db.query(named(`SELECT * FROM webhook_deliveries WHERE merchant_id = $1 AND event_id = ANY($2::text[])
+     ORDER BY created_at, id LIMIT 200`), [merchantId, eventIds]);
+  return result.rows.map(toDelivery);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row

@@ -49,6 +49,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0037_report_runs', '4620aea44ec67c0ce6dd217dfcad6a053d3a351a3451c3171f8d26636cc7f129'],
   ['0038_reconciliation_record_indexes', '9b0c3642cc2640b5a139a88c04dce628bd77e7ba6efbf358b31a1f4eada75d53'],
   ['0039_reconciliation_record_checks', '96b831efbe2b313202fbddbd51d7c595e416dd365602a2dc16e70a1ad70f1767'],
+  ['0040_dashboard', '9ce23d8ca54e82330be8c22773e497e4683b5baf416186171d8196ba12ce6345'],
   ['0041_connector_routing', '156b693abf46183f170c33217674022198b66c95e76c06495fb7f9d2e6d50231'],
 ];
 
