@@ -97,6 +97,6 @@ function sdrRecord(row: CsvRow, file: string): ReconRecord {
     reversal: false,
     statementPosition: null,
     references,
-    raw: row.values,
+    raw: row,
   };
 }

@@ -92,12 +92,16 @@ export async function selectFile(db: Queryable, id: string): Promise<FileRow | u
   return result.rows[0] === undefined ? undefined : fileRow(result.rows[0] as Record<string, unknown>);
 }
 
-export async function insertFile(db: Queryable, file: Omit<FileRow, 'importedAt'>): Promise<FileRow> {
+/** `csvHeader`: a CSV file's column names, which its records' raw values (JSON arrays) are read by. */
+export async function insertFile(db: Queryable, file: Omit<FileRow, 'importedAt'>,
+  csvHeader: readonly string[] | null = null): Promise<FileRow> {
   const result = await db.query(named(`INSERT INTO reconciliation_files (id, source, format, format_version, filename,
-      content_sha256, size_bytes, line_count, record_count, new_record_count, known_record_count, conflicting_record_count)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${fileColumns}`),
+      content_sha256, size_bytes, line_count, record_count, new_record_count, known_record_count, conflicting_record_count,
+      csv_header)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::json) RETURNING ${fileColumns}`),
   [file.id, file.source, file.format, file.formatVersion, file.filename, file.contentSha256, file.sizeBytes,
-    file.lineCount, file.recordCount, file.newRecordCount, file.knownRecordCount, file.conflictingRecordCount]);
+    file.lineCount, file.recordCount, file.newRecordCount, file.knownRecordCount, file.conflictingRecordCount,
+    csvHeader === null ? null : JSON.stringify(csvHeader)]);
   return fileRow(result.rows[0] as Record<string, unknown>);
 }
 
@@ -379,6 +383,23 @@ export async function recordStaged(client: Queryable, fileId: string, source: st
   const row = result.rows[0] as { new: number; conflicting: number };
   return { recordCount: staged.records, newRecordCount: row.new, conflictingRecordCount: row.conflicting,
     knownRecordCount: staged.records - row.new - row.conflicting };
+}
+
+/**
+ * A record's raw fields as an object by name, as the file had them: a CSV row's values (a JSON
+ * array since migration 0042) by its file's column names, in the file's column order; a bank
+ * entry's fields (and a CSV row imported before 0042) as stored.
+ */
+export async function selectRecordRaw(db: Queryable, recordId: bigint): Promise<Record<string, unknown> | undefined> {
+  const result = await db.query<{ raw: unknown; csv_header: string[] | null }>(named(`SELECT r.raw, f.csv_header
+    FROM reconciliation_records r JOIN reconciliation_files f ON f.id = r.file_id WHERE r.id = $1`), [recordId]);
+  const row = result.rows[0];
+  if (row === undefined) return undefined;
+  if (!Array.isArray(row.raw)) return row.raw as Record<string, unknown>;
+  const values = row.raw as unknown[];
+  const object: Record<string, unknown> = {};
+  (row.csv_header ?? []).forEach((name, index) => { object[name] = values[index]; });
+  return object;
 }
 
 export async function selectConflicts(db: Queryable, fileId: string, limit: number): Promise<ConflictRow[]> {
