@@ -782,7 +782,6 @@ CREATE TABLE reconciliation_record_matches (
   CONSTRAINT reconciliation_record_matches_pass_check CHECK (pass = ANY (ARRAY['reference'::text, 'batch_line'::text, 'remittance'::text, 'fallback'::text, 'duplicate'::text, 'repaired'::text]))
 );
 CREATE INDEX reconciliation_record_matches_counterpart ON public.reconciliation_record_matches USING btree (counterpart_record_id) WHERE (counterpart_record_id IS NOT NULL);
-CREATE INDEX reconciliation_record_matches_item ON public.reconciliation_record_matches USING btree (item_id) WHERE (item_id IS NOT NULL);
 
 CREATE TABLE reconciliation_records (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
