@@ -432,8 +432,10 @@ function csvRecordJson(record: ReconRecord, row: CsvRow, file: string): store.Re
     raw = `["${values.join('","')}"]`;
   }
   const order = row.header.contentOrder;
-  let content = `${row.header.namesSha256}\n${values[order[0] as number] as string}`;
-  for (let index = 1; index < order.length; index += 1) content += `\u0000${values[order[index] as number] as string}`;
+  // Joined, not concatenated: one flat string for the hash to read.
+  const ordered = new Array<string>(order.length);
+  for (let index = 0; index < order.length; index += 1) ordered[index] = values[order[index] as number] as string;
+  const content = `${row.header.namesSha256}\n${ordered.join('\u0000')}`;
   return { contentSha256: sha256Hex(content), refs: jsonValue(record.references) ?? '{}', raw };
 }
 
