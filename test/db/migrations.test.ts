@@ -49,6 +49,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0037_report_runs', '4620aea44ec67c0ce6dd217dfcad6a053d3a351a3451c3171f8d26636cc7f129'],
   ['0038_reconciliation_record_indexes', '9b0c3642cc2640b5a139a88c04dce628bd77e7ba6efbf358b31a1f4eada75d53'],
   ['0039_reconciliation_record_checks', '96b831efbe2b313202fbddbd51d7c595e416dd365602a2dc16e70a1ad70f1767'],
+  ['0042_reconciliation_csv_content', 'a4ec14ae033373a2adc579825bbe3d6d378b2c088859e0df857e410fbfd814c0'],
 ];
 
 describe('migrations', () => {
