@@ -32,6 +32,19 @@ const newBreakId = "'rbrk_' || replace(gen_random_uuid()::text, '-', '')";
 const breakColumns = `id, fingerprint, run_id, type, leg, external_ref, internal_ref, currency, expected_minor,
   actual_minor, difference_minor, merchant_id, owner_id, record_id, item_id, detail`;
 
+/**
+ * The memory a run's statements may take, for its transaction only: each pass hashes the items
+ * or the open lines (about 110 bytes a row), and with PostgreSQL's default (4 MB, twice that for
+ * a hash) a run of 200,000 lines split every hash join into 4 batches written to temporary files
+ * and read back; 64 MB (128 MB a hash) keeps a run of a million lines in one batch. Runs are one
+ * at a time (the imports' lock), so this is one backend's memory, not one per connection. (The
+ * temporary buffers cannot be sized so: PostgreSQL refuses a new temp_buffers in a session that
+ * has used a temporary table, as a pooled connection has.)
+ */
+export async function setRunMemory(db: Queryable): Promise<void> {
+  await db.query("SET LOCAL work_mem = '64MB'");
+}
+
 export async function insertRun(db: Queryable, run: { id: string; asOf: string; scheduledFor?: string }):
 Promise<void> {
   await db.query(named('INSERT INTO reconciliation_runs (id, as_of, scheduled_for) VALUES ($1, $2, $3)'),
