@@ -771,11 +771,13 @@ CREATE TABLE reconciliation_files (
   known_record_count integer NOT NULL,
   conflicting_record_count integer NOT NULL,
   imported_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  csv_header json,
   CONSTRAINT reconciliation_files_pkey PRIMARY KEY (id),
   CONSTRAINT reconciliation_files_check CHECK (record_count = (new_record_count + known_record_count + conflicting_record_count)),
   CONSTRAINT reconciliation_files_conflicting_record_count_check CHECK (conflicting_record_count >= 0),
   CONSTRAINT reconciliation_files_content_sha256_check CHECK (content_sha256 ~ '^[0-9a-f]+$'::text AND length(content_sha256) = 64),
   CONSTRAINT reconciliation_files_content_sha256_key UNIQUE (content_sha256),
+  CONSTRAINT reconciliation_files_csv_header_check CHECK (csv_header IS NULL OR json_typeof(csv_header) = 'array'::text),
   CONSTRAINT reconciliation_files_filename_check CHECK (length(filename) >= 1 AND length(filename) <= 255),
   CONSTRAINT reconciliation_files_format_check CHECK (format = ANY (ARRAY['adyen_sdr'::text, 'stripe_payout_reconciliation'::text, 'camt053'::text, 'mt940'::text])),
   CONSTRAINT reconciliation_files_id_check CHECK (id ~ '^rfile_[A-Za-z0-9]+$'::text AND length(id) >= 14 AND length(id) <= 70),
@@ -831,7 +833,6 @@ CREATE TABLE reconciliation_record_matches (
   CONSTRAINT reconciliation_record_matches_pass_check CHECK (pass = ANY (ARRAY['reference'::text, 'batch_line'::text, 'remittance'::text, 'fallback'::text, 'duplicate'::text, 'repaired'::text]))
 );
 CREATE INDEX reconciliation_record_matches_counterpart ON public.reconciliation_record_matches USING btree (counterpart_record_id) WHERE (counterpart_record_id IS NOT NULL);
-CREATE INDEX reconciliation_record_matches_item ON public.reconciliation_record_matches USING btree (item_id) WHERE (item_id IS NOT NULL);
 
 CREATE TABLE reconciliation_records (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,

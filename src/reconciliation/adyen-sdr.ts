@@ -3,7 +3,7 @@ import { readDay } from './recon-dates.js';
 import { decimalToMinor, readCurrencyCode } from './decimal-minor.js';
 import { at, fileProblem } from './recon-problem.js';
 import type { ParsedItem, ReconRecord } from './recon-records.js';
-import { column, csvRows, type CsvRow } from './csv-rows.js';
+import { csvRows, type CsvHeader, type CsvRow } from './csv-rows.js';
 
 /**
  * Adyen's Settlement details report (reconciliation.md §2), which the sandbox PSP publishes too:
@@ -40,54 +40,106 @@ export async function readAdyenSdrText(text: string, file: string): Promise<Reco
   return records;
 }
 
+/** Where an SDR's columns stand in a file: found once per header, -1 for a column the file lacks. */
+interface SdrPositions {
+  readonly type: number;
+  readonly batch: number;
+  readonly netCurrency: number;
+  readonly grossCurrency: number;
+  readonly netCredit: number;
+  readonly netDebit: number;
+  readonly grossCredit: number;
+  readonly grossDebit: number;
+  readonly fees: readonly (readonly [string, number])[];
+  readonly creationDate: number;
+  readonly bookingDate: number;
+  readonly merchantAccount: number;
+  readonly pspReference: number;
+  readonly merchantReference: number;
+  readonly modificationReference: number;
+  readonly references: readonly (readonly [string, number])[];
+}
+
+const referenceColumns = ['Company Account', 'Merchant Account', 'Modification Reference', 'Modification Merchant Reference',
+  'Payment Method', 'Payment Method Variant', 'Exchange Rate', 'Dispute Reference', 'ARN', 'Merchant Order Reference'];
+
+const positionsByHeader = new WeakMap<CsvHeader, SdrPositions>();
+
+function sdrPositions(header: CsvHeader): SdrPositions {
+  let positions = positionsByHeader.get(header);
+  if (positions === undefined) {
+    const of = (name: string) => header.position(name) ?? -1;
+    positions = {
+      type: of('Type'), batch: of('Batch Number'), netCurrency: of('Net Currency'), grossCurrency: of('Gross Currency'),
+      netCredit: of('Net Credit (NC)'), netDebit: of('Net Debit (NC)'), grossCredit: of('Gross Credit (GC)'),
+      grossDebit: of('Gross Debit (GC)'), fees: feeColumns.map((name) => [name, of(name)] as const),
+      creationDate: of('Creation Date'), bookingDate: of('Booking Date'), merchantAccount: of('Merchant Account'),
+      pspReference: of('Psp Reference'), merchantReference: of('Merchant Reference'),
+      modificationReference: of('Modification Reference'),
+      references: referenceColumns.map((name) => [name, of(name)] as const).filter(([, position]) => position >= 0),
+    };
+    positionsByHeader.set(header, positions);
+  }
+  return positions;
+}
+
+/** A column's value by position; '' for a column the file lacks. */
+function valueAt(row: CsvRow, position: number): string {
+  return position < 0 ? '' : row.values[position] as string;
+}
+
 function sdrRecord(row: CsvRow, file: string): ReconRecord {
+  const positions = sdrPositions(row.header);
   const where = (field: string) => ({ file, line: row.line, field });
-  const required = (field: string): string => {
-    const value = column(row, field);
+  const required = (position: number, field: string): string => {
+    const value = valueAt(row, position);
     if (value === '') throw fileProblem(where(field), 'is empty');
     return value;
   };
-  const type = required('Type');
-  const batch = required('Batch Number');
+  const type = required(positions.type, 'Type');
+  const batch = required(positions.batch, 'Batch Number');
   if (!/^\d+$/.test(batch)) throw fileProblem(where('Batch Number'), `"${batch.slice(0, 40)}" is not a batch number`);
-  const netCurrency = at(where('Net Currency'), () => readCurrencyCode(required('Net Currency')));
-  const grossCurrencyText = column(row, 'Gross Currency');
+  const netCurrency = at(where('Net Currency'), () => readCurrencyCode(required(positions.netCurrency, 'Net Currency')));
+  const grossCurrencyText = valueAt(row, positions.grossCurrency);
   const grossCurrency = grossCurrencyText === '' ? null : at(where('Gross Currency'), () => readCurrencyCode(grossCurrencyText));
-  const money = (field: string, currency: string): bigint | null => {
-    const text = column(row, field);
+  const money = (position: number, field: string, currency: string): bigint | null => {
+    const text = valueAt(row, position);
     return text === '' ? null : at(where(field), () => decimalToMinor(text, currency, { separator: '.', signed: false }));
   };
-  const netCredit = money('Net Credit (NC)', netCurrency);
-  const netDebit = money('Net Debit (NC)', netCurrency);
-  const grossCredit = grossCurrency === null ? null : money('Gross Credit (GC)', grossCurrency);
-  const grossDebit = grossCurrency === null ? null : money('Gross Debit (GC)', grossCurrency);
-  const fees = feeColumns.map((field) => money(field, netCurrency));
-  const creationDay = at(where('Creation Date'), () => readDay(required('Creation Date')));
-  const bookingText = column(row, 'Booking Date');
+  const netCredit = money(positions.netCredit, 'Net Credit (NC)', netCurrency);
+  const netDebit = money(positions.netDebit, 'Net Debit (NC)', netCurrency);
+  const grossCredit = grossCurrency === null ? null : money(positions.grossCredit, 'Gross Credit (GC)', grossCurrency);
+  const grossDebit = grossCurrency === null ? null : money(positions.grossDebit, 'Gross Debit (GC)', grossCurrency);
+  let feeMinor: bigint | null = null;
+  for (const [field, position] of positions.fees) {
+    const fee = money(position, field, netCurrency);
+    if (fee !== null) feeMinor = (feeMinor ?? 0n) + fee;
+  }
+  const creationDay = at(where('Creation Date'), () => readDay(required(positions.creationDate, 'Creation Date')));
+  const bookingText = valueAt(row, positions.bookingDate);
   const bookingDay = bookingText === '' ? creationDay : at(where('Booking Date'), () => readDay(bookingText));
-  const merchantAccount = column(row, 'Merchant Account');
-  const pspReference = column(row, 'Psp Reference');
-  const modificationReference = column(row, 'Modification Reference');
+  const merchantAccount = valueAt(row, positions.merchantAccount);
+  const pspReference = valueAt(row, positions.pspReference);
+  const modificationReference = valueAt(row, positions.modificationReference);
   const references: Record<string, string> = {};
-  for (const name of ['Company Account', 'Merchant Account', 'Modification Reference', 'Modification Merchant Reference',
-    'Payment Method', 'Payment Method Variant', 'Exchange Rate', 'Dispute Reference', 'ARN', 'Merchant Order Reference']) {
-    const value = column(row, name);
+  for (const [name, position] of positions.references) {
+    const value = row.values[position] as string;
     if (value !== '') references[name] = value;
   }
   return {
     kind: 'psp_line',
     line: row.line,
-    externalId: [merchantAccount, batch, type, pspReference, modificationReference].join('|'),
+    externalId: `${merchantAccount}|${batch}|${type}|${pspReference}|${modificationReference}`,
     type,
     currency: netCurrency,
     amountMinor: (netCredit ?? 0n) - (netDebit ?? 0n),
     grossMinor: grossCredit === null && grossDebit === null ? null : (grossCredit ?? 0n) - (grossDebit ?? 0n),
     grossCurrency,
-    feeMinor: fees.every((fee) => fee === null) ? null : fees.reduce<bigint>((sum, fee) => sum + (fee ?? 0n), 0n),
+    feeMinor,
     bookingDate: bookingDay,
     valueDate: null,
     pspReference: pspReference === '' ? null : pspReference,
-    merchantReference: column(row, 'Merchant Reference') || null,
+    merchantReference: valueAt(row, positions.merchantReference) || null,
     batchKey: `${merchantAccount}#${batch}`,
     // The payout's description is what the bank shows (reconciliation.md §2).
     remittanceText: type === 'MerchantPayout' && modificationReference !== '' ? modificationReference : null,
@@ -97,6 +149,6 @@ function sdrRecord(row: CsvRow, file: string): ReconRecord {
     reversal: false,
     statementPosition: null,
     references,
-    raw: row.values,
+    raw: row,
   };
 }

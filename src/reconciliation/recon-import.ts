@@ -11,6 +11,7 @@ import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import { stringifyJson } from '../json.js';
 import { readAdyenSdr } from './adyen-sdr.js';
+import { CsvRow } from './csv-rows.js';
 import { readCamt053 } from './camt053.js';
 import { readMt940 } from './mt940.js';
 import { fileProblem } from './recon-problem.js';
@@ -104,12 +105,12 @@ export class ReconciliationImports {
         // The same bytes, imported by an upload that finished while this one was arriving.
         const known = await store.selectFileByHash(client, spooled.contentSha256);
         if (known !== undefined) return this.summaryOf(client, known, true);
-        const counts = await writeRecords(client, { fileId, source, filename: request.filename }, readItems,
-          spooled.lines);
+        const { csvHeader, ...counts } = await writeRecords(client, { fileId, source, filename: request.filename },
+          readItems, spooled.lines);
         // The file's row comes last, with its counts; the references to it wait for the commit.
         const file = await store.insertFile(client, { id: fileId, source, format, formatVersion: version,
           filename: request.filename.slice(0, 255), contentSha256: spooled.contentSha256,
-          sizeBytes: BigInt(spooled.bytes), lineCount: spooled.lines, ...counts });
+          sizeBytes: BigInt(spooled.bytes), lineCount: spooled.lines, ...counts }, csvHeader);
         return this.summaryOf(client, file, false);
       });
       // A large file changes the records' statistics enough to mislead the next run's plans: read them again now.
@@ -190,7 +191,7 @@ class NotAllNew extends Error {}
  * classified and inserted set-based (`recordStaged`): known, new or conflicting, exactly as before.
  */
 async function writeRecords(client: pg.PoolClient, target: ImportTarget, readItems: () => AsyncIterable<ParsedItem>,
-  lines: number): Promise<store.StagedCounts> {
+  lines: number): Promise<WrittenRecords> {
   if (lines <= SeenExternalIds.idsMax) {
     await client.query('SAVEPOINT recon_import_direct');
     try {
@@ -203,6 +204,11 @@ async function writeRecords(client: pg.PoolClient, target: ImportTarget, readIte
     }
   }
   return writeItems(client, target, readItems(), 'staged');
+}
+
+/** What an import wrote: its counts, and a CSV file's header (its records' raw fields are arrays of values). */
+interface WrittenRecords extends store.StagedCounts {
+  readonly csvHeader: readonly string[] | null;
 }
 
 interface ImportTarget {
@@ -218,7 +224,7 @@ interface ImportTarget {
  * and inserted set-based (recon-store.ts, `recordStaged`).
  */
 async function writeItems(client: pg.PoolClient, target: ImportTarget, items: AsyncIterable<ParsedItem>,
-  mode: 'direct' | 'staged'): Promise<store.StagedCounts> {
+  mode: 'direct' | 'staged'): Promise<WrittenRecords> {
   const direct = mode === 'direct';
   if (!direct) await store.createStagingTable(client);
   const copy = new store.StagingCopy(client, direct ? store.copyRecords : undefined);
@@ -233,6 +239,7 @@ async function writeItems(client: pg.PoolClient, target: ImportTarget, items: As
   let seq = 0;
   let repeated = 0;
   let inStatements = false;
+  let csvHeader: readonly string[] | null = null;
   try {
     for await (const item of items) {
       if (item.kind === 'statement') {
@@ -242,6 +249,7 @@ async function writeItems(client: pg.PoolClient, target: ImportTarget, items: As
       }
       const { record } = item;
       const json = recordJson(record, target.filename);
+      if (csvHeader === null && record.raw instanceof CsvRow) csvHeader = record.raw.header.names;
       seq += 1;
       if (record.statementPosition !== null) inStatements = true;
       const maybeSeen = seen.add(record.externalId);
@@ -264,7 +272,7 @@ async function writeItems(client: pg.PoolClient, target: ImportTarget, items: As
     const line = await store.selectRecordWithoutStatement(client, target.fileId);
     if (line !== undefined) throw new Error(`${target.filename}, line ${line}: the parser placed a record in no statement`);
   }
-  return counts;
+  return { ...counts, csvHeader };
 }
 
 /**
@@ -376,14 +384,23 @@ function jsonKey(key: string): string {
 }
 
 /**
- * The record's content as JSON, without where it stands in its file (line, statement position):
- * what a re-export must repeat to be the same record; its SHA-256 is the record's content hash.
- * The text is exactly `stringifyJson({ ...record, line: undefined, statementPosition: undefined })`,
- * the definition of every hash stored so far, made field by field (the replacer that JSON needs
- * for bigint is the costliest step of an import otherwise). Its references and raw fields come
- * back as JSON too, for the staging row.
+ * A record's content hash and its references and raw fields as JSON, for its row.
+ *
+ * - **A CSV row** (Adyen's and Stripe's reports): its content is its values by column name, so a
+ *   re-export that orders its columns otherwise or quotes them otherwise is the same record. The
+ *   hash (version 2, migration 0042) is the SHA-256 of the header's `namesSha256`, a newline, and
+ *   the row's values in the header's `contentOrder` (its columns sorted by name), NUL-separated:
+ *   unambiguous, as a value or a name with a NUL is refused and the number of values is the
+ *   header's. What a record's other fields hold is read from these values, so they need no hash
+ *   of their own. Its raw fields are stored as a JSON array of the values in the file's column
+ *   order, the header once with the file (`reconciliation_files.csv_header`).
+ * - **A bank entry** (camt.053, MT940: a few records a file): the SHA-256 of its JSON without
+ *   where it stands in its file (line, statement position), exactly
+ *   `stringifyJson({ ...record, line: undefined, statementPosition: undefined })`, made field by
+ *   field (the replacer JSON needs for bigint is costly); its raw fields as a JSON object.
  */
 export function recordJson(record: ReconRecord, file: string): store.RecordJson {
+  if (record.raw instanceof CsvRow) return csvRecordJson(record, record.raw, file);
   let refs = '{}';
   let raw = '{}';
   let text = '';
@@ -401,6 +418,25 @@ export function recordJson(record: ReconRecord, file: string): store.RecordJson 
     throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
   }
   return { contentSha256: sha256Hex(text), refs, raw };
+}
+
+function csvRecordJson(record: ReconRecord, row: CsvRow, file: string): store.RecordJson {
+  const { values } = row;
+  const joined = values.join(',');
+  let raw: string;
+  if (jsonSpecial.test(joined)) {
+    // A quote, a backslash, a control character or a surrogate somewhere: JSON.stringify escapes it.
+    raw = JSON.stringify(values);
+    if (raw.includes('\\u0000')) throw fileProblem({ file, line: record.line, field: 'record' }, 'holds a NUL character');
+  } else {
+    raw = `["${values.join('","')}"]`;
+  }
+  const order = row.header.contentOrder;
+  // Joined, not concatenated: one flat string for the hash to read.
+  const ordered = new Array<string>(order.length);
+  for (let index = 0; index < order.length; index += 1) ordered[index] = values[order[index] as number] as string;
+  const content = `${row.header.namesSha256}\n${ordered.join('\u0000')}`;
+  return { contentSha256: sha256Hex(content), refs: jsonValue(record.references) ?? '{}', raw };
 }
 
 type Parser = (input: Readable, file: string, onVersion: (version: string) => void) => AsyncIterable<ParsedItem>;

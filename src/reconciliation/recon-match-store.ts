@@ -32,6 +32,19 @@ const newBreakId = "'rbrk_' || replace(gen_random_uuid()::text, '-', '')";
 const breakColumns = `id, fingerprint, run_id, type, leg, external_ref, internal_ref, currency, expected_minor,
   actual_minor, difference_minor, merchant_id, owner_id, record_id, item_id, detail`;
 
+/**
+ * The memory a run's statements may take, for its transaction only: each pass hashes the items
+ * or the open lines (about 110 bytes a row), and with PostgreSQL's default (4 MB, twice that for
+ * a hash) a run of 200,000 lines split every hash join into 4 batches written to temporary files
+ * and read back; 64 MB (128 MB a hash) keeps a run of a million lines in one batch. Runs are one
+ * at a time (the imports' lock), so this is one backend's memory, not one per connection. (The
+ * temporary buffers cannot be sized so: PostgreSQL refuses a new temp_buffers in a session that
+ * has used a temporary table, as a pooled connection has.)
+ */
+export async function setRunMemory(db: Queryable): Promise<void> {
+  await db.query("SET LOCAL work_mem = '64MB'");
+}
+
 export async function insertRun(db: Queryable, run: { id: string; asOf: string; scheduledFor?: string }):
 Promise<void> {
   await db.query(named('INSERT INTO reconciliation_runs (id, as_of, scheduled_for) VALUES ($1, $2, $3)'),
@@ -133,7 +146,9 @@ export async function createOpenLines(db: Queryable, query: { asOf: string; type
        AND NOT EXISTS (SELECT 1 FROM reconciliation_record_matches m WHERE m.record_id = r.id)`),
   [query.asOf, query.types, query.kinds]);
   await db.query('CREATE INDEX ON recon_lines (id)');
-  await db.query('ANALYZE recon_lines');
+  // The statistics the joins are planned on: the keys, not the amounts or texts.
+  await db.query(`ANALYZE recon_lines (id, item_kind, merchant_reference, psp_reference, modification_reference,
+    modification_merchant_reference)`);
   return result.rowCount ?? 0;
 }
 
@@ -148,25 +163,32 @@ export async function createOpenLines(db: Queryable, query: { asOf: string; type
  * id), ranked within its item: the first line of an item not matched before is its match; another
  * is a duplicate.
  */
+/**
+ * Whether a pair differs or came late (`insertPairBreaks`), computed as the pair is found, so
+ * the few pairs that do are read again, not every pair joined to its line and item a second time.
+ */
+const pairDiffers = `(l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor
+       OR l.booking_date > i.due_by)`;
+
 export async function createReferencePairs(db: Queryable): Promise<void> {
   await db.query(named(`CREATE TEMP TABLE recon_pairs ON COMMIT DROP AS
-     SELECT l.id AS record_id, i.id AS item_id FROM recon_lines l
+     SELECT l.id AS record_id, i.id AS item_id, ${pairDiffers} AS differs FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.merchant_reference
-     UNION ALL SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id, ${pairDiffers} FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.alternate_reference = l.merchant_reference
-     UNION ALL SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id, ${pairDiffers} FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.psp_reference
-     UNION ALL SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id, ${pairDiffers} FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.psp_reference
-     UNION ALL SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id, ${pairDiffers} FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.modification_reference
-     UNION ALL SELECT l.id, i.id FROM recon_lines l
+     UNION ALL SELECT l.id, i.id, ${pairDiffers} FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.modification_merchant_reference`));
   await db.query(named(`CREATE TEMP TABLE recon_primary ON COMMIT DROP AS
-     SELECT p.record_id, p.item_id,
+     SELECT p.record_id, p.item_id, p.differs,
        row_number() OVER (PARTITION BY p.item_id ORDER BY p.record_id) AS rank_in_item,
        EXISTS (SELECT 1 FROM reconciliation_item_matches m WHERE m.item_id = p.item_id) AS item_taken
-     FROM (SELECT DISTINCT ON (record_id) record_id, item_id FROM recon_pairs ORDER BY record_id, item_id) p`));
+     FROM (SELECT DISTINCT ON (record_id) record_id, item_id, differs FROM recon_pairs ORDER BY record_id, item_id) p`));
   await db.query('CREATE INDEX ON recon_primary (record_id)');
   await db.query('ANALYZE recon_primary');
 }
@@ -199,9 +221,7 @@ export async function insertPairBreaks(db: Queryable, runId: string): Promise<vo
      FROM recon_primary p
      JOIN recon_lines l ON l.id = p.record_id
      JOIN reconciliation_items i ON i.id = p.item_id
-     WHERE p.rank_in_item = 1 AND NOT p.item_taken
-       AND (l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor
-         OR l.booking_date > i.due_by)`));
+     WHERE p.differs AND p.rank_in_item = 1 AND NOT p.item_taken`));
   await db.query(named(`INSERT INTO reconciliation_breaks (${breakColumns})
      SELECT ${newBreakId}, c.type || '|record:' || d.record_id || '|item:' || d.item_id, $1, c.type, 'ledger_psp',
        d.external_ref, d.reference, d.currency, c.expected, c.actual, c.actual - c.expected, d.merchant_id, d.owner_id,
@@ -276,7 +296,7 @@ export async function insertMissingInLedger(db: Queryable, runId: string): Promi
            || ', which Penny never booked' END
      FROM recon_lines l
      WHERE (l.item_kind IS NULL OR l.item_kind NOT IN ('batch', 'payout_record'))
-       AND NOT EXISTS (SELECT 1 FROM recon_pairs p WHERE p.record_id = l.id)
+       AND NOT EXISTS (SELECT 1 FROM recon_primary p WHERE p.record_id = l.id)
      ON CONFLICT (fingerprint) DO NOTHING`), [runId]);
 }
 

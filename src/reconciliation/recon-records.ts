@@ -1,3 +1,5 @@
+import { CsvRow } from './csv-rows.js';
+
 /**
  * What an imported file holds, in one shape for every format, so that a matcher reads a bank
  * entry, an Adyen line and a Stripe line alike: a signed amount in integer minor units with its
@@ -51,8 +53,16 @@ export interface ReconRecord {
   readonly statementPosition: number | null;
   /** Every other reference the record carries, by name (EndToEndId, AcctSvcrRef, payment_intent_id, …). */
   readonly references: Readonly<Record<string, string>>;
-  /** The record as the file had it (a CSV row by header, the raw MT940 fields, camt's parsed fields). */
-  readonly raw: Readonly<Record<string, unknown>>;
+  /**
+   * The record as the file had it: a CSV row (its values, read by name through its file's header;
+   * `rawObject` gives it by column name), the raw MT940 fields, camt's parsed fields.
+   */
+  readonly raw: Readonly<Record<string, unknown>> | CsvRow;
+}
+
+/** A record's raw fields as an object by name: a CSV row's values by column name, in the file's column order. */
+export function rawObject(raw: ReconRecord['raw']): Readonly<Record<string, unknown>> {
+  return raw instanceof CsvRow ? raw.toObject() : raw;
 }
 
 export interface StatementBalance {

@@ -118,6 +118,7 @@ export class ReconciliationRuns {
     const id = newId('rrun');
     return withTransaction(this.pool, async (client) => {
       await lockImports(client);
+      await store.setRunMemory(client);
       await store.insertRun(client, { id, asOf: request.asOf, scheduledFor: request.scheduledFor });
       const itemsCollected = await store.collectItems(client, { asOf: request.asOf, windowDays: windowBusinessDays });
       const lines = await store.createOpenLines(client, { asOf: request.asOf, types: Object.keys(lineKinds),

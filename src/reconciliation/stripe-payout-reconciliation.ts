@@ -27,7 +27,7 @@ export async function* readStripePayoutReconciliation(input: Readable, file: str
   for await (const row of rows) {
     if (!checkedDates) {
       checkedDates = true;
-      if (!('created_utc' in row.values) && !('created' in row.values)) {
+      if (row.header.position('created_utc') === undefined && row.header.position('created') === undefined) {
         throw fileProblem({ file, line: 1, field: 'created_utc' },
           'the Stripe payout reconciliation report lacks the column created_utc (or created)');
       }
@@ -80,6 +80,6 @@ function stripeRecord(row: CsvRow, file: string): ReconRecord {
     reversal: false,
     statementPosition: null,
     references,
-    raw: row.values,
+    raw: row,
   };
 }

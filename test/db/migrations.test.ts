@@ -51,6 +51,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0039_reconciliation_record_checks', '96b831efbe2b313202fbddbd51d7c595e416dd365602a2dc16e70a1ad70f1767'],
   ['0040_dashboard', '9ce23d8ca54e82330be8c22773e497e4683b5baf416186171d8196ba12ce6345'],
   ['0041_connector_routing', '156b693abf46183f170c33217674022198b66c95e76c06495fb7f9d2e6d50231'],
+  ['0042_reconciliation_csv_content', 'a4ec14ae033373a2adc579825bbe3d6d378b2c088859e0df857e410fbfd814c0'],
 ];
 
 describe('migrations', () => {

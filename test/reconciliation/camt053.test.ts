@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readCamt053 } from '../../src/reconciliation/camt053.js';
+import { rawObject } from '../../src/reconciliation/recon-records.js';
 import { camt053Statement } from '../../src/sandbox-psp/bank-statement.js';
 import { checks, parseFixture, parseText } from './parse-support.js';
 
@@ -57,7 +58,7 @@ describe('camt.053 samples (genkgo/camt, MIT)', () => {
     expect(records[0]).toMatchObject({ externalId: 'NL26VAYB8060476890|253EURNL26VAYB8060476890|1', amountMinor: 885n,
       type: 'PMNT/RCDT/DMCT', reversal: false });
     expect(records[0]?.references.AcctSvcrRef).toBe('XXXXXXXXXXXXXXXXXXXXXXEUR');
-    expect((records[0]?.raw.leaves as Record<string, string>)['NtryDtls/TxDtls/Amt']).toBe('105.750 EUR');
+    expect((rawObject(records[0]!.raw).leaves as Record<string, string>)['NtryDtls/TxDtls/Amt']).toBe('105.750 EUR');
   });
 
   it('v4: the version from the namespace, AcctSvcrRef and a PAYM family; not checkable (CLBD in SEK)', async () => {

@@ -10,11 +10,14 @@ import { readCamt053 } from '../../src/reconciliation/camt053.js';
 import { readMt940 } from '../../src/reconciliation/mt940.js';
 import { ReconciliationImports, recordJson, SeenExternalIds } from '../../src/reconciliation/recon-import.js';
 import { readStripePayoutReconciliation } from '../../src/reconciliation/stripe-payout-reconciliation.js';
-import { lockImports, selectRecordWithoutStatement } from '../../src/reconciliation/recon-store.js';
-import type { ReconFormat } from '../../src/reconciliation/recon-records.js';
+import { lockImports, selectRecordRaw, selectRecordWithoutStatement } from '../../src/reconciliation/recon-store.js';
+import { rawObject, type ReconFormat } from '../../src/reconciliation/recon-records.js';
+import { CsvRow } from '../../src/reconciliation/csv-rows.js';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { settlementDetailsReport, type SettledOperation } from '../../src/sandbox-psp/settlement-report.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { fixtures, parseFixture } from './parse-support.js';
+import { fixtures, parseFixture, parseText } from './parse-support.js';
 
 let database: TestDatabase;
 let imports: ReconciliationImports;
@@ -313,16 +316,61 @@ describe('a record\'s statement', () => {
   });
 });
 
+/** A CSV row's content hash as migration 0042 defines it, from its values by column name. */
+function csvContentSha256(values: Readonly<Record<string, unknown>>): string {
+  const names = Object.keys(values).sort((left, right) => Buffer.compare(Buffer.from(left), Buffer.from(right)));
+  const namesSha256 = createHash('sha256').update(names.join('\u0000')).digest('hex');
+  return createHash('sha256').update(`${namesSha256}\n${names.map((name) => values[name]).join('\u0000')}`).digest('hex');
+}
+
 describe('a record\'s content hash', () => {
-  it('is the SHA-256 of the record\'s JSON without line and statement position, as every stored hash is', async () => {
+  it('is, for a CSV row, the SHA-256 of its values by column name, and its raw fields the values in file order', async () => {
     const samples = [
       await parseFixture(readAdyenSdr, 'psp/adyen-sdr-batch-17.csv'),
       await parseFixture(readStripePayoutReconciliation, 'psp/stripe-payout-reconciliation.csv'),
+    ];
+    const records = samples.flatMap((sample) => sample.records);
+    expect(records.length).toBeGreaterThan(10);
+    for (const record of records) {
+      const values = rawObject(record.raw);
+      expect(recordJson(record, 'file')).toMatchObject({ contentSha256: csvContentSha256(values),
+        raw: JSON.stringify(Object.values(values)) });
+    }
+  });
+
+  it('is the same for a re-export with its columns in another order and quoted otherwise', async () => {
+    const text = fixture('psp/adyen-sdr-batch-17.csv');
+    const rows = parseCsv(text, { bom: true, skip_empty_lines: true }) as string[][];
+    const order = (rows[0] as string[]).map((_, index) => index).reverse();
+    const reexport = stringifyCsv(rows.map((row) => order.map((index) => row[index])), { quoted: true });
+    const hashes = async (csv: string) => (await parseText(readAdyenSdr, csv)).records
+      .map((record) => recordJson(record, 'file').contentSha256);
+    expect(await hashes(reexport)).toEqual(await hashes(text));
+    expect(reexport).not.toBe(text);
+  });
+
+  it('differs for a CSV row whose value moves to another column, and keeps values JSON escapes', async () => {
+    const [record] = (await parseFixture(readAdyenSdr, 'psp/adyen-sdr-batch-17.csv')).records;
+    const row = record!.raw as CsvRow;
+    const hashOf = (values: string[]) => recordJson({ ...record!, raw: new CsvRow(row.line, row.header, values) }, 'f');
+    const swapped = [...row.values];
+    [swapped[0], swapped[1]] = [`${row.values[0]}${row.values[1]}`, ''];
+    expect(hashOf(swapped).contentSha256).not.toBe(hashOf([...row.values]).contentSha256);
+    for (const odd of ['say "hi"', 'C:\\temp', 'two\nlines\ttab', 'ctl \u0001', 'lone \ud800 half', 'ok \u2028 é 😀']) {
+      const values = [odd, ...row.values.slice(1)];
+      const byName = Object.fromEntries(row.header.names.map((name, index) => [name, values[index]]));
+      expect(hashOf(values)).toMatchObject({ raw: JSON.stringify(values), contentSha256: csvContentSha256(byName) });
+    }
+    expect(() => hashOf(['nul \u0000 here', ...row.values.slice(1)])).toThrow(/NUL/);
+  });
+
+  it('is, for a bank entry, the SHA-256 of the record\'s JSON without line and statement position', async () => {
+    const samples = [
       await parseFixture(readCamt053, 'camt053-genkgo/camt053.v8.xml'),
       await parseFixture(readMt940, 'mt940-wolph/betterplace/sepa_mt9401.sta'),
     ];
     const records = samples.flatMap((sample) => sample.records);
-    expect(records.length).toBeGreaterThan(100);
+    expect(records.length).toBeGreaterThan(20);
     for (const record of records) {
       const stored = createHash('sha256')
         .update(stringifyJson({ ...record, line: undefined, statementPosition: undefined })).digest('hex');
@@ -330,15 +378,30 @@ describe('a record\'s content hash', () => {
     }
   });
 
-  it('is the same for values JSON escapes: quotes, backslashes, control characters, lone surrogates', async () => {
-    const [record] = (await parseFixture(readAdyenSdr, 'psp/adyen-sdr-batch-17.csv')).records;
+  it('is, for a bank entry, the same for values JSON escapes: quotes, backslashes, controls, lone surrogates', async () => {
+    const [record] = (await parseFixture(readCamt053, 'camt053-genkgo/camt053.v8.xml')).records;
+    const raw = rawObject(record!.raw);
     for (const odd of ['say "hi"', 'C:\\temp', 'two\nlines\ttab', 'nul-free \u0001', 'lone \ud800 half', 'ok \u2028 é 😀']) {
-      const changed = { ...record!, type: odd, merchantReference: odd, raw: { ...record!.raw, Type: odd },
+      const changed = { ...record!, type: odd, merchantReference: odd, raw: { ...raw, Type: odd },
         references: { ...record!.references, [odd]: odd } };
       const stored = createHash('sha256')
         .update(stringifyJson({ ...changed, line: undefined, statementPosition: undefined })).digest('hex');
       expect(recordJson(changed, 'file').contentSha256).toBe(stored);
     }
+  });
+});
+
+describe('a CSV record\'s raw fields', () => {
+  it('read back as the object by column name the file had, in its column order', async () => {
+    const text = fixture('psp/adyen-sdr-batch-17.csv');
+    const summary = await importText(text, { filename: 'sdr.csv' });
+    const expected = parseCsv(text, { bom: true, skip_empty_lines: true, columns: true, trim: true }) as
+      Record<string, string>[];
+    const ids = await database.pool.query<{ id: bigint }>(
+      'SELECT id FROM reconciliation_records WHERE file_id = $1 ORDER BY line', [summary.id]);
+    const raws = await Promise.all(ids.rows.map((row) => selectRecordRaw(database.pool, row.id)));
+    expect(raws).toEqual(expected);
+    expect(Object.keys(raws[0]!)).toEqual(Object.keys(expected[0]!));
   });
 });
 
