@@ -7,11 +7,12 @@ import pino, { type Logger } from 'pino';
  */
 /** Field names that hold a secret or card data; redacted at the top level and two levels down. */
 const secretFields = ['authorization', 'password', 'secret', 'secret_key', 'operator_key', 'api_key', 'card_number',
-  'number', 'cvc'];
+  'number', 'cvc', 'apiKey', 'hmacKey', 'hmacKeyHex', 'hmac_key'];
 
 export const redactedPaths = [
   'req.headers.authorization',
   'req.headers.cookie',
+  'req.headers["x-api-key"]',
   ...secretFields.flatMap((field) => [field, `*.${field}`, `*.*.${field}`]),
 ];
 

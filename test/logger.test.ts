@@ -44,4 +44,16 @@ describe('logs', () => {
     expect(output.text()).not.toContain('deepersecret');
     expect(output.text()).toContain('[redacted]');
   });
+
+  it('redact a PSP account\'s API key and HMAC key, as a connector\'s options name them', () => {
+    const output = capture();
+    createLogger('info', output.stream).info({
+      account: { apiKey: 'AQEadyenapikey', hmacKeyHex: '44782DEF547AAA06C910C43932B1EB0C' },
+      options: { routing: { hmacKey: 'hmackeyvalue', hmac_key: 'hmacsnakevalue' } },
+    }, 'x');
+    expect(output.text()).not.toContain('adyenapikey');
+    expect(output.text()).not.toContain('44782DEF');
+    expect(output.text()).not.toContain('hmackeyvalue');
+    expect(output.text()).not.toContain('hmacsnakevalue');
+  });
 });

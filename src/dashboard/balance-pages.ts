@@ -4,7 +4,7 @@ import { presentPayout } from '../payouts/payout-presenter.js';
 import { parseCreatePayout } from '../http/payout-params.js';
 import { readString } from '../validation.js';
 import { errorMessageOf, formOf, formString, newNonce, runIdempotent } from './dashboard-actions.js';
-import { formatMinor, formatTime, parseMajorToMinor } from './dashboard-format.js';
+import { formatMinor, formatTime, parseMajorToStripeAmount } from './dashboard-format.js';
 import { csrfField, flash, layout, type PageContext } from './dashboard-layout.js';
 import type { DashboardServices } from './dashboard-services.js';
 import { html, type Html } from './html.js';
@@ -55,8 +55,9 @@ ${page.hasMore ? html`<nav class="pager"><a href="/dashboard/balances?starting_a
     const accountId = formString(form, 'account') ?? merchantId;
     if (accountId !== merchantId) await services.accounts.get({ merchantId, id: accountId });
     const amountText = readString(formString(form, 'amount'), 'amount', { lengthMax: 30, required: true });
-    const minor = parseMajorToMinor(amountText, currency, 'amount');
-    const params: Record<string, unknown> = { amount: minor.toString(), currency,
+    // A payout's `amount` is in Stripe's units, which differ from ISO minor units for ISK and UGX.
+    const amount = parseMajorToStripeAmount(amountText, currency, 'amount');
+    const params: Record<string, unknown> = { amount: amount.toString(), currency,
       ...(formString(form, 'description') === undefined ? {} : { description: formString(form, 'description') }) };
     const command = parseCreatePayout(params);
     const owner = { merchantId, accountId };

@@ -145,7 +145,11 @@ export class PaymentService {
   /** The operator's search over every merchant's intents (the dashboard's list). */
   async search(query: store.PaymentIntentSearchQuery) {
     const cursor = query.startingAfter ?? query.endingBefore;
-    if (cursor !== undefined && await store.selectPaymentIntentById(this.pool, cursor) === undefined) {
+    // A merchant's cursor must be its own intent: another merchant's id is as unknown as none.
+    const found = cursor === undefined ? undefined : query.merchantId === undefined
+      ? await store.selectPaymentIntentById(this.pool, cursor)
+      : await store.selectPaymentIntent(this.pool, { merchantId: query.merchantId, id: cursor });
+    if (cursor !== undefined && found === undefined) {
       throw noSuchIntent(cursor, query.startingAfter === undefined ? 'ending_before' : 'starting_after');
     }
     const page = await store.selectPaymentIntentSearchPage(this.pool, query);

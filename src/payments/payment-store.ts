@@ -642,7 +642,8 @@ Promise<PageRows<PaymentIntentRow>> {
              OR EXISTS (SELECT 1 FROM payment_attempts a WHERE a.merchant_id = p.merchant_id
                   AND a.payment_intent_id = p.id AND (a.id = $10 OR a.psp_reference = $10)))
        AND ($11::text IS NULL OR (p.created_at, p.id) ${backwards ? '>' : '<'}
-             (SELECT created_at, id FROM payment_intents WHERE id = $11))
+             (SELECT created_at, id FROM payment_intents WHERE id = $11
+               AND ($2::text IS NULL OR merchant_id = $2)))
      ORDER BY p.created_at ${backwards ? 'ASC' : 'DESC'}, p.id ${backwards ? 'ASC' : 'DESC'} LIMIT $1) page
      ORDER BY created_at DESC, id DESC`),
   [query.limit + 1, query.merchantId ?? null, query.status ?? null, query.currency ?? null,

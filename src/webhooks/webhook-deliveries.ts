@@ -158,7 +158,8 @@ export async function listDeliveries(db: Queryable, query: { merchantId: string;
 }
 
 /**
- * Resend: the delivery is made due now, whatever became of it (pending, succeeded or failed), and
+ * Resend: the delivery is made due now, whatever became of it (pending, succeeded or failed; one a
+ * worker is sending at this moment keeps its lease, see requeueDelivery), and
  * the delivery worker sends it again with its next attempt number; the usual retries follow while
  * the event is within its retry window. The endpoint must still exist. In the caller's transaction
  * (an idempotent request's), so a resend sent twice under one key resends once.

@@ -226,11 +226,20 @@ export interface WebhookDeliveryRow {
   readonly completedAt: string | null;
 }
 
-/** Makes a delivery due at `now` again (pending, not completed); undefined when the merchant has no such delivery. */
+/**
+ * Makes a delivery due at `now` again (pending, not completed); undefined when the merchant has no
+ * such delivery. A delivery a worker is sending now (claimed: its latest attempt counted, not yet
+ * recorded, its lease running) keeps its lease: that attempt is the resend, and a second worker
+ * must not send it at the same time.
+ */
 export async function requeueDelivery(db: Queryable, delivery: { merchantId: string; id: string; now: string }):
 Promise<WebhookDeliveryRow | undefined> {
-  const result = await db.query(named(`UPDATE webhook_deliveries SET status = 'pending', completed_at = NULL,
-       next_attempt_at = $3 WHERE merchant_id = $1 AND id = $2 RETURNING *`),
+  const result = await db.query(named(`UPDATE webhook_deliveries d SET status = 'pending', completed_at = NULL,
+       next_attempt_at = CASE WHEN d.status = 'pending' AND d.next_attempt_at > $3 AND d.attempt_count > 0
+           AND NOT EXISTS (SELECT 1 FROM webhook_delivery_attempts a WHERE a.merchant_id = d.merchant_id
+             AND a.delivery_id = d.id AND a.attempt_number = d.attempt_count)
+         THEN d.next_attempt_at ELSE $3 END
+     WHERE merchant_id = $1 AND id = $2 RETURNING *`),
   [delivery.merchantId, delivery.id, delivery.now]);
   return result.rows[0] === undefined ? undefined : toDelivery(result.rows[0]);
 }

@@ -63,6 +63,27 @@ describe.skipIf(!hasChromium)(`the dashboard's balances and webhooks${hasChromiu
       await page.context().close();
     });
 
+    it('makes a manual payout in ISK for the amount typed, in Stripe\'s units of ISK', async () => {
+      const created = await penny.merchants.createMerchant('Krona Payout Shop');
+      const stripe = penny.stripeFor(created.secretKey);
+      // Stripe writes ISK with two decimals (500 ISK is 50000); ISO 4217 gives it none.
+      const intent = await stripe.paymentIntents.create({ amount: 50_000, currency: 'isk',
+        payment_method: 'pm_card_visa', confirm: true });
+      await withTransaction(penny.pool, (client) => penny.balances.makeChargeAvailable(client, {
+        merchantId: created.merchant.id, chargeId: intent.latest_charge as string,
+        availableOn: new Date(nowMs()).toISOString() }));
+      const page = await newPage(browser);
+      await signIn(page, baseUrl, created.secretKey);
+      await page.goto(`${baseUrl}/dashboard/balances/${created.merchant.id}`);
+      await page.fill('input[name="currency"]', 'isk');
+      await page.fill('#payout-amount', '200');
+      await page.click('#create-payout');
+      await page.waitForSelector('#notice');
+      const payouts = await stripe.payouts.list();
+      expect(payouts.data.map((payout) => [payout.amount, payout.currency])).toEqual([[20_000, 'isk']]);
+      await page.context().close();
+    });
+
     it("lets the operator see a merchant's balances, and refuses another merchant's to a merchant", async () => {
       const mine = await penny.merchants.createMerchant('Own Shop');
       const theirs = await penny.merchants.createMerchant('Their Shop');

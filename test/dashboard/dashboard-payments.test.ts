@@ -238,6 +238,16 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     await page.context().close();
   });
 
+  it("answers 404 to a merchant paging its list from another merchant's payment", async () => {
+    const theirs = await capturedPayment(other.secretKey, 4300);
+    const page = await newPage(browser);
+    await signIn(page, baseUrl, shop.secretKey);
+    const response = await page.goto(`${baseUrl}/dashboard/payments?starting_after=${theirs.id}`);
+    expect(response?.status()).toBe(404);
+    expect(await page.textContent('#error')).toContain(theirs.id);
+    await page.context().close();
+  });
+
   it('refuses a form posted from another site, even a sign-in, with 403', async () => {
     const signInFromElsewhere = await fetch(`${baseUrl}/dashboard/sign-in`, { method: 'POST', redirect: 'manual',
       headers: { origin: 'http://elsewhere.example', 'content-type': 'application/x-www-form-urlencoded' },
