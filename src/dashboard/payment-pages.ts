@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { selectEventsOfPayment } from '../events/event-store.js';
+import type { BalanceTransactionRow } from '../balances/balance-store.js';
+import { selectEventsOfPayment, type EventRow } from '../events/event-store.js';
 import { stringifyJson } from '../json.js';
 import { presentPaymentIntent } from '../payments/payment-presenter.js';
 import type { PaymentIntentRow } from '../payments/payment-service.js';
@@ -200,6 +201,23 @@ ${context.viewer.kind === 'operator' ? html`<label>Merchant <input name="merchan
 </form>`;
 }
 
+/**
+ * A payment's timeline: its events (created, authorized, captured, refunded, disputed…), each with
+ * the request or PSP event that caused it, and its settlement, which posts no event of its own:
+ * when a charge's balance transaction became available, read from the PSP's settlement report.
+ */
+function timelineRows(events: readonly EventRow[], transactions: readonly BalanceTransactionRow[]):
+{ at: string; what: Html; cause: Html }[] {
+  const rows = events.map((event) => ({ at: event.createdAt,
+    what: html`<code>${event.type}</code> ${objectIdOf(event.data.object)}`,
+    cause: html`${event.requestId === null ? 'Penny itself or a PSP event' : html`request <code>${event.requestId}</code>`}
+${event.idempotencyKey === null ? '' : html`<br><small>key <code>${event.idempotencyKey}</code></small>`}` }));
+  const settled = transactions.filter((row) => row.status === 'available' && row.sourceId.startsWith('ch_'))
+    .map((row) => ({ at: row.availableOn, what: html`<code>settled</code> ${row.sourceId}: its funds available (<code>${row.id}</code>)`,
+      cause: html`the PSP's settlement` }));
+  return [...rows, ...settled].sort((first, second) => Date.parse(first.at) - Date.parse(second.at));
+}
+
 const cancelableStatuses = new Set(['requires_payment_method', 'requires_confirmation', 'requires_action',
   'requires_capture']);
 
@@ -263,9 +281,7 @@ ${context.viewer.kind === 'operator' ? html`<tr><th>Merchant</th><td>${intent.me
 ${actions(context, intent, refundable)}
 <h2>Timeline</h2>
 <table id="timeline"><thead><tr><th>When</th><th>What</th><th>Caused by</th></tr></thead><tbody>
-${events.map((event) => html`<tr><td>${formatTime(event.createdAt)}</td><td><code>${event.type}</code> ${objectIdOf(event.data.object)}</td>
-<td>${event.requestId === null ? 'Penny itself or a PSP event' : html`request <code>${event.requestId}</code>`}
-${event.idempotencyKey === null ? '' : html`<br><small>key <code>${event.idempotencyKey}</code></small>`}</td></tr>`)}
+${timelineRows(events, balanceTransactions).map((row) => html`<tr><td>${formatTime(row.at)}</td><td>${row.what}</td><td>${row.cause}</td></tr>`)}
 </tbody></table>
 <h2>Attempts</h2>
 <table id="attempts"><thead><tr><th>#</th><th>Attempt</th><th>PSP</th><th>PSP reference</th><th>Status</th><th>Created</th></tr></thead><tbody>

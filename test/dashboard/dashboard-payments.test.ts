@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
+import { nowMs } from '../../src/clock.js';
+import { withTransaction } from '../../src/db/pool.js';
 import { operatorKey } from '../support/app.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 import { formFields, hasChromium, launchBrowser, newPage, screenshot, signIn, skipReason } from './browser.js';
@@ -136,6 +138,9 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
       confirm: true, capture_method: 'manual', metadata: { order: 'A-1' } });
     await stripe.paymentIntents.capture(intent.id);
     const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 2500 });
+    // The PSP's settlement makes the charge's funds available (what the settlement pull does).
+    await withTransaction(penny.pool, (client) => penny.balances.makeChargeAvailable(client, {
+      merchantId: shop.id, chargeId: intent.latest_charge as string, availableOn: new Date(nowMs()).toISOString() }));
     const page = await newPage(browser);
     await signIn(page, baseUrl, operatorKey);
     await page.goto(`${baseUrl}/dashboard/payments`);
@@ -148,6 +153,7 @@ describe.skipIf(!hasChromium)(`the dashboard's payments${hasChromium ? '' : ` (s
     const timeline = await page.textContent('#timeline');
     for (const type of ['payment_intent.created', 'payment_intent.amount_capturable_updated', 'payment_intent.succeeded',
       'charge.captured', 'refund.created']) expect(timeline).toContain(type);
+    expect(timeline).toContain(`settled ${intent.latest_charge as string}`);
     const entryIds = await page.locator('#ledger-entries .entry-id').allTextContents();
     expect(entryIds.length).toBeGreaterThanOrEqual(3);
     for (const id of entryIds) expect(id).toMatch(/^lent_/);
