@@ -87,7 +87,7 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       });
     }
     const connectors = buildConnectorRegistry(config, webhookSecret);
-    const routing = new ConnectorRouting(livePool, secretKey);
+    const routing = new ConnectorRouting(livePool, secretKey, { allowAnyEndpoint: config.connectorsAllowAnyEndpoint });
     const accounts = connectorAccounts(connectors, routing, { pool: livePool, publicUrl: () => config.publicUrl });
     // Every PSP account's connector, so the payments recorded on it are followed up after a restart.
     await accounts.loadAll();

@@ -20,6 +20,8 @@ export interface PennyConfig {
   readonly databasePoolSizeMax: number;
   readonly clockMode: 'system' | 'controlled';
   readonly webhooksAllowPrivateUrls: boolean;
+  /** A connector account's endpoint may be any http(s) URL (a local test stub), not only Adyen's https hosts. */
+  readonly connectorsAllowAnyEndpoint: boolean;
   readonly sandboxPsp: boolean;
   readonly sandboxPspPort: number;
   readonly sandboxPspUrl: string;
@@ -220,6 +222,8 @@ export function loadConfig(environment: Environment = process.env): PennyConfig 
     databasePoolSizeMax: readInteger(environment, 'PENNY_DB_POOL_SIZE', 8, { min: 1, max: 100 }),
     clockMode: readChoice(environment, 'PENNY_CLOCK', ['system', 'controlled'], 'system'),
     webhooksAllowPrivateUrls: readChoice(environment, 'PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS', ['true', 'false'],
+      'false') === 'true',
+    connectorsAllowAnyEndpoint: readChoice(environment, 'PENNY_CONNECTORS_ALLOW_ANY_ENDPOINT', ['true', 'false'],
       'false') === 'true',
     sandboxPsp: readChoice(environment, 'PENNY_SANDBOX_PSP', ['on', 'off'], 'on') === 'on',
     sandboxPspPort,

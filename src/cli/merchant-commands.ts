@@ -215,7 +215,8 @@ function registerConnectorCommand(merchants: Command): void {
       command.error('error: --connector adyen needs --api-key-file, --merchant-account and --hmac-key-file.');
     }
     await withDatabasePool(async (pool, config) => {
-      const routing = new ConnectorRouting(pool, await resolveSecretKey(config));
+      const routing = new ConnectorRouting(pool, await resolveSecretKey(config),
+        { allowAnyEndpoint: config.connectorsAllowAnyEndpoint });
       const route = options.connector === undefined ? await routing.route(merchantId)
         : options.connector === 'sandbox' ? await routing.routeToDefault(merchantId)
           : await routing.routeToAdyen({ merchantId, merchantAccount: options.merchantAccount ?? '',

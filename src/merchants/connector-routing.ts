@@ -53,7 +53,13 @@ export interface ConnectorRouteView {
 export class ConnectorRouting {
   private readonly box: SecretBox;
 
-  constructor(private readonly pool: pg.Pool, secretKey: string) {
+  /**
+   * `allowAnyEndpoint` (PENNY_CONNECTORS_ALLOW_ANY_ENDPOINT, for tests against a local stub) lets
+   * an account's endpoint be any http(s) URL; otherwise it must be https on Adyen's own hosts, so
+   * that Penny sends the API key nowhere else and never in clear.
+   */
+  constructor(private readonly pool: pg.Pool, secretKey: string,
+    private readonly options: { allowAnyEndpoint: boolean } = { allowAnyEndpoint: false }) {
     this.box = new SecretBox(secretKey, 'connector credentials');
   }
 
@@ -84,6 +90,11 @@ export class ConnectorRouting {
     if (!/^https?:\/\/[^\s]+$/.test(endpoint) || endpoint.length > 500) {
       throw new PennyError({ code: 'parameter_invalid', param: 'endpoint',
         message: 'The endpoint is the versioned base URL of Adyen\'s Checkout API (https://…/v71).' });
+    }
+    if (!this.options.allowAnyEndpoint && !isAdyenHost(endpoint)) {
+      throw new PennyError({ code: 'parameter_invalid', param: 'endpoint',
+        message: 'The endpoint must be https on Adyen\'s own hosts (adyen.com, adyenpayments.com): Penny sends the '
+          + 'API key there. PENNY_CONNECTORS_ALLOW_ANY_ENDPOINT=true allows any URL, for a local test stub.' });
     }
     const connector = `adyen:${merchantAccount}`;
     await withTransaction(this.pool, async (client) => {
@@ -148,4 +159,17 @@ export class ConnectorRouting {
       throw new PennyError({ code: 'resource_missing', param: 'merchant', message: `No such merchant: '${merchantId}'` });
     }
   }
+}
+
+/** https on adyen.com or adyenpayments.com (test and live hosts), no port, no credentials in the URL. */
+function isAdyenHost(endpoint: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return false;
+  }
+  const host = url.hostname.toLowerCase();
+  return url.protocol === 'https:' && url.port === '' && url.username === '' && url.password === ''
+    && (host.endsWith('.adyen.com') || host.endsWith('.adyenpayments.com'));
 }

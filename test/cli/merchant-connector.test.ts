@@ -14,10 +14,11 @@ const hmacKey = '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA05
 let database: TestDatabase;
 let directory: string;
 
-function penny(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function penny(args: string[], environment: Record<string, string> = {}):
+Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME,
-      DATABASE_URL: database.url, PENNY_DATA_DIR: directory } });
+      DATABASE_URL: database.url, PENNY_DATA_DIR: directory, ...environment } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
@@ -69,4 +70,24 @@ describe('penny merchants connector', () => {
     expect(bad.stderr).toContain('HMAC key');
     expect(bad.stderr).not.toContain('not-hex-at-all');
   });
+
+  it('sends the API key only to Adyen over https: another host, or http, is refused unless allowed for a test stub',
+    async () => {
+      const created = await penny(['merchants', 'create', '--name', 'CLI Endpoint Shop', '--json']);
+      const merchant = (JSON.parse(created.stdout) as { id: string }).id;
+      const route = (endpoint: string, environment: Record<string, string> = {}) => penny(['merchants', 'connector',
+        merchant, '--connector', 'adyen', '--merchant-account', 'EndpointECOM', '--api-key-file',
+        path.join(directory, 'api-key'), '--hmac-key-file', path.join(directory, 'hmac-key'), '--endpoint', endpoint,
+        '--json'], environment);
+      for (const endpoint of ['http://checkout-test.adyen.com/v71', 'https://169.254.169.254/v71',
+        'https://adyen.com.example.org/v71', 'https://checkout-test.adyen.com:8443/v71']) {
+        const refused = await route(endpoint);
+        expect(refused.code, endpoint).toBe(1);
+        expect(refused.stdout, endpoint).toContain('https on Adyen');
+      }
+      expect((await route('https://abc-checkout-live.adyenpayments.com/checkout/v71')).code).toBe(0);
+      const stub = await route('http://127.0.0.1:9/v71', { PENNY_CONNECTORS_ALLOW_ANY_ENDPOINT: 'true' });
+      expect(stub.code).toBe(0);
+      expect(JSON.parse(stub.stdout)).toMatchObject({ endpoint: 'http://127.0.0.1:9/v71' });
+    });
 });

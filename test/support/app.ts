@@ -87,7 +87,9 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
   const paymentLedger = new PaymentLedger(ledger, balances, new DestinationChargeSplits({ ledger, balances,
     accounts: new ConnectedAccounts(database.pool, new BankAccountVault(testPepper)) }));
   const disputes = new PaymentDisputes(database.pool, paymentLedger);
-  const routing = options.routing === undefined ? undefined : new ConnectorRouting(database.pool, testPepper);
+  // Tests route to a local stub of Adyen over http.
+  const routing = options.routing === undefined ? undefined
+    : new ConnectorRouting(database.pool, testPepper, { allowAnyEndpoint: true });
   const accounts = routing === undefined ? undefined : connectorAccounts(connectors, routing, { pool: database.pool,
     publicUrl: () => 'http://127.0.0.1', adyen: { timeoutMs: options.routing?.adyenTimeoutMs ?? 300,
       retryCountMax: 2, retryDelayInitialMs: 5, retryDelayMaxMs: 20 } });
