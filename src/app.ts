@@ -216,6 +216,8 @@ export interface ConnectorAccounts {
   ensure(db: Queryable, connectorId: string): Promise<boolean>;
   /** The connector the merchant's new payments go to, registered. */
   routeOf(db: Queryable, merchantId: string): Promise<string>;
+  /** Up to `limit` Adyen accounts' connectors, registered: a webhook that names no account tries their keys. */
+  adyenAccounts(db: Queryable, limit: number): Promise<string[]>;
 }
 
 export function connectorAccounts(connectors: ConnectorRegistry, routing: ConnectorRouting,
@@ -249,6 +251,13 @@ export function connectorAccounts(connectors: ConnectorRegistry, routing: Connec
       const connectorId = await routing.connectorOf(db, merchantId);
       if (!await ensure(db, connectorId)) throw new Error(`merchant ${merchantId} is routed to unknown ${connectorId}`);
       return connectorId;
+    },
+    async adyenAccounts(db, limit) {
+      const ids = [];
+      for (const connectorId of await routing.accountIds(db, limit)) {
+        if (await ensure(db, connectorId)) ids.push(connectorId);
+      }
+      return ids;
     },
   };
 }

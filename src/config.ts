@@ -190,6 +190,11 @@ export const limits = {
   connectorWebhookBodyBytesMax: 256 * 1024,
   /** A signed PSP webhook older or newer than this is refused as stale (Stripe's default tolerance). */
   connectorWebhookToleranceSeconds: 300,
+  /**
+   * Adyen's newer webhooks (signed in the `HmacSignature` header) name no merchant account: the
+   * HMAC keys of at most this many Adyen accounts are tried, in the order of their names.
+   */
+  adyenHeaderSignatureAccountsMax: 50,
   /** An id, type or reference in a PSP webhook longer than this is refused as malformed. */
   connectorWebhookFieldLengthMax: 255,
 } as const;

@@ -198,6 +198,11 @@ export interface Connector {
    * before any is returned; throws ConnectorWebhookError if one fails. Absent: one event per webhook.
    */
   parseWebhookEvents?(input: { rawBody: Buffer }): ConnectorEvent[];
+  /**
+   * A PSP that also signs a whole webhook body in a header (Adyen's newer webhooks, whose body
+   * names no account): true when the signature verifies with this connector's key.
+   */
+  verifyBodySignature?(input: { rawBody: Buffer; signature: string }): boolean;
   /** A settlement day's report, as the PSP publishes it (for the sandbox: Adyen's CSV). */
   fetchSettlementReport(input: { day: string; currency?: string }): Promise<string>;
 }

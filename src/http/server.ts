@@ -81,7 +81,8 @@ export interface ServerDependencies {
   /** Merchants' connector routing (the operator's API); absent: every merchant on the sandbox. */
   readonly routing?: ConnectorRouting;
   /** Registers the connector of a PSP account merchants are routed to (Adyen's webhooks name it). */
-  readonly connectorAccounts?: { ensure(db: Queryable, connectorId: string): Promise<boolean> };
+  readonly connectorAccounts?: { ensure(db: Queryable, connectorId: string): Promise<boolean>;
+    adyenAccounts?(db: Queryable, limit: number): Promise<string[]> };
 }
 
 /** Builds the HTTP API. Routes are thin: parse, call a service, present. */
@@ -178,7 +179,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   const { connectorAccounts, routing } = dependencies;
   registerAdyenWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors,
-    ensureConnector: (db, connectorId) => connectorAccounts?.ensure(db, connectorId) ?? Promise.resolve(false) });
+    ensureConnector: (db, connectorId) => connectorAccounts?.ensure(db, connectorId) ?? Promise.resolve(false),
+    adyenAccounts: (db, limit) => connectorAccounts?.adyenAccounts?.(db, limit) ?? Promise.resolve([]) });
   if (routing !== undefined) {
     registerConnectorRoutingRoutes(app, { routing, checkOperator: createOperatorCheck(dependencies.operatorKey) });
   }

@@ -44,6 +44,13 @@ export async function selectConnectorAccounts(db: Queryable): Promise<ConnectorA
   return result.rows;
 }
 
+/** The ids of up to `limit` PSP accounts of one kind, by name (no credentials read). */
+export async function selectConnectorIds(db: Queryable, query: { kind: 'adyen'; limit: number }): Promise<string[]> {
+  const result = await db.query<{ connector: string }>(named(`SELECT connector FROM connector_accounts
+     WHERE kind = $1 ORDER BY connector LIMIT $2`), [query.kind, query.limit]);
+  return result.rows.map((row) => row.connector);
+}
+
 export async function upsertMerchantConnector(db: Queryable, route: { merchantId: string; connector: string }):
 Promise<void> {
   await db.query(named(`INSERT INTO merchant_connectors (merchant_id, connector) VALUES ($1, $2)

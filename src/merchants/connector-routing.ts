@@ -133,6 +133,11 @@ export class ConnectorRouting {
     return row === undefined ? undefined : this.opened(row);
   }
 
+  /** The ids of up to `limit` Adyen accounts, by name: whose keys a webhook naming no account is tried with. */
+  accountIds(db: Queryable, limit: number): Promise<string[]> {
+    return store.selectConnectorIds(db, { kind: 'adyen', limit });
+  }
+
   async openAccounts(): Promise<OpenedConnectorAccount[]> {
     return (await store.selectConnectorAccounts(this.pool)).map((row) => this.opened(row));
   }

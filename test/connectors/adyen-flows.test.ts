@@ -3,6 +3,7 @@ import type Stripe from 'stripe';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock } from '../../src/clock.js';
 import { limits } from '../../src/config.js';
+import { signBody } from '../../src/connectors/adyen/adyen-hmac.js';
 import { notificationItems, type NotificationItem } from '../../src/connectors/adyen/adyen-translate.js';
 import { adyenVectorKey, startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
@@ -36,11 +37,12 @@ beforeEach(() => {
 });
 
 /** Posts Adyen's notification bodies to Penny's route, as Adyen does; the answers. */
-async function post(bodies: readonly string[]): Promise<{ status: number; text: string }[]> {
+async function post(bodies: readonly string[], headers: Record<string, string> = {}):
+Promise<{ status: number; text: string }[]> {
   const answers = [];
   for (const body of bodies) {
     const response = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/adyen/webhooks`, { method: 'POST',
-      headers: { 'content-type': 'application/json' }, body });
+      headers: { 'content-type': 'application/json', ...headers }, body });
     answers.push({ status: response.status, text: await response.text() });
   }
   return answers;
@@ -300,11 +302,49 @@ describe('Adyen\'s webhook route', () => {
     return items === undefined ? [] : [stub.sign(items, adyenVectorKey)];
   });
 
-  it('accepts every one of Webhooks-v1.json\'s standard example notifications signed with the vector key', async () => {
+  /** The three examples of Adyen's newer form (type, version, data), signed whole in the HmacSignature header. */
+  const typedExamples = () => examples.filter((example) => notificationItems(example.value) === undefined)
+    .map((example) => JSON.stringify(example.value));
+  const headerOf = (body: string | Buffer, key = adyenVectorKey) =>
+    ({ hmacsignature: signBody(Buffer.from(body), key) });
+
+  it('accepts every one of Webhooks-v1.json\'s 42 example notifications signed with the vector key', async () => {
     const bodies = signedExamples();
     expect(bodies).toHaveLength(39);
     for (const answer of await post(bodies)) expect(answer).toEqual({ status: 200, text: '[accepted]' });
+    expect(typedExamples()).toHaveLength(3);
+    for (const body of typedExamples()) {
+      expect((await post([body], headerOf(body)))[0]).toEqual({ status: 200, text: '[accepted]' });
+    }
   });
+
+  it('stores a header-signed notification of change once, as received and ignored by the payment flows', async () => {
+    const body = JSON.stringify({ type: 'ach.notificationOfChange', version: '1', environment: 'test',
+      data: { pspReference: 'NOCONCE0001', notificationOfChange: { reasonCode: 'C01' } } });
+    await post([body, body], headerOf(body));
+    const rows = await penny.pool.query<{ connector: string; status: string; event_type: string }>(
+      'SELECT connector, status, event_type FROM connector_webhook_inbox WHERE event_id = $1',
+      ['ach.notificationOfChange:NOCONCE0001']);
+    // The stub's account and YOUR_MERCHANT_ACCOUNT share the vector key: the first by name verifies.
+    expect(rows.rows).toEqual([{ connector: `adyen:${stub.merchantAccount}`, status: 'ignored',
+      event_type: 'ach.notificationOfChange' }]);
+  });
+
+  it('refuses, storing nothing, a header-signed notification with no header, another key, or one byte changed',
+    async () => {
+      const before = await inboxCount();
+      for (const body of typedExamples()) {
+        const changed = body.replace('QFQTPCQ8HXSKGK82', 'QFQTPCQ8HXSKGK83');
+        expect(changed).not.toBe(body);
+        for (const [sent, headers] of [[body, {}], [body, headerOf(body, `${adyenVectorKey.slice(0, -1)}1`)],
+          [changed, headerOf(body)]] as const) {
+          const [answer] = await post([sent], headers);
+          expect(answer?.status).toBe(401);
+          expect(answer?.text).not.toBe('[accepted]');
+        }
+      }
+      expect(await inboxCount()).toBe(before);
+    });
 
   it('refuses, storing nothing, any example with one character changed in a signed field', async () => {
     const before = await inboxCount();
@@ -331,10 +371,10 @@ describe('Adyen\'s webhook route', () => {
     expect(await inboxCount()).toBe(before);
   });
 
-  it('refuses a body that is not a standard notification, and an account no merchant is routed to', async () => {
-    const nonStandard = examples.filter((example) => notificationItems(example.value) === undefined);
-    expect(nonStandard).toHaveLength(3);
-    for (const example of nonStandard) expect((await post([JSON.stringify(example.value)]))[0]?.status).toBe(401);
+  it('refuses a body that is neither of Adyen\'s forms, and an account no merchant is routed to', async () => {
+    for (const body of ['not json', '{"live":"false"}', '{"type":"ach.notificationOfChange"}']) {
+      expect((await post([body], headerOf(body)))[0]?.status).toBe(401);
+    }
     const stranger = stub.sign([{ pspReference: 'P', merchantAccountCode: 'NobodysAccount', eventCode: 'CAPTURE',
       success: 'true' }]);
     expect((await post([stranger]))[0]?.status).toBe(401);

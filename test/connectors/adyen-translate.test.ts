@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fromAdyenValue, toAdyenValue } from '../../src/connectors/adyen/adyen-currency.js';
 import {
-  notificationSigningString, signNotificationItem, signString, verifyNotificationItem,
+  notificationSigningString, signBody, signNotificationItem, signString, verifyBodySignature, verifyNotificationItem,
 } from '../../src/connectors/adyen/adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, captureRequest, modificationOutput,
@@ -69,6 +69,23 @@ describe('Adyen notification HMAC', () => {
     for (const field of signedFields) {
       expect(verifyNotificationItem(changed(item, field), signature, vectorKey), field).toBe(false);
     }
+  });
+
+  const typed = examples.filter(([, example]) => notificationItems(example.value) === undefined)
+    .map(([name, example]) => [name, Buffer.from(JSON.stringify(example.value))] as const);
+
+  it.each(typed)('verifies %s, signed whole in the HmacSignature header with the vector key', (_name, body) => {
+    expect(verifyBodySignature(body, signBody(body, vectorKey), vectorKey)).toBe(true);
+  });
+
+  it.each(typed)('refuses %s with any one byte of its body changed', (_name, body) => {
+    const signature = signBody(body, vectorKey);
+    for (let index = 0; index < body.length; index += 1) {
+      const changed = Buffer.from(body);
+      changed[index] = (changed[index] ?? 0) ^ 1;
+      if (verifyBodySignature(changed, signature, vectorKey)) expect.fail(`byte ${index} changed and still verifies`);
+    }
+    expect(verifyBodySignature(body, signBody(body, `${vectorKey.slice(0, -1)}1`), vectorKey)).toBe(false);
   });
 
   it('refuses a signature made with another key, a missing one, and a key that is not hex', () => {

@@ -5,7 +5,7 @@ import {
   type PayoutInput, type PspOperation, type RefundInput, type VoidInput,
 } from '../connector.js';
 import { ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
-import { verifyNotificationItem } from './adyen-hmac.js';
+import { verifyBodySignature, verifyNotificationItem } from './adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, cancelRequest, captureRequest, isStripeTestMethod,
   modificationOutput, notificationEvent, notificationItems, paymentRequest, refundRequest, type AdyenAccount,
@@ -141,6 +141,11 @@ export class AdyenConnector implements Connector {
     }
     const events = items.map(notificationEvent).filter((event): event is ConnectorEvent => event !== undefined);
     return { items, events };
+  }
+
+  /** A newer webhook's `HmacSignature` header verifies the raw body with this account's HMAC key. */
+  verifyBodySignature(input: { rawBody: Buffer; signature: string }): boolean {
+    return verifyBodySignature(input.rawBody, input.signature, this.options.hmacKeyHex);
   }
 
   /** Adyen publishes its Settlement details report in the Customer Area; it is imported (`penny recon import`). */
