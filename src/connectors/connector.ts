@@ -199,6 +199,14 @@ export interface Connector {
    */
   parseWebhookEvents?(input: { rawBody: Buffer }): ConnectorEvent[];
   /**
+   * A PSP that hosts the customer's authentication (`pspAuthenticationPage`) and is told, when the
+   * customer returns, what its page handed back (Adyen's `/payments/details` with `redirectResult`):
+   * the authorization's outcome, as `authorize` answers it. A refusal (forged or stale details) is
+   * ConnectorRefusedError; an answer Penny cannot read is ConnectorUnknownOutcomeError.
+   */
+  authenticationResult?(input: { reference: string; idempotencyKey: string;
+    details: Readonly<Record<string, string>>; capture: boolean }): Promise<AuthorizeOutput>;
+  /**
    * A PSP that also signs a whole webhook body in a header (Adyen's newer webhooks, whose body
    * names no account): true when the signature verifies with this connector's key.
    */

@@ -11,6 +11,7 @@ import type { MerchantService } from '../merchants/merchant-service.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { registerConnectorWebhookRoutes } from './connector-webhook-routes.js';
+import { registerAdyenReturnRoutes } from './adyen-return-routes.js';
 import { registerAdyenWebhookRoutes } from './adyen-webhook-routes.js';
 import { registerConnectorRoutingRoutes } from './connector-routing-routes.js';
 import type { ConnectorRouting } from '../merchants/connector-routing.js';
@@ -185,6 +186,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     registerConnectorRoutingRoutes(app, { routing, checkOperator: createOperatorCheck(dependencies.operatorKey) });
   }
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
+  registerAdyenReturnRoutes(app, { payments });
   registerMerchantApi(app,
     { merchants: dependencies.merchants, accounts,
       requestsPerSecondMax: dependencies.merchantRequestsPerSecondMax ?? 0 },

@@ -129,6 +129,98 @@ describe('routing a merchant to Adyen', () => {
   });
 });
 
+describe('3-D Secure on Adyen\'s page', () => {
+  /** A payment Adyen asks to authenticate, with the return URL Penny gave Adyen for it. */
+  async function challenged(overrides: Partial<Stripe.PaymentIntentCreateParams> = {}) {
+    const intent = await stripe.paymentIntents.create({ amount: 1200, currency: 'eur', confirm: true,
+      payment_method: 'pm_card_threeDSecure2Required', return_url: 'https://shop.example/done', ...overrides });
+    expect(intent.status).toBe('requires_action');
+    const attempt = await attemptOf(intent.id);
+    const sent = stub.requests.at(-1)?.body as { returnUrl: string };
+    return { intent, attempt, returnUrl: new URL(sent.returnUrl) };
+  }
+
+  /** The shopper's browser back at Penny with Adyen's redirectResult; Penny's redirect. */
+  async function shopperReturns(returnUrl: URL, redirectResult: string) {
+    const url = `http://127.0.0.1:${penny.port}${returnUrl.pathname}${returnUrl.search}`
+      + `&redirectResult=${encodeURIComponent(redirectResult)}`;
+    const response = await fetch(url, { redirect: 'manual' });
+    return { status: response.status, location: new URL(response.headers.get('location') ?? 'about:blank') };
+  }
+
+  const detailsCalls = () => stub.requests.filter((request) => request.path === '/payments/details');
+  async function casesOf(intentId: string) {
+    return (await penny.pool.query('SELECT kind FROM payment_cases WHERE payment_intent_id = $1', [intentId])).rows;
+  }
+
+  it('completes on the shopper\'s return through /payments/details, once, and sends them to return_url', async () => {
+    const { intent, attempt, returnUrl } = await challenged();
+    expect(returnUrl.pathname).toBe('/v1/connectors/adyen/return');
+    expect(returnUrl.searchParams.get('attempt')).toBe(attempt.id);
+    const token = stub.completeRedirect(attempt.id, 'authorised');
+    const before = detailsCalls().length;
+    const back = await shopperReturns(returnUrl, token);
+    expect(back.status).toBe(302);
+    expect(`${back.location.origin}${back.location.pathname}`).toBe('https://shop.example/done');
+    expect(Object.fromEntries(back.location.searchParams)).toMatchObject({ payment_intent: intent.id,
+      redirect_status: 'succeeded' });
+    expect(detailsCalls().slice(before)).toEqual([expect.objectContaining({ valid: true,
+      body: { details: { redirectResult: token } } })]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    // The return pressed again, and Adyen's AUTHORISATION: nothing applied twice, no case.
+    expect((await shopperReturns(returnUrl, token)).location.searchParams.get('redirect_status')).toBe('succeeded');
+    expect(detailsCalls().length).toBe(before + 1);
+    await deliver();
+    const charges = await stripe.charges.list({ payment_intent: intent.id });
+    expect(charges.data.map((charge) => [charge.status, charge.captured])).toEqual([['succeeded', true]]);
+    expect(await casesOf(intent.id)).toEqual([]);
+  });
+
+  it('holds the amount for a manual capture once the shopper authenticated', async () => {
+    const { intent, attempt, returnUrl } = await challenged({ capture_method: 'manual' });
+    await shopperReturns(returnUrl, stub.completeRedirect(attempt.id, 'authorised'));
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    await deliver();
+  });
+
+  it('declines when Adyen refuses after the challenge, and sends the shopper back with redirect_status failed',
+    async () => {
+      const { intent, attempt, returnUrl } = await challenged();
+      const back = await shopperReturns(returnUrl, stub.completeRedirect(attempt.id, 'refused'));
+      expect(back.location.searchParams.get('redirect_status')).toBe('failed');
+      const after = await stripe.paymentIntents.retrieve(intent.id);
+      expect(after.status).toBe('requires_payment_method');
+      expect(after.last_payment_error).toMatchObject({ decline_code: 'authentication_required' });
+      await deliver();
+      expect(await casesOf(intent.id)).toEqual([]);
+    });
+
+  it('resolves on Adyen\'s AUTHORISATION before the shopper returns, and the return then only redirects',
+    async () => {
+      const { intent, attempt, returnUrl } = await challenged();
+      const token = stub.completeRedirect(attempt.id, 'authorised');
+      // Adyen's own record of the payment (as its page would make it), notified first.
+      await fetch(`${stub.url}/payments/details`, { method: 'POST', headers: { 'x-api-key': stub.apiKey,
+        'content-type': 'application/json' }, body: JSON.stringify({ details: { redirectResult: token } }) });
+      await deliver();
+      expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+      expect(await casesOf(intent.id)).toEqual([]);
+      const before = detailsCalls().length;
+      expect((await shopperReturns(returnUrl, token)).location.searchParams.get('redirect_status')).toBe('succeeded');
+      expect(detailsCalls().length).toBe(before);
+    });
+
+  it('changes nothing for a redirectResult Adyen refuses, and 404s an unknown attempt', async () => {
+    const { intent, returnUrl } = await challenged();
+    const back = await shopperReturns(returnUrl, 'forged');
+    expect(back.status).toBe(302);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_action');
+    const unknown = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/adyen/return?attempt=pa_nope`,
+      { redirect: 'manual' });
+    expect(unknown.status).toBe(404);
+  });
+});
+
 describe('captures and refunds that Adyen answers received', () => {
   it('authorizes, captures (received, then CAPTURE), and refunds part (received, then REFUND)', async () => {
     const held = await stripe.paymentIntents.create({ amount: 5000, currency: 'eur', payment_method: 'pm_card_visa',

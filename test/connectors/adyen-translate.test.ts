@@ -6,7 +6,7 @@ import {
 } from '../../src/connectors/adyen/adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, captureRequest, modificationOutput,
-  notificationEvent, notificationItems, paymentRequest, type NotificationItem,
+  notificationEvent, notificationItems, paymentDetailsRequest, paymentRequest, type NotificationItem,
 } from '../../src/connectors/adyen/adyen-translate.js';
 import type { AuthorizeInput } from '../../src/connectors/connector.js';
 
@@ -151,10 +151,17 @@ describe('Adyen notifications as Penny events', () => {
 describe('Adyen requests and answers', () => {
   it('asks for automatic capture with captureDelayHours 0, and manual capture otherwise', () => {
     expect(paymentRequest(input(), account)).toMatchObject({ merchantAccount: 'PennyECOM', reference: 'pa_1',
-      amount: { currency: 'EUR', value: 1000 }, captureDelayHours: 0, returnUrl: account.returnUrl });
+      amount: { currency: 'EUR', value: 1000 }, captureDelayHours: 0, returnUrl: `${account.returnUrl}?attempt=pa_1` });
     const manual = paymentRequest(input({ capture: false }), account);
     expect(manual).not.toHaveProperty('captureDelayHours');
     expect(manual).toMatchObject({ additionalData: { manualCapture: 'true' } });
+  });
+
+  it('gives Adyen a return URL naming the attempt, and sends only the details Adyen takes back', () => {
+    expect(new URL(String(paymentRequest(input(), account).returnUrl)).searchParams.get('attempt')).toBe('pa_1');
+    expect(paymentDetailsRequest({ redirectResult: 'X6Xt!Y', attempt: 'pa_1', other: 'x' }))
+      .toEqual({ details: { redirectResult: 'X6Xt!Y' } });
+    expect(() => paymentDetailsRequest({ attempt: 'pa_1' })).toThrow(AdyenTranslationError);
   });
 
   it('passes the merchant\'s Adyen fields through untouched', () => {

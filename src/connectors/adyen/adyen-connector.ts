@@ -8,8 +8,8 @@ import { ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
 import { verifyBodySignature, verifyNotificationItem } from './adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, cancelRequest, captureRequest, isStripeTestMethod,
-  modificationOutput, notificationEvent, notificationItems, paymentRequest, refundRequest, type AdyenAccount,
-  type NotificationItem,
+  modificationOutput, notificationEvent, notificationItems, paymentDetailsRequest, paymentRequest, refundRequest,
+  type AdyenAccount, type NotificationItem,
 } from './adyen-translate.js';
 
 /**
@@ -79,6 +79,18 @@ export class AdyenConnector implements Connector {
         'the payment method\'s Adyen fields are not kept; only Adyen\'s notification can tell');
     }
     const answer = await this.send('/payments', input.idempotencyKey, () => paymentRequest(input, this.account));
+    return this.read(() => authorizeOutput(answer, input));
+  }
+
+  /**
+   * The shopper is back from Adyen's redirect: `/payments/details` with what the return carried.
+   * Its answer reads as /payments' does (Authorised captured or authorized as the payment was
+   * sent, Refused declined, Error unknown); sent with its own key, so a second return is answered
+   * from Adyen's record.
+   */
+  async authenticationResult(input: { reference: string; idempotencyKey: string;
+    details: Readonly<Record<string, string>>; capture: boolean }): Promise<AuthorizeOutput> {
+    const answer = await this.send('/payments/details', input.idempotencyKey, () => paymentDetailsRequest(input.details));
     return this.read(() => authorizeOutput(answer, input));
   }
 
