@@ -228,7 +228,7 @@ export function connectorAccounts(connectors: ConnectorRegistry, routing: Connec
     if (versions.get(account.connector) === account.version && connectors.has(account.connector)) return;
     connectors.replace(new AdyenConnector({
       merchantAccount: account.merchantAccount, apiKey: account.apiKey, hmacKeyHex: account.hmacKeyHex,
-      endpoint: account.endpoint, livePrefix: account.livePrefix,
+      endpoint: account.endpoint, livePrefix: account.livePrefix, priceList: account.priceList,
       returnUrl: `${options.publicUrl()}/v1/connectors/adyen/return`,
       notificationLog: (connectorId, reference) => reportedOperations(options.pool, connectorId, reference),
       ...options.adyen,

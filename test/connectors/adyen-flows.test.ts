@@ -129,6 +129,58 @@ describe('routing a merchant to Adyen', () => {
   });
 });
 
+describe('the merchant\'s Adyen price', () => {
+  /** The PSP fee legs Penny booked at the capture of a charge. */
+  async function pspFeeLegs(chargeId: string, merchant: string) {
+    const result = await penny.pool.query<{ role: string; direction: string; amount: bigint }>(
+      `SELECT m.role, p.direction, p.amount_minor AS amount FROM ledger_entries e
+       JOIN ledger_postings p ON p.entry_id = e.id JOIN merchant_ledger_accounts m ON m.ledger_account_id = p.account_id
+       WHERE e.external_reference = $1 AND m.merchant_id = $2 ORDER BY m.role`,
+      [`penny:charge:${chargeId}:psp_fee`, merchant]);
+    return result.rows.map((row) => [row.role, row.direction, Number(row.amount)]);
+  }
+
+  it('books the PSP fee the routing\'s price says at capture, and none without a price', async () => {
+    const priced = await penny.merchants.createMerchant('Adyen Priced Shop');
+    const routed = await penny.request({ method: 'POST', url: `/v1/merchants/${priced.merchant.id}/connector`, body: {
+      connector: 'adyen', merchant_account: 'PricedECOM', api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, fee_basis_points: 120, fee_fixed_minor: 11 } });
+    expect(routed.body).toMatchObject({ fee_basis_points: 120, fee_fixed_minor: 11 });
+    // The stub plays one merchant account: Penny's requests name PricedECOM, which it refuses, so
+    // the capture is booked from a charge made on the stub's own account with the same price.
+    await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, fee_basis_points: 120, fee_fixed_minor: 11 } });
+    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('succeeded');
+    // 1.2% of 2000 is 24, plus 11.
+    expect(await pspFeeLegs(String(intent.latest_charge), merchantId))
+      .toEqual([['psp_fees', 'debit', 35], ['psp_receivable', 'credit', 35]]);
+    // Routed again without a price: the price is kept.
+    const again = await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url } });
+    expect(again.body).toMatchObject({ fee_basis_points: 120, fee_fixed_minor: 11 });
+    await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, fee_basis_points: 0, fee_fixed_minor: 0 } });
+    const free = await stripe.paymentIntents.create({ amount: 2000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(await pspFeeLegs(String(free.latest_charge), merchantId)).toEqual([]);
+    await deliver();
+  });
+
+  it('refuses a price that is not a whole number of basis points from 0 to 10000', async () => {
+    for (const fee of [{ fee_basis_points: 10_001 }, { fee_basis_points: -1 }, { fee_fixed_minor: 'ten' }]) {
+      const refused = await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+        connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+        endpoint: stub.url, ...fee } });
+      expect(refused.status).toBe(400);
+    }
+  });
+});
+
 describe('3-D Secure on Adyen\'s page', () => {
   /** A payment Adyen asks to authenticate, with the return URL Penny gave Adyen for it. */
   async function challenged(overrides: Partial<Stripe.PaymentIntentCreateParams> = {}) {

@@ -38,6 +38,8 @@ export interface AdyenConnectorOptions extends Partial<Omit<ResilientHttpOptions
   /** Live mode when set: Stripe's test payment methods are refused. */
   readonly livePrefix?: string | null;
   readonly returnUrl: string;
+  /** The merchant's Adyen price (its contract): the PSP fee Penny expects at capture. Absent: none. */
+  readonly priceList?: { readonly basisPoints: number; readonly fixedMinor: bigint };
   /** The operations Adyen's verified notifications reported for Penny's reference. */
   readonly notificationLog: (connectorId: string, reference: string) => Promise<PspOperation[]>;
 }
@@ -50,13 +52,14 @@ export class AdyenConnector implements Connector {
     idempotencyKeyRetentionMs: 7 * 86_400_000,
     pspAuthenticationPage: true,
   };
-  /** Adyen prices by contract (interchange++); Penny expects no fee it cannot know. */
-  readonly priceList = { basisPoints: 0, fixedMinor: 0n };
+  /** Adyen prices by contract: the merchant's price as its routing carries it (none given: 0). */
+  readonly priceList: { readonly basisPoints: number; readonly fixedMinor: bigint };
   private readonly http: ResilientHttp;
   private readonly account: AdyenAccount;
 
   constructor(private readonly options: AdyenConnectorOptions) {
     this.id = adyenConnectorId(options.merchantAccount);
+    this.priceList = options.priceList ?? { basisPoints: 0, fixedMinor: 0n };
     this.account = { merchantAccount: options.merchantAccount, testMode: !options.livePrefix,
       returnUrl: options.returnUrl };
     this.http = new ResilientHttp({
