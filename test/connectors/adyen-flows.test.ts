@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type Stripe from 'stripe';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { advanceClock, configureClock } from '../../src/clock.js';
+import { Readable } from 'node:stream';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { limits } from '../../src/config.js';
 import { signBody } from '../../src/connectors/adyen/adyen-hmac.js';
 import { notificationItems, type NotificationItem } from '../../src/connectors/adyen/adyen-translate.js';
+import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { adyenVectorKey, startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
@@ -569,4 +571,55 @@ describe('a payment keeps its connector when its merchant is routed elsewhere', 
         endpoint: stub.url } });
     }
   });
+});
+
+describe('Adyen\'s Settlement details report, imported', () => {
+  const header = 'Company Account,Merchant Account,Psp Reference,Merchant Reference,Payment Method,Creation Date,'
+    + 'TimeZone,Type,Modification Reference,Gross Currency,Gross Debit (GC),Gross Credit (GC),Exchange Rate,'
+    + 'Net Currency,Net Debit (NC),Net Credit (NC),Commission (NC),Markup (NC),Scheme Fees (NC),Interchange (NC),'
+    + 'Payment Method Variant,Modification Merchant Reference,Batch Number';
+
+  /** A captured Adyen payment of 20.00 EUR at the routing's price, and its attempt and Adyen pspReference. */
+  async function capturedAtPrice(fee: { fee_basis_points: number; fee_fixed_minor: number }) {
+    await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, ...fee } });
+    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const attempt = await attemptOf(intent.id);
+    const charge = await penny.pool.query<{ psp_reference: string }>('SELECT psp_reference FROM charges WHERE id = $1',
+      [intent.latest_charge]);
+    return { chargeId: String(intent.latest_charge), attemptId: attempt.id, psp: String(charge.rows[0]?.psp_reference) };
+  }
+
+  /** Adyen's Settled line of it: 20.00 gross, 0.35 of fees (commission), 19.65 net, in batch `batch`. */
+  const settledLine = (payment: { attemptId: string; psp: string }, batch: number) => [
+    'PennyCo', stub.merchantAccount, payment.psp, payment.attemptId, 'visa',
+    `${new Date(nowMs()).toISOString().slice(0, 10)} 10:00:00`, 'CET', 'Settled', payment.psp, 'EUR', '', '20.00', '1',
+    'EUR', '', '19.65', '0.35', '', '', '', 'visacredit', '', String(batch)].join(',');
+
+  async function reconciled(csv: string) {
+    await new ReconciliationImports(penny.pool).importFile({ body: Readable.from([Buffer.from(csv, 'utf8')]),
+      filename: 'settlement_detail_report_batch.csv', source: `adyen-${stub.merchantAccount.toLowerCase()}` });
+    const run = await penny.request({ method: 'POST', url: '/v1/reconciliation/runs',
+      body: { as_of: new Date(nowMs()).toISOString().slice(0, 10) } });
+    expect(run.status).toBe(201);
+    return run.body as { counts: { matched: { ledger_psp: number } };
+      breaks: { type: string; internal_ref: string | null; external_ref: string | null }[] };
+  }
+
+  it('reconciles an Adyen-routed capture at the merchant\'s price with its Settled line, and breaks without it',
+    async () => {
+      // 1.2% of 2000 is 24, plus 11: the 0.35 Adyen charged.
+      const priced = await capturedAtPrice({ fee_basis_points: 120, fee_fixed_minor: 11 });
+      const unpriced = await capturedAtPrice({ fee_basis_points: 0, fee_fixed_minor: 0 });
+      const run = await reconciled(`${header}\n${settledLine(priced, 901)}\n${settledLine(unpriced, 901)}\n`);
+      const about = (payment: { chargeId: string; attemptId: string; psp: string }) => run.breaks.filter((row) =>
+        [payment.chargeId, payment.attemptId].includes(row.internal_ref ?? '')
+        || (row.external_ref ?? '').includes(payment.psp));
+      expect(run.counts.matched.ledger_psp).toBe(2);
+      expect(about(priced)).toEqual([]);
+      expect(about(unpriced).map((row) => row.type)).toEqual(['fee_mismatch']);
+    });
 });
