@@ -590,7 +590,8 @@ describe('Adyen\'s Settlement details report, imported', () => {
     const attempt = await attemptOf(intent.id);
     const charge = await penny.pool.query<{ psp_reference: string }>('SELECT psp_reference FROM charges WHERE id = $1',
       [intent.latest_charge]);
-    return { chargeId: String(intent.latest_charge), attemptId: attempt.id, psp: String(charge.rows[0]?.psp_reference) };
+    return { chargeId: String(intent.latest_charge), attemptId: attempt.id,
+      psp: String(charge.rows[0]?.psp_reference) };
   }
 
   /** Adyen's Settled line of it: 20.00 gross, 0.35 of fees (commission), 19.65 net, in batch `batch`. */
