@@ -44,6 +44,7 @@ import { SettlementService } from './settlement/settlement-service.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 import { ReportRuns } from './reporting/report-runs.js';
 import { ReconciliationImports } from './reconciliation/recon-import.js';
+import { ReportDownloads } from './reconciliation/report-downloads.js';
 import { ReconciliationRuns } from './reconciliation/recon-run.js';
 import { ReconciliationSchedule } from './reconciliation/recon-schedule.js';
 
@@ -132,6 +133,9 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, pspEvents, logger).processDue(), logger),
       startWorker('payouts', limits.payoutLookupIntervalMs, () => payouts.resolveUnknown(), logger),
+      startWorker('report-downloads', limits.reportDownloadIntervalMs, () => new ReportDownloads(livePool, {
+        connectors, ensureConnector: accounts.ensure, imports: new ReconciliationImports(livePool), logger,
+      }).runDue(), logger),
       startWorker('payout-schedule', limits.automaticPayoutIntervalMs,
         () => payoutScheduler.runDue(), logger),
       startWorker('settlement-pull', limits.settlementPullIntervalMs,

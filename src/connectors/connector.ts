@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 /**
  * The one interface every PSP connector implements (Strategy). Each method takes one input
  * object and returns one output, or throws. Every call carries Penny's own idempotency key, derived
@@ -206,6 +207,12 @@ export interface Connector {
    */
   authenticationResult?(input: { reference: string; idempotencyKey: string;
     details: Readonly<Record<string, string>>; capture: boolean }): Promise<AuthorizeOutput>;
+  /**
+   * A settlement report the PSP announced (Adyen's REPORT_AVAILABLE, its URL), downloaded with this
+   * account's credentials from the PSP's own hosts only: ConnectorRefusedError for any other URL
+   * (nothing is requested) or a refusal; ConnectorUnknownOutcomeError when the download failed.
+   */
+  downloadReport?(input: { url: string }): Promise<Readable>;
   /**
    * A PSP that also signs a whole webhook body in a header (Adyen's newer webhooks, whose body
    * names no account): true when the signature verifies with this connector's key.

@@ -218,6 +218,22 @@ CREATE TABLE connector_accounts (
   CONSTRAINT connector_accounts_merchant_account_check CHECK (merchant_account ~ '^[A-Za-z0-9_.-]+$'::text AND length(merchant_account) <= 80)
 );
 
+CREATE TABLE connector_report_downloads (
+  connector text NOT NULL,
+  url text NOT NULL,
+  status text DEFAULT 'pending'::text NOT NULL,
+  attempt_count integer DEFAULT 0 NOT NULL,
+  next_attempt_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  last_error text,
+  file_id text,
+  received_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  finished_at timestamp with time zone,
+  CONSTRAINT connector_report_downloads_pkey PRIMARY KEY (connector, url),
+  CONSTRAINT connector_report_downloads_status_check CHECK (status = ANY (ARRAY['pending'::text, 'imported'::text, 'failed'::text])),
+  CONSTRAINT connector_report_downloads_url_check CHECK (url ~ '^https?://'::text AND length(url) <= 2000)
+);
+CREATE INDEX connector_report_downloads_due ON public.connector_report_downloads USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+
 CREATE TABLE connector_webhook_inbox (
   connector text NOT NULL,
   event_id text NOT NULL,

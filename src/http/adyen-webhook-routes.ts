@@ -4,6 +4,7 @@ import { limits } from '../config.js';
 import { ConnectorWebhookError, type ConnectorEvent, type ConnectorRegistry } from '../connectors/connector.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
+import { announceReport, settlementReportUrl } from '../reconciliation/report-downloads.js';
 import { receiveConnectorEvent, receiveIgnoredConnectorWebhook } from '../webhooks/connector-inbox.js';
 
 /**
@@ -13,7 +14,8 @@ import { receiveConnectorEvent, receiveIgnoredConnectorWebhook } from '../webhoo
  * Penny acts on are stored in the inbox in one transaction (deduplicated by pspReference +
  * eventCode + success, the event id) and the answer is Adyen's `[accepted]`. One fails: 401,
  * nothing stored, no `[accepted]` (Adyen retries). The inbox worker applies them by the same rules
- * as the sandbox's events.
+ * as the sandbox's events. A REPORT_AVAILABLE item announcing a Settlement details report is
+ * recorded, in the same transaction, for the report-downloads worker (src/reconciliation/report-downloads.ts).
  *
  * Adyen's newer webhook form (`{"type", "version", "data"}`, e.g. `ach.notificationOfChange`) has no
  * item signature and names no merchant account: Adyen signs its raw body in the `HmacSignature`
@@ -49,6 +51,7 @@ export function registerAdyenWebhookRoutes(app: FastifyInstance, dependencies: A
       }
       const groups = itemsByAccount(body);
       const verified: { connector: string; event: ConnectorEvent }[] = [];
+      const reports: { connector: string; url: string }[] = [];
       for (const [account, items] of groups) {
         const connectorId = `adyen:${account}`;
         if (!await dependencies.ensureConnector(dependencies.pool, connectorId)) {
@@ -60,6 +63,7 @@ export function registerAdyenWebhookRoutes(app: FastifyInstance, dependencies: A
           const events = connector.parseWebhookEvents({ rawBody: Buffer.from(JSON.stringify(
             { notificationItems: items.map((item) => ({ NotificationRequestItem: item })) })) });
           verified.push(...events.map((event) => ({ connector: connectorId, event })));
+          reports.push(...announcedReports(items).map((url) => ({ connector: connectorId, url })));
         } catch (error) {
           if (!(error instanceof ConnectorWebhookError)) throw error;
           throw refused(`an item's HMAC signature is ${error.problem}`, error);
@@ -67,10 +71,20 @@ export function registerAdyenWebhookRoutes(app: FastifyInstance, dependencies: A
       }
       await withTransaction(dependencies.pool, async (client) => {
         for (const { connector, event } of verified) await receiveConnectorEvent(client, connector, event);
+        for (const report of reports) await announceReport(client, report);
       });
       dependencies.onReceived?.();
       return reply.type('text/plain').send('[accepted]');
     });
+  });
+}
+
+/** The Settlement details reports verified REPORT_AVAILABLE items announce (`reason`: the URL). */
+function announcedReports(items: readonly Record<string, unknown>[]): string[] {
+  return items.flatMap((item) => {
+    const url = item.eventCode === 'REPORT_AVAILABLE' && item.success === 'true'
+      ? settlementReportUrl(item.reason) : undefined;
+    return url === undefined ? [] : [url];
   });
 }
 

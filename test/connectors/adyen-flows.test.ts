@@ -623,4 +623,49 @@ describe('Adyen\'s Settlement details report, imported', () => {
       expect(about(priced)).toEqual([]);
       expect(about(unpriced).map((row) => row.type)).toEqual(['fee_mismatch']);
     });
+
+  /** Adyen's REPORT_AVAILABLE for `url`, delivered (twice, as Adyen's retry would); the stored downloads. */
+  async function announced(url: string) {
+    const body = stub.sign([{ pspReference: url.split('/').at(-1) ?? '', merchantAccountCode: stub.merchantAccount,
+      merchantReference: '', eventCode: 'REPORT_AVAILABLE', success: 'true', reason: url }]);
+    for (const answer of await post([body, body])) expect(answer).toEqual({ status: 200, text: '[accepted]' });
+    const rows = await penny.pool.query<{ status: string; last_error: string | null }>(
+      'SELECT status, last_error FROM connector_report_downloads WHERE url = $1', [url]);
+    return rows.rows;
+  }
+
+  it('downloads and imports, once, the Settlement details report a REPORT_AVAILABLE announces', async () => {
+    const payment = await capturedAtPrice({ fee_basis_points: 120, fee_fixed_minor: 11 });
+    const name = 'settlement_detail_report_batch_903.csv';
+    const url = stub.publishReport(name, `${header}\n${settledLine(payment, 903)}\n`);
+    expect(await announced(url)).toEqual([{ status: 'pending', last_error: null }]);
+    const reportDownloads = penny.reportDownloads;
+    if (reportDownloads === undefined) throw new Error('the test ledger has no routing');
+    expect(await reportDownloads.runDue()).toBe(1);
+    expect(await reportDownloads.runDue()).toBe(0);
+    expect(stub.reportDownloads.filter((path) => path.endsWith(name))).toHaveLength(1);
+    const files = await penny.pool.query<{ source: string; format: string; filename: string }>(
+      `SELECT f.source, f.format, f.filename FROM connector_report_downloads d
+       JOIN reconciliation_files f ON f.id = d.file_id WHERE d.url = $1 AND d.status = 'imported'`, [url]);
+    expect(files.rows).toEqual([{ source: `adyen-${stub.merchantAccount.toLowerCase()}`, format: 'adyen_sdr',
+      filename: name }]);
+    const run = await penny.request({ method: 'POST', url: '/v1/reconciliation/runs',
+      body: { as_of: new Date(nowMs()).toISOString().slice(0, 10) } });
+    expect(run.body.counts.matched.ledger_psp).toBe(1);
+    expect((run.body.breaks as { internal_ref: string | null }[])
+      .filter((row) => row.internal_ref === payment.chargeId)).toEqual([]);
+  });
+
+  it('never downloads from a host other than Adyen\'s or the account\'s endpoint, and ignores other reports',
+    async () => {
+      const before = stub.reportDownloads.length;
+      const metadata = 'http://169.254.169.254/latest/settlement_detail_report_batch_904.csv';
+      expect(await announced(metadata)).toEqual([{ status: 'pending', last_error: null }]);
+      await penny.reportDownloads?.runDue();
+      const [row] = await announced(metadata);
+      expect(row?.status).toBe('failed');
+      expect(row?.last_error).toContain('only from Adyen');
+      expect(stub.reportDownloads.length).toBe(before);
+      expect(await announced(stub.publishReport('payments_accounting_report_2026_12_07.csv', 'x'))).toEqual([]);
+    });
 });

@@ -6,7 +6,8 @@ import {
 } from '../../src/connectors/adyen/adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, captureRequest, modificationOutput,
-  notificationEvent, notificationItems, paymentDetailsRequest, paymentRequest, type NotificationItem,
+  notificationEvent, notificationItems, paymentDetailsRequest, paymentRequest, reportDownloadUrl,
+  type NotificationItem,
 } from '../../src/connectors/adyen/adyen-translate.js';
 import type { AuthorizeInput } from '../../src/connectors/connector.js';
 
@@ -225,5 +226,20 @@ describe('Adyen requests and answers', () => {
     const answer = checkout.components.examples['post-payments-paymentPspReference-captures-capture-201']?.value;
     expect(modificationOutput(answer)).toEqual({ pspReference: '993617894906488A', outcome: 'received' });
     expect(() => modificationOutput({ status: 'done' })).toThrow(AdyenUnknownAnswerError);
+  });
+});
+
+describe('where Adyen\'s announced reports are downloaded from', () => {
+  const endpoint = 'https://checkout-test.adyen.com/v71';
+  it('takes Adyen\'s own https hosts and the configured endpoint\'s origin only', () => {
+    const report = '/reports/download/MerchantAccount/Shop/settlement_detail_report_batch_1.csv';
+    expect(reportDownloadUrl(`https://ca-test.adyen.com${report}`, endpoint)).toBe(`https://ca-test.adyen.com${report}`);
+    expect(reportDownloadUrl(`https://ca-live.adyenpayments.com${report}`, endpoint)).toBeDefined();
+    expect(reportDownloadUrl(`http://127.0.0.1:9000${report}`, 'http://127.0.0.1:9000/v71')).toBeDefined();
+    for (const refused of [`http://ca-test.adyen.com${report}`, `https://ca-test.adyen.com:8443${report}`,
+      `https://adyen.com.evil.example${report}`, `https://eviladyen.com${report}`, `https://u:p@ca-test.adyen.com${report}`,
+      `http://169.254.169.254${report}`, `http://127.0.0.1:9001${report}`, 'not a url']) {
+      expect(reportDownloadUrl(refused, 'http://127.0.0.1:9000/v71'), refused).toBeUndefined();
+    }
   });
 });

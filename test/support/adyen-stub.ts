@@ -90,6 +90,13 @@ export interface AdyenStub {
    * Authorised or (failed) Refused.
    */
   completeRedirect(reference: string, outcome: 'authorised' | 'refused'): string;
+  /**
+   * Publishes a report for download, as Adyen's report URLs serve it (GET with the account's API
+   * key); the URL a REPORT_AVAILABLE notification names.
+   */
+  publishReport(name: string, text: string): string;
+  /** The report downloads that reached the stub (their paths). */
+  readonly reportDownloads: string[];
   /** A signed notification body of the given items (each signed with `key`, the account's by default). */
   sign(items: NotificationItem[], key?: string): string;
 }
@@ -107,6 +114,8 @@ export async function startAdyenStub(
   let faults: (readonly [Operation, Fault])[] = [];
   let notifications: string[] = [];
   let captureFails = false;
+  const reports = new Map<string, string>();
+  const reportDownloads: string[] = [];
   /** Payments awaiting the shopper's 3-D Secure, by reference, and the redirectResults handed out. */
   const redirected = new Map<string, { psp: string; amount: { currency: string; value: number };
     autoCapture: boolean }>();
@@ -220,6 +229,13 @@ export async function startAdyenStub(
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
     if (request.headers['x-api-key'] !== apiKey) return send(401, example('generic-401'));
+    if (request.method === 'GET' && request.url?.startsWith('/reports/download/') === true) {
+      reportDownloads.push(request.url);
+      const report = reports.get(request.url);
+      if (report === undefined) return send(404, { status: 404, errorCode: '000', message: 'Not found' });
+      response.writeHead(200, { 'content-type': 'text/csv' }).end(report);
+      return undefined;
+    }
     const path = (request.url ?? '').replace(/^\/v71/, '');
     const match = /^\/payments(?:\/(details)|\/([^/]+)\/(captures|cancels|refunds))?$/.exec(path);
     if (request.method !== 'POST' || match === null) return send(404, { status: 404, errorCode: '000', message: 'Not found' });
@@ -282,7 +298,12 @@ export async function startAdyenStub(
     await new Promise((resolve) => server.close(resolve));
   });
   return {
-    url: `http://127.0.0.1:${port}/v71`, apiKey, merchantAccount, hmacKeyHex, requests, payments,
+    url: `http://127.0.0.1:${port}/v71`, apiKey, merchantAccount, hmacKeyHex, requests, payments, reportDownloads,
+    publishReport(name, text) {
+      const path = `/reports/download/MerchantAccount/${merchantAccount}/${name}`;
+      reports.set(path, text);
+      return `http://127.0.0.1:${port}${path}`;
+    },
     injectFaults(list) {
       faults = [...list];
     },

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { limits } from '../../config.js';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, ConnectorWebhookError, type AuthorizeInput,
@@ -9,7 +11,7 @@ import { verifyBodySignature, verifyNotificationItem } from './adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, cancelRequest, captureRequest, isStripeTestMethod,
   modificationOutput, notificationEvent, notificationItems, paymentDetailsRequest, paymentRequest, refundRequest,
-  type AdyenAccount, type NotificationItem,
+  reportDownloadUrl, type AdyenAccount, type NotificationItem,
 } from './adyen-translate.js';
 
 /**
@@ -161,6 +163,34 @@ export class AdyenConnector implements Connector {
   /** A newer webhook's `HmacSignature` header verifies the raw body with this account's HMAC key. */
   verifyBodySignature(input: { rawBody: Buffer; signature: string }): boolean {
     return verifyBodySignature(input.rawBody, input.signature, this.options.hmacKeyHex);
+  }
+
+  /**
+   * A report Adyen announced (REPORT_AVAILABLE's `reason`), downloaded with the account's API key
+   * from Adyen's hosts or the configured endpoint's origin only, following no redirect.
+   */
+  async downloadReport(input: { url: string }): Promise<Readable> {
+    const url = reportDownloadUrl(input.url, this.options.endpoint);
+    if (url === undefined) {
+      throw new ConnectorRefusedError(this.id, 400, 'report_url_refused',
+        'Penny downloads reports only from Adyen\'s hosts or the account\'s endpoint.');
+    }
+    let response: Response;
+    try {
+      response = await fetch(url, { headers: { 'x-api-key': this.options.apiKey }, redirect: 'error',
+        signal: AbortSignal.timeout(limits.connectorReportDownloadTimeoutMs) });
+    } catch (error) {
+      throw new ConnectorUnknownOutcomeError(this.id, 'the report download failed', { cause: error });
+    }
+    if (!response.ok || response.body === null) {
+      await response.body?.cancel();
+      if (response.status >= 500 || response.status === 429) {
+        throw new ConnectorUnknownOutcomeError(this.id, `Adyen answered the report download ${response.status}`);
+      }
+      throw new ConnectorRefusedError(this.id, response.status, 'report_download_refused',
+        `Adyen answered the report download ${response.status}.`);
+    }
+    return Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
   }
 
   /** Adyen publishes its Settlement details report in the Customer Area; it is imported (`penny recon import`). */

@@ -367,3 +367,24 @@ function notificationOperation(item: NotificationItem, success: boolean): PspOpe
 function safeFromAdyen(currency: string, value: bigint): bigint | undefined {
   return isCurrency(currency) ? fromAdyenValue(currency, value) : undefined;
 }
+
+/**
+ * Where Penny downloads a report Adyen announced from, with the account's API key: https on
+ * Adyen's own hosts (`*.adyen.com`, `*.adyenpayments.com`), or the origin of the account's
+ * configured endpoint (a test stub, a proxy the operator set); no credentials in the URL. Anything
+ * else (another host, an address on Penny's network) is undefined: never requested.
+ */
+export function reportDownloadUrl(announced: string, endpoint: string): string | undefined {
+  let url: URL;
+  let configured: URL;
+  try {
+    url = new URL(announced);
+    configured = new URL(endpoint);
+  } catch {
+    return undefined;
+  }
+  if (url.username !== '' || url.password !== '') return undefined;
+  const adyenHost = url.protocol === 'https:' && url.port === ''
+    && /(?:^|\.)(?:adyen\.com|adyenpayments\.com)$/.test(url.hostname);
+  return adyenHost || url.origin === configured.origin ? url.toString() : undefined;
+}
