@@ -4,6 +4,7 @@ import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import { ConnectorRefusedError, type ConnectorRegistry } from '../connectors/connector.js';
 import type { Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import type { ReconciliationImports } from './recon-import.js';
 import * as store from './report-download-store.js';
@@ -15,8 +16,9 @@ import * as store from './report-download-store.js';
  * report-downloads worker downloads it through the account's connector (its credentials, the PSP's
  * own hosts only) and imports it as `penny recon import` would (format `adyen_sdr`, source
  * `adyen-<merchant account>`; the same bytes again add nothing). A refusal (a URL off the PSP's
- * hosts, a 4xx) sets it aside as failed at once; any other failure is tried again with backoff,
- * `limits.reportDownloadAttemptMax` times, then set aside with an alert.
+ * hosts, a 4xx) or a file Penny cannot read sets it aside as failed at once, with an alert;
+ * any other failure is tried again with backoff, `limits.reportDownloadAttemptMax` times, then set
+ * aside with the alert.
  */
 const settlementReportName = /^settlement_detail_report_batch_\d{1,10}\.csv$/;
 
@@ -75,7 +77,9 @@ export class ReportDownloads {
       await store.markReportImported(this.pool, { ...report, fileId: summary.id,
         now: new Date(nowMs()).toISOString() });
     } catch (error) {
-      const refused = error instanceof ConnectorRefusedError;
+      // A refusal, or a file that is not a report Penny reads, is the same on every try.
+      const refused = error instanceof ConnectorRefusedError
+        || (error instanceof PennyError && error.code === 'reconciliation_file_invalid');
       const last = refused || report.attemptCount >= limits.reportDownloadAttemptMax;
       const delayMs = Math.min(limits.reportDownloadRetryDelayFirstMs * 2 ** (report.attemptCount - 1),
         limits.reportDownloadRetryDelayMaxMs);
