@@ -44,6 +44,7 @@ import { SettlementService } from './settlement/settlement-service.js';
 import { WebhookEndpoints } from './webhooks/webhook-endpoints.js';
 import { ReportRuns } from './reporting/report-runs.js';
 import { ReconciliationImports } from './reconciliation/recon-import.js';
+import { ReportDownloads } from './reconciliation/report-downloads.js';
 import { ReconciliationRuns } from './reconciliation/recon-run.js';
 import { ReconciliationSchedule } from './reconciliation/recon-schedule.js';
 
@@ -132,6 +133,9 @@ export async function startPenny(config: PennyConfig, logger: Logger): Promise<R
       startWorker('connector-inbox', limits.inboxIntervalMs,
         () => new ConnectorInbox(livePool, pspEvents, logger).processDue(), logger),
       startWorker('payouts', limits.payoutLookupIntervalMs, () => payouts.resolveUnknown(), logger),
+      startWorker('report-downloads', limits.reportDownloadIntervalMs, () => new ReportDownloads(livePool, {
+        connectors, ensureConnector: accounts.ensure, imports: new ReconciliationImports(livePool), logger,
+      }).runDue(), logger),
       startWorker('payout-schedule', limits.automaticPayoutIntervalMs,
         () => payoutScheduler.runDue(), logger),
       startWorker('settlement-pull', limits.settlementPullIntervalMs,
@@ -216,6 +220,8 @@ export interface ConnectorAccounts {
   ensure(db: Queryable, connectorId: string): Promise<boolean>;
   /** The connector the merchant's new payments go to, registered. */
   routeOf(db: Queryable, merchantId: string): Promise<string>;
+  /** Up to `limit` Adyen accounts' connectors, registered: a webhook that names no account tries their keys. */
+  adyenAccounts(db: Queryable, limit: number): Promise<string[]>;
 }
 
 export function connectorAccounts(connectors: ConnectorRegistry, routing: ConnectorRouting,
@@ -226,7 +232,7 @@ export function connectorAccounts(connectors: ConnectorRegistry, routing: Connec
     if (versions.get(account.connector) === account.version && connectors.has(account.connector)) return;
     connectors.replace(new AdyenConnector({
       merchantAccount: account.merchantAccount, apiKey: account.apiKey, hmacKeyHex: account.hmacKeyHex,
-      endpoint: account.endpoint, livePrefix: account.livePrefix,
+      endpoint: account.endpoint, livePrefix: account.livePrefix, priceList: account.priceList,
       returnUrl: `${options.publicUrl()}/v1/connectors/adyen/return`,
       notificationLog: (connectorId, reference) => reportedOperations(options.pool, connectorId, reference),
       ...options.adyen,
@@ -249,6 +255,13 @@ export function connectorAccounts(connectors: ConnectorRegistry, routing: Connec
       const connectorId = await routing.connectorOf(db, merchantId);
       if (!await ensure(db, connectorId)) throw new Error(`merchant ${merchantId} is routed to unknown ${connectorId}`);
       return connectorId;
+    },
+    async adyenAccounts(db, limit) {
+      const ids = [];
+      for (const connectorId of await routing.accountIds(db, limit)) {
+        if (await ensure(db, connectorId)) ids.push(connectorId);
+      }
+      return ids;
     },
   };
 }

@@ -192,6 +192,21 @@ export const limits = {
   connectorWebhookBodyBytesMax: 256 * 1024,
   /** A signed PSP webhook older or newer than this is refused as stale (Stripe's default tolerance). */
   connectorWebhookToleranceSeconds: 300,
+  /**
+   * Adyen's newer webhooks (signed in the `HmacSignature` header) name no merchant account: the
+   * HMAC keys of at most this many Adyen accounts are tried, in the order of their names.
+   */
+  adyenHeaderSignatureAccountsMax: 50,
+  /** A PSP's settlement report download (Adyen's REPORT_AVAILABLE URL), body included. */
+  connectorReportDownloadTimeoutMs: 300_000,
+  /** Report downloads tried per worker run, and tries of one before it is set aside as failed. */
+  reportDownloadBatchMax: 5,
+  reportDownloadAttemptMax: 8,
+  /** The first retry of a failed download; doubled each time, capped at an hour. */
+  reportDownloadRetryDelayFirstMs: 60_000,
+  reportDownloadRetryDelayMaxMs: 3_600_000,
+  /** How often the worker looks for announced reports to download. */
+  reportDownloadIntervalMs: 30_000,
   /** An id, type or reference in a PSP webhook longer than this is refused as malformed. */
   connectorWebhookFieldLengthMax: 255,
 } as const;

@@ -201,14 +201,20 @@ function registerConnectorCommand(merchants: Command): void {
     .option('--hmac-key-file <file>', 'a file holding the hex HMAC key of the account\'s standard webhook')
     .option('--live-prefix <prefix>', 'the live URL prefix (live mode; absent: test mode)')
     .option('--endpoint <url>', 'the versioned Checkout base URL (default https://checkout-test.adyen.com/v71)')
+    .option('--fee-basis-points <n>', 'the merchant\'s Adyen price: basis points of each captured amount (default 0)')
+    .option('--fee-fixed <minor>', 'the merchant\'s Adyen price: a fixed fee per capture, in minor units (default 0)')
     .option('--json', 'print JSON');
   command.action(async (merchantId: string, options: { connector?: 'adyen' | 'sandbox'; apiKeyFile?: string;
-    merchantAccount?: string; hmacKeyFile?: string; livePrefix?: string; endpoint?: string; json?: boolean }) => {
+    merchantAccount?: string; hmacKeyFile?: string; livePrefix?: string; endpoint?: string; feeBasisPoints?: string;
+    feeFixed?: string; json?: boolean }) => {
     const adyenOnly = [options.apiKeyFile, options.merchantAccount, options.hmacKeyFile, options.livePrefix,
-      options.endpoint].some((value) => value !== undefined);
+      options.endpoint, options.feeBasisPoints, options.feeFixed].some((value) => value !== undefined);
     if (options.connector !== 'adyen' && adyenOnly) {
-      command.error('error: --api-key-file, --merchant-account, --hmac-key-file, --live-prefix and --endpoint go with '
-        + '--connector adyen.');
+      command.error('error: --api-key-file, --merchant-account, --hmac-key-file, --live-prefix, --endpoint, '
+        + '--fee-basis-points and --fee-fixed go with --connector adyen.');
+    }
+    for (const [flag, value] of [['--fee-basis-points', options.feeBasisPoints], ['--fee-fixed', options.feeFixed]]) {
+      if (value !== undefined && !/^\d{1,12}$/.test(value)) command.error(`error: ${flag} is a whole number.`);
     }
     if (options.connector === 'adyen' && (options.apiKeyFile === undefined || options.merchantAccount === undefined
       || options.hmacKeyFile === undefined)) {
@@ -222,9 +228,12 @@ function registerConnectorCommand(merchants: Command): void {
           : await routing.routeToAdyen({ merchantId, merchantAccount: options.merchantAccount ?? '',
             apiKey: await readSecretFile(options.apiKeyFile ?? '', '--api-key-file'),
             hmacKeyHex: await readSecretFile(options.hmacKeyFile ?? '', '--hmac-key-file'),
-            livePrefix: options.livePrefix, endpoint: options.endpoint });
+            livePrefix: options.livePrefix, endpoint: options.endpoint,
+            feeBasisPoints: options.feeBasisPoints === undefined ? undefined : Number(options.feeBasisPoints),
+            feeFixedMinor: options.feeFixed === undefined ? undefined : BigInt(options.feeFixed) });
       const where = route.connector === 'sandbox' ? 'the sandbox'
-        : `Adyen merchant account ${route.merchant_account ?? ''} (${route.live ? 'live' : 'test'}, ${route.endpoint ?? ''})`;
+        : `Adyen merchant account ${route.merchant_account ?? ''} (${route.live ? 'live' : 'test'}, ${route.endpoint ?? ''}`
+          + `, fee ${route.fee_basis_points ?? 0} bp + ${route.fee_fixed_minor ?? 0n} minor units)`;
       printResult(options.json === true, route, `${merchantId}: new payments go to ${where}.`);
     });
   });

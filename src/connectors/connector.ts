@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 /**
  * The one interface every PSP connector implements (Strategy). Each method takes one input
  * object and returns one output, or throws. Every call carries Penny's own idempotency key, derived
@@ -198,6 +199,25 @@ export interface Connector {
    * before any is returned; throws ConnectorWebhookError if one fails. Absent: one event per webhook.
    */
   parseWebhookEvents?(input: { rawBody: Buffer }): ConnectorEvent[];
+  /**
+   * A PSP that hosts the customer's authentication (`pspAuthenticationPage`) and is told, when the
+   * customer returns, what its page handed back (Adyen's `/payments/details` with `redirectResult`):
+   * the authorization's outcome, as `authorize` answers it. A refusal (forged or stale details) is
+   * ConnectorRefusedError; an answer Penny cannot read is ConnectorUnknownOutcomeError.
+   */
+  authenticationResult?(input: { reference: string; idempotencyKey: string;
+    details: Readonly<Record<string, string>>; capture: boolean }): Promise<AuthorizeOutput>;
+  /**
+   * A settlement report the PSP announced (Adyen's REPORT_AVAILABLE, its URL), downloaded with this
+   * account's credentials from the PSP's own hosts only: ConnectorRefusedError for any other URL
+   * (nothing is requested) or a refusal; ConnectorUnknownOutcomeError when the download failed.
+   */
+  downloadReport?(input: { url: string }): Promise<Readable>;
+  /**
+   * A PSP that also signs a whole webhook body in a header (Adyen's newer webhooks, whose body
+   * names no account): true when the signature verifies with this connector's key.
+   */
+  verifyBodySignature?(input: { rawBody: Buffer; signature: string }): boolean;
   /** A settlement day's report, as the PSP publishes it (for the sandbox: Adyen's CSV). */
   fetchSettlementReport(input: { day: string; currency?: string }): Promise<string>;
 }

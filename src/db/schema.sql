@@ -206,13 +206,33 @@ CREATE TABLE connector_accounts (
   hmac_key_sealed text NOT NULL,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  fee_basis_points integer DEFAULT 0 NOT NULL,
+  fee_fixed_minor bigint DEFAULT 0 NOT NULL,
   CONSTRAINT connector_accounts_pkey PRIMARY KEY (connector),
   CONSTRAINT connector_accounts_connector_check CHECK (connector = ((kind || ':'::text) || merchant_account)),
   CONSTRAINT connector_accounts_endpoint_check CHECK (endpoint ~ '^https?://'::text AND length(endpoint) <= 500),
+  CONSTRAINT connector_accounts_fee_basis_points_check CHECK (fee_basis_points >= 0 AND fee_basis_points <= 10000),
+  CONSTRAINT connector_accounts_fee_fixed_minor_check CHECK (fee_fixed_minor >= 0 AND fee_fixed_minor <= 100000000),
   CONSTRAINT connector_accounts_kind_check CHECK (kind = 'adyen'::text),
   CONSTRAINT connector_accounts_live_prefix_check CHECK (live_prefix IS NULL OR live_prefix ~ '^[A-Za-z0-9-]+$'::text AND length(live_prefix) <= 100),
   CONSTRAINT connector_accounts_merchant_account_check CHECK (merchant_account ~ '^[A-Za-z0-9_.-]+$'::text AND length(merchant_account) <= 80)
 );
+
+CREATE TABLE connector_report_downloads (
+  connector text NOT NULL,
+  url text NOT NULL,
+  status text DEFAULT 'pending'::text NOT NULL,
+  attempt_count integer DEFAULT 0 NOT NULL,
+  next_attempt_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  last_error text,
+  file_id text,
+  received_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  finished_at timestamp with time zone,
+  CONSTRAINT connector_report_downloads_pkey PRIMARY KEY (connector, url),
+  CONSTRAINT connector_report_downloads_status_check CHECK (status = ANY (ARRAY['pending'::text, 'imported'::text, 'failed'::text])),
+  CONSTRAINT connector_report_downloads_url_check CHECK (url ~ '^https?://'::text AND length(url) <= 2000)
+);
+CREATE INDEX connector_report_downloads_due ON public.connector_report_downloads USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
 CREATE TABLE connector_webhook_inbox (
   connector text NOT NULL,

@@ -4,7 +4,8 @@ import { limits } from '../config.js';
 import { ConnectorWebhookError, type ConnectorEvent, type ConnectorRegistry } from '../connectors/connector.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
-import { receiveConnectorEvent } from '../webhooks/connector-inbox.js';
+import { announceReport, settlementReportUrl } from '../reconciliation/report-downloads.js';
+import { receiveConnectorEvent, receiveIgnoredConnectorWebhook } from '../webhooks/connector-inbox.js';
 
 /**
  * POST /v1/connectors/adyen/webhooks: Adyen's standard notification. Every item's `hmacSignature`
@@ -13,13 +14,23 @@ import { receiveConnectorEvent } from '../webhooks/connector-inbox.js';
  * Penny acts on are stored in the inbox in one transaction (deduplicated by pspReference +
  * eventCode + success, the event id) and the answer is Adyen's `[accepted]`. One fails: 401,
  * nothing stored, no `[accepted]` (Adyen retries). The inbox worker applies them by the same rules
- * as the sandbox's events.
+ * as the sandbox's events. A REPORT_AVAILABLE item announcing a Settlement details report is
+ * recorded, in the same transaction, for the report-downloads worker (src/reconciliation/report-downloads.ts).
+ *
+ * Adyen's newer webhook form (`{"type", "version", "data"}`, e.g. `ach.notificationOfChange`) has no
+ * item signature and names no merchant account: Adyen signs its raw body in the `HmacSignature`
+ * header. It is taken when that header verifies with the HMAC key of one of the Adyen accounts
+ * routed in Penny (at most `limits.adyenHeaderSignatureAccountsMax`, tried by name), stored once as
+ * received and ignored (no payment flow reads it: Penny keeps no shopper's bank account to update)
+ * and answered `[accepted]`; a missing or failing header is 401 and nothing is stored.
  */
 export interface AdyenWebhookDependencies {
   readonly pool: pg.Pool;
   readonly connectors: ConnectorRegistry;
   /** Registers the connector of a PSP account Penny knows (its credentials may have changed); false if none. */
   readonly ensureConnector: (db: Queryable, connectorId: string) => Promise<boolean>;
+  /** Up to `limit` Adyen accounts' connectors, registered (for a webhook that names no account). */
+  readonly adyenAccounts: (db: Queryable, limit: number) => Promise<string[]>;
   readonly onReceived?: () => void;
 }
 
@@ -30,8 +41,17 @@ export function registerAdyenWebhookRoutes(app: FastifyInstance, dependencies: A
       (_request, body, done) => done(null, body));
     scope.post('/v1/connectors/adyen/webhooks', async (request, reply) => {
       const rawBody = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      const groups = itemsByAccount(rawBody);
+      const body = parsedBody(rawBody);
+      const typed = typedWebhook(body);
+      if (typed !== undefined) {
+        const connectorId = await headerSignedBy(dependencies, rawBody, request.headers.hmacsignature);
+        await receiveIgnoredConnectorWebhook(dependencies.pool, connectorId, { id: typed.id, type: typed.type,
+          payload: body, note: `${typed.type.slice(0, 80)}: Penny keeps no shopper bank account to update` });
+        return reply.type('text/plain').send('[accepted]');
+      }
+      const groups = itemsByAccount(body);
       const verified: { connector: string; event: ConnectorEvent }[] = [];
+      const reports: { connector: string; url: string }[] = [];
       for (const [account, items] of groups) {
         const connectorId = `adyen:${account}`;
         if (!await dependencies.ensureConnector(dependencies.pool, connectorId)) {
@@ -43,6 +63,7 @@ export function registerAdyenWebhookRoutes(app: FastifyInstance, dependencies: A
           const events = connector.parseWebhookEvents({ rawBody: Buffer.from(JSON.stringify(
             { notificationItems: items.map((item) => ({ NotificationRequestItem: item })) })) });
           verified.push(...events.map((event) => ({ connector: connectorId, event })));
+          reports.push(...announcedReports(items).map((url) => ({ connector: connectorId, url })));
         } catch (error) {
           if (!(error instanceof ConnectorWebhookError)) throw error;
           throw refused(`an item's HMAC signature is ${error.problem}`, error);
@@ -50,6 +71,7 @@ export function registerAdyenWebhookRoutes(app: FastifyInstance, dependencies: A
       }
       await withTransaction(dependencies.pool, async (client) => {
         for (const { connector, event } of verified) await receiveConnectorEvent(client, connector, event);
+        for (const report of reports) await announceReport(client, report);
       });
       dependencies.onReceived?.();
       return reply.type('text/plain').send('[accepted]');
@@ -57,14 +79,52 @@ export function registerAdyenWebhookRoutes(app: FastifyInstance, dependencies: A
   });
 }
 
-/** The notification's items grouped by the merchant account they name; 401 for any other body. */
-function itemsByAccount(rawBody: Buffer): Map<string, Record<string, unknown>[]> {
-  let body: unknown;
+/** The Settlement details reports verified REPORT_AVAILABLE items announce (`reason`: the URL). */
+function announcedReports(items: readonly Record<string, unknown>[]): string[] {
+  return items.flatMap((item) => {
+    const url = item.eventCode === 'REPORT_AVAILABLE' && item.success === 'true'
+      ? settlementReportUrl(item.reason) : undefined;
+    return url === undefined ? [] : [url];
+  });
+}
+
+function parsedBody(rawBody: Buffer): unknown {
   try {
-    body = JSON.parse(rawBody.toString('utf8')) as unknown;
+    return JSON.parse(rawBody.toString('utf8')) as unknown;
   } catch {
     throw refused('the body is not JSON');
   }
+}
+
+/**
+ * Adyen's newer webhook form (`type`, `version`, `data`, no `notificationItems`), with the id it is
+ * stored under (its type and data's pspReference, else its createdAt); undefined for any other body.
+ */
+function typedWebhook(body: unknown): { type: string; id: string } | undefined {
+  if (typeof body !== 'object' || body === null || 'notificationItems' in body) return undefined;
+  const { type, data, createdAt } = body as { type?: unknown; data?: unknown; createdAt?: unknown };
+  if (typeof type !== 'string' || type === '' || typeof data !== 'object' || data === null) return undefined;
+  const pspReference = (data as { pspReference?: unknown }).pspReference;
+  const key = typeof pspReference === 'string' && pspReference !== '' ? pspReference : String(createdAt ?? '');
+  return { type, id: `${type}:${key}`.slice(0, 300) };
+}
+
+/** The Adyen account whose HMAC key verifies the body's `HmacSignature` header; 401 if none does. */
+async function headerSignedBy(dependencies: AdyenWebhookDependencies, rawBody: Buffer, header: unknown):
+Promise<string> {
+  const signature = Array.isArray(header) ? undefined : header;
+  if (typeof signature !== 'string' || signature === '') throw refused('the HmacSignature header is missing');
+  for (const connectorId of await dependencies.adyenAccounts(dependencies.pool,
+    limits.adyenHeaderSignatureAccountsMax)) {
+    if (dependencies.connectors.get(connectorId).verifyBodySignature?.({ rawBody, signature }) === true) {
+      return connectorId;
+    }
+  }
+  throw refused('the HmacSignature header verifies with no Adyen account\'s HMAC key');
+}
+
+/** The notification's items grouped by the merchant account they name; 401 for any other body. */
+function itemsByAccount(body: unknown): Map<string, Record<string, unknown>[]> {
   const items = (body as { notificationItems?: unknown } | null)?.notificationItems;
   if (!Array.isArray(items) || items.length === 0) throw refused('the body is not a standard notification');
   const groups = new Map<string, Record<string, unknown>[]>();

@@ -109,7 +109,8 @@ function challengePage(attemptId: string): string {
 }
 
 /** The customer back to the confirmation's return_url with the outcome, or the outcome as JSON. */
-async function answer(dependencies: AuthenticationRouteDependencies, attempt: AttemptRow, reply: FastifyReply,
+export async function answer(dependencies: Pick<AuthenticationRouteDependencies, 'payments'>, attempt: AttemptRow,
+  reply: FastifyReply,
   redirectCode: 302 | 303) {
   const intent = await dependencies.payments.retrieve(attempt.merchantId, attempt.paymentIntentId);
   const redirectStatus = redirectStatusOf(intent.status);

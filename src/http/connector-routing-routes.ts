@@ -6,7 +6,8 @@ import type { ConnectorRouting } from '../merchants/connector-routing.js';
  * The operator's API for a merchant's routing (as `penny merchants connector` does):
  * GET /v1/merchants/:merchant/connector shows it; POST routes the merchant's new payments to an
  * Adyen merchant account (`connector=adyen`, `merchant_account`, `api_key`, `hmac_key`,
- * optional `live_prefix` and `endpoint`) or back to the sandbox (`connector=sandbox`). The merchant
+ * optional `live_prefix`, `endpoint`, and the merchant's Adyen price `fee_basis_points` and
+ * `fee_fixed_minor`, whole numbers) or back to the sandbox (`connector=sandbox`). The merchant
  * `default` is the operator's default, for every merchant with no route of its own. The keys are
  * sealed and never answered.
  */
@@ -29,6 +30,16 @@ export function registerConnectorRoutingRoutes(app: FastifyInstance, dependencie
         }
         return value;
       };
+      /** A whole number, given as a JSON number or a string of digits; undefined when absent. */
+      const whole = (name: string) => {
+        const value = body[name];
+        if (value === undefined) return undefined;
+        const number = typeof value === 'string' && /^\d{1,12}$/.test(value) ? Number(value) : value;
+        if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 0) {
+          throw new PennyError({ code: 'parameter_invalid', param: name, message: `${name} must be a whole number.` });
+        }
+        return number;
+      };
       const connector = text('connector', true);
       if (connector === 'sandbox') return dependencies.routing.routeToDefault(request.params.merchant);
       if (connector !== 'adyen') {
@@ -38,7 +49,8 @@ export function registerConnectorRoutingRoutes(app: FastifyInstance, dependencie
       return dependencies.routing.routeToAdyen({ merchantId: request.params.merchant,
         merchantAccount: text('merchant_account', true) ?? '', apiKey: text('api_key', true) ?? '',
         hmacKeyHex: text('hmac_key', true) ?? '', livePrefix: text('live_prefix', false),
-        endpoint: text('endpoint', false) });
+        endpoint: text('endpoint', false), feeBasisPoints: whole('fee_basis_points'),
+        feeFixedMinor: whole('fee_fixed_minor') === undefined ? undefined : BigInt(whole('fee_fixed_minor') ?? 0) });
     });
   });
 }

@@ -11,6 +11,7 @@ import type { MerchantService } from '../merchants/merchant-service.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
 import { registerConnectorWebhookRoutes } from './connector-webhook-routes.js';
+import { registerAdyenReturnRoutes } from './adyen-return-routes.js';
 import { registerAdyenWebhookRoutes } from './adyen-webhook-routes.js';
 import { registerConnectorRoutingRoutes } from './connector-routing-routes.js';
 import type { ConnectorRouting } from '../merchants/connector-routing.js';
@@ -82,7 +83,8 @@ export interface ServerDependencies {
   /** Merchants' connector routing (the operator's API); absent: every merchant on the sandbox. */
   readonly routing?: ConnectorRouting;
   /** Registers the connector of a PSP account merchants are routed to (Adyen's webhooks name it). */
-  readonly connectorAccounts?: { ensure(db: Queryable, connectorId: string): Promise<boolean> };
+  readonly connectorAccounts?: { ensure(db: Queryable, connectorId: string): Promise<boolean>;
+    adyenAccounts?(db: Queryable, limit: number): Promise<string[]> };
 }
 
 /** Builds the HTTP API. Routes are thin: parse, call a service, present. */
@@ -180,7 +182,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   registerConnectorWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors });
   const { connectorAccounts, routing } = dependencies;
   registerAdyenWebhookRoutes(app, { pool: dependencies.pool, connectors: dependencies.connectors,
-    ensureConnector: (db, connectorId) => connectorAccounts?.ensure(db, connectorId) ?? Promise.resolve(false) });
+    ensureConnector: (db, connectorId) => connectorAccounts?.ensure(db, connectorId) ?? Promise.resolve(false),
+    adyenAccounts: (db, limit) => connectorAccounts?.adyenAccounts?.(db, limit) ?? Promise.resolve([]) });
   if (routing !== undefined) {
     registerConnectorRoutingRoutes(app, { routing, checkOperator: createOperatorCheck(dependencies.operatorKey) });
   }
@@ -191,6 +194,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     runs: reconciliationRuns, imports: reconciliationImports, webhookEndpoints: dependencies.webhookEndpoints,
     publicUrl: dependencies.publicUrl });
   registerAuthenticationRoutes(app, { pool: dependencies.pool, payments, idempotency });
+  registerAdyenReturnRoutes(app, { payments });
   registerMerchantApi(app,
     { merchants: dependencies.merchants, accounts,
       requestsPerSecondMax: dependencies.merchantRequestsPerSecondMax ?? 0 },

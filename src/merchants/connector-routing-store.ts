@@ -9,23 +9,35 @@ export interface ConnectorAccountRow {
   readonly livePrefix: string | null;
   readonly apiKeySealed: string;
   readonly hmacKeySealed: string;
+  /** The merchant's price at this PSP account: basis points of a captured amount, plus a fixed fee. */
+  readonly feeBasisPoints: number;
+  readonly feeFixedMinor: bigint;
   readonly updatedAt: string;
 }
 
 const accountColumns = `connector, kind, merchant_account AS "merchantAccount", endpoint, live_prefix AS "livePrefix",
-  api_key_sealed AS "apiKeySealed", hmac_key_sealed AS "hmacKeySealed", updated_at::text AS "updatedAt"`;
+  api_key_sealed AS "apiKeySealed", hmac_key_sealed AS "hmacKeySealed", fee_basis_points AS "feeBasisPoints",
+  fee_fixed_minor AS "feeFixedMinor", updated_at::text AS "updatedAt"`;
 
-/** Creates the account's row, or replaces its credentials and endpoint. */
-export async function upsertConnectorAccount(db: Queryable, account: Omit<ConnectorAccountRow, 'updatedAt'>):
-Promise<ConnectorAccountRow> {
+/**
+ * Creates the account's row, or replaces its credentials and endpoint; a price part left undefined
+ * keeps the row's (0 for a new row).
+ */
+export async function upsertConnectorAccount(db: Queryable, account: Omit<ConnectorAccountRow,
+  'updatedAt' | 'feeBasisPoints' | 'feeFixedMinor'> & { feeBasisPoints?: number | undefined;
+  feeFixedMinor?: bigint | undefined }): Promise<ConnectorAccountRow> {
   const result = await db.query<ConnectorAccountRow>(named(`INSERT INTO connector_accounts (connector, kind,
-       merchant_account, endpoint, live_prefix, api_key_sealed, hmac_key_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       merchant_account, endpoint, live_prefix, api_key_sealed, hmac_key_sealed, fee_basis_points, fee_fixed_minor)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::integer, 0), coalesce($9::bigint, 0))
      ON CONFLICT (connector) DO UPDATE SET endpoint = EXCLUDED.endpoint, live_prefix = EXCLUDED.live_prefix,
        api_key_sealed = EXCLUDED.api_key_sealed, hmac_key_sealed = EXCLUDED.hmac_key_sealed,
+       fee_basis_points = coalesce($8::integer, connector_accounts.fee_basis_points),
+       fee_fixed_minor = coalesce($9::bigint, connector_accounts.fee_fixed_minor),
        updated_at = clock_timestamp()
      RETURNING ${accountColumns}`),
   [account.connector, account.kind, account.merchantAccount, account.endpoint, account.livePrefix,
-    account.apiKeySealed, account.hmacKeySealed]);
+    account.apiKeySealed, account.hmacKeySealed, account.feeBasisPoints ?? null,
+    account.feeFixedMinor?.toString() ?? null]);
   const row = result.rows[0];
   if (row === undefined) throw new Error(`connector account ${account.connector} was not written`);
   return row;
@@ -42,6 +54,13 @@ export async function selectConnectorAccounts(db: Queryable): Promise<ConnectorA
   const result = await db.query<ConnectorAccountRow>(named(`SELECT ${accountColumns} FROM connector_accounts
      ORDER BY connector`));
   return result.rows;
+}
+
+/** The ids of up to `limit` PSP accounts of one kind, by name (no credentials read). */
+export async function selectConnectorIds(db: Queryable, query: { kind: 'adyen'; limit: number }): Promise<string[]> {
+  const result = await db.query<{ connector: string }>(named(`SELECT connector FROM connector_accounts
+     WHERE kind = $1 ORDER BY connector LIMIT $2`), [query.kind, query.limit]);
+  return result.rows.map((row) => row.connector);
 }
 
 export async function upsertMerchantConnector(db: Queryable, route: { merchantId: string; connector: string }):

@@ -25,6 +25,10 @@ export interface AdyenRouteRequest {
   readonly hmacKeyHex: string;
   readonly endpoint?: string | undefined;
   readonly livePrefix?: string | undefined;
+  /** The merchant's Adyen price: basis points of each captured amount (0 to 10,000); undefined keeps it. */
+  readonly feeBasisPoints?: number | undefined;
+  /** …plus a fixed fee, in minor units of the charge's currency (0 to 100,000,000); undefined keeps it. */
+  readonly feeFixedMinor?: bigint | undefined;
 }
 
 /** A PSP account with its credentials opened, for the composition root to build its connector. */
@@ -36,7 +40,9 @@ export interface OpenedConnectorAccount {
   readonly livePrefix: string | null;
   readonly apiKey: string;
   readonly hmacKeyHex: string;
-  /** Changes when the credentials or endpoint change. */
+  /** The merchant's price at the account: the connector's price list. */
+  readonly priceList: { readonly basisPoints: number; readonly fixedMinor: bigint };
+  /** Changes when the credentials, endpoint or price change. */
   readonly version: string;
 }
 
@@ -48,6 +54,9 @@ export interface ConnectorRouteView {
   readonly endpoint: string | null;
   readonly live_prefix: string | null;
   readonly live: boolean;
+  /** The PSP's price Penny expects at capture (the account's; null for the sandbox, whose is its own). */
+  readonly fee_basis_points: number | null;
+  readonly fee_fixed_minor: bigint | null;
 }
 
 export class ConnectorRouting {
@@ -96,12 +105,22 @@ export class ConnectorRouting {
         message: 'The endpoint must be https on Adyen\'s own hosts (adyen.com, adyenpayments.com): Penny sends the '
           + 'API key there. PENNY_CONNECTORS_ALLOW_ANY_ENDPOINT=true allows any URL, for a local test stub.' });
     }
+    if (request.feeBasisPoints !== undefined && (!Number.isInteger(request.feeBasisPoints)
+      || request.feeBasisPoints < 0 || request.feeBasisPoints > 10_000)) {
+      throw new PennyError({ code: 'parameter_invalid', param: 'fee_basis_points',
+        message: 'fee_basis_points is a whole number of basis points from 0 to 10000.' });
+    }
+    if (request.feeFixedMinor !== undefined && (request.feeFixedMinor < 0n || request.feeFixedMinor > 100_000_000n)) {
+      throw new PennyError({ code: 'parameter_invalid', param: 'fee_fixed_minor',
+        message: 'fee_fixed_minor is a whole number of minor units from 0 to 100000000.' });
+    }
     const connector = `adyen:${merchantAccount}`;
     await withTransaction(this.pool, async (client) => {
       await this.mustMerchant(client, request.merchantId);
       await store.upsertConnectorAccount(client, { connector, kind: 'adyen', merchantAccount, endpoint,
         livePrefix: livePrefix ?? null, apiKeySealed: this.box.seal(apiKey),
-        hmacKeySealed: this.box.seal(hmacKeyHex) });
+        hmacKeySealed: this.box.seal(hmacKeyHex), feeBasisPoints: request.feeBasisPoints,
+        feeFixedMinor: request.feeFixedMinor });
       await this.setRoute(client, request.merchantId, connector);
     });
     return this.route(request.merchantId);
@@ -123,7 +142,8 @@ export class ConnectorRouting {
       : await store.selectConnectorAccount(this.pool, connector);
     return { merchant: merchantId, connector, merchant_account: account?.merchantAccount ?? null,
       endpoint: account?.endpoint ?? null, live_prefix: account?.livePrefix ?? null,
-      live: account !== undefined && account.livePrefix !== null };
+      live: account !== undefined && account.livePrefix !== null,
+      fee_basis_points: account?.feeBasisPoints ?? null, fee_fixed_minor: account?.feeFixedMinor ?? null };
   }
 
   /** The connector the merchant's new payments go to: its own route, else the operator's default. */
@@ -144,6 +164,11 @@ export class ConnectorRouting {
     return row === undefined ? undefined : this.opened(row);
   }
 
+  /** The ids of up to `limit` Adyen accounts, by name: whose keys a webhook naming no account is tried with. */
+  accountIds(db: Queryable, limit: number): Promise<string[]> {
+    return store.selectConnectorIds(db, { kind: 'adyen', limit });
+  }
+
   async openAccounts(): Promise<OpenedConnectorAccount[]> {
     return (await store.selectConnectorAccounts(this.pool)).map((row) => this.opened(row));
   }
@@ -151,7 +176,7 @@ export class ConnectorRouting {
   private opened(row: store.ConnectorAccountRow): OpenedConnectorAccount {
     return { connector: row.connector, kind: row.kind, merchantAccount: row.merchantAccount, endpoint: row.endpoint,
       livePrefix: row.livePrefix, apiKey: this.box.open(row.apiKeySealed), hmacKeyHex: this.box.open(row.hmacKeySealed),
-      version: row.updatedAt };
+      priceList: { basisPoints: row.feeBasisPoints, fixedMinor: BigInt(row.feeFixedMinor) }, version: row.updatedAt };
   }
 
   private async mustMerchant(db: Queryable, merchantId: string): Promise<void> {

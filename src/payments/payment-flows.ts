@@ -209,6 +209,14 @@ export class PaymentFlows {
       if (current.status === 'started') await hastenRecovery(client, authorizeSubject(attempt));
       return intent;
     }
+    return this.applyDecided(client, { intent, attempt, returnUrl: current.returnUrl }, outcome);
+  }
+
+  /** A decided authorization outcome recorded on its attempt and the intent moved (the caller holds the lock). */
+  private async applyDecided(client: pg.PoolClient,
+    on: { intent: store.PaymentIntentRow; attempt: store.AttemptRow; returnUrl: string | null },
+    outcome: Exclude<AuthorizationResult, { outcome: 'unknown' | 'pending' }>): Promise<store.PaymentIntentRow> {
+    const { intent, attempt } = on;
     await resolveRecovery(client, authorizeSubject(attempt));
     await store.updateAttempt(client, attempt, {
       status: outcome.outcome, pspReference: outcome.pspReference,
@@ -228,13 +236,65 @@ export class PaymentFlows {
             url: this.connectors.get(attempt.connector).capabilities.pspAuthenticationPage === true
               ? outcome.redirectUrl
               : `${this.options.publicUrl()}/v1/payment_intents/${intent.id}/authenticate?attempt=${attempt.id}`,
-            return_url: current.returnUrl,
+            return_url: on.returnUrl,
           } },
         });
       case 'authorized':
       case 'captured':
         return this.confirmSucceeded(client, { intent, attempt }, outcome);
     }
+  }
+
+  /**
+   * The customer is back from the PSP's own authentication page (Adyen's 3-D Secure redirect) with
+   * what it handed back: the PSP is told (`authenticationResult`, outside any transaction), and
+   * its answer resolves the attempt by `resolveChallenge`, once. A refusal of the details (forged or
+   * stale ones) changes nothing; an attempt resolved already (a second return, or the PSP's
+   * notification first) is not sent again.
+   */
+  async completePspAuthentication(client: pg.PoolClient, attempt: store.AttemptRow,
+    details: Readonly<Record<string, string>>): Promise<store.PaymentIntentRow> {
+    const connector = this.connectors.get(attempt.connector);
+    const intent = await mustIntent(client, { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
+    if (connector.authenticationResult === undefined || attempt.status !== 'requires_action'
+      || intent.status !== 'requires_action') {
+      return intent;
+    }
+    let outcome: AuthorizationResult;
+    try {
+      outcome = await connector.authenticationResult({ reference: attempt.id,
+        idempotencyKey: `${attempt.pspIdempotencyKey}-details`, details, capture: intent.captureMethod !== 'manual' });
+    } catch (error) {
+      if (error instanceof ConnectorRefusedError) return intent;
+      if (!(error instanceof ConnectorUnknownOutcomeError)) throw error;
+      outcome = { outcome: 'unknown', reason: error.reason };
+    }
+    return await inTransaction(client, () => this.resolveChallenge(client, attempt, outcome)) ?? intent;
+  }
+
+  /**
+   * The outcome of a challenge the PSP hosted (its answer to the customer's return, or its
+   * authorization event), applied once under the intent's row lock: only while the attempt is the
+   * intent's current challenge (undefined otherwise, nothing changed). Decided: as any
+   * authorization's outcome. Unknown or pending: the intent processing and the attempt's recovery
+   * queued, until the PSP's notification or a look-up decides. Another step asked: left as it is.
+   */
+  async resolveChallenge(client: pg.PoolClient, attempt: Pick<store.AttemptRow, 'merchantId' | 'paymentIntentId' | 'id'>,
+    outcome: AuthorizationResult): Promise<store.PaymentIntentRow | undefined> {
+    const intent = await lockIntent(client, { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
+    const latest = await store.selectLatestAttempt(client, intent.merchantId, intent.id);
+    if (intent.status !== 'requires_action' || latest?.id !== attempt.id || latest.status !== 'requires_action'
+      || this.connectors.get(latest.connector).capabilities.pspAuthenticationPage !== true) {
+      return undefined;
+    }
+    if (outcome.outcome === 'requires_action') return intent;
+    if (outcome.outcome === 'unknown' || outcome.outcome === 'pending') {
+      await store.updateAttempt(client, latest, { status: 'unknown',
+        pspReference: outcome.outcome === 'pending' ? outcome.pspReference : latest.pspReference, declineCode: null });
+      await queueRecovery(client, { ...authorizeSubject(latest), connector: latest.connector });
+      return moveIntent(client, intent, { status: 'processing', nextAction: null });
+    }
+    return this.applyDecided(client, { intent, attempt: latest, returnUrl: latest.returnUrl }, outcome);
   }
 
   /**

@@ -75,6 +75,17 @@ export class PaymentPspEvents {
     const found = await store.selectAttemptById(client, operation.reference);
     if (found === undefined) return parked(`no attempt ${operation.reference} yet`);
     if (found.connector !== event.connector) return otherConnector(found, event);
+    // A challenge the PSP hosts (Adyen's 3-D Secure) ends with the PSP's word: its authorization
+    // resolves the attempt, once, if the customer's return has not already.
+    if (found.status === 'requires_action' && ['authorized', 'captured', 'declined'].includes(operation.outcome)) {
+      const intent = await store.selectPaymentIntent(client,
+        { merchantId: found.merchantId, id: found.paymentIntentId }, { forUpdate: true });
+      const applied = await this.flows.resolveChallenge(client, found,
+        authorizationFromRecord(operation, { captureRequested: intent?.captureMethod !== 'manual' }));
+      if (applied !== undefined) return { status: 'processed', note: `applied after the PSP's challenge: ${operation.outcome}` };
+      const now = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
+      if (now.status !== 'requires_action') return this.resolvedAlready(client, event, now);
+    }
     // A resolved attempt changes only from requires_action to authentication_failed, a change no
     // event reports, so the usual echo of an applied outcome needs no lock.
     if (!isOpenAttempt(found.status)) return this.resolvedAlready(client, event, found);

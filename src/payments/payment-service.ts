@@ -57,6 +57,17 @@ export class PaymentService {
     }
   }
 
+  /** The customer back from the PSP's own authentication page, on a connection of its own (PaymentFlows). */
+  async completePspAuthentication(attempt: store.AttemptRow, details: Readonly<Record<string, string>>):
+  Promise<store.PaymentIntentRow> {
+    const client = await this.pool.connect();
+    try {
+      return await this.flows.completePspAuthentication(client, attempt, details);
+    } finally {
+      client.release();
+    }
+  }
+
   async retrieve(merchantId: string, id: string): Promise<store.PaymentIntentRow> {
     const intent = await store.selectPaymentIntent(this.pool, { merchantId: merchantId, id });
     if (intent === undefined) throw noSuchIntent(id);

@@ -23,6 +23,19 @@ export async function insertInboxEvent(db: Queryable, event: { connector: string
 }
 
 /**
+ * A verified webhook Penny takes note of and acts on not (Adyen's ACH notification of change):
+ * stored once, already `ignored`, so no worker claims it. False for a repeat.
+ */
+export async function insertIgnoredInboxEvent(db: Queryable, event: { connector: string; id: string; type: string;
+  payload: unknown; note: string; receivedAt: string }): Promise<boolean> {
+  const result = await db.query(named(`INSERT INTO connector_webhook_inbox (connector, event_id, event_type, payload,
+       status, note, next_process_at, processed_at) VALUES ($1, $2, $3, $4::jsonb, 'ignored', $5, $6, $6)
+     ON CONFLICT (connector, event_id) DO NOTHING`),
+  [event.connector, event.id, event.type, stringifyJson(event.payload), event.note, event.receivedAt]);
+  return result.rowCount !== 0;
+}
+
+/**
  * Marks ignored, in one statement, up to `limit` due authorization events that echo what Penny
  * applied: their attempt, of the event's connector, has the very outcome the event reports (the
  * first rule of payments' decision, PaymentPspEvents.resolvedAlready, applied in bulk because it

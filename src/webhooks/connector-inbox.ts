@@ -25,6 +25,17 @@ export async function receiveConnectorEvent(db: Queryable, connector: string, ev
 }
 
 /**
+ * A verified webhook that concerns no payment flow (Adyen's ACH/EFT notification of change: Penny
+ * keeps no bank account of a shopper to update): stored as received and ignored, once.
+ */
+export async function receiveIgnoredConnectorWebhook(db: Queryable, connector: string,
+  webhook: { id: string; type: string; payload: unknown; note: string }) {
+  const stored = await store.insertIgnoredInboxEvent(db, { connector, ...webhook,
+    receivedAt: new Date(nowMs()).toISOString() });
+  return { duplicate: !stored };
+}
+
+/**
  * What a connector's verified webhooks reported for Penny's reference, the latest state of each
  * operation: the look-up of a PSP that has no look-up API of its own (Adyen's Checkout), whose
  * connector is given this as its notification log by the composition root.

@@ -44,17 +44,34 @@ describe('penny merchants connector', () => {
     expect(routed.code).toBe(0);
     expect(JSON.parse(routed.stdout)).toEqual({ merchant, connector: 'adyen:CliShopECOM',
       merchant_account: 'CliShopECOM', endpoint: 'https://checkout-test.adyen.com/v71', live_prefix: null,
-      live: false });
+      live: false, fee_basis_points: 0, fee_fixed_minor: 0 });
     const shown = await penny(['merchants', 'connector', merchant]);
     expect(shown.stdout).toContain('Adyen merchant account CliShopECOM (test');
     for (const output of [routed.stdout, routed.stderr, shown.stdout, shown.stderr]) {
       expect(output).not.toContain(apiKey);
       expect(output.toLowerCase()).not.toContain(hmacKey.toLowerCase());
     }
-    const row = await database.pool.query('SELECT * FROM connector_accounts');
+    const row = await database.pool.query('SELECT row_to_json(a)::text AS text FROM connector_accounts a');
     expect(JSON.stringify(row.rows)).not.toContain(apiKey);
     const back = await penny(['merchants', 'connector', merchant, '--connector', 'sandbox', '--json']);
     expect(JSON.parse(back.stdout)).toMatchObject({ connector: 'sandbox' });
+  });
+
+  it('carries the merchant\'s Adyen price (--fee-basis-points, --fee-fixed), kept when routed again', async () => {
+    const created = await penny(['merchants', 'create', '--name', 'CLI Priced Shop', '--json']);
+    const merchant = (JSON.parse(created.stdout) as { id: string }).id;
+    const keys = ['--api-key-file', path.join(directory, 'api-key'), '--hmac-key-file', path.join(directory, 'hmac-key')];
+    const routed = await penny(['merchants', 'connector', merchant, '--connector', 'adyen', '--merchant-account',
+      'CliPricedECOM', ...keys, '--fee-basis-points', '130', '--fee-fixed', '12', '--json']);
+    expect(routed.code).toBe(0);
+    expect(JSON.parse(routed.stdout)).toMatchObject({ fee_basis_points: 130, fee_fixed_minor: 12 });
+    const again = await penny(['merchants', 'connector', merchant, '--connector', 'adyen', '--merchant-account',
+      'CliPricedECOM', ...keys]);
+    expect(again.stdout).toContain('fee 130 bp + 12 minor units');
+    const bad = await penny(['merchants', 'connector', merchant, '--connector', 'adyen', '--merchant-account',
+      'CliPricedECOM', ...keys, '--fee-basis-points', '1.5']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--fee-basis-points');
   });
 
   it('refuses --connector adyen without its key files, and an HMAC key that is not hex', async () => {

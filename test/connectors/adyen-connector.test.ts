@@ -118,6 +118,18 @@ describe('the Adyen connector against Adyen\'s request schemas', () => {
       .toMatchObject({ outcome: 'requires_action', redirectUrl: expect.stringMatching(/^https:\/\/test\.adyen\.com\//) });
   });
 
+  it('tells Adyen the shopper\'s redirectResult (/payments/details) and reads its answer as /payments\'', async () => {
+    const input = { reference: 'pa_3ds_done', idempotencyKey: 'k_3ds_done', amountMinor: 100n, currency: 'EUR',
+      paymentMethod: 'pm_card_threeDSecure2Required', capture: false, authenticated: false };
+    await connector.authorize(input);
+    const details = { redirectResult: stub.completeRedirect('pa_3ds_done', 'authorised') };
+    expect(await connector.authenticationResult({ reference: input.reference, idempotencyKey: 'k_3ds_done-details',
+      details, capture: false })).toMatchObject({ outcome: 'authorized' });
+    expect(stub.requests.at(-1)).toMatchObject({ path: '/payments/details', valid: true, body: { details } });
+    await expect(connector.authenticationResult({ reference: input.reference, idempotencyKey: 'k_forged',
+      details: { redirectResult: 'forged' }, capture: false })).rejects.toBeInstanceOf(ConnectorRefusedError);
+  });
+
   it('refuses a reused key with another body, as Adyen does', async () => {
     const input = { reference: 'pa_reuse', idempotencyKey: 'k_reuse', amountMinor: 100n, currency: 'EUR',
       paymentMethod: 'pm_card_visa', capture: true, authenticated: false };

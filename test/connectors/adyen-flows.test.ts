@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type Stripe from 'stripe';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { advanceClock, configureClock } from '../../src/clock.js';
+import { Readable } from 'node:stream';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { limits } from '../../src/config.js';
+import { signBody } from '../../src/connectors/adyen/adyen-hmac.js';
 import { notificationItems, type NotificationItem } from '../../src/connectors/adyen/adyen-translate.js';
+import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { adyenVectorKey, startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
@@ -36,11 +39,12 @@ beforeEach(() => {
 });
 
 /** Posts Adyen's notification bodies to Penny's route, as Adyen does; the answers. */
-async function post(bodies: readonly string[]): Promise<{ status: number; text: string }[]> {
+async function post(bodies: readonly string[], headers: Record<string, string> = {}):
+Promise<{ status: number; text: string }[]> {
   const answers = [];
   for (const body of bodies) {
     const response = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/adyen/webhooks`, { method: 'POST',
-      headers: { 'content-type': 'application/json' }, body });
+      headers: { 'content-type': 'application/json', ...headers }, body });
     answers.push({ status: response.status, text: await response.text() });
   }
   return answers;
@@ -124,6 +128,150 @@ describe('routing a merchant to Adyen', () => {
     const refused = await stripe.payouts.create({ amount: 500, currency: 'eur' }).catch((error: unknown) => error);
     expect(refused).toMatchObject({ code: 'connector_capability_unsupported' });
     expect((refused as Error).message).toContain('adyen:');
+  });
+});
+
+describe('the merchant\'s Adyen price', () => {
+  /** The PSP fee legs Penny booked at the capture of a charge. */
+  async function pspFeeLegs(chargeId: string, merchant: string) {
+    const result = await penny.pool.query<{ role: string; direction: string; amount: bigint }>(
+      `SELECT m.role, p.direction, p.amount_minor AS amount FROM ledger_entries e
+       JOIN ledger_postings p ON p.entry_id = e.id JOIN merchant_ledger_accounts m ON m.ledger_account_id = p.account_id
+       WHERE e.external_reference = $1 AND m.merchant_id = $2 ORDER BY m.role`,
+      [`penny:charge:${chargeId}:psp_fee`, merchant]);
+    return result.rows.map((row) => [row.role, row.direction, Number(row.amount)]);
+  }
+
+  it('books the PSP fee the routing\'s price says at capture, and none without a price', async () => {
+    const priced = await penny.merchants.createMerchant('Adyen Priced Shop');
+    const routed = await penny.request({ method: 'POST', url: `/v1/merchants/${priced.merchant.id}/connector`, body: {
+      connector: 'adyen', merchant_account: 'PricedECOM', api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, fee_basis_points: 120, fee_fixed_minor: 11 } });
+    expect(routed.body).toMatchObject({ fee_basis_points: 120, fee_fixed_minor: 11 });
+    // The stub plays one merchant account: Penny's requests name PricedECOM, which it refuses, so
+    // the capture is booked from a charge made on the stub's own account with the same price.
+    await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, fee_basis_points: 120, fee_fixed_minor: 11 } });
+    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('succeeded');
+    // 1.2% of 2000 is 24, plus 11.
+    expect(await pspFeeLegs(String(intent.latest_charge), merchantId))
+      .toEqual([['psp_fees', 'debit', 35], ['psp_receivable', 'credit', 35]]);
+    // Routed again without a price: the price is kept.
+    const again = await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url } });
+    expect(again.body).toMatchObject({ fee_basis_points: 120, fee_fixed_minor: 11 });
+    await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, fee_basis_points: 0, fee_fixed_minor: 0 } });
+    const free = await stripe.paymentIntents.create({ amount: 2000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(await pspFeeLegs(String(free.latest_charge), merchantId)).toEqual([]);
+    await deliver();
+  });
+
+  it('refuses a price that is not a whole number of basis points from 0 to 10000', async () => {
+    for (const fee of [{ fee_basis_points: 10_001 }, { fee_basis_points: -1 }, { fee_fixed_minor: 'ten' }]) {
+      const refused = await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+        connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+        endpoint: stub.url, ...fee } });
+      expect(refused.status).toBe(400);
+    }
+  });
+});
+
+describe('3-D Secure on Adyen\'s page', () => {
+  /** A payment Adyen asks to authenticate, with the return URL Penny gave Adyen for it. */
+  async function challenged(overrides: Partial<Stripe.PaymentIntentCreateParams> = {}) {
+    const intent = await stripe.paymentIntents.create({ amount: 1200, currency: 'eur', confirm: true,
+      payment_method: 'pm_card_threeDSecure2Required', return_url: 'https://shop.example/done', ...overrides });
+    expect(intent.status).toBe('requires_action');
+    const attempt = await attemptOf(intent.id);
+    const sent = stub.requests.at(-1)?.body as { returnUrl: string };
+    return { intent, attempt, returnUrl: new URL(sent.returnUrl) };
+  }
+
+  /** The shopper's browser back at Penny with Adyen's redirectResult; Penny's redirect. */
+  async function shopperReturns(returnUrl: URL, redirectResult: string) {
+    const url = `http://127.0.0.1:${penny.port}${returnUrl.pathname}${returnUrl.search}`
+      + `&redirectResult=${encodeURIComponent(redirectResult)}`;
+    const response = await fetch(url, { redirect: 'manual' });
+    return { status: response.status, location: new URL(response.headers.get('location') ?? 'about:blank') };
+  }
+
+  const detailsCalls = () => stub.requests.filter((request) => request.path === '/payments/details');
+  async function casesOf(intentId: string) {
+    return (await penny.pool.query('SELECT kind FROM payment_cases WHERE payment_intent_id = $1', [intentId])).rows;
+  }
+
+  it('completes on the shopper\'s return through /payments/details, once, and sends them to return_url', async () => {
+    const { intent, attempt, returnUrl } = await challenged();
+    expect(returnUrl.pathname).toBe('/v1/connectors/adyen/return');
+    expect(returnUrl.searchParams.get('attempt')).toBe(attempt.id);
+    const token = stub.completeRedirect(attempt.id, 'authorised');
+    const before = detailsCalls().length;
+    const back = await shopperReturns(returnUrl, token);
+    expect(back.status).toBe(302);
+    expect(`${back.location.origin}${back.location.pathname}`).toBe('https://shop.example/done');
+    expect(Object.fromEntries(back.location.searchParams)).toMatchObject({ payment_intent: intent.id,
+      redirect_status: 'succeeded' });
+    expect(detailsCalls().slice(before)).toEqual([expect.objectContaining({ valid: true,
+      body: { details: { redirectResult: token } } })]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    // The return pressed again, and Adyen's AUTHORISATION: nothing applied twice, no case.
+    expect((await shopperReturns(returnUrl, token)).location.searchParams.get('redirect_status')).toBe('succeeded');
+    expect(detailsCalls().length).toBe(before + 1);
+    await deliver();
+    const charges = await stripe.charges.list({ payment_intent: intent.id });
+    expect(charges.data.map((charge) => [charge.status, charge.captured])).toEqual([['succeeded', true]]);
+    expect(await casesOf(intent.id)).toEqual([]);
+  });
+
+  it('holds the amount for a manual capture once the shopper authenticated', async () => {
+    const { intent, attempt, returnUrl } = await challenged({ capture_method: 'manual' });
+    await shopperReturns(returnUrl, stub.completeRedirect(attempt.id, 'authorised'));
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_capture');
+    await deliver();
+  });
+
+  it('declines when Adyen refuses after the challenge, and sends the shopper back with redirect_status failed',
+    async () => {
+      const { intent, attempt, returnUrl } = await challenged();
+      const back = await shopperReturns(returnUrl, stub.completeRedirect(attempt.id, 'refused'));
+      expect(back.location.searchParams.get('redirect_status')).toBe('failed');
+      const after = await stripe.paymentIntents.retrieve(intent.id);
+      expect(after.status).toBe('requires_payment_method');
+      expect(after.last_payment_error).toMatchObject({ decline_code: 'authentication_required' });
+      await deliver();
+      expect(await casesOf(intent.id)).toEqual([]);
+    });
+
+  it('resolves on Adyen\'s AUTHORISATION before the shopper returns, and the return then only redirects',
+    async () => {
+      const { intent, attempt, returnUrl } = await challenged();
+      const token = stub.completeRedirect(attempt.id, 'authorised');
+      // Adyen's own record of the payment (as its page would make it), notified first.
+      await fetch(`${stub.url}/payments/details`, { method: 'POST', headers: { 'x-api-key': stub.apiKey,
+        'content-type': 'application/json' }, body: JSON.stringify({ details: { redirectResult: token } }) });
+      await deliver();
+      expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+      expect(await casesOf(intent.id)).toEqual([]);
+      const before = detailsCalls().length;
+      expect((await shopperReturns(returnUrl, token)).location.searchParams.get('redirect_status')).toBe('succeeded');
+      expect(detailsCalls().length).toBe(before);
+    });
+
+  it('changes nothing for a redirectResult Adyen refuses, and 404s an unknown attempt', async () => {
+    const { intent, returnUrl } = await challenged();
+    const back = await shopperReturns(returnUrl, 'forged');
+    expect(back.status).toBe(302);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_action');
+    const unknown = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/adyen/return?attempt=pa_nope`,
+      { redirect: 'manual' });
+    expect(unknown.status).toBe(404);
   });
 });
 
@@ -300,11 +448,49 @@ describe('Adyen\'s webhook route', () => {
     return items === undefined ? [] : [stub.sign(items, adyenVectorKey)];
   });
 
-  it('accepts every one of Webhooks-v1.json\'s standard example notifications signed with the vector key', async () => {
+  /** The three examples of Adyen's newer form (type, version, data), signed whole in the HmacSignature header. */
+  const typedExamples = () => examples.filter((example) => notificationItems(example.value) === undefined)
+    .map((example) => JSON.stringify(example.value));
+  const headerOf = (body: string | Buffer, key = adyenVectorKey) =>
+    ({ hmacsignature: signBody(Buffer.from(body), key) });
+
+  it('accepts every one of Webhooks-v1.json\'s 42 example notifications signed with the vector key', async () => {
     const bodies = signedExamples();
     expect(bodies).toHaveLength(39);
     for (const answer of await post(bodies)) expect(answer).toEqual({ status: 200, text: '[accepted]' });
+    expect(typedExamples()).toHaveLength(3);
+    for (const body of typedExamples()) {
+      expect((await post([body], headerOf(body)))[0]).toEqual({ status: 200, text: '[accepted]' });
+    }
   });
+
+  it('stores a header-signed notification of change once, as received and ignored by the payment flows', async () => {
+    const body = JSON.stringify({ type: 'ach.notificationOfChange', version: '1', environment: 'test',
+      data: { pspReference: 'NOCONCE0001', notificationOfChange: { reasonCode: 'C01' } } });
+    await post([body, body], headerOf(body));
+    const rows = await penny.pool.query<{ connector: string; status: string; event_type: string }>(
+      'SELECT connector, status, event_type FROM connector_webhook_inbox WHERE event_id = $1',
+      ['ach.notificationOfChange:NOCONCE0001']);
+    // The stub's account and YOUR_MERCHANT_ACCOUNT share the vector key: the first by name verifies.
+    expect(rows.rows).toEqual([{ connector: `adyen:${stub.merchantAccount}`, status: 'ignored',
+      event_type: 'ach.notificationOfChange' }]);
+  });
+
+  it('refuses, storing nothing, a header-signed notification with no header, another key, or one byte changed',
+    async () => {
+      const before = await inboxCount();
+      for (const body of typedExamples()) {
+        const changed = body.replace('QFQTPCQ8HXSKGK82', 'QFQTPCQ8HXSKGK83');
+        expect(changed).not.toBe(body);
+        for (const [sent, headers] of [[body, {}], [body, headerOf(body, `${adyenVectorKey.slice(0, -1)}1`)],
+          [changed, headerOf(body)]] as const) {
+          const [answer] = await post([sent], headers);
+          expect(answer?.status).toBe(401);
+          expect(answer?.text).not.toBe('[accepted]');
+        }
+      }
+      expect(await inboxCount()).toBe(before);
+    });
 
   it('refuses, storing nothing, any example with one character changed in a signed field', async () => {
     const before = await inboxCount();
@@ -331,10 +517,10 @@ describe('Adyen\'s webhook route', () => {
     expect(await inboxCount()).toBe(before);
   });
 
-  it('refuses a body that is not a standard notification, and an account no merchant is routed to', async () => {
-    const nonStandard = examples.filter((example) => notificationItems(example.value) === undefined);
-    expect(nonStandard).toHaveLength(3);
-    for (const example of nonStandard) expect((await post([JSON.stringify(example.value)]))[0]?.status).toBe(401);
+  it('refuses a body that is neither of Adyen\'s forms, and an account no merchant is routed to', async () => {
+    for (const body of ['not json', '{"live":"false"}', '{"type":"ach.notificationOfChange"}']) {
+      expect((await post([body], headerOf(body)))[0]?.status).toBe(401);
+    }
     const stranger = stub.sign([{ pspReference: 'P', merchantAccountCode: 'NobodysAccount', eventCode: 'CAPTURE',
       success: 'true' }]);
     expect((await post([stranger]))[0]?.status).toBe(401);
@@ -385,4 +571,101 @@ describe('a payment keeps its connector when its merchant is routed elsewhere', 
         endpoint: stub.url } });
     }
   });
+});
+
+describe('Adyen\'s Settlement details report, imported', () => {
+  const header = 'Company Account,Merchant Account,Psp Reference,Merchant Reference,Payment Method,Creation Date,'
+    + 'TimeZone,Type,Modification Reference,Gross Currency,Gross Debit (GC),Gross Credit (GC),Exchange Rate,'
+    + 'Net Currency,Net Debit (NC),Net Credit (NC),Commission (NC),Markup (NC),Scheme Fees (NC),Interchange (NC),'
+    + 'Payment Method Variant,Modification Merchant Reference,Batch Number';
+
+  /** A captured Adyen payment of 20.00 EUR at the routing's price, and its attempt and Adyen pspReference. */
+  async function capturedAtPrice(fee: { fee_basis_points: number; fee_fixed_minor: number }) {
+    await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+      connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+      endpoint: stub.url, ...fee } });
+    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const attempt = await attemptOf(intent.id);
+    const charge = await penny.pool.query<{ psp_reference: string }>('SELECT psp_reference FROM charges WHERE id = $1',
+      [intent.latest_charge]);
+    return { chargeId: String(intent.latest_charge), attemptId: attempt.id,
+      psp: String(charge.rows[0]?.psp_reference) };
+  }
+
+  /** Adyen's Settled line of it: 20.00 gross, 0.35 of fees (commission), 19.65 net, in batch `batch`. */
+  const settledLine = (payment: { attemptId: string; psp: string }, batch: number) => [
+    'PennyCo', stub.merchantAccount, payment.psp, payment.attemptId, 'visa',
+    `${new Date(nowMs()).toISOString().slice(0, 10)} 10:00:00`, 'CET', 'Settled', payment.psp, 'EUR', '', '20.00', '1',
+    'EUR', '', '19.65', '0.35', '', '', '', 'visacredit', '', String(batch)].join(',');
+
+  async function reconciled(csv: string) {
+    await new ReconciliationImports(penny.pool).importFile({ body: Readable.from([Buffer.from(csv, 'utf8')]),
+      filename: 'settlement_detail_report_batch.csv', source: `adyen-${stub.merchantAccount.toLowerCase()}` });
+    const run = await penny.request({ method: 'POST', url: '/v1/reconciliation/runs',
+      body: { as_of: new Date(nowMs()).toISOString().slice(0, 10) } });
+    expect(run.status).toBe(201);
+    return run.body as { counts: { matched: { ledger_psp: number } };
+      breaks: { type: string; internal_ref: string | null; external_ref: string | null }[] };
+  }
+
+  it('reconciles an Adyen-routed capture at the merchant\'s price with its Settled line, and breaks without it',
+    async () => {
+      // 1.2% of 2000 is 24, plus 11: the 0.35 Adyen charged.
+      const priced = await capturedAtPrice({ fee_basis_points: 120, fee_fixed_minor: 11 });
+      const unpriced = await capturedAtPrice({ fee_basis_points: 0, fee_fixed_minor: 0 });
+      const run = await reconciled(`${header}\n${settledLine(priced, 901)}\n${settledLine(unpriced, 901)}\n`);
+      const about = (payment: { chargeId: string; attemptId: string; psp: string }) => run.breaks.filter((row) =>
+        [payment.chargeId, payment.attemptId].includes(row.internal_ref ?? '')
+        || (row.external_ref ?? '').includes(payment.psp));
+      expect(run.counts.matched.ledger_psp).toBe(2);
+      expect(about(priced)).toEqual([]);
+      expect(about(unpriced).map((row) => row.type)).toEqual(['fee_mismatch']);
+    });
+
+  /** Adyen's REPORT_AVAILABLE for `url`, delivered (twice, as Adyen's retry would); the stored downloads. */
+  async function announced(url: string) {
+    const body = stub.sign([{ pspReference: url.split('/').at(-1) ?? '', merchantAccountCode: stub.merchantAccount,
+      merchantReference: '', eventCode: 'REPORT_AVAILABLE', success: 'true', reason: url }]);
+    for (const answer of await post([body, body])) expect(answer).toEqual({ status: 200, text: '[accepted]' });
+    const rows = await penny.pool.query<{ status: string; last_error: string | null }>(
+      'SELECT status, last_error FROM connector_report_downloads WHERE url = $1', [url]);
+    return rows.rows;
+  }
+
+  it('downloads and imports, once, the Settlement details report a REPORT_AVAILABLE announces', async () => {
+    const payment = await capturedAtPrice({ fee_basis_points: 120, fee_fixed_minor: 11 });
+    const name = 'settlement_detail_report_batch_903.csv';
+    const url = stub.publishReport(name, `${header}\n${settledLine(payment, 903)}\n`);
+    expect(await announced(url)).toEqual([{ status: 'pending', last_error: null }]);
+    const reportDownloads = penny.reportDownloads;
+    if (reportDownloads === undefined) throw new Error('the test ledger has no routing');
+    expect(await reportDownloads.runDue()).toBe(1);
+    expect(await reportDownloads.runDue()).toBe(0);
+    expect(stub.reportDownloads.filter((path) => path.endsWith(name))).toHaveLength(1);
+    const files = await penny.pool.query<{ source: string; format: string; filename: string }>(
+      `SELECT f.source, f.format, f.filename FROM connector_report_downloads d
+       JOIN reconciliation_files f ON f.id = d.file_id WHERE d.url = $1 AND d.status = 'imported'`, [url]);
+    expect(files.rows).toEqual([{ source: `adyen-${stub.merchantAccount.toLowerCase()}`, format: 'adyen_sdr',
+      filename: name }]);
+    const run = await penny.request({ method: 'POST', url: '/v1/reconciliation/runs',
+      body: { as_of: new Date(nowMs()).toISOString().slice(0, 10) } });
+    expect(run.body.counts.matched.ledger_psp).toBe(1);
+    expect((run.body.breaks as { internal_ref: string | null }[])
+      .filter((row) => row.internal_ref === payment.chargeId)).toEqual([]);
+  });
+
+  it('never downloads from a host other than Adyen\'s or the account\'s endpoint, and ignores other reports',
+    async () => {
+      const before = stub.reportDownloads.length;
+      const metadata = 'http://169.254.169.254/latest/settlement_detail_report_batch_904.csv';
+      expect(await announced(metadata)).toEqual([{ status: 'pending', last_error: null }]);
+      await penny.reportDownloads?.runDue();
+      const [row] = await announced(metadata);
+      expect(row?.status).toBe('failed');
+      expect(row?.last_error).toContain('only from Adyen');
+      expect(stub.reportDownloads.length).toBe(before);
+      expect(await announced(stub.publishReport('payments_accounting_report_2026_12_07.csv', 'x'))).toEqual([]);
+    });
 });

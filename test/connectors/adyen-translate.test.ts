@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fromAdyenValue, toAdyenValue } from '../../src/connectors/adyen/adyen-currency.js';
 import {
-  notificationSigningString, signNotificationItem, signString, verifyNotificationItem,
+  notificationSigningString, signBody, signNotificationItem, signString, verifyBodySignature, verifyNotificationItem,
 } from '../../src/connectors/adyen/adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, captureRequest, modificationOutput,
-  notificationEvent, notificationItems, paymentRequest, type NotificationItem,
+  notificationEvent, notificationItems, paymentDetailsRequest, paymentRequest, reportDownloadUrl,
+  type NotificationItem,
 } from '../../src/connectors/adyen/adyen-translate.js';
 import type { AuthorizeInput } from '../../src/connectors/connector.js';
 
@@ -69,6 +70,23 @@ describe('Adyen notification HMAC', () => {
     for (const field of signedFields) {
       expect(verifyNotificationItem(changed(item, field), signature, vectorKey), field).toBe(false);
     }
+  });
+
+  const typed = examples.filter(([, example]) => notificationItems(example.value) === undefined)
+    .map(([name, example]) => [name, Buffer.from(JSON.stringify(example.value))] as const);
+
+  it.each(typed)('verifies %s, signed whole in the HmacSignature header with the vector key', (_name, body) => {
+    expect(verifyBodySignature(body, signBody(body, vectorKey), vectorKey)).toBe(true);
+  });
+
+  it.each(typed)('refuses %s with any one byte of its body changed', (_name, body) => {
+    const signature = signBody(body, vectorKey);
+    for (let index = 0; index < body.length; index += 1) {
+      const changed = Buffer.from(body);
+      changed[index] = (changed[index] ?? 0) ^ 1;
+      if (verifyBodySignature(changed, signature, vectorKey)) expect.fail(`byte ${index} changed and still verifies`);
+    }
+    expect(verifyBodySignature(body, signBody(body, `${vectorKey.slice(0, -1)}1`), vectorKey)).toBe(false);
   });
 
   it('refuses a signature made with another key, a missing one, and a key that is not hex', () => {
@@ -134,10 +152,17 @@ describe('Adyen notifications as Penny events', () => {
 describe('Adyen requests and answers', () => {
   it('asks for automatic capture with captureDelayHours 0, and manual capture otherwise', () => {
     expect(paymentRequest(input(), account)).toMatchObject({ merchantAccount: 'PennyECOM', reference: 'pa_1',
-      amount: { currency: 'EUR', value: 1000 }, captureDelayHours: 0, returnUrl: account.returnUrl });
+      amount: { currency: 'EUR', value: 1000 }, captureDelayHours: 0, returnUrl: `${account.returnUrl}?attempt=pa_1` });
     const manual = paymentRequest(input({ capture: false }), account);
     expect(manual).not.toHaveProperty('captureDelayHours');
     expect(manual).toMatchObject({ additionalData: { manualCapture: 'true' } });
+  });
+
+  it('gives Adyen a return URL naming the attempt, and sends only the details Adyen takes back', () => {
+    expect(new URL(String(paymentRequest(input(), account).returnUrl)).searchParams.get('attempt')).toBe('pa_1');
+    expect(paymentDetailsRequest({ redirectResult: 'X6Xt!Y', attempt: 'pa_1', other: 'x' }))
+      .toEqual({ details: { redirectResult: 'X6Xt!Y' } });
+    expect(() => paymentDetailsRequest({ attempt: 'pa_1' })).toThrow(AdyenTranslationError);
   });
 
   it('passes the merchant\'s Adyen fields through untouched', () => {
@@ -201,5 +226,20 @@ describe('Adyen requests and answers', () => {
     const answer = checkout.components.examples['post-payments-paymentPspReference-captures-capture-201']?.value;
     expect(modificationOutput(answer)).toEqual({ pspReference: '993617894906488A', outcome: 'received' });
     expect(() => modificationOutput({ status: 'done' })).toThrow(AdyenUnknownAnswerError);
+  });
+});
+
+describe('where Adyen\'s announced reports are downloaded from', () => {
+  const endpoint = 'https://checkout-test.adyen.com/v71';
+  it('takes Adyen\'s own https hosts and the configured endpoint\'s origin only', () => {
+    const report = '/reports/download/MerchantAccount/Shop/settlement_detail_report_batch_1.csv';
+    expect(reportDownloadUrl(`https://ca-test.adyen.com${report}`, endpoint)).toBe(`https://ca-test.adyen.com${report}`);
+    expect(reportDownloadUrl(`https://ca-live.adyenpayments.com${report}`, endpoint)).toBeDefined();
+    expect(reportDownloadUrl(`http://127.0.0.1:9000${report}`, 'http://127.0.0.1:9000/v71')).toBeDefined();
+    for (const refused of [`http://ca-test.adyen.com${report}`, `https://ca-test.adyen.com:8443${report}`,
+      `https://adyen.com.evil.example${report}`, `https://eviladyen.com${report}`, `https://u:p@ca-test.adyen.com${report}`,
+      `http://169.254.169.254${report}`, `http://127.0.0.1:9001${report}`, 'not a url']) {
+      expect(reportDownloadUrl(refused, 'http://127.0.0.1:9000/v71'), refused).toBeUndefined();
+    }
   });
 });

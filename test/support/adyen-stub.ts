@@ -18,7 +18,7 @@ import type { NotificationItem } from '../../src/connectors/adyen/adyen-translat
 export const adyenVectorKey = 'DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00';
 
 type Fault = 'timeout_after' | 'timeout_before' | 'error_500' | 'error_429';
-type Operation = 'authorize' | 'capture' | 'cancel' | 'refund';
+type Operation = 'authorize' | 'capture' | 'cancel' | 'refund' | 'details';
 
 interface Payment {
   pspReference: string;
@@ -44,7 +44,8 @@ function requestValidators(): Record<string, ValidateFunction> {
   ajv.addSchema({ ...document, $id: 'checkout' } as object);
   const compile = (name: string) => ajv.compile({ $ref: `checkout#/components/schemas/${name}` });
   return { payments: compile('PaymentRequest'), captures: compile('PaymentCaptureRequest'),
-    cancels: compile('PaymentCancelRequest'), refunds: compile('PaymentRefundRequest') };
+    cancels: compile('PaymentCancelRequest'), refunds: compile('PaymentRefundRequest'),
+    details: compile('PaymentDetailsRequest') };
 }
 
 const validators = requestValidators();
@@ -83,6 +84,19 @@ export interface AdyenStub {
   decideChargeback(pspReference: string, outcome: 'won' | 'lost'): void;
   /** The next capture Adyen takes fails later: CAPTURE_FAILED instead of CAPTURE (as after a scheme refusal). */
   failNextCapture(): void;
+  /**
+   * The shopper finishes Adyen's 3-D Secure page of the payment Penny sent with `reference`: the
+   * `redirectResult` Adyen would append to the return URL, which `/payments/details` then answers
+   * Authorised or (failed) Refused.
+   */
+  completeRedirect(reference: string, outcome: 'authorised' | 'refused'): string;
+  /**
+   * Publishes a report for download, as Adyen's report URLs serve it (GET with the account's API
+   * key); the URL a REPORT_AVAILABLE notification names.
+   */
+  publishReport(name: string, text: string): string;
+  /** The report downloads that reached the stub (their paths). */
+  readonly reportDownloads: string[];
   /** A signed notification body of the given items (each signed with `key`, the account's by default). */
   sign(items: NotificationItem[], key?: string): string;
 }
@@ -100,6 +114,12 @@ export async function startAdyenStub(
   let faults: (readonly [Operation, Fault])[] = [];
   let notifications: string[] = [];
   let captureFails = false;
+  const reports = new Map<string, string>();
+  const reportDownloads: string[] = [];
+  /** Payments awaiting the shopper's 3-D Secure, by reference, and the redirectResults handed out. */
+  const redirected = new Map<string, { psp: string; amount: { currency: string; value: number };
+    autoCapture: boolean }>();
+  const redirectResults = new Map<string, { reference: string; outcome: 'authorised' | 'refused' }>();
   let counter = 0;
   const pspReference = () => `${Date.now().toString().slice(-8)}${String(counter += 1).padStart(7, '0')}X`;
 
@@ -118,6 +138,7 @@ export async function startAdyenStub(
     const refusal = holderRefusals[method.holderName ?? ''];
     const psp = pspReference();
     if (method.encryptedCardNumber?.startsWith('test_4917') === true) {
+      redirected.set(reference, { psp, amount, autoCapture: body.captureDelayHours === 0 });
       const redirect = example('post-payments-ideal-200');
       return [200, { ...redirect, resultCode: 'RedirectShopper', pspReference: psp }];
     }
@@ -134,6 +155,32 @@ export async function startAdyenStub(
       capturedValue: autoCapture ? amount.value : 0, refundedValue: 0, cancelled: false });
     notify({ pspReference: psp, merchantReference: reference, amount, eventCode: 'AUTHORISATION', success: 'true' });
     return [200, { ...example('post-payments-card-securedfields-200'), pspReference: psp, merchantReference: reference }];
+  };
+
+  /** /payments/details: the redirectResult's payment authorised or refused, as the shopper's page ended. */
+  const details = (body: Record<string, unknown>): [number, unknown] => {
+    const token = (body.details as { redirectResult?: string } | undefined)?.redirectResult ?? '';
+    const result = redirectResults.get(token);
+    const pending = result === undefined ? undefined : redirected.get(result.reference);
+    if (result === undefined || pending === undefined) {
+      return [422, { ...example('generic-422'), errorCode: '14_018', message: 'Invalid payload provided' }];
+    }
+    const { reference } = result;
+    if (result.outcome === 'refused') {
+      notify({ pspReference: pending.psp, merchantReference: reference, amount: pending.amount,
+        eventCode: 'AUTHORISATION', success: 'false', reason: '3D Not Authenticated' });
+      return [200, { resultCode: 'Refused', pspReference: pending.psp, refusalReason: '3D Not Authenticated',
+        refusalReasonCode: '11', merchantReference: reference }];
+    }
+    if (!payments.has(pending.psp)) {
+      payments.set(pending.psp, { pspReference: pending.psp, reference, currency: pending.amount.currency,
+        value: pending.amount.value, autoCapture: pending.autoCapture,
+        capturedValue: pending.autoCapture ? pending.amount.value : 0, refundedValue: 0, cancelled: false });
+      notify({ pspReference: pending.psp, merchantReference: reference, amount: pending.amount,
+        eventCode: 'AUTHORISATION', success: 'true' });
+    }
+    return [200, { ...example('post-payments-details-00.redirect-200'), pspReference: pending.psp,
+      merchantReference: reference }];
   };
 
   const modify = (operation: 'captures' | 'cancels' | 'refunds', paymentPsp: string, body: Record<string, unknown>):
@@ -182,8 +229,15 @@ export async function startAdyenStub(
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
     if (request.headers['x-api-key'] !== apiKey) return send(401, example('generic-401'));
+    if (request.method === 'GET' && request.url?.startsWith('/reports/download/') === true) {
+      reportDownloads.push(request.url);
+      const report = reports.get(request.url);
+      if (report === undefined) return send(404, { status: 404, errorCode: '000', message: 'Not found' });
+      response.writeHead(200, { 'content-type': 'text/csv' }).end(report);
+      return undefined;
+    }
     const path = (request.url ?? '').replace(/^\/v71/, '');
-    const match = /^\/payments(?:\/([^/]+)\/(captures|cancels|refunds))?$/.exec(path);
+    const match = /^\/payments(?:\/(details)|\/([^/]+)\/(captures|cancels|refunds))?$/.exec(path);
     if (request.method !== 'POST' || match === null) return send(404, { status: 404, errorCode: '000', message: 'Not found' });
     let body: Record<string, unknown>;
     try {
@@ -191,14 +245,16 @@ export async function startAdyenStub(
     } catch {
       return send(400, example('generic-400'));
     }
-    const kind = (match[2] ?? 'payments') as 'payments' | 'captures' | 'cancels' | 'refunds';
+    const kind = (match[1] ?? match[3] ?? 'payments') as 'payments' | 'details' | 'captures' | 'cancels' | 'refunds';
     const validate = validators[kind] as ValidateFunction;
     const valid = validate(body);
     requests.push({ path, body, valid, errors: (validate.errors ?? []).map((error) =>
       `${error.instancePath} ${error.message ?? ''}`) });
     if (!valid) return send(422, { ...example('generic-422'), message: 'The request does not match the schema.' });
-    if (body.merchantAccount !== merchantAccount) return send(403, example('generic-403'));
-    const operation: Operation = { payments: 'authorize', captures: 'capture', cancels: 'cancel', refunds: 'refund' }[kind] as Operation;
+    // /payments/details names no merchant account: the API key's account is Adyen's.
+    if (kind !== 'details' && body.merchantAccount !== merchantAccount) return send(403, example('generic-403'));
+    const operation: Operation = { payments: 'authorize', details: 'details', captures: 'capture', cancels: 'cancel',
+      refunds: 'refund' }[kind] as Operation;
     const faultIndex = faults.findIndex(([faulted]) => faulted === operation);
     const fault = faultIndex === -1 ? undefined : faults.splice(faultIndex, 1)[0]?.[1];
     if (fault === 'error_500') return send(500, example('generic-500'));
@@ -220,8 +276,9 @@ export async function startAdyenStub(
         [status, answer] = [kept.status, kept.body];
       }
     } else {
-      const paymentPsp = decodeURIComponent(match[1] ?? '');
-      [status, answer] = kind === 'payments' ? authorize(body) : modify(kind, paymentPsp, body);
+      const paymentPsp = decodeURIComponent(match[2] ?? '');
+      [status, answer] = kind === 'payments' ? authorize(body) : kind === 'details' ? details(body)
+        : modify(kind, paymentPsp, body);
       if (key !== '') byKey.set(key, { hash, status, body: answer });
     }
     if (fault === 'timeout_after') await new Promise((resolve) => setTimeout(resolve, hangMs));
@@ -241,7 +298,12 @@ export async function startAdyenStub(
     await new Promise((resolve) => server.close(resolve));
   });
   return {
-    url: `http://127.0.0.1:${port}/v71`, apiKey, merchantAccount, hmacKeyHex, requests, payments,
+    url: `http://127.0.0.1:${port}/v71`, apiKey, merchantAccount, hmacKeyHex, requests, payments, reportDownloads,
+    publishReport(name, text) {
+      const path = `/reports/download/MerchantAccount/${merchantAccount}/${name}`;
+      reports.set(path, text);
+      return `http://127.0.0.1:${port}${path}`;
+    },
     injectFaults(list) {
       faults = [...list];
     },
@@ -269,6 +331,12 @@ export async function startAdyenStub(
     },
     failNextCapture() {
       captureFails = true;
+    },
+    completeRedirect(reference, outcome) {
+      if (!redirected.has(reference)) throw new Error(`no payment ${reference} awaits 3-D Secure`);
+      const token = `Ab02b4c0!${randomBytes(12).toString('base64url')}`;
+      redirectResults.set(token, { reference, outcome });
+      return token;
     },
     sign,
   };

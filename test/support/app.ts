@@ -10,6 +10,8 @@ import { PaymentRecovery } from '../../src/payments/payment-recovery.js';
 import { PaymentPspEvents } from '../../src/payments/payment-psp-events.js';
 import { PaymentDisputes } from '../../src/payments/payment-disputes.js';
 import { ConnectorInbox } from '../../src/webhooks/connector-inbox.js';
+import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import { ReportDownloads } from '../../src/reconciliation/report-downloads.js';
 import { PspEventRouter } from '../../src/webhooks/psp-event-router.js';
 import { PayoutService } from '../../src/payouts/payout-service.js';
 import { PayoutPspEvents } from '../../src/payouts/payout-psp-events.js';
@@ -37,6 +39,8 @@ export interface TestLedger extends TestDatabase {
   readonly connectors: ConnectorRegistry;
   readonly recovery: PaymentRecovery;
   readonly inbox: ConnectorInbox;
+  /** The report-downloads worker (Adyen's announced settlement reports), when `routing` was asked for. */
+  readonly reportDownloads: ReportDownloads | undefined;
   readonly flows: PaymentFlows;
   readonly balances: BalanceService;
   readonly payouts: PayoutService;
@@ -135,6 +139,8 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     sandbox,
     connectors,
     recovery: new PaymentRecovery(database.pool, { connectors, flows, logger }),
+    reportDownloads: accounts === undefined ? undefined : new ReportDownloads(database.pool, { connectors,
+      ensureConnector: accounts.ensure, imports: new ReconciliationImports(database.pool), logger }),
     inbox: new ConnectorInbox(database.pool, new PspEventRouter({
       payments: new PaymentPspEvents(flows, logger, disputes), payouts: new PayoutPspEvents(payouts) }), logger),
     flows,

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { limits } from '../../config.js';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, ConnectorWebhookError, type AuthorizeInput,
@@ -5,11 +7,11 @@ import {
   type PayoutInput, type PspOperation, type RefundInput, type VoidInput,
 } from '../connector.js';
 import { ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
-import { verifyNotificationItem } from './adyen-hmac.js';
+import { verifyBodySignature, verifyNotificationItem } from './adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, cancelRequest, captureRequest, isStripeTestMethod,
-  modificationOutput, notificationEvent, notificationItems, paymentRequest, refundRequest, type AdyenAccount,
-  type NotificationItem,
+  modificationOutput, notificationEvent, notificationItems, paymentDetailsRequest, paymentRequest, refundRequest,
+  reportDownloadUrl, type AdyenAccount, type NotificationItem,
 } from './adyen-translate.js';
 
 /**
@@ -38,6 +40,8 @@ export interface AdyenConnectorOptions extends Partial<Omit<ResilientHttpOptions
   /** Live mode when set: Stripe's test payment methods are refused. */
   readonly livePrefix?: string | null;
   readonly returnUrl: string;
+  /** The merchant's Adyen price (its contract): the PSP fee Penny expects at capture. Absent: none. */
+  readonly priceList?: { readonly basisPoints: number; readonly fixedMinor: bigint };
   /** The operations Adyen's verified notifications reported for Penny's reference. */
   readonly notificationLog: (connectorId: string, reference: string) => Promise<PspOperation[]>;
 }
@@ -50,13 +54,14 @@ export class AdyenConnector implements Connector {
     idempotencyKeyRetentionMs: 7 * 86_400_000,
     pspAuthenticationPage: true,
   };
-  /** Adyen prices by contract (interchange++); Penny expects no fee it cannot know. */
-  readonly priceList = { basisPoints: 0, fixedMinor: 0n };
+  /** Adyen prices by contract: the merchant's price as its routing carries it (none given: 0). */
+  readonly priceList: { readonly basisPoints: number; readonly fixedMinor: bigint };
   private readonly http: ResilientHttp;
   private readonly account: AdyenAccount;
 
   constructor(private readonly options: AdyenConnectorOptions) {
     this.id = adyenConnectorId(options.merchantAccount);
+    this.priceList = options.priceList ?? { basisPoints: 0, fixedMinor: 0n };
     this.account = { merchantAccount: options.merchantAccount, testMode: !options.livePrefix,
       returnUrl: options.returnUrl };
     this.http = new ResilientHttp({
@@ -79,6 +84,18 @@ export class AdyenConnector implements Connector {
         'the payment method\'s Adyen fields are not kept; only Adyen\'s notification can tell');
     }
     const answer = await this.send('/payments', input.idempotencyKey, () => paymentRequest(input, this.account));
+    return this.read(() => authorizeOutput(answer, input));
+  }
+
+  /**
+   * The shopper is back from Adyen's redirect: `/payments/details` with what the return carried.
+   * Its answer reads as /payments' does (Authorised captured or authorized as the payment was
+   * sent, Refused declined, Error unknown); sent with its own key, so a second return is answered
+   * from Adyen's record.
+   */
+  async authenticationResult(input: { reference: string; idempotencyKey: string;
+    details: Readonly<Record<string, string>>; capture: boolean }): Promise<AuthorizeOutput> {
+    const answer = await this.send('/payments/details', input.idempotencyKey, () => paymentDetailsRequest(input.details));
     return this.read(() => authorizeOutput(answer, input));
   }
 
@@ -141,6 +158,39 @@ export class AdyenConnector implements Connector {
     }
     const events = items.map(notificationEvent).filter((event): event is ConnectorEvent => event !== undefined);
     return { items, events };
+  }
+
+  /** A newer webhook's `HmacSignature` header verifies the raw body with this account's HMAC key. */
+  verifyBodySignature(input: { rawBody: Buffer; signature: string }): boolean {
+    return verifyBodySignature(input.rawBody, input.signature, this.options.hmacKeyHex);
+  }
+
+  /**
+   * A report Adyen announced (REPORT_AVAILABLE's `reason`), downloaded with the account's API key
+   * from Adyen's hosts or the configured endpoint's origin only, following no redirect.
+   */
+  async downloadReport(input: { url: string }): Promise<Readable> {
+    const url = reportDownloadUrl(input.url, this.options.endpoint);
+    if (url === undefined) {
+      throw new ConnectorRefusedError(this.id, 400, 'report_url_refused',
+        'Penny downloads reports only from Adyen\'s hosts or the account\'s endpoint.');
+    }
+    let response: Response;
+    try {
+      response = await fetch(url, { headers: { 'x-api-key': this.options.apiKey }, redirect: 'error',
+        signal: AbortSignal.timeout(limits.connectorReportDownloadTimeoutMs) });
+    } catch (error) {
+      throw new ConnectorUnknownOutcomeError(this.id, 'the report download failed', { cause: error });
+    }
+    if (!response.ok || response.body === null) {
+      await response.body?.cancel();
+      if (response.status >= 500 || response.status === 429) {
+        throw new ConnectorUnknownOutcomeError(this.id, `Adyen answered the report download ${response.status}`);
+      }
+      throw new ConnectorRefusedError(this.id, response.status, 'report_download_refused',
+        `Adyen answered the report download ${response.status}.`);
+    }
+    return Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
   }
 
   /** Adyen publishes its Settlement details report in the Customer Area; it is imported (`penny recon import`). */

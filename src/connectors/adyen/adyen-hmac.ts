@@ -45,3 +45,22 @@ export function verifyNotificationItem(item: SignedNotificationFields, signature
   const given = Buffer.from(signature, 'utf8');
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
+
+/**
+ * Adyen's newer webhooks (`{"type", "version", "data"}`: `ach.notificationOfChange`, the balance
+ * platform's) carry no `hmacSignature` item: Adyen signs the raw body, base64 HMAC-SHA256 keyed
+ * with the hex-decoded HMAC key, in the `HmacSignature` HTTP header.
+ */
+export function signBody(rawBody: Buffer, keyHex: string): string {
+  const key = hmacKeyBytes(keyHex);
+  if (key === undefined) throw new Error('an Adyen HMAC key is hex digits');
+  return createHmac('sha256', key).update(rawBody).digest('base64');
+}
+
+/** The header's signature verifies the raw body with the key (compared in constant time). */
+export function verifyBodySignature(rawBody: Buffer, signature: unknown, keyHex: string): boolean {
+  if (typeof signature !== 'string' || hmacKeyBytes(keyHex) === undefined) return false;
+  const expected = Buffer.from(signBody(rawBody, keyHex), 'utf8');
+  const given = Buffer.from(signature.trim(), 'utf8');
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}

@@ -103,6 +103,35 @@ export function adyenPaymentMethod(input: AuthorizeInput, account: AdyenAccount)
     : `${input.paymentMethod} is a test payment method; this Adyen account is live.`);
 }
 
+/**
+ * Where Adyen sends the shopper back after its redirect (3-D Secure): Penny's return route, naming
+ * the attempt (Penny's reference), to which Adyen appends `redirectResult`.
+ */
+export function paymentReturnUrl(account: AdyenAccount, reference: string): string {
+  const url = new URL(account.returnUrl);
+  url.searchParams.set('attempt', reference);
+  return url.toString();
+}
+
+/** What the shopper's return carries that `/payments/details` takes (PaymentCompletionDetails' names). */
+export const paymentDetailsFields = ['redirectResult', 'threeDSResult', 'payload', 'MD', 'PaRes'] as const;
+
+/**
+ * POST /payments/details: the details the shopper's return carried, only the fields Adyen's
+ * PaymentCompletionDetails names, each at most 20,000 characters; none is a refusal (nothing sent).
+ */
+export function paymentDetailsRequest(details: Readonly<Record<string, string>>): Record<string, unknown> {
+  const kept: Record<string, string> = {};
+  for (const field of paymentDetailsFields) {
+    const value = details[field];
+    if (typeof value === 'string' && value !== '' && value.length <= 20_000) kept[field] = value;
+  }
+  if (Object.keys(kept).length === 0) {
+    throw new AdyenTranslationError('details_missing', 'The return carries none of Adyen\'s details (redirectResult, …).');
+  }
+  return { details: kept };
+}
+
 /** POST /payments: manual capture unless the PaymentIntent captures at once (`captureDelayHours: 0`). */
 export function paymentRequest(input: AuthorizeInput, account: AdyenAccount): Record<string, unknown> {
   return {
@@ -110,7 +139,7 @@ export function paymentRequest(input: AuthorizeInput, account: AdyenAccount): Re
     reference: input.reference,
     amount: adyenAmount(input.currency, input.amountMinor),
     paymentMethod: adyenPaymentMethod(input, account),
-    returnUrl: account.returnUrl,
+    returnUrl: paymentReturnUrl(account, input.reference),
     shopperInteraction: 'Ecommerce',
     ...(input.capture ? { captureDelayHours: 0 } : { additionalData: { manualCapture: 'true' } }),
   };
@@ -337,4 +366,25 @@ function notificationOperation(item: NotificationItem, success: boolean): PspOpe
 
 function safeFromAdyen(currency: string, value: bigint): bigint | undefined {
   return isCurrency(currency) ? fromAdyenValue(currency, value) : undefined;
+}
+
+/**
+ * Where Penny downloads a report Adyen announced from, with the account's API key: https on
+ * Adyen's own hosts (`*.adyen.com`, `*.adyenpayments.com`), or the origin of the account's
+ * configured endpoint (a test stub, a proxy the operator set); no credentials in the URL. Anything
+ * else (another host, an address on Penny's network) is undefined: never requested.
+ */
+export function reportDownloadUrl(announced: string, endpoint: string): string | undefined {
+  let url: URL;
+  let configured: URL;
+  try {
+    url = new URL(announced);
+    configured = new URL(endpoint);
+  } catch {
+    return undefined;
+  }
+  if (url.username !== '' || url.password !== '') return undefined;
+  const adyenHost = url.protocol === 'https:' && url.port === ''
+    && /(?:^|\.)(?:adyen\.com|adyenpayments\.com)$/.test(url.hostname);
+  return adyenHost || url.origin === configured.origin ? url.toString() : undefined;
 }
