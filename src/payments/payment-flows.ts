@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type Connector, type ConnectorRegistry,
-  type FollowUpOutput,
+  type FollowUpOutput, type PspOperation,
 } from '../connectors/connector.js';
+import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import { inTransaction } from '../db/pool.js';
@@ -830,6 +831,17 @@ const expiryReason = 'automatic';
 export const authorizationHoldGraceMs = 86_400_000;
 
 /** An attempt whose outcome Penny has not applied yet: only these change again. */
+/**
+ * An authorization as the PSP recorded it (a look-up's record or a webhook's), read against the
+ * intent it is for: a record that says `authorized` with `captureAsRequested` (Adyen's
+ * AUTHORISATION) is captured when the intent captures automatically. Every path that applies a
+ * recorded authorization reads it here, so none forgets the intent's capture method.
+ */
+export function recordedAuthorization(operation: PspOperation, intent: Pick<store.PaymentIntentRow, 'captureMethod'>):
+AuthorizationResult {
+  return authorizationFromRecord(operation, { captureRequested: intent.captureMethod !== 'manual' });
+}
+
 export function isOpenAttempt(status: store.AttemptStatus): boolean {
   return status === 'started' || status === 'unknown' || status === 'manual_review';
 }

@@ -1,12 +1,11 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { PspOperation } from '../connectors/connector.js';
-import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import type { Queryable } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import { openCase } from './payment-cases.js';
 import type { PaymentDisputes } from './payment-disputes.js';
-import { failRefund, isOpenAttempt, type PaymentFlows } from './payment-flows.js';
+import { failRefund, isOpenAttempt, recordedAuthorization, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 
 /**
@@ -84,8 +83,8 @@ export class PaymentPspEvents {
     const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
     if (!isOpenAttempt(attempt.status)) return this.resolvedAlready(client, event, attempt);
     if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
-    await this.flows.applyAuthorization(client, attempt,
-      authorizationFromRecord(operation, { captureRequested: intent?.captureMethod !== 'manual' }));
+    if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
+    await this.flows.applyAuthorization(client, attempt, recordedAuthorization(operation, intent));
     return { status: 'processed', note: `applied: ${operation.outcome}` };
   }
 

@@ -4,11 +4,10 @@ import { nowMs } from '../clock.js';
 import { ConnectorUnknownOutcomeError, type ConnectorRegistry } from '../connectors/connector.js';
 import { limits } from '../config.js';
 import { inTransaction, withTransaction } from '../db/pool.js';
-import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import { openCase } from './payment-cases.js';
 import { PennyError } from '../errors.js';
 import { raiseAlert } from '../metrics/metrics.js';
-import { failRefund, type AuthorizationResult, type PaymentFlows } from './payment-flows.js';
+import { failRefund, recordedAuthorization, type AuthorizationResult, type PaymentFlows } from './payment-flows.js';
 import * as store from './payment-store.js';
 import * as recoveryStore from './recovery-store.js';
 import type { RecoveryJob } from './recovery-store.js';
@@ -217,13 +216,14 @@ export class PaymentRecovery {
   /** What the PSP says of the attempt: its record, or (not found) a re-send, or its silence after the window. */
   private async resolve(attempt: store.AttemptRow, job: RecoveryJob): Promise<AuthorizationResult> {
     const connector = this.connectors.get(job.connector);
+    const intent = await store.selectPaymentIntent(this.pool,
+      { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
+    if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
     const operations = await connector.lookup({ reference: attempt.id });
     const authorization = operations.find((operation) => operation.kind === 'authorize');
-    if (authorization !== undefined) return authorizationFromRecord(authorization);
+    // Read against the intent's capture method, as the webhook path reads it.
+    if (authorization !== undefined) return recordedAuthorization(authorization, intent);
     if (this.withinRetention(job)) {
-      const intent = await store.selectPaymentIntent(this.pool,
-        { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
-      if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
       return this.flows.sendAuthorization(attempt, intent);
     }
     // Past the key's retention the PSP's record is final: it never performed the authorization.

@@ -264,6 +264,31 @@ describe('an unknown authorization outcome', () => {
   });
 });
 
+describe('an automatic capture whose AUTHORISATION recovery reads before the inbox does', () => {
+  it('is succeeded, captured and booked once, never left holding what Adyen captured', async () => {
+    stub.injectFaults([['authorize', 'timeout_after'], ['authorize', 'timeout_after'], ['authorize', 'timeout_after']]);
+    const intent = await stripe.paymentIntents.create({ amount: 1250, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('processing');
+    // Stored in the inbox, not processed: recovery's look-up is the first to read it.
+    for (const answer of await post(stub.takeNotifications())) expect(answer.status).toBe(200);
+    const sent = stub.requests.length;
+    advanceClock(limits.recoveryGraceMs + 1000);
+    await penny.recovery.runDue();
+    expect(stub.requests.slice(sent).filter((request) => request.path === '/payments')).toHaveLength(0);
+    const recovered = await stripe.paymentIntents.retrieve(intent.id);
+    expect(recovered).toMatchObject({ status: 'succeeded', amount_received: 1250, amount_capturable: 0 });
+    // The inbox then processes the AUTHORISATION: an echo, changing nothing.
+    await deliver([]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    const charge = await stripe.charges.retrieve(String(recovered.latest_charge));
+    expect(charge).toMatchObject({ captured: true, amount_captured: 1250 });
+    const booked = await penny.pool.query<{ type: string; amount_minor: bigint }>(
+      'SELECT type, amount_minor FROM balance_transactions WHERE source_id = $1', [charge.id]);
+    expect(booked.rows).toEqual([{ type: 'charge', amount_minor: 1250n }]);
+  });
+});
+
 describe('notifications delivered twice and out of order', () => {
   it('stores a repeated notification once, and applies a capture reported before its authorisation', async () => {
     const held = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', payment_method: 'pm_card_visa',
