@@ -5,7 +5,10 @@ import type { Queryable } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import { openCase } from './payment-cases.js';
 import type { PaymentDisputes } from './payment-disputes.js';
-import { failRefund, isOpenAttempt, recordedAuthorization, type PaymentFlows } from './payment-flows.js';
+import {
+  capturedAmountMismatch, failRefund, isOpenAttempt, openCaptureAmountCase, recordedAuthorization, reportsClaim,
+  type PaymentFlows,
+} from './payment-flows.js';
 import * as store from './payment-store.js';
 
 /**
@@ -139,17 +142,37 @@ export class PaymentPspEvents {
    */
   private async takenFinalization(client: pg.PoolClient, event: StoredPspEvent,
     on: { intent: store.PaymentIntentRow; succeeded: 'captured' | 'voided' }): Promise<PspEventDecision | undefined> {
+    // Only the report of the request the PSP took (the claim's PSP reference) settles the claim;
+    // a capture whose amount is not the claim's is booked by no one and opens a case.
     const { intent, succeeded } = on;
     const kind = succeeded === 'captured' ? 'capture' : 'cancel';
     const claim = await store.selectFinalization(client, intent);
     if (claim?.kind !== kind) return undefined;
+    const { operation } = event;
+    if (!reportsClaim(claim, operation)) {
+      // An earlier request's failure (its claim given back) moved nothing: it settles nothing now.
+      if (operation.outcome !== succeeded) {
+        return { status: 'ignored', note: `${operation.kind} ${operation.outcome} of ${operation.pspReference}, `
+          + `not the request in flight (${claim.pspReference ?? ''})` };
+      }
+      return undefined;
+    }
     const key = { merchantId: intent.merchantId, id: intent.id };
-    if (event.operation.outcome !== succeeded) {
+    if (operation.outcome !== succeeded) {
       await this.flows.failFinalization(client, { merchantId: intent.merchantId, kind, subjectId: intent.id });
       return { status: 'processed', note: `the PSP reports ${event.operation.kind} ${event.operation.outcome}: `
         + 'the claim is given back' };
     }
     if (kind === 'capture') {
+      const mismatch = capturedAmountMismatch(intent, claim, operation);
+      if (mismatch !== undefined) {
+        // Nothing booked: the intent waits in processing with its claim until an operator decides.
+        await openCaptureAmountCase(client, { intent, chargeId: operation.reference, operation, mismatch });
+        raiseAlert(this.logger, 'psp_event_contradicts_ledger', { event: event.id, subject: intent.id, ...mismatch },
+          'the PSP captured another amount than Penny asked; a case is open');
+        return { status: 'ignored', note: `contradiction: Penny asked ${mismatch.claimedMinor}, `
+          + `the PSP captured ${mismatch.reportedMinor}` };
+      }
       await this.flows.applyCapture(client, { ...key, amount: claim.amount ?? intent.amountCapturable });
     } else {
       await this.flows.applyCancel(client, { ...key, reason: claim.cancellationReason });

@@ -209,6 +209,94 @@ describe('captures and refunds that Adyen answers received', () => {
   });
 });
 
+/** The one item of a signed notification body. */
+function itemOf(body: string | undefined): NotificationItem {
+  const item = notificationItems(JSON.parse(body ?? '{}'))?.[0];
+  if (item === undefined) throw new Error('no notification item');
+  return item;
+}
+
+async function casesOf(intentId: string) {
+  const result = await penny.pool.query<{ kind: string; subject_id: string }>(
+    'SELECT kind, subject_id FROM payment_cases WHERE payment_intent_id = $1 ORDER BY created_at', [intentId]);
+  return result.rows;
+}
+
+describe('a capture or cancel settled only by the report of its own request', () => {
+  it('keeps a second capture in processing when recovery finds only the first capture\'s CAPTURE_FAILED',
+    async () => {
+      const held = await stripe.paymentIntents.create({ amount: 2600, currency: 'eur', payment_method: 'pm_card_visa',
+        capture_method: 'manual', confirm: true });
+      await deliver();
+      stub.failNextCapture();
+      expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+      await deliver();
+      expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('requires_capture');
+      expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+      const second = stub.takeNotifications();
+      // Recovery runs before CAPTURE #2 arrives: #1's failure is not #2's.
+      advanceClock(limits.recoveryGraceMs + 1000);
+      await penny.recovery.runDue();
+      expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+      await deliver(second);
+      expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 2600 });
+      expect(await casesOf(held.id)).toEqual([]);
+    });
+
+  it('keeps a second capture in processing when the first capture\'s failure is reported again', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2700, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    stub.failNextCapture();
+    await stripe.paymentIntents.capture(held.id);
+    const [firstFailure] = stub.takeNotifications();
+    await deliver([firstFailure ?? '']);
+    expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+    const second = stub.takeNotifications();
+    // Adyen's CAPTURE success=false for request #1 (another event than its CAPTURE_FAILED).
+    await deliver([stub.sign([{ ...itemOf(firstFailure), eventCode: 'CAPTURE', success: 'false', additionalData: {} }])]);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+    await deliver(second);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('succeeded');
+  });
+
+  it('keeps a second cancel in processing when recovery finds only the first cancel\'s failure', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2800, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    expect((await stripe.paymentIntents.cancel(held.id)).status).toBe('processing');
+    const [first] = stub.takeNotifications();
+    await deliver([stub.sign([{ ...itemOf(first), success: 'false', additionalData: {} }])]);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('requires_capture');
+    // Adyen's record agrees: the payment was not cancelled.
+    const attempt = await attemptOf(held.id);
+    const payment = [...stub.payments.values()].find((candidate) => candidate.reference === attempt.id);
+    if (payment === undefined) throw new Error('Adyen holds no such payment');
+    payment.cancelled = false;
+    expect((await stripe.paymentIntents.cancel(held.id)).status).toBe('processing');
+    const second = stub.takeNotifications();
+    advanceClock(limits.recoveryGraceMs + 1000);
+    await penny.recovery.runDue();
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+    await deliver(second);
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'canceled', amount_capturable: 0 });
+  });
+
+  it('books nothing and opens a case when Adyen reports another amount captured than Penny asked', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2900, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    expect((await stripe.paymentIntents.capture(held.id, { amount_to_capture: 2000 })).status).toBe('processing');
+    const [capture] = stub.takeNotifications();
+    const item = itemOf(capture);
+    await deliver([stub.sign([{ ...item, amount: { currency: 'EUR', value: 2900 }, additionalData: {} }])]);
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'processing', amount_received: 0 });
+    expect((await stripe.charges.retrieve(String(held.latest_charge))).captured).toBe(false);
+    expect(await casesOf(held.id)).toEqual([{ kind: 'contradicting_event',
+      subject_id: `${String(held.latest_charge)}:${String(item.pspReference)}:amount` }]);
+  });
+});
+
 describe('an authorization that expires', () => {
   it('waits in processing for Adyen\'s CANCELLATION, then is canceled automatic with its hold voided', async () => {
     const held = await stripe.paymentIntents.create({ amount: 1300, currency: 'eur', payment_method: 'pm_card_visa',
