@@ -54,6 +54,8 @@ export class PaymentPspEvents {
       case 'chargeback':
         return this.disputes === undefined ? { status: 'ignored', note: 'disputes are not booked here' }
           : this.disputes.applyChargeback(client, event);
+      case 'notice':
+        return this.notice(client, event);
       default:
         return { status: 'ignored', note: `an operation of kind ${String(operation.kind)} is not known to Penny` };
     }
@@ -91,6 +93,26 @@ export class PaymentPspEvents {
     return { status: 'processed', note: `applied: ${operation.outcome}` };
   }
 
+  /**
+   * A step the PSP reports that Penny does not apply (Adyen's REFUNDED_REVERSED, TECHNICAL_CANCEL,
+   * …): kept in the inbox; when it moved money, a case on its payment and an alert, for a payments
+   * engineer to book by hand. Penny's own books are left as they are.
+   */
+  private async notice(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
+    const { operation } = event;
+    const code = operation.notice ?? 'notice';
+    if (operation.outcome !== 'money_moved') {
+      return { status: 'ignored', note: `${code} ${operation.outcome}: nothing for Penny to apply` };
+    }
+    const subject = await subjectOf(client, operation);
+    if (subject === undefined || subject.connector !== event.connector) {
+      raiseAlert(this.logger, 'psp_event_unmatched', { event: event.id, notice: code },
+        'the PSP reports a step that moved money on a payment Penny does not know');
+      return { status: 'ignored', note: `${code}: names nothing Penny knows` };
+    }
+    return this.contradiction(client, event, { subject, penny: 'not applied', psp: code });
+  }
+
   /** An event about an attempt Penny has resolved: a repeat, a late step, or a contradiction. */
   private async resolvedAlready(client: pg.PoolClient, event: StoredPspEvent, attempt: store.AttemptRow):
   Promise<PspEventDecision> {
@@ -116,7 +138,10 @@ export class PaymentPspEvents {
   Promise<PspEventDecision> {
     const { operation } = event;
     const found = await store.selectChargeById(client, operation.reference);
-    if (found === undefined) return parked(`no charge ${operation.reference}`);
+    if (found === undefined) {
+      if (operation.kind === 'capture') return this.automaticCapture(client, event);
+      return parked(`no charge ${operation.reference}`);
+    }
     if (found.connector !== event.connector) return otherConnector(found, event);
     const intent = await store.selectPaymentIntent(client, { merchantId: found.merchantId, id: found.paymentIntentId },
       { forUpdate: true });
@@ -133,6 +158,33 @@ export class PaymentPspEvents {
         { subject: charge, penny: succeeded, psp: `${operation.kind} ${operation.outcome}` });
     }
     return done ? { status: 'ignored', note: 'already applied' } : parked(`${succeeded} not applied by Penny yet`);
+  }
+
+  /**
+   * A capture the PSP made of itself (Adyen's CAPTURE for an automatically captured payment, sent
+   * when the account enables it): it names the payment's reference (the attempt), not a charge, and
+   * is matched to the attempt's charge by Adyen's payment pspReference. Penny booked the capture
+   * with the authorization: success confirms it; failure contradicts it (a case). A capture of a
+   * manually captured payment that Penny never asked for is parked, then set aside with a case.
+   */
+  private async automaticCapture(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
+    const { operation } = event;
+    const attempt = await store.selectAttemptById(client, operation.reference);
+    if (attempt === undefined) return parked(`no charge ${operation.reference}`);
+    if (attempt.connector !== event.connector) return otherConnector(attempt, event);
+    const intent = await store.selectPaymentIntent(client,
+      { merchantId: attempt.merchantId, id: attempt.paymentIntentId }, { forUpdate: true });
+    const charge = await store.selectChargeByAttemptId(client, attempt.id);
+    if (intent === undefined || charge === undefined) return parked(`attempt ${attempt.id} has no charge yet`);
+    const paymentPsp = operation.parentPspReference ?? operation.pspReference;
+    if (charge.pspReference !== paymentPsp) {
+      return parked(`capture of Adyen payment ${paymentPsp}, not charge ${charge.id}'s (${charge.pspReference ?? ''})`);
+    }
+    if (intent.captureMethod === 'manual') return parked(`a capture of ${charge.id} Penny never requested`);
+    if (!charge.captured) return parked(`the automatic capture of ${charge.id} is not applied by Penny yet`);
+    if (operation.outcome === 'captured') return { status: 'ignored', note: 'already applied: the automatic capture' };
+    return this.contradiction(client, event,
+      { subject: charge, penny: 'captured', psp: `${operation.kind} ${operation.outcome}` });
   }
 
   /**
@@ -235,15 +287,21 @@ function otherConnector(subject: { id: string; connector: string }, event: Store
 
 /** The merchant and payment an operation names, if Penny knows them. */
 async function subjectOf(db: Queryable, operation: PspOperation):
-Promise<{ merchantId: string; paymentIntentId: string } | undefined> {
+Promise<{ merchantId: string; paymentIntentId: string; id: string; connector: string } | undefined> {
   switch (operation.kind) {
     case 'authorize':
       return store.selectAttemptById(db, operation.reference);
     case 'capture':
     case 'void':
-      return store.selectChargeById(db, operation.reference);
+      // A PSP's own capture (Adyen's automatic capture) names the payment's reference, the attempt.
+      return await store.selectChargeById(db, operation.reference)
+        ?? await store.selectAttemptById(db, operation.reference);
     case 'refund':
       return store.selectRefundById(db, operation.reference);
+    case 'notice':
+      return await store.selectAttemptById(db, operation.reference)
+        ?? await store.selectChargeById(db, operation.reference)
+        ?? await store.selectRefundById(db, operation.reference);
     default:
       return undefined;
   }

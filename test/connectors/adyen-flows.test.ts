@@ -297,6 +297,75 @@ describe('a capture or cancel settled only by the report of its own request', ()
   });
 });
 
+describe('what Adyen reports that Penny never asked for', () => {
+  /** Adyen's payment of an intent, as the stub holds it. */
+  async function adyenPaymentOf(intentId: string) {
+    const attempt = await attemptOf(intentId);
+    const payment = [...stub.payments.values()].find((held) => held.reference === attempt.id);
+    if (payment === undefined) throw new Error('Adyen holds no such payment');
+    return { attempt, payment };
+  }
+
+  /** Adyen's CAPTURE of an automatically captured payment: it names the payment's reference. */
+  async function automaticCapture(intentId: string, success: 'true' | 'false', value: number): Promise<string> {
+    const { attempt, payment } = await adyenPaymentOf(intentId);
+    return stub.sign([{ pspReference: `${payment.pspReference}C${success}`, originalReference: payment.pspReference,
+      merchantAccountCode: stub.merchantAccount, merchantReference: attempt.id,
+      amount: { currency: 'EUR', value }, eventCode: 'CAPTURE', success }]);
+  }
+
+  it('confirms an automatic capture by the CAPTURE naming its payment, with no case', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 3100, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    await deliver([await automaticCapture(paid.id, 'true', 3100)]);
+    const noted = await penny.pool.query<{ status: string; note: string }>(
+      'SELECT status, note FROM connector_webhook_inbox WHERE event_id LIKE $1', ['%Ctrue:CAPTURE:true']);
+    expect(noted.rows).toEqual([{ status: 'ignored', note: 'already applied: the automatic capture' }]);
+    expect(await casesOf(paid.id)).toEqual([]);
+  });
+
+  it('opens a contradiction case when an automatic capture Penny booked is reported failed', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 3200, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    await deliver([await automaticCapture(paid.id, 'false', 3200)]);
+    expect(await stripe.paymentIntents.retrieve(paid.id)).toMatchObject({ status: 'succeeded', amount_received: 3200 });
+    expect((await casesOf(paid.id)).map((found) => found.kind)).toEqual(['contradicting_event']);
+  });
+
+  it('stores REFUNDED_REVERSED and opens a case for it, changing nothing Penny booked', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 3300, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 1000 });
+    const [done] = stub.takeNotifications();
+    await deliver([done ?? '']);
+    const before = await inboxCount();
+    await deliver([stub.sign([{ ...itemOf(done), eventCode: 'REFUNDED_REVERSED', additionalData: {} }])]);
+    expect(await inboxCount()).toBe(before + 1);
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+    expect(await casesOf(paid.id)).toEqual([{ kind: 'contradicting_event',
+      subject_id: expect.stringMatching(new RegExp(`^${refund.id}:.*:REFUNDED_REVERSED:true$`)) }]);
+  });
+
+  it('stores OFFER_CLOSED and TECHNICAL_CANCEL; only the one that moved money opens a case', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 3400, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    const [authorisation] = stub.takeNotifications();
+    await deliver([authorisation ?? '']);
+    const item = itemOf(authorisation);
+    const before = await inboxCount();
+    await deliver([stub.sign([{ ...item, eventCode: 'OFFER_CLOSED', additionalData: {} }])]);
+    expect(await casesOf(held.id)).toEqual([]);
+    await deliver([stub.sign([{ ...item, pspReference: `${String(item.pspReference)}T`,
+      originalReference: item.pspReference, eventCode: 'TECHNICAL_CANCEL', additionalData: {} }])]);
+    expect(await inboxCount()).toBe(before + 2);
+    expect((await casesOf(held.id)).map((found) => found.kind)).toEqual(['contradicting_event']);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('requires_capture');
+  });
+});
+
 describe('an authorization that expires', () => {
   it('waits in processing for Adyen\'s CANCELLATION, then is canceled automatic with its hold voided', async () => {
     const held = await stripe.paymentIntents.create({ amount: 1300, currency: 'eur', payment_method: 'pm_card_visa',
