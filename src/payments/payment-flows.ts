@@ -24,7 +24,7 @@ import { feeMinor } from '../money/fee.js';
 import type { PaymentLedger } from './payment-ledger.js';
 import { destinationSplit } from './destination-charges.js';
 import { presentPaymentIntent } from './payment-presenter.js';
-import { assertOperationAllowed, assertTransition } from './payment-state.js';
+import { assertOperationAllowed, assertTransition, dependsOnFinalization } from './payment-state.js';
 import { readRecoveryPoint, saveRecoveryPoint, type PaymentRecoveryPoint } from './payment-recovery-points.js';
 import * as store from './payment-store.js';
 import * as recoveryStore from './recovery-store.js';
@@ -999,7 +999,12 @@ async function moveIntent(
   before: store.PaymentIntentRow,
   change: Parameters<typeof store.updatePaymentIntent>[2],
 ): Promise<store.PaymentIntentRow> {
-  if (change.status !== before.status) assertTransition(before.status, change.status);
+  if (change.status !== before.status) {
+    // Only a move out of processing other than capture, cancel or give-back asks for the claim.
+    const finalizing = dependsOnFinalization(before.status, change.status)
+      && await store.selectFinalization(client, before) !== undefined;
+    assertTransition(before.status, change.status, { finalizing });
+  }
   const after = await store.updatePaymentIntent(client, before, change);
   await recordIntentEvent(client, before, after);
   return after;

@@ -4,6 +4,8 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock } from '../../src/clock.js';
 import { limits } from '../../src/config.js';
 import { notificationItems, type NotificationItem } from '../../src/connectors/adyen/adyen-translate.js';
+import { withTransaction } from '../../src/db/pool.js';
+import { selectAttempt } from '../../src/payments/payment-store.js';
 import { adyenVectorKey, startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
@@ -294,6 +296,27 @@ describe('a capture or cancel settled only by the report of its own request', ()
     expect((await stripe.charges.retrieve(String(held.latest_charge))).captured).toBe(false);
     expect(await casesOf(held.id)).toEqual([{ kind: 'contradicting_event',
       subject_id: `${String(held.latest_charge)}:${String(item.pspReference)}:amount` }]);
+  });
+});
+
+describe('an intent whose capture Adyen took', () => {
+  it('is never sent back to requires_action while its capture is claimed', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 3500, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+    const { id } = await attemptOf(held.id);
+    // As if the authorization were still open (a bug, or a store raced): a late challenge is applied.
+    await penny.pool.query('UPDATE payment_attempts SET status = \'unknown\' WHERE id = $1', [id]);
+    const attempt = await selectAttempt(penny.pool, merchantId, id);
+    if (attempt === undefined) throw new Error('no attempt');
+    const refused = await withTransaction(penny.pool, (client) => penny.flows.applyAuthorization(client, attempt,
+      { outcome: 'requires_action', pspReference: 'PSPLATE', redirectUrl: 'https://test.adyen.com/hpp/late' }))
+      .catch((error: unknown) => error);
+    expect(String(refused)).toContain('processing -> requires_action while a capture or cancel is claimed');
+    await penny.pool.query('UPDATE payment_attempts SET status = \'authorized\' WHERE id = $1', [id]);
+    await deliver();
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('succeeded');
   });
 });
 
