@@ -224,6 +224,29 @@ async function casesOf(intentId: string) {
   return result.rows;
 }
 
+/** Adyen's payment of an intent, as the stub holds it. */
+async function adyenPaymentOf(intentId: string) {
+  const attempt = await attemptOf(intentId);
+  const payment = [...stub.payments.values()].find((held) => held.reference === attempt.id);
+  if (payment === undefined) throw new Error('Adyen holds no such payment');
+  return { attempt, payment };
+}
+
+/** The CAPTURE notifications in the inbox that name an intent's attempt (automatic captures). */
+async function capturesNaming(intentId: string) {
+  const { id } = await attemptOf(intentId);
+  return penny.pool.query<{ status: string; note: string }>(`SELECT status, note FROM connector_webhook_inbox
+    WHERE payload->>'reference' = $1 AND payload->>'kind' = 'capture'`, [id]);
+}
+
+/** Adyen's CAPTURE of an automatically captured payment: it names the payment's reference. */
+async function automaticCapture(intentId: string, success: 'true' | 'false', value: number): Promise<string> {
+  const { attempt, payment } = await adyenPaymentOf(intentId);
+  return stub.sign([{ pspReference: `${payment.pspReference}C${success}`, originalReference: payment.pspReference,
+    merchantAccountCode: stub.merchantAccount, merchantReference: attempt.id,
+    amount: { currency: 'EUR', value }, eventCode: 'CAPTURE', success }]);
+}
+
 describe('a capture or cancel settled only by the report of its own request', () => {
   it('keeps a second capture in processing when recovery finds only the first capture\'s CAPTURE_FAILED',
     async () => {
@@ -321,30 +344,12 @@ describe('an intent whose capture Adyen took', () => {
 });
 
 describe('what Adyen reports that Penny never asked for', () => {
-  /** Adyen's payment of an intent, as the stub holds it. */
-  async function adyenPaymentOf(intentId: string) {
-    const attempt = await attemptOf(intentId);
-    const payment = [...stub.payments.values()].find((held) => held.reference === attempt.id);
-    if (payment === undefined) throw new Error('Adyen holds no such payment');
-    return { attempt, payment };
-  }
-
-  /** Adyen's CAPTURE of an automatically captured payment: it names the payment's reference. */
-  async function automaticCapture(intentId: string, success: 'true' | 'false', value: number): Promise<string> {
-    const { attempt, payment } = await adyenPaymentOf(intentId);
-    return stub.sign([{ pspReference: `${payment.pspReference}C${success}`, originalReference: payment.pspReference,
-      merchantAccountCode: stub.merchantAccount, merchantReference: attempt.id,
-      amount: { currency: 'EUR', value }, eventCode: 'CAPTURE', success }]);
-  }
-
   it('confirms an automatic capture by the CAPTURE naming its payment, with no case', async () => {
     const paid = await stripe.paymentIntents.create({ amount: 3100, currency: 'eur', payment_method: 'pm_card_visa',
       confirm: true });
     await deliver();
     await deliver([await automaticCapture(paid.id, 'true', 3100)]);
-    const noted = await penny.pool.query<{ status: string; note: string }>(
-      'SELECT status, note FROM connector_webhook_inbox WHERE event_id LIKE $1', ['%Ctrue:CAPTURE:true']);
-    expect(noted.rows).toEqual([{ status: 'ignored', note: 'already applied: the automatic capture' }]);
+    expect((await capturesNaming(paid.id)).rows).toEqual([{ status: 'ignored', note: 'already applied: the automatic capture' }]);
     expect(await casesOf(paid.id)).toEqual([]);
   });
 
@@ -470,21 +475,40 @@ describe('an automatic capture whose AUTHORISATION recovery reads before the inb
 });
 
 describe('notifications delivered twice and out of order', () => {
-  it('stores a repeated notification once, and applies a capture reported before its authorisation', async () => {
-    const held = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', payment_method: 'pm_card_visa',
-      capture_method: 'manual', confirm: true });
+  it('stores a repeated notification once, and applies a CAPTURE delivered before its payment\'s AUTHORISATION',
+    async () => {
+      const held = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', payment_method: 'pm_card_visa',
+        capture_method: 'manual', confirm: true });
+      const [authorisation] = stub.takeNotifications();
+      await stripe.paymentIntents.capture(held.id);
+      const [capture] = stub.takeNotifications();
+      if (authorisation === undefined || capture === undefined) throw new Error('the stub sent no notification');
+      const before = await inboxCount();
+      await deliver([capture, capture, authorisation, capture]);
+      expect(await inboxCount()).toBe(before + 2);
+      expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 1800 });
+      const noted = await penny.pool.query<{ event_id: string; status: string }>(
+        'SELECT event_id, status FROM connector_webhook_inbox WHERE payload->>\'reference\' = $1',
+        [(await attemptOf(held.id)).id]);
+      expect(noted.rows).toEqual([expect.objectContaining({ status: 'ignored' })]);
+    });
+
+  it('confirms an automatic capture whose CAPTURE arrives before Penny knows the payment is authorised', async () => {
+    stub.injectFaults([['authorize', 'timeout_after'], ['authorize', 'timeout_after'], ['authorize', 'timeout_after']]);
+    const intent = await stripe.paymentIntents.create({ amount: 3600, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('processing');
     const [authorisation] = stub.takeNotifications();
-    await stripe.paymentIntents.capture(held.id);
-    const [capture] = stub.takeNotifications();
-    if (authorisation === undefined || capture === undefined) throw new Error('the stub sent no notification');
-    const before = await inboxCount();
-    await deliver([capture, capture, authorisation, capture]);
-    expect(await inboxCount()).toBe(before + 2);
-    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 1800 });
-    const noted = await penny.pool.query<{ event_id: string; status: string }>(
-      'SELECT event_id, status FROM connector_webhook_inbox WHERE payload->>\'reference\' = $1',
-      [(await attemptOf(held.id)).id]);
-    expect(noted.rows).toEqual([expect.objectContaining({ status: 'ignored' })]);
+    const capture = await automaticCapture(intent.id, 'true', 3600);
+    await deliver([capture]);
+    const row = () => capturesNaming(intent.id);
+    expect((await row()).rows).toEqual([expect.objectContaining({ status: 'parked' })]);
+    await deliver([authorisation ?? '']);
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({ status: 'succeeded', amount_received: 3600 });
+    advanceClock(limits.inboxRetryDelayMaxMs + 1000);
+    await deliver([]);
+    expect((await row()).rows).toEqual([{ status: 'ignored', note: 'already applied: the automatic capture' }]);
+    expect(await casesOf(intent.id)).toEqual([]);
   });
 });
 
@@ -511,18 +535,41 @@ describe('Adyen\'s webhook route', () => {
     for (const answer of await post(bodies)) expect(answer).toEqual({ status: 200, text: '[accepted]' });
   });
 
-  it('refuses, storing nothing, any example with one character changed in a signed field', async () => {
-    const before = await inboxCount();
-    for (const body of signedExamples()) {
-      const parsed = JSON.parse(body) as { notificationItems: { NotificationRequestItem: Record<string, unknown> }[] };
-      const item = parsed.notificationItems[0]?.NotificationRequestItem ?? {};
-      item.pspReference = `${String(item.pspReference).slice(0, -1)}Z`;
-      const [answer] = await post([JSON.stringify(parsed)]);
-      expect(answer?.status).toBe(401);
-      expect(answer?.text).not.toBe('[accepted]');
-    }
-    expect(await inboxCount()).toBe(before);
-  });
+  it('refuses, storing nothing, any example with one character changed in any of the eight signed fields',
+    async () => {
+      /** One character changed (an absent field given one): the eight fields Adyen's signature covers. */
+      const changed = (text: unknown) => {
+        const value = text === undefined || text === null ? '' : String(text);
+        return value === '' ? 'Z' : `${value.slice(0, -1)}${value.endsWith('Z') ? 'Y' : 'Z'}`;
+      };
+      type Item = Record<string, unknown> & { amount?: { value?: number; currency?: string } };
+      const edits: readonly [string, (item: Item) => void][] = [
+        ['pspReference', (item) => { item.pspReference = changed(item.pspReference); }],
+        ['originalReference', (item) => { item.originalReference = changed(item.originalReference); }],
+        ['merchantAccountCode', (item) => { item.merchantAccountCode = changed(item.merchantAccountCode); }],
+        ['merchantReference', (item) => { item.merchantReference = changed(item.merchantReference); }],
+        ['amount.value', (item) => { item.amount = { ...item.amount, value: (item.amount?.value ?? 0) + 1 }; }],
+        ['amount.currency', (item) => { item.amount = { ...item.amount, currency: changed(item.amount?.currency) }; }],
+        ['eventCode', (item) => { item.eventCode = changed(item.eventCode); }],
+        ['success', (item) => { item.success = item.success === 'true' ? 'truE' : changed(item.success); }],
+      ];
+      const before = await inboxCount();
+      const refused = new Map<string, number>();
+      const bodies = signedExamples();
+      for (const body of bodies) {
+        for (const [field, edit] of edits) {
+          const parsed = JSON.parse(body) as { notificationItems: { NotificationRequestItem: Item }[] };
+          const item = parsed.notificationItems[0]?.NotificationRequestItem;
+          if (item === undefined) throw new Error('an example without an item');
+          edit(item);
+          const [answer] = await post([JSON.stringify(parsed)]);
+          expect(answer?.text).not.toBe('[accepted]');
+          if (answer?.status === 401) refused.set(field, (refused.get(field) ?? 0) + 1);
+        }
+      }
+      expect(Object.fromEntries(refused)).toEqual(Object.fromEntries(edits.map(([field]) => [field, bodies.length])));
+      expect(await inboxCount()).toBe(before);
+    });
 
   it('refuses the whole notification when one of its items fails, storing none of them', async () => {
     const item = { pspReference: 'PSPMIX1', merchantAccountCode: stub.merchantAccount, merchantReference: 'ch_mix',
