@@ -137,7 +137,7 @@ export interface PayoutInput {
  * current state. The optional fields are set by connectors that know them (the sandbox does).
  */
 export interface PspOperation {
-  readonly kind: 'authorize' | 'capture' | 'void' | 'refund' | 'payout' | 'chargeback';
+  readonly kind: 'authorize' | 'capture' | 'void' | 'refund' | 'payout' | 'chargeback' | 'notice';
   readonly pspReference: string;
   /**
    * Penny's reference: the attempt, charge, refund or payout id. A chargeback (a dispute) carries
@@ -171,6 +171,13 @@ export interface PspOperation {
    * captured (Adyen's AUTHORISATION): it was captured if Penny's request asked for automatic capture.
    */
   readonly captureAsRequested?: boolean;
+  /**
+   * A notice: a step the PSP reports that Penny neither takes nor applies (Adyen's
+   * REFUNDED_REVERSED, CANCEL_OR_REFUND, TECHNICAL_CANCEL, OFFER_CLOSED, AUTHORISATION_ADJUSTMENT),
+   * named by the PSP's own code; its outcome is `money_moved`, `performed` (nothing moved) or
+   * `failed`. Stored, and when it moved money, a case for a payments engineer.
+   */
+  readonly notice?: string;
 }
 
 /** A verified PSP webhook, in Penny's terms. */

@@ -627,6 +627,7 @@ CREATE TABLE payment_intent_finalizations (
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   cancellation_reason text,
   psp_idempotency_key text,
+  psp_reference text,
   CONSTRAINT payment_intent_finalizations_pkey PRIMARY KEY (merchant_id, payment_intent_id),
   CONSTRAINT payment_intent_finalizations_amount_check CHECK (amount > 0),
   CONSTRAINT payment_intent_finalizations_check CHECK (cancellation_reason IS NULL OR kind = 'cancel'::text),

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type AuthorizeOutput, type Connector, type ConnectorRegistry,
-  type FollowUpOutput,
+  type FollowUpOutput, type PspOperation,
 } from '../connectors/connector.js';
+import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
 import { inTransaction } from '../db/pool.js';
@@ -23,7 +24,7 @@ import { feeMinor } from '../money/fee.js';
 import type { PaymentLedger } from './payment-ledger.js';
 import { destinationSplit } from './destination-charges.js';
 import { presentPaymentIntent } from './payment-presenter.js';
-import { assertOperationAllowed, assertTransition } from './payment-state.js';
+import { assertOperationAllowed, assertTransition, dependsOnFinalization } from './payment-state.js';
 import { readRecoveryPoint, saveRecoveryPoint, type PaymentRecoveryPoint } from './payment-recovery-points.js';
 import * as store from './payment-store.js';
 import * as recoveryStore from './recovery-store.js';
@@ -485,7 +486,9 @@ export class PaymentFlows {
     const idempotencyKey = finalizationKey(claim, charge.id, subject.kind);
     const answer = await hastenOnUnknown(client, subject, () => followUp(
       () => finalization.call(intent, charge, idempotencyKey), { release: () => this.giveBack(client, subject) }));
-    if (answer !== 'refused' && answer.outcome === 'received') return this.awaitFinalization(client, subject);
+    if (answer !== 'refused' && answer.outcome === 'received') {
+      return this.awaitFinalization(client, subject, answer.pspReference);
+    }
     return inTransaction(client, finalization.apply);
   }
 
@@ -494,18 +497,24 @@ export class PaymentFlows {
    * booked; the intent shows processing, as for any outcome Penny does not know yet, until the
    * PSP's report (a webhook, or recovery's look-up) applies it or gives the claim back.
    */
-  private async awaitFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' }):
-  Promise<store.PaymentIntentRow> {
-    return inTransaction(client, () => this.awaitFinalizationLocked(client, subject));
+  private async awaitFinalization(client: pg.PoolClient, subject: RecoverySubject & { kind: 'capture' | 'cancel' },
+    pspReference: string): Promise<store.PaymentIntentRow> {
+    return inTransaction(client, () => this.awaitFinalizationLocked(client, subject, pspReference));
   }
 
+  /**
+   * The claim keeps the PSP reference of the request the PSP took: only the report naming it
+   * (CAPTURE, CAPTURE_FAILED, CANCELLATION of that request) settles the claim, never an earlier
+   * request's report for the same charge.
+   */
   private async awaitFinalizationLocked(client: pg.PoolClient,
-    subject: RecoverySubject & { kind: 'capture' | 'cancel' }): Promise<store.PaymentIntentRow> {
+    subject: RecoverySubject & { kind: 'capture' | 'cancel' }, pspReference: string): Promise<store.PaymentIntentRow> {
     const intent = await lockIntent(client, { merchantId: subject.merchantId, id: subject.subjectId });
-    if (intent.status !== 'requires_capture') return intent;
+    if (intent.status !== 'requires_capture' && intent.status !== 'processing') return intent;
     const claim = await store.selectFinalization(client, intent);
     if (claim?.kind !== subject.kind) return intent;
-    return moveIntent(client, intent, { status: 'processing' });
+    if (pspReference !== '') await store.updateFinalizationPspReference(client, intent, { kind: subject.kind, pspReference });
+    return intent.status === 'processing' ? intent : moveIntent(client, intent, { status: 'processing' });
   }
 
   /**
@@ -642,7 +651,7 @@ export class PaymentFlows {
       // claim for the PSP's CANCELLATION, or for recovery's look-up of it; nothing is booked yet.
       await inTransaction(client, async () => {
         await queueRecovery(client, { ...cancelSubject(key), connector: claimed.charge.connector });
-        await this.awaitFinalizationLocked(client, cancelSubject(key));
+        await this.awaitFinalizationLocked(client, cancelSubject(key), answer.pspReference);
       });
       return 'expired';
     }
@@ -890,6 +899,56 @@ const expiryReason = 'automatic';
 export const authorizationHoldGraceMs = 86_400_000;
 
 /** An attempt whose outcome Penny has not applied yet: only these change again. */
+/**
+ * An authorization as the PSP recorded it (a look-up's record or a webhook's), read against the
+ * intent it is for: a record that says `authorized` with `captureAsRequested` (Adyen's
+ * AUTHORISATION) is captured when the intent captures automatically. Every path that applies a
+ * recorded authorization reads it here, so none forgets the intent's capture method.
+ */
+export function recordedAuthorization(operation: PspOperation, intent: Pick<store.PaymentIntentRow, 'captureMethod'>):
+AuthorizationResult {
+  return authorizationFromRecord(operation, { captureRequested: intent.captureMethod !== 'manual' });
+}
+
+/**
+ * Whether a PSP's report of a capture or void is about this claim: the request the PSP took
+ * (`received`) is named by the PSP reference the claim keeps; a claim without one (answered at
+ * once, or not answered yet) takes the charge's report, as before.
+ */
+export function reportsClaim(claim: store.FinalizationRow, operation: Pick<PspOperation, 'pspReference'>): boolean {
+  return claim.pspReference === null || claim.pspReference === operation.pspReference;
+}
+
+/**
+ * The amount a PSP reports it captured, when it is not the claim's (in the intent's currency and
+ * Penny's minor units): a capture Penny must not book as its own. Undefined when it agrees, or
+ * the report gives no amount.
+ */
+export function capturedAmountMismatch(intent: store.PaymentIntentRow, claim: store.FinalizationRow,
+  operation: Pick<PspOperation, 'amountMinor' | 'currency'>):
+{ claimedMinor: string; reportedMinor: string; reportedCurrency: string | null } | undefined {
+  if (operation.amountMinor === null || claim.amount === null) return undefined;
+  const claimedMinor = stripeAmountToMinor(intent.currency, claim.amount);
+  const sameCurrency = operation.currency === null
+    || operation.currency.toLowerCase() === intent.currency.toLowerCase();
+  if (sameCurrency && operation.amountMinor === claimedMinor) return undefined;
+  return { claimedMinor: claimedMinor.toString(), reportedMinor: operation.amountMinor.toString(),
+    reportedCurrency: operation.currency };
+}
+
+/**
+ * The case of a capture the PSP performed for another amount than the claim's: one per PSP
+ * request, whether the webhook or recovery's look-up found it first.
+ */
+export async function openCaptureAmountCase(client: pg.PoolClient, found: { intent: store.PaymentIntentRow;
+  chargeId: string; operation: Pick<PspOperation, 'pspReference'>;
+  mismatch: NonNullable<ReturnType<typeof capturedAmountMismatch>>; }): Promise<void> {
+  await openCase(client, { merchantId: found.intent.merchantId, kind: 'contradicting_event',
+    paymentIntentId: found.intent.id, subjectId: `${found.chargeId}:${found.operation.pspReference}:amount`,
+    detail: { penny: `capture ${found.mismatch.claimedMinor}`, psp: `captured ${found.mismatch.reportedMinor}`,
+      psp_reference: found.operation.pspReference, ...found.mismatch } });
+}
+
 export function isOpenAttempt(status: store.AttemptStatus): boolean {
   return status === 'started' || status === 'unknown' || status === 'manual_review';
 }
@@ -1000,7 +1059,12 @@ async function moveIntent(
   before: store.PaymentIntentRow,
   change: Parameters<typeof store.updatePaymentIntent>[2],
 ): Promise<store.PaymentIntentRow> {
-  if (change.status !== before.status) assertTransition(before.status, change.status);
+  if (change.status !== before.status) {
+    // Only a move out of processing other than capture, cancel or give-back asks for the claim.
+    const finalizing = dependsOnFinalization(before.status, change.status)
+      && await store.selectFinalization(client, before) !== undefined;
+    assertTransition(before.status, change.status, { finalizing });
+  }
   const after = await store.updatePaymentIntent(client, before, change);
   await recordIntentEvent(client, before, after);
   return after;

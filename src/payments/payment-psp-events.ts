@@ -1,12 +1,14 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { PspOperation } from '../connectors/connector.js';
-import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import type { Queryable } from '../db/pool.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import { openCase } from './payment-cases.js';
 import type { PaymentDisputes } from './payment-disputes.js';
-import { failRefund, isOpenAttempt, type PaymentFlows } from './payment-flows.js';
+import {
+  capturedAmountMismatch, failRefund, isOpenAttempt, openCaptureAmountCase, recordedAuthorization, reportsClaim,
+  type PaymentFlows,
+} from './payment-flows.js';
 import * as store from './payment-store.js';
 
 /**
@@ -52,6 +54,8 @@ export class PaymentPspEvents {
       case 'chargeback':
         return this.disputes === undefined ? { status: 'ignored', note: 'disputes are not booked here' }
           : this.disputes.applyChargeback(client, event);
+      case 'notice':
+        return this.notice(client, event);
       default:
         return { status: 'ignored', note: `an operation of kind ${String(operation.kind)} is not known to Penny` };
     }
@@ -81,7 +85,7 @@ export class PaymentPspEvents {
       const intent = await store.selectPaymentIntent(client,
         { merchantId: found.merchantId, id: found.paymentIntentId }, { forUpdate: true });
       const applied = await this.flows.resolveChallenge(client, found,
-        authorizationFromRecord(operation, { captureRequested: intent?.captureMethod !== 'manual' }));
+        recordedAuthorization(operation, { captureMethod: intent?.captureMethod ?? 'automatic' }));
       if (applied !== undefined) return { status: 'processed', note: `applied after the PSP's challenge: ${operation.outcome}` };
       const now = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
       if (now.status !== 'requires_action') return this.resolvedAlready(client, event, now);
@@ -95,9 +99,29 @@ export class PaymentPspEvents {
     const attempt = await store.selectAttempt(client, found.merchantId, found.id) ?? found;
     if (!isOpenAttempt(attempt.status)) return this.resolvedAlready(client, event, attempt);
     if (operation.outcome === 'pending') return { status: 'processed', note: 'the PSP has not decided yet' };
-    await this.flows.applyAuthorization(client, attempt,
-      authorizationFromRecord(operation, { captureRequested: intent?.captureMethod !== 'manual' }));
+    if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
+    await this.flows.applyAuthorization(client, attempt, recordedAuthorization(operation, intent));
     return { status: 'processed', note: `applied: ${operation.outcome}` };
+  }
+
+  /**
+   * A step the PSP reports that Penny does not apply (Adyen's REFUNDED_REVERSED, TECHNICAL_CANCEL,
+   * …): kept in the inbox; when it moved money, a case on its payment and an alert, for a payments
+   * engineer to book by hand. Penny's own books are left as they are.
+   */
+  private async notice(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
+    const { operation } = event;
+    const code = operation.notice ?? 'notice';
+    if (operation.outcome !== 'money_moved') {
+      return { status: 'ignored', note: `${code} ${operation.outcome}: nothing for Penny to apply` };
+    }
+    const subject = await subjectOf(client, operation);
+    if (subject === undefined || subject.connector !== event.connector) {
+      raiseAlert(this.logger, 'psp_event_unmatched', { event: event.id, notice: code },
+        'the PSP reports a step that moved money on a payment Penny does not know');
+      return { status: 'ignored', note: `${code}: names nothing Penny knows` };
+    }
+    return this.contradiction(client, event, { subject, penny: 'not applied', psp: code });
   }
 
   /** An event about an attempt Penny has resolved: a repeat, a late step, or a contradiction. */
@@ -125,7 +149,10 @@ export class PaymentPspEvents {
   Promise<PspEventDecision> {
     const { operation } = event;
     const found = await store.selectChargeById(client, operation.reference);
-    if (found === undefined) return parked(`no charge ${operation.reference}`);
+    if (found === undefined) {
+      if (operation.kind === 'capture') return this.automaticCapture(client, event);
+      return parked(`no charge ${operation.reference}`);
+    }
     if (found.connector !== event.connector) return otherConnector(found, event);
     const intent = await store.selectPaymentIntent(client, { merchantId: found.merchantId, id: found.paymentIntentId },
       { forUpdate: true });
@@ -145,23 +172,70 @@ export class PaymentPspEvents {
   }
 
   /**
+   * A capture the PSP made of itself (Adyen's CAPTURE for an automatically captured payment, sent
+   * when the account enables it): it names the payment's reference (the attempt), not a charge, and
+   * is matched to the attempt's charge by Adyen's payment pspReference. Penny booked the capture
+   * with the authorization: success confirms it; failure contradicts it (a case). A capture of a
+   * manually captured payment that Penny never asked for is parked, then set aside with a case.
+   */
+  private async automaticCapture(client: pg.PoolClient, event: StoredPspEvent): Promise<PspEventDecision> {
+    const { operation } = event;
+    const attempt = await store.selectAttemptById(client, operation.reference);
+    if (attempt === undefined) return parked(`no charge ${operation.reference}`);
+    if (attempt.connector !== event.connector) return otherConnector(attempt, event);
+    const intent = await store.selectPaymentIntent(client,
+      { merchantId: attempt.merchantId, id: attempt.paymentIntentId }, { forUpdate: true });
+    const charge = await store.selectChargeByAttemptId(client, attempt.id);
+    if (intent === undefined || charge === undefined) return parked(`attempt ${attempt.id} has no charge yet`);
+    const paymentPsp = operation.parentPspReference ?? operation.pspReference;
+    if (charge.pspReference !== paymentPsp) {
+      return parked(`capture of Adyen payment ${paymentPsp}, not charge ${charge.id}'s (${charge.pspReference ?? ''})`);
+    }
+    if (intent.captureMethod === 'manual') return parked(`a capture of ${charge.id} Penny never requested`);
+    if (!charge.captured) return parked(`the automatic capture of ${charge.id} is not applied by Penny yet`);
+    if (operation.outcome === 'captured') return { status: 'ignored', note: 'already applied: the automatic capture' };
+    return this.contradiction(client, event,
+      { subject: charge, penny: 'captured', psp: `${operation.kind} ${operation.outcome}` });
+  }
+
+  /**
    * A capture or cancel the PSP took and reports only now (Adyen's `received`, then CAPTURE,
    * CAPTURE_FAILED or CANCELLATION): Penny's intent waits in processing with its claim. Success
    * books it now, as Penny's own request would have; failure gives the claim back.
    */
   private async takenFinalization(client: pg.PoolClient, event: StoredPspEvent,
     on: { intent: store.PaymentIntentRow; succeeded: 'captured' | 'voided' }): Promise<PspEventDecision | undefined> {
+    // Only the report of the request the PSP took (the claim's PSP reference) settles the claim;
+    // a capture whose amount is not the claim's is booked by no one and opens a case.
     const { intent, succeeded } = on;
     const kind = succeeded === 'captured' ? 'capture' : 'cancel';
     const claim = await store.selectFinalization(client, intent);
     if (claim?.kind !== kind) return undefined;
+    const { operation } = event;
+    if (!reportsClaim(claim, operation)) {
+      // An earlier request's failure (its claim given back) moved nothing: it settles nothing now.
+      if (operation.outcome !== succeeded) {
+        return { status: 'ignored', note: `${operation.kind} ${operation.outcome} of ${operation.pspReference}, `
+          + `not the request in flight (${claim.pspReference ?? ''})` };
+      }
+      return undefined;
+    }
     const key = { merchantId: intent.merchantId, id: intent.id };
-    if (event.operation.outcome !== succeeded) {
+    if (operation.outcome !== succeeded) {
       await this.flows.failFinalization(client, { merchantId: intent.merchantId, kind, subjectId: intent.id });
       return { status: 'processed', note: `the PSP reports ${event.operation.kind} ${event.operation.outcome}: `
         + 'the claim is given back' };
     }
     if (kind === 'capture') {
+      const mismatch = capturedAmountMismatch(intent, claim, operation);
+      if (mismatch !== undefined) {
+        // Nothing booked: the intent waits in processing with its claim until an operator decides.
+        await openCaptureAmountCase(client, { intent, chargeId: operation.reference, operation, mismatch });
+        raiseAlert(this.logger, 'psp_event_contradicts_ledger', { event: event.id, subject: intent.id, ...mismatch },
+          'the PSP captured another amount than Penny asked; a case is open');
+        return { status: 'ignored', note: `contradiction: Penny asked ${mismatch.claimedMinor}, `
+          + `the PSP captured ${mismatch.reportedMinor}` };
+      }
       await this.flows.applyCapture(client, { ...key, amount: claim.amount ?? intent.amountCapturable });
     } else {
       await this.flows.applyCancel(client, { ...key, reason: claim.cancellationReason });
@@ -224,15 +298,21 @@ function otherConnector(subject: { id: string; connector: string }, event: Store
 
 /** The merchant and payment an operation names, if Penny knows them. */
 async function subjectOf(db: Queryable, operation: PspOperation):
-Promise<{ merchantId: string; paymentIntentId: string } | undefined> {
+Promise<{ merchantId: string; paymentIntentId: string; id: string; connector: string } | undefined> {
   switch (operation.kind) {
     case 'authorize':
       return store.selectAttemptById(db, operation.reference);
     case 'capture':
     case 'void':
-      return store.selectChargeById(db, operation.reference);
+      // A PSP's own capture (Adyen's automatic capture) names the payment's reference, the attempt.
+      return await store.selectChargeById(db, operation.reference)
+        ?? await store.selectAttemptById(db, operation.reference);
     case 'refund':
       return store.selectRefundById(db, operation.reference);
+    case 'notice':
+      return await store.selectAttemptById(db, operation.reference)
+        ?? await store.selectChargeById(db, operation.reference)
+        ?? await store.selectRefundById(db, operation.reference);
     default:
       return undefined;
   }

@@ -4,11 +4,13 @@ import { nowMs } from '../clock.js';
 import { ConnectorUnknownOutcomeError, type ConnectorRegistry } from '../connectors/connector.js';
 import { limits } from '../config.js';
 import { inTransaction, withTransaction } from '../db/pool.js';
-import { authorizationFromRecord } from '../connectors/decline-codes.js';
 import { openCase } from './payment-cases.js';
 import { PennyError } from '../errors.js';
 import { raiseAlert } from '../metrics/metrics.js';
-import { failRefund, type AuthorizationResult, type PaymentFlows } from './payment-flows.js';
+import {
+  capturedAmountMismatch, failRefund, openCaptureAmountCase, recordedAuthorization, reportsClaim,
+  type AuthorizationResult, type PaymentFlows,
+} from './payment-flows.js';
 import * as store from './payment-store.js';
 import * as recoveryStore from './recovery-store.js';
 import type { RecoveryJob } from './recovery-store.js';
@@ -101,8 +103,9 @@ export class PaymentRecovery {
     if (!awaitingFinalization(intent?.status) || claim?.kind !== 'cancel' || intent?.latestCharge == null) return true;
     const chargeId = intent.latestCharge;
     const key = { merchantId: job.merchantId, id: job.subjectId };
+    // Only the claim's own request: an earlier cancel's failure for this charge settles nothing.
     const operations = (await this.connectors.get(job.connector).lookup({ reference: chargeId }))
-      .filter((operation) => operation.kind === 'void');
+      .filter((operation) => operation.kind === 'void' && reportsClaim(claim, operation));
     const voided = operations.find((operation) => operation.outcome === 'voided');
     const failed = operations.find((operation) => operation.outcome === 'failed');
     return this.withClient(async (client) => {
@@ -133,16 +136,24 @@ export class PaymentRecovery {
   private async runCapture(job: RecoveryJob): Promise<boolean> {
     const intent = await store.selectPaymentIntent(this.pool, { merchantId: job.merchantId, id: job.subjectId });
     const claim = intent === undefined ? undefined : await store.selectFinalization(this.pool, intent);
-    const amount = claim?.kind === 'capture' ? claim.amount : null;
-    if (!awaitingFinalization(intent?.status) || amount === null || intent?.latestCharge == null) return true;
+    if (!awaitingFinalization(intent?.status) || claim?.kind !== 'capture' || claim.amount === null
+      || intent?.latestCharge == null) return true;
+    const amount = claim.amount;
     const chargeId = intent.latestCharge;
     const key = { merchantId: job.merchantId, id: job.subjectId };
+    // Only the claim's own request: an earlier capture's failure for this charge settles nothing.
     const operations = (await this.connectors.get(job.connector).lookup({ reference: chargeId }))
-      .filter((operation) => operation.kind === 'capture');
+      .filter((operation) => operation.kind === 'capture' && reportsClaim(claim, operation));
     const captured = operations.find((operation) => operation.outcome === 'captured');
     const failed = operations.find((operation) => operation.outcome === 'failed');
+    const mismatch = captured === undefined ? undefined : capturedAmountMismatch(intent, claim, captured);
     return this.withClient(async (client) => {
-      if (captured !== undefined) {
+      if (captured !== undefined && mismatch !== undefined) {
+        // Another amount than the claim's: booked by no one; a case, and the job ends in manual review.
+        await withTransaction(this.pool, (other) => openCaptureAmountCase(other,
+          { intent, chargeId, operation: captured, mismatch }));
+        return false;
+      } else if (captured !== undefined) {
         // Under the intent's lock, in one transaction, as the request applies it.
         await inTransaction(client, () => this.flows.applyCapture(client, { ...key, amount }));
       } else if (failed !== undefined) {
@@ -153,7 +164,7 @@ export class PaymentRecovery {
       } else if (this.withinRetention(job)) {
         // The claim read above, and no other: its key, with its amount.
         const sent = await this.flows.sendCapture(client,
-          { ...key, amount, claimKey: claim?.pspIdempotencyKey ?? undefined });
+          { ...key, amount, claimKey: claim.pspIdempotencyKey ?? undefined });
         // Taken by the PSP (`received`): its report is awaited, the job kept.
         if (sent.status === 'processing') return false;
       } else {
@@ -217,13 +228,14 @@ export class PaymentRecovery {
   /** What the PSP says of the attempt: its record, or (not found) a re-send, or its silence after the window. */
   private async resolve(attempt: store.AttemptRow, job: RecoveryJob): Promise<AuthorizationResult> {
     const connector = this.connectors.get(job.connector);
+    const intent = await store.selectPaymentIntent(this.pool,
+      { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
+    if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
     const operations = await connector.lookup({ reference: attempt.id });
     const authorization = operations.find((operation) => operation.kind === 'authorize');
-    if (authorization !== undefined) return authorizationFromRecord(authorization);
+    // Read against the intent's capture method, as the webhook path reads it.
+    if (authorization !== undefined) return recordedAuthorization(authorization, intent);
     if (this.withinRetention(job)) {
-      const intent = await store.selectPaymentIntent(this.pool,
-        { merchantId: attempt.merchantId, id: attempt.paymentIntentId });
-      if (intent === undefined) throw new Error(`attempt ${attempt.id} has no intent`);
       return this.flows.sendAuthorization(attempt, intent);
     }
     // Past the key's retention the PSP's record is final: it never performed the authorization.

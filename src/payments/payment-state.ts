@@ -31,6 +31,8 @@ export const transitions = {
   requires_confirmation: ['requires_payment_method', 'requires_action', 'processing', 'requires_capture',
     'succeeded', 'canceled'],
   requires_action: ['requires_payment_method', 'processing', 'requires_capture', 'succeeded', 'canceled'],
+  // requires_payment_method and requires_action: an authorization's unknown outcome resolved; never
+  // while a capture or cancel is claimed (transitionsWhileFinalizing).
   processing: ['requires_payment_method', 'requires_action', 'requires_capture', 'succeeded', 'canceled'],
   // processing: the PSP took a capture or cancel and tells its outcome later (Adyen's `received`).
   requires_capture: ['succeeded', 'canceled', 'processing'],
@@ -52,11 +54,33 @@ export function assertOperationAllowed(
   });
 }
 
-/** A transition the table does not allow is a bug, not a client error: it fails loudly. */
-export function assertTransition(from: PaymentIntentStatus, to: PaymentIntentStatus): void {
-  if (!(transitions[from] as readonly PaymentIntentStatus[]).includes(to)) {
-    throw new Error(`illegal PaymentIntent transition ${from} -> ${to}`);
+/**
+ * While the intent's capture or cancel is claimed (`processing` because the PSP took it and reports
+ * later), the payment is authorized: it is captured, canceled, or given back to requires_capture,
+ * never sent back to the customer (requires_payment_method, requires_action), which only an
+ * authorization whose outcome is unknown may do.
+ */
+export const transitionsWhileFinalizing = {
+  processing: ['requires_capture', 'succeeded', 'canceled'],
+} as const satisfies Partial<Record<PaymentIntentStatus, readonly PaymentIntentStatus[]>>;
+
+/**
+ * A transition the table does not allow is a bug, not a client error: it fails loudly.
+ * `finalizing`: the intent holds a capture or cancel claim (see transitionsWhileFinalizing).
+ */
+export function assertTransition(from: PaymentIntentStatus, to: PaymentIntentStatus,
+  context: { finalizing?: boolean } = {}): void {
+  const narrowed = context.finalizing === true && from === 'processing' ? transitionsWhileFinalizing.processing
+    : transitions[from];
+  if (!(narrowed as readonly PaymentIntentStatus[]).includes(to)) {
+    throw new Error(`illegal PaymentIntent transition ${from} -> ${to}${context.finalizing === true
+      ? ' while a capture or cancel is claimed' : ''}`);
   }
+}
+
+/** Whether a move from this status depends on a finalization claim (a query the caller makes then). */
+export function dependsOnFinalization(from: PaymentIntentStatus, to: PaymentIntentStatus): boolean {
+  return from === 'processing' && !(transitionsWhileFinalizing.processing as readonly PaymentIntentStatus[]).includes(to);
 }
 
 /** The status a new PaymentIntent starts in. */

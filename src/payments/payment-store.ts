@@ -412,11 +412,17 @@ export interface FinalizationRow {
   readonly cancellationReason: string | null;
   /** The PSP idempotency key of this claim's call; null for claims made before keys were recorded. */
   readonly pspIdempotencyKey: string | null;
+  /**
+   * The PSP's reference of this claim's request when the PSP took it and reports later (Adyen's
+   * `received`): only a report naming it settles the claim. Null until then, and for a PSP that
+   * answers at once.
+   */
+  readonly pspReference: string | null;
 }
 
 export async function selectFinalization(db: Queryable, intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>):
 Promise<FinalizationRow | undefined> {
-  const result = await db.query(named(`SELECT kind, amount, cancellation_reason, psp_idempotency_key
+  const result = await db.query(named(`SELECT kind, amount, cancellation_reason, psp_idempotency_key, psp_reference
      FROM payment_intent_finalizations WHERE merchant_id = $1 AND payment_intent_id = $2`), [intent.merchantId, intent.id]);
   return result.rows[0] === undefined ? undefined : toFinalization(result.rows[0]);
 }
@@ -424,7 +430,15 @@ Promise<FinalizationRow | undefined> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row
 function toFinalization(row: any): FinalizationRow {
   return { kind: row.kind, amount: row.amount, cancellationReason: row.cancellation_reason,
-    pspIdempotencyKey: row.psp_idempotency_key };
+    pspIdempotencyKey: row.psp_idempotency_key, pspReference: row.psp_reference ?? null };
+}
+
+/** Keeps the PSP reference of a claim's request the PSP took (`received`); the first one kept stays. */
+export async function updateFinalizationPspReference(db: Queryable, intent: Pick<PaymentIntentRow, 'merchantId' | 'id'>,
+  claim: { kind: 'capture' | 'cancel'; pspReference: string }): Promise<void> {
+  await db.query(named(`UPDATE payment_intent_finalizations SET psp_reference = $4
+     WHERE merchant_id = $1 AND payment_intent_id = $2 AND kind = $3 AND psp_reference IS NULL`),
+  [intent.merchantId, intent.id, claim.kind, claim.pspReference]);
 }
 
 /** Gives back a claim whose PSP call was refused (nothing moved), so the intent can be finalized later. */
@@ -446,10 +460,11 @@ export async function insertFinalization(
        INSERT INTO payment_intent_finalizations (merchant_id, payment_intent_id, kind, amount, cancellation_reason,
          psp_idempotency_key)
        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING
-       RETURNING kind, amount, cancellation_reason, psp_idempotency_key)
+       RETURNING kind, amount, cancellation_reason, psp_idempotency_key, psp_reference)
      SELECT *, true AS inserted FROM inserted
      UNION ALL
-     SELECT kind, amount, cancellation_reason, psp_idempotency_key, false FROM payment_intent_finalizations
+     SELECT kind, amount, cancellation_reason, psp_idempotency_key, psp_reference, false
+     FROM payment_intent_finalizations
      WHERE merchant_id = $1 AND payment_intent_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`),
     [intent.merchantId, intent.id, claim.kind, claim.amount?.toString() ?? null, claim.cancellationReason,
       claim.pspIdempotencyKey]);

@@ -141,5 +141,6 @@ function toOperation(payload: any): PspOperation {
     ...(payload.parentPspReference === undefined ? {} : { parentPspReference: payload.parentPspReference }),
     ...(payload.availableImmediately === undefined ? {} : { availableImmediately: payload.availableImmediately }),
     ...(payload.captureAsRequested === undefined ? {} : { captureAsRequested: payload.captureAsRequested }),
+    ...(payload.notice === undefined ? {} : { notice: payload.notice }),
   };
 }

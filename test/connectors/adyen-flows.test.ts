@@ -7,6 +7,8 @@ import { limits } from '../../src/config.js';
 import { signBody } from '../../src/connectors/adyen/adyen-hmac.js';
 import { notificationItems, type NotificationItem } from '../../src/connectors/adyen/adyen-translate.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import { withTransaction } from '../../src/db/pool.js';
+import { selectAttempt } from '../../src/payments/payment-store.js';
 import { adyenVectorKey, startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
@@ -357,6 +359,189 @@ describe('captures and refunds that Adyen answers received', () => {
   });
 });
 
+/** The one item of a signed notification body. */
+function itemOf(body: string | undefined): NotificationItem {
+  const item = notificationItems(JSON.parse(body ?? '{}'))?.[0];
+  if (item === undefined) throw new Error('no notification item');
+  return item;
+}
+
+async function casesOf(intentId: string) {
+  const result = await penny.pool.query<{ kind: string; subject_id: string }>(
+    'SELECT kind, subject_id FROM payment_cases WHERE payment_intent_id = $1 ORDER BY created_at', [intentId]);
+  return result.rows;
+}
+
+/** Adyen's payment of an intent, as the stub holds it. */
+async function adyenPaymentOf(intentId: string) {
+  const attempt = await attemptOf(intentId);
+  const payment = [...stub.payments.values()].find((held) => held.reference === attempt.id);
+  if (payment === undefined) throw new Error('Adyen holds no such payment');
+  return { attempt, payment };
+}
+
+/** The CAPTURE notifications in the inbox that name an intent's attempt (automatic captures). */
+async function capturesNaming(intentId: string) {
+  const { id } = await attemptOf(intentId);
+  return penny.pool.query<{ status: string; note: string }>(`SELECT status, note FROM connector_webhook_inbox
+    WHERE payload->>'reference' = $1 AND payload->>'kind' = 'capture'`, [id]);
+}
+
+/** Adyen's CAPTURE of an automatically captured payment: it names the payment's reference. */
+async function automaticCapture(intentId: string, success: 'true' | 'false', value: number): Promise<string> {
+  const { attempt, payment } = await adyenPaymentOf(intentId);
+  return stub.sign([{ pspReference: `${payment.pspReference}C${success}`, originalReference: payment.pspReference,
+    merchantAccountCode: stub.merchantAccount, merchantReference: attempt.id,
+    amount: { currency: 'EUR', value }, eventCode: 'CAPTURE', success }]);
+}
+
+describe('a capture or cancel settled only by the report of its own request', () => {
+  it('keeps a second capture in processing when recovery finds only the first capture\'s CAPTURE_FAILED',
+    async () => {
+      const held = await stripe.paymentIntents.create({ amount: 2600, currency: 'eur', payment_method: 'pm_card_visa',
+        capture_method: 'manual', confirm: true });
+      await deliver();
+      stub.failNextCapture();
+      expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+      await deliver();
+      expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('requires_capture');
+      expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+      const second = stub.takeNotifications();
+      // Recovery runs before CAPTURE #2 arrives: #1's failure is not #2's.
+      advanceClock(limits.recoveryGraceMs + 1000);
+      await penny.recovery.runDue();
+      expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+      await deliver(second);
+      expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 2600 });
+      expect(await casesOf(held.id)).toEqual([]);
+    });
+
+  it('keeps a second capture in processing when the first capture\'s failure is reported again', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2700, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    stub.failNextCapture();
+    await stripe.paymentIntents.capture(held.id);
+    const [firstFailure] = stub.takeNotifications();
+    await deliver([firstFailure ?? '']);
+    expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+    const second = stub.takeNotifications();
+    // Adyen's CAPTURE success=false for request #1 (another event than its CAPTURE_FAILED).
+    await deliver([stub.sign([{ ...itemOf(firstFailure), eventCode: 'CAPTURE', success: 'false', additionalData: {} }])]);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+    await deliver(second);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('succeeded');
+  });
+
+  it('keeps a second cancel in processing when recovery finds only the first cancel\'s failure', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2800, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    expect((await stripe.paymentIntents.cancel(held.id)).status).toBe('processing');
+    const [first] = stub.takeNotifications();
+    await deliver([stub.sign([{ ...itemOf(first), success: 'false', additionalData: {} }])]);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('requires_capture');
+    // Adyen's record agrees: the payment was not cancelled.
+    const attempt = await attemptOf(held.id);
+    const payment = [...stub.payments.values()].find((candidate) => candidate.reference === attempt.id);
+    if (payment === undefined) throw new Error('Adyen holds no such payment');
+    payment.cancelled = false;
+    expect((await stripe.paymentIntents.cancel(held.id)).status).toBe('processing');
+    const second = stub.takeNotifications();
+    advanceClock(limits.recoveryGraceMs + 1000);
+    await penny.recovery.runDue();
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('processing');
+    await deliver(second);
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'canceled', amount_capturable: 0 });
+  });
+
+  it('books nothing and opens a case when Adyen reports another amount captured than Penny asked', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 2900, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    expect((await stripe.paymentIntents.capture(held.id, { amount_to_capture: 2000 })).status).toBe('processing');
+    const [capture] = stub.takeNotifications();
+    const item = itemOf(capture);
+    await deliver([stub.sign([{ ...item, amount: { currency: 'EUR', value: 2900 }, additionalData: {} }])]);
+    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'processing', amount_received: 0 });
+    expect((await stripe.charges.retrieve(String(held.latest_charge))).captured).toBe(false);
+    expect(await casesOf(held.id)).toEqual([{ kind: 'contradicting_event',
+      subject_id: `${String(held.latest_charge)}:${String(item.pspReference)}:amount` }]);
+  });
+});
+
+describe('an intent whose capture Adyen took', () => {
+  it('is never sent back to requires_action while its capture is claimed', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 3500, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    await deliver();
+    expect((await stripe.paymentIntents.capture(held.id)).status).toBe('processing');
+    const { id } = await attemptOf(held.id);
+    // As if the authorization were still open (a bug, or a store raced): a late challenge is applied.
+    await penny.pool.query('UPDATE payment_attempts SET status = \'unknown\' WHERE id = $1', [id]);
+    const attempt = await selectAttempt(penny.pool, merchantId, id);
+    if (attempt === undefined) throw new Error('no attempt');
+    const refused = await withTransaction(penny.pool, (client) => penny.flows.applyAuthorization(client, attempt,
+      { outcome: 'requires_action', pspReference: 'PSPLATE', redirectUrl: 'https://test.adyen.com/hpp/late' }))
+      .catch((error: unknown) => error);
+    expect(String(refused)).toContain('processing -> requires_action while a capture or cancel is claimed');
+    await penny.pool.query('UPDATE payment_attempts SET status = \'authorized\' WHERE id = $1', [id]);
+    await deliver();
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('succeeded');
+  });
+});
+
+describe('what Adyen reports that Penny never asked for', () => {
+  it('confirms an automatic capture by the CAPTURE naming its payment, with no case', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 3100, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    await deliver([await automaticCapture(paid.id, 'true', 3100)]);
+    expect((await capturesNaming(paid.id)).rows).toEqual([{ status: 'ignored', note: 'already applied: the automatic capture' }]);
+    expect(await casesOf(paid.id)).toEqual([]);
+  });
+
+  it('opens a contradiction case when an automatic capture Penny booked is reported failed', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 3200, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    await deliver([await automaticCapture(paid.id, 'false', 3200)]);
+    expect(await stripe.paymentIntents.retrieve(paid.id)).toMatchObject({ status: 'succeeded', amount_received: 3200 });
+    expect((await casesOf(paid.id)).map((found) => found.kind)).toEqual(['contradicting_event']);
+  });
+
+  it('stores REFUNDED_REVERSED and opens a case for it, changing nothing Penny booked', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 3300, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    await deliver();
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 1000 });
+    const [done] = stub.takeNotifications();
+    await deliver([done ?? '']);
+    const before = await inboxCount();
+    await deliver([stub.sign([{ ...itemOf(done), eventCode: 'REFUNDED_REVERSED', additionalData: {} }])]);
+    expect(await inboxCount()).toBe(before + 1);
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+    expect(await casesOf(paid.id)).toEqual([{ kind: 'contradicting_event',
+      subject_id: expect.stringMatching(new RegExp(`^${refund.id}:.*:REFUNDED_REVERSED:true$`)) }]);
+  });
+
+  it('stores OFFER_CLOSED and TECHNICAL_CANCEL; only the one that moved money opens a case', async () => {
+    const held = await stripe.paymentIntents.create({ amount: 3400, currency: 'eur', payment_method: 'pm_card_visa',
+      capture_method: 'manual', confirm: true });
+    const [authorisation] = stub.takeNotifications();
+    await deliver([authorisation ?? '']);
+    const item = itemOf(authorisation);
+    const before = await inboxCount();
+    await deliver([stub.sign([{ ...item, eventCode: 'OFFER_CLOSED', additionalData: {} }])]);
+    expect(await casesOf(held.id)).toEqual([]);
+    await deliver([stub.sign([{ ...item, pspReference: `${String(item.pspReference)}T`,
+      originalReference: item.pspReference, eventCode: 'TECHNICAL_CANCEL', additionalData: {} }])]);
+    expect(await inboxCount()).toBe(before + 2);
+    expect((await casesOf(held.id)).map((found) => found.kind)).toEqual(['contradicting_event']);
+    expect((await stripe.paymentIntents.retrieve(held.id)).status).toBe('requires_capture');
+  });
+});
+
 describe('an authorization that expires', () => {
   it('waits in processing for Adyen\'s CANCELLATION, then is canceled automatic with its hold voided', async () => {
     const held = await stripe.paymentIntents.create({ amount: 1300, currency: 'eur', payment_method: 'pm_card_visa',
@@ -412,22 +597,66 @@ describe('an unknown authorization outcome', () => {
   });
 });
 
+describe('an automatic capture whose AUTHORISATION recovery reads before the inbox does', () => {
+  it('is succeeded, captured and booked once, never left holding what Adyen captured', async () => {
+    stub.injectFaults([['authorize', 'timeout_after'], ['authorize', 'timeout_after'], ['authorize', 'timeout_after']]);
+    const intent = await stripe.paymentIntents.create({ amount: 1250, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('processing');
+    // Stored in the inbox, not processed: recovery's look-up is the first to read it.
+    for (const answer of await post(stub.takeNotifications())) expect(answer.status).toBe(200);
+    const sent = stub.requests.length;
+    advanceClock(limits.recoveryGraceMs + 1000);
+    await penny.recovery.runDue();
+    expect(stub.requests.slice(sent).filter((request) => request.path === '/payments')).toHaveLength(0);
+    const recovered = await stripe.paymentIntents.retrieve(intent.id);
+    expect(recovered).toMatchObject({ status: 'succeeded', amount_received: 1250, amount_capturable: 0 });
+    // The inbox then processes the AUTHORISATION: an echo, changing nothing.
+    await deliver([]);
+    expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('succeeded');
+    const charge = await stripe.charges.retrieve(String(recovered.latest_charge));
+    expect(charge).toMatchObject({ captured: true, amount_captured: 1250 });
+    const booked = await penny.pool.query<{ type: string; amount_minor: bigint }>(
+      'SELECT type, amount_minor FROM balance_transactions WHERE source_id = $1', [charge.id]);
+    expect(booked.rows).toEqual([{ type: 'charge', amount_minor: 1250n }]);
+  });
+});
+
 describe('notifications delivered twice and out of order', () => {
-  it('stores a repeated notification once, and applies a capture reported before its authorisation', async () => {
-    const held = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', payment_method: 'pm_card_visa',
-      capture_method: 'manual', confirm: true });
+  it('stores a repeated notification once, and applies a CAPTURE delivered before its payment\'s AUTHORISATION',
+    async () => {
+      const held = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', payment_method: 'pm_card_visa',
+        capture_method: 'manual', confirm: true });
+      const [authorisation] = stub.takeNotifications();
+      await stripe.paymentIntents.capture(held.id);
+      const [capture] = stub.takeNotifications();
+      if (authorisation === undefined || capture === undefined) throw new Error('the stub sent no notification');
+      const before = await inboxCount();
+      await deliver([capture, capture, authorisation, capture]);
+      expect(await inboxCount()).toBe(before + 2);
+      expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 1800 });
+      const noted = await penny.pool.query<{ event_id: string; status: string }>(
+        'SELECT event_id, status FROM connector_webhook_inbox WHERE payload->>\'reference\' = $1',
+        [(await attemptOf(held.id)).id]);
+      expect(noted.rows).toEqual([expect.objectContaining({ status: 'ignored' })]);
+    });
+
+  it('confirms an automatic capture whose CAPTURE arrives before Penny knows the payment is authorised', async () => {
+    stub.injectFaults([['authorize', 'timeout_after'], ['authorize', 'timeout_after'], ['authorize', 'timeout_after']]);
+    const intent = await stripe.paymentIntents.create({ amount: 3600, currency: 'eur', payment_method: 'pm_card_visa',
+      confirm: true });
+    expect(intent.status).toBe('processing');
     const [authorisation] = stub.takeNotifications();
-    await stripe.paymentIntents.capture(held.id);
-    const [capture] = stub.takeNotifications();
-    if (authorisation === undefined || capture === undefined) throw new Error('the stub sent no notification');
-    const before = await inboxCount();
-    await deliver([capture, capture, authorisation, capture]);
-    expect(await inboxCount()).toBe(before + 2);
-    expect(await stripe.paymentIntents.retrieve(held.id)).toMatchObject({ status: 'succeeded', amount_received: 1800 });
-    const noted = await penny.pool.query<{ event_id: string; status: string }>(
-      'SELECT event_id, status FROM connector_webhook_inbox WHERE payload->>\'reference\' = $1',
-      [(await attemptOf(held.id)).id]);
-    expect(noted.rows).toEqual([expect.objectContaining({ status: 'ignored' })]);
+    const capture = await automaticCapture(intent.id, 'true', 3600);
+    await deliver([capture]);
+    const row = () => capturesNaming(intent.id);
+    expect((await row()).rows).toEqual([expect.objectContaining({ status: 'parked' })]);
+    await deliver([authorisation ?? '']);
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({ status: 'succeeded', amount_received: 3600 });
+    advanceClock(limits.inboxRetryDelayMaxMs + 1000);
+    await deliver([]);
+    expect((await row()).rows).toEqual([{ status: 'ignored', note: 'already applied: the automatic capture' }]);
+    expect(await casesOf(intent.id)).toEqual([]);
   });
 });
 
@@ -492,18 +721,41 @@ describe('Adyen\'s webhook route', () => {
       expect(await inboxCount()).toBe(before);
     });
 
-  it('refuses, storing nothing, any example with one character changed in a signed field', async () => {
-    const before = await inboxCount();
-    for (const body of signedExamples()) {
-      const parsed = JSON.parse(body) as { notificationItems: { NotificationRequestItem: Record<string, unknown> }[] };
-      const item = parsed.notificationItems[0]?.NotificationRequestItem ?? {};
-      item.pspReference = `${String(item.pspReference).slice(0, -1)}Z`;
-      const [answer] = await post([JSON.stringify(parsed)]);
-      expect(answer?.status).toBe(401);
-      expect(answer?.text).not.toBe('[accepted]');
-    }
-    expect(await inboxCount()).toBe(before);
-  });
+  it('refuses, storing nothing, any example with one character changed in any of the eight signed fields',
+    async () => {
+      /** One character changed (an absent field given one): the eight fields Adyen's signature covers. */
+      const changed = (text: unknown) => {
+        const value = text === undefined || text === null ? '' : String(text);
+        return value === '' ? 'Z' : `${value.slice(0, -1)}${value.endsWith('Z') ? 'Y' : 'Z'}`;
+      };
+      type Item = Record<string, unknown> & { amount?: { value?: number; currency?: string } };
+      const edits: readonly [string, (item: Item) => void][] = [
+        ['pspReference', (item) => { item.pspReference = changed(item.pspReference); }],
+        ['originalReference', (item) => { item.originalReference = changed(item.originalReference); }],
+        ['merchantAccountCode', (item) => { item.merchantAccountCode = changed(item.merchantAccountCode); }],
+        ['merchantReference', (item) => { item.merchantReference = changed(item.merchantReference); }],
+        ['amount.value', (item) => { item.amount = { ...item.amount, value: (item.amount?.value ?? 0) + 1 }; }],
+        ['amount.currency', (item) => { item.amount = { ...item.amount, currency: changed(item.amount?.currency) }; }],
+        ['eventCode', (item) => { item.eventCode = changed(item.eventCode); }],
+        ['success', (item) => { item.success = item.success === 'true' ? 'truE' : changed(item.success); }],
+      ];
+      const before = await inboxCount();
+      const refused = new Map<string, number>();
+      const bodies = signedExamples();
+      for (const body of bodies) {
+        for (const [field, edit] of edits) {
+          const parsed = JSON.parse(body) as { notificationItems: { NotificationRequestItem: Item }[] };
+          const item = parsed.notificationItems[0]?.NotificationRequestItem;
+          if (item === undefined) throw new Error('an example without an item');
+          edit(item);
+          const [answer] = await post([JSON.stringify(parsed)]);
+          expect(answer?.text).not.toBe('[accepted]');
+          if (answer?.status === 401) refused.set(field, (refused.get(field) ?? 0) + 1);
+        }
+      }
+      expect(Object.fromEntries(refused)).toEqual(Object.fromEntries(edits.map(([field]) => [field, bodies.length])));
+      expect(await inboxCount()).toBe(before);
+    });
 
   it('refuses the whole notification when one of its items fails, storing none of them', async () => {
     const item = { pspReference: 'PSPMIX1', merchantAccountCode: stub.merchantAccount, merchantReference: 'ch_mix',

@@ -133,6 +133,16 @@ describe('Adyen notifications as Penny events', () => {
     expect(notificationEvent(item('SECOND_CHARGEBACK', 'true'))?.operation).toMatchObject({ outcome: 'lost' });
   });
 
+  it('keeps the steps Penny does not apply as notices, those that move money marked so', () => {
+    for (const code of ['REFUNDED_REVERSED', 'CANCEL_OR_REFUND', 'TECHNICAL_CANCEL', 'AUTHORISATION_ADJUSTMENT']) {
+      expect(notificationEvent(item(code, 'true'))?.operation).toMatchObject({ kind: 'notice', notice: code,
+        outcome: 'money_moved', reference: 'ch_1', parentPspReference: 'PSP1' });
+      expect(notificationEvent(item(code, 'false'))?.operation).toMatchObject({ kind: 'notice', outcome: 'failed' });
+    }
+    expect(notificationEvent(item('OFFER_CLOSED', 'true'))?.operation).toMatchObject({ kind: 'notice',
+      notice: 'OFFER_CLOSED', outcome: 'performed' });
+  });
+
   it('acts on no other event code', () => {
     expect(notificationEvent(item('REPORT_AVAILABLE', 'true'))).toBeUndefined();
   });

@@ -335,6 +335,9 @@ function notificationOperation(item: NotificationItem, success: boolean): PspOpe
       return success ? { ...base, kind: 'authorize', outcome: 'authorized', captureAsRequested: true }
         : { ...base, kind: 'authorize', outcome: 'declined', declineCode: declineCodeOfRefusal(item.reason) };
     case 'CAPTURE':
+      // Penny's capture names its charge; an automatic capture's (sent when the account enables
+      // it) names the payment's reference, the attempt, and is matched to its charge by Adyen's
+      // payment pspReference (originalReference).
       return { ...base, kind: 'capture', outcome: success ? 'captured' : 'failed' };
     case 'CAPTURE_FAILED':
       return { ...base, kind: 'capture', outcome: 'failed' };
@@ -359,6 +362,16 @@ function notificationOperation(item: NotificationItem, success: boolean): PspOpe
       return success ? { ...base, kind: 'chargeback', outcome: 'lost',
         parentPspReference: base.parentPspReference ?? base.pspReference, reason: disputeReason(item),
         disputeFeeMinor: null } : undefined;
+    case 'REFUNDED_REVERSED':
+    case 'CANCEL_OR_REFUND':
+    case 'TECHNICAL_CANCEL':
+    case 'OFFER_CLOSED':
+    case 'AUTHORISATION_ADJUSTMENT':
+      // Steps Penny never asks for and does not apply: stored, and a case when money moved (a
+      // refund returned, a payment cancelled or refunded, a hold changed); OFFER_CLOSED (an offer
+      // the shopper never completed) moved none.
+      return { ...base, kind: 'notice', notice: item.eventCode,
+        outcome: !success ? 'failed' : item.eventCode === 'OFFER_CLOSED' ? 'performed' : 'money_moved' };
     default:
       return undefined;
   }
