@@ -53,6 +53,7 @@ describe('loadConfig', () => {
       PENNY_DB_POOL_SIZE: '20',
       PENNY_CLOCK: 'controlled',
       PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS: 'true',
+      PENNY_CONNECTORS_ALLOW_ANY_ENDPOINT: 'true',
       PENNY_SANDBOX_PSP: 'off',
       PENNY_SANDBOX_PSP_PORT: '5000',
       PENNY_AUTHORIZATION_EXPIRY_DAYS: '3',
@@ -73,6 +74,7 @@ describe('loadConfig', () => {
       databasePoolSizeMax: 20,
       clockMode: 'controlled',
       webhooksAllowPrivateUrls: true,
+      connectorsAllowAnyEndpoint: true,
       sandboxPsp: false,
       sandboxPspPort: 5000,
       sandboxPspUrl: 'http://127.0.0.1:5000',
@@ -107,6 +109,7 @@ describe('loadConfig', () => {
   });
 
   it.each([['PENNY_RATE_LIMIT_PER_SECOND', '-1'], ['PENNY_RATE_LIMIT_PER_SECOND', 'many'], ['PENNY_CLOCK', 'frozen'], ['PENNY_SANDBOX_PSP', 'yes'], ['PENNY_WEBHOOKS_ALLOW_PRIVATE_URLS', '1'],
+    ['PENNY_CONNECTORS_ALLOW_ANY_ENDPOINT', 'yes'],
     ['PENNY_SANDBOX_PSP_URL', 'ftp://psp']])('refuses %s=%j, naming it', (name, value) => {
     expect(refusal({ [name]: value })).toMatchObject({ code: 'invalid_configuration', param: name });
   });
