@@ -1,6 +1,7 @@
 import {
   BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, wrap,
 } from 'cockatiel';
+import { limits } from '../config.js';
 import { stringifyJson } from '../json.js';
 import { ConnectorRefusedError, ConnectorUnknownOutcomeError } from './connector.js';
 
@@ -22,6 +23,21 @@ export interface ResilientHttpOptions {
   readonly breakerOpenMs: number;
   /** Headers sent on every call (a PSP's API key); never logged. */
   readonly headers?: () => Readonly<Record<string, string>>;
+}
+
+/** A connector's timeout, retry and breaker settings: each one given, or Penny's limit for it. */
+export type ResilientTuning = Partial<Pick<ResilientHttpOptions, 'timeoutMs' | 'retryCountMax' | 'retryDelayInitialMs'
+  | 'retryDelayMaxMs' | 'breakerFailuresMax' | 'breakerOpenMs'>>;
+
+export function connectorTuning(tuning: ResilientTuning): Required<ResilientTuning> {
+  return {
+    timeoutMs: tuning.timeoutMs ?? limits.connectorTimeoutMs,
+    retryCountMax: tuning.retryCountMax ?? limits.connectorRetryCountMax,
+    retryDelayInitialMs: tuning.retryDelayInitialMs ?? limits.connectorRetryDelayInitialMs,
+    retryDelayMaxMs: tuning.retryDelayMaxMs ?? limits.connectorRetryDelayMaxMs,
+    breakerFailuresMax: tuning.breakerFailuresMax ?? limits.connectorBreakerFailuresMax,
+    breakerOpenMs: tuning.breakerOpenMs ?? limits.connectorBreakerOpenMs,
+  };
 }
 
 /** A 429: nothing happened, but the PSP asks to try again later; retried, then refused. */

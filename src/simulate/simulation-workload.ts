@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
 import { seededRandom } from '../sandbox-psp/psp-faults.js';
+import { withLuhnCheckDigit } from '../security/card-filter.js';
 
 /**
  * The simulation's clients: what they do is drawn from the seed before the run starts (one seed,
@@ -62,17 +63,8 @@ export interface Story {
  * The card number a careless client pastes, as it types it (groups of four): Stripe's test Visa,
  * made from its first fifteen digits and their Luhn check digit, so no card number stands in the code.
  */
-export const pastedCardNumber = withLuhnDigit('42'.repeat(7) + '4').replace(/(\d{4})(?=\d)/g, '$1 ');
+export const pastedCardNumber = withLuhnCheckDigit('42'.repeat(7) + '4').replace(/(\d{4})(?=\d)/g, '$1 ');
 
-/** The digits with the Luhn check digit that makes them a valid card number. */
-function withLuhnDigit(digits: string): string {
-  let sum = 0;
-  for (const [index, digit] of [...digits].reverse().entries()) {
-    const value = Number(digit) * (index % 2 === 0 ? 2 : 1);
-    sum += value > 9 ? value - 9 : value;
-  }
-  return `${digits}${(10 - (sum % 10)) % 10}`;
-}
 
 export interface WorkloadPlan {
   readonly seed: number;

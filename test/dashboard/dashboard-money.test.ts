@@ -39,14 +39,20 @@ describe.skipIf(!hasChromium)(`the dashboard's balances and webhooks${hasChromiu
       await new Promise((resolve) => receiver.close(resolve));
     });
 
-    it('makes a manual payout from the balances page once, even when double-clicked', async () => {
-      const created = await penny.merchants.createMerchant('Payout Shop');
+    /** A new merchant with one charge of `amount` (Stripe's units) whose funds are available. */
+    async function merchantWithAvailableCharge(name: string, amount: number, currency: string) {
+      const created = await penny.merchants.createMerchant(name);
       const stripe = penny.stripeFor(created.secretKey);
-      const intent = await stripe.paymentIntents.create({ amount: 10_000, currency: 'usd',
-        payment_method: 'pm_card_visa', confirm: true });
+      const intent = await stripe.paymentIntents.create({ amount, currency, payment_method: 'pm_card_visa',
+        confirm: true });
       await withTransaction(penny.pool, (client) => penny.balances.makeChargeAvailable(client, {
         merchantId: created.merchant.id, chargeId: intent.latest_charge as string,
         availableOn: new Date(nowMs()).toISOString() }));
+      return { created, stripe };
+    }
+
+    it('makes a manual payout from the balances page once, even when double-clicked', async () => {
+      const { created, stripe } = await merchantWithAvailableCharge('Payout Shop', 10_000, 'usd');
       const page = await newPage(browser);
       await signIn(page, baseUrl, created.secretKey);
       await page.goto(`${baseUrl}/dashboard/balances`);
@@ -64,14 +70,8 @@ describe.skipIf(!hasChromium)(`the dashboard's balances and webhooks${hasChromiu
     });
 
     it('makes a manual payout in ISK for the amount typed, in Stripe\'s units of ISK', async () => {
-      const created = await penny.merchants.createMerchant('Krona Payout Shop');
-      const stripe = penny.stripeFor(created.secretKey);
       // Stripe writes ISK with two decimals (500 ISK is 50000); ISO 4217 gives it none.
-      const intent = await stripe.paymentIntents.create({ amount: 50_000, currency: 'isk',
-        payment_method: 'pm_card_visa', confirm: true });
-      await withTransaction(penny.pool, (client) => penny.balances.makeChargeAvailable(client, {
-        merchantId: created.merchant.id, chargeId: intent.latest_charge as string,
-        availableOn: new Date(nowMs()).toISOString() }));
+      const { created, stripe } = await merchantWithAvailableCharge('Krona Payout Shop', 50_000, 'isk');
       const page = await newPage(browser);
       await signIn(page, baseUrl, created.secretKey);
       await page.goto(`${baseUrl}/dashboard/balances/${created.merchant.id}`);

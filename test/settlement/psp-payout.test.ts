@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { advanceClock, configureClock } from '../../src/clock.js';
+import { freshDay, today } from '../support/days.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
@@ -31,17 +32,6 @@ beforeAll(async () => {
 afterAll(() => {
   configureClock('system');
 });
-
-function today(): string {
-  return new Date(nowMs()).toISOString().slice(0, 10);
-}
-
-/** The next day's noon: a day no other test has booked anything on. */
-function freshDay(): string {
-  const ms = nowMs();
-  advanceClock(86_400_000 - (ms % 86_400_000) + 43_200_000);
-  return today();
-}
 
 /** Closes `day`: the clock moves to the next day, and the sandbox PSP pays the day's batches out. */
 async function closeAndSettle(day: string) {

@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { advanceClock, configureClock } from '../../src/clock.js';
+import { freshDay, today } from '../support/days.js';
 import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
 import { createLogger } from '../../src/logger.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
@@ -46,17 +47,6 @@ afterEach(() => {
 afterAll(() => {
   configureClock('system');
 });
-
-function today(): string {
-  return new Date(nowMs()).toISOString().slice(0, 10);
-}
-
-/** The next day's noon: a day no other test has booked anything on. */
-function freshDay(): string {
-  const ms = nowMs();
-  advanceClock(86_400_000 - (ms % 86_400_000) + 43_200_000);
-  return today();
-}
 
 /** Closes `day` at the sandbox, then pulls it, counting the look-ups the pull makes. */
 async function closeAndPull(day: string): Promise<string[]> {

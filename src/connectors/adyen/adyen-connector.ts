@@ -6,7 +6,7 @@ import {
   type AuthorizeOutput, type CaptureInput, type Connector, type ConnectorEvent, type FollowUpOutput,
   type PayoutInput, type PspOperation, type RefundInput, type VoidInput,
 } from '../connector.js';
-import { ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
+import { connectorTuning, ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
 import { verifyBodySignature, verifyNotificationItem } from './adyen-hmac.js';
 import {
   AdyenTranslationError, AdyenUnknownAnswerError, authorizeOutput, cancelRequest, captureRequest, isStripeTestMethod,
@@ -66,12 +66,7 @@ export class AdyenConnector implements Connector {
       returnUrl: options.returnUrl };
     this.http = new ResilientHttp({
       connector: this.id, baseUrl: options.endpoint.replace(/\/+$/, ''),
-      timeoutMs: options.timeoutMs ?? limits.connectorTimeoutMs,
-      retryCountMax: options.retryCountMax ?? limits.connectorRetryCountMax,
-      retryDelayInitialMs: options.retryDelayInitialMs ?? limits.connectorRetryDelayInitialMs,
-      retryDelayMaxMs: options.retryDelayMaxMs ?? limits.connectorRetryDelayMaxMs,
-      breakerFailuresMax: options.breakerFailuresMax ?? limits.connectorBreakerFailuresMax,
-      breakerOpenMs: options.breakerOpenMs ?? limits.connectorBreakerOpenMs,
+      ...connectorTuning(options),
       headers: () => ({ 'x-api-key': options.apiKey }),
     });
   }

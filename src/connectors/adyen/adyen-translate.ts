@@ -4,6 +4,7 @@ import type {
 import { declineAnswer } from '../decline-codes.js';
 import { isCurrency } from '../../money/currency.js';
 import { fromAdyenValue, toAdyenValue } from './adyen-currency.js';
+import { withLuhnCheckDigit } from '../../security/card-filter.js';
 
 /**
  * Pure translation between Penny's connector calls and Adyen's Checkout API v71 (Hyperswitch's
@@ -53,9 +54,9 @@ export function adyenAmount(currency: string, amountMinor: bigint): { currency: 
  * digits and Luhn check digit, so none stands in the source.
  */
 const testCards = {
-  visa: withLuhnDigit(`41111111${'4555114'}`),
-  mastercard: withLuhnDigit(`55553412${'4444111'}`),
-  visa3ds2: withLuhnDigit(`49176100${'0000000'}`),
+  visa: withLuhnCheckDigit(`41111111${'4555114'}`),
+  mastercard: withLuhnCheckDigit(`55553412${'4444111'}`),
+  visa3ds2: withLuhnCheckDigit(`49176100${'0000000'}`),
 } as const;
 
 const stripeTestMethods: Readonly<Record<string, { card: keyof typeof testCards; holderName: string }>> = {
@@ -77,14 +78,6 @@ export function isStripeTestMethod(paymentMethod: string): boolean {
   return Object.hasOwn(stripeTestMethods, paymentMethod);
 }
 
-function withLuhnDigit(digits: string): string {
-  let sum = 0;
-  for (const [index, digit] of [...digits].reverse().entries()) {
-    const value = Number(digit) * (index % 2 === 0 ? 2 : 1);
-    sum += value > 9 ? value - 9 : value;
-  }
-  return `${digits}${(10 - (sum % 10)) % 10}`;
-}
 
 /**
  * Adyen's `paymentMethod`: the merchant's Adyen fields passed through untouched (encrypted card

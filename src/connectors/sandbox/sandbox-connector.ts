@@ -6,7 +6,7 @@ import {
   type AuthorizeOutput, type CaptureInput, type Connector, type ConnectorEvent, type PayoutInput,
   type PspOperation, type RefundInput, type VoidInput,
 } from '../connector.js';
-import { ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
+import { connectorTuning, ResilientHttp, type ResilientHttpOptions } from '../resilient-http.js';
 
 /**
  * The connector for the sandbox PSP (`penny sandbox-psp`), reached over HTTP like any acquirer.
@@ -51,12 +51,7 @@ export class SandboxConnector implements Connector {
   constructor(private readonly options: SandboxConnectorOptions) {
     this.http = new ResilientHttp({
       connector: sandboxConnectorId, baseUrl: options.baseUrl,
-      timeoutMs: options.timeoutMs ?? limits.connectorTimeoutMs,
-      retryCountMax: options.retryCountMax ?? limits.connectorRetryCountMax,
-      retryDelayInitialMs: options.retryDelayInitialMs ?? limits.connectorRetryDelayInitialMs,
-      retryDelayMaxMs: options.retryDelayMaxMs ?? limits.connectorRetryDelayMaxMs,
-      breakerFailuresMax: options.breakerFailuresMax ?? limits.connectorBreakerFailuresMax,
-      breakerOpenMs: options.breakerOpenMs ?? limits.connectorBreakerOpenMs,
+      ...connectorTuning(options),
     });
   }
 
