@@ -269,13 +269,23 @@ const commands = {
       world.day += 1;
       const paid = await payOutSettlementBatches(penny.pool, day);
       const banks = await Promise.all(paid.map((payout) => operatorBank(payout.currency)));
-      const summary = await settlement.pull({ connectorId: 'sandbox', day });
-      expect(summary.payoutsAlreadyPosted, `the payouts of ${day} were posted before`).toBe(0);
-      // The operator's bank account holds what the PSP paid into it.
-      for (const [position, payout] of paid.entries()) {
-        expect(await operatorBank(payout.currency) - (banks[position] ?? 0n), `${payout.reference} in the bank`)
-          .toBe(payout.amount_minor);
+      // A negative batch is collected from the operator's bank, which never goes below zero in the
+      // books (docs/accounting.md): a collection it cannot cover is refused, and that day waits.
+      const uncovered = paid.filter((payout, position) => -payout.amount_minor > (banks[position] ?? 0n));
+      const pulled = settlement.pull({ connectorId: 'sandbox', day });
+      if (uncovered.length > 0) {
+        await expect(pulled, `${day}: a collection beyond the operator's bank`).rejects
+          .toMatchObject({ code: 'insufficient_funds' });
+      } else {
+        expect((await pulled).payoutsAlreadyPosted, `the payouts of ${day} were posted before`).toBe(0);
       }
+      // The operator's bank holds what the PSP paid into it (and nothing of a refused collection).
+      for (const [position, payout] of paid.entries()) {
+        const refused = uncovered.includes(payout);
+        expect(await operatorBank(payout.currency) - (banks[position] ?? 0n), `${payout.reference} in the bank`)
+          .toBe(refused ? 0n : payout.amount_minor);
+      }
+      if (uncovered.length > 0) return;
       const again = await settlement.pull({ connectorId: 'sandbox', day });
       expect(again, `a second pull of ${day}`).toMatchObject({ settled: 0, payouts: 0 });
     },

@@ -223,4 +223,29 @@ describe('the PSP\'s payout of a closed day', () => {
     expect(await receivable(shop.id)).toBe(0n);
     await expectTrialBalanceZero();
   });
+
+  it('of a day collected from the operator\'s bank beyond what the books hold there is refused with nothing posted, and posted once a later payout covers it', async () => {
+    // Euros: no other test here pays the operator in them, so its bank starts at zero.
+    const shop = await merchant('Uncovered Collection Shop');
+    const day = freshDay();
+    const disputed = await charge(shop.stripe, 10_000, { currency: 'eur' });
+    await dispute(disputed.latest_charge as string);
+    const [collection] = await closeAndSettle(day);
+    expect(collection?.amount_minor).toBeLessThan(0n);
+
+    await expect(settlement.pull({ connectorId: 'sandbox', day })).rejects.toMatchObject({ code: 'insufficient_funds' });
+    expect(await operatorBank('EUR')).toBe(0n);
+    expect(await entriesOf(`penny:psp_payout:sandbox:${collection?.reference}`)).toBe(0);
+
+    const nextDay = today();
+    await charge(shop.stripe, 20_000, { currency: 'eur' });
+    const [paid] = await closeAndSettle(nextDay);
+    await settlement.pull({ connectorId: 'sandbox', day: nextDay });
+    const again = await settlement.pull({ connectorId: 'sandbox', day });
+
+    expect(again.payouts).toBe(1);
+    expect(await operatorBank('EUR')).toBe((paid?.amount_minor ?? 0n) + (collection?.amount_minor ?? 0n));
+    expect(await receivable(shop.id, 'EUR')).toBe(0n);
+    await expectTrialBalanceZero();
+  });
 });
