@@ -105,6 +105,11 @@ export const limits = {
   sealLagSecondsMax: 30,
   shutdownGraceMs: 10_000,
   idempotencyReapBatchMax: 1000,
+  /**
+   * Finished idempotent responses a process keeps in memory for replays (they never change until
+   * reaped): at most this many bytes of stored bodies and parameters, least recently used evicted.
+   */
+  idempotencyReplayCacheBytesMax: 16 * 1024 * 1024,
   idempotencyReapIntervalMs: 60_000,
   /** Webhook delivery: one POST waits this long; a claimed delivery is retried after the lease if its worker died. */
   webhookTimeoutMs: 10_000,

@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
+import { limits } from '../config.js';
 import { isParameterError, PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { stringifyJson } from '../json.js';
 import type { SecretBox } from '../security/secret-box.js';
 import {
   claimKey, deleteKeysFinishedBefore, deleteUnstartedKey, lockAndInsertKey, saveRecoveryPointAtCommit,
-  saveResponseAtCommit, selectKey, selectKeyDescription, tryLockKey, unlockKey, type KeyIdentity, type KeyRow,
-  type NewKey, type OpenedKey,
+  saveResponseAtCommit, selectKey, selectKeyDescription, tryLockKey, unlockKey, type FinishedKey, type KeyIdentity,
+  type KeyRow, type NewKey, type OpenedKey,
 } from './idempotency-store.js';
 
 /**
@@ -72,6 +74,16 @@ const sealedPrefix = 'sealed:';
 export type ErrorRenderer = (error: PennyError) => { status: number; body: unknown };
 
 export class IdempotencyService {
+  /**
+   * Keys read finished from the database, by merchant, account and key: a finished key never
+   * changes until it is reaped, after the retention, so its replay needs no round trip until then.
+   * Bounded in bytes (limits.idempotencyReplayCacheBytesMax), least recently used evicted.
+   */
+  private readonly finishedKeys = new LRUCache<string, FinishedKey>({
+    maxSize: limits.idempotencyReplayCacheBytesMax,
+    sizeCalculation: (finished) => finishedKeyBytes(finished.row),
+  });
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly renderError: ErrorRenderer,
@@ -98,6 +110,11 @@ export class IdempotencyService {
         message: `An Idempotency-Key is 1 to ${idempotencyKeyLengthMax} characters.`,
       });
     }
+    if (request.key !== undefined) {
+      const identity = { ...request, key: request.key, accountId: request.accountId ?? '' };
+      const cached = this.finishedKeys.get(cacheKeyOf(identity));
+      if (cached !== undefined) return this.replay(cached.row, identity);
+    }
     const client = await this.pool.connect();
     try {
       if (request.key === undefined) return await this.execute(client, undefined, work, request.finishBody);
@@ -107,24 +124,34 @@ export class IdempotencyService {
     }
   }
 
+  /** A finished key's stored answer, for the same request (else 400 idempotency_key_reused). */
+  private replay(row: KeyRow, request: IdempotentRequest & KeyIdentity): IdempotentResponse {
+    assertSameRequest(row, request);
+    return { status: row.responseStatus as number, body: this.storedBody(row.responseBody as string), replayed: true };
+  }
+
+  /** Kept for replays until the reaper may delete it: the retention after it finished. */
+  private remember(identity: KeyIdentity, finished: FinishedKey): void {
+    const ttlMs = finished.completedAtMs + idempotencyKeyRetentionHours * 3_600_000 - Date.now();
+    if (ttlMs > 0) this.finishedKeys.set(cacheKeyOf(identity), finished, { ttl: ttlMs });
+  }
+
   private async runWithKey(
     client: pg.PoolClient,
     request: IdempotentRequest & KeyIdentity,
     work: Work,
   ): Promise<IdempotentResponse> {
-    // A finished key never changes (until it is reaped), so a replay needs no lock and writes nothing.
-    const finished = await selectKey(client, request, { finishedOnly: true });
-    if (finished !== undefined) {
-      assertSameRequest(finished, request);
-      return { status: finished.responseStatus as number, body: this.storedBody(finished.responseBody as string),
-        replayed: true };
-    }
     let opened: OpenedKey | undefined;
     try {
+      // A finished key comes back as it is, with no lock taken: its replay writes nothing.
       opened = await lockAndInsertKey(client, newKey(request));
     } finally {
       // A statement that failed may still have taken the lock: session locks outlive errors.
       if (opened === undefined) await unlockKey(client, request);
+    }
+    if (opened.finished !== null) {
+      this.remember(request, opened.finished);
+      return this.replay(opened.finished.row, request);
     }
     if (opened.locked !== true) {
       // Different parameters are a client's mistake (400), never a 409 the SDK would retry.
@@ -289,6 +316,15 @@ function firstDifferentParam(stored: Record<string, unknown>, sent: Record<strin
   const canonical = canonicalize as unknown as (value: unknown) => string | undefined;
   const names = [...new Set([...Object.keys(stored), ...Object.keys(sent)])].sort();
   return names.find((name) => canonical(stored[name]) !== canonical(sent[name]));
+}
+
+function cacheKeyOf(identity: KeyIdentity): string {
+  return JSON.stringify([identity.merchantId, identity.accountId, identity.key]);
+}
+
+/** About what a cached key holds: its stored body and the parameters it was first sent with. */
+function finishedKeyBytes(row: KeyRow): number {
+  return 256 + (row.responseBody?.length ?? 0) * 2 + JSON.stringify(row.requestParams).length * 2;
 }
 
 function keyInUse(key: string): PennyError {

@@ -40,6 +40,8 @@ export interface OpenedKey {
   readonly locked: boolean;
   /** The key, claimed (inserted) by this request; null when it existed or the lock was busy. */
   readonly inserted: KeyRow | null;
+  /** The key, finished before this request came: replayed, with no lock taken. */
+  readonly finished: FinishedKey | null;
 }
 
 interface KeyColumns {
@@ -80,25 +82,44 @@ Promise<KeyDescriptionRow | undefined> {
   return row === undefined ? undefined : { ...toKeyRow(row), createdAt: row.created_at, completedAt: row.completed_at };
 }
 
+/** A finished key: its row and when it finished (epoch ms, the database's clock). */
+export interface FinishedKey {
+  readonly row: KeyRow;
+  readonly completedAtMs: number;
+}
+
 /**
- * One round trip for a new request: the key's session-level advisory lock is tried and, once
- * held, the key inserted unless it exists.
+ * One round trip for a request: a key already finished is returned as it is (no lock is taken);
+ * otherwise the key's session-level advisory lock is tried and, once held, the key inserted unless
+ * it exists.
  */
 export async function lockAndInsertKey(db: Queryable, key: NewKey): Promise<OpenedKey> {
-  const result = await db.query<{ locked: boolean; inserted: KeyColumns | null }>(
-    named(`WITH lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked),
+  const result = await db.query<{ locked: boolean | null; inserted: KeyColumns | null;
+    finished: (KeyColumns & { completed_at_ms: string }) | null }>(
+    named(`WITH finished AS MATERIALIZED (
+       SELECT ${keyColumns}, (extract(epoch FROM completed_at) * 1000)::bigint::text AS completed_at_ms
+       FROM idempotency_keys
+       WHERE merchant_id = $1 AND key = $2 AND account_id = $8 AND completed_at IS NOT NULL),
+     lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked
+       WHERE NOT EXISTS (SELECT 1 FROM finished)),
      inserted AS (
        INSERT INTO idempotency_keys (merchant_id, key, request_method, request_path, request_fingerprint,
          request_params, account_id)
        SELECT $1, $2, $3, $4, $5, $6::jsonb, $8 FROM lock WHERE lock.locked
        ON CONFLICT (merchant_id, account_id, key) DO NOTHING
        RETURNING ${keyColumns})
-     SELECT (SELECT locked FROM lock) AS locked, (SELECT row_to_json(i) FROM inserted i) AS inserted`),
+     SELECT (SELECT locked FROM lock) AS locked, (SELECT row_to_json(i) FROM inserted i) AS inserted,
+       (SELECT row_to_json(f) FROM finished f) AS finished`),
     [key.merchantId, key.key, key.method, key.path, key.fingerprint, JSON.stringify(key.params), lockName(key),
       key.accountId]);
   const opened = result.rows[0];
   if (opened === undefined) throw new Error('locking an idempotency key returned no row');
-  return { locked: opened.locked, inserted: opened.inserted === null ? null : toKeyRow(opened.inserted) };
+  if (opened.finished !== null) {
+    return { locked: false, inserted: null,
+      finished: { row: toKeyRow(opened.finished), completedAtMs: Number(opened.finished.completed_at_ms) } };
+  }
+  return { locked: opened.locked === true, inserted: opened.inserted === null ? null : toKeyRow(opened.inserted),
+    finished: null };
 }
 
 /** Inserts the key unless it exists, and returns its row either way (a new snapshot of it). */

@@ -129,12 +129,17 @@ function withMicroseconds(iso: string): string {
 async function recordOrFind(db: Queryable, operation: NewOperation,
   prepared: { pspReference: string; createdAt: string; copies: readonly WebhookCopy[] }) {
   const { copies } = prepared;
-  const result = await db.query(named(`WITH inserted AS (
+  // The bookings' shared lock is taken first, in the statement itself, so a booking outside any
+  // transaction is one round trip (see withBookingTransaction); inside one, it is taken again.
+  const result = await db.query(named(`WITH booking AS MATERIALIZED (
+       SELECT pg_advisory_xact_lock_shared(hashtext('penny:sandbox_psp_bookings'))),
+     inserted AS (
        INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
          parent_psp_reference, amount_minor, currency, outcome, decline_code, payment_method, request_fingerprint,
          resolves_at, resolved_outcome, created_at, updated_at,
          destination, reason, fee_minor, available_immediately, dispute_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $20, $21, $22, $23, $24)
+       SELECT $1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10, $11, $12::timestamptz, $13, $14::timestamptz,
+         $14::timestamptz, $20, $21, $22::bigint, $23::boolean, $24::timestamptz FROM booking
        ON CONFLICT (idempotency_key) DO NOTHING
        RETURNING *, true AS created),
      webhooks AS (

@@ -314,6 +314,49 @@ describe('idempotency keys', () => {
   });
 });
 
+describe('replays of a finished key from memory', () => {
+  const body = 'amount=1500&currency=usd';
+
+  it('answers a replay with the stored response once the key was read finished, with no database read', async () => {
+    const first = await rawPost('/v1/payment_intents', body, 'remembered-1');
+    await rawPost('/v1/payment_intents', body, 'remembered-1');
+    // Gone from the database (as the reaper would delete it), yet still within its retention here.
+    await penny.pool.query("DELETE FROM idempotency_keys WHERE key = 'remembered-1'");
+    const replay = await rawPost('/v1/payment_intents', body, 'remembered-1');
+    expect(replay.status).toBe(200);
+    expect(replay.text).toBe(first.text);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('refuses other parameters under a remembered key with idempotency_key_reused', async () => {
+    await rawPost('/v1/payment_intents', body, 'remembered-2');
+    await rawPost('/v1/payment_intents', body, 'remembered-2');
+    const other = await rawPost('/v1/payment_intents', 'amount=1600&currency=usd', 'remembered-2');
+    expect(other.status).toBe(400);
+    expect(JSON.parse(other.text)).toMatchObject({ error: { code: 'idempotency_key_reused', param: 'amount' } });
+  });
+
+  it('keeps no key past its retention: once reaped, the key runs as a new request', async () => {
+    const first = await rawPost('/v1/payment_intents', body, 'remembered-3');
+    await penny.pool.query(
+      "UPDATE idempotency_keys SET completed_at = now() - interval '25 hours' WHERE key = 'remembered-3'");
+    await rawPost('/v1/payment_intents', body, 'remembered-3');
+    await penny.pool.query("DELETE FROM idempotency_keys WHERE key = 'remembered-3'");
+    const again = await rawPost('/v1/payment_intents', body, 'remembered-3');
+    expect(again.status).toBe(200);
+    expect(JSON.parse(again.text).id).not.toBe(JSON.parse(first.text).id);
+  });
+
+  it('keeps keys per merchant: another merchant\'s same key runs its own request', async () => {
+    const first = await rawPost('/v1/payment_intents', body, 'remembered-4');
+    await rawPost('/v1/payment_intents', body, 'remembered-4');
+    const other = (await penny.merchants.createMerchant('Replay Cache Other Shop')).secretKey;
+    const theirs = await rawPost('/v1/payment_intents', body, 'remembered-4', { authorization: `Bearer ${other}` });
+    expect(theirs.status).toBe(200);
+    expect(JSON.parse(theirs.text).id).not.toBe(JSON.parse(first.text).id);
+  });
+});
+
 describe('retention of idempotency keys', () => {
   it('shows a finished key past the retention as expired', async () => {
     await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: 'aged-1' });
