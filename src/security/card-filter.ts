@@ -132,7 +132,7 @@ function visit(value: unknown, param: string, depth: number, field: Field, walk:
     if (containsCardNumber(key)) return { param: paramName(param, key.replace(/[0-9]/g, '*')), reason: 'card_number' };
     const childParam = paramName(param, key);
     // A flat form-style key such as `card[number]` is read as its segments.
-    const segments = key.split(/[[\]]+/).filter((segment) => segment !== '').map(wordsOf);
+    const segments = segmentWordsOf(key);
     const words = segments.at(-1) ?? [];
     const parentWords = segments.length > 1 ? (segments.at(-2) ?? []) : field.words;
     if (namesCardField(words, cardShaped || isCardWords(parentWords))) return { param: childParam, reason: 'card_field' };
@@ -154,6 +154,26 @@ function nameOf(param: string): string {
 function charge(walk: Walk, text: string): boolean {
   walk.scannedChars += text.length;
   return walk.scannedChars <= cardFilterLimits.scannedCharsMax;
+}
+
+/**
+ * A key's segments, each as its words. Keys repeat from request to request (`amount`,
+ * `metadata[order]`), so short ones are remembered, at most `segmentCacheEntriesMax` at a time
+ * (the whole memory is dropped when full: a body cannot grow it without bound).
+ */
+const segmentCache = new Map<string, readonly string[][]>();
+const segmentCacheEntriesMax = 2000;
+const segmentCacheKeyLengthMax = 64;
+
+function segmentWordsOf(key: string): readonly string[][] {
+  const cached = segmentCache.get(key);
+  if (cached !== undefined) return cached;
+  const segments = key.split(/[[\]]+/).filter((segment) => segment !== '').map(wordsOf);
+  if (key.length <= segmentCacheKeyLengthMax) {
+    if (segmentCache.size >= segmentCacheEntriesMax) segmentCache.clear();
+    segmentCache.set(key, segments);
+  }
+  return segments;
 }
 
 /** `cardNumber`, `card_number`, `Card-Number` → ['card', 'number']. */
