@@ -37,7 +37,8 @@
  * BENCH_SECONDS (default 3) sets each system's total time per service-level measurement, and the
  * length of each over-HTTP and plain-SQL run; BENCH_DATABASE_URL a server of your own (PostgreSQL's
  * CPU is then told apart only if this user may read its data_directory); BENCH_LOG_LEVEL (default
- * warn) and BENCH_POOL_SIZE the server's PENNY_LOG_LEVEL and PENNY_DB_POOL_SIZE.
+ * warn) and BENCH_POOL_SIZE the server's PENNY_LOG_LEVEL and PENNY_DB_POOL_SIZE; BENCH_REFERENCE=node uses
+ * the node client even when pgbench is on PATH.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -470,9 +471,10 @@ interface OverHttp {
 async function measureOverHttp(url: string, accounts: Accounts, postmasterPid: number): Promise<OverHttp> {
   const directory = await fs.mkdtemp(path.join('/var/tmp', 'penny-bench-http-'));
   await fs.chmod(directory, 0o755);
-  const usePgbench = await pgbenchAvailable();
+  const usePgbench = process.env.BENCH_REFERENCE !== 'node' && await pgbenchAvailable();
   const referenceTool = usePgbench ? 'pgbench' : 'node-pg';
-  process.stderr.write(`plain-SQL reference: ${usePgbench ? 'pgbench -M prepared' : 'node pg client (no pgbench on PATH)'}\n`);
+  process.stderr.write(`plain-SQL reference: ${usePgbench ? 'pgbench -M prepared'
+    : 'node pg client (no pgbench on PATH, or BENCH_REFERENCE=node)'}\n`);
   let penny: RunningPenny | undefined;
   try {
     penny = await startPenny({ directory, databaseUrl: url, logLevel: serverLogLevel, poolSize: serverPoolSize });
