@@ -1,4 +1,5 @@
 /** One autocannon run (HTTP/1.1 keep-alive, one request in flight per connection), summarized. */
+import http from 'node:http';
 import autocannon from 'autocannon';
 import { percentile, round } from './penny-server.js';
 
@@ -81,4 +82,66 @@ export function formatRatios(title: string, ratios: readonly Ratio[]): string {
     lines.push(`- ${item.name}: ${item.value ?? '-'} (target ${item.target}: ${verdict})`);
   }
   return lines.join('\n');
+}
+
+/**
+ * An open-loop run: requests start at evenly spaced moments (`ratePerSecond`), over at most
+ * `connections` keep-alive connections, whatever the answers before them. autocannon's
+ * `overallRate` does not space them: each connection sends its share of a second back to back at
+ * the start of each second, then waits, so its latencies are those of bursts at full concurrency.
+ * Each latency runs from the moment the request was due, so time spent waiting for a free
+ * connection counts (no coordinated omission).
+ */
+export async function runPaced(options: {
+  readonly url: string; readonly connections: number; readonly ratePerSecond: number; readonly seconds: number;
+  readonly request: () => { path: string; method: string; headers: Record<string, string>; body: string };
+}): Promise<HttpRun> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
+  const target = new URL(options.url);
+  const total = Math.max(1, Math.round(options.ratePerSecond * options.seconds));
+  const intervalMs = 1000 / options.ratePerSecond;
+  const latenciesMs: number[] = [];
+  const statusCounts: Record<string, number> = {};
+  let errors = 0;
+  const send = (due: number) => new Promise<void>((resolve) => {
+    const { path, method, headers, body } = options.request();
+    const request = http.request({
+      host: target.hostname, port: target.port, path, method, agent,
+      headers: { ...headers, 'content-length': Buffer.byteLength(body) },
+    }, (response) => {
+      response.resume();
+      response.once('end', () => {
+        const status = response.statusCode ?? 0;
+        statusCounts[status] = (statusCounts[status] ?? 0) + 1;
+        if (status >= 200 && status < 300) latenciesMs.push(performance.now() - due);
+        resolve();
+      });
+    });
+    request.once('error', () => {
+      errors += 1;
+      resolve();
+    });
+    request.end(body);
+  });
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let index = 0; index < total; index += 1) {
+    const due = started + index * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    inFlight.push(send(due));
+  }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  latenciesMs.sort((left, right) => left - right);
+  const responses = Object.values(statusCounts).reduce((sum, count) => sum + count, 0);
+  const ok = latenciesMs.length;
+  return {
+    okPerSecond: Math.round(ok / seconds),
+    responsesPerSecond: Math.round(responses / seconds),
+    latencyMsP50: round(percentile(latenciesMs, 0.5)),
+    latencyMsP99: round(percentile(latenciesMs, 0.99)),
+    sent: total, ok, responses, non2xx: responses - ok, statusCounts, errors, seconds,
+  };
 }
