@@ -7,7 +7,9 @@
  * loop with the benchmark's load generator.
  */
 import pg from 'pg';
-import { batchTransferSql, singleTransferSql } from './support/plain-sql-reference.js';
+import {
+  batchTransferSql, packTransfer, randomTransferValues, referenceBatchSize, singleTransferSql,
+} from './support/plain-sql-reference.js';
 
 const url = process.env.REFERENCE_DATABASE_URL;
 const mode = process.env.REFERENCE_MODE === 'batch100' ? 'batch100' : 'single';
@@ -16,7 +18,6 @@ const seconds = Number(process.env.REFERENCE_SECONDS ?? 3);
 if (url === undefined) throw new Error('REFERENCE_DATABASE_URL is required');
 
 const randomReference = () => String(1 + Math.floor(Math.random() * Number.MAX_SAFE_INTEGER));
-const randomAccount = () => 1 + Math.floor(Math.random() * 1000);
 
 const clients = await Promise.all(Array.from({ length: clientCount }, async () => {
   const client = new pg.Client({ connectionString: url, application_name: 'penny-bench-reference' });
@@ -33,15 +34,12 @@ await Promise.all(clients.map(async (client) => {
     const begin = performance.now();
     try {
       if (mode === 'single') {
-        const debit = randomAccount();
-        let credit = randomAccount();
-        while (credit === debit) credit = randomAccount();
-        const amount = String(1 + Math.floor(Math.random() * 10_000));
         await client.query({ name: 'transfer', text: singleTransferSql,
-          values: [randomReference(), debit, credit, amount] });
+          values: [randomReference(), ...randomTransferValues()] });
       } else {
         await client.query('BEGIN');
-        await client.query({ name: 'batch', text: batchTransferSql, values: [randomReference()] });
+        const transfers = Array.from({ length: referenceBatchSize }, () => packTransfer(randomTransferValues()));
+        await client.query({ name: 'batch', text: batchTransferSql, values: [randomReference(), ...transfers] });
         await client.query('COMMIT');
       }
       transactions += 1;

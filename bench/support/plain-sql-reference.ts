@@ -9,7 +9,8 @@
  * baseline_entries in a WITH, and the two postings joined to it. The accounts are numbers drawn
  * uniformly among 1,000 (as the HTTP runs draw among the 1,000 accounts), written `acct_pgbench_N`;
  * the baseline tables hold no foreign key, so the ids need not be real accounts. A batch is one
- * transaction (BEGIN; one statement of 100 transfers, each with random accounts; COMMIT).
+ * transaction (BEGIN; one statement of 100 transfers; COMMIT), whose 100 transfers' accounts and
+ * amounts the client sends as parameters, as Penny's client sends them in its request.
  */
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -34,14 +35,18 @@ FROM unnest(ARRAY['pgb_' || $1::text, 'pgb_' || $1::text],
   AS p(entry_id, account_id, direction, amount_minor)
 JOIN e ON e.id = p.entry_id`;
 
-/** $1 a random bigint: the batch's references are it and the transfer's number. */
+/**
+ * $1 a random bigint (the batch's references are it and the transfer's number); then one bigint per
+ * transfer, $2 to $101, packing its debit account number, credit account number and amount
+ * (`packTransfer`): the client sends every transfer's data, as Penny's client does, in fewer than
+ * the 255 parameters a pgbench statement may have.
+ */
 export const batchTransferSql = `
 WITH t AS (
-  SELECT 'pgb_' || $1::text || '_' || g AS id,
-    'acct_pgbench_' || (1 + floor(random() * ${accountCount}))::int AS debit,
-    'acct_pgbench_' || (1 + floor(random() * ${accountCount}))::int AS credit,
-    (1 + floor(random() * 10000))::bigint AS amount_minor
-  FROM generate_series(1, ${referenceBatchSize}) AS g),
+  SELECT 'pgb_' || $1::text || '_' || n AS id, 'acct_pgbench_' || (packed / 1000000000) AS debit,
+    'acct_pgbench_' || (packed / 100000 % 10000) AS credit, packed % 100000 AS amount_minor
+  FROM unnest(ARRAY[${Array.from({ length: referenceBatchSize }, (_, index) => `$${index + 2}::bigint`).join(', ')}])
+    WITH ORDINALITY AS x(packed, n)),
 e AS (
   INSERT INTO baseline_entries (id, external_reference, request_fingerprint, kind, metadata, effective_at)
   SELECT id, id, id, 'standard', '{}'::jsonb, now() FROM t
@@ -50,6 +55,26 @@ INSERT INTO baseline_postings (entry_id, account_id, currency, direction, phase,
 SELECT e.id, p.account_id, 'USD', p.direction, 'posted', t.amount_minor, e.effective_at
 FROM t JOIN e ON e.id = t.id
 CROSS JOIN LATERAL (VALUES (t.debit, 'debit'), (t.credit, 'credit')) AS p(account_id, direction)`;
+
+/** A debit and a credit account number, distinct, uniform among the accounts; and an amount. */
+export function randomTransferValues(): [number, number, string] {
+  const debit = 1 + Math.floor(Math.random() * accountCount);
+  let credit = 1 + Math.floor(Math.random() * (accountCount - 1));
+  if (credit >= debit) credit += 1;
+  return [debit, credit, String(1 + Math.floor(Math.random() * 10_000))];
+}
+
+/** One transfer of a batch as batchTransferSql unpacks it: (debit × 10,000 + credit) × 100,000 + amount. */
+export function packTransfer([debit, credit, amount]: [number, number, string]): string {
+  return String((BigInt(debit) * 10_000n + BigInt(credit)) * 100_000n + BigInt(amount));
+}
+
+/** pgbench lines drawing what randomTransferValues draws, into :a<suffix>, :b<suffix>, :amount<suffix>. */
+function pgbenchTransferVariables(suffix: string): string[] {
+  return [`\\set a${suffix} random(1, ${accountCount})`, `\\set b${suffix} random(1, ${accountCount - 1})`,
+    `\\set b${suffix} case when :b${suffix} >= :a${suffix} then :b${suffix} + 1 else :b${suffix} end`,
+    `\\set amount${suffix} random(1, 10000)`];
+}
 
 export type ReferenceMode = 'single' | 'batch100';
 
@@ -75,12 +100,18 @@ export async function runPgbench(options: {
   readonly clients: number; readonly seconds: number;
 }): Promise<ReferenceRun> {
   const script = options.mode === 'single'
-    ? ['\\set r random(1, 9000000000000000000)', `\\set a random(1, ${accountCount})`,
-      `\\set b random(1, ${accountCount - 1})`, '\\set b case when :b >= :a then :b + 1 else :b end',
-      '\\set amount random(1, 10000)',
+    ? ['\\set r random(1, 9000000000000000000)', ...pgbenchTransferVariables(''),
       `${singleTransferSql.replaceAll('$1', ':r').replaceAll('$2', ':a').replaceAll('$3', ':b')
         .replaceAll('$4', ':amount')};`]
-    : ['\\set r random(1, 9000000000000000000)', 'BEGIN;', `${batchTransferSql.replaceAll('$1', ':r')};`, 'COMMIT;'];
+    : ['\\set r random(1, 9000000000000000000)',
+      ...Array.from({ length: referenceBatchSize }, (_, index) => [...pgbenchTransferVariables(String(index)),
+        `\\set t${index} (:a${index} * 10000 + :b${index}) * 100000 + :amount${index}`]).flat(),
+      'BEGIN;',
+      // Highest numbers first, so that $12 is not taken for $1 followed by 2.
+      `${Array.from({ length: referenceBatchSize }, (_, index) => referenceBatchSize - index)
+        .reduce((sql, index) => sql.replaceAll(`$${index + 1}::`, `:t${index - 1}::`), batchTransferSql)
+        .replaceAll('$1::', ':r::')};`,
+      'COMMIT;'];
   const file = path.join(options.directory, `reference-${options.mode}.sql`);
   await fs.writeFile(file, `${script.join('\n')}\n`);
   const seconds = Math.max(1, Math.round(options.seconds));
