@@ -5,8 +5,13 @@
  * server do not share an event loop, against a fresh embedded PostgreSQL in its own temporary
  * directory and on its own port. Measured, after a warm-up:
  *
+ * - the same-run reference: a Fastify hello-world (`GET /`, logger off) in its own child process, at
+ *   8 connections, so that Penny's rates can be read as ratios that mean the same on any machine;
  * - payments per second: `POST /v1/payment_intents` with `confirm=true` and automatic capture, a
- *   unique Idempotency-Key per request, at 1, 16 and 64 connections;
+ *   unique Idempotency-Key per request, at 1, 8, 16 and 64 connections; then twice more at 8
+ *   connections at half the rate the 8-connection run reached, for its p99: once with autocannon's
+ *   `overallRate` (which sends each connection's share of a second back to back at the start of the
+ *   second, so its latencies are those of bursts), once evenly paced (open loop, runPaced);
  * - idempotent replays per second: the same key and the same body every time, after one first
  *   request, at 16 and 64 connections; and, for comparison, replays spread round-robin over the
  *   1,000 keys the warm-up completed, so that no two requests in flight share a key;
@@ -16,42 +21,67 @@
  *   kernel), by PostgreSQL, by the generator, and by anything else on the machine, which should be
  *   about nothing: a figure measured while something else ran is not comparable.
  *
+ * After the table, issue 22's ratios with their targets: payments/s at 8 connections ÷ hello-world/s
+ * (≥ 0.012), p99 at half the maximum rate (≤ 50 ms), replays (1,000 keys and one key, 16 connections)
+ * ÷ hello-world/s (≥ 0.30).
+ *
  * Between runs the benchmark waits until the server answers /readyz again, so that requests left
  * in flight by one run do not load the next. Any non-2xx response or connection error is printed
  * and makes the exit code 1: such a run does not measure what it claims to.
  *
  * BENCH_SECONDS (default 5) sets each measurement's length; BENCH_LOG_LEVEL (default warn) the
- * server's PENNY_LOG_LEVEL; BENCH_POOL_SIZE the server's PENNY_DB_POOL_SIZE (default: Penny's own).
+ * server's PENNY_LOG_LEVEL; BENCH_POOL_SIZE the server's PENNY_DB_POOL_SIZE (default: Penny's own);
+ * BENCH_ONLY a comma list of the runs to make (hello, payments1, payments8, half, payments16,
+ * payments64, replays; default all; `half` needs payments8 and adds it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded-postgres.js';
 import { createPool, ensureDatabase, withDatabase } from '../src/db/pool.js';
 import { MerchantService } from '../src/merchants/merchant-service.js';
 import { freePort } from '../src/simulate/free-port.js';
+import {
+  figure, formatRatios, ratio, runAutocannon, runPaced, type HttpRun, type Ratio,
+} from './support/http-load.js';
+import {
+  cpuPerAnswer, cpuSnapshot, peakRssMiB, readPostmasterPid, round, resetPeakRss, startHelloWorld, startPenny,
+  stopServer,
+  waitUntilReady, type CpuPerAnswer, type RunningPenny, type RunningServer,
+} from './support/penny-server.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
 const serverLogLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
 const serverPoolSize = process.env.BENCH_POOL_SIZE;
-const paymentConnections = [1, 16, 64] as const;
+const paymentConnections = [1, 8, 16, 64] as const;
 const replayConnections = [16, 64] as const;
+/** Connections of the hello-world reference, of the payments compared with it, and of the half-rate run. */
+const referenceConnections = 8;
 /** The warm-up's 1,000 payments fill the server's caches and give the replays their keys. */
 const warmupConnections = 4;
 const replayPoolSize = 1000;
 const paymentBody = 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true';
 const targets = { paymentsPerSecond: 1500, paymentsP99Ms: 100, replaysPerSecond: 6000 } as const;
-const pennyEntry = fileURLToPath(new URL('../src/cli/penny.js', import.meta.url));
+/** Issue 22's targets, as ratios of the same-run hello-world (and one latency). */
+const ratioTargets = {
+  paymentsPerHelloWorld: { atLeast: 0.012 },
+  halfRateP99Ms: { atMost: 50 },
+  replaysPerHelloWorld: { atLeast: 0.30 },
+} as const;
+const runNames = ['hello', 'payments1', 'payments8', 'half', 'payments16', 'payments64', 'replays'] as const;
+type RunName = typeof runNames[number];
+const selectedRuns = selectRuns(process.env.BENCH_ONLY);
 
-type Scenario = 'payments' | 'replays, one key' | 'replays, 1,000 keys';
+type Scenario = 'hello-world' | 'payments' | 'payments, half max rate' | 'payments, half max rate, evenly paced' |
+  'replays, one key' | 'replays, 1,000 keys';
 
 interface Measurement {
   readonly scenario: Scenario;
   readonly connections: number;
+  /** Requests per second asked of autocannon (the half-rate run); undefined: as fast as answered. */
+  readonly overallRate: number | undefined;
   /** 2xx answers per second: payments, or replays; non-2xx answers are counted apart. */
   readonly okPerSecond: number;
   readonly responsesPerSecond: number;
@@ -63,80 +93,80 @@ interface Measurement {
   readonly statusCounts: Record<string, number>;
   readonly errors: number;
   readonly serverPeakRssMiB: number;
-  /**
-   * CPU per answer. `kernel` is machine busy time no process accounts for: kernel threads and
-   * interrupts (block I/O of WAL flushes, loopback networking); `otherProcesses` is anything else
-   * running on the machine, which disturbs the measurement when it is not about zero.
-   */
-  readonly cpuMsPerRequest: {
-    readonly server: number; readonly serverKernel: number; readonly postgres: number; readonly generator: number;
-    readonly kernel: number; readonly otherProcesses: number;
-  };
+  /** CPU per answer; for the hello-world, `server` is the hello-world's own process. */
+  readonly cpuMsPerRequest: CpuPerAnswer;
 }
 
 interface Target {
   readonly url: string;
-  readonly server: ChildProcess;
+  readonly penny: RunningPenny;
   readonly secretKey: string;
   readonly serverPid: number;
   readonly postmasterPid: number;
+}
+
+function selectRuns(only: string | undefined): ReadonlySet<RunName> {
+  if (only === undefined || only.trim() === '') return new Set(runNames);
+  const names = only.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const unknown = names.filter((name) => !(runNames as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new Error(`BENCH_ONLY: unknown run(s) ${unknown.join(', ')}; known: ${runNames.join(', ')}`);
+  }
+  const selected = new Set(names as RunName[]);
+  if (selected.has('half')) selected.add('payments8');
+  return selected;
 }
 
 async function main(): Promise<void> {
   const directory = await fs.mkdtemp(path.join('/var/tmp', 'penny-api-bench-'));
   await fs.chmod(directory, 0o755);
   let postgres: RunningPostgres | undefined;
-  let server: ChildProcess | undefined;
+  let penny: RunningPenny | undefined;
   try {
     postgres = await startEmbeddedPostgres({ directory: path.join(directory, 'pg'), port: await freePort() });
     await ensureDatabase(postgres.serverUrl, 'penny_bench');
     const databaseUrl = withDatabase(postgres.serverUrl, 'penny_bench');
-    const pepper = randomBytes(32).toString('hex');
-    const port = await freePort();
-    server = startServer({
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: databaseUrl,
-      PENNY_DATA_DIR: path.join(directory, 'data'),
-      PENNY_SECRET_KEY: pepper,
-      PENNY_OPERATOR_KEY: `pk_operator_${randomBytes(24).toString('hex')}`,
-      PENNY_LOG_LEVEL: serverLogLevel,
-      // The benchmark measures capacity, far above a merchant's default limit of 100 requests a second.
-      PENNY_RATE_LIMIT_PER_SECOND: '0',
-      // The sandbox PSP runs beside Penny in the server process, as npm start runs it.
-      PENNY_SANDBOX_PSP_PORT: String(await freePort()),
-      ...(serverPoolSize === undefined ? {} : { PENNY_DB_POOL_SIZE: serverPoolSize }),
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await waitUntilReady(url, server);
+    penny = await startPenny({ directory, databaseUrl, logLevel: serverLogLevel, poolSize: serverPoolSize });
     const target: Target = {
-      url,
-      server,
-      secretKey: await createMerchant(databaseUrl, pepper),
-      serverPid: server.pid as number,
+      url: penny.url,
+      penny,
+      secretKey: await createMerchant(databaseUrl, penny.pepper),
+      serverPid: penny.pid,
       postmasterPid: await readPostmasterPid(postgres.dataDirectory),
     };
 
     const warmupKeys = await warmUp(target);
     const startupPeakRssMiB = await peakRssMiB(target.serverPid);
     const results: Measurement[] = [];
+    if (selectedRuns.has('hello')) results.push(await measureHelloWorld(target.postmasterPid));
     for (const connections of paymentConnections) {
-      results.push(await measure(target, 'payments', connections, uniqueKeys(`pay-${connections}`)));
+      if (!selectedRuns.has(`payments${connections}`)) continue;
+      const measured = await measure(target, 'payments', connections, uniqueKeys(`pay-${connections}`));
+      results.push(measured);
+      if (connections === referenceConnections && selectedRuns.has('half')) {
+        const overallRate = Math.max(1, Math.floor(measured.okPerSecond / 2));
+        results.push(await measure(target, 'payments, half max rate', connections, uniqueKeys('pay-half'),
+          overallRate));
+        results.push(await measure(target, 'payments, half max rate, evenly paced', connections,
+          uniqueKeys('pay-paced'), overallRate));
+      }
     }
-    const replayKey = `replay-${randomBytes(8).toString('hex')}`;
-    const first = await post(target, replayKey);
-    if (first.status !== 200) throw new Error(`the request to replay answered ${first.status}: ${first.body}`);
-    for (const connections of replayConnections) {
-      results.push(await measure(target, 'replays, one key', connections, () => replayKey));
-    }
-    let next = 0;
-    for (const connections of replayConnections) {
-      results.push(await measure(target, 'replays, 1,000 keys', connections,
-        () => warmupKeys[(next++) % warmupKeys.length] as string));
+    if (selectedRuns.has('replays')) {
+      const replayKey = `replay-${randomBytes(8).toString('hex')}`;
+      const first = await post(target, replayKey);
+      if (first.status !== 200) throw new Error(`the request to replay answered ${first.status}: ${first.body}`);
+      for (const connections of replayConnections) {
+        results.push(await measure(target, 'replays, one key', connections, () => replayKey));
+      }
+      let next = 0;
+      for (const connections of replayConnections) {
+        results.push(await measure(target, 'replays, 1,000 keys', connections,
+          () => warmupKeys[(next++) % warmupKeys.length] as string));
+      }
     }
     await countPayments(databaseUrl);
-    report(results, Math.max(startupPeakRssMiB, ...results.map((result) => result.serverPeakRssMiB)));
+    report(results, Math.max(startupPeakRssMiB, ...results.filter((result) => result.scenario !== 'hello-world')
+      .map((result) => result.serverPeakRssMiB)));
     const failed = results.filter((result) => result.non2xx > 0 || result.errors > 0);
     if (failed.length > 0) {
       process.stderr.write(`non-2xx responses or connection errors in ${failed.length} run(s): ` +
@@ -144,40 +174,10 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   } finally {
-    if (server !== undefined) await stopServer(server);
+    if (penny !== undefined) await stopServer(penny.child);
     await postgres?.stop();
     await fs.rm(directory, { recursive: true, force: true });
   }
-}
-
-function startServer(environment: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, [pennyEntry, 'serve'], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
-  const forward = (chunk: Buffer) => process.stderr.write(`[penny] ${chunk.toString()}`);
-  child.stdout?.on('data', forward);
-  child.stderr?.on('data', forward);
-  return child;
-}
-
-/** Until /readyz answers 200: at start, and between runs (it needs a free pool connection). */
-async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`penny serve exited with ${child.exitCode}`);
-    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(15_000) })
-      .then((response) => response.ok, () => false);
-    if (ready) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('penny serve was not ready within 120 s');
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function createMerchant(databaseUrl: string, pepper: string): Promise<string> {
@@ -236,156 +236,80 @@ function uniqueKeys(label: string): () => string {
   return () => `${prefix}-${index++}`;
 }
 
+function paymentHeaders(target: Target): Record<string, string> {
+  return { 'authorization': `Bearer ${target.secretKey}`, 'content-type': 'application/x-www-form-urlencoded' };
+}
+
 function requestOptions(target: Target, nextKey: () => string): autocannon.Options {
   return {
     url: target.url,
     requests: [{
       method: 'POST',
       path: '/v1/payment_intents',
-      headers: {
-        'authorization': `Bearer ${target.secretKey}`,
-        'content-type': 'application/x-www-form-urlencoded',
-      },
+      headers: paymentHeaders(target),
       body: paymentBody,
       setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
     }],
   };
 }
 
-async function measure(target: Target, scenario: Scenario, connections: number, nextKey: () => string):
-Promise<Measurement> {
-  await waitUntilReady(target.url, target.server);
+async function measure(target: Target, scenario: Scenario, connections: number, nextKey: () => string,
+  overallRate?: number): Promise<Measurement> {
+  await waitUntilReady(target.url, target.penny.child);
   await resetPeakRss(target.serverPid);
   const before = await cpuSnapshot(target);
-  const latenciesMs: number[] = [];
-  const run = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon({ ...requestOptions(target, nextKey), connections, duration: secondsPerRun },
-      (error: unknown, result) => (error ? reject(error as Error) : resolve(result)));
-    // autocannon's own histogram keeps whole milliseconds; these keep the fraction.
-    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      if (statusCode >= 200 && statusCode < 300) latenciesMs.push(responseTime);
+  const run = scenario === 'payments, half max rate, evenly paced' && overallRate !== undefined
+    ? await runPaced({
+      url: target.url, connections, ratePerSecond: overallRate, seconds: secondsPerRun,
+      request: () => ({ path: '/v1/payment_intents', method: 'POST', body: paymentBody,
+        headers: { ...paymentHeaders(target), 'idempotency-key': nextKey() } }),
+    })
+    : await runAutocannon({
+      ...requestOptions(target, nextKey), connections, duration: secondsPerRun,
+      ...(overallRate === undefined ? {} : { overallRate }),
     });
-  });
   const after = await cpuSnapshot(target);
-  latenciesMs.sort((left, right) => left - right);
-  const statusCounts = Object.fromEntries(Object.entries(run.statusCodeStats ?? {})
-    .map(([status, stats]) => [status, stats.count ?? 0]));
-  const responses = Object.values(statusCounts).reduce((sum, count) => sum + count, 0);
   const measurement: Measurement = {
-    scenario,
-    connections,
-    okPerSecond: Math.round(run['2xx'] / run.duration),
-    responsesPerSecond: Math.round(responses / run.duration),
-    latencyMsP50: round(percentile(latenciesMs, 0.5)),
-    latencyMsP99: round(percentile(latenciesMs, 0.99)),
-    sent: run.requests.sent,
-    responses,
-    non2xx: run.non2xx,
-    statusCounts,
-    errors: run.errors,
+    scenario, connections, overallRate, ...withoutRunFields(run),
     serverPeakRssMiB: await peakRssMiB(target.serverPid),
-    cpuMsPerRequest: cpuPerAnswer(before, after, responses),
+    cpuMsPerRequest: cpuPerAnswer(before, after, run.responses),
   };
-  process.stderr.write(`${scenario} ${connections}: ${measurement.okPerSecond} 2xx/s, ` +
-    `sent ${run.requests.sent}, statuses ${JSON.stringify(statusCounts)}, errors ${run.errors}\n`);
+  process.stderr.write(`${scenario} ${connections}${overallRate === undefined ? '' : ` at ${overallRate}/s`}: ` +
+    `${measurement.okPerSecond} 2xx/s, sent ${run.sent}, statuses ${JSON.stringify(run.statusCounts)}, ` +
+    `errors ${run.errors}\n`);
   return measurement;
 }
 
-function cpuPerAnswer(before: CpuSnapshot, after: CpuSnapshot, answers: number): Measurement['cpuMsPerRequest'] {
-  const perAnswer = (milliseconds: number) => round(answers === 0 ? 0 : Math.max(0, milliseconds) / answers);
-  const server = after.server - before.server;
-  const postgres = after.postgres - before.postgres;
-  const generator = after.generator - before.generator;
-  let otherProcesses = 0;
-  for (const [pid, milliseconds] of after.others) {
-    otherProcesses += Math.max(0, milliseconds - (before.others.get(pid) ?? 0));
-  }
+function withoutRunFields(run: HttpRun): Omit<Measurement,
+  'scenario' | 'connections' | 'overallRate' | 'serverPeakRssMiB' | 'cpuMsPerRequest'> {
   return {
-    server: perAnswer(server),
-    serverKernel: perAnswer(after.serverKernel - before.serverKernel),
-    postgres: perAnswer(postgres),
-    generator: perAnswer(generator),
-    kernel: perAnswer(after.machine - before.machine - server - postgres - generator - otherProcesses),
-    otherProcesses: perAnswer(otherProcesses),
+    okPerSecond: run.okPerSecond, responsesPerSecond: run.responsesPerSecond, latencyMsP50: run.latencyMsP50,
+    latencyMsP99: run.latencyMsP99, sent: run.sent, responses: run.responses, non2xx: run.non2xx,
+    statusCounts: run.statusCounts, errors: run.errors,
   };
 }
 
-function percentile(sorted: readonly number[], fraction: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
-}
-
-function round(value: number): number {
-  return Math.round(value * 100) / 100;
-}
-
-/** Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS. */
-async function resetPeakRss(pid: number): Promise<void> {
-  await fs.writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => undefined);
-}
-
-async function peakRssMiB(pid: number): Promise<number> {
-  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
-  return Math.round(kib / 1024);
-}
-
-interface CpuSnapshot {
-  readonly server: number;
-  readonly serverKernel: number;
-  readonly machine: number;
-  readonly postgres: number;
-  readonly generator: number;
-  /** Every other process by pid, kernel threads (children of kthreadd, pid 2) left out. */
-  readonly others: ReadonlyMap<number, number>;
-}
-
-const clockTicksPerSecond = 100;
-
-/**
- * CPU milliseconds so far: the server (and the part of it spent in the kernel), PostgreSQL (the
- * postmaster and its children), this process, every other process, and the whole machine (busy
- * time in /proc/stat).
- */
-async function cpuSnapshot(target: Target): Promise<CpuSnapshot> {
-  const stats = await readProcessStats();
-  const cpuLine = (await fs.readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
-  // cpu user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-  const [user, nice, system, , , irq, softirq, steal] = cpuLine.trim().split(/\s+/).slice(1).map(Number);
-  const busyTicks = [user, nice, system, irq, softirq, steal].reduce((sum: number, ticks) => sum + (ticks ?? 0), 0);
-  const server = stats.find((stat) => stat.pid === target.serverPid);
-  const postgres = stats.filter((stat) => stat.pid === target.postmasterPid || stat.ppid === target.postmasterPid);
-  const usage = process.cpuUsage();
-  const ours = new Set([target.serverPid, process.pid, ...postgres.map((stat) => stat.pid)]);
-  const others = stats.filter((stat) => !ours.has(stat.pid) && stat.pid !== 2 && stat.ppid !== 2);
-  return {
-    others: new Map(others.map((stat) => [stat.pid, stat.cpuMs])),
-    server: server?.cpuMs ?? 0,
-    serverKernel: server?.kernelMs ?? 0,
-    machine: (busyTicks * 1000) / clockTicksPerSecond,
-    postgres: postgres.reduce((sum, stat) => sum + stat.cpuMs, 0),
-    generator: (usage.user + usage.system) / 1000,
-  };
-}
-
-async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: number; kernelMs: number }[]> {
-  const entries = (await fs.readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
-  const stats = await Promise.all(entries.map(async (entry) => {
-    const text = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
-    if (text === undefined) return undefined;
-    // The command name may hold spaces and parentheses; the fields after its last ')' do not.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+/** The hello-world in its own child process, started for its run and stopped after it, so it loads nothing else. */
+async function measureHelloWorld(postmasterPid: number): Promise<Measurement> {
+  const hello: RunningServer = await startHelloWorld();
+  try {
+    // A short unmeasured warm-up, as Penny's 1,000 payments are one.
+    await runAutocannon({ url: hello.url, connections: referenceConnections, duration: 1 });
+    await resetPeakRss(hello.pid);
+    const subjects = { serverPid: hello.pid, postmasterPid };
+    const before = await cpuSnapshot(subjects);
+    const run = await runAutocannon({ url: hello.url, connections: referenceConnections, duration: secondsPerRun });
+    const after = await cpuSnapshot(subjects);
+    process.stderr.write(`hello-world ${referenceConnections}: ${run.okPerSecond} 2xx/s, sent ${run.sent}, ` +
+      `statuses ${JSON.stringify(run.statusCounts)}, errors ${run.errors}\n`);
     return {
-      pid: Number(entry), ppid: Number(fields[1]), cpuMs: (ticks * 1000) / clockTicksPerSecond,
-      kernelMs: (Number(fields[12]) * 1000) / clockTicksPerSecond,
+      scenario: 'hello-world', connections: referenceConnections, overallRate: undefined, ...withoutRunFields(run),
+      serverPeakRssMiB: await peakRssMiB(hello.pid),
+      cpuMsPerRequest: cpuPerAnswer(before, after, run.responses),
     };
-  }));
-  return stats.filter((stat) => stat !== undefined);
-}
-
-async function readPostmasterPid(dataDirectory: string): Promise<number> {
-  const text = await fs.readFile(path.join(dataDirectory, 'postmaster.pid'), 'utf8');
-  return Number(text.split('\n')[0]);
+  } finally {
+    await stopServer(hello.child);
+  }
 }
 
 async function countPayments(databaseUrl: string): Promise<void> {
@@ -400,10 +324,41 @@ async function countPayments(databaseUrl: string): Promise<void> {
 }
 
 function targetFor(result: Measurement): string {
-  if (result.scenario === 'payments') {
-    return `≥ ${targets.paymentsPerSecond}/s at p99 < ${targets.paymentsP99Ms} ms`;
+  switch (result.scenario) {
+    case 'hello-world': return 'the reference';
+    case 'payments': return `≥ ${targets.paymentsPerSecond}/s at p99 < ${targets.paymentsP99Ms} ms` +
+      (result.connections === referenceConnections
+        ? `; ≥ ${ratioTargets.paymentsPerHelloWorld.atLeast} × hello-world` : '');
+    case 'payments, half max rate':
+    case 'payments, half max rate, evenly paced': return `p99 ≤ ${ratioTargets.halfRateP99Ms.atMost} ms, no non-2xx`;
+    default: return `≥ ${targets.replaysPerSecond}/s` + (result.connections === 16
+      ? `; ≥ ${ratioTargets.replaysPerHelloWorld.atLeast} × hello-world` : '');
   }
-  return `≥ ${targets.replaysPerSecond}/s`;
+}
+
+/** Issue 22's figures: each of Penny's rates over the same run's hello-world, and the p99 at half the maximum rate. */
+function ratiosOf(results: readonly Measurement[]): Ratio[] {
+  const find = (scenario: Scenario, connections: number) =>
+    results.find((result) => result.scenario === scenario && result.connections === connections);
+  const hello = find('hello-world', referenceConnections)?.okPerSecond;
+  // Met only with no non-2xx answer and no connection error as well.
+  const halfRate = (scenario: Scenario, how: string) => {
+    const half = find(scenario, referenceConnections);
+    const checked = figure(`p99 ms of payments at half the maximum rate, ${how} (${half?.overallRate ?? '-'}/s, ` +
+      `${referenceConnections} connections; non-2xx ${half?.non2xx ?? '-'})`, half?.latencyMsP99,
+    ratioTargets.halfRateP99Ms);
+    return half === undefined || half.non2xx + half.errors === 0 ? checked : { ...checked, met: false };
+  };
+  return [
+    ratio(`payments/s at ${referenceConnections} connections ÷ hello-world/s`,
+      find('payments', referenceConnections)?.okPerSecond, hello, ratioTargets.paymentsPerHelloWorld),
+    halfRate('payments, half max rate', 'autocannon overallRate: bursts at the start of each second'),
+    halfRate('payments, half max rate, evenly paced', 'evenly paced (open loop)'),
+    ratio('replays, 1,000 keys, 16 connections ÷ hello-world/s', find('replays, 1,000 keys', 16)?.okPerSecond, hello,
+      ratioTargets.replaysPerHelloWorld),
+    ratio('replays, one key, 16 connections ÷ hello-world/s', find('replays, one key', 16)?.okPerSecond, hello,
+      ratioTargets.replaysPerHelloWorld),
+  ];
 }
 
 function report(results: readonly Measurement[], serverPeakRssMiB: number): void {
@@ -422,7 +377,10 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
     const cpu = result.cpuMsPerRequest;
     const statuses = Object.entries(result.statusCounts).filter(([status]) => !status.startsWith('2'))
       .map(([status, count]) => `${count} × ${status}`).join(', ');
-    lines.push(`| ${result.scenario} | ${result.connections} | ${result.okPerSecond} | ` +
+    const paced = result.overallRate === undefined ? ''
+      : result.scenario === 'payments, half max rate' ? ` (autocannon overallRate ${result.overallRate}/s)`
+        : ` (${result.overallRate}/s)`;
+    lines.push(`| ${result.scenario}${paced} | ${result.connections} | ${result.okPerSecond} | ` +
       `${result.latencyMsP50} | ${result.latencyMsP99} | ${result.non2xx}${statuses ? ` (${statuses})` : ''}` +
       `${result.errors > 0 ? `, ${result.errors} errors` : ''} | ${result.serverPeakRssMiB} | ` +
       `${cpu.server} (${cpu.serverKernel}) / ${cpu.postgres} / ${cpu.generator} / ${cpu.kernel} / ` +
@@ -430,10 +388,14 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
       `${targetFor(result)} |`);
   }
   lines.push('', `peak RSS over the whole run: server ${serverPeakRssMiB} MiB (start-up and warm-up included; ` +
-    `the table gives each run's own peak), load generator ${generatorPeakRssMiB} MiB`);
+    `the table gives each run's own peak; the hello-world row gives the hello-world's), ` +
+    `load generator ${generatorPeakRssMiB} MiB`);
+  const ratios = ratiosOf(results);
+  lines.push('', formatRatios('Ratios to the same-run Fastify hello-world (issue 22):', ratios));
   process.stdout.write(`${lines.join('\n')}\n`);
   process.stdout.write(`${JSON.stringify({
-    results, server_peak_rss_mib: serverPeakRssMiB, generator_peak_rss_mib: generatorPeakRssMiB, targets,
+    results, ratios, server_peak_rss_mib: serverPeakRssMiB, generator_peak_rss_mib: generatorPeakRssMiB, targets,
+    ratio_targets: ratioTargets,
   })}\n`);
 }
 

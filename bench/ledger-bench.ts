@@ -17,12 +17,33 @@
  *
  * Penny and the baseline alternate in slices (BENCH_SLICES, default 6, per measurement), so both
  * see the same moments of a noisy machine and their ratio is steadier than their rates.
- * BENCH_SECONDS (default 3) sets each system's total time per measurement; BENCH_DATABASE_URL a
- * server of your own.
+ * BENCH_LEDGER_SERVICE=0 skips this service-level part.
+ *
+ * Then over HTTP, where users reach the ledger (BENCH_LEDGER_HTTP=0 skips it): Penny as a child
+ * process (`node dist/src/cli/penny.js serve`, as bench:api starts it) on the same PostgreSQL,
+ * driven by autocannon with the operator key: `POST /v1/ledger/entries`, one transfer per request
+ * (two postings, a new external reference each, accounts drawn uniformly among the 1,000), at 8
+ * connections; the same at 32 connections, uniform and with every transfer crediting the hot
+ * account; `POST /v1/ledger/entries/batch` with 100 transfers per request at 1 connection. Beside
+ * them, in the same run on the same PostgreSQL, a plain-SQL reference (bench/support/
+ * plain-sql-reference.ts): `pgbench -M prepared` when it is on PATH, else a `pg` client with named
+ * prepared statements in a child process, writing the baseline's rows in one statement per
+ * transfer at 8 clients, and 100 transfers in one transaction at 1 client. Printed: issue 22's
+ * ratios with their targets (HTTP single at 8 ÷ plain-SQL single at 8 ≥ 0.5; HTTP batch ÷
+ * plain-SQL batch ≥ 0.45; hot ÷ uniform at 32 over HTTP ≥ 0.5), and the CPU milliseconds per
+ * transfer of the server and of PostgreSQL in each HTTP run. Any non-2xx answer, connection error
+ * or failed plain-SQL transaction makes the exit code 1.
+ *
+ * BENCH_SECONDS (default 3) sets each system's total time per service-level measurement, and the
+ * length of each over-HTTP and plain-SQL run; BENCH_DATABASE_URL a server of your own (PostgreSQL's
+ * CPU is then told apart only if this user may read its data_directory); BENCH_LOG_LEVEL (default
+ * warn) and BENCH_POOL_SIZE the server's PENNY_LOG_LEVEL and PENNY_DB_POOL_SIZE; BENCH_REFERENCE=node uses
+ * the node client even when pgbench is on PATH.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type autocannon from 'autocannon';
 import type pg from 'pg';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded-postgres.js';
 import { migrate } from '../src/db/migrate.js';
@@ -31,6 +52,14 @@ import { newId } from '../src/ids.js';
 import { LedgerService } from '../src/ledger/ledger-service.js';
 import { insertEntries, type EntryRow } from '../src/ledger/ledger-store.js';
 import type { CreateEntryCommand } from '../src/ledger/ledger-types.js';
+import { formatRatios, ratio, runAutocannon, type Ratio } from './support/http-load.js';
+import {
+  cpuPerAnswer, cpuSnapshot, percentile, readPostmasterPid, round, startPenny, stopServer, waitUntilReady,
+  type CpuPerAnswer, type CpuSubjects, type RunningPenny,
+} from './support/penny-server.js';
+import {
+  pgbenchAvailable, referenceBatchSize, runNodeReference, runPgbench, type ReferenceMode, type ReferenceRun,
+} from './support/plain-sql-reference.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 3);
 const slicesPerRun = Number(process.env.BENCH_SLICES ?? 6);
@@ -39,6 +68,16 @@ const poolSizeMax = 8;
 const accountCount = 1000;
 const prefillTransfers = 50_000;
 const batchSize = 100;
+const runService = process.env.BENCH_LEDGER_SERVICE !== '0';
+const runHttp = process.env.BENCH_LEDGER_HTTP !== '0';
+const serverLogLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
+const serverPoolSize = process.env.BENCH_POOL_SIZE;
+/** Issue 22's targets for the ledger over HTTP. */
+const ratioTargets = {
+  singleHttpPerPlainSql: { atLeast: 0.5 },
+  batchHttpPerPlainSql: { atLeast: 0.45 },
+  hotPerUniformAt32: { atLeast: 0.5 },
+} as const;
 
 type Pattern = 'uniform' | 'hot';
 type System = 'baseline' | 'plpgsql' | 'floor' | 'penny';
@@ -64,40 +103,56 @@ interface Measurement {
 }
 
 async function main(): Promise<void> {
-  const { url, stop } = await openBenchDatabase();
+  const { url, stop, postmasterPid } = await openBenchDatabase();
   const pool = createPool({ connectionString: url, sizeMax: poolSizeMax, applicationName: 'penny-bench' });
   try {
     const accounts = await prepare(pool, url);
-    const ledger = new LedgerService(pool);
-    const results: Measurement[] = [];
-    for (const mode of ['single', 'batch100'] as const) {
-      for (const pattern of ['uniform', 'hot'] as const) {
-        for (const clients of clientCounts) {
-          const samples = emptySamples();
-          for (let slice = 0; slice < slicesPerRun; slice += 1) {
-            for (const system of systems) {
-              await measure(writerOf(system, ledger, pool), { accounts, pattern, mode, clients }, samples[system]);
-            }
-          }
-          for (const system of systems) {
-            const measured = summarize(samples[system]);
-            results.push({ system, pattern, mode, clients, ...measured });
-            process.stderr.write(`${system} ${mode} ${pattern} ${clients}: ${measured.transfersPerSecond}/s\n`);
-          }
-          await ledger.compactBalances();
-        }
-      }
+    const results = runService ? await measureService(pool, accounts) : [];
+    const overHttp = runHttp ? await measureOverHttp(url, accounts, await postmasterPid()) : undefined;
+    report(results, overHttp);
+    const failed = overHttp?.results.filter((result) => result.non2xx + result.errors + result.failed > 0) ?? [];
+    if (failed.length > 0) {
+      process.stderr.write(`non-2xx answers, connection errors or failed transactions in ${failed.length} run(s): ` +
+        `${failed.map((result) => `${result.system} ${result.mode} ${result.pattern} ${result.connections}`)
+          .join('; ')}\n`);
+      process.exitCode = 1;
     }
-    report(results);
   } finally {
     await pool.end();
     await stop();
   }
 }
 
-async function openBenchDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function measureService(pool: pg.Pool, accounts: Accounts): Promise<Measurement[]> {
+  const ledger = new LedgerService(pool);
+  const results: Measurement[] = [];
+  for (const mode of ['single', 'batch100'] as const) {
+    for (const pattern of ['uniform', 'hot'] as const) {
+      for (const clients of clientCounts) {
+        const samples = emptySamples();
+        for (let slice = 0; slice < slicesPerRun; slice += 1) {
+          for (const system of systems) {
+            await measure(writerOf(system, ledger, pool), { accounts, pattern, mode, clients }, samples[system]);
+          }
+        }
+        for (const system of systems) {
+          const measured = summarize(samples[system]);
+          results.push({ system, pattern, mode, clients, ...measured });
+          process.stderr.write(`${system} ${mode} ${pattern} ${clients}: ${measured.transfersPerSecond}/s\n`);
+        }
+        await ledger.compactBalances();
+      }
+    }
+  }
+  return results;
+}
+
+async function openBenchDatabase(): Promise<{
+  url: string; stop: () => Promise<void>; postmasterPid: () => Promise<number>;
+}> {
   if (process.env.BENCH_DATABASE_URL) {
-    return { url: process.env.BENCH_DATABASE_URL, stop: async () => undefined };
+    const url = process.env.BENCH_DATABASE_URL;
+    return { url, stop: async () => undefined, postmasterPid: () => postmasterPidOf(url) };
   }
   const directory = await fs.mkdtemp(path.join('/var/tmp', 'penny-bench-'));
   await fs.chmod(directory, 0o755);
@@ -109,7 +164,22 @@ async function openBenchDatabase(): Promise<{ url: string; stop: () => Promise<v
       await server.stop();
       await fs.rm(directory, { recursive: true, force: true });
     },
+    postmasterPid: () => readPostmasterPid(server.dataDirectory),
   };
+}
+
+/** A server of one's own: its postmaster, when this user may read data_directory and it is local; else 0. */
+async function postmasterPidOf(url: string): Promise<number> {
+  const pool = createPool({ connectionString: url, sizeMax: 1, applicationName: 'penny-bench' });
+  try {
+    const { rows } = await pool.query<{ data_directory: string }>('SHOW data_directory');
+    return await readPostmasterPid(rows[0]?.data_directory ?? '');
+  } catch {
+    process.stderr.write('PostgreSQL\'s CPU is not told apart: its data_directory is out of reach\n');
+    return 0;
+  } finally {
+    await pool.end();
+  }
 }
 
 interface Accounts {
@@ -363,15 +433,173 @@ function summarize(sample: Sample): Omit<Measurement, 'system' | 'pattern' | 'mo
   };
 }
 
-function percentile(sorted: readonly number[], fraction: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
+/** One over-HTTP or plain-SQL run. */
+interface HttpMeasurement {
+  readonly system: 'penny over HTTP' | 'plain SQL';
+  readonly tool: 'autocannon' | 'pgbench' | 'node-pg';
+  readonly mode: Mode;
+  readonly pattern: Pattern;
+  /** HTTP connections, or database clients. */
+  readonly connections: number;
+  readonly transfersPerSecond: number;
+  /** Requests (HTTP) or transactions (plain SQL) per second: a batch of 100 is one. */
+  readonly requestsPerSecond: number;
+  /** Per request: p50 and p99 over HTTP; pgbench gives the average only. */
+  readonly latencyMsP50: number | null;
+  readonly latencyMsP99: number | null;
+  readonly latencyMsAverage: number | null;
+  readonly non2xx: number;
+  readonly statusCounts: Record<string, number>;
+  readonly errors: number;
+  /** Failed plain-SQL transactions. */
+  readonly failed: number;
+  /** CPU per transfer; `server` is Penny's process (0 for plain SQL, whose client is among other processes). */
+  readonly cpuMsPerTransfer: CpuPerAnswer;
 }
 
-function round(value: number): number {
-  return Math.round(value * 100) / 100;
+interface OverHttp {
+  readonly results: readonly HttpMeasurement[];
+  readonly ratios: readonly Ratio[];
+  readonly referenceTool: 'pgbench' | 'node-pg';
 }
 
-function report(results: readonly Measurement[]): void {
+/**
+ * Penny over HTTP against the plain-SQL reference, each comparison's reference run just before its
+ * HTTP run. Penny runs only for this part, so the service-level part above shares the machine with
+ * no idle server.
+ */
+async function measureOverHttp(url: string, accounts: Accounts, postmasterPid: number): Promise<OverHttp> {
+  const directory = await fs.mkdtemp(path.join('/var/tmp', 'penny-bench-http-'));
+  await fs.chmod(directory, 0o755);
+  const usePgbench = process.env.BENCH_REFERENCE !== 'node' && await pgbenchAvailable();
+  const referenceTool = usePgbench ? 'pgbench' : 'node-pg';
+  process.stderr.write(`plain-SQL reference: ${usePgbench ? 'pgbench -M prepared'
+    : 'node pg client (no pgbench on PATH, or BENCH_REFERENCE=node)'}\n`);
+  let penny: RunningPenny | undefined;
+  try {
+    penny = await startPenny({ directory, databaseUrl: url, logLevel: serverLogLevel, poolSize: serverPoolSize });
+    const subjects: CpuSubjects = { serverPid: penny.pid, postmasterPid };
+    // Unmeasured: the server's caches and JIT, as a user's first minutes would warm them.
+    checkedRun(await runAutocannon({ ...ledgerRequests(penny, accounts, 'single', 'uniform'), connections: 8,
+      duration: 2 }), 'warm-up');
+    checkedRun(await runAutocannon({ ...ledgerRequests(penny, accounts, 'batch100', 'uniform'), connections: 1,
+      amount: 5 }), 'warm-up');
+    const reference = (mode: ReferenceMode, clients: number) => measureReference(
+      { url, directory, usePgbench, mode, clients, subjects: { serverPid: 0, postmasterPid } });
+    const overHttp = (mode: Mode, pattern: Pattern, connections: number) =>
+      measureHttp(penny as RunningPenny, subjects, { accounts, mode, pattern, connections });
+    const results: HttpMeasurement[] = [];
+    results.push(await reference('single', 8));
+    results.push(await overHttp('single', 'uniform', 8));
+    results.push(await overHttp('single', 'uniform', 32));
+    results.push(await overHttp('single', 'hot', 32));
+    results.push(await reference('batch100', 1));
+    results.push(await overHttp('batch100', 'uniform', 1));
+    return { results, ratios: httpRatios(results), referenceTool };
+  } finally {
+    if (penny !== undefined) await stopServer(penny.child);
+    await fs.rm(directory, { recursive: true, force: true });
+  }
+}
+
+function checkedRun(run: { non2xx: number; errors: number; statusCounts: Record<string, number> }, what: string): void {
+  if (run.non2xx > 0 || run.errors > 0) {
+    throw new Error(`${what}: ${run.non2xx} non-2xx ${JSON.stringify(run.statusCounts)}, ${run.errors} errors`);
+  }
+}
+
+/** JSON bodies made per request: a new external reference each, accounts as `pattern` draws them. */
+function ledgerRequests(penny: RunningPenny, accounts: Accounts, mode: Mode, pattern: Pattern):
+Pick<autocannon.Options, 'url' | 'requests'> {
+  const entryOf = (transfer: Transfer) => ({
+    external_reference: transfer.reference,
+    postings: [
+      { account: transfer.debit, direction: 'debit', amount: Number(transfer.amountMinor) },
+      { account: transfer.credit, direction: 'credit', amount: Number(transfer.amountMinor) },
+    ],
+  });
+  const body = mode === 'single'
+    ? () => JSON.stringify(entryOf(nextTransfer(accounts, pattern)))
+    : () => JSON.stringify({
+      entries: Array.from({ length: batchSize }, () => entryOf(nextTransfer(accounts, pattern))),
+    });
+  return {
+    url: penny.url,
+    requests: [{
+      method: 'POST',
+      path: mode === 'single' ? '/v1/ledger/entries' : '/v1/ledger/entries/batch',
+      headers: { 'authorization': `Bearer ${penny.operatorKey}`, 'content-type': 'application/json' },
+      setupRequest: (request) => ({ ...request, body: body() }),
+    }],
+  };
+}
+
+async function measureHttp(penny: RunningPenny, subjects: CpuSubjects,
+  options: { accounts: Accounts; mode: Mode; pattern: Pattern; connections: number }): Promise<HttpMeasurement> {
+  await waitUntilReady(penny.url, penny.child);
+  const transfersPerRequest = options.mode === 'single' ? 1 : batchSize;
+  const before = await cpuSnapshot(subjects);
+  const run = await runAutocannon({
+    ...ledgerRequests(penny, options.accounts, options.mode, options.pattern),
+    connections: options.connections, duration: secondsPerRun,
+  });
+  const after = await cpuSnapshot(subjects);
+  const measured: HttpMeasurement = {
+    system: 'penny over HTTP', tool: 'autocannon', mode: options.mode, pattern: options.pattern,
+    connections: options.connections,
+    transfersPerSecond: Math.round((run.ok * transfersPerRequest) / run.seconds),
+    requestsPerSecond: run.okPerSecond,
+    latencyMsP50: run.latencyMsP50, latencyMsP99: run.latencyMsP99, latencyMsAverage: null,
+    non2xx: run.non2xx, statusCounts: run.statusCounts, errors: run.errors, failed: 0,
+    cpuMsPerTransfer: cpuPerAnswer(before, after, run.ok * transfersPerRequest),
+  };
+  process.stderr.write(`penny over HTTP ${options.mode} ${options.pattern} ${options.connections}: ` +
+    `${measured.transfersPerSecond} transfers/s, statuses ${JSON.stringify(run.statusCounts)}, ` +
+    `errors ${run.errors}\n`);
+  return measured;
+}
+
+async function measureReference(options: {
+  url: string; directory: string; usePgbench: boolean; mode: ReferenceMode; clients: number; subjects: CpuSubjects;
+}): Promise<HttpMeasurement> {
+  const transfersPerTransaction = options.mode === 'single' ? 1 : referenceBatchSize;
+  const before = await cpuSnapshot(options.subjects);
+  const run: ReferenceRun = options.usePgbench
+    ? await runPgbench({ databaseUrl: options.url, directory: options.directory, mode: options.mode,
+      clients: options.clients, seconds: secondsPerRun })
+    : await runNodeReference({ databaseUrl: options.url, mode: options.mode, clients: options.clients,
+      seconds: secondsPerRun });
+  const after = await cpuSnapshot(options.subjects);
+  const measured: HttpMeasurement = {
+    system: 'plain SQL', tool: run.tool, mode: options.mode, pattern: 'uniform', connections: options.clients,
+    transfersPerSecond: Math.round(run.transactionsPerSecond * transfersPerTransaction),
+    requestsPerSecond: Math.round(run.transactionsPerSecond),
+    latencyMsP50: null, latencyMsP99: null, latencyMsAverage: round(run.latencyMsAverage),
+    non2xx: 0, statusCounts: {}, errors: 0, failed: run.failed,
+    cpuMsPerTransfer: cpuPerAnswer(before, after, run.transactions * transfersPerTransaction),
+  };
+  process.stderr.write(`plain SQL (${run.tool}) ${options.mode} ${options.clients}: ` +
+    `${measured.transfersPerSecond} transfers/s, failed ${run.failed}\n`);
+  return measured;
+}
+
+function httpRatios(results: readonly HttpMeasurement[]): Ratio[] {
+  const find = (system: HttpMeasurement['system'], mode: Mode, pattern: Pattern, connections: number) =>
+    results.find((result) => result.system === system && result.mode === mode && result.pattern === pattern &&
+      result.connections === connections)?.transfersPerSecond;
+  const http = 'penny over HTTP';
+  return [
+    ratio('HTTP single transfer at 8 connections ÷ plain-SQL single transfer at 8 clients',
+      find(http, 'single', 'uniform', 8), find('plain SQL', 'single', 'uniform', 8), ratioTargets.singleHttpPerPlainSql),
+    ratio(`HTTP batches of ${batchSize} at 1 connection ÷ plain-SQL batch of ${referenceBatchSize} at 1 client ` +
+      '(transfers/s)', find(http, 'batch100', 'uniform', 1), find('plain SQL', 'batch100', 'uniform', 1),
+    ratioTargets.batchHttpPerPlainSql),
+    ratio('HTTP hot account at 32 connections ÷ HTTP uniform at 32', find(http, 'single', 'hot', 32),
+      find(http, 'single', 'uniform', 32), ratioTargets.hotPerUniformAt32),
+  ];
+}
+
+function report(results: readonly Measurement[], overHttp: OverHttp | undefined): void {
   const lines = [
     `ledger benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores (${os.cpus()[0]?.model}), ` +
       `node ${process.version}, pool ${poolSizeMax}, ${secondsPerRun}s per system in ${slicesPerRun} alternating slices, ` +
@@ -387,17 +615,45 @@ function report(results: readonly Measurement[]): void {
     const baseline = find('baseline');
     const plpgsql = find('plpgsql');
     const floor = find('floor');
-    const ratio = (top: Measurement | undefined, other: Measurement | undefined) =>
+    const ratioOf = (top: Measurement | undefined, other: Measurement | undefined) =>
       top === undefined || other === undefined ? '-' : String(round(top.transfersPerSecond / other.transfersPerSecond));
     lines.push(`| ${penny.mode} | ${penny.pattern} | ${penny.clients} | ${penny.transfersPerSecond} | ` +
-      `${baseline?.transfersPerSecond ?? '-'} | ${ratio(penny, baseline)} | ${plpgsql?.transfersPerSecond ?? '-'} | ` +
-      `${ratio(penny, plpgsql)} | ${floor?.transfersPerSecond ?? '-'} | ${ratio(floor, baseline)} | ` +
+      `${baseline?.transfersPerSecond ?? '-'} | ${ratioOf(penny, baseline)} | ${plpgsql?.transfersPerSecond ?? '-'} | ` +
+      `${ratioOf(penny, plpgsql)} | ${floor?.transfersPerSecond ?? '-'} | ${ratioOf(floor, baseline)} | ` +
       `${penny.latencyMsP50} | ${penny.latencyMsP99} |`);
+  }
+  if (results.length === 0) lines.push('(service-level part skipped: BENCH_LEDGER_SERVICE=0)');
+  if (overHttp !== undefined) {
+    lines.push('', `Over HTTP: Penny as a child process (log level ${serverLogLevel}, database pool ` +
+      `${serverPoolSize ?? 'default'}), autocannon, ${secondsPerRun}s per run; plain-SQL reference: ` +
+      `${overHttp.referenceTool === 'pgbench' ? 'pgbench -M prepared' : 'node pg client, named prepared statements'}`,
+    '',
+    '| system | mode | pattern | connections | transfers/s | requests/s | p50 ms | p99 ms | average ms | ' +
+      'non-2xx, errors, failed | CPU ms per transfer: server (in kernel) / PostgreSQL / generator / ' +
+      'kernel threads, IRQs / other processes |',
+    '|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const result of overHttp.results) {
+      const cpu = result.cpuMsPerTransfer;
+      const system = result.system === 'plain SQL' ? `plain SQL (${result.tool})` : result.system;
+      lines.push(`| ${system} | ${result.mode} | ${result.pattern} | ${result.connections} | ` +
+        `${result.transfersPerSecond} | ${result.requestsPerSecond} | ${result.latencyMsP50 ?? '-'} | ` +
+        `${result.latencyMsP99 ?? '-'} | ${result.latencyMsAverage ?? '-'} | ` +
+        `${result.non2xx}, ${result.errors}, ${result.failed} | ` +
+        `${cpu.server} (${cpu.serverKernel}) / ${cpu.postgres} / ${cpu.generator} / ${cpu.kernel} / ` +
+        `${cpu.otherProcesses} |`);
+    }
+    lines.push('', formatRatios('Ratios over HTTP (issue 22):', overHttp.ratios));
   }
   const rssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   lines.push('', `peak RSS of the benchmark process (Node, client side): ${rssMiB} MiB`);
   process.stdout.write(`${lines.join('\n')}\n`);
-  process.stdout.write(`${JSON.stringify({ results, peak_rss_mib: rssMiB })}\n`);
+  process.stdout.write(`${JSON.stringify({
+    results, peak_rss_mib: rssMiB,
+    ...(overHttp === undefined ? {} : {
+      http_results: overHttp.results, ratios: overHttp.ratios, reference_tool: overHttp.referenceTool,
+      ratio_targets: ratioTargets,
+    }),
+  })}\n`);
 }
 
 await main();

@@ -1,0 +1,234 @@
+/**
+ * What the HTTP benchmarks share: Penny (or a reference server) as a child process, its readiness,
+ * its peak RSS, and CPU snapshots of the server, PostgreSQL, the load generator and the rest of
+ * the machine, read from /proc.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/simulate/free-port.js';
+
+const pennyEntry = fileURLToPath(new URL('../../src/cli/penny.js', import.meta.url));
+const helloWorldEntry = fileURLToPath(new URL('../hello-world-server.js', import.meta.url));
+
+export interface PennyServerOptions {
+  /** Penny's PENNY_DATA_DIR goes under it. */
+  readonly directory: string;
+  readonly databaseUrl: string;
+  readonly logLevel: string;
+  /** PENNY_DB_POOL_SIZE; undefined keeps Penny's default. */
+  readonly poolSize: string | undefined;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly child: ChildProcess;
+  readonly pid: number;
+}
+
+export interface RunningPenny extends RunningServer {
+  /** PENNY_SECRET_KEY: it peppers API-key hashes, so a merchant made beside the server needs it. */
+  readonly pepper: string;
+  /** PENNY_OPERATOR_KEY: it authorizes /v1/ledger/…. */
+  readonly operatorKey: string;
+}
+
+/**
+ * `node dist/src/cli/penny.js serve`, as `npm start` runs it, with the sandbox PSP beside it in the
+ * same process, the per-merchant rate limit off (a benchmark measures capacity), on free ports.
+ */
+export async function startPenny(options: PennyServerOptions): Promise<RunningPenny> {
+  const pepper = randomBytes(32).toString('hex');
+  const operatorKey = `pk_operator_${randomBytes(24).toString('hex')}`;
+  const port = await freePort();
+  const child = spawnServer('penny', [pennyEntry, 'serve'], {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: options.databaseUrl,
+    PENNY_DATA_DIR: path.join(options.directory, 'data'),
+    PENNY_SECRET_KEY: pepper,
+    PENNY_OPERATOR_KEY: operatorKey,
+    PENNY_LOG_LEVEL: options.logLevel,
+    PENNY_RATE_LIMIT_PER_SECOND: '0',
+    PENNY_SANDBOX_PSP_PORT: String(await freePort()),
+    ...(options.poolSize === undefined ? {} : { PENNY_DB_POOL_SIZE: options.poolSize }),
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await readyOrStopped(url, child, '/readyz');
+  return { url, child, pid: child.pid as number, pepper, operatorKey };
+}
+
+/** The same-run reference: a Fastify hello-world (`GET /` → `{"hello":"world"}`), logger off. */
+export async function startHelloWorld(): Promise<RunningServer> {
+  const port = await freePort();
+  const child = spawnServer('hello-world', [helloWorldEntry], { ...process.env, PORT: String(port) });
+  const url = `http://127.0.0.1:${port}`;
+  await readyOrStopped(url, child, '/');
+  return { url, child, pid: child.pid as number };
+}
+
+/** A server that never became ready is stopped, so that it outlives no failed benchmark. */
+async function readyOrStopped(url: string, child: ChildProcess, readinessPath: string): Promise<void> {
+  try {
+    await waitUntilReady(url, child, readinessPath);
+  } catch (error) {
+    await stopServer(child);
+    throw error;
+  }
+}
+
+function spawnServer(name: string, args: readonly string[], environment: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, args, { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+  const forward = (chunk: Buffer) => process.stderr.write(`[${name}] ${chunk.toString()}`);
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  return child;
+}
+
+/** Until `readinessPath` answers 2xx: at start, and between runs (Penny's /readyz needs a free pool connection). */
+export async function waitUntilReady(url: string, child: ChildProcess, readinessPath = '/readyz'): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
+    const ready = await fetch(`${url}${readinessPath}`, { signal: AbortSignal.timeout(15_000) })
+      .then(async (response) => {
+        await response.arrayBuffer();
+        return response.ok;
+      }, () => false);
+    if (ready) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the server was not ready within 120 s');
+}
+
+export async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function readPostmasterPid(dataDirectory: string): Promise<number> {
+  const text = await fs.readFile(path.join(dataDirectory, 'postmaster.pid'), 'utf8');
+  return Number(text.split('\n')[0]);
+}
+
+/** Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS. */
+export async function resetPeakRss(pid: number): Promise<void> {
+  await fs.writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => undefined);
+}
+
+export async function peakRssMiB(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
+  return Math.round(kib / 1024);
+}
+
+export function percentile(sorted: readonly number[], fraction: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
+}
+
+export function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/** Whose CPU a snapshot tells apart; a postmaster pid of 0 (a server of one's own) counts PostgreSQL as others. */
+export interface CpuSubjects {
+  readonly serverPid: number;
+  readonly postmasterPid: number;
+}
+
+export interface CpuSnapshot {
+  readonly server: number;
+  readonly serverKernel: number;
+  readonly machine: number;
+  readonly postgres: number;
+  readonly generator: number;
+  /** Every other process by pid, kernel threads (children of kthreadd, pid 2) left out. */
+  readonly others: ReadonlyMap<number, number>;
+}
+
+/**
+ * CPU per answer. `kernel` is machine busy time no process accounts for: kernel threads and
+ * interrupts (block I/O of WAL flushes, loopback networking); `otherProcesses` is anything else
+ * running on the machine, which disturbs the measurement when it is not about zero.
+ */
+export interface CpuPerAnswer {
+  readonly server: number;
+  readonly serverKernel: number;
+  readonly postgres: number;
+  readonly generator: number;
+  readonly kernel: number;
+  readonly otherProcesses: number;
+}
+
+const clockTicksPerSecond = 100;
+
+/**
+ * CPU milliseconds so far: the server (and the part of it spent in the kernel), PostgreSQL (the
+ * postmaster and its children), this process, every other process, and the whole machine (busy
+ * time in /proc/stat).
+ */
+export async function cpuSnapshot(subjects: CpuSubjects): Promise<CpuSnapshot> {
+  const stats = await readProcessStats();
+  const cpuLine = (await fs.readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  // cpu user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+  const [user, nice, system, , , irq, softirq, steal] = cpuLine.trim().split(/\s+/).slice(1).map(Number);
+  const busyTicks = [user, nice, system, irq, softirq, steal].reduce((sum: number, ticks) => sum + (ticks ?? 0), 0);
+  const server = stats.find((stat) => stat.pid === subjects.serverPid);
+  const postgres = subjects.postmasterPid === 0 ? [] : stats.filter((stat) =>
+    stat.pid === subjects.postmasterPid || stat.ppid === subjects.postmasterPid);
+  const usage = process.cpuUsage();
+  const ours = new Set([subjects.serverPid, process.pid, ...postgres.map((stat) => stat.pid)]);
+  const others = stats.filter((stat) => !ours.has(stat.pid) && stat.pid !== 2 && stat.ppid !== 2);
+  return {
+    others: new Map(others.map((stat) => [stat.pid, stat.cpuMs])),
+    server: server?.cpuMs ?? 0,
+    serverKernel: server?.kernelMs ?? 0,
+    machine: (busyTicks * 1000) / clockTicksPerSecond,
+    postgres: postgres.reduce((sum, stat) => sum + stat.cpuMs, 0),
+    generator: (usage.user + usage.system) / 1000,
+  };
+}
+
+export function cpuPerAnswer(before: CpuSnapshot, after: CpuSnapshot, answers: number): CpuPerAnswer {
+  // To the microsecond: a hello-world answer costs some tens of them.
+  const perAnswer = (milliseconds: number) =>
+    Math.round((answers === 0 ? 0 : Math.max(0, milliseconds) / answers) * 1000) / 1000;
+  const server = after.server - before.server;
+  const postgres = after.postgres - before.postgres;
+  const generator = after.generator - before.generator;
+  let otherProcesses = 0;
+  for (const [pid, milliseconds] of after.others) {
+    otherProcesses += Math.max(0, milliseconds - (before.others.get(pid) ?? 0));
+  }
+  return {
+    server: perAnswer(server),
+    serverKernel: perAnswer(after.serverKernel - before.serverKernel),
+    postgres: perAnswer(postgres),
+    generator: perAnswer(generator),
+    kernel: perAnswer(after.machine - before.machine - server - postgres - generator - otherProcesses),
+    otherProcesses: perAnswer(otherProcesses),
+  };
+}
+
+async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: number; kernelMs: number }[]> {
+  const entries = (await fs.readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  const stats = await Promise.all(entries.map(async (entry) => {
+    const text = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    // The command name may hold spaces and parentheses; the fields after its last ')' do not.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    return {
+      pid: Number(entry), ppid: Number(fields[1]), cpuMs: (ticks * 1000) / clockTicksPerSecond,
+      kernelMs: (Number(fields[12]) * 1000) / clockTicksPerSecond,
+    };
+  }));
+  return stats.filter((stat) => stat !== undefined);
+}
