@@ -59,6 +59,7 @@ import {
 } from './support/penny-server.js';
 import {
   pgbenchAvailable, referenceBatchSize, runNodeReference, runPgbench, type ReferenceMode, type ReferenceRun,
+  type ReferenceStatement,
 } from './support/plain-sql-reference.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 3);
@@ -77,6 +78,8 @@ const ratioTargets = {
   singleHttpPerPlainSql: { atLeast: 0.5 },
   batchHttpPerPlainSql: { atLeast: 0.45 },
   hotPerUniformAt32: { atLeast: 0.5 },
+  /** Not the issue's: how near HTTP comes to the database's own share (the bound reached, near 1). */
+  httpPerOwnStatement: { atLeast: 0.8 },
 } as const;
 
 type Pattern = 'uniform' | 'hot';
@@ -435,7 +438,7 @@ function summarize(sample: Sample): Omit<Measurement, 'system' | 'pattern' | 'mo
 
 /** One over-HTTP or plain-SQL run. */
 interface HttpMeasurement {
-  readonly system: 'penny over HTTP' | 'plain SQL';
+  readonly system: 'penny over HTTP' | 'plain SQL' | 'penny statement in plain SQL';
   readonly tool: 'autocannon' | 'pgbench' | 'node-pg';
   readonly mode: Mode;
   readonly pattern: Pattern;
@@ -484,16 +487,21 @@ async function measureOverHttp(url: string, accounts: Accounts, postmasterPid: n
       duration: 2 }), 'warm-up');
     checkedRun(await runAutocannon({ ...ledgerRequests(penny, accounts, 'batch100', 'uniform'), connections: 1,
       amount: 5 }), 'warm-up');
-    const reference = (mode: ReferenceMode, clients: number) => measureReference(
-      { url, directory, usePgbench, mode, clients, subjects: { serverPid: 0, postmasterPid } });
+    const reference = (mode: ReferenceMode, clients: number, statement: ReferenceStatement = 'baseline') =>
+      measureReference({ url, directory, usePgbench, mode, clients, statement,
+        subjects: { serverPid: 0, postmasterPid } });
+    if (usePgbench) await fillReferenceAccounts(url, accounts);
     const overHttp = (mode: Mode, pattern: Pattern, connections: number) =>
       measureHttp(penny as RunningPenny, subjects, { accounts, mode, pattern, connections });
     const results: HttpMeasurement[] = [];
     results.push(await reference('single', 8));
+    // The database's share alone: Penny's own statement, every invariant in the database kept.
+    if (usePgbench) results.push(await reference('single', 8, 'penny'));
     results.push(await overHttp('single', 'uniform', 8));
     results.push(await overHttp('single', 'uniform', 32));
     results.push(await overHttp('single', 'hot', 32));
     results.push(await reference('batch100', 1));
+    if (usePgbench) results.push(await reference('batch100', 1, 'penny'));
     results.push(await overHttp('batch100', 'uniform', 1));
     return { results, ratios: httpRatios(results), referenceTool };
   } finally {
@@ -559,26 +567,41 @@ async function measureHttp(penny: RunningPenny, subjects: CpuSubjects,
   return measured;
 }
 
+/** The HTTP runs' accounts, numbered 1 to 1,000, for Penny's statement under pgbench. */
+async function fillReferenceAccounts(url: string, accounts: Accounts): Promise<void> {
+  const pool = createPool({ connectionString: url, sizeMax: 1, applicationName: 'penny-bench' });
+  try {
+    await pool.query(`DROP TABLE IF EXISTS bench_ledger_accounts;
+      CREATE TABLE bench_ledger_accounts (n integer PRIMARY KEY, id text NOT NULL)`);
+    await pool.query(`INSERT INTO bench_ledger_accounts (n, id)
+      SELECT n, id FROM unnest($1::text[]) WITH ORDINALITY AS a(id, n)`, [accounts.uniform]);
+  } finally {
+    await pool.end();
+  }
+}
+
 async function measureReference(options: {
   url: string; directory: string; usePgbench: boolean; mode: ReferenceMode; clients: number; subjects: CpuSubjects;
+  statement: ReferenceStatement;
 }): Promise<HttpMeasurement> {
   const transfersPerTransaction = options.mode === 'single' ? 1 : referenceBatchSize;
   const before = await cpuSnapshot(options.subjects);
   const run: ReferenceRun = options.usePgbench
     ? await runPgbench({ databaseUrl: options.url, directory: options.directory, mode: options.mode,
-      clients: options.clients, seconds: secondsPerRun })
+      clients: options.clients, seconds: secondsPerRun, statement: options.statement })
     : await runNodeReference({ databaseUrl: options.url, mode: options.mode, clients: options.clients,
       seconds: secondsPerRun });
   const after = await cpuSnapshot(options.subjects);
   const measured: HttpMeasurement = {
-    system: 'plain SQL', tool: run.tool, mode: options.mode, pattern: 'uniform', connections: options.clients,
+    system: options.statement === 'penny' ? 'penny statement in plain SQL' : 'plain SQL', tool: run.tool,
+    mode: options.mode, pattern: 'uniform', connections: options.clients,
     transfersPerSecond: Math.round(run.transactionsPerSecond * transfersPerTransaction),
     requestsPerSecond: Math.round(run.transactionsPerSecond),
     latencyMsP50: null, latencyMsP99: null, latencyMsAverage: round(run.latencyMsAverage),
     non2xx: 0, statusCounts: {}, errors: 0, failed: run.failed,
     cpuMsPerTransfer: cpuPerAnswer(before, after, run.transactions * transfersPerTransaction),
   };
-  process.stderr.write(`plain SQL (${run.tool}) ${options.mode} ${options.clients}: ` +
+  process.stderr.write(`${measured.system} (${run.tool}) ${options.mode} ${options.clients}: ` +
     `${measured.transfersPerSecond} transfers/s, failed ${run.failed}\n`);
   return measured;
 }
@@ -588,6 +611,7 @@ function httpRatios(results: readonly HttpMeasurement[]): Ratio[] {
     results.find((result) => result.system === system && result.mode === mode && result.pattern === pattern &&
       result.connections === connections)?.transfersPerSecond;
   const http = 'penny over HTTP';
+  const pennySql = 'penny statement in plain SQL';
   return [
     ratio('HTTP single transfer at 8 connections ÷ plain-SQL single transfer at 8 clients',
       find(http, 'single', 'uniform', 8), find('plain SQL', 'single', 'uniform', 8), ratioTargets.singleHttpPerPlainSql),
@@ -596,6 +620,19 @@ function httpRatios(results: readonly HttpMeasurement[]): Ratio[] {
     ratioTargets.batchHttpPerPlainSql),
     ratio('HTTP hot account at 32 connections ÷ HTTP uniform at 32', find(http, 'single', 'hot', 32),
       find(http, 'single', 'uniform', 32), ratioTargets.hotPerUniformAt32),
+    // What bounds the first two: the database's share of a Penny transfer alone, against the same
+    // reference (target as theirs), and how close HTTP comes to that share (1 would be no cost at all).
+    ratio('bound: Penny\'s statement in plain SQL at 8 clients ÷ plain-SQL single at 8 (no HTTP, no Node)',
+      find(pennySql, 'single', 'uniform', 8), find('plain SQL', 'single', 'uniform', 8),
+      ratioTargets.singleHttpPerPlainSql),
+    ratio('HTTP single at 8 connections ÷ Penny\'s statement in plain SQL at 8 clients',
+      find(http, 'single', 'uniform', 8), find(pennySql, 'single', 'uniform', 8), ratioTargets.httpPerOwnStatement),
+    ratio(`bound: Penny's statement in plain SQL, batch of ${referenceBatchSize} ÷ plain-SQL batch`,
+      find(pennySql, 'batch100', 'uniform', 1), find('plain SQL', 'batch100', 'uniform', 1),
+      ratioTargets.batchHttpPerPlainSql),
+    ratio(`HTTP batches of ${batchSize} ÷ Penny's statement in plain SQL, batch of ${referenceBatchSize}`,
+      find(http, 'batch100', 'uniform', 1), find(pennySql, 'batch100', 'uniform', 1),
+      ratioTargets.httpPerOwnStatement),
   ];
 }
 
@@ -634,7 +671,7 @@ function report(results: readonly Measurement[], overHttp: OverHttp | undefined)
     '|---|---|---|---|---|---|---|---|---|---|---|');
     for (const result of overHttp.results) {
       const cpu = result.cpuMsPerTransfer;
-      const system = result.system === 'plain SQL' ? `plain SQL (${result.tool})` : result.system;
+      const system = result.system === 'penny over HTTP' ? result.system : `${result.system} (${result.tool})`;
       lines.push(`| ${system} | ${result.mode} | ${result.pattern} | ${result.connections} | ` +
         `${result.transfersPerSecond} | ${result.requestsPerSecond} | ${result.latencyMsP50 ?? '-'} | ` +
         `${result.latencyMsP99 ?? '-'} | ${result.latencyMsAverage ?? '-'} | ` +

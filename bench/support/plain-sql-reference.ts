@@ -76,7 +76,47 @@ function pgbenchTransferVariables(suffix: string): string[] {
     `\\set amount${suffix} random(1, 10000)`];
 }
 
+/**
+ * The same transfers written by Penny's own statement shape (ledger-store.ts insertEntries: the
+ * entries with ON CONFLICT on the external reference, and their postings joined to them) into
+ * Penny's own tables, so every trigger, constraint, balance row and seal-queue row runs: the
+ * database's whole share of a Penny transfer, with no HTTP and no Node. `t` holds the transfers
+ * (id, debit, credit, amount_minor); real accounts come from `bench_ledger_accounts` (n → id),
+ * which the benchmark fills with the accounts the HTTP runs use.
+ */
+function pennyStatementSql(transfers: string): string {
+  return `WITH t AS (${transfers}),
+inserted AS (
+  INSERT INTO ledger_entries (id, external_reference, request_fingerprint, kind, metadata, effective_at)
+  SELECT id, id, id, 'standard', '{}'::jsonb, now() FROM t
+  ON CONFLICT (external_reference) DO NOTHING
+  RETURNING id, effective_at),
+posted AS (
+  INSERT INTO ledger_postings (entry_id, account_id, currency, direction, phase, amount_minor, must_not_overdraw,
+    effective_at)
+  SELECT i.id, p.account_id, 'USD', p.direction, 'posted', t.amount_minor, false, i.effective_at
+  FROM t JOIN inserted i ON i.id = t.id
+  CROSS JOIN LATERAL (VALUES (t.debit, 'debit', 1), (t.credit, 'credit', 2)) AS p(account_id, direction, ordinal)
+  ORDER BY t.id, p.ordinal
+  RETURNING id, entry_id)
+SELECT count(*) FROM posted`;
+}
+
+export const pennySingleTransferSql = pennyStatementSql(`SELECT 'lent_pgb' || $1::text AS id,
+  (SELECT id FROM bench_ledger_accounts WHERE n = $2) AS debit,
+  (SELECT id FROM bench_ledger_accounts WHERE n = $3) AS credit, $4::bigint AS amount_minor`);
+
+export const pennyBatchTransferSql = pennyStatementSql(`SELECT 'lent_pgb' || $1::text || '_' || x.n AS id,
+    d.id AS debit, c.id AS credit, x.packed % 100000 AS amount_minor
+  FROM unnest(ARRAY[${Array.from({ length: referenceBatchSize }, (_, index) => `$${index + 2}::bigint`).join(', ')}])
+    WITH ORDINALITY AS x(packed, n)
+  JOIN bench_ledger_accounts d ON d.n = x.packed / 1000000000
+  JOIN bench_ledger_accounts c ON c.n = x.packed / 100000 % 10000`);
+
 export type ReferenceMode = 'single' | 'batch100';
+
+/** Which statement a reference writes: the baseline's into its twin tables, or Penny's into its own. */
+export type ReferenceStatement = 'baseline' | 'penny';
 
 export interface ReferenceRun {
   readonly tool: 'pgbench' | 'node-pg';
@@ -97,11 +137,14 @@ export async function pgbenchAvailable(): Promise<boolean> {
 /** `pgbench -n -M prepared` with a script of its own; `directory` receives the script file. */
 export async function runPgbench(options: {
   readonly databaseUrl: string; readonly directory: string; readonly mode: ReferenceMode;
-  readonly clients: number; readonly seconds: number;
+  readonly clients: number; readonly seconds: number; readonly statement?: ReferenceStatement;
 }): Promise<ReferenceRun> {
+  const penny = options.statement === 'penny';
+  const single = penny ? pennySingleTransferSql : singleTransferSql;
+  const batch = penny ? pennyBatchTransferSql : batchTransferSql;
   const script = options.mode === 'single'
     ? ['\\set r random(1, 9000000000000000000)', ...pgbenchTransferVariables(''),
-      `${singleTransferSql.replaceAll('$1', ':r').replaceAll('$2', ':a').replaceAll('$3', ':b')
+      `${single.replaceAll('$1', ':r').replaceAll('$2', ':a').replaceAll('$3', ':b')
         .replaceAll('$4', ':amount')};`]
     : ['\\set r random(1, 9000000000000000000)',
       ...Array.from({ length: referenceBatchSize }, (_, index) => [...pgbenchTransferVariables(String(index)),
@@ -109,10 +152,10 @@ export async function runPgbench(options: {
       'BEGIN;',
       // Highest numbers first, so that $12 is not taken for $1 followed by 2.
       `${Array.from({ length: referenceBatchSize }, (_, index) => referenceBatchSize - index)
-        .reduce((sql, index) => sql.replaceAll(`$${index + 1}::`, `:t${index - 1}::`), batchTransferSql)
+        .reduce((sql, index) => sql.replaceAll(`$${index + 1}::`, `:t${index - 1}::`), batch)
         .replaceAll('$1::', ':r::')};`,
       'COMMIT;'];
-  const file = path.join(options.directory, `reference-${options.mode}.sql`);
+  const file = path.join(options.directory, `reference-${options.statement ?? 'baseline'}-${options.mode}.sql`);
   await fs.writeFile(file, `${script.join('\n')}\n`);
   const seconds = Math.max(1, Math.round(options.seconds));
   const { stdout } = await run('pgbench', ['-n', '-M', 'prepared', '-c', String(options.clients),
