@@ -106,7 +106,7 @@ export const pennySingleTransferSql = pennyStatementSql(`SELECT 'lent_pgb' || $1
   (SELECT id FROM bench_ledger_accounts WHERE n = $2) AS debit,
   (SELECT id FROM bench_ledger_accounts WHERE n = $3) AS credit, $4::bigint AS amount_minor`);
 
-export const pennyBatchTransferSql = pennyStatementSql(`SELECT 'lent_pgb' || $1::text || '_' || x.n AS id,
+export const pennyBatchTransferSql = pennyStatementSql(`SELECT 'lent_pgb' || $1::text || 'x' || x.n AS id,
     d.id AS debit, c.id AS credit, x.packed % 100000 AS amount_minor
   FROM unnest(ARRAY[${Array.from({ length: referenceBatchSize }, (_, index) => `$${index + 2}::bigint`).join(', ')}])
     WITH ORDINALITY AS x(packed, n)

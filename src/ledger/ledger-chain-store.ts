@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Queryable } from '../db/pool.js';
+import { named, type Queryable } from '../db/pool.js';
 
 /**
  * Every SQL statement of the hash chain, one function per statement: the entries in their
@@ -46,7 +46,7 @@ export async function selectCanonicalEntries(
   ids: readonly string[],
 ): Promise<Map<string, CanonicalEntry>> {
   const result = await db.query<{ entry: CanonicalEntry }>(
-    `SELECT json_build_object(
+    named(`SELECT json_build_object(
        'id', e.id, 'external_reference', e.external_reference, 'kind', e.kind,
        'effective_at', ${utcText('e.effective_at')}, 'expires_at', ${utcText('e.expires_at')},
        'hold', e.hold_entry_id, 'reverses', e.reverses_entry_id,
@@ -56,7 +56,7 @@ export async function selectCanonicalEntries(
            'amount', p.amount_minor::text, 'effective_at', ${utcText('p.effective_at')},
            'must_not_overdraw', p.must_not_overdraw))
          FROM ledger_postings p WHERE p.entry_id = e.id), '[]'::json)) AS entry
-     FROM ledger_entries e WHERE e.id = ANY($1::text[])`,
+     FROM ledger_entries e WHERE e.id = ANY($1::text[])`),
     [ids],
   );
   return new Map(result.rows.map((row) => [row.entry.id, row.entry]));
@@ -70,8 +70,8 @@ function utcText(column: string): string {
 /** The seals after a position, in position order, at most `limit`. */
 export async function selectSealsAfter(db: Queryable, position: bigint, limit: number): Promise<Seal[]> {
   const seals = await db.query<{ position: bigint; entry_id: string; previous_hash: string; hash: string }>(
-    `SELECT position, entry_id, previous_hash, hash FROM ledger_entry_seals
-       WHERE position > $1 ORDER BY position LIMIT $2`,
+    named(`SELECT position, entry_id, previous_hash, hash FROM ledger_entry_seals
+       WHERE position > $1 ORDER BY position LIMIT $2`),
     [position.toString(), limit],
   );
   return seals.rows.map((row) => ({
@@ -82,7 +82,7 @@ export async function selectSealsAfter(db: Queryable, position: bigint, limit: n
 /** The last seal, if any. */
 export async function selectChainHead(db: Queryable): Promise<{ position: bigint; hash: string } | undefined> {
   const head = await db.query<{ position: bigint; hash: string }>(
-    'SELECT position, hash FROM ledger_entry_seals ORDER BY position DESC LIMIT 1');
+    named('SELECT position, hash FROM ledger_entry_seals ORDER BY position DESC LIMIT 1'));
   const row = head.rows[0];
   return row === undefined ? undefined : { position: row.position, hash: row.hash };
 }
@@ -90,7 +90,7 @@ export async function selectChainHead(db: Queryable): Promise<{ position: bigint
 /** Takes the transaction-scoped advisory lock `key` if it is free; false if another holds it. */
 export async function tryAdvisoryXactLock(client: pg.PoolClient, key: number): Promise<boolean> {
   const locked = await client.query<{ locked: boolean }>(
-    'SELECT pg_try_advisory_xact_lock($1) AS locked', [key]);
+    named('SELECT pg_try_advisory_xact_lock($1) AS locked'), [key]);
   return locked.rows[0]?.locked === true;
 }
 
@@ -100,11 +100,11 @@ export async function tryAdvisoryXactLock(client: pg.PoolClient, key: number): P
  */
 export async function selectQueuedStatementIds(client: pg.PoolClient, entriesMax: number): Promise<string[]> {
   const queued = await client.query<{ id: string }>(
-    `SELECT id FROM (
+    named(`SELECT id FROM (
          SELECT id, row_number() OVER (ORDER BY id) AS position,
                 sum(cardinality(entry_ids)) OVER (ORDER BY id) AS through
          FROM (SELECT id, entry_ids FROM ledger_unsealed_statements ORDER BY id LIMIT $1) oldest
-       ) counted WHERE position = 1 OR through <= $1`,
+       ) counted WHERE position = 1 OR through <= $1`),
     [entriesMax],
   );
   return queued.rows.map((row) => row.id);
@@ -113,10 +113,10 @@ export async function selectQueuedStatementIds(client: pg.PoolClient, entriesMax
 /** The entries these queue rows name that are not sealed yet, once each, in sequence order. */
 export async function selectUnsealedEntryIds(client: pg.PoolClient, queueIds: readonly string[]): Promise<string[]> {
   const waiting = await client.query<{ entry_id: string }>(
-    `SELECT e.id AS entry_id FROM ledger_entries e
+    named(`SELECT e.id AS entry_id FROM ledger_entries e
        WHERE e.id IN (SELECT unnest(entry_ids) FROM ledger_unsealed_statements WHERE id = ANY($1::bigint[]))
          AND NOT EXISTS (SELECT 1 FROM ledger_entry_seals s WHERE s.entry_id = e.id)
-       ORDER BY e.sequence`,
+       ORDER BY e.sequence`),
     [queueIds],
   );
   return waiting.rows.map((row) => row.entry_id);
@@ -124,13 +124,13 @@ export async function selectUnsealedEntryIds(client: pg.PoolClient, queueIds: re
 
 export async function insertSeals(client: pg.PoolClient, seals: readonly Seal[]): Promise<void> {
   await client.query(
-    `INSERT INTO ledger_entry_seals (position, entry_id, previous_hash, hash)
-       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])`,
+    named(`INSERT INTO ledger_entry_seals (position, entry_id, previous_hash, hash)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])`),
     [seals.map((seal) => seal.position.toString()), seals.map((seal) => seal.entryId),
       seals.map((seal) => seal.previousHash), seals.map((seal) => seal.hash)],
   );
 }
 
 export async function deleteQueuedStatements(client: pg.PoolClient, queueIds: readonly string[]): Promise<void> {
-  await client.query('DELETE FROM ledger_unsealed_statements WHERE id = ANY($1::bigint[])', [queueIds]);
+  await client.query(named('DELETE FROM ledger_unsealed_statements WHERE id = ANY($1::bigint[])'), [queueIds]);
 }
