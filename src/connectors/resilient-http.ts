@@ -106,7 +106,9 @@ export class ResilientHttp {
     const status = response.statusCode;
     const text = await response.body.text().catch(() => '');
     if (status === 429) throw new RateLimited(`${this.options.connector} answered 429`);
-    if (status >= 500) {
+    // A redirect is not an answer (request() does not follow it, and a POST must not be re-sent
+    // elsewhere): whether the PSP acted is unknown, for a look-up to settle.
+    if (status >= 500 || (status >= 300 && status < 400)) {
       throw new ConnectorUnknownOutcomeError(this.options.connector, `it answered ${status}`);
     }
     const body = parseJson(text);

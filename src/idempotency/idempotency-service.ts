@@ -130,9 +130,12 @@ export class IdempotencyService {
     return { status: row.responseStatus as number, body: this.storedBody(row.responseBody as string), replayed: true };
   }
 
-  /** Kept for replays until the reaper may delete it: the retention after it finished. */
+  /**
+   * Kept for replays until the reaper may delete it: the retention after it finished, counted by
+   * the database's clock, which the reaper uses (this process's clock may differ).
+   */
   private remember(identity: KeyIdentity, finished: FinishedKey): void {
-    const ttlMs = finished.completedAtMs + idempotencyKeyRetentionHours * 3_600_000 - Date.now();
+    const ttlMs = idempotencyKeyRetentionHours * 3_600_000 - finished.finishedAgoMs;
     if (ttlMs > 0) this.finishedKeys.set(cacheKeyOf(identity), finished, { ttl: ttlMs });
   }
 

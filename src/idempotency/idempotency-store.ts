@@ -82,10 +82,10 @@ Promise<KeyDescriptionRow | undefined> {
   return row === undefined ? undefined : { ...toKeyRow(row), createdAt: row.created_at, completedAt: row.completed_at };
 }
 
-/** A finished key: its row and when it finished (epoch ms, the database's clock). */
+/** A finished key: its row, and how long ago it finished by the database's clock (the reaper's). */
 export interface FinishedKey {
   readonly row: KeyRow;
-  readonly completedAtMs: number;
+  readonly finishedAgoMs: number;
 }
 
 /**
@@ -95,9 +95,9 @@ export interface FinishedKey {
  */
 export async function lockAndInsertKey(db: Queryable, key: NewKey): Promise<OpenedKey> {
   const result = await db.query<{ locked: boolean | null; inserted: KeyColumns | null;
-    finished: (KeyColumns & { completed_at_ms: string }) | null }>(
+    finished: (KeyColumns & { finished_ago_ms: string }) | null }>(
     named(`WITH finished AS MATERIALIZED (
-       SELECT ${keyColumns}, (extract(epoch FROM completed_at) * 1000)::bigint::text AS completed_at_ms
+       SELECT ${keyColumns}, (extract(epoch FROM now() - completed_at) * 1000)::bigint::text AS finished_ago_ms
        FROM idempotency_keys
        WHERE merchant_id = $1 AND key = $2 AND account_id = $8 AND completed_at IS NOT NULL),
      lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtextextended($7, 0)) AS locked
@@ -116,7 +116,7 @@ export async function lockAndInsertKey(db: Queryable, key: NewKey): Promise<Open
   if (opened === undefined) throw new Error('locking an idempotency key returned no row');
   if (opened.finished !== null) {
     return { locked: false, inserted: null,
-      finished: { row: toKeyRow(opened.finished), completedAtMs: Number(opened.finished.completed_at_ms) } };
+      finished: { row: toKeyRow(opened.finished), finishedAgoMs: Number(opened.finished.finished_ago_ms) } };
   }
   return { locked: opened.locked === true, inserted: opened.inserted === null ? null : toKeyRow(opened.inserted),
     finished: null };

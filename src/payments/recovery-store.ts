@@ -49,17 +49,11 @@ export async function hastenRecoveryJob(db: Queryable, subject: RecoverySubject,
   [subject.subjectId, subject.merchantId, subject.kind, nextRunAt]);
 }
 
-/**
- * The subject's outcome is applied: its pending job, if any, is resolved when the caller's
- * transaction commits (nothing reads it before; the job's slot, so it replaces a job queued in the
- * same transaction, which then is never written).
- */
+/** The subject's outcome is applied: its pending job, if any, is resolved. */
 export async function resolveRecoveryJob(db: Queryable, subject: RecoverySubject, resolvedAt: string): Promise<void> {
-  await writeAtCommit(db, `recovery_job:${subject.kind}:${subject.subjectId}`, () => ({
-    text: `UPDATE recovery_jobs SET status = 'resolved', resolved_at = $4
-     WHERE kind = $3 AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`,
-    values: [subject.subjectId, subject.merchantId, subject.kind, resolvedAt],
-  }));
+  await db.query(named(`UPDATE recovery_jobs SET status = 'resolved', resolved_at = $4
+     WHERE kind = $3 AND subject_id = $1 AND merchant_id = $2 AND status = 'pending'`),
+  [subject.subjectId, subject.merchantId, subject.kind, resolvedAt]);
 }
 
 /** Claims the next due job for a lease: its next run moves to `leaseUntil`, and its run count up. */

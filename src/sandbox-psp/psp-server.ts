@@ -262,8 +262,8 @@ class SandboxPsp {
 
   private async record(request: FastifyRequest, operation: Omit<NewOperation, 'idempotencyKey' | 'reference' |
     'requestFingerprint'>) {
-    // One statement takes the day's shared lock and writes the record and its webhooks.
-    return this.insert(this.pool, request, operation);
+    // One statement writes the record and its webhooks; the transaction is for the day's lock.
+    return withBookingTransaction(this.pool, (client) => this.insert(client, request, operation));
   }
 
   private async insert(db: Queryable, request: FastifyRequest,

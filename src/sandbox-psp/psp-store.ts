@@ -1,6 +1,6 @@
 import { nowIso } from '../clock.js';
 import type pg from 'pg';
-import { named, withTransaction, type Queryable } from '../db/pool.js';
+import { named, type Queryable } from '../db/pool.js';
 import { newId } from '../ids.js';
 
 /**
@@ -76,11 +76,24 @@ export interface WebhookCopy {
  * booking dated before the close commits before the close reads, and one that waits for the close
  * is dated after it (the clock had moved on to the next day before the close began).
  */
-export function withBookingTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  return withTransaction(pool, async (client) => {
-    await client.query(named("SELECT pg_advisory_xact_lock_shared(hashtext('penny:sandbox_psp_bookings'))"));
-    return work(client);
-  });
+export async function withBookingTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>):
+Promise<T> {
+  const client = await pool.connect();
+  try {
+    // One round trip: BEGIN and the shared lock go together (a simple query of two statements);
+    // the work then dates its bookings, with the lock held.
+    await client.query("BEGIN; SELECT pg_advisory_xact_lock_shared(hashtext('penny:sandbox_psp_bookings'))");
+    try {
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  } finally {
+    client.release();
+  }
 }
 
 /** Closing a day: waits for the bookings under way, and holds new ones until the transaction ends. */
@@ -129,17 +142,12 @@ function withMicroseconds(iso: string): string {
 async function recordOrFind(db: Queryable, operation: NewOperation,
   prepared: { pspReference: string; createdAt: string; copies: readonly WebhookCopy[] }) {
   const { copies } = prepared;
-  // The bookings' shared lock is taken first, in the statement itself, so a booking outside any
-  // transaction is one round trip (see withBookingTransaction); inside one, it is taken again.
-  const result = await db.query(named(`WITH booking AS MATERIALIZED (
-       SELECT pg_advisory_xact_lock_shared(hashtext('penny:sandbox_psp_bookings'))),
-     inserted AS (
+  const result = await db.query(named(`WITH inserted AS (
        INSERT INTO sandbox_psp_operations (idempotency_key, merchant_reference, kind, psp_reference,
          parent_psp_reference, amount_minor, currency, outcome, decline_code, payment_method, request_fingerprint,
          resolves_at, resolved_outcome, created_at, updated_at,
          destination, reason, fee_minor, available_immediately, dispute_at)
-       SELECT $1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10, $11, $12::timestamptz, $13, $14::timestamptz,
-         $14::timestamptz, $20, $21, $22::bigint, $23::boolean, $24::timestamptz FROM booking
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $20, $21, $22, $23, $24)
        ON CONFLICT (idempotency_key) DO NOTHING
        RETURNING *, true AS created),
      webhooks AS (

@@ -20,6 +20,8 @@ beforeAll(async () => {
         .end(JSON.stringify({ key: request.headers['idempotency-key'] })),
       '/refused': () => response.writeHead(402).end(JSON.stringify({ error: { code: 'card_declined', message: 'no' } })),
       '/broken': () => response.writeHead(503).end('{}'),
+      '/moved': () => response.writeHead(302, { location: '/ok', 'content-type': 'application/json' })
+        .end(JSON.stringify({ psp_reference: 'not-an-answer' })),
       '/cut': () => {
         response.writeHead(200, { 'content-type': 'application/json' });
         response.write('{"partial":');
@@ -56,6 +58,11 @@ describe('the resilient HTTP client', () => {
 
   it('turns a 5xx into an unknown outcome', async () => {
     await expect(client().request('POST', '/broken', { body: {} })).rejects.toBeInstanceOf(ConnectorUnknownOutcomeError);
+  });
+
+  it('turns a redirect into an unknown outcome, never an answer', async () => {
+    await expect(client().request('POST', '/moved', { body: {} })).rejects.toMatchObject({
+      reason: 'it answered 302' });
   });
 
   it('turns a timeout into an unknown outcome that says it timed out', async () => {
