@@ -37,8 +37,9 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
       '(use read-write or primary, or leave it out)');
   }
   if (!hostList.includes(',')) {
+    // pg reads a single-host URL itself, as always; the host here only names it in messages.
     const single = hostList === '' ? { host: query.get('host') ?? 'localhost', port: Number(query.get('port') ?? defaultPort) }
-      : parseHost(hostList);
+      : readableHost(hostList);
     return { hosts: [single], urlFor: () => url };
   }
   if (query.has('host')) throw new Error('gives hosts both before the path and as host= in the query');
@@ -55,6 +56,14 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
       return `${scheme}${userinfo}${name}:${host.port}${pathPart}${queryText === '' ? '' : `?${queryText}`}`;
     },
   };
+}
+
+function readableHost(text: string): DatabaseHost {
+  try {
+    return parseHost(text);
+  } catch {
+    return { host: text, port: defaultPort };
+  }
 }
 
 function parseHost(text: string): DatabaseHost {

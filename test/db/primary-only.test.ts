@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded-postgres.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -79,16 +79,18 @@ afterAll(async () => {
 }, 60_000);
 
 describe('finding the writable primary', () => {
-  it('the copy with standby.signal is a read-only standby', async () => {
-    const client = createClient(url(cluster.primaryPort));
-    await client.connect();
-    try {
-      // The primary is a primary; the standby's refusal is the next test's subject.
-      const recovery = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-      expect(recovery.rows[0]?.r).toBe(false);
-    } finally {
-      await client.end();
-    }
+  it('the cluster: the primary is writable, the copy with standby.signal stays in recovery', async () => {
+    const recovery = async (port: number) => {
+      const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/${database}` });
+      await client.connect();
+      try {
+        return (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
+      } finally {
+        await client.end();
+      }
+    };
+    expect(await recovery(cluster.primaryPort)).toBe(false);
+    expect(await recovery(cluster.standbyPort)).toBe(true);
   });
 
   it('a URL listing the standby first connects to the primary, and writes succeed there', async () => {
