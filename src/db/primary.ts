@@ -139,6 +139,11 @@ export function primaryClientClass(locator: PrimaryLocator): typeof pg.Client {
     private async connectToPrimary(): Promise<void> {
       const index = await locator.primary();
       const host = locator.target.hosts[index] as DatabaseHost;
+      // The pool gave up while the hosts were searched (its connect timeout destroys the socket).
+      const socket = (this as unknown as { connection: { stream: { destroyed?: boolean } } }).connection.stream;
+      if (socket.destroyed === true) {
+        throw new DatabaseUnavailableError('connecting to the PostgreSQL primary timed out');
+      }
       if (multiHost) {
         // pg reads the host and port from these when it opens the socket.
         this.host = host.host;

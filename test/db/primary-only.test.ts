@@ -6,8 +6,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded-postgres.js';
 import { migrate } from '../../src/db/migrate.js';
-import { createClient, createPool, ensureDatabase, withDatabase } from '../../src/db/pool.js';
-import { DatabaseUnavailableError } from '../../src/db/primary.js';
+import { createClient, createPool, ensureDatabase, withDatabase, withTransaction } from '../../src/db/pool.js';
+import { DatabaseUnavailableError, isDatabaseUnavailable } from '../../src/db/primary.js';
 import { freePort } from '../global-setup.js';
 import { createTestLedger, type TestLedger } from '../support/app.js';
 import { createTestDatabase } from '../support/database.js';
@@ -149,6 +149,22 @@ describe('commits', () => {
     const options = (pool as unknown as { options: { query_timeout?: number; statement_timeout?: number } }).options;
     expect(options.query_timeout).toBeUndefined();
     expect(options.statement_timeout).toBeUndefined();
+  });
+});
+
+describe('in-flight work', () => {
+  it('a connection lost before COMMIT fails the transaction as database unavailable, with nothing committed', async () => {
+    const { pool } = await createTestDatabase(2);
+    await pool.query('CREATE TABLE lost_commit_probe (note text)');
+    const failed = await withTransaction(pool, async (client) => {
+      await client.query("INSERT INTO lost_commit_probe VALUES ('never')");
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      // Its server goes away under it, as a primary does when it is killed.
+      await pool.query('SELECT pg_terminate_backend($1)', [pid]);
+    }).catch((error: unknown) => error);
+    expect(isDatabaseUnavailable(failed)).toBe(true);
+    const rows = await pool.query('SELECT count(*)::int AS n FROM lost_commit_probe');
+    expect(rows.rows[0]).toEqual({ n: 0 });
   });
 });
 
