@@ -9,7 +9,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { createClient, createPool, ensureDatabase, withDatabase, withTransaction } from '../../src/db/pool.js';
 import { DatabaseUnavailableError, isDatabaseUnavailable } from '../../src/db/primary.js';
 import { freePort } from '../global-setup.js';
-import { createTestLedger, type TestLedger } from '../support/app.js';
+import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 import { createTestDatabase } from '../support/database.js';
 
 /**
@@ -169,12 +169,16 @@ describe('in-flight work', () => {
 });
 
 describe('while no primary is writable', () => {
-  let penny: TestLedger;
+  let penny: ServedLedger;
 
   beforeAll(async () => {
     const connectionString = url(cluster.standbyPort, cluster.primaryPort);
-    penny = await createTestLedger({ database: { url: connectionString, pool: poolOn(connectionString) } });
+    penny = await serveTestLedger({ database: { url: connectionString, pool: poolOn(connectionString) } });
   }, 120_000);
+
+  async function restartPrimary(): Promise<void> {
+    cluster.primary = await startEmbeddedPostgres({ directory: cluster.primaryDirectory, port: cluster.primaryPort });
+  }
 
   it('a mutating request gets 503 database_unavailable, then succeeds once the primary is back', async () => {
     const before = await penny.request({ method: 'POST', url: '/v1/ledger/accounts',
@@ -191,11 +195,31 @@ describe('while no primary is writable', () => {
         message: expect.stringContaining('Retry the request with the same Idempotency-Key') } });
     }
 
-    cluster.primary = await startEmbeddedPostgres({ directory: cluster.primaryDirectory, port: cluster.primaryPort });
+    await restartPrimary();
     const after = await penny.request({ method: 'POST', url: '/v1/ledger/accounts',
       body: { currency: 'USD', type: 'asset' } });
     expect(after.status).toBe(200);
     const found = await penny.request({ method: 'GET', url: `/v1/ledger/accounts/${after.body.id as string}` });
     expect(found.status).toBe(200);
+  }, 120_000);
+
+  it('a payment refused with 503 while the primary is down is created once when retried with its key', async () => {
+    const merchant = await penny.merchants.createMerchant('Failover Shop');
+    const stripe = penny.stripeFor(merchant.secretKey);
+    const params = { amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true } as const;
+    await stripe.paymentIntents.list({ limit: 1 });
+
+    await cluster.primary.stop('immediate');
+    const refused = await stripe.paymentIntents.create(params, { idempotencyKey: 'failover-1' })
+      .catch((error: unknown) => error);
+    expect(refused).toMatchObject({ statusCode: 503, type: 'StripeAPIError', code: 'database_unavailable' });
+
+    await restartPrimary();
+    const created = await stripe.paymentIntents.create(params, { idempotencyKey: 'failover-1' });
+    expect(created.status).toBe('succeeded');
+    const replayed = await stripe.paymentIntents.create(params, { idempotencyKey: 'failover-1' });
+    expect(replayed.id).toBe(created.id);
+    const listed = await stripe.paymentIntents.list({ limit: 10 });
+    expect(listed.data.filter((intent) => intent.amount === 2500)).toHaveLength(1);
   }, 120_000);
 });
