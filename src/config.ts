@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseDatabaseUrl } from './database-url.js';
 import { PennyError } from './errors.js';
 
 /**
@@ -356,6 +357,11 @@ function readDatabaseUrl(environment: Environment, name: string): string | undef
   if (raw === undefined || raw === '') return undefined;
   if (!/^postgres(ql)?:\/\//.test(raw)) {
     throw configError(name, 'must be a postgres:// or postgresql:// connection URL');
+  }
+  try {
+    parseDatabaseUrl(raw);
+  } catch (error) {
+    throw configError(name, (error as Error).message);
   }
   return raw;
 }

@@ -94,6 +94,8 @@ export const statusByCode = {
   service_unavailable: 503,
   psp_outcome_unknown: 503,
   psp_unavailable: 503,
+  // No writable PostgreSQL primary (a failover, a database down): retryable, never a success.
+  database_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 /**

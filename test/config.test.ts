@@ -137,7 +137,9 @@ describe('loadConfig', () => {
     expect(refusal({ PENNY_PG_PORT: '99999' })).toMatchObject({ param: 'PENNY_PG_PORT' });
   });
 
-  it.each(['mysql://x', 'x', 'http://localhost/penny', 'postgres:/missing-slash'])(
+  it.each(['mysql://x', 'x', 'http://localhost/penny', 'postgres:/missing-slash',
+    'postgres://u@h1,h2/d?target_session_attrs=any', 'postgres://u@h/d?target_session_attrs=read-only',
+    'postgres://u@h1:5432,h2:99999/d', 'postgres://u@h1,h2/d?host=/tmp'])(
     'refuses DATABASE_URL=%j, naming DATABASE_URL',
     (value) => {
       const error = refusal({ DATABASE_URL: value });
@@ -146,7 +148,9 @@ describe('loadConfig', () => {
     },
   );
 
-  it.each(['postgres://u@h/d', 'postgresql://u:p@h:5432/d'])('accepts DATABASE_URL=%j', (value) => {
+  it.each(['postgres://u@h/d', 'postgresql://u:p@h:5432/d',
+    'postgres://u@h1:5432,h2:5433,h3:5434/d?target_session_attrs=read-write',
+    'postgres://u@h1,[::1]:5433/d?target_session_attrs=primary'])('accepts DATABASE_URL=%j', (value) => {
     expect(loadConfig({ DATABASE_URL: value }).databaseUrl).toBe(value);
   });
 

@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
+import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { Queryable } from './pool.js';
+import { createClient, type Queryable } from './pool.js';
 
 /**
  * Forward-only SQL migrations run by node-pg-migrate, which holds a PostgreSQL advisory lock while
@@ -23,9 +24,25 @@ export async function migrate(
   logger?: Logger,
   options: { count?: number } = {},
 ): Promise<MigrationResult> {
+  // Our own connection, so the migrations too run only on the writable primary (a multi-host URL's
+  // hosts tried in turn, pg_is_in_recovery() checked); the runner leaves a client it was given open.
+  const client = createClient(databaseUrl, { application_name: 'penny-migrate' });
+  await client.connect();
+  try {
+    return await runMigrations(client, logger, options);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function runMigrations(
+  client: pg.Client,
+  logger: Logger | undefined,
+  options: { count?: number },
+): Promise<MigrationResult> {
   const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
   const ran = await runner({
-    databaseUrl,
+    dbClient: client,
     dir: await resolveMigrationsDirectory(),
     direction: 'up',
     ...(options.count === undefined ? {} : { count: options.count }),

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { parseDatabaseUrl, replaceDatabase } from '../database-url.js';
+import { PrimaryLocator, primaryClientClass } from './primary.js';
 
 /**
  * One pg pool per process. BIGINT (int8) and NUMERIC come back as bigint, so money never passes
@@ -44,15 +46,32 @@ export interface PoolOptions {
   readonly applicationName?: string;
 }
 
+/**
+ * What every connection of Penny's sets. Neither `statement_timeout` nor pg's `query_timeout` is
+ * set: either would give up on a COMMIT waiting for the synchronous standby (pg's client-side
+ * timeout abandons the wait; a cancelled wait leaves the transaction committed locally but maybe
+ * not replicated), and `synchronous_commit` is never touched, so sessions keep the server's.
+ */
+function sessionConfig(applicationName: string): pg.ClientConfig {
+  return { types: bigintTypes, application_name: applicationName, options: '-c TimeZone=UTC' };
+}
+
+/**
+ * The pool's connections go to the writable primary only: a multi-host URL's hosts are tried in
+ * turn, and each new connection runs `SELECT pg_is_in_recovery()` once (src/db/primary.ts).
+ */
 export function createPool(options: PoolOptions): pg.Pool {
+  const session = sessionConfig(options.applicationName ?? 'penny');
+  const target = parseDatabaseUrl(options.connectionString);
+  const connectTimeoutMs = 10_000;
+  const locator = new PrimaryLocator(target, { ...session, connectionTimeoutMillis: connectTimeoutMs });
   const pool = new pg.Pool({
-    connectionString: options.connectionString,
+    ...session,
+    connectionString: target.urlFor(0),
+    Client: primaryClientClass(locator),
     max: options.sizeMax,
-    types: bigintTypes,
-    application_name: options.applicationName ?? 'penny',
-    options: '-c TimeZone=UTC',
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: connectTimeoutMs,
   });
   // An idle client that loses its connection emits here; without a listener Node would crash.
   pool.on('error', () => undefined);
@@ -65,10 +84,12 @@ export function createPool(options: PoolOptions): pg.Pool {
   return pool;
 }
 
+/** A single connection to the writable primary (checked at connect, like the pool's). */
 export function createClient(connectionString: string, extra: Partial<pg.ClientConfig> = {}): pg.Client {
-  return new pg.Client({
-    connectionString, types: bigintTypes, application_name: 'penny', options: '-c TimeZone=UTC', ...extra,
-  });
+  const config = { ...sessionConfig('penny'), ...extra };
+  const target = parseDatabaseUrl(connectionString);
+  const PrimaryClient = primaryClientClass(new PrimaryLocator(target, config));
+  return new PrimaryClient({ ...config, connectionString: target.urlFor(0) });
 }
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -214,6 +235,7 @@ export function combineWrites(statements: readonly Statement[]): Statement {
 
 /** Rewrites the database name of a connection URL. */
 export function withDatabase(connectionString: string, database: string): string {
+  if (parseDatabaseUrl(connectionString).hosts.length > 1) return replaceDatabase(connectionString, database);
   const url = new URL(connectionString);
   url.pathname = `/${encodeURIComponent(database)}`;
   return url.toString();

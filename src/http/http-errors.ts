@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isHttpErrorCode, statusByCode } from '../error-codes.js';
 import { PennyError } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/primary.js';
 
 export interface ErrorBody {
   readonly error: {
@@ -60,7 +61,27 @@ function fromFastifyError(error: FastifyError, bodyBytesMax: number | undefined)
   return undefined;
 }
 
+/**
+ * No writable primary, or the connection to it lost: 503, retryable. A request cut off during its
+ * COMMIT may have committed; its retry, with the same Idempotency-Key, resumes from what the key
+ * stored (the key stays unfinished: this is not a PennyError), so it never runs blindly twice.
+ */
+function fromDatabaseUnavailable(error: unknown): PennyError | undefined {
+  if (error instanceof PennyError || !isDatabaseUnavailable(error)) return undefined;
+  return new PennyError({
+    code: 'database_unavailable', type: 'api_error', cause: error,
+    message: 'The database cannot take writes right now (no writable primary, or the connection to it was lost). ' +
+      'Retry the request with the same Idempotency-Key.',
+  });
+}
+
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const unavailable = fromDatabaseUnavailable(error);
+  if (unavailable !== undefined) {
+    request.log.warn({ err: error, code: unavailable.code }, 'database unavailable');
+    void reply.status(statusOf(unavailable)).header('retry-after', '1').send(errorBody(unavailable));
+    return;
+  }
   const known = error instanceof PennyError ? error
     : fromFastifyError(error as FastifyError, (request.routeOptions as { bodyLimit?: number } | undefined)?.bodyLimit);
   if (known !== undefined) {

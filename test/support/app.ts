@@ -73,10 +73,12 @@ export interface TestLedgerOptions {
    * sealed accounts (timeouts short for tests).
    */
   routing?: { adyenTimeoutMs?: number };
+  /** The database to build on (default: a fresh clone of the template on the test server). */
+  database?: TestDatabase;
 }
 
 export async function createTestLedger(options: TestLedgerOptions = {}): Promise<TestLedger> {
-  const database = await createTestDatabase();
+  const database = options.database ?? await createTestDatabase();
   const ledger = new LedgerService(database.pool);
   const merchants = new MerchantService(database.pool, testPepper);
   const sandbox = await startTestSandboxPsp(database.url);
