@@ -63,8 +63,10 @@ export async function haUp(settings: HaSettings, progress: Progress): Promise<Up
     if (!(await keeperRunning(settings, node))) {
       started = true;
       await startKeeper(settings, node, progress);
-      await waitFor(`${node.name} to finish its transition`, timeouts.readyMs,
-        async () => (await formationView(settings)).nodes.every((each) => each.reportedState === each.assignedState));
+      await waitFor(`${node.name} to finish its transition`, timeouts.readyMs, async () => {
+        const state = (await formationView(settings)).nodes.find((each) => each.name === node.name);
+        return state !== undefined && state.reportedState === state.assignedState;
+      });
     }
   }
 
@@ -97,27 +99,38 @@ export async function haDown(settings: HaSettings, progress: Progress): Promise<
     throw new Error(`${settings.directory} holds no ${markerFile} file: it is not a cluster penny ha up made, `
       + 'so penny ha down leaves it alone. Set PENNY_HA_DIR to the cluster\'s directory.');
   }
-  const nodes = [...dataNodes(settings).reverse(), monitorNode(settings)];
-  for (const node of nodes) {
-    if (!(await exists(node.pgdata))) continue;
-    progress(`stopping ${node.name}`);
-    await runAsClusterUser(settings, autoctl, ['stop', '--pgdata', node.pgdata], timeouts.commandMs).catch(() => undefined);
-  }
-  for (const node of nodes) {
-    const group = await readPid(node.pidFile);
-    if (group !== undefined && !(await gone(-group, timeouts.stopMs))) {
-      progress(`${node.name}'s keeper did not stop within ${timeouts.stopMs / 1000} s: killing its process group ${group}`);
-      signal(-group, 'SIGKILL');
-    }
-    const postmaster = await readPid(path.join(node.pgdata, 'postmaster.pid'));
-    if (postmaster !== undefined && !(await gone(postmaster, 0))) {
-      progress(`${node.name}'s postgres (pid ${postmaster}) outlived its keeper: killing it`);
-      signal(postmaster, 'SIGKILL');
-      await gone(postmaster, timeouts.stopMs);
-    }
+  for (const node of [...dataNodes(settings).reverse(), monitorNode(settings)]) {
+    if (await exists(node.pgdata)) await stopNode(settings, node, progress);
   }
   await fs.rm(settings.directory, { recursive: true, force: true });
   return true;
+}
+
+/**
+ * Stops one node (`monitor`, `node1`…) cleanly, as a machine shut down would: its keeper and its
+ * postgres. `penny ha up` starts it again. For the failover drill and for tests.
+ */
+export async function haStopNode(settings: HaSettings, name: string, progress: Progress): Promise<void> {
+  const node = [monitorNode(settings), ...dataNodes(settings)].find((each) => each.name === name);
+  if (node === undefined) throw new Error(`the cluster has no node "${name}": it has monitor, node1, node2 and node3`);
+  await stopNode(settings, node, progress);
+}
+
+/** `pg_autoctl stop`, then SIGKILL for what is left after 30 s: the keeper's process group, the postmaster. */
+async function stopNode(settings: HaSettings, node: HaNode, progress: Progress): Promise<void> {
+  progress(`stopping ${node.name}`);
+  await runAsClusterUser(settings, autoctl, ['stop', '--pgdata', node.pgdata], timeouts.commandMs).catch(() => undefined);
+  const group = await readPid(node.pidFile);
+  if (group !== undefined && !(await gone(-group, timeouts.stopMs))) {
+    progress(`${node.name}'s keeper did not stop within ${timeouts.stopMs / 1000} s: killing its process group ${group}`);
+    signal(-group, 'SIGKILL');
+  }
+  const postmaster = await readPid(path.join(node.pgdata, 'postmaster.pid'));
+  if (postmaster !== undefined && !(await gone(postmaster, 0))) {
+    progress(`${node.name}'s postgres (pid ${postmaster}) outlived its keeper: killing it`);
+    signal(postmaster, 'SIGKILL');
+    await gone(postmaster, timeouts.stopMs);
+  }
 }
 
 async function ensurePackages(progress: Progress): Promise<void> {

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { haStatus } from '../../src/ha/ha-cluster.js';
+import { haStatus, haStopNode } from '../../src/ha/ha-cluster.js';
 import { haSettingsFrom, postgresBinDirectory, primaryOf } from '../../src/ha/ha-layout.js';
 
 /**
@@ -84,6 +85,25 @@ describe.skipIf(!enabled)('a local pg_auto_failover cluster (penny ha)', () => {
       '-c', 'SELECT count(*), pg_is_in_recovery(), current_user FROM ha_probe']);
     expect(stdout.trim()).toBe('1|f|penny');
   });
+
+  it('blocks a write while both standbys are down, and commits it once ha up has started them again', async () => {
+    const nodes = (await haStatus(settings))?.nodes ?? [];
+    const primary = primaryOf(nodes);
+    for (const standby of nodes.filter((node) => node !== primary)) await haStopNode(settings, standby.name, () => {});
+    const client = new pg.Client({ host: '127.0.0.1', port: primary?.port, user: 'penny', database: 'penny' });
+    await client.connect();
+    try {
+      const write = client.query('INSERT INTO ha_probe VALUES (2)').then(() => 'committed', (error: Error) => error.message);
+      const blockedMs = 10_000;
+      expect(await Promise.race([write, sleep(blockedMs).then(() => 'still waiting')])).toBe('still waiting');
+      const resumed = await penny(['ha', 'up']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.stdout).toContain('the cluster is up');
+      expect(await write).toBe('committed');
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }, upTimeoutMs);
 
   it('reports a cluster already up when brought up again', async () => {
     const again = await penny(['ha', 'up']);
