@@ -63,7 +63,7 @@ export async function haUp(settings: HaSettings, progress: Progress): Promise<Up
     if (!(await keeperRunning(settings, node))) {
       started = true;
       await startKeeper(settings, node, progress);
-      await waitFor(`${node.name} to finish its transition`, timeouts.readyMs, async () => {
+      await waitFor(`${node.name} to finish its transition (its log: ${node.logFile})`, timeouts.readyMs, async () => {
         const state = (await formationView(settings)).nodes.find((each) => each.name === node.name);
         return state !== undefined && state.reportedState === state.assignedState;
       });
@@ -189,18 +189,28 @@ async function ensureDirectory(settings: HaSettings): Promise<void> {
   if (isRoot()) await run('chown', ['-R', `${settings.user}:`, settings.directory]);
 }
 
-/** A pg_autoctl creation, its output appended to the node's log; it must finish in time and succeed. */
+/**
+ * A pg_autoctl creation, its output appended to the node's log; it must finish in time and succeed.
+ * It runs in a process group of its own, waited for to the last process: a service of it still
+ * stopping when the keeper starts would remove the keeper's pid file and semaphore (seen on a slow
+ * machine: the new keeper quit with "PID file not found").
+ */
 async function runLogged(settings: HaSettings, node: HaNode, args: string[]): Promise<void> {
   const log = await fs.open(node.logFile, 'a');
   try {
     const command = asClusterUser(settings, autoctl, [...args, '--pgctl', pgctl]);
     const child = spawn(command.file, command.args, { env: autoctlEnvironment(settings), cwd: settings.directory,
-      stdio: ['ignore', log.fd, log.fd], timeout: timeouts.createMs, killSignal: 'SIGKILL' });
-    const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      detached: true, stdio: ['ignore', log.fd, log.fd], timeout: timeouts.createMs, killSignal: 'SIGKILL' });
+    const code = await new Promise<number | null>((resolve, reject) => {
       child.once('error', reject);
-      child.once('close', (exitCode, signalName) => resolve([exitCode, signalName]));
+      child.once('close', resolve);
     });
-    if (code !== 0) throw new Error(`pg_autoctl ${args.slice(0, 2).join(' ')} for ${node.name} failed; see ${node.logFile}`);
+    const what = `pg_autoctl ${args.slice(0, 2).join(' ')} for ${node.name}`;
+    if (child.pid !== undefined && !(await gone(-child.pid, timeouts.stopMs))) {
+      signal(-child.pid, 'SIGKILL');
+      throw new Error(`${what} left processes running ${timeouts.stopMs / 1000} s after it ended; see ${node.logFile}`);
+    }
+    if (code !== 0) throw new Error(`${what} failed; see ${node.logFile}`);
   } finally {
     await log.close();
   }
@@ -223,7 +233,8 @@ async function startKeeper(settings: HaSettings, node: HaNode, progress: Progres
   } finally {
     await log.close();
   }
-  await waitFor(`${node.name}'s keeper to run`, timeouts.commandMs, () => keeperRunning(settings, node));
+  await waitFor(`${node.name}'s keeper to run (its log: ${node.logFile})`, timeouts.commandMs,
+    () => keeperRunning(settings, node));
 }
 
 async function keeperRunning(settings: HaSettings, node: HaNode): Promise<boolean> {
