@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -13,7 +14,8 @@ import { haSettingsFrom, postgresBinDirectory, primaryOf } from '../../src/ha/ha
  * `penny ha up` and `ha down` for real: Debian's PostgreSQL 15 and pg_auto_failover 2.0 (installed
  * by `ha up` when missing and run as root). Only with PENNY_HA_TEST=1, so that `npm test` never
  * depends on the packages; the cluster gets its own directory and ports, apart from a developer's.
- * Runs the built bin: `npm run build` first (`npm test` does).
+ * Runs the built bin: `npm run build` first (`npm test` does). The nodes' logs are kept in
+ * $TMPDIR/penny-ha-test-logs.
  */
 const enabled = process.env.PENNY_HA_TEST === '1';
 if (!enabled) {
@@ -26,6 +28,7 @@ const bin = path.join(root, 'dist', 'src', 'cli', 'penny.js');
 const environment = { ...process.env, PENNY_HA_DIR: '/var/tmp/penny-ha-test', PENNY_HA_PORT_BASE: '55410' };
 const settings = haSettingsFrom(environment);
 const upTimeoutMs = 300_000;
+const keptLogs = path.join(os.tmpdir(), 'penny-ha-test-logs');
 
 interface Run { readonly code: number | null; readonly stdout: string; readonly stderr: string }
 
@@ -49,6 +52,10 @@ describe.skipIf(!enabled)('a local pg_auto_failover cluster (penny ha)', () => {
   }, upTimeoutMs);
 
   afterAll(async () => {
+    // The nodes' logs outlive the cluster, to explain a failure.
+    await fs.rm(keptLogs, { recursive: true, force: true });
+    await fs.cp(settings.directory, keptLogs, { recursive: true, filter: (file) => !/\/node\d$|\/monitor$/.test(file) })
+      .catch(() => undefined);
     await penny(['ha', 'down']);
   }, 120_000);
 
