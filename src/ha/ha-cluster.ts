@@ -126,7 +126,7 @@ async function stopNode(settings: HaSettings, node: HaNode, progress: Progress):
     signal(-group, 'SIGKILL');
   }
   const postmaster = await readPid(path.join(node.pgdata, 'postmaster.pid'));
-  if (postmaster !== undefined && !(await gone(postmaster, 0))) {
+  if (postmaster !== undefined && await servesDirectory(postmaster, node.pgdata)) {
     progress(`${node.name}'s postgres (pid ${postmaster}) outlived its keeper: killing it`);
     signal(postmaster, 'SIGKILL');
     await gone(postmaster, timeouts.stopMs);
@@ -229,12 +229,17 @@ async function startKeeper(settings: HaSettings, node: HaNode, progress: Progres
       child.once('spawn', resolve);
     });
     child.unref();
-    await fs.writeFile(node.pidFile, `${child.pid}\n`);
+    const group = child.pid ?? 0;
+    await fs.writeFile(node.pidFile, `${group}\n`);
+    await waitFor(`${node.name}'s keeper to run (its log: ${node.logFile})`, timeouts.commandMs,
+      () => keeperRunning(settings, node)).catch((error: unknown) => {
+      // A keeper that quits at start can leave its postgres service behind: none of it stays.
+      if (group > 1) signal(-group, 'SIGKILL');
+      throw error;
+    });
   } finally {
     await log.close();
   }
-  await waitFor(`${node.name}'s keeper to run (its log: ${node.logFile})`, timeouts.commandMs,
-    () => keeperRunning(settings, node));
 }
 
 async function keeperRunning(settings: HaSettings, node: HaNode): Promise<boolean> {
@@ -323,6 +328,12 @@ async function readPid(file: string): Promise<number | undefined> {
   const text = await fs.readFile(file, 'utf8').catch(() => undefined);
   const pid = Number(text?.split('\n')[0]?.trim());
   return Number.isSafeInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+/** A postmaster.pid left by a killed server may name a pid reused since: only a postgres of this node counts. */
+async function servesDirectory(pid: number, pgdata: string): Promise<boolean> {
+  const commandLine = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return commandLine.split('\0').includes(pgdata);
 }
 
 /** Waits until no process (or process group, for a negative id) is left, at most `timeoutMs`. */
