@@ -13,7 +13,8 @@
  *
  * Beside the layers: concrete connectors (src/connectors/<psp>/) are wired by src/app.ts alone and
  * speak only to the connector interface, the kernel and the database; the sandbox PSP
- * (src/sandbox-psp/) is an outside service that shares only the kernel and the database driver.
+ * (src/sandbox-psp/) is an outside service that shares only the kernel and the database driver; the
+ * local HA cluster's tooling (src/ha/, `penny ha`) stands beside Penny too and imports only the kernel.
  * Type-only imports are edges too: a layer that needs a type from above is drawn wrong.
  */
 const kernel = [
@@ -27,6 +28,7 @@ const domain = ['^src/(payments|merchants|webhooks|balances|settlement|accounts|
 const entry = ['^src/app[.]ts$', '^src/(http|dashboard|cli|simulate)/'];
 const concreteConnectors = ['^src/connectors/[^/]+/'];
 const sandboxPsp = ['^src/sandbox-psp/'];
+const haCluster = ['^src/ha/'];
 
 /** A rule that `from` may import nothing but `allowed` (and packages, and Node's own modules). */
 function onlyImports(name, comment, from, allowed) {
@@ -66,6 +68,9 @@ module.exports = {
     onlyImports('sandbox-psp-is-an-outside-service',
       'The sandbox PSP is a separate service: it shares the kernel and the database driver, never Penny\'s domain.',
       sandboxPsp, [...sandboxPsp, ...database, ...kernel]),
+    onlyImports('ha-cluster-imports-only-kernel',
+      'The HA cluster tooling runs PostgreSQL and pg_auto_failover; it knows nothing of Penny above the kernel.',
+      haCluster, [...haCluster, ...kernel]),
     {
       name: 'concrete-connectors-wired-by-app-only', severity: 'error',
       comment: 'Only the composition root (src/app.ts) chooses concrete connectors; everyone else takes the interface.',

@@ -44,6 +44,7 @@ const brokenTree: Record<string, string> = {
   'src/payments/cycle-b.ts': 'import type { flows } from \'./cycle-a.js\';\nexport const b = 1;\nexport type B = typeof flows;\n',
   'src/sandbox-psp/psp-server.ts': 'import { used } from \'../payments/payment-flows.js\';\nexport const server = used;\n',
   'src/merchants/merchant-store.ts': 'import { used } from \'../payments/payment-inbox.js\';\nexport const store = used;\n',
+  'src/ha/ha-cluster.ts': 'import { pool } from \'../db/pool.js\';\nexport const cluster = pool;\n',
   'src/missing.ts': 'import { nothing } from \'./no-such-module.js\';\nexport const missing = nothing;\n',
 };
 
@@ -85,6 +86,7 @@ describe('the layer check', () => {
       'src/connectors/sandbox/sandbox-connector.ts → src/payments/cycle-a.ts'],
     ['sandbox-psp-is-an-outside-service', 'src/sandbox-psp/psp-server.ts → src/payments/payment-flows.ts'],
     ['merchants-import-no-other-domain', 'src/merchants/merchant-store.ts → src/payments/payment-inbox.ts'],
+    ['ha-cluster-imports-only-kernel', 'src/ha/ha-cluster.ts → src/db/pool.ts'],
     ['no-cycles', 'src/payments/cycle-'],
     ['no-unresolvable-imports', 'src/missing.ts → ./no-such-module.js'],
   ])('refuses a tree that breaks %s (%s), failing the run', (rule, edge) => {

@@ -4,6 +4,7 @@ import { loadConfig } from '../config.js';
 import { stringifyJson } from '../json.js';
 import { commandFailureOf, jsonRequested, type CommandFailure } from './cli-errors.js';
 import { registerCaseCommands } from './case-commands.js';
+import { registerHaCommands } from './ha-commands.js';
 import { registerLedgerCommands } from './ledger-commands.js';
 import { registerMerchantCommands } from './merchant-commands.js';
 import { registerReconCommands } from './recon-commands.js';
@@ -31,6 +32,7 @@ registerSettlementCommands(program);
 registerReconCommands(program);
 registerReportCommands(program);
 registerSimulateCommands(program);
+registerHaCommands(program);
 
 const json = jsonRequested(process.argv.slice(2));
 try {
