@@ -1,0 +1,283 @@
+/**
+ * `npm run test:ha [-- --json --payments N --clients C --duration S --kills K --sync-cost S]`: the
+ * failover drill (issue 23; docs/operations.md, "The failover drill"). Brings the local
+ * pg_auto_failover cluster up when it is not (`penny ha up`), empties its `penny` database, runs
+ * the simulation's workload against it and, under that load, kills the primary (SIGKILL of its
+ * keeper's process group: runuser, pg_autoctl, postgres) K times, each time waiting for a new
+ * primary, for Penny to answer a write again, and for `ha up` to bring the killed node back as a
+ * standby. Then the simulation settles and its checker runs on the final primary. A probe sends a
+ * payment every 100 ms: each failover's write unavailability is from the kill to the first 2xx of
+ * a probe sent after it. `--json` prints one JSON object last; exit 1 unless acknowledged_lost,
+ * duplicate_effects and violations are all 0 / empty.
+ */
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Command } from 'commander';
+import pino from 'pino';
+import Stripe from 'stripe';
+import { createClient } from '../src/db/pool.js';
+import { haStatus, haUp } from '../src/ha/ha-cluster.js';
+import { dataNodes, haSettingsFrom, primaryOf, type HaSettings } from '../src/ha/ha-layout.js';
+import { createLogger } from '../src/logger.js';
+import { MerchantService } from '../src/merchants/merchant-service.js';
+import { sandboxProfile } from '../src/simulate/simulation-faults.js';
+import { runSimulation, setUpPlatform, type SimulationResult } from '../src/simulate/simulation.js';
+import type { Violation } from '../src/simulate/simulation-checker.js';
+import { dropEverythingOwned } from '../src/simulate/simulation-store.js';
+import { SimulationWorld } from '../src/simulate/simulation-world.js';
+
+const program = new Command('ha-drill')
+  .option('--json', 'print one JSON object last')
+  .option('--payments <n>', 'payments of the workload', '1000')
+  .option('--clients <n>', 'concurrent clients', '8')
+  .option('--duration <seconds>', 'how long the clients run (the kills happen within it)', '300')
+  .option('--kills <n>', 'how many times the primary is killed under load', '2')
+  .option('--seed <n>', 'the workload\'s seed (random by default)')
+  .option('--sync-cost <seconds>', 'length of each plain run measuring sync_cost_ratio (0: not measured)', '30')
+  .parse(process.argv);
+const options = program.opts<{ json?: boolean; payments: string; clients: string; duration: string; kills: string;
+  seed?: string; syncCost: string }>();
+
+interface DrillReport {
+  failovers: number;
+  acknowledged_lost: number | null;
+  duplicate_effects: number | null;
+  violations: readonly Violation[] | null;
+  unavailability_s: (number | null)[];
+  sync_cost_ratio: number | null;
+  skipped: false | string;
+}
+
+const limits = { failoverMs: 180_000, probeEveryMs: 100, probeTimeoutMs: 2_000, warmupMs: 20_000 };
+
+function say(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ha-drill: ${line}\n`);
+}
+
+/** A payment created every 100 ms (one at a time) by a merchant of its own; the 2xx answers' times. */
+class WriteProbe {
+  readonly answered: { sentMs: number; answeredMs: number }[] = [];
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly stripe: Stripe) {}
+
+  start(): void {
+    this.loop = (async () => {
+      for (let index = 0; !this.stopped; index += 1) {
+        const sentMs = Date.now();
+        const ok = await this.stripe.paymentIntents.create({ amount: 100, currency: 'usd' },
+          { idempotencyKey: `ha-probe-${sentMs}-${index}` }).then(() => true, () => false);
+        if (ok) this.answered.push({ sentMs, answeredMs: Date.now() });
+        await sleep(Math.max(0, sentMs + limits.probeEveryMs - Date.now()));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** The first 2xx answer to a probe sent at or after `sinceMs`, waited for at most `timeoutMs`. */
+  async firstWriteAfter(sinceMs: number, timeoutMs: number): Promise<number | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.answered.find((answer) => answer.sentMs >= sinceMs);
+      if (found !== undefined) return found.answeredMs;
+      if (Date.now() > deadline) return undefined;
+      await sleep(50);
+    }
+  }
+}
+
+async function primaryName(settings: HaSettings): Promise<string | undefined> {
+  const status = await haStatus(settings).catch(() => undefined);
+  return status === undefined ? undefined : primaryOf(status.nodes)?.name;
+}
+
+/** SIGKILL of the node's keeper process group (runuser, pg_autoctl, its postgres), and of a postmaster outliving it. */
+async function killNode(settings: HaSettings, name: string): Promise<void> {
+  const node = dataNodes(settings).find((each) => each.name === name);
+  if (node === undefined) throw new Error(`no data node ${name}`);
+  const group = Number((await fs.readFile(node.pidFile, 'utf8')).trim());
+  const postmaster = Number((await fs.readFile(path.join(node.pgdata, 'postmaster.pid'), 'utf8')
+    .catch(() => '')).split('\n')[0]);
+  if (Number.isSafeInteger(group) && group > 1) signal(-group);
+  if (Number.isSafeInteger(postmaster) && postmaster > 1) {
+    const commandLine = await fs.readFile(`/proc/${postmaster}/cmdline`, 'utf8').catch(() => '');
+    if (commandLine.split('\0').includes(node.pgdata)) signal(postmaster);
+  }
+}
+
+function signal(id: number): void {
+  try {
+    process.kill(id, 'SIGKILL');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+async function waitForNewPrimary(settings: HaSettings, old: string, timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const name = await primaryName(settings);
+    if (name !== undefined && name !== old) return name;
+    await sleep(500);
+  }
+  return undefined;
+}
+
+/** The kills, under the simulation's load: one figure of unavailability a kill (null: no write within 3 minutes). */
+async function killPrimaries(settings: HaSettings, world: SimulationWorld, kills: number,
+  clientsDone: () => boolean): Promise<{ failovers: number; unavailability: (number | null)[] }> {
+  const { secretKey } = await new MerchantService(world.pool, world.pepper).createMerchant('Failover probe');
+  const url = new URL(world.pennyUrl);
+  const probe = new WriteProbe(new Stripe(secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http',
+    maxNetworkRetries: 0, timeout: limits.probeTimeoutMs }));
+  probe.start();
+  const unavailability: (number | null)[] = [];
+  let failovers = 0;
+  try {
+    await sleep(limits.warmupMs);
+    for (let kill = 1; kill <= kills; kill += 1) {
+      if (clientsDone()) say(`the clients have ended before kill ${kill}: it happens without their load`);
+      const old = await primaryName(settings);
+      if (old === undefined) throw new Error('the formation names no primary to kill');
+      say(`kill ${kill}/${kills}: SIGKILL of ${old}, the primary`);
+      const killedMs = Date.now();
+      await killNode(settings, old);
+      const promoted = await waitForNewPrimary(settings, old, limits.failoverMs);
+      const writtenMs = await probe.firstWriteAfter(killedMs, limits.failoverMs);
+      const seconds = writtenMs === undefined ? null : Math.round((writtenMs - killedMs) / 100) / 10;
+      unavailability.push(seconds);
+      if (promoted !== undefined) failovers += 1;
+      say(`kill ${kill}: ${promoted === undefined ? 'no new primary within 3 minutes' : `${promoted} promoted`}; `
+        + `writes ${seconds === null ? 'did not come back within 3 minutes' : `back after ${seconds} s`}`);
+      say(`bringing ${old} back as a standby (penny ha up)`);
+      await haUp(settings, (line) => say(`  ${line}`));
+    }
+  } finally {
+    await probe.stop();
+  }
+  return { failovers, unavailability };
+}
+
+/**
+ * Payments (create and confirm, a Visa card, the sandbox without faults) a second through Penny for
+ * `seconds`, by as many clients as the drill's, against `databaseUrl` or an embedded single PostgreSQL.
+ */
+async function throughput(databaseUrl: string | undefined, seconds: number, clients: number): Promise<number> {
+  const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'penny-ha-throughput-'));
+  const logger = createLogger('warn', pino.destination({ dest: path.join(directory, 'throughput.log'), sync: true }));
+  const world = await SimulationWorld.start({ directory, logger, faults: sandboxProfile(1, new Set()), databaseUrl });
+  try {
+    await world.startPenny();
+    const platform = await setUpPlatform(world, 0);
+    const url = new URL(world.pennyUrl);
+    const stripe = new Stripe(platform.secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http',
+      maxNetworkRetries: 0, timeout: 20_000 });
+    const endMs = Date.now() + seconds * 1000;
+    let done = 0;
+    await Promise.all(Array.from({ length: clients }, async () => {
+      while (Date.now() < endMs) {
+        const ok = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', confirm: true,
+          payment_method: 'pm_card_visa' }).then(() => true, () => false);
+        if (ok && Date.now() <= endMs) done += 1;
+      }
+    }));
+    return done / seconds;
+  } finally {
+    await world.stop();
+    await fs.rm(directory, { recursive: true, force: true });
+  }
+}
+
+function failed(report: DrillReport): boolean {
+  return report.skipped !== false || report.acknowledged_lost !== 0 || report.duplicate_effects !== 0
+    || report.violations === null || report.violations.length > 0;
+}
+
+async function drill(): Promise<DrillReport> {
+  const settings = haSettingsFrom(process.env);
+  const report: DrillReport = { failovers: 0, acknowledged_lost: null, duplicate_effects: null, violations: null,
+    unavailability_s: [], sync_cost_ratio: null, skipped: false };
+  let databaseUrl: string;
+  try {
+    say(`the cluster in ${settings.directory}: penny ha up (it starts what is not running)`);
+    databaseUrl = (await haUp(settings, (line) => say(`  ${line}`))).databaseUrl;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/Debian packages .* not installed|apt-get install .* failed/.test(message)) {
+      return { ...report, skipped: message };
+    }
+    throw error;
+  }
+  say('emptying the cluster\'s penny database (the drill migrates it from nothing)');
+  const client = createClient(databaseUrl, { application_name: 'penny-ha-drill' });
+  await client.connect();
+  try {
+    await dropEverythingOwned(client);
+  } finally {
+    await client.end();
+  }
+
+  const seed = options.seed === undefined ? randomInt(0, 2 ** 32) : Number(options.seed);
+  const clients = Number(options.clients);
+  let kills: { failovers: number; unavailability: (number | null)[] } = { failovers: 0, unavailability: [] };
+  say(`the workload: seed ${seed}, ${options.payments} payments, ${clients} clients over ${options.duration} s; `
+    + `${options.kills} kills of the primary`);
+  let lastPhase = '';
+  const result: SimulationResult = await runSimulation({
+    seed, payments: Number(options.payments), durationMs: Number(options.duration) * 1000, faults: new Set(),
+    clients, sellers: 3, settleMs: 180_000, replaysMax: 100, keep: true, databaseUrl,
+  }, {
+    onProgress: (progress) => {
+      if (progress.phase !== lastPhase) say(`simulation ${progress.phase} (${progress.operations} operations)`);
+      lastPhase = progress.phase;
+    },
+    duringRun: async ({ world, clientsDone }) => {
+      kills = await killPrimaries(settings, world, Number(options.kills), clientsDone);
+    },
+  });
+  say(`the simulation's directory (Penny's log): ${result.directory ?? '(removed)'}`);
+  say(`operations: ${JSON.stringify(result.operations)}; refused_applied ${result.refused_applied}, `
+    + `unresolved ${result.unresolved}, reconciliation_breaks ${result.reconciliation_breaks}`);
+  Object.assign(report, { failovers: kills.failovers, unavailability_s: kills.unavailability,
+    acknowledged_lost: result.acknowledged_lost, duplicate_effects: result.duplicate_effects,
+    violations: result.violations });
+
+  const seconds = Number(options.syncCost);
+  if (seconds > 0) {
+    say(`sync_cost_ratio: ${seconds} s of payments against the cluster, then against one embedded PostgreSQL`);
+    const synchronous = await throughput(databaseUrl, seconds, clients);
+    const single = await throughput(undefined, seconds, clients);
+    say(`payments a second: ${Math.round(synchronous * 10) / 10} with synchronous replication, `
+      + `${Math.round(single * 10) / 10} on one node`);
+    report.sync_cost_ratio = single > 0 ? Math.round((synchronous / single) * 100) / 100 : null;
+  }
+  return report;
+}
+
+const report = await drill().catch((error: unknown) => {
+  say(`the drill failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return undefined;
+});
+if (report === undefined) {
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ failovers: 0, acknowledged_lost: null, duplicate_effects: null,
+      violations: null, unavailability_s: [], sync_cost_ratio: null, skipped: false })}\n`);
+  }
+  process.exit(1);
+}
+if (options.json) {
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+} else {
+  process.stdout.write(`${report.skipped === false ? (failed(report) ? 'FAIL' : 'ok') : 'SKIPPED'}: `
+    + `${JSON.stringify(report, null, 2)}\n`);
+}
+// A skipped drill did not pass, but it is no failure of Penny's: exit 0 with skipped set.
+process.exit(report.skipped === false && failed(report) ? 1 : 0);
