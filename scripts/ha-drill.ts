@@ -20,13 +20,14 @@ import pino from 'pino';
 import Stripe from 'stripe';
 import { createClient } from '../src/db/pool.js';
 import { haStatus, haUp } from '../src/ha/ha-cluster.js';
+import { unavailableSeconds, type ProbeAnswer } from '../src/ha/ha-drill-figures.js';
 import { dataNodes, haSettingsFrom, primaryOf, type HaSettings } from '../src/ha/ha-layout.js';
 import { createLogger } from '../src/logger.js';
 import { MerchantService } from '../src/merchants/merchant-service.js';
 import { sandboxProfile } from '../src/simulate/simulation-faults.js';
 import { runSimulation, setUpPlatform, type SimulationResult } from '../src/simulate/simulation.js';
 import type { Violation } from '../src/simulate/simulation-checker.js';
-import { dropEverythingOwned } from '../src/simulate/simulation-store.js';
+import { dropEverythingOwned, selectUnsettledWork } from '../src/simulate/simulation-store.js';
 import { SimulationWorld } from '../src/simulate/simulation-world.js';
 
 const program = new Command('ha-drill')
@@ -35,11 +36,12 @@ const program = new Command('ha-drill')
   .option('--clients <n>', 'concurrent clients', '8')
   .option('--duration <seconds>', 'how long the clients run (the kills happen within it)', '300')
   .option('--kills <n>', 'how many times the primary is killed under load', '2')
+  .option('--no-cut', 'leave out the cut (the primary frozen while a standby lags)')
   .option('--seed <n>', 'the workload\'s seed (random by default)')
   .option('--sync-cost <seconds>', 'length of each plain run measuring sync_cost_ratio (0: not measured)', '30')
   .parse(process.argv);
 const options = program.opts<{ json?: boolean; payments: string; clients: string; duration: string; kills: string;
-  seed?: string; syncCost: string }>();
+  seed?: string; syncCost: string; cut?: boolean }>();
 
 interface DrillReport {
   failovers: number;
@@ -57,9 +59,9 @@ function say(line: string): void {
   process.stderr.write(`${new Date().toISOString()} ha-drill: ${line}\n`);
 }
 
-/** A payment created every 100 ms (one at a time) by a merchant of its own; the 2xx answers' times. */
+/** A payment created every 100 ms (one at a time) by a merchant of its own; each answer's times and success. */
 class WriteProbe {
-  readonly answered: { sentMs: number; answeredMs: number }[] = [];
+  readonly answered: ProbeAnswer[] = [];
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -71,7 +73,7 @@ class WriteProbe {
         const sentMs = Date.now();
         const ok = await this.stripe.paymentIntents.create({ amount: 100, currency: 'usd' },
           { idempotencyKey: `ha-probe-${sentMs}-${index}` }).then(() => true, () => false);
-        if (ok) this.answered.push({ sentMs, answeredMs: Date.now() });
+        this.answered.push({ sentMs, answeredMs: Date.now(), ok });
         await sleep(Math.max(0, sentMs + limits.probeEveryMs - Date.now()));
       }
     })();
@@ -82,17 +84,17 @@ class WriteProbe {
     await this.loop;
   }
 
-  /** The first 2xx answer to a probe sent at or after `sinceMs`, waited for at most `timeoutMs`. */
-  async firstWriteAfter(sinceMs: number, timeoutMs: number): Promise<number | undefined> {
+  /** The write unavailability after a fault at `faultMs` (see unavailableSeconds), waited for at most `timeoutMs`. */
+  async unavailability(faultMs: number, timeoutMs: number): Promise<number | null> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const found = this.answered.find((answer) => answer.sentMs >= sinceMs);
-      if (found !== undefined) return found.answeredMs;
-      if (Date.now() > deadline) return undefined;
+      const seconds = unavailableSeconds(this.answered, faultMs);
+      if (seconds !== undefined || Date.now() > deadline) return seconds ?? null;
       await sleep(50);
     }
   }
 }
+
 
 async function primaryName(settings: HaSettings): Promise<string | undefined> {
   const status = await haStatus(settings).catch(() => undefined);
@@ -101,21 +103,64 @@ async function primaryName(settings: HaSettings): Promise<string | undefined> {
 
 /** SIGKILL of the node's keeper process group (runuser, pg_autoctl, its postgres), and of a postmaster outliving it. */
 async function killNode(settings: HaSettings, name: string): Promise<void> {
-  const node = dataNodes(settings).find((each) => each.name === name);
-  if (node === undefined) throw new Error(`no data node ${name}`);
-  const group = Number((await fs.readFile(node.pidFile, 'utf8')).trim());
-  const postmaster = Number((await fs.readFile(path.join(node.pgdata, 'postmaster.pid'), 'utf8')
-    .catch(() => '')).split('\n')[0]);
-  if (Number.isSafeInteger(group) && group > 1) signal(-group);
-  if (Number.isSafeInteger(postmaster) && postmaster > 1) {
-    const commandLine = await fs.readFile(`/proc/${postmaster}/cmdline`, 'utf8').catch(() => '');
-    if (commandLine.split('\0').includes(node.pgdata)) signal(postmaster);
-  }
+  const { group, postmaster } = await nodeProcesses(settings, name);
+  if (group === undefined) throw new Error(`${name} has no keeper process group to kill`);
+  signal(-group);
+  if (postmaster !== undefined) signal(postmaster);
+  await waitGone(group, postmaster);
 }
 
-function signal(id: number): void {
+/**
+ * Until the killed processes are gone: `ha up` asks `pg_autoctl status` whether the keeper runs,
+ * and a keeper killed but not yet reaped still counts (ha up then waits for a node that never comes).
+ */
+async function waitGone(group: number | undefined, postmaster: number | undefined): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  const alive = (id: number | undefined) => {
+    if (id === undefined) return false;
+    try {
+      process.kill(id, 0);
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+    }
+  };
+  while ((alive(group === undefined ? undefined : -group) || alive(postmaster)) && Date.now() < deadline) {
+    await sleep(200);
+  }
+  await sleep(1_000);
+}
+
+/** The node's keeper process group and its postmaster (when /proc shows it serving the node). */
+async function nodeProcesses(settings: HaSettings, name: string): Promise<{ group: number | undefined;
+  postmaster: number | undefined; pgdata: string }> {
+  const node = dataNodes(settings).find((each) => each.name === name);
+  if (node === undefined) throw new Error(`no data node ${name}`);
+  const group = Number((await fs.readFile(node.pidFile, 'utf8').catch(() => '')).trim());
+  const postmaster = Number((await fs.readFile(path.join(node.pgdata, 'postmaster.pid'), 'utf8')
+    .catch(() => '')).split('\n')[0]);
+  const commandLine = await fs.readFile(`/proc/${postmaster}/cmdline`, 'utf8').catch(() => '');
+  return { group: Number.isSafeInteger(group) && group > 1 ? group : undefined,
+    postmaster: Number.isSafeInteger(postmaster) && postmaster > 1 && commandLine.split('\0').includes(node.pgdata)
+      ? postmaster : undefined, pgdata: node.pgdata };
+}
+
+/** The walreceiver of a standby's postmaster (a child of it whose title says so). */
+async function walReceiver(postmaster: number): Promise<number | undefined> {
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (parent !== postmaster) continue;
+    const title = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (title.includes('walreceiver')) return Number(entry);
+  }
+  return undefined;
+}
+
+function signal(id: number, name: NodeJS.Signals = 'SIGKILL'): void {
   try {
-    process.kill(id, 'SIGKILL');
+    process.kill(id, name);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
@@ -131,8 +176,59 @@ async function waitForNewPrimary(settings: HaSettings, old: string, timeoutMs: n
   return undefined;
 }
 
+/**
+ * The cut: one standby's walreceiver is stopped (SIGSTOP) so that it lags, the primary writes on
+ * (its commits wait for the other standby), then the primary is frozen whole (SIGSTOP of its
+ * process group and postmaster: no shutdown, its connections hang open as behind a cut network).
+ * The lagging standby resumes 5 s later; once a new primary is promoted, the frozen one is killed
+ * (SIGKILL), so it never comes back as a second primary, and `ha up` brings it back as a standby.
+ */
+async function cutPrimary(settings: HaSettings, probe: WriteProbe): Promise<{ promoted: string | undefined;
+  seconds: number | null }> {
+  const old = await primaryName(settings);
+  if (old === undefined) throw new Error('the formation names no primary to cut off');
+  const standby = dataNodes(settings).map((node) => node.name).find((name) => name !== old) ?? '';
+  const standbyPostmaster = (await nodeProcesses(settings, standby)).postmaster;
+  const receiver = standbyPostmaster === undefined ? undefined : await walReceiver(standbyPostmaster);
+  if (receiver !== undefined) signal(receiver, 'SIGSTOP');
+  say(`cut: ${standby}'s walreceiver ${receiver === undefined ? 'not found (it does not lag)' : `(pid ${receiver}) stopped`}`);
+  await sleep(3_000);
+  const primary = await nodeProcesses(settings, old);
+  say(`cut: ${old}, the primary, frozen (SIGSTOP of its process group and postmaster)`);
+  const cutMs = Date.now();
+  if (primary.group !== undefined) signal(-primary.group, 'SIGSTOP');
+  if (primary.postmaster !== undefined) signal(primary.postmaster, 'SIGSTOP');
+  await sleep(5_000);
+  if (receiver !== undefined) signal(receiver, 'SIGCONT');
+  const promoted = await waitForNewPrimary(settings, old, limits.failoverMs);
+  const promotedMs = Date.now();
+  if (primary.group !== undefined) signal(-primary.group);
+  if (primary.postmaster !== undefined) signal(primary.postmaster);
+  await waitGone(primary.group, primary.postmaster);
+  const refusedWhileFrozen = probe.answered.filter((answer) => answer.sentMs >= cutMs && !answer.ok).length;
+  const takenWhileFrozen = probe.answered.filter((answer) => answer.sentMs >= cutMs + 1_000 && answer.ok
+    && answer.answeredMs <= promotedMs).length;
+  say(`cut: between the freeze and the promotion, ${refusedWhileFrozen} probe writes failed and `
+    + `${takenWhileFrozen} succeeded (sent 1 s or more after the freeze)`);
+  return { promoted, seconds: await probe.unavailability(cutMs, limits.failoverMs) };
+}
+
+/**
+ * The checker's pool (the world's) finds the new primary: its first connection after a failover
+ * goes to the last primary it knew, is refused there and searches again only on the next one.
+ */
+async function reachPrimary(world: SimulationWorld): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const error = await selectUnsettledWork(world.pool).then(() => undefined, (failure: unknown) => failure);
+    if (error === undefined) return;
+    if (Date.now() > deadline) throw error;
+    await sleep(500);
+  }
+}
+
 /** The kills, under the simulation's load: one figure of unavailability a kill (null: no write within 3 minutes). */
-async function killPrimaries(settings: HaSettings, world: SimulationWorld, kills: number,
+async function killPrimaries(settings: HaSettings, world: SimulationWorld, kills: number, cut: boolean,
   clientsDone: () => boolean): Promise<{ failovers: number; unavailability: (number | null)[] }> {
   const { secretKey } = await new MerchantService(world.pool, world.pepper).createMerchant('Failover probe');
   const url = new URL(world.pennyUrl);
@@ -151,8 +247,7 @@ async function killPrimaries(settings: HaSettings, world: SimulationWorld, kills
       const killedMs = Date.now();
       await killNode(settings, old);
       const promoted = await waitForNewPrimary(settings, old, limits.failoverMs);
-      const writtenMs = await probe.firstWriteAfter(killedMs, limits.failoverMs);
-      const seconds = writtenMs === undefined ? null : Math.round((writtenMs - killedMs) / 100) / 10;
+      const seconds = await probe.unavailability(killedMs, limits.failoverMs);
       unavailability.push(seconds);
       if (promoted !== undefined) failovers += 1;
       say(`kill ${kill}: ${promoted === undefined ? 'no new primary within 3 minutes' : `${promoted} promoted`}; `
@@ -160,6 +255,17 @@ async function killPrimaries(settings: HaSettings, world: SimulationWorld, kills
       say(`bringing ${old} back as a standby (penny ha up)`);
       await haUp(settings, (line) => say(`  ${line}`));
     }
+    if (cut) {
+      if (clientsDone()) say('the clients have ended before the cut: it happens without their load');
+      const { promoted, seconds } = await cutPrimary(settings, probe);
+      unavailability.push(seconds);
+      if (promoted !== undefined) failovers += 1;
+      say(`cut: ${promoted === undefined ? 'no new primary within 3 minutes' : `${promoted} promoted`}; `
+        + `writes ${seconds === null ? 'did not come back within 3 minutes' : `back after ${seconds} s`}`);
+      say('bringing the cut-off node back as a standby (penny ha up)');
+      await haUp(settings, (line) => say(`  ${line}`));
+    }
+    await reachPrimary(world);
   } finally {
     await probe.stop();
   }
@@ -240,7 +346,7 @@ async function drill(): Promise<DrillReport> {
       lastPhase = progress.phase;
     },
     duringRun: async ({ world, clientsDone }) => {
-      kills = await killPrimaries(settings, world, Number(options.kills), clientsDone);
+      kills = await killPrimaries(settings, world, Number(options.kills), options.cut !== false, clientsDone);
     },
   });
   say(`the simulation's directory (Penny's log): ${result.directory ?? '(removed)'}`);
