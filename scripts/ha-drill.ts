@@ -145,17 +145,27 @@ async function nodeProcesses(settings: HaSettings, name: string): Promise<{ grou
       ? postmaster : undefined, pgdata: node.pgdata };
 }
 
-/** The walreceiver of a standby's postmaster (a child of it whose title says so). */
-async function walReceiver(postmaster: number): Promise<number | undefined> {
+/**
+ * The children of a postmaster (backends, walsenders, the walreceiver…). PostgreSQL puts each in a
+ * process group of its own (setsid), so a signal to the keeper's group reaches the postmaster only:
+ * a SIGSTOP of the group alone leaves the backends serving their connections and the walsenders
+ * streaming.
+ */
+async function postmasterChildren(postmaster: number): Promise<{ pid: number; title: string }[]> {
+  const children: { pid: number; title: string }[] = [];
   for (const entry of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
     const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
     if (parent !== postmaster) continue;
-    const title = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (title.includes('walreceiver')) return Number(entry);
+    children.push({ pid: Number(entry), title: await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '') });
   }
-  return undefined;
+  return children;
+}
+
+/** The walreceiver of a standby's postmaster (a child of it whose title says so). */
+async function walReceiver(postmaster: number): Promise<number | undefined> {
+  return (await postmasterChildren(postmaster)).find((child) => child.title.includes('walreceiver'))?.pid;
 }
 
 function signal(id: number, name: NodeJS.Signals = 'SIGKILL'): void {
@@ -194,16 +204,21 @@ async function cutPrimary(settings: HaSettings, probe: WriteProbe): Promise<{ pr
   say(`cut: ${standby}'s walreceiver ${receiver === undefined ? 'not found (it does not lag)' : `(pid ${receiver}) stopped`}`);
   await sleep(3_000);
   const primary = await nodeProcesses(settings, old);
-  say(`cut: ${old}, the primary, frozen (SIGSTOP of its process group and postmaster)`);
+  const children = primary.postmaster === undefined ? [] : await postmasterChildren(primary.postmaster);
+  say(`cut: ${old}, the primary, frozen (SIGSTOP of its keeper's process group, its postmaster and its `
+    + `${children.length} backends and auxiliary processes)`);
   const cutMs = Date.now();
   if (primary.group !== undefined) signal(-primary.group, 'SIGSTOP');
   if (primary.postmaster !== undefined) signal(primary.postmaster, 'SIGSTOP');
+  for (const child of children) signal(child.pid, 'SIGSTOP');
   await sleep(5_000);
   if (receiver !== undefined) signal(receiver, 'SIGCONT');
   const promoted = await waitForNewPrimary(settings, old, limits.failoverMs);
   const promotedMs = Date.now();
+  // Stopped processes cannot see their postmaster die: each is killed.
   if (primary.group !== undefined) signal(-primary.group);
   if (primary.postmaster !== undefined) signal(primary.postmaster);
+  for (const child of children) signal(child.pid);
   await waitGone(primary.group, primary.postmaster);
   const refusedWhileFrozen = probe.answered.filter((answer) => answer.sentMs >= cutMs && !answer.ok).length;
   const takenWhileFrozen = probe.answered.filter((answer) => answer.sentMs >= cutMs + 1_000 && answer.ok
