@@ -171,3 +171,13 @@ export async function selectObjectState(db: Queryable, id: string): Promise<stri
      UNION ALL SELECT 'charge ' || status || ' captured ' || amount_captured FROM charges WHERE id = $1`, [id]);
   return result.rows.map((row) => row.state).join('; ') || 'unknown to Penny';
 }
+
+/**
+ * Empties an outside database the failover drill runs against (the HA cluster's `penny`, which it
+ * owns): every table, type and function the connected role owns there is dropped, so the run
+ * migrates from nothing and its checker sees only its own objects. Never used on Penny's own
+ * database outside the drill.
+ */
+export async function dropEverythingOwned(db: Queryable): Promise<void> {
+  await db.query('DROP OWNED BY CURRENT_USER');
+}

@@ -21,6 +21,10 @@ import { freePort } from './free-port.js';
  * through, the sandbox PSP (in this process, on its own database and port: the PSP does not crash
  * when Penny does), and `penny serve` as a child process, which the run kills and restarts. It
  * never touches the server in DATABASE_URL.
+ *
+ * Given a `databaseUrl` (the failover drill: the local HA cluster's multi-host URL), Penny's
+ * database is that one instead, reached directly (no proxy in between: the simulation's own
+ * database faults cannot act on it); the sandbox PSP keeps its embedded PostgreSQL.
  */
 const pennyBin = path.join(projectRoot(path.dirname(fileURLToPath(import.meta.url))), 'dist', 'src', 'cli', 'penny.js');
 const pennyDatabase = 'penny_simulation';
@@ -32,6 +36,14 @@ const commandTimeoutMs = 60_000;
 export interface PennyChildOptions {
   /** Arms a failpoint: the child dies (SIGKILL) the first time it reaches it. */
   readonly failpoint?: string | undefined;
+}
+
+export interface WorldOptions {
+  readonly directory: string;
+  readonly logger: Logger;
+  readonly faults: FaultProfile;
+  /** Penny's database (already holding Penny's role and database, migrated here); else an embedded one. */
+  readonly databaseUrl?: string | undefined;
 }
 
 export class SimulationWorld {
@@ -57,13 +69,15 @@ export class SimulationWorld {
     readonly sandboxPool: pg.Pool,
     private readonly logger: Logger,
     webhookSecret: string,
+    /** Set when Penny's database is an outside one (WorldOptions.databaseUrl). */
+    private readonly outsideDatabaseUrl: string | undefined,
   ) {
     this.webhookSecret = webhookSecret;
     this.logFile = path.join(directory, 'penny.log');
     this.failpointFile = path.join(directory, 'failpoint-armed');
   }
 
-  static async start(options: { directory: string; logger: Logger; faults: FaultProfile }): Promise<SimulationWorld> {
+  static async start(options: WorldOptions): Promise<SimulationWorld> {
     // The sandbox runs here and follows the controlled clock Penny pushes to it.
     configureClock('controlled');
     // The postgres user (PostgreSQL's, when running as root) must be able to reach its directory within.
@@ -78,13 +92,12 @@ export class SimulationWorld {
     }
   }
 
-  private static async around(postgres: RunningPostgres,
-    options: { directory: string; logger: Logger; faults: FaultProfile }): Promise<SimulationWorld> {
-    await ensureDatabase(postgres.serverUrl, pennyDatabase);
+  private static async around(postgres: RunningPostgres, options: WorldOptions): Promise<SimulationWorld> {
+    if (options.databaseUrl === undefined) await ensureDatabase(postgres.serverUrl, pennyDatabase);
     await ensureDatabase(postgres.serverUrl, sandboxDatabase);
     const sandboxUrl = withDatabase(postgres.serverUrl, sandboxDatabase);
     await migrate(sandboxUrl);
-    const pennyUrl = withDatabase(postgres.serverUrl, pennyDatabase);
+    const pennyUrl = options.databaseUrl ?? withDatabase(postgres.serverUrl, pennyDatabase);
     await migrate(pennyUrl);
     const proxy = await DatabaseProxy.start({ host: '127.0.0.1', port: postgres.port });
     const pennyPort = await freePort();
@@ -96,7 +109,7 @@ export class SimulationWorld {
     return new SimulationWorld(options.directory, postgres, proxy, sandbox, sandboxPort, pennyPort,
       createPool({ connectionString: pennyUrl, sizeMax: 4, applicationName: 'penny-simulate' }),
       createPool({ connectionString: sandboxUrl, sizeMax: 2, applicationName: 'penny-simulate' }),
-      options.logger, webhookSecret);
+      options.logger, webhookSecret, options.databaseUrl);
   }
 
   get pennyUrl(): string {
@@ -152,6 +165,7 @@ export class SimulationWorld {
 
   /** An immediate shutdown of PostgreSQL (a crash: recovery from the WAL), then a start. */
   async restartPostgres(): Promise<void> {
+    if (this.outsideDatabaseUrl !== undefined) throw new Error('Penny\'s database is an outside one: not restarted here');
     await this.postgres.stop('immediate');
     this.postgres = await startEmbeddedPostgres({ directory: path.join(this.directory, 'postgres'),
       port: this.postgres.port, logger: this.logger });
@@ -232,7 +246,8 @@ export class SimulationWorld {
 
   private runPenny(args: readonly string[]): Promise<{ code: number | null; output: string }> {
     const child = spawn(process.execPath, [pennyBin, ...args], { env: {
-      ...this.pennyEnvironment({}), DATABASE_URL: withDatabase(this.serverUrl, pennyDatabase), PENNY_LOG_LEVEL: 'warn',
+      ...this.pennyEnvironment({}), PENNY_LOG_LEVEL: 'warn',
+      DATABASE_URL: this.outsideDatabaseUrl ?? withDatabase(this.serverUrl, pennyDatabase),
     } });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
@@ -289,7 +304,7 @@ export class SimulationWorld {
     return {
       PATH: process.env.PATH, HOME: process.env.HOME,
       PORT: String(this.pennyPort), HOST: '127.0.0.1',
-      DATABASE_URL: `postgres://postgres@127.0.0.1:${this.proxy.port}/${pennyDatabase}`,
+      DATABASE_URL: this.outsideDatabaseUrl ?? `postgres://postgres@127.0.0.1:${this.proxy.port}/${pennyDatabase}`,
       PENNY_DATA_DIR: path.join(this.directory, 'penny-data'),
       PENNY_OPERATOR_KEY: this.operatorKey,
       PENNY_SECRET_KEY: this.pepper,

@@ -31,6 +31,12 @@ export interface SimulationOptions {
   readonly replaysMax: number;
   /** Keeps the run's directory (database, Penny's log) instead of removing it. */
   readonly keep: boolean;
+  /**
+   * Penny's database: an outside one (the failover drill's HA cluster) instead of an embedded
+   * PostgreSQL of the run's own. The simulation's database faults (db_restart, db_network) act on
+   * its own PostgreSQL only, so they are refused with it.
+   */
+  readonly databaseUrl?: string | undefined;
 }
 
 export interface SimulationProgress {
@@ -72,6 +78,12 @@ export function replayCommand(options: SimulationOptions): string {
 
 export interface SimulationHooks {
   readonly onProgress?: (progress: SimulationProgress) => void;
+  /**
+   * Runs beside the clients, from their start (the failover drill's kills and probe): `clientsDone`
+   * says when the clients have ended. The run waits for it before settling; its failure fails the run.
+   */
+  readonly duringRun?: (run: { world: SimulationWorld; platform: Platform; clientsDone: () => boolean })
+  => Promise<void>;
   /** Called once checked, before the world is thrown away (the tests' way to tamper and check again). */
   readonly inspect?: (run: { world: SimulationWorld; clients: SimulationClients; input: CheckInput }) => Promise<void>;
 }
@@ -85,11 +97,15 @@ Promise<SimulationResult> {
   const progress = (phase: SimulationProgress['phase']) => onProgress({ phase, operations, faults,
     elapsedMs: Date.now() - startedMs });
   progress('starting');
+  if (options.databaseUrl !== undefined && (options.faults.has('db_restart') || options.faults.has('db_network'))) {
+    throw new Error('the faults db_restart and db_network act on the run\'s own PostgreSQL: not with an outside database');
+  }
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), `penny-simulate-${options.seed}-`));
   // The sandbox's and the embedded PostgreSQL's lines go to a file of the run, never to stdout.
   const logger = createLogger('warn', pino.destination({ dest: path.join(directory, 'simulation.log'), sync: true }));
   const profile = sandboxProfile(options.seed, options.faults);
-  const world = await SimulationWorld.start({ directory, logger, faults: profile }).catch(async (error: unknown) => {
+  const world = await SimulationWorld.start({ directory, logger, faults: profile,
+    databaseUrl: options.databaseUrl }).catch(async (error: unknown) => {
     if (!options.keep) await fs.rm(directory, { recursive: true, force: true });
     throw error;
   });
@@ -113,6 +129,12 @@ Promise<SimulationResult> {
         .finally(() => { clientsDone = true; schedule.stop(); }),
       schedule.run(runStartedMs).finally(() => { clientsDone = true; }),
       closeDaysWhileRunning(world, clients, options.durationMs, () => clientsDone, () => { pullsDeferred += 1; })
+        .catch((error: unknown) => {
+          clientsDone = true;
+          schedule.stop();
+          throw error;
+        }),
+      (hooks.duringRun?.({ world, platform, clientsDone: () => clientsDone }) ?? Promise.resolve())
         .catch((error: unknown) => {
           clientsDone = true;
           schedule.stop();
