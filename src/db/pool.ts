@@ -98,13 +98,22 @@ export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 export async function withTransaction<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<T>,
+  options: TransactionOptions = {},
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    return await inTransaction(client, () => work(client));
+    return await inTransaction(client, () => work(client), options);
   } finally {
     client.release();
   }
+}
+
+export interface TransactionOptions {
+  /**
+   * What opens the transaction, in one round trip: `BEGIN` followed by parameterless statements
+   * that must come first (a lock), as one simple query. Fixed text only, never a value from outside.
+   */
+  readonly begin?: string;
 }
 
 /** A statement and its values, to run later. */
@@ -127,9 +136,10 @@ const deferredWrites = new WeakMap<object, Map<string, DeferredWrite>>();
  * Writes deferred with `writeAtCommit` or `appendAtCommit` run last, inside the transaction, as
  * one statement.
  */
-export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>,
+  options: TransactionOptions = {}): Promise<T> {
   const writes = new Map<string, DeferredWrite>();
-  await client.query('BEGIN');
+  await client.query(options.begin ?? 'BEGIN');
   deferredWrites.set(client, writes);
   try {
     const result = await work();

@@ -1,6 +1,6 @@
 import { nowIso } from '../clock.js';
 import type pg from 'pg';
-import { named, type Queryable } from '../db/pool.js';
+import { named, withTransaction, type Queryable } from '../db/pool.js';
 import { newId } from '../ids.js';
 
 /**
@@ -76,24 +76,10 @@ export interface WebhookCopy {
  * booking dated before the close commits before the close reads, and one that waits for the close
  * is dated after it (the clock had moved on to the next day before the close began).
  */
-export async function withBookingTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>):
-Promise<T> {
-  const client = await pool.connect();
-  try {
-    // One round trip: BEGIN and the shared lock go together (a simple query of two statements);
-    // the work then dates its bookings, with the lock held.
-    await client.query("BEGIN; SELECT pg_advisory_xact_lock_shared(hashtext('penny:sandbox_psp_bookings'))");
-    try {
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-  } finally {
-    client.release();
-  }
+export function withBookingTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  // One round trip opens it with the shared lock held; the work then dates its bookings.
+  return withTransaction(pool, work,
+    { begin: "BEGIN; SELECT pg_advisory_xact_lock_shared(hashtext('penny:sandbox_psp_bookings'))" });
 }
 
 /** Closing a day: waits for the bookings under way, and holds new ones until the transaction ends. */
