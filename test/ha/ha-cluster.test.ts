@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haStatus, haStopNode } from '../../src/ha/ha-cluster.js';
 import { haSettingsFrom, postgresBinDirectory, primaryOf } from '../../src/ha/ha-layout.js';
+import { runNodeCli, type CliRun } from '../support/cli.js';
 
 /**
  * `penny ha up` and `ha down` for real: Debian's PostgreSQL 15 and pg_auto_failover 2.0 (installed
@@ -30,21 +31,12 @@ const settings = haSettingsFrom(environment);
 const upTimeoutMs = 300_000;
 const keptLogs = path.join(os.tmpdir(), 'penny-ha-test-logs');
 
-interface Run { readonly code: number | null; readonly stdout: string; readonly stderr: string }
-
-function penny(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: environment });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function penny(args: string[]): Promise<CliRun> {
+  return runNodeCli(bin, args, environment);
 }
 
 describe.skipIf(!enabled)('a local pg_auto_failover cluster (penny ha)', () => {
-  let up: Run;
+  let up: CliRun;
 
   beforeAll(async () => {
     await penny(['ha', 'down']);

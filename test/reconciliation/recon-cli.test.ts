@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { fixtures } from './parse-support.js';
+import { runNodeCli, type CliRun } from '../support/cli.js';
 
 /** `penny recon import` as an operator runs it: the built bin, straight on the database. */
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli', 'penny.js');
@@ -18,15 +18,8 @@ beforeAll(async () => {
     PENNY_DATA_DIR: await fs.mkdtemp(path.join('/var/tmp', 'penny-recon-cli-')) };
 });
 
-function penny(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: environment });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function penny(args: string[]): Promise<CliRun> {
+  return runNodeCli(bin, args, environment);
 }
 
 describe('penny recon import', () => {
