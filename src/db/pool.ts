@@ -53,8 +53,16 @@ export interface PoolOptions {
  * not replicated), and `synchronous_commit` is never touched, so sessions keep the server's.
  */
 function sessionConfig(applicationName: string): pg.ClientConfig {
-  return { types: bigintTypes, application_name: applicationName, options: '-c TimeZone=UTC' };
+  return {
+    types: bigintTypes, application_name: applicationName, options: '-c TimeZone=UTC',
+    // TCP keepalive, so a connection to a primary whose host vanished (no FIN, no RST) is found
+    // dead by the kernel and dropped, instead of waiting on it for the default two hours.
+    keepAlive: true, keepAliveInitialDelayMillis: tcpKeepaliveIdleMs,
+  };
 }
+
+/** Idle time before the kernel's first keepalive probe on a database connection. */
+export const tcpKeepaliveIdleMs = 10_000;
 
 /**
  * The pool's connections go to the writable primary only: a multi-host URL's hosts are tried in
