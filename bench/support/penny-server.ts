@@ -43,7 +43,7 @@ export async function startPenny(options: PennyServerOptions): Promise<RunningPe
   const pepper = randomBytes(32).toString('hex');
   const operatorKey = `pk_operator_${randomBytes(24).toString('hex')}`;
   const port = await freePort();
-  const child = spawnServer('penny', [pennyEntry, 'serve'], {
+  const child = spawnServer('penny', [...serverNodeOptions(), pennyEntry, 'serve'], {
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -78,6 +78,14 @@ async function readyOrStopped(url: string, child: ChildProcess, readinessPath: s
     await stopServer(child);
     throw error;
   }
+}
+
+/**
+ * BENCH_SERVER_NODE_OPTIONS: Node options for Penny's server alone (for example
+ * `--cpu-prof --cpu-prof-dir=/tmp/profiles`, which NODE_OPTIONS refuses), split on spaces.
+ */
+function serverNodeOptions(): string[] {
+  return (process.env.BENCH_SERVER_NODE_OPTIONS ?? '').split(' ').filter((option) => option !== '');
 }
 
 function spawnServer(name: string, args: readonly string[], environment: NodeJS.ProcessEnv): ChildProcess {
