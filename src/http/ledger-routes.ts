@@ -13,17 +13,32 @@ import type { Entry } from '../ledger/ledger-types.js';
 import {
   parseCreateAccount, parseCreateEntry, parseCreateEntryBatch, parseHoldPost, parseReverse,
 } from '../ledger/ledger-validation.js';
+import type { IdempotencyService } from '../idempotency/idempotency-service.js';
 import { registerIntegerJsonParser } from './integer-json.js';
+import { answeredInTransaction } from './route-support.js';
 import { invalid, readCurrency, readEnum, readLimit, readObject, readString, readTimestamp } from '../validation.js';
 
 export interface LedgerRouteDependencies {
   readonly ledger: LedgerService;
+  /** Account creation takes an Idempotency-Key, kept under the operator's own scope. */
+  readonly idempotency: IdempotencyService;
   readonly reports: LedgerReports;
   readonly checkOperator: (request: FastifyRequest) => void;
   readonly amountMaxMinor: bigint;
 }
 
 type IdParams = { Params: { id: string } };
+
+/**
+ * The operator's idempotency keys live beside the merchants' in one table, under this scope in
+ * place of a merchant id: merchant ids are `acct_…`, so no merchant's key can collide with it.
+ */
+const operatorIdempotencyScope = 'operator';
+
+function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const header = request.headers['idempotency-key'];
+  return Array.isArray(header) ? header[0] : header;
+}
 
 /** The ledger API under /v1/ledger, for the operator. JSON in, JSON out. */
 export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerRouteDependencies): void {
@@ -34,8 +49,19 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
     scope.addHook('onRequest', async (request) => dependencies.checkOperator(request));
     registerIntegerJsonParser(scope);
 
-    scope.post('/v1/ledger/accounts', async (request) =>
-      presentAccount(await ledger.createAccount(parseCreateAccount(request.body))));
+    scope.post('/v1/ledger/accounts', async (request, reply) => {
+      const command = parseCreateAccount(request.body);
+      const response = await dependencies.idempotency.run({
+        merchantId: operatorIdempotencyScope,
+        key: idempotencyKeyOf(request),
+        method: request.method,
+        path: '/v1/ledger/accounts',
+        params: (request.body ?? {}) as Record<string, unknown>,
+      }, (execution) => answeredInTransaction(execution,
+        async () => presentAccount(await ledger.createAccountAnswer(execution.client, command))));
+      if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
+      return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
+    });
 
     scope.get<IdParams>('/v1/ledger/accounts/:id', async (request) => {
       readObject(request.query, '', []);

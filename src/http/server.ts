@@ -152,8 +152,12 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     return reply.status(503).send({ status: 'not_ready', reason });
   });
 
+  const idempotency = new IdempotencyService(dependencies.pool,
+    (error) => ({ status: statusOf(error), body: errorBody(error) }),
+    new SecretBox(dependencies.secretKey, 'idempotent responses'));
   registerLedgerRoutes(app, {
     ledger: dependencies.ledger,
+    idempotency,
     reports: new LedgerReports(dependencies.pool),
     checkOperator: createOperatorCheck(dependencies.operatorKey),
     amountMaxMinor: dependencies.amountMaxMinor,
@@ -168,9 +172,6 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     followers: dependencies.clockFollowers ?? [] });
   registerCaseRoutes(app, { pool: dependencies.pool, checkOperator: createOperatorCheck(dependencies.operatorKey) });
   registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
-  const idempotency = new IdempotencyService(dependencies.pool,
-    (error) => ({ status: statusOf(error), body: errorBody(error) }),
-    new SecretBox(dependencies.secretKey, 'idempotent responses'));
   const payments = new PaymentService(dependencies.pool, dependencies.flows);
   const accounts = new ConnectedAccounts(dependencies.pool, new BankAccountVault(dependencies.secretKey));
   const transfers = new TransferService(dependencies.pool,

@@ -74,9 +74,17 @@ export class LedgerService {
   }
 
   async createAccount(command: CreateAccountCommand): Promise<Account> {
+    return this.createAccountAnswer(this.pool, command);
+  }
+
+  /**
+   * An account created and read back on `db` (the caller's transaction, when the answer is stored
+   * with it under an idempotency key). A code its owner already uses is account_code_taken.
+   */
+  async createAccountAnswer(db: Queryable, command: CreateAccountCommand): Promise<Account> {
     const id = newId('lacc');
     try {
-      await store.insertAccount(this.pool, id, command);
+      await store.insertAccount(db, id, command);
     } catch (error) {
       if (isUniqueViolation(error, 'ledger_accounts_owner_code')) {
         throw new PennyError({
@@ -88,7 +96,9 @@ export class LedgerService {
       throw error;
     }
     this.rememberCurrency(id, command.currency);
-    return this.getAccount(id);
+    const [account] = await store.selectAccounts(db, [id]);
+    if (account === undefined) throw new Error(`account ${id} was inserted but cannot be read back`);
+    return account;
   }
 
   /**

@@ -206,6 +206,65 @@ describe('accounts', () => {
   });
 });
 
+describe('accounts under an Idempotency-Key', () => {
+  let keyCounter = 0;
+  function key(): string {
+    keyCounter += 1;
+    return `ledger-account-key-${keyCounter}-${Date.now()}`;
+  }
+
+  function createWithKey(idempotencyKey: string, body: Json) {
+    return penny.request({
+      method: 'POST', url: '/v1/ledger/accounts', body, headers: { 'idempotency-key': idempotencyKey },
+    });
+  }
+
+  it('replays the first answer byte for byte to a retry and creates one account', async () => {
+    const idempotencyKey = key();
+    const body = { currency: 'USD', type: 'asset', metadata: { purpose: 'retry' } };
+    const before = await countRows('ledger_accounts');
+    const first = await createWithKey(idempotencyKey, body);
+    const retry = await createWithKey(idempotencyKey, body);
+    expect(first.status).toBe(200);
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    expect(await countRows('ledger_accounts')).toBe(before + 1n);
+  });
+
+  it('creates one account when the same key arrives on many connections at once', async () => {
+    const idempotencyKey = key();
+    const body = { currency: 'EUR', type: 'liability', owner: 'cus_concurrent_key' };
+    const before = await countRows('ledger_accounts');
+    const responses = await Promise.all(Array.from({ length: 8 }, () => createWithKey(idempotencyKey, body)));
+    const answered = responses.filter((response) => response.status === 200);
+    const busy = responses.filter((response) => response.status === 409);
+    expect(answered.length + busy.length).toBe(8);
+    expect(new Set(answered.map((response) => response.body.id)).size).toBe(1);
+    for (const response of busy) expect(response.body.error.code).toBe('idempotency_key_in_use');
+    expect(await countRows('ledger_accounts')).toBe(before + 1n);
+  });
+
+  it('refuses the key with other parameters with 400 idempotency_key_reused and creates nothing', async () => {
+    const idempotencyKey = key();
+    expect((await createWithKey(idempotencyKey, { currency: 'USD', type: 'asset' })).status).toBe(200);
+    const before = await countRows('ledger_accounts');
+    const reused = await createWithKey(idempotencyKey, { currency: 'USD', type: 'expense' });
+    expect(reused.status).toBe(400);
+    expect(reused.body.error).toMatchObject({ type: 'idempotency_error', code: 'idempotency_key_reused' });
+    expect(await countRows('ledger_accounts')).toBe(before);
+  });
+
+  it('stores nothing under the key for a request refused for its parameters, so a corrected retry runs', async () => {
+    const idempotencyKey = key();
+    const refused = await createWithKey(idempotencyKey, { currency: 'usd dollars', type: 'asset' });
+    expect(refused.status).toBe(400);
+    const corrected = await createWithKey(idempotencyKey, { currency: 'USD', type: 'asset' });
+    expect(corrected.status).toBe(200);
+  });
+});
+
 describe('entries', () => {
   it('creates an entry with the documented shape', async () => {
     const cash = await createAccount('asset');
