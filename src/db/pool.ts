@@ -82,13 +82,10 @@ export function createPool(options: PoolOptions): pg.Pool {
     connectionTimeoutMillis: connectTimeoutMs,
   });
   // An idle client that loses its connection emits here; without a listener Node would crash.
-  pool.on('error', () => undefined);
-  // So does a client checked out but between queries (held across a PSP call, or for a session
-  // lock) when its connection is cut: the pool only listens to idle ones. Its next query fails,
+  // A client connecting, or checked out between queries (held across a PSP call, or for a session
+  // lock), emits on itself: PrimaryClient always listens (src/db/primary.ts). Its next query fails,
   // and the pool drops it when it is released, so the error itself needs nothing more.
-  pool.on('connect', (client) => {
-    client.on('error', () => undefined);
-  });
+  pool.on('error', () => undefined);
   return pool;
 }
 

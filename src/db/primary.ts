@@ -124,6 +124,16 @@ function noPrimary(refusals: readonly string[]): DatabaseUnavailableError {
 export function primaryClientClass(locator: PrimaryLocator): typeof pg.Client {
   const multiHost = locator.target.hosts.length > 1;
   class PrimaryClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      // A connection that dies emits 'error' on its client, and Node ends a process whose emitter
+      // has no listener. The pool listens only once a client is connected, and connecting here
+      // includes the primary check: a cut during it (a database restart) ended the process (the
+      // long run found it). Every such error also fails the client's connect or its queries, and
+      // the pool's own listener still drops a dead idle client, so this listener needs to do nothing.
+      this.on('error', () => undefined);
+    }
+
     override connect(): Promise<pg.Client>;
     override connect(callback: ((error: Error) => void) | ((error: null, client: pg.Client) => void)): void;
     override connect(
