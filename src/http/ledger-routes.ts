@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Readable } from 'node:stream';
+import type pg from 'pg';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { limits } from '../config.js';
 import { presentAccount, presentEntry, presentPosting, presentTrialBalance } from '../ledger/ledger-presenter.js';
@@ -35,9 +36,26 @@ type IdParams = { Params: { id: string } };
  */
 const operatorIdempotencyScope = 'operator';
 
-function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+/**
+ * Runs `work` in one transaction that also stores its answer under the request's Idempotency-Key
+ * (when it has one), and sends the answer, or the stored one to a retry, byte for byte.
+ */
+async function sendIdempotent(
+  idempotency: IdempotencyService,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  work: (db: pg.PoolClient) => Promise<unknown>,
+) {
   const header = request.headers['idempotency-key'];
-  return Array.isArray(header) ? header[0] : header;
+  const response = await idempotency.run({
+    merchantId: operatorIdempotencyScope,
+    key: Array.isArray(header) ? header[0] : header,
+    method: request.method,
+    path: request.url.split('?')[0] ?? request.url,
+    params: (request.body ?? {}) as Record<string, unknown>,
+  }, (execution) => answeredInTransaction(execution, () => work(execution.client)));
+  if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
+  return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
 }
 
 /** The ledger API under /v1/ledger, for the operator. JSON in, JSON out. */
@@ -49,18 +67,14 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
     scope.addHook('onRequest', async (request) => dependencies.checkOperator(request));
     registerIntegerJsonParser(scope);
 
+    // Operator requests that a retry must not repeat take an Idempotency-Key. Entries need none
+    // (their external_reference is their key), nor does a reversal (its reference defaults to one).
+    const idempotent = (request: FastifyRequest, reply: FastifyReply, work: (db: pg.PoolClient) => Promise<unknown>) =>
+      sendIdempotent(dependencies.idempotency, request, reply, work);
+
     scope.post('/v1/ledger/accounts', async (request, reply) => {
       const command = parseCreateAccount(request.body);
-      const response = await dependencies.idempotency.run({
-        merchantId: operatorIdempotencyScope,
-        key: idempotencyKeyOf(request),
-        method: request.method,
-        path: '/v1/ledger/accounts',
-        params: (request.body ?? {}) as Record<string, unknown>,
-      }, (execution) => answeredInTransaction(execution,
-        async () => presentAccount(await ledger.createAccountAnswer(execution.client, command))));
-      if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
-      return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
+      return idempotent(request, reply, async (db) => presentAccount(await ledger.createAccountAnswer(db, command)));
     });
 
     scope.get<IdParams>('/v1/ledger/accounts/:id', async (request) => {
@@ -151,14 +165,15 @@ export function registerLedgerRoutes(app: FastifyInstance, dependencies: LedgerR
       return presentList(page, '/v1/ledger/entries', presentEntry);
     });
 
-    scope.post<IdParams>('/v1/ledger/entries/:id/post', async (request) => {
+    scope.post<IdParams>('/v1/ledger/entries/:id/post', async (request, reply) => {
       const { amountMinor } = parseHoldPost(request.body, rules);
-      return presentEntry(await ledger.postHold(request.params.id, amountMinor));
+      return idempotent(request, reply,
+        async (db) => presentEntry(await ledger.postHold(request.params.id, amountMinor, db)));
     });
 
-    scope.post<IdParams>('/v1/ledger/entries/:id/void', async (request) => {
+    scope.post<IdParams>('/v1/ledger/entries/:id/void', async (request, reply) => {
       readObject(request.body ?? {}, '', []);
-      return presentEntry(await ledger.voidHold(request.params.id));
+      return idempotent(request, reply, async (db) => presentEntry(await ledger.voidHold(request.params.id, db)));
     });
 
     scope.post<IdParams>('/v1/ledger/entries/:id/reverse', async (request) => {

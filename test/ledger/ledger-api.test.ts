@@ -596,6 +596,60 @@ describe('holds', () => {
     expect(await countWrites()).toEqual(before);
   });
 
+  it('replays a post retried under its Idempotency-Key instead of refusing it as already posted', async () => {
+    const { wallet } = await fundedWallet(1000);
+    const merchant = await createAccount('liability');
+    const created = await hold(wallet, merchant, 1000);
+    const post = () => penny.request({
+      method: 'POST', url: `/v1/ledger/entries/${created.id}/post`, body: { amount: 400 },
+      headers: { 'idempotency-key': `post-${created.id}` },
+    });
+    const first = await post();
+    const before = await countWrites();
+    const retry = await post();
+    expect(first.status).toBe(200);
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(await countWrites()).toEqual(before);
+    expect(await balancesOf(merchant)).toMatchObject({ posted: 400 });
+  });
+
+  it('replays a void retried under its Idempotency-Key instead of refusing it as already voided', async () => {
+    const { wallet } = await fundedWallet(1000);
+    const merchant = await createAccount('liability');
+    const created = await hold(wallet, merchant, 300);
+    const voidHold = () => penny.request({
+      method: 'POST', url: `/v1/ledger/entries/${created.id}/void`,
+      headers: { 'idempotency-key': `void-${created.id}` },
+    });
+    const first = await voidHold();
+    const retry = await voidHold();
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ kind: 'hold_void', hold: created.id });
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    expect(await balancesOf(wallet)).toMatchObject({ posted: 1000, available: 1000, debits_pending: 0 });
+  });
+
+  it('posts a hold once when the same post arrives with its key on many connections at once', async () => {
+    const { wallet } = await fundedWallet(1000);
+    const merchant = await createAccount('liability');
+    const created = await hold(wallet, merchant, 500);
+    const responses = await Promise.all(Array.from({ length: 8 }, () => penny.request({
+      method: 'POST', url: `/v1/ledger/entries/${created.id}/post`,
+      headers: { 'idempotency-key': `post-race-${created.id}` },
+    })));
+    const answered = responses.filter((response) => response.status === 200);
+    expect(answered.length).toBeGreaterThan(0);
+    expect(new Set(answered.map((response) => response.body.id)).size).toBe(1);
+    for (const response of responses.filter((each) => each.status !== 200)) {
+      expect(response.status).toBe(409);
+      expect(response.body.error.code).toBe('idempotency_key_in_use');
+    }
+    expect(await balancesOf(merchant)).toMatchObject({ posted: 500 });
+  });
+
   it('refuses to post a hold twice with 409 hold_already_posted', async () => {
     const { wallet } = await fundedWallet(1000);
     const merchant = await createAccount('liability');
