@@ -67,6 +67,10 @@ export class ReconciliationImports {
   }
 
   async importFile(request: ImportRequest): Promise<ImportSummary> {
+    // The body may fail before the spool listens to it (an inbox file moved away by another
+    // process, a download cut): listened to from here on, so that Node does not end the process;
+    // the spool reads the failure from the stream.
+    request.body.on('error', () => undefined);
     checkSource(request.source);
     const directory = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'penny-recon-'));
     try {
@@ -163,6 +167,8 @@ interface SpooledFile {
  * from another import.
  */
 async function spool(request: ImportRequest, file: string, bytesMax: number): Promise<SpooledFile> {
+  if (request.body.errored !== null) throw request.body.errored;
+  if (request.body.destroyed) throw new Error('the file\'s body was closed before it was read');
   const meter = new FileMeter(bytesMax, request.onProgress);
   request.body.on('error', (error) => meter.destroy(error));
   request.body.pipe(meter);

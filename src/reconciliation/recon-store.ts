@@ -343,6 +343,10 @@ export class StagingCopy {
     this.pending = [];
     if (stream === undefined) return;
     this.stream = undefined;
+    // A COPY that failed is over: its error ended the query (or its connection is gone). A
+    // CopyFail then would wait for PostgreSQL's answer, and on a lost connection wait for ever,
+    // holding the pool's connection (found by review: a cut as the COPY began hung the import).
+    if (this.failure !== undefined) return;
     stream.destroy(new Error('import abandoned'));
     await finished(stream).catch(() => undefined);
   }
