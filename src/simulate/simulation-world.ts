@@ -135,7 +135,12 @@ export class SimulationWorld {
     });
     fs.closeSync(log);
     this.child = child;
-    this.childExited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // A child that cannot be spawned (no process slot or file handle left) emits 'error', not
+    // 'exit': without a listener that would end the harness; its health check then fails.
+    this.childExited = new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve());
+    });
     const healthy = await this.waitHealthy(child);
     // Armed, it may die at its failpoint before it answers: a death the watchdog revives.
     if (!healthy && (options.failpoint === undefined || child.signalCode !== 'SIGKILL')) {
@@ -254,10 +259,15 @@ export class SimulationWorld {
     child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     // A command that hangs (its database restarting under it) is killed, and tried again by the caller.
     const timer = setTimeout(() => child.kill('SIGKILL'), commandTimeoutMs);
-    return new Promise((resolve) => child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output: output.slice(-4000) });
-    }));
+    return new Promise((resolve) => {
+      const finish = (code: number | null, more = '') => {
+        clearTimeout(timer);
+        resolve({ code, output: (output + more).slice(-4000) });
+      };
+      child.once('exit', (code) => finish(code));
+      // Not spawned at all: 'error' and no 'exit'. A failed command, which the caller tries again.
+      child.once('error', (error) => finish(null, `\n${error.message}`));
+    });
   }
 
   private get serverUrl(): string {
