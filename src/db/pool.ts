@@ -139,10 +139,16 @@ const deferredWrites = new WeakMap<object, Map<string, DeferredWrite>>();
 /**
  * Runs `work` in one transaction on a connection the caller holds; rolls back on any error.
  * Writes deferred with `writeAtCommit` or `appendAtCommit` run last, inside the transaction, as
- * one statement.
+ * one statement. Called inside a transaction that inTransaction opened on the same connection,
+ * `work` joins it: the caller's transaction commits both (a route that stores its answer with the
+ * change, around a service that opens its own transaction), and an error rolls back both.
  */
 export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>,
   options: TransactionOptions = {}): Promise<T> {
+  if (deferredWrites.has(client)) {
+    if (options.begin !== undefined) throw new Error('a transaction with its own BEGIN cannot join an open one');
+    return work();
+  }
   const writes = new Map<string, DeferredWrite>();
   await client.query(options.begin ?? 'BEGIN');
   deferredWrites.set(client, writes);

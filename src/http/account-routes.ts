@@ -7,7 +7,7 @@ import {
   parseCreateAccount, parseCreateBankAccount, parseUpdateAccount, parseUpdateBankAccount,
 } from './account-params.js';
 import { merchantOf } from './merchant-routes.js';
-import { idempotent, readPage } from './route-support.js';
+import { answeredInTransaction, idempotent, readPage } from './route-support.js';
 
 type IdParams = { Params: { id: string } };
 type BankParams = { Params: { id: string; bank: string } };
@@ -27,9 +27,8 @@ export function registerAccountRoutes(
   scope.post('/v1/accounts', async (request, reply) => {
     const command = parseCreateAccount(request.body);
     const merchant = merchantOf(request);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: presentConnectedAccount(await accounts.create(client, merchant.id, command)),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      async () => presentConnectedAccount(await accounts.create(execution.client, merchant.id, command))));
   });
 
   scope.get<IdParams>('/v1/accounts/:id', async (request) => {
@@ -40,9 +39,8 @@ export function registerAccountRoutes(
   scope.post<IdParams>('/v1/accounts/:id', async (request, reply) => {
     const command = parseUpdateAccount(request.body);
     const key = keyOf(merchantOf(request).id, request.params.id);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: presentConnectedAccount(await accounts.update(client, key, command)),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      async () => presentConnectedAccount(await accounts.update(execution.client, key, command))));
   });
 
   scope.get('/v1/accounts', async (request) => {
@@ -54,17 +52,15 @@ export function registerAccountRoutes(
 
   scope.delete<IdParams>('/v1/accounts/:id', async (request, reply) => {
     const key = keyOf(merchantOf(request).id, request.params.id);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: await accounts.delete(client, key),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      () => accounts.delete(execution.client, key)));
   });
 
   scope.post<IdParams>('/v1/accounts/:id/external_accounts', async (request, reply) => {
     const command = parseCreateBankAccount(request.body);
     const key = keyOf(merchantOf(request).id, request.params.id);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: presentBankAccount(await accounts.createBankAccount(client, key, command)),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      async () => presentBankAccount(await accounts.createBankAccount(execution.client, key, command))));
   });
 
   scope.get<IdParams>('/v1/accounts/:id/external_accounts', async (request) => {
@@ -90,16 +86,14 @@ export function registerAccountRoutes(
   scope.post<BankParams>('/v1/accounts/:id/external_accounts/:bank', async (request, reply) => {
     const command = parseUpdateBankAccount(request.body);
     const key = keyOf(merchantOf(request).id, request.params.id);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200,
-      body: presentBankAccount(await accounts.updateBankAccount(client, key, { id: request.params.bank, command })),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      async () => presentBankAccount(
+        await accounts.updateBankAccount(execution.client, key, { id: request.params.bank, command }))));
   });
 
   scope.delete<BankParams>('/v1/accounts/:id/external_accounts/:bank', async (request, reply) => {
     const key = keyOf(merchantOf(request).id, request.params.id);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: await accounts.deleteBankAccount(client, key, request.params.bank),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      () => accounts.deleteBankAccount(execution.client, key, request.params.bank)));
   });
 }

@@ -6,7 +6,7 @@ import type { PayoutService } from '../payouts/payout-service.js';
 import { readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
 import { parseCreatePayout, readPayoutStatus } from './payout-params.js';
-import { idempotent, readCreatedFilter, readPage } from './route-support.js';
+import { answeredInTransaction, idempotent, readCreatedFilter, readPage } from './route-support.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -48,9 +48,8 @@ export function registerPayoutRoutes(scope: FastifyInstance,
   scope.post<IdParams>('/v1/payouts/:id/cancel', acting, async (request, reply) => {
     readObject(request.body ?? {}, '', ['expand']);
     const key = { ...ownerOf(request), id: request.params.id };
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: presentPayout(await payouts.cancel(client, key)),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      async () => presentPayout(await payouts.cancel(execution.client, key))));
   });
 }
 

@@ -8,7 +8,7 @@ import {
 } from '../webhooks/webhook-endpoints.js';
 import { merchantOf } from './merchant-routes.js';
 import { parseEndpointCommand } from './webhook-endpoint-params.js';
-import { idempotent, readPage } from './route-support.js';
+import { answeredInTransaction, idempotent, readPage } from './route-support.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -23,26 +23,24 @@ export function registerWebhookEndpointRoutes(
     const command = parseEndpointCommand(request.body, true);
     const merchant = merchantOf(request);
     // The answer holds the signing secret, so its stored copy for replays is sealed.
-    return idempotent(idempotency, request, reply, async ({ client }) => {
-      const created = await endpoints.create(client, merchant.id, command);
-      return { status: 200, body: presentWebhookEndpoint(created.endpoint, created.secret) };
-    }, { sealResponse: true });
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution, async () => {
+      const created = await endpoints.create(execution.client, merchant.id, command);
+      return presentWebhookEndpoint(created.endpoint, created.secret);
+    }), { sealResponse: true });
   });
 
   scope.post<IdParams>('/v1/webhook_endpoints/:id', async (request, reply) => {
     const command = parseEndpointCommand(request.body, false);
     const merchant = merchantOf(request);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200,
-      body: presentWebhookEndpoint(await endpoints.update(client, merchant.id, request.params.id, command)),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      async () => presentWebhookEndpoint(
+        await endpoints.update(execution.client, merchant.id, request.params.id, command))));
   });
 
   scope.delete<IdParams>('/v1/webhook_endpoints/:id', async (request, reply) => {
     const merchant = merchantOf(request);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: await endpoints.delete(client, merchant.id, request.params.id),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      () => endpoints.delete(execution.client, merchant.id, request.params.id)));
   });
 
   scope.get<IdParams>('/v1/webhook_endpoints/:id', async (request) => {
@@ -63,9 +61,8 @@ export function registerWebhookEndpointRoutes(
   scope.post<IdParams>('/v1/webhook_deliveries/:id/resend', async (request, reply) => {
     readObject(request.body ?? {}, '', []);
     const merchant = merchantOf(request);
-    return idempotent(idempotency, request, reply, async ({ client }) => ({
-      status: 200, body: await resendDelivery(client, endpoints, { merchantId: merchant.id, id: request.params.id }),
-    }));
+    return idempotent(idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      () => resendDelivery(execution.client, endpoints, { merchantId: merchant.id, id: request.params.id })));
   });
 
   scope.get('/v1/webhook_deliveries', async (request) => {

@@ -134,3 +134,34 @@ describe('inSavepoint', () => {
     expect((await notes())['inside-kept-savepoint']).toBe('appended');
   });
 });
+
+describe('inTransaction inside a transaction it opened', () => {
+  it('joins it: nothing of the inner work commits until the outer transaction does', async () => {
+    await withClient((client) => inTransaction(client, async () => {
+      await inTransaction(client, async () => {
+        await client.query("INSERT INTO deferred_notes (slot, note) VALUES ('joined-inner', 'inner')");
+      });
+      // An inner COMMIT would have made it visible to another connection by now.
+      expect((await pool.query("SELECT 1 FROM deferred_notes WHERE slot = 'joined-inner'")).rowCount).toBe(0);
+    }));
+    expect((await notes())['joined-inner']).toBe('inner');
+  });
+
+  it('rolls the inner work back with the outer transaction', async () => {
+    await expect(withClient((client) => inTransaction(client, async () => {
+      await inTransaction(client, async () => {
+        await client.query("INSERT INTO deferred_notes (slot, note) VALUES ('joined-lost', 'inner')");
+        await writeAtCommit(client, 'joined', insertNote('joined-deferred', 'inner'));
+      });
+      throw new Error('the outer work failed');
+    }))).rejects.toThrow('the outer work failed');
+    expect(await notes()).not.toHaveProperty('joined-lost');
+    expect(await notes()).not.toHaveProperty('joined-deferred');
+  });
+
+  it('refuses to join with a BEGIN of its own', async () => {
+    await expect(withClient((client) => inTransaction(client, async () => {
+      await inTransaction(client, async () => undefined, { begin: 'BEGIN; SELECT 1' });
+    }))).rejects.toThrow(/cannot join/);
+  });
+});
