@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PennyError } from '../errors.js';
+import { answeredInTransaction } from '../idempotency/idempotency-service.js';
 import { readString } from '../validation.js';
 import { listDeliveries, resendDelivery } from '../webhooks/webhook-deliveries.js';
 import { errorMessageOf, newNonce, runIdempotent } from './dashboard-actions.js';
@@ -50,8 +51,8 @@ ${page.hasMore ? html`<nav class="pager"><a href="/dashboard/webhooks?starting_a
     const merchantId = visibleMerchant(request);
     const outcome = await runIdempotent(services, request, { merchantId,
       path: `/v1/webhook_deliveries/${request.params.id}/resend`, params: {},
-      work: async ({ client }) => ({ status: 200, body: await resendDelivery(client, services.webhookEndpoints,
-        { merchantId, id: request.params.id }) }) });
+      work: (execution) => answeredInTransaction(execution, () => resendDelivery(execution.client,
+        services.webhookEndpoints, { merchantId, id: request.params.id })) });
     if (outcome.status === 200) {
       return reply.redirect(`/dashboard/webhooks/${encodeURIComponent(merchantId)}?notice=resent`, 303);
     }

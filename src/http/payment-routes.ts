@@ -11,7 +11,7 @@ import {
 import { cardDataError, inspectCardData } from '../security/card-filter.js';
 import { readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
-import { idempotent, readCreatedFilter, readPage } from './route-support.js';
+import { answeredInTransaction, idempotent, readCreatedFilter, readPage } from './route-support.js';
 
 export interface PaymentRouteDependencies {
   readonly pool: pg.Pool;
@@ -58,10 +58,9 @@ export function registerPaymentRoutes(scope: FastifyInstance, dependencies: Paym
     const command = parseUpdatePaymentIntent(request.body);
     const merchant = merchantOf(request);
     const paths = bodyExpand(request, 'payment_intent');
-    return idempotent(dependencies.idempotency, request, reply, async ({ client }) => {
-      const intent = await payments.update(client, { merchantId: merchant.id, id: request.params.id }, command);
-      return { status: 200, body: presentPaymentIntent(intent) };
-    }, expanding(merchant.id, paths));
+    return idempotent(dependencies.idempotency, request, reply, (execution) => answeredInTransaction(execution,
+      async () => presentPaymentIntent(await payments.update(execution.client,
+        { merchantId: merchant.id, id: request.params.id }, command))), expanding(merchant.id, paths));
   });
 
   scope.post<IdParams>('/v1/payment_intents/:id/confirm', async (request, reply) => {

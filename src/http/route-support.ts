@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import { stringifyJson } from '../json.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { withEventRequest } from '../events/event-store.js';
-import type { Execution, IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
-import { inTransaction } from '../db/pool.js';
+import type { IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
 import { invalid, readLimit, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
 import { readStripeInteger } from './stripe-form.js';
@@ -48,18 +47,7 @@ export function storedParams(body: unknown): Record<string, unknown> {
   return { ...params, payment_method_data: { sha256: digest } };
 }
 
-/**
- * Runs a request's work in one transaction that also stores its answer under the idempotency key,
- * so a movement of money and the answer a retry replays commit together, or neither does.
- */
-export function answeredInTransaction(execution: Execution, work: () => Promise<unknown>):
-Promise<{ status: number; body: unknown }> {
-  return inTransaction(execution.client, async () => {
-    const body = await work();
-    await execution.complete({ status: 200, body });
-    return { status: 200, body };
-  });
-}
+export { answeredInTransaction } from '../idempotency/idempotency-service.js';
 
 /** Stripe's page parameters: `limit` 1 to 100 (10), and at most one of the two cursors. */
 export function readPage(query: Record<string, unknown>) {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
+import { inTransaction } from '../db/pool.js';
 import { limits } from '../config.js';
 import { isParameterError, PennyError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
@@ -64,6 +65,20 @@ export interface Execution {
 }
 
 export type Work = (execution: Execution) => Promise<{ status: number; body: unknown }>;
+
+/**
+ * Runs a request's work in one transaction that also stores its answer under the idempotency key,
+ * so a change (a movement of money, a new object) and the answer a retry replays commit together,
+ * or neither does. A service that opens its own transaction on the connection joins this one.
+ */
+export function answeredInTransaction(execution: Execution, work: () => Promise<unknown>):
+Promise<{ status: number; body: unknown }> {
+  return inTransaction(execution.client, async () => {
+    const body = await work();
+    await execution.complete({ status: 200, body });
+    return { status: 200, body };
+  });
+}
 
 export const idempotencyKeyLengthMax = 255;
 

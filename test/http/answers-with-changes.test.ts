@@ -58,7 +58,7 @@ describe('a request whose answer was lost after its change, retried under the sa
   it('creates one webhook endpoint', async () => {
     const created = await penny.merchants.createMerchant('Lost Answer Endpoints');
     const stripe = penny.stripeFor(created.secretKey);
-    const params = { url: 'https://example.com/hooks', enabled_events: ['payment_intent.succeeded'] };
+    const params = { url: 'https://example.com/hooks', enabled_events: ['payment_intent.succeeded' as const] };
     await loseNextAnswer('/v1/webhook_endpoints');
     const first = await stripe.webhookEndpoints.create(params, { idempotencyKey: 'endpoint-1' })
       .then(() => 'answered', () => 'failed');
