@@ -711,6 +711,7 @@ CREATE TABLE payouts (
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   automatic_day date,
+  psp_resend_count integer DEFAULT 0 NOT NULL,
   CONSTRAINT payouts_pkey PRIMARY KEY (merchant_id, id),
   CONSTRAINT payouts_account_id_check CHECK (account_id ~ '^acct_[A-Za-z0-9]+$'::text AND length(account_id) >= 13 AND length(account_id) <= 69),
   CONSTRAINT payouts_amount_minor_check CHECK (amount_minor > 0),
@@ -723,6 +724,7 @@ CREATE TABLE payouts (
   CONSTRAINT payouts_id_key UNIQUE (id),
   CONSTRAINT payouts_method_check CHECK (method = 'standard'::text),
   CONSTRAINT payouts_psp_call_check CHECK (psp_call = ANY (ARRAY['sent'::text, 'unknown'::text, 'refused'::text])),
+  CONSTRAINT payouts_psp_resend_count_check CHECK (psp_resend_count >= 0),
   CONSTRAINT payouts_status_check CHECK (status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'paid'::text, 'failed'::text, 'canceled'::text]))
 );
 CREATE UNIQUE INDEX payouts_automatic_once ON public.payouts USING btree (merchant_id, account_id, currency, automatic_day) WHERE automatic;

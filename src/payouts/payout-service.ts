@@ -202,17 +202,20 @@ export class PayoutService {
    * answer leaves the payout `pending` with its call `unknown`, for the look-up; a refusal of the
    * first try leaves it `pending` and cancelable. A refusal of a later try (a resumed request, the
    * worker's re-send) proves nothing, since an earlier try may have moved the money: the call
-   * stays `unknown`. The PSP taking the payout always wins. Answers the payout as it then is.
+   * stays `unknown`; so does a first try's refusal once the worker has sent the call too (counted
+   * before it calls), since the worker's call may still take it. The PSP taking the payout always
+   * wins. Answers the payout as it then is.
    */
   private async send(key: PayoutKey, options: { firstTry: boolean }) {
     const payout = await this.find(key);
     if (payout.pspCall !== 'unknown' || payout.status !== 'pending') return presentPayout(payout);
+    if (!options.firstTry && !(await store.countResend(this.pool, payout))) return presentPayout(await this.find(key));
     const answer = await this.callPsp(payout);
-    const pspCall = answer.pspCall === 'refused' && !options.firstTry ? { ...answer, pspCall: 'unknown' as const }
-      : answer;
     const updated = await withTransaction(this.pool, async (client) => {
       const locked = await store.selectPayout(client, payout, { forUpdate: true });
       if (locked === undefined) return payout;
+      const provesNothing = answer.pspCall === 'refused' && (!options.firstTry || locked.pspResendCount > 0);
+      const pspCall = provesNothing ? { ...answer, pspCall: 'unknown' as const } : answer;
       if (pspCall.pspCall === 'sent' && locked.pspCall !== 'sent') {
         if (locked.status === 'canceled') {
           this.options.logger.error({ payout: locked.id }, 'ALERT: the PSP took a payout Penny had canceled');

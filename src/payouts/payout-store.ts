@@ -25,6 +25,8 @@ export interface PayoutRow {
   readonly connector: string;
   readonly pspCall: PspCall;
   readonly pspReference: string | null;
+  /** Sends of the PSP call by the payouts worker, after the request's own (migration 0045). */
+  readonly pspResendCount: number;
   readonly arrivalDate: string;
   readonly entryId: string;
   readonly returnEntryId: string | null;
@@ -34,7 +36,7 @@ export interface PayoutRow {
 }
 
 export type NewPayout = Omit<PayoutRow, 'status' | 'method' | 'automatic' | 'failureCode' | 'failureMessage'
-  | 'pspCall' | 'pspReference' | 'returnEntryId' | 'failureBalanceTransactionId' | 'createdAt'>;
+  | 'pspCall' | 'pspReference' | 'pspResendCount' | 'returnEntryId' | 'failureBalanceTransactionId' | 'createdAt'>;
 
 export async function insertPayout(db: Queryable, payout: NewPayout): Promise<PayoutRow> {
   const result = await db.query(named(`INSERT INTO payouts (merchant_id, account_id, id, amount_minor, currency,
@@ -90,6 +92,18 @@ export async function updatePspCall(db: Queryable, payout: Pick<PayoutRow, 'merc
      WHERE merchant_id = $1 AND id = $2 RETURNING *`),
   [payout.merchantId, payout.id, call.pspCall, call.pspReference]);
   return toPayout(result.rows[0]);
+}
+
+/**
+ * Counts a send of the PSP call by the worker, if the call is still unknown and the payout pending;
+ * false when it is not (answered meanwhile), and then nothing is sent.
+ */
+export async function countResend(db: Queryable, payout: Pick<PayoutRow, 'merchantId' | 'id'>): Promise<boolean> {
+  const result = await db.query(named(`UPDATE payouts SET psp_resend_count = psp_resend_count + 1,
+       updated_at = clock_timestamp()
+     WHERE merchant_id = $1 AND id = $2 AND psp_call = 'unknown' AND status = 'pending'`),
+  [payout.merchantId, payout.id]);
+  return result.rowCount === 1;
 }
 
 export async function updatePayoutStatus(db: Queryable, payout: Pick<PayoutRow, 'merchantId' | 'id'>,
@@ -164,7 +178,8 @@ function toPayout(row: any): PayoutRow {
     description: row.description, statementDescriptor: row.statement_descriptor, metadata: row.metadata,
     automatic: row.automatic,
     automaticDay: dayText(row.automatic_day), failureCode: row.failure_code, failureMessage: row.failure_message,
-    connector: row.connector, pspCall: row.psp_call, pspReference: row.psp_reference, arrivalDate: row.arrival_date,
+    connector: row.connector, pspCall: row.psp_call, pspReference: row.psp_reference,
+    pspResendCount: Number(row.psp_resend_count), arrivalDate: row.arrival_date,
     entryId: row.entry_id, returnEntryId: row.return_entry_id, balanceTransactionId: row.balance_transaction_id,
     failureBalanceTransactionId: row.failure_balance_transaction_id, createdAt: row.created_at,
   };

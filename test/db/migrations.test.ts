@@ -54,6 +54,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0042_reconciliation_csv_content', 'a4ec14ae033373a2adc579825bbe3d6d378b2c088859e0df857e410fbfd814c0'],
   ['0043_connector_account_price', '8549d3c227595c7de05ee69d6682baf35e1d09c357ffca753ca78d699f89edad'],
   ['0044_finalization_psp_reference', 'e33f9ebadc58b307d1fc2c693b437367de6d1d4cfd397d8ba333605acc8795bc'],
+  ['0045_payout_resends', '38b178bcce7016196e50ff8fdb6aed1a7235c712e27b7cc747ef7742e90decf6'],
 ];
 
 describe('migrations', () => {
