@@ -32,10 +32,15 @@ export async function retrieveCase(db: Queryable, id: string) {
 }
 
 /** Closes an open case with what the operator did; a closed case is not closed again. */
+/**
+ * Closes an open case with the operator's resolution. The same request again (a retry after a
+ * lost answer, a double click) answers the case as closed; another resolution is case_already_closed.
+ */
 export async function closeCase(db: Queryable, id: string, resolution: string) {
   const closed = await store.closeOpenCase(db, id, resolution);
   if (closed !== undefined) return presentCase(closed);
-  await mustCase(db, id, 'id');
+  const found = await mustCase(db, id, 'id');
+  if (found.status === 'closed' && found.resolution === resolution) return presentCase(found);
   throw new PennyError({ code: 'case_already_closed', param: 'id', message: `Case ${id} is already closed.` });
 }
 

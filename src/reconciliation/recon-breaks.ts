@@ -134,10 +134,16 @@ export class ReconciliationBreaks {
     });
   }
 
+  /**
+   * Ignores an open break with the operator's reason. The same request again (a retry after a
+   * lost answer, a double click) answers the break as ignored; another reason, or a break closed
+   * otherwise, is reconciliation_break_closed.
+   */
   async ignore(id: string, reason: string): Promise<BreakRow> {
     return withTransaction(this.pool, async (client) => {
       const row = await store.selectBreak(client, id, { lock: true });
       if (row === undefined) throw missingBreak(id);
+      if (row.status === 'ignored' && row.ignoredReason === reason) return row;
       if (row.status !== 'open') throw closedBreak(row);
       await store.markIgnored(client, { id, reason });
       const ignored = await store.selectBreak(client, id);

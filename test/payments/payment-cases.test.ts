@@ -38,7 +38,7 @@ describe('cases', () => {
     expect(page.body).toMatchObject({ object: 'list', url: '/v1/cases' });
   });
 
-  it('closes an open case once, keeping the resolution, and refuses to close it again', async () => {
+  it('closes an open case once, keeping the resolution, answers the same close again, and refuses another', async () => {
     const [id] = await openCases(1, 'close');
     const closed = await penny.request({ method: 'POST', url: `/v1/cases/${id}/close`,
       body: { resolution: 'Looked up at the PSP: not charged. Customer informed.' } });
@@ -46,6 +46,11 @@ describe('cases', () => {
     expect(closed.body).toMatchObject({ id, object: 'payment_case', status: 'closed',
       resolution: 'Looked up at the PSP: not charged. Customer informed.' });
     expect(typeof closed.body.closed).toBe('number');
+    // The same request again (a retry after a lost answer) answers the closed case; another is refused.
+    const repeated = await penny.request({ method: 'POST', url: `/v1/cases/${id}/close`,
+      body: { resolution: 'Looked up at the PSP: not charged. Customer informed.' } });
+    expect(repeated.status).toBe(200);
+    expect(repeated.body).toEqual(closed.body);
     const again = await penny.request({ method: 'POST', url: `/v1/cases/${id}/close`, body: { resolution: 'again' } });
     expect(again.status).toBe(409);
     expect(again.body.error).toMatchObject({ code: 'case_already_closed', param: 'id' });

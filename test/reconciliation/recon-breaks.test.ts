@@ -119,7 +119,7 @@ describe('a fee_mismatch break', () => {
 });
 
 describe('a break Penny proposes no entry for', () => {
-  it('is refused a repair with 400, ignored with a reason, and then refused again with 409', async () => {
+  it('is refused a repair with 400, ignored with a reason, answered again for the same reason, and refused with 409 for another', async () => {
     await settledDay(3000, ['missing_line']);
     advanceClock(10 * 86_400_000);
     const run = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
@@ -130,11 +130,16 @@ describe('a break Penny proposes no entry for', () => {
     const repair = await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/repair`);
     const ignored = await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/ignore`,
       { reason: 'the acquirer confirmed it settles next week' });
+    const repeated = await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/ignore`,
+      { reason: 'the acquirer confirmed it settles next week' });
     const twice = await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/ignore`, { reason: 'again' });
 
     expect(repair.status).toBe(400);
     expect(repair.body.error).toMatchObject({ code: 'reconciliation_break_not_repairable', param: 'id' });
     expect(ignored.body).toMatchObject({ status: 'ignored', ignored_reason: 'the acquirer confirmed it settles next week' });
+    // The same request again (a retry after a lost answer) answers the ignored break; another is refused.
+    expect(repeated.status).toBe(200);
+    expect(repeated.body).toEqual(ignored.body);
     expect(twice.status).toBe(409);
     expect(twice.body.error.code).toBe('reconciliation_break_closed');
   });
