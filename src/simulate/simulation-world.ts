@@ -32,6 +32,8 @@ const sandboxDatabase = 'sandbox_psp_simulation';
 const healthWaitMs = 60_000;
 /** A `penny` command the simulation runs (a settlement pull) is killed after this long. */
 const commandTimeoutMs = 60_000;
+/** How long a required settlement pull is tried, once the faults stopped (part of the settling bound). */
+const requiredPullMs = 5 * commandTimeoutMs;
 
 export interface PennyChildOptions {
   /** Arms a failpoint: the child dies (SIGKILL) the first time it reaches it. */
@@ -237,7 +239,9 @@ export class SimulationWorld {
    * the faults stop.
    */
   async pullSettlement(day: string, pull: 'required' | 'best_effort'): Promise<boolean> {
-    const deadline = Date.now() + 60_000;
+    // A required pull (the faults stopped) gets several of the command's own time limits: on a
+    // busy machine one pull of a day with many look-ups outlasted one, and the seed was lost.
+    const deadline = Date.now() + (pull === 'required' ? requiredPullMs : 60_000);
     for (;;) {
       const result = await this.runPenny(['settlement', 'pull', '--date', day, '--json']);
       if (result.code === 0) return true;
@@ -258,13 +262,17 @@ export class SimulationWorld {
     child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     // A command that hangs (its database restarting under it) is killed, and tried again by the caller.
-    const timer = setTimeout(() => child.kill('SIGKILL'), commandTimeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, commandTimeoutMs);
     return new Promise((resolve) => {
       const finish = (code: number | null, more = '') => {
         clearTimeout(timer);
         resolve({ code, output: (output + more).slice(-4000) });
       };
-      child.once('exit', (code) => finish(code));
+      child.once('exit', (code) => finish(code, timedOut ? `\nkilled after ${commandTimeoutMs} ms` : ''));
       // Not spawned at all: 'error' and no 'exit'. A failed command, which the caller tries again.
       child.once('error', (error) => finish(null, `\n${error.message}`));
     });
