@@ -34,6 +34,12 @@ const healthWaitMs = 60_000;
 const commandTimeoutMs = 60_000;
 /** How long a required settlement pull is tried, once the faults stopped (part of the settling bound). */
 const requiredPullMs = 5 * commandTimeoutMs;
+/**
+ * How long a step the run cannot go on without (the clock moved, a day closed) waits for Penny or
+ * the sandbox to answer again: on a busy machine a Penny killed by a fault once took over a minute
+ * to come back, and the harness gave the seed up.
+ */
+const requiredStepMs = 5 * 60_000;
 
 export interface PennyChildOptions {
   /** Arms a failpoint: the child dies (SIGKILL) the first time it reaches it. */
@@ -284,7 +290,7 @@ export class SimulationWorld {
 
   /** The sandbox closes (pays) a day: tried again while its database restarts. */
   async closeDay(day: string): Promise<void> {
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + requiredStepMs;
     for (;;) {
       const closed = await this.sandboxRequest('POST', `/control/settlements/${day}`, {});
       if (closed.status === 200) return;
@@ -294,7 +300,7 @@ export class SimulationWorld {
   }
 
   async advanceClock(by: string): Promise<void> {
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + requiredStepMs;
     for (;;) {
       const answer = await this.operator('POST', '/v1/test_helpers/clock/advance', { by })
         .catch((error: unknown) => ({ status: 0, body: String(error) }));
