@@ -36,6 +36,7 @@ import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { registerAuthenticationRoutes } from './authentication-routes.js';
 import { registerBodyDrain } from './body-drain.js';
+import { registerNulCharacterCheck } from './nul-characters.js';
 import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
 import { recordHttpRequest, renderMetrics } from '../metrics/metrics.js';
 import { SecretBox } from '../security/secret-box.js';
@@ -127,6 +128,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   app.setReplySerializer((payload) => stringifyJson(payload));
   app.setErrorHandler(handleError);
   registerBodyDrain(app);
+  registerNulCharacterCheck(app);
   app.setNotFoundHandler((request) => {
     throw new PennyError({
       code: 'route_not_found',

@@ -149,6 +149,24 @@ describe('request bodies', () => {
     expect(await countAccounts()).toBe(before);
   });
 
+  it('refuses a NUL character in a path id with 400 parameter_invalid_string', async () => {
+    const response = await penny.request({ method: 'GET', url: '/v1/ledger/accounts/la_%00' });
+    expect(response.status).toBe(400);
+    expectErrorShape(response.body, 'parameter_invalid_string');
+    expect(response.body.error.param).toBe('id');
+  });
+
+  it('refuses a NUL character in a body value with 400 parameter_invalid_string and writes nothing', async () => {
+    const before = await countAccounts();
+    const response = await penny.request({
+      method: 'POST', url: '/v1/ledger/accounts', body: { currency: 'USD', type: 'asset', metadata: { note: 'a\u0000b' } },
+    });
+    expect(response.status).toBe(400);
+    expectErrorShape(response.body, 'parameter_invalid_string');
+    expect(response.body.error.param).toBe('metadata[note]');
+    expect(await countAccounts()).toBe(before);
+  });
+
   it('refuses a body over 1 MiB on /v1/ledger/entries with 413 request_too_large', async () => {
     const before = await countEntries();
     const response = await penny.request({
