@@ -79,6 +79,19 @@ describe('routing', () => {
     expectErrorShape(response.body, 'route_not_found');
     expect(response.body.error.type).toBe('invalid_request_error');
   });
+
+  it('answers a path that is not valid percent-encoded UTF-8 with 404 route_not_found in the error shape', async () => {
+    const response = await penny.request({ method: 'GET', url: '/v1/ledger/accounts/%ff' });
+    expect(response.status).toBe(404);
+    expectErrorShape(response.body, 'route_not_found');
+    expect(response.headers['request-id']).toMatch(/^req_/);
+  });
+
+  it('answers a path id longer than 100 characters with 404 route_not_found in the error shape', async () => {
+    const response = await penny.request({ method: 'GET', url: `/v1/ledger/accounts/${'a'.repeat(101)}/balance` });
+    expect(response.status).toBe(404);
+    expectErrorShape(response.body, 'route_not_found');
+  });
 });
 
 describe('authentication', () => {
