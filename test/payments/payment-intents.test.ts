@@ -62,6 +62,14 @@ describe('creating and reading PaymentIntents', () => {
     expect(JSON.parse(response.text).error).toMatchObject({ code: 'parameter_unknown', param: 'colour' });
   });
 
+  it('refuses a currency sent as an object (currency[a]=x) with 400 currency_invalid and creates nothing', async () => {
+    const before = await intentCount();
+    const response = await rawPost('/v1/payment_intents', 'amount=1000&currency[a]=x', 'currency-object-1');
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.text).error).toMatchObject({ code: 'currency_invalid', param: 'currency' });
+    expect(await intentCount()).toBe(before);
+  });
+
   it('refuses a card number anywhere in the request without echoing it', async () => {
     const before = await intentCount();
     const response = await rawPost('/v1/payment_intents',
