@@ -40,7 +40,7 @@ interface FuzzRequest {
   readonly params: readonly string[];
   readonly auth: Auth | 'route';
   readonly query: string | undefined;
-  readonly body: { readonly contentType: string | undefined; readonly payload: string } | undefined;
+  readonly body: Body;
   readonly idempotencyKey: string | readonly string[] | undefined;
   readonly stripeAccount: string | undefined;
 }
@@ -115,24 +115,38 @@ async function seed(): Promise<void> {
   const wallet = await asOperator('/v1/ledger/accounts', { currency: 'USD', type: 'liability' });
   await asOperator('/v1/ledger/entries', { external_reference: 'fuzz-hold', pending: true,
     postings: [{ account: cash, direction: 'debit', amount: 700 }, { account: wallet, direction: 'credit', amount: 700 }] });
-  validBodies.push(
-    { amount: '1000', currency: 'usd', payment_method: 'pm_card_visa', confirm: 'true', capture_method: 'manual',
-      metadata: { order: '42' }, description: 'fuzz' },
-    { payment_intent: intent.id, amount: '100', reason: 'requested_by_customer' },
-    { amount: '100', currency: 'usd', destination: seller.id, transfer_group: 'group' },
-    { type: 'custom', country: 'US', email: 'seller@example.com' },
-    { url: 'https://example.com/hook', enabled_events: ['payment_intent.succeeded'], description: 'hook' },
-    { amount: '100', currency: 'usd', method: 'standard' },
-    { amount: '100', amount_to_capture: '100' },
-    { currency: 'USD', type: 'asset', code: 'fuzz', owner: 'cus_fuzz' },
-    { external_reference: 'fuzz-entry', postings: [{ account: cash, direction: 'debit', amount: 5 },
-      { account: wallet, direction: 'credit', amount: 5 }] },
-    { report_type: 'balance.summary.1', parameters: { interval_start: '1700000000', interval_end: '1700086400' } },
-    { evidence: { uncategorized_text: 'fuzz' }, submit: 'true' },
-    { external_account: { object: 'bank_account', country: 'US', currency: 'usd', routing_number: '110000000',
-      account_number: '000123456789' } },
-    { limit: '3', starting_after: intent.id, created: { gte: '1700000000' }, expand: ['data.latest_charge'] },
-  );
+  const valid = (route: RegExp, body: Record<string, unknown>) => validBodies.push({ route, body });
+  valid(/^POST \/v1\/payment_intents$/, { amount: '1000', currency: 'usd', payment_method: 'pm_card_visa',
+    confirm: 'true', capture_method: 'manual', metadata: { order: '42' }, description: 'fuzz' });
+  valid(/^POST \/v1\/payment_intents\/:id$/, { amount: '1500', description: 'fuzz', metadata: { order: '43' } });
+  valid(/^POST \/v1\/payment_intents\/:id\/confirm$/, { payment_method: 'pm_card_visa', return_url: 'https://example.com' });
+  valid(/^POST \/v1\/payment_intents\/:id\/capture$/, { amount_to_capture: '500' });
+  valid(/^POST \/v1\/payment_intents\/:id\/cancel$/, { cancellation_reason: 'requested_by_customer' });
+  valid(/^POST \/v1\/refunds$/, { payment_intent: intent.id, amount: '100', reason: 'requested_by_customer' });
+  valid(/^POST \/v1\/refunds$/, { charge: intent.latest_charge, amount: '100', metadata: { a: 'b' } });
+  valid(/^POST \/v1\/transfers$/, { amount: '100', currency: 'usd', destination: seller.id, transfer_group: 'group' });
+  valid(/^POST \/v1\/(transfers|application_fees)\/:id\/(reversals|refunds)$/, { amount: '10', metadata: { a: 'b' } });
+  valid(/^POST \/v1\/accounts$/, { type: 'custom', country: 'US', email: 'seller@example.com' });
+  valid(/^POST \/v1\/accounts\/:id$/, { email: 'seller@example.com', metadata: { a: 'b' } });
+  valid(/^POST \/v1\/accounts\/:id\/external_accounts$/, { external_account: { object: 'bank_account',
+    country: 'US', currency: 'usd', routing_number: '110000000', account_number: '000123456789' } });
+  valid(/^POST \/v1\/accounts\/:id\/external_accounts\/:bank$/, { default_for_currency: 'true', metadata: { a: 'b' } });
+  valid(/^POST \/v1\/webhook_endpoints/, { url: 'https://example.com/hook',
+    enabled_events: ['payment_intent.succeeded'], description: 'hook' });
+  valid(/^POST \/v1\/payouts$/, { amount: '100', currency: 'usd', method: 'standard' });
+  valid(/^POST \/v1\/ledger\/accounts$/, { currency: 'USD', type: 'asset', code: 'fuzz', owner: 'cus_fuzz' });
+  const entry = { external_reference: 'fuzz-entry', postings: [{ account: cash, direction: 'debit', amount: 5 },
+    { account: wallet, direction: 'credit', amount: 5 }] };
+  valid(/^POST \/v1\/ledger\/entries$/, entry);
+  valid(/^POST \/v1\/ledger\/entries\/batch$/, { entries: [entry, { ...entry, external_reference: 'fuzz-entry-2' }] });
+  valid(/^POST \/v1\/ledger\/entries\/:id\/(post|void|reverse)$/, { amount: 5, external_reference: 'fuzz-post' });
+  valid(/^POST \/v1\/reporting\/report_runs$/, { report_type: 'balance.summary.1',
+    parameters: { interval_start: '1700000000', interval_end: '1700086400' } });
+  valid(/^POST \/v1\/disputes\/:id$/, { evidence: { uncategorized_text: 'fuzz' }, submit: 'true' });
+  valid(/^POST \/v1\/merchants\/:merchant\/connector$/, { connector: 'sandbox' });
+  valid(/^POST \/v1\/reconciliation\/runs$/, { as_of: '2026-12-01' });
+  valid(/^GET /, { limit: '3', starting_after: intent.id, created: { gte: '1700000000' }, expand: ['data.latest_charge'] });
+  valid(/^GET /, { limit: '100', ending_before: seller.id, status: 'succeeded', payment_intent: intent.id });
   knownIds.push(`${seller.id}_nope`, 'ba_nope', 'po_nope', 'tr_nope', 'dp_nope', 'fee_nope', 'br_nope', 'file_nope');
 }
 
@@ -201,23 +215,31 @@ const deepObject = fc.integer({ min: 6, max: 200 }).map((depth) => {
   return value;
 });
 
-/** Valid bodies of the API's writes (filled once the objects they name exist), to be broken a little. */
-const validBodies: Record<string, unknown>[] = [];
+/**
+ * Valid bodies (or queries) of the API's requests, each for the routes its pattern matches
+ * (`METHOD /path`; filled once the objects they name exist), to be broken a little. A route none
+ * matches (a new one) draws from all of them.
+ */
+const validBodies: { readonly route: RegExp; readonly body: Record<string, unknown> }[] = [];
 
 /** A valid body with one or two values replaced by wrong ones, or one left out: refusals deep in a route. */
-const nearlyValidObject: fc.Arbitrary<Record<string, unknown>> = fc.record({
-  template: fc.nat(),
-  replaced: fc.array(fc.tuple(fc.nat(), fuzzValue), { minLength: 1, maxLength: 2 }),
-  dropped: fc.boolean(),
-  added: sometimes(fc.dictionary(fc.constantFrom(...parameterNames), fuzzValue, { minKeys: 1, maxKeys: 1 }), 20),
-}).map(({ template, replaced, dropped, added }) => {
-  const object = { ...validBodies[template % validBodies.length] };
-  const keys = Object.keys(object);
-  if (keys.length === 0) return { ...added };
-  for (const [index, value] of replaced) object[keys[index % keys.length] as string] = value;
-  if (dropped) delete object[keys[(replaced[0]?.[0] ?? 0) % keys.length] as string];
-  return { ...object, ...added };
-});
+function nearlyValidObject(route: RouteMethod): fc.Arbitrary<Record<string, unknown>> {
+  const matching = validBodies.filter((valid) => valid.route.test(`${route.method} ${route.url}`));
+  const templates = (matching.length > 0 ? matching : validBodies).map((valid) => valid.body);
+  return fc.record({
+    template: fc.nat(),
+    replaced: fc.array(fc.tuple(fc.nat(), fuzzValue), { minLength: 1, maxLength: 2 }),
+    dropped: fc.boolean(),
+    added: sometimes(fc.dictionary(fc.constantFrom(...parameterNames), fuzzValue, { minKeys: 1, maxKeys: 1 }), 20),
+  }).map(({ template, replaced, dropped, added }) => {
+    const object = { ...templates[template % templates.length] };
+    const keys = Object.keys(object);
+    if (keys.length === 0) return { ...added };
+    for (const [index, value] of replaced) object[keys[index % keys.length] as string] = value;
+    if (dropped) delete object[keys[(replaced[0]?.[0] ?? 0) % keys.length] as string];
+    return { ...object, ...added };
+  });
+}
 
 const randomObject: fc.Arbitrary<Record<string, unknown>> = fc.dictionary(
   fc.oneof({ arbitrary: fc.constantFrom(...parameterNames), weight: 4 },
@@ -226,38 +248,47 @@ const randomObject: fc.Arbitrary<Record<string, unknown>> = fc.dictionary(
   { maxKeys: 6 },
 );
 
-const fuzzObject = fc.oneof(randomObject, nearlyValidObject);
+/** Form bodies and query strings, most from objects, some that stripe-node never sends. */
+function rawForm(objects: fc.Arbitrary<Record<string, unknown>>): fc.Arbitrary<string> {
+  return fc.oneof(
+    { arbitrary: objects.map(form), weight: 8 },
+    fc.constantFrom('a[b][c][d]=', 'a[b][c][d][e][f][g]=1', 'metadata[x][y]=1', 'a[=1', '[a]=1', 'a[b]c=1', '=1&&=',
+      'amount[]=1&amount[]=2', 'amount=1&amount=2', 'expand[100]=x', 'expand[0]=a&expand[5]=b',
+      'expand[]=1&expand[x]=2', 'metadata=', '__proto__[x]=1', 'constructor[prototype][x]=1', 'a=%zz', 'a=%00',
+      'amount=%E2%82%AC', 'a=\u00ff'),
+    fc.integer({ min: 1, max: 1100 }).map((count) => Array.from({ length: count }, (_, i) => `metadata[k${i}]=v`).join('&')),
+    fc.integer({ min: 1, max: 120 }).map((count) => Array.from({ length: count }, (_, i) => `expand[${i}]=data`).join('&')),
+    fc.string({ maxLength: 60 }),
+  );
+}
 
-/** Form bodies stripe-node never sends: bracket abuse, floods, broken encodings. */
-const rawForm = fc.oneof(
-  { arbitrary: fuzzObject.map(form), weight: 8 },
-  fc.constantFrom('a[b][c][d]=', 'a[b][c][d][e][f][g]=1', 'metadata[x][y]=1', 'a[=1', '[a]=1', 'a[b]c=1', '=1&&=',
-    'amount[]=1&amount[]=2', 'amount=1&amount=2', 'expand[100]=x', 'expand[0]=a&expand[5]=b', 'expand[]=1&expand[x]=2',
-    'metadata=', '__proto__[x]=1', 'constructor[prototype][x]=1', 'a=%zz', 'a=%00', 'amount=%E2%82%AC', 'a=\u00ff'),
-  fc.integer({ min: 1, max: 1100 }).map((count) => Array.from({ length: count }, (_, i) => `metadata[k${i}]=v`).join('&')),
-  fc.integer({ min: 1, max: 120 }).map((count) => Array.from({ length: count }, (_, i) => `expand[${i}]=data`).join('&')),
-  fc.string({ maxLength: 60 }),
-);
-
-const rawJson = fc.oneof(
-  { arbitrary: fuzzObject.map((object) => JSON.stringify(object)), weight: 6 },
-  { arbitrary: fc.constantFrom('{', '[]', 'null', '"x"', '1', '{"amount": 1e400}', '{"amount": 12345678901234567890}',
-    '{"amount": -0}', '{"__proto__": {"x": 1}}', '{"constructor": {"prototype": {"x": 1}}}', '{"a":1,"a":2}',
-    '\uFEFF{}', '{"a": "\\ud800"}', ''), weight: 2 },
-  { arbitrary: fc.array(fuzzValue, { maxLength: 3 }).map((array) => JSON.stringify(array)), weight: 1 },
-);
+function rawJson(objects: fc.Arbitrary<Record<string, unknown>>): fc.Arbitrary<string> {
+  return fc.oneof(
+    { arbitrary: objects.map((object) => JSON.stringify(object)), weight: 6 },
+    { arbitrary: fc.constantFrom('{', '[]', 'null', '"x"', '1', '{"amount": 1e400}', '{"amount": 12345678901234567890}',
+      '{"amount": -0}', '{"__proto__": {"x": 1}}', '{"constructor": {"prototype": {"x": 1}}}', '{"a":1,"a":2}',
+      '\uFEFF{}', '{"a": "\\ud800"}', '', `${'['.repeat(100_000)}${']'.repeat(100_000)}`), weight: 2 },
+    { arbitrary: fc.array(fuzzValue, { maxLength: 3 }).map((array) => JSON.stringify(array)), weight: 1 },
+  );
+}
 
 const contentTypes = fc.constantFrom('text/plain', 'application/xml', 'multipart/form-data; boundary=x',
   'application/json; charset=utf-16', 'application/x-www-form-urlencoded; charset=latin1', 'application/octet-stream',
   'application/jso', '');
 
-const body = fc.oneof(
-  { arbitrary: fc.constant(undefined), weight: 2 },
-  { arbitrary: rawJson.map((payload) => ({ contentType: 'application/json', payload })), weight: 4 },
-  { arbitrary: rawForm.map((payload) => ({ contentType: 'application/x-www-form-urlencoded', payload })), weight: 4 },
-  { arbitrary: fc.record({ contentType: contentTypes, payload: fc.oneof(rawForm, rawJson) }), weight: 1 },
-  { arbitrary: rawForm.map((payload) => ({ contentType: undefined, payload })), weight: 1 },
-);
+type Body = { readonly contentType: string | undefined; readonly payload: string } | undefined;
+
+function bodyOf(objects: fc.Arbitrary<Record<string, unknown>>): fc.Arbitrary<Body> {
+  const forms = rawForm(objects);
+  const jsons = rawJson(objects);
+  return fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 2 },
+    { arbitrary: jsons.map((payload) => ({ contentType: 'application/json', payload })), weight: 4 },
+    { arbitrary: forms.map((payload) => ({ contentType: 'application/x-www-form-urlencoded', payload })), weight: 4 },
+    { arbitrary: fc.record({ contentType: contentTypes, payload: fc.oneof(forms, jsons) }), weight: 1 },
+    { arbitrary: forms.map((payload) => ({ contentType: undefined, payload })), weight: 1 },
+  );
+}
 
 const pathId = fc.oneof(
   { arbitrary: fc.constantFrom(...['pi_', 'ch_', 're_', 'acct_', 'we_', 'evt_', 'po_', 'tr_', 'la_', 'le_', 'dp_', 'fee_',
@@ -271,12 +302,14 @@ const pathId = fc.oneof(
 function fuzzRequest(route: RouteMethod): fc.Arbitrary<FuzzRequest> {
   const paramCount = (route.url.match(/:[a-z]+/g) ?? []).length;
   const reads = route.method === 'GET' || route.method === 'DELETE';
+  const objects = fc.oneof(randomObject, nearlyValidObject(route));
+  const body = bodyOf(objects);
   return fc.record({
     params: fc.array(fc.oneof({ arbitrary: fc.constantFrom(...knownIds), weight: 2 }, { arbitrary: pathId, weight: 2 }),
       { minLength: paramCount, maxLength: paramCount }),
     auth: fc.oneof({ arbitrary: fc.constant('route' as const), weight: 12 },
       { arbitrary: fc.constantFrom<Auth>('operator', 'merchant', 'other_merchant', 'none', 'garbage'), weight: 1 }),
-    query: sometimes(rawForm, reads ? 70 : 20),
+    query: sometimes(rawForm(objects), reads ? 70 : 20),
     body: reads ? sometimes(body.filter((value) => value !== undefined), 15) : body,
     idempotencyKey: sometimes(fc.oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.constant('k'.repeat(300)),
       fc.constant(''), fc.tuple(fc.constant('dup-key'), fc.constant('dup-key-2'))), 30),
