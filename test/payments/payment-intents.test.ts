@@ -450,6 +450,15 @@ describe('lists', () => {
     expect(tooMany).toMatchObject({ statusCode: 400, param: 'limit' });
   });
 
+  it.each([
+    ['created', 9007199254740991], ['created[gte]', 253402300800], ['created[lt]', -99999999999],
+  ])('refuses %s=%s, a unix time past year 9999 or before 1970, with 400 parameter_invalid_timestamp', async (param, value) => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/payment_intents?${param}=${value}`,
+      { headers: { authorization: `Bearer ${secretKey}` } });
+    expect(response.status).toBe(400);
+    expect((await response.json() as { error: unknown }).error).toMatchObject({ code: 'parameter_invalid_timestamp', param });
+  });
+
   it('filters by customer and by created', async () => {
     const merchant = await penny.merchants.createMerchant('Filter Shop');
     const filtered = client(merchant.secretKey);
