@@ -188,7 +188,8 @@ const oddStrings = fc.constantFrom('', ' ', 'NaN', 'Infinity', '-Infinity', '1e3
   '9007199254740993', '99999999999999999999999999', '0x10', '1_000', '١٢٣', 'true', 'null', 'undefined', '[]', '{}',
   'usd', 'USD', 'xxx', 'pm_card_visa', 'pm_card_chargeDeclined', '*', '\u0000', '\uD800', '%zz', '💸', '../..',
   '<script>', "'; DROP TABLE charges; --", 'http://127.0.0.1:1/x', 'javascript:alert(1)', '2026-13-45',
-  '4242424242424242', 'a'.repeat(5000));
+  '4242424242424242', 'a'.repeat(5000), '253402300800', '-62135596800', '9999-12-31T23:59:59Z', '0001-01-01T00:00:00Z',
+  '+275760-09-13T00:00:00Z', '-000001-01-01T00:00:00Z', '2026-02-30T00:00:00Z', '2026-12-07T10:00:00+99:00');
 
 const scalar: fc.Arbitrary<unknown> = fc.oneof(
   oddStrings,
