@@ -37,7 +37,8 @@ export function registerClockRoutes(app: FastifyInstance, dependencies: {
 
 /** `90s`, `15m`, `2h`, `3d`, or a number of seconds. */
 export function parseDurationMs(value: unknown): number {
-  const text = typeof value === 'number' ? `${value}s` : String(value);
+  // Not String(value): a form's object (by[a]=x) has no prototype, and String() throws on it.
+  const text = typeof value === 'number' ? `${value}s` : typeof value === 'string' ? value : '';
   const match = /^(\d{1,9})([smhd])$/.exec(text);
   const unit = match === null ? undefined : durationUnitsMs[match[2] ?? ''];
   const ms = match === null || unit === undefined ? Number.NaN : Number(match[1]) * unit;

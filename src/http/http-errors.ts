@@ -50,6 +50,17 @@ function fromFastifyError(error: FastifyError, bodyBytesMax: number | undefined)
         code: 'unsupported_media_type',
         message: 'Send the body as application/json or application/x-www-form-urlencoded.',
       });
+    // The router's refusals of a path that cannot name an object (the server's frameworkErrors).
+    case 'FST_ERR_BAD_URL':
+      return new PennyError({
+        code: 'route_not_found',
+        message: 'Unrecognized request URL: its path is not valid percent-encoded UTF-8.',
+      });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new PennyError({
+        code: 'route_not_found',
+        message: 'Unrecognized request URL: a segment of its path is longer than any id (100 characters).',
+      });
     default:
       break;
   }

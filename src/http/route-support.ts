@@ -59,20 +59,33 @@ export function readPage(query: Record<string, unknown>) {
   return { limit: readLimit(query.limit), startingAfter, endingBefore };
 }
 
+/** The last second of year 9999: a unix time past it has no ISO 8601 form PostgreSQL reads. */
+const unixTimeMax = 253_402_300_799;
+
+/** A unix time (seconds) from 0 to the end of year 9999. */
+function readUnixTime(value: unknown, param: string): number | undefined {
+  const seconds = readStripeInteger(value, param);
+  if (seconds !== undefined && (seconds < 0 || seconds > unixTimeMax)) {
+    throw invalid(param, `${param} must be a unix time from 0 to ${unixTimeMax} (the end of year 9999).`,
+      'parameter_invalid_timestamp');
+  }
+  return seconds;
+}
+
 /** Stripe's `created` filter: an exact unix time, or `created[gte|gt|lte|lt]`. */
 export function readCreatedFilter(value: unknown): { createdGte: string | undefined; createdLte: string | undefined } {
   if (value === undefined) return { createdGte: undefined, createdLte: undefined };
   const toIso = (seconds: number | undefined) =>
     seconds === undefined ? undefined : new Date(seconds * 1000).toISOString();
   if (typeof value === 'string') {
-    const at = readStripeInteger(value, 'created');
+    const at = readUnixTime(value, 'created');
     return { createdGte: toIso(at), createdLte: toIso(at === undefined ? undefined : at + 0.999) };
   }
   const range = readObject(value, 'created', ['gte', 'gt', 'lte', 'lt']);
-  const gt = readStripeInteger(range.gt, 'created[gt]');
-  const lt = readStripeInteger(range.lt, 'created[lt]');
+  const gt = readUnixTime(range.gt, 'created[gt]');
+  const lt = readUnixTime(range.lt, 'created[lt]');
   return {
-    createdGte: toIso(readStripeInteger(range.gte, 'created[gte]') ?? (gt === undefined ? undefined : gt + 1)),
-    createdLte: toIso(readStripeInteger(range.lte, 'created[lte]') ?? (lt === undefined ? undefined : lt - 0.001)),
+    createdGte: toIso(readUnixTime(range.gte, 'created[gte]') ?? (gt === undefined ? undefined : gt + 1)),
+    createdLte: toIso(readUnixTime(range.lte, 'created[lte]') ?? (lt === undefined ? undefined : lt - 0.001)),
   };
 }

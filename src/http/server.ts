@@ -36,6 +36,7 @@ import { registerEventRoutes } from './event-routes.js';
 import { registerPaymentRoutes } from './payment-routes.js';
 import { registerAuthenticationRoutes } from './authentication-routes.js';
 import { registerBodyDrain } from './body-drain.js';
+import { registerNulCharacterCheck } from './nul-characters.js';
 import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
 import { recordHttpRequest, renderMetrics } from '../metrics/metrics.js';
 import { SecretBox } from '../security/secret-box.js';
@@ -101,6 +102,12 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     // Stripe's query strings nest like its bodies (created[gte]=…); a refusal is raised in a
     // hook, because an exception thrown by the parser itself would escape the error handler.
     routerOptions: { querystringParser: parseQueryString },
+    // A path that does not decode (`/v1/payment_intents/%ff`) is refused before any hook runs:
+    // answered in Penny's shape, with its Request-Id, instead of Fastify's own body.
+    frameworkErrors: (error, request, reply) => {
+      void reply.header('Request-Id', request.id);
+      handleError(error, request, reply);
+    },
   });
   // First of the onRequest hooks, so that every answer carries it, refusals by later hooks too.
   app.addHook('onRequest', async (request, reply) => {
@@ -127,6 +134,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   app.setReplySerializer((payload) => stringifyJson(payload));
   app.setErrorHandler(handleError);
   registerBodyDrain(app);
+  registerNulCharacterCheck(app);
   app.setNotFoundHandler((request) => {
     throw new PennyError({
       code: 'route_not_found',

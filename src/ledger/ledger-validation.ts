@@ -27,11 +27,18 @@ export function parseCreateAccount(body: unknown): CreateAccountCommand {
   return {
     currency,
     type,
-    code: readString(object.code, 'code', { lengthMax: limits.accountCodeLengthMax }),
-    owner: readString(object.owner, 'owner', { lengthMax: 255 }),
+    code: readNonEmptyString(object.code, 'code', limits.accountCodeLengthMax),
+    owner: readNonEmptyString(object.owner, 'owner', 255),
     metadata: readMetadata(object.metadata, 'metadata') ?? {},
     limit: readEnum(object.limit, 'limit', balanceLimits),
   };
+}
+
+/** An optional text that, when given, has 1 to `lengthMax` characters (an account's code and owner). */
+function readNonEmptyString(value: unknown, param: string, lengthMax: number): string | undefined {
+  const text = readString(value, param, { lengthMax });
+  if (text === '') throw invalid(param, `${param} must be 1 to ${lengthMax} characters.`, 'parameter_invalid_string');
+  return text;
 }
 
 const entryKeys = ['external_reference', 'description', 'metadata', 'effective_at', 'pending',

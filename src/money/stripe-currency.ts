@@ -180,10 +180,13 @@ export function parseStripeCurrency(value: unknown, param = 'currency'): string 
   // Check ASCII before lower-casing, so no Unicode case folding can produce a code.
   const code = typeof value === 'string' && /^[A-Za-z]{3}$/.test(value) ? value.toLowerCase() : '';
   if (!rules.has(code)) {
+    // Only a three-letter code is quoted back: another value may be an object (`currency[a]=x`,
+    // which String() cannot print) or text holding a card number.
     throw new PennyError({
       code: 'currency_invalid',
       param,
-      message: `Invalid currency: ${String(value)}. Penny supports these currencies: ${[...stripeCurrencies].join(', ')}.`,
+      message: `Invalid currency: ${code === '' ? 'the value given' : String(value)}. ` +
+        `Penny supports these currencies: ${[...stripeCurrencies].join(', ')}.`,
     });
   }
   return code;

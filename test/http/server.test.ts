@@ -79,6 +79,19 @@ describe('routing', () => {
     expectErrorShape(response.body, 'route_not_found');
     expect(response.body.error.type).toBe('invalid_request_error');
   });
+
+  it('answers a path that is not valid percent-encoded UTF-8 with 404 route_not_found in the error shape', async () => {
+    const response = await penny.request({ method: 'GET', url: '/v1/ledger/accounts/%ff' });
+    expect(response.status).toBe(404);
+    expectErrorShape(response.body, 'route_not_found');
+    expect(response.headers['request-id']).toMatch(/^req_/);
+  });
+
+  it('answers a path id longer than 100 characters with 404 route_not_found in the error shape', async () => {
+    const response = await penny.request({ method: 'GET', url: `/v1/ledger/accounts/${'a'.repeat(101)}/balance` });
+    expect(response.status).toBe(404);
+    expectErrorShape(response.body, 'route_not_found');
+  });
 });
 
 describe('authentication', () => {
@@ -146,6 +159,24 @@ describe('request bodies', () => {
     });
     expect(response.status).toBe(400);
     expectErrorShape(response.body, 'invalid_json');
+    expect(await countAccounts()).toBe(before);
+  });
+
+  it('refuses a NUL character in a path id with 400 parameter_invalid_string', async () => {
+    const response = await penny.request({ method: 'GET', url: '/v1/ledger/accounts/la_%00' });
+    expect(response.status).toBe(400);
+    expectErrorShape(response.body, 'parameter_invalid_string');
+    expect(response.body.error.param).toBe('id');
+  });
+
+  it('refuses a NUL character in a body value with 400 parameter_invalid_string and writes nothing', async () => {
+    const before = await countAccounts();
+    const response = await penny.request({
+      method: 'POST', url: '/v1/ledger/accounts', body: { currency: 'USD', type: 'asset', metadata: { note: 'a\u0000b' } },
+    });
+    expect(response.status).toBe(400);
+    expectErrorShape(response.body, 'parameter_invalid_string');
+    expect(response.body.error.param).toBe('metadata[note]');
     expect(await countAccounts()).toBe(before);
   });
 

@@ -131,6 +131,17 @@ describe('accounts', () => {
     expect(await countRows('ledger_accounts')).toBe(before);
   });
 
+  it.each(['code', 'owner'])('refuses an empty %s with 400 parameter_invalid_string and creates nothing', async (field) => {
+    const before = await penny.pool.query('SELECT count(*) AS count FROM ledger_accounts');
+    const response = await penny.request({
+      method: 'POST', url: '/v1/ledger/accounts', body: { currency: 'USD', type: 'asset', [field]: '' },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({ code: 'parameter_invalid_string', param: field });
+    expect(await penny.pool.query('SELECT count(*) AS count FROM ledger_accounts')).toMatchObject(
+      { rows: before.rows });
+  });
+
   it('refuses an unknown field with 400 parameter_unknown naming it', async () => {
     const before = await countRows('ledger_accounts');
     const response = await penny.request({

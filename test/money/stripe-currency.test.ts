@@ -371,6 +371,8 @@ describe('parseStripeCurrency', () => {
     ['a non-ASCII look-alike', 'uſd'],
     ['a four-letter code', 'usdx'],
     ['a number', 840],
+    ['an object without a prototype (a form\'s currency[a]=x)', Object.assign(Object.create(null), { a: 'x' })],
+    ['an array', ['usd']],
   ])('refuses %s as currency_invalid, naming the param', (_label, value) => {
     expect(refusal(() => parseStripeCurrency(value, 'currency'))).toMatchObject({
       code: 'currency_invalid',

@@ -62,6 +62,14 @@ describe('creating and reading PaymentIntents', () => {
     expect(JSON.parse(response.text).error).toMatchObject({ code: 'parameter_unknown', param: 'colour' });
   });
 
+  it('refuses a currency sent as an object (currency[a]=x) with 400 currency_invalid and creates nothing', async () => {
+    const before = await intentCount();
+    const response = await rawPost('/v1/payment_intents', 'amount=1000&currency[a]=x', 'currency-object-1');
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.text).error).toMatchObject({ code: 'currency_invalid', param: 'currency' });
+    expect(await intentCount()).toBe(before);
+  });
+
   it('refuses a card number anywhere in the request without echoing it', async () => {
     const before = await intentCount();
     const response = await rawPost('/v1/payment_intents',
@@ -440,6 +448,15 @@ describe('lists', () => {
     expect(both).toMatchObject({ statusCode: 400 });
     const tooMany = await stripe.paymentIntents.list({ limit: 101 }).catch((caught: unknown) => caught);
     expect(tooMany).toMatchObject({ statusCode: 400, param: 'limit' });
+  });
+
+  it.each([
+    ['created', 9007199254740991], ['created[gte]', 253402300800], ['created[lt]', -99999999999],
+  ])('refuses %s=%s, a unix time past year 9999 or before 1970, with 400 parameter_invalid_timestamp', async (param, value) => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/payment_intents?${param}=${value}`,
+      { headers: { authorization: `Bearer ${secretKey}` } });
+    expect(response.status).toBe(400);
+    expect((await response.json() as { error: unknown }).error).toMatchObject({ code: 'parameter_invalid_timestamp', param });
   });
 
   it('filters by customer and by created', async () => {

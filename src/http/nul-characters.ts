@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+import { PennyError } from '../errors.js';
+
+/**
+ * PostgreSQL text cannot hold U+0000: a path id, query value or body string carrying one would fail
+ * the first statement that reads or writes it, answered as a 500. Every request is checked once,
+ * before any route or hook reads it, and one that carries U+0000 in a path parameter, a query or body
+ * key or value is refused with 400 `parameter_invalid_string`, naming the parameter.
+ */
+export function registerNulCharacterCheck(app: FastifyInstance): void {
+  app.addHook('preValidation', async (request) => {
+    const param = nulParameter(request.params, '') ?? nulParameter(request.query, '') ?? nulParameter(request.body, '');
+    if (param !== undefined) {
+      throw new PennyError({ code: 'parameter_invalid_string', param,
+        message: `${param} contains a NUL character (U+0000), which Penny cannot store.` });
+    }
+  });
+}
+
+/**
+ * The Stripe-style name (`metadata[note]`) of the first key or string value holding U+0000, else
+ * undefined. Iterative, so a body nested as deeply as its size allows cannot overflow the stack.
+ */
+export function nulParameter(value: unknown, root: string): string | undefined {
+  const pending: [unknown, string][] = [[value, root]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [node, name] = next;
+    if (typeof node === 'string') {
+      if (node.includes('\u0000')) return name === '' ? 'body' : name;
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) {
+        const childName = name === '' ? key : `${name}[${key}]`;
+        if (key.includes('\u0000')) return childName;
+        pending.push([child, childName]);
+      }
+    }
+  }
+  return undefined;
+}
