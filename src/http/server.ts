@@ -6,7 +6,7 @@ import { appliedMigrationNames, listMigrationFiles } from '../db/migrate.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
-import { IdempotencyService } from '../idempotency/idempotency-service.js';
+import { IdempotencyService, idempotencyKeyLengthMax } from '../idempotency/idempotency-service.js';
 import type { MerchantService } from '../merchants/merchant-service.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import type { PaymentFlows } from '../payments/payment-flows.js';
@@ -101,7 +101,9 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     return503OnClosing: false,
     // Stripe's query strings nest like its bodies (created[gte]=…); a refusal is raised in a
     // hook, because an exception thrown by the parser itself would escape the error handler.
-    routerOptions: { querystringParser: parseQueryString },
+    // A path parameter may be an idempotency key (GET /v1/idempotency_keys/:key), up to 255
+    // characters, each up to three when percent-encoded; the router's default stops at 100.
+    routerOptions: { querystringParser: parseQueryString, maxParamLength: 3 * idempotencyKeyLengthMax },
     // A path that does not decode (`/v1/payment_intents/%ff`) is refused before any hook runs:
     // answered in Penny's shape, with its Request-Id, instead of Fastify's own body.
     frameworkErrors: (error, request, reply) => {

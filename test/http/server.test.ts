@@ -87,8 +87,8 @@ describe('routing', () => {
     expect(response.headers['request-id']).toMatch(/^req_/);
   });
 
-  it('answers a path id longer than 100 characters with 404 route_not_found in the error shape', async () => {
-    const response = await penny.request({ method: 'GET', url: `/v1/ledger/accounts/${'a'.repeat(101)}/balance` });
+  it('answers a path id longer than 765 characters with 404 route_not_found in the error shape', async () => {
+    const response = await penny.request({ method: 'GET', url: `/v1/ledger/accounts/${'a'.repeat(766)}/balance` });
     expect(response.status).toBe(404);
     expectErrorShape(response.body, 'route_not_found');
   });

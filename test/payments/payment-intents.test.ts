@@ -320,6 +320,17 @@ describe('idempotency keys', () => {
       request_method: 'POST', request_path: '/v1/payment_intents',
     });
   });
+
+  it('shows a key of the longest length allowed, 255 characters, even percent-encoded', async () => {
+    const key = `${'k'.repeat(251)}/:?#`;
+    expect(key).toHaveLength(255);
+    await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' }, { idempotencyKey: key });
+    const response = await fetch(`http://127.0.0.1:${port}/v1/idempotency_keys/${encodeURIComponent(key)}`, {
+      headers: { authorization: `Bearer ${secretKey}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ object: 'idempotency_key', key, state: 'completed' });
+  });
 });
 
 describe('replays of a finished key from memory', () => {
