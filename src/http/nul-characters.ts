@@ -27,7 +27,7 @@ export function nulParameter(value: unknown, root: string): string | undefined {
     const [node, name] = next;
     if (typeof node === 'string') {
       if (node.includes('\u0000')) return name === '' ? 'body' : name;
-    } else if (typeof node === 'object' && node !== null) {
+    } else if (isParsedData(node)) {
       for (const [key, child] of Object.entries(node)) {
         const childName = name === '' ? key : `${name}[${key}]`;
         if (key.includes('\u0000')) return childName;
@@ -36,4 +36,16 @@ export function nulParameter(value: unknown, root: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * What a body, query or path parser makes: arrays and plain objects (the form parser's have no
+ * prototype). Anything else is passed over: a streamed body (a reconciliation upload is the request
+ * stream itself, whose properties reach the whole server and loop back on themselves), a Buffer.
+ */
+function isParsedData(node: unknown): node is Record<string, unknown> {
+  if (typeof node !== 'object' || node === null) return false;
+  if (Array.isArray(node)) return true;
+  const prototype = Object.getPrototypeOf(node) as unknown;
+  return prototype === Object.prototype || prototype === null;
 }
