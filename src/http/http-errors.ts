@@ -59,7 +59,7 @@ function fromFastifyError(error: FastifyError, bodyBytesMax: number | undefined)
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return new PennyError({
         code: 'route_not_found',
-        message: 'Unrecognized request URL: a segment of its path is longer than any id (100 characters).',
+        message: 'Unrecognized request URL: a segment of its path is longer than any id or key can be.',
       });
     default:
       break;
