@@ -40,12 +40,16 @@ export function nulParameter(value: unknown, root: string): string | undefined {
 
 /**
  * What a body, query or path parser makes: arrays and plain objects (the form parser's have no
- * prototype). Anything else is passed over: a streamed body (a reconciliation upload is the request
+ * prototype; the router's params are find-my-way's NullObject, whose prototype is an empty object
+ * with none). Anything else is passed over: a streamed body (a reconciliation upload is the request
  * stream itself, whose properties reach the whole server and loop back on themselves), a Buffer.
  */
 function isParsedData(node: unknown): node is Record<string, unknown> {
   if (typeof node !== 'object' || node === null) return false;
   if (Array.isArray(node)) return true;
-  const prototype = Object.getPrototypeOf(node) as unknown;
+  let prototype = Object.getPrototypeOf(node) as object | null;
+  if (prototype !== null && prototype !== Object.prototype && Reflect.ownKeys(prototype).length === 0) {
+    prototype = Object.getPrototypeOf(prototype) as object | null;
+  }
   return prototype === Object.prototype || prototype === null;
 }

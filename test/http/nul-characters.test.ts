@@ -9,6 +9,14 @@ describe('nulParameter', () => {
     expect(nulParameter(form, '')).toBe('metadata[note]');
   });
 
+  it('names a NUL in the router\'s params, an object whose prototype is an empty one with none', () => {
+    const NullObject = function NullObject() {} as unknown as { new(): Record<string, unknown>; prototype: object };
+    NullObject.prototype = Object.create(null) as object;
+    const params = new NullObject();
+    params.id = 'pi_\u0000';
+    expect(nulParameter(params, '')).toBe('id');
+  });
+
   it('names a NUL in an array element', () => {
     expect(nulParameter({ expand: ['data', 'a\u0000'] }, '')).toBe('expand[1]');
   });
