@@ -120,13 +120,17 @@ describe('the 3-D Secure test page', () => {
     expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_action');
   });
 
-  it('ignores other query parameters, and answers 404 for a malformed attempt id', async () => {
+  it('ignores other query parameters, answers 404 for a malformed attempt id, and 400 for one holding NUL', async () => {
     const intent = await needingAuthentication();
     const url = new URL(pageOf(intent));
     const malformed = new URL(url);
-    malformed.searchParams.set('attempt', 'pa_\u0000');
+    malformed.searchParams.set('attempt', 'pa_!!');
     expect((await open(malformed.toString())).status).toBe(404);
     expect((await press(malformed.toString(), 'complete')).status).toBe(404);
+    // U+0000 is refused for every request before any route reads it (src/http/nul-characters.ts).
+    malformed.searchParams.set('attempt', 'pa_\u0000');
+    expect((await open(malformed.toString())).status).toBe(400);
+    expect((await press(malformed.toString(), 'complete')).status).toBe(400);
     url.searchParams.set('utm_source', 'mail');
     expect((await open(url.toString())).status).toBe(200);
     expect((await press(url.toString(), 'complete')).status).toBe(303);
