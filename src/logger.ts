@@ -46,3 +46,32 @@ function serializeRequest(request: LoggedRequest) {
     remoteAddress: request.ip,
   };
 }
+
+type LogMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+const logMethods: readonly LogMethod[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/**
+ * A request's logger, made only when a line is logged: pino's child applies the redaction to its
+ * bindings as it is made (about 3.5 µs a request with Penny's redacted paths), and most requests
+ * log nothing at the default level. Lines at a disabled level cost a level check (the parent's:
+ * the child is made with no level of its own).
+ */
+export function lazyChildLogger(parent: Logger, bindings: pino.Bindings, options: pino.ChildLoggerOptions): Logger {
+  // A route's own level or serializers: the child decides what it logs, so it is made now.
+  if (Object.keys(options).length > 0) return parent.child(bindings, options);
+  let child: Logger | undefined;
+  const made = () => child ??= parent.child(bindings, options);
+  const lazy = Object.create(null) as Record<string, unknown>;
+  for (const method of logMethods) {
+    lazy[method] = (...args: unknown[]) => {
+      if (!parent.isLevelEnabled(method)) return;
+      (made()[method] as (...logged: unknown[]) => void)(...args);
+    };
+  }
+  lazy.silent = () => undefined;
+  lazy.child = (more: pino.Bindings, moreOptions?: pino.ChildLoggerOptions) => made().child(more, moreOptions);
+  lazy.isLevelEnabled = (level: string) => parent.isLevelEnabled(level);
+  lazy.bindings = () => made().bindings();
+  Object.defineProperty(lazy, 'level', { get: () => parent.level, enumerable: true });
+  return lazy as unknown as Logger;
+}

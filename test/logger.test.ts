@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.js';
+import { createLogger, lazyChildLogger } from '../src/logger.js';
 
 /** Secrets and card data never reach a log line. */
 function capture(): { stream: Writable; text: () => string } {
@@ -55,5 +55,22 @@ describe('logs', () => {
     expect(output.text()).not.toContain('44782DEF');
     expect(output.text()).not.toContain('hmackeyvalue');
     expect(output.text()).not.toContain('hmacsnakevalue');
+  });
+
+  it('give a request\'s line its bindings and redaction when a request logger is made only as it logs', () => {
+    const output = capture();
+    const request = lazyChildLogger(createLogger('warn', output.stream), { reqId: 'req_lazy1' }, {});
+    request.info({ note: 'below the level' }, 'not written');
+    request.warn({ merchant: { secret_key: 'sk_test_lazysecret' } }, 'written');
+    const lines = output.text().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ reqId: 'req_lazy1', msg: 'written', merchant: { secret_key: '[redacted]' } });
+  });
+
+  it('give a route\'s own level to its request logger', () => {
+    const output = capture();
+    const request = lazyChildLogger(createLogger('warn', output.stream), { reqId: 'req_lazy2' }, { level: 'info' });
+    request.info('written at the route\'s level');
+    expect(output.text()).toContain('req_lazy2');
   });
 });

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { lazyChildLogger } from '../logger.js';
 import { limits } from '../config.js';
 import { appliedMigrationNames, listMigrationFiles } from '../db/migrate.js';
 import { PennyError } from '../errors.js';
@@ -93,6 +94,8 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   const app = Fastify({
     loggerInstance: dependencies.logger as FastifyBaseLogger,
     genReqId: () => newId('req'),
+    childLoggerFactory: (logger, bindings, options) =>
+      lazyChildLogger(logger as Logger, bindings, options) as FastifyBaseLogger,
     bodyLimit: limits.requestBodyBytesMax,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
