@@ -5,7 +5,7 @@ import { withEventRequest } from '../events/event-store.js';
 import type { IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
 import { invalid, readLimit, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
-import { readStripeInteger } from './stripe-form.js';
+import { formBodyText, readStripeInteger } from './stripe-form.js';
 
 /** What the Stripe-compatible routes share: idempotent execution, pages and the `created` filter. */
 /** Runs `work` under the request's Idempotency-Key and sends the (possibly replayed) bytes. */
@@ -28,6 +28,7 @@ export async function idempotent(
       method: request.method,
       path: request.url.split('?')[0] ?? request.url,
       params: storedParams(request.body),
+      paramsText: formBodyText(request),
       sealResponse: options.sealResponse ?? false,
       ...(options.finishBody === undefined ? {} : { finishBody: options.finishBody }),
     }, work));

@@ -114,6 +114,14 @@ function shown(text: string): string {
   return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
 }
 
+/** The text of each request's form body, as received: the same text always parses to the same body. */
+const formTexts = new WeakMap<object, string>();
+
+/** The text a request's form body was parsed from; undefined when its body was not a form. */
+export function formBodyText(request: object): string | undefined {
+  return formTexts.get(request);
+}
+
 /**
  * Parses `application/x-www-form-urlencoded` bodies (any charset parameter; read as UTF-8) with
  * parseStripeForm. A refused body reaches the error handler as PennyError `invalid_form_body`; a
@@ -123,7 +131,7 @@ export function registerStripeFormParser(app: FastifyInstance, options: { bodyLi
   app.addContentTypeParser<string>(
     'application/x-www-form-urlencoded',
     { parseAs: 'string', bodyLimit: options.bodyLimit },
-    (_request, body, done) => {
+    (request, body, done) => {
       let parsed: Record<string, unknown>;
       try {
         parsed = parseStripeForm(body);
@@ -131,6 +139,7 @@ export function registerStripeFormParser(app: FastifyInstance, options: { bodyLi
         done(error as Error, undefined);
         return;
       }
+      formTexts.set(request, body);
       done(null, parsed);
     },
   );

@@ -34,6 +34,11 @@ export interface IdempotentRequest {
   readonly method: string;
   readonly path: string;
   readonly params: Record<string, unknown>;
+  /**
+   * The text `params` was parsed from, when there is one (a form body): a replay whose method,
+   * path and text are those of a replay already found the same request skips the fingerprint.
+   */
+  readonly paramsText?: string | undefined;
   /** The response shows a secret once (a webhook endpoint's): it is stored sealed, never plain. */
   readonly sealResponse?: boolean;
   /**
@@ -94,9 +99,9 @@ export class IdempotencyService {
    * changes until it is reaped, after the retention, so its replay needs no round trip until then.
    * Bounded in bytes (limits.idempotencyReplayCacheBytesMax), least recently used evicted.
    */
-  private readonly finishedKeys = new LRUCache<string, FinishedKey>({
+  private readonly finishedKeys = new LRUCache<string, CachedKey>({
     maxSize: limits.idempotencyReplayCacheBytesMax,
-    sizeCalculation: (finished) => finishedKeyBytes(finished.row),
+    sizeCalculation: (cached) => finishedKeyBytes(cached.finished.row) + (cached.sameRequest?.length ?? 0) * 2,
   });
 
   constructor(
@@ -128,7 +133,12 @@ export class IdempotencyService {
     if (request.key !== undefined) {
       const identity = { ...request, key: request.key, accountId: request.accountId ?? '' };
       const cached = this.finishedKeys.get(cacheKeyOf(identity));
-      if (cached !== undefined) return this.replay(cached.row, identity);
+      if (cached !== undefined) {
+        if (cached.sameRequest === undefined || cached.sameRequest !== sameRequestText(request)) {
+          assertSameRequest(cached.finished.row, identity);
+        }
+        return this.replayed(cached.finished.row);
+      }
     }
     const client = await this.pool.connect();
     try {
@@ -139,19 +149,19 @@ export class IdempotencyService {
     }
   }
 
-  /** A finished key's stored answer, for the same request (else 400 idempotency_key_reused). */
-  private replay(row: KeyRow, request: IdempotentRequest & KeyIdentity): IdempotentResponse {
-    assertSameRequest(row, request);
+  /** A finished key's stored answer, as it was sent. */
+  private replayed(row: KeyRow): IdempotentResponse {
     return { status: row.responseStatus as number, body: this.storedBody(row.responseBody as string), replayed: true };
   }
 
   /**
    * Kept for replays until the reaper may delete it: the retention after it finished, counted by
-   * the database's clock, which the reaper uses (this process's clock may differ).
+   * the database's clock, which the reaper uses (this process's clock may differ). With the text
+   * of a request found to be the same as the key's, so that its replays skip the fingerprint.
    */
-  private remember(identity: KeyIdentity, finished: FinishedKey): void {
+  private remember(identity: KeyIdentity, finished: FinishedKey, sameRequest: string | undefined): void {
     const ttlMs = idempotencyKeyRetentionHours * 3_600_000 - finished.finishedAgoMs;
-    if (ttlMs > 0) this.finishedKeys.set(cacheKeyOf(identity), finished, { ttl: ttlMs });
+    if (ttlMs > 0) this.finishedKeys.set(cacheKeyOf(identity), { finished, sameRequest }, { ttl: ttlMs });
   }
 
   private async runWithKey(
@@ -168,8 +178,10 @@ export class IdempotencyService {
       if (opened === undefined) await unlockKey(client, request);
     }
     if (opened.finished !== null) {
-      this.remember(request, opened.finished);
-      return this.replay(opened.finished.row, request);
+      const same = isSameRequest(opened.finished.row, request);
+      this.remember(request, opened.finished, same ? sameRequestText(request) : undefined);
+      if (!same) assertSameRequest(opened.finished.row, request);
+      return this.replayed(opened.finished.row);
     }
     if (opened.locked !== true) {
       // Different parameters are a client's mistake (400), never a 409 the SDK would retry.
@@ -315,9 +327,24 @@ export function requestFingerprint(request: Pick<IdempotentRequest, 'method' | '
   return createHash('sha256').update(canonical).digest('hex');
 }
 
+/** A finished key in the replay cache, and the text of a request found to be the same as its own. */
+interface CachedKey {
+  readonly finished: FinishedKey;
+  readonly sameRequest: string | undefined;
+}
+
+/** A request's method, path and parameters' text: equal texts are the same request (undefined: no text). */
+function sameRequestText(request: Pick<IdempotentRequest, 'method' | 'path' | 'paramsText'>): string | undefined {
+  return request.paramsText === undefined ? undefined : `${request.method} ${request.path}\n${request.paramsText}`;
+}
+
+function isSameRequest(row: KeyRow, request: Pick<IdempotentRequest, 'method' | 'path' | 'params'>): boolean {
+  return row.requestFingerprint === requestFingerprint(request);
+}
+
 /** Same key, another endpoint or other parameters: 400 idempotency_error, naming what differs. */
 function assertSameRequest(row: KeyRow, request: IdempotentRequest & { key: string }): void {
-  if (row.requestFingerprint === requestFingerprint(request)) return;
+  if (isSameRequest(row, request)) return;
   const param = row.requestMethod !== request.method || row.requestPath !== request.path
     ? undefined
     : firstDifferentParam(row.requestParams, request.params);

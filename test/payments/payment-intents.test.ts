@@ -355,6 +355,22 @@ describe('replays of a finished key from memory', () => {
     expect(JSON.parse(other.text)).toMatchObject({ error: { code: 'idempotency_key_reused', param: 'amount' } });
   });
 
+  it('replays a remembered key sent with the same parameters written in another order', async () => {
+    const first = await rawPost('/v1/payment_intents', body, 'remembered-5');
+    await rawPost('/v1/payment_intents', body, 'remembered-5');
+    const reordered = await rawPost('/v1/payment_intents', 'currency=usd&amount=1500', 'remembered-5');
+    expect(reordered.status).toBe(200);
+    expect(reordered.text).toBe(first.text);
+  });
+
+  it('refuses the same form text under a remembered key on another path with idempotency_key_reused', async () => {
+    const first = await rawPost('/v1/payment_intents', body, 'remembered-6');
+    await rawPost('/v1/payment_intents', body, 'remembered-6');
+    const other = await rawPost(`/v1/payment_intents/${JSON.parse(first.text).id}`, body, 'remembered-6');
+    expect(other.status).toBe(400);
+    expect(JSON.parse(other.text)).toMatchObject({ error: { code: 'idempotency_key_reused' } });
+  });
+
   it('keeps no key past its retention: once reaped, the key runs as a new request', async () => {
     const first = await rawPost('/v1/payment_intents', body, 'remembered-3');
     await penny.pool.query(
