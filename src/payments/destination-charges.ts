@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Queryable } from '../db/pool.js';
+import { PennyError } from '../errors.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
 import type { ConnectFields } from './payment-store.js';
 
@@ -68,4 +69,25 @@ export function destinationSplit(connect: ConnectFields, currency: string): Dest
   const minor = (amount: bigint | null) => amount === null ? null : stripeAmountToMinor(currency, amount);
   return { destination: connect.transferDestination, transferAmountMinor: minor(connect.transferAmount),
     applicationFeeMinor: minor(connect.applicationFeeAmount), transferGroup: connect.transferGroup };
+}
+
+/**
+ * A destination charge's split fits its intent: what it passes on (transfer_data[amount]) or keeps
+ * (application_fee_amount) is at most the amount, and is an amount of the currency. Checked when an
+ * update changes the amount or the currency, and again before an attempt is recorded, so the PSP
+ * never charges an amount whose capture Penny could not book. `param` names what the client changed.
+ */
+export function assertSplitFits(connect: ConnectFields, intent: { currency: string; amount: bigint },
+  param: 'amount' | 'currency'): void {
+  if (connect.transferDestination === null) return;
+  const parts = [['transfer_data[amount]', connect.transferAmount],
+    ['application_fee_amount', connect.applicationFeeAmount]] as const;
+  for (const [name, part] of parts) {
+    if (part === null) continue;
+    if (part > intent.amount) {
+      throw new PennyError({ code: 'amount_too_small', param: 'amount',
+        message: `The amount (${intent.amount}) is less than the destination charge's ${name} (${part}).` });
+    }
+    stripeAmountToMinor(intent.currency, part, { param });
+  }
 }

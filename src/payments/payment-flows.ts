@@ -22,7 +22,7 @@ import { openCase } from './payment-cases.js';
 import { recordChargeEvent, recordIntentEvent, recordRefundEvent } from './payment-events.js';
 import { feeMinor } from '../money/fee.js';
 import type { PaymentLedger } from './payment-ledger.js';
-import { destinationSplit } from './destination-charges.js';
+import { assertSplitFits, destinationSplit } from './destination-charges.js';
 import { presentPaymentIntent } from './payment-presenter.js';
 import { assertOperationAllowed, assertTransition, dependsOnFinalization } from './payment-state.js';
 import { readRecoveryPoint, saveRecoveryPoint, type PaymentRecoveryPoint } from './payment-recovery-points.js';
@@ -315,6 +315,8 @@ export class PaymentFlows {
         details: { payment_intent: presentPaymentIntent(intent) },
       });
     }
+    // An intent updated before updates checked its split could otherwise be charged and never booked.
+    assertSplitFits(intent.connect, intent, 'amount');
     const connector = request.connector ?? await this.options.routeOf?.(execution.client, intent.merchantId)
       ?? this.options.connectorId;
     if (intent.captureMethod === 'manual') assertCapability(this.connectors.get(connector), 'manualCapture');

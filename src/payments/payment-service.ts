@@ -4,6 +4,7 @@ import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Execution } from '../idempotency/idempotency-service.js';
 import type { PaymentFlows } from './payment-flows.js';
+import { assertSplitFits } from './destination-charges.js';
 import { validateStripeAmount } from '../money/stripe-currency.js';
 import { recordIntentEvent } from './payment-events.js';
 import { presentPaymentIntent } from './payment-presenter.js';
@@ -133,6 +134,10 @@ export class PaymentService {
       const currency = command.currency ?? intent.currency;
       const amount = command.amount ?? (command.currency === undefined ? undefined : intent.amount);
       const validAmount = amount === undefined ? null : validateStripeAmount(currency, amount, 'amount');
+      if (validAmount !== null) {
+        assertSplitFits(intent.connect, { currency, amount: validAmount },
+          command.currency === undefined ? 'amount' : 'currency');
+      }
       const metadata = command.metadata.clearAll ? {} : { ...intent.metadata };
       for (const key of command.metadata.unset) delete metadata[key];
       Object.assign(metadata, command.metadata.set);

@@ -362,4 +362,38 @@ describe('a destination charge\'s bad input', () => {
       on_behalf_of: second.id, transfer_data: { destination: seller.id } }));
     expect(refusal).toMatchObject({ statusCode: 400, raw: { param: 'on_behalf_of' } });
   });
+
+  it('an update of the amount below transfer_data[amount] is refused, changing nothing', async () => {
+    const { stripe, seller } = await marketplace('Shrinking Market');
+    const intent = await stripe.paymentIntents.create({ amount: 1_000, currency: 'usd',
+      transfer_data: { destination: seller.id, amount: 900 } });
+    const refusal = await refused(stripe.paymentIntents.update(intent.id, { amount: 500 }));
+    expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_small', param: 'amount' } });
+    expect((await stripe.paymentIntents.retrieve(intent.id)).amount).toBe(1_000);
+  });
+
+  it('an update of the currency to one that cannot carry the application fee is refused, changing nothing',
+    async () => {
+      const { stripe, seller } = await marketplace('Krona Market');
+      const intent = await stripe.paymentIntents.create({ amount: 20_000, currency: 'usd',
+        application_fee_amount: 1_230, transfer_data: { destination: seller.id } });
+      const refusal = await refused(stripe.paymentIntents.update(intent.id, { currency: 'isk' }));
+      expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_invalid_for_currency', param: 'currency' } });
+      expect((await stripe.paymentIntents.retrieve(intent.id)).currency).toBe('usd');
+    });
+
+  it('a confirmation of an intent whose split no longer fits its amount is refused before the PSP is called',
+    async () => {
+      const { stripe, seller } = await marketplace('Stale Split Market');
+      const intent = await stripe.paymentIntents.create({ amount: 1_000, currency: 'usd',
+        transfer_data: { destination: seller.id, amount: 900 } });
+      // As an update made before updates checked the split left it.
+      await penny.pool.query('UPDATE payment_intents SET amount = 500 WHERE id = $1', [intent.id]);
+      const refusal = await refused(stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' }));
+      expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_small', param: 'amount' } });
+      const attempts = await penny.pool.query('SELECT 1 FROM payment_attempts WHERE payment_intent_id = $1', [intent.id]);
+      expect(attempts.rowCount).toBe(0);
+      expect((await stripe.paymentIntents.retrieve(intent.id)).status).toBe('requires_payment_method');
+    });
 });
+
