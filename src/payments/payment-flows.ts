@@ -436,6 +436,8 @@ export class PaymentFlows {
       const charge = await mustCharge(execution.client, intent);
       if (amount < intent.amountCapturable) assertCapability(this.connectors.get(charge.connector), 'partialCapture');
       assertSplitWithin(charge.connect, amount);
+      // Refused before the claim: a claim of an amount the PSP call cannot carry would stay open.
+      stripeAmountToMinor(intent.currency, amount, { param: 'amount_to_capture' });
       const key = await claimFinalization(execution.client, intent, { kind: 'capture', amount, cancellationReason: null });
       await queueRecovery(execution.client, { merchantId: request.merchantId, kind: 'capture', subjectId: intent.id,
         connector: charge.connector });
@@ -733,6 +735,8 @@ export class PaymentFlows {
     assertCapability(this.connectors.get(charge.connector), 'refunds',
       request.charge === undefined ? 'payment_intent' : 'charge');
     assertRefundSplit(charge, request);
+    // Refused before the reservation: a refund the PSP call cannot carry would stay pending.
+    stripeAmountToMinor(charge.currency, amount, { param: 'amount' });
     await store.addChargeRefunded(client, charge, amount);
     const refund = await store.insertRefund(client, {
       merchantId, id: newId('re'), chargeId: charge.id, paymentIntentId: charge.paymentIntentId,

@@ -153,6 +153,17 @@ describe('manual capture', () => {
     expect(error).toMatchObject({ statusCode: 400, code: 'amount_too_large', param: 'amount_to_capture' });
   });
 
+  it('refuses a partial capture the currency cannot carry, leaving the intent capturable', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 20_000, currency: 'isk', payment_method: 'pm_card_visa', confirm: true, capture_method: 'manual',
+    });
+    const error = await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 150 })
+      .catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'amount_invalid_for_currency', param: 'amount_to_capture' });
+    const captured = await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 10_000 });
+    expect(captured).toMatchObject({ status: 'succeeded', amount_received: 10_000 });
+  });
+
   it('cancels an authorization, releasing the hold', async () => {
     const before = await balances();
     const intent = await stripe.paymentIntents.create({
@@ -279,6 +290,18 @@ describe('refunds', () => {
     const error = await stripe.refunds.create({ payment_intent: intent.id, amount: 2 })
       .catch((caught: unknown) => caught);
     expect(error).toMatchObject({ statusCode: 400, code: 'amount_too_large', param: 'amount' });
+  });
+
+  it('refuses a refund the currency cannot carry, reserving nothing', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'kwd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const error = await stripe.refunds.create({ payment_intent: intent.id, amount: 15 })
+      .catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ statusCode: 400, code: 'amount_invalid_for_currency', param: 'amount' });
+    const charge = await stripe.charges.retrieve(intent.latest_charge as string);
+    expect(charge.amount_refunded).toBe(0);
+    expect((await stripe.refunds.list({ payment_intent: intent.id })).data).toEqual([]);
+    expect(await stripe.refunds.create({ payment_intent: intent.id })).toMatchObject({ amount: 1000, status: 'succeeded' });
   });
 
   it('never refunds more than was captured, with ten concurrent refunds', async () => {
