@@ -204,8 +204,9 @@ function stepFor(rule: CurrencyRule, purpose: StripeAmountPurpose): bigint {
 /**
  * The smallest step, in ISO minor units, that Stripe accepts for the currency: 10 for KWD
  * (last digit 0), 100 for HUF payouts (whole forints), 1 for ISK (a whole króna is one ISO
- * minor unit). Computations that produce amounts for Stripe (fees, proportional refunds) round
- * to this step.
+ * minor unit). An automatic payout rounds down to the payout step. Fees and a refund's shares of
+ * a destination charge are not rounded to it: they are ledger amounts, shown in balance
+ * transactions, which Stripe does not step.
  */
 export function stripeAmountStepMinor(currency: string, purpose: StripeAmountPurpose = 'charge'): bigint {
   const rule = ruleFor(currency);
