@@ -361,6 +361,54 @@ function ratiosOf(results: readonly Measurement[]): Ratio[] {
   ];
 }
 
+/**
+ * What bounds each ratio whatever Penny's server does, from the same run's CPU figures: every core
+ * busy with the part no server can shed. Payments: PostgreSQL's CPU per payment (the statements
+ * the invariants need), so a server that cost nothing would reach cores ÷ that. Replays: the load
+ * generator's CPU per replay (a POST with its body, and the 2.3 KB answer parsed), with a server
+ * that cost nothing. Each bound is given as a rate, as a ratio of the hello-world, and with the
+ * share of it Penny reached.
+ */
+interface RatioBound {
+  readonly name: string;
+  readonly boundPerSecond: number | null;
+  readonly boundPerHelloWorld: number | null;
+  readonly pennyShareOfBound: number | null;
+}
+
+function boundsOf(results: readonly Measurement[]): RatioBound[] {
+  const cores = os.cpus().length;
+  const hello = results.find((result) => result.scenario === 'hello-world')?.okPerSecond;
+  const bound = (name: string, result: Measurement | undefined, cpuMs: (cpu: CpuPerAnswer) => number): RatioBound => {
+    const perAnswerMs = result === undefined ? 0 : cpuMs(result.cpuMsPerRequest);
+    if (result === undefined || perAnswerMs <= 0) {
+      return { name, boundPerSecond: null, boundPerHelloWorld: null, pennyShareOfBound: null };
+    }
+    const perSecond = cores * 1000 / perAnswerMs;
+    return { name, boundPerSecond: Math.round(perSecond),
+      boundPerHelloWorld: hello === undefined ? null : Math.round(perSecond / hello * 10_000) / 10_000,
+      pennyShareOfBound: Math.round(result.okPerSecond / perSecond * 1000) / 1000 };
+  };
+  const find = (scenario: Scenario, connections: number) =>
+    results.find((result) => result.scenario === scenario && result.connections === connections);
+  return [
+    bound(`payments at ${referenceConnections} connections, PostgreSQL's CPU alone`,
+      find('payments', referenceConnections), (cpu) => cpu.postgres),
+    bound('replays, 1,000 keys, 16 connections, the load generator\'s CPU alone',
+      find('replays, 1,000 keys', 16), (cpu) => cpu.generator),
+  ];
+}
+
+function formatBounds(bounds: readonly RatioBound[]): string {
+  const lines = [`What bounds the ratios whatever the server does (${os.cpus().length} cores, each busy with the ` +
+    'part no server can shed):'];
+  for (const item of bounds) {
+    lines.push(`- ${item.name}: at most ${item.boundPerSecond ?? '-'}/s, ${item.boundPerHelloWorld ?? '-'} × ` +
+      `hello-world; Penny reached ${item.pennyShareOfBound ?? '-'} of it`);
+  }
+  return lines.join('\n');
+}
+
 function report(results: readonly Measurement[], serverPeakRssMiB: number): void {
   const generatorPeakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const lines = [
@@ -392,10 +440,12 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
     `load generator ${generatorPeakRssMiB} MiB`);
   const ratios = ratiosOf(results);
   lines.push('', formatRatios('Ratios to the same-run Fastify hello-world (issue 22):', ratios));
+  const bounds = boundsOf(results);
+  lines.push('', formatBounds(bounds));
   process.stdout.write(`${lines.join('\n')}\n`);
   process.stdout.write(`${JSON.stringify({
-    results, ratios, server_peak_rss_mib: serverPeakRssMiB, generator_peak_rss_mib: generatorPeakRssMiB, targets,
-    ratio_targets: ratioTargets,
+    results, ratios, bounds, server_peak_rss_mib: serverPeakRssMiB, generator_peak_rss_mib: generatorPeakRssMiB,
+    targets, ratio_targets: ratioTargets,
   })}\n`);
 }
 
