@@ -192,6 +192,16 @@ export function parseStripeCurrency(value: unknown, param = 'currency'): string 
   return code;
 }
 
+/**
+ * The currencies whose Stripe unit is finer than ISO 4217's minor unit (ISK and UGX: Stripe counts
+ * hundredths of a unit ISO does not divide), with each one's factor (Stripe amount = minor × factor),
+ * for SQL that converts stored Stripe amounts to minor units; every other currency's factor is 1.
+ */
+export function stripeUnitFactors(): { readonly currencies: string[]; readonly factors: string[] } {
+  const finer = [...rules.values()].filter((rule) => rule.factor !== 1n);
+  return { currencies: finer.map((rule) => rule.code), factors: finer.map((rule) => rule.factor.toString()) };
+}
+
 /** Stripe's minimum charge for a currency, in Stripe units (USD 50 is $0.50). */
 export function stripeMinimumChargeAmount(currency: string): number {
   return ruleFor(currency).minimum;

@@ -1,4 +1,5 @@
 import { named, type Queryable } from '../db/pool.js';
+import { stripeUnitFactors } from '../money/stripe-currency.js';
 
 /**
  * The SQL of reconciliation runs (migration 0036), one function per statement; recon-run.ts
@@ -69,6 +70,15 @@ export async function finishRun(db: Queryable, run: { id: string; inputFileIds: 
 }
 
 /**
+ * The factor of a stored Stripe amount's currency ($3 the currencies, $4 their factors; 1 for any
+ * other), by which it divides into minor units exactly (an accepted amount is a multiple of it).
+ */
+function stripeFactorOf(currencyColumn: string): string {
+  return `coalesce((SELECT f.factor FROM unnest($3::text[], $4::bigint[]) AS f(currency, factor)
+    WHERE f.currency = lower(${currencyColumn})), 1)`;
+}
+
+/**
  * Collects what Penny booked up to `asOf` that a PSP report should show and is not collected yet:
  * captures (the charge's captured amount on the day of its `charge` balance transaction, with the
  * PSP fee its `psp_fee` entry booked), succeeded refunds, disputes opened (amount and dispute fee)
@@ -76,10 +86,12 @@ export async function finishRun(db: Queryable, run: { id: string; inputFileIds: 
  */
 export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
   const { asOf, windowDays } = query;
+  // Charges and refunds keep Stripe's amounts; a report's lines are in minor units.
+  const factors = stripeUnitFactors();
   const captures = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
        merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'capture', c.id, c.attempt_id, c.merchant_id, c.merchant_id, c.connector, c.psp_reference, upper(c.currency),
-       c.amount_captured, coalesce((SELECT p.amount_minor FROM ledger_entries e
+       c.amount_captured / ${stripeFactorOf('c.currency')}, coalesce((SELECT p.amount_minor FROM ledger_entries e
          JOIN ledger_postings p ON p.entry_id = e.id AND p.direction = 'debit' AND p.phase = 'posted'
          WHERE e.external_reference = 'penny:charge:' || c.id || ':psp_fee' LIMIT 1), 0),
        (bt.created_at AT TIME ZONE 'UTC')::date,
@@ -88,15 +100,16 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
      JOIN balance_transactions bt ON bt.merchant_id = c.merchant_id AND bt.source_id = c.id AND bt.type = 'charge'
      WHERE c.captured AND (bt.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'capture' AND i.reference = c.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, factors.currencies, factors.factors]);
   const refunds = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
        connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
-     SELECT 'refund', r.id, r.merchant_id, r.merchant_id, r.connector, r.psp_reference, upper(r.currency), -r.amount, 0,
+     SELECT 'refund', r.id, r.merchant_id, r.merchant_id, r.connector, r.psp_reference, upper(r.currency),
+       -(r.amount / ${stripeFactorOf('r.currency')}), 0,
        (r.created_at AT TIME ZONE 'UTC')::date, penny_business_days_after((r.created_at AT TIME ZONE 'UTC')::date, $2)
      FROM refunds r
      WHERE r.status = 'succeeded' AND (r.created_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'refund' AND i.reference = r.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, factors.currencies, factors.factors]);
   const disputes = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
        merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'chargeback', d.id, d.charge_id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
