@@ -7,7 +7,7 @@ import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
-import { chargeOfReference } from '../payments/payment-service.js';
+import { lockChargeOfReference } from '../payments/payment-service.js';
 import { lockIncomingAccount, moveBetweenOwners, recordSides } from './owner-movements.js';
 import { presentTransfer } from './transfer-presenter.js';
 import * as store from './transfer-store.js';
@@ -131,10 +131,20 @@ export class TransferService {
       'destination');
   }
 
-  /** A transfer naming its source charge passes on no more than the charge kept (captured less refunded). */
+  /**
+   * A transfer naming its source charge passes on no more than the charge kept (captured less
+   * refunded). The charge's row is locked (FOR UPDATE) before the earlier transfers are summed and
+   * held until this transaction, which inserts the transfer, commits: concurrent transfers from one
+   * charge (to any destinations) and its refunds are serialized, and each reads what the one before
+   * it left. Lock order: the destination account's share lock (lockDestination), then the source
+   * charge, then the ledger accounts (the posting). Refunds and disputes take the charge, then
+   * transfer rows and ledger accounts, never a connected account's row; nothing that locks a
+   * connected account's row exclusively (update, delete, bank accounts) waits on a charge; and a
+   * reversal locks its transfer and the ledger, never the charge. So no cycle can form.
+   */
   private async assertWithinSource(db: Queryable, source: { merchantId: string; chargeId: string; currency: string;
     amountMinor: bigint }): Promise<void> {
-    const charge = await chargeOfReference(db, source.chargeId);
+    const charge = await lockChargeOfReference(db, { merchantId: source.merchantId, reference: source.chargeId });
     if (charge === undefined || charge.merchantId !== source.merchantId || !charge.captured) {
       throw new PennyError({ code: 'resource_missing', param: 'source_transaction',
         message: `No such charge to transfer from: '${source.chargeId}'` });

@@ -85,6 +85,30 @@ describe('a transfer', () => {
   });
 });
 
+describe('transfers racing for one source charge', () => {
+  it('two to different connected accounts over real connections never pass on more than the charge kept',
+    async () => {
+      // Funds enough for both (the balance guard must not be what stops the second), and two sellers,
+      // so the destination's lock does not serialize them either: only the source charge can.
+      const { stripe, seller, secretKey } = await platformWithFunds(100_000);
+      const other = await stripe.accounts.create({ type: 'custom', country: 'US' });
+      for (let round = 0; round < 12; round += 1) {
+        const intent = await stripe.paymentIntents.create({ amount: 10_000, currency: 'usd',
+          payment_method: 'pm_card_bypassPending', confirm: true });
+        const source = intent.latest_charge as string;
+        // Each request on a client of its own, so each has its own connection.
+        const results = await Promise.allSettled([seller, other].map((destination) =>
+          penny.stripeFor(secretKey).transfers.create({ amount: 6000, currency: 'usd', destination: destination.id,
+            source_transaction: source })));
+        const made = results.filter((result) => result.status === 'fulfilled').length;
+        const refused = results.flatMap((result) => result.status === 'rejected' ? [result.reason] : []);
+        expect({ round, made }).toEqual({ round, made: 1 });
+        expect(refused).toEqual([expect.objectContaining({ statusCode: 400,
+          raw: expect.objectContaining({ code: 'amount_too_large', param: 'amount' }) })]);
+      }
+    });
+});
+
 describe('a transfer reversal', () => {
   it('takes funds back in part, then the rest, and no more', async () => {
     const { stripe, seller, funds } = await platformWithFunds(30_000);
