@@ -51,14 +51,14 @@ export class TransferService {
     await this.lockDestination(client, merchantId, command.destination);
     const currency = command.currency.toUpperCase();
     const amountMinor = stripeAmountToMinor(command.currency, command.amount);
-    if (command.sourceTransaction !== undefined) {
-      await this.assertWithinSource(client, { merchantId, chargeId: command.sourceTransaction, currency, amountMinor });
-    }
+    const sourceTransaction = command.sourceTransaction === undefined ? null
+      : await this.assertWithinSource(client, { merchantId, reference: command.sourceTransaction, currency,
+        amountMinor });
     const id = newId('tr');
     const entryId = await this.move(client, { merchantId, from: merchantId, to: command.destination, currency,
       amountMinor, reference: `penny:transfer:${id}`, guardedParam: 'amount' });
     const transfer = await store.insertTransfer(client, { merchantId, id, destination: command.destination, currency,
-      amountMinor, sourceTransaction: command.sourceTransaction ?? null, destinationPayment: null,
+      amountMinor, sourceTransaction, destinationPayment: null,
       transferGroup: command.transferGroup ?? null,
       description: command.description ?? null, metadata: command.metadata, ledgerEntryId: entryId });
     await this.recordTransactions(client, { merchantId, sourceId: id, currency, amountMinor,
@@ -142,23 +142,26 @@ export class TransferService {
    * connected account's row exclusively (update, delete, bank accounts) waits on a charge; and a
    * reversal locks its transfer and the ledger, never the charge. So no cycle can form.
    */
-  private async assertWithinSource(db: Queryable, source: { merchantId: string; chargeId: string; currency: string;
-    amountMinor: bigint }): Promise<void> {
-    const charge = await lockChargeOfReference(db, { merchantId: source.merchantId, reference: source.chargeId });
+  private async assertWithinSource(db: Queryable, source: { merchantId: string; reference: string; currency: string;
+    amountMinor: bigint }): Promise<string> {
+    const charge = await lockChargeOfReference(db, { merchantId: source.merchantId, reference: source.reference });
     if (charge === undefined || charge.merchantId !== source.merchantId || !charge.captured) {
       throw new PennyError({ code: 'resource_missing', param: 'source_transaction',
-        message: `No such charge to transfer from: '${source.chargeId}'` });
+        message: `No such charge to transfer from: '${source.reference}'` });
     }
     if (charge.currency.toUpperCase() !== source.currency) {
       throw new PennyError({ code: 'currency_mismatch', param: 'currency',
         message: `The transfer's currency must be the source charge's (${charge.currency}).` });
     }
     const kept = stripeAmountToMinor(charge.currency, charge.amountCaptured - charge.amountRefunded);
-    const transferred = await store.selectTransferredFromSource(db, source);
+    // Counted under either name of the charge; a new transfer names it by its id (ch_…), whichever it was given.
+    const transferred = await store.selectTransferredFromSource(db, { merchantId: source.merchantId,
+      references: [charge.id, charge.attemptId] });
     if (transferred + source.amountMinor > kept) {
       throw new PennyError({ code: 'amount_too_large', param: 'amount', judgedOnState: true,
         message: `The transfer would pass on more than charge ${charge.id} kept (${kept - transferred} left).` });
     }
+    return charge.id;
   }
 
   /** One entry from one owner's available balance to another's, the debit guarded. */

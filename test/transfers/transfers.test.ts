@@ -70,6 +70,27 @@ describe('a transfer', () => {
     expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_large', param: 'amount' } });
   });
 
+  it('naming its source charge by the charge\'s attempt counts what earlier transfers from that charge passed on',
+    async () => {
+      const { stripe, seller, intent } = await platformWithFunds(20_000);
+      // Funds enough beyond the charge, so only the charge's bound can refuse.
+      await stripe.paymentIntents.create({ amount: 20_000, currency: 'usd', payment_method: 'pm_card_bypassPending',
+        confirm: true });
+      const charge = intent.latest_charge as string;
+      const attempt = await penny.pool.query<{ attempt_id: string }>('SELECT attempt_id FROM charges WHERE id = $1',
+        [charge]);
+      const attemptId = attempt.rows[0]?.attempt_id ?? '';
+      expect(attemptId).toMatch(/^pa_/);
+      await stripe.transfers.create({ amount: 15_000, currency: 'usd', destination: seller.id,
+        source_transaction: charge });
+      const refusal = await stripe.transfers.create({ amount: 5001, currency: 'usd', destination: seller.id,
+        source_transaction: attemptId }).catch((error: unknown) => error);
+      expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_large', param: 'amount' } });
+      const allowed = await stripe.transfers.create({ amount: 5000, currency: 'usd', destination: seller.id,
+        source_transaction: attemptId });
+      expect(allowed.source_transaction).toBe(charge);
+    });
+
   it('ten racing for one balance over real connections never take more than is available', async () => {
     const { stripe, seller, funds } = await platformWithFunds(10_000);
     const each = Math.floor(funds / 4);
