@@ -367,12 +367,13 @@ CREATE INDEX idempotency_keys_finished ON public.idempotency_keys USING btree (c
 
 CREATE TABLE ledger_account_balances (
   account_id text NOT NULL,
-  debits_posted bigint DEFAULT 0 NOT NULL,
-  credits_posted bigint DEFAULT 0 NOT NULL,
-  debits_pending bigint DEFAULT 0 NOT NULL,
-  credits_pending bigint DEFAULT 0 NOT NULL,
+  debits_posted numeric DEFAULT 0 NOT NULL,
+  credits_posted numeric DEFAULT 0 NOT NULL,
+  debits_pending numeric DEFAULT 0 NOT NULL,
+  credits_pending numeric DEFAULT 0 NOT NULL,
   CONSTRAINT ledger_account_balances_pkey PRIMARY KEY (account_id),
-  CONSTRAINT ledger_account_balances_check CHECK (debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0)
+  CONSTRAINT ledger_account_balances_check CHECK (debits_posted >= 0::numeric AND credits_posted >= 0::numeric AND debits_pending >= 0::numeric AND credits_pending >= 0::numeric),
+  CONSTRAINT ledger_account_balances_whole CHECK (scale(debits_posted) = 0 AND scale(credits_posted) = 0 AND scale(debits_pending) = 0 AND scale(credits_pending) = 0)
 );
 
 CREATE TABLE ledger_accounts (
@@ -400,10 +401,10 @@ CREATE UNIQUE INDEX ledger_accounts_owner_code ON public.ledger_accounts USING b
 CREATE TABLE ledger_balance_changes (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
   account_ids text[] NOT NULL,
-  debits_posted bigint[] NOT NULL,
-  credits_posted bigint[] NOT NULL,
-  debits_pending bigint[] NOT NULL,
-  credits_pending bigint[] NOT NULL,
+  debits_posted numeric[] NOT NULL,
+  credits_posted numeric[] NOT NULL,
+  debits_pending numeric[] NOT NULL,
+  credits_pending numeric[] NOT NULL,
   CONSTRAINT ledger_balance_changes_pkey PRIMARY KEY (id),
   CONSTRAINT ledger_balance_changes_check CHECK (cardinality(account_ids) >= 1 AND cardinality(debits_posted) = cardinality(account_ids) AND cardinality(credits_posted) = cardinality(account_ids) AND cardinality(debits_pending) = cardinality(account_ids) AND cardinality(credits_pending) = cardinality(account_ids))
 );
@@ -1633,10 +1634,10 @@ END $function$;
 
 CREATE VIEW ledger_current_balances AS
  SELECT b.account_id,
-    b.debits_posted::numeric + COALESCE(d.debits_posted, 0::numeric) AS debits_posted,
-    b.credits_posted::numeric + COALESCE(d.credits_posted, 0::numeric) AS credits_posted,
-    b.debits_pending::numeric + COALESCE(d.debits_pending, 0::numeric) AS debits_pending,
-    b.credits_pending::numeric + COALESCE(d.credits_pending, 0::numeric) AS credits_pending
+    b.debits_posted + COALESCE(d.debits_posted, 0::numeric) AS debits_posted,
+    b.credits_posted + COALESCE(d.credits_posted, 0::numeric) AS credits_posted,
+    b.debits_pending + COALESCE(d.debits_pending, 0::numeric) AS debits_pending,
+    b.credits_pending + COALESCE(d.credits_pending, 0::numeric) AS credits_pending
    FROM ledger_account_balances b
      LEFT JOIN LATERAL ( SELECT sum(u.debits_posted) AS debits_posted,
             sum(u.credits_posted) AS credits_posted,

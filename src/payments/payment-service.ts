@@ -241,6 +241,19 @@ export async function chargeOfReference(db: Queryable, reference: string): Promi
   return undefined;
 }
 
+/**
+ * The merchant's charge a reference names, its row locked (FOR UPDATE) for the rest of the
+ * caller's transaction and read as it is under that lock: the lock refunds (reserveRefund,
+ * applyRefund, failRefund) and disputes take first. Undefined for one Penny never made or another
+ * merchant's (left unlocked).
+ */
+export async function lockChargeOfReference(db: Queryable, key: { merchantId: string; reference: string }):
+Promise<store.ChargeRow | undefined> {
+  const found = await chargeOfReference(db, key.reference);
+  if (found === undefined || found.merchantId !== key.merchantId) return undefined;
+  return store.selectCharge(db, found, { forUpdate: true });
+}
+
 /** The refund a PSP's record names by Penny's reference (re_…); undefined for one Penny never made. */
 export function refundOfReference(db: Queryable, reference: string): Promise<store.RefundRow | undefined> {
   return reference.startsWith('re_') ? store.selectRefundById(db, reference) : Promise.resolve(undefined);

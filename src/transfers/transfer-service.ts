@@ -7,7 +7,7 @@ import { recordEvent } from '../events/event-store.js';
 import { newId } from '../ids.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { stripeAmountToMinor } from '../money/stripe-currency.js';
-import { chargeOfReference } from '../payments/payment-service.js';
+import { lockChargeOfReference } from '../payments/payment-service.js';
 import { lockIncomingAccount, moveBetweenOwners, recordSides } from './owner-movements.js';
 import { presentTransfer } from './transfer-presenter.js';
 import * as store from './transfer-store.js';
@@ -51,14 +51,14 @@ export class TransferService {
     await this.lockDestination(client, merchantId, command.destination);
     const currency = command.currency.toUpperCase();
     const amountMinor = stripeAmountToMinor(command.currency, command.amount);
-    if (command.sourceTransaction !== undefined) {
-      await this.assertWithinSource(client, { merchantId, chargeId: command.sourceTransaction, currency, amountMinor });
-    }
+    const sourceTransaction = command.sourceTransaction === undefined ? null
+      : await this.assertWithinSource(client, { merchantId, reference: command.sourceTransaction, currency,
+        amountMinor });
     const id = newId('tr');
     const entryId = await this.move(client, { merchantId, from: merchantId, to: command.destination, currency,
       amountMinor, reference: `penny:transfer:${id}`, guardedParam: 'amount' });
     const transfer = await store.insertTransfer(client, { merchantId, id, destination: command.destination, currency,
-      amountMinor, sourceTransaction: command.sourceTransaction ?? null, destinationPayment: null,
+      amountMinor, sourceTransaction, destinationPayment: null,
       transferGroup: command.transferGroup ?? null,
       description: command.description ?? null, metadata: command.metadata, ledgerEntryId: entryId });
     await this.recordTransactions(client, { merchantId, sourceId: id, currency, amountMinor,
@@ -131,24 +131,37 @@ export class TransferService {
       'destination');
   }
 
-  /** A transfer naming its source charge passes on no more than the charge kept (captured less refunded). */
-  private async assertWithinSource(db: Queryable, source: { merchantId: string; chargeId: string; currency: string;
-    amountMinor: bigint }): Promise<void> {
-    const charge = await chargeOfReference(db, source.chargeId);
+  /**
+   * A transfer naming its source charge passes on no more than the charge kept (captured less
+   * refunded). The charge's row is locked (FOR UPDATE) before the earlier transfers are summed and
+   * held until this transaction, which inserts the transfer, commits: concurrent transfers from one
+   * charge (to any destinations) and its refunds are serialized, and each reads what the one before
+   * it left. Lock order: the destination account's share lock (lockDestination), then the source
+   * charge, then the ledger accounts (the posting). Refunds and disputes take the charge, then
+   * transfer rows and ledger accounts, never a connected account's row; nothing that locks a
+   * connected account's row exclusively (update, delete, bank accounts) waits on a charge; and a
+   * reversal locks its transfer and the ledger, never the charge. So no cycle can form.
+   */
+  private async assertWithinSource(db: Queryable, source: { merchantId: string; reference: string; currency: string;
+    amountMinor: bigint }): Promise<string> {
+    const charge = await lockChargeOfReference(db, { merchantId: source.merchantId, reference: source.reference });
     if (charge === undefined || charge.merchantId !== source.merchantId || !charge.captured) {
       throw new PennyError({ code: 'resource_missing', param: 'source_transaction',
-        message: `No such charge to transfer from: '${source.chargeId}'` });
+        message: `No such charge to transfer from: '${source.reference}'` });
     }
     if (charge.currency.toUpperCase() !== source.currency) {
       throw new PennyError({ code: 'currency_mismatch', param: 'currency',
         message: `The transfer's currency must be the source charge's (${charge.currency}).` });
     }
     const kept = stripeAmountToMinor(charge.currency, charge.amountCaptured - charge.amountRefunded);
-    const transferred = await store.selectTransferredFromSource(db, source);
+    // Counted under either name of the charge; a new transfer names it by its id (ch_…), whichever it was given.
+    const transferred = await store.selectTransferredFromSource(db, { merchantId: source.merchantId,
+      references: [charge.id, charge.attemptId] });
     if (transferred + source.amountMinor > kept) {
       throw new PennyError({ code: 'amount_too_large', param: 'amount', judgedOnState: true,
         message: `The transfer would pass on more than charge ${charge.id} kept (${kept - transferred} left).` });
     }
+    return charge.id;
   }
 
   /** One entry from one owner's available balance to another's, the debit guarded. */

@@ -67,11 +67,12 @@ Promise<bigint> {
   return result.rows[0]?.total ?? 0n;
 }
 
-/** What earlier transfers passed on from a charge, net of their reversals. */
-export async function selectTransferredFromSource(db: Queryable, key: { merchantId: string; chargeId: string }):
-Promise<bigint> {
+/** What earlier transfers passed on from a charge (named by any of `references`), net of their reversals. */
+export async function selectTransferredFromSource(db: Queryable, key: { merchantId: string;
+  references: readonly string[] }): Promise<bigint> {
   const result = await db.query<{ total: bigint }>(named(`SELECT coalesce(sum(amount_minor - amount_reversed_minor), 0)
-       AS total FROM transfers WHERE merchant_id = $1 AND source_transaction = $2`), [key.merchantId, key.chargeId]);
+       AS total FROM transfers WHERE merchant_id = $1 AND source_transaction = ANY($2::text[])`),
+  [key.merchantId, key.references]);
   return result.rows[0]?.total ?? 0n;
 }
 

@@ -70,6 +70,27 @@ describe('a transfer', () => {
     expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_large', param: 'amount' } });
   });
 
+  it('naming its source charge by the charge\'s attempt counts what earlier transfers from that charge passed on',
+    async () => {
+      const { stripe, seller, intent } = await platformWithFunds(20_000);
+      // Funds enough beyond the charge, so only the charge's bound can refuse.
+      await stripe.paymentIntents.create({ amount: 20_000, currency: 'usd', payment_method: 'pm_card_bypassPending',
+        confirm: true });
+      const charge = intent.latest_charge as string;
+      const attempt = await penny.pool.query<{ attempt_id: string }>('SELECT attempt_id FROM charges WHERE id = $1',
+        [charge]);
+      const attemptId = attempt.rows[0]?.attempt_id ?? '';
+      expect(attemptId).toMatch(/^pa_/);
+      await stripe.transfers.create({ amount: 15_000, currency: 'usd', destination: seller.id,
+        source_transaction: charge });
+      const refusal = await stripe.transfers.create({ amount: 5001, currency: 'usd', destination: seller.id,
+        source_transaction: attemptId }).catch((error: unknown) => error);
+      expect(refusal).toMatchObject({ statusCode: 400, raw: { code: 'amount_too_large', param: 'amount' } });
+      const allowed = await stripe.transfers.create({ amount: 5000, currency: 'usd', destination: seller.id,
+        source_transaction: attemptId });
+      expect(allowed.source_transaction).toBe(charge);
+    });
+
   it('ten racing for one balance over real connections never take more than is available', async () => {
     const { stripe, seller, funds } = await platformWithFunds(10_000);
     const each = Math.floor(funds / 4);
@@ -83,6 +104,30 @@ describe('a transfer', () => {
     expect(available(await stripe.balance.retrieve())).toBe(funds - 4 * each);
     expect(available(await stripe.balance.retrieve({}, { stripeAccount: seller.id }))).toBe(4 * each);
   });
+});
+
+describe('transfers racing for one source charge', () => {
+  it('two to different connected accounts over real connections never pass on more than the charge kept',
+    async () => {
+      // Funds enough for both (the balance guard must not be what stops the second), and two sellers,
+      // so the destination's lock does not serialize them either: only the source charge can.
+      const { stripe, seller, secretKey } = await platformWithFunds(100_000);
+      const other = await stripe.accounts.create({ type: 'custom', country: 'US' });
+      for (let round = 0; round < 12; round += 1) {
+        const intent = await stripe.paymentIntents.create({ amount: 10_000, currency: 'usd',
+          payment_method: 'pm_card_bypassPending', confirm: true });
+        const source = intent.latest_charge as string;
+        // Each request on a client of its own, so each has its own connection.
+        const results = await Promise.allSettled([seller, other].map((destination) =>
+          penny.stripeFor(secretKey).transfers.create({ amount: 6000, currency: 'usd', destination: destination.id,
+            source_transaction: source })));
+        const made = results.filter((result) => result.status === 'fulfilled').length;
+        const refused = results.flatMap((result) => result.status === 'rejected' ? [result.reason] : []);
+        expect({ round, made }).toEqual({ round, made: 1 });
+        expect(refused).toEqual([expect.objectContaining({ statusCode: 400,
+          raw: expect.objectContaining({ code: 'amount_too_large', param: 'amount' }) })]);
+      }
+    });
 });
 
 describe('a transfer reversal', () => {
