@@ -75,6 +75,8 @@ export interface TestLedgerOptions {
   routing?: { adyenTimeoutMs?: number };
   /** The database to build on (default: a fresh clone of the template on the test server). */
   database?: TestDatabase;
+  /** The server's operator key (default: `operatorKey`), as PENNY_OPERATOR_KEY would set it. */
+  operatorKey?: string;
 }
 
 export async function createTestLedger(options: TestLedgerOptions = {}): Promise<TestLedger> {
@@ -121,7 +123,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     flows,
     balances,
     disputes,
-    operatorKey,
+    operatorKey: options.operatorKey ?? operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
     secretKey: testPepper,
     webhookEndpoints,
@@ -155,7 +157,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
       const injectOptions: InjectOptions = {
         method: method as InjectOptions['method'],
         url,
-        headers: { authorization: `Bearer ${operatorKey}`, ...headers },
+        headers: { authorization: `Bearer ${options.operatorKey ?? operatorKey}`, ...headers },
       };
       if (body !== undefined) {
         injectOptions.payload = typeof body === 'string' ? body : JSON.stringify(body);
