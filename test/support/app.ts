@@ -21,6 +21,7 @@ import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
 import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
 import { sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
+import type { Logger } from 'pino';
 import { createLogger } from '../../src/logger.js';
 import { connectorAccounts } from '../../src/app.js';
 import { ConnectorRouting } from '../../src/merchants/connector-routing.js';
@@ -77,6 +78,8 @@ export interface TestLedgerOptions {
   database?: TestDatabase;
   /** The server's operator key (default: `operatorKey`), as PENNY_OPERATOR_KEY would set it. */
   operatorKey?: string;
+  /** Where Penny logs (default: silent, or at PENNY_TEST_LOG_LEVEL), for a test that reads the log. */
+  logger?: Logger;
 }
 
 export async function createTestLedger(options: TestLedgerOptions = {}): Promise<TestLedger> {
@@ -110,7 +113,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
       return `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 80}`;
     },
   });
-  const logger = createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
+  const logger = options.logger ?? createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
   const payouts = new PayoutService(database.pool, { connectors, ledger, balances,
     vault: new BankAccountVault(testPepper), connectorId: accounts?.routeOf ?? route, logger });
   const app = buildServer({
