@@ -257,9 +257,11 @@ CREATE TABLE dashboard_sessions (
   key_id text,
   created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   expires_at timestamp with time zone NOT NULL,
+  operator_key_digest bytea,
   CONSTRAINT dashboard_sessions_pkey PRIMARY KEY (token_digest),
   CONSTRAINT dashboard_sessions_check CHECK (expires_at > created_at),
   CONSTRAINT dashboard_sessions_check1 CHECK ((merchant_id IS NULL) = (key_id IS NULL)),
+  CONSTRAINT dashboard_sessions_operator_key_digest_check CHECK (operator_key_digest IS NULL OR merchant_id IS NULL AND length(operator_key_digest) = 32),
   CONSTRAINT dashboard_sessions_token_digest_check CHECK (length(token_digest) = 32)
 );
 CREATE INDEX dashboard_sessions_expiry ON public.dashboard_sessions USING btree (expires_at);

@@ -21,6 +21,7 @@ import { LedgerService } from '../../src/ledger/ledger-service.js';
 import { MerchantService } from '../../src/merchants/merchant-service.js';
 import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
 import { sandboxConnectorId } from '../../src/connectors/sandbox/sandbox-connector.js';
+import type { Logger } from 'pino';
 import { createLogger } from '../../src/logger.js';
 import { connectorAccounts } from '../../src/app.js';
 import { ConnectorRouting } from '../../src/merchants/connector-routing.js';
@@ -75,6 +76,10 @@ export interface TestLedgerOptions {
   routing?: { adyenTimeoutMs?: number };
   /** The database to build on (default: a fresh clone of the template on the test server). */
   database?: TestDatabase;
+  /** The server's operator key (default: `operatorKey`), as PENNY_OPERATOR_KEY would set it. */
+  operatorKey?: string;
+  /** Where Penny logs (default: silent, or at PENNY_TEST_LOG_LEVEL), for a test that reads the log. */
+  logger?: Logger;
 }
 
 export async function createTestLedger(options: TestLedgerOptions = {}): Promise<TestLedger> {
@@ -108,7 +113,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
       return `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 80}`;
     },
   });
-  const logger = createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
+  const logger = options.logger ?? createLogger(process.env.PENNY_TEST_LOG_LEVEL ?? 'silent');
   const payouts = new PayoutService(database.pool, { connectors, ledger, balances,
     vault: new BankAccountVault(testPepper), connectorId: accounts?.routeOf ?? route, logger });
   const app = buildServer({
@@ -121,7 +126,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
     flows,
     balances,
     disputes,
-    operatorKey,
+    operatorKey: options.operatorKey ?? operatorKey,
     amountMaxMinor: options.amountMaxMinor ?? amountMaxSafeMinor,
     secretKey: testPepper,
     webhookEndpoints,
@@ -155,7 +160,7 @@ export async function createTestLedger(options: TestLedgerOptions = {}): Promise
       const injectOptions: InjectOptions = {
         method: method as InjectOptions['method'],
         url,
-        headers: { authorization: `Bearer ${operatorKey}`, ...headers },
+        headers: { authorization: `Bearer ${options.operatorKey ?? operatorKey}`, ...headers },
       };
       if (body !== undefined) {
         injectOptions.payload = typeof body === 'string' ? body : JSON.stringify(body);

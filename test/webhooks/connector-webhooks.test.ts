@@ -104,10 +104,12 @@ describe('signatures', () => {
     expect(await inboxCount()).toBe(before);
   });
 
-  it('answers 404 for a connector Penny does not have', async () => {
-    const response = await fetch(webhookUrl.replace('/sandbox/', '/nobody/'), { method: 'POST', body: '{}' });
-    expect(response.status).toBe(404);
-  });
+  it('answers a connector Penny does not have as it answers a bad signature (400, nothing said of which exist)',
+    async () => {
+      const response = await fetch(webhookUrl.replace('/sandbox/', '/nobody/'), { method: 'POST', body: '{}' });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: 'webhook_signature_invalid' } });
+    });
 });
 
 describe('processing', () => {
