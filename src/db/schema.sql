@@ -1087,6 +1087,17 @@ CREATE TABLE settlement_pulls (
   CONSTRAINT settlement_pulls_settled_count_check CHECK (settled_count >= 0)
 );
 
+CREATE TABLE settlement_unbooked_lines (
+  connector text NOT NULL,
+  merchant_reference text NOT NULL,
+  available_on timestamp with time zone NOT NULL,
+  suspense_currency text,
+  suspense_minor bigint,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT settlement_unbooked_lines_pkey PRIMARY KEY (connector, merchant_reference),
+  CONSTRAINT settlement_unbooked_lines_suspense_check CHECK ((suspense_currency IS NULL) = (suspense_minor IS NULL))
+);
+
 CREATE TABLE transfer_reversals (
   merchant_id text NOT NULL,
   id text NOT NULL,
