@@ -129,19 +129,40 @@ export class BalanceService {
 
 
   /**
-   * An automatic payout takes every available transaction of its owner in its currency that no
-   * automatic payout has taken yet, its own among them (Stripe's `payout` filter, and the payout
-   * reconciliation report), in the payout's transaction; `limits.payoutLinkBatchRowsMax` rows a
-   * statement, until none is left. Answers how many it took.
+   * What an automatic payout pays, read in its own transaction: every available transaction of the
+   * owner in the currency that no automatic payout has taken yet (locked), and their net sum;
+   * `limits.payoutLinkBatchRowsMax` rows a statement.
    */
-  async linkToAutomaticPayout(db: Queryable, payout: BalanceOwner & { payoutId: string; currency: string }):
+  async unpaidAvailable(db: Queryable, key: BalanceOwner & { currency: string }):
+  Promise<{ ids: string[]; netMinor: bigint }> {
+    const ids: string[] = [];
+    let netMinor = 0n;
+    let after: store.CreatedCursor | undefined;
+    for (;;) {
+      const rows = await store.selectUnpaidAvailable(db, { ...key, after, limit: limits.payoutLinkBatchRowsMax });
+      for (const row of rows) {
+        ids.push(row.id);
+        netMinor += row.netMinor;
+      }
+      const last = rows[rows.length - 1];
+      if (last === undefined || rows.length < limits.payoutLinkBatchRowsMax) return { ids, netMinor };
+      after = { createdAt: last.createdAt, id: last.id };
+    }
+  }
+
+  /**
+   * Links exactly the transactions an automatic payout pays (those it read, its own, and its
+   * remainder's hold) to it (Stripe's `payout` filter, and the payout reconciliation report), in
+   * the payout's transaction; `limits.payoutLinkBatchRowsMax` a statement. Answers how many.
+   */
+  async linkToAutomaticPayout(db: Queryable, payout: { merchantId: string; payoutId: string; ids: readonly string[] }):
   Promise<number> {
     let linked = 0;
-    for (;;) {
-      const count = await store.linkAvailableToPayout(db, { ...payout, limit: limits.payoutLinkBatchRowsMax });
-      linked += count;
-      if (count < limits.payoutLinkBatchRowsMax) return linked;
+    for (let at = 0; at < payout.ids.length; at += limits.payoutLinkBatchRowsMax) {
+      linked += await store.linkToPayout(db, { merchantId: payout.merchantId, payoutId: payout.payoutId,
+        ids: payout.ids.slice(at, at + limits.payoutLinkBatchRowsMax) });
     }
+    return linked;
   }
 
   /** Every currency some merchant's PSP receivable is kept in: the settlement reports a pull reads. */

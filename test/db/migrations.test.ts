@@ -55,7 +55,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0043_connector_account_price', '8549d3c227595c7de05ee69d6682baf35e1d09c357ffca753ca78d699f89edad'],
   ['0044_finalization_psp_reference', 'e33f9ebadc58b307d1fc2c693b437367de6d1d4cfd397d8ba333605acc8795bc'],
   ['0045_payout_resends', '38b178bcce7016196e50ff8fdb6aed1a7235c712e27b7cc747ef7742e90decf6'],
-  ['0048_settlement_lines_unbooked', '4602aa429003d55adc579f9ce64ca899224446b2c3d15952aa2673b7aee752cc'],
+  ['0048_late_settlement_and_payout_remainder', 'ce00edadd21bb9a9b46dc7fc060136af7751ef793647381412e73610edf3bc90'],
 ];
 
 describe('migrations', () => {

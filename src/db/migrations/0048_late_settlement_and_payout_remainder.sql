@@ -14,3 +14,14 @@ CREATE TABLE settlement_unbooked_lines (
   PRIMARY KEY (connector, merchant_reference),
   CONSTRAINT settlement_unbooked_lines_suspense_check CHECK ((suspense_currency IS NULL) = (suspense_minor IS NULL))
 );
+
+-- Purpose: an automatic payout is linked to exactly the balance transactions it pays. A remainder
+-- below the currency's payout step (whole forints in HUF) is held back as Stripe does: a
+-- `payout_minimum_balance_hold` (−r) linked to the payout and a `payout_minimum_balance_release`
+-- (+r) left for the next, together leaving the balance as it is (docs/accounting.md).
+ALTER TABLE balance_transactions DROP CONSTRAINT balance_transactions_type_check;
+ALTER TABLE balance_transactions ADD CONSTRAINT balance_transactions_type_check CHECK (type IN ('charge', 'refund',
+  'adjustment', 'application_fee', 'application_fee_refund', 'payout', 'payout_cancel', 'payout_failure',
+  'payout_minimum_balance_hold', 'payout_minimum_balance_release', 'transfer', 'transfer_refund', 'payment',
+  'payment_refund')) NOT VALID;
+ALTER TABLE balance_transactions VALIDATE CONSTRAINT balance_transactions_type_check;
