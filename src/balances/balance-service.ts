@@ -12,6 +12,7 @@ import { BalanceAccounts, type MerchantAccounts } from './balance-accounts.js';
 import { selectOwnerAccountsOfRoles, selectReceivableCurrencies } from './balance-accounts-store.js';
 import { presentBalance } from './balance-presenter.js';
 import * as store from './balance-store.js';
+import * as lines from './settlement-line-store.js';
 import type { CurrencyBalance } from './balance-store.js';
 
 /**
@@ -128,19 +129,40 @@ export class BalanceService {
 
 
   /**
-   * An automatic payout takes every available transaction of its owner in its currency that no
-   * automatic payout has taken yet, its own among them (Stripe's `payout` filter, and the payout
-   * reconciliation report), in the payout's transaction; `limits.payoutLinkBatchRowsMax` rows a
-   * statement, until none is left. Answers how many it took.
+   * What an automatic payout pays, read in its own transaction: every available transaction of the
+   * owner in the currency that no automatic payout has taken yet (locked), and their net sum;
+   * `limits.payoutLinkBatchRowsMax` rows a statement.
    */
-  async linkToAutomaticPayout(db: Queryable, payout: BalanceOwner & { payoutId: string; currency: string }):
+  async unpaidAvailable(db: Queryable, key: BalanceOwner & { currency: string }):
+  Promise<{ ids: string[]; netMinor: bigint }> {
+    const ids: string[] = [];
+    let netMinor = 0n;
+    let after: store.CreatedCursor | undefined;
+    for (;;) {
+      const rows = await store.selectUnpaidAvailable(db, { ...key, after, limit: limits.payoutLinkBatchRowsMax });
+      for (const row of rows) {
+        ids.push(row.id);
+        netMinor += row.netMinor;
+      }
+      const last = rows[rows.length - 1];
+      if (last === undefined || rows.length < limits.payoutLinkBatchRowsMax) return { ids, netMinor };
+      after = { createdAt: last.createdAt, id: last.id };
+    }
+  }
+
+  /**
+   * Links exactly the transactions an automatic payout pays (those it read, its own, and its
+   * remainder's hold) to it (Stripe's `payout` filter, and the payout reconciliation report), in
+   * the payout's transaction; `limits.payoutLinkBatchRowsMax` a statement. Answers how many.
+   */
+  async linkToAutomaticPayout(db: Queryable, payout: { merchantId: string; payoutId: string; ids: readonly string[] }):
   Promise<number> {
     let linked = 0;
-    for (;;) {
-      const count = await store.linkAvailableToPayout(db, { ...payout, limit: limits.payoutLinkBatchRowsMax });
-      linked += count;
-      if (count < limits.payoutLinkBatchRowsMax) return linked;
+    for (let at = 0; at < payout.ids.length; at += limits.payoutLinkBatchRowsMax) {
+      linked += await store.linkToPayout(db, { merchantId: payout.merchantId, payoutId: payout.payoutId,
+        ids: payout.ids.slice(at, at + limits.payoutLinkBatchRowsMax) });
     }
+    return linked;
   }
 
   /** Every currency some merchant's PSP receivable is kept in: the settlement reports a pull reads. */
@@ -250,6 +272,94 @@ export class BalanceService {
       reference: `penny:charge:${charge.chargeId}:available` });
     const accountIds = new Set([pending.accountId, ...riders.map((rider) => rider.accountId)]);
     return [...accountIds].map((accountId) => ({ merchantId: charge.merchantId, accountId }));
+  }
+
+  /**
+   * Serializes, in the caller's transaction, what touches the settlement of one PSP reference: a
+   * settlement pull applying the report's line, and the booking of the capture it names (whichever
+   * comes second sees what the first did).
+   */
+  lockSettlementReference(db: Queryable, key: { connectorId: string; reference: string }): Promise<void> {
+    return lines.lockSettlementReference(db, { connector: key.connectorId, reference: key.reference });
+  }
+
+  /**
+   * A report's `Settled` line, under its reference's lock: the capture's funds made available as of
+   * `availableOn` (`settled`), or available already (`alreadyAvailable`); a capture Penny has not
+   * booked yet (no charge, or one whose capture's answer was lost) is recorded, so that its booking
+   * makes it available at once, as of the same day (`unmatched`: nothing moved now).
+   */
+  async settleCapture(db: Queryable, line: { connectorId: string; reference: string;
+    charge: { merchantId: string; chargeId: string } | undefined; availableOn: string }):
+  Promise<{ result: 'settled' | 'alreadyAvailable' | 'unmatched'; owners: readonly BalanceOwner[] }> {
+    if (line.charge !== undefined) {
+      const made = await this.makeChargeAvailable(db, { ...line.charge, availableOn: line.availableOn });
+      if (made !== undefined) return { result: 'settled', owners: made };
+      if (await this.chargeBooked(db, line.charge)) return { result: 'alreadyAvailable', owners: [] };
+    }
+    await lines.insertUnbookedLine(db, { connector: line.connectorId, reference: line.reference,
+      availableOn: line.availableOn });
+    return { result: 'unmatched', owners: [] };
+  }
+
+  /**
+   * A `Settled` line a PSP payout just posted left in settlement suspense (nobody's share: the
+   * capture was not booked when the pull read it), under its reference's lock: recorded for the
+   * capture's booking to move to the merchant's PSP receivable or, when the capture was booked
+   * since, moved now.
+   */
+  async suspendedLine(db: Queryable, line: { connectorId: string; reference: string; currency: string;
+    netMinor: bigint; charge: { merchantId: string; chargeId: string } | undefined }): Promise<void> {
+    await lines.updateUnbookedLineSuspense(db, { connector: line.connectorId, reference: line.reference,
+      currency: line.currency, suspenseMinor: line.netMinor });
+    if (line.charge === undefined || !await this.chargeBooked(db, line.charge)) return;
+    const rows = await lines.selectUnbookedLines(db, { connector: line.connectorId, references: [line.reference] });
+    for (const row of rows) {
+      await this.attributeSuspendedLine(db, { row, merchantId: line.charge.merchantId });
+    }
+  }
+
+  /**
+   * The booking of a capture, in its transaction, once its balance transaction (and those riding
+   * on it) are written: when a settlement pull already read its `Settled` line (`references`, the
+   * charge's and its attempt's), its funds become available at once, as of the line's day, and
+   * what the PSP's payout left in suspense for it goes to the merchant's PSP receivable.
+   */
+  async bookedAfterSettlement(db: Queryable, capture: { connectorId: string; references: readonly string[];
+    merchantId: string; chargeId: string }): Promise<void> {
+    const references = [...new Set(capture.references)].sort();
+    for (const reference of references) {
+      await this.lockSettlementReference(db, { connectorId: capture.connectorId, reference });
+    }
+    const rows = await lines.selectUnbookedLines(db, { connector: capture.connectorId, references });
+    const first = rows[0];
+    if (first === undefined) return;
+    await this.makeChargeAvailable(db, { merchantId: capture.merchantId, chargeId: capture.chargeId,
+      availableOn: first.availableOn });
+    for (const row of rows) await this.attributeSuspendedLine(db, { row, merchantId: capture.merchantId });
+  }
+
+  /** Whether the charge's own balance transaction is written (its capture booked). */
+  private async chargeBooked(db: Queryable, charge: { merchantId: string; chargeId: string }): Promise<boolean> {
+    return await store.selectBalanceTransactionBySource(db, { merchantId: charge.merchantId, sourceId: charge.chargeId,
+      type: 'charge', reportingCategory: 'charge' }) !== undefined;
+  }
+
+  /** Settlement suspense to the merchant's PSP receivable, the line's net: once (its reference). */
+  private async attributeSuspendedLine(db: Queryable, at: { row: lines.UnbookedLineRow; merchantId: string }):
+  Promise<void> {
+    const { row } = at;
+    if (row.suspenseCurrency === null || row.suspenseMinor === null || row.suspenseMinor === 0n) return;
+    const operator = await this.accounts.operatorAccountsFor(db, row.suspenseCurrency);
+    const accounts = await this.accounts.accountsFor(db, { ownerId: at.merchantId, currency: row.suspenseCurrency });
+    const amountMinor = row.suspenseMinor > 0n ? row.suspenseMinor : -row.suspenseMinor;
+    const [debit, credit] = row.suspenseMinor > 0n ? [operator.settlement_suspense, accounts.psp_receivable]
+      : [accounts.psp_receivable, operator.settlement_suspense];
+    await this.ledger.createEntriesIn(db, [internalEntry({
+      reference: `penny:settlement_line:${row.connector}:${row.merchantReference}:attributed`,
+      description: `Settled line ${row.merchantReference} attributed once booked`,
+      legs: [[debit, 'debit', amountMinor], [credit, 'credit', amountMinor]],
+    })]);
   }
 
   private async makeAvailable(db: Queryable, transaction: store.BalanceTransactionRow,

@@ -3,7 +3,8 @@ import { named, type Queryable } from '../db/pool.js';
 
 /** The SQL of balance transactions, one function per statement. Amounts in ledger minor units. */
 export type BalanceTransactionType = 'charge' | 'refund' | 'adjustment' | 'application_fee' | 'application_fee_refund'
-  | 'payout' | 'payout_cancel' | 'payout_failure' | 'transfer' | 'transfer_refund' | 'payment' | 'payment_refund';
+  | 'payout' | 'payout_cancel' | 'payout_failure' | 'payout_minimum_balance_hold' | 'payout_minimum_balance_release'
+  | 'transfer' | 'transfer_refund' | 'payment' | 'payment_refund';
 export type BalanceTransactionStatus = 'pending' | 'available';
 
 /** One currency of a Balance, in minor units: what the ledger's available and pending accounts hold. */
@@ -209,16 +210,27 @@ export async function sumNetByCurrency(db: Queryable, query: { merchantId: strin
 }
 
 /**
- * Marks up to `limit` of an owner's available transactions in a currency that no automatic payout
- * has taken yet (the payout's own among them, as Stripe's `payout` filter lists it) as paid out by
- * `payoutId`. Answers how many.
+ * Up to `limit` of an owner's available transactions in a currency that no automatic payout has
+ * taken yet, after `after` (created, id), locked for the caller's transaction: what an automatic
+ * payout reads, and pays, in its own transaction.
  */
-export async function linkAvailableToPayout(db: Queryable, link: { merchantId: string; accountId: string;
-  currency: string; payoutId: string; limit: number }): Promise<number> {
-  const result = await db.query(named(`UPDATE balance_transactions SET payout_id = $4
-     WHERE merchant_id = $1 AND id IN (SELECT id FROM balance_transactions
-       WHERE merchant_id = $1 AND account_id = $2 AND currency = $3 AND payout_id IS NULL AND status = 'available'
-       ORDER BY created_at, id LIMIT $5)`),
-  [link.merchantId, link.accountId, link.currency, link.payoutId, link.limit]);
+export async function selectUnpaidAvailable(db: Queryable, query: { merchantId: string; accountId: string;
+  currency: string; after: CreatedCursor | undefined; limit: number }):
+  Promise<{ id: string; netMinor: bigint; createdAt: string }[]> {
+  const result = await db.query(named(`SELECT id, net_minor, created_at FROM balance_transactions
+     WHERE merchant_id = $1 AND account_id = $2 AND currency = $3 AND payout_id IS NULL AND status = 'available'
+       AND ($4::timestamptz IS NULL OR (created_at, id) > ($4::timestamptz, $5::text))
+     ORDER BY created_at, id LIMIT $6 FOR UPDATE`),
+  [query.merchantId, query.accountId, query.currency, query.after?.createdAt ?? null, query.after?.id ?? null,
+    query.limit]);
+  return result.rows.map((row) => ({ id: row.id, netMinor: row.net_minor, createdAt: row.created_at }));
+}
+
+/** Marks the named transactions, none taken yet, as paid out by `payoutId`. Answers how many. */
+export async function linkToPayout(db: Queryable, link: { merchantId: string; payoutId: string;
+  ids: readonly string[] }): Promise<number> {
+  const result = await db.query(named(`UPDATE balance_transactions SET payout_id = $2
+     WHERE merchant_id = $1 AND id = ANY($3::text[]) AND payout_id IS NULL`),
+  [link.merchantId, link.payoutId, link.ids]);
   return result.rowCount ?? 0;
 }

@@ -43,7 +43,7 @@ export function registerSettlementCommands(program: Command): void {
         const summary = await new SettlementService(pool, { connectors, balances, logger, chargebacks, payouts })
           .pull({ connectorId, day });
         printResult(options.json === true, summary, `${summary.connector} ${summary.day}: ${summary.settled} `
-          + `settled, ${summary.alreadyAvailable} already available, ${summary.unmatched} not Penny's; `
+          + `settled, ${summary.alreadyAvailable} already available, ${summary.unmatched} not booked by Penny (yet); `
           + `${summary.payouts} PSP payouts posted, ${summary.payoutsAlreadyPosted} posted before.`);
       });
     });

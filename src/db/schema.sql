@@ -79,7 +79,7 @@ CREATE TABLE balance_transactions (
   CONSTRAINT balance_transactions_id_key UNIQUE (id),
   CONSTRAINT balance_transactions_merchant_id_source_id_type_reporting_c_key UNIQUE (merchant_id, source_id, type, reporting_category),
   CONSTRAINT balance_transactions_status_check CHECK (status = ANY (ARRAY['pending'::text, 'available'::text])),
-  CONSTRAINT balance_transactions_type_check CHECK (type = ANY (ARRAY['charge'::text, 'refund'::text, 'adjustment'::text, 'application_fee'::text, 'application_fee_refund'::text, 'payout'::text, 'payout_cancel'::text, 'payout_failure'::text, 'transfer'::text, 'transfer_refund'::text, 'payment'::text, 'payment_refund'::text]))
+  CONSTRAINT balance_transactions_type_check CHECK (type = ANY (ARRAY['charge'::text, 'refund'::text, 'adjustment'::text, 'application_fee'::text, 'application_fee_refund'::text, 'payout'::text, 'payout_cancel'::text, 'payout_failure'::text, 'payout_minimum_balance_hold'::text, 'payout_minimum_balance_release'::text, 'transfer'::text, 'transfer_refund'::text, 'payment'::text, 'payment_refund'::text]))
 );
 CREATE INDEX balance_transactions_list ON public.balance_transactions USING btree (merchant_id, account_id, created_at DESC, id DESC);
 CREATE INDEX balance_transactions_payout ON public.balance_transactions USING btree (merchant_id, payout_id, created_at, id) WHERE (payout_id IS NOT NULL);
@@ -1088,6 +1088,17 @@ CREATE TABLE settlement_pulls (
   pulled_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
   CONSTRAINT settlement_pulls_pkey PRIMARY KEY (connector, day),
   CONSTRAINT settlement_pulls_settled_count_check CHECK (settled_count >= 0)
+);
+
+CREATE TABLE settlement_unbooked_lines (
+  connector text NOT NULL,
+  merchant_reference text NOT NULL,
+  available_on timestamp with time zone NOT NULL,
+  suspense_currency text,
+  suspense_minor bigint,
+  created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT settlement_unbooked_lines_pkey PRIMARY KEY (connector, merchant_reference),
+  CONSTRAINT settlement_unbooked_lines_suspense_check CHECK ((suspense_currency IS NULL) = (suspense_minor IS NULL))
 );
 
 CREATE TABLE transfer_reversals (

@@ -11,7 +11,8 @@ import { readCreatedFilter, readPage } from './route-support.js';
  * the Stripe-Account header one of its connected accounts'.
  */
 const transactionTypes = ['charge', 'refund', 'adjustment', 'application_fee', 'application_fee_refund', 'payout',
-  'payout_cancel', 'payout_failure', 'transfer', 'transfer_refund', 'payment', 'payment_refund'] as const;
+  'payout_cancel', 'payout_failure', 'payout_minimum_balance_hold', 'payout_minimum_balance_release', 'transfer',
+  'transfer_refund', 'payment', 'payment_refund'] as const;
 
 export function registerBalanceRoutes(scope: FastifyInstance, balances: BalanceService): void {
   const actingConnectedAccount = { config: { actsAsConnectedAccount: true } };

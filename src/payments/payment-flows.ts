@@ -383,6 +383,7 @@ export class PaymentFlows {
       made = await this.paymentLedger.capture(client, {
         merchantId: intent.merchantId, currency: intent.currency.toUpperCase(), fundsAvailableImmediately,
         accounts, chargeId, paymentIntentId: intent.id, amountMinor, authorizationEntryId: null,
+        settlement: { connectorId: attempt.connector, attemptId: attempt.id },
         split: destinationSplit(intent.connect, intent.currency),
         ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: attempt.connector })),
       });
@@ -552,6 +553,7 @@ export class PaymentFlows {
       merchantId: capture.merchantId, currency: intent.currency.toUpperCase(),
       fundsAvailableImmediately: charge.fundsAvailableImmediately, accounts, chargeId: charge.id,
       paymentIntentId: intent.id, amountMinor, authorizationEntryId: charge.authorizationEntryId,
+      settlement: { connectorId: charge.connector, attemptId: charge.attemptId },
       split: destinationSplit(charge.connect, intent.currency),
       ...(await this.fees(client, intent, { capturedMinor: amountMinor, connectorId: charge.connector })),
     });

@@ -48,13 +48,21 @@ export class PaymentLedger {
    * Capture: the authorization hold posted (in part, the rest released) or, for automatic
    * capture, one entry; then Penny's fee and the PSP's expected fee, with the charge's balance
    * transaction (gross, Penny's fee, pending), and for a destination charge its transfer and
-   * application fee: all in the caller's transaction. Answers what the split made.
+   * application fee: all in the caller's transaction; made available at once when a settlement pull
+   * already read its line (docs/accounting.md, "A capture booked after its settlement"). Answers
+   * what the split made.
    */
   async capture(db: Queryable, input: { merchantId: string; currency: string; accounts: MerchantAccounts;
-    chargeId: string; paymentIntentId: string; amountMinor: bigint; authorizationEntryId: string | null;
+    chargeId: string; paymentIntentId: string; settlement: { connectorId: string; attemptId: string };
+    amountMinor: bigint; authorizationEntryId: string | null;
     pennyFeeMinor: bigint; pspFeeMinor: bigint; fundsAvailableImmediately: boolean; split: DestinationSplit | null }):
   Promise<{ transferId: string; applicationFeeId: string | null } | null> {
     const { accounts } = input;
+    // First, before any account is locked: a settlement pull applying this capture's line waits, or is waited for.
+    const settlementReferences = [input.chargeId, input.settlement.attemptId];
+    for (const reference of [...settlementReferences].sort()) {
+      await this.balances.lockSettlementReference(db, { connectorId: input.settlement.connectorId, reference });
+    }
     if (input.authorizationEntryId !== null) {
       await this.ledger.postHold(input.authorizationEntryId, input.amountMinor, db);
     }
@@ -89,6 +97,9 @@ export class PaymentLedger {
       await this.balances.makeChargeAvailable(db, { merchantId: input.merchantId, chargeId: input.chargeId,
         availableOn: new Date(nowMs()).toISOString() });
     }
+    // A settlement pull that read this capture's line before it was booked: available now, as of the line's day.
+    await this.balances.bookedAfterSettlement(db, { connectorId: input.settlement.connectorId,
+      references: settlementReferences, merchantId: input.merchantId, chargeId: input.chargeId });
     return made;
   }
 

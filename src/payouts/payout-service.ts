@@ -65,29 +65,37 @@ export class PayoutService {
   }
 
   /**
-   * An automatic payout (the schedule's, `payout-scheduler.ts`): the whole available balance of
-   * the owner in the currency, rounded down to Stripe's payout step, to its default destination,
+   * An automatic payout (the schedule's, `payout-scheduler.ts`): what the owner's available
+   * transactions in the currency that no automatic payout took yet net to, read (and locked) in the
+   * payout's own transaction, rounded down to Stripe's payout step, to its default destination,
    * recorded as a manual payout is (the guarded entry, the `payout` balance transaction,
    * `payout.created`) with `automatic: true` and the UTC day it is for, then sent to the PSP the
-   * same way (key `penny:<payout id>`). The database keeps one automatic payout per owner,
-   * currency and day, so a racing worker, or a rerun after a crash, pays nothing more. Answers
-   * undefined, writing nothing, when there is nothing to pay out, no destination, or the day's
-   * payout exists already.
+   * same way (key `penny:<payout id>`). It is linked to exactly the transactions it read (and its
+   * own), so they sum to its amount; a remainder below the step is held back as Stripe does, a
+   * `payout_minimum_balance_hold` (−r, linked to this payout) and a `payout_minimum_balance_release`
+   * (+r, left for the next one), which together leave the balance as it is (docs/accounting.md).
+   * The database keeps one automatic payout per owner, currency and day, so a racing worker, or a
+   * rerun after a crash, pays nothing more. Answers undefined, writing nothing, when there is
+   * nothing to pay out, no destination, or the day's payout exists already. `availableMinor`, the
+   * scheduler's read of the balance, only says whether to look.
    */
   async payOutAutomatically(request: { owner: PayoutOwner; currency: string; availableMinor: bigint; day: string }):
   Promise<ReturnType<typeof presentPayout> | undefined> {
     const { owner, day } = request;
     const currency = request.currency.trim().toUpperCase();
     const step = stripeAmountStepMinor(currency.toLowerCase(), 'payout');
-    const amountMinor = request.availableMinor - request.availableMinor % step;
-    if (amountMinor <= 0n) return undefined;
+    if (request.availableMinor <= 0n) return undefined;
     let recorded: PayoutRow | undefined;
     try {
       recorded = await withTransaction(this.pool, async (client) => {
         if (await store.selectAutomaticPayout(client, { ...owner, currency, day }) !== undefined) return undefined;
         if (await this.defaultDestination(client, owner, currency) === undefined) return undefined;
+        const unpaid = await this.options.balances.unpaidAvailable(client, { ...owner, currency });
+        const remainderMinor = unpaid.netMinor > 0n ? unpaid.netMinor % step : 0n;
+        const amountMinor = unpaid.netMinor - remainderMinor;
+        if (amountMinor <= 0n) return undefined;
         return this.record(client, { owner, command: { amountMinor, currency, destination: undefined, description: null,
-          statementDescriptor: null, metadata: {} }, automaticDay: day });
+          statementDescriptor: null, metadata: {} }, automatic: { day, paid: unpaid.ids, remainderMinor } });
       });
     } catch (error) {
       // Taken meanwhile (a payout, a transfer, a dispute), or paid by a racing worker: nothing to do.
@@ -100,7 +108,7 @@ export class PayoutService {
 
   /** The payout, its guarded entry, its balance transaction and its event, in the caller's transaction. */
   private async record(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand;
-    automaticDay?: string }): Promise<PayoutRow> {
+    automatic?: { day: string; paid: readonly string[]; remainderMinor: bigint } }): Promise<PayoutRow> {
     const { owner, command } = request;
     const connector = this.options.connectors.get(await this.options.connectorId(client, owner.merchantId));
     if (!connector.capabilities.payouts) {
@@ -140,11 +148,23 @@ export class PayoutService {
       currency: command.currency, destination, description: command.description,
       statementDescriptor: command.statementDescriptor, metadata: command.metadata,
       connector: connector.id, arrivalDate: now, entryId, balanceTransactionId: transaction.id,
-      automaticDay: request.automaticDay ?? null,
+      automaticDay: request.automatic?.day ?? null,
     });
-    if (payout.automatic) {
-      await this.options.balances.linkToAutomaticPayout(client, { merchantId: owner.merchantId,
-        accountId: owner.accountId, payoutId: id, currency: command.currency });
+    if (request.automatic !== undefined) {
+      const linked = [...request.automatic.paid, transaction.id];
+      const { remainderMinor } = request.automatic;
+      if (remainderMinor > 0n) {
+        const movement = { merchantId: owner.merchantId, accountId: owner.accountId, sourceId: id,
+          currency: command.currency, description: 'Payout remainder below the payout step' };
+        const hold = await this.options.balances.recordMovement(client, { ...movement,
+          type: 'payout_minimum_balance_hold', reportingCategory: 'payout_minimum_balance_hold',
+          amountMinor: -remainderMinor });
+        await this.options.balances.recordMovement(client, { ...movement, type: 'payout_minimum_balance_release',
+          reportingCategory: 'payout_minimum_balance_release', amountMinor: remainderMinor });
+        linked.push(hold.id);
+      }
+      await this.options.balances.linkToAutomaticPayout(client, { merchantId: owner.merchantId, payoutId: id,
+        ids: linked });
     }
     await recordEvent(client, { merchantId: owner.merchantId, account: payout.accountId,
       type: 'payout.created', object: presentPayout(payout) });

@@ -281,7 +281,7 @@ export function planBankLeg(payouts: readonly OpenPayoutRow[], entries: readonly
 }
 
 /**
- * Pass 3 for one entry: the payouts its text names in full, and those whose reference begins
+ * Pass 3 for one entry: the payouts its text names in full (as whole tokens), and those whose reference begins
  * with the end of its text from some word on (a text cut short, as banks show only so many
  * characters: Adyen's `TX…XT Account, batch N` cut to 30 is "TX…XT Account, b"). Full names that
  * add up to the entry pay it; with one name cut short, the one candidate that completes the sum
@@ -295,7 +295,7 @@ function byRemittance(entry: OpenBankEntryRow, payouts: readonly OpenPayoutRow[]
   const words = text.split(' ');
   const tails = words.map((_, index) => words.slice(index).join(' '))
     .filter((tail) => tail.length >= truncatedReferenceCharactersMin);
-  const named = payouts.filter((payout) => text.includes(normalized(payout.reference)));
+  const named = payouts.filter((payout) => namesWhole(text, normalized(payout.reference)));
   const cut = payouts.filter((payout) => !named.includes(payout)
     && tails.some((tail) => normalized(payout.reference).startsWith(tail)));
   const namedMinor = sumMinor(named);
@@ -326,6 +326,24 @@ function ambiguity(entry: OpenBankEntryRow, candidates: readonly OpenPayoutRow[]
     detail: `bank entry ${entry.externalId} (${entry.amountMinor} ${entry.currency}) fits `
       + `${candidates.length === 0 ? 'payouts another entry fits too' : candidates.map((payout) => payout.reference).join(', ')}`
       + ': a person must choose' };
+}
+
+/**
+ * Whether `text` holds `reference` as a whole token: where the reference begins (ends) with a letter
+ * or digit, bounded there by the text's start (end) or a character that is not one, so that
+ * `…, batch 12` names batch 12, never batch 1.
+ */
+export function namesWhole(text: string, reference: string): boolean {
+  if (reference === '') return false;
+  const alphanumeric = /^[\p{L}\p{N}]$/u;
+  const boundedBefore = !alphanumeric.test(reference.charAt(0));
+  const boundedAfter = !alphanumeric.test(reference.charAt(reference.length - 1));
+  for (let at = text.indexOf(reference); at !== -1; at = text.indexOf(reference, at + 1)) {
+    const before = at === 0 ? '' : text.charAt(at - 1);
+    const after = text.charAt(at + reference.length);
+    if ((boundedBefore || !alphanumeric.test(before)) && (boundedAfter || !alphanumeric.test(after))) return true;
+  }
+  return false;
 }
 
 function normalized(text: string): string {

@@ -33,7 +33,10 @@ export interface SettlementSummary {
   readonly settled: number;
   /** Captures the report names whose funds were available already (a second pull, bypassPending). */
   readonly alreadyAvailable: number;
-  /** Settled lines naming nothing Penny booked on this connector (reconciliation's to report). */
+  /**
+   * Settled lines naming no capture Penny has booked on this connector (yet): recorded, so that a
+   * capture booked later is made available at once (reconciliation's to report otherwise).
+   */
   readonly unmatched: number;
   /** PSP payouts to the operator this pull posted (closed days only). */
   readonly payouts: number;
@@ -173,6 +176,7 @@ export class SettlementService {
     }
     const payoutMinor = -payout.netMinor;
     const shares = new Map<string, bigint>();
+    const suspended: SettledLine[] = [];
     let batchFeesMinor = 0n;
     for (const line of lines) {
       if (line.type === 'MerchantPayout' || line.currency !== payout.currency) continue;
@@ -182,6 +186,7 @@ export class SettlementService {
       }
       const owner = await ownerOf(charges, line, this.pool);
       if (owner !== undefined) shares.set(owner, (shares.get(owner) ?? 0n) + line.netMinor);
+      else if (line.type === 'Settled') suspended.push(line);
     }
     const result = await withTransaction(this.pool, (client) => this.dependencies.balances.postPspPayout(client, {
       connectorId, payoutReference: payout.modificationReference, currency: payout.currency,
@@ -191,18 +196,45 @@ export class SettlementService {
       this.dependencies.logger.warn({ connector: connectorId, reference: payout.modificationReference },
         'a PSP payout posted before reads differently now: the first posting stands, for reconciliation to explain');
     }
+    // A capture not booked yet when the pull read it: its share went to suspense, until its booking.
+    if (result.posted) for (const line of suspended) await this.suspend(connectorId, line);
     return result.posted;
   }
 
+  /**
+   * A `Settled` line, under its reference's lock, the charge read again under it (a capture booked
+   * since the report was first read is seen; one booked after waits for this line and reads it).
+   */
   private async settle(charges: ChargeLookup, line: SettledLine):
   Promise<{ result: 'settled' | 'alreadyAvailable' | 'unmatched'; owners: readonly BalanceOwner[] }> {
-    const charge = await charges.of(this.pool, line.merchantReference);
-    if (charge === undefined) return { result: 'unmatched', owners: [] };
+    const { connectorId } = charges;
     const availableOn = `${line.bookingDay || new Date(nowMs()).toISOString().slice(0, 10)}T00:00:00.000Z`;
-    const made = await withTransaction(this.pool, (client) => this.dependencies.balances.makeChargeAvailable(client,
-      { merchantId: charge.merchantId, chargeId: charge.id, availableOn }));
-    return made === undefined ? { result: 'alreadyAvailable', owners: [] } : { result: 'settled', owners: made };
+    return withTransaction(this.pool, async (client) => {
+      const reference = line.merchantReference;
+      await this.dependencies.balances.lockSettlementReference(client, { connectorId, reference });
+      const charge = await bookedOn(client, connectorId, reference);
+      return this.dependencies.balances.settleCapture(client, { connectorId, reference, availableOn,
+        charge: charge === undefined ? undefined : { merchantId: charge.merchantId, chargeId: charge.id } });
+    });
   }
+
+  /** A `Settled` line the payout just posted left in suspense: for the capture's booking to attribute. */
+  private async suspend(connectorId: string, line: SettledLine): Promise<void> {
+    await withTransaction(this.pool, async (client) => {
+      const reference = line.merchantReference;
+      await this.dependencies.balances.lockSettlementReference(client, { connectorId, reference });
+      const charge = await bookedOn(client, connectorId, reference);
+      await this.dependencies.balances.suspendedLine(client, { connectorId, reference, currency: line.currency,
+        netMinor: line.netMinor,
+        charge: charge === undefined ? undefined : { merchantId: charge.merchantId, chargeId: charge.id } });
+    });
+  }
+}
+
+/** The charge a reference names, when Penny holds it on the connector. */
+async function bookedOn(db: Queryable, connectorId: string, reference: string): Promise<ChargeRow | undefined> {
+  const charge = await chargeOfReference(db, reference);
+  return charge?.connector === connectorId ? charge : undefined;
 }
 
 /**

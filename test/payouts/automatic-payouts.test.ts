@@ -199,6 +199,59 @@ describe('an automatic payout', () => {
   });
 });
 
+/** The nets of the transactions a payout pays (those linked to it, its own aside), by type. */
+async function paidBy(stripe: Stripe, payout: Stripe.Payout) {
+  const linked = (await stripe.balanceTransactions.list({ payout: payout.id, limit: 100 })).data
+    .filter((transaction) => transaction.source !== payout.id || transaction.type !== 'payout');
+  return { types: linked.map((transaction) => transaction.type).sort(),
+    netSum: linked.reduce((sum, transaction) => sum + transaction.net, 0) };
+}
+
+describe('the transactions an automatic payout is linked to', () => {
+  it('sum exactly to its amount, a remainder below the payout step held for the next payout', async () => {
+    const created = await penny.merchants.createMerchant('HUF Platform');
+    const stripe = penny.stripeFor(created.secretKey);
+    await stripe.paymentIntents.create({ amount: 17550, currency: 'huf', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    await setPlatformPayoutSchedule(penny.pool, created.merchant.id, { interval: 'daily' });
+    await nextDay();
+    await scheduler().runDue();
+
+    const [payout] = (await stripe.payouts.list({ limit: 10 })).data;
+    if (payout === undefined) throw new Error('no payout');
+    // 17550 less Penny's fee (2.9% + 30 = 539) nets 17011: whole forints pay 17000, 11 stays.
+    expect(payout.amount).toBe(17000);
+    expect(await paidBy(stripe, payout)).toEqual({ types: ['charge', 'payout_minimum_balance_hold'],
+      netSum: 17000 });
+    expect(available(await stripe.balance.retrieve(), 'huf')).toBe(11);
+
+    // The next payout takes the remainder back with what came in since.
+    await stripe.paymentIntents.create({ amount: 20000, currency: 'huf', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    await nextDay();
+    await scheduler().runDue();
+    const next = (await stripe.payouts.list({ limit: 10 })).data.find((item) => item.id !== payout.id);
+    if (next === undefined) throw new Error('no second payout');
+    const paid = await paidBy(stripe, next);
+    expect(paid.netSum).toBe(next.amount);
+    expect(paid.types).toContain('payout_minimum_balance_release');
+  });
+
+  it('are those read in the payout\'s own transaction, with what became available after the scheduler\'s read', async () => {
+    const { stripe, merchantId, funds } = await fundedPlatform('Late Funds Platform');
+    await stripe.paymentIntents.create({ amount: 5_000, currency: 'usd', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    const now = available(await stripe.balance.retrieve());
+    expect(now).toBeGreaterThan(funds);
+    // The scheduler read `funds`; another charge became available before the payout's transaction.
+    const payout = await penny.payouts.payOutAutomatically({ owner: { merchantId, accountId: merchantId },
+      currency: 'usd', availableMinor: BigInt(funds), day: new Date(nowMs()).toISOString().slice(0, 10) });
+    const retrieved = await stripe.payouts.retrieve(payout?.id as string);
+    expect(retrieved.amount).toBe(now);
+    expect(await paidBy(stripe, retrieved)).toEqual({ types: ['charge', 'charge'], netSum: now });
+  });
+});
+
 describe('a payout schedule', () => {
   /** Whether the worker's query (accountsDueOn) finds an account of this schedule due on the day. */
   async function dueOn(schedule: Stripe.AccountCreateParams.Settings.Payouts.Schedule, day: string):

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OpenBankEntryRow, OpenPayoutRow } from '../../src/reconciliation/recon-match-store.js';
-import { planBankLeg } from '../../src/reconciliation/recon-run.js';
+import { namesWhole, planBankLeg } from '../../src/reconciliation/recon-run.js';
 
 /** The PSP↔bank leg's pairing alone (passes 3 and 4), on payouts and bank entries made up here. */
 function payout(recordId: number, reference: string, amountMinor: bigint): OpenPayoutRow {
@@ -36,5 +36,25 @@ describe('the bank leg', () => {
 
     expect(plan.breaks).toEqual([expect.objectContaining({ type: 'amount_mismatch', leg: 'psp_bank',
       expectedMinor: 1000n, actualMinor: 993n })]);
+  });
+});
+
+describe('a remittance text', () => {
+  it('names a payout reference only as a whole token, so batch 12 is not batch 1', () => {
+    const plan = planBankLeg([payout(1, 'TestMerchant Account, batch 1', 10000n),
+      payout(2, 'TestMerchant Account, batch 12', 50000n)], [entry(3, 'TestMerchant Account, batch 12', 50000n)]);
+
+    expect(plan.matches.map((match) => match.payouts.map((row) => row.reference)))
+      .toEqual([['TestMerchant Account, batch 12']]);
+    expect(plan.breaks).toEqual([]);
+    expect(plan.unmatchedPayouts.map((row) => row.reference)).toEqual(['TestMerchant Account, batch 1']);
+  });
+
+  it('names a reference bounded by punctuation or the text\'s ends', () => {
+    expect(namesWhole('PAYOUT/BATCH-1-EUR/X', 'BATCH-1-EUR')).toBe(true);
+    expect(namesWhole('BATCH 1', 'BATCH 1')).toBe(true);
+    expect(namesWhole('BATCH 12', 'BATCH 1')).toBe(false);
+    expect(namesWhole('XBATCH 1', 'BATCH 1')).toBe(false);
+    expect(namesWhole('BATCH 12 BATCH 1', 'BATCH 1')).toBe(true);
   });
 });

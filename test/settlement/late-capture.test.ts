@@ -1,0 +1,118 @@
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { advanceClock, configureClock } from '../../src/clock.js';
+import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
+import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
+import type { SettlementService } from '../../src/settlement/settlement-service.js';
+import { freshDay } from '../support/days.js';
+import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
+
+/**
+ * A capture the PSP performed but Penny books only later (its answer lost, recovery books it), after
+ * a settlement pull already read the day's report: its funds become available when it is booked, as
+ * of the report's day, and what the PSP's payout left in settlement suspense for it goes to the
+ * merchant's PSP receivable, once. Each test works on a day of its own.
+ */
+let penny: ServedLedger;
+let stripe: Stripe;
+let merchantId: string;
+let settlement: SettlementService;
+
+beforeAll(async () => {
+  configureClock('controlled');
+  penny = await serveTestLedger();
+  const created = await penny.merchants.createMerchant('Late Capture Shop');
+  merchantId = created.merchant.id;
+  stripe = penny.stripeFor(created.secretKey);
+  settlement = settlementOf(penny);
+});
+
+afterAll(() => {
+  configureClock('system');
+});
+
+function lostAnswers(operation: 'authorize' | 'capture') {
+  penny.sandbox.injector.set(parseFaultProfile({
+    script: Array.from({ length: 3 }, () => ({ operation, fault: 'timeout_after' as const })),
+  }));
+}
+
+/** An account's posted balance on its normal side. */
+async function posted(accountId: string): Promise<bigint> {
+  const [account] = await penny.ledger.getAccounts([accountId]);
+  if (account === undefined) throw new Error(`no account ${accountId}`);
+  const { debitsPosted, creditsPosted } = account.balances;
+  return account.type === 'asset' || account.type === 'expense' ? debitsPosted - creditsPosted
+    : creditsPosted - debitsPosted;
+}
+
+async function receivableAndSuspense(): Promise<[bigint, bigint]> {
+  const accounts = await penny.balances.accounts.accountsFor(penny.pool, { ownerId: merchantId, currency: 'USD' });
+  const operator = await penny.balances.accounts.operatorAccountsFor(penny.pool, 'USD');
+  return [await posted(accounts.psp_receivable), await posted(operator.settlement_suspense)];
+}
+
+async function chargeTransaction(intentId: string) {
+  const intent = await stripe.paymentIntents.retrieve(intentId);
+  expect(intent.status).toBe('succeeded');
+  const { data } = await stripe.balanceTransactions.list({ source: intent.latest_charge as string, type: 'charge' });
+  expect(data).toHaveLength(1);
+  return data[0] as Stripe.BalanceTransaction;
+}
+
+describe('a capture booked after its settlement line was pulled', () => {
+  it('becomes available when booked, as of the report day, after a manual capture whose answer was lost', async () => {
+    const day = freshDay();
+    const before = await receivableAndSuspense();
+    const intent = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true, capture_method: 'manual' });
+    lostAnswers('capture');
+    await expect(stripe.paymentIntents.capture(intent.id)).rejects.toMatchObject({ statusCode: 503 });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    const pulled = await settlement.pull({ connectorId: 'sandbox', day });
+    expect(pulled).toMatchObject({ settled: 0, alreadyAvailable: 0, unmatched: 1, payouts: 1 });
+
+    await penny.recovery.runDue();
+    const transaction = await chargeTransaction(intent.id);
+    expect(transaction.status).toBe('available');
+    expect(new Date(transaction.available_on * 1000).toISOString().slice(0, 10)).toBe(day);
+    // The payout credited the charge's receivable its share (the charge was Penny's): no suspense.
+    const after = await receivableAndSuspense();
+    expect(after[0] - before[0]).toBe(0n);
+    expect(after[1] - before[1]).toBe(0n);
+    await settlement.pullClosedDays();
+    expect((await chargeTransaction(intent.id)).status).toBe('available');
+  });
+
+  it('becomes available when booked, and its share leaves settlement suspense once, after an automatic capture whose outcome was unknown', async () => {
+    const day = freshDay();
+    const before = await receivableAndSuspense();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    expect(intent.status).toBe('processing');
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    const pulled = await settlement.pull({ connectorId: 'sandbox', day });
+    expect(pulled).toMatchObject({ settled: 0, unmatched: 1, payouts: 1 });
+    // Nobody's share yet: the line's net (5000 − the PSP's 2% + 20 = 120) went to suspense.
+    const suspended = await receivableAndSuspense();
+    expect(suspended[1] - before[1]).toBe(4880n);
+
+    await penny.recovery.runDue();
+    const transaction = await chargeTransaction(intent.id);
+    expect(transaction.status).toBe('available');
+    expect(new Date(transaction.available_on * 1000).toISOString().slice(0, 10)).toBe(day);
+    const after = await receivableAndSuspense();
+    expect(after[0] - before[0]).toBe(0n);
+    expect(after[1] - before[1]).toBe(0n);
+    // Read again, nothing moves twice.
+    await settlement.pull({ connectorId: 'sandbox', day });
+    expect(await receivableAndSuspense()).toEqual(after);
+    const balance = await stripe.balance.retrieve();
+    expect(balance.pending.find((entry) => entry.currency === 'usd')?.amount ?? 0).toBe(0);
+  });
+});
