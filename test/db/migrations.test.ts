@@ -55,6 +55,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0043_connector_account_price', '8549d3c227595c7de05ee69d6682baf35e1d09c357ffca753ca78d699f89edad'],
   ['0044_finalization_psp_reference', 'e33f9ebadc58b307d1fc2c693b437367de6d1d4cfd397d8ba333605acc8795bc'],
   ['0045_payout_resends', '38b178bcce7016196e50ff8fdb6aed1a7235c712e27b7cc747ef7742e90decf6'],
+  ['0049_settlement_report_files', '802347ced8a89dd6e9f3f1982f0f96201711a60a6896866cb593094dda45993d'],
 ];
 
 describe('migrations', () => {
