@@ -14,17 +14,19 @@ import * as store from './settlement-store.js';
 
 /**
  * Settlement: the seed's "settled". Penny learns from the PSP's settlement report (pulled by the
- * worker once a day has closed, or by `penny settlement pull --date D`) that captured funds have
- * settled; each settled capture's funds move from pending to available (one ledger entry, its
- * balance transaction `available` as of the report's day) and each merchant whose funds moved gets
- * `balance.available`. Idempotent: a report read twice moves nothing twice. A capture the report
- * does not name stays pending; reconciliation reports it once its window passes.
+ * worker once a day has closed, or by `penny settlement pull --date D`; Adyen's, which Penny
+ * cannot pull, from the file downloaded or imported into reconciliation, `settleImportedReports`,
+ * read by the same worker) that captured funds have settled; each settled capture's funds move
+ * from pending to available (one ledger entry, its balance transaction `available` as of the
+ * report's day) and each merchant whose funds moved gets `balance.available`. Idempotent: a report
+ * read twice moves nothing twice. A capture the report does not name stays pending; reconciliation
+ * reports it once its window passes.
  *
  * The report's `MerchantPayout` line, the PSP paying the batch (net of its fees) to the operator's
  * bank, is posted once the day has closed (an open day's batch may still grow, and its payout with
- * it): one entry of its own per payout reference, crediting each merchant's PSP receivable its
- * share, the net of the batch's lines that are its own (docs/accounting.md, "The PSP pays the
- * operator").
+ * it; an Adyen report is of a closed batch): one entry of its own per payout reference, crediting
+ * each merchant's PSP receivable its share, the net of the batch's lines that are its own
+ * (docs/accounting.md, "The PSP pays the operator").
  */
 export interface SettlementSummary {
   readonly connector: string;
@@ -146,10 +148,13 @@ export class SettlementService {
    * Settles the PSP's Settlement details reports that reached Penny as files rather than by a pull
    * (Adyen's: downloaded on its REPORT_AVAILABLE notification by the report-downloads worker, or
    * imported with `penny recon import` or `POST /v1/reconciliation/files`), each file once: its
-   * lines of each Adyen account of Penny's, one batch per currency, are applied exactly as a
-   * pulled report's (`applyBatch`): each Settled line makes its charge available as of its
-   * booking day, and the batch's MerchantPayout is posted to the operator's bank (a batch's
-   * report is Adyen's once the batch has closed, so its payout is final). The postings are
+   * lines of each Adyen account of Penny's (connector_accounts; a line of any other account is
+   * left to reconciliation), one batch per currency, are applied exactly as a pulled report's
+   * (`syncMissed`, `applyBatch`): each Settled line makes its charge available as of its booking
+   * day, and the batch's MerchantPayout is posted to the operator's bank (Adyen publishes a
+   * batch's report once the batch has closed, so its payout is final). Amounts are the records'
+   * as the report's parser read them: the report's decimals in ISO minor units, whatever
+   * exponent Adyen writes them with (ISK 1000.00 is 1000). The postings are
    * idempotent by their references (a charge made available once, a payout posted once per
    * reference), so a file read twice, two files with the same lines, or a pull of the same batch
    * move nothing twice; `settlement_report_files` says a file was read, so it is not read again.
@@ -168,8 +173,10 @@ export class SettlementService {
           batches.set(key, [...batches.get(key) ?? [], line]);
         }
         for (const [key, lines] of batches) {
-          const charges = new ChargeLookup(key.slice(0, key.indexOf('\u0000')));
-          await this.applyBatch(charges, lines, { postPayout: true, summary, owners });
+          const connectorId = key.slice(0, key.indexOf('\u0000'));
+          // The account's connector is registered once a payment or notification of it has needed it.
+          if (this.dependencies.connectors.has(connectorId)) await this.syncMissed(connectorId, lines);
+          await this.applyBatch(new ChargeLookup(connectorId), lines, { postPayout: true, summary, owners });
         }
       } catch (error) {
         raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { file: file.id, filename: file.filename,
