@@ -153,6 +153,12 @@ describe('Adyen\'s Settlement details report, imported, in the settlement availa
     expect(await operatorBank() - bankBefore).toBe(3930n);
     expect(receivableBefore - await receivable()).toBe(3930n);
     await expectTrialBalanceZero();
+    // Reconciliation agrees: the lines match what Penny booked, the payout waits for its bank entry.
+    const run = await penny.request({ method: 'POST', url: '/v1/reconciliation/runs', body: { as_of: today() } });
+    expect(run.status).toBe(201);
+    const refs = [first.chargeId, first.attemptId, second.chargeId, second.attemptId, 'PAYOUT-9102'];
+    expect((run.body.breaks as { type: string; internal_ref: string | null; external_ref: string | null }[])
+      .filter((row) => refs.some((ref) => `${row.internal_ref} ${row.external_ref}`.includes(ref)))).toEqual([]);
   });
 
   it('changes nothing when the same report is imported again, as the same bytes or re-exported', async () => {
