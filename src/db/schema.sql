@@ -1090,6 +1090,16 @@ CREATE TABLE settlement_pulls (
   CONSTRAINT settlement_pulls_settled_count_check CHECK (settled_count >= 0)
 );
 
+CREATE TABLE settlement_report_files (
+  file_id text NOT NULL,
+  settled_count integer NOT NULL,
+  payout_count integer NOT NULL,
+  settled_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT settlement_report_files_pkey PRIMARY KEY (file_id),
+  CONSTRAINT settlement_report_files_payout_count_check CHECK (payout_count >= 0),
+  CONSTRAINT settlement_report_files_settled_count_check CHECK (settled_count >= 0)
+);
+
 CREATE TABLE settlement_unbooked_lines (
   connector text NOT NULL,
   merchant_reference text NOT NULL,
@@ -1761,6 +1771,8 @@ ALTER TABLE reconciliation_statements
   ADD CONSTRAINT reconciliation_statements_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id) DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE refunds
   ADD CONSTRAINT refunds_merchant_id_charge_id_fkey FOREIGN KEY (merchant_id, charge_id) REFERENCES charges(merchant_id, id);
+ALTER TABLE settlement_report_files
+  ADD CONSTRAINT settlement_report_files_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id);
 ALTER TABLE transfer_reversals
   ADD CONSTRAINT transfer_reversals_merchant_id_transfer_id_fkey FOREIGN KEY (merchant_id, transfer_id) REFERENCES transfers(merchant_id, id);
 ALTER TABLE webhook_deliveries

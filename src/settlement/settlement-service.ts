@@ -14,17 +14,19 @@ import * as store from './settlement-store.js';
 
 /**
  * Settlement: the seed's "settled". Penny learns from the PSP's settlement report (pulled by the
- * worker once a day has closed, or by `penny settlement pull --date D`) that captured funds have
- * settled; each settled capture's funds move from pending to available (one ledger entry, its
- * balance transaction `available` as of the report's day) and each merchant whose funds moved gets
- * `balance.available`. Idempotent: a report read twice moves nothing twice. A capture the report
- * does not name stays pending; reconciliation reports it once its window passes.
+ * worker once a day has closed, or by `penny settlement pull --date D`; Adyen's, which Penny
+ * cannot pull, from the file downloaded or imported into reconciliation, `settleImportedReports`,
+ * read by the same worker) that captured funds have settled; each settled capture's funds move
+ * from pending to available (one ledger entry, its balance transaction `available` as of the
+ * report's day) and each merchant whose funds moved gets `balance.available`. Idempotent: a report
+ * read twice moves nothing twice. A capture the report does not name stays pending; reconciliation
+ * reports it once its window passes.
  *
  * The report's `MerchantPayout` line, the PSP paying the batch (net of its fees) to the operator's
  * bank, is posted once the day has closed (an open day's batch may still grow, and its payout with
- * it): one entry of its own per payout reference, crediting each merchant's PSP receivable its
- * share, the net of the batch's lines that are its own (docs/accounting.md, "The PSP pays the
- * operator").
+ * it; an Adyen report is of a closed batch): one entry of its own per payout reference, crediting
+ * each merchant's PSP receivable its share, the net of the batch's lines that are its own
+ * (docs/accounting.md, "The PSP pays the operator").
  */
 export interface SettlementSummary {
   readonly connector: string;
@@ -96,22 +98,9 @@ export class SettlementService {
         const lines = await parseSettlementReport(report,
           `${request.connectorId} settlement report ${request.day} ${currency}`);
         // First what a lost webhook may have kept from Penny, so that each line is attributed.
-        for (const line of lines) {
-          const sync = syncedLineTypes[line.type];
-          if (sync === undefined) continue;
-          await this.dependencies[sync]?.syncFromPsp(this.dependencies.connectors, {
-            connectorId: request.connectorId, reference: line.merchantReference, pspReference: line.pspReference,
-            lineType: line.type as PspSyncRequest['lineType'],
-          });
-        }
-        for (const line of lines.filter((item) => item.type === 'Settled')) {
-          const outcome = await this.settle(charges, line);
-          summary[outcome.result] += 1;
-          owners.push(...outcome.owners);
-        }
+        await this.syncMissed(request.connectorId, lines);
+        const posted = await this.applyBatch(charges, lines, { postPayout: closed, summary, owners });
         if (!closed) continue;
-        const posted = await this.postPayout(charges, lines);
-        if (posted !== undefined) summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
         // A batch that nets to zero has nothing to pay (and no payout line) once closed.
         const batchNetMinor = lines.reduce((sum, line) => sum + line.netMinor, 0n);
         if (posted === undefined && batchNetMinor !== 0n) batchesOpen += 1;
@@ -134,6 +123,8 @@ export class SettlementService {
    * connector that publishes reports: what the `settlement-pull` worker runs.
    */
   async pullClosedDays(): Promise<number> {
+    // The reports that reached Penny as files (Adyen's) first: a pull below never reads their connectors.
+    await this.settleImportedReports();
     let pulled = 0;
     for (const connectorId of this.dependencies.connectors.ids()) {
       if (!this.dependencies.connectors.get(connectorId).capabilities.settlementReports) continue;
@@ -154,6 +145,90 @@ export class SettlementService {
       }
     }
     return pulled;
+  }
+
+  /**
+   * Settles the PSP's Settlement details reports that reached Penny as files rather than by a pull
+   * (Adyen's: downloaded on its REPORT_AVAILABLE notification by the report-downloads worker, or
+   * imported with `penny recon import` or `POST /v1/reconciliation/files`), each file once: its
+   * lines of each Adyen account of Penny's (connector_accounts; a line of any other account is
+   * left to reconciliation), one batch per currency, are applied exactly as a pulled report's
+   * (`syncMissed`, `applyBatch`): each Settled line makes its charge available as of its booking
+   * day, and the batch's MerchantPayout is posted to the operator's bank (Adyen publishes a
+   * batch's report once the batch has closed, so its payout is final). Amounts are the records'
+   * as the report's parser read them: the report's decimals in ISO minor units, whatever
+   * exponent Adyen writes them with (ISK 1000.00 is 1000). The postings are
+   * idempotent by their references (a charge made available once, a payout posted once per
+   * reference), so a file read twice, two files with the same lines, or a pull of the same batch
+   * move nothing twice; `settlement_report_files` says a file was read, so it is not read again.
+   * A file whose batch cannot be applied is alerted and read again next run. Answers how many
+   * files were read.
+   */
+  async settleImportedReports(): Promise<number> {
+    let read = 0;
+    for (const file of await store.selectUnsettledReportFiles(this.pool, { limit: importedReportFilesPerRunMax })) {
+      const summary = { settled: 0, alreadyAvailable: 0, unmatched: 0, payouts: 0, payoutsAlreadyPosted: 0 };
+      const owners: BalanceOwner[] = [];
+      try {
+        const batches = new Map<string, SettledLine[]>();
+        for (const { connector, ...line } of await store.selectImportedReportLines(this.pool, file.id)) {
+          const key = `${connector}\u0000${line.currency}`;
+          batches.set(key, [...batches.get(key) ?? [], line]);
+        }
+        for (const [key, lines] of batches) {
+          const connectorId = key.slice(0, key.indexOf('\u0000'));
+          // The account's connector is registered once a payment or notification of it has needed it.
+          if (this.dependencies.connectors.has(connectorId)) await this.syncMissed(connectorId, lines);
+          await this.applyBatch(new ChargeLookup(connectorId), lines, { postPayout: true, summary, owners });
+        }
+      } catch (error) {
+        raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { file: file.id, filename: file.filename,
+          error: error instanceof Error ? error.message : String(error) }, 'an imported settlement report could not be settled');
+        continue;
+      } finally {
+        await this.dependencies.balances.announceAvailableTo(owners);
+      }
+      await store.insertSettledReportFile(this.pool, { fileId: file.id, settledCount: summary.settled,
+        payoutCount: summary.payouts });
+      if (summary.settled > 0 || summary.payouts > 0) {
+        this.dependencies.logger.info({ file: file.id, filename: file.filename, ...summary },
+          'an imported settlement report made captures available and posted PSP payouts');
+      }
+      read += 1;
+    }
+    return read;
+  }
+
+  /** Asks the PSP about the lines whose webhook Penny may have missed (a dispute, a payout), before they are read. */
+  private async syncMissed(connectorId: string, lines: readonly SettledLine[]): Promise<void> {
+    for (const line of lines) {
+      const sync = syncedLineTypes[line.type];
+      if (sync === undefined) continue;
+      await this.dependencies[sync]?.syncFromPsp(this.dependencies.connectors, {
+        connectorId, reference: line.merchantReference, pspReference: line.pspReference,
+        lineType: line.type as PspSyncRequest['lineType'],
+      });
+    }
+  }
+
+  /**
+   * One batch of a report, in one currency, as settlement reads it whether pulled or imported:
+   * each Settled line's charge made available as of the line's day, then (`postPayout`: the batch
+   * is closed) its MerchantPayout posted. Counts into `summary`; the owners whose funds moved
+   * into `owners`. Answers as `postPayout` does (undefined: no payout posted or readable).
+   */
+  private async applyBatch(charges: ChargeLookup, lines: readonly SettledLine[], into: { postPayout: boolean;
+    summary: Record<'settled' | 'alreadyAvailable' | 'unmatched' | 'payouts' | 'payoutsAlreadyPosted', number>;
+    owners: BalanceOwner[]; }): Promise<boolean | undefined> {
+    for (const line of lines.filter((item) => item.type === 'Settled')) {
+      const outcome = await this.settle(charges, line);
+      into.summary[outcome.result] += 1;
+      into.owners.push(...outcome.owners);
+    }
+    if (!into.postPayout) return undefined;
+    const posted = await this.postPayout(charges, lines);
+    if (posted !== undefined) into.summary[posted ? 'payouts' : 'payoutsAlreadyPosted'] += 1;
+    return posted;
   }
 
   /**
@@ -271,6 +346,9 @@ async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable):
   const refund = await refundOfReference(db, line.merchantReference);
   return refund?.connector === charges.connectorId ? refund.merchantId : undefined;
 }
+
+/** The imported reports one run of the worker reads at most (the rest wait for the next run). */
+const importedReportFilesPerRunMax = 20;
 
 function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);

@@ -14,3 +14,61 @@ export async function insertSettlementPull(db: Queryable, pull: { connector: str
      ON CONFLICT (connector, day) DO UPDATE SET settled_count = settlement_pulls.settled_count + excluded.settled_count,
        pulled_at = clock_timestamp()`), [pull.connector, pull.day, pull.settledCount]);
 }
+
+/** A PSP's settlement report imported as a file (reconciliation_files) that settlement has not read yet. */
+export interface UnsettledReportFile {
+  readonly id: string;
+  readonly filename: string;
+}
+
+/**
+ * Up to `limit` imported Settlement details reports (format `adyen_sdr`) settlement has not read,
+ * oldest first.
+ */
+export async function selectUnsettledReportFiles(db: Queryable, query: { limit: number }):
+Promise<UnsettledReportFile[]> {
+  const result = await db.query<UnsettledReportFile>(named(`SELECT f.id, f.filename FROM reconciliation_files f
+     WHERE f.format = 'adyen_sdr'
+       AND NOT EXISTS (SELECT 1 FROM settlement_report_files s WHERE s.file_id = f.id)
+     ORDER BY f.imported_at, f.id LIMIT $1`), [query.limit]);
+  return result.rows;
+}
+
+/** One line of an imported report, with the connector of the Adyen account it names (connector_accounts). */
+export interface ImportedReportLine {
+  readonly connector: string;
+  readonly type: string;
+  readonly merchantReference: string;
+  readonly pspReference: string;
+  readonly modificationReference: string;
+  readonly currency: string;
+  readonly bookingDay: string;
+  readonly netMinor: bigint;
+}
+
+/**
+ * The lines a file brought into reconciliation (a line known from an earlier file stays that
+ * file's) whose Merchant Account is an Adyen account of Penny's, in file order; a line of any
+ * other account is none of Penny's to settle. Amounts are the records' own: ISO minor units, as
+ * the report's parser read them.
+ */
+export async function selectImportedReportLines(db: Queryable, fileId: string): Promise<ImportedReportLine[]> {
+  const result = await db.query<Omit<ImportedReportLine, 'netMinor'> & { netMinor: string }>(named(`SELECT
+       a.connector, r.type, coalesce(r.merchant_reference, '') AS "merchantReference",
+       coalesce(r.psp_reference, '') AS "pspReference",
+       coalesce(r.refs ->> 'Modification Reference', '') AS "modificationReference", r.currency,
+       coalesce(r.booking_date::text, '') AS "bookingDay", r.amount_minor::text AS "netMinor"
+     FROM reconciliation_records r
+     JOIN connector_accounts a ON a.kind = 'adyen' AND a.merchant_account = r.refs ->> 'Merchant Account'
+     WHERE r.file_id = $1 AND r.kind = 'psp_line'
+     ORDER BY r.line, r.id`), [fileId]);
+  return result.rows.map((row) => ({ ...row, netMinor: BigInt(row.netMinor) }));
+}
+
+/** Records that settlement read the file; false when another worker recorded it first. */
+export async function insertSettledReportFile(db: Queryable, file: { fileId: string; settledCount: number;
+  payoutCount: number }): Promise<boolean> {
+  const result = await db.query(named(`INSERT INTO settlement_report_files (file_id, settled_count, payout_count)
+     VALUES ($1, $2, $3) ON CONFLICT (file_id) DO NOTHING`), [file.fileId, file.settledCount, file.payoutCount]);
+  return result.rowCount !== 0;
+}

@@ -22,7 +22,10 @@ import {
  * on whatever its merchant's routing becomes. Adyen's Checkout API has no look-up by Penny's
  * reference: the look-up reads the verified notifications Adyen sent for it (`notificationLog`), and
  * recovery re-sends a call with its key within Adyen's retention, which Adyen answers from its
- * record. Payouts are not a Checkout operation; settlement reports come from the Customer Area.
+ * record. Payouts are not a Checkout operation; settlement reports come from the Customer Area:
+ * Penny pulls none (`settlementReports: false`), and settles from the Settlement details report
+ * downloaded on Adyen's REPORT_AVAILABLE (`downloadReport`) or imported with `penny recon import`
+ * (src/settlement/settlement-service.ts, `settleImportedReports`).
  */
 export const adyenConnectorKind = 'adyen';
 
@@ -188,7 +191,10 @@ export class AdyenConnector implements Connector {
     return Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
   }
 
-  /** Adyen publishes its Settlement details report in the Customer Area; it is imported (`penny recon import`). */
+  /**
+   * Adyen publishes its Settlement details report in the Customer Area, per batch, not per day: it
+   * is downloaded on REPORT_AVAILABLE or imported (`penny recon import`), and settled from there.
+   */
   fetchSettlementReport(input: { day: string }): Promise<string> {
     return Promise.reject(new ConnectorRefusedError(this.id, 404, 'report_not_fetched',
       `Adyen's Settlement details report of ${input.day} is downloaded from the Customer Area and imported.`));

@@ -1,0 +1,239 @@
+import type Stripe from 'stripe';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configureClock } from '../../src/clock.js';
+import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import type { SettlementService } from '../../src/settlement/settlement-service.js';
+import { startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
+import { freshDay, today } from '../support/days.js';
+import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
+
+/**
+ * Settlement of an Adyen-routed merchant's captures in the default `settlement` availability mode:
+ * Adyen's Settlement details report reaches Penny as a file (downloaded on REPORT_AVAILABLE, or
+ * imported), and the settlement-pull worker reads it as it reads the sandbox's pulled report: its
+ * Settled lines make their charges available as of the report's day, its MerchantPayout is posted
+ * to the operator's bank, each once however often the report arrives. The merchant's Adyen price
+ * is 1.2% + 0.11, so a 20.00 EUR capture books a PSP fee of 0.35 and nets 19.65. Each test works
+ * on a day and a batch of its own.
+ */
+let penny: ServedLedger;
+let stub: AdyenStub;
+let stripe: Stripe;
+let merchantId: string;
+let settlement: SettlementService;
+
+const header = 'Company Account,Merchant Account,Psp Reference,Merchant Reference,Payment Method,Creation Date,'
+  + 'TimeZone,Type,Modification Reference,Gross Currency,Gross Debit (GC),Gross Credit (GC),Exchange Rate,'
+  + 'Net Currency,Net Debit (NC),Net Credit (NC),Commission (NC),Markup (NC),Scheme Fees (NC),Interchange (NC),'
+  + 'Payment Method Variant,Modification Merchant Reference,Batch Number';
+
+beforeAll(async () => {
+  configureClock('controlled');
+  stub = await startAdyenStub({ timeoutMs: 300 });
+  penny = await serveTestLedger({ routing: { adyenTimeoutMs: 300 } });
+  settlement = settlementOf(penny);
+  const created = await penny.merchants.createMerchant('Adyen Settled Shop');
+  merchantId = created.merchant.id;
+  stripe = penny.stripeFor(created.secretKey);
+  const routed = await penny.request({ method: 'POST', url: `/v1/merchants/${merchantId}/connector`, body: {
+    connector: 'adyen', merchant_account: stub.merchantAccount, api_key: stub.apiKey, hmac_key: stub.hmacKeyHex,
+    endpoint: stub.url, fee_basis_points: 120, fee_fixed_minor: 11 } });
+  expect(routed.status).toBe(200);
+});
+
+afterAll(() => {
+  configureClock('system');
+});
+
+async function deliver(): Promise<void> {
+  for (const body of stub.takeNotifications()) {
+    const response = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/adyen/webhooks`, { method: 'POST',
+      headers: { 'content-type': 'application/json' }, body });
+    expect(response.status).toBe(200);
+  }
+  for (let round = 0; round < 10 && await penny.inbox.processDue() > 0; round += 1);
+}
+
+/** A 20.00 EUR payment (or `amount` of `currency`) captured on Adyen: its charge, attempt and Adyen pspReference. */
+async function captured(amount = 2000, currency = 'eur') {
+  const intent = await stripe.paymentIntents.create({ amount, currency, payment_method: 'pm_card_visa', confirm: true });
+  await deliver();
+  const attempt = await penny.pool.query<{ id: string }>('SELECT id FROM payment_attempts WHERE payment_intent_id = $1',
+    [intent.id]);
+  const charge = await penny.pool.query<{ psp_reference: string }>('SELECT psp_reference FROM charges WHERE id = $1',
+    [intent.latest_charge]);
+  return { chargeId: String(intent.latest_charge), attemptId: String(attempt.rows[0]?.id),
+    psp: String(charge.rows[0]?.psp_reference) };
+}
+
+/**
+ * Adyen's report of batch `batch` on the current day: each payment's Settled line (gross, fee and
+ * net as Adyen writes them, decimals of the currency) and the batch's MerchantPayout of their nets.
+ */
+function report(batch: number, lines: { payment: { attemptId: string; psp: string }; gross: string; fee: string;
+  net: string }[], payout: string, options: { currency?: string; merchantAccount?: string } = {}): string {
+  const currency = options.currency ?? 'EUR';
+  const account = options.merchantAccount ?? stub.merchantAccount;
+  const at = `${today()} 10:00:00`;
+  const rows = lines.map(({ payment, gross, fee, net }) => ['PennyCo', account, payment.psp, payment.attemptId, 'visa',
+    at, 'CET', 'Settled', payment.psp, currency, '', gross, '1', currency, '', net, fee, '', '', '', 'visacredit', '',
+    String(batch)].join(','));
+  rows.push(['PennyCo', account, '', '', '', at, 'CET', 'MerchantPayout', `PAYOUT-${batch}`, currency, '', '', '1',
+    currency, payout, '', '', '', '', '', '', `PAYOUT-${batch}`, String(batch)].join(','));
+  return `${header}\n${rows.join('\n')}\n`;
+}
+
+async function imported(csv: string, filename: string) {
+  return new ReconciliationImports(penny.pool).importFile({ body: Readable.from([Buffer.from(csv, 'utf8')]),
+    filename, source: `adyen-${stub.merchantAccount.toLowerCase()}` });
+}
+
+async function chargeTransaction(chargeId: string) {
+  const { data } = await stripe.balanceTransactions.list({ source: chargeId, type: 'charge' });
+  const [transaction] = data;
+  if (transaction === undefined) throw new Error(`no balance transaction for ${chargeId}`);
+  return transaction;
+}
+
+/** An account's posted balance on its normal side (debit-normal for assets). */
+async function posted(accountId: string): Promise<bigint> {
+  const [account] = await penny.ledger.getAccounts([accountId]);
+  if (account === undefined) throw new Error(`no account ${accountId}`);
+  const { debitsPosted, creditsPosted } = account.balances;
+  return account.type === 'asset' || account.type === 'expense' ? debitsPosted - creditsPosted
+    : creditsPosted - debitsPosted;
+}
+
+async function receivable(currency = 'EUR'): Promise<bigint> {
+  const accounts = await penny.balances.accounts.accountsFor(penny.pool, { ownerId: merchantId, currency });
+  return posted(accounts.psp_receivable);
+}
+
+async function operatorBank(currency = 'EUR'): Promise<bigint> {
+  return posted((await penny.balances.accounts.operatorAccountsFor(penny.pool, currency)).operator_bank);
+}
+
+async function payoutEntries(batch: number, account = stub.merchantAccount): Promise<number> {
+  const result = await penny.pool.query('SELECT 1 FROM ledger_entries WHERE external_reference = $1',
+    [`penny:psp_payout:adyen:${account}:PAYOUT-${batch}`]);
+  return result.rows.length;
+}
+
+async function expectTrialBalanceZero(): Promise<void> {
+  const trial = await penny.request({ method: 'GET', url: '/v1/ledger/trial_balance' });
+  for (const currency of trial.body.currencies as { currency: string; difference: number }[]) {
+    expect(currency.difference, currency.currency).toBe(0);
+  }
+}
+
+describe('Adyen\'s Settlement details report, imported, in the settlement availability mode', () => {
+  it('makes each charge of its Settled lines available as of the report\'s day', async () => {
+    const day = freshDay();
+    const payment = await captured();
+    expect((await chargeTransaction(payment.chargeId)).status).toBe('pending');
+    await imported(report(9101, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65'),
+      'settlement_detail_report_batch_9101.csv');
+    await settlement.pullClosedDays();
+    const transaction = await chargeTransaction(payment.chargeId);
+    expect(transaction.status).toBe('available');
+    expect(transaction.available_on).toBe(Date.parse(`${day}T00:00:00.000Z`) / 1000);
+  });
+
+  it('books its MerchantPayout to the operator\'s bank once, paying what Adyen owed for the batch', async () => {
+    freshDay();
+    const first = await captured();
+    const second = await captured();
+    const receivableBefore = await receivable();
+    const bankBefore = await operatorBank();
+    await imported(report(9102, [{ payment: first, gross: '20.00', fee: '0.35', net: '19.65' },
+      { payment: second, gross: '20.00', fee: '0.35', net: '19.65' }], '39.30'), 'settlement_detail_report_batch_9102.csv');
+    await settlement.pullClosedDays();
+    expect(await payoutEntries(9102)).toBe(1);
+    expect(await operatorBank() - bankBefore).toBe(3930n);
+    expect(receivableBefore - await receivable()).toBe(3930n);
+    await expectTrialBalanceZero();
+    // Reconciliation agrees: the lines match what Penny booked, the payout waits for its bank entry.
+    const run = await penny.request({ method: 'POST', url: '/v1/reconciliation/runs', body: { as_of: today() } });
+    expect(run.status).toBe(201);
+    const refs = [first.chargeId, first.attemptId, second.chargeId, second.attemptId, 'PAYOUT-9102'];
+    expect((run.body.breaks as { type: string; internal_ref: string | null; external_ref: string | null }[])
+      .filter((row) => refs.some((ref) => `${row.internal_ref} ${row.external_ref}`.includes(ref)))).toEqual([]);
+  });
+
+  it('changes nothing when the same report is imported again, as the same bytes or re-exported', async () => {
+    freshDay();
+    const payment = await captured();
+    const csv = report(9103, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65');
+    await imported(csv, 'settlement_detail_report_batch_9103.csv');
+    await settlement.pullClosedDays();
+    const bank = await operatorBank();
+    const owed = await receivable();
+    const again = await imported(csv, 'settlement_detail_report_batch_9103.csv');
+    expect(again.already_known).toBe(true);
+    const reexported = await imported(csv.replace(/\n/g, '\r\n'), 'settlement_detail_report_batch_9103 (1).csv');
+    expect(reexported.already_known).toBe(false);
+    await settlement.pullClosedDays();
+    await settlement.pullClosedDays();
+    expect(await payoutEntries(9103)).toBe(1);
+    expect(await operatorBank()).toBe(bank);
+    expect(await receivable()).toBe(owed);
+    expect((await chargeTransaction(payment.chargeId)).status).toBe('available');
+    const read = await penny.pool.query('SELECT 1 FROM settlement_report_files WHERE file_id IN ($1, $2)',
+      [again.id, reexported.id]);
+    expect(read.rows).toHaveLength(2);
+    await expectTrialBalanceZero();
+  });
+
+  it('settles, once, the report the report-downloads worker downloaded on Adyen\'s REPORT_AVAILABLE', async () => {
+    const day = freshDay();
+    const payment = await captured();
+    const bankBefore = await operatorBank();
+    const csv = report(9104, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65');
+    const announce = async (url: string) => {
+      const body = stub.sign([{ pspReference: url.split('/').at(-1) ?? '', merchantAccountCode: stub.merchantAccount,
+        merchantReference: '', eventCode: 'REPORT_AVAILABLE', success: 'true', reason: url }]);
+      const response = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/adyen/webhooks`, { method: 'POST',
+        headers: { 'content-type': 'application/json' }, body });
+      expect(response.status).toBe(200);
+      await penny.reportDownloads?.runDue();
+    };
+    await announce(stub.publishReport('settlement_detail_report_batch_9104.csv', csv));
+    await settlement.pullClosedDays();
+    const transaction = await chargeTransaction(payment.chargeId);
+    expect(transaction.status).toBe('available');
+    expect(transaction.available_on).toBe(Date.parse(`${day}T00:00:00.000Z`) / 1000);
+    // Announced again under another name (Adyen's regenerated report), and imported by hand too.
+    await announce(stub.publishReport('settlement_detail_report_batch_19104.csv', csv));
+    await imported(csv.replace(/\n/g, '\r\n'), 'settlement_detail_report_batch_9104.csv');
+    await settlement.pullClosedDays();
+    expect(await payoutEntries(9104)).toBe(1);
+    expect(await operatorBank() - bankBefore).toBe(1965n);
+    await expectTrialBalanceZero();
+  });
+
+  it('reads amounts in Adyen\'s exponent into ISO minor units: an ISK batch in krónur with two decimals', async () => {
+    freshDay();
+    // 1000 ISK (Stripe's hundredths): a fee of 1.2% (12) + 11, net 977 ISK.
+    const payment = await captured(100_000, 'isk');
+    const receivableBefore = await receivable('ISK');
+    const bankBefore = await operatorBank('ISK');
+    await imported(report(9105, [{ payment, gross: '1000.00', fee: '23.00', net: '977.00' }], '977.00',
+      { currency: 'ISK' }), 'settlement_detail_report_batch_9105.csv');
+    await settlement.pullClosedDays();
+    expect((await chargeTransaction(payment.chargeId)).status).toBe('available');
+    expect(await operatorBank('ISK') - bankBefore).toBe(977n);
+    expect(receivableBefore - await receivable('ISK')).toBe(977n);
+    await expectTrialBalanceZero();
+  });
+
+  it('books nothing for a report of a merchant account that is not one of Penny\'s', async () => {
+    freshDay();
+    const payment = await captured();
+    await imported(report(9106, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65',
+      { merchantAccount: 'SomeoneElsesAccount' }), 'settlement_detail_report_batch_9106.csv');
+    await settlement.pullClosedDays();
+    expect(await payoutEntries(9106, 'SomeoneElsesAccount')).toBe(0);
+    expect((await chargeTransaction(payment.chargeId)).status).toBe('pending');
+  });
+});
