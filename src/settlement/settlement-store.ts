@@ -1,4 +1,5 @@
 import { named, type Queryable } from '../db/pool.js';
+import type { SettledLine } from './settlement-report.js';
 
 /** The SQL of settlement pulls, one function per statement. */
 export async function selectSettlementPulled(db: Queryable, pull: { connector: string; day: string }):
@@ -35,15 +36,8 @@ Promise<UnsettledReportFile[]> {
 }
 
 /** One line of an imported report, with the connector of the Adyen account it names (connector_accounts). */
-export interface ImportedReportLine {
+export interface ImportedReportLine extends SettledLine {
   readonly connector: string;
-  readonly type: string;
-  readonly merchantReference: string;
-  readonly pspReference: string;
-  readonly modificationReference: string;
-  readonly currency: string;
-  readonly bookingDay: string;
-  readonly netMinor: bigint;
 }
 
 /**
