@@ -263,16 +263,24 @@ export class SettlementService {
       if (owner !== undefined) shares.set(owner, (shares.get(owner) ?? 0n) + line.netMinor);
       else if (line.type === 'Settled') suspended.push(line);
     }
-    const result = await withTransaction(this.pool, (client) => this.dependencies.balances.postPspPayout(client, {
-      connectorId, payoutReference: payout.modificationReference, currency: payout.currency,
-      payoutMinor, shares, batchFeesMinor,
-    }));
+    // The payout and what it leaves in suspense for each line Penny has not booked commit together:
+    // recorded afterwards, a crash in between would leave a later booking nothing to attribute, and
+    // the line's net in suspense for good. The lines' locks come first, as a capture's booking takes
+    // them before its ledger entries.
+    const { balances } = this.dependencies;
+    const result = await withTransaction(this.pool, async (client) => {
+      for (const reference of [...new Set(suspended.map((line) => line.merchantReference))].sort()) {
+        await balances.lockSettlementReference(client, { connectorId, reference });
+      }
+      const posting = await balances.postPspPayout(client, { connectorId, payoutReference: payout.modificationReference,
+        currency: payout.currency, payoutMinor, shares, batchFeesMinor });
+      if (posting.posted) for (const line of suspended) await suspend(client, balances, connectorId, line);
+      return posting;
+    });
     if (result.differs) {
       this.dependencies.logger.warn({ connector: connectorId, reference: payout.modificationReference },
         'a PSP payout posted before reads differently now: the first posting stands, for reconciliation to explain');
     }
-    // A capture not booked yet when the pull read it: its share went to suspense, until its booking.
-    if (result.posted) for (const line of suspended) await this.suspend(connectorId, line);
     return result.posted;
   }
 
@@ -293,17 +301,18 @@ export class SettlementService {
     });
   }
 
-  /** A `Settled` line the payout just posted left in suspense: for the capture's booking to attribute. */
-  private async suspend(connectorId: string, line: SettledLine): Promise<void> {
-    await withTransaction(this.pool, async (client) => {
-      const reference = line.merchantReference;
-      await this.dependencies.balances.lockSettlementReference(client, { connectorId, reference });
-      const charge = await bookedOn(client, connectorId, reference);
-      await this.dependencies.balances.suspendedLine(client, { connectorId, reference, currency: line.currency,
-        netMinor: line.netMinor,
-        charge: charge === undefined ? undefined : { merchantId: charge.merchantId, chargeId: charge.id } });
-    });
-  }
+}
+
+/**
+ * A `Settled` line the payout being posted leaves in suspense, for the capture's booking to
+ * attribute (at once when the charge was booked since it was read); the caller holds its lock.
+ */
+async function suspend(client: pg.PoolClient, balances: BalanceService, connectorId: string, line: SettledLine):
+Promise<void> {
+  const reference = line.merchantReference;
+  const charge = await bookedOn(client, connectorId, reference);
+  await balances.suspendedLine(client, { connectorId, reference, currency: line.currency, netMinor: line.netMinor,
+    charge: charge === undefined ? undefined : { merchantId: charge.merchantId, chargeId: charge.id } });
 }
 
 /** The charge a reference names, when Penny holds it on the connector. */

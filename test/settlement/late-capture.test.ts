@@ -115,4 +115,34 @@ describe('a capture booked after its settlement line was pulled', () => {
     const balance = await stripe.balance.retrieve();
     expect(balance.pending.find((entry) => entry.currency === 'usd')?.amount ?? 0).toBe(0);
   });
+
+  it('leaves its share in suspense for its booking to attribute even when recording it failed once with the payout', async () => {
+    const day = freshDay();
+    const before = await receivableAndSuspense();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    // Recording the line's suspense fails once, as a crash between the payout and it would.
+    await penny.pool.query(`CREATE FUNCTION test_fail_suspense() RETURNS trigger LANGUAGE plpgsql AS
+      $$ BEGIN RAISE EXCEPTION 'suspense not recorded'; END $$`);
+    await penny.pool.query(`CREATE TRIGGER test_fail_suspense BEFORE UPDATE ON settlement_unbooked_lines
+      FOR EACH ROW WHEN (NEW.suspense_minor IS NOT NULL) EXECUTE FUNCTION test_fail_suspense()`);
+    try {
+      await settlement.pull({ connectorId: 'sandbox', day }).catch(() => undefined);
+    } finally {
+      await penny.pool.query('DROP TRIGGER test_fail_suspense ON settlement_unbooked_lines');
+      await penny.pool.query('DROP FUNCTION test_fail_suspense()');
+    }
+    await settlement.pull({ connectorId: 'sandbox', day });
+
+    await penny.recovery.runDue();
+    expect((await chargeTransaction(intent.id)).status).toBe('available');
+    const after = await receivableAndSuspense();
+    expect(after[0] - before[0]).toBe(0n);
+    expect(after[1] - before[1]).toBe(0n);
+  });
 });
+
