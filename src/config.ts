@@ -142,6 +142,11 @@ export const limits = {
   /** An automatic payout marks the transactions it pays out this many rows a statement (in its transaction). */
   payoutLinkBatchRowsMax: 1000,
   /**
+   * An automatic payout pays at most this many transactions, oldest first (their ids held and their
+   * rows locked in its transaction); what is left is the next payout's.
+   */
+  automaticPayoutTransactionsMax: 100_000,
+  /**
    * Report runs (Stripe's Reports API): every 1 s the worker claims up to 2 pending runs, each for
    * a 5-minute lease, tried at most 3 times; a run reads 1,000 rows a query and writes its CSV in
    * parts of about 256 KiB; a report of more than 1,000,000 rows fails, asking for a shorter interval.

@@ -131,7 +131,8 @@ export class BalanceService {
   /**
    * What an automatic payout pays, read in its own transaction: every available transaction of the
    * owner in the currency that no automatic payout has taken yet (locked), and their net sum;
-   * `limits.payoutLinkBatchRowsMax` rows a statement.
+   * `limits.payoutLinkBatchRowsMax` rows a statement, oldest first, up to about
+   * `limits.automaticPayoutTransactionsMax` (one batch more at most), so memory and locks stay bounded.
    */
   async unpaidAvailable(db: Queryable, key: BalanceOwner & { currency: string }):
   Promise<{ ids: string[]; netMinor: bigint }> {
@@ -145,7 +146,8 @@ export class BalanceService {
         netMinor += row.netMinor;
       }
       const last = rows[rows.length - 1];
-      if (last === undefined || rows.length < limits.payoutLinkBatchRowsMax) return { ids, netMinor };
+      if (last === undefined || rows.length < limits.payoutLinkBatchRowsMax
+        || ids.length >= limits.automaticPayoutTransactionsMax) return { ids, netMinor };
       after = { createdAt: last.createdAt, id: last.id };
     }
   }
