@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { stringifyJson } from '../json.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { withEventRequest } from '../events/event-store.js';
-import type { IdempotencyService, IdempotentRequest, Work } from '../idempotency/idempotency-service.js';
+import type { IdempotencyService, IdempotentRequest, IdempotentResponse, Work } from '../idempotency/idempotency-service.js';
 import { invalid, readLimit, readObject, readString } from '../validation.js';
 import { merchantOf } from './merchant-routes.js';
 import { formBodyText, readStripeInteger } from './stripe-form.js';
@@ -32,6 +32,11 @@ export async function idempotent(
       sealResponse: options.sealResponse ?? false,
       ...(options.finishBody === undefined ? {} : { finishBody: options.finishBody }),
     }, work));
+  return sendIdempotentResponse(reply, response);
+}
+
+/** An answer run or replayed under an Idempotency-Key: its stored bytes, marked when replayed. */
+export function sendIdempotentResponse(reply: FastifyReply, response: IdempotentResponse): FastifyReply {
   if (response.replayed) void reply.header('Idempotent-Replayed', 'true');
   return reply.status(response.status).type('application/json; charset=utf-8').send(response.body);
 }

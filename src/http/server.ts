@@ -38,6 +38,7 @@ import { registerPaymentRoutes } from './payment-routes.js';
 import { registerAuthenticationRoutes } from './authentication-routes.js';
 import { registerBodyDrain } from './body-drain.js';
 import { registerNulCharacterCheck } from './nul-characters.js';
+import { registerReplayShortcut } from './replay-shortcut.js';
 import { registerWebhookEndpointRoutes } from './webhook-endpoint-routes.js';
 import { recordHttpRequest, renderMetrics } from '../metrics/metrics.js';
 import { SecretBox } from '../security/secret-box.js';
@@ -139,6 +140,11 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   app.setReplySerializer((payload) => stringifyJson(payload));
   app.setErrorHandler(handleError);
   registerBodyDrain(app);
+  const idempotency = new IdempotencyService(dependencies.pool,
+    (error) => ({ status: statusOf(error), body: errorBody(error) }),
+    new SecretBox(dependencies.secretKey, 'idempotent responses'));
+  // Before the NUL check: a replay answered from its text alone skips every later check.
+  const answeredByText = registerReplayShortcut(app, idempotency);
   registerNulCharacterCheck(app);
   app.setNotFoundHandler((request) => {
     throw new PennyError({
@@ -165,9 +171,6 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     return reply.status(503).send({ status: 'not_ready', reason });
   });
 
-  const idempotency = new IdempotencyService(dependencies.pool,
-    (error) => ({ status: statusOf(error), body: errorBody(error) }),
-    new SecretBox(dependencies.secretKey, 'idempotent responses'));
   registerLedgerRoutes(app, {
     ledger: dependencies.ledger,
     idempotency,
@@ -184,7 +187,7 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
   registerClockRoutes(app, { checkOperator: createOperatorCheck(dependencies.operatorKey),
     followers: dependencies.clockFollowers ?? [] });
   registerCaseRoutes(app, { pool: dependencies.pool, checkOperator: createOperatorCheck(dependencies.operatorKey) });
-  registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax });
+  registerStripeFormParser(app, { bodyLimit: limits.requestBodyBytesMax, answeredByText });
   const payments = new PaymentService(dependencies.pool, dependencies.flows);
   const accounts = new ConnectedAccounts(dependencies.pool, new BankAccountVault(dependencies.secretKey));
   const transfers = new TransferService(dependencies.pool,

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import qs from 'qs';
 import { PennyError } from '../errors.js';
 import { containsCardNumber } from '../security/card-filter.js';
@@ -127,11 +127,23 @@ export function formBodyText(request: object): string | undefined {
  * parseStripeForm. A refused body reaches the error handler as PennyError `invalid_form_body`; a
  * body over bodyLimit as Fastify's FST_ERR_CTP_BODY_TOO_LARGE. An empty body is `{}`.
  */
-export function registerStripeFormParser(app: FastifyInstance, options: { bodyLimit: number }): void {
+export function registerStripeFormParser(
+  app: FastifyInstance,
+  options: {
+    bodyLimit: number;
+    /** True when the request is already answered from its text alone: its body is left unparsed (`{}`). */
+    answeredByText?: (request: FastifyRequest, text: string) => boolean;
+  },
+): void {
   app.addContentTypeParser<string>(
     'application/x-www-form-urlencoded',
     { parseAs: 'string', bodyLimit: options.bodyLimit },
     (request, body, done) => {
+      if (options.answeredByText?.(request, body) === true) {
+        formTexts.set(request, body);
+        done(null, {});
+        return;
+      }
       let parsed: Record<string, unknown>;
       try {
         parsed = parseStripeForm(body);

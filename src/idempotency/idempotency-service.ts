@@ -149,6 +149,20 @@ export class IdempotencyService {
     }
   }
 
+  /**
+   * A finished key's stored answer, found in memory alone when the request's method, path and form
+   * text are those of a request already found to be the same as the key's (so it passed, as this
+   * very text, every check a request passes before its key is looked up). The HTTP layer asks
+   * before it parses the body, so such a replay skips the parsing, filtering and validation.
+   * Undefined otherwise: the request then runs the usual way, checked in full.
+   */
+  replayOfSameText(request: Pick<IdempotentRequest, 'merchantId' | 'method' | 'path' | 'paramsText'> & { key: string }):
+  IdempotentResponse | undefined {
+    const cached = this.finishedKeys.get(cacheKeyOf({ merchantId: request.merchantId, accountId: '', key: request.key }));
+    if (cached?.sameRequest === undefined || cached.sameRequest !== sameRequestText(request)) return undefined;
+    return this.replayed(cached.finished.row);
+  }
+
   /** A finished key's stored answer, as it was sent. */
   private replayed(row: KeyRow): IdempotentResponse {
     return { status: row.responseStatus as number, body: this.storedBody(row.responseBody as string), replayed: true };

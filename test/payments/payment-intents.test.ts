@@ -1,6 +1,6 @@
 import Stripe from 'stripe';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { requestFingerprint } from '../../src/idempotency/idempotency-service.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { IdempotencyService, requestFingerprint } from '../../src/idempotency/idempotency-service.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /** PaymentIntents and idempotency keys, driven by the official stripe SDK over HTTP. */
@@ -369,6 +369,37 @@ describe('replays of a finished key from memory', () => {
     const other = await rawPost(`/v1/payment_intents/${JSON.parse(first.text).id}`, body, 'remembered-6');
     expect(other.status).toBe(400);
     expect(JSON.parse(other.text)).toMatchObject({ error: { code: 'idempotency_key_reused' } });
+  });
+
+  it('answers a replay of the text already found the same before the route runs', async () => {
+    const first = await rawPost('/v1/payment_intents', body, 'remembered-7');
+    await rawPost('/v1/payment_intents', body, 'remembered-7');
+    const runs = vi.spyOn(IdempotencyService.prototype, 'run');
+    try {
+      const replay = await rawPost('/v1/payment_intents', body, 'remembered-7');
+      expect(replay.text).toBe(first.text);
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(replay.headers.get('request-id')).toMatch(/^req_/);
+      expect(runs).not.toHaveBeenCalled();
+    } finally {
+      runs.mockRestore();
+    }
+  });
+
+  it('checks a remembered replay sent with a query string in full: card data there is refused', async () => {
+    await rawPost('/v1/payment_intents', body, 'remembered-8');
+    await rawPost('/v1/payment_intents', body, 'remembered-8');
+    const replay = await rawPost('/v1/payment_intents?description=4242424242424242', body, 'remembered-8');
+    expect(replay.status).toBe(400);
+    expect(JSON.parse(replay.text)).toMatchObject({ error: { code: 'card_number_in_request' } });
+  });
+
+  it('answers a remembered key sent with Stripe-Account as the connected account\'s request, not the platform\'s', async () => {
+    await rawPost('/v1/payment_intents', body, 'remembered-9');
+    await rawPost('/v1/payment_intents', body, 'remembered-9');
+    const replay = await rawPost('/v1/payment_intents', body, 'remembered-9', { 'stripe-account': 'acct_missing' });
+    expect(replay.headers.get('idempotent-replayed')).toBeNull();
+    expect(JSON.parse(replay.text)).toMatchObject({ error: { param: 'Stripe-Account' } });
   });
 
   it('keeps no key past its retention: once reaped, the key runs as a new request', async () => {
