@@ -100,10 +100,7 @@ export class SettlementService {
         // First what a lost webhook may have kept from Penny, so that each line is attributed.
         await this.syncMissed(request.connectorId, lines);
         const posted = await this.applyBatch(charges, lines, { postPayout: closed, summary, owners });
-        if (!closed) continue;
-        // A batch that nets to zero has nothing to pay (and no payout line) once closed.
-        const batchNetMinor = lines.reduce((sum, line) => sum + line.netMinor, 0n);
-        if (posted === undefined && batchNetMinor !== 0n) batchesOpen += 1;
+        if (closed && payoutUnread(lines, posted)) batchesOpen += 1;
       } catch (error) {
         failures.push(error);
       }
@@ -161,12 +158,22 @@ export class SettlementService {
    * idempotent by their references (a charge made available once, a payout posted once per
    * reference), so a file read twice, two files with the same lines, or a pull of the same batch
    * move nothing twice; `settlement_report_files` says a file was read, so it is not read again.
-   * A file whose batch cannot be applied is alerted and read again next run. Answers how many
-   * files were read.
+   * A file that fails is not marked read: each failed attempt is recorded
+   * (settlement_report_file_attempts: its count, the error, when it is due again), alerted
+   * (`settlement_report_unreadable`), and the file is read again after a backoff doubling from a
+   * minute to six hours; after `importedReportAttemptsMax` attempts it is held for an operator
+   * (`settlement_report_held`, penny_waiting{what="settlement_reports_held"}). As a pull leaves a
+   * day unpulled while a batch has no payout it can read (two `MerchantPayout` lines, one without
+   * a reference, none for a batch that does not net to zero), such a file is not marked read
+   * either: it is held at once, since its lines cannot change. Each run takes the files due longest
+   * first, so files that keep failing never keep a newer report waiting for more than their turn.
+   * Answers how many files were read.
    */
   async settleImportedReports(): Promise<number> {
     let read = 0;
-    for (const file of await store.selectUnsettledReportFiles(this.pool, { limit: importedReportFilesPerRunMax })) {
+    const due = await store.selectUnsettledReportFiles(this.pool, { now: new Date(nowMs()).toISOString(),
+      limit: importedReportFilesPerRunMax });
+    for (const file of due) {
       const summary = { settled: 0, alreadyAvailable: 0, unmatched: 0, payouts: 0, payoutsAlreadyPosted: 0 };
       const owners: BalanceOwner[] = [];
       try {
@@ -179,17 +186,25 @@ export class SettlementService {
           const connectorId = key.slice(0, key.indexOf('\u0000'));
           // The account's connector is registered once a payment or notification of it has needed it.
           if (this.dependencies.connectors.has(connectorId)) await this.syncMissed(connectorId, lines);
-          await this.applyBatch(new ChargeLookup(connectorId), lines, { postPayout: true, summary, owners });
+          const posted = await this.applyBatch(new ChargeLookup(connectorId), lines,
+            { postPayout: true, summary, owners });
+          // The pull's rule: a batch with something to pay and no payout Penny can read leaves its report unread.
+          if (payoutUnread(lines, posted)) {
+            throw new UnreadablePayoutError(`the ${connectorId} batch in ${lines[0]?.currency ?? ''} has no payout `
+              + `Penny can read (${lines.filter((line) => line.type === 'MerchantPayout').length} MerchantPayout lines)`);
+          }
         }
       } catch (error) {
-        raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { file: file.id, filename: file.filename,
-          error: error instanceof Error ? error.message : String(error) }, 'an imported settlement report could not be settled');
+        await this.failedAttempt(file, error);
         continue;
       } finally {
         await this.dependencies.balances.announceAvailableTo(owners);
       }
-      await store.insertSettledReportFile(this.pool, { fileId: file.id, settledCount: summary.settled,
-        payoutCount: summary.payouts });
+      await withTransaction(this.pool, async (client) => {
+        await store.insertSettledReportFile(client, { fileId: file.id, settledCount: summary.settled,
+          payoutCount: summary.payouts });
+        await store.deleteReportFileAttempts(client, file.id);
+      });
       if (summary.settled > 0 || summary.payouts > 0) {
         this.dependencies.logger.info({ file: file.id, filename: file.filename, ...summary },
           'an imported settlement report made captures available and posted PSP payouts');
@@ -197,6 +212,26 @@ export class SettlementService {
       read += 1;
     }
     return read;
+  }
+
+  /**
+   * An imported report that could not be settled: the attempt recorded, and the file due again
+   * after the backoff or, after the last attempt or when reading it again cannot help, held.
+   */
+  private async failedAttempt(file: store.UnsettledReportFile, error: unknown): Promise<void> {
+    const attemptCount = file.attemptCount + 1;
+    const message = error instanceof Error ? error.message : String(error);
+    const held = error instanceof UnreadablePayoutError || attemptCount >= importedReportAttemptsMax;
+    const nextAttemptAt = held ? null : new Date(nowMs() + importedReportRetryDelayMs(attemptCount)).toISOString();
+    await store.upsertReportFileAttempt(this.pool, { fileId: file.id, attemptCount, error: message, nextAttemptAt });
+    const fields = { file: file.id, filename: file.filename, attempts: attemptCount, error: message };
+    if (held) {
+      raiseAlert(this.dependencies.logger, 'settlement_report_held', fields,
+        'an imported settlement report is held for an operator (settlement_report_file_attempts); it is not read again');
+    } else {
+      raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { ...fields, next_attempt_at: nextAttemptAt },
+        'an imported settlement report could not be settled; it is read again later');
+    }
   }
 
   /** Asks the PSP about the lines whose webhook Penny may have missed (a dispute, a payout), before they are read. */
@@ -358,6 +393,27 @@ async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable):
 
 /** The imported reports one run of the worker reads at most (the rest wait for the next run). */
 const importedReportFilesPerRunMax = 20;
+
+/** Failed attempts at reading an imported report after which it is held for an operator. */
+const importedReportAttemptsMax = 10;
+
+/** The wait before reading a failed report again: a minute, doubling, at most six hours. */
+function importedReportRetryDelayMs(attemptCount: number): number {
+  return Math.min(60_000 * 2 ** (attemptCount - 1), 6 * 3_600_000);
+}
+
+/** A batch of an imported report with no payout Penny can read: reading the file again cannot change it. */
+class UnreadablePayoutError extends Error {}
+
+/**
+ * Whether a closed batch leaves its report unread: its lines (the `MerchantPayout` aside) net to
+ * something the PSP has to pay, and no payout of it was posted now or before (`posted` undefined:
+ * none, or none Penny can read). A batch that nets to zero has nothing to pay, and no payout line.
+ */
+function payoutUnread(lines: readonly SettledLine[], posted: boolean | undefined): boolean {
+  if (posted !== undefined) return false;
+  return lines.reduce((sum, line) => (line.type === 'MerchantPayout' ? sum : sum + line.netMinor), 0n) !== 0n;
+}
 
 function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);

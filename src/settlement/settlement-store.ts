@@ -20,19 +20,45 @@ export async function insertSettlementPull(db: Queryable, pull: { connector: str
 export interface UnsettledReportFile {
   readonly id: string;
   readonly filename: string;
+  /** Attempts that failed so far (settlement_report_file_attempts). */
+  readonly attemptCount: number;
 }
 
 /**
- * Up to `limit` imported Settlement details reports (format `adyen_sdr`) settlement has not read,
- * oldest first.
+ * Up to `limit` imported Settlement details reports (format `adyen_sdr`) settlement has not read
+ * that are due at `now`: never tried, or failed and past their backoff (a held file is not);
+ * the one due longest first (a file never tried is due since its import).
  */
-export async function selectUnsettledReportFiles(db: Queryable, query: { limit: number }):
+export async function selectUnsettledReportFiles(db: Queryable, query: { now: string; limit: number }):
 Promise<UnsettledReportFile[]> {
-  const result = await db.query<UnsettledReportFile>(named(`SELECT f.id, f.filename FROM reconciliation_files f
+  const result = await db.query<UnsettledReportFile>(named(`SELECT f.id, f.filename,
+       coalesce(a.attempt_count, 0) AS "attemptCount"
+     FROM reconciliation_files f
+     LEFT JOIN settlement_report_file_attempts a ON a.file_id = f.id
      WHERE f.format = 'adyen_sdr'
        AND NOT EXISTS (SELECT 1 FROM settlement_report_files s WHERE s.file_id = f.id)
-     ORDER BY f.imported_at, f.id LIMIT $1`), [query.limit]);
+       AND (a.file_id IS NULL OR (a.status = 'retrying' AND a.next_attempt_at <= $1))
+     ORDER BY coalesce(a.next_attempt_at, f.imported_at), f.id LIMIT $2`), [query.now, query.limit]);
   return result.rows;
+}
+
+/**
+ * Records a failed attempt at reading a file: `retrying` at `nextAttemptAt`, or `held` for an
+ * operator (nextAttemptAt null).
+ */
+export async function upsertReportFileAttempt(db: Queryable, attempt: { fileId: string; attemptCount: number;
+  error: string; nextAttemptAt: string | null }): Promise<void> {
+  await db.query(named(`INSERT INTO settlement_report_file_attempts
+       (file_id, status, attempt_count, last_error, next_attempt_at)
+     VALUES ($1, CASE WHEN $4::timestamptz IS NULL THEN 'held' ELSE 'retrying' END, $2, $3, $4)
+     ON CONFLICT (file_id) DO UPDATE SET status = excluded.status, attempt_count = excluded.attempt_count,
+       last_error = excluded.last_error, next_attempt_at = excluded.next_attempt_at, updated_at = clock_timestamp()`),
+  [attempt.fileId, attempt.attemptCount, attempt.error.slice(0, 2000), attempt.nextAttemptAt]);
+}
+
+/** Forgets a file's failed attempts (it has been read). */
+export async function deleteReportFileAttempts(db: Queryable, fileId: string): Promise<void> {
+  await db.query(named('DELETE FROM settlement_report_file_attempts WHERE file_id = $1'), [fileId]);
 }
 
 /** One line of an imported report, with the connector of the Adyen account it names (connector_accounts). */
