@@ -122,6 +122,7 @@ export class SettlementService {
   async pullClosedDays(): Promise<number> {
     // The reports that reached Penny as files (Adyen's) first: a pull below never reads their connectors.
     await this.settleImportedReports();
+    await this.pruneResolvedLines();
     let pulled = 0;
     for (const connectorId of this.dependencies.connectors.ids()) {
       if (!this.dependencies.connectors.get(connectorId).capabilities.settlementReports) continue;
@@ -234,6 +235,26 @@ export class SettlementService {
     }
   }
 
+  /**
+   * Deletes, up to `resolvedLinesPerRunMax` a run, the records of lines read before their capture
+   * was booked (settlement_unbooked_lines) that have done their work: the capture is booked and
+   * available, and what a payout left in suspense for the line has been moved to the merchant's
+   * PSP receivable. Each under its reference's lock, checked again under it. A record whose
+   * capture is never booked stays, as reconciliation's to explain. Answers how many were deleted.
+   */
+  async pruneResolvedLines(): Promise<number> {
+    let pruned = 0;
+    for (const line of await store.selectResolvedUnbookedLines(this.pool, { limit: resolvedLinesPerRunMax })) {
+      const deleted = await withTransaction(this.pool, async (client) => {
+        await this.dependencies.balances.lockSettlementReference(client, { connectorId: line.connector,
+          reference: line.reference });
+        return store.deleteResolvedUnbookedLine(client, line);
+      });
+      if (deleted) pruned += 1;
+    }
+    return pruned;
+  }
+
   /** Asks the PSP about the lines whose webhook Penny may have missed (a dispute, a payout), before they are read. */
   private async syncMissed(connectorId: string, lines: readonly SettledLine[]): Promise<void> {
     for (const line of lines) {
@@ -301,15 +322,29 @@ export class SettlementService {
     // The payout and what it leaves in suspense for each line Penny has not booked commit together:
     // recorded afterwards, a crash in between would leave a later booking nothing to attribute, and
     // the line's net in suspense for good. The lines' locks come first, as a capture's booking takes
-    // them before its ledger entries.
+    // them before its ledger entries; under them each line's charge is read again, and one Penny
+    // holds by now is its merchant's share (so a line whose record was pruned once its charge was
+    // settled, `pruneResolvedLines`, never leaves its net in suspense with nothing to attribute it).
     const { balances } = this.dependencies;
     const result = await withTransaction(this.pool, async (client) => {
       for (const reference of [...new Set(suspended.map((line) => line.merchantReference))].sort()) {
         await balances.lockSettlementReference(client, { connectorId, reference });
       }
+      const finalShares = new Map(shares);
+      const unbooked: SettledLine[] = [];
+      for (const line of suspended) {
+        const charge = await bookedOn(client, connectorId, line.merchantReference);
+        if (charge === undefined) unbooked.push(line);
+        else finalShares.set(charge.merchantId, (finalShares.get(charge.merchantId) ?? 0n) + line.netMinor);
+      }
       const posting = await balances.postPspPayout(client, { connectorId, payoutReference: payout.modificationReference,
-        currency: payout.currency, payoutMinor, shares, batchFeesMinor });
-      if (posting.posted) for (const line of suspended) await suspend(client, balances, connectorId, line);
+        currency: payout.currency, payoutMinor, shares: finalShares, batchFeesMinor });
+      if (posting.posted) {
+        for (const line of unbooked) {
+          await balances.suspendedLine(client, { connectorId, reference: line.merchantReference,
+            currency: line.currency, netMinor: line.netMinor, charge: undefined });
+        }
+      }
       return posting;
     });
     if (result.differs) {
@@ -336,18 +371,6 @@ export class SettlementService {
     });
   }
 
-}
-
-/**
- * A `Settled` line the payout being posted leaves in suspense, for the capture's booking to
- * attribute (at once when the charge was booked since it was read); the caller holds its lock.
- */
-async function suspend(client: pg.PoolClient, balances: BalanceService, connectorId: string, line: SettledLine):
-Promise<void> {
-  const reference = line.merchantReference;
-  const charge = await bookedOn(client, connectorId, reference);
-  await balances.suspendedLine(client, { connectorId, reference, currency: line.currency, netMinor: line.netMinor,
-    charge: charge === undefined ? undefined : { merchantId: charge.merchantId, chargeId: charge.id } });
 }
 
 /** The charge a reference names, when Penny holds it on the connector. */
@@ -393,6 +416,9 @@ async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable):
 
 /** The imported reports one run of the worker reads at most (the rest wait for the next run). */
 const importedReportFilesPerRunMax = 20;
+
+/** The resolved records of lines read before their capture was booked one run deletes at most. */
+const resolvedLinesPerRunMax = 500;
 
 /** Failed attempts at reading an imported report after which it is held for an operator. */
 const importedReportAttemptsMax = 10;

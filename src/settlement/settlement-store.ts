@@ -92,3 +92,37 @@ export async function insertSettledReportFile(db: Queryable, file: { fileId: str
      VALUES ($1, $2, $3) ON CONFLICT (file_id) DO NOTHING`), [file.fileId, file.settledCount, file.payoutCount]);
   return result.rowCount !== 0;
 }
+
+/**
+ * A record of a line settlement read before Penny booked its capture (settlement_unbooked_lines,
+ * written by src/balances/settlement-line-store.ts) that has done its work: the charge it names
+ * on its connector (by its id or its attempt's) is booked and available, and what a payout left in
+ * suspense for the line (if anything) has been attributed (the booking's
+ * `penny:settlement_line:…:attributed` entry).
+ */
+const unbookedLineResolved = `EXISTS (SELECT 1 FROM charges c
+       JOIN balance_transactions t ON t.merchant_id = c.merchant_id AND t.source_id = c.id AND t.type = 'charge'
+         AND t.reporting_category = 'charge' AND t.status = 'available'
+       WHERE (c.id = u.merchant_reference OR c.attempt_id = u.merchant_reference) AND c.connector = u.connector)
+     AND (u.suspense_minor IS NULL OR u.suspense_minor = 0 OR EXISTS (SELECT 1 FROM ledger_entries e
+       WHERE e.external_reference = 'penny:settlement_line:' || u.connector || ':' || u.merchant_reference
+         || ':attributed'))`;
+
+/** Up to `limit` resolved records of lines read before their capture was booked, oldest first. */
+export async function selectResolvedUnbookedLines(db: Queryable, query: { limit: number }):
+Promise<{ connector: string; reference: string }[]> {
+  const result = await db.query<{ connector: string; reference: string }>(named(`SELECT u.connector,
+       u.merchant_reference AS reference
+     FROM settlement_unbooked_lines u WHERE ${unbookedLineResolved}
+     ORDER BY u.created_at, u.connector, u.merchant_reference LIMIT $1`), [query.limit]);
+  return result.rows;
+}
+
+/** Deletes one such record if it is resolved still (the caller holds its reference's lock); whether it did. */
+export async function deleteResolvedUnbookedLine(db: Queryable, key: { connector: string; reference: string }):
+Promise<boolean> {
+  const result = await db.query(named(`DELETE FROM settlement_unbooked_lines u
+     WHERE u.connector = $1 AND u.merchant_reference = $2 AND ${unbookedLineResolved}`),
+  [key.connector, key.reference]);
+  return result.rowCount !== 0;
+}

@@ -144,5 +144,41 @@ describe('a capture booked after its settlement line was pulled', () => {
     expect(after[0] - before[0]).toBe(0n);
     expect(after[1] - before[1]).toBe(0n);
   });
-});
 
+  it('leaves no record of its line once it is booked and its share has left suspense', async () => {
+    const day = freshDay();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    const records = async () => (await penny.pool.query(`SELECT suspense_minor FROM settlement_unbooked_lines
+      WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1
+        UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id])).rows;
+    expect(await records()).toEqual([{ suspense_minor: 1940n }]);
+
+    await penny.recovery.runDue();
+    expect((await chargeTransaction(intent.id)).status).toBe('available');
+    await settlement.pullClosedDays();
+    expect(await records()).toEqual([]);
+  });
+
+  it('keeps the record of its line while its capture is not booked', async () => {
+    const day = freshDay();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 2100, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    await settlement.pullClosedDays();
+    const records = await penny.pool.query(`SELECT 1 FROM settlement_unbooked_lines
+      WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1
+        UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id]);
+    expect(records.rows).toHaveLength(1);
+    await penny.recovery.runDue();
+  });
+});
