@@ -330,4 +330,24 @@ describe('Adyen\'s Settlement details report, imported, in the settlement availa
     expect(await wasRead(file.id)).toBe(false);
     expect(await attemptsOf(file.id)).toMatchObject({ status: 'held', attempt_count: 1 });
   });
+
+  it('makes a capture named by its charge in one report and by its attempt in another available once', async () => {
+    freshDay();
+    const payment = await captured();
+    const accounts = await penny.balances.accounts.accountsFor(penny.pool, { ownerId: merchantId, currency: 'EUR' });
+    const availableBefore = await posted(accounts.merchant_available);
+    await imported(report(9501, [{ payment: { ...payment, attemptId: payment.chargeId }, gross: '20.00', fee: '0.35',
+      net: '19.65' }], '19.65'), 'settlement_detail_report_batch_9501.csv');
+    await imported(report(9502, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65'),
+      'settlement_detail_report_batch_9502.csv');
+    await settlement.pullClosedDays();
+    expect((await chargeTransaction(payment.chargeId)).status).toBe('available');
+    const availability = await penny.pool.query('SELECT 1 FROM ledger_entries WHERE external_reference = $1',
+      [`penny:charge:${payment.chargeId}:available`]);
+    expect(availability.rows).toHaveLength(1);
+    // The charge's net (2000 − Penny's fee), once.
+    const transaction = await chargeTransaction(payment.chargeId);
+    expect(await posted(accounts.merchant_available) - availableBefore).toBe(BigInt(transaction.net));
+    await expectTrialBalanceZero();
+  });
 });
