@@ -1090,6 +1090,19 @@ CREATE TABLE settlement_pulls (
   CONSTRAINT settlement_pulls_settled_count_check CHECK (settled_count >= 0)
 );
 
+CREATE TABLE settlement_report_file_attempts (
+  file_id text NOT NULL,
+  status text NOT NULL,
+  attempt_count integer NOT NULL,
+  last_error text NOT NULL,
+  next_attempt_at timestamp with time zone,
+  updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT settlement_report_file_attempts_pkey PRIMARY KEY (file_id),
+  CONSTRAINT settlement_report_file_attempts_attempt_count_check CHECK (attempt_count >= 1),
+  CONSTRAINT settlement_report_file_attempts_due_check CHECK ((status = 'retrying'::text) = (next_attempt_at IS NOT NULL)),
+  CONSTRAINT settlement_report_file_attempts_status_check CHECK (status = ANY (ARRAY['retrying'::text, 'held'::text]))
+);
+
 CREATE TABLE settlement_report_files (
   file_id text NOT NULL,
   settled_count integer NOT NULL,
@@ -1771,6 +1784,8 @@ ALTER TABLE reconciliation_statements
   ADD CONSTRAINT reconciliation_statements_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id) DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE refunds
   ADD CONSTRAINT refunds_merchant_id_charge_id_fkey FOREIGN KEY (merchant_id, charge_id) REFERENCES charges(merchant_id, id);
+ALTER TABLE settlement_report_file_attempts
+  ADD CONSTRAINT settlement_report_file_attempts_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id);
 ALTER TABLE settlement_report_files
   ADD CONSTRAINT settlement_report_files_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id);
 ALTER TABLE transfer_reversals

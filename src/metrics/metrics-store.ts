@@ -10,7 +10,8 @@ const waitingCounts = `SELECT
     (SELECT count(*) FROM connector_webhook_inbox WHERE status = 'parked') AS psp_events_parked,
     (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS webhook_deliveries_pending,
     (SELECT coalesce(sum(cardinality(entry_ids)), 0) FROM ledger_unsealed_statements) AS ledger_entries_unsealed,
-    (SELECT count(*) FROM ledger_open_holds) AS ledger_holds_open_with_expiry`;
+    (SELECT count(*) FROM ledger_open_holds) AS ledger_holds_open_with_expiry,
+    (SELECT count(*) FROM settlement_report_file_attempts WHERE status = 'held') AS settlement_reports_held`;
 
 /** Counts of what waits for a worker, by name (the `what` label). */
 export async function selectWaitingCounts(db: Queryable): Promise<Record<string, bigint>> {

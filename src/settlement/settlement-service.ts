@@ -100,10 +100,7 @@ export class SettlementService {
         // First what a lost webhook may have kept from Penny, so that each line is attributed.
         await this.syncMissed(request.connectorId, lines);
         const posted = await this.applyBatch(charges, lines, { postPayout: closed, summary, owners });
-        if (!closed) continue;
-        // A batch that nets to zero has nothing to pay (and no payout line) once closed.
-        const batchNetMinor = lines.reduce((sum, line) => sum + line.netMinor, 0n);
-        if (posted === undefined && batchNetMinor !== 0n) batchesOpen += 1;
+        if (closed && payoutUnread(lines, posted)) batchesOpen += 1;
       } catch (error) {
         failures.push(error);
       }
@@ -125,6 +122,7 @@ export class SettlementService {
   async pullClosedDays(): Promise<number> {
     // The reports that reached Penny as files (Adyen's) first: a pull below never reads their connectors.
     await this.settleImportedReports();
+    await this.pruneResolvedLines();
     let pulled = 0;
     for (const connectorId of this.dependencies.connectors.ids()) {
       if (!this.dependencies.connectors.get(connectorId).capabilities.settlementReports) continue;
@@ -161,12 +159,22 @@ export class SettlementService {
    * idempotent by their references (a charge made available once, a payout posted once per
    * reference), so a file read twice, two files with the same lines, or a pull of the same batch
    * move nothing twice; `settlement_report_files` says a file was read, so it is not read again.
-   * A file whose batch cannot be applied is alerted and read again next run. Answers how many
-   * files were read.
+   * A file that fails is not marked read: each failed attempt is recorded
+   * (settlement_report_file_attempts: its count, the error, when it is due again), alerted
+   * (`settlement_report_unreadable`), and the file is read again after a backoff doubling from a
+   * minute to six hours; after `importedReportAttemptsMax` attempts it is held for an operator
+   * (`settlement_report_held`, penny_waiting{what="settlement_reports_held"}). As a pull leaves a
+   * day unpulled while a batch has no payout it can read (two `MerchantPayout` lines, one without
+   * a reference, none for a batch that does not net to zero), such a file is not marked read
+   * either: it is held at once, since its lines cannot change. Each run takes the files due longest
+   * first, so files that keep failing never keep a newer report waiting for more than their turn.
+   * Answers how many files were read.
    */
   async settleImportedReports(): Promise<number> {
     let read = 0;
-    for (const file of await store.selectUnsettledReportFiles(this.pool, { limit: importedReportFilesPerRunMax })) {
+    const due = await store.selectUnsettledReportFiles(this.pool, { now: new Date(nowMs()).toISOString(),
+      limit: importedReportFilesPerRunMax });
+    for (const file of due) {
       const summary = { settled: 0, alreadyAvailable: 0, unmatched: 0, payouts: 0, payoutsAlreadyPosted: 0 };
       const owners: BalanceOwner[] = [];
       try {
@@ -179,17 +187,25 @@ export class SettlementService {
           const connectorId = key.slice(0, key.indexOf('\u0000'));
           // The account's connector is registered once a payment or notification of it has needed it.
           if (this.dependencies.connectors.has(connectorId)) await this.syncMissed(connectorId, lines);
-          await this.applyBatch(new ChargeLookup(connectorId), lines, { postPayout: true, summary, owners });
+          const posted = await this.applyBatch(new ChargeLookup(connectorId), lines,
+            { postPayout: true, summary, owners });
+          // The pull's rule: a batch with something to pay and no payout Penny can read leaves its report unread.
+          if (payoutUnread(lines, posted)) {
+            throw new UnreadablePayoutError(`the ${connectorId} batch in ${lines[0]?.currency ?? ''} has no payout `
+              + `Penny can read (${lines.filter((line) => line.type === 'MerchantPayout').length} MerchantPayout lines)`);
+          }
         }
       } catch (error) {
-        raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { file: file.id, filename: file.filename,
-          error: error instanceof Error ? error.message : String(error) }, 'an imported settlement report could not be settled');
+        await this.failedAttempt(file, error);
         continue;
       } finally {
         await this.dependencies.balances.announceAvailableTo(owners);
       }
-      await store.insertSettledReportFile(this.pool, { fileId: file.id, settledCount: summary.settled,
-        payoutCount: summary.payouts });
+      await withTransaction(this.pool, async (client) => {
+        await store.insertSettledReportFile(client, { fileId: file.id, settledCount: summary.settled,
+          payoutCount: summary.payouts });
+        await store.deleteReportFileAttempts(client, file.id);
+      });
       if (summary.settled > 0 || summary.payouts > 0) {
         this.dependencies.logger.info({ file: file.id, filename: file.filename, ...summary },
           'an imported settlement report made captures available and posted PSP payouts');
@@ -197,6 +213,46 @@ export class SettlementService {
       read += 1;
     }
     return read;
+  }
+
+  /**
+   * An imported report that could not be settled: the attempt recorded, and the file due again
+   * after the backoff or, after the last attempt or when reading it again cannot help, held.
+   */
+  private async failedAttempt(file: store.UnsettledReportFile, error: unknown): Promise<void> {
+    const attemptCount = file.attemptCount + 1;
+    const message = error instanceof Error ? error.message : String(error);
+    const held = error instanceof UnreadablePayoutError || attemptCount >= importedReportAttemptsMax;
+    const nextAttemptAt = held ? null : new Date(nowMs() + importedReportRetryDelayMs(attemptCount)).toISOString();
+    await store.upsertReportFileAttempt(this.pool, { fileId: file.id, attemptCount, error: message, nextAttemptAt });
+    const fields = { file: file.id, filename: file.filename, attempts: attemptCount, error: message };
+    if (held) {
+      raiseAlert(this.dependencies.logger, 'settlement_report_held', fields,
+        'an imported settlement report is held for an operator (settlement_report_file_attempts); it is not read again');
+    } else {
+      raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { ...fields, next_attempt_at: nextAttemptAt },
+        'an imported settlement report could not be settled; it is read again later');
+    }
+  }
+
+  /**
+   * Deletes, up to `resolvedLinesPerRunMax` a run, the records of lines read before their capture
+   * was booked (settlement_unbooked_lines) that have done their work: the capture is booked and
+   * available, and what a payout left in suspense for the line has been moved to the merchant's
+   * PSP receivable. Each under its reference's lock, checked again under it. A record whose
+   * capture is never booked stays, as reconciliation's to explain. Answers how many were deleted.
+   */
+  async pruneResolvedLines(): Promise<number> {
+    let pruned = 0;
+    for (const line of await store.selectResolvedUnbookedLines(this.pool, { limit: resolvedLinesPerRunMax })) {
+      const deleted = await withTransaction(this.pool, async (client) => {
+        await this.dependencies.balances.lockSettlementReference(client, { connectorId: line.connector,
+          reference: line.reference });
+        return store.deleteResolvedUnbookedLine(client, line);
+      });
+      if (deleted) pruned += 1;
+    }
+    return pruned;
   }
 
   /** Asks the PSP about the lines whose webhook Penny may have missed (a dispute, a payout), before they are read. */
@@ -266,15 +322,29 @@ export class SettlementService {
     // The payout and what it leaves in suspense for each line Penny has not booked commit together:
     // recorded afterwards, a crash in between would leave a later booking nothing to attribute, and
     // the line's net in suspense for good. The lines' locks come first, as a capture's booking takes
-    // them before its ledger entries.
+    // them before its ledger entries; under them each line's charge is read again, and one Penny
+    // holds by now is its merchant's share (so a line whose record was pruned once its charge was
+    // settled, `pruneResolvedLines`, never leaves its net in suspense with nothing to attribute it).
     const { balances } = this.dependencies;
     const result = await withTransaction(this.pool, async (client) => {
       for (const reference of [...new Set(suspended.map((line) => line.merchantReference))].sort()) {
         await balances.lockSettlementReference(client, { connectorId, reference });
       }
+      const finalShares = new Map(shares);
+      const unbooked: SettledLine[] = [];
+      for (const line of suspended) {
+        const charge = await bookedOn(client, connectorId, line.merchantReference);
+        if (charge === undefined) unbooked.push(line);
+        else finalShares.set(charge.merchantId, (finalShares.get(charge.merchantId) ?? 0n) + line.netMinor);
+      }
       const posting = await balances.postPspPayout(client, { connectorId, payoutReference: payout.modificationReference,
-        currency: payout.currency, payoutMinor, shares, batchFeesMinor });
-      if (posting.posted) for (const line of suspended) await suspend(client, balances, connectorId, line);
+        currency: payout.currency, payoutMinor, shares: finalShares, batchFeesMinor });
+      if (posting.posted) {
+        for (const line of unbooked) {
+          await balances.suspendedLine(client, { connectorId, reference: line.merchantReference,
+            currency: line.currency, netMinor: line.netMinor, charge: undefined });
+        }
+      }
       return posting;
     });
     if (result.differs) {
@@ -301,18 +371,6 @@ export class SettlementService {
     });
   }
 
-}
-
-/**
- * A `Settled` line the payout being posted leaves in suspense, for the capture's booking to
- * attribute (at once when the charge was booked since it was read); the caller holds its lock.
- */
-async function suspend(client: pg.PoolClient, balances: BalanceService, connectorId: string, line: SettledLine):
-Promise<void> {
-  const reference = line.merchantReference;
-  const charge = await bookedOn(client, connectorId, reference);
-  await balances.suspendedLine(client, { connectorId, reference, currency: line.currency, netMinor: line.netMinor,
-    charge: charge === undefined ? undefined : { merchantId: charge.merchantId, chargeId: charge.id } });
 }
 
 /** The charge a reference names, when Penny holds it on the connector. */
@@ -358,6 +416,30 @@ async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable):
 
 /** The imported reports one run of the worker reads at most (the rest wait for the next run). */
 const importedReportFilesPerRunMax = 20;
+
+/** The resolved records of lines read before their capture was booked one run deletes at most. */
+const resolvedLinesPerRunMax = 500;
+
+/** Failed attempts at reading an imported report after which it is held for an operator. */
+const importedReportAttemptsMax = 10;
+
+/** The wait before reading a failed report again: a minute, doubling, at most six hours. */
+function importedReportRetryDelayMs(attemptCount: number): number {
+  return Math.min(60_000 * 2 ** (attemptCount - 1), 6 * 3_600_000);
+}
+
+/** A batch of an imported report with no payout Penny can read: reading the file again cannot change it. */
+class UnreadablePayoutError extends Error {}
+
+/**
+ * Whether a closed batch leaves its report unread: its lines (the `MerchantPayout` aside) net to
+ * something the PSP has to pay, and no payout of it was posted now or before (`posted` undefined:
+ * none, or none Penny can read). A batch that nets to zero has nothing to pay, and no payout line.
+ */
+function payoutUnread(lines: readonly SettledLine[], posted: boolean | undefined): boolean {
+  if (posted !== undefined) return false;
+  return lines.reduce((sum, line) => (line.type === 'MerchantPayout' ? sum : sum + line.netMinor), 0n) !== 0n;
+}
 
 function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);

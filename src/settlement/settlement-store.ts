@@ -20,19 +20,45 @@ export async function insertSettlementPull(db: Queryable, pull: { connector: str
 export interface UnsettledReportFile {
   readonly id: string;
   readonly filename: string;
+  /** Attempts that failed so far (settlement_report_file_attempts). */
+  readonly attemptCount: number;
 }
 
 /**
- * Up to `limit` imported Settlement details reports (format `adyen_sdr`) settlement has not read,
- * oldest first.
+ * Up to `limit` imported Settlement details reports (format `adyen_sdr`) settlement has not read
+ * that are due at `now`: never tried, or failed and past their backoff (a held file is not);
+ * the one due longest first (a file never tried is due since its import).
  */
-export async function selectUnsettledReportFiles(db: Queryable, query: { limit: number }):
+export async function selectUnsettledReportFiles(db: Queryable, query: { now: string; limit: number }):
 Promise<UnsettledReportFile[]> {
-  const result = await db.query<UnsettledReportFile>(named(`SELECT f.id, f.filename FROM reconciliation_files f
+  const result = await db.query<UnsettledReportFile>(named(`SELECT f.id, f.filename,
+       coalesce(a.attempt_count, 0) AS "attemptCount"
+     FROM reconciliation_files f
+     LEFT JOIN settlement_report_file_attempts a ON a.file_id = f.id
      WHERE f.format = 'adyen_sdr'
        AND NOT EXISTS (SELECT 1 FROM settlement_report_files s WHERE s.file_id = f.id)
-     ORDER BY f.imported_at, f.id LIMIT $1`), [query.limit]);
+       AND (a.file_id IS NULL OR (a.status = 'retrying' AND a.next_attempt_at <= $1))
+     ORDER BY coalesce(a.next_attempt_at, f.imported_at), f.id LIMIT $2`), [query.now, query.limit]);
   return result.rows;
+}
+
+/**
+ * Records a failed attempt at reading a file: `retrying` at `nextAttemptAt`, or `held` for an
+ * operator (nextAttemptAt null).
+ */
+export async function upsertReportFileAttempt(db: Queryable, attempt: { fileId: string; attemptCount: number;
+  error: string; nextAttemptAt: string | null }): Promise<void> {
+  await db.query(named(`INSERT INTO settlement_report_file_attempts
+       (file_id, status, attempt_count, last_error, next_attempt_at)
+     VALUES ($1, CASE WHEN $4::timestamptz IS NULL THEN 'held' ELSE 'retrying' END, $2, $3, $4)
+     ON CONFLICT (file_id) DO UPDATE SET status = excluded.status, attempt_count = excluded.attempt_count,
+       last_error = excluded.last_error, next_attempt_at = excluded.next_attempt_at, updated_at = clock_timestamp()`),
+  [attempt.fileId, attempt.attemptCount, attempt.error.slice(0, 2000), attempt.nextAttemptAt]);
+}
+
+/** Forgets a file's failed attempts (it has been read). */
+export async function deleteReportFileAttempts(db: Queryable, fileId: string): Promise<void> {
+  await db.query(named('DELETE FROM settlement_report_file_attempts WHERE file_id = $1'), [fileId]);
 }
 
 /** One line of an imported report, with the connector of the Adyen account it names (connector_accounts). */
@@ -64,5 +90,39 @@ export async function insertSettledReportFile(db: Queryable, file: { fileId: str
   payoutCount: number }): Promise<boolean> {
   const result = await db.query(named(`INSERT INTO settlement_report_files (file_id, settled_count, payout_count)
      VALUES ($1, $2, $3) ON CONFLICT (file_id) DO NOTHING`), [file.fileId, file.settledCount, file.payoutCount]);
+  return result.rowCount !== 0;
+}
+
+/**
+ * A record of a line settlement read before Penny booked its capture (settlement_unbooked_lines,
+ * written by src/balances/settlement-line-store.ts) that has done its work: the charge it names
+ * on its connector (by its id or its attempt's) is booked and available, and what a payout left in
+ * suspense for the line (if anything) has been attributed (the booking's
+ * `penny:settlement_line:…:attributed` entry).
+ */
+const unbookedLineResolved = `EXISTS (SELECT 1 FROM charges c
+       JOIN balance_transactions t ON t.merchant_id = c.merchant_id AND t.source_id = c.id AND t.type = 'charge'
+         AND t.reporting_category = 'charge' AND t.status = 'available'
+       WHERE (c.id = u.merchant_reference OR c.attempt_id = u.merchant_reference) AND c.connector = u.connector)
+     AND (u.suspense_minor IS NULL OR u.suspense_minor = 0 OR EXISTS (SELECT 1 FROM ledger_entries e
+       WHERE e.external_reference = 'penny:settlement_line:' || u.connector || ':' || u.merchant_reference
+         || ':attributed'))`;
+
+/** Up to `limit` resolved records of lines read before their capture was booked, oldest first. */
+export async function selectResolvedUnbookedLines(db: Queryable, query: { limit: number }):
+Promise<{ connector: string; reference: string }[]> {
+  const result = await db.query<{ connector: string; reference: string }>(named(`SELECT u.connector,
+       u.merchant_reference AS reference
+     FROM settlement_unbooked_lines u WHERE ${unbookedLineResolved}
+     ORDER BY u.created_at, u.connector, u.merchant_reference LIMIT $1`), [query.limit]);
+  return result.rows;
+}
+
+/** Deletes one such record if it is resolved still (the caller holds its reference's lock); whether it did. */
+export async function deleteResolvedUnbookedLine(db: Queryable, key: { connector: string; reference: string }):
+Promise<boolean> {
+  const result = await db.query(named(`DELETE FROM settlement_unbooked_lines u
+     WHERE u.connector = $1 AND u.merchant_reference = $2 AND ${unbookedLineResolved}`),
+  [key.connector, key.reference]);
   return result.rowCount !== 0;
 }

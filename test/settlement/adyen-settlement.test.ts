@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configureClock } from '../../src/clock.js';
+import { advanceClock, configureClock } from '../../src/clock.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import type { SettlementService } from '../../src/settlement/settlement-service.js';
 import { startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
@@ -72,15 +72,18 @@ async function captured(amount = 2000, currency = 'eur') {
  * net as Adyen writes them, decimals of the currency) and the batch's MerchantPayout of their nets.
  */
 function report(batch: number, lines: { payment: { attemptId: string; psp: string }; gross: string; fee: string;
-  net: string }[], payout: string, options: { currency?: string; merchantAccount?: string } = {}): string {
+  net: string }[], payout: string, options: { currency?: string; merchantAccount?: string;
+  payoutReferences?: string[] } = {}): string {
   const currency = options.currency ?? 'EUR';
   const account = options.merchantAccount ?? stub.merchantAccount;
   const at = `${today()} 10:00:00`;
   const rows = lines.map(({ payment, gross, fee, net }) => ['PennyCo', account, payment.psp, payment.attemptId, 'visa',
     at, 'CET', 'Settled', payment.psp, currency, '', gross, '1', currency, '', net, fee, '', '', '', 'visacredit', '',
     String(batch)].join(','));
-  rows.push(['PennyCo', account, '', '', '', at, 'CET', 'MerchantPayout', `PAYOUT-${batch}`, currency, '', '', '1',
-    currency, payout, '', '', '', '', '', '', `PAYOUT-${batch}`, String(batch)].join(','));
+  for (const reference of options.payoutReferences ?? [`PAYOUT-${batch}`]) {
+    rows.push(['PennyCo', account, '', '', '', at, 'CET', 'MerchantPayout', reference, currency, '', '', '1',
+      currency, payout, '', '', '', '', '', '', reference, String(batch)].join(','));
+  }
   return `${header}\n${rows.join('\n')}\n`;
 }
 
@@ -118,6 +121,31 @@ async function payoutEntries(batch: number, account = stub.merchantAccount): Pro
   const result = await penny.pool.query('SELECT 1 FROM ledger_entries WHERE external_reference = $1',
     [`penny:psp_payout:adyen:${account}:PAYOUT-${batch}`]);
   return result.rows.length;
+}
+
+/** Runs `body` while posting any PSP payout whose reference contains `marker` fails, as a broken batch would. */
+async function failingPayouts(marker: string, body: () => Promise<void>): Promise<void> {
+  await penny.pool.query(`CREATE FUNCTION test_fail_payout() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'payout not posted'; END $$`);
+  await penny.pool.query(`CREATE TRIGGER test_fail_payout BEFORE INSERT ON ledger_entries FOR EACH ROW
+    WHEN (NEW.external_reference LIKE '%${marker}%') EXECUTE FUNCTION test_fail_payout()`);
+  try {
+    await body();
+  } finally {
+    await penny.pool.query('DROP TRIGGER test_fail_payout ON ledger_entries');
+    await penny.pool.query('DROP FUNCTION test_fail_payout()');
+  }
+}
+
+/** What settlement recorded of its failed attempts at reading a file (undefined: none, or read since). */
+async function attemptsOf(fileId: string) {
+  const result = await penny.pool.query<{ status: string; attempt_count: number; last_error: string }>(
+    'SELECT status, attempt_count, last_error FROM settlement_report_file_attempts WHERE file_id = $1', [fileId]);
+  return result.rows[0];
+}
+
+async function wasRead(fileId: string): Promise<boolean> {
+  return (await penny.pool.query('SELECT 1 FROM settlement_report_files WHERE file_id = $1', [fileId])).rows.length > 0;
 }
 
 async function expectTrialBalanceZero(): Promise<void> {
@@ -235,5 +263,91 @@ describe('Adyen\'s Settlement details report, imported, in the settlement availa
     await settlement.pullClosedDays();
     expect(await payoutEntries(9106, 'SomeoneElsesAccount')).toBe(0);
     expect((await chargeTransaction(payment.chargeId)).status).toBe('pending');
+  });
+
+  it('settles a newer report while more than twenty older ones keep failing, each retried later', async () => {
+    freshDay();
+    const failing: string[] = [];
+    await failingPayouts(':BROKEN-92', async () => {
+      for (let batch = 9201; batch <= 9221; batch += 1) {
+        const file = await imported(report(batch, [], '1.00', { payoutReferences: [`BROKEN-${batch}`] }),
+          `settlement_detail_report_batch_${batch}.csv`);
+        failing.push(file.id);
+      }
+      const payment = await captured();
+      const good = await imported(report(9222, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65'),
+        'settlement_detail_report_batch_9222.csv');
+      await settlement.pullClosedDays();
+      await settlement.pullClosedDays();
+      expect((await chargeTransaction(payment.chargeId)).status).toBe('available');
+      expect(await payoutEntries(9222)).toBe(1);
+      expect(await wasRead(good.id)).toBe(true);
+      for (const fileId of failing) {
+        expect(await attemptsOf(fileId)).toMatchObject({ status: 'retrying', attempt_count: 1 });
+      }
+    });
+  });
+
+  it('holds a report that keeps failing for an operator after its last attempt, and reads it no more', async () => {
+    freshDay();
+    await failingPayouts(':BROKEN-9301', async () => {
+      const file = await imported(report(9301, [], '1.00', { payoutReferences: ['BROKEN-9301'] }),
+        'settlement_detail_report_batch_9301.csv');
+      await settlement.pullClosedDays();
+      // Not due again before its backoff has passed.
+      await settlement.pullClosedDays();
+      expect(await attemptsOf(file.id)).toMatchObject({ status: 'retrying', attempt_count: 1 });
+      for (let tick = 0; tick < 12; tick += 1) {
+        advanceClock(6 * 3_600_000);
+        await settlement.pullClosedDays();
+      }
+      expect(await attemptsOf(file.id)).toMatchObject({ status: 'held', attempt_count: 10,
+        last_error: expect.stringContaining('payout not posted') as unknown });
+      expect(await wasRead(file.id)).toBe(false);
+    });
+  });
+
+  it('leaves a report whose batch has two MerchantPayout lines unread, held with the reason', async () => {
+    freshDay();
+    const payment = await captured();
+    const file = await imported(report(9401, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65',
+      { payoutReferences: ['PAYOUT-9401', 'PAYOUT-9401-B'] }), 'settlement_detail_report_batch_9401.csv');
+    await settlement.pullClosedDays();
+    expect(await wasRead(file.id)).toBe(false);
+    expect(await attemptsOf(file.id)).toMatchObject({ status: 'held', attempt_count: 1,
+      last_error: expect.stringContaining('2 MerchantPayout lines') as unknown });
+    expect(await payoutEntries(9401)).toBe(0);
+    // Its Settled line is applied, as a pull applies a batch whose payout it cannot read.
+    expect((await chargeTransaction(payment.chargeId)).status).toBe('available');
+  });
+
+  it('leaves a report whose MerchantPayout has no reference unread, held with the reason', async () => {
+    freshDay();
+    const payment = await captured();
+    const file = await imported(report(9402, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65',
+      { payoutReferences: [''] }), 'settlement_detail_report_batch_9402.csv');
+    await settlement.pullClosedDays();
+    expect(await wasRead(file.id)).toBe(false);
+    expect(await attemptsOf(file.id)).toMatchObject({ status: 'held', attempt_count: 1 });
+  });
+
+  it('makes a capture named by its charge in one report and by its attempt in another available once', async () => {
+    freshDay();
+    const payment = await captured();
+    const accounts = await penny.balances.accounts.accountsFor(penny.pool, { ownerId: merchantId, currency: 'EUR' });
+    const availableBefore = await posted(accounts.merchant_available);
+    await imported(report(9501, [{ payment: { ...payment, attemptId: payment.chargeId }, gross: '20.00', fee: '0.35',
+      net: '19.65' }], '19.65'), 'settlement_detail_report_batch_9501.csv');
+    await imported(report(9502, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65'),
+      'settlement_detail_report_batch_9502.csv');
+    await settlement.pullClosedDays();
+    expect((await chargeTransaction(payment.chargeId)).status).toBe('available');
+    const availability = await penny.pool.query('SELECT 1 FROM ledger_entries WHERE external_reference = $1',
+      [`penny:charge:${payment.chargeId}:available`]);
+    expect(availability.rows).toHaveLength(1);
+    // The charge's net (2000 − Penny's fee), once.
+    const transaction = await chargeTransaction(payment.chargeId);
+    expect(await posted(accounts.merchant_available) - availableBefore).toBe(BigInt(transaction.net));
+    await expectTrialBalanceZero();
   });
 });

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock } from '../../src/clock.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
-import type { SettlementService } from '../../src/settlement/settlement-service.js';
+import type { BalanceService } from '../../src/balances/balance-service.js';
+import { createLogger } from '../../src/logger.js';
+import { SettlementService } from '../../src/settlement/settlement-service.js';
 import { freshDay } from '../support/days.js';
 import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
 
@@ -144,5 +146,77 @@ describe('a capture booked after its settlement line was pulled', () => {
     expect(after[0] - before[0]).toBe(0n);
     expect(after[1] - before[1]).toBe(0n);
   });
-});
 
+  it('leaves no record of its line once it is booked and its share has left suspense', async () => {
+    const day = freshDay();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    const records = async () => (await penny.pool.query(`SELECT suspense_minor FROM settlement_unbooked_lines
+      WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1
+        UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id])).rows;
+    expect(await records()).toEqual([{ suspense_minor: 1940n }]);
+
+    await penny.recovery.runDue();
+    expect((await chargeTransaction(intent.id)).status).toBe('available');
+    await settlement.pullClosedDays();
+    expect(await records()).toEqual([]);
+  });
+
+  it('keeps the record of its line while its capture is not booked', async () => {
+    const day = freshDay();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 2100, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    await settlement.pullClosedDays();
+    const records = await penny.pool.query(`SELECT 1 FROM settlement_unbooked_lines
+      WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1
+        UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id]);
+    expect(records.rows).toHaveLength(1);
+    await penny.recovery.runDue();
+  });
+
+  it('is its merchant\'s share in the payout when booked, and its record pruned, while the payout was being posted', async () => {
+    const day = freshDay();
+    const before = await receivableAndSuspense();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 2200, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    // The capture is booked, and its line's record pruned, after the payout found no charge for the
+    // line and before it takes the line's lock (the second lock taken for the reference in the pull).
+    const locks = new Map<string, number>();
+    let raced = false;
+    const balances = Object.create(penny.balances, { lockSettlementReference: {
+      value: async (db: Parameters<BalanceService['lockSettlementReference']>[0],
+        key: { connectorId: string; reference: string }) => {
+        const count = (locks.get(key.reference) ?? 0) + 1;
+        locks.set(key.reference, count);
+        if (count === 2 && key.reference.startsWith('pa_')) {
+          await penny.recovery.runDue();
+          expect(await settlement.pruneResolvedLines()).toBeGreaterThan(0);
+          raced = true;
+        }
+        return penny.balances.lockSettlementReference(db, key);
+      } } }) as BalanceService;
+    const racing = new SettlementService(penny.pool, { connectors: penny.connectors, balances,
+      logger: createLogger('silent') });
+    expect(await racing.pull({ connectorId: 'sandbox', day })).toMatchObject({ unmatched: 1, payouts: 1 });
+    expect(raced).toBe(true);
+
+    expect((await chargeTransaction(intent.id)).status).toBe('available');
+    const after = await receivableAndSuspense();
+    expect(after[0] - before[0]).toBe(0n);
+    expect(after[1] - before[1]).toBe(0n);
+  });
+});

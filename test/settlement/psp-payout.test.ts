@@ -4,6 +4,8 @@ import { advanceClock, configureClock } from '../../src/clock.js';
 import { freshDay, today } from '../support/days.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
+import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
+import { createLogger } from '../../src/logger.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
 import {
   deliverSandboxWebhooks, payOutPending, sandboxSenderOf, serveTestLedger, settlementOf, settlementPullWithPlant,
@@ -87,6 +89,25 @@ async function dispute(chargeId: string): Promise<void> {
     headers: { 'content-type': 'application/json' }, body: JSON.stringify({ psp_reference: row.rows[0]?.psp_reference }) });
   expect(response.status).toBe(200);
   await deliverSandboxWebhooks(penny, sender);
+}
+
+/** Pulls `day` from a report whose MerchantPayout names no payout reference (its Modification Reference blank). */
+function pullWithoutPayoutReference(day: string) {
+  const blanked: Connector = Object.create(penny.sandbox.connector, { fetchSettlementReport: {
+    value: async (input: { day: string; currency?: string }) => {
+      const report = await penny.sandbox.connector.fetchSettlementReport(input);
+      const [header = '', ...rows] = report.split('\n');
+      const at = header.split(',').indexOf('Modification Reference');
+      return [header, ...rows.map((row) => {
+        const fields = row.split(',');
+        if (fields.includes('MerchantPayout')) fields[at] = '';
+        return fields.join(',');
+      })].join('\n');
+    } } }) as Connector;
+  const connectors = new ConnectorRegistry();
+  connectors.register(blanked);
+  return new SettlementService(penny.pool, { connectors, balances: penny.balances, logger: createLogger('silent') })
+    .pull({ connectorId: 'sandbox', day });
 }
 
 function pullWithWrongFee(day: string) {
@@ -247,5 +268,21 @@ describe('the PSP\'s payout of a closed day', () => {
     expect(await operatorBank('EUR')).toBe((paid?.amount_minor ?? 0n) + (collection?.amount_minor ?? 0n));
     expect(await receivable(shop.id, 'EUR')).toBe(0n);
     await expectTrialBalanceZero();
+  });
+
+  it('of a closed day that names no payout reference is not posted, and the day is left to read again', async () => {
+    const day = freshDay();
+    const shop = await merchant('Blank Payout Shop');
+    await charge(shop.stripe, 2500);
+    await closeAndSettle(day);
+
+    const pulled = await pullWithoutPayoutReference(day);
+
+    expect(pulled).toMatchObject({ settled: 1, payouts: 0 });
+    const marked = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
+      ['sandbox', day]);
+    expect(marked.rows).toHaveLength(0);
+    // Read again as the PSP writes it, the payout is posted and the day marked pulled.
+    expect(await settlement.pull({ connectorId: 'sandbox', day })).toMatchObject({ payouts: 1 });
   });
 });
