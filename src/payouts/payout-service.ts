@@ -298,7 +298,8 @@ export class PayoutService {
   /**
    * What the PSP reports about a payout (a webhook or a look-up), under the payout's row lock in
    * the caller's transaction: applied only forward along the transition table; a repeat or a late
-   * report changes nothing. Answers what was done, for the inbox's note.
+   * report changes nothing. A paid payout the bank returned (`failed` after `paid`, as Stripe's
+   * can) fails as any other does: its money returns once. Answers what was done, for the inbox's note.
    */
   async applyPspOperation(client: pg.PoolClient, operation: PspOperation & { connector: string }):
   Promise<{ status: 'processed' | 'ignored' | 'parked'; note: string }> {
