@@ -59,6 +59,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0047_operator_session_key_digest', 'ded84cf13940e68ee4d67434f44749fa47b3791856d496063586925bbe351b77'],
   ['0048_late_settlement_and_payout_remainder', 'ce00edadd21bb9a9b46dc7fc060136af7751ef793647381412e73610edf3bc90'],
   ['0049_settlement_report_files', '802347ced8a89dd6e9f3f1982f0f96201711a60a6896866cb593094dda45993d'],
+  ['0051_payout_remainders_before_0048', 'cd45abf7950f837d4ef187e4314bef87e216cde1f5c3ecdfdaf41e630008f0df'],
 ];
 
 describe('migrations', () => {

@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import type Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { accountsDueOn, payoutDayOf, setPlatformPayoutSchedule } from '../../src/accounts/payout-schedules.js';
@@ -250,6 +252,49 @@ describe('the transactions an automatic payout is linked to', () => {
     const retrieved = await stripe.payouts.retrieve(payout?.id as string);
     expect(retrieved.amount).toBe(now);
     expect(await paidBy(stripe, retrieved)).toEqual({ types: ['charge', 'charge'], netSum: now });
+  });
+});
+
+describe('a remainder an automatic payout left before it was linked to exactly what it pays', () => {
+  it('is paid by the next automatic payout once migration 0051 has run', async () => {
+    const created = await penny.merchants.createMerchant('Old Remainder Platform');
+    const merchantId = created.merchant.id;
+    const stripe = penny.stripeFor(created.secretKey);
+    await stripe.paymentIntents.create({ amount: 17550, currency: 'huf', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    await setPlatformPayoutSchedule(penny.pool, merchantId, { interval: 'daily' });
+    await nextDay();
+    await scheduler().runDue();
+    const [old] = (await stripe.payouts.list({ limit: 10 })).data;
+    if (old === undefined) throw new Error('no payout');
+    expect(old.amount).toBe(17000);
+    // The rows as the code before did write them: the charge (17011) and the payout's own (−17000)
+    // linked, no hold and no release, so 11 stays available with no unlinked transaction.
+    await penny.pool.query(`DELETE FROM balance_transactions WHERE merchant_id = $1 AND source_id = $2
+       AND type IN ('payout_minimum_balance_hold', 'payout_minimum_balance_release')`, [merchantId, old.id]);
+    expect(available(await stripe.balance.retrieve(), 'huf')).toBe(11);
+
+    const migration = await fs.readFile(fileURLToPath(new URL(
+      '../../src/db/migrations/0051_payout_remainders_before_0048.sql', import.meta.url)), 'utf8');
+    await penny.pool.query(migration);
+    await penny.pool.query(migration);
+    expect(await paidBy(stripe, old)).toEqual({ types: ['charge', 'payout_minimum_balance_hold'], netSum: 17000 });
+
+    // 20000 nets 19390; with the old 11, 19401: the payout is 19400 and 1 is held again.
+    await stripe.paymentIntents.create({ amount: 20000, currency: 'huf', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    await nextDay();
+    await scheduler().runDue();
+    const next = (await stripe.payouts.list({ limit: 10 })).data.find((item) => item.id !== old.id);
+    if (next === undefined) throw new Error('no second payout');
+    expect(next.amount).toBe(19400);
+    const paid = await paidBy(stripe, next);
+    expect(paid.netSum).toBe(19400);
+    expect(paid.types).toEqual(['charge', 'payout_minimum_balance_hold', 'payout_minimum_balance_release']);
+    expect(available(await stripe.balance.retrieve(), 'huf')).toBe(1);
+    const unpaid = await penny.pool.query(`SELECT sum(net_minor)::int AS net FROM balance_transactions
+       WHERE merchant_id = $1 AND payout_id IS NULL AND status = 'available'`, [merchantId]);
+    expect(unpaid.rows[0].net).toBe(1);
   });
 });
 
