@@ -147,6 +147,12 @@ export const limits = {
    */
   automaticPayoutTransactionsMax: 100_000,
   /**
+   * While the oldest transactions an automatic payout reads net to less than the payout step
+   * (refunds and fees older than the captures) and all of them net to more, it reads on, batch by
+   * batch, up to this many; past it nothing is paid and an ALERT is logged.
+   */
+  automaticPayoutTransactionsReadMax: 1_000_000,
+  /**
    * Report runs (Stripe's Reports API): every 1 s the worker claims up to 2 pending runs, each for
    * a 5-minute lease, tried at most 3 times; a run reads 1,000 rows a query and writes its CSV in
    * parts of about 256 KiB; a report of more than 1,000,000 rows fails, asking for a shorter interval.

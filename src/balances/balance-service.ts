@@ -129,27 +129,40 @@ export class BalanceService {
 
 
   /**
-   * What an automatic payout pays, read in its own transaction: every available transaction of the
-   * owner in the currency that no automatic payout has taken yet (locked), and their net sum;
-   * `limits.payoutLinkBatchRowsMax` rows a statement, oldest first, up to about
-   * `limits.automaticPayoutTransactionsMax` (one batch more at most), so memory and locks stay bounded.
+   * What an automatic payout pays, read in its own transaction: the available transactions of the
+   * owner in the currency that no automatic payout has taken yet (locked), oldest first, and their
+   * net sum; `limits.payoutLinkBatchRowsMax` rows a statement, so memory and locks stay bounded:
+   * up to about `limits.automaticPayoutTransactionsMax` (one batch more at most) once they net to
+   * `enoughMinor` (the payout step) or more; while they net to less (refunds and fees older than
+   * the captures), on until they do, up to about `limits.automaticPayoutTransactionsReadMax`.
+   * `complete` when every unpaid transaction was read.
    */
-  async unpaidAvailable(db: Queryable, key: BalanceOwner & { currency: string }):
-  Promise<{ ids: string[]; netMinor: bigint }> {
+  async unpaidAvailable(db: Queryable, key: BalanceOwner & { currency: string; enoughMinor: bigint }):
+  Promise<{ ids: string[]; netMinor: bigint; complete: boolean }> {
     const ids: string[] = [];
     let netMinor = 0n;
     let after: store.CreatedCursor | undefined;
     for (;;) {
-      const rows = await store.selectUnpaidAvailable(db, { ...key, after, limit: limits.payoutLinkBatchRowsMax });
+      const rows = await store.selectUnpaidAvailable(db, { merchantId: key.merchantId, accountId: key.accountId,
+        currency: key.currency, after, limit: limits.payoutLinkBatchRowsMax });
       for (const row of rows) {
         ids.push(row.id);
         netMinor += row.netMinor;
       }
       const last = rows[rows.length - 1];
-      if (last === undefined || rows.length < limits.payoutLinkBatchRowsMax
-        || ids.length >= limits.automaticPayoutTransactionsMax) return { ids, netMinor };
+      if (last === undefined || rows.length < limits.payoutLinkBatchRowsMax) return { ids, netMinor, complete: true };
+      if ((ids.length >= limits.automaticPayoutTransactionsMax && netMinor >= key.enoughMinor)
+        || ids.length >= limits.automaticPayoutTransactionsReadMax) return { ids, netMinor, complete: false };
       after = { createdAt: last.createdAt, id: last.id };
     }
+  }
+
+  /**
+   * What every available transaction of the owner in the currency that no automatic payout has
+   * taken yet nets to (one aggregate, nothing locked): at most what an automatic payout pays.
+   */
+  unpaidAvailableTotal(db: Queryable, key: BalanceOwner & { currency: string }): Promise<bigint> {
+    return store.sumUnpaidAvailable(db, key);
   }
 
   /**

@@ -226,6 +226,19 @@ export async function selectUnpaidAvailable(db: Queryable, query: { merchantId: 
   return result.rows.map((row) => ({ id: row.id, netMinor: row.net_minor, createdAt: row.created_at }));
 }
 
+/**
+ * What all of an owner's available transactions in a currency that no automatic payout has taken
+ * yet net to, summed in the database (one aggregate over the `balance_transactions_unpaid` index;
+ * nothing locked).
+ */
+export async function sumUnpaidAvailable(db: Queryable, query: { merchantId: string; accountId: string;
+  currency: string }): Promise<bigint> {
+  const result = await db.query(named(`SELECT COALESCE(sum(net_minor), 0)::text AS net_minor FROM balance_transactions
+     WHERE merchant_id = $1 AND account_id = $2 AND currency = $3 AND payout_id IS NULL AND status = 'available'`),
+  [query.merchantId, query.accountId, query.currency]);
+  return BigInt(result.rows[0].net_minor as string);
+}
+
 /** Marks the named transactions, none taken yet, as paid out by `payoutId`. Answers how many. */
 export async function linkToPayout(db: Queryable, link: { merchantId: string; payoutId: string;
   ids: readonly string[] }): Promise<number> {

@@ -70,10 +70,14 @@ export class PayoutService {
    * payout's own transaction, rounded down to Stripe's payout step, to its default destination,
    * recorded as a manual payout is (the guarded entry, the `payout` balance transaction,
    * `payout.created`) with `automatic: true` and the UTC day it is for, then sent to the PSP the
-   * same way (key `penny:<payout id>`). It is linked to exactly the transactions it read (and its
-   * own), so they sum to its amount; a remainder below the step is held back as Stripe does, a
-   * `payout_minimum_balance_hold` (−r, linked to this payout) and a `payout_minimum_balance_release`
-   * (+r, left for the next one), which together leave the balance as it is (docs/accounting.md).
+   * same way (key `penny:<payout id>`). It reads the oldest transactions, a bounded number
+   * (`BalanceService.unpaidAvailable`: on past the bound while they net to less than the step), and
+   * pays what they net to, or what all unpaid transactions net to when that is less (newer refunds),
+   * rounded down to the step. It is linked to exactly the transactions it read (and its own), so
+   * they sum to its amount; what it read but does not pay (r: below the step, or beyond the whole)
+   * is held back as Stripe's minimum balance does, a `payout_minimum_balance_hold` (−r, linked to
+   * this payout) and a `payout_minimum_balance_release` (+r, left for the next one), which together
+   * leave the balance as it is (docs/accounting.md).
    * The database keeps one automatic payout per owner, currency and day, so a racing worker, or a
    * rerun after a crash, pays nothing more. Answers undefined, writing nothing, when there is
    * nothing to pay out, no destination, or the day's payout exists already. `availableMinor`, the
@@ -90,12 +94,19 @@ export class PayoutService {
       recorded = await withTransaction(this.pool, async (client) => {
         if (await store.selectAutomaticPayout(client, { ...owner, currency, day }) !== undefined) return undefined;
         if (await this.defaultDestination(client, owner, currency) === undefined) return undefined;
-        const unpaid = await this.options.balances.unpaidAvailable(client, { ...owner, currency });
-        const remainderMinor = unpaid.netMinor > 0n ? unpaid.netMinor % step : 0n;
-        const amountMinor = unpaid.netMinor - remainderMinor;
-        if (amountMinor <= 0n) return undefined;
+        const totalMinor = await this.options.balances.unpaidAvailableTotal(client, { ...owner, currency });
+        if (roundedDown(totalMinor, step) <= 0n) return undefined;
+        const unpaid = await this.options.balances.unpaidAvailable(client, { ...owner, currency, enoughMinor: step });
+        const amountMinor = roundedDown(unpaid.netMinor < totalMinor ? unpaid.netMinor : totalMinor, step);
+        if (amountMinor <= 0n) {
+          this.options.logger.error({ merchant: owner.merchantId, account: owner.accountId, currency,
+            read: unpaid.ids.length, readMinor: unpaid.netMinor.toString(), totalMinor: totalMinor.toString() },
+          'ALERT: the oldest unpaid transactions net to no payout within the read bound; nothing is paid automatically');
+          return undefined;
+        }
         return this.record(client, { owner, command: { amountMinor, currency, destination: undefined, description: null,
-          statementDescriptor: null, metadata: {} }, automatic: { day, paid: unpaid.ids, remainderMinor } });
+          statementDescriptor: null, metadata: {} },
+        automatic: { day, paid: unpaid.ids, heldMinor: unpaid.netMinor - amountMinor } });
       });
     } catch (error) {
       // Taken meanwhile (a payout, a transfer, a dispute), or paid by a racing worker: nothing to do.
@@ -108,7 +119,7 @@ export class PayoutService {
 
   /** The payout, its guarded entry, its balance transaction and its event, in the caller's transaction. */
   private async record(client: pg.PoolClient, request: { owner: PayoutOwner; command: CreatePayoutCommand;
-    automatic?: { day: string; paid: readonly string[]; remainderMinor: bigint } }): Promise<PayoutRow> {
+    automatic?: { day: string; paid: readonly string[]; heldMinor: bigint } }): Promise<PayoutRow> {
     const { owner, command } = request;
     const connector = this.options.connectors.get(await this.options.connectorId(client, owner.merchantId));
     if (!connector.capabilities.payouts) {
@@ -152,15 +163,15 @@ export class PayoutService {
     });
     if (request.automatic !== undefined) {
       const linked = [...request.automatic.paid, transaction.id];
-      const { remainderMinor } = request.automatic;
-      if (remainderMinor > 0n) {
+      const { heldMinor } = request.automatic;
+      if (heldMinor > 0n) {
         const movement = { merchantId: owner.merchantId, accountId: owner.accountId, sourceId: id,
-          currency: command.currency, description: 'Payout remainder below the payout step' };
+          currency: command.currency, description: 'Payout remainder held for the next payout' };
         const hold = await this.options.balances.recordMovement(client, { ...movement,
           type: 'payout_minimum_balance_hold', reportingCategory: 'payout_minimum_balance_hold',
-          amountMinor: -remainderMinor });
+          amountMinor: -heldMinor });
         await this.options.balances.recordMovement(client, { ...movement, type: 'payout_minimum_balance_release',
-          reportingCategory: 'payout_minimum_balance_release', amountMinor: remainderMinor });
+          reportingCategory: 'payout_minimum_balance_release', amountMinor: heldMinor });
         linked.push(hold.id);
       }
       await this.options.balances.linkToAutomaticPayout(client, { merchantId: owner.merchantId, payoutId: id,
@@ -298,7 +309,8 @@ export class PayoutService {
   /**
    * What the PSP reports about a payout (a webhook or a look-up), under the payout's row lock in
    * the caller's transaction: applied only forward along the transition table; a repeat or a late
-   * report changes nothing. Answers what was done, for the inbox's note.
+   * report changes nothing. A paid payout the bank returned (`failed` after `paid`, as Stripe's
+   * can) fails as any other does: its money returns once. Answers what was done, for the inbox's note.
    */
   async applyPspOperation(client: pg.PoolClient, operation: PspOperation & { connector: string }):
   Promise<{ status: 'processed' | 'ignored' | 'parked'; note: string }> {
@@ -439,6 +451,11 @@ export class PayoutService {
     if (payout === undefined) throw missingPayout(key.id);
     return payout;
   }
+}
+
+/** `amountMinor` rounded down to a multiple of `stepMinor`; zero or less stays as it is. */
+function roundedDown(amountMinor: bigint, stepMinor: bigint): bigint {
+  return amountMinor > 0n ? amountMinor - amountMinor % stepMinor : amountMinor;
 }
 
 function insufficientBalance(): PennyError {

@@ -1,7 +1,8 @@
 /**
  * A Payout's statuses are exactly Stripe's, and every transition lives in this one table. The
  * PSP's reports move a payout forward only: a repeated or late report (in_transit after paid)
- * changes nothing.
+ * changes nothing. A paid payout can still fail, as Stripe's can: the bank returns it days later
+ * (`payout.failed` after `payout.paid`), and its money comes back.
  */
 export const payoutStatuses = ['pending', 'in_transit', 'paid', 'failed', 'canceled'] as const;
 export type PayoutStatus = (typeof payoutStatuses)[number];
@@ -9,7 +10,7 @@ export type PayoutStatus = (typeof payoutStatuses)[number];
 export const payoutTransitions = {
   pending: ['in_transit', 'paid', 'failed', 'canceled'],
   in_transit: ['paid', 'failed'],
-  paid: [],
+  paid: ['failed'],
   failed: [],
   canceled: [],
 } as const satisfies Record<PayoutStatus, readonly PayoutStatus[]>;

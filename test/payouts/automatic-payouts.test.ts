@@ -1,7 +1,10 @@
+import fs from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { accountsDueOn, payoutDayOf, setPlatformPayoutSchedule } from '../../src/accounts/payout-schedules.js';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { limits } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { PayoutScheduler } from '../../src/payouts/payout-scheduler.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
@@ -249,6 +252,110 @@ describe('the transactions an automatic payout is linked to', () => {
     const retrieved = await stripe.payouts.retrieve(payout?.id as string);
     expect(retrieved.amount).toBe(now);
     expect(await paidBy(stripe, retrieved)).toEqual({ types: ['charge', 'charge'], netSum: now });
+  });
+});
+
+describe('a remainder an automatic payout left before it was linked to exactly what it pays', () => {
+  it('is paid by the next automatic payout once migration 0051 has run', async () => {
+    const created = await penny.merchants.createMerchant('Old Remainder Platform');
+    const merchantId = created.merchant.id;
+    const stripe = penny.stripeFor(created.secretKey);
+    await stripe.paymentIntents.create({ amount: 17550, currency: 'huf', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    await setPlatformPayoutSchedule(penny.pool, merchantId, { interval: 'daily' });
+    await nextDay();
+    await scheduler().runDue();
+    const [old] = (await stripe.payouts.list({ limit: 10 })).data;
+    if (old === undefined) throw new Error('no payout');
+    expect(old.amount).toBe(17000);
+    // The rows as the code before did write them: the charge (17011) and the payout's own (−17000)
+    // linked, no hold and no release, so 11 stays available with no unlinked transaction.
+    await penny.pool.query(`DELETE FROM balance_transactions WHERE merchant_id = $1 AND source_id = $2
+       AND type IN ('payout_minimum_balance_hold', 'payout_minimum_balance_release')`, [merchantId, old.id]);
+    expect(available(await stripe.balance.retrieve(), 'huf')).toBe(11);
+
+    const migration = await fs.readFile(fileURLToPath(new URL(
+      '../../src/db/migrations/0051_payout_remainders_before_0048.sql', import.meta.url)), 'utf8');
+    await penny.pool.query(migration);
+    await penny.pool.query(migration);
+    expect(await paidBy(stripe, old)).toEqual({ types: ['charge', 'payout_minimum_balance_hold'], netSum: 17000 });
+
+    // 20000 nets 19390; with the old 11, 19401: the payout is 19400 and 1 is held again.
+    await stripe.paymentIntents.create({ amount: 20000, currency: 'huf', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+    await nextDay();
+    await scheduler().runDue();
+    const next = (await stripe.payouts.list({ limit: 10 })).data.find((item) => item.id !== old.id);
+    if (next === undefined) throw new Error('no second payout');
+    expect(next.amount).toBe(19400);
+    const paid = await paidBy(stripe, next);
+    expect(paid.netSum).toBe(19400);
+    expect(paid.types).toEqual(['charge', 'payout_minimum_balance_hold', 'payout_minimum_balance_release']);
+    expect(available(await stripe.balance.retrieve(), 'huf')).toBe(1);
+    const unpaid = await penny.pool.query(`SELECT sum(net_minor)::int AS net FROM balance_transactions
+       WHERE merchant_id = $1 AND payout_id IS NULL AND status = 'available'`, [merchantId]);
+    expect(unpaid.rows[0].net).toBe(1);
+  });
+});
+
+describe('an automatic payout past its bound of transactions', () => {
+  /** The bounds are constants; these tests lower them to two transactions, read two a statement. */
+  const mutableLimits = limits as unknown as { payoutLinkBatchRowsMax: number; automaticPayoutTransactionsMax: number };
+  const saved = { ...mutableLimits };
+  afterEach(() => {
+    mutableLimits.payoutLinkBatchRowsMax = saved.payoutLinkBatchRowsMax;
+    mutableLimits.automaticPayoutTransactionsMax = saved.automaticPayoutTransactionsMax;
+  });
+
+  async function charge(stripe: Stripe, amount: number): Promise<Stripe.PaymentIntent> {
+    return stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_bypassPending',
+      confirm: true });
+  }
+
+  function payOut(merchantId: string, availableMinor: number) {
+    return penny.payouts.payOutAutomatically({ owner: { merchantId, accountId: merchantId }, currency: 'usd',
+      availableMinor: BigInt(availableMinor), day: new Date(nowMs()).toISOString().slice(0, 10) });
+  }
+
+  it('reads on while the oldest net to nothing (a refund older than the capture), and pays the whole', async () => {
+    const created = await penny.merchants.createMerchant('Refunds First Platform');
+    const stripe = penny.stripeFor(created.secretKey);
+    const first = await charge(stripe, 10_000);
+    await stripe.refunds.create({ payment_intent: first.id });
+    await charge(stripe, 5_000);
+    // 9680 − 10000 + 4825: the oldest two net −320, all three 4505.
+    const funds = available(await stripe.balance.retrieve());
+    expect(funds).toBe(4505);
+    mutableLimits.payoutLinkBatchRowsMax = 2;
+    mutableLimits.automaticPayoutTransactionsMax = 2;
+    const payout = await payOut(created.merchant.id, funds);
+    const retrieved = await stripe.payouts.retrieve(payout?.id as string);
+    expect(retrieved).toMatchObject({ amount: 4505, automatic: true });
+    expect(await paidBy(stripe, retrieved)).toEqual({ types: ['charge', 'charge', 'refund'], netSum: 4505 });
+    expect(available(await stripe.balance.retrieve())).toBe(0);
+  });
+
+  it('pays no more than all unpaid transactions net to when newer ones are refunds, holding the rest', async () => {
+    const created = await penny.merchants.createMerchant('Refunds Last Platform');
+    const stripe = penny.stripeFor(created.secretKey);
+    await charge(stripe, 10_000);
+    const second = await charge(stripe, 5_000);
+    await stripe.refunds.create({ payment_intent: second.id });
+    // The oldest two net 9680 + 4825 = 14505; with the refund, 9505 is all there is.
+    const funds = available(await stripe.balance.retrieve());
+    expect(funds).toBe(9505);
+    mutableLimits.payoutLinkBatchRowsMax = 2;
+    mutableLimits.automaticPayoutTransactionsMax = 2;
+    const payout = await payOut(created.merchant.id, funds);
+    const retrieved = await stripe.payouts.retrieve(payout?.id as string);
+    expect(retrieved).toMatchObject({ amount: 9505, automatic: true });
+    expect(await paidBy(stripe, retrieved)).toEqual({ types: ['charge', 'charge', 'payout_minimum_balance_hold'],
+      netSum: 9505 });
+    expect(available(await stripe.balance.retrieve())).toBe(0);
+    // The release (+5000) and the refund (−5000) are left for the next payout: they net to the balance.
+    const unpaid = await penny.pool.query(`SELECT type, net_minor::int AS net FROM balance_transactions
+       WHERE merchant_id = $1 AND payout_id IS NULL AND status = 'available' ORDER BY type`, [created.merchant.id]);
+    expect(unpaid.rows).toEqual([{ type: 'payout_minimum_balance_release', net: 5000 }, { type: 'refund', net: -5000 }]);
   });
 });
 

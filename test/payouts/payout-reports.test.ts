@@ -8,8 +8,9 @@ import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
  * Whatever the PSP reports about a payout, in any order and any number of times (webhooks are
- * duplicated, delayed and reordered), a payout only moves forward, its money returns at most
- * once, and the available balance is what its final status says.
+ * duplicated, delayed and reordered), a payout only moves forward (a paid one may still fail, as
+ * the bank returns it), its money returns at most once, and the available balance is what its
+ * final status says.
  */
 let penny: ServedLedger;
 let stripe: Stripe;
@@ -39,8 +40,12 @@ async function availableUsd(): Promise<number> {
 describe('the payout transition table', () => {
   it('moves only forward: no status is reachable from itself or from a final status', () => {
     for (const status of payoutStatuses) expect(canMove(status, status)).toBe(false);
-    for (const status of ['paid', 'failed', 'canceled'] as const) expect(payoutTransitions[status]).toEqual([]);
+    for (const status of ['failed', 'canceled'] as const) expect(payoutTransitions[status]).toEqual([]);
     for (const status of payoutStatuses) expect(canMove(status, 'pending')).toBe(false);
+  });
+
+  it('lets a paid payout fail (the bank returns it, as Stripe\'s can), and nothing else', () => {
+    expect(payoutTransitions.paid).toEqual(['failed']);
   });
 });
 
@@ -59,9 +64,11 @@ describe('PSP reports about a payout', () => {
             connector: 'sandbox' }));
           seen.push((await stripe.payouts.retrieve(payout.id)).status);
         }
-        // Forward only: once final, it stays.
-        const finalIndex = seen.findIndex((status) => status === 'paid' || status === 'failed');
-        if (finalIndex >= 0) expect(new Set(seen.slice(finalIndex)).size).toBe(1);
+        // Forward only: once failed, it stays; once paid, it stays paid unless it fails.
+        const failedIndex = seen.indexOf('failed');
+        if (failedIndex >= 0) expect(new Set(seen.slice(failedIndex))).toEqual(new Set(['failed']));
+        const paidIndex = seen.indexOf('paid');
+        if (paidIndex >= 0) for (const status of seen.slice(paidIndex)) expect(['paid', 'failed']).toContain(status);
         const final = seen.at(-1);
         const returned = await penny.pool.query(`SELECT 1 FROM balance_transactions WHERE source_id = $1
            AND type = 'payout_failure'`, [payout.id]);

@@ -6,7 +6,9 @@ import { withTransaction } from '../../src/db/pool.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { setPlatformBankAccount, BankAccountVault } from '../../src/accounts/bank-accounts.js';
+import { signPayload } from '../../src/security/hmac-signature.js';
 import { testPepper } from '../support/app.js';
+import { sandboxWebhookSecret } from '../support/sandbox-psp.js';
 import { deliverSandboxWebhooks, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
 /**
@@ -128,6 +130,42 @@ describe('a payout', () => {
     const availableNet = data.filter((item) => item.status === 'available').reduce((sum, item) => sum + item.net, 0);
     expect(availableNet).toBe(available);
   });
+
+  it('paid, then returned by the bank (payout.failed after payout.paid, the event duplicated), fails and returns its money once',
+    async () => {
+      const { stripe, merchantId, available } = await fundedMerchant('Returned Payout Shop');
+      const payout = await stripe.payouts.create({ amount: 4000, currency: 'usd' });
+      for (let round = 0; round < 3; round += 1) await step();
+      expect((await stripe.payouts.retrieve(payout.id)).status).toBe('paid');
+      expect(await availableUsd(stripe)).toBe(available - 4000);
+      // The PSP reports the return: one event delivered twice, and the same report again under another id.
+      const record = await fetch(`${penny.sandbox.url}/v1/operations?reference=${payout.id}`)
+        .then(async (response) => (await response.json() as { data: Record<string, unknown>[] }).data)
+        .then((data) => data.find((operation) => operation.kind === 'payout'));
+      const returned = { ...record, outcome: 'failed', failure_code: 'account_closed' };
+      for (const id of ['sbxevt_returned1', 'sbxevt_returned1', 'sbxevt_returned2']) {
+        const body = JSON.stringify({ id, object: 'event', type: 'payout.failed', created: Math.floor(nowMs() / 1000),
+          data: returned });
+        const response = await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`, {
+          method: 'POST', body, headers: { 'content-type': 'application/json',
+            'Sandbox-Signature': signPayload(body, sandboxWebhookSecret, Math.floor(Date.now() / 1000)) } });
+        expect(response.status).toBeLessThan(300);
+        await deliver();
+      }
+      const failed = await stripe.payouts.retrieve(payout.id);
+      expect(failed).toMatchObject({ status: 'failed', failure_code: 'account_closed',
+        failure_message: 'The bank account has been closed.' });
+      const transaction = await stripe.balanceTransactions.retrieve(failed.failure_balance_transaction as string);
+      expect(transaction).toMatchObject({ type: 'payout_failure', amount: 4000, status: 'available',
+        source: payout.id });
+      expect(await availableUsd(stripe)).toBe(available);
+      const types = await eventTypes(merchantId, payout.id);
+      expect(types.filter((type) => type === 'payout.failed')).toHaveLength(1);
+      expect(types.slice(-2)).toEqual(['payout.updated', 'payout.failed']);
+      const entries = await penny.pool.query(`SELECT count(*)::int AS n FROM balance_transactions
+         WHERE source_id = $1 AND type = 'payout_failure'`, [payout.id]);
+      expect(entries.rows[0].n).toBe(1);
+    });
 
   it('above the available balance is 400 balance_insufficient, and nothing is written', async () => {
     const { stripe, merchantId, available } = await fundedMerchant('Greedy Shop');
