@@ -48,7 +48,6 @@ function serializeRequest(request: LoggedRequest) {
 }
 
 type LogMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
-const logMethods: readonly LogMethod[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
 /**
  * A request's logger, made only when a line is logged: pino's child applies the redaction to its
@@ -59,19 +58,43 @@ const logMethods: readonly LogMethod[] = ['fatal', 'error', 'warn', 'info', 'deb
 export function lazyChildLogger(parent: Logger, bindings: pino.Bindings, options: pino.ChildLoggerOptions): Logger {
   // A route's own level or serializers: the child decides what it logs, so it is made now.
   if (Object.keys(options).length > 0) return parent.child(bindings, options);
-  let child: Logger | undefined;
-  const made = () => child ??= parent.child(bindings, options);
-  const lazy = Object.create(null) as Record<string, unknown>;
-  for (const method of logMethods) {
-    lazy[method] = (...args: unknown[]) => {
-      if (!parent.isLevelEnabled(method)) return;
-      (made()[method] as (...logged: unknown[]) => void)(...args);
-    };
+  return new LazyChildLogger(parent, bindings) as unknown as Logger;
+}
+
+/** One object a request, its methods on the prototype: no closure is made per request. */
+class LazyChildLogger {
+  private made: Logger | undefined;
+
+  constructor(private readonly parent: Logger, private readonly childBindings: pino.Bindings) {}
+
+  get level(): string {
+    return this.parent.level;
   }
-  lazy.silent = () => undefined;
-  lazy.child = (more: pino.Bindings, moreOptions?: pino.ChildLoggerOptions) => made().child(more, moreOptions);
-  lazy.isLevelEnabled = (level: string) => parent.isLevelEnabled(level);
-  lazy.bindings = () => made().bindings();
-  Object.defineProperty(lazy, 'level', { get: () => parent.level, enumerable: true });
-  return lazy as unknown as Logger;
+
+  private child_(): Logger {
+    this.made ??= this.parent.child(this.childBindings);
+    return this.made;
+  }
+
+  private log(method: LogMethod, args: unknown[]): void {
+    if (!this.parent.isLevelEnabled(method)) return;
+    (this.child_()[method] as (...logged: unknown[]) => void)(...args);
+  }
+
+  fatal(...args: unknown[]): void { this.log('fatal', args); }
+  error(...args: unknown[]): void { this.log('error', args); }
+  warn(...args: unknown[]): void { this.log('warn', args); }
+  info(...args: unknown[]): void { this.log('info', args); }
+  debug(...args: unknown[]): void { this.log('debug', args); }
+  trace(...args: unknown[]): void { this.log('trace', args); }
+  silent(): void {}
+  child(more: pino.Bindings, moreOptions?: pino.ChildLoggerOptions): Logger {
+    return this.child_().child(more, moreOptions);
+  }
+  isLevelEnabled(level: string): boolean {
+    return this.parent.isLevelEnabled(level);
+  }
+  bindings(): pino.Bindings {
+    return this.child_().bindings();
+  }
 }

@@ -377,8 +377,9 @@ function firstDifferentParam(stored: Record<string, unknown>, sent: Record<strin
   return names.find((name) => canonical(stored[name]) !== canonical(sent[name]));
 }
 
+/** Ids hold no space, so the key, last, cannot make two identities one. */
 function cacheKeyOf(identity: KeyIdentity): string {
-  return JSON.stringify([identity.merchantId, identity.accountId, identity.key]);
+  return `${identity.merchantId} ${identity.accountId} ${identity.key}`;
 }
 
 /** About what a cached key holds: its stored body and the parameters it was first sent with. */

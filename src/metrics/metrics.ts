@@ -49,9 +49,24 @@ const oldestBreak = new client.Gauge({
   labelNames: ['type'] as const, registers: [metricsRegistry],
 });
 
+/**
+ * The labelled series of each route, method and status seen, made once: prom-client hashes the
+ * labels on every call otherwise. Bounded as the labels are (route patterns, methods Node's parser
+ * accepts, statuses); these two metrics are never reset, which would detach the kept series.
+ */
+const httpSeries = new Map<string,
+  { requests: ReturnType<typeof httpRequests.labels>; duration: ReturnType<typeof httpDuration.labels> }>();
+
 export function recordHttpRequest(route: string, method: string, status: number, durationSeconds: number): void {
-  httpRequests.inc({ route, method, status: String(status) });
-  httpDuration.observe({ route, method }, durationSeconds);
+  const name = `${status} ${method} ${route}`;
+  let series = httpSeries.get(name);
+  if (series === undefined) {
+    series = { requests: httpRequests.labels({ route, method, status: String(status) }),
+      duration: httpDuration.labels({ route, method }) };
+    httpSeries.set(name, series);
+  }
+  series.requests.inc();
+  series.duration.observe(durationSeconds);
 }
 
 /**
