@@ -183,18 +183,21 @@ export class SettlementService {
           const key = `${connector}\u0000${line.currency}`;
           batches.set(key, [...batches.get(key) ?? [], line]);
         }
+        const unreadable: string[] = [];
         for (const [key, lines] of batches) {
           const connectorId = key.slice(0, key.indexOf('\u0000'));
           // The account's connector is registered once a payment or notification of it has needed it.
           if (this.dependencies.connectors.has(connectorId)) await this.syncMissed(connectorId, lines);
           const posted = await this.applyBatch(new ChargeLookup(connectorId), lines,
             { postPayout: true, summary, owners });
-          // The pull's rule: a batch with something to pay and no payout Penny can read leaves its report unread.
+          // The pull's rule: a batch with something to pay and no payout Penny can read leaves its report
+          // unread. It stops its own batch only: the file's other batches (accounts, currencies) are applied.
           if (payoutUnread(lines, posted)) {
-            throw new UnreadablePayoutError(`the ${connectorId} batch in ${lines[0]?.currency ?? ''} has no payout `
-              + `Penny can read (${lines.filter((line) => line.type === 'MerchantPayout').length} MerchantPayout lines)`);
+            unreadable.push(`the ${connectorId} batch in ${lines[0]?.currency ?? ''} has no payout Penny can read `
+              + `(${lines.filter((line) => line.type === 'MerchantPayout').length} MerchantPayout lines)`);
           }
         }
+        if (unreadable.length > 0) throw new UnreadablePayoutError(unreadable.join('; '));
       } catch (error) {
         await this.failedAttempt(file, error);
         continue;

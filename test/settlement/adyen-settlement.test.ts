@@ -321,6 +321,20 @@ describe('Adyen\'s Settlement details report, imported, in the settlement availa
     expect((await chargeTransaction(payment.chargeId)).status).toBe('available');
   });
 
+  it('applies the other batches of a report whose one batch has no payout Penny can read', async () => {
+    freshDay();
+    const broken = await captured();
+    const fine = await captured(3000, 'usd');
+    const eur = report(9403, [{ payment: broken, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65',
+      { payoutReferences: ['PAYOUT-9403', 'PAYOUT-9403-B'] });
+    const usd = report(9404, [{ payment: fine, gross: '30.00', fee: '0.47', net: '29.53' }], '29.53', { currency: 'USD' });
+    const file = await imported(eur + usd.slice(usd.indexOf('\n') + 1), 'settlement_detail_report_batch_9403.csv');
+    await settlement.pullClosedDays();
+    expect(await attemptsOf(file.id)).toMatchObject({ status: 'held' });
+    expect(await payoutEntries(9404)).toBe(1);
+    expect((await chargeTransaction(fine.chargeId)).status).toBe('available');
+  });
+
   it('leaves a report whose MerchantPayout has no reference unread, held with the reason', async () => {
     freshDay();
     const payment = await captured();
