@@ -238,16 +238,26 @@ export class SettlementService {
     }
   }
 
+  /** Where the next prune's scan of settlement_unbooked_lines starts (its key order; wraps at the end). */
+  private pruneCursor = { connector: '', reference: '' };
+
   /**
-   * Deletes, up to `resolvedLinesPerRunMax` a run, the records of lines read before their capture
-   * was booked (settlement_unbooked_lines) that have done their work: the capture is booked and
-   * available, and what a payout left in suspense for the line has been moved to the merchant's
-   * PSP receivable. Each under its reference's lock, checked again under it. A record whose
-   * capture is never booked stays, as reconciliation's to explain. Answers how many were deleted.
+   * Deletes the records of lines read before their capture was booked (settlement_unbooked_lines)
+   * that have done their work: the capture is booked and available, and what a payout left in
+   * suspense for the line has been moved to the merchant's PSP receivable. Each run reads the next
+   * `unbookedLinesScannedPerRunMax` records in key order from where the last stopped, starting over
+   * after the last, so a run costs the same however many records never resolve (a reference that
+   * is not Penny's, a capture never booked: reconciliation's to explain). Each deletion is made
+   * under its reference's lock and checked again under it. Answers how many were deleted.
    */
   async pruneResolvedLines(): Promise<number> {
+    const scanned = await store.selectUnbookedLinesAfter(this.pool,
+      { after: this.pruneCursor, limit: unbookedLinesScannedPerRunMax });
+    const last = scanned.at(-1);
+    this.pruneCursor = scanned.length < unbookedLinesScannedPerRunMax || last === undefined
+      ? { connector: '', reference: '' } : { connector: last.connector, reference: last.reference };
     let pruned = 0;
-    for (const line of await store.selectResolvedUnbookedLines(this.pool, { limit: resolvedLinesPerRunMax })) {
+    for (const line of scanned.filter((candidate) => candidate.resolved)) {
       const deleted = await withTransaction(this.pool, async (client) => {
         await this.dependencies.balances.lockSettlementReference(client, { connectorId: line.connector,
           reference: line.reference });
@@ -421,7 +431,8 @@ async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable):
 const importedReportFilesPerRunMax = 20;
 
 /** The resolved records of lines read before their capture was booked one run deletes at most. */
-const resolvedLinesPerRunMax = 500;
+/** Records of unbooked lines a prune run reads (and, at most, deletes). */
+const unbookedLinesScannedPerRunMax = 1000;
 
 /** Failed attempts at reading an imported report after which it is held for an operator. */
 const importedReportAttemptsMax = 10;

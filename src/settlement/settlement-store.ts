@@ -108,13 +108,18 @@ const unbookedLineResolved = `EXISTS (SELECT 1 FROM charges c
        WHERE e.external_reference = 'penny:settlement_line:' || u.connector || ':' || u.merchant_reference
          || ':attributed'))`;
 
-/** Up to `limit` resolved records of lines read before their capture was booked, oldest first. */
-export async function selectResolvedUnbookedLines(db: Queryable, query: { limit: number }):
-Promise<{ connector: string; reference: string }[]> {
-  const result = await db.query<{ connector: string; reference: string }>(named(`SELECT u.connector,
-       u.merchant_reference AS reference
-     FROM settlement_unbooked_lines u WHERE ${unbookedLineResolved}
-     ORDER BY u.created_at, u.connector, u.merchant_reference LIMIT $1`), [query.limit]);
+/**
+ * Up to `limit` records of lines read before their capture was booked, in key order after `after`
+ * (the primary key's index: one scan step reads `limit` rows however large the table), each with
+ * whether it is resolved.
+ */
+export async function selectUnbookedLinesAfter(db: Queryable, query: { after: { connector: string; reference: string };
+  limit: number }): Promise<{ connector: string; reference: string; resolved: boolean }[]> {
+  const result = await db.query<{ connector: string; reference: string; resolved: boolean }>(named(`SELECT
+       u.connector, u.merchant_reference AS reference, ${unbookedLineResolved} AS resolved
+     FROM settlement_unbooked_lines u
+     WHERE (u.connector, u.merchant_reference) > ($1, $2)
+     ORDER BY u.connector, u.merchant_reference LIMIT $3`), [query.after.connector, query.after.reference, query.limit]);
   return result.rows;
 }
 

@@ -167,6 +167,33 @@ describe('a capture booked after its settlement line was pulled', () => {
     expect(await records()).toEqual([]);
   });
 
+  it('has its record pruned on a later run when a thousand records come before it, a run reading at most a thousand', async () => {
+    const day = freshDay();
+    lostAnswers('authorize');
+    const intent = await stripe.paymentIntents.create({ amount: 2200, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    penny.sandbox.resetFaults();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    await settlement.pull({ connectorId: 'sandbox', day });
+    await penny.recovery.runDue();
+    expect((await chargeTransaction(intent.id)).status).toBe('available');
+    // Lines of references that are not Penny's never resolve; they sort before Penny's ids.
+    await penny.pool.query(`INSERT INTO settlement_unbooked_lines (connector, merchant_reference, available_on)
+      SELECT 'sandbox', 'aaa-foreign-' || lpad(n::text, 4, '0'), now() FROM generate_series(1, 1000) n`);
+    try {
+      const records = async () => (await penny.pool.query(`SELECT 1 FROM settlement_unbooked_lines
+        WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts
+          WHERE payment_intent_id = $1 UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id])).rows;
+      expect(await settlement.pruneResolvedLines()).toBe(0);
+      expect(await records()).toHaveLength(1);
+      expect(await settlement.pruneResolvedLines()).toBe(1);
+      expect(await records()).toHaveLength(0);
+    } finally {
+      await penny.pool.query("DELETE FROM settlement_unbooked_lines WHERE merchant_reference LIKE 'aaa-foreign-%'");
+    }
+  });
+
   it('keeps the record of its line while its capture is not booked', async () => {
     const day = freshDay();
     lostAnswers('authorize');
