@@ -62,6 +62,26 @@ async function chargeTransaction(intentId: string) {
   return data[0] as Stripe.BalanceTransaction;
 }
 
+/** An automatic capture whose outcome was lost, its day's report pulled before Penny booked it. */
+async function pulledBeforeBooked(amount: number): Promise<Stripe.PaymentIntent> {
+  const day = freshDay();
+  lostAnswers('authorize');
+  const intent = await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa',
+    confirm: true });
+  penny.sandbox.resetFaults();
+  await payOutSettlementBatches(penny.pool, day);
+  advanceClock(86_400_000);
+  await settlement.pull({ connectorId: 'sandbox', day });
+  return intent;
+}
+
+/** What settlement_unbooked_lines holds for the lines naming the intent's charge or attempt. */
+async function unbookedRecords(intentId: string) {
+  return (await penny.pool.query(`SELECT suspense_minor FROM settlement_unbooked_lines
+    WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1
+      UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intentId])).rows;
+}
+
 describe('a capture booked after its settlement line was pulled', () => {
   it('becomes available when booked, as of the report day, after a manual capture whose answer was lost', async () => {
     const day = freshDay();
@@ -148,66 +168,36 @@ describe('a capture booked after its settlement line was pulled', () => {
   });
 
   it('leaves no record of its line once it is booked and its share has left suspense', async () => {
-    const day = freshDay();
-    lostAnswers('authorize');
-    const intent = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_visa',
-      confirm: true });
-    penny.sandbox.resetFaults();
-    await payOutSettlementBatches(penny.pool, day);
-    advanceClock(86_400_000);
-    await settlement.pull({ connectorId: 'sandbox', day });
-    const records = async () => (await penny.pool.query(`SELECT suspense_minor FROM settlement_unbooked_lines
-      WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1
-        UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id])).rows;
-    expect(await records()).toEqual([{ suspense_minor: 1940n }]);
+    const intent = await pulledBeforeBooked(2000);
+    expect(await unbookedRecords(intent.id)).toEqual([{ suspense_minor: 1940n }]);
 
     await penny.recovery.runDue();
     expect((await chargeTransaction(intent.id)).status).toBe('available');
     await settlement.pullClosedDays();
-    expect(await records()).toEqual([]);
+    expect(await unbookedRecords(intent.id)).toEqual([]);
   });
 
   it('has its record pruned on a later run when a thousand records come before it, a run reading at most a thousand', async () => {
-    const day = freshDay();
-    lostAnswers('authorize');
-    const intent = await stripe.paymentIntents.create({ amount: 2200, currency: 'usd', payment_method: 'pm_card_visa',
-      confirm: true });
-    penny.sandbox.resetFaults();
-    await payOutSettlementBatches(penny.pool, day);
-    advanceClock(86_400_000);
-    await settlement.pull({ connectorId: 'sandbox', day });
+    const intent = await pulledBeforeBooked(2200);
     await penny.recovery.runDue();
     expect((await chargeTransaction(intent.id)).status).toBe('available');
     // Lines of references that are not Penny's never resolve; they sort before Penny's ids.
     await penny.pool.query(`INSERT INTO settlement_unbooked_lines (connector, merchant_reference, available_on)
       SELECT 'sandbox', 'aaa-foreign-' || lpad(n::text, 4, '0'), now() FROM generate_series(1, 1000) n`);
     try {
-      const records = async () => (await penny.pool.query(`SELECT 1 FROM settlement_unbooked_lines
-        WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts
-          WHERE payment_intent_id = $1 UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id])).rows;
       expect(await settlement.pruneResolvedLines()).toBe(0);
-      expect(await records()).toHaveLength(1);
+      expect(await unbookedRecords(intent.id)).toHaveLength(1);
       expect(await settlement.pruneResolvedLines()).toBe(1);
-      expect(await records()).toHaveLength(0);
+      expect(await unbookedRecords(intent.id)).toHaveLength(0);
     } finally {
       await penny.pool.query("DELETE FROM settlement_unbooked_lines WHERE merchant_reference LIKE 'aaa-foreign-%'");
     }
   });
 
   it('keeps the record of its line while its capture is not booked', async () => {
-    const day = freshDay();
-    lostAnswers('authorize');
-    const intent = await stripe.paymentIntents.create({ amount: 2100, currency: 'usd', payment_method: 'pm_card_visa',
-      confirm: true });
-    penny.sandbox.resetFaults();
-    await payOutSettlementBatches(penny.pool, day);
-    advanceClock(86_400_000);
-    await settlement.pull({ connectorId: 'sandbox', day });
+    const intent = await pulledBeforeBooked(2100);
     await settlement.pullClosedDays();
-    const records = await penny.pool.query(`SELECT 1 FROM settlement_unbooked_lines
-      WHERE connector = 'sandbox' AND merchant_reference IN (SELECT id FROM payment_attempts WHERE payment_intent_id = $1
-        UNION SELECT id FROM charges WHERE payment_intent_id = $1)`, [intent.id]);
-    expect(records.rows).toHaveLength(1);
+    expect(await unbookedRecords(intent.id)).toHaveLength(1);
     await penny.recovery.runDue();
   });
 
