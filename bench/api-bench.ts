@@ -47,9 +47,8 @@ import {
   figure, formatRatios, ratio, runAutocannon, runPaced, type HttpRun, type Ratio,
 } from './support/http-load.js';
 import {
-  cpuPerAnswer, cpuSnapshot, peakRssMiB, readPostmasterPid, round, resetPeakRss, startHelloWorld, startPenny,
-  stopServer,
-  waitUntilReady, type CpuPerAnswer, type RunningPenny, type RunningServer,
+  backendCpuMs, backendCpuMsBetween, cpuPerAnswer, cpuSnapshot, peakRssMiB, readPostmasterPid, round, resetPeakRss,
+  startHelloWorld, startPenny, stopServer, waitUntilReady, type CpuPerAnswer, type RunningPenny, type RunningServer,
 } from './support/penny-server.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
@@ -62,6 +61,8 @@ const referenceConnections = 8;
 /** The warm-up's 1,000 payments fill the server's caches and give the replays their keys. */
 const warmupConnections = 4;
 const replayPoolSize = 1000;
+/** The application_name of the sandbox PSP's pool (src/sandbox-psp/psp-service.ts), to split PostgreSQL's CPU. */
+const sandboxApplicationName = 'penny-sandbox-psp';
 const paymentBody = 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true';
 const targets = { paymentsPerSecond: 1500, paymentsP99Ms: 100, replaysPerSecond: 6000 } as const;
 /** Issue 22's targets, as ratios of the same-run hello-world (and one latency). */
@@ -99,6 +100,7 @@ interface Measurement {
 
 interface Target {
   readonly url: string;
+  readonly databaseUrl: string;
   readonly penny: RunningPenny;
   readonly secretKey: string;
   readonly serverPid: number;
@@ -129,6 +131,7 @@ async function main(): Promise<void> {
     penny = await startPenny({ directory, databaseUrl, logLevel: serverLogLevel, poolSize: serverPoolSize });
     const target: Target = {
       url: penny.url,
+      databaseUrl,
       penny,
       secretKey: await createMerchant(databaseUrl, penny.pepper),
       serverPid: penny.pid,
@@ -257,6 +260,7 @@ async function measure(target: Target, scenario: Scenario, connections: number, 
   overallRate?: number): Promise<Measurement> {
   await waitUntilReady(target.url, target.penny.child);
   await resetPeakRss(target.serverPid);
+  const sandboxBefore = await backendCpuMs(target.databaseUrl, sandboxApplicationName);
   const before = await cpuSnapshot(target);
   const run = scenario === 'payments, half max rate, evenly paced' && overallRate !== undefined
     ? await runPaced({
@@ -269,10 +273,12 @@ async function measure(target: Target, scenario: Scenario, connections: number, 
       ...(overallRate === undefined ? {} : { overallRate }),
     });
   const after = await cpuSnapshot(target);
+  const sandboxMs = backendCpuMsBetween(sandboxBefore, await backendCpuMs(target.databaseUrl, sandboxApplicationName));
   const measurement: Measurement = {
     scenario, connections, overallRate, ...withoutRunFields(run),
     serverPeakRssMiB: await peakRssMiB(target.serverPid),
-    cpuMsPerRequest: cpuPerAnswer(before, after, run.responses),
+    cpuMsPerRequest: { ...cpuPerAnswer(before, after, run.responses),
+      postgresSandboxPsp: run.responses === 0 ? 0 : Math.round(sandboxMs / run.responses * 1000) / 1000 },
   };
   process.stderr.write(`${scenario} ${connections}${overallRate === undefined ? '' : ` at ${overallRate}/s`}: ` +
     `${measurement.okPerSecond} 2xx/s, sent ${run.sent}, statuses ${JSON.stringify(run.statusCounts)}, ` +
@@ -394,6 +400,9 @@ function boundsOf(results: readonly Measurement[]): RatioBound[] {
   return [
     bound(`payments at ${referenceConnections} connections, PostgreSQL's CPU alone`,
       find('payments', referenceConnections), (cpu) => cpu.postgres),
+    bound(`payments at ${referenceConnections} connections, PostgreSQL's CPU for Penny's own connections ` +
+      '(the sandbox PSP\'s durable writes apart)',
+    find('payments', referenceConnections), (cpu) => cpu.postgres - (cpu.postgresSandboxPsp ?? 0)),
     bound('replays, 1,000 keys, 16 connections, the load generator\'s CPU alone',
       find('replays, 1,000 keys', 16), (cpu) => cpu.generator),
   ];
@@ -431,7 +440,9 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
     lines.push(`| ${result.scenario}${paced} | ${result.connections} | ${result.okPerSecond} | ` +
       `${result.latencyMsP50} | ${result.latencyMsP99} | ${result.non2xx}${statuses ? ` (${statuses})` : ''}` +
       `${result.errors > 0 ? `, ${result.errors} errors` : ''} | ${result.serverPeakRssMiB} | ` +
-      `${cpu.server} (${cpu.serverKernel}) / ${cpu.postgres} / ${cpu.generator} / ${cpu.kernel} / ` +
+      `${cpu.server} (${cpu.serverKernel}) / ${cpu.postgres}` +
+      `${cpu.postgresSandboxPsp === undefined ? '' : ` (sandbox PSP ${cpu.postgresSandboxPsp})`} / ` +
+      `${cpu.generator} / ${cpu.kernel} / ` +
       `${cpu.otherProcesses} | ` +
       `${targetFor(result)} |`);
   }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { freePort } from '../../src/simulate/free-port.js';
 
 const pennyEntry = fileURLToPath(new URL('../../src/cli/penny.js', import.meta.url));
@@ -170,6 +171,8 @@ export interface CpuPerAnswer {
   readonly server: number;
   readonly serverKernel: number;
   readonly postgres: number;
+  /** Of `postgres`, the backends of the sandbox PSP's connections (when measured). */
+  readonly postgresSandboxPsp?: number;
   readonly generator: number;
   readonly kernel: number;
   readonly otherProcesses: number;
@@ -223,6 +226,32 @@ export function cpuPerAnswer(before: CpuSnapshot, after: CpuSnapshot, answers: n
     kernel: perAnswer(after.machine - before.machine - server - postgres - generator - otherProcesses),
     otherProcesses: perAnswer(otherProcesses),
   };
+}
+
+/**
+ * CPU milliseconds so far of each PostgreSQL backend serving a connection named `applicationName`
+ * (the sandbox PSP's pool is 'penny-sandbox-psp'), by backend pid: how PostgreSQL's CPU splits
+ * between Penny's own connections and the sandbox PSP's, which share the server in a benchmark.
+ */
+export async function backendCpuMs(databaseUrl: string, applicationName: string): Promise<Map<number, number>> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'penny-bench' });
+  await client.connect();
+  try {
+    const result = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+    const pids = new Set(result.rows.map((row) => row.pid));
+    return new Map((await readProcessStats()).filter((stat) => pids.has(stat.pid))
+      .map((stat) => [stat.pid, stat.cpuMs]));
+  } finally {
+    await client.end();
+  }
+}
+
+/** CPU milliseconds the backends spent between two readings; a backend made since counts whole. */
+export function backendCpuMsBetween(before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>): number {
+  let total = 0;
+  for (const [pid, milliseconds] of after) total += Math.max(0, milliseconds - (before.get(pid) ?? 0));
+  return total;
 }
 
 async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: number; kernelMs: number }[]> {
