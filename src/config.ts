@@ -183,6 +183,11 @@ export const limits = {
   /** How often the reconciliation scheduler looks whether today's run is due (PENNY_RECON_SCHEDULE). */
   reconciliationScheduleIntervalMs: 60_000,
   /**
+   * The daily run imports each connector's settlement reports of the closed days not imported yet,
+   * at most this many days back (older days: `penny recon import --source <connector>`).
+   */
+  reconciliationReportCatchUpDays: 14,
+  /**
    * The settlement worker, once a minute, pulls the closed days not pulled yet of the last
    * `settlementLookbackDays`, and those after the last day it pulled (Penny was down, or days
    * failed) when that day is at most `settlementCatchUpDaysMax` back (a longer outage: the
