@@ -79,10 +79,18 @@ function stripeFactorOf(currencyColumn: string): string {
 }
 
 /**
+ * How many days after it failed a payout the bank returned after it was paid is still collected,
+ * once a report's `PaidOut` line shows the PSP paid it.
+ */
+const returnedPayoutDaysMax = 31;
+
+/**
  * Collects what Penny booked up to `asOf` that a PSP report should show and is not collected yet:
  * captures (the charge's captured amount on the day of its `charge` balance transaction, with the
  * PSP fee its `psp_fee` entry booked), succeeded refunds, disputes opened (amount and dispute fee)
- * and won, and paid payouts. Answers how many were new.
+ * and won, and paid payouts: those still paid, and those the bank returned after they were paid
+ * (failed, and a `PaidOut` line of an imported report names them, for `returnedPayoutDaysMax`
+ * days after the failure), which the PSP paid all the same. Answers how many were new.
  */
 export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
   const { asOf, windowDays } = query;
@@ -133,9 +141,12 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
      SELECT 'payout', p.id, p.merchant_id, p.account_id, p.connector, p.psp_reference, p.currency, -p.amount_minor, 0,
        (p.updated_at AT TIME ZONE 'UTC')::date, penny_business_days_after((p.updated_at AT TIME ZONE 'UTC')::date, $2)
      FROM payouts p
-     WHERE p.status = 'paid' AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+     WHERE (p.status = 'paid' OR (p.status = 'failed' AND p.updated_at >= $1::date - $3::int
+         AND EXISTS (SELECT 1 FROM reconciliation_records r WHERE r.kind = 'psp_line' AND r.type = 'PaidOut'
+           AND r.merchant_reference = p.id)))
+       AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'payout' AND i.reference = p.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, returnedPayoutDaysMax]);
   return [captures, refunds, disputes, won, payouts].reduce((sum, result) => sum + (result.rowCount ?? 0), 0);
 }
 
