@@ -147,6 +147,20 @@ describe('the settlement worker', () => {
     expect(await settlement.pullClosedDays()).toBe(0);
   });
 
+  it('catches up at most seven days a tick, oldest first', async () => {
+    await settlement.pullClosedDays();
+    const firstMissed = today();
+    advanceClock(10 * 86_400_000);
+    const firstTick = await settlement.pullClosedDays();
+    const pulled = await penny.pool.query<{ day: string }>(`SELECT min(day)::text AS day FROM settlement_pulls
+       WHERE connector = 'sandbox' AND day >= $1`, [firstMissed]);
+    const secondTick = await settlement.pullClosedDays();
+
+    expect(firstTick).toBe(7);
+    expect(pulled.rows[0]?.day).toBe(firstMissed);
+    expect(secondTick).toBe(3);
+  });
+
   it('reads the days after one whose report it cannot read, and leaves that one to read again', async () => {
     const broken = today();
     advanceClock(86_400_000);
