@@ -180,11 +180,24 @@ export const limits = {
   /** The last error kept with a recovery job. */
   recoveryErrorLengthMax: 500,
   inboxIntervalMs: 100,
-  /** The settlement worker looks for closed days not pulled yet this many days back, once a minute. */
   /** How often the reconciliation scheduler looks whether today's run is due (PENNY_RECON_SCHEDULE). */
   reconciliationScheduleIntervalMs: 60_000,
+  /**
+   * The daily run imports each connector's settlement reports of the closed days not imported yet,
+   * at most this many days back (older days: `penny recon import --source <connector>`).
+   */
+  reconciliationReportCatchUpDays: 14,
+  /**
+   * The settlement worker, once a minute, pulls the closed days not pulled yet of the last
+   * `settlementLookbackDays`, and those after the last day it pulled (Penny was down, or days
+   * failed) when that day is at most `settlementCatchUpDaysMax` back (a longer outage: the
+   * look-back only; older days by hand, `penny settlement pull --date D`), at most
+   * `settlementPullDaysPerTickMax` days a tick, oldest first.
+   */
   settlementPullIntervalMs: 60_000,
   settlementLookbackDays: 3,
+  settlementCatchUpDaysMax: 31,
+  settlementPullDaysPerTickMax: 7,
   /** Pending charges whose fixed delay has passed, made available per tick (PENNY_FUNDS_AVAILABILITY=T+n). */
   availabilityBatchMax: 100,
   availabilityIntervalMs: 1_000,

@@ -85,6 +85,8 @@ export const statusByCode = {
   idempotency_key_in_use: 409,
   case_already_closed: 409,
   reconciliation_break_closed: 409,
+  reconciliation_payout_not_booked: 409,
+  reconciliation_payout_booked: 409,
   balance_write_refused: 409,
   // Too many requests: nothing ran, so the same request may be sent again later.
   rate_limit: 429,

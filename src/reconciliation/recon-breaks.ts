@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { BalanceAccounts } from '../balances/balance-accounts.js';
+import { nowMs } from '../clock.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { internalEntry } from '../ledger/ledger-commands.js';
@@ -7,6 +8,8 @@ import type { LedgerService } from '../ledger/ledger-service.js';
 import type { Entry } from '../ledger/ledger-types.js';
 import * as store from './recon-break-store.js';
 import type { BreakRow, BreakStatus } from './recon-break-store.js';
+import * as matchStore from './recon-match-store.js';
+import { namesWhole, normalized } from './recon-references.js';
 
 /**
  * Breaks after a run: read, repaired by an approved entry, or ignored with a reason (issue 18,
@@ -71,10 +74,12 @@ export function proposeRepair(row: BreakRow): RepairProposal | null {
         : proposal(`PSP line duplicated for ${row.internalRef ?? row.id}`, row.ownerId,
           move('psp_receivable', 'settlement_suspense', row.recordNetMinor));
     case 'missing_in_bank':
-      // Booked in the operator's bank by the settlement pull, never received: a claim on the PSP.
+      // Booked in the operator's bank by the settlement pull, never received: a claim on the PSP
+      // (approved only once the pull has booked it, `refuseUnbookedPayout`).
       return proposal(`PSP payout ${row.externalRef ?? row.id} never reached the bank`, null,
         move('settlement_suspense', 'operator_bank', row.expectedMinor));
     case 'unexpected_bank_entry':
+      // Money no payout explains (refused when it is a payout the pull booked, `refuseUnbookedPayout`).
       return proposal(`bank entry ${row.externalRef ?? row.id} no payout explains`, null,
         move('operator_bank', 'settlement_suspense', row.actualMinor));
     default:
@@ -118,6 +123,7 @@ export class ReconciliationBreaks {
           message: `Reconciliation break ${id} (${row.type}) has no repair entry: a later run resolves it when it matches, `
             + 'or ignore it with a reason.' });
       }
+      await refuseUnbookedPayout(client, row);
       const legs = await this.legsOf(client, proposal);
       const created = await this.dependencies.ledger.createEntriesIn(client, [internalEntry({
         reference: `penny:recon_repair:${id}`, description: `Reconciliation repair of ${id}: ${proposal.description}`, legs,
@@ -177,6 +183,51 @@ export class ReconciliationBreaks {
       return [account, posting.direction, posting.amountMinor];
     });
   }
+}
+
+/** How far around a bank entry's day a PSP payout it may be was booked, and how many such payouts are read. */
+const bookedPayoutWindowDays = 31;
+const bookedPayoutsReadMax = 10_000;
+
+/**
+ * The bank-leg repairs move the operator's bank account, which only the settlement pull's PSP
+ * payout entry (`penny:psp_payout:…`) debits: they are right only against what that entry did.
+ * `missing_in_bank` takes the payout back out of the bank into a claim on the PSP: refused while
+ * the payout is not booked (its report imported but not settled yet, held, or of an account Penny
+ * does not settle), since the bank never held it; once the pull books it, the repair is right.
+ * `unexpected_bank_entry` puts a credit into the bank against suspense: refused when its text
+ * names a PSP payout the pull booked (the bank holds that money already) that reconciliation has
+ * not seen paid by another bank entry (its report not imported, so nothing paired them): the
+ * repair would count the payout twice. Importing the report pairs them in a later run.
+ */
+async function refuseUnbookedPayout(db: Queryable, row: BreakRow): Promise<void> {
+  if (row.type === 'missing_in_bank') {
+    const reference = row.externalRef ?? '';
+    if (reference !== '' && await matchStore.selectPspPayoutBooked(db, reference)) return;
+    throw new PennyError({ code: 'reconciliation_payout_not_booked', param: 'id',
+      message: `Reconciliation break ${row.id} (missing_in_bank) names the PSP's payout '${reference}', which the `
+        + 'settlement has not booked: the operator\'s bank never held it, so there is nothing to take back out. '
+        + 'Settle its report first (penny settlement pull, or the imported report read), then repair, or ignore '
+        + 'the break with a reason.' });
+  }
+  if (row.type !== 'unexpected_bank_entry' || row.recordId === null) return;
+  const entry = await matchStore.selectBankEntryText(db, row.recordId);
+  const text = normalized(entry?.text ?? '');
+  if (entry === undefined || text === '') return;
+  const dayMs = entry.day === null ? nowMs() : Date.parse(`${entry.day}T00:00:00Z`);
+  const booked = await matchStore.selectBookedPspPayouts(db, {
+    from: new Date(dayMs - bookedPayoutWindowDays * 86_400_000).toISOString(),
+    to: new Date(dayMs + bookedPayoutWindowDays * 86_400_000).toISOString(), limit: bookedPayoutsReadMax });
+  // `<connector>:<reference>`; a connector id may hold a colon (`adyen:<merchant account>`), a reference none.
+  const named = [...new Set(booked.map((payout) => payout.slice(payout.lastIndexOf(':') + 1)))]
+    .filter((reference) => namesWhole(text, normalized(reference)));
+  const answered = await matchStore.selectAnsweredPayoutReferences(db, named);
+  const unpaired = named.filter((reference) => !answered.has(reference));
+  if (unpaired.length === 0) return;
+  throw new PennyError({ code: 'reconciliation_payout_booked', param: 'id',
+    message: `Reconciliation break ${row.id} (unexpected_bank_entry) is a bank entry naming the PSP's payout `
+      + `'${unpaired.join("', '")}', which the settlement booked in the operator's bank already: a repair would count `
+      + 'it twice. Import the PSP\'s report of that payout, and a later run pairs them; or ignore the break with a reason.' });
 }
 
 function missingBreak(id: string): PennyError {

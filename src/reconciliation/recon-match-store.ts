@@ -79,10 +79,18 @@ function stripeFactorOf(currencyColumn: string): string {
 }
 
 /**
+ * How many days after it failed a payout the bank returned after it was paid is still collected,
+ * once a report's `PaidOut` line shows the PSP paid it.
+ */
+const returnedPayoutDaysMax = 31;
+
+/**
  * Collects what Penny booked up to `asOf` that a PSP report should show and is not collected yet:
  * captures (the charge's captured amount on the day of its `charge` balance transaction, with the
  * PSP fee its `psp_fee` entry booked), succeeded refunds, disputes opened (amount and dispute fee)
- * and won, and paid payouts. Answers how many were new.
+ * and won, and paid payouts: those still paid, and those the bank returned after they were paid
+ * (failed, and a `PaidOut` line of an imported report names them, for `returnedPayoutDaysMax`
+ * days after the failure), which the PSP paid all the same. Answers how many were new.
  */
 export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
   const { asOf, windowDays } = query;
@@ -133,9 +141,12 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
      SELECT 'payout', p.id, p.merchant_id, p.account_id, p.connector, p.psp_reference, p.currency, -p.amount_minor, 0,
        (p.updated_at AT TIME ZONE 'UTC')::date, penny_business_days_after((p.updated_at AT TIME ZONE 'UTC')::date, $2)
      FROM payouts p
-     WHERE p.status = 'paid' AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+     WHERE (p.status = 'paid' OR (p.status = 'failed' AND p.updated_at >= $1::date - $3::int
+         AND EXISTS (SELECT 1 FROM reconciliation_records r WHERE r.kind = 'psp_line' AND r.type = 'PaidOut'
+           AND r.merchant_reference = p.id)))
+       AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'payout' AND i.reference = p.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, returnedPayoutDaysMax]);
   return [captures, refunds, disputes, won, payouts].reduce((sum, result) => sum + (result.rowCount ?? 0), 0);
 }
 
@@ -494,4 +505,55 @@ export async function selectBreakCountsOfRun(db: Queryable, runId: string): Prom
   const result = await db.query<{ type: string; count: string }>(named(`SELECT type, count(*) FROM reconciliation_breaks
      WHERE run_id = $1 GROUP BY type ORDER BY type`), [runId]);
   return result.rows.map((row) => ({ type: row.type, count: Number(row.count) }));
+}
+
+/**
+ * Whether the ledger holds the settlement's entry of the PSP payout `reference`
+ * (`penny:psp_payout:<connector>:<reference>`, src/balances/balance-service.ts), on any connector:
+ * whether the operator's bank was debited with it.
+ */
+export async function selectPspPayoutBooked(db: Queryable, reference: string): Promise<boolean> {
+  const result = await db.query<{ booked: boolean }>(named(`SELECT EXISTS (SELECT 1 FROM ledger_entries
+       WHERE external_reference LIKE 'penny:psp\\_payout:%' AND right(external_reference, length($1)) = $1) AS booked`),
+  [`:${reference}`]);
+  return result.rows[0]?.booked === true;
+}
+
+/** A bank entry's remittance text (as the bank leg reads it) and its day, when the record is one. */
+export async function selectBankEntryText(db: Queryable, recordId: bigint):
+Promise<{ text: string; day: string | null } | undefined> {
+  const result = await db.query<{ text: string; day: string | null }>(named(`SELECT
+       concat_ws(' ', r.remittance_text, r.refs->>'AddtlNtryInf', r.refs->>'TxDtls.AddtlTxInf') AS text,
+       coalesce(r.booking_date, r.value_date)::text AS day
+     FROM reconciliation_records r WHERE r.id = $1 AND r.kind = 'bank_entry'`), [recordId.toString()]);
+  return result.rows[0];
+}
+
+/**
+ * The PSP payouts the settlement booked (the `<connector>:<reference>` of their ledger entries)
+ * with an effective time in `[from, to)`, at most `limit`.
+ */
+export async function selectBookedPspPayouts(db: Queryable, query: { from: string; to: string; limit: number }):
+Promise<string[]> {
+  const result = await db.query<{ payout: string }>(named(`SELECT substr(external_reference, 18) AS payout
+     FROM ledger_entries
+     WHERE effective_at >= $1::timestamptz AND effective_at < $2::timestamptz
+       AND external_reference LIKE 'penny:psp\\_payout:%'
+     ORDER BY effective_at LIMIT $3`), [query.from, query.to, query.limit]);
+  return result.rows.map((row) => row.payout);
+}
+
+/**
+ * Of the payout references, those a PSP payout record of reconciliation's holds that is answered
+ * on the bank leg: paired with a bank entry, or its own break repaired.
+ */
+export async function selectAnsweredPayoutReferences(db: Queryable, references: readonly string[]):
+Promise<Set<string>> {
+  if (references.length === 0) return new Set();
+  const result = await db.query<{ reference: string }>(named(`SELECT DISTINCT
+       coalesce(r.remittance_text, r.batch_key, r.external_id) AS reference
+     FROM reconciliation_records r JOIN reconciliation_record_matches m ON m.record_id = r.id
+     WHERE r.kind = 'psp_line' AND m.pass IN ('remittance', 'fallback', 'repaired')
+       AND coalesce(r.remittance_text, r.batch_key, r.external_id) = ANY($1::text[])`), [references]);
+  return new Set(result.rows.map((row) => row.reference));
 }

@@ -7,6 +7,7 @@ import { raiseAlert } from '../metrics/metrics.js';
 import * as breakStore from './recon-break-store.js';
 import type { BreakRow } from './recon-break-store.js';
 import { proposeRepair } from './recon-breaks.js';
+import { namesWhole, normalized } from './recon-references.js';
 import { presentBreak } from './recon-presenter.js';
 import { lockImports } from './recon-store.js';
 import * as store from './recon-match-store.js';
@@ -326,28 +327,6 @@ function ambiguity(entry: OpenBankEntryRow, candidates: readonly OpenPayoutRow[]
     detail: `bank entry ${entry.externalId} (${entry.amountMinor} ${entry.currency}) fits `
       + `${candidates.length === 0 ? 'payouts another entry fits too' : candidates.map((payout) => payout.reference).join(', ')}`
       + ': a person must choose' };
-}
-
-/**
- * Whether `text` holds `reference` as a whole token: where the reference begins (ends) with a letter
- * or digit, bounded there by the text's start (end) or a character that is not one, so that
- * `…, batch 12` names batch 12, never batch 1.
- */
-export function namesWhole(text: string, reference: string): boolean {
-  if (reference === '') return false;
-  const alphanumeric = /^[\p{L}\p{N}]$/u;
-  const boundedBefore = !alphanumeric.test(reference.charAt(0));
-  const boundedAfter = !alphanumeric.test(reference.charAt(reference.length - 1));
-  for (let at = text.indexOf(reference); at !== -1; at = text.indexOf(reference, at + 1)) {
-    const before = at === 0 ? '' : text.charAt(at - 1);
-    const after = text.charAt(at + reference.length);
-    if ((boundedBefore || !alphanumeric.test(before)) && (boundedAfter || !alphanumeric.test(after))) return true;
-  }
-  return false;
-}
-
-function normalized(text: string): string {
-  return text.toUpperCase().replace(/\s+/g, ' ').trim();
 }
 
 function sumMinor(payouts: readonly OpenPayoutRow[]): bigint {

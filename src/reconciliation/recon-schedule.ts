@@ -5,6 +5,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { BalanceService } from '../balances/balance-service.js';
 import { nowMs } from '../clock.js';
+import { limits } from '../config.js';
 import type { ConnectorRegistry } from '../connectors/connector.js';
 import { raiseAlert } from '../metrics/metrics.js';
 import type { ReconciliationImports } from './recon-import.js';
@@ -13,10 +14,12 @@ import type { ReconciliationRuns, RunResult } from './recon-run.js';
 
 /**
  * The daily reconciliation run (PENNY_RECON_SCHEDULE, e.g. `02:00` UTC; off when unset): once the
- * day's time has come, it imports each connector's settlement report of the previous day through
- * the connector interface, exactly as `penny recon import --source <connector>` would (one file per
- * currency Penny holds receivables in), then the files waiting in PENNY_RECON_INBOX, then runs as
- * of today. One scheduled run a day, whichever process makes it (a unique day on the run); the
+ * day's time has come, it imports each connector's settlement reports of the closed days of the
+ * last `limits.reconciliationReportCatchUpDays` (14) through the connector interface, exactly as
+ * `penny recon import --source <connector>` would (one file per currency Penny holds receivables
+ * in; a day imported already adds nothing, so the days missed while Penny was down, or whose
+ * fetch failed, are caught up), then the files waiting in PENNY_RECON_INBOX, then runs as of
+ * today. One scheduled run a day, whichever process makes it (a unique day on the run); the
  * imports are idempotent, so two processes racing import nothing twice.
  *
  * The inbox: a file directly in it is imported under its format's name as source; a file in a
@@ -52,7 +55,7 @@ export class ReconciliationSchedule {
     const { hour, minute } = this.dependencies.schedule;
     if (now < Date.parse(`${today}T00:00:00Z`) + (hour * 60 + minute) * 60_000) return undefined;
     if (await selectScheduledRunExists(this.pool, today)) return undefined;
-    await this.importSettlementReports(utcDay(now - 86_400_000));
+    await this.importSettlementReports(closedDaysBefore(now, limits.reconciliationReportCatchUpDays));
     await this.importInbox();
     try {
       const run = await this.dependencies.runs.run({ asOf: today, scheduledFor: today });
@@ -64,24 +67,34 @@ export class ReconciliationSchedule {
     }
   }
 
-  private async importSettlementReports(day: string): Promise<void> {
+  /**
+   * Imports each connector's settlement report of each of `days` (oldest first), per currency. A
+   * day imported already adds nothing (the same bytes are not imported twice; a report the PSP has
+   * added to since, its batch's payout, brings only its new lines), so a day missed while Penny
+   * was down, or whose fetch failed, is caught up by the next run.
+   */
+  private async importSettlementReports(days: readonly string[]): Promise<void> {
     const currencies = await this.dependencies.balances.receivableCurrencies();
     for (const connectorId of this.dependencies.connectors.ids()) {
       const connector = this.dependencies.connectors.get(connectorId);
       if (!connector.capabilities.settlementReports) continue;
-      for (const currency of currencies) {
-        const filename = `${connectorId}-settlement-${day}-${currency}.csv`;
-        try {
-          const report = await connector.fetchSettlementReport({ day, currency });
-          if (report.trim() === '') continue;
-          await this.dependencies.imports.importFile({ body: Readable.from([Buffer.from(report, 'utf8')]), filename,
-            source: connectorId });
-        } catch (error) {
-          // One report Penny cannot read or fetch holds back neither the others nor the run.
-          raiseAlert(this.dependencies.logger, 'reconciliation_import_failed', { file: filename,
-            error: error instanceof Error ? error.message : String(error) }, 'a settlement report was not imported');
-        }
+      for (const day of days) {
+        for (const currency of currencies) await this.importSettlementReport(connectorId, day, currency);
       }
+    }
+  }
+
+  private async importSettlementReport(connectorId: string, day: string, currency: string): Promise<void> {
+    const filename = `${connectorId}-settlement-${day}-${currency}.csv`;
+    try {
+      const report = await this.dependencies.connectors.get(connectorId).fetchSettlementReport({ day, currency });
+      if (report.trim() === '') return;
+      await this.dependencies.imports.importFile({ body: Readable.from([Buffer.from(report, 'utf8')]), filename,
+        source: connectorId });
+    } catch (error) {
+      // One report Penny cannot read or fetch holds back neither the others nor the run.
+      raiseAlert(this.dependencies.logger, 'reconciliation_import_failed', { file: filename,
+        error: error instanceof Error ? error.message : String(error) }, 'a settlement report was not imported');
     }
   }
 
@@ -132,6 +145,11 @@ async function moveTo(inbox: string, folder: 'imported' | 'refused', file: strin
   const relative = path.relative(inbox, file).split(path.sep).join('__');
   await fs.promises.mkdir(path.join(inbox, folder), { recursive: true });
   await fs.promises.rename(file, path.join(inbox, folder, relative));
+}
+
+/** The `count` closed UTC days before the one of `ms`, oldest first (yesterday last). */
+function closedDaysBefore(ms: number, count: number): string[] {
+  return Array.from({ length: count }, (_, index) => utcDay(ms - (count - index) * 86_400_000));
 }
 
 function utcDay(ms: number): string {

@@ -116,8 +116,13 @@ export class SettlementService {
   }
 
   /**
-   * Pulls each closed day of the last `limits.settlementLookbackDays` not pulled yet, from every
-   * connector that publishes reports: what the `settlement-pull` worker runs.
+   * Pulls, from every connector that publishes reports, each closed day not pulled yet of the last
+   * `limits.settlementLookbackDays`, and of the days after the last one pulled (Penny was down
+   * longer than the look-back, or its pulls failed) when that day is at most
+   * `limits.settlementCatchUpDaysMax` back (a longer outage: the look-back only, older days pulled
+   * by hand, `penny settlement pull --date D`): at most `limits.settlementPullDaysPerTickMax`
+   * days a tick per connector, oldest first, so a long outage is caught up over a few ticks. What
+   * the `settlement-pull` worker runs.
    */
   async pullClosedDays(): Promise<number> {
     // The reports that reached Penny as files (Adyen's) first: a pull below never reads their connectors.
@@ -126,9 +131,7 @@ export class SettlementService {
     let pulled = 0;
     for (const connectorId of this.dependencies.connectors.ids()) {
       if (!this.dependencies.connectors.get(connectorId).capabilities.settlementReports) continue;
-      for (let back = limits.settlementLookbackDays; back >= 1; back -= 1) {
-        const day = utcDay(nowMs() - back * 86_400_000);
-        if (await store.selectSettlementPulled(this.pool, { connector: connectorId, day })) continue;
+      for (const day of await this.daysToPull(connectorId)) {
         // One day Penny cannot read never holds back the days after it: it is alerted and read again next run.
         const summary = await this.pull({ connectorId, day }).catch((error: unknown) => {
           raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { connector: connectorId, day,
@@ -143,6 +146,33 @@ export class SettlementService {
       }
     }
     return pulled;
+  }
+
+  /**
+   * The closed days a tick pulls of a connector, oldest first: those not pulled yet from the day
+   * after the last one pulled in the last `limits.settlementCatchUpDaysMax` days (none: the
+   * look-back only, as on a new install) or from the look-back's first day, whichever is earlier,
+   * through yesterday; at most `limits.settlementPullDaysPerTickMax`.
+   */
+  private async daysToPull(connectorId: string): Promise<string[]> {
+    const now = nowMs();
+    const yesterday = utcDay(now - 86_400_000);
+    let from = utcDay(now - limits.settlementLookbackDays * 86_400_000);
+    const last = await store.selectLastSettlementPull(this.pool, { connector: connectorId,
+      since: utcDay(now - limits.settlementCatchUpDaysMax * 86_400_000) });
+    if (last !== undefined) {
+      const afterLast = utcDay(Date.parse(`${last}T00:00:00Z`) + 86_400_000);
+      if (afterLast < from) from = afterLast;
+    }
+    if (from > yesterday) return [];
+    const pulled = await store.selectSettlementPulledDays(this.pool, { connector: connectorId, from, to: yesterday });
+    const days: string[] = [];
+    for (let ms = Date.parse(`${from}T00:00:00Z`); days.length < limits.settlementPullDaysPerTickMax; ms += 86_400_000) {
+      const day = utcDay(ms);
+      if (day > yesterday) break;
+      if (!pulled.has(day)) days.push(day);
+    }
+    return days;
   }
 
   /**

@@ -2,11 +2,22 @@ import { named, type Queryable } from '../db/pool.js';
 import type { SettledLine } from './settlement-report.js';
 
 /** The SQL of settlement pulls, one function per statement. */
-export async function selectSettlementPulled(db: Queryable, pull: { connector: string; day: string }):
-Promise<boolean> {
-  const result = await db.query(named('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2'),
-    [pull.connector, pull.day]);
-  return result.rows.length > 0;
+
+/** The last (latest) day pulled of a connector, if it is `since` or later. */
+export async function selectLastSettlementPull(db: Queryable, query: { connector: string; since: string }):
+Promise<string | undefined> {
+  const result = await db.query<{ day: string | null }>(named(
+    'SELECT max(day)::text AS day FROM settlement_pulls WHERE connector = $1 AND day >= $2::date'),
+  [query.connector, query.since]);
+  return result.rows[0]?.day ?? undefined;
+}
+
+/** The days of `[from, to]` pulled of a connector. */
+export async function selectSettlementPulledDays(db: Queryable, range: { connector: string; from: string; to: string }):
+Promise<Set<string>> {
+  const result = await db.query<{ day: string }>(named(`SELECT day::text AS day FROM settlement_pulls
+     WHERE connector = $1 AND day BETWEEN $2::date AND $3::date`), [range.connector, range.from, range.to]);
+  return new Set(result.rows.map((row) => row.day));
 }
 
 export async function insertSettlementPull(db: Queryable, pull: { connector: string; day: string;

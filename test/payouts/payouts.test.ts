@@ -1,8 +1,11 @@
+import { Readable } from 'node:stream';
 import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { limits } from '../../src/config.js';
 import { withTransaction } from '../../src/db/pool.js';
+import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import { ReconciliationRuns } from '../../src/reconciliation/recon-run.js';
 import { parseFaultProfile } from '../../src/sandbox-psp/psp-faults.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
 import { setPlatformBankAccount, BankAccountVault } from '../../src/accounts/bank-accounts.js';
@@ -165,6 +168,35 @@ describe('a payout', () => {
       const entries = await penny.pool.query(`SELECT count(*)::int AS n FROM balance_transactions
          WHERE source_id = $1 AND type = 'payout_failure'`, [payout.id]);
       expect(entries.rows[0].n).toBe(1);
+    });
+
+  it('paid, then returned by the bank before reconciliation collected it, is still the item its PaidOut line matches',
+    async () => {
+      const { stripe } = await fundedMerchant('Returned Before Run Shop');
+      const payout = await stripe.payouts.create({ amount: 3300, currency: 'usd' });
+      for (let round = 0; round < 3; round += 1) await step();
+      const record = await fetch(`${penny.sandbox.url}/v1/operations?reference=${payout.id}`)
+        .then(async (response) => (await response.json() as { data: Record<string, unknown>[] }).data)
+        .then((data) => data.find((operation) => operation.kind === 'payout'));
+      const body = JSON.stringify({ id: 'sbxevt_returned_before_run', object: 'event', type: 'payout.failed',
+        created: Math.floor(nowMs() / 1000), data: { ...record, outcome: 'failed', failure_code: 'account_closed' } });
+      await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`, { method: 'POST', body,
+        headers: { 'content-type': 'application/json',
+          'Sandbox-Signature': signPayload(body, sandboxWebhookSecret, Math.floor(Date.now() / 1000)) } });
+      await deliver();
+      expect((await stripe.payouts.retrieve(payout.id)).status).toBe('failed');
+      const day = new Date(nowMs()).toISOString().slice(0, 10);
+      const report = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${day}?currency=USD`)).text();
+      await new ReconciliationImports(penny.pool).importFile({ body: Readable.from([Buffer.from(report, 'utf8')]),
+        filename: `returned-${payout.id}.csv`, source: 'sandbox' });
+      await new ReconciliationRuns(penny.pool).run({ asOf: day });
+
+      const breaks = await penny.pool.query(`SELECT b.type FROM reconciliation_breaks b
+         JOIN reconciliation_records r ON r.id = b.record_id WHERE r.merchant_reference = $1`, [payout.id]);
+      expect(breaks.rows).toEqual([]);
+      const matched = await penny.pool.query(`SELECT 1 FROM reconciliation_items i
+         JOIN reconciliation_record_matches m ON m.item_id = i.id WHERE i.kind = 'payout' AND i.reference = $1`, [payout.id]);
+      expect(matched.rows).toHaveLength(1);
     });
 
   it('above the available balance is 400 balance_insufficient, and nothing is written', async () => {

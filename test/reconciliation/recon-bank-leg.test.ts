@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { OpenBankEntryRow, OpenPayoutRow } from '../../src/reconciliation/recon-match-store.js';
-import { namesWhole, planBankLeg } from '../../src/reconciliation/recon-run.js';
+import { namesWhole } from '../../src/reconciliation/recon-references.js';
+import { planBankLeg } from '../../src/reconciliation/recon-run.js';
 
 /** The PSP↔bank leg's pairing alone (passes 3 and 4), on payouts and bank entries made up here. */
 function payout(recordId: number, reference: string, amountMinor: bigint): OpenPayoutRow {

@@ -5,7 +5,7 @@ import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import { operatorKey } from '../support/app.js';
-import { serveTestLedger, settlementPullWithPlant, type ServedLedger } from '../support/stripe.js';
+import { serveTestLedger, settlementOf, settlementPullWithPlant, type ServedLedger } from '../support/stripe.js';
 
 /**
  * What an operator does with breaks, through the API: each break carries the entry Penny
@@ -174,7 +174,7 @@ describe('the reconciliation API', () => {
 });
 
 describe('a repaired bank break', () => {
-  it('pairs with nothing later: the late payout it was opens missing_in_bank, whose repair undoes the first', async () => {
+  it('pairs with nothing later: the late payout it was opens missing_in_bank, repaired once the pull booked it', async () => {
     const created = await penny.merchants.createMerchant('Late Report Shop');
     await penny.stripeFor(created.secretKey).paymentIntents.create({ amount: 5000, currency: 'usd',
       payment_method: 'pm_card_visa', confirm: true });
@@ -200,11 +200,55 @@ describe('a repaired bank break', () => {
     const second = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     const missing = (second.body.breaks as { type: string; id: string; expected_minor: number }[])
       .find((row) => row.type === 'missing_in_bank');
-    await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/repair`);
+    // The payout is not booked yet: the bank never held it, there is nothing to take back out.
+    const early = await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/repair`);
+    const bankBeforePull = await postedOf(operatorAccounts.operator_bank);
+    await settlementOf(penny).pull({ connectorId: 'sandbox', day });
+    const repaired = await operator('POST', `/v1/reconciliation/breaks/${missing?.id ?? ''}/repair`);
 
     expect(bankAfterFirst).toBe(BigInt(unexpected?.actual_minor ?? 0));
     expect(missing?.expected_minor).toBe(unexpected?.actual_minor);
-    expect(await postedOf(operatorAccounts.operator_bank)).toBe(0n);
+    expect(early).toMatchObject({ status: 409, body: { error: { code: 'reconciliation_payout_not_booked' } } });
+    expect(bankBeforePull).toBe(bankAfterFirst);
+    expect(repaired.status).toBe(200);
+    // The bank holds the payout once, suspense nothing, the merchant's receivable is paid.
+    expect(await postedOf(operatorAccounts.operator_bank)).toBe(BigInt(unexpected?.actual_minor ?? 0));
     expect(await postedOf(operatorAccounts.settlement_suspense)).toBe(0n);
+    expect(await receivable(created.merchant.id)).toBe(0n);
+  });
+
+  it('is refused for a bank entry naming a payout the pull booked, which its report, imported, then pairs', async () => {
+    const created = await penny.merchants.createMerchant('Unreported Payout Shop');
+    await penny.stripeFor(created.secretKey).paymentIntents.create({ amount: 5000, currency: 'usd',
+      payment_method: 'pm_card_visa', confirm: true });
+    const day = today();
+    await payOutSettlementBatches(penny.pool, day);
+    const statement = await (await fetch(`${penny.sandbox.url}/v1/bank_statements/${day}?currency=USD`)).text();
+    await importText(statement, 'camt.xml', 'sandbox-bank');
+    const operatorAccounts = await penny.balances.accounts.operatorAccountsFor(penny.pool, 'USD');
+    const postedOf = async (id: string) => {
+      const [account] = await penny.ledger.getAccounts([id]);
+      return (account?.balances.debitsPosted ?? 0n) - (account?.balances.creditsPosted ?? 0n);
+    };
+    advanceClock(86_400_000);
+    // The pull books the payout in the operator's bank; its report never reaches reconciliation.
+    await settlementOf(penny).pull({ connectorId: 'sandbox', day });
+    const bankBooked = await postedOf(operatorAccounts.operator_bank);
+    advanceClock(10 * 86_400_000);
+    const first = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
+    const unexpected = (first.body.breaks as { type: string; id: string; actual_minor: number }[])
+      .find((row) => row.type === 'unexpected_bank_entry');
+    const refused = await operator('POST', `/v1/reconciliation/breaks/${unexpected?.id ?? ''}/repair`);
+    const bankAfterRefusal = await postedOf(operatorAccounts.operator_bank);
+    const csv = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${day}?currency=USD`)).text();
+    await importText(csv, 'report.csv', 'sandbox');
+    advanceClock(86_400_000);
+    await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
+
+    expect(bankBooked).toBe(BigInt(unexpected?.actual_minor ?? -1));
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'reconciliation_payout_booked' } } });
+    expect(bankAfterRefusal).toBe(bankBooked);
+    expect((await operator('GET', `/v1/reconciliation/breaks/${unexpected?.id ?? ''}`)).body)
+      .toMatchObject({ status: 'resolved', resolution: 'matched' });
   });
 });

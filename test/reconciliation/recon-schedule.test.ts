@@ -78,4 +78,27 @@ describe('the scheduled reconciliation run', () => {
     expect(await fs.readdir(path.join(inbox, 'sandbox-bank'))).toEqual([]);
     expect(await fs.readdir(inbox)).toContain('arriving.xml');
   });
+
+  it('catches up the reports of the days Penny missed, and a day imported already adds nothing', async () => {
+    const created = await penny.merchants.createMerchant('Catching-up Shop');
+    const stripe = penny.stripeFor(created.secretKey);
+    const days: string[] = [];
+    for (const amount of [4100, 4200]) {
+      advanceClock(86_400_000);
+      await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+      days.push(utcDay(nowMs()));
+      await payOutSettlementBatches(penny.pool, utcDay(nowMs()));
+    }
+    // Penny was down for three days: the next run is three days after the last capture's.
+    advanceClock(2 * 86_400_000);
+    nextDayAt(2, 1);
+    expect(await schedule.runDue()).toBeDefined();
+    nextDayAt(2, 1);
+    expect(await schedule.runDue()).toBeDefined();
+
+    const files = await penny.pool.query<{ filename: string; count: number }>(`SELECT filename, count(*)::int AS count
+       FROM reconciliation_files WHERE source = 'sandbox' AND filename = ANY($1) GROUP BY filename ORDER BY filename`,
+    [days.map((day) => `sandbox-settlement-${day}-USD.csv`)]);
+    expect(files.rows).toEqual(days.map((day) => ({ filename: `sandbox-settlement-${day}-USD.csv`, count: 1 })));
+  });
 });

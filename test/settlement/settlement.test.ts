@@ -124,6 +124,43 @@ describe('the settlement worker', () => {
     expect(await settlement.pullClosedDays()).toBe(0);
   });
 
+  it('catches up, from the last day it pulled, the days Penny was down beyond the look-back', async () => {
+    // Up to date: every closed day so far pulled.
+    advanceClock(86_400_000);
+    await payOutSettlementBatches(penny.pool, today());
+    advanceClock(86_400_000);
+    await settlement.pullClosedDays();
+    const intent = await stripe.paymentIntents.create({ amount: 4700, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const day = today();
+    // Penny is down for six days (twice the look-back); the PSP pays the day's batch meanwhile.
+    advanceClock(6 * 86_400_000);
+    await payOutSettlementBatches(penny.pool, day);
+    await settlement.pullClosedDays();
+    expect((await chargeTransactionOf(intent)).status).toBe('available');
+    const payout = await penny.pool.query('SELECT 1 FROM ledger_entries WHERE external_reference LIKE $1',
+      [`penny:psp_payout:sandbox:%`]);
+    expect(payout.rows.length).toBeGreaterThanOrEqual(1);
+    const pulled = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
+      ['sandbox', day]);
+    expect(pulled.rows).toHaveLength(1);
+    expect(await settlement.pullClosedDays()).toBe(0);
+  });
+
+  it('catches up at most seven days a tick, oldest first', async () => {
+    await settlement.pullClosedDays();
+    const firstMissed = today();
+    advanceClock(10 * 86_400_000);
+    const firstTick = await settlement.pullClosedDays();
+    const pulled = await penny.pool.query<{ day: string }>(`SELECT min(day)::text AS day FROM settlement_pulls
+       WHERE connector = 'sandbox' AND day >= $1`, [firstMissed]);
+    const secondTick = await settlement.pullClosedDays();
+
+    expect(firstTick).toBe(7);
+    expect(pulled.rows[0]?.day).toBe(firstMissed);
+    expect(secondTick).toBe(3);
+  });
+
   it('reads the days after one whose report it cannot read, and leaves that one to read again', async () => {
     const broken = today();
     advanceClock(86_400_000);
