@@ -89,8 +89,10 @@ const returnedPayoutDaysMax = 31;
  * captures (the charge's captured amount on the day of its `charge` balance transaction, with the
  * PSP fee its `psp_fee` entry booked), succeeded refunds, disputes opened (amount and dispute fee)
  * and won, and paid payouts: those still paid, and those the bank returned after they were paid
- * (failed, and a `PaidOut` line of an imported report names them, for `returnedPayoutDaysMax`
- * days after the failure), which the PSP paid all the same. Answers how many were new.
+ * (failed after their `payout.paid` event, and a `PaidOut` line of an imported report names them,
+ * for `returnedPayoutDaysMax` days after the failure), which the PSP paid all the same. A payout
+ * that failed before it was paid is none: a PSP paying it is a break (Penny returned the money).
+ * The event is read through `events_payment_intent` (a payout's object id). Answers how many were new.
  */
 export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
   const { asOf, windowDays } = query;
@@ -142,6 +144,8 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
        (p.updated_at AT TIME ZONE 'UTC')::date, penny_business_days_after((p.updated_at AT TIME ZONE 'UTC')::date, $2)
      FROM payouts p
      WHERE (p.status = 'paid' OR (p.status = 'failed' AND p.updated_at >= $1::date - $3::int
+         AND EXISTS (SELECT 1 FROM events e WHERE e.merchant_id = p.merchant_id AND e.type = 'payout.paid'
+           AND coalesce(e.data -> 'object' ->> 'payment_intent', e.data -> 'object' ->> 'id') = p.id)
          AND EXISTS (SELECT 1 FROM reconciliation_records r WHERE r.kind = 'psp_line' AND r.type = 'PaidOut'
            AND r.merchant_reference = p.id)))
        AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date

@@ -170,34 +170,56 @@ describe('a payout', () => {
       expect(entries.rows[0].n).toBe(1);
     });
 
+  /** The sandbox's payout.failed (account_closed) for the payout, signed and sent to Penny, then delivered. */
+  async function returnedByTheBank(payoutId: string, eventId: string): Promise<void> {
+    const record = await fetch(`${penny.sandbox.url}/v1/operations?reference=${payoutId}`)
+      .then(async (response) => (await response.json() as { data: Record<string, unknown>[] }).data)
+      .then((data) => data.find((operation) => operation.kind === 'payout'));
+    const body = JSON.stringify({ id: eventId, object: 'event', type: 'payout.failed',
+      created: Math.floor(nowMs() / 1000), data: { ...record, outcome: 'failed', failure_code: 'account_closed' } });
+    await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`, { method: 'POST', body,
+      headers: { 'content-type': 'application/json',
+        'Sandbox-Signature': signPayload(body, sandboxWebhookSecret, Math.floor(Date.now() / 1000)) } });
+    await deliver();
+  }
+
+  /** Today's sandbox report imported and reconciled: the breaks of the payout's lines, and its item's matches. */
+  async function reconciledToday(payoutId: string) {
+    const day = new Date(nowMs()).toISOString().slice(0, 10);
+    const report = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${day}?currency=USD`)).text();
+    await new ReconciliationImports(penny.pool).importFile({ body: Readable.from([Buffer.from(report, 'utf8')]),
+      filename: `returned-${payoutId}.csv`, source: 'sandbox' });
+    await new ReconciliationRuns(penny.pool).run({ asOf: day });
+    const breaks = await penny.pool.query(`SELECT b.type FROM reconciliation_breaks b
+       JOIN reconciliation_records r ON r.id = b.record_id WHERE r.merchant_reference = $1`, [payoutId]);
+    const matched = await penny.pool.query(`SELECT 1 FROM reconciliation_items i
+       JOIN reconciliation_record_matches m ON m.item_id = i.id WHERE i.kind = 'payout' AND i.reference = $1`, [payoutId]);
+    return { breaks: breaks.rows, matched: matched.rows };
+  }
+
   it('paid, then returned by the bank before reconciliation collected it, is still the item its PaidOut line matches',
     async () => {
       const { stripe } = await fundedMerchant('Returned Before Run Shop');
       const payout = await stripe.payouts.create({ amount: 3300, currency: 'usd' });
       for (let round = 0; round < 3; round += 1) await step();
-      const record = await fetch(`${penny.sandbox.url}/v1/operations?reference=${payout.id}`)
-        .then(async (response) => (await response.json() as { data: Record<string, unknown>[] }).data)
-        .then((data) => data.find((operation) => operation.kind === 'payout'));
-      const body = JSON.stringify({ id: 'sbxevt_returned_before_run', object: 'event', type: 'payout.failed',
-        created: Math.floor(nowMs() / 1000), data: { ...record, outcome: 'failed', failure_code: 'account_closed' } });
-      await fetch(`http://127.0.0.1:${penny.port}/v1/connectors/sandbox/webhooks`, { method: 'POST', body,
-        headers: { 'content-type': 'application/json',
-          'Sandbox-Signature': signPayload(body, sandboxWebhookSecret, Math.floor(Date.now() / 1000)) } });
-      await deliver();
+      await returnedByTheBank(payout.id, 'sbxevt_returned_before_run');
       expect((await stripe.payouts.retrieve(payout.id)).status).toBe('failed');
-      const day = new Date(nowMs()).toISOString().slice(0, 10);
-      const report = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${day}?currency=USD`)).text();
-      await new ReconciliationImports(penny.pool).importFile({ body: Readable.from([Buffer.from(report, 'utf8')]),
-        filename: `returned-${payout.id}.csv`, source: 'sandbox' });
-      await new ReconciliationRuns(penny.pool).run({ asOf: day });
-
-      const breaks = await penny.pool.query(`SELECT b.type FROM reconciliation_breaks b
-         JOIN reconciliation_records r ON r.id = b.record_id WHERE r.merchant_reference = $1`, [payout.id]);
-      expect(breaks.rows).toEqual([]);
-      const matched = await penny.pool.query(`SELECT 1 FROM reconciliation_items i
-         JOIN reconciliation_record_matches m ON m.item_id = i.id WHERE i.kind = 'payout' AND i.reference = $1`, [payout.id]);
-      expect(matched.rows).toHaveLength(1);
+      const reconciled = await reconciledToday(payout.id);
+      expect(reconciled.breaks).toEqual([]);
+      expect(reconciled.matched).toHaveLength(1);
     });
+
+  it('failed before it was paid, is no item for a PaidOut line: the PSP paying it all the same is a break', async () => {
+    const { stripe } = await fundedMerchant('Failed Before Paid Shop');
+    const payout = await stripe.payouts.create({ amount: 3400, currency: 'usd' });
+    await returnedByTheBank(payout.id, 'sbxevt_failed_before_paid');
+    expect((await stripe.payouts.retrieve(payout.id)).status).toBe('failed');
+    // The sandbox pays it nonetheless; Penny, the payout failed, ignores that.
+    for (let round = 0; round < 3; round += 1) await step();
+    const reconciled = await reconciledToday(payout.id);
+    expect(reconciled.matched).toEqual([]);
+    expect(reconciled.breaks.length).toBeGreaterThan(0);
+  });
 
   it('above the available balance is 400 balance_insufficient, and nothing is written', async () => {
     const { stripe, merchantId, available } = await fundedMerchant('Greedy Shop');
