@@ -189,10 +189,10 @@ export const limits = {
   reconciliationReportCatchUpDays: 14,
   /**
    * The settlement worker, once a minute, pulls the closed days not pulled yet of the last
-   * `settlementLookbackDays`, and those after the last day it pulled (Penny was down, or days
-   * failed) when that day is at most `settlementCatchUpDaysMax` back (a longer outage: the
-   * look-back only; older days by hand, `penny settlement pull --date D`), at most
-   * `settlementPullDaysPerTickMax` days a tick, oldest first.
+   * `settlementLookbackDays`, every tick; and of the older ones since the first day it pulled in
+   * the last `settlementCatchUpDaysMax` (Penny was down, a pull failed, a batch not paid yet), at
+   * most `settlementPullDaysPerTickMax` a tick, oldest first, each tried at most once an hour
+   * (none pulled in that window: the look-back only; older days by hand, `penny settlement pull`).
    */
   settlementPullIntervalMs: 60_000,
   settlementLookbackDays: 3,

@@ -116,13 +116,14 @@ export class SettlementService {
   }
 
   /**
-   * Pulls, from every connector that publishes reports, each closed day not pulled yet of the last
-   * `limits.settlementLookbackDays`, and of the days after the last one pulled (Penny was down
-   * longer than the look-back, or its pulls failed) when that day is at most
-   * `limits.settlementCatchUpDaysMax` back (a longer outage: the look-back only, older days pulled
-   * by hand, `penny settlement pull --date D`): at most `limits.settlementPullDaysPerTickMax`
-   * days a tick per connector, oldest first, so a long outage is caught up over a few ticks. What
-   * the `settlement-pull` worker runs.
+   * Pulls, from every connector that publishes reports, the closed days not pulled yet: every one
+   * of the last `limits.settlementLookbackDays`, each tick; and, of the older ones since the first
+   * day pulled in the last `limits.settlementCatchUpDaysMax` (Penny was down, a pull failed, the
+   * PSP had not paid a batch yet), at most `limits.settlementPullDaysPerTickMax` a tick, oldest
+   * first, each tried at most once in `settlementCatchUpRetryMs`, so days that keep failing take
+   * turns with the rest rather than hold them back. None pulled in that window: the look-back only,
+   * as on a new install (older days by hand, `penny settlement pull --date D`). What the
+   * `settlement-pull` worker runs.
    */
   async pullClosedDays(): Promise<number> {
     // The reports that reached Penny as files (Adyen's) first: a pull below never reads their connectors.
@@ -132,6 +133,7 @@ export class SettlementService {
     for (const connectorId of this.dependencies.connectors.ids()) {
       if (!this.dependencies.connectors.get(connectorId).capabilities.settlementReports) continue;
       for (const day of await this.daysToPull(connectorId)) {
+        this.catchUpTriedAt.set(`${connectorId} ${day}`, nowMs());
         // One day Penny cannot read never holds back the days after it: it is alerted and read again next run.
         const summary = await this.pull({ connectorId, day }).catch((error: unknown) => {
           raiseAlert(this.dependencies.logger, 'settlement_report_unreadable', { connector: connectorId, day,
@@ -148,31 +150,29 @@ export class SettlementService {
     return pulled;
   }
 
-  /**
-   * The closed days a tick pulls of a connector, oldest first: those not pulled yet from the day
-   * after the last one pulled in the last `limits.settlementCatchUpDaysMax` days (none: the
-   * look-back only, as on a new install) or from the look-back's first day, whichever is earlier,
-   * through yesterday; at most `limits.settlementPullDaysPerTickMax`.
-   */
+  /** When each older day (by connector and day) was last tried, so that it waits its turn. */
+  private readonly catchUpTriedAt = new Map<string, number>();
+
+  /** The closed days a tick pulls of a connector, oldest first (see pullClosedDays). */
   private async daysToPull(connectorId: string): Promise<string[]> {
     const now = nowMs();
-    const yesterday = utcDay(now - 86_400_000);
-    let from = utcDay(now - limits.settlementLookbackDays * 86_400_000);
-    const last = await store.selectLastSettlementPull(this.pool, { connector: connectorId,
-      since: utcDay(now - limits.settlementCatchUpDaysMax * 86_400_000) });
-    if (last !== undefined) {
-      const afterLast = utcDay(Date.parse(`${last}T00:00:00Z`) + 86_400_000);
-      if (afterLast < from) from = afterLast;
+    for (const [key, at] of this.catchUpTriedAt) {
+      if (at <= now - settlementCatchUpRetryMs) this.catchUpTriedAt.delete(key);
     }
+    const yesterday = utcDay(now - 86_400_000);
+    const lookbackFrom = utcDay(now - limits.settlementLookbackDays * 86_400_000);
+    const first = await store.selectFirstSettlementPull(this.pool, { connector: connectorId,
+      since: utcDay(now - limits.settlementCatchUpDaysMax * 86_400_000) });
+    const from = first !== undefined && first < lookbackFrom ? first : lookbackFrom;
     if (from > yesterday) return [];
     const pulled = await store.selectSettlementPulledDays(this.pool, { connector: connectorId, from, to: yesterday });
-    const days: string[] = [];
-    for (let ms = Date.parse(`${from}T00:00:00Z`); days.length < limits.settlementPullDaysPerTickMax; ms += 86_400_000) {
-      const day = utcDay(ms);
-      if (day > yesterday) break;
-      if (!pulled.has(day)) days.push(day);
+    const unpulled: string[] = [];
+    for (let ms = Date.parse(`${from}T00:00:00Z`); utcDay(ms) <= yesterday; ms += 86_400_000) {
+      if (!pulled.has(utcDay(ms))) unpulled.push(utcDay(ms));
     }
-    return days;
+    const older = unpulled.filter((day) => day < lookbackFrom && !this.catchUpTriedAt.has(`${connectorId} ${day}`))
+      .slice(0, limits.settlementPullDaysPerTickMax);
+    return [...older, ...unpulled.filter((day) => day >= lookbackFrom)];
   }
 
   /**
@@ -461,6 +461,9 @@ async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable):
 const importedReportFilesPerRunMax = 20;
 
 /** The resolved records of lines read before their capture was booked one run deletes at most. */
+/** An older day the catch-up tried and could not pull waits this long before it is tried again. */
+const settlementCatchUpRetryMs = 3_600_000;
+
 /** Records of unbooked lines a prune run reads (and, at most, deletes). */
 const unbookedLinesScannedPerRunMax = 1000;
 

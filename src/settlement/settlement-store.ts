@@ -3,11 +3,11 @@ import type { SettledLine } from './settlement-report.js';
 
 /** The SQL of settlement pulls, one function per statement. */
 
-/** The last (latest) day pulled of a connector, if it is `since` or later. */
-export async function selectLastSettlementPull(db: Queryable, query: { connector: string; since: string }):
+/** The first (earliest) day pulled of a connector that is `since` or later, if any. */
+export async function selectFirstSettlementPull(db: Queryable, query: { connector: string; since: string }):
 Promise<string | undefined> {
   const result = await db.query<{ day: string | null }>(named(
-    'SELECT max(day)::text AS day FROM settlement_pulls WHERE connector = $1 AND day >= $2::date'),
+    'SELECT min(day)::text AS day FROM settlement_pulls WHERE connector = $1 AND day >= $2::date'),
   [query.connector, query.since]);
   return result.rows[0]?.day ?? undefined;
 }

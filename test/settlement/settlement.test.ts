@@ -147,18 +147,59 @@ describe('the settlement worker', () => {
     expect(await settlement.pullClosedDays()).toBe(0);
   });
 
-  it('catches up at most seven days a tick, oldest first', async () => {
+  it('catches up at most seven older days a tick, oldest first, with the look-back\'s days', async () => {
     await settlement.pullClosedDays();
     const firstMissed = today();
-    advanceClock(10 * 86_400_000);
+    advanceClock(12 * 86_400_000);
     const firstTick = await settlement.pullClosedDays();
     const pulled = await penny.pool.query<{ day: string }>(`SELECT min(day)::text AS day FROM settlement_pulls
        WHERE connector = 'sandbox' AND day >= $1`, [firstMissed]);
     const secondTick = await settlement.pullClosedDays();
 
-    expect(firstTick).toBe(7);
+    expect(firstTick).toBe(10);
     expect(pulled.rows[0]?.day).toBe(firstMissed);
-    expect(secondTick).toBe(3);
+    expect(secondTick).toBe(2);
+  });
+
+  it('pulls the look-back\'s days while seven older days keep failing', async () => {
+    await settlement.pullClosedDays();
+    // Seven days whose batches the PSP has not paid: read each tick, never marked pulled.
+    const unpaid: string[] = [];
+    for (let index = 0; index < 7; index += 1) {
+      await stripe.paymentIntents.create({ amount: 3100 + index, currency: 'usd', payment_method: 'pm_card_visa',
+        confirm: true });
+      unpaid.push(today());
+      advanceClock(86_400_000);
+    }
+    advanceClock(2 * 86_400_000);
+    const intent = await stripe.paymentIntents.create({ amount: 3900, currency: 'usd', payment_method: 'pm_card_visa',
+      confirm: true });
+    const day = today();
+    await payOutSettlementBatches(penny.pool, day);
+    advanceClock(86_400_000);
+    await settlement.pullClosedDays();
+    const marked = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
+      ['sandbox', day]);
+    expect(marked.rows).toHaveLength(1);
+    for (const stuck of unpaid) await payOutSettlementBatches(penny.pool, stuck);
+    await settlement.pullClosedDays();
+    expect((await chargeTransactionOf(intent)).status).toBe('available');
+  });
+
+  it('pulls, once the PSP pays it, a day left unpulled while later days were pulled, past the look-back', async () => {
+    await settlement.pullClosedDays();
+    await stripe.paymentIntents.create({ amount: 3800, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const gap = today();
+    for (let index = 0; index < 5; index += 1) {
+      advanceClock(86_400_000);
+      await settlement.pullClosedDays();
+    }
+    await payOutSettlementBatches(penny.pool, gap);
+    advanceClock(2 * 3_600_000);
+    await settlement.pullClosedDays();
+    const marked = await penny.pool.query('SELECT 1 FROM settlement_pulls WHERE connector = $1 AND day = $2',
+      ['sandbox', gap]);
+    expect(marked.rows).toHaveLength(1);
   });
 
   it('reads the days after one whose report it cannot read, and leaves that one to read again', async () => {
