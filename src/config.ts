@@ -188,6 +188,11 @@ export const limits = {
    */
   reconciliationReportCatchUpDays: 14,
   /**
+   * An `unexpected_bank_entry` repair reads the PSP payouts the settlement booked within 31 days of
+   * the entry, at most this many; with more, it cannot tell whether the entry names one, and refuses.
+   */
+  reconciliationBookedPayoutsReadMax: 10_000,
+  /**
    * The settlement worker, once a minute, pulls the closed days not pulled yet of the last
    * `settlementLookbackDays`, every tick; and of the older ones since the first day it pulled in
    * the last `settlementCatchUpDaysMax` (Penny was down, a pull failed, a batch not paid yet), at

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { BalanceAccounts } from '../balances/balance-accounts.js';
 import { nowMs } from '../clock.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
+import { limits } from '../config.js';
 import { PennyError } from '../errors.js';
 import { internalEntry } from '../ledger/ledger-commands.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
@@ -185,9 +186,8 @@ export class ReconciliationBreaks {
   }
 }
 
-/** How far around a bank entry's day a PSP payout it may be was booked, and how many such payouts are read. */
+/** How far around a bank entry's day a PSP payout it may be was booked. */
 const bookedPayoutWindowDays = 31;
-const bookedPayoutsReadMax = 10_000;
 
 /**
  * The bank-leg repairs move the operator's bank account, which only the settlement pull's PSP
@@ -217,7 +217,16 @@ async function refuseUnbookedPayout(db: Queryable, row: BreakRow): Promise<void>
   const dayMs = entry.day === null ? nowMs() : Date.parse(`${entry.day}T00:00:00Z`);
   const booked = await matchStore.selectBookedPspPayouts(db, {
     from: new Date(dayMs - bookedPayoutWindowDays * 86_400_000).toISOString(),
-    to: new Date(dayMs + bookedPayoutWindowDays * 86_400_000).toISOString(), limit: bookedPayoutsReadMax });
+    to: new Date(dayMs + bookedPayoutWindowDays * 86_400_000).toISOString(),
+    limit: limits.reconciliationBookedPayoutsReadMax + 1 });
+  if (booked.length > limits.reconciliationBookedPayoutsReadMax) {
+    // More payouts than read: the one the entry names may be among those left out. Unsure, refuse.
+    throw new PennyError({ code: 'reconciliation_payout_booked', param: 'id',
+      message: `Reconciliation break ${row.id} (unexpected_bank_entry) may name one of the more than `
+        + `${limits.reconciliationBookedPayoutsReadMax} PSP payouts the settlement booked within `
+        + `${bookedPayoutWindowDays} days of it, which the check cannot read all of: a repair might count one twice. `
+        + 'Import the PSP\'s reports of those days, and a later run pairs them; or ignore the break with a reason.' });
+  }
   // `<connector>:<reference>`; a connector id may hold a colon (`adyen:<merchant account>`), a reference none.
   const named = [...new Set(booked.map((payout) => payout.slice(payout.lastIndexOf(':') + 1)))]
     .filter((reference) => namesWhole(text, normalized(reference)));

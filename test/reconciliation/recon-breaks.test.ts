@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type Stripe from 'stripe';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
+import { limits } from '../../src/config.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import { operatorKey } from '../support/app.js';
@@ -217,38 +218,60 @@ describe('a repaired bank break', () => {
     expect(await receivable(created.merchant.id)).toBe(0n);
   });
 
-  it('is refused for a bank entry naming a payout the pull booked, which its report, imported, then pairs', async () => {
-    const created = await penny.merchants.createMerchant('Unreported Payout Shop');
+  /** A bank entry paying a PSP payout the pull booked, whose report never reached reconciliation: its break. */
+  async function unexpectedEntryOfBookedPayout(name: string) {
+    const created = await penny.merchants.createMerchant(name);
     await penny.stripeFor(created.secretKey).paymentIntents.create({ amount: 5000, currency: 'usd',
       payment_method: 'pm_card_visa', confirm: true });
     const day = today();
     await payOutSettlementBatches(penny.pool, day);
     const statement = await (await fetch(`${penny.sandbox.url}/v1/bank_statements/${day}?currency=USD`)).text();
-    await importText(statement, 'camt.xml', 'sandbox-bank');
+    await importText(statement, `camt-${name}.xml`, 'sandbox-bank');
     const operatorAccounts = await penny.balances.accounts.operatorAccountsFor(penny.pool, 'USD');
-    const postedOf = async (id: string) => {
-      const [account] = await penny.ledger.getAccounts([id]);
+    const bank = async () => {
+      const [account] = await penny.ledger.getAccounts([operatorAccounts.operator_bank]);
       return (account?.balances.debitsPosted ?? 0n) - (account?.balances.creditsPosted ?? 0n);
     };
     advanceClock(86_400_000);
     // The pull books the payout in the operator's bank; its report never reaches reconciliation.
     await settlementOf(penny).pull({ connectorId: 'sandbox', day });
-    const bankBooked = await postedOf(operatorAccounts.operator_bank);
+    const bankBooked = await bank();
     advanceClock(10 * 86_400_000);
     const first = await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
     const unexpected = (first.body.breaks as { type: string; id: string; actual_minor: number }[])
       .find((row) => row.type === 'unexpected_bank_entry');
-    const refused = await operator('POST', `/v1/reconciliation/breaks/${unexpected?.id ?? ''}/repair`);
-    const bankAfterRefusal = await postedOf(operatorAccounts.operator_bank);
-    const csv = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${day}?currency=USD`)).text();
+    return { day, bank, bankBooked, id: unexpected?.id ?? '', actualMinor: unexpected?.actual_minor ?? -1 };
+  }
+
+  it('is refused for a bank entry naming a payout the pull booked, which its report, imported, then pairs', async () => {
+    const entry = await unexpectedEntryOfBookedPayout('Unreported Payout Shop');
+    const refused = await operator('POST', `/v1/reconciliation/breaks/${entry.id}/repair`);
+    const bankAfterRefusal = await entry.bank();
+    const csv = await (await fetch(`${penny.sandbox.url}/v1/settlement_reports/${entry.day}?currency=USD`)).text();
     await importText(csv, 'report.csv', 'sandbox');
     advanceClock(86_400_000);
     await operator('POST', '/v1/reconciliation/runs', { as_of: today() });
 
-    expect(bankBooked).toBe(BigInt(unexpected?.actual_minor ?? -1));
+    expect(entry.bankBooked).toBe(BigInt(entry.actualMinor));
     expect(refused).toMatchObject({ status: 409, body: { error: { code: 'reconciliation_payout_booked' } } });
-    expect(bankAfterRefusal).toBe(bankBooked);
-    expect((await operator('GET', `/v1/reconciliation/breaks/${unexpected?.id ?? ''}`)).body)
+    expect(bankAfterRefusal).toBe(entry.bankBooked);
+    expect((await operator('GET', `/v1/reconciliation/breaks/${entry.id}`)).body)
       .toMatchObject({ status: 'resolved', resolution: 'matched' });
+  });
+
+  it('is refused for a bank entry when more PSP payouts were booked around its day than the check reads', async () => {
+    // An earlier payout booked within the window, read first (oldest first), the entry's own not read.
+    await unexpectedEntryOfBookedPayout('Crowded Payout Shop A');
+    const entry = await unexpectedEntryOfBookedPayout('Crowded Payout Shop B');
+    const mutable = limits as { reconciliationBookedPayoutsReadMax: number };
+    const readMax = mutable.reconciliationBookedPayoutsReadMax;
+    mutable.reconciliationBookedPayoutsReadMax = 0;
+    try {
+      const refused = await operator('POST', `/v1/reconciliation/breaks/${entry.id}/repair`);
+      expect(refused).toMatchObject({ status: 409, body: { error: { code: 'reconciliation_payout_booked' } } });
+      expect(await entry.bank()).toBe(entry.bankBooked);
+    } finally {
+      mutable.reconciliationBookedPayoutsReadMax = readMax;
+    }
   });
 });
