@@ -10,7 +10,7 @@ import type { Entry } from '../ledger/ledger-types.js';
 import * as store from './recon-break-store.js';
 import type { BreakRow, BreakStatus } from './recon-break-store.js';
 import * as matchStore from './recon-match-store.js';
-import { namesWhole, normalized } from './recon-references.js';
+import { namesCutShort, namesWhole, normalized } from './recon-references.js';
 
 /**
  * Breaks after a run: read, repaired by an approved entry, or ignored with a reason (issue 18,
@@ -229,7 +229,8 @@ async function refuseUnbookedPayout(db: Queryable, row: BreakRow): Promise<void>
   }
   // `<connector>:<reference>`; a connector id may hold a colon (`adyen:<merchant account>`), a reference none.
   const named = [...new Set(booked.map((payout) => payout.slice(payout.lastIndexOf(':') + 1)))]
-    .filter((reference) => namesWhole(text, normalized(reference)));
+    // Named in full or cut short, as the bank leg's pass 3 pairs them: either way the bank holds it already.
+    .filter((reference) => namesWhole(text, normalized(reference)) || namesCutShort(text, normalized(reference)));
   const answered = await matchStore.selectAnsweredPayoutReferences(db, named);
   const unpaired = named.filter((reference) => !answered.has(reference));
   if (unpaired.length === 0) return;

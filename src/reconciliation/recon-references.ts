@@ -22,6 +22,24 @@ export function namesWhole(text: string, reference: string): boolean {
   return false;
 }
 
+/** Shortest end of a remittance text taken as a reference cut short. */
+const truncatedReferenceCharactersMin = 6;
+
+/**
+ * Whether `text` ends with `reference` cut short: from one of its words on, the text's end (at
+ * least `truncatedReferenceCharactersMin` characters) begins the reference, as banks show only so
+ * many characters (Adyen's `TX…XT Account, batch N` cut to 30 is "TX…XT Account, b"). Both normalized.
+ */
+export function namesCutShort(text: string, reference: string): boolean {
+  const words = text.split(' ');
+  // Where a cut-short reference may start: at any word, as a reference may hold spaces itself.
+  for (let index = 0; index < words.length; index += 1) {
+    const tail = words.slice(index).join(' ');
+    if (tail.length >= truncatedReferenceCharactersMin && reference.startsWith(tail)) return true;
+  }
+  return false;
+}
+
 /** Upper case, each run of white space one space, trimmed. */
 export function normalized(text: string): string {
   return text.toUpperCase().replace(/\s+/g, ' ').trim();

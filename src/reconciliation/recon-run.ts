@@ -7,7 +7,7 @@ import { raiseAlert } from '../metrics/metrics.js';
 import * as breakStore from './recon-break-store.js';
 import type { BreakRow } from './recon-break-store.js';
 import { proposeRepair } from './recon-breaks.js';
-import { namesWhole, normalized } from './recon-references.js';
+import { namesCutShort, namesWhole, normalized } from './recon-references.js';
 import { presentBreak } from './recon-presenter.js';
 import { lockImports } from './recon-store.js';
 import * as store from './recon-match-store.js';
@@ -223,9 +223,6 @@ export interface BankLegPlan {
   readonly unmatchedEntries: readonly OpenBankEntryRow[];
 }
 
-/** Shortest end of a remittance text taken as a reference cut short. */
-const truncatedReferenceCharactersMin = 6;
-
 /**
  * Pairs bank entries with the PSP's payouts (passes 3 and 4), pure so it can be tested alone.
  * Entries are taken oldest first; a payout pairs with one entry at most.
@@ -292,13 +289,8 @@ function byRemittance(entry: OpenBankEntryRow, payouts: readonly OpenPayoutRow[]
 { payouts: OpenPayoutRow[]; expectedMinor: bigint } | { candidates: OpenPayoutRow[] } | undefined {
   const text = normalized(entry.text);
   if (text === '') return undefined;
-  // Where a cut-short reference may start: at any word, as a reference may hold spaces itself.
-  const words = text.split(' ');
-  const tails = words.map((_, index) => words.slice(index).join(' '))
-    .filter((tail) => tail.length >= truncatedReferenceCharactersMin);
   const named = payouts.filter((payout) => namesWhole(text, normalized(payout.reference)));
-  const cut = payouts.filter((payout) => !named.includes(payout)
-    && tails.some((tail) => normalized(payout.reference).startsWith(tail)));
+  const cut = payouts.filter((payout) => !named.includes(payout) && namesCutShort(text, normalized(payout.reference)));
   const namedMinor = sumMinor(named);
   if (cut.length === 0) return named.length === 0 ? undefined : { payouts: named, expectedMinor: namedMinor };
   const completing = cut.filter((payout) => namedMinor + payout.amountMinor === entry.amountMinor);

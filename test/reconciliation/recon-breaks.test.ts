@@ -219,14 +219,14 @@ describe('a repaired bank break', () => {
   });
 
   /** A bank entry paying a PSP payout the pull booked, whose report never reached reconciliation: its break. */
-  async function unexpectedEntryOfBookedPayout(name: string) {
+  async function unexpectedEntryOfBookedPayout(name: string, statementAsBanked = (xml: string) => xml) {
     const created = await penny.merchants.createMerchant(name);
     await penny.stripeFor(created.secretKey).paymentIntents.create({ amount: 5000, currency: 'usd',
       payment_method: 'pm_card_visa', confirm: true });
     const day = today();
     await payOutSettlementBatches(penny.pool, day);
     const statement = await (await fetch(`${penny.sandbox.url}/v1/bank_statements/${day}?currency=USD`)).text();
-    await importText(statement, `camt-${name}.xml`, 'sandbox-bank');
+    await importText(statementAsBanked(statement), `camt-${name}.xml`, 'sandbox-bank');
     const operatorAccounts = await penny.balances.accounts.operatorAccountsFor(penny.pool, 'USD');
     const bank = async () => {
       const [account] = await penny.ledger.getAccounts([operatorAccounts.operator_bank]);
@@ -257,6 +257,14 @@ describe('a repaired bank break', () => {
     expect(bankAfterRefusal).toBe(entry.bankBooked);
     expect((await operator('GET', `/v1/reconciliation/breaks/${entry.id}`)).body)
       .toMatchObject({ status: 'resolved', resolution: 'matched' });
+  });
+
+  it('is refused for a bank entry naming a payout the pull booked cut short, as banks cut remittance texts', async () => {
+    const entry = await unexpectedEntryOfBookedPayout('Cut Short Payout Shop',
+      (xml) => xml.replace(/SANDBOX PAYOUT (batch-\d+-)USD/g, 'SANDBOX PAYOUT $1U'));
+    const refused = await operator('POST', `/v1/reconciliation/breaks/${entry.id}/repair`);
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'reconciliation_payout_booked' } } });
+    expect(await entry.bank()).toBe(entry.bankBooked);
   });
 
   it('is refused for a bank entry when more PSP payouts were booked around its day than the check reads', async () => {
