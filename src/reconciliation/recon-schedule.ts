@@ -78,24 +78,38 @@ export class ReconciliationSchedule {
     for (const connectorId of this.dependencies.connectors.ids()) {
       const connector = this.dependencies.connectors.get(connectorId);
       if (!connector.capabilities.settlementReports) continue;
+      // A PSP that cannot be reached is asked once a run, not once per day and currency (each a timeout).
+      let reachable = true;
       for (const day of days) {
-        for (const currency of currencies) await this.importSettlementReport(connectorId, day, currency);
+        for (const currency of currencies) {
+          if (reachable) reachable = await this.importSettlementReport(connectorId, day, currency);
+        }
       }
     }
   }
 
-  private async importSettlementReport(connectorId: string, day: string, currency: string): Promise<void> {
+  /** Fetches and imports one report; false when the PSP could not be asked (the run's other days then wait). */
+  private async importSettlementReport(connectorId: string, day: string, currency: string): Promise<boolean> {
     const filename = `${connectorId}-settlement-${day}-${currency}.csv`;
+    const failed = (error: unknown, message: string) => raiseAlert(this.dependencies.logger,
+      'reconciliation_import_failed', { file: filename, error: error instanceof Error ? error.message : String(error) },
+      message);
+    let report: string;
     try {
-      const report = await this.dependencies.connectors.get(connectorId).fetchSettlementReport({ day, currency });
-      if (report.trim() === '') return;
+      report = await this.dependencies.connectors.get(connectorId).fetchSettlementReport({ day, currency });
+    } catch (error) {
+      failed(error, 'a settlement report could not be fetched; the PSP is asked again at the next run');
+      return false;
+    }
+    if (report.trim() === '') return true;
+    try {
       await this.dependencies.imports.importFile({ body: Readable.from([Buffer.from(report, 'utf8')]), filename,
         source: connectorId });
     } catch (error) {
-      // One report Penny cannot read or fetch holds back neither the others nor the run.
-      raiseAlert(this.dependencies.logger, 'reconciliation_import_failed', { file: filename,
-        error: error instanceof Error ? error.message : String(error) }, 'a settlement report was not imported');
+      // One report Penny cannot read holds back neither the others nor the run.
+      failed(error, 'a settlement report was not imported');
     }
+    return true;
   }
 
   private async importInbox(): Promise<void> {

@@ -79,6 +79,23 @@ describe('the scheduled reconciliation run', () => {
     expect(await fs.readdir(inbox)).toContain('arriving.xml');
   });
 
+  it('asks a PSP that cannot be reached once a run, not once per day and currency', async () => {
+    const sandbox = penny.sandbox.connector;
+    let fetches = 0;
+    const connectors = new ConnectorRegistry();
+    connectors.register(Object.assign(Object.create(sandbox) as typeof sandbox, {
+      fetchSettlementReport: () => {
+        fetches += 1;
+        return Promise.reject(new Error('connect ECONNREFUSED'));
+      } }));
+    const unreachable = new ReconciliationSchedule(penny.pool, { connectors, balances: penny.balances,
+      imports: new ReconciliationImports(penny.pool), runs: new ReconciliationRuns(penny.pool),
+      logger: createLogger('silent'), schedule: { hour: 2, minute: 0 }, inbox: undefined });
+    nextDayAt(2, 1);
+    expect(await unreachable.runDue()).toBeDefined();
+    expect(fetches).toBe(1);
+  });
+
   it('catches up the reports of the days Penny missed, and a day imported already adds nothing', async () => {
     const created = await penny.merchants.createMerchant('Catching-up Shop');
     const stripe = penny.stripeFor(created.secretKey);
