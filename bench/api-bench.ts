@@ -48,7 +48,8 @@ import {
 } from './support/http-load.js';
 import {
   backendCpuMs, backendCpuMsBetween, cpuPerAnswer, cpuSnapshot, peakRssMiB, readPostmasterPid, round, resetPeakRss,
-  startHelloWorld, startPenny, stopServer, waitUntilReady, type CpuPerAnswer, type RunningPenny, type RunningServer,
+  startHelloWorld, startPenny, stopServer, waitUntilQuiet,
+  waitUntilReady, type CpuPerAnswer, type RunningPenny, type RunningServer,
 } from './support/penny-server.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
@@ -259,6 +260,8 @@ function requestOptions(target: Target, nextKey: () => string): autocannon.Optio
 async function measure(target: Target, scenario: Scenario, connections: number, nextKey: () => string,
   overallRate?: number): Promise<Measurement> {
   await waitUntilReady(target.url, target.penny.child);
+  // Each run measures its own work, not what the run before left to the server's workers.
+  const quietAfterSeconds = await waitUntilQuiet(target);
   await resetPeakRss(target.serverPid);
   const sandboxBefore = await backendCpuMs(target.databaseUrl, sandboxApplicationName);
   const before = await cpuSnapshot(target);
@@ -280,7 +283,8 @@ async function measure(target: Target, scenario: Scenario, connections: number, 
     cpuMsPerRequest: { ...cpuPerAnswer(before, after, run.responses),
       postgresSandboxPsp: run.responses === 0 ? 0 : Math.round(sandboxMs / run.responses * 1000) / 1000 },
   };
-  process.stderr.write(`${scenario} ${connections}${overallRate === undefined ? '' : ` at ${overallRate}/s`}: ` +
+  process.stderr.write(`${scenario} ${connections}${overallRate === undefined ? '' : ` at ${overallRate}/s`} ` +
+    `(after ${quietAfterSeconds} s for the server to be quiet): ` +
     `${measurement.okPerSecond} 2xx/s, sent ${run.sent}, statuses ${JSON.stringify(run.statusCounts)}, ` +
     `errors ${run.errors}\n`);
   return measurement;

@@ -113,6 +113,22 @@ export async function waitUntilReady(url: string, child: ChildProcess, readiness
   throw new Error('the server was not ready within 120 s');
 }
 
+/**
+ * Waits until the server and PostgreSQL have finished the background work an earlier run left
+ * (the sealer hashing its entries, the compactor, webhook deliveries): their CPU together under
+ * 5 % of a core over half a second, or 60 s at most. Answers the seconds waited.
+ */
+export async function waitUntilQuiet(subjects: CpuSubjects): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < 60_000) {
+    const before = await cpuSnapshot(subjects);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const after = await cpuSnapshot(subjects);
+    if (after.server + after.postgres - before.server - before.postgres < 25) break;
+  }
+  return Math.round((Date.now() - started) / 100) / 10;
+}
+
 export async function stopServer(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
