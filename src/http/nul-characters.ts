@@ -8,12 +8,11 @@ import { PennyError } from '../errors.js';
  * key or value is refused with 400 `parameter_invalid_string`, naming the parameter.
  */
 export function registerNulCharacterCheck(app: FastifyInstance): void {
-  app.addHook('preValidation', async (request) => {
+  // A callback hook: every request passes it, and pays no promise for it.
+  app.addHook('preValidation', (request, _reply, done) => {
     const param = nulParameter(request.params, '') ?? nulParameter(request.query, '') ?? nulParameter(request.body, '');
-    if (param !== undefined) {
-      throw new PennyError({ code: 'parameter_invalid_string', param,
-        message: `${param} contains a NUL character (U+0000), which Penny cannot store.` });
-    }
+    done(param === undefined ? undefined : new PennyError({ code: 'parameter_invalid_string', param,
+      message: `${param} contains a NUL character (U+0000), which Penny cannot store.` }));
   });
 }
 

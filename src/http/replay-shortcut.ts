@@ -14,11 +14,14 @@ export function registerReplayShortcut(app: FastifyInstance, idempotency: Idempo
 (request: FastifyRequest, text: string) => boolean {
   const answers = new WeakMap<FastifyRequest, IdempotentResponse>();
   // Registered before the other preValidation hooks, so that nothing else runs.
-  app.addHook('preValidation', async (request, reply) => {
+  // A callback hook: most requests pass it, and pay no promise for it. Answering, it calls no `done`.
+  app.addHook('preValidation', (request, reply, done) => {
     const response = answers.get(request);
-    if (response === undefined) return undefined;
+    if (response === undefined) {
+      done();
+      return;
+    }
     sendIdempotentResponse(reply, response);
-    return reply;
   });
   return (request, text) => {
     const found = storedReplay(idempotency, request, text);

@@ -115,25 +115,23 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
       handleError(error, request, reply);
     },
   });
-  // First of the onRequest hooks, so that every answer carries it, refusals by later hooks too.
-  app.addHook('onRequest', async (request, reply) => {
-    void reply.header('Request-Id', request.id);
-  });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async () => {
+  // The first onRequest hook, one callback (no promise a request): every answer carries the
+  // Request-Id, refusals by later hooks too; then a closing server's 503, then a query refused.
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('Request-Id', request.id);
     if (closing) {
-      throw new PennyError({
+      done(new PennyError({
         code: 'service_unavailable', type: 'api_error',
         message: 'Penny is shutting down; retry the request in a moment.',
-      });
+      }));
+      return;
     }
-  });
-  app.addHook('onRequest', async (request) => {
     const refusal = (request.query as Record<symbol, unknown> | undefined)?.[queryRefusal];
-    if (refusal !== undefined) throw refusal;
+    done(refusal === undefined ? undefined : refusal as Error);
   });
   // JSON only: a text/plain body is refused as such, not parsed into a string.
   app.removeContentTypeParser('text/plain');
@@ -153,9 +151,10 @@ export function buildServer(dependencies: ServerDependencies): FastifyInstance {
     });
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     recordHttpRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode,
       reply.elapsedTime / 1000);
+    done();
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { withTransaction } from '../db/pool.js';
 import { PennyError } from '../errors.js';
 import { newId } from '../ids.js';
-import { keyDigest, keyPrefix, newSecretKey } from './merchant-keys.js';
+import { keyDigest, keyDigestHex, keyPrefix, newSecretKey } from './merchant-keys.js';
 import * as store from './merchant-store.js';
 
 /** Merchants, their secret keys, and authentication by key. */
@@ -86,12 +86,11 @@ export class MerchantService {
 
   /** The merchant a secret key belongs to, or undefined for an unknown or revoked key. */
   async authenticate(secretKey: string): Promise<store.MerchantRow | undefined> {
-    const digest = keyDigest(this.pepper, secretKey);
-    const cacheKey = digest.toString('hex');
+    const cacheKey = keyDigestHex(this.pepper, secretKey);
     const cached = this.keyCache.get(cacheKey);
     if (cached !== undefined && cached.expiresAt > Date.now()) return cached.merchant;
     const heardBefore = this.revocationsHeard;
-    const found = await store.selectMerchantByKeyDigest(this.pool, digest);
+    const found = await store.selectMerchantByKeyDigest(this.pool, Buffer.from(cacheKey, 'hex'));
     if (found === undefined) {
       this.keyCache.delete(cacheKey);
       return undefined;
