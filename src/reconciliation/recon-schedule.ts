@@ -78,12 +78,16 @@ export class ReconciliationSchedule {
     for (const connectorId of this.dependencies.connectors.ids()) {
       const connector = this.dependencies.connectors.get(connectorId);
       if (!connector.capabilities.settlementReports) continue;
-      // A PSP that cannot be reached is asked once a run, not once per day and currency (each a timeout).
-      let reachable = true;
-      for (const day of days) {
-        for (const currency of currencies) {
-          if (reachable) reachable = await this.importSettlementReport(connectorId, day, currency);
-        }
+      await this.importReportsOf(connectorId, days, currencies);
+    }
+  }
+
+  /** One connector's reports; a PSP that cannot be reached is asked once a run, not once per day and currency. */
+  private async importReportsOf(connectorId: string, days: readonly string[], currencies: readonly string[]):
+  Promise<void> {
+    for (const day of days) {
+      for (const currency of currencies) {
+        if (!await this.importSettlementReport(connectorId, day, currency)) return;
       }
     }
   }

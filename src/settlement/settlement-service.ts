@@ -211,7 +211,9 @@ export class SettlementService {
         const batches = new Map<string, SettledLine[]>();
         for (const { connector, ...line } of await store.selectImportedReportLines(this.pool, file.id)) {
           const key = `${connector}\u0000${line.currency}`;
-          batches.set(key, [...batches.get(key) ?? [], line]);
+          const batch = batches.get(key);
+          if (batch === undefined) batches.set(key, [line]);
+          else batch.push(line);
         }
         const unreadable: string[] = [];
         for (const [key, lines] of batches) {
@@ -434,8 +436,7 @@ class ChargeLookup {
   of(db: Queryable, reference: string): Promise<ChargeRow | undefined> {
     let charge = this.found.get(reference);
     if (charge === undefined) {
-      charge = chargeOfReference(db, reference)
-        .then((row) => (row?.connector === this.connectorId ? row : undefined));
+      charge = bookedOn(db, this.connectorId, reference);
       this.found.set(reference, charge);
     }
     return charge;
@@ -460,7 +461,6 @@ async function ownerOf(charges: ChargeLookup, line: SettledLine, db: Queryable):
 /** The imported reports one run of the worker reads at most (the rest wait for the next run). */
 const importedReportFilesPerRunMax = 20;
 
-/** The resolved records of lines read before their capture was booked one run deletes at most. */
 /** An older day the catch-up tried and could not pull waits this long before it is tried again. */
 const settlementCatchUpRetryMs = 3_600_000;
 

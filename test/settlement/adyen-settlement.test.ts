@@ -7,6 +7,7 @@ import type { SettlementService } from '../../src/settlement/settlement-service.
 import { startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
 import { freshDay, today } from '../support/days.js';
 import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
+import { postedOnNormalSide } from '../support/ledger-balances.js';
 
 /**
  * Settlement of an Adyen-routed merchant's captures in the default `settlement` availability mode:
@@ -99,13 +100,8 @@ async function chargeTransaction(chargeId: string) {
   return transaction;
 }
 
-/** An account's posted balance on its normal side (debit-normal for assets). */
-async function posted(accountId: string): Promise<bigint> {
-  const [account] = await penny.ledger.getAccounts([accountId]);
-  if (account === undefined) throw new Error(`no account ${accountId}`);
-  const { debitsPosted, creditsPosted } = account.balances;
-  return account.type === 'asset' || account.type === 'expense' ? debitsPosted - creditsPosted
-    : creditsPosted - debitsPosted;
+function posted(accountId: string): Promise<bigint> {
+  return postedOnNormalSide(penny.ledger, accountId);
 }
 
 async function receivable(currency = 'EUR'): Promise<bigint> {

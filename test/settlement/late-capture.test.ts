@@ -8,6 +8,7 @@ import { createLogger } from '../../src/logger.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
 import { freshDay } from '../support/days.js';
 import { serveTestLedger, settlementOf, type ServedLedger } from '../support/stripe.js';
+import { postedOnNormalSide } from '../support/ledger-balances.js';
 
 /**
  * A capture the PSP performed but Penny books only later (its answer lost, recovery books it), after
@@ -39,13 +40,8 @@ function lostAnswers(operation: 'authorize' | 'capture') {
   }));
 }
 
-/** An account's posted balance on its normal side. */
-async function posted(accountId: string): Promise<bigint> {
-  const [account] = await penny.ledger.getAccounts([accountId]);
-  if (account === undefined) throw new Error(`no account ${accountId}`);
-  const { debitsPosted, creditsPosted } = account.balances;
-  return account.type === 'asset' || account.type === 'expense' ? debitsPosted - creditsPosted
-    : creditsPosted - debitsPosted;
+function posted(accountId: string): Promise<bigint> {
+  return postedOnNormalSide(penny.ledger, accountId);
 }
 
 async function receivableAndSuspense(): Promise<[bigint, bigint]> {

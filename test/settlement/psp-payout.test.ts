@@ -7,6 +7,7 @@ import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js
 import { ConnectorRegistry, type Connector } from '../../src/connectors/connector.js';
 import { createLogger } from '../../src/logger.js';
 import { SettlementService } from '../../src/settlement/settlement-service.js';
+import { postedOnNormalSide } from '../support/ledger-balances.js';
 import {
   deliverSandboxWebhooks, payOutPending, sandboxSenderOf, serveTestLedger, settlementOf, settlementPullWithPlant,
   type ServedLedger,
@@ -47,13 +48,8 @@ async function merchant(name: string): Promise<{ id: string; stripe: Stripe }> {
   return { id: created.merchant.id, stripe: penny.stripeFor(created.secretKey) };
 }
 
-/** An account's posted balance on its normal side (debit-normal for assets and expenses). */
-async function posted(accountId: string): Promise<bigint> {
-  const [account] = await penny.ledger.getAccounts([accountId]);
-  if (account === undefined) throw new Error(`no account ${accountId}`);
-  const { debitsPosted, creditsPosted } = account.balances;
-  return account.type === 'asset' || account.type === 'expense' ? debitsPosted - creditsPosted
-    : creditsPosted - debitsPosted;
+function posted(accountId: string): Promise<bigint> {
+  return postedOnNormalSide(penny.ledger, accountId);
 }
 
 async function receivable(ownerId: string, currency = 'USD'): Promise<bigint> {
