@@ -290,12 +290,14 @@ export class BalanceService {
   }
 
   /**
-   * Serializes, in the caller's transaction, what touches the settlement of one PSP reference: a
-   * settlement pull applying the report's line, and the booking of the capture it names (whichever
-   * comes second sees what the first did).
+   * Serializes, in the caller's transaction, what touches the settlement of these PSP references: a
+   * settlement pull applying the report's lines, and the booking of the capture they name (whichever
+   * comes second sees what the first did). Taken in one statement, in sorted order.
    */
-  lockSettlementReference(db: Queryable, key: { connectorId: string; reference: string }): Promise<void> {
-    return lines.lockSettlementReference(db, { connector: key.connectorId, reference: key.reference });
+  lockSettlementReferences(db: Queryable, key: { connectorId: string; references: readonly string[] }): Promise<void> {
+    const references = [...new Set(key.references)].sort();
+    if (references.length === 0) return Promise.resolve();
+    return lines.lockSettlementReferences(db, { connector: key.connectorId, references });
   }
 
   /**
@@ -338,14 +340,12 @@ export class BalanceService {
    * The booking of a capture, in its transaction, once its balance transaction (and those riding
    * on it) are written: when a settlement pull already read its `Settled` line (`references`, the
    * charge's and its attempt's), its funds become available at once, as of the line's day, and
-   * what the PSP's payout left in suspense for it goes to the merchant's PSP receivable.
+   * what the PSP's payout left in suspense for it goes to the merchant's PSP receivable. The caller
+   * holds the references' locks (lockSettlementReferences, taken before its ledger entries).
    */
   async bookedAfterSettlement(db: Queryable, capture: { connectorId: string; references: readonly string[];
     merchantId: string; chargeId: string }): Promise<void> {
     const references = [...new Set(capture.references)].sort();
-    for (const reference of references) {
-      await this.lockSettlementReference(db, { connectorId: capture.connectorId, reference });
-    }
     const rows = await lines.selectUnbookedLines(db, { connector: capture.connectorId, references });
     const first = rows[0];
     if (first === undefined) return;

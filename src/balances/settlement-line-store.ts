@@ -13,13 +13,17 @@ export interface UnbookedLineRow {
 }
 
 /**
- * Serializes, for the caller's transaction, what touches the settlement of one PSP reference: a
- * pull applying its line and the booking of the capture it names.
+ * Serializes, for the caller's transaction, what touches the settlement of these PSP references: a
+ * pull applying their lines and the booking of the capture they name. One statement takes every
+ * lock, in the order given (the caller sorts, so two transactions never wait on each other in a
+ * circle): one round trip however many references.
  */
-export async function lockSettlementReference(db: Queryable, key: { connector: string; reference: string }):
-Promise<void> {
-  await db.query(named("SELECT pg_advisory_xact_lock(hashtext('penny:settlement_line:' || $1 || ':' || $2))"),
-    [key.connector, key.reference]);
+export async function lockSettlementReferences(db: Queryable, key: { connector: string;
+  references: readonly string[] }): Promise<void> {
+  await db.query(named(`SELECT count(pg_advisory_xact_lock(hashtext('penny:settlement_line:' || $1 || ':' || reference)))
+     FROM (SELECT reference FROM unnest($2::text[]) WITH ORDINALITY AS given (reference, position)
+           ORDER BY position) AS ordered`),
+  [key.connector, key.references]);
 }
 
 export async function insertUnbookedLine(db: Queryable, line: { connector: string; reference: string;

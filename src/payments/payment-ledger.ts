@@ -60,9 +60,8 @@ export class PaymentLedger {
     const { accounts } = input;
     // First, before any account is locked: a settlement pull applying this capture's line waits, or is waited for.
     const settlementReferences = [input.chargeId, input.settlement.attemptId];
-    for (const reference of [...settlementReferences].sort()) {
-      await this.balances.lockSettlementReference(db, { connectorId: input.settlement.connectorId, reference });
-    }
+    await this.balances.lockSettlementReferences(db, { connectorId: input.settlement.connectorId,
+      references: settlementReferences });
     if (input.authorizationEntryId !== null) {
       await this.ledger.postHold(input.authorizationEntryId, input.amountMinor, db);
     }

@@ -291,8 +291,8 @@ export class SettlementService {
     let pruned = 0;
     for (const line of scanned.filter((candidate) => candidate.resolved)) {
       const deleted = await withTransaction(this.pool, async (client) => {
-        await this.dependencies.balances.lockSettlementReference(client, { connectorId: line.connector,
-          reference: line.reference });
+        await this.dependencies.balances.lockSettlementReferences(client, { connectorId: line.connector,
+          references: [line.reference] });
         return store.deleteResolvedUnbookedLine(client, line);
       });
       if (deleted) pruned += 1;
@@ -372,9 +372,8 @@ export class SettlementService {
     // settled, `pruneResolvedLines`, never leaves its net in suspense with nothing to attribute it).
     const { balances } = this.dependencies;
     const result = await withTransaction(this.pool, async (client) => {
-      for (const reference of [...new Set(suspended.map((line) => line.merchantReference))].sort()) {
-        await balances.lockSettlementReference(client, { connectorId, reference });
-      }
+      await balances.lockSettlementReferences(client, { connectorId,
+        references: suspended.map((line) => line.merchantReference) });
       const finalShares = new Map(shares);
       const unbooked: SettledLine[] = [];
       for (const line of suspended) {
@@ -409,7 +408,7 @@ export class SettlementService {
     const availableOn = `${line.bookingDay || new Date(nowMs()).toISOString().slice(0, 10)}T00:00:00.000Z`;
     return withTransaction(this.pool, async (client) => {
       const reference = line.merchantReference;
-      await this.dependencies.balances.lockSettlementReference(client, { connectorId, reference });
+      await this.dependencies.balances.lockSettlementReferences(client, { connectorId, references: [reference] });
       const charge = await bookedOn(client, connectorId, reference);
       return this.dependencies.balances.settleCapture(client, { connectorId, reference, availableOn,
         charge: charge === undefined ? undefined : { merchantId: charge.merchantId, chargeId: charge.id } });

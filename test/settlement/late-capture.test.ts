@@ -210,17 +210,19 @@ describe('a capture booked after its settlement line was pulled', () => {
     // line and before it takes the line's lock (the second lock taken for the reference in the pull).
     const locks = new Map<string, number>();
     let raced = false;
-    const balances = Object.create(penny.balances, { lockSettlementReference: {
-      value: async (db: Parameters<BalanceService['lockSettlementReference']>[0],
-        key: { connectorId: string; reference: string }) => {
-        const count = (locks.get(key.reference) ?? 0) + 1;
-        locks.set(key.reference, count);
-        if (count === 2 && key.reference.startsWith('pa_')) {
-          await penny.recovery.runDue();
-          expect(await settlement.pruneResolvedLines()).toBeGreaterThan(0);
-          raced = true;
+    const balances = Object.create(penny.balances, { lockSettlementReferences: {
+      value: async (db: Parameters<BalanceService['lockSettlementReferences']>[0],
+        key: { connectorId: string; references: readonly string[] }) => {
+        for (const reference of key.references) {
+          const count = (locks.get(reference) ?? 0) + 1;
+          locks.set(reference, count);
+          if (count === 2 && reference.startsWith('pa_')) {
+            await penny.recovery.runDue();
+            expect(await settlement.pruneResolvedLines()).toBeGreaterThan(0);
+            raced = true;
+          }
         }
-        return penny.balances.lockSettlementReference(db, key);
+        return penny.balances.lockSettlementReferences(db, key);
       } } }) as BalanceService;
     const racing = new SettlementService(penny.pool, { connectors: penny.connectors, balances,
       logger: createLogger('silent') });
