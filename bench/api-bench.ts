@@ -47,9 +47,10 @@ import {
   figure, formatRatios, ratio, runAutocannon, runPaced, type HttpRun, type Ratio,
 } from './support/http-load.js';
 import {
-  backendCpuMs, backendCpuMsBetween, cpuPerAnswer, cpuSnapshot, peakRssMiB, readPostmasterPid, round, resetPeakRss,
+  activityBetween, backendCpuMs, backendCpuMsBetween, cpuPerAnswer, cpuSnapshot, databaseActivity, peakRssMiB,
+  pausesBetween, readPostmasterPid, round, resetPeakRss, scrapeServerGc,
   startHelloWorld, startPenny, stopServer, waitUntilQuiet,
-  waitUntilReady, type CpuPerAnswer, type RunningPenny, type RunningServer,
+  waitUntilReady, type CpuPerAnswer, type DatabaseActivity, type RunningPenny, type ServerPauses, type RunningServer,
 } from './support/penny-server.js';
 
 const secondsPerRun = Number(process.env.BENCH_SECONDS ?? 5);
@@ -97,6 +98,10 @@ interface Measurement {
   readonly serverPeakRssMiB: number;
   /** CPU per answer; for the hello-world, `server` is the hello-world's own process. */
   readonly cpuMsPerRequest: CpuPerAnswer;
+  /** PostgreSQL's checkpoints and autovacuums during the run (none for the hello-world). */
+  readonly databaseActivity?: DatabaseActivity;
+  /** The server's GC and worst event-loop delay during the run (none for the hello-world). */
+  readonly serverPauses?: ServerPauses;
 }
 
 interface Target {
@@ -264,6 +269,8 @@ async function measure(target: Target, scenario: Scenario, connections: number, 
   const quietAfterSeconds = await waitUntilQuiet(target);
   await resetPeakRss(target.serverPid);
   const sandboxBefore = await backendCpuMs(target.databaseUrl, sandboxApplicationName);
+  const activityBefore = await databaseActivity(target.databaseUrl);
+  const gcBefore = await scrapeServerGc(target.url, target.penny.operatorKey);
   const before = await cpuSnapshot(target);
   const run = scenario === 'payments, half max rate, evenly paced' && overallRate !== undefined
     ? await runPaced({
@@ -277,16 +284,23 @@ async function measure(target: Target, scenario: Scenario, connections: number, 
     });
   const after = await cpuSnapshot(target);
   const sandboxMs = backendCpuMsBetween(sandboxBefore, await backendCpuMs(target.databaseUrl, sandboxApplicationName));
+  const activity = activityBetween(activityBefore, await databaseActivity(target.databaseUrl));
+  const pauses = pausesBetween(gcBefore, await scrapeServerGc(target.url, target.penny.operatorKey));
   const measurement: Measurement = {
     scenario, connections, overallRate, ...withoutRunFields(run),
     serverPeakRssMiB: await peakRssMiB(target.serverPid),
     cpuMsPerRequest: { ...cpuPerAnswer(before, after, run.responses),
       postgresSandboxPsp: run.responses === 0 ? 0 : Math.round(sandboxMs / run.responses * 1000) / 1000 },
+    databaseActivity: activity,
+    serverPauses: pauses,
   };
   process.stderr.write(`${scenario} ${connections}${overallRate === undefined ? '' : ` at ${overallRate}/s`} ` +
     `(after ${quietAfterSeconds} s for the server to be quiet): ` +
     `${measurement.okPerSecond} 2xx/s, sent ${run.sent}, statuses ${JSON.stringify(run.statusCounts)}, ` +
-    `errors ${run.errors}\n`);
+    `errors ${run.errors}; PostgreSQL meanwhile: ${activity.checkpoints} checkpoint(s) ` +
+    `(${activity.checkpointBuffers} buffers), ${activity.autovacuums} autovacuum/autoanalyze run(s); the server: ` +
+    `GC ${pauses.gcMs} ms (${pauses.majorGcCount} major, ${pauses.majorGcMs} ms), ` +
+    `event loop's worst delay ${pauses.eventLoopDelayMaxMs} ms\n`);
   return measurement;
 }
 
@@ -422,6 +436,16 @@ function formatBounds(bounds: readonly RatioBound[]): string {
   return lines.join('\n');
 }
 
+function activityCell(activity: DatabaseActivity | undefined): string {
+  return activity === undefined ? '-'
+    : `${activity.checkpoints} (${activity.checkpointBuffers}) / ${activity.autovacuums}`;
+}
+
+function pausesCell(pauses: ServerPauses | undefined): string {
+  return pauses === undefined ? '-'
+    : `${pauses.gcMs} (${pauses.majorGcCount}, ${pauses.majorGcMs}) / ${pauses.eventLoopDelayMaxMs}`;
+}
+
 function report(results: readonly Measurement[], serverPeakRssMiB: number): void {
   const generatorPeakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const lines = [
@@ -431,8 +455,9 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
     '',
     '| scenario | connections | 2xx/s | p50 ms | p99 ms | non-2xx | server peak RSS MiB | ' +
       'CPU ms per answer: server (in kernel) / PostgreSQL / generator / kernel threads, IRQs / other processes | ' +
-      'target |',
-    '|---|---|---|---|---|---|---|---|---|',
+      'PostgreSQL meanwhile: checkpoints (buffers) / autovacuums | ' +
+      'server meanwhile: GC ms (major: count, ms) / worst event-loop delay ms | target |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const result of results) {
     const cpu = result.cpuMsPerRequest;
@@ -447,7 +472,7 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
       `${cpu.server} (${cpu.serverKernel}) / ${cpu.postgres}` +
       `${cpu.postgresSandboxPsp === undefined ? '' : ` (sandbox PSP ${cpu.postgresSandboxPsp})`} / ` +
       `${cpu.generator} / ${cpu.kernel} / ` +
-      `${cpu.otherProcesses} | ` +
+      `${cpu.otherProcesses} | ${activityCell(result.databaseActivity)} | ${pausesCell(result.serverPauses)} | ` +
       `${targetFor(result)} |`);
   }
   lines.push('', `peak RSS over the whole run: server ${serverPeakRssMiB} MiB (start-up and warm-up included; ` +

@@ -285,3 +285,72 @@ async function readProcessStats(): Promise<{ pid: number; ppid: number; cpuMs: n
   }));
   return stats.filter((stat) => stat !== undefined);
 }
+
+/**
+ * What PostgreSQL did in the background so far: completed checkpoints, the buffers they wrote,
+ * autovacuum and autoanalyze runs.
+ */
+export interface DatabaseActivity {
+  readonly checkpoints: number;
+  readonly checkpointBuffers: number;
+  readonly autovacuums: number;
+}
+
+/**
+ * Read before and after a run, so that a latency outlier can be told apart from Penny's own work:
+ * a checkpoint's writes and fsyncs, or an autovacuum, slow every statement of the moment.
+ */
+export async function databaseActivity(databaseUrl: string): Promise<DatabaseActivity> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'penny-bench' });
+  await client.connect();
+  try {
+    const result = await client.query<{ checkpoints: string; buffers: string; autovacuums: string }>(
+      `SELECT (SELECT num_timed + num_requested FROM pg_stat_checkpointer)::text AS checkpoints,
+              (SELECT buffers_written FROM pg_stat_checkpointer)::text AS buffers,
+              (SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables)::text AS autovacuums`);
+    const row = result.rows[0];
+    return { checkpoints: Number(row?.checkpoints), checkpointBuffers: Number(row?.buffers),
+      autovacuums: Number(row?.autovacuums) };
+  } finally {
+    await client.end();
+  }
+}
+
+export function activityBetween(before: DatabaseActivity, after: DatabaseActivity): DatabaseActivity {
+  return { checkpoints: after.checkpoints - before.checkpoints,
+    checkpointBuffers: after.checkpointBuffers - before.checkpointBuffers,
+    autovacuums: after.autovacuums - before.autovacuums };
+}
+
+/** The server's own pauses during a run: its garbage collection and its event loop's worst delay. */
+export interface ServerPauses {
+  /** Milliseconds spent in garbage collection, all kinds, and in major (mark-compact) collections alone. */
+  readonly gcMs: number;
+  readonly majorGcMs: number;
+  readonly majorGcCount: number;
+  /** The event loop's longest delay since the scrape before (prom-client resets it at each scrape). */
+  readonly eventLoopDelayMaxMs: number;
+}
+
+interface ServerGcTotals { readonly gcSeconds: number; readonly majorSeconds: number; readonly majorCount: number;
+  readonly lagMaxSeconds: number }
+
+/** Penny's /metrics (the operator key): GC totals so far, and the event loop's worst delay since the last scrape. */
+export async function scrapeServerGc(url: string, operatorKey: string): Promise<ServerGcTotals> {
+  const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${operatorKey}` } });
+  const text = await response.text();
+  const sum = (pattern: RegExp) => [...text.matchAll(pattern)].reduce((total, match) => total + Number(match[1]), 0);
+  return {
+    gcSeconds: sum(/^penny_nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm),
+    majorSeconds: sum(/^penny_nodejs_gc_duration_seconds_sum\{kind="major"[^}]*\} (\S+)$/gm),
+    majorCount: sum(/^penny_nodejs_gc_duration_seconds_count\{kind="major"[^}]*\} (\S+)$/gm),
+    lagMaxSeconds: sum(/^penny_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)$/gm),
+  };
+}
+
+export function pausesBetween(before: ServerGcTotals, after: ServerGcTotals): ServerPauses {
+  const milliseconds = (seconds: number) => Math.round(seconds * 10_000) / 10;
+  return { gcMs: milliseconds(after.gcSeconds - before.gcSeconds),
+    majorGcMs: milliseconds(after.majorSeconds - before.majorSeconds),
+    majorGcCount: after.majorCount - before.majorCount, eventLoopDelayMaxMs: milliseconds(after.lagMaxSeconds) };
+}
