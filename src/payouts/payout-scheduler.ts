@@ -4,6 +4,7 @@ import { accountsDueOn, payoutDayOf, type DueAccount } from '../accounts/payout-
 import type { BalanceService } from '../balances/balance-service.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
+import { raiseAlert } from '../metrics/metrics.js';
 import type { PayoutService } from './payout-service.js';
 
 /**
@@ -66,11 +67,13 @@ export class PayoutScheduler {
       return made;
     } catch (error) {
       const tries = earlierTries + 1;
-      this.dependencies.logger.warn({ err: error, merchant: account.merchantId, account: account.accountId, tries },
-        tries < limits.automaticPayoutTriesMax ? 'an automatic payout failed; it is tried again'
-          : 'ALERT: an automatic payout failed and is not tried again today');
+      const fields = { err: error, merchant: account.merchantId, account: account.accountId, tries };
       if (tries < limits.automaticPayoutTriesMax) {
+        this.dependencies.logger.warn(fields, 'an automatic payout failed; it is tried again');
         pass.failed.set(`${account.merchantId}/${account.accountId}`, { account, tries });
+      } else {
+        raiseAlert(this.dependencies.logger, 'automatic_payout_failed', fields,
+          'an automatic payout failed and is not tried again today');
       }
       return 0;
     }

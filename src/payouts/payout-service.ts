@@ -4,6 +4,7 @@ import { defaultBankAccount, findBankAccount, type BankAccountVault } from '../a
 import type { BalanceService } from '../balances/balance-service.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
+import { raiseAlert } from '../metrics/metrics.js';
 import {
   ConnectorRefusedError, ConnectorUnknownOutcomeError, type ConnectorRegistry, type PspOperation, type PspSyncRequest,
 } from '../connectors/connector.js';
@@ -99,9 +100,10 @@ export class PayoutService {
         const unpaid = await this.options.balances.unpaidAvailable(client, { ...owner, currency, enoughMinor: step });
         const amountMinor = roundedDown(unpaid.netMinor < totalMinor ? unpaid.netMinor : totalMinor, step);
         if (amountMinor <= 0n) {
-          this.options.logger.error({ merchant: owner.merchantId, account: owner.accountId, currency,
-            read: unpaid.ids.length, readMinor: unpaid.netMinor.toString(), totalMinor: totalMinor.toString() },
-          'ALERT: the oldest unpaid transactions net to no payout within the read bound; nothing is paid automatically');
+          raiseAlert(this.options.logger, 'automatic_payout_blocked', { merchant: owner.merchantId,
+            account: owner.accountId, currency, read: unpaid.ids.length, readMinor: unpaid.netMinor.toString(),
+            totalMinor: totalMinor.toString() },
+          'the oldest unpaid transactions net to no payout within the read bound; nothing is paid automatically');
           return undefined;
         }
         return this.record(client, { owner, command: { amountMinor, currency, destination: undefined, description: null,
@@ -249,7 +251,8 @@ export class PayoutService {
       const pspCall = provesNothing ? { ...answer, pspCall: 'unknown' as const } : answer;
       if (pspCall.pspCall === 'sent' && locked.pspCall !== 'sent') {
         if (locked.status === 'canceled') {
-          this.options.logger.error({ payout: locked.id }, 'ALERT: the PSP took a payout Penny had canceled');
+          raiseAlert(this.options.logger, 'payout_sent_after_cancel', { payout: locked.id },
+            'the PSP took a payout Penny had canceled');
         }
         return store.updatePspCall(client, locked, pspCall);
       }
@@ -324,7 +327,8 @@ export class PayoutService {
     const target = operation.outcome;
     if (current.status === 'canceled') {
       // Canceled only after the PSP refused it: the PSP contradicts itself, and an operator must look.
-      this.options.logger.error({ payout: payout.id, outcome: target }, 'ALERT: the PSP reports a canceled payout');
+      raiseAlert(this.options.logger, 'payout_canceled_reported', { payout: payout.id, outcome: target },
+        'the PSP reports a canceled payout');
       return { status: 'ignored', note: `payout ${payout.id} was canceled; the PSP reports ${target}` };
     }
     if (!isPayoutStatus(target) || target === 'canceled' || target === 'pending') {

@@ -4,6 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import type { ConnectedAccounts } from '../accounts/account-service.js';
 import { nowMs } from '../clock.js';
 import { limits } from '../config.js';
+import { raiseAlert } from '../metrics/metrics.js';
 import { withTransaction, type Queryable } from '../db/pool.js';
 import { recordEvent } from '../events/event-store.js';
 import { coerceError, PennyError } from '../errors.js';
@@ -215,8 +216,8 @@ export class ReportRuns {
     const message = error instanceof PennyError ? error.message
       : 'Penny could not produce this report; create the run again, or ask the operator.';
     if (!(error instanceof PennyError)) {
-      this.options.logger.error({ err: coerceError(error), run: run.id, attempts: run.attempts },
-        'ALERT: a report run failed and is not tried again');
+      raiseAlert(this.options.logger, 'report_run_failed', { err: coerceError(error), run: run.id,
+        attempts: run.attempts }, 'a report run failed and is not tried again');
     }
     // The parts this last attempt wrote, if any: no attempt follows to clear them.
     await store.deleteFileParts(this.pool, { merchantId: run.merchantId, fileId });

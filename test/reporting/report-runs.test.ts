@@ -13,6 +13,7 @@ import { createLogger } from '../../src/logger.js';
 import { readStripePayoutReconciliation } from '../../src/reconciliation/stripe-payout-reconciliation.js';
 import { ReportRuns } from '../../src/reporting/report-runs.js';
 import { reportTypeDefinition } from '../../src/reporting/report-types.js';
+import { alertsRaised } from '../support/alerts.js';
 import { operatorKey, testPepper } from '../support/app.js';
 import { serveTestLedger, type ServedLedger } from '../support/stripe.js';
 
@@ -364,6 +365,7 @@ describe('a finished report run', () => {
     // A stored time zone no longer known (as after a tz database update) makes every attempt throw.
     await penny.pool.query(`UPDATE report_runs SET parameters = jsonb_set(parameters, '{timezone}', '"Nowhere/Gone"')
       WHERE id = $1`, [created.id]);
+    const alertsBefore = await alertsRaised('report_run_failed');
     // Every pending run is claimed and tried, this one among them, until its attempts are used up.
     for (let round = 0; round < 10 * limits.reportRunAttemptsMax; round += 1) {
       await worker.runDue();
@@ -380,6 +382,7 @@ describe('a finished report run', () => {
       type: 'StripeOAuthError' });
     const events = await stripe.events.list({ type: 'reporting.report_run.failed' });
     expect(events.data.map((event) => (event.data.object as { id: string }).id)).toEqual([created.id]);
+    expect(await alertsRaised('report_run_failed')).toBe(alertsBefore + 1);
   });
 });
 
