@@ -9,11 +9,16 @@ import { PayoutService } from '../payouts/payout-service.js';
 import { BankAccountVault } from '../accounts/bank-accounts.js';
 import { resolveSecretKey } from '../secret-key.js';
 import { resolveSandboxWebhookSecret } from '../sandbox-psp/psp-service.js';
+import { listReportFileAttempts, releaseReportFile, reportFileAttemptsListedMax } from '../settlement/held-reports.js';
 import { SettlementService } from '../settlement/settlement-service.js';
 import { invalid, readString } from '../validation.js';
 import { printResult, withDatabasePool } from './cli-support.js';
 
-/** `penny settlement pull --date D`: reads a PSP's settlement report of a day and settles what it names. */
+/**
+ * `penny settlement pull --date D`: reads a PSP's settlement report of a day and settles what it
+ * names. `penny settlement failed-reports` lists the imported reports settlement failed to read;
+ * `penny settlement release FILE` has a held one read again on the next tick.
+ */
 export function registerSettlementCommands(program: Command): void {
   const settlement = program.command('settlement').description('captured funds made available by PSP settlement');
   settlement.command('pull')
@@ -45,6 +50,37 @@ export function registerSettlementCommands(program: Command): void {
         printResult(options.json === true, summary, `${summary.connector} ${summary.day}: ${summary.settled} `
           + `settled, ${summary.alreadyAvailable} already available, ${summary.unmatched} not booked by Penny (yet); `
           + `${summary.payouts} PSP payouts posted, ${summary.payoutsAlreadyPosted} posted before.`);
+      });
+    });
+  registerHeldReportCommands(settlement);
+}
+
+function registerHeldReportCommands(settlement: Command): void {
+  settlement.command('failed-reports')
+    .description('list the imported settlement reports settlement failed to read: held for an operator first, '
+      + `then those retrying after a backoff (at most ${reportFileAttemptsListedMax})`)
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withDatabasePool(async (pool) => {
+        const attempts = await listReportFileAttempts(pool);
+        const text = attempts.length === 0 ? 'No imported settlement report failed to be read.'
+          : attempts.map((attempt) => `${attempt.fileId} ${attempt.filename}: ${attempt.status} after `
+            + `${attempt.attemptCount} attempt(s)${attempt.nextAttemptAt === null ? '' : `, due ${attempt.nextAttemptAt}`}`
+            + `; last error: ${attempt.lastError}`).join('\n');
+        printResult(options.json === true, { object: 'list', data: attempts }, text);
+      });
+    });
+  settlement.command('release')
+    .description('read a held (or retrying) imported settlement report again on the next tick, once its cause is '
+      + 'fixed; one more failure holds it again')
+    .argument('<file>', 'the report\'s file id (rfile_…), as failed-reports lists it')
+    .option('--json', 'print JSON')
+    .action(async (file: string, options: { json?: boolean }) => {
+      const fileId = readString(file, 'file', { lengthMax: 100, required: true });
+      await withDatabasePool(async (pool) => {
+        await releaseReportFile(pool, fileId);
+        printResult(options.json === true, { file: fileId, released: true },
+          `${fileId}: released; the next settlement tick reads it.`);
       });
     });
 }

@@ -67,6 +67,39 @@ export async function upsertReportFileAttempt(db: Queryable, attempt: { fileId: 
   [attempt.fileId, attempt.attemptCount, attempt.error.slice(0, 2000), attempt.nextAttemptAt]);
 }
 
+/** An imported report settlement failed to read: retrying after its backoff, or held for an operator. */
+export interface ReportFileAttempt {
+  readonly fileId: string;
+  readonly filename: string;
+  readonly status: 'retrying' | 'held';
+  readonly attemptCount: number;
+  readonly lastError: string;
+  readonly nextAttemptAt: string | null;
+  readonly updatedAt: string;
+}
+
+/** Up to `limit` imported reports whose reading failed, held first, then the latest failed first. */
+export async function selectReportFileAttempts(db: Queryable, limit: number): Promise<ReportFileAttempt[]> {
+  const result = await db.query<ReportFileAttempt>(named(`SELECT a.file_id AS "fileId", f.filename, a.status,
+       a.attempt_count AS "attemptCount", a.last_error AS "lastError", a.next_attempt_at AS "nextAttemptAt",
+       a.updated_at AS "updatedAt"
+     FROM settlement_report_file_attempts a JOIN reconciliation_files f ON f.id = a.file_id
+     ORDER BY a.status = 'held' DESC, a.updated_at DESC, a.file_id LIMIT $1`), [limit]);
+  return result.rows;
+}
+
+/**
+ * An operator's release of a file whose reading failed: due at `now`, its attempts and last error
+ * kept (so one more failure holds it again, with that failure's error). Whether a file was released.
+ */
+export async function releaseReportFileAttempt(db: Queryable, release: { fileId: string; now: string }):
+Promise<boolean> {
+  const result = await db.query(named(`UPDATE settlement_report_file_attempts
+     SET status = 'retrying', next_attempt_at = $2, updated_at = clock_timestamp() WHERE file_id = $1`),
+  [release.fileId, release.now]);
+  return result.rowCount === 1;
+}
+
 /** Forgets a file's failed attempts (it has been read). */
 export async function deleteReportFileAttempts(db: Queryable, fileId: string): Promise<void> {
   await db.query(named('DELETE FROM settlement_report_file_attempts WHERE file_id = $1'), [fileId]);

@@ -382,6 +382,21 @@ describe('penny settlement pull', () => {
   });
 });
 
+describe('penny settlement failed-reports and release', () => {
+  it('lists the imported reports settlement failed to read, as a list object', async () => {
+    const run = await penny(['settlement', 'failed-reports', '--json'], environment);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ object: 'list', data: expect.any(Array) as unknown });
+  });
+
+  it('refuses to release a file whose reading never failed: exit 1, resource_missing naming the file', async () => {
+    const run = await penny(['settlement', 'release', 'rfile_unknown000000', '--json'], environment);
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ error: { code: 'resource_missing', param: 'file' } });
+  });
+});
+
 describe('penny serve', () => {
   it('exits 1, explaining, when its port is taken, instead of hanging with its workers running', async () => {
     const taken = net.createServer();

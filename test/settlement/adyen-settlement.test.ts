@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { advanceClock, configureClock } from '../../src/clock.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import { listReportFileAttempts, releaseReportFile } from '../../src/settlement/held-reports.js';
 import type { SettlementService } from '../../src/settlement/settlement-service.js';
 import { startAdyenStub, type AdyenStub } from '../support/adyen-stub.js';
 import { freshDay, today } from '../support/days.js';
@@ -301,6 +302,32 @@ describe('Adyen\'s Settlement details report, imported, in the settlement availa
         last_error: expect.stringContaining('payout not posted') as unknown });
       expect(await wasRead(file.id)).toBe(false);
     });
+  });
+
+  it('reads a held report again on the next tick once an operator releases it, and lists it until then', async () => {
+    freshDay();
+    const payment = await captured();
+    const file = await imported(report(9311, [{ payment, gross: '20.00', fee: '0.35', net: '19.65' }], '19.65'),
+      'settlement_detail_report_batch_9311.csv');
+    // Held as after its last attempt (the cause, say a connector account, fixed since).
+    await penny.pool.query(`INSERT INTO settlement_report_file_attempts (file_id, status, attempt_count, last_error)
+       VALUES ($1, 'held', 10, 'payout not posted')`, [file.id]);
+    await settlement.pullClosedDays();
+    expect(await wasRead(file.id)).toBe(false);
+    expect((await listReportFileAttempts(penny.pool)).find((attempt) => attempt.fileId === file.id))
+      .toMatchObject({ status: 'held', attemptCount: 10, lastError: 'payout not posted', nextAttemptAt: null });
+
+    await releaseReportFile(penny.pool, file.id);
+    await settlement.pullClosedDays();
+    expect(await wasRead(file.id)).toBe(true);
+    expect(await payoutEntries(9311)).toBe(1);
+    expect(await attemptsOf(file.id)).toBeUndefined();
+    expect((await listReportFileAttempts(penny.pool)).map((attempt) => attempt.fileId)).not.toContain(file.id);
+  });
+
+  it('refuses to release a report whose reading never failed, naming the file', async () => {
+    await expect(releaseReportFile(penny.pool, 'rfile_never_failed')).rejects.toMatchObject({
+      code: 'resource_missing', param: 'file' });
   });
 
   it('leaves a report whose batch has two MerchantPayout lines unread, held with the reason', async () => {
