@@ -12,6 +12,8 @@ import pg from 'pg';
 import { freePort } from '../../src/simulate/free-port.js';
 
 const pennyEntry = fileURLToPath(new URL('../../src/cli/penny.js', import.meta.url));
+/** package.json, from dist/bench/support/. */
+const packageJsonPath = fileURLToPath(new URL('../../../package.json', import.meta.url));
 const helloWorldEntry = fileURLToPath(new URL('../hello-world-server.js', import.meta.url));
 
 export interface PennyServerOptions {
@@ -44,7 +46,7 @@ export async function startPenny(options: PennyServerOptions): Promise<RunningPe
   const pepper = randomBytes(32).toString('hex');
   const operatorKey = `pk_operator_${randomBytes(24).toString('hex')}`;
   const port = await freePort();
-  const child = spawnServer('penny', [...serverNodeOptions(), pennyEntry, 'serve'], {
+  const child = spawnServer('penny', [...await startNodeOptions(), ...serverNodeOptions(), pennyEntry, 'serve'], {
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -82,7 +84,18 @@ async function readyOrStopped(url: string, child: ChildProcess, readinessPath: s
 }
 
 /**
- * BENCH_SERVER_NODE_OPTIONS: Node options for Penny's server alone (for example
+ * The Node options `npm start` gives the server (package.json's start script, between `node` and
+ * the entry point), so a benchmark measures the server a user starts.
+ */
+async function startNodeOptions(): Promise<string[]> {
+  const manifest = JSON.parse(await fs.readFile(packageJsonPath, 'utf8')) as { scripts: { start: string } };
+  const words = manifest.scripts.start.split(' ');
+  if (words[0] !== 'node') throw new Error(`package.json's start script does not start with node: ${manifest.scripts.start}`);
+  return words.slice(1).filter((word) => word.startsWith('--'));
+}
+
+/**
+ * BENCH_SERVER_NODE_OPTIONS: Node options for Penny's server alone, after `npm start`'s own (for example
  * `--cpu-prof --cpu-prof-dir=/tmp/profiles`, which NODE_OPTIONS refuses), split on spaces.
  */
 function serverNodeOptions(): string[] {
