@@ -62,22 +62,28 @@ function registerHeldReportCommands(settlement: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
       await withDatabasePool(async (pool) => {
-        const attempts = await listReportFileAttempts(pool);
-        const text = attempts.length === 0 ? 'No imported settlement report failed to be read.'
-          : attempts.map((attempt) => `${attempt.fileId} ${attempt.filename}: ${attempt.status} after `
-            + `${attempt.attemptCount} attempt(s)${attempt.nextAttemptAt === null ? '' : `, due ${attempt.nextAttemptAt}`}`
-            + `; last error: ${attempt.lastError}`).join('\n');
-        printResult(options.json === true, { object: 'list', data: attempts }, text);
+        const { attempts, hasMore } = await listReportFileAttempts(pool);
+        const lines = attempts.map((attempt) => `${attempt.fileId} ${attempt.filename}: ${attempt.status} after `
+          + `${attempt.attemptCount} attempt(s)${attempt.nextAttemptAt === null ? '' : `, due ${attempt.nextAttemptAt}`}`
+          + `; last error: ${attempt.lastError}`);
+        if (hasMore) lines.push(`(more not listed: the first ${reportFileAttemptsListedMax} only)`);
+        const text = lines.length === 0 ? 'No imported settlement report failed to be read.' : lines.join('\n');
+        printResult(options.json === true, { object: 'list', data: attempts, has_more: hasMore }, text);
       });
     });
   settlement.command('release')
     .description('read a held (or retrying) imported settlement report again on the next tick, once its cause is '
-      + 'fixed; one more failure holds it again')
+      + 'fixed; a report held after its last attempt is held again by one more failure')
     .argument('<file>', 'the report\'s file id (rfile_…), as failed-reports lists it')
     .option('--json', 'print JSON')
     .action(async (file: string, options: { json?: boolean }) => {
       const fileId = readString(file, 'file', { lengthMax: 100, required: true });
-      await withDatabasePool(async (pool) => {
+      await withDatabasePool(async (pool, config) => {
+        // Due "now" on the server's clock: a controlled one follows the sandbox's, as for a pull.
+        configureClock(config.clockMode);
+        if (config.clockMode === 'controlled' && !config.sandboxPsp) {
+          await catchUpWithSandboxClock(config.sandboxPspUrl, createLogger(config.logLevel));
+        }
         await releaseReportFile(pool, fileId);
         printResult(options.json === true, { file: fileId, released: true },
           `${fileId}: released; the next settlement tick reads it.`);

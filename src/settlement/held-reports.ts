@@ -10,11 +10,17 @@ import * as store from './settlement-store.js';
  */
 export const reportFileAttemptsListedMax = 100;
 
-export function listReportFileAttempts(db: Queryable): Promise<store.ReportFileAttempt[]> {
-  return store.selectReportFileAttempts(db, reportFileAttemptsListedMax);
+/** The first `reportFileAttemptsListedMax`, and whether more are left out. */
+export async function listReportFileAttempts(db: Queryable):
+Promise<{ attempts: store.ReportFileAttempt[]; hasMore: boolean }> {
+  const found = await store.selectReportFileAttempts(db, reportFileAttemptsListedMax + 1);
+  return { attempts: found.slice(0, reportFileAttemptsListedMax), hasMore: found.length > reportFileAttemptsListedMax };
 }
 
-/** Makes the file due now; one more failure holds it again. Refuses a file with no failed reading. */
+/**
+ * Makes the file due now (the clock's now: the caller configures it as the server's); a file held
+ * after its last attempt is held again by one more failure. Refuses a file with no failed reading.
+ */
 export async function releaseReportFile(db: Queryable, fileId: string): Promise<void> {
   const released = await store.releaseReportFileAttempt(db, { fileId, now: new Date(nowMs()).toISOString() });
   if (!released) {

@@ -78,11 +78,15 @@ export interface ReportFileAttempt {
   readonly updatedAt: string;
 }
 
-/** Up to `limit` imported reports whose reading failed, held first, then the latest failed first. */
+/**
+ * Up to `limit` imported reports whose reading failed, held first, then the latest failed first;
+ * times as UTC ISO 8601 text.
+ */
 export async function selectReportFileAttempts(db: Queryable, limit: number): Promise<ReportFileAttempt[]> {
   const result = await db.query<ReportFileAttempt>(named(`SELECT a.file_id AS "fileId", f.filename, a.status,
-       a.attempt_count AS "attemptCount", a.last_error AS "lastError", a.next_attempt_at AS "nextAttemptAt",
-       a.updated_at AS "updatedAt"
+       a.attempt_count AS "attemptCount", a.last_error AS "lastError",
+       to_char(a.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "nextAttemptAt",
+       to_char(a.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "updatedAt"
      FROM settlement_report_file_attempts a JOIN reconciliation_files f ON f.id = a.file_id
      ORDER BY a.status = 'held' DESC, a.updated_at DESC, a.file_id LIMIT $1`), [limit]);
   return result.rows;
@@ -90,7 +94,8 @@ export async function selectReportFileAttempts(db: Queryable, limit: number): Pr
 
 /**
  * An operator's release of a file whose reading failed: due at `now`, its attempts and last error
- * kept (so one more failure holds it again, with that failure's error). Whether a file was released.
+ * kept (so a file held after its last attempt is held again by one more failure, with that
+ * failure's error). Whether a file was released.
  */
 export async function releaseReportFileAttempt(db: Queryable, release: { fileId: string; now: string }):
 Promise<boolean> {

@@ -36,4 +36,37 @@ describe('the settlement references\' locks', () => {
       client.release();
     }
   });
+
+  it('are taken in the order given: waiting on one, it holds those before it and none after', async () => {
+    const holder = await database.pool.connect();
+    const waiter = await database.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT pg_advisory_xact_lock(hashtext('penny:settlement_line:sandbox:pa_order_mm'))`);
+      await waiter.query('BEGIN');
+      const waiterPid = (await waiter.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      const locking = lockSettlementReferences(waiter, { connector: 'sandbox',
+        references: ['ch_order_aa', 'pa_order_mm', 'pa_order_zz'] });
+      await waitUntilWaitingOnLock(waiterPid as number);
+      expect(await free('sandbox', 'ch_order_aa')).toBe(false);
+      expect(await free('sandbox', 'pa_order_zz')).toBe(true);
+      await holder.query('COMMIT');
+      await locking;
+      expect(await free('sandbox', 'pa_order_zz')).toBe(false);
+      await waiter.query('COMMIT');
+    } finally {
+      holder.release();
+      waiter.release();
+    }
+  });
 });
+
+async function waitUntilWaitingOnLock(pid: number): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    const result = await database.pool.query<{ waiting: boolean }>(
+      `SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1`, [pid]);
+    if (result.rows[0]?.waiting === true) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`backend ${pid} never waited on a lock`);
+}

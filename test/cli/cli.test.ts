@@ -387,7 +387,8 @@ describe('penny settlement failed-reports and release', () => {
     const run = await penny(['settlement', 'failed-reports', '--json'], environment);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ object: 'list', data: expect.any(Array) as unknown });
+    expect(JSON.parse(run.stdout)).toMatchObject({ object: 'list', data: expect.any(Array) as unknown,
+      has_more: false });
   });
 
   it('refuses to release a file whose reading never failed: exit 1, resource_missing naming the file', async () => {

@@ -314,15 +314,16 @@ describe('Adyen\'s Settlement details report, imported, in the settlement availa
        VALUES ($1, 'held', 10, 'payout not posted')`, [file.id]);
     await settlement.pullClosedDays();
     expect(await wasRead(file.id)).toBe(false);
-    expect((await listReportFileAttempts(penny.pool)).find((attempt) => attempt.fileId === file.id))
-      .toMatchObject({ status: 'held', attemptCount: 10, lastError: 'payout not posted', nextAttemptAt: null });
+    expect((await listReportFileAttempts(penny.pool)).attempts.find((attempt) => attempt.fileId === file.id))
+      .toMatchObject({ status: 'held', attemptCount: 10, lastError: 'payout not posted', nextAttemptAt: null,
+        updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as unknown });
 
     await releaseReportFile(penny.pool, file.id);
     await settlement.pullClosedDays();
     expect(await wasRead(file.id)).toBe(true);
     expect(await payoutEntries(9311)).toBe(1);
     expect(await attemptsOf(file.id)).toBeUndefined();
-    expect((await listReportFileAttempts(penny.pool)).map((attempt) => attempt.fileId)).not.toContain(file.id);
+    expect((await listReportFileAttempts(penny.pool)).attempts.map((attempt) => attempt.fileId)).not.toContain(file.id);
   });
 
   it('refuses to release a report whose reading never failed, naming the file', async () => {
