@@ -78,7 +78,7 @@ type RunName = typeof runNames[number];
 const selectedRuns = selectRuns(process.env.BENCH_ONLY);
 
 type Scenario = 'hello-world' | 'payments' | 'payments, half max rate' | 'payments, half max rate, evenly paced' |
-  'replays, one key' | 'replays, 1,000 keys';
+  'replays, one key' | 'replays, 1,000 keys' | 'replay floor';
 
 interface Measurement {
   readonly scenario: Scenario;
@@ -172,6 +172,9 @@ async function main(): Promise<void> {
         results.push(await measure(target, 'replays, 1,000 keys', connections,
           () => warmupKeys[(next++) % warmupKeys.length] as string));
       }
+      const replayBodyFile = path.join(directory, 'replay-answer.json');
+      await fs.writeFile(replayBodyFile, first.body);
+      results.push(await measureReplayFloor(target, replayBodyFile));
     }
     await countPayments(databaseUrl);
     report(results, Math.max(startupPeakRssMiB, ...results.filter((result) => result.scenario !== 'hello-world')
@@ -300,7 +303,7 @@ async function measure(target: Target, scenario: Scenario, connections: number, 
     `errors ${run.errors}; PostgreSQL meanwhile: ${activity.checkpoints} checkpoint(s) ` +
     `(${activity.checkpointBuffers} buffers), ${activity.autovacuums} autovacuum/autoanalyze run(s); the server: ` +
     `GC ${pauses.gcMs} ms (${pauses.majorGcCount} major, ${pauses.majorGcMs} ms), ` +
-    `event loop's worst delay ${pauses.eventLoopDelayMaxMs} ms\n`);
+    `event loop's worst delay ${pauses.eventLoopDelayMaxMs} ms beyond its 10 ms sampling\n`);
   return measurement;
 }
 
@@ -336,6 +339,34 @@ async function measureHelloWorld(postmasterPid: number): Promise<Measurement> {
   }
 }
 
+/**
+ * The replays' floor: a Fastify server that reads the same POST (headers and form body) and
+ * answers the same stored bytes, doing nothing else, at the replays' 16 connections, in its own
+ * child process. Penny's replay rate over it is how much of a replay's cost is Penny's own.
+ */
+async function measureReplayFloor(target: Target, replayBodyFile: string): Promise<Measurement> {
+  const floor: RunningServer = await startHelloWorld({ replayBodyFile });
+  const connections = replayConnections[0];
+  try {
+    const options = { ...requestOptions({ ...target, url: floor.url }, () => 'replay-floor'), connections };
+    await runAutocannon({ ...options, duration: 1 });
+    await resetPeakRss(floor.pid);
+    const subjects = { serverPid: floor.pid, postmasterPid: target.postmasterPid };
+    const before = await cpuSnapshot(subjects);
+    const run = await runAutocannon({ ...options, duration: secondsPerRun });
+    const after = await cpuSnapshot(subjects);
+    process.stderr.write(`replay floor ${connections}: ${run.okPerSecond} 2xx/s, sent ${run.sent}, ` +
+      `statuses ${JSON.stringify(run.statusCounts)}, errors ${run.errors}\n`);
+    return {
+      scenario: 'replay floor', connections, overallRate: undefined, ...withoutRunFields(run),
+      serverPeakRssMiB: await peakRssMiB(floor.pid),
+      cpuMsPerRequest: cpuPerAnswer(before, after, run.responses),
+    };
+  } finally {
+    await stopServer(floor.child);
+  }
+}
+
 async function countPayments(databaseUrl: string): Promise<void> {
   const pool = createPool({ connectionString: databaseUrl, sizeMax: 1, applicationName: 'penny-api-bench' });
   try {
@@ -350,6 +381,7 @@ async function countPayments(databaseUrl: string): Promise<void> {
 function targetFor(result: Measurement): string {
   switch (result.scenario) {
     case 'hello-world': return 'the reference';
+    case 'replay floor': return 'the replays\' floor';
     case 'payments': return `≥ ${targets.paymentsPerSecond}/s at p99 < ${targets.paymentsP99Ms} ms` +
       (result.connections === referenceConnections
         ? `; ≥ ${ratioTargets.paymentsPerHelloWorld.atLeast} × hello-world` : '');
@@ -423,7 +455,20 @@ function boundsOf(results: readonly Measurement[]): RatioBound[] {
     find('payments', referenceConnections), (cpu) => cpu.postgres - (cpu.postgresSandboxPsp ?? 0)),
     bound('replays, 1,000 keys, 16 connections, the load generator\'s CPU alone',
       find('replays, 1,000 keys', 16), (cpu) => cpu.generator),
+    measuredBound('replays, 1,000 keys, 16 connections, a Fastify server answering the same POST with the same ' +
+      'bytes and nothing else (the replay floor)', find('replays, 1,000 keys', 16), find('replay floor', 16), hello),
   ];
+}
+
+/** A bound measured as a rate in the same run (the replay floor), rather than derived from CPU. */
+function measuredBound(name: string, penny: Measurement | undefined, floor: Measurement | undefined,
+  hello: number | undefined): RatioBound {
+  if (penny === undefined || floor === undefined || floor.okPerSecond <= 0) {
+    return { name, boundPerSecond: null, boundPerHelloWorld: null, pennyShareOfBound: null };
+  }
+  return { name, boundPerSecond: floor.okPerSecond,
+    boundPerHelloWorld: hello === undefined ? null : Math.round(floor.okPerSecond / hello * 10_000) / 10_000,
+    pennyShareOfBound: Math.round(penny.okPerSecond / floor.okPerSecond * 1000) / 1000 };
 }
 
 function formatBounds(bounds: readonly RatioBound[]): string {
@@ -456,7 +501,8 @@ function report(results: readonly Measurement[], serverPeakRssMiB: number): void
     '| scenario | connections | 2xx/s | p50 ms | p99 ms | non-2xx | server peak RSS MiB | ' +
       'CPU ms per answer: server (in kernel) / PostgreSQL / generator / kernel threads, IRQs / other processes | ' +
       'PostgreSQL meanwhile: checkpoints (buffers) / autovacuums | ' +
-      'server meanwhile: GC ms (major: count, ms) / worst event-loop delay ms | target |',
+      'server meanwhile: GC ms (major: count, ms) / worst event-loop delay ms (beyond its 10 ms sampling) | ' +
+      'target |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const result of results) {

@@ -64,10 +64,14 @@ export async function startPenny(options: PennyServerOptions): Promise<RunningPe
   return { url, child, pid: child.pid as number, pepper, operatorKey };
 }
 
-/** The same-run reference: a Fastify hello-world (`GET /` → `{"hello":"world"}`), logger off. */
-export async function startHelloWorld(): Promise<RunningServer> {
+/**
+ * The same-run reference: a Fastify hello-world (`GET /` → `{"hello":"world"}`), logger off; with
+ * `replayBodyFile`, also the replays' floor (bench/hello-world-server.ts).
+ */
+export async function startHelloWorld(options: { replayBodyFile?: string } = {}): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawnServer('hello-world', [helloWorldEntry], { ...process.env, PORT: String(port) });
+  const child = spawnServer('hello-world', [helloWorldEntry], { ...process.env, PORT: String(port),
+    ...(options.replayBodyFile === undefined ? {} : { REPLAY_FLOOR_BODY_FILE: options.replayBodyFile }) });
   const url = `http://127.0.0.1:${port}`;
   await readyOrStopped(url, child, '/');
   return { url, child, pid: child.pid as number };
@@ -88,10 +92,16 @@ async function readyOrStopped(url: string, child: ChildProcess, readinessPath: s
  * the entry point), so a benchmark measures the server a user starts.
  */
 async function startNodeOptions(): Promise<string[]> {
-  const manifest = JSON.parse(await fs.readFile(packageJsonPath, 'utf8')) as { scripts: { start: string } };
-  const words = manifest.scripts.start.split(' ');
-  if (words[0] !== 'node') throw new Error(`package.json's start script does not start with node: ${manifest.scripts.start}`);
-  return words.slice(1).filter((word) => word.startsWith('--'));
+  const manifest = JSON.parse(await fs.readFile(packageJsonPath, 'utf8')) as { scripts?: { start?: string } };
+  const start = manifest.scripts?.start ?? '';
+  const words = start.split(' ').filter((word) => word !== '');
+  const entry = words.findIndex((word, index) => index > 0 && !word.startsWith('-'));
+  const options = words.slice(1, entry);
+  // Only `node --flag` or `node --option=value … entry serve`: anything else would be misread here.
+  if (words[0] !== 'node' || entry < 0 || !options.every((word) => /^--[\w-]+(=\S+)?$/.test(word))) {
+    throw new Error(`package.json's start script is not "node [--option[=value] …] ENTRY serve": ${start}`);
+  }
+  return options;
 }
 
 /**
@@ -312,13 +322,15 @@ export interface DatabaseActivity {
 /**
  * Read before and after a run, so that a latency outlier can be told apart from Penny's own work:
  * a checkpoint's writes and fsyncs, or an autovacuum, slow every statement of the moment.
+ * Checkpoints completed (PostgreSQL 18's `num_done`; skipped ones are not counted); autovacuums of
+ * the benchmark's own database (the statistics views show one database).
  */
 export async function databaseActivity(databaseUrl: string): Promise<DatabaseActivity> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'penny-bench' });
   await client.connect();
   try {
     const result = await client.query<{ checkpoints: string; buffers: string; autovacuums: string }>(
-      `SELECT (SELECT num_timed + num_requested FROM pg_stat_checkpointer)::text AS checkpoints,
+      `SELECT (SELECT num_done FROM pg_stat_checkpointer)::text AS checkpoints,
               (SELECT buffers_written FROM pg_stat_checkpointer)::text AS buffers,
               (SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables)::text AS autovacuums`);
     const row = result.rows[0];
@@ -341,7 +353,10 @@ export interface ServerPauses {
   readonly gcMs: number;
   readonly majorGcMs: number;
   readonly majorGcCount: number;
-  /** The event loop's longest delay since the scrape before (prom-client resets it at each scrape). */
+  /**
+   * The event loop's longest delay since the scrape before (prom-client resets it at each scrape),
+   * less the 10 ms interval at which prom-client samples it (an idle loop reads 10–13 ms).
+   */
   readonly eventLoopDelayMaxMs: number;
 }
 
@@ -352,6 +367,7 @@ interface ServerGcTotals { readonly gcSeconds: number; readonly majorSeconds: nu
 export async function scrapeServerGc(url: string, operatorKey: string): Promise<ServerGcTotals> {
   const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${operatorKey}` } });
   const text = await response.text();
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}: ${text.slice(0, 200)}`);
   const sum = (pattern: RegExp) => [...text.matchAll(pattern)].reduce((total, match) => total + Number(match[1]), 0);
   return {
     gcSeconds: sum(/^penny_nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm),
@@ -361,9 +377,13 @@ export async function scrapeServerGc(url: string, operatorKey: string): Promise<
   };
 }
 
+/** prom-client's event-loop monitor samples every 10 ms; each delay it records includes that interval. */
+const eventLoopSamplingSeconds = 0.01;
+
 export function pausesBetween(before: ServerGcTotals, after: ServerGcTotals): ServerPauses {
   const milliseconds = (seconds: number) => Math.round(seconds * 10_000) / 10;
   return { gcMs: milliseconds(after.gcSeconds - before.gcSeconds),
     majorGcMs: milliseconds(after.majorSeconds - before.majorSeconds),
-    majorGcCount: after.majorCount - before.majorCount, eventLoopDelayMaxMs: milliseconds(after.lagMaxSeconds) };
+    majorGcCount: after.majorCount - before.majorCount,
+    eventLoopDelayMaxMs: Math.max(0, milliseconds(after.lagMaxSeconds - eventLoopSamplingSeconds)) };
 }
