@@ -124,7 +124,7 @@ export class ReconciliationRuns {
       const itemsCollected = await store.collectItems(client, { asOf: request.asOf, windowDays: windowBusinessDays });
       const lines = await store.createOpenLines(client, { asOf: request.asOf, types: Object.keys(lineKinds),
         kinds: Object.values(lineKinds) });
-      await store.createReferencePairs(client);
+      await store.createReferencePairs(client, { openLines: lines });
       const reference = await store.insertReferenceMatches(client, id);
       await store.insertPairBreaks(client, id);
       const batchLines = await store.insertBatchLineMatches(client, id);

@@ -3,6 +3,7 @@ import type Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { configureClock, nowMs } from '../../src/clock.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
+import { pairsByIndex } from '../../src/reconciliation/recon-match-store.js';
 import { ReconciliationRuns } from '../../src/reconciliation/recon-run.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
@@ -153,6 +154,32 @@ describe('a reconciliation run', () => {
         actual_minor: 0n, difference_minor: expect.any(BigInt) },
       { type: 'missing_in_psp_report', leg: 'ledger_psp', internal_ref: charges[0], currency: 'USD', expected_minor: 1000n,
         actual_minor: 0n, difference_minor: -1000n },
+    ]);
+  });
+
+  it('reports the same discrepancies when its reference pairs go through the items\' indexes (a long history)', async () => {
+    const day = today();
+    const shop = await merchant('Planted History Shop');
+    const intents = [];
+    for (const amount of [1000, 2000, 3000, 4000, 5000, 6000]) intents.push(await charge(shop.stripe, amount));
+    await closeDay(day);
+    await importReport(day, ['missing_line', 'wrong_fee', 'duplicate_line', 'changed_amount']);
+    // Items of other days, none due by the run's day: a history ten times the run's lines and more.
+    await penny.pool.query(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id, connector,
+        currency, gross_minor, fee_minor, day, due_by)
+      SELECT 'capture', 'ch_history' || i, 'acct_history', 'acct_history', 'sandbox', 'USD', 100, 0,
+        '2099-01-01', '2099-01-06' FROM generate_series(1, 1000) i`);
+    await penny.pool.query('ANALYZE reconciliation_items');
+
+    const run = await runs.run({ asOf: dayAfter(day, 10) });
+
+    const estimate = await penny.pool.query<{ items: string }>(
+      `SELECT reltuples::bigint::text AS items FROM pg_class WHERE oid = 'reconciliation_items'::regclass`);
+    expect(pairsByIndex(run.counts.lines_considered, Number(estimate.rows[0]?.items))).toBe(true);
+    const charges = intents.map((intent) => intent.latest_charge as string);
+    expect((await breaksOfRun(run.id)).map((row) => [row.type, row.internal_ref])).toEqual([
+      ['amount_mismatch', charges[3]], ['duplicate_external', charges[2]], ['fee_mismatch', charges[1]],
+      ['missing_in_bank', null], ['missing_in_psp_report', charges[0]],
     ]);
   });
 
