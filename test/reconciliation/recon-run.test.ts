@@ -96,6 +96,17 @@ async function breaksOfRun(runId: string): Promise<BreakRow[]> {
   return result.rows;
 }
 
+/** Six charges of a merchant, the day closed, and its report imported with four planted discrepancies. */
+async function plantedDay(name: string): Promise<{ day: string; intents: Stripe.PaymentIntent[] }> {
+  const day = today();
+  const shop = await merchant(name);
+  const intents = [];
+  for (const amount of [1000, 2000, 3000, 4000, 5000, 6000]) intents.push(await charge(shop.stripe, amount));
+  await closeDay(day);
+  await importReport(day, ['missing_line', 'wrong_fee', 'duplicate_line', 'changed_amount']);
+  return { day, intents };
+}
+
 describe('a reconciliation run', () => {
   it('matches a clean day three ways: every capture, refund and payout to its PSP line, the batch to the bank', async () => {
     const day = today();
@@ -132,12 +143,7 @@ describe('a reconciliation run', () => {
   });
 
   it('reports each planted discrepancy once, at the level where it arises', async () => {
-    const day = today();
-    const shop = await merchant('Planted Shop');
-    const intents = [];
-    for (const amount of [1000, 2000, 3000, 4000, 5000, 6000]) intents.push(await charge(shop.stripe, amount));
-    await closeDay(day);
-    await importReport(day, ['missing_line', 'wrong_fee', 'duplicate_line', 'changed_amount']);
+    const { day, intents } = await plantedDay('Planted Shop');
 
     const run = await runs.run({ asOf: dayAfter(day, 10) });
 
@@ -158,12 +164,7 @@ describe('a reconciliation run', () => {
   });
 
   it('reports the same discrepancies when its reference pairs go through the items\' indexes (a long history)', async () => {
-    const day = today();
-    const shop = await merchant('Planted History Shop');
-    const intents = [];
-    for (const amount of [1000, 2000, 3000, 4000, 5000, 6000]) intents.push(await charge(shop.stripe, amount));
-    await closeDay(day);
-    await importReport(day, ['missing_line', 'wrong_fee', 'duplicate_line', 'changed_amount']);
+    const { day, intents } = await plantedDay('Planted History Shop');
     // Items of other days, none due by the run's day: a history ten times the run's lines and more.
     await penny.pool.query(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id, connector,
         currency, gross_minor, fee_minor, day, due_by)
