@@ -783,6 +783,13 @@ CREATE UNIQUE INDEX reconciliation_breaks_repair ON public.reconciliation_breaks
 CREATE INDEX reconciliation_breaks_run ON public.reconciliation_breaks USING btree (run_id, opened_at, id);
 CREATE INDEX reconciliation_breaks_status ON public.reconciliation_breaks USING btree (status, opened_at, id);
 
+CREATE TABLE reconciliation_closed_files (
+  file_id text NOT NULL,
+  run_id text NOT NULL,
+  closed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+  CONSTRAINT reconciliation_closed_files_pkey PRIMARY KEY (file_id)
+);
+
 CREATE TABLE reconciliation_files (
   id text NOT NULL,
   source text NOT NULL,
@@ -1720,6 +1727,8 @@ CREATE TRIGGER merchants_no_truncate BEFORE TRUNCATE ON merchants FOR EACH STATE
 CREATE TRIGGER reconciliation_breaks_forward_only BEFORE UPDATE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_forward_only();
 CREATE TRIGGER reconciliation_breaks_no_delete BEFORE DELETE ON reconciliation_breaks FOR EACH ROW EXECUTE FUNCTION reconciliation_breaks_kept();
 
+CREATE TRIGGER reconciliation_closed_files_kept BEFORE DELETE OR UPDATE ON reconciliation_closed_files FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
 CREATE TRIGGER reconciliation_files_kept BEFORE DELETE OR UPDATE ON reconciliation_files FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
 
 CREATE TRIGGER reconciliation_item_matches_kept BEFORE DELETE OR UPDATE ON reconciliation_item_matches FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
@@ -1780,6 +1789,10 @@ ALTER TABLE reconciliation_breaks
   ADD CONSTRAINT reconciliation_breaks_resolved_by_run_id_fkey FOREIGN KEY (resolved_by_run_id) REFERENCES reconciliation_runs(id);
 ALTER TABLE reconciliation_breaks
   ADD CONSTRAINT reconciliation_breaks_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
+ALTER TABLE reconciliation_closed_files
+  ADD CONSTRAINT reconciliation_closed_files_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id);
+ALTER TABLE reconciliation_closed_files
+  ADD CONSTRAINT reconciliation_closed_files_run_id_fkey FOREIGN KEY (run_id) REFERENCES reconciliation_runs(id);
 ALTER TABLE reconciliation_statements
   ADD CONSTRAINT reconciliation_statements_file_id_fkey FOREIGN KEY (file_id) REFERENCES reconciliation_files(id) DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE refunds

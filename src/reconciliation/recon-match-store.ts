@@ -157,10 +157,12 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
 /**
  * The run's open PSP lines (first versions, booked up to `asOf`, not dealt with by an earlier
  * run), each with the kind of item it should match ('batch' for a batch-level line, 'payout' …
- * as `kinds` maps its type; null for a type Penny does not know).
+ * as `kinds` maps its type; null for a type Penny does not know). Only the open files' records are
+ * read (`selectOpenFileIds`, through the records' file index), so a run reads the reports still
+ * open, not the history.
  */
 export async function createOpenLines(db: Queryable, query: { asOf: string; types: readonly string[];
-  kinds: readonly string[] }): Promise<number> {
+  kinds: readonly string[]; openFileIds: readonly string[] }): Promise<number> {
   const result = await db.query(named(`CREATE TEMP TABLE recon_lines ON COMMIT DROP AS
      SELECT r.id, r.file_id, r.type, k.kind AS item_kind, r.external_id, r.merchant_reference, r.psp_reference,
        r.currency, r.amount_minor, coalesce(r.gross_minor, r.amount_minor + coalesce(r.fee_minor, 0)) AS gross_minor,
@@ -170,13 +172,44 @@ export async function createOpenLines(db: Queryable, query: { asOf: string; type
        r.refs->>'Modification Merchant Reference' AS modification_merchant_reference
      FROM reconciliation_records r
      LEFT JOIN unnest($2::text[], $3::text[]) AS k(type, kind) ON k.type = r.type
-     WHERE r.kind = 'psp_line' AND r.conflicts_with_record_id IS NULL AND coalesce(r.booking_date, $1::date) <= $1::date
+     WHERE r.file_id = ANY($4::text[])
+       AND r.kind = 'psp_line' AND r.conflicts_with_record_id IS NULL AND coalesce(r.booking_date, $1::date) <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_record_matches m WHERE m.record_id = r.id)`),
-  [query.asOf, query.types, query.kinds]);
+  [query.asOf, query.types, query.kinds, query.openFileIds]);
   await db.query('CREATE INDEX ON recon_lines (id)');
   // The statistics the joins are planned on: the keys, not the amounts or texts.
   await db.query(`ANALYZE recon_lines (id, item_kind, merchant_reference, psp_reference, modification_reference,
     modification_merchant_reference)`);
+  return result.rowCount ?? 0;
+}
+
+/**
+ * The files a run reads: those not closed (`closeDealtWithFiles`). A closed file is one report
+ * each day at most, so the list stays short beside the records.
+ */
+export async function selectOpenFileIds(db: Queryable): Promise<string[]> {
+  const result = await db.query<{ id: string }>(named(`SELECT f.id FROM reconciliation_files f
+     WHERE NOT EXISTS (SELECT 1 FROM reconciliation_closed_files c WHERE c.file_id = f.id) ORDER BY f.id`));
+  return result.rows.map((row) => row.id);
+}
+
+/**
+ * Closes, for later runs, each of the open files of which no record a run could match is left
+ * unmatched (any booking day; first versions; a bank entry only when booked: what createOpenLines
+ * and selectOpenBankEntries read, whatever the day). Final: a file's records never change, and
+ * matches are kept. Answers how many files it closed.
+ */
+export async function closeDealtWithFiles(db: Queryable, query: { runId: string; openFileIds: readonly string[] }):
+Promise<number> {
+  const result = await db.query(named(`WITH still_open AS (
+       SELECT DISTINCT r.file_id FROM reconciliation_records r
+       WHERE r.file_id = ANY($2::text[]) AND r.conflicts_with_record_id IS NULL
+         AND (r.kind = 'psp_line' OR (r.kind = 'bank_entry' AND coalesce(r.status, 'BOOK') = 'BOOK'))
+         AND NOT EXISTS (SELECT 1 FROM reconciliation_record_matches m WHERE m.record_id = r.id)
+     )
+     INSERT INTO reconciliation_closed_files (file_id, run_id)
+     SELECT id, $1 FROM unnest($2::text[]) AS given (id)
+     WHERE id NOT IN (SELECT file_id FROM still_open)`), [query.runId, query.openFileIds]);
   return result.rowCount ?? 0;
 }
 
@@ -414,18 +447,19 @@ Promise<OpenPayoutRow[]> {
 }
 
 /** Booked bank entries up to `asOf` that no run has dealt with (oldest first, at most `limit`). */
-export async function selectOpenBankEntries(db: Queryable, query: { asOf: string; windowDays: number; limit: number }):
-Promise<OpenBankEntryRow[]> {
+export async function selectOpenBankEntries(db: Queryable, query: { asOf: string; windowDays: number; limit: number;
+  openFileIds: readonly string[] }): Promise<OpenBankEntryRow[]> {
   const result = await db.query(named(`SELECT r.id, r.file_id, r.external_id, r.currency, r.amount_minor,
        concat_ws(' ', r.remittance_text, r.refs->>'AddtlNtryInf', r.refs->>'TxDtls.AddtlTxInf') AS text,
        coalesce(r.booking_date, r.value_date, $1::date)::text AS day,
        penny_business_days_after(coalesce(r.booking_date, r.value_date, $1::date), $2)::text AS deadline
      FROM reconciliation_records r
-     WHERE r.kind = 'bank_entry' AND r.conflicts_with_record_id IS NULL AND coalesce(r.status, 'BOOK') = 'BOOK'
+     WHERE r.file_id = ANY($4::text[])
+       AND r.kind = 'bank_entry' AND r.conflicts_with_record_id IS NULL AND coalesce(r.status, 'BOOK') = 'BOOK'
        AND coalesce(r.booking_date, r.value_date, $1::date) <= $1::date
        AND NOT EXISTS (SELECT 1 FROM reconciliation_record_matches m WHERE m.record_id = r.id)
      ORDER BY coalesce(r.booking_date, r.value_date, $1::date), r.id LIMIT $3`),
-  [query.asOf, query.windowDays, query.limit]);
+  [query.asOf, query.windowDays, query.limit, query.openFileIds]);
   return result.rows.map((row) => ({ recordId: row.id as bigint, fileId: row.file_id as string,
     externalId: row.external_id as string, currency: row.currency as string, amountMinor: row.amount_minor as bigint,
     text: row.text as string, day: row.day as string, deadline: row.deadline as string }));

@@ -122,19 +122,22 @@ export class ReconciliationRuns {
       await store.setRunMemory(client);
       await store.insertRun(client, { id, asOf: request.asOf, scheduledFor: request.scheduledFor });
       const itemsCollected = await store.collectItems(client, { asOf: request.asOf, windowDays: windowBusinessDays });
+      const openFileIds = await store.selectOpenFileIds(client);
       const lines = await store.createOpenLines(client, { asOf: request.asOf, types: Object.keys(lineKinds),
-        kinds: Object.values(lineKinds) });
+        kinds: Object.values(lineKinds), openFileIds });
       await store.createReferencePairs(client, { openLines: lines });
       const reference = await store.insertReferenceMatches(client, id);
       await store.insertPairBreaks(client, id);
       const batchLines = await store.insertBatchLineMatches(client, id);
       await store.insertMissingInLedger(client, id);
       await store.insertPayoutTotalBreaks(client, { runId: id, payoutTypes: payoutRecordTypes });
-      const bank = await this.matchBankLeg(client, { runId: id, asOf: request.asOf });
+      const bank = await this.matchBankLeg(client, { runId: id, asOf: request.asOf, openFileIds });
       const pendingItems = await store.insertMissingInPspReport(client, { runId: id, asOf: request.asOf });
       await store.insertStatementBreaks(client, { runId: id, asOf: request.asOf });
       await store.insertConflictBreaks(client, { runId: id, asOf: request.asOf });
       const resolved = await store.resolveMatchedBreaks(client, id);
+      // Last, once every pass has matched what it could: later runs skip the files left with nothing open.
+      await store.closeDealtWithFiles(client, { runId: id, openFileIds });
       const openedByType = Object.fromEntries((await store.selectBreakCountsOfRun(client, id))
         .map((row) => [row.type, row.count]));
       const counts: RunCounts = {
@@ -154,11 +157,11 @@ export class ReconciliationRuns {
   }
 
   /** Passes 3 and 4, and what is left: payouts missing in the bank, bank entries no payout explains. */
-  private async matchBankLeg(db: Queryable, run: { runId: string; asOf: string }):
+  private async matchBankLeg(db: Queryable, run: { runId: string; asOf: string; openFileIds: readonly string[] }):
   Promise<{ matched: number; pending: number; fileIds: string[] }> {
     const payouts = await store.selectOpenPayouts(db, { windowDays: windowBusinessDays, limit: bankLegRowsMax });
     const entries = await store.selectOpenBankEntries(db, { asOf: run.asOf, windowDays: windowBusinessDays,
-      limit: bankLegRowsMax });
+      limit: bankLegRowsMax, openFileIds: run.openFileIds });
     const plan = planBankLeg(payouts, entries);
     // A list cut at its bound may hold the counterpart of what is left of the other: wait, never guess.
     const complete = payouts.length < bankLegRowsMax && entries.length < bankLegRowsMax;

@@ -30,7 +30,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   await database.pool.query(`TRUNCATE reconciliation_files, reconciliation_statements, reconciliation_records,
     reconciliation_record_matches, reconciliation_item_matches, reconciliation_breaks, reconciliation_items,
-    reconciliation_runs, settlement_report_files, settlement_report_file_attempts`);
+    reconciliation_runs, reconciliation_closed_files, settlement_report_files, settlement_report_file_attempts`);
 });
 
 function fixture(relative: string): string {
