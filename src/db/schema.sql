@@ -1671,6 +1671,14 @@ BEGIN
   RAISE EXCEPTION '% rows are kept: reconciliation history is never deleted or rewritten', TG_TABLE_NAME;
 END $function$;
 
+CREATE OR REPLACE FUNCTION public.reconciliation_record_openness_kept()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  RAISE EXCEPTION 'a reconciliation record''s file, kind, status, days and version are kept as imported';
+END $function$;
+
 --
 -- Views
 --
@@ -1738,6 +1746,7 @@ CREATE TRIGGER reconciliation_items_kept BEFORE DELETE ON reconciliation_items F
 CREATE TRIGGER reconciliation_record_matches_kept BEFORE DELETE OR UPDATE ON reconciliation_record_matches FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
 
 CREATE TRIGGER reconciliation_records_kept BEFORE DELETE ON reconciliation_records FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+CREATE TRIGGER reconciliation_records_openness_kept BEFORE UPDATE OF file_id, kind, status, booking_date, value_date, conflicts_with_record_id ON reconciliation_records FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_record_openness_kept();
 
 CREATE TRIGGER reconciliation_runs_kept BEFORE DELETE ON reconciliation_runs FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
 

@@ -255,9 +255,11 @@ const pairDiffers = `(l.gross_currency <> i.currency OR l.gross_minor <> i.gross
 export async function createReferencePairs(db: Queryable, query: { openLines: number }): Promise<void> {
   const itemsEstimate = await selectItemsEstimate(db);
   const byIndex = pairsByIndex(query.openLines, itemsEstimate);
+  // For this one statement; then back to what the connection had (set_config, local to the transaction).
+  const before = byIndex ? await db.query<{ hash: string; merge: string }>(named(`SELECT
+       current_setting('enable_hashjoin') AS hash, current_setting('enable_mergejoin') AS merge`)) : undefined;
   if (byIndex) {
-    await db.query('SET LOCAL enable_hashjoin = off');
-    await db.query('SET LOCAL enable_mergejoin = off');
+    await db.query(named(`SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`));
   }
   await db.query(named(`CREATE TEMP TABLE recon_pairs ON COMMIT DROP AS
      SELECT l.id AS record_id, i.id AS item_id, ${pairDiffers} AS differs FROM recon_lines l
@@ -272,9 +274,10 @@ export async function createReferencePairs(db: Queryable, query: { openLines: nu
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.psp_reference = l.modification_reference
      UNION ALL SELECT l.id, i.id, ${pairDiffers} FROM recon_lines l
        JOIN reconciliation_items i ON i.kind = l.item_kind AND i.reference = l.modification_merchant_reference`));
-  if (byIndex) {
-    await db.query('RESET enable_hashjoin');
-    await db.query('RESET enable_mergejoin');
+  const previous = before?.rows[0];
+  if (previous !== undefined) {
+    await db.query(named(`SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $2, true)`),
+      [previous.hash, previous.merge]);
   }
   await db.query(named(`CREATE TEMP TABLE recon_primary ON COMMIT DROP AS
      SELECT p.record_id, p.item_id, p.differs,

@@ -61,7 +61,7 @@ const landed: readonly (readonly [string, string])[] = [
   ['0049_settlement_report_files', '802347ced8a89dd6e9f3f1982f0f96201711a60a6896866cb593094dda45993d'],
   ['0050_settlement_report_file_attempts', '4663093f30140d77e259455bbbf0a91b3d2a1c1d54e267c71dac3e2f1a051e35'],
   ['0051_payout_remainders_before_0048', 'cd45abf7950f837d4ef187e4314bef87e216cde1f5c3ecdfdaf41e630008f0df'],
-  ['0052_reconciliation_closed_files', '4dc89887b3d31a121efd8206aa8a32696f23e33bb1ddacb3bf772f601211e6e6'],
+  ['0052_reconciliation_closed_files', '5f9407ab41bffb88c39458b3f40f9a60e3467866faf1be4b5d693faa4ab08683'],
 ];
 
 describe('migrations', () => {

@@ -62,4 +62,14 @@ describe('a reconciliation run', () => {
     // Only the open file's line is open; the closed file is not read (bench:recon-history measures the saving).
     expect(third.counts.lines_considered).toBe(1);
   });
+
+  it('can rely on what made a record open staying as imported: an update of its day or version is refused', async () => {
+    await file('rfile_closedcccc1');
+    await settled('rfile_closedcccc1', 1, 'ch_closed_kept', '2026-03-02', false);
+    for (const change of ["booking_date = '2026-04-01'", "kind = 'bank_entry'", "file_id = 'rfile_closedaaaa1'",
+      'conflicts_with_record_id = id']) {
+      await expect(database.pool.query(`UPDATE reconciliation_records SET ${change}
+        WHERE file_id = 'rfile_closedcccc1'`)).rejects.toThrow(/kept as imported/);
+    }
+  });
 });

@@ -14,3 +14,13 @@ CREATE TABLE reconciliation_closed_files (
 );
 CREATE TRIGGER reconciliation_closed_files_kept BEFORE DELETE OR UPDATE ON reconciliation_closed_files
   FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_kept();
+
+-- A closed file's records must stay as the run that closed it read them: what decides whether a
+-- record is open (its file, kind, status, days and version) cannot change after its import.
+CREATE FUNCTION reconciliation_record_openness_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'a reconciliation record''s file, kind, status, days and version are kept as imported';
+END $$;
+CREATE TRIGGER reconciliation_records_openness_kept
+  BEFORE UPDATE OF file_id, kind, status, booking_date, value_date, conflicts_with_record_id ON reconciliation_records
+  FOR EACH STATEMENT EXECUTE FUNCTION reconciliation_record_openness_kept();
