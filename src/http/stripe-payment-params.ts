@@ -237,6 +237,8 @@ export function parseUpdatePaymentIntent(body: unknown): UpdatePaymentIntentComm
     'metadata', 'customer', 'receipt_email', 'statement_descriptor', 'payment_method_types', 'expand']);
   const currency = object.currency === undefined ? undefined : parseStripeCurrency(object.currency, 'currency');
   readPaymentMethodTypes(object.payment_method_types);
+  // Checked first: metadata that is not a set of pairs (null, a list, a number) is a 400, not read for its unsets.
+  const set = readStripeMetadata(object.metadata);
   const unset = object.metadata !== undefined && object.metadata !== '' && typeof object.metadata === 'object'
     ? Object.entries(object.metadata as Record<string, unknown>).filter(([, value]) => value === '').map(([key]) => key)
     : [];
@@ -249,6 +251,6 @@ export function parseUpdatePaymentIntent(body: unknown): UpdatePaymentIntentComm
     customer: readString(object.customer, 'customer', { lengthMax: 255 }),
     receiptEmail: readString(object.receipt_email, 'receipt_email', { lengthMax: 800 }),
     statementDescriptor: readStatementDescriptor(object.statement_descriptor),
-    metadata: { set: readStripeMetadata(object.metadata), unset, clearAll: object.metadata === '' },
+    metadata: { set, unset, clearAll: object.metadata === '' },
   };
 }

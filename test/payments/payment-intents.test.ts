@@ -162,6 +162,17 @@ describe('metadata on PaymentIntents', () => {
     expect(error).toMatchObject({ statusCode: 400, code: 'metadata_invalid', param: 'metadata' });
   });
 
+  it('refuses metadata sent as JSON null on update with 400 metadata_invalid, and changes nothing', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { kept: 'yes' } });
+    const response = await fetch(`http://127.0.0.1:${port}/v1/payment_intents/${intent.id}`, {
+      method: 'POST', headers: { authorization: `Bearer ${secretKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ amount: 1500, metadata: null }),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: 'metadata_invalid', param: 'metadata' } });
+    expect(await stripe.paymentIntents.retrieve(intent.id)).toMatchObject({ amount: 1000, metadata: { kept: 'yes' } });
+  });
+
   it('refuses a key of 41 characters and a value of 501', async () => {
     const longKey = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { ['k'.repeat(41)]: 'v' } })
       .catch((caught: unknown) => caught);
