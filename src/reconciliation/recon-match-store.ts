@@ -184,8 +184,9 @@ export async function createOpenLines(db: Queryable, query: { asOf: string; type
 }
 
 /**
- * The files a run reads: those not closed (`closeDealtWithFiles`). A closed file is one report
- * each day at most, so the list stays short beside the records.
+ * The files a run reads: those not closed (`closeDealtWithFiles`), in whole. Not cut at a bound: a
+ * file left out would never be read. What keeps the list short is that a file closes once its
+ * lines are matched; those that stay open hold a line left unmatched (reconciliation.md, runs).
  */
 export async function selectOpenFileIds(db: Queryable): Promise<string[]> {
   const result = await db.query<{ id: string }>(named(`SELECT f.id FROM reconciliation_files f
@@ -214,21 +215,10 @@ Promise<number> {
 }
 
 /**
- * Pass 1, exact references: every (line, item) of one kind where the line's Merchant Reference
- * is the item's reference (or a capture's attempt), or its PSP reference is the item's; or, for an
- * Adyen modification (a refund, a chargeback, its reversal), whose line names the payment in Psp
- * and Merchant Reference, where its Modification Reference is the item's PSP reference or its
- * Modification Merchant Reference the item's reference (reconciliation.md §2, §5). A pair found by
- * two keys is listed twice (UNION ALL: every reader takes distinct pairs or asks whether one
- * exists, so the sort a UNION would make is saved). Then each line's primary item (the first by
- * id), ranked within its item: the first line of an item not matched before is its match; another
- * is a duplicate.
- */
-/**
  * Items ever collected per open line from which the reference pairs join the items through their
  * indexes (a nested loop from each open line, six index probes a line) rather than by hashing
  * every item six times: a daily run's few lines against a long history. Measured with
- * `bench:recon-history` (20,000 lines against 520,000 items: 1,895 → about 1,300 ms); a first
+ * `bench:recon-history` (20,000 lines against 520,000 items: 1,895 → 1,125 ms); a first
  * large report, as many lines as items, keeps the hash joins (the index probes would cost more).
  */
 const pairsByIndexItemsPerLineMin = 10;
@@ -252,6 +242,17 @@ async function selectItemsEstimate(db: Queryable): Promise<number> {
 const pairDiffers = `(l.gross_currency <> i.currency OR l.gross_minor <> i.gross_minor OR l.fee_minor <> i.fee_minor
        OR l.booking_date > i.due_by)`;
 
+/**
+ * Pass 1, exact references: every (line, item) of one kind where the line's Merchant Reference
+ * is the item's reference (or a capture's attempt), or its PSP reference is the item's; or, for an
+ * Adyen modification (a refund, a chargeback, its reversal), whose line names the payment in Psp
+ * and Merchant Reference, where its Modification Reference is the item's PSP reference or its
+ * Modification Merchant Reference the item's reference (reconciliation.md §2, §5). A pair found by
+ * two keys is listed twice (UNION ALL: every reader takes distinct pairs or asks whether one
+ * exists, so the sort a UNION would make is saved). Then each line's primary item (the first by
+ * id), ranked within its item: the first line of an item not matched before is its match; another
+ * is a duplicate.
+ */
 export async function createReferencePairs(db: Queryable, query: { openLines: number }): Promise<void> {
   const itemsEstimate = await selectItemsEstimate(db);
   const byIndex = pairsByIndex(query.openLines, itemsEstimate);
