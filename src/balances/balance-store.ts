@@ -1,4 +1,5 @@
 import { selectPage, type PageRows } from '../db/pages.js';
+import { clockNowSql, clockOffsetParameter } from '../db/clock-sql.js';
 import { named, type Queryable } from '../db/pool.js';
 
 /** The SQL of balance transactions, one function per statement. Amounts in ledger minor units. */
@@ -54,12 +55,13 @@ export async function insertBalanceTransaction(db: Queryable, row: NewBalanceTra
 Promise<BalanceTransactionRow> {
   const inserted = await db.query(named(`INSERT INTO balance_transactions (merchant_id, account_id, id, type,
        reporting_category, source_id, currency, amount_minor, fee_minor, net_minor, fee_details, status, available_on,
-       description, settles_with)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8::bigint - $9::bigint, $10::jsonb, $11, $12, $13, $14)
+       description, settles_with, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8::bigint - $9::bigint, $10::jsonb, $11, $12, $13, $14,
+       ${clockNowSql(15)})
      ON CONFLICT (merchant_id, source_id, type, reporting_category) DO NOTHING RETURNING *`),
   [row.merchantId, row.accountId, row.id, row.type, row.reportingCategory, row.sourceId, row.currency,
     row.amountMinor.toString(), row.feeMinor.toString(), feeDetailsJson(row.feeDetails), row.status, row.availableOn,
-    row.description, row.settlesWith ?? null]);
+    row.description, row.settlesWith ?? null, clockOffsetParameter()]);
   if (inserted.rows[0] !== undefined) return toBalanceTransaction(inserted.rows[0]);
   const existing = await selectBalanceTransactionBySource(db,
     { merchantId: row.merchantId, sourceId: row.sourceId, type: row.type, reportingCategory: row.reportingCategory });

@@ -1,4 +1,5 @@
 import { selectPage, type PageRows } from '../db/pages.js';
+import { clockNowSql, clockOffsetParameter } from '../db/clock-sql.js';
 import { named, type Queryable } from '../db/pool.js';
 
 /** The SQL of disputes, one function per statement. Amounts in ledger minor units. */
@@ -25,11 +26,12 @@ export interface DisputeRow {
 export async function insertDispute(db: Queryable, dispute: Omit<DisputeRow, 'evidence' | 'metadata' | 'createdAt'
   | 'status'>): Promise<DisputeRow | undefined> {
   const result = await db.query(named(`INSERT INTO disputes (merchant_id, id, charge_id, payment_intent_id, connector,
-       psp_reference, amount_minor, fee_minor, currency, reason, status)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'needs_response')
+       psp_reference, amount_minor, fee_minor, currency, reason, status, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'needs_response', ${clockNowSql(11)}, ${clockNowSql(11)})
      ON CONFLICT (connector, psp_reference) DO NOTHING RETURNING *`),
   [dispute.merchantId, dispute.id, dispute.chargeId, dispute.paymentIntentId, dispute.connector, dispute.pspReference,
-    dispute.amountMinor.toString(), dispute.feeMinor.toString(), dispute.currency, dispute.reason]);
+    dispute.amountMinor.toString(), dispute.feeMinor.toString(), dispute.currency, dispute.reason,
+    clockOffsetParameter()]);
   return result.rows[0] === undefined ? undefined : toDispute(result.rows[0]);
 }
 
@@ -59,11 +61,12 @@ export async function updateDispute(db: Queryable, dispute: Pick<DisputeRow, 'me
   change: { status?: DisputeStatus; evidence?: Record<string, string>; metadata?: Record<string, string> }):
 Promise<DisputeRow> {
   const result = await db.query(named(`UPDATE disputes SET status = coalesce($3, status),
-       evidence = coalesce($4::jsonb, evidence), metadata = coalesce($5::jsonb, metadata), updated_at = clock_timestamp()
+       evidence = coalesce($4::jsonb, evidence), metadata = coalesce($5::jsonb, metadata),
+       updated_at = ${clockNowSql(6)}
      WHERE merchant_id = $1 AND id = $2 RETURNING *`),
   [dispute.merchantId, dispute.id, change.status ?? null,
     change.evidence === undefined ? null : JSON.stringify(change.evidence),
-    change.metadata === undefined ? null : JSON.stringify(change.metadata)]);
+    change.metadata === undefined ? null : JSON.stringify(change.metadata), clockOffsetParameter()]);
   return toDispute(result.rows[0]);
 }
 

@@ -1,3 +1,4 @@
+import { clockNowSql, clockOffsetParameter } from '../db/clock-sql.js';
 import { named, type Queryable } from '../db/pool.js';
 import { selectPage, type PageRows } from '../db/pages.js';
 import type { PaymentIntentStatus } from './payment-state.js';
@@ -506,12 +507,13 @@ export async function insertRefund(
 ): Promise<RefundRow> {
   const result = await db.query(
     named(`INSERT INTO refunds (merchant_id, id, charge_id, payment_intent_id, amount, currency, reason, status, metadata,
-       payment_method, customer, connector, reverse_transfer, refund_application_fee)
+       payment_method, customer, connector, reverse_transfer, refund_application_fee, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8::jsonb, $9,
-       (SELECT customer FROM payment_intents WHERE merchant_id = $1 AND id = $4), $10, $11, $12) RETURNING *`),
+       (SELECT customer FROM payment_intents WHERE merchant_id = $1 AND id = $4), $10, $11, $12, ${clockNowSql(13)})
+     RETURNING *`),
     [refund.merchantId, refund.id, refund.chargeId, refund.paymentIntentId, refund.amount.toString(),
       refund.currency, refund.reason, JSON.stringify(refund.metadata), refund.paymentMethod, refund.connector,
-      refund.reverseTransfer, refund.refundApplicationFee]);
+      refund.reverseTransfer, refund.refundApplicationFee, clockOffsetParameter()]);
   return toRefund(result.rows[0]);
 }
 

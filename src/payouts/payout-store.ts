@@ -1,4 +1,5 @@
 import { selectPage, type PageRows } from '../db/pages.js';
+import { clockNowSql, clockOffsetParameter } from '../db/clock-sql.js';
 import { named, type Queryable } from '../db/pool.js';
 import type { PayoutStatus } from './payout-state.js';
 
@@ -41,12 +42,14 @@ export type NewPayout = Omit<PayoutRow, 'status' | 'method' | 'automatic' | 'fai
 export async function insertPayout(db: Queryable, payout: NewPayout): Promise<PayoutRow> {
   const result = await db.query(named(`INSERT INTO payouts (merchant_id, account_id, id, amount_minor, currency,
        status, destination, description, statement_descriptor, metadata, connector, arrival_date, entry_id,
-       balance_transaction_id, automatic, automatic_day)
-     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14::date IS NOT NULL, $14::date)
+       balance_transaction_id, automatic, automatic_day, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14::date IS NOT NULL, $14::date,
+       ${clockNowSql(15)}, ${clockNowSql(15)})
      RETURNING *`),
   [payout.merchantId, payout.accountId, payout.id, payout.amountMinor.toString(), payout.currency,
     payout.destination, payout.description, payout.statementDescriptor, JSON.stringify(payout.metadata),
-    payout.connector, payout.arrivalDate, payout.entryId, payout.balanceTransactionId, payout.automaticDay]);
+    payout.connector, payout.arrivalDate, payout.entryId, payout.balanceTransactionId, payout.automaticDay,
+    clockOffsetParameter()]);
   return toPayout(result.rows[0]);
 }
 
@@ -88,9 +91,9 @@ export async function lockPayoutById(db: Queryable, id: string): Promise<PayoutR
 export async function updatePspCall(db: Queryable, payout: Pick<PayoutRow, 'merchantId' | 'id'>,
   call: { pspCall: PspCall; pspReference: string | null }): Promise<PayoutRow> {
   const result = await db.query(named(`UPDATE payouts SET psp_call = $3, psp_reference = COALESCE($4, psp_reference),
-       updated_at = clock_timestamp()
+       updated_at = ${clockNowSql(5)}
      WHERE merchant_id = $1 AND id = $2 RETURNING *`),
-  [payout.merchantId, payout.id, call.pspCall, call.pspReference]);
+  [payout.merchantId, payout.id, call.pspCall, call.pspReference, clockOffsetParameter()]);
   return toPayout(result.rows[0]);
 }
 
@@ -100,9 +103,9 @@ export async function updatePspCall(db: Queryable, payout: Pick<PayoutRow, 'merc
  */
 export async function countResend(db: Queryable, payout: Pick<PayoutRow, 'merchantId' | 'id'>): Promise<boolean> {
   const result = await db.query(named(`UPDATE payouts SET psp_resend_count = psp_resend_count + 1,
-       updated_at = clock_timestamp()
+       updated_at = ${clockNowSql(3)}
      WHERE merchant_id = $1 AND id = $2 AND psp_call = 'unknown' AND status = 'pending'`),
-  [payout.merchantId, payout.id]);
+  [payout.merchantId, payout.id, clockOffsetParameter()]);
   return result.rowCount === 1;
 }
 
@@ -110,10 +113,11 @@ export async function updatePayoutStatus(db: Queryable, payout: Pick<PayoutRow, 
   change: { status: PayoutStatus; failureCode: string | null; failureMessage: string | null;
     returnEntryId: string | null; failureBalanceTransactionId: string | null }): Promise<PayoutRow> {
   const result = await db.query(named(`UPDATE payouts SET status = $3, failure_code = $4, failure_message = $5,
-       return_entry_id = $6, failure_balance_transaction_id = $7, updated_at = clock_timestamp()
+       return_entry_id = $6, failure_balance_transaction_id = $7,
+       updated_at = ${clockNowSql(8)}
      WHERE merchant_id = $1 AND id = $2 RETURNING *`),
   [payout.merchantId, payout.id, change.status, change.failureCode, change.failureMessage, change.returnEntryId,
-    change.failureBalanceTransactionId]);
+    change.failureBalanceTransactionId, clockOffsetParameter()]);
   return toPayout(result.rows[0]);
 }
 

@@ -79,6 +79,19 @@ function stripeFactorOf(currencyColumn: string): string {
 }
 
 /**
+ * Whether one of the run's open lines names an item, as the reference pass pairs them: by its
+ * references (its id, a capture's attempt) as a Merchant Reference, or by its PSP reference. Each
+ * test is a hashed subplan over `recon_lines`, built only when a row asks it: only rows booked
+ * after the run's day do, so a run with none pays nothing for it.
+ */
+function namedByAnOpenLine(references: readonly string[], pspReference: string): string {
+  const byReference = references.map((column) => `${column} IN (SELECT merchant_reference FROM recon_lines
+           UNION ALL SELECT modification_merchant_reference FROM recon_lines)`);
+  return [...byReference, `${pspReference} IN (SELECT psp_reference FROM recon_lines
+           UNION ALL SELECT modification_reference FROM recon_lines)`].join(' OR ');
+}
+
+/**
  * How many days after it failed a payout the bank returned after it was paid is still collected,
  * once a report's `PaidOut` line shows the PSP paid it.
  */
@@ -92,7 +105,12 @@ const returnedPayoutDaysMax = 31;
  * (failed after their `payout.paid` event, and a `PaidOut` line of an imported report names them,
  * for `returnedPayoutDaysMax` days after the failure), which the PSP paid all the same. A payout
  * that failed before it was paid is none: a PSP paying it is a break (Penny returned the money).
- * The event is read through `events_payment_intent` (a payout's object id). Answers how many were new.
+ * The event is read through `events_payment_intent` (a payout's object id).
+ *
+ * Booked after `asOf` too, when one of the run's open lines (`recon_lines`) names it: Penny may learn
+ * of what the PSP did after the PSP's day ended (a payout paid at 23:59 whose webhook comes after
+ * midnight, a capture whose unknown outcome is resolved the next day), and the line of that day
+ * must still find its item. Answers how many were new.
  */
 export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
   const { asOf, windowDays } = query;
@@ -108,7 +126,8 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
        penny_business_days_after((bt.created_at AT TIME ZONE 'UTC')::date, $2)
      FROM charges c
      JOIN balance_transactions bt ON bt.merchant_id = c.merchant_id AND bt.source_id = c.id AND bt.type = 'charge'
-     WHERE c.captured AND (bt.created_at AT TIME ZONE 'UTC')::date <= $1::date
+     WHERE c.captured AND ((bt.created_at AT TIME ZONE 'UTC')::date <= $1::date
+         OR ${namedByAnOpenLine(['c.id', 'c.attempt_id'], 'c.psp_reference')})
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'capture' AND i.reference = c.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, factors.currencies, factors.factors]);
   const refunds = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
@@ -117,7 +136,8 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
        -(r.amount / ${stripeFactorOf('r.currency')}), 0,
        (r.created_at AT TIME ZONE 'UTC')::date, penny_business_days_after((r.created_at AT TIME ZONE 'UTC')::date, $2)
      FROM refunds r
-     WHERE r.status = 'succeeded' AND (r.created_at AT TIME ZONE 'UTC')::date <= $1::date
+     WHERE r.status = 'succeeded' AND ((r.created_at AT TIME ZONE 'UTC')::date <= $1::date
+         OR ${namedByAnOpenLine(['r.id'], 'r.psp_reference')})
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'refund' AND i.reference = r.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, factors.currencies, factors.factors]);
   const disputes = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
@@ -126,7 +146,8 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
        -d.amount_minor, d.fee_minor, (d.created_at AT TIME ZONE 'UTC')::date,
        penny_business_days_after((d.created_at AT TIME ZONE 'UTC')::date, $2)
      FROM disputes d
-     WHERE (d.created_at AT TIME ZONE 'UTC')::date <= $1::date
+     WHERE ((d.created_at AT TIME ZONE 'UTC')::date <= $1::date
+         OR ${namedByAnOpenLine(['d.id'], 'd.psp_reference')})
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback' AND i.reference = d.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
   const won = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
@@ -135,7 +156,8 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
        d.amount_minor, 0, (d.updated_at AT TIME ZONE 'UTC')::date,
        penny_business_days_after((d.updated_at AT TIME ZONE 'UTC')::date, $2)
      FROM disputes d
-     WHERE d.status = 'won' AND (d.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+     WHERE d.status = 'won' AND ((d.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+         OR ${namedByAnOpenLine(['d.id'], 'd.psp_reference')})
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback_reversed' AND i.reference = d.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
   const payouts = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
@@ -148,7 +170,8 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
            AND coalesce(e.data -> 'object' ->> 'payment_intent', e.data -> 'object' ->> 'id') = p.id)
          AND EXISTS (SELECT 1 FROM reconciliation_records r WHERE r.kind = 'psp_line' AND r.type = 'PaidOut'
            AND r.merchant_reference = p.id)))
-       AND (p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+       AND ((p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
+         OR ${namedByAnOpenLine(['p.id'], 'p.psp_reference')})
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'payout' AND i.reference = p.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, returnedPayoutDaysMax]);
   return [captures, refunds, disputes, won, payouts].reduce((sum, result) => sum + (result.rowCount ?? 0), 0);

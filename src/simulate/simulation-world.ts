@@ -216,11 +216,15 @@ export class SimulationWorld {
     return Object.fromEntries(Object.entries(injected).map(([kind, count]) => [`psp_${kind}`, count]));
   }
 
-  /** Today on the controlled clock (the sandbox's, which follows Penny's), as a UTC day. */
-  async today(): Promise<string> {
+  /** Now on the controlled clock (the sandbox's, which follows Penny's). */
+  async nowMs(): Promise<number> {
     const answer = await this.sandboxRequest('GET', '/control/clock');
-    const { now_ms: nowMs } = JSON.parse(answer.text) as { now_ms: number };
-    return new Date(nowMs).toISOString().slice(0, 10);
+    return (JSON.parse(answer.text) as { now_ms: number }).now_ms;
+  }
+
+  /** Today on the controlled clock, as a UTC day. */
+  async today(): Promise<string> {
+    return new Date(await this.nowMs()).toISOString().slice(0, 10);
   }
 
   /**

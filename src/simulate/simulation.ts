@@ -37,6 +37,12 @@ export interface SimulationOptions {
    * its own PostgreSQL only, so they are refused with it.
    */
   readonly databaseUrl?: string | undefined;
+  /**
+   * Moves the controlled clock first to this long before the next UTC midnight, so that the days
+   * turn while the run settles (the settling time moves the clock on in steps): what Penny booked
+   * and what the PSP reports must still name the same days.
+   */
+  readonly startBeforeMidnightMs?: number | undefined;
 }
 
 export interface SimulationProgress {
@@ -111,6 +117,9 @@ Promise<SimulationResult> {
   });
   try {
     await world.startPenny();
+    if (options.startBeforeMidnightMs !== undefined) {
+      await moveClockBeforeMidnight(world, options.startBeforeMidnightMs);
+    }
     const firstDay = await world.today();
     const platform = await setUpPlatform(world, options.sellers);
     const plan = planWorkload({ seed: options.seed, payments: options.payments, clients: options.clients,
@@ -247,6 +256,13 @@ async function closeDaysWhileRunning(world: SimulationWorld, clients: Simulation
       clients.resume();
     }
   }
+}
+
+async function moveClockBeforeMidnight(world: SimulationWorld, beforeMs: number): Promise<void> {
+  const nowMs = await world.nowMs();
+  const nextMidnightMs = (Math.floor(nowMs / 86_400_000) + 1) * 86_400_000;
+  const byS = Math.floor((nextMidnightMs - beforeMs - nowMs) / 1000);
+  if (byS > 0) await world.advanceClock(`${byS}s`);
 }
 
 function sleep(ms: number): Promise<void> {

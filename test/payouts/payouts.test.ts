@@ -402,6 +402,10 @@ describe('a payout the PSP never received', () => {
     expect(await pspCall()).toBe('unknown');
     expect((await stripe.payouts.cancel(payout.id).catch((caught) => caught)).code).toBe('payout_not_cancelable');
     penny.sandbox.resetFaults();
+    // The refused re-send counts as a try: the next waits out the grace again.
+    await penny.payouts.resolveUnknown();
+    expect(await pspCall()).toBe('unknown');
+    advanceClock(limits.payoutLookupGraceMs + 1);
     await penny.payouts.resolveUnknown();
     expect(await pspCall()).toBe('sent');
     expect(await penny.sandbox.connector.lookup({ reference: payout.id })).toHaveLength(1);

@@ -1,20 +1,22 @@
 import { Readable } from 'node:stream';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { configureClock, nowMs } from '../../src/clock.js';
+import { advanceClock, configureClock, nowMs } from '../../src/clock.js';
 import { ReconciliationImports } from '../../src/reconciliation/recon-import.js';
 import { pairsByIndex } from '../../src/reconciliation/recon-match-store.js';
 import { ReconciliationRuns } from '../../src/reconciliation/recon-run.js';
 import { payOutSettlementBatches } from '../../src/sandbox-psp/psp-settlement.js';
 import type { SandboxWebhookSender } from '../../src/sandbox-psp/psp-webhooks.js';
-import { payOutPending, sandboxSenderOf, serveTestLedger, type ServedLedger } from '../support/stripe.js';
+import {
+  deliverSandboxWebhooks, payOutPending, sandboxSenderOf, serveTestLedger, type ServedLedger,
+} from '../support/stripe.js';
 
 /**
  * A run against the real thing: payments through the official stripe package and the networked
  * sandbox PSP, the sandbox's own settlement report and bank statement imported as an operator
  * would, and the three-way match of what Penny booked, what the PSP reported and what the bank
- * received. Each test has a Penny and a sandbox of its own (a fresh database) and works on today:
- * Penny's records are dated by the database, so the controlled clock only moves seconds here.
+ * received. Each test has a Penny and a sandbox of its own (a fresh database) and works on today
+ * on the controlled clock, which Penny's records and the sandbox's lines are both dated by.
  */
 let penny: ServedLedger;
 let sender: SandboxWebhookSender;
@@ -234,6 +236,52 @@ describe('a reconciliation run', () => {
     const run = await runs.run({ asOf: dayAfter(day, 1) });
 
     expect(run.counts).toMatchObject({ matched: { ledger_psp: 2, psp_bank: 1 }, breaks_opened: {} });
+  });
+
+  it('dates what Penny booked by its own clock, as the PSP does: a week on the controlled clock, nothing is late', async () => {
+    advanceClock(7 * 86_400_000);
+    const day = today();
+    const shop = await merchant('Week On Shop');
+    const intent = await charge(shop.stripe, 9000, { payment_method: 'pm_card_bypassPending' });
+    await shop.stripe.refunds.create({ payment_intent: intent.id, amount: 1000 });
+    await shop.stripe.payouts.create({ amount: 5000, currency: 'usd' });
+    await payOutPending(penny, sender);
+    await closeDay(day);
+    await importReport(day);
+    await importStatement(day);
+
+    const run = await runs.run({ asOf: dayAfter(day, 1) });
+
+    expect(run.counts).toMatchObject({ matched: { ledger_psp: 3, psp_bank: 1 }, breaks_opened: {} });
+    const items = await penny.pool.query<{ kind: string; day: string }>(
+      'SELECT kind, day::text FROM reconciliation_items ORDER BY kind');
+    expect(items.rows).toEqual([{ kind: 'capture', day }, { kind: 'payout', day }, { kind: 'refund', day }]);
+  });
+
+  it('matches a payout the PSP paid to its PaidOut line of that day, though Penny learned of it the next day', async () => {
+    const day = today();
+    const shop = await merchant('Late Webhook Shop');
+    await charge(shop.stripe, 9000, { payment_method: 'pm_card_bypassPending' });
+    const payout = await shop.stripe.payouts.create({ amount: 5000, currency: 'usd' });
+    await deliverSandboxWebhooks(penny, sender);
+    for (let step = 0; step < 3; step += 1) {
+      advanceClock(1000);
+      await sender.resolvePending();
+    }
+    // The PSP paid it today; its webhook reaches Penny after midnight.
+    advanceClock(86_400_000 - (nowMs() % 86_400_000) + 1000);
+    await deliverSandboxWebhooks(penny, sender);
+    expect((await shop.stripe.payouts.retrieve(payout.id)).status).toBe('paid');
+    await closeDay(day);
+    await importReport(day);
+    await importStatement(day);
+
+    const run = await runs.run({ asOf: day });
+
+    expect(run.counts).toMatchObject({ matched: { ledger_psp: 2, psp_bank: 1 }, breaks_opened: {} });
+    const items = await penny.pool.query<{ kind: string; day: string }>(
+      'SELECT kind, day::text FROM reconciliation_items ORDER BY kind');
+    expect(items.rows).toEqual([{ kind: 'capture', day }, { kind: 'payout', day: dayAfter(day, 1) }]);
   });
 
   it('matches a batch the PSP collected from the operator (it nets negative) to the bank\'s direct debit', async () => {
