@@ -70,25 +70,12 @@ export async function finishRun(db: Queryable, run: { id: string; inputFileIds: 
 }
 
 /**
- * The factor of a stored Stripe amount's currency ($3 the currencies, $4 their factors; 1 for any
+ * The factor of a stored Stripe amount's currency ($2 the currencies, $3 their factors; 1 for any
  * other), by which it divides into minor units exactly (an accepted amount is a multiple of it).
  */
 function stripeFactorOf(currencyColumn: string): string {
-  return `coalesce((SELECT f.factor FROM unnest($3::text[], $4::bigint[]) AS f(currency, factor)
+  return `coalesce((SELECT f.factor FROM unnest($2::text[], $3::bigint[]) AS f(currency, factor)
     WHERE f.currency = lower(${currencyColumn})), 1)`;
-}
-
-/**
- * Whether one of the run's open lines names an item, as the reference pass pairs them: by its
- * references (its id, a capture's attempt) as a Merchant Reference, or by its PSP reference. Each
- * test is a hashed subplan over `recon_lines`, built only when a row asks it: only rows booked
- * after the run's day do, so a run with none pays nothing for it.
- */
-function namedByAnOpenLine(references: readonly string[], pspReference: string): string {
-  const byReference = references.map((column) => `${column} IN (SELECT merchant_reference FROM recon_lines
-           UNION ALL SELECT modification_merchant_reference FROM recon_lines)`);
-  return [...byReference, `${pspReference} IN (SELECT psp_reference FROM recon_lines
-           UNION ALL SELECT modification_reference FROM recon_lines)`].join(' OR ');
 }
 
 /**
@@ -107,10 +94,11 @@ const returnedPayoutDaysMax = 31;
  * that failed before it was paid is none: a PSP paying it is a break (Penny returned the money).
  * The event is read through `events_payment_intent` (a payout's object id).
  *
- * Booked after `asOf` too, when one of the run's open lines (`recon_lines`) names it: Penny may learn
- * of what the PSP did after the PSP's day ended (a payout paid at 23:59 whose webhook comes after
- * midnight, a capture whose unknown outcome is resolved the next day), and the line of that day
- * must still find its item. Answers how many were new.
+ * Whatever their day, up to now, not only up to `asOf`: Penny may learn of what the PSP did after
+ * the PSP's day ended (a payout paid at 23:59 whose webhook comes after midnight, a capture whose
+ * unknown outcome is resolved the next day), and the line of that day must still find its item.
+ * An item dated after `asOf` that no line names is pending (its window is not over). Answers how
+ * many were new.
  */
 export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
   const { asOf, windowDays } = query;
@@ -123,43 +111,38 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
          JOIN ledger_postings p ON p.entry_id = e.id AND p.direction = 'debit' AND p.phase = 'posted'
          WHERE e.external_reference = 'penny:charge:' || c.id || ':psp_fee' LIMIT 1), 0),
        (bt.created_at AT TIME ZONE 'UTC')::date,
-       penny_business_days_after((bt.created_at AT TIME ZONE 'UTC')::date, $2)
+       penny_business_days_after((bt.created_at AT TIME ZONE 'UTC')::date, $1)
      FROM charges c
      JOIN balance_transactions bt ON bt.merchant_id = c.merchant_id AND bt.source_id = c.id AND bt.type = 'charge'
-     WHERE c.captured AND ((bt.created_at AT TIME ZONE 'UTC')::date <= $1::date
-         OR ${namedByAnOpenLine(['c.id', 'c.attempt_id'], 'c.psp_reference')})
+     WHERE c.captured
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'capture' AND i.reference = c.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, factors.currencies, factors.factors]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [windowDays, factors.currencies, factors.factors]);
   const refunds = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
        connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'refund', r.id, r.merchant_id, r.merchant_id, r.connector, r.psp_reference, upper(r.currency),
        -(r.amount / ${stripeFactorOf('r.currency')}), 0,
-       (r.created_at AT TIME ZONE 'UTC')::date, penny_business_days_after((r.created_at AT TIME ZONE 'UTC')::date, $2)
+       (r.created_at AT TIME ZONE 'UTC')::date, penny_business_days_after((r.created_at AT TIME ZONE 'UTC')::date, $1)
      FROM refunds r
-     WHERE r.status = 'succeeded' AND ((r.created_at AT TIME ZONE 'UTC')::date <= $1::date
-         OR ${namedByAnOpenLine(['r.id'], 'r.psp_reference')})
+     WHERE r.status = 'succeeded'
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'refund' AND i.reference = r.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, factors.currencies, factors.factors]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [windowDays, factors.currencies, factors.factors]);
   const disputes = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, alternate_reference,
        merchant_id, owner_id, connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'chargeback', d.id, d.charge_id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
        -d.amount_minor, d.fee_minor, (d.created_at AT TIME ZONE 'UTC')::date,
-       penny_business_days_after((d.created_at AT TIME ZONE 'UTC')::date, $2)
+       penny_business_days_after((d.created_at AT TIME ZONE 'UTC')::date, $1)
      FROM disputes d
-     WHERE ((d.created_at AT TIME ZONE 'UTC')::date <= $1::date
-         OR ${namedByAnOpenLine(['d.id'], 'd.psp_reference')})
-       AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback' AND i.reference = d.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
+     WHERE NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback' AND i.reference = d.id)
+     ON CONFLICT (kind, reference) DO NOTHING`), [windowDays]);
   const won = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
        connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'chargeback_reversed', d.id, d.merchant_id, d.merchant_id, d.connector, d.psp_reference, d.currency,
        d.amount_minor, 0, (d.updated_at AT TIME ZONE 'UTC')::date,
-       penny_business_days_after((d.updated_at AT TIME ZONE 'UTC')::date, $2)
+       penny_business_days_after((d.updated_at AT TIME ZONE 'UTC')::date, $1)
      FROM disputes d
-     WHERE d.status = 'won' AND ((d.updated_at AT TIME ZONE 'UTC')::date <= $1::date
-         OR ${namedByAnOpenLine(['d.id'], 'd.psp_reference')})
+     WHERE d.status = 'won'
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'chargeback_reversed' AND i.reference = d.id)
-     ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays]);
+     ON CONFLICT (kind, reference) DO NOTHING`), [windowDays]);
   const payouts = await db.query(named(`INSERT INTO reconciliation_items (kind, reference, merchant_id, owner_id,
        connector, psp_reference, currency, gross_minor, fee_minor, day, due_by)
      SELECT 'payout', p.id, p.merchant_id, p.account_id, p.connector, p.psp_reference, p.currency, -p.amount_minor, 0,
@@ -170,8 +153,6 @@ export async function collectItems(db: Queryable, query: { asOf: string; windowD
            AND coalesce(e.data -> 'object' ->> 'payment_intent', e.data -> 'object' ->> 'id') = p.id)
          AND EXISTS (SELECT 1 FROM reconciliation_records r WHERE r.kind = 'psp_line' AND r.type = 'PaidOut'
            AND r.merchant_reference = p.id)))
-       AND ((p.updated_at AT TIME ZONE 'UTC')::date <= $1::date
-         OR ${namedByAnOpenLine(['p.id'], 'p.psp_reference')})
        AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.kind = 'payout' AND i.reference = p.id)
      ON CONFLICT (kind, reference) DO NOTHING`), [asOf, windowDays, returnedPayoutDaysMax]);
   return [captures, refunds, disputes, won, payouts].reduce((sum, result) => sum + (result.rowCount ?? 0), 0);

@@ -121,11 +121,10 @@ export class ReconciliationRuns {
       await lockImports(client);
       await store.setRunMemory(client);
       await store.insertRun(client, { id, asOf: request.asOf, scheduledFor: request.scheduledFor });
+      const itemsCollected = await store.collectItems(client, { asOf: request.asOf, windowDays: windowBusinessDays });
       const openFileIds = await store.selectOpenFileIds(client);
       const lines = await store.createOpenLines(client, { asOf: request.asOf, types: Object.keys(lineKinds),
         kinds: Object.values(lineKinds), openFileIds });
-      // After the lines: an item booked after asOf is collected when a line names it.
-      const itemsCollected = await store.collectItems(client, { asOf: request.asOf, windowDays: windowBusinessDays });
       await store.createReferencePairs(client, { openLines: lines });
       const reference = await store.insertReferenceMatches(client, id);
       await store.insertPairBreaks(client, id);

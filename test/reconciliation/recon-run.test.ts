@@ -268,20 +268,24 @@ describe('a reconciliation run', () => {
       advanceClock(1000);
       await sender.resolvePending();
     }
-    // The PSP paid it today; its webhook reaches Penny after midnight.
+    // The PSP paid it today; its webhook reaches Penny after midnight, with a charge of the new day.
     advanceClock(86_400_000 - (nowMs() % 86_400_000) + 1000);
     await deliverSandboxWebhooks(penny, sender);
     expect((await shop.stripe.payouts.retrieve(payout.id)).status).toBe('paid');
+    await charge(shop.stripe, 3000);
     await closeDay(day);
     await importReport(day);
     await importStatement(day);
 
     const run = await runs.run({ asOf: day });
 
-    expect(run.counts).toMatchObject({ matched: { ledger_psp: 2, psp_bank: 1 }, breaks_opened: {} });
+    // The new day's charge is collected, and left to the runs of its own day: neither pending nor a break.
+    expect(run.counts).toMatchObject({ items_collected: 3, matched: { ledger_psp: 2, psp_bank: 1 },
+      pending: { ledger_psp: 0 }, breaks_opened: {} });
     const items = await penny.pool.query<{ kind: string; day: string }>(
-      'SELECT kind, day::text FROM reconciliation_items ORDER BY kind');
-    expect(items.rows).toEqual([{ kind: 'capture', day }, { kind: 'payout', day: dayAfter(day, 1) }]);
+      'SELECT kind, day::text FROM reconciliation_items ORDER BY kind, day');
+    expect(items.rows).toEqual([{ kind: 'capture', day }, { kind: 'capture', day: dayAfter(day, 1) },
+      { kind: 'payout', day: dayAfter(day, 1) }]);
   });
 
   it('matches a batch the PSP collected from the operator (it nets negative) to the bank\'s direct debit', async () => {
