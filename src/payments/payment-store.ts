@@ -48,12 +48,12 @@ export async function insertPaymentIntent(db: Queryable, intent: NewPaymentInten
   const result = await db.query(
     named(`INSERT INTO payment_intents (merchant_id, id, amount, currency, status, capture_method, payment_method,
        customer, description, receipt_email, statement_descriptor, metadata, transfer_destination, transfer_amount,
-       application_fee_amount, on_behalf_of, transfer_group)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17)
+       application_fee_amount, on_behalf_of, transfer_group, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, ${clockNowSql(18)})
      RETURNING *`),
     [intent.merchantId, intent.id, intent.amount.toString(), intent.currency, intent.status, intent.captureMethod,
       intent.paymentMethod, intent.customer, intent.description, intent.receiptEmail, intent.statementDescriptor,
-      JSON.stringify(intent.metadata), ...connectValues(intent.connect)],
+      JSON.stringify(intent.metadata), ...connectValues(intent.connect), clockOffsetParameter()],
   );
   return toRow(result.rows[0]);
 }
