@@ -85,7 +85,7 @@ function stripeFactorOf(currencyColumn: string): string {
 const returnedPayoutDaysMax = 31;
 
 /**
- * Collects what Penny booked up to `asOf` that a PSP report should show and is not collected yet:
+ * Collects what Penny booked that a PSP report should show and is not collected yet:
  * captures (the charge's captured amount on the day of its `charge` balance transaction, with the
  * PSP fee its `psp_fee` entry booked), succeeded refunds, disputes opened (amount and dispute fee)
  * and won, and paid payouts: those still paid, and those the bank returned after they were paid
@@ -97,8 +97,8 @@ const returnedPayoutDaysMax = 31;
  * Whatever their day, up to now, not only up to `asOf`: Penny may learn of what the PSP did after
  * the PSP's day ended (a payout paid at 23:59 whose webhook comes after midnight, a capture whose
  * unknown outcome is resolved the next day), and the line of that day must still find its item.
- * An item dated after `asOf` that no line names is pending (its window is not over). Answers how
- * many were new.
+ * An item dated after `asOf` that no line names is neither pending nor a break in this run (those
+ * read items up to `asOf`). Answers how many were new.
  */
 export async function collectItems(db: Queryable, query: { asOf: string; windowDays: number }): Promise<number> {
   const { asOf, windowDays } = query;

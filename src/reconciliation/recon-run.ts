@@ -15,7 +15,7 @@ import type { BreakInsert, OpenBankEntryRow, OpenPayoutRow } from './recon-match
 
 /**
  * A reconciliation run as of a UTC day D (`penny recon run --date D`, `POST
- * /v1/reconciliation/runs`): every item and record not yet reconciled up to D, with windows
+ * /v1/reconciliation/runs`): every record not yet reconciled up to D (and every item), with windows
  * measured to D, in ordered passes with an amount tolerance of zero (issue 18, "Matching"):
  *
  * 1. **Exact references** (ledger↔PSP): a PSP line names the item Penny booked by Penny's
